@@ -1,0 +1,680 @@
+/**
+ * The executor: one task in, output files and one `ExecOutcome` out. It knows nothing of ZooKeeper.
+ *
+ * Guarantees:
+ * - `run()` never throws or rejects: every failure is a `failed` outcome with `error`, `errorCode`
+ *   and `retryable`.
+ * - Nothing is written outside `<workdir>/<workerName>/<taskId>/`: both names are checked
+ *   (`isSafeName`) before they become a path.
+ * - Every task that got its directory leaves `result.json` there (the outcome, plus task id, worker
+ *   and attempt). A shell task also leaves `stdout.log` and `stderr.log`. Files are owner-only.
+ * - When `run()` settles, the task is over: a shell command's whole process group is gone, a pool
+ *   handler that overran its timeout has had its thread terminated.
+ *
+ * How each kind of task runs:
+ * - `cmd`: `/bin/sh -c` in the output directory, only when `allowShell` (see shell.ts).
+ * - built-in and `handlers` handlers: inline on the calling thread. An async inline handler that
+ *   overruns is abandoned at its timeout (its `context.signal` aborts); a synchronous one cannot be
+ *   interrupted, so slow or untrusted code belongs in a handler module.
+ * - `handlerModules` handlers: on a Piscina pool (handler-pool.ts), where a timeout terminates the
+ *   thread however the handler behaves.
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
+import { BUILTIN_HANDLERS } from './builtins.js';
+import { failureFromAbort, TaskFailure, timeoutFailure } from './failure.js';
+import { createHandlerPool, describeValue, type HandlerPool, resolveHandlerModule } from './handler-pool.js';
+import { toJson } from './json.js';
+import { invalidName, isSafeName } from './names.js';
+import { runShell } from './shell.js';
+import type { ExecOutcome, ExecRequest, Handler, HandlerContext, TaskSpec } from './types.js';
+
+export interface ExecutorOptions {
+  /**
+   * Root of all task output: a task writes under `<workdir>/<workerName>/<taskId>/`. A relative
+   * path is resolved against the current directory when the Executor is made.
+   * @defaultValue `'./zkfarm-work'`
+   */
+  workdir?: string;
+  /** Run tasks that carry a shell command (`cmd`). @defaultValue `false` */
+  allowShell?: boolean;
+  /** Extra handlers run inline on the calling thread; they may replace a built-in. @defaultValue `{}` */
+  handlers?: Record<string, Handler>;
+  /**
+   * Modules whose exported functions (named exports, or the functions of a default-export object)
+   * become handlers that run on the handler pool. Paths are resolved against the current directory;
+   * package names are resolved from it. A name defined twice (by two modules, or by a module and
+   * `handlers`) is a configuration error.
+   * @defaultValue `[]`
+   */
+  handlerModules?: string[];
+  /**
+   * A pool to share with other Executors (the host makes one per process). Not closed by `close()`.
+   * @defaultValue a pool of this Executor's own, made by `init()` only when `handlerModules` is set
+   */
+  pool?: HandlerPool;
+  /** Timeout for tasks that give no `timeoutMs`, in ms; 0 means none. @defaultValue `0` */
+  defaultTimeoutMs?: number;
+  /** Most bytes kept in each of `stdout.log` and `stderr.log`; the rest is counted and dropped. @defaultValue 64 MiB */
+  maxOutputBytes?: number;
+  /** Mode of the files a task writes. @defaultValue `0o600` */
+  fileMode?: number;
+  /** Mode of the directories the executor makes. @defaultValue `0o700` */
+  dirMode?: number;
+  /** After SIGTERM to a timed-out command's process group, ms before SIGKILL. @defaultValue `2000` */
+  killGraceMs?: number;
+}
+
+/** Executor options with every default filled in (`workdir` made absolute). */
+export interface ResolvedExecutorOptions {
+  workdir: string;
+  allowShell: boolean;
+  handlers: Readonly<Record<string, Handler>>;
+  handlerModules: readonly string[];
+  pool: HandlerPool | undefined;
+  defaultTimeoutMs: number;
+  maxOutputBytes: number;
+  fileMode: number;
+  dirMode: number;
+  killGraceMs: number;
+}
+
+export const EXECUTOR_DEFAULTS: Readonly<ResolvedExecutorOptions> = Object.freeze({
+  workdir: './zkfarm-work',
+  allowShell: false,
+  handlers: Object.freeze({}),
+  handlerModules: Object.freeze([]),
+  pool: undefined,
+  defaultTimeoutMs: 0,
+  maxOutputBytes: 64 * 1024 * 1024,
+  fileMode: 0o600,
+  dirMode: 0o700,
+  killGraceMs: 2000,
+});
+
+type HandlerEntry = { kind: 'inline'; fn: Handler } | { kind: 'pool'; module: string };
+
+/** What one execution produced, before `result.json` is written. */
+interface Executed {
+  outcome: ExecOutcome;
+  /** The handler's result as JSON, already checked. */
+  resultJson?: string;
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function configError(message: string): ZkfarmError {
+  return new ZkfarmError(ErrorCodes.CONFIG_INVALID, message);
+}
+
+function invalidTask(message: string): TaskFailure {
+  return new TaskFailure(ErrorCodes.INVALID_TASK, message, { retryable: false });
+}
+
+function checkOptions(options: ExecutorOptions): ResolvedExecutorOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw configError(`Executor options must be an object, got ${describeValue(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!Object.hasOwn(EXECUTOR_DEFAULTS, key)) {
+      throw configError(
+        `unknown Executor option ${key}: known are ${Object.keys(EXECUTOR_DEFAULTS).join(', ')}`,
+      );
+    }
+  }
+  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  const o = { ...EXECUTOR_DEFAULTS, ...defined } as ResolvedExecutorOptions;
+  const bad = (name: string, expected: string, got: unknown) =>
+    configError(`Executor option ${name} must be ${expected}, got ${describeValue(got)}`);
+
+  if (typeof o.workdir !== 'string' || o.workdir === '') throw bad('workdir', 'a non-empty path', o.workdir);
+  if (typeof o.allowShell !== 'boolean') throw bad('allowShell', 'true or false', o.allowShell);
+  if (typeof o.handlers !== 'object' || o.handlers === null || Array.isArray(o.handlers)) {
+    throw bad('handlers', 'an object mapping names to functions', o.handlers);
+  }
+  for (const [name, fn] of Object.entries(o.handlers)) {
+    if (typeof fn !== 'function') throw bad(`handlers.${name}`, 'a function', fn);
+  }
+  if (!Array.isArray(o.handlerModules) || o.handlerModules.some((m) => typeof m !== 'string' || m === '')) {
+    throw bad('handlerModules', 'an array of module paths or package names', o.handlerModules);
+  }
+  if (
+    o.pool !== undefined &&
+    (typeof o.pool !== 'object' ||
+      o.pool === null ||
+      typeof o.pool.run !== 'function' ||
+      typeof o.pool.listHandlers !== 'function')
+  ) {
+    throw bad('pool', 'a HandlerPool (from createHandlerPool)', o.pool);
+  }
+  const count = (name: 'defaultTimeoutMs' | 'maxOutputBytes' | 'killGraceMs', min: number) => {
+    const v = o[name];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw bad(name, `an integer >= ${min}`, v);
+  };
+  count('defaultTimeoutMs', 0);
+  count('maxOutputBytes', 1);
+  count('killGraceMs', 0);
+  for (const name of ['fileMode', 'dirMode'] as const) {
+    const v = o[name];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0o777) {
+      throw bad(name, 'a permission mode from 0o000 to 0o777', v);
+    }
+  }
+  return Object.freeze({ ...o, workdir: resolve(o.workdir), handlerModules: [...o.handlerModules] });
+}
+
+export class Executor {
+  /** Options after defaults; `workdir` is absolute. */
+  readonly options: Readonly<ResolvedExecutorOptions>;
+  readonly #handlers = new Map<string, HandlerEntry>();
+  #pool: HandlerPool | undefined;
+  #ownPool = false;
+  #ready = false;
+  #initializing: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  /** One controller per running task: `close()` aborts them all. */
+  readonly #running = new Set<AbortController>();
+  #onIdle: (() => void) | undefined;
+
+  constructor(options: ExecutorOptions = {}) {
+    this.options = checkOptions(options);
+    for (const [name, fn] of Object.entries(BUILTIN_HANDLERS))
+      this.#handlers.set(name, { kind: 'inline', fn });
+    for (const [name, fn] of Object.entries(this.options.handlers))
+      this.#handlers.set(name, { kind: 'inline', fn });
+  }
+
+  /** The absolute work directory. */
+  get workdir(): string {
+    return this.options.workdir;
+  }
+
+  /**
+   * Make sure the work directory exists and can be written (`ZKFARM_WORKDIR_UNWRITABLE`), and load
+   * the handler names of every handler module (`ZKFARM_CONFIG_INVALID` naming a module that is
+   * missing, fails to load, exports no function, or redefines a name). Safe to call more than once;
+   * `run()` calls it when needed. After a failure, the next call tries again.
+   */
+  init(): Promise<void> {
+    this.#initializing ??= this.#init().catch((err) => {
+      this.#initializing = undefined;
+      throw err;
+    });
+    return this.#initializing;
+  }
+
+  async #init(): Promise<void> {
+    if (this.#closing) throw new ZkfarmError(ErrorCodes.STOPPED, 'the executor is closed');
+    await this.#checkWorkdir();
+    const modules = this.options.handlerModules;
+    if (modules.length === 0) {
+      this.#ready = true;
+      return;
+    }
+    const pool = this.options.pool ?? createHandlerPool();
+    const owned = this.options.pool === undefined;
+    try {
+      const found = new Map<string, string>(); // handler name → module as the user wrote it
+      const entries: Array<[string, HandlerEntry]> = [];
+      for (const spec of modules) {
+        const module = await resolveHandlerModule(spec);
+        let names: string[];
+        try {
+          names = await pool.listHandlers(module);
+        } catch (err) {
+          throw configError(
+            `handler module ${JSON.stringify(spec)} could not be loaded: ${describeError(err)}`,
+          );
+        }
+        if (names.length === 0) {
+          throw configError(
+            `handler module ${JSON.stringify(spec)} exports no functions: export each handler by name, ` +
+              'or export default an object of functions',
+          );
+        }
+        for (const name of names) {
+          const clash =
+            found.get(name) ??
+            (Object.hasOwn(this.options.handlers, name) ? 'the handlers option' : undefined);
+          if (clash !== undefined) {
+            throw configError(
+              `handler ${JSON.stringify(name)} is defined twice, by ${JSON.stringify(spec)} and by ${clash}: rename one`,
+            );
+          }
+          found.set(name, JSON.stringify(spec));
+          entries.push([name, { kind: 'pool', module }]);
+        }
+      }
+      for (const [name, entry] of entries) this.#handlers.set(name, entry);
+    } catch (err) {
+      if (owned) await pool.close();
+      throw err;
+    }
+    this.#pool = pool;
+    this.#ownPool = owned;
+    this.#ready = true;
+  }
+
+  async #checkWorkdir(): Promise<void> {
+    const dir = this.options.workdir;
+    // A real write, not access(W_OK): it also catches a read-only mount or a full disk, and root
+    // passes access() on directories it could not actually use.
+    const probe = `${dir}/.zkfarm-write-check-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    try {
+      await mkdir(dir, { recursive: true, mode: this.options.dirMode });
+      await writeFile(probe, '', { mode: this.options.fileMode });
+      await rm(probe, { force: true });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const why =
+        code === 'ENOTDIR' || code === 'EEXIST'
+          ? 'it, or a directory above it, is a file'
+          : code === 'EACCES' || code === 'EPERM'
+            ? 'permission denied'
+            : code === 'EROFS'
+              ? 'the file system is read-only'
+              : describeError(err);
+      throw new ZkfarmError(
+        ErrorCodes.WORKDIR_UNWRITABLE,
+        `work directory ${dir} cannot be written (${why}): choose another directory with the workdir option ` +
+          '(runtime --workdir <dir>), or make this one writable by the user running zkfarm',
+        { cause: err },
+      );
+    }
+  }
+
+  /** Whether a task may name this handler (module handlers are known once `init()` has run). */
+  hasHandler(name: string): boolean {
+    return this.#handlers.has(name);
+  }
+
+  /** Every handler name, sorted. */
+  handlerNames(): string[] {
+    return [...this.#handlers.keys()].sort();
+  }
+
+  /** Run one task. Never throws or rejects: failures are `failed` outcomes. */
+  async run(req: ExecRequest): Promise<ExecOutcome> {
+    const startedAt = Date.now();
+    try {
+      return await this.#run(req, startedAt);
+    } catch (err) {
+      // Only a bug in this file lands here; the promise still holds: no throw.
+      return failed(toFailure(err), startedAt);
+    }
+  }
+
+  async #run(req: ExecRequest, startedAt: number): Promise<ExecOutcome> {
+    if (this.#closing) {
+      return failed(
+        new TaskFailure(ErrorCodes.TASK_ABORTED, 'the executor is closed', { retryable: true }),
+        startedAt,
+      );
+    }
+    if (typeof req !== 'object' || req === null) {
+      return failed(invalidTask(`an exec request must be an object, got ${describeValue(req)}`), startedAt);
+    }
+    // Checked before anything touches the file system: these two names become path segments.
+    if (!isSafeName(req.workerName)) return failed(nameFailure(req.workerName, 'worker name'), startedAt);
+    if (!isSafeName(req.taskId)) return failed(nameFailure(req.taskId, 'task id'), startedAt);
+
+    const controller = new AbortController();
+    this.#running.add(controller);
+    try {
+      // After the first task, `#ready` spares the hot path an await.
+      if (!this.#ready) {
+        try {
+          await this.init();
+        } catch (err) {
+          return failed(toFailure(err), startedAt);
+        }
+      }
+      // Names are checked, so plain concatenation is a safe path (and skips path.join's normalising).
+      const dir = `${this.options.workdir}/${req.workerName}/${req.taskId}`;
+      try {
+        // One recursive mkdir: a single syscall once the worker's directory exists.
+        await mkdir(dir, { recursive: true, mode: this.options.dirMode });
+      } catch (err) {
+        return failed(
+          new TaskFailure(
+            ErrorCodes.WORKDIR_UNWRITABLE,
+            `cannot make the task's output directory ${dir}: ${describeError(err)}`,
+            { retryable: true },
+          ),
+          startedAt,
+        );
+      }
+      let executed: Executed;
+      try {
+        executed = await this.#execute(req, dir, controller);
+      } catch (err) {
+        executed = { outcome: failed(toFailure(err), startedAt, dir) };
+      }
+      executed.outcome.startedAt = startedAt;
+      return await this.#record(req, dir, executed);
+    } finally {
+      this.#running.delete(controller);
+      if (this.#running.size === 0) this.#onIdle?.();
+    }
+  }
+
+  async #execute(req: ExecRequest, dir: string, controller: AbortController): Promise<Executed> {
+    const spec = checkSpec(req.spec);
+    const timeoutMs = spec.timeoutMs ?? this.options.defaultTimeoutMs;
+
+    // The task's own controller gathers every reason to stop: the caller's signal, the timeout, close().
+    const outer = req.signal;
+    const onOuterAbort = outer ? () => controller.abort(outer.reason) : undefined;
+    if (outer?.aborted) controller.abort(outer.reason);
+    else if (onOuterAbort) outer!.addEventListener('abort', onOuterAbort, { once: true });
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => controller.abort(timeoutFailure(timeoutMs)), Math.min(timeoutMs, MAX_TIMER_MS))
+        : undefined;
+    try {
+      if (controller.signal.aborted) throw failureFromAbort(controller.signal.reason);
+      if (spec.cmd !== undefined) return await this.#runShell(req, spec.cmd, dir, controller.signal);
+      return await this.#runHandler(req, spec.handler!, spec.input, dir, controller.signal);
+    } finally {
+      clearTimeout(timer);
+      if (onOuterAbort) outer!.removeEventListener('abort', onOuterAbort);
+    }
+  }
+
+  async #runHandler(
+    req: ExecRequest,
+    name: string,
+    input: unknown,
+    dir: string,
+    signal: AbortSignal,
+  ): Promise<Executed> {
+    const entry = this.#handlers.get(name);
+    if (entry === undefined) {
+      const known = this.handlerNames();
+      const shown =
+        known.length > 40 ? `${known.slice(0, 40).join(', ')}, … (${known.length} in all)` : known.join(', ');
+      throw new TaskFailure(
+        ErrorCodes.UNKNOWN_HANDLER,
+        `unknown handler ${JSON.stringify(name)}: this worker knows ${shown}. ` +
+          'Register it with the handlers or handlerModules option',
+        { retryable: false },
+      );
+    }
+    let value: unknown;
+    let resultJson: string;
+    if (entry.kind === 'pool') {
+      value = await this.#pool!.run(
+        {
+          module: entry.module,
+          handler: name,
+          input,
+          taskId: req.taskId,
+          attempt: req.attempt,
+          outputDir: dir,
+        },
+        { signal },
+      );
+      // The pool thread already proved it is JSON (and the value is parsed JSON), so no strict walk.
+      resultJson = JSON.stringify(value);
+    } else {
+      const context: HandlerContext = { taskId: req.taskId, attempt: req.attempt, signal, outputDir: dir };
+      try {
+        value = entry.fn(input, context);
+        // A synchronous handler (noop, echo) skips the promise race entirely: cheaper, and a timer
+        // cannot have fired while it ran anyway.
+        if (isThenable(value)) value = await untilAborted(Promise.resolve(value), signal);
+      } catch (err) {
+        if (signal.aborted) throw failureFromAbort(signal.reason);
+        throw new TaskFailure(
+          ErrorCodes.HANDLER_FAILED,
+          `handler ${JSON.stringify(name)} failed: ${describeError(err)}`,
+          {
+            retryable: (err as { retryable?: unknown } | null)?.retryable !== false,
+            cause: err,
+          },
+        );
+      }
+      try {
+        resultJson = toJson(value);
+      } catch (err) {
+        throw new TaskFailure(
+          ErrorCodes.RESULT_NOT_SERIALIZABLE,
+          `handler ${JSON.stringify(name)} returned a result that cannot be stored as JSON (${describeError(err)}): ` +
+            'return plain data (objects, arrays, strings, finite numbers, booleans, null)',
+          { retryable: false },
+        );
+      }
+    }
+    return {
+      outcome: {
+        state: 'succeeded',
+        result: value === undefined ? null : value,
+        startedAt: 0,
+        finishedAt: 0,
+        outputDir: dir,
+      },
+      resultJson,
+    };
+  }
+
+  async #runShell(req: ExecRequest, cmd: string, dir: string, signal: AbortSignal): Promise<Executed> {
+    if (!this.options.allowShell) {
+      throw new TaskFailure(
+        ErrorCodes.SHELL_DISABLED,
+        'this worker does not run shell commands (the task has a cmd): start the worker with ' +
+          '`allowShell: true` (runtime --allow-shell), or give the task a handler instead',
+        { retryable: false },
+      );
+    }
+    let run: Awaited<ReturnType<typeof runShell>>;
+    try {
+      run = await runShell({
+        cmd,
+        cwd: dir,
+        env: {
+          ...process.env,
+          ZKFARM_TASK_ID: req.taskId,
+          ZKFARM_WORKER: req.workerName,
+          ZKFARM_ATTEMPT: String(req.attempt),
+          ZKFARM_OUTPUT_DIR: dir,
+        },
+        signal,
+        maxOutputBytes: this.options.maxOutputBytes,
+        fileMode: this.options.fileMode,
+        killGraceMs: this.options.killGraceMs,
+      });
+    } catch (err) {
+      throw new TaskFailure(
+        ErrorCodes.WORKDIR_UNWRITABLE,
+        `cannot write the command's logs in ${dir}: ${describeError(err)}`,
+        {
+          retryable: true,
+        },
+      );
+    }
+    const { exitCode, exitSignal, lastStderrLine } = run;
+    if (run.spawnError) {
+      throw new TaskFailure(
+        ErrorCodes.SHELL_FAILED,
+        `could not start /bin/sh: ${describeError(run.spawnError)}`,
+        {
+          retryable: true,
+        },
+      );
+    }
+    if (run.killed) {
+      const why = failureFromAbort(signal.reason);
+      throw new TaskFailure(why.code, why.message, { retryable: why.retryable, exitCode });
+    }
+    if (exitCode === 0) {
+      return { outcome: { state: 'succeeded', exitCode: 0, startedAt: 0, finishedAt: 0, outputDir: dir } };
+    }
+    const how =
+      exitCode !== null ? `exited with code ${exitCode}` : `was killed by ${exitSignal ?? 'a signal'}`;
+    throw new TaskFailure(
+      ErrorCodes.SHELL_FAILED,
+      `command ${how}${lastStderrLine ? `: ${lastStderrLine}` : ''}`,
+      {
+        retryable: true,
+        exitCode,
+      },
+    );
+  }
+
+  /** Write result.json and return the outcome (a write failure turns into a failed outcome). */
+  async #record(req: ExecRequest, dir: string, executed: Executed): Promise<ExecOutcome> {
+    const outcome = executed.outcome;
+    outcome.finishedAt = Date.now();
+    // One JSON.stringify of the small fixed part; the result's JSON (already made while checking it)
+    // is appended rather than serialised a second time.
+    const head = JSON.stringify({
+      taskId: req.taskId,
+      workerName: req.workerName,
+      attempt: req.attempt,
+      state: outcome.state,
+      exitCode: outcome.exitCode,
+      error: outcome.error,
+      errorCode: outcome.errorCode,
+      retryable: outcome.retryable,
+      startedAt: outcome.startedAt,
+      finishedAt: outcome.finishedAt,
+    });
+    const json =
+      executed.resultJson === undefined ? head : `${head.slice(0, -1)},"result":${executed.resultJson}}`;
+    try {
+      // No fsync: result.json is a record for people and tools; the durable result is the status
+      // znode the worker writes next. Syncing here would cap a worker at the disk's flush rate.
+      await writeFile(`${dir}/result.json`, `${json}\n`, { mode: this.options.fileMode });
+    } catch (err) {
+      return failed(
+        new TaskFailure(
+          ErrorCodes.WORKDIR_UNWRITABLE,
+          `cannot write ${dir}/result.json: ${describeError(err)}`,
+          {
+            retryable: true,
+          },
+        ),
+        outcome.startedAt,
+        dir,
+      );
+    }
+    return outcome;
+  }
+
+  /**
+   * Abort every running task (each ends as a failed outcome, `ZKFARM_TASK_ABORTED`, retryable), wait
+   * for them to settle (shell process groups killed), and destroy the executor's own pool (never a
+   * shared one). Later `run()` calls fail at once. Safe to call twice.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const reason = new TaskFailure(ErrorCodes.TASK_ABORTED, 'the executor closed while the task ran', {
+      retryable: true,
+    });
+    if (this.#running.size > 0) {
+      const idle = new Promise<void>((resolve) => {
+        this.#onIdle = resolve;
+      });
+      for (const controller of this.#running) controller.abort(reason);
+      await idle;
+    }
+    // An init() still running may be about to make a pool: let it finish first.
+    await this.#initializing?.catch(() => {});
+    if (this.#ownPool) await this.#pool?.close();
+  }
+}
+
+function checkSpec(spec: TaskSpec | undefined): TaskSpec {
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) {
+    throw invalidTask(`a task must be an object with a cmd or a handler, got ${describeValue(spec)}`);
+  }
+  const hasCmd = spec.cmd !== undefined;
+  const hasHandler = spec.handler !== undefined;
+  if (hasCmd && hasHandler) throw invalidTask('a task has both cmd and handler: give exactly one');
+  if (!hasCmd && !hasHandler) throw invalidTask('a task has neither cmd nor handler: give exactly one');
+  if (hasCmd && (typeof spec.cmd !== 'string' || spec.cmd.trim() === '')) {
+    throw invalidTask(`a task's cmd must be a non-empty string, got ${describeValue(spec.cmd)}`);
+  }
+  if (hasHandler && (typeof spec.handler !== 'string' || spec.handler === '')) {
+    throw invalidTask(`a task's handler must be a non-empty string, got ${describeValue(spec.handler)}`);
+  }
+  const t = spec.timeoutMs;
+  if (t !== undefined && (typeof t !== 'number' || !Number.isFinite(t) || t < 0)) {
+    throw invalidTask(
+      `a task's timeoutMs must be a number of ms >= 0 (0: no timeout), got ${describeValue(t)}`,
+    );
+  }
+  return spec;
+}
+
+function nameFailure(name: unknown, what: string): TaskFailure {
+  return new TaskFailure(ErrorCodes.INVALID_NAME, invalidName(name, what).message, { retryable: false });
+}
+
+function toFailure(err: unknown): TaskFailure {
+  if (err instanceof TaskFailure) return err;
+  if (err instanceof ZkfarmError) {
+    // Configuration does not fix itself; anything else (an unwritable workdir) might, elsewhere.
+    return new TaskFailure(err.code, err.message, { retryable: err.code !== ErrorCodes.CONFIG_INVALID });
+  }
+  return new TaskFailure(
+    ErrorCodes.HANDLER_FAILED,
+    `unexpected error while running the task: ${describeError(err)}`,
+    {
+      retryable: true,
+      cause: err,
+    },
+  );
+}
+
+function failed(failure: TaskFailure, startedAt: number, outputDir?: string): ExecOutcome {
+  const outcome: ExecOutcome = {
+    state: 'failed',
+    error: failure.message,
+    errorCode: failure.code,
+    retryable: failure.retryable,
+    startedAt,
+    finishedAt: Date.now(),
+  };
+  if (failure.exitCode !== undefined) outcome.exitCode = failure.exitCode;
+  if (outputDir !== undefined) outcome.outputDir = outputDir;
+  return outcome;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+/** `work`'s result, or a rejection with the signal's reason as soon as it aborts. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => {}); // abandoned: its later failure must not become an unhandled rejection
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      work.catch(() => {});
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}

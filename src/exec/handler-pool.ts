@@ -1,0 +1,280 @@
+/**
+ * A Piscina thread pool for handlers from handler modules: each call runs off the caller's thread,
+ * so a handler that blocks its event loop or ignores its timeout cannot freeze the caller. On
+ * timeout or abort the run is aborted, and Piscina terminates the thread that ran it.
+ *
+ * One pool can serve several Executors (the host makes one, sized to the machine, and hands it to
+ * every worker role: threads are not free). An unused pool costs nothing: `minThreads` is 0 and
+ * threads start on the first call.
+ *
+ * The thread entry is workers/handler-pool.ts. Piscina cannot load TypeScript, so from dist/ the pool
+ * runs the compiled `dist/workers/handler-pool.js`; from source (tests under tsx, where this module's
+ * own URL ends in `.ts`) it runs the `.ts` file with tsx's loader in the thread's `execArgv`.
+ */
+import { stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Piscina } from 'piscina';
+import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
+import { failureFromAbort, TaskFailure, timeoutFailure } from './failure.js';
+import type { PoolListReply, PoolRequest, PoolRunReply } from './pool-protocol.js';
+
+/** One handler call. */
+export interface HandlerCall {
+  /** A file URL or an importable specifier, as returned by `resolveHandlerModule`. */
+  module: string;
+  /** The exported function's name. */
+  handler: string;
+  input: unknown;
+  taskId: string;
+  attempt: number;
+  outputDir: string;
+}
+
+export interface HandlerRunOptions {
+  /** Aborting terminates the thread running the call; the call rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Stop the call after this many ms (`ZKFARM_TASK_TIMEOUT`). 0 or absent: no timeout. */
+  timeoutMs?: number;
+}
+
+export interface HandlerPool {
+  /**
+   * Run one handler; resolves with its JSON result (`undefined` becomes `null`). Rejects with a
+   * `TaskFailure` (a `ZkfarmError` with `retryable`): HANDLER_FAILED, UNKNOWN_HANDLER,
+   * RESULT_NOT_SERIALIZABLE, CONFIG_INVALID (module cannot load), TASK_TIMEOUT, TASK_ABORTED.
+   */
+  run(call: HandlerCall, options?: HandlerRunOptions): Promise<unknown>;
+  /** The handler names a module exports (loads it in a pool thread, not on the caller's). */
+  listHandlers(module: string): Promise<string[]>;
+  /** Terminate every thread; pending calls reject with TASK_ABORTED. Safe to call twice. */
+  close(): Promise<void>;
+  /** Threads alive right now. */
+  readonly threads: number;
+  /** The most threads the pool will start. */
+  readonly maxThreads: number;
+}
+
+export interface HandlerPoolOptions {
+  /** @defaultValue `max(1, os.availableParallelism() - 1)` */
+  maxThreads?: number;
+  /** Threads kept alive while idle. @defaultValue `0` (an unused pool costs nothing) */
+  minThreads?: number;
+  /** Ms an idle thread above `minThreads` lives before it exits. @defaultValue `30000` */
+  idleTimeout?: number;
+  /**
+   * Told about an error in an idle pool thread (without a listener it would crash the process).
+   * @defaultValue a process warning
+   */
+  onError?: (err: Error) => void;
+}
+
+export const HANDLER_POOL_DEFAULTS: Readonly<Required<Omit<HandlerPoolOptions, 'onError'>>> = Object.freeze({
+  maxThreads: Math.max(1, availableParallelism() - 1),
+  minThreads: 0,
+  idleTimeout: 30_000,
+});
+
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function poolThreadEntry(): { filename: string; execArgv?: string[] } {
+  if (!FROM_SOURCE) {
+    // dist/src/exec/handler-pool.js → dist/workers/handler-pool.js. execArgv is left unset so the
+    // threads inherit the process's own flags (and any loader it runs under).
+    return { filename: fileURLToPath(new URL('../../workers/handler-pool.js', import.meta.url)) };
+  }
+  // Under tsx: name tsx's loader by absolute URL, so the thread finds it whatever the cwd is.
+  const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  return {
+    filename: fileURLToPath(new URL('../../workers/handler-pool.ts', import.meta.url)),
+    execArgv: ['--import', tsxLoader],
+  };
+}
+
+function configError(message: string): ZkfarmError {
+  return new ZkfarmError(ErrorCodes.CONFIG_INVALID, message);
+}
+
+function checkInteger(name: string, value: unknown, min: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw configError(
+      `handler pool option ${name} must be an integer >= ${min}, got ${describeValue(value)}`,
+    );
+  }
+  return value;
+}
+
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
+
+class PiscinaHandlerPool implements HandlerPool {
+  readonly #piscina: Piscina<PoolRequest, PoolListReply | PoolRunReply>;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: HandlerPoolOptions) {
+    const known = new Set(['maxThreads', 'minThreads', 'idleTimeout', 'onError']);
+    for (const key of Object.keys(options)) {
+      if (!known.has(key))
+        throw configError(`unknown handler pool option ${key}: known are ${[...known].join(', ')}`);
+    }
+    const o = { ...HANDLER_POOL_DEFAULTS, ...dropUndefined(options) };
+    const maxThreads = checkInteger('maxThreads', o.maxThreads, 1);
+    const minThreads = checkInteger('minThreads', o.minThreads, 0);
+    if (minThreads > maxThreads) {
+      throw configError(
+        `handler pool option minThreads (${minThreads}) must not exceed maxThreads (${maxThreads})`,
+      );
+    }
+    const idleTimeout = checkInteger('idleTimeout', o.idleTimeout, 0);
+    if (options.onError !== undefined && typeof options.onError !== 'function') {
+      throw configError(
+        `handler pool option onError must be a function, got ${describeValue(options.onError)}`,
+      );
+    }
+    const onError =
+      options.onError ??
+      ((err: Error) =>
+        process.emitWarning(`zkfarm handler pool: an idle pool thread failed: ${describeError(err)}`));
+    this.#piscina = new Piscina({
+      ...poolThreadEntry(),
+      maxThreads,
+      minThreads,
+      idleTimeout,
+      // Threads run an ordinary event loop between tasks (the default 'sync' parks them in
+      // Atomics.wait, so a handler's un-awaited work would only run during the next task).
+      atomics: 'disabled',
+    });
+    this.#piscina.on('error', onError);
+  }
+
+  get threads(): number {
+    return this.#piscina.threads.length;
+  }
+
+  get maxThreads(): number {
+    return this.#piscina.maxThreads;
+  }
+
+  async run(call: HandlerCall, options: HandlerRunOptions = {}): Promise<unknown> {
+    const { signal, timeoutMs = 0 } = options;
+    let runSignal = signal;
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    if (timeoutMs > 0) {
+      // One controller carries both the timeout and the caller's signal into Piscina.
+      const controller = new AbortController();
+      timer = setTimeout(
+        () => controller.abort(timeoutFailure(timeoutMs)),
+        Math.min(timeoutMs, MAX_TIMER_MS),
+      );
+      if (signal?.aborted) controller.abort(signal.reason);
+      else if (signal) {
+        onAbort = () => controller.abort(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+      runSignal = controller.signal;
+    }
+    try {
+      const reply = (await this.#submit({ op: 'run', ...call }, runSignal)) as PoolRunReply;
+      if (!reply.ok) throw new TaskFailure(reply.code, reply.message, { retryable: reply.retryable });
+      return JSON.parse(reply.json);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async listHandlers(module: string): Promise<string[]> {
+    const reply = (await this.#submit({ op: 'list', module })) as PoolListReply;
+    if (!reply.ok) throw new TaskFailure(reply.code, reply.message, { retryable: reply.retryable });
+    return reply.names;
+  }
+
+  async #submit(request: PoolRequest, signal?: AbortSignal): Promise<PoolListReply | PoolRunReply> {
+    if (this.#closing) {
+      throw new TaskFailure(ErrorCodes.TASK_ABORTED, 'the handler pool is closed', { retryable: true });
+    }
+    try {
+      return await this.#piscina.run(request, signal ? { signal } : undefined);
+    } catch (err) {
+      if (signal?.aborted) throw failureFromAbort(signal.reason);
+      if (this.#closing) {
+        throw new TaskFailure(ErrorCodes.TASK_ABORTED, 'the handler pool closed while the handler ran', {
+          retryable: true,
+        });
+      }
+      // The thread died under the call: process.exit() in a handler, an out-of-memory, a crash.
+      throw new TaskFailure(
+        ErrorCodes.HANDLER_FAILED,
+        `the handler's pool thread died: ${describeError(err)}`,
+        {
+          retryable: true,
+          cause: err,
+        },
+      );
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#piscina.destroy();
+    return this.#closing;
+  }
+}
+
+function dropUndefined<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** A handler pool backed by Piscina. Options are checked; a bad one is `ZKFARM_CONFIG_INVALID`. */
+export function createHandlerPool(options: HandlerPoolOptions = {}): HandlerPool {
+  return new PiscinaHandlerPool(options);
+}
+
+/**
+ * Turn a handler module as the user wrote it into what a pool thread can import:
+ * - a path (`./handlers.mjs`, `/opt/h.js`, or any name that is a file under `cwd`) → its file URL,
+ *   relative paths resolved against `cwd`;
+ * - a `file:` URL → itself;
+ * - a package name → resolved from `cwd` like `require.resolve` would (left as is when the package
+ *   only exports ESM conditions; the thread then imports it by name).
+ * A path or package that does not exist is `ZKFARM_CONFIG_INVALID` naming the module.
+ */
+export async function resolveHandlerModule(specifier: string, cwd: string = process.cwd()): Promise<string> {
+  const notFound = (why: string) =>
+    configError(
+      `handler module ${JSON.stringify(specifier)} not found: ${why}. Check the handlerModules option`,
+    );
+  if (specifier.startsWith('file:')) {
+    const path = fileURLToPath(specifier);
+    if (!(await isFile(path))) throw notFound(`no file at ${path}`);
+    return specifier;
+  }
+  const path = resolve(cwd, specifier);
+  if (await isFile(path)) return pathToFileURL(path).href;
+  if (specifier.startsWith('.') || specifier.startsWith('/')) {
+    throw notFound(`no file at ${path} (relative paths are resolved against the current directory ${cwd})`);
+  }
+  try {
+    return pathToFileURL(createRequire(join(cwd, 'noop.js')).resolve(specifier)).href;
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'MODULE_NOT_FOUND') {
+      throw notFound(`it is neither a file under ${cwd} nor a package installed there`);
+    }
+    return specifier;
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}

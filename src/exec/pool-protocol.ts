@@ -1,0 +1,41 @@
+/**
+ * The only shapes that cross between the handler pool (src/exec/handler-pool.ts) and its threads
+ * (workers/handler-pool.ts). Replies are plain data: Error objects lose custom fields (`code`) when
+ * cloned between threads, so a failure travels as `{ ok: false, code, message }`.
+ */
+
+/** Ask a thread for the handler names a module exports. */
+export interface PoolListRequest {
+  op: 'list';
+  /** A file URL or a specifier the thread can import. */
+  module: string;
+}
+
+/** Run one handler of a module. */
+export interface PoolRunRequest {
+  op: 'run';
+  module: string;
+  handler: string;
+  input: unknown;
+  taskId: string;
+  attempt: number;
+  outputDir: string;
+}
+
+export type PoolRequest = PoolListRequest | PoolRunRequest;
+
+export interface PoolFailure {
+  ok: false;
+  /** A `ZKFARM_` code: CONFIG_INVALID, UNKNOWN_HANDLER, HANDLER_FAILED, RESULT_NOT_SERIALIZABLE. */
+  code: string;
+  message: string;
+  retryable: boolean;
+}
+
+export type PoolListReply = { ok: true; names: string[] } | PoolFailure;
+
+/**
+ * `json` is the result already turned into JSON in the thread: that both proves it is storable and
+ * avoids a structured clone of values (BigInt, Map) that JSON would refuse or mangle later.
+ */
+export type PoolRunReply = { ok: true; json: string } | PoolFailure;

@@ -1,0 +1,57 @@
+/**
+ * What the execution layer promises the farm: turn one task into output files and one outcome,
+ * never throwing, never leaving a child process behind.
+ */
+
+/** A task as a worker receives it (already parsed and shape-checked by farm/protocol.ts). */
+export interface TaskSpec {
+  /** Shell command, run through `/bin/sh -c` (only when the worker allows shell). */
+  cmd?: string;
+  /** Name of a handler (built-in or from a handler module). */
+  handler?: string;
+  /** The handler's input (any JSON). */
+  input?: unknown;
+  /** Kill the task after this many ms. */
+  timeoutMs?: number;
+  /** Unknown fields are kept. */
+  [key: string]: unknown;
+}
+
+export interface ExecRequest {
+  taskId: string;
+  workerName: string;
+  spec: TaskSpec;
+  /** 1 for the first run, 2 for the first retry, ... */
+  attempt: number;
+  /** Aborted when the worker gives the task up (drain deadline, lost assignment). */
+  signal?: AbortSignal;
+}
+
+export interface ExecOutcome {
+  state: 'succeeded' | 'failed';
+  /** A shell task's exit code (null when killed by a signal). */
+  exitCode?: number | null;
+  /** A handler's return value (JSON). */
+  result?: unknown;
+  /** Why it failed, readable. */
+  error?: string;
+  /** Stable code of the failure (ZKFARM_TASK_TIMEOUT, ZKFARM_SHELL_DISABLED, ...). */
+  errorCode?: string;
+  /** False when a retry cannot help (bad input, shell disabled, unknown handler). */
+  retryable?: boolean;
+  startedAt: number;
+  finishedAt: number;
+  /** Directory holding the task's output files. */
+  outputDir?: string;
+}
+
+/** Context handed to a handler function. */
+export interface HandlerContext {
+  taskId: string;
+  attempt: number;
+  signal: AbortSignal;
+  /** The task's output directory: a handler may write files there. */
+  outputDir: string;
+}
+
+export type Handler = (input: unknown, context: HandlerContext) => unknown | Promise<unknown>;

@@ -1,0 +1,549 @@
+/**
+ * The leading master's work, for one session: recover, then keep assigning.
+ *
+ * Znodes touched and why each step is atomic:
+ *   assign      multi[ create /assign/<w>/<id> (task JSON), delete /tasks/<id> @version ]
+ *               The version read with the data fences the copy: a task changed meanwhile is not moved.
+ *   give back   multi[ create /tasks/<id> (attempt counted), delete /assign/<w>/<id> @version ]
+ *               for the tasks of a worker whose ephemeral /workers/<w> vanished.
+ *   reject      multi[ create /status/<id> (failed), delete /tasks/<id> ]   for data that is not a task,
+ *               and for a task lost on too many workers (then from /assign/<w>/<id>).
+ * Many moves go in one multi (bounded by MULTI_MAX_OPS / MULTI_MAX_BYTES); if a batch fails, its moves
+ * are retried one by one so that one bad task cannot hold the others back.
+ *
+ * Recovery on taking the lead: assignments of workers that are gone go back to /tasks; empty /assign/<w>
+ * of dead workers are removed. Nothing else can be half-done: every move is a single multi.
+ *
+ * Load: a worker's outstanding tasks are the children of /assign/<w> (watched) plus what we assigned
+ * since the last listing was sent (ZooKeeper answers one session's requests in order, so a listing sent
+ * after a multi's answer includes that multi).
+ *
+ * On session loss every request fails with ZKFARM_SESSION_LOST and `run()` returns: the leader stops at once.
+ */
+import { describeError } from '../errors.js';
+import {
+  type ChildrenChange,
+  type ChildrenWatch,
+  type DataWatch,
+  type Logger,
+  type Session,
+  type Transaction,
+  type ZkClient,
+  isZkError,
+} from '../zk/index.js';
+import { planAssignments, totalFreeSlots, type WorkerLoad } from './assignment-policy.js';
+import {
+  MULTI_MAX_BYTES,
+  MULTI_MAX_OPS,
+  PATHS,
+  type Task,
+  type TaskStatus,
+  assignDir,
+  assignPath,
+  encode,
+  maxAttemptsOf,
+  parseTask,
+  parseWorkerInfo,
+  statusPath,
+  taskMeta,
+  taskPath,
+  workerPath,
+} from './protocol.js';
+import { sweepStatuses, type RetentionOptions } from './retention.js';
+
+export interface LeaderOptions {
+  /** Most tasks moved in one multi. @defaultValue 100 */
+  batchSize?: number;
+  /** A task lost with this many workers (crash, expiry) ends failed. @defaultValue max(3, maxAttempts) */
+  maxLost?: number;
+  /** Status retention (see retention.ts). */
+  retention?: RetentionOptions;
+}
+
+export interface LeaderStats {
+  assigned: number;
+  givenBack: number;
+  rejected: number;
+  queued: number;
+  workers: number;
+  since: number;
+}
+
+interface WorkerState {
+  name: string;
+  capacity: number;
+  prefetch: number;
+  paused: boolean;
+  live: boolean;
+  /** Children of /assign/<w> as last listed. */
+  listed: Set<string>;
+  /** Assigned by us: task id → request mark when the multi's answer came. */
+  pending: Map<string, number>;
+  dataWatch?: DataWatch;
+  assignWatch?: ChildrenWatch;
+}
+
+export class Leader {
+  readonly #session: Session;
+  readonly #client: ZkClient;
+  readonly #log: Logger;
+  readonly #batch: number;
+  readonly #maxLost: number | undefined;
+  readonly #retention: RetentionOptions;
+  readonly #workers = new Map<string, WorkerState>();
+  /** Task ids in /tasks as last listed. */
+  #queue = new Set<string>();
+  /** Tasks waiting for their retry time: id → timer. */
+  readonly #delayed = new Map<string, NodeJS.Timeout>();
+  /** Tasks in a multi being sent right now. */
+  readonly #inflight = new Set<string>();
+  #pumping = false;
+  #dirty = false;
+  #stopped = false;
+  #rotate = 0;
+  #retentionTimer: NodeJS.Timeout | undefined;
+  #stats: LeaderStats = Leader.emptyStats();
+
+  static emptyStats(): LeaderStats {
+    return { assigned: 0, givenBack: 0, rejected: 0, queued: 0, workers: 0, since: 0 };
+  }
+
+  constructor(session: Session, options: LeaderOptions, log: Logger) {
+    this.#session = session;
+    this.#client = session.client;
+    this.#log = log;
+    this.#batch = Math.max(1, Math.min(options.batchSize ?? 100, MULTI_MAX_OPS / 2));
+    this.#maxLost = options.maxLost;
+    this.#retention = options.retention ?? {};
+    this.#stats.since = Date.now();
+    session.signal.addEventListener('abort', () => this.stop(), { once: true });
+  }
+
+  get active(): boolean {
+    return !this.#stopped && this.#session.alive;
+  }
+
+  stats(): LeaderStats {
+    return { ...this.#stats, queued: this.#queue.size, workers: [...this.#workers.values()].filter((w) => w.live).length };
+  }
+
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const t of this.#delayed.values()) clearTimeout(t);
+    this.#delayed.clear();
+    clearInterval(this.#retentionTimer);
+    for (const w of this.#workers.values()) {
+      w.dataWatch?.close();
+      w.assignWatch?.close();
+    }
+  }
+
+  async run(): Promise<void> {
+    const s = this.#session;
+    // Workers first, so that recovery knows who is alive; then the queue.
+    const workersWatch = s.watchChildren(PATHS.workers, (ch) => this.#onWorkers(ch));
+    await workersWatch.ready;
+    if (!this.active) return;
+    await this.#recover();
+    if (!this.active) return;
+    s.watchChildren(PATHS.tasks, (ch) => this.#onTasks(ch));
+    const interval = this.#retention.intervalMs ?? 60_000;
+    this.#retentionTimer = setInterval(() => void this.#sweep(), interval);
+    this.#retentionTimer.unref?.();
+  }
+
+  async #sweep(): Promise<void> {
+    if (!this.active) return;
+    try {
+      const removed = await sweepStatuses(this.#client, this.#retention);
+      if (removed > 0) this.#log.info({ removed }, 'removed old statuses');
+    } catch (err) {
+      if (this.active) this.#log.warn({ err }, `status retention sweep failed: ${describeError(err)}`);
+    }
+  }
+
+  /** Give back what dead workers held; remove their empty /assign dirs. */
+  async #recover(): Promise<void> {
+    let dirs: string[];
+    try {
+      dirs = await this.#client.getChildren(PATHS.assign);
+    } catch (err) {
+      if (isZkError(err, 'NO_NODE')) return;
+      throw err;
+    }
+    const dead = dirs.filter((w) => !this.#workers.get(w)?.live);
+    if (dead.length) this.#log.info({ workers: dead }, 'recovering the assignments of workers that are gone');
+    await Promise.all(dead.map((w) => this.#giveBack(w)));
+  }
+
+  #onWorkers(ch: ChildrenChange): void {
+    for (const name of ch.added) this.#addWorker(name);
+    for (const name of ch.removed) {
+      const w = this.#workers.get(name);
+      if (!w) continue;
+      w.live = false;
+      w.dataWatch?.close();
+      w.assignWatch?.close();
+      this.#workers.delete(name);
+      this.#log.info({ worker: name }, 'worker gone; giving its tasks back');
+      void this.#giveBack(name).catch((err) => {
+        if (this.active) this.#log.error({ err, worker: name }, `giving back tasks failed: ${describeError(err)}`);
+      });
+    }
+  }
+
+  #addWorker(name: string): void {
+    if (this.#workers.has(name)) return;
+    const w: WorkerState = {
+      name,
+      capacity: 0,
+      prefetch: 0,
+      paused: true,
+      live: true,
+      listed: new Set(),
+      pending: new Map(),
+    };
+    this.#workers.set(name, w);
+    const s = this.#session;
+    w.dataWatch = s.watchData(workerPath(name), (d) => {
+      const info = parseWorkerInfo(d.data);
+      if (!info) {
+        w.paused = true;
+        return;
+      }
+      w.capacity = info.capacity;
+      w.prefetch = info.prefetch;
+      w.paused = info.paused;
+      this.#kick();
+    });
+    // The worker creates its /assign dir, but a give-back may have removed it: make sure it exists.
+    void this.#client
+      .ensurePath(assignDir(name))
+      .catch(() => {})
+      .then(() => {
+        if (!w.live || !this.active) return;
+        w.assignWatch = s.watchChildren(assignDir(name), (ch) => {
+          w.listed = new Set(ch.children);
+          const mark = ch.requestMark ?? 0;
+          for (const [id, at] of w.pending) if (at <= mark) w.pending.delete(id);
+          if (ch.removed.length) this.#kick();
+        });
+      });
+  }
+
+  #onTasks(ch: ChildrenChange): void {
+    for (const id of ch.added) this.#queue.add(id);
+    for (const id of ch.removed) {
+      this.#queue.delete(id);
+      const t = this.#delayed.get(id);
+      if (t) {
+        clearTimeout(t);
+        this.#delayed.delete(id);
+      }
+    }
+    this.#kick();
+  }
+
+  #loads(): WorkerLoad[] {
+    const out: WorkerLoad[] = [];
+    for (const w of this.#workers.values()) {
+      if (!w.live || w.capacity <= 0 || !w.assignWatch) continue;
+      let outstanding = w.listed.size;
+      for (const id of w.pending.keys()) if (!w.listed.has(id)) outstanding++;
+      out.push({ name: w.name, capacity: w.capacity, prefetch: w.prefetch, outstanding, paused: w.paused });
+    }
+    return out;
+  }
+
+  /** Run the assignment loop (single flight; a call while it runs makes it go round once more). */
+  #kick(): void {
+    if (!this.active) return;
+    if (this.#pumping) {
+      this.#dirty = true;
+      return;
+    }
+    this.#pumping = true;
+    void this.#pump().finally(() => {
+      this.#pumping = false;
+    });
+  }
+
+  async #pump(): Promise<void> {
+    let failures = 0;
+    do {
+      this.#dirty = false;
+      try {
+        while (this.active && (await this.#assignBatch())) {
+          /* keep going while there is work and room */
+        }
+        failures = 0;
+      } catch (err) {
+        if (!this.active) return;
+        failures++;
+        this.#log.warn({ err }, `assignment round failed: ${describeError(err)}`);
+        await sleep(Math.min(50 * 2 ** failures, 2000));
+        this.#dirty = true;
+      }
+    } while (this.#dirty && this.active);
+  }
+
+  /** Assign one batch; false when there was nothing to do. */
+  async #assignBatch(): Promise<boolean> {
+    const loads = this.#loads();
+    const free = totalFreeSlots(loads);
+    if (free === 0 || this.#queue.size === 0) return false;
+    const want = Math.min(free, this.#batch);
+    const ids = this.#nextTasks(want);
+    if (ids.length === 0) return false;
+    for (const id of ids) this.#inflight.add(id);
+    try {
+      const read = await Promise.all(ids.map((id) => this.#readTask(id)));
+      const runnable: Array<{ id: string; task: Task; version: number; size: number }> = [];
+      const rejects: Array<{ id: string; error: string; version: number }> = [];
+      const now = Date.now();
+      for (const r of read) {
+        if (!r) continue;
+        if (!r.parsed.ok) rejects.push({ id: r.id, error: r.parsed.error, version: r.version });
+        else {
+          const nb = r.parsed.task._zkfarm?.notBefore;
+          if (nb && nb > now) this.#delay(r.id, nb - now);
+          else runnable.push({ id: r.id, task: r.parsed.task, version: r.version, size: r.size });
+        }
+      }
+      const plan = planAssignments(
+        runnable.map((r) => r.id),
+        loads,
+        this.#rotate++,
+      );
+      const byId = new Map(runnable.map((r) => [r.id, r]));
+      const moves: Move[] = [];
+      for (const a of plan.assignments) {
+        const r = byId.get(a.task)!;
+        moves.push({ kind: 'assign', id: a.task, worker: a.worker, data: encode(r.task), version: r.version });
+      }
+      for (const r of rejects) {
+        const status: TaskStatus = {
+          state: 'failed',
+          worker: null,
+          attempts: 0,
+          startedAt: null,
+          finishedAt: Date.now(),
+          error: r.error,
+          errorCode: 'ZKFARM_INVALID_TASK',
+        };
+        moves.push({ kind: 'reject', id: r.id, data: encode(status), version: r.version });
+      }
+      if (moves.length === 0) return plan.unassigned.length === 0 && runnable.length > 0;
+      await this.#commitMoves(moves);
+      return true;
+    } finally {
+      for (const id of ids) this.#inflight.delete(id);
+    }
+  }
+
+  /** The oldest queued tasks not in flight and not waiting for a retry time. */
+  #nextTasks(n: number): string[] {
+    const candidates: string[] = [];
+    for (const id of this.#queue) if (!this.#inflight.has(id) && !this.#delayed.has(id)) candidates.push(id);
+    if (candidates.length <= n) return candidates.sort();
+    return candidates.sort().slice(0, n);
+  }
+
+  async #readTask(id: string) {
+    try {
+      const { data, stat } = await this.#client.getData(taskPath(id));
+      return { id, parsed: parseTask(data), version: stat.version, size: data.length };
+    } catch (err) {
+      if (isZkError(err, 'NO_NODE')) {
+        this.#queue.delete(id);
+        return undefined;
+      }
+      throw err;
+    }
+  }
+
+  #delay(id: string, ms: number): void {
+    if (this.#delayed.has(id)) return;
+    const t = setTimeout(() => {
+      this.#delayed.delete(id);
+      this.#kick();
+    }, ms);
+    t.unref?.();
+    this.#delayed.set(id, t);
+  }
+
+  /** Commit moves in bounded multis; a failed multi is retried move by move. */
+  async #commitMoves(moves: Move[]): Promise<void> {
+    for (const chunk of chunkMoves(moves)) {
+      try {
+        await this.#commitChunk(chunk);
+      } catch (err) {
+        if (!this.active) throw err;
+        if (!isZkError(err) || err.transient || chunk.length === 1) {
+          if (chunk.length === 1 && isZkError(err) && !err.transient) this.#handleSingleFailure(chunk[0]!, err.code);
+          else throw err;
+          continue;
+        }
+        // One move in the batch is bad: isolate it.
+        for (const m of chunk) {
+          try {
+            await this.#commitChunk([m]);
+          } catch (e) {
+            if (isZkError(e) && !e.transient) this.#handleSingleFailure(m, e.code);
+            else throw e;
+          }
+        }
+      }
+    }
+  }
+
+  async #commitChunk(chunk: Move[]): Promise<void> {
+    const tx = this.#client.transaction();
+    for (const m of chunk) addMove(tx, m);
+    const sent = tx.commit();
+    const mark = this.#client.requests; // this multi's number: a listing sent later includes it
+    await sent;
+    for (const m of chunk) {
+      if (m.kind === 'assign') {
+        this.#queue.delete(m.id);
+        this.#workers.get(m.worker!)?.pending.set(m.id, mark);
+        this.#stats.assigned++;
+      } else if (m.kind === 'reject') {
+        this.#queue.delete(m.id);
+        this.#stats.rejected++;
+      } else {
+        this.#stats.givenBack++;
+      }
+    }
+  }
+
+  #handleSingleFailure(m: Move, code: string): void {
+    if (m.kind === 'assign' || m.kind === 'reject') {
+      if (code === 'NO_NODE' && m.kind === 'assign') {
+        // Either the task is gone (another master moved it, or it was deleted) or the worker's dir is.
+        this.#queue.delete(m.id);
+        void this.#client.exists(taskPath(m.id)).then((s) => {
+          if (s) {
+            this.#queue.add(m.id);
+            const w = this.#workers.get(m.worker!);
+            if (w?.live) void this.#client.ensurePath(assignDir(w.name)).then(() => this.#kick());
+          }
+        }, () => {});
+        return;
+      }
+      if (code === 'NODE_EXISTS' && m.kind === 'assign') {
+        // The same task id is already assigned (a task re-submitted under a used id): leave the queued copy
+        // for inspection rather than risk running it twice; it is reported once.
+        this.#log.error({ task: m.id, worker: m.worker }, 'task is already assigned; leaving the queued copy alone');
+        this.#queue.delete(m.id);
+        return;
+      }
+      if (code === 'BAD_VERSION') return; // changed since read: read again next round
+      if (code === 'NODE_EXISTS' && m.kind === 'reject') {
+        // It already has a status: just remove the queued copy.
+        void this.#client.removeIfExists(taskPath(m.id)).catch(() => {});
+        return;
+      }
+    }
+    this.#log.warn({ move: m.kind, task: m.id, code }, `move of ${m.id} refused (${code})`);
+  }
+
+  /** Move every task of a dead worker back to the queue (or to a failed status when lost too often). */
+  async #giveBack(worker: string): Promise<void> {
+    const dir = assignDir(worker);
+    let ids: string[];
+    try {
+      ids = await this.#client.getChildren(dir);
+    } catch (err) {
+      if (isZkError(err, 'NO_NODE')) return;
+      throw err;
+    }
+    const moves: Move[] = [];
+    const reads = await Promise.all(
+      ids.map(async (id) => {
+        try {
+          const { data, stat } = await this.#client.getData(assignPath(worker, id));
+          return { id, data, version: stat.version };
+        } catch (err) {
+          if (isZkError(err, 'NO_NODE')) return undefined;
+          throw err;
+        }
+      }),
+    );
+    for (const r of reads) {
+      if (!r) continue;
+      const parsed = parseTask(r.data);
+      if (!parsed.ok) {
+        moves.push({ kind: 'fail-assigned', id: r.id, worker, version: r.version, data: encode(failed(r.id, parsed.error, worker, 1, 'ZKFARM_INVALID_TASK')) });
+        continue;
+      }
+      const task = parsed.task;
+      const meta = taskMeta(task);
+      const lostOn = [...(meta.lostOn ?? []), worker];
+      const attempts = meta.attempts + 1;
+      const maxLost = this.#maxLost ?? Math.max(3, maxAttemptsOf(task));
+      if (lostOn.length >= maxLost) {
+        const reason = `the task's worker was lost ${lostOn.length} times (${lostOn.join(', ')}); it may be crashing its workers`;
+        moves.push({ kind: 'fail-assigned', id: r.id, worker, version: r.version, data: encode(failed(r.id, reason, worker, attempts, 'ZKFARM_WORKER_LOST')) });
+      } else {
+        const requeued: Task = { ...task, _zkfarm: { ...meta, attempts, lostOn } };
+        moves.push({ kind: 'give-back', id: r.id, worker, version: r.version, data: encode(requeued) });
+      }
+    }
+    if (moves.length) {
+      this.#log.info({ worker, tasks: moves.length }, 'giving back tasks');
+      await this.#commitMoves(moves);
+    }
+    // Remove the dir if the worker is still gone and it is empty (NOT_EMPTY/NO_NODE: leave it).
+    if (!this.#workers.get(worker)?.live) {
+      await this.#client.remove(dir).catch(() => {});
+    }
+    this.#kick();
+  }
+}
+
+type Move =
+  | { kind: 'assign'; id: string; worker: string; data: Buffer; version: number }
+  | { kind: 'reject'; id: string; worker?: undefined; data: Buffer; version: number }
+  | { kind: 'give-back'; id: string; worker: string; data: Buffer; version: number }
+  | { kind: 'fail-assigned'; id: string; worker: string; data: Buffer; version: number };
+
+/** Add one move's operations (see the module comment for each). */
+function addMove(tx: Transaction, m: Move): void {
+  switch (m.kind) {
+    case 'assign':
+      tx.create(assignPath(m.worker, m.id), m.data).remove(taskPath(m.id), m.version);
+      break;
+    case 'reject':
+      tx.create(statusPath(m.id), m.data).remove(taskPath(m.id), m.version);
+      break;
+    case 'give-back':
+      tx.create(taskPath(m.id), m.data).remove(assignPath(m.worker, m.id), m.version);
+      break;
+    case 'fail-assigned':
+      tx.create(statusPath(m.id), m.data).remove(assignPath(m.worker, m.id), m.version);
+      break;
+  }
+}
+
+function* chunkMoves(moves: Move[]): Generator<Move[]> {
+  let chunk: Move[] = [];
+  let bytes = 0;
+  for (const m of moves) {
+    if (chunk.length > 0 && (chunk.length * 2 + 2 > MULTI_MAX_OPS || bytes + m.data.length > MULTI_MAX_BYTES)) {
+      yield chunk;
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(m);
+    bytes += m.data.length;
+  }
+  if (chunk.length) yield chunk;
+}
+
+function failed(_id: string, error: string, worker: string | null, attempts: number, errorCode: string): TaskStatus {
+  return { state: 'failed', worker, attempts, startedAt: null, finishedAt: Date.now(), error, errorCode };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,218 @@
+/**
+ * The farm's znodes and the JSON they hold. `/tasks` and `/status` are the public contract
+ * (docs/protocol.md); `/master`, `/workers` and `/assign` are internal.
+ *
+ *   /tasks/task-NNNNNNNNNN          persistent sequential   a task: {"cmd": ...} or {"handler": ..., "input": ...}
+ *   /status/task-NNNNNNNNNN         persistent              its one result: {"state": "succeeded"|"failed", ...}
+ *   /master                         ephemeral               the leading master: {"name", "host", "pid", "since"}
+ *   /masters/<name>                 ephemeral               every master, leader or standby
+ *   /workers/<name>                 ephemeral               a live worker: {"capacity", "prefetch", "paused", ...}
+ *   /assign/<worker>/<task-id>      persistent              a task handed to a worker (the task's JSON + "_zkfarm")
+ *
+ * A task's internal bookkeeping travels in its JSON under the reserved key `_zkfarm`
+ * (attempts so far, the last error, when it may run again). Every other field is kept as submitted.
+ */
+import { z } from 'zod';
+import { ErrorCodes, ZkfarmError } from '../errors.js';
+
+export const PATHS = {
+  tasks: '/tasks',
+  status: '/status',
+  master: '/master',
+  masters: '/masters',
+  workers: '/workers',
+  assign: '/assign',
+} as const;
+
+export const TASK_PREFIX = 'task-';
+
+export const taskPath = (id: string) => `${PATHS.tasks}/${id}`;
+export const statusPath = (id: string) => `${PATHS.status}/${id}`;
+export const workerPath = (name: string) => `${PATHS.workers}/${name}`;
+export const masterPath = (name: string) => `${PATHS.masters}/${name}`;
+export const assignDir = (worker: string) => `${PATHS.assign}/${worker}`;
+export const assignPath = (worker: string, id: string) => `${PATHS.assign}/${worker}/${id}`;
+
+/** A role or task name that is safe as a znode name and as a directory name. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export function validateName(kind: string, name: string): string {
+  if (typeof name !== 'string' || !NAME_PATTERN.test(name) || name === '.' || name === '..') {
+    throw new ZkfarmError(
+      ErrorCodes.INVALID_NAME,
+      `${kind} name ${JSON.stringify(name)} is not allowed: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
+  }
+  return name;
+}
+
+/** Is this a task id as the farm creates them (`task-` and 10 digits)? */
+export function isTaskId(id: string): boolean {
+  return /^task-\d{10}$/.test(id);
+}
+
+/** Internal bookkeeping kept inside a task's JSON. */
+export interface TaskMeta {
+  /** Runs started so far (incremented when a run ends: failure or worker loss). */
+  attempts: number;
+  /** Don't assign before this time (ms since epoch): retry backoff. */
+  notBefore?: number;
+  /** Why the last run failed. */
+  lastError?: string;
+  /** Worker names whose runs were lost (crash, expiry). */
+  lostOn?: string[];
+}
+
+const metaSchema = z
+  .object({
+    attempts: z.number().int().min(0).default(0),
+    notBefore: z.number().optional(),
+    lastError: z.string().optional(),
+    lostOn: z.array(z.string()).optional(),
+  })
+  .loose();
+
+const taskSchema = z
+  .object({
+    cmd: z.string().min(1, 'must be a non-empty string').optional(),
+    handler: z.string().min(1, 'must be a non-empty string').optional(),
+    input: z.unknown().optional(),
+    timeoutMs: z.number().int().positive().optional(),
+    maxAttempts: z.number().int().min(1).max(100).optional(),
+    _zkfarm: metaSchema.optional(),
+  })
+  .loose()
+  .refine((t) => (t.cmd === undefined) !== (t.handler === undefined), {
+    message: 'a task names exactly one of "cmd" (a shell command) or "handler" (a handler name)',
+  });
+
+export interface Task {
+  cmd?: string;
+  handler?: string;
+  input?: unknown;
+  timeoutMs?: number;
+  maxAttempts?: number;
+  _zkfarm?: TaskMeta;
+  [key: string]: unknown;
+}
+
+export type ParsedTask = { ok: true; task: Task } | { ok: false; error: string };
+
+/** Parse a task's data; never throws. A bad task yields a readable reason for its failed status. */
+export function parseTask(data: Buffer | string | null | undefined): ParsedTask {
+  const text = data === null || data === undefined ? '' : typeof data === 'string' ? data : data.toString('utf8');
+  if (text.trim() === '') return { ok: false, error: 'task data is empty: expected a JSON object like {"cmd": "..."} or {"handler": "echo", "input": 1}' };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, error: `task data is not valid JSON (${(err as Error).message}): ${preview(text)}` };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, error: `task data must be a JSON object, got ${Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'null' : typeof value}` };
+  }
+  const r = taskSchema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue?.path.length ? `"${issue.path.join('.')}": ` : '';
+    return { ok: false, error: `invalid task: ${where}${issue?.message ?? 'unknown problem'}` };
+  }
+  return { ok: true, task: value as Task };
+}
+
+/** Check a task before submitting it (throws ZKFARM_INVALID_TASK with the reason). */
+export function checkTask(task: unknown): Task {
+  const r = parseTask(JSON.stringify(task ?? null));
+  if (!r.ok) throw new ZkfarmError(ErrorCodes.INVALID_TASK, r.error);
+  return r.task;
+}
+
+function preview(text: string): string {
+  const t = text.length > 80 ? `${text.slice(0, 80)}…` : text;
+  return JSON.stringify(t);
+}
+
+export function taskMeta(task: Task): TaskMeta {
+  return task._zkfarm ?? { attempts: 0 };
+}
+
+export function maxAttemptsOf(task: Task): number {
+  return task.maxAttempts ?? 1;
+}
+
+/** A task's result in `/status/<task-id>`. */
+export interface TaskStatus {
+  state: 'succeeded' | 'failed';
+  worker: string | null;
+  attempts: number;
+  startedAt: number | null;
+  finishedAt: number;
+  exitCode?: number | null;
+  result?: unknown;
+  error?: string;
+  errorCode?: string;
+  [key: string]: unknown;
+}
+
+const statusSchema = z
+  .object({
+    state: z.enum(['succeeded', 'failed']),
+    worker: z.string().nullable(),
+    attempts: z.number().int().min(0),
+    startedAt: z.number().nullable(),
+    finishedAt: z.number(),
+  })
+  .loose();
+
+export function parseStatus(data: Buffer | string): TaskStatus {
+  const value = JSON.parse(typeof data === 'string' ? data : data.toString('utf8'));
+  return statusSchema.parse(value) as TaskStatus;
+}
+
+/** Data a worker advertises in `/workers/<name>`. */
+export interface WorkerInfo {
+  capacity: number;
+  /** Tasks the master may hand over beyond `capacity`, queued at the worker so it never idles. */
+  prefetch: number;
+  paused: boolean;
+  host: string;
+  pid: number;
+  startedAt: number;
+  draining?: boolean;
+}
+
+export function parseWorkerInfo(data: Buffer | null): WorkerInfo | undefined {
+  if (!data || data.length === 0) return undefined;
+  try {
+    const v = JSON.parse(data.toString('utf8')) as Partial<WorkerInfo>;
+    if (typeof v.capacity !== 'number' || v.capacity < 1) return undefined;
+    return {
+      capacity: Math.floor(v.capacity),
+      prefetch: typeof v.prefetch === 'number' && v.prefetch >= 0 ? Math.floor(v.prefetch) : 0,
+      paused: v.paused === true || v.draining === true,
+      host: String(v.host ?? ''),
+      pid: Number(v.pid ?? 0),
+      startedAt: Number(v.startedAt ?? 0),
+      draining: v.draining === true,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Data the leader writes in `/master`. */
+export interface MasterInfo {
+  name: string;
+  host: string;
+  pid: number;
+  since: number;
+}
+
+/**
+ * Most ops per `multi` the farm sends, and most bytes of data in one. ZooKeeper refuses a request over
+ * jute.maxbuffer (1 MB by default); staying well under it leaves room for paths and headers.
+ */
+export const MULTI_MAX_OPS = 200;
+export const MULTI_MAX_BYTES = 512 * 1024;
+
+export const encode = (v: unknown): Buffer => Buffer.from(JSON.stringify(v), 'utf8');

@@ -1,0 +1,254 @@
+/**
+ * What masters and workers share: a name, a session supervisor that re-runs the role's setup on every
+ * new session, a lifecycle (`start()` / `stop()`, both safe to call twice), and claiming a name with an
+ * ephemeral node without racing a stale node of our own.
+ *
+ * On SUSPENDED a role keeps going (its session may still be alive; requests wait or time out).
+ * On LOST its `session.signal` aborts: everything tied to that session stops at once, and the setup
+ * runs again on the next session.
+ */
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { ErrorCodes, ZkfarmError, describeError } from '../errors.js';
+import {
+  type ConnectOptions,
+  type Logger,
+  type Session,
+  type SessionState,
+  type Stat,
+  type Supervisor,
+  connect,
+  ensureChroot,
+  fatal,
+  isZkError,
+} from '../zk/index.js';
+import { PATHS, validateName } from './protocol.js';
+
+export interface RoleOptions {
+  /** Unique name of this role in the farm (letters, digits, '.', '_', '-'). */
+  name: string;
+  /** ZooKeeper connect string, optionally with a chroot: `h1:2181,h2:2181/farm-a`. @defaultValue 127.0.0.1:2181 */
+  connect?: string;
+  /** @defaultValue 10000 */
+  sessionTimeout?: number;
+  /** Digest identity `user:password` for an access-controlled farm. */
+  auth?: string;
+  /** Route the session through a fault proxy so `expireSession()` works (tests, chaos, benchmarks). */
+  faultInjection?: boolean;
+  /** Give up starting when ZooKeeper cannot be reached within this many ms. @defaultValue Infinity */
+  connectTimeout?: number;
+  logger?: Logger;
+}
+
+export type RoleKind = 'master' | 'worker';
+export type RoleState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+export interface RoleInfo {
+  name: string;
+  kind: RoleKind;
+  state: RoleState;
+  session: SessionState;
+  sessionId?: string;
+  sessions: number;
+}
+
+const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export abstract class Role extends EventEmitter {
+  readonly name: string;
+  abstract readonly kind: RoleKind;
+  protected readonly options: RoleOptions;
+  protected readonly log: Logger;
+  protected supervisor: Supervisor | undefined;
+  #state: RoleState = 'idle';
+  #started: Promise<void> | undefined;
+  #stopped: Promise<void> | undefined;
+  /** Session ids this role held before; a node owned by one of them is our own stale node. */
+  protected readonly pastSessions = new Set<string>();
+
+  constructor(options: RoleOptions) {
+    super();
+    this.name = validateName('role', options.name);
+    this.options = options;
+    this.log = options.logger ?? silent;
+    this.on('error', () => {});
+  }
+
+  get state(): RoleState {
+    return this.#state;
+  }
+
+  protected setState(s: RoleState): void {
+    this.#state = s;
+    this.emit('state', s);
+  }
+
+  /** Connect and run the role; resolves once its first session is set up. */
+  start(): Promise<void> {
+    this.#started ??= this.#start();
+    return this.#started;
+  }
+
+  async #start(): Promise<void> {
+    this.setState('starting');
+    const opts: ConnectOptions = {
+      connect: this.options.connect ?? '127.0.0.1:2181',
+      sessionTimeout: this.options.sessionTimeout ?? 10_000,
+      auth: this.options.auth,
+      faultInjection: this.options.faultInjection,
+      connectTimeout: this.options.connectTimeout,
+      logger: this.log,
+    };
+    try {
+      await ensureChroot(opts);
+      const sup = connect(opts, async (session) => {
+        await this.ensureLayout(session);
+        await this.onSession(session);
+      });
+      this.supervisor = sup;
+      sup.on('state', (s: SessionState) => {
+        this.emit('session', s);
+        const id = sup.session?.id;
+        if (id) this.pastSessions.add(id);
+      });
+      sup.done.then(
+        () => {},
+        (err) => {
+          if (this.#state === 'stopping' || this.#state === 'stopped') return;
+          this.log.error({ err }, `${this.kind} ${this.name} stopped: ${describeError(err)}`);
+          this.setState('failed');
+          this.emit('failed', err);
+        },
+      );
+      await sup.ready;
+      this.pastSessions.add(sup.session?.id ?? '');
+      this.setState('running');
+    } catch (err) {
+      this.setState('failed');
+      await this.supervisor?.stop();
+      throw err;
+    }
+  }
+
+  /** The nodes every role needs. Idempotent, and cheap when they exist. */
+  protected async ensureLayout(session: Session): Promise<void> {
+    const c = session.client;
+    await Promise.all(Object.values(PATHS).filter((p) => p !== PATHS.master).map((p) => c.ensurePath(p)));
+  }
+
+  /** Set the role up on a (new) session. Throwing retries it on the same session unless the error is fatal. */
+  protected abstract onSession(session: Session): Promise<void>;
+
+  /** Release what the role holds before the session closes. */
+  protected async beforeClose(_options: StopOptions): Promise<void> {}
+
+  /** Stop: release work (drain for workers), close the session (its ephemeral nodes vanish). Idempotent. */
+  stop(options: StopOptions = {}): Promise<void> {
+    this.#stopped ??= (async () => {
+      if (this.#state === 'idle') {
+        this.setState('stopped');
+        return;
+      }
+      await this.#started?.catch(() => {});
+      this.setState('stopping');
+      try {
+        await this.beforeClose(options);
+      } catch (err) {
+        this.log.warn({ err }, `${this.kind} ${this.name}: clean-up before close failed: ${describeError(err)}`);
+      }
+      await this.supervisor?.stop();
+      this.setState('stopped');
+    })();
+    return this.#stopped;
+  }
+
+  info(): RoleInfo {
+    return {
+      name: this.name,
+      kind: this.kind,
+      state: this.#state,
+      session: this.supervisor?.state ?? 'connecting',
+      sessionId: this.supervisor?.session?.id,
+      sessions: this.supervisor?.sessionCount ?? 0,
+    };
+  }
+
+  /** Fault injection: make the server expire this role's session (needs `faultInjection`). */
+  async expireSession(): Promise<void> {
+    if (!this.supervisor) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${this.name} is not started`);
+    await this.supervisor.expireSession();
+  }
+
+  /**
+   * Create the ephemeral node `path` that stands for this role, coping with a stale one:
+   * - owned by the current session: keep it (a retried setup);
+   * - owned by one of our earlier sessions: delete it and create ours;
+   * - owned by anyone else: wait up to `waitMs` for it to vanish (a crashed process of ours whose session
+   *   has not expired yet looks like this), then fail with ZKFARM_NAME_TAKEN.
+   */
+  protected async claimEphemeral(session: Session, path: string, data: Buffer, waitMs: number): Promise<void> {
+    const c = session.client;
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      session.throwIfLost();
+      try {
+        await c.createEphemeral(path, data);
+        return;
+      } catch (err) {
+        if (!isZkError(err, 'NODE_EXISTS')) throw err;
+      }
+      let stat: Stat | null;
+      let gone: Promise<void> | undefined;
+      try {
+        stat = await c.exists(path);
+      } catch (err) {
+        if (isZkError(err, 'NO_NODE')) continue;
+        throw err;
+      }
+      if (!stat) continue;
+      const owner = stat.ephemeralOwner.toString('hex');
+      if (owner === session.id) return;
+      if (this.pastSessions.has(owner)) {
+        this.log.info({ path, owner }, 'removing our own node from an earlier session');
+        await c.removeIfExists(path, stat.version);
+        continue;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw fatal(
+          new ZkfarmError(
+            ErrorCodes.NAME_TAKEN,
+            `the name "${this.name}" is held by another live ${this.kind} (${path}, session ${owner}); ` +
+              'give this role another name, or stop the other one',
+          ),
+        );
+      }
+      this.log.warn({ path, owner, waitMs: left }, `${path} is held by session ${owner}; waiting for it to expire`);
+      gone = new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 1000));
+        c.exists(path, () => {
+          clearTimeout(t);
+          resolve();
+        }).then(
+          (s) => {
+            if (!s) {
+              clearTimeout(t);
+              resolve();
+            }
+          },
+          () => resolve(),
+        );
+      });
+      await gone;
+    }
+  }
+}
+
+export interface StopOptions {
+  /** Workers: finish running tasks before closing. @defaultValue true */
+  drain?: boolean;
+  /** Workers: how long to wait for running tasks when draining. @defaultValue 30000 */
+  deadlineMs?: number;
+}
+
+export const HOST = hostname();

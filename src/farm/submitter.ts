@@ -1,0 +1,221 @@
+/**
+ * Submitter: puts tasks into /tasks and waits for their results in /status.
+ *
+ * Znodes: creates /tasks/task-NNNNNNNNNN (persistent sequential); many at once go in one multi per batch
+ * (all of a batch is submitted, or none). Reads /tasks' child count for backpressure, and watches
+ * /status/<id> to wait for a result (a watch, not polling; it survives a new session).
+ *
+ * Backpressure: when /tasks holds `maxQueue` tasks or more, submitting waits until it drains below
+ * (or fails with ZKFARM_QUEUE_FULL after `queueWaitMs`). A very deep /tasks would make its listing exceed
+ * ZooKeeper's 1 MB packet limit for every client.
+ *
+ * A caveat ZooKeeper imposes on every client: if the connection drops while a sequential create is in
+ * flight, the server may have created the task without the client learning its name. Such a submit
+ * fails with CONNECTION_LOSS and a message that says so; it is not retried, which could duplicate it.
+ */
+import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { type ConnectOptions, type Supervisor, connect, ensureChroot, isZkError } from '../zk/index.js';
+import {
+  MULTI_MAX_BYTES,
+  PATHS,
+  TASK_PREFIX,
+  type Task,
+  type TaskStatus,
+  checkTask,
+  encode,
+  parseStatus,
+  statusPath,
+} from './protocol.js';
+
+export interface SubmitterOptions extends Omit<ConnectOptions, 'connect'> {
+  /** @defaultValue 127.0.0.1:2181 */
+  connect?: string;
+  /** Most tasks waiting in /tasks before submitting waits. @defaultValue 20000 */
+  maxQueue?: number;
+  /** How long a submit waits for room before failing with ZKFARM_QUEUE_FULL. @defaultValue 60000 */
+  queueWaitMs?: number;
+  /** Tasks per multi when submitting many. @defaultValue 100 */
+  batchSize?: number;
+}
+
+export class Submitter {
+  readonly supervisor: Supervisor;
+  readonly #maxQueue: number;
+  readonly #queueWaitMs: number;
+  readonly #batchSize: number;
+  /** Estimated depth of /tasks: last read plus what we added since. */
+  #depth = 0;
+  #depthReadAt = 0;
+
+  private constructor(supervisor: Supervisor, options: SubmitterOptions) {
+    this.supervisor = supervisor;
+    this.#maxQueue = options.maxQueue ?? 20_000;
+    this.#queueWaitMs = options.queueWaitMs ?? 60_000;
+    this.#batchSize = Math.max(1, Math.min(options.batchSize ?? 100, 200));
+  }
+
+  /** Connect (pass-through mode: the session stays open until `close()`). */
+  static async open(options: SubmitterOptions = {}): Promise<Submitter> {
+    const opts: ConnectOptions = { ...options, connect: options.connect ?? '127.0.0.1:2181' };
+    await ensureChroot(opts);
+    const sup = connect(opts, async (session) => {
+      await Promise.all([session.client.ensurePath(PATHS.tasks), session.client.ensurePath(PATHS.status)]);
+    });
+    try {
+      await sup.ready;
+    } catch (err) {
+      await sup.stop();
+      throw err;
+    }
+    return new Submitter(sup, options);
+  }
+
+  #client() {
+    const s = this.supervisor.session;
+    if (!s) throw new ZkfarmError(ErrorCodes.SESSION_LOST, 'not connected to ZooKeeper right now; try again');
+    return s.client;
+  }
+
+  /** Submit one task; returns its id (`task-NNNNNNNNNN`). */
+  async submit(task: Task): Promise<string> {
+    const checked = checkTask(task);
+    const data = encode(checked);
+    tooLarge(data);
+    await this.#room(1);
+    try {
+      const path = await this.#client().createSequential(`${PATHS.tasks}/${TASK_PREFIX}`, data);
+      this.#depth++;
+      return path.slice(PATHS.tasks.length + 1);
+    } catch (err) {
+      throw lossCaveat(err);
+    }
+  }
+
+  /** Submit many tasks in batched multis; returns their ids in order. All are checked before any is sent. */
+  async submitMany(tasks: Iterable<Task>): Promise<string[]> {
+    const encoded = [...tasks].map((t, i) => {
+      try {
+        const d = encode(checkTask(t));
+        tooLarge(d);
+        return d;
+      } catch (err) {
+        (err as Error).message = `task #${i + 1}: ${(err as Error).message}`;
+        throw err;
+      }
+    });
+    const ids: string[] = [];
+    let i = 0;
+    while (i < encoded.length) {
+      let bytes = 0;
+      let j = i;
+      while (j < encoded.length && j - i < this.#batchSize && (j === i || bytes + encoded[j]!.length <= MULTI_MAX_BYTES)) {
+        bytes += encoded[j]!.length;
+        j++;
+      }
+      await this.#room(j - i);
+      const tx = this.#client().transaction();
+      for (let k = i; k < j; k++) tx.create(`${PATHS.tasks}/${TASK_PREFIX}`, encoded[k], 2);
+      try {
+        const results = await tx.commit();
+        for (const r of results) ids.push(r.path!.slice(PATHS.tasks.length + 1));
+      } catch (err) {
+        throw lossCaveat(err, ids.length);
+      }
+      this.#depth += j - i;
+      i = j;
+    }
+    return ids;
+  }
+
+  /** Wait for room in /tasks (see Backpressure in the module comment). */
+  async #room(n: number): Promise<void> {
+    const deadline = Date.now() + this.#queueWaitMs;
+    let pause = 50;
+    for (;;) {
+      const fresh = Date.now() - this.#depthReadAt < 1000;
+      if (fresh && this.#depth + n <= this.#maxQueue * 0.8) return;
+      const stat = await this.#client().exists(PATHS.tasks);
+      this.#depth = stat?.numChildren ?? 0;
+      this.#depthReadAt = Date.now();
+      if (this.#depth + n <= this.#maxQueue) return;
+      if (Date.now() > deadline) {
+        throw new ZkfarmError(
+          ErrorCodes.QUEUE_FULL,
+          `the queue holds ${this.#depth} tasks (limit ${this.#maxQueue}) and did not drain within ${this.#queueWaitMs} ms; ` +
+            'add workers, or wait and submit again',
+        );
+      }
+      await new Promise((r) => setTimeout(r, pause));
+      pause = Math.min(pause * 2, 1000);
+    }
+  }
+
+  /** Read a task's result, or undefined when it has none yet. */
+  async result(id: string): Promise<TaskStatus | undefined> {
+    try {
+      const { data } = await this.#client().getData(statusPath(id));
+      return parseStatus(data);
+    } catch (err) {
+      if (isZkError(err, 'NO_NODE')) return undefined;
+      throw err;
+    }
+  }
+
+  /** Wait for a task's result (a watch on /status/<id>; survives reconnects and new sessions). */
+  waitFor(id: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TaskStatus> {
+    return new Promise<TaskStatus>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (err: Error | undefined, status?: TaskStatus) => {
+        clearTimeout(timer);
+        watch.close();
+        options.signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve(status!);
+      };
+      const onAbort = () => finish(new ZkfarmError(ErrorCodes.STOPPED, `stopped waiting for ${id}`));
+      const watch = this.supervisor.watchData(statusPath(id), ({ data }) => {
+        if (!data) return;
+        try {
+          finish(undefined, parseStatus(data));
+        } catch (err) {
+          finish(new ZkfarmError(ErrorCodes.INVALID_TASK, `the status of ${id} is not a valid status: ${(err as Error).message}`));
+        }
+      });
+      if (options.timeoutMs !== undefined) {
+        timer = setTimeout(
+          () => finish(new ZkfarmError(ErrorCodes.WAIT_TIMEOUT, `no result for ${id} within ${options.timeoutMs} ms`)),
+          options.timeoutMs,
+        );
+      }
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Wait for the results of many tasks. */
+  waitForAll(ids: readonly string[], options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TaskStatus[]> {
+    return Promise.all(ids.map((id) => this.waitFor(id, options)));
+  }
+
+  close(): Promise<void> {
+    return this.supervisor.stop();
+  }
+}
+
+function tooLarge(data: Buffer): void {
+  if (data.length > MULTI_MAX_BYTES) {
+    throw new ZkfarmError(
+      ErrorCodes.INVALID_TASK,
+      `the task is ${data.length} bytes of JSON; the limit is ${MULTI_MAX_BYTES} (ZooKeeper keeps data small): ` +
+        'put large inputs in a file or store and pass a reference',
+    );
+  }
+}
+
+function lossCaveat(err: unknown, submittedBefore?: number): unknown {
+  if (isZkError(err, 'CONNECTION_LOSS', 'OPERATION_TIMEOUT') || (err as { code?: string })?.code === ErrorCodes.SESSION_LOST) {
+    const e = err as Error;
+    const before = submittedBefore !== undefined ? ` (${submittedBefore} tasks before this batch were submitted)` : '';
+    e.message += `; the connection dropped while submitting, so the task may or may not be in /tasks${before}: check before submitting again`;
+  }
+  return err;
+}

@@ -1,0 +1,74 @@
+/**
+ * Guards for two defects of node-zookeeper-client 1.1.3 (unmaintained), applied once at import.
+ *
+ * 1. "Unknown code" crash. The library's error table stops at AUTH_FAILED (-115). A server answer carrying
+ *    any other code (QUOTA_EXCEEDED -125, THROTTLED_OP -127, REQUEST_TIMEOUT -122, ...) makes
+ *    `Exception.create` throw inside the socket's data handler, which no caller can catch: the process dies.
+ *    We wrap `Exception.create` so that an unknown code yields an Exception-shaped error instead; the
+ *    request's callback receives it and zkfarm turns it into a `ZkError` with the right code name.
+ *
+ * 2. Transaction version bug. `Transaction.check/setData/remove` do `version = version || -1`, so version 0
+ *    silently becomes "any version" and fencing on version 0 is off. zkfarm's transaction builder never
+ *    calls those three methods: it pushes the operation records itself (see `pushOp`), keeping 0 as 0.
+ */
+import { createRequire } from 'node:module';
+import { zkCodeName } from './errors.js';
+
+const require = createRequire(import.meta.url);
+
+interface RawException extends Error {
+  code: number;
+  path?: string;
+  getCode(): number;
+  getName(): string;
+  getPath(): string | undefined;
+}
+
+interface ExceptionModule {
+  (code: number, name: string, path: string | undefined, ctor: unknown): void;
+  prototype: RawException;
+  create: (code: number, path?: string) => RawException;
+  __zkfarmGuarded?: boolean;
+}
+
+const Exception = require('node-zookeeper-client/lib/Exception.js') as ExceptionModule;
+const jute = require('node-zookeeper-client/lib/jute/index.js') as { OP_CODES: Record<string, number> };
+
+/** The library's operation codes (CREATE, DELETE, SET_DATA, CHECK, ...). */
+export const OP_CODES = jute.OP_CODES as {
+  CREATE: number;
+  DELETE: number;
+  SET_DATA: number;
+  CHECK: number;
+  [k: string]: number;
+};
+
+if (!Exception.__zkfarmGuarded) {
+  const original = Exception.create;
+  Exception.create = function guardedCreate(code: number, path?: string): RawException {
+    try {
+      return original(code, path);
+    } catch {
+      // Build an Exception without its constructor (which re-validates and would throw again).
+      const e = Object.create(Exception.prototype) as RawException;
+      Error.captureStackTrace(e, guardedCreate);
+      const name = zkCodeName(code);
+      Object.assign(e, {
+        code,
+        name: name === 'UNKNOWN' ? `UNKNOWN_${Math.abs(code)}` : name,
+        path,
+        message: `Exception: ${name}[${code}]${path ? `@${path}` : ''}`,
+      });
+      return e;
+    }
+  };
+  Exception.__zkfarmGuarded = true;
+}
+
+/** Push an operation record onto a library Transaction without its `version || -1` defect. */
+export function pushOp(
+  tx: unknown,
+  op: { type: number; path: string; version?: number; data?: Buffer; acls?: unknown[]; mode?: number },
+): void {
+  (tx as { ops: unknown[] }).ops.push(op);
+}

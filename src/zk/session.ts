@@ -1,0 +1,571 @@
+/**
+ * The session supervisor: zkfarm's `Connect-Zookeeper`.
+ *
+ * `connect(options, action)` keeps a ZooKeeper session alive and runs `action(session)` once the session is
+ * connected, and again on every *new* session after the old one is lost. A reconnect within the same
+ * session does not re-run it (its ephemeral nodes and watches are still there).
+ *
+ * States (readable as `supervisor.state`, reported as `'state'` events):
+ *
+ *   connecting ──▶ connected ──▶ suspended ──▶ reconnected ──▶ suspended ...
+ *        ▲                            │
+ *        └──────── lost ◀─────────────┘   (expired, or disconnected for the whole session timeout)
+ *   any ──▶ closed                          (stop(), abort signal, or the action returned 'completed')
+ *
+ * `lost` is decided two ways: the server says the session expired (learned only on reconnect), or the
+ * client has been disconnected for the negotiated session timeout (a partitioned client is never told,
+ * so we keep a timer, as Curator does). An expired client is dead, so a lost session's client is closed,
+ * its pending requests fail at once with `ZKFARM_SESSION_LOST`, its `session.signal` aborts, and a new
+ * client starts a new session.
+ *
+ * The three modes of the original:
+ *   - run until stopped:   `await connect(opts, action).done`   (ends on `stop()` or `signal`)
+ *   - run until completed: the action returns `'completed'`; `done` resolves and the session closes
+ *   - pass-through:        `const session = await connect(opts, action).ready` — the live session, while
+ *                          watches and the action keep running on every new session
+ */
+import { EventEmitter } from 'node:events';
+import zookeeper from 'node-zookeeper-client';
+import { ErrorCodes, ZkfarmError, describeError } from '../errors.js';
+import { type Acl, OPEN_ACL, type RawClient, ZkClient, digestAcl } from './client.js';
+import { startFaultProxy, type FaultProxy } from './fault-proxy.js';
+import { type ChildrenChange, ChildrenWatch, type ClientSource, type DataChange, DataWatch } from './watchers.js';
+
+export type SessionState = 'connecting' | 'connected' | 'suspended' | 'reconnected' | 'lost' | 'closed';
+
+/** The subset of a pino logger the zk layer uses. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export interface ConnectOptions {
+  /** Connect string, e.g. `127.0.0.1:2181` or `h1:2181,h2:2181,h3:2181/farm-a` (chroot suffix allowed). */
+  connect: string;
+  /** Requested session timeout in ms; the server may negotiate it. @defaultValue 10000 */
+  sessionTimeout?: number;
+  /** Timeout of each request in ms. @defaultValue the session timeout */
+  requestTimeout?: number;
+  /**
+   * Give up when no session could be made within this many ms of starting (or of losing the last one):
+   * `done` rejects with `ZKFARM_ZK_UNREACHABLE`. @defaultValue Infinity (keep trying)
+   */
+  connectTimeout?: number;
+  /** Delay between connection attempts in ms. @defaultValue 250 */
+  spinDelay?: number;
+  /** Digest identity `user:password`; nodes are then created readable and writable by it alone. */
+  auth?: string;
+  /** ACL for created nodes. @defaultValue the `auth` identity's ACL when `auth` is set, else open */
+  acl?: Acl[];
+  /** Stops the supervisor when aborted. */
+  signal?: AbortSignal;
+  /**
+   * Route the session through an in-process TCP relay so that `expireSession()` and `cutConnection()` can
+   * inject real faults (tests, benchmarks, chaos runs). @defaultValue false
+   */
+  faultInjection?: boolean;
+  /** Pause before re-running an action that threw, doubled each time up to 5 s. @defaultValue 200 */
+  retryDelay?: number;
+  logger?: Logger;
+}
+
+export type ActionResult = undefined | 'completed';
+export type Action = (session: Session) => ActionResult | Promise<ActionResult> | void | Promise<void>;
+
+/** Mark an error as fatal: thrown from an action, it stops the supervisor instead of being retried. */
+export function fatal<E extends Error>(err: E): E {
+  (err as E & { fatal: boolean }).fatal = true;
+  return err;
+}
+
+/** One ZooKeeper session. Its `signal` aborts the moment the session is lost or closed. */
+export class Session {
+  readonly client: ZkClient;
+  readonly supervisor: Supervisor;
+  /** 1 for the first session of the supervisor, 2 after the first loss, ... */
+  readonly number: number;
+  readonly #abort = new AbortController();
+  readonly #watches = new Set<{ close(): void }>();
+
+  constructor(supervisor: Supervisor, client: ZkClient, number: number) {
+    this.supervisor = supervisor;
+    this.client = client;
+    this.number = number;
+  }
+
+  /** Session id as 16 hex digits. */
+  get id(): string {
+    return this.client.sessionId;
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  /** False once the session is lost or closed. */
+  get alive(): boolean {
+    return !this.#abort.signal.aborted;
+  }
+
+  /** Throw `ZKFARM_SESSION_LOST` if the session is gone (call between steps of long work). */
+  throwIfLost(): void {
+    if (!this.alive) throw new ZkfarmError(ErrorCodes.SESSION_LOST, 'the ZooKeeper session was lost');
+  }
+
+  #source(): ClientSource {
+    return {
+      client: () => (this.alive ? this.client : undefined),
+      onError: (err) => this.supervisor.reportError(err, 'watch'),
+    };
+  }
+
+  /** Watch a node's children for this session's lifetime (reports the initial list as `added`). */
+  watchChildren(path: string, onChange: (change: ChildrenChange) => void | Promise<void>): ChildrenWatch {
+    const w = new ChildrenWatch(this.#source(), path, onChange);
+    this.#track(w);
+    return w;
+  }
+
+  /** Watch a node's data for this session's lifetime (data null while the node does not exist). */
+  watchData(path: string, onChange: (change: DataChange) => void | Promise<void>): DataWatch {
+    const w = new DataWatch(this.#source(), path, onChange);
+    this.#track(w);
+    return w;
+  }
+
+  #track(w: { close(): void }): void {
+    if (!this.alive) w.close();
+    else this.#watches.add(w);
+  }
+
+  /** @internal called by the supervisor */
+  end(reason: Error): void {
+    if (!this.alive) return;
+    this.#abort.abort(reason);
+    for (const w of this.#watches) w.close();
+    this.#watches.clear();
+    this.client.failPending(reason);
+  }
+}
+
+interface Attempt {
+  raw: RawClient;
+  client: ZkClient;
+  everConnected: boolean;
+  lostTimer?: NodeJS.Timeout;
+  session?: Session;
+  dispose(): void;
+}
+
+export class Supervisor extends EventEmitter {
+  readonly options: Readonly<ConnectOptions>;
+  readonly ready: Promise<Session>;
+  readonly done: Promise<void>;
+  #state: SessionState = 'connecting';
+  #attempt: Attempt | undefined;
+  #sessions = 0;
+  #stopped = false;
+  #resolveReady!: (s: Session) => void;
+  #rejectReady!: (e: Error) => void;
+  #resolveDone!: () => void;
+  #rejectDone!: (e: Error) => void;
+  #readyDone = false;
+  #action: Action | undefined;
+  #proxy: FaultProxy | undefined;
+  #connectTimer: NodeJS.Timeout | undefined;
+  #newSessionListeners = new Set<() => void>();
+  #watches = new Set<{ close(): void }>();
+  readonly #log: Logger;
+  readonly #acl: Acl[];
+
+  constructor(options: ConnectOptions, action?: Action) {
+    super();
+    validateOptions(options);
+    this.options = { ...options };
+    this.#action = action;
+    this.#log = options.logger ?? silentLogger;
+    this.#acl = options.acl ?? (options.auth ? digestAcl(options.auth) : OPEN_ACL);
+    this.ready = new Promise((res, rej) => {
+      this.#resolveReady = res;
+      this.#rejectReady = rej;
+    });
+    this.done = new Promise((res, rej) => {
+      this.#resolveDone = res;
+      this.#rejectDone = rej;
+    });
+    // Callers that only await one of the two must not see an unhandled rejection from the other.
+    this.ready.catch(() => {});
+    this.done.catch(() => {});
+    // An 'error' event with no listener would throw; errors are reported through the logger as well.
+    this.on('error', () => {});
+    if (options.signal) {
+      if (options.signal.aborted) queueMicrotask(() => void this.stop());
+      else options.signal.addEventListener('abort', () => void this.stop(), { once: true });
+    }
+    void this.#start();
+  }
+
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  /** The live session, if any. */
+  get session(): Session | undefined {
+    const s = this.#attempt?.session;
+    return s?.alive ? s : undefined;
+  }
+
+  /** How many sessions were started so far. */
+  get sessionCount(): number {
+    return this.#sessions;
+  }
+
+  get sessionTimeout(): number {
+    const raw = this.#attempt?.raw;
+    const negotiated = raw && this.#attempt?.everConnected ? raw.getSessionTimeout() : 0;
+    return negotiated > 0 ? negotiated : (this.options.sessionTimeout ?? 10_000);
+  }
+
+  async #start(): Promise<void> {
+    try {
+      if (this.options.faultInjection) {
+        const { hosts, chroot } = splitConnectString(this.options.connect);
+        this.#proxy = await startFaultProxy({ targets: hosts });
+        this.#connectString = `${this.#proxy.address}${chroot}`;
+      }
+    } catch (err) {
+      this.#fail(err as Error);
+      return;
+    }
+    this.#armConnectTimer();
+    this.#newAttempt();
+  }
+
+  #connectString: string | undefined;
+
+  #armConnectTimer(): void {
+    const limit = this.options.connectTimeout;
+    if (limit === undefined || !Number.isFinite(limit)) return;
+    clearTimeout(this.#connectTimer);
+    this.#connectTimer = setTimeout(() => {
+      this.#fail(
+        new ZkfarmError(
+          ErrorCodes.ZK_UNREACHABLE,
+          `could not reach ZooKeeper at ${this.options.connect} within ${limit} ms; check that the server runs ` +
+            'and the connect string (host:port[,host:port...][/chroot]) is right',
+        ),
+      );
+    }, limit);
+    this.#connectTimer.unref?.();
+  }
+
+  #newAttempt(): void {
+    if (this.#stopped) return;
+    const connectString = this.#connectString ?? this.options.connect;
+    const raw = zookeeper.createClient(connectString, {
+      sessionTimeout: this.options.sessionTimeout ?? 10_000,
+      spinDelay: this.options.spinDelay ?? 250,
+      retries: 0,
+    });
+    const client = new ZkClient(raw, {
+      requestTimeout: this.options.requestTimeout ?? this.options.sessionTimeout ?? 10_000,
+      acl: this.#acl,
+    });
+    if (this.options.auth) client.addAuth('digest', this.options.auth);
+    const attempt: Attempt = {
+      raw,
+      client,
+      everConnected: false,
+      dispose: () => {
+        clearTimeout(attempt.lostTimer);
+        raw.removeAllListeners();
+        raw.on('error', () => {});
+        raw.close();
+      },
+    };
+    this.#attempt = attempt;
+    raw.on('connected', () => this.#onConnected(attempt));
+    raw.on('connectedReadOnly', () => this.#onConnected(attempt));
+    raw.on('disconnected', () => this.#onDisconnected(attempt));
+    raw.on('expired', () => this.#onLost(attempt, 'the server expired the session'));
+    raw.on('authenticationFailed', () =>
+      this.#fail(
+        fatal(
+          new ZkfarmError(
+            ErrorCodes.SESSION_LOST,
+            'ZooKeeper refused the authentication; check the --auth user:password',
+          ),
+        ),
+      ),
+    );
+    this.#setState('connecting');
+    raw.connect();
+  }
+
+  #onConnected(attempt: Attempt): void {
+    if (attempt !== this.#attempt || this.#stopped) return;
+    clearTimeout(attempt.lostTimer);
+    attempt.lostTimer = undefined;
+    if (attempt.everConnected) {
+      this.#setState('reconnected');
+      return;
+    }
+    attempt.everConnected = true;
+    clearTimeout(this.#connectTimer);
+    this.#sessions++;
+    const session = new Session(this, attempt.client, this.#sessions);
+    attempt.session = session;
+    this.#log.info({ sessionId: session.id, session: session.number, timeoutMs: this.sessionTimeout }, 'zk session started');
+    this.#setState('connected');
+    for (const rearm of this.#newSessionListeners) rearm();
+    void this.#runAction(session);
+  }
+
+  #onDisconnected(attempt: Attempt): void {
+    if (attempt !== this.#attempt || this.#stopped || !attempt.everConnected) return;
+    if (this.#state === 'lost') return;
+    this.#setState('suspended');
+    clearTimeout(attempt.lostTimer);
+    attempt.lostTimer = setTimeout(
+      () => this.#onLost(attempt, `disconnected for the whole session timeout (${this.sessionTimeout} ms)`),
+      this.sessionTimeout,
+    );
+  }
+
+  #onLost(attempt: Attempt, why: string): void {
+    if (attempt !== this.#attempt || this.#stopped) return;
+    const err = new ZkfarmError(ErrorCodes.SESSION_LOST, `the ZooKeeper session was lost: ${why}`);
+    this.#log.warn({ sessionId: attempt.session?.id, why }, 'zk session lost');
+    attempt.session?.end(err);
+    attempt.client.failPending(err);
+    attempt.dispose();
+    this.#attempt = undefined;
+    this.#setState('lost');
+    this.#armConnectTimer();
+    setTimeout(() => this.#newAttempt(), 0);
+  }
+
+  async #runAction(session: Session): Promise<void> {
+    const action = this.#action;
+    if (!action) {
+      this.#markReady(session);
+      return;
+    }
+    let delay = this.options.retryDelay ?? 200;
+    while (session.alive && !this.#stopped) {
+      try {
+        const result = await action(session);
+        if (!session.alive) return;
+        this.#markReady(session);
+        if (result === 'completed') await this.stop();
+        return;
+      } catch (err) {
+        if (!session.alive || this.#stopped) return;
+        if ((err as { fatal?: boolean }).fatal) {
+          this.#fail(err as Error);
+          return;
+        }
+        this.reportError(err, 'action');
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+
+  #markReady(session: Session): void {
+    if (this.#readyDone) return;
+    this.#readyDone = true;
+    this.#resolveReady(session);
+  }
+
+  /** @internal report an error that did not stop anything (an action that will be retried, a watch callback). */
+  reportError(err: unknown, where: string): void {
+    this.#log.error({ err, where }, `${where} failed: ${describeError(err)}`);
+    this.emit('error', err);
+  }
+
+  #setState(state: SessionState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.emit('state', state);
+  }
+
+  #fail(err: Error): void {
+    if (this.#stopped) return;
+    void this.#shutdown().then(() => {
+      this.#rejectReady(err);
+      this.#rejectDone(err);
+    });
+  }
+
+  /** Close the session (its ephemeral nodes vanish at once) and stop. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return this.done.catch(() => {});
+    await this.#shutdown();
+    this.#rejectReady(new ZkfarmError(ErrorCodes.STOPPED, 'the supervisor was stopped before a session was ready'));
+    this.#resolveDone();
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#connectTimer);
+    for (const w of this.#watches) w.close();
+    this.#watches.clear();
+    const attempt = this.#attempt;
+    this.#attempt = undefined;
+    if (attempt) {
+      attempt.session?.end(new ZkfarmError(ErrorCodes.STOPPED, 'the session was closed'));
+      clearTimeout(attempt.lostTimer);
+      attempt.raw.removeAllListeners();
+      attempt.raw.on('error', () => {});
+      if (attempt.everConnected && (this.#state === 'connected' || this.#state === 'reconnected')) {
+        // Close the session on the server (ephemeral nodes vanish now), waiting at most 2 s for the answer.
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 2000);
+          attempt.raw.once('disconnected', () => {
+            clearTimeout(t);
+            resolve();
+          });
+          attempt.raw.close();
+        });
+      } else {
+        attempt.raw.close();
+      }
+    }
+    this.#setState('closed');
+    await this.#proxy?.close();
+  }
+
+  #source(): ClientSource {
+    return {
+      client: () => this.session?.client,
+      onNewSession: (rearm) => {
+        this.#newSessionListeners.add(rearm);
+        return () => this.#newSessionListeners.delete(rearm);
+      },
+      onError: (err) => this.reportError(err, 'watch'),
+    };
+  }
+
+  /**
+   * Watch a node's children across sessions: after a new session it re-lists and reports the difference
+   * from the last list it reported.
+   */
+  watchChildren(path: string, onChange: (change: ChildrenChange) => void | Promise<void>): ChildrenWatch {
+    const w = new ChildrenWatch(this.#source(), path, onChange);
+    this.#watches.add(w);
+    return w;
+  }
+
+  /** Watch a node's data across sessions. */
+  watchData(path: string, onChange: (change: DataChange) => void | Promise<void>): DataWatch {
+    const w = new DataWatch(this.#source(), path, onChange);
+    this.#watches.add(w);
+    return w;
+  }
+
+  /** Wait for a given state (e.g. `'connected'` after an expiry), up to `timeoutMs`. */
+  waitFor(state: SessionState, timeoutMs = 30_000): Promise<void> {
+    if (this.#state === state) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onState = (s: SessionState) => {
+        if (s !== state) return;
+        clearTimeout(t);
+        this.off('state', onState);
+        resolve();
+      };
+      const t = setTimeout(() => {
+        this.off('state', onState);
+        reject(new ZkfarmError(ErrorCodes.WAIT_TIMEOUT, `state ${state} not reached within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.on('state', onState);
+    });
+  }
+
+  /**
+   * Fault injection: cut the connection for longer than the session timeout so the server really expires
+   * the session; resolves once a new session is connected. Needs `faultInjection: true`.
+   */
+  async expireSession(): Promise<void> {
+    const proxy = this.#requireProxy('expireSession');
+    const before = this.#sessions;
+    const timeout = this.sessionTimeout;
+    // The server expires a session between 1x and 2x its tick after the timeout: cut well past it.
+    proxy.cut(Math.round(timeout * 1.5) + 1000);
+    const deadline = Date.now() + timeout * 3 + 30_000;
+    while (this.#sessions === before || this.#state !== 'connected') {
+      if (this.#stopped) throw new ZkfarmError(ErrorCodes.STOPPED, 'stopped while expiring the session');
+      if (Date.now() > deadline) throw new ZkfarmError(ErrorCodes.WAIT_TIMEOUT, 'no new session after expiry');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Fault injection: drop the connection for `ms` (shorter than the session timeout: a suspension). */
+  cutConnection(ms: number): void {
+    this.#requireProxy('cutConnection').cut(ms);
+  }
+
+  #requireProxy(what: string): FaultProxy {
+    if (!this.#proxy) {
+      throw new ZkfarmError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `${what}() needs a supervisor started with faultInjection: true`,
+      );
+    }
+    return this.#proxy;
+  }
+}
+
+/** Split `h1:p1,h2:p2/chroot` into hosts and the chroot suffix ('' when none). */
+export function splitConnectString(connect: string): { hosts: string[]; chroot: string } {
+  const slash = connect.indexOf('/');
+  const hostPart = slash >= 0 ? connect.slice(0, slash) : connect;
+  const chroot = slash >= 0 ? connect.slice(slash).replace(/\/+$/, '') : '';
+  return { hosts: hostPart.split(',').map((h) => h.trim()).filter(Boolean), chroot };
+}
+
+function validateOptions(o: ConnectOptions): void {
+  const bad = (msg: string) => new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, msg);
+  if (typeof o?.connect !== 'string' || o.connect.trim() === '') {
+    throw bad('connect: expected a connect string like "127.0.0.1:2181[/chroot]"');
+  }
+  const { hosts, chroot } = splitConnectString(o.connect);
+  if (hosts.length === 0 || hosts.some((h) => !/^[^\s:/]+:\d{1,5}$/.test(h))) {
+    throw bad(`connect: expected host:port[,host:port...][/chroot], got "${o.connect}"`);
+  }
+  if (chroot && !/^(\/[^/\s]+)+$/.test(chroot)) throw bad(`connect: bad chroot "${chroot}" in "${o.connect}"`);
+  for (const key of ['sessionTimeout', 'requestTimeout', 'spinDelay', 'retryDelay'] as const) {
+    const v = o[key];
+    if (v !== undefined && (!Number.isFinite(v) || v <= 0)) throw bad(`${key}: expected a positive number of ms, got ${v}`);
+  }
+  if (o.auth !== undefined && !/^[^:]+:.+$/.test(o.auth)) throw bad('auth: expected "user:password"');
+}
+
+/**
+ * Keep a ZooKeeper session alive and run `action` on each new session. See the module comment for the
+ * modes; returns the supervisor at once.
+ */
+export function connect(options: ConnectOptions, action?: Action): Supervisor {
+  return new Supervisor(options, action);
+}
+
+/**
+ * Make sure the chroot of a connect string (`host:2181/farm-a`) exists, so a farm can start on a fresh
+ * ensemble. No-op without a chroot. Uses a short session of its own ('completed' mode).
+ */
+export async function ensureChroot(options: ConnectOptions): Promise<void> {
+  const { hosts, chroot } = splitConnectString(options.connect);
+  if (!chroot) return;
+  const sup = connect(
+    { ...options, connect: hosts.join(','), faultInjection: false, signal: undefined },
+    async (session) => {
+      await session.client.ensurePath(chroot);
+      return 'completed' as const;
+    },
+  );
+  await sup.done;
+}

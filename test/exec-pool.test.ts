@@ -1,0 +1,262 @@
+/**
+ * Handler modules on the Piscina pool: loading, names, results, failures, and a handler that blocks
+ * its thread forever, which a timeout or an abort must still end without freezing the caller.
+ */
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { threadId } from 'node:worker_threads';
+import { ErrorCodes, ZkfarmError } from '../src/errors.js';
+import {
+  createHandlerPool,
+  type ExecOutcome,
+  type ExecRequest,
+  Executor,
+  type ExecutorOptions,
+  type HandlerPool,
+} from '../src/exec/index.js';
+import { removeTempDirs, tempDir } from './fixtures/exec-helpers.js';
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/handlers.mjs', import.meta.url));
+const CLASH = fileURLToPath(new URL('./fixtures/handlers-clash.mjs', import.meta.url));
+const NO_HANDLERS = fileURLToPath(new URL('./fixtures/no-handlers.mjs', import.meta.url));
+const FIXTURE_URL = pathToFileURL(FIXTURE).href;
+
+// One pool for the file, shared by every Executor below, as the host does.
+let pool: HandlerPool;
+before(() => {
+  pool = createHandlerPool({ maxThreads: 2 });
+});
+after(async () => {
+  await pool.close();
+  await removeTempDirs();
+});
+
+let seq = 0;
+function request(spec: ExecRequest['spec'], extra: Partial<ExecRequest> = {}): ExecRequest {
+  seq += 1;
+  return { taskId: `task-${seq}`, workerName: 'worker-pool', attempt: 1, spec, ...extra };
+}
+
+async function executor(options: ExecutorOptions = {}): Promise<Executor> {
+  const ex = new Executor({
+    workdir: join(await tempDir(), 'work'),
+    handlerModules: [FIXTURE],
+    pool,
+    ...options,
+  });
+  await ex.init();
+  return ex;
+}
+
+function assertFailed(outcome: ExecOutcome, code: string, retryable: boolean): void {
+  assert.equal(outcome.state, 'failed', `expected a failed outcome, got ${JSON.stringify(outcome)}`);
+  assert.equal(outcome.errorCode, code, `error: ${outcome.error}`);
+  assert.equal(outcome.retryable, retryable);
+}
+
+describe('handler modules on the pool', () => {
+  test('named exports and default-export object functions become handlers', async () => {
+    const ex = await executor();
+    for (const name of ['square', 'cube', 'blockForever', 'throws', 'whereAmI', 'writesFile']) {
+      assert.equal(ex.hasHandler(name), true, name);
+    }
+    assert.equal(ex.hasHandler('notAFunction'), false);
+    assert.equal(ex.hasHandler('default'), false);
+    assert.ok(ex.handlerNames().includes('echo'));
+    assert.deepEqual((await ex.run(request({ handler: 'square', input: 7 }))).result, 49);
+    assert.deepEqual((await ex.run(request({ handler: 'cube', input: 3 }))).result, 27);
+    await ex.close();
+  });
+
+  test('module handlers run off the calling thread, with context and output dir', async () => {
+    const ex = await executor();
+    const where = await ex.run(request({ handler: 'whereAmI' }));
+    assert.equal(where.state, 'succeeded', where.error);
+    const { isMainThread, threadId: poolThread } = where.result as {
+      isMainThread: boolean;
+      threadId: number;
+    };
+    assert.equal(isMainThread, false);
+    assert.notEqual(poolThread, threadId);
+
+    const req = request({ handler: 'writesFile', input: 'from the pool' }, { attempt: 4 });
+    const outcome = await ex.run(req);
+    assert.deepEqual(outcome.result, { taskId: req.taskId, attempt: 4, aborted: false });
+    assert.equal(await readFile(join(outcome.outputDir!, 'out.txt'), 'utf8'), 'from the pool');
+    const record = JSON.parse(await readFile(join(outcome.outputDir!, 'result.json'), 'utf8'));
+    assert.deepEqual(record.result, outcome.result);
+    await ex.close();
+  });
+
+  test('a module handler that throws fails with HANDLER_FAILED and its message', async () => {
+    const ex = await executor();
+    const outcome = await ex.run(request({ handler: 'throws', input: { n: 1 } }));
+    assertFailed(outcome, ErrorCodes.HANDLER_FAILED, true);
+    assert.match(outcome.error!, /exploded on \{"n":1\}/);
+    assertFailed(await ex.run(request({ handler: 'permanentFailure' })), ErrorCodes.HANDLER_FAILED, false);
+    await ex.close();
+  });
+
+  test('a module handler result JSON cannot hold fails with RESULT_NOT_SERIALIZABLE', async () => {
+    const ex = await executor();
+    const outcome = await ex.run(request({ handler: 'bigint' }));
+    assertFailed(outcome, ErrorCodes.RESULT_NOT_SERIALIZABLE, false);
+    assert.match(outcome.error!, /BigInt/);
+    await ex.close();
+  });
+
+  test('a handler that blocks its thread forever is ended by its timeout; the caller stays responsive', {
+    timeout: 30_000,
+  }, async () => {
+    const ex = await executor();
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 20);
+    const t0 = Date.now();
+    const outcome = await ex.run(request({ handler: 'blockForever', timeoutMs: 500 }));
+    const took = Date.now() - t0;
+    clearInterval(ticker);
+    assertFailed(outcome, ErrorCodes.TASK_TIMEOUT, true);
+    assert.ok(took < 10_000, `took ${took} ms`);
+    assert.ok(ticks >= 10, `the calling thread's event loop ticked only ${ticks} times`);
+    // The pool replaced the terminated thread and still works.
+    assert.equal((await ex.run(request({ handler: 'square', input: 9 }))).result, 81);
+    await ex.close();
+  });
+
+  test('an abort signal ends a blocked module handler (TASK_ABORTED)', { timeout: 30_000 }, async () => {
+    const ex = await executor();
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error('worker draining')), 300);
+    const outcome = await ex.run(request({ handler: 'blockForever' }, { signal: controller.signal }));
+    assertFailed(outcome, ErrorCodes.TASK_ABORTED, true);
+    assert.match(outcome.error!, /worker draining/);
+    await ex.close();
+  });
+
+  test('close() of an Executor leaves a shared pool running for the others', async () => {
+    const a = await executor();
+    const b = await executor();
+    await a.close();
+    assert.equal((await b.run(request({ handler: 'square', input: 5 }))).result, 25);
+    await b.close();
+    assert.equal(
+      await pool.run({
+        module: FIXTURE_URL,
+        handler: 'square',
+        input: 2,
+        taskId: 't',
+        attempt: 1,
+        outputDir: '/nonexistent',
+      }),
+      4,
+    );
+  });
+
+  test('an Executor with its own pool works, and a relative module path resolves against cwd', async () => {
+    const ex = new Executor({
+      workdir: join(await tempDir(), 'work'),
+      handlerModules: [`./${relative(process.cwd(), FIXTURE)}`],
+    });
+    const outcome = await ex.run(request({ handler: 'square', input: 12 }));
+    assert.equal(outcome.result, 144);
+    await ex.close();
+    await ex.close();
+  });
+
+  test('unknown handler lists the module handlers too', async () => {
+    const ex = await executor();
+    const outcome = await ex.run(request({ handler: 'sqaure' }));
+    assertFailed(outcome, ErrorCodes.UNKNOWN_HANDLER, false);
+    assert.match(outcome.error!, /square/);
+    await ex.close();
+  });
+});
+
+describe('handler module configuration', () => {
+  async function initError(handlerModules: string[], options: ExecutorOptions = {}): Promise<ZkfarmError> {
+    const ex = new Executor({ workdir: join(await tempDir(), 'work'), handlerModules, pool, ...options });
+    try {
+      await ex.init();
+    } catch (err) {
+      assert.ok(err instanceof ZkfarmError);
+      // run() reports the same failure instead of throwing.
+      const outcome = await ex.run(request({ handler: 'noop' }));
+      assertFailed(outcome, err.code, false);
+      await ex.close();
+      return err;
+    }
+    await ex.close();
+    assert.fail('init() should have failed');
+  }
+
+  test('a missing module is CONFIG_INVALID naming the module', async () => {
+    const err = await initError(['./test/fixtures/does-not-exist.mjs']);
+    assert.equal(err.code, ErrorCodes.CONFIG_INVALID);
+    assert.match(err.message, /does-not-exist\.mjs/);
+    const pkg = await initError(['no-such-package-zkfarm']);
+    assert.equal(pkg.code, ErrorCodes.CONFIG_INVALID);
+    assert.match(pkg.message, /no-such-package-zkfarm/);
+  });
+
+  test('a module with no functions, or one redefining a name, is CONFIG_INVALID', async () => {
+    const none = await initError([NO_HANDLERS]);
+    assert.equal(none.code, ErrorCodes.CONFIG_INVALID);
+    assert.match(none.message, /no-handlers\.mjs.*exports no functions/);
+
+    const twice = await initError([FIXTURE, CLASH]);
+    assert.equal(twice.code, ErrorCodes.CONFIG_INVALID);
+    assert.match(twice.message, /"square" is defined twice/);
+
+    const inline = await initError([FIXTURE], { handlers: { cube: () => 1 } });
+    assert.match(inline.message, /"cube" is defined twice.*handlers option/);
+  });
+
+  test('createHandlerPool checks its options, naming the option', () => {
+    for (const [options, message] of [
+      [{ maxThreads: 0 }, /maxThreads must be an integer >= 1, got 0/],
+      [{ minThreads: 3, maxThreads: 2 }, /minThreads \(3\) must not exceed maxThreads \(2\)/],
+      [{ idleTimeout: -1 }, /idleTimeout/],
+      [{ maxthreads: 2 }, /unknown handler pool option maxthreads/],
+    ] as const) {
+      assert.throws(
+        () => createHandlerPool(options as never),
+        (err: unknown) =>
+          err instanceof ZkfarmError && err.code === ErrorCodes.CONFIG_INVALID && message.test(err.message),
+      );
+    }
+  });
+
+  test('an unused pool has no threads; a closed pool refuses work', async () => {
+    const own = createHandlerPool({ maxThreads: 1 });
+    assert.equal(own.threads, 0);
+    assert.equal(own.maxThreads, 1);
+    assert.deepEqual(await own.listHandlers(pathToFileURL(NO_HANDLERS).href), []);
+    assert.equal(own.threads, 1);
+    await own.close();
+    await own.close();
+    assert.equal(own.threads, 0);
+    await assert.rejects(own.listHandlers(FIXTURE_URL), (err: unknown) => {
+      return err instanceof ZkfarmError && err.code === ErrorCodes.TASK_ABORTED;
+    });
+  });
+
+  test('HandlerPool.run honours its own timeoutMs', { timeout: 30_000 }, async () => {
+    await assert.rejects(
+      pool.run(
+        {
+          module: FIXTURE_URL,
+          handler: 'blockForever',
+          input: null,
+          taskId: 't',
+          attempt: 1,
+          outputDir: '/x',
+        },
+        { timeoutMs: 300 },
+      ),
+      (err: unknown) => err instanceof ZkfarmError && err.code === ErrorCodes.TASK_TIMEOUT,
+    );
+  });
+});

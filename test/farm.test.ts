@@ -1,0 +1,257 @@
+/**
+ * The farm protocol against a real ZooKeeper: masters, workers and submitters in one process, each role
+ * with its own session, each test in its own chroot.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { Master, type MasterOptions, Submitter, Worker, type WorkerOptions } from '../src/farm/index.js';
+import { PATHS, assignDir, assignPath, encode, parseStatus, statusPath, taskPath } from '../src/farm/protocol.js';
+import { type Supervisor, connect } from '../src/zk/index.js';
+import { checkInvariants, waitForStatuses } from './helpers/invariants.js';
+import { useZooKeeper } from './helpers/zk.js';
+
+const zk = useZooKeeper();
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+const workdir = mkdtempSync(join(tmpdir(), 'zkfarm-farm-test-'));
+cleanups.push(() => rmSync(workdir, { recursive: true, force: true }));
+
+async function master(connectString: string, name: string, extra: Partial<MasterOptions> = {}) {
+  const m = new Master({ name, connect: connectString, sessionTimeout: 4000, ...extra });
+  cleanups.push(() => m.stop());
+  await m.start();
+  return m;
+}
+
+async function worker(connectString: string, name: string, extra: Partial<WorkerOptions> = {}) {
+  const w = new Worker({ name, connect: connectString, sessionTimeout: 4000, workdir, capacity: 4, ...extra });
+  cleanups.push(() => w.stop({ drain: false }));
+  await w.start();
+  return w;
+}
+
+async function submitter(connectString: string) {
+  const s = await Submitter.open({ connect: connectString, sessionTimeout: 10_000 });
+  cleanups.push(() => s.close());
+  return s;
+}
+
+async function admin(connectString: string) {
+  const sup: Supervisor = connect({ connect: connectString });
+  cleanups.push(() => sup.stop());
+  return (await sup.ready).client;
+}
+
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 30_000, what = 'condition') {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+test('1 master, 3 workers: 500 handler tasks and 20 shell tasks each end with exactly one status', async () => {
+  const root = await zk.chroot('flow');
+  await master(root, 'm1');
+  await Promise.all(['w1', 'w2', 'w3'].map((n) => worker(root, n, { allowShell: true })));
+  const sub = await submitter(root);
+  const handlerTasks = Array.from({ length: 500 }, (_, i) => ({ handler: 'echo', input: { i } }));
+  const shellTasks = Array.from({ length: 20 }, (_, i) => ({ cmd: `echo out-${i}; echo err-${i} >&2` }));
+  const ids = await sub.submitMany(handlerTasks);
+  const shellIds = await Promise.all(shellTasks.map((t) => sub.submit(t)));
+  const results = await sub.waitForAll([...ids, ...shellIds], { timeoutMs: 60_000 });
+  assert.ok(results.every((r) => r.state === 'succeeded'), 'all succeeded');
+  // echo returns its input, in order of submission.
+  results.slice(0, 500).forEach((r, i) => assert.deepEqual(r.result, { i }));
+
+  const c = await admin(root);
+  const report = await checkInvariants(c, [...ids, ...shellIds], { workdir });
+  assert.deepEqual(report.problems, []);
+  const workersUsed = new Set([...report.statuses.values()].map((s) => s.worker));
+  assert.equal(workersUsed.size, 3, 'every worker got work');
+
+  const s = report.statuses.get(shellIds[3]!)!;
+  assert.equal(s.exitCode, 0);
+  const dir = join(workdir, s.worker!, shellIds[3]!);
+  assert.equal(readFileSync(join(dir, 'stdout.log'), 'utf8'), 'out-3\n');
+  assert.equal(readFileSync(join(dir, 'stderr.log'), 'utf8'), 'err-3\n');
+  assert.equal(JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')).state, 'succeeded');
+  assert.equal(statSync(join(dir, 'result.json')).mode & 0o777, 0o600, 'output files are owner-only');
+});
+
+test('malformed tasks written with a raw client get a failed status with a reason; roles keep working', async () => {
+  const root = await zk.chroot('malformed');
+  await master(root, 'm1');
+  await worker(root, 'w1'); // shell not allowed
+  const c = await admin(root);
+  const raw = async (data: string) => (await c.createSequential('/tasks/task-', data)).slice('/tasks/'.length);
+  const bad = {
+    notJson: await raw('{"cmd": '),
+    empty: await raw('{}'),
+    array: await raw('[1,2,3]'),
+    unknownHandler: await raw('{"handler":"no-such-handler"}'),
+    shell: await raw('{"cmd":"touch /tmp/should-not-exist"}'),
+  };
+  const good = await raw('{"handler":"echo","input":"still alive"}');
+  const sub = await submitter(root);
+  const r = Object.fromEntries(
+    await Promise.all(Object.entries(bad).map(async ([k, id]) => [k, await sub.waitFor(id, { timeoutMs: 20_000 })])),
+  );
+  assert.match(r.notJson.error, /not valid JSON/);
+  assert.match(r.empty.error, /exactly one of "cmd".*"handler"/);
+  assert.match(r.array.error, /must be a JSON object/);
+  assert.match(r.unknownHandler.error, /no-such-handler/);
+  assert.equal(r.unknownHandler.errorCode, 'ZKFARM_UNKNOWN_HANDLER');
+  assert.equal(r.shell.errorCode, 'ZKFARM_SHELL_DISABLED');
+  assert.match(r.shell.error, /allow-shell|allowShell/);
+  for (const s of Object.values(r)) assert.equal(s.state, 'failed');
+  assert.equal((await sub.waitFor(good, { timeoutMs: 20_000 })).result, 'still alive');
+  const report = await checkInvariants(c, [...Object.values(bad), good]);
+  assert.deepEqual(report.problems, []);
+});
+
+test('no workers at first: tasks wait; workers join and the queue runs', async () => {
+  const root = await zk.chroot('late-workers');
+  await master(root, 'm1');
+  const sub = await submitter(root);
+  const ids = await sub.submitMany(Array.from({ length: 40 }, () => ({ handler: 'noop' })));
+  await new Promise((r) => setTimeout(r, 500));
+  const c = await admin(root);
+  assert.equal((await c.getChildren(PATHS.tasks)).length, 40, 'tasks wait in /tasks');
+  await worker(root, 'late1', { capacity: 2 });
+  await worker(root, 'late2', { capacity: 2 });
+  await sub.waitForAll(ids, { timeoutMs: 30_000 });
+  assert.deepEqual((await checkInvariants(c, ids, { workdir })).problems, []);
+});
+
+test('a failing task is retried up to maxAttempts with backoff, then fails with its reason', async () => {
+  const root = await zk.chroot('retry');
+  await master(root, 'm1');
+  await worker(root, 'w1', { retryDelayMs: 50 });
+  await worker(root, 'w2', { retryDelayMs: 50 });
+  const sub = await submitter(root);
+  const id = await sub.submit({ handler: 'fail', input: 'boom', maxAttempts: 3 });
+  const once = await sub.submit({ handler: 'fail', input: 'once' });
+  const s = await sub.waitFor(id, { timeoutMs: 20_000 });
+  assert.equal(s.state, 'failed');
+  assert.equal(s.attempts, 3);
+  assert.match(s.error!, /boom/);
+  const s1 = await sub.waitFor(once, { timeoutMs: 20_000 });
+  assert.equal(s1.attempts, 1, 'maxAttempts defaults to 1');
+});
+
+test('a worker whose session expires while it holds tasks: they run again elsewhere, one status each', async () => {
+  const root = await zk.chroot('worker-expiry');
+  await master(root, 'm1');
+  const victim = await worker(root, 'victim', { capacity: 4, faultInjection: true });
+  const sub = await submitter(root);
+  const ids = await sub.submitMany(Array.from({ length: 8 }, (_, i) => ({ handler: 'sleep', input: 1500, i })));
+  await until(() => victim.stats().running > 0, 10_000, 'victim runs tasks');
+  await worker(root, 'healthy', { capacity: 8 });
+  await victim.expireSession();
+  const results = await sub.waitForAll(ids, { timeoutMs: 60_000 });
+  assert.ok(results.every((r) => r.state === 'succeeded'));
+  const c = await admin(root);
+  const report = await checkInvariants(c, ids, { workdir });
+  assert.deepEqual(report.problems, []);
+  assert.ok(report.reruns.length > 0, 'some tasks ran again after the loss');
+  assert.ok(victim.stats().fenced > 0 || results.some((r) => r.worker === 'healthy'), 'the lost tasks moved on');
+});
+
+test('a worker that is stopped without drain (session closed) while busy: its tasks move on', async () => {
+  const root = await zk.chroot('worker-close');
+  await master(root, 'm1');
+  const victim = await worker(root, 'victim2', { capacity: 2 });
+  const sub = await submitter(root);
+  const ids = await sub.submitMany(Array.from({ length: 6 }, () => ({ handler: 'sleep', input: 800 })));
+  await until(() => victim.stats().running > 0, 10_000, 'victim busy');
+  const other = await worker(root, 'other', { capacity: 6 });
+  await victim.stop({ drain: false });
+  await sub.waitForAll(ids, { timeoutMs: 30_000 });
+  const report = await checkInvariants(await admin(root), ids, { workdir });
+  assert.deepEqual(report.problems, []);
+  assert.ok(other.stats().succeeded > 0);
+});
+
+test('the leading master dies mid-stream: a standby takes over and the stream completes', async () => {
+  const root = await zk.chroot('master-failover');
+  const m1 = await master(root, 'm1', { faultInjection: true });
+  await m1.waitForLeadership();
+  const m2 = await master(root, 'm2');
+  assert.equal(m2.isLeader, false);
+  await worker(root, 'w1', { capacity: 4 });
+  await worker(root, 'w2', { capacity: 4 });
+  const sub = await submitter(root);
+  const ids: string[] = [];
+  for (let i = 0; i < 10; i++) ids.push(...(await sub.submitMany(Array.from({ length: 20 }, () => ({ handler: 'sleep', input: 5 })))));
+  const expiry = m1.expireSession();
+  for (let i = 0; i < 10; i++) ids.push(...(await sub.submitMany(Array.from({ length: 20 }, () => ({ handler: 'noop' })))));
+  await until(() => m2.isLeader, 30_000, 'standby leads');
+  await expiry;
+  await sub.waitForAll(ids, { timeoutMs: 60_000 });
+  assert.deepEqual((await checkInvariants(await admin(root), ids, { workdir })).problems, []);
+  assert.equal(m1.isLeader, false, 'the old leader stood down');
+  assert.equal(m1.info().leaderName, 'm2');
+});
+
+test('a master that starts while a dead worker\'s assignments are stranded gives them back', async () => {
+  const root = await zk.chroot('stranded');
+  const c = await admin(root);
+  await Promise.all(Object.values(PATHS).filter((p) => p !== PATHS.master).map((p) => c.ensurePath(p)));
+  // A worker died while no master ran: its assignments stay behind.
+  await c.ensurePath(assignDir('ghost'));
+  const ids = ['task-0000000001', 'task-0000000002', 'task-0000000003'];
+  for (const id of ids) await c.create(assignPath('ghost', id), encode({ handler: 'echo', input: id }));
+  await worker(root, 'alive', { capacity: 4 });
+  await master(root, 'm1');
+  await waitForStatuses(c, ids, 20_000);
+  const report = await checkInvariants(c, ids, { workdir });
+  assert.deepEqual(report.problems, []);
+  for (const id of ids) {
+    assert.equal(report.statuses.get(id)?.worker, 'alive');
+    assert.equal(report.statuses.get(id)?.result, id);
+  }
+  assert.equal(await c.exists(assignDir('ghost')), null, "the dead worker's assign dir is removed");
+});
+
+test('stop() drains: running tasks finish and record their status before the session closes', async () => {
+  const root = await zk.chroot('drain');
+  await master(root, 'm1');
+  const w = await worker(root, 'drainer', { capacity: 2, prefetch: 0 });
+  const sub = await submitter(root);
+  const ids = await sub.submitMany([{ handler: 'sleep', input: 600 }, { handler: 'sleep', input: 600 }]);
+  await until(() => w.stats().running === 2, 10_000, 'running');
+  await w.stop({ drain: true, deadlineMs: 10_000 });
+  const c = await admin(root);
+  for (const id of ids) {
+    const s = parseStatus((await c.getData(statusPath(id))).data);
+    assert.equal(s.worker, 'drainer');
+    assert.equal(s.state, 'succeeded');
+  }
+  assert.equal(await c.exists('/workers/drainer'), null, 'its ephemeral node is gone');
+});
+
+test('a second worker with a live name is refused; a task that already has a status is not run again', async () => {
+  const root = await zk.chroot('names');
+  await master(root, 'm1');
+  await worker(root, 'same');
+  const dup = new Worker({ name: 'same', connect: root, sessionTimeout: 2000, workdir });
+  cleanups.push(() => dup.stop({ drain: false }));
+  await assert.rejects(dup.start(), (e: unknown) => (e as { code?: string }).code === 'ZKFARM_NAME_TAKEN');
+
+  // A re-queued task whose status exists (recorded by an earlier run) is dropped, not run twice.
+  const c = await admin(root);
+  await c.create(statusPath('task-0000009999'), encode({ state: 'succeeded', worker: 'x', attempts: 1, startedAt: 1, finishedAt: 2 }));
+  await c.create(taskPath('task-0000009999'), encode({ handler: 'echo', input: 'again', _zkfarm: { attempts: 1 } }));
+  await until(async () => (await c.getChildren(PATHS.tasks)).length === 0, 10_000, 'queue empty');
+  await until(async () => (await c.getChildren(assignDir('same'))).length === 0, 10_000, 'assignment dropped');
+  const s = parseStatus((await c.getData(statusPath('task-0000009999'))).data);
+  assert.equal(s.worker, 'x', 'the first result stands');
+  assert.equal(existsSync(join(workdir, 'same', 'task-0000009999')), false, 'it did not run again');
+});

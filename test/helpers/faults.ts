@@ -1,0 +1,8 @@
+/** Fault injection for tests: a TCP relay to delay, cut and blackhole a client's connection. */
+export {
+  type FaultProxy,
+  type FaultProxyOptions,
+  type ProxyTarget,
+  proxyConnectString,
+  startFaultProxy,
+} from '../../src/zk/fault-proxy.js';

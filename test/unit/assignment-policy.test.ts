@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { freeSlots, planAssignments, totalFreeSlots, type WorkerLoad } from '../../src/farm/assignment-policy.js';
+
+const w = (name: string, capacity: number, outstanding = 0, extra: Partial<WorkerLoad> = {}): WorkerLoad => ({
+  name,
+  capacity,
+  prefetch: 0,
+  outstanding,
+  paused: false,
+  ...extra,
+});
+
+const tasks = (n: number) => Array.from({ length: n }, (_, i) => `task-${String(i).padStart(10, '0')}`);
+
+test('least-loaded: tasks go to the worker with the lowest load ratio', () => {
+  const plan = planAssignments(tasks(3), [w('a', 4, 3), w('b', 4, 0), w('c', 4, 1)]);
+  assert.deepEqual(
+    plan.assignments.map((a) => a.worker),
+    ['b', 'b', 'c'],
+  );
+});
+
+test('load is a ratio: a worker with twice the capacity takes twice the tasks', () => {
+  const plan = planAssignments(tasks(9), [w('small', 2), w('big', 4), w('huge', 6)]);
+  const count = (n: string) => plan.assignments.filter((a) => a.worker === n).length;
+  assert.deepEqual([count('small'), count('big'), count('huge')], [2, 3, 4]);
+});
+
+test('never beyond capacity + prefetch; the rest stay unassigned (tasks wait)', () => {
+  const plan = planAssignments(tasks(10), [w('a', 2, 1), w('b', 1, 0, { prefetch: 1 })]);
+  assert.equal(plan.assignments.length, 3);
+  assert.equal(plan.unassigned.length, 7);
+  assert.deepEqual(plan.unassigned, tasks(10).slice(3));
+});
+
+test('no workers, or only paused ones: nothing is assigned', () => {
+  assert.deepEqual(planAssignments(tasks(2), []).unassigned, tasks(2));
+  const plan = planAssignments(tasks(2), [w('p', 8, 0, { paused: true })]);
+  assert.equal(plan.assignments.length, 0);
+  assert.equal(freeSlots(w('p', 8, 0, { paused: true })), 0);
+});
+
+test('equal workers share evenly, and the rotation spreads single tasks', () => {
+  const workers = [w('a', 4), w('b', 4), w('c', 4), w('d', 4)];
+  const plan = planAssignments(tasks(8), workers);
+  for (const n of ['a', 'b', 'c', 'd']) assert.equal(plan.assignments.filter((a) => a.worker === n).length, 2);
+  const firsts = [0, 1, 2, 3].map((r) => planAssignments(tasks(1), workers, r).assignments[0]?.worker);
+  assert.equal(new Set(firsts).size, 4, `single tasks rotate over all workers: ${firsts.join(',')}`);
+});
+
+test('input is not modified, and free slots add up', () => {
+  const workers = [w('a', 3, 1), w('b', 2, 0, { prefetch: 2 })];
+  const copy = structuredClone(workers);
+  planAssignments(tasks(5), workers);
+  assert.deepEqual(workers, copy);
+  assert.equal(totalFreeSlots(workers), 2 + 4);
+});

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { checkTask, isTaskId, parseStatus, parseTask, parseWorkerInfo, validateName } from '../../src/farm/protocol.js';
+
+test('tasks: the two forms parse, unknown fields are kept', () => {
+  const a = parseTask('{"cmd":"ps -e","owner":"ops"}');
+  assert.ok(a.ok);
+  assert.equal(a.task.cmd, 'ps -e');
+  assert.equal(a.task['owner'], 'ops');
+  const b = parseTask(Buffer.from('{"handler":"echo","input":{"x":[1,2]},"timeoutMs":500,"maxAttempts":3}'));
+  assert.ok(b.ok);
+  assert.deepEqual(b.task.input, { x: [1, 2] });
+});
+
+test('tasks: each kind of bad data gets a readable reason', () => {
+  const reason = (d: string | null) => {
+    const r = parseTask(d);
+    assert.equal(r.ok, false, `expected ${d} to be refused`);
+    return r.ok ? '' : r.error;
+  };
+  assert.match(reason(null), /empty/);
+  assert.match(reason('{"cmd": '), /not valid JSON/);
+  assert.match(reason('[1,2]'), /must be a JSON object, got an array/);
+  assert.match(reason('"hello"'), /got string/);
+  assert.match(reason('null'), /got null/);
+  assert.match(reason('{}'), /exactly one of "cmd".*or "handler"/);
+  assert.match(reason('{"cmd":"a","handler":"b"}'), /exactly one/);
+  assert.match(reason('{"handler":""}'), /"handler": must be a non-empty string/);
+  assert.match(reason('{"handler":"echo","timeoutMs":-5}'), /"timeoutMs"/);
+  assert.match(reason('{"handler":"echo","maxAttempts":0}'), /"maxAttempts"/);
+  assert.throws(() => checkTask({ nothing: true }), (e: unknown) => (e as { code?: string }).code === 'ZKFARM_INVALID_TASK');
+});
+
+test('status: required fields are checked', () => {
+  const s = parseStatus('{"state":"succeeded","worker":"w1","attempts":1,"startedAt":1,"finishedAt":2,"result":5}');
+  assert.equal(s.result, 5);
+  assert.throws(() => parseStatus('{"state":"done","worker":"w1","attempts":1,"startedAt":1,"finishedAt":2}'));
+  assert.throws(() => parseStatus('{"state":"failed"}'));
+});
+
+test('names: safe as znode and directory names, path escapes refused', () => {
+  assert.equal(validateName('worker', 'host-a.worker_1'), 'host-a.worker_1');
+  for (const bad of ['', '..', '.', '../../etc', 'a/b', '-x', 'a b', 'x'.repeat(129)]) {
+    assert.throws(() => validateName('worker', bad), (e: unknown) => (e as { code?: string }).code === 'ZKFARM_INVALID_NAME', bad);
+  }
+  assert.ok(isTaskId('task-0000000042'));
+  assert.ok(!isTaskId('task-42'));
+});
+
+test('worker info: bad data means "not ready", never a crash', () => {
+  assert.equal(parseWorkerInfo(Buffer.from('nope')), undefined);
+  assert.equal(parseWorkerInfo(Buffer.from('{"capacity":0}')), undefined);
+  const info = parseWorkerInfo(Buffer.from('{"capacity":4,"prefetch":2,"paused":false}'));
+  assert.equal(info?.capacity, 4);
+  assert.equal(parseWorkerInfo(Buffer.from('{"capacity":4,"draining":true}'))?.paused, true);
+});

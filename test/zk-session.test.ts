@@ -1,0 +1,276 @@
+/**
+ * The session supervisor against a real ZooKeeper: the action re-runs on a new session only, the state
+ * model, the three modes, watches that report exact diffs and survive sessions, and an ensemble failover.
+ */
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import {
+  type ChildrenChange,
+  type SessionState,
+  type Supervisor,
+  connect,
+  fourLetterWord,
+  startZkEnsemble,
+} from '../src/zk/index.js';
+import { hasCode, hasCode as hasErrCode } from '../src/errors.js';
+import { useZooKeeper } from './helpers/zk.js';
+
+const zk = useZooKeeper();
+const sups: Supervisor[] = [];
+after(async () => {
+  await Promise.all(sups.map((s) => s.stop()));
+});
+
+function track(sup: Supervisor): { states: SessionState[]; sup: Supervisor } {
+  sups.push(sup);
+  const states: SessionState[] = [];
+  sup.on('state', (s: SessionState) => states.push(s));
+  return { states, sup };
+}
+
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 20_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+test('a server restart within the session timeout keeps the session: no re-run, ephemeral and watch survive', async () => {
+  const root = await zk.chroot('restart');
+  let runs = 0;
+  const { sup, states } = track(
+    connect({ connect: root, sessionTimeout: 15_000 }, async (s) => {
+      runs++;
+      await s.client.createEphemeral('/alive', 'x');
+    }),
+  );
+  const session = await sup.ready;
+  const id = session.id;
+  const seen: ChildrenChange[] = [];
+  session.watchChildren('/', (ch) => {
+    seen.push(ch);
+  });
+  await until(() => seen.length === 1, 5000, 'first listing');
+
+  await zk.server.kill();
+  await until(() => sup.state === 'suspended', 5000, 'suspended');
+  await zk.server.restart();
+  await until(() => sup.state === 'reconnected', 20_000, 'reconnected');
+
+  assert.equal(runs, 1, 'a reconnect within the session does not re-run the action');
+  assert.equal(sup.session?.id, id, 'same session');
+  assert.ok(await sup.session!.client.exists('/alive'), 'ephemeral node kept');
+  // The watch is still armed after the reconnect.
+  const raw = await zk.rawClient(root);
+  await new Promise<void>((res, rej) => raw.create('/after-restart', (e) => (e ? rej(e) : res())));
+  await until(() => seen.some((c) => c.added.includes('after-restart')), 10_000, 'watch after restart');
+  assert.deepEqual(states.slice(0, 3), ['connected', 'suspended', 'reconnected']);
+});
+
+test('a real expiry re-runs the action on a new session and re-creates its ephemeral node', async () => {
+  const root = await zk.chroot('expiry');
+  const sessions: string[] = [];
+  const { sup, states } = track(
+    connect({ connect: root, sessionTimeout: 4000, faultInjection: true }, async (s) => {
+      sessions.push(s.id);
+      await s.client.createEphemeral('/me', s.id);
+    }),
+  );
+  const first = await sup.ready;
+  const pending = first.client.getData('/me'); // answered before the cut
+  await pending;
+  await sup.expireSession();
+  assert.equal(sessions.length, 2, 'the action ran again, once');
+  assert.notEqual(sessions[0], sessions[1]);
+  assert.equal(first.alive, false, 'the old session is marked lost');
+  assert.ok(first.signal.aborted);
+  await assert.rejects(first.client.exists('/'), (e: unknown) => hasErrCode(e, 'ZKFARM_SESSION_LOST'));
+  const me = await sup.session!.client.getData('/me');
+  assert.equal(me.data.toString(), sessions[1], 'the ephemeral node belongs to the new session');
+  // The old session is really gone on the server: its ephemeral owner is the new session.
+  const stat = await sup.session!.client.exists('/me');
+  assert.equal(stat!.ephemeralOwner.toString('hex'), sessions[1]);
+  assert.ok(states.includes('lost'), `states: ${states.join(',')}`);
+  assert.equal(states.at(-1), 'connected');
+});
+
+test("'completed' mode: the action's result ends the supervisor and closes the session at once", async () => {
+  const root = await zk.chroot('completed');
+  const sup = connect({ connect: root, sessionTimeout: 10_000 }, async (s) => {
+    await s.client.createEphemeral('/short', '');
+    return 'completed';
+  });
+  sups.push(sup);
+  await sup.done;
+  assert.equal(sup.state, 'closed');
+  const raw = await zk.rawClient(root);
+  const stat = await new Promise((res, rej) => raw.exists('/short', (e, s) => (e ? rej(e) : res(s))));
+  assert.equal(stat ?? null, null, 'closing the session removed its ephemeral node now, not after the timeout');
+});
+
+test('pass-through mode: the caller gets the live session while watches keep running; stop() ends it', async () => {
+  const root = await zk.chroot('passthrough');
+  const ac = new AbortController();
+  const sup = connect({ connect: root, signal: ac.signal }, async (s) => {
+    await s.client.ensurePath('/jobs');
+  });
+  sups.push(sup);
+  const session = await sup.ready;
+  const seen: string[] = [];
+  sup.watchChildren('/jobs', (ch) => {
+    seen.push(...ch.added);
+  });
+  await session.client.create('/jobs/a');
+  await until(() => seen.includes('a'), 5000, 'watch');
+  ac.abort();
+  await sup.done;
+  assert.equal(sup.state, 'closed');
+  assert.equal(session.alive, false);
+});
+
+test('watchChildren reports exact diffs under a burst of 1,000 creates and 500 deletes', async () => {
+  const root = await zk.chroot('burst');
+  const sup = connect({ connect: root });
+  sups.push(sup);
+  const { client } = await sup.ready;
+  await client.ensurePath('/q');
+  const mirror = new Set<string>();
+  const problems: string[] = [];
+  let reports = 0;
+  const w = sup.watchChildren('/q', (ch) => {
+    reports++;
+    for (const a of ch.added) {
+      if (mirror.has(a)) problems.push(`added twice: ${a}`);
+      mirror.add(a);
+    }
+    for (const r of ch.removed) {
+      if (!mirror.delete(r)) problems.push(`removed unknown: ${r}`);
+    }
+    if (mirror.size !== ch.children.length || ch.children.some((c) => !mirror.has(c))) problems.push('diff != listing');
+  });
+  await w.ready;
+  const names = Array.from({ length: 1000 }, (_, i) => `n${String(i).padStart(4, '0')}`);
+  await Promise.all(names.map((n) => client.create(`/q/${n}`)));
+  await Promise.all(names.filter((_, i) => i % 2 === 0).map((n) => client.remove(`/q/${n}`)));
+  const expected = new Set(names.filter((_, i) => i % 2 === 1));
+  await until(() => mirror.size === expected.size && [...expected].every((n) => mirror.has(n)), 20_000, 'final state');
+  assert.deepEqual(problems, []);
+  assert.ok(reports >= 2, 'several notifications were coalesced into reports');
+  w.close();
+});
+
+test('watchChildren waits for a node that does not exist yet; watchData reports create, change, delete', async () => {
+  const root = await zk.chroot('later');
+  const sup = connect({ connect: root });
+  sups.push(sup);
+  const { client } = await sup.ready;
+  const kids: ChildrenChange[] = [];
+  const datas: Array<string | null> = [];
+  sup.watchChildren('/later', (ch) => {
+    kids.push(ch);
+  });
+  const dw = sup.watchData('/later', (d) => {
+    datas.push(d.data === null ? null : d.data.toString());
+  });
+  await dw.ready;
+  await client.create('/later', 'v1');
+  await client.create('/later/c1');
+  await until(() => kids.some((k) => k.added.includes('c1')), 5000, 'child after create');
+  await client.setData('/later', 'v2');
+  await until(() => datas.includes('v2'), 5000, 'data change');
+  await client.removeRecursive('/later');
+  await until(() => datas.at(-1) === null, 5000, 'delete');
+  assert.deepEqual(datas, [null, 'v1', 'v2', null]);
+  assert.ok(kids.some((k) => k.removed.includes('c1')), 'children reported removed when the node went');
+});
+
+test('a supervisor watch re-lists on a new session and reports what changed while the session was gone', async () => {
+  const root = await zk.chroot('relist');
+  const sup = connect({ connect: root, sessionTimeout: 4000, faultInjection: true }, async (s) => {
+    await s.client.ensurePath('/box');
+  });
+  sups.push(sup);
+  await sup.ready;
+  const changes: ChildrenChange[] = [];
+  const w = sup.watchChildren('/box', (ch) => {
+    changes.push(ch);
+  });
+  await w.ready;
+  const raw = await zk.rawClient(root);
+  const mk = (p: string) => new Promise<void>((res, rej) => raw.create(p, (e) => (e ? rej(e) : res())));
+  await mk('/box/before');
+  await until(() => changes.some((c) => c.added.includes('before')), 5000, 'before');
+  const expiry = sup.expireSession();
+  await until(() => sup.state === 'suspended' || sup.state === 'lost', 5000, 'cut');
+  await mk('/box/during');
+  await new Promise<void>((res, rej) => raw.remove('/box/before', -1, (e) => (e ? rej(e) : res())));
+  await expiry;
+  await until(() => changes.some((c) => c.added.includes('during')), 10_000, 'during');
+  const last = changes.find((c) => c.added.includes('during'))!;
+  assert.deepEqual(last.removed, ['before']);
+  assert.deepEqual(last.children, ['during']);
+});
+
+test('options are checked; an unreachable server fails after connectTimeout with a clear error', async () => {
+  assert.throws(() => connect({ connect: '' }), (e: unknown) => hasCode(e, 'ZKFARM_INVALID_ARGUMENT'));
+  assert.throws(() => connect({ connect: 'localhost' }), /host:port/);
+  assert.throws(() => connect({ connect: '127.0.0.1:2181', sessionTimeout: -1 }), /sessionTimeout/);
+  const sup = connect({ connect: '127.0.0.1:1', connectTimeout: 800 });
+  sups.push(sup);
+  await assert.rejects(sup.done, (e: unknown) => hasCode(e, 'ZKFARM_ZK_UNREACHABLE') && /127\.0\.0\.1:1/.test(String(e)));
+  await assert.rejects(sup.ready);
+});
+
+test('an action that throws is retried on the same session; a fatal error stops the supervisor', async () => {
+  const root = await zk.chroot('retry');
+  let calls = 0;
+  const sup = connect({ connect: root, retryDelay: 20 }, async () => {
+    calls++;
+    if (calls < 3) throw new Error('not yet');
+  });
+  sups.push(sup);
+  const errors: unknown[] = [];
+  sup.on('error', (e) => errors.push(e));
+  await sup.ready;
+  assert.equal(calls, 3);
+  assert.equal(errors.length, 2);
+  assert.equal(sup.sessionCount, 1);
+
+  const { fatal } = await import('../src/zk/index.js');
+  const sup2 = connect({ connect: root }, async () => {
+    throw fatal(new Error('cannot go on'));
+  });
+  sups.push(sup2);
+  await assert.rejects(sup2.done, /cannot go on/);
+  assert.equal(sup2.state, 'closed');
+});
+
+test('ensemble: killing the member a session is connected to moves the session, which carries on', async () => {
+  const ens = await startZkEnsemble({ size: 3, tickTime: 500 });
+  after(() => ens.stop());
+  let runs = 0;
+  const { sup } = track(
+    connect({ connect: ens.connectString, sessionTimeout: 8000 }, async (s) => {
+      runs++;
+      await s.client.createEphemeral('/here', '');
+    }),
+  );
+  const session = await sup.ready;
+  const id = session.id;
+  // Find the member serving our session: its `cons` lists our session id.
+  let serving: number | undefined;
+  for (const m of ens.members) {
+    const cons = await fourLetterWord(m.host, m.port, 'cons');
+    if (cons.includes(`sid=0x${id.replace(/^0+/, '')}`)) serving = m.id;
+  }
+  assert.ok(serving, 'found the member serving the session');
+  await ens.killMember(serving);
+  await until(() => sup.state === 'reconnected', 30_000, 'reconnected to another member');
+  assert.equal(sup.session?.id, id, 'same session');
+  assert.equal(runs, 1);
+  assert.ok(await sup.session!.client.exists('/here'), 'ephemeral node still there');
+  await sup.session!.client.create('/written-after', '');
+  assert.ok(await sup.session!.client.exists('/written-after'));
+});
+
