@@ -300,13 +300,15 @@ function configText(settings: Record<string, string>): string {
  * arguments. fd 3 keeps our stdin pipe for the watchdog; java gets /dev/null. `$$` in the subshell
  * is the outer shell, which `exec` turns into java. EOF on the pipe (Node died) kills java and
  * removes the temp dir; the line `exit` (java ended normally) makes the watchdog just leave.
+ * Only the watchdog keeps the stdout pipe (java's stdout goes to the log on fd 2), so the child's
+ * 'close' event tells us that java AND the watchdog are gone.
  */
 const WRAPPER = [
   'exec 3<&0 </dev/null',
   'orphan_rm=$1; shift',
   '(read line <&3; [ "$line" = exit ] && exit 0; kill -9 $$ 2>/dev/null;',
   ' [ -z "$orphan_rm" ] || { sleep 1; rm -rf "$orphan_rm"; }) &',
-  'exec "$@" 3<&-',
+  'exec "$@" 3<&- >&2',
 ].join('\n');
 
 const DEFAULT_JAVA_OPTS = ['-Xmx256m', '-XX:+UseSerialGC'];
@@ -423,7 +425,7 @@ class ZkServerProcess implements ZkServer {
         {
           cwd: this.dataDir,
           detached: true,
-          stdio: ['pipe', logFd, logFd],
+          stdio: ['pipe', 'pipe', logFd],
         },
       );
     } finally {
@@ -438,17 +440,19 @@ class ZkServerProcess implements ZkServer {
         livePids.delete(running.pid);
         if (livePids.size === 0) uninstallSignalHandlers();
         child.stdin?.end('exit\n'); // tell the watchdog to leave without killing
-        resolve();
       };
       child.once('exit', onGone);
+      child.once('close', () => resolve()); // java exited and the watchdog closed its stdout
       child.once('error', (err) => {
         writeFileSync(this.logFile, `zkfarm: could not start /bin/sh: ${describeError(err)}\n`, {
           flag: 'a',
         });
         onGone(null, null);
+        resolve();
       });
     });
     child.stdin?.on('error', () => {}); // EPIPE once the watchdog is gone
+    child.stdout?.resume(); // nothing is written there; read so EOF is seen
     this.current = running;
     if (running.pid > 0) {
       livePids.add(running.pid);

@@ -1,0 +1,87 @@
+/**
+ * What every command shares: option parsers that say what they expected, exit codes, how an error
+ * becomes one line on stderr, and connecting a short-lived client to the farm's ZooKeeper.
+ *
+ * Exit codes: 0 ok, 1 a runtime failure (a task failed with --wait, ZooKeeper unreachable, ...),
+ * 2 a usage or configuration error (nothing was started).
+ */
+import { InvalidArgumentError } from 'commander';
+import { describeError, ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
+import { type ConnectSource, describeSource } from '../host/embedded.js';
+import { type Supervisor, connect as zkConnect } from '../zk/index.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** Codes that mean "the command or its input is wrong": exit 2. */
+const USAGE_CODES: readonly string[] = [
+  ErrorCodes.CONFIG_INVALID,
+  ErrorCodes.INVALID_ARGUMENT,
+  ErrorCodes.INVALID_NAME,
+  ErrorCodes.INVALID_TASK,
+];
+
+export function exitCodeFor(err: unknown): number {
+  return USAGE_CODES.some((c) => hasCode(err, c)) ? EXIT_USAGE : EXIT_FAILURE;
+}
+
+/** Where a command writes: stdout for results, stderr for messages. Replaceable in tests. */
+export interface Io {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+export const processIo: Io = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+};
+
+/** One line for an error: its message without the stack, on a single line. */
+export function errorLine(err: unknown): string {
+  return describeError(err).split('\n')[0]!.trim();
+}
+
+/** An option parser for whole numbers >= `min`, with a message that names what was expected. */
+export function wholeNumber(min: number, unit = ''): (value: string) => number {
+  return (value: string) => {
+    const n = /^\s*\d+\s*$/.test(value) ? Number(value) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min) {
+      throw new InvalidArgumentError(`expected a whole number${unit} >= ${min}, got "${value}"`);
+    }
+    return n;
+  };
+}
+
+/** Connect timeout for client commands (ms). */
+export const DEFAULT_CONNECT_TIMEOUT = 10_000;
+
+/** Open a session for a client command; fail with a message that says where the connect string came from. */
+export async function openSession(
+  connect: string,
+  source: ConnectSource | 'config',
+  options: { auth?: string; connectTimeout?: number } = {},
+): Promise<Supervisor> {
+  const connectTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
+  const sup = zkConnect({ connect, connectTimeout, auth: options.auth, sessionTimeout: 10_000 });
+  try {
+    await Promise.race([sup.ready, sup.done.then(() => Promise.reject(unreachable(connect, source, connectTimeout)))]);
+    return sup;
+  } catch (err) {
+    await sup.stop();
+    if (hasCode(err, ErrorCodes.ZK_UNREACHABLE)) throw unreachable(connect, source, connectTimeout);
+    throw err;
+  }
+}
+
+export function unreachable(connect: string, source: ConnectSource | 'config', ms: number): ZkfarmError {
+  const hint =
+    source === 'default'
+      ? 'start a farm with `npx runtime` (it embeds a ZooKeeper), or pass --zk host:port'
+      : 'check that the server runs and the connect string is right, or pass --zk host:port';
+  return new ZkfarmError(
+    ErrorCodes.ZK_UNREACHABLE,
+    `cannot reach ZooKeeper at ${connect} (${source === 'config' ? 'from the config file' : describeSource(source)}) ` +
+      `within ${ms} ms: ${hint}`,
+  );
+}

@@ -1,0 +1,186 @@
+/**
+ * `runtime [start]`: run a farm of masters and workers in this process, one thread per role.
+ *
+ * Without --zk (or ZKFARM_ZK, or `zk` in the config file) it first starts the embedded ZooKeeper under
+ * the workdir and publishes where it listens, so `runtime submit` in another terminal finds it.
+ * Every flag and the config file are checked before anything starts: a mistake exits 2 with one line.
+ *
+ * Shutdown: SIGINT/SIGTERM/SIGHUP → workers drain up to --drain-timeout, masters step down, sessions
+ * close, the embedded ZooKeeper stops, exit 0. A second signal ends everything at once (exit 130).
+ */
+import type { Command } from 'commander';
+import type pino from 'pino';
+import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { type CliFlags, loadConfigFile, resolveFarmSpec } from '../host/config.js';
+import { type ConnectSource, type EmbeddedZooKeeper, startEmbeddedZooKeeper } from '../host/embedded.js';
+import { createLogger, flushLogger, Host, LOG_LEVELS } from '../host/index.js';
+import type { FarmSpec } from '../host/types.js';
+import { EXIT_OK, type Io, openSession, wholeNumber } from './common.js';
+
+export interface StartOptions {
+  masters?: number;
+  workers?: number;
+  zk?: string;
+  config?: string;
+  workdir?: string;
+  capacity?: number;
+  allowShell?: boolean;
+  sessionTimeout?: number;
+  namePrefix?: string;
+  logLevel: string;
+  auth?: string;
+  drainTimeout: number;
+  connectTimeout: number;
+  restart: boolean;
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+export function registerStart(program: Command, io: Io, setExit: (code: number) => void): void {
+  program
+    .command('start', { isDefault: true })
+    .description('run masters and workers in this process (the default command)')
+    .option('--masters <n>', 'masters to run (replaces the config file\'s masters)', wholeNumber(0))
+    .option('--workers <n>', 'workers to run (replaces the config file\'s workers)', wholeNumber(0))
+    .option('--zk <connect>', 'ZooKeeper connect string, host:port[,host:port...][/chroot] (default: embedded)')
+    .option('-c, --config <file>', 'a YAML or JSON config file (flags override it)')
+    .option('--workdir <dir>', 'where task output and the embedded ZooKeeper\'s data go (default ./zkfarm-work)')
+    .option('--capacity <n>', 'tasks each worker runs at once (default 4)', wholeNumber(1))
+    .option('--allow-shell', 'let workers run {"cmd": ...} tasks (anyone who can write /tasks could run anything)')
+    .option('--session-timeout <ms>', 'ZooKeeper session timeout of every role (default 10000)', wholeNumber(1))
+    .option('--name-prefix <prefix>', 'role names are <prefix>-master-1, <prefix>-worker-1, ... (default: host name)')
+    .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
+    .option('--auth <user:password>', 'digest credentials; nodes the farm creates are then only theirs')
+    .option('--drain-timeout <ms>', 'on stop, how long workers may finish running tasks', wholeNumber(0), 30_000)
+    .option('--connect-timeout <ms>', 'give up when ZooKeeper cannot be reached this long', wholeNumber(1), 15_000)
+    .option('--no-restart', 'do not restart role threads that die')
+    .allowExcessArguments()
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  runtime --masters 2 --workers 8                 a farm on an embedded ZooKeeper',
+        '  runtime --config farm.yaml --workers 4          the file, with 4 workers instead of its own',
+        '  runtime --zk zk1:2181,zk2:2181/farm-a --masters 0 --workers 16 --name-prefix gpu1',
+        '',
+        'Then, from another terminal: runtime submit \'{"handler":"echo","input":"hi"}\' --wait',
+      ].join('\n'),
+    )
+    .action(async (opts: StartOptions, cmd: Command) => {
+      if (cmd.args.length > 0) {
+        throw new ZkfarmError(
+          ErrorCodes.INVALID_ARGUMENT,
+          `unknown command "${cmd.args[0]}": the commands are start (the default), submit and status (see runtime --help)`,
+        );
+      }
+      setExit(await runStart(opts, io));
+    });
+}
+
+/** Check everything the user gave and build the spec; starts nothing. */
+export async function planFarm(
+  opts: StartOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ spec: FarmSpec; source: ConnectSource | 'config' | 'embedded' }> {
+  if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
+    throw new ZkfarmError(
+      ErrorCodes.CONFIG_INVALID,
+      `--log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${opts.logLevel}"`,
+    );
+  }
+  const config = opts.config !== undefined ? await loadConfigFile(opts.config) : undefined;
+  const flags: CliFlags = {};
+  const zk = opts.zk ?? (env['ZKFARM_ZK']?.trim() || undefined);
+  if (zk !== undefined) flags.zk = zk;
+  if (opts.masters !== undefined) flags.masters = opts.masters;
+  if (opts.workers !== undefined) flags.workers = opts.workers;
+  if (opts.workdir !== undefined) flags.workdir = opts.workdir;
+  if (opts.capacity !== undefined) flags.capacity = opts.capacity;
+  if (opts.allowShell) flags.allowShell = true;
+  if (opts.sessionTimeout !== undefined) flags.sessionTimeout = opts.sessionTimeout;
+  if (opts.namePrefix !== undefined) flags.namePrefix = opts.namePrefix;
+  if (opts.auth !== undefined) flags.auth = opts.auth;
+  const spec = resolveFarmSpec(config, flags);
+  const source =
+    opts.zk !== undefined ? 'flag' : flags.zk !== undefined ? 'env' : config?.zk !== undefined ? 'config' : 'embedded';
+  return { spec, source };
+}
+
+function count(spec: FarmSpec, kind: 'master' | 'worker'): string {
+  const n = spec.roles.filter((r) => r.kind === kind).length;
+  return `${n} ${kind}${n === 1 ? '' : 's'}`;
+}
+
+export async function runStart(opts: StartOptions, io: Io): Promise<number> {
+  const { spec, source } = await planFarm(opts);
+  const wantEmbedded = source === 'embedded';
+
+  let host: Host | undefined;
+  let embedded: EmbeddedZooKeeper | undefined;
+  let logger: pino.Logger | undefined;
+  let signals = 0;
+  let requestStop!: () => void;
+  const stopRequested = new Promise<void>((resolve) => {
+    requestStop = resolve;
+  });
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      io.err(`runtime: ${sig}: stopping (workers drain up to ${opts.drainTimeout} ms); press Ctrl-C again to stop at once`);
+      requestStop();
+      return;
+    }
+    io.err(`runtime: ${sig} again: stopping at once`);
+    // Exiting kills the role threads; the zk layer's exit hook SIGKILLs the embedded java synchronously.
+    void host?.kill();
+    void embedded?.kill();
+    if (logger) flushLogger(logger);
+    process.exit(130);
+  };
+  for (const sig of SIGNALS) process.on(sig, onSignal);
+
+  try {
+    if (wantEmbedded) {
+      embedded = await startEmbeddedZooKeeper({ workdir: spec.workdir });
+      spec.connect = embedded.connect;
+      io.err(`runtime: embedded ZooKeeper listening on ${embedded.connect} (data kept in ${embedded.dataDir})`);
+    } else {
+      // A clear message now beats roles retrying forever against a wrong address.
+      const sup = await openSession(spec.connect, source, {
+        ...(spec.auth !== undefined ? { auth: spec.auth } : {}),
+        connectTimeout: opts.connectTimeout,
+      });
+      await sup.stop();
+    }
+    if (signals > 0) return await shutdown();
+
+    logger = createLogger({ level: opts.logLevel });
+    host = await Host.start(spec, { logger, restart: opts.restart });
+    const zkHint = wantEmbedded ? '' : ` --zk ${spec.connect}`;
+    io.err(
+      `runtime: ready: ${count(spec, 'master')}, ${count(spec, 'worker')} on ${spec.connect} ` +
+        `(workdir ${spec.workdir})`,
+    );
+    io.err(
+      `runtime: from another terminal: npx runtime submit '{"handler":"echo","input":"hello"}' --wait${zkHint}` +
+        `   |   npx runtime status${zkHint}   |   Ctrl-C here stops the farm`,
+    );
+    await stopRequested;
+    return await shutdown();
+  } catch (err) {
+    await host?.stop({ drain: false, deadlineMs: 2000 }).catch(() => {});
+    await embedded?.stop().catch(() => {});
+    throw err;
+  } finally {
+    for (const sig of SIGNALS) process.removeListener(sig, onSignal);
+    if (logger) flushLogger(logger);
+  }
+
+  async function shutdown(): Promise<number> {
+    await host?.stop({ drain: true, deadlineMs: opts.drainTimeout });
+    await embedded?.stop();
+    io.err('runtime: stopped');
+    return EXIT_OK;
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * `runtime status [--zk CONNECT] [--json]`: the farm as ZooKeeper sees it.
+ */
+import type { Command } from 'commander';
+import { discoverConnect } from '../host/embedded.js';
+import { DEFAULT_CONNECT_TIMEOUT, EXIT_OK, type Io, openSession, wholeNumber } from './common.js';
+import { type FarmState, readFarmState } from './farm-state.js';
+
+interface StatusOptions {
+  zk?: string;
+  json?: boolean;
+  auth?: string;
+  failures: number;
+  connectTimeout: number;
+}
+
+export function registerStatus(program: Command, io: Io, setExit: (code: number) => void): void {
+  program
+    .command('status')
+    .description('show the farm as ZooKeeper sees it: leader, standbys, workers and their load, queue, failures')
+    .option('--zk <connect>', 'ZooKeeper connect string (default: $ZKFARM_ZK, a running runtime, 127.0.0.1:2181)')
+    .option('--json', 'print one JSON object instead of a table')
+    .option('--failures <n>', 'recent failures to show', wholeNumber(0), 10)
+    .option('--auth <user:password>', 'digest credentials of an access-controlled farm')
+    .option('--connect-timeout <ms>', 'give up connecting after this long', wholeNumber(1), DEFAULT_CONNECT_TIMEOUT)
+    .action(async (opts: StatusOptions) => {
+      setExit(await runStatus(opts, io));
+    });
+}
+
+export async function runStatus(opts: StatusOptions, io: Io): Promise<number> {
+  const { connect, source } = discoverConnect(opts.zk);
+  const sup = await openSession(connect, source, { auth: opts.auth, connectTimeout: opts.connectTimeout });
+  try {
+    const client = sup.session!.client;
+    const state = await readFarmState(client, { maxFailures: opts.failures });
+    if (opts.json) io.out(JSON.stringify({ connect, source, ...state }));
+    else for (const line of renderStatus(connect, state)) io.out(line);
+    return EXIT_OK;
+  } finally {
+    await sup.stop();
+  }
+}
+
+function ago(ms: number, now = Date.now()): string {
+  if (!ms) return '';
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 120) return `${s}s ago`;
+  if (s < 7200) return `${Math.round(s / 60)}m ago`;
+  return `${Math.round(s / 3600)}h ago`;
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+export function renderStatus(connect: string, s: FarmState): string[] {
+  const lines: string[] = [];
+  const leader = s.leader
+    ? `${s.leader.name}${s.leader.host ? ` on ${s.leader.host}` : ''}${s.leader.since ? `, since ${ago(s.leader.since)}` : ''}`
+    : 'none (tasks wait until a master runs)';
+  lines.push(`farm at ${connect}`);
+  lines.push(`leader    ${leader}`);
+  lines.push(`standbys  ${s.standbys.length ? s.standbys.join(', ') : 'none'}`);
+  const capacity = s.workers.reduce((a, w) => a + w.capacity, 0);
+  lines.push(
+    `queue     ${s.queued} waiting, ${s.assigned} assigned, ${s.statuses} results kept` +
+      `, ${s.workers.length} workers with capacity ${capacity}`,
+  );
+  if (s.workers.length > 0) {
+    lines.push('');
+    const rows = [['WORKER', 'LOAD', 'CAPACITY', 'STATE', 'HOST']];
+    for (const w of s.workers) {
+      const state = w.draining ? 'draining' : w.paused ? 'paused' : 'ready';
+      rows.push([w.name, String(w.load), String(w.capacity), state, `${w.host}${w.pid ? ` pid ${w.pid}` : ''}`]);
+    }
+    lines.push(...table(rows));
+  }
+  lines.push('');
+  if (s.recentFailures.length === 0) {
+    lines.push(`no failures among the last ${s.recentWindow} results`);
+  } else {
+    lines.push(`recent failures (newest first, among the last ${s.recentWindow} results):`);
+    const rows = [['TASK', 'WORKER', 'WHEN', 'ERROR']];
+    for (const f of s.recentFailures) {
+      const error = f.error.split('\n')[0]!;
+      rows.push([f.id, f.worker ?? '-', ago(f.finishedAt), error.length > 100 ? `${error.slice(0, 100)}…` : error]);
+    }
+    lines.push(...table(rows));
+  }
+  return lines;
+}

@@ -1,0 +1,169 @@
+/**
+ * `runtime submit [--zk CONNECT] [--wait] [--timeout MS] [--file tasks.ndjson] [TASK_JSON]`
+ *
+ * Tasks come from the argument, from a file of JSON lines, or from stdin when neither is given and
+ * stdin is not a terminal (the original's `echo '{"cmd":"ps -e"}' | sendtask`). Every task is checked
+ * before any is sent: a bad one is reported (with its line number) and nothing is submitted.
+ * Prints one task id per line; with --wait, then one JSON line per result as results arrive, and exits 1
+ * if any task failed or did not finish in time.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { checkTask, type Task } from '../farm/protocol.js';
+import { Submitter } from '../farm/submitter.js';
+import { discoverConnect } from '../host/embedded.js';
+import {
+  DEFAULT_CONNECT_TIMEOUT,
+  EXIT_FAILURE,
+  EXIT_OK,
+  errorLine,
+  type Io,
+  openSession,
+  wholeNumber,
+} from './common.js';
+
+interface SubmitOptions {
+  zk?: string;
+  wait?: boolean;
+  timeout?: number;
+  file?: string;
+  auth?: string;
+  connectTimeout: number;
+}
+
+export function registerSubmit(program: Command, io: Io, setExit: (code: number) => void): void {
+  program
+    .command('submit')
+    .description('submit tasks: TASK_JSON, a --file of JSON lines, or one task (or JSON lines) on stdin')
+    .argument('[task]', 'a task as JSON, e.g. \'{"handler":"echo","input":"hi"}\' or \'{"cmd":"ps -e"}\'')
+    .option('--zk <connect>', 'ZooKeeper connect string (default: $ZKFARM_ZK, a running runtime, 127.0.0.1:2181)')
+    .option('--wait', 'wait for every result, print each as a JSON line, exit 1 if any failed')
+    .option('--timeout <ms>', 'with --wait: give up waiting after this long (exit 1)', wholeNumber(1))
+    .option('-f, --file <file>', 'submit every line of this NDJSON file (blank lines are skipped)')
+    .option('--auth <user:password>', 'digest credentials of an access-controlled farm')
+    .option('--connect-timeout <ms>', 'give up connecting after this long', wholeNumber(1), DEFAULT_CONNECT_TIMEOUT)
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  runtime submit \'{"handler":"echo","input":"hello"}\' --wait',
+        '  echo \'{"cmd":"ps -e"}\' | runtime submit --wait      (needs a farm started with --allow-shell)',
+        '  runtime submit --file tasks.ndjson',
+      ].join('\n'),
+    )
+    .action(async (task: string | undefined, opts: SubmitOptions) => {
+      setExit(await runSubmit(task, opts, io));
+    });
+}
+
+function usage(message: string): ZkfarmError {
+  return new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, message);
+}
+
+function parseOne(text: string, where: string): Task {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ZkfarmError(ErrorCodes.INVALID_TASK, `${where}: not valid JSON (${(err as Error).message})`);
+  }
+  try {
+    return checkTask(value);
+  } catch (err) {
+    throw new ZkfarmError(ErrorCodes.INVALID_TASK, `${where}: ${(err as Error).message}`);
+  }
+}
+
+/** Tasks from JSON lines; blank lines are skipped; the first bad line is reported with its number. */
+export function parseTaskLines(text: string, label: string): Task[] {
+  const tasks: Task[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    tasks.push(parseOne(line, `${label}:${i + 1}`));
+  });
+  return tasks;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Gather the tasks (all checked) from the argument, the file, or stdin. */
+export async function gatherTasks(task: string | undefined, opts: { file?: string }): Promise<Task[]> {
+  if (task !== undefined && opts.file !== undefined) {
+    throw usage('give either a TASK_JSON argument or --file, not both');
+  }
+  if (task !== undefined) return [parseOne(task, 'TASK_JSON')];
+  if (opts.file !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(opts.file, 'utf8');
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      throw usage(`--file ${opts.file}: cannot read it (${code === 'ENOENT' ? 'no such file' : (err as Error).message})`);
+    }
+    const tasks = parseTaskLines(text, opts.file);
+    if (tasks.length === 0) throw usage(`--file ${opts.file}: no tasks in it (every line is blank)`);
+    return tasks;
+  }
+  if (process.stdin.isTTY) {
+    throw usage(
+      'no task given: pass one as an argument (runtime submit \'{"handler":"echo","input":1}\'), ' +
+        'use --file tasks.ndjson, or pipe JSON to stdin',
+    );
+  }
+  const text = await readStdin();
+  if (text.trim() === '') throw usage('stdin was empty: expected a task as JSON, e.g. {"cmd": "ps -e"}');
+  // One JSON document (possibly over several lines), else JSON lines.
+  const oneDocument = (() => {
+    try {
+      JSON.parse(text);
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  if (oneDocument || !text.trim().includes('\n')) return [parseOne(text, 'stdin')];
+  return parseTaskLines(text, 'stdin');
+}
+
+export async function runSubmit(task: string | undefined, opts: SubmitOptions, io: Io): Promise<number> {
+  const tasks = await gatherTasks(task, opts);
+  const { connect, source } = discoverConnect(opts.zk);
+  // Check reachability with a clear message first: Submitter.open alone would wait without a hint.
+  await (await openSession(connect, source, { auth: opts.auth, connectTimeout: opts.connectTimeout })).stop();
+  const submitter = await Submitter.open({ connect, auth: opts.auth, connectTimeout: opts.connectTimeout });
+  try {
+    const ids = tasks.length === 1 ? [await submitter.submit(tasks[0]!)] : await submitter.submitMany(tasks);
+    for (const id of ids) io.out(id);
+    if (!opts.wait) return EXIT_OK;
+
+    let failed = 0;
+    let missing = 0;
+    const deadline = opts.timeout;
+    await Promise.all(
+      ids.map(async (id) => {
+        try {
+          const status = await submitter.waitFor(id, deadline !== undefined ? { timeoutMs: deadline } : {});
+          if (status.state !== 'succeeded') failed++;
+          io.out(JSON.stringify({ id, ...status }));
+        } catch (err) {
+          missing++;
+          io.err(`runtime submit: ${errorLine(err)}`);
+        }
+      }),
+    );
+    if (failed > 0 || missing > 0) {
+      const parts = [failed > 0 ? `${failed} failed` : '', missing > 0 ? `${missing} without a result` : ''];
+      io.err(`runtime submit: ${parts.filter(Boolean).join(', ')} of ${ids.length} task${ids.length === 1 ? '' : 's'}`);
+      return EXIT_FAILURE;
+    }
+    return EXIT_OK;
+  } finally {
+    await submitter.close();
+  }
+}

@@ -1,0 +1,274 @@
+/**
+ * The embedded ZooKeeper that `runtime` starts when it is given no `--zk`, and how other commands on
+ * the same machine find it.
+ *
+ * - Data lives in `<workdir>/zookeeper` and is kept across restarts, so queued tasks survive one.
+ * - Loopback only; port 2181 when it is free, else any free port.
+ * - A lock file `<workdir>/zookeeper/runtime.lock` (our pid, the java pid, the connect string) keeps
+ *   a second runtime off the same data dir: two servers on one data dir would corrupt it. A lock whose
+ *   pid is dead is taken over, unless its ZooKeeper still answers for this data dir.
+ * - A discovery file `${XDG_RUNTIME_DIR ?? os.tmpdir()}/zkfarm-<uid>/embedded.json`
+ *   ({connect, pid, workdir, dataDir, startedAt}) lets `runtime submit` and `runtime status` in another
+ *   terminal find the farm without flags. It is removed on stop (and on process exit); the newest
+ *   runtime's file wins when several run.
+ */
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
+import { fourLetterWord, startZkServer, type ZkServer } from '../zk/server.js';
+import { DEFAULT_CONNECT } from './config.js';
+
+/** The port the embedded ZooKeeper tries first (ZooKeeper's usual one). */
+export const EMBEDDED_DEFAULT_PORT = 2181;
+
+export interface EmbeddedOptions {
+  /** The farm's workdir; the server's data goes in `<workdir>/zookeeper`. */
+  workdir: string;
+  /** Listen on exactly this port (fail if taken). @defaultValue 2181 if free, else a free port */
+  port?: number;
+  /** @defaultValue 30000 */
+  startTimeoutMs?: number;
+  /** Where XDG_RUNTIME_DIR is read from. @defaultValue process.env */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface EmbeddedZooKeeper {
+  /** `127.0.0.1:<port>` */
+  readonly connect: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly discoveryFile: string;
+  readonly server: ZkServer;
+  /** Graceful stop (SIGTERM, then SIGKILL after a few seconds); keeps the data. Idempotent. */
+  stop(): Promise<void>;
+  /** SIGKILL now; keeps the data. */
+  kill(): Promise<void>;
+}
+
+/** What the discovery file holds. */
+export interface DiscoveryInfo {
+  connect: string;
+  pid: number;
+  workdir: string;
+  dataDir?: string;
+  startedAt: number;
+}
+
+interface LockInfo {
+  pid: number;
+  javaPid?: number;
+  connect?: string;
+  startedAt: number;
+}
+
+function uid(): string {
+  return typeof process.getuid === 'function' ? String(process.getuid()) : 'user';
+}
+
+/** `${XDG_RUNTIME_DIR ?? os.tmpdir()}/zkfarm-<uid>/embedded.json` */
+export function discoveryFilePath(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env['XDG_RUNTIME_DIR'] || tmpdir();
+  return join(base, `zkfarm-${uid()}`, 'embedded.json');
+}
+
+/** Is a process with this pid alive (ours or another user's)? */
+export function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM';
+  }
+}
+
+function readJson<T>(path: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The discovery file's content when it names a live runtime, else undefined. */
+export function readDiscovery(env: NodeJS.ProcessEnv = process.env): DiscoveryInfo | undefined {
+  const info = readJson<Partial<DiscoveryInfo>>(discoveryFilePath(env));
+  if (!info || typeof info.connect !== 'string' || typeof info.pid !== 'number') return undefined;
+  if (!pidAlive(info.pid)) return undefined;
+  return info as DiscoveryInfo;
+}
+
+export type ConnectSource = 'flag' | 'env' | 'embedded' | 'default';
+
+/**
+ * Where a client command should connect: `--zk` > env `ZKFARM_ZK` > the embedded ZooKeeper of a running
+ * `runtime` on this machine (its discovery file, when its pid is alive) > `127.0.0.1:2181`.
+ */
+export function discoverConnect(
+  flag?: string,
+  env: NodeJS.ProcessEnv = process.env,
+): { connect: string; source: ConnectSource } {
+  if (flag !== undefined && flag !== '') return { connect: flag, source: 'flag' };
+  const fromEnv = env['ZKFARM_ZK'];
+  if (fromEnv !== undefined && fromEnv.trim() !== '') return { connect: fromEnv.trim(), source: 'env' };
+  const found = readDiscovery(env);
+  if (found) return { connect: found.connect, source: 'embedded' };
+  return { connect: DEFAULT_CONNECT, source: 'default' };
+}
+
+/** A few words on where a connect string came from, for messages. */
+export function describeSource(source: ConnectSource): string {
+  switch (source) {
+    case 'flag':
+      return 'from --zk';
+    case 'env':
+      return 'from ZKFARM_ZK';
+    case 'embedded':
+      return 'the embedded ZooKeeper of a running `runtime` on this machine';
+    default:
+      return 'the default: no --zk, no ZKFARM_ZK, and no running `runtime` found on this machine';
+  }
+}
+
+function writeAtomic(path: string, value: unknown): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(value)}\n`, { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const srv = createServer();
+    srv.once('error', () => resolvePromise(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolvePromise(true)));
+  });
+}
+
+function inUse(message: string): ZkfarmError {
+  return new ZkfarmError(ErrorCodes.ZK_SERVER_FAILED, message);
+}
+
+/** Take the data dir's lock, or explain who holds it. */
+async function acquireLock(lockFile: string, dataDir: string, workdir: string): Promise<void> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const mine: LockInfo = { pid: process.pid, startedAt: Date.now() };
+    try {
+      writeFileSync(lockFile, `${JSON.stringify(mine)}\n`, { flag: 'wx', mode: 0o600 });
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EEXIST') throw err;
+    }
+    const held = readJson<Partial<LockInfo>>(lockFile);
+    if (held && typeof held.pid === 'number' && pidAlive(held.pid)) {
+      const where = held.connect ? `, ZooKeeper at ${held.connect}` : '';
+      throw inUse(
+        `the workdir ${workdir} is in use by another runtime (pid ${held.pid}${where}): ` +
+          `stop it first, or give this one its own --workdir` +
+          (held.connect ? `, or join that farm with --zk ${held.connect}` : ''),
+      );
+    }
+    // The runtime that held it is gone. Its ZooKeeper must be gone too, or the data dir would be shared.
+    if (held?.connect) {
+      const [host, port] = held.connect.split(':');
+      const conf = await fourLetterWord(host ?? '127.0.0.1', Number(port), 'conf', 1000).catch(() => '');
+      if (conf.includes(`dataDir=${dataDir}`)) {
+        throw inUse(
+          `a ZooKeeper left by an earlier runtime still serves ${dataDir} at ${held.connect}` +
+            (held.javaPid ? ` (java pid ${held.javaPid}: kill ${held.javaPid})` : '') +
+            '; stop it first, or give this runtime its own --workdir',
+        );
+      }
+    }
+    rmSync(lockFile, { force: true });
+  }
+  throw inUse(`could not take the lock ${lockFile}: another runtime keeps taking it`);
+}
+
+/**
+ * Start the embedded ZooKeeper for a workdir and publish where it listens. Throws ZK_NOT_FOUND when
+ * Java or ZooKeeper is missing, ZK_SERVER_FAILED when the workdir is in use or the server fails.
+ */
+export async function startEmbeddedZooKeeper(options: EmbeddedOptions): Promise<EmbeddedZooKeeper> {
+  const env = options.env ?? process.env;
+  const workdir = resolve(options.workdir);
+  const dataDir = join(workdir, 'zookeeper');
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (err) {
+    throw new ZkfarmError(
+      ErrorCodes.WORKDIR_UNWRITABLE,
+      `cannot create ${dataDir} for the embedded ZooKeeper: ${describeError(err)}; pass --workdir DIR`,
+    );
+  }
+  const lockFile = join(dataDir, 'runtime.lock');
+  await acquireLock(lockFile, dataDir, workdir);
+  const discoveryFile = discoveryFilePath(env);
+
+  const cleanUpFiles = () => {
+    const lock = readJson<LockInfo>(lockFile);
+    if (lock?.pid === process.pid) rmSync(lockFile, { force: true });
+    const disc = readJson<DiscoveryInfo>(discoveryFile);
+    if (disc?.pid === process.pid && disc.workdir === workdir) rmSync(discoveryFile, { force: true });
+  };
+  // A runtime that exits without stop() (a second Ctrl-C, process.exit) still leaves no stale files.
+  process.once('exit', cleanUpFiles);
+
+  let server: ZkServer;
+  try {
+    const common = { dataDir, keepData: true, startTimeoutMs: options.startTimeoutMs ?? 30_000 };
+    if (options.port !== undefined) {
+      server = await startZkServer({ ...common, port: options.port });
+    } else if (await portFree(EMBEDDED_DEFAULT_PORT)) {
+      server = await startZkServer({ ...common, port: EMBEDDED_DEFAULT_PORT }).catch((err: unknown) => {
+        // Taken between our check and java's bind: any free port will do.
+        if (/Address already in use|BindException|another server/.test(describeError(err))) {
+          return startZkServer(common);
+        }
+        throw err;
+      });
+    } else {
+      server = await startZkServer(common);
+    }
+  } catch (err) {
+    cleanUpFiles();
+    process.removeListener('exit', cleanUpFiles);
+    throw err;
+  }
+
+  const connect = server.connectString;
+  const lock: LockInfo = { pid: process.pid, javaPid: server.pid, connect, startedAt: Date.now() };
+  writeAtomic(lockFile, lock);
+  const discovery: DiscoveryInfo = { connect, pid: process.pid, workdir, dataDir, startedAt: Date.now() };
+  try {
+    mkdirSync(join(discoveryFile, '..'), { recursive: true, mode: 0o700 });
+    writeAtomic(discoveryFile, discovery);
+  } catch {
+    // Discovery is a convenience: clients can still be given --zk.
+  }
+
+  let stopping: Promise<void> | undefined;
+  const finish = async (how: 'stop' | 'kill') => {
+    try {
+      await (how === 'stop' ? server.stop() : server.kill());
+    } finally {
+      cleanUpFiles();
+      process.removeListener('exit', cleanUpFiles);
+    }
+  };
+  return {
+    connect,
+    port: server.port,
+    dataDir,
+    discoveryFile,
+    server,
+    stop() {
+      stopping ??= finish('stop');
+      return stopping;
+    },
+    kill() {
+      return finish('kill');
+    },
+  };
+}

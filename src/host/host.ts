@@ -1,0 +1,351 @@
+/**
+ * The host: many named masters and workers in one process, each in its own worker thread with its own
+ * ZooKeeper session, controlled over Comlink, logging through one writer.
+ *
+ * - A strong reference to every thread and its Comlink proxy is kept for the thread's lifetime (a
+ *   collected proxy would release the channel and the thread would stop listening).
+ * - Comlink never settles a call whose thread exited: every call races the thread's exit and rejects with
+ *   ZKFARM_ROLE_EXITED. Error codes cross the boundary (see comlink.ts).
+ * - A thread that exits without being asked is restarted with backoff (1 s, 2 s, ... 30 s; reset after a
+ *   minute of good health), and the restart is logged. `restart: false` turns that off.
+ * - Worker roles share one handler pool owned by the host (shared-pool.ts), made only when some worker
+ *   has handler modules.
+ */
+import { EventEmitter } from 'node:events';
+import { MessageChannel, Worker as Thread } from 'node:worker_threads';
+import type pino from 'pino';
+import { ErrorCodes, ZkfarmError, describeError } from '../errors.js';
+import { type HandlerPool, createHandlerPool } from '../exec/index.js';
+import { validateName } from '../farm/protocol.js';
+import { Comlink, nodeEndpoint } from './comlink.js';
+import { createLogger, writeThreadLine } from './logging.js';
+import { servePool } from './shared-pool.js';
+import type { FarmSettings, FarmSpec, RoleSpec, RoleThreadApi, RoleThreadInfo, RoleThreadStats } from './types.js';
+
+export interface HostOptions {
+  logger?: pino.Logger;
+  /** Restart role threads that exit unexpectedly. @defaultValue true */
+  restart?: boolean;
+  /** First restart delay (ms), doubled per quick failure up to 30 s. @defaultValue 1000 */
+  restartDelayMs?: number;
+}
+
+const here = import.meta.url;
+const FROM_SOURCE = here.endsWith('.ts');
+const ENTRY = new URL(FROM_SOURCE ? '../../workers/role-thread.ts' : '../../workers/role-thread.js', here);
+/**
+ * Run from source (tests under tsx), a thread does not inherit tsx's loader, and `--import tsx` in its
+ * execArgv does not load a .ts entry either: register tsx inside the thread, then import the entry.
+ */
+const SOURCE_BOOTSTRAP = `import(${JSON.stringify(FROM_SOURCE ? import.meta.resolve('tsx/esm/api') : '')}).then((m) => { m.register(); return import(${JSON.stringify(ENTRY.href)}); })`;
+
+type ThreadState = 'starting' | 'running' | 'stopping' | 'exited' | 'restarting';
+
+/** One role's thread, its control proxy, and its lifecycle. */
+class RoleThread {
+  readonly spec: RoleSpec;
+  state: ThreadState = 'starting';
+  thread!: Thread;
+  api!: Comlink.Remote<RoleThreadApi>;
+  exited!: Promise<never>;
+  exitCode: number | undefined;
+  restarts = 0;
+  startedAt = 0;
+  /** Set when the host asked it to end (stop, remove, kill without restart). */
+  wanted = true;
+  restartTimer: NodeJS.Timeout | undefined;
+  lastInfo: RoleThreadInfo | undefined;
+
+  constructor(spec: RoleSpec) {
+    this.spec = spec;
+  }
+
+  /** Race a call against the thread's exit (Comlink alone would wait forever). */
+  call<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.exited]);
+  }
+}
+
+export class Host extends EventEmitter {
+  readonly settings: FarmSettings;
+  readonly log: pino.Logger;
+  readonly #threads = new Map<string, RoleThread>();
+  readonly #restart: boolean;
+  readonly #restartDelay: number;
+  #pool: HandlerPool | undefined;
+  #stopping: Promise<void> | undefined;
+  readonly #logLevel: string;
+
+  private constructor(settings: FarmSettings, options: HostOptions) {
+    super();
+    this.settings = settings;
+    this.log = options.logger ?? createLogger();
+    this.#logLevel = this.log.level;
+    this.#restart = options.restart ?? true;
+    this.#restartDelay = options.restartDelayMs ?? 1000;
+    this.on('error', () => {});
+  }
+
+  /** Start every role of `spec`; resolves when all are up (rejects, stopping the rest, if one cannot start). */
+  static async start(spec: FarmSpec, options: HostOptions = {}): Promise<Host> {
+    const { roles, ...settings } = spec;
+    const host = new Host(settings, options);
+    const names = new Set<string>();
+    for (const r of roles) {
+      if (names.has(r.name)) throw new ZkfarmError(ErrorCodes.CONFIG_INVALID, `role name ${r.name} appears twice`);
+      names.add(r.name);
+    }
+    try {
+      // Masters first, so that workers find a leader; within a kind, all at once.
+      await Promise.all(roles.filter((r) => r.kind === 'master').map((r) => host.addRole(r)));
+      await Promise.all(roles.filter((r) => r.kind === 'worker').map((r) => host.addRole(r)));
+    } catch (err) {
+      await host.stop({ drain: false });
+      throw err;
+    }
+    return host;
+  }
+
+  /** Start one more role. Rejects if the name is used on this host, or the role cannot start. */
+  async addRole(spec: RoleSpec): Promise<RoleThreadInfo> {
+    validateName('role', spec.name);
+    if (spec.kind !== 'master' && spec.kind !== 'worker') {
+      throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `role kind must be "master" or "worker", got ${JSON.stringify(spec.kind)}`);
+    }
+    if (this.#stopping) throw new ZkfarmError(ErrorCodes.STOPPED, 'the host is stopping');
+    if (this.#threads.has(spec.name)) {
+      throw new ZkfarmError(ErrorCodes.NAME_TAKEN, `a role named ${spec.name} already runs on this host`);
+    }
+    const rt = new RoleThread(spec);
+    this.#threads.set(spec.name, rt);
+    try {
+      return await this.#launch(rt);
+    } catch (err) {
+      rt.wanted = false;
+      this.#threads.delete(spec.name);
+      await rt.thread?.terminate().catch(() => {});
+      throw err;
+    }
+  }
+
+  async #launch(rt: RoleThread): Promise<RoleThreadInfo> {
+    const { spec } = rt;
+    const logChannel = new MessageChannel();
+    logChannel.port1.on('message', (line: string) => writeThreadLine(this.log, line));
+    logChannel.port1.unref();
+    let poolPort: MessagePort | undefined;
+    const needsPool = spec.kind === 'worker' && ((this.settings.handlerModules?.length ?? 0) > 0 || (spec.handlerModules?.length ?? 0) > 0);
+    if (needsPool) {
+      this.#pool ??= createHandlerPool();
+      const ch = new MessageChannel();
+      servePool(this.#pool, ch.port1);
+      ch.port1.unref();
+      poolPort = ch.port2 as unknown as MessagePort;
+    }
+    const thread = new Thread(FROM_SOURCE ? SOURCE_BOOTSTRAP : ENTRY, {
+      eval: FROM_SOURCE,
+      workerData: { log: logChannel.port2, pool: poolPort },
+      transferList: poolPort ? [logChannel.port2, poolPort as never] : [logChannel.port2],
+      name: `zkfarm ${spec.kind} ${spec.name}`,
+      stdout: false,
+      stderr: false,
+    });
+    rt.thread = thread;
+    rt.api = Comlink.wrap<RoleThreadApi>(nodeEndpoint(thread as never));
+    rt.state = 'starting';
+    rt.exitCode = undefined;
+    rt.exited = new Promise<never>((_, reject) => {
+      thread.once('exit', (code) => {
+        rt.exitCode = code;
+        reject(new ZkfarmError(ErrorCodes.ROLE_EXITED, `role ${spec.name} exited (code ${code}) before answering`));
+        this.#onExit(rt, thread, code);
+      });
+    });
+    rt.exited.catch(() => {});
+    thread.on('error', (err) => {
+      this.log.error({ role: spec.name, err }, `role ${spec.name} thread error: ${describeError(err)}`);
+    });
+    const info = await rt.call(rt.api.start({ spec, settings: this.settings, logLevel: this.#logLevel }));
+    rt.state = 'running';
+    rt.startedAt = Date.now();
+    rt.lastInfo = info;
+    this.emit('role-started', info);
+    return info;
+  }
+
+  #onExit(rt: RoleThread, thread: Thread, code: number): void {
+    if (rt.thread !== thread) return;
+    rt.state = 'exited';
+    this.emit('role-exit', { name: rt.spec.name, code, wanted: !rt.wanted });
+    if (!rt.wanted || this.#stopping || !this.#restart || this.#threads.get(rt.spec.name) !== rt) {
+      return;
+    }
+    // A thread that stayed up for a minute starts the backoff over.
+    if (Date.now() - rt.startedAt > 60_000) rt.restarts = 0;
+    const delay = Math.min(this.#restartDelay * 2 ** rt.restarts, 30_000);
+    rt.restarts++;
+    rt.state = 'restarting';
+    this.log.warn({ role: rt.spec.name, kind: rt.spec.kind, code, delayMs: delay, restarts: rt.restarts }, `role ${rt.spec.name} exited (code ${code}); restarting in ${delay} ms`);
+    rt.restartTimer = setTimeout(() => {
+      if (!rt.wanted || this.#stopping) return;
+      this.#launch(rt).then(
+        () => {
+          this.log.info({ role: rt.spec.name, restarts: rt.restarts }, `role ${rt.spec.name} restarted`);
+          this.emit('role-restarted', rt.spec.name);
+        },
+        (err) => {
+          this.log.error({ role: rt.spec.name, err }, `restarting ${rt.spec.name} failed: ${describeError(err)}`);
+          void rt.thread.terminate();
+        },
+      );
+    }, delay);
+  }
+
+  #get(name: string): RoleThread {
+    const rt = this.#threads.get(name);
+    if (!rt) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `no role named ${name} on this host (roles: ${[...this.#threads.keys()].join(', ')})`);
+    return rt;
+  }
+
+  /** Info of every role; a role whose thread is down reports its last known info with state 'exited'/'restarting'. */
+  async roles(): Promise<RoleThreadInfo[]> {
+    return Promise.all([...this.#threads.values()].map((rt) => this.#info(rt)));
+  }
+
+  async #info(rt: RoleThread): Promise<RoleThreadInfo> {
+    if (rt.state === 'running') {
+      try {
+        rt.lastInfo = await rt.call(rt.api.info());
+        return rt.lastInfo;
+      } catch {
+        // fell over while asked: report what we know
+      }
+    }
+    const base: RoleThreadInfo = rt.lastInfo ?? { name: rt.spec.name, kind: rt.spec.kind, state: 'starting', session: 'connecting', sessions: 0 };
+    return { ...base, state: rt.state === 'restarting' || rt.state === 'exited' ? 'failed' : base.state, session: rt.state === 'running' ? base.session : 'closed', leader: false };
+  }
+
+  async info(name: string): Promise<RoleThreadInfo> {
+    return this.#info(this.#get(name));
+  }
+
+  async stats(name: string): Promise<RoleThreadStats> {
+    const rt = this.#get(name);
+    return rt.call(rt.api.stats());
+  }
+
+  /** Stats of every running role (roles that are down are left out). */
+  async allStats(): Promise<Array<RoleThreadStats & { name: string }>> {
+    const out: Array<RoleThreadStats & { name: string }> = [];
+    await Promise.all(
+      [...this.#threads.values()]
+        .filter((rt) => rt.state === 'running')
+        .map(async (rt) => {
+          try {
+            out.push({ name: rt.spec.name, ...(await rt.call(rt.api.stats())) });
+          } catch {
+            // exited meanwhile
+          }
+        }),
+    );
+    return out;
+  }
+
+  async pause(name: string): Promise<void> {
+    const rt = this.#get(name);
+    await rt.call(rt.api.pause());
+  }
+
+  async resume(name: string): Promise<void> {
+    const rt = this.#get(name);
+    await rt.call(rt.api.resume());
+  }
+
+  /** Fault injection: the role's session expires on the server (needs `faultInjection`). */
+  async expireSession(name: string): Promise<void> {
+    const rt = this.#get(name);
+    await rt.call(rt.api.expireSession());
+  }
+
+  /**
+   * Fault injection: the role's thread dies at once without clean-up (its session is left to expire).
+   * With restarts on, the host starts it again after the backoff. Resolves when the thread is gone.
+   */
+  async crash(name: string): Promise<void> {
+    const rt = this.#get(name);
+    const gone = new Promise<void>((r) => rt.thread.once('exit', () => r()));
+    void rt.call(Promise.resolve(rt.api.crash())).catch(() => {});
+    await gone;
+  }
+
+  /** Stop a role (draining a worker) and forget it. */
+  async removeRole(name: string, options: { drain?: boolean; deadlineMs?: number } = {}): Promise<void> {
+    const rt = this.#get(name);
+    rt.wanted = false;
+    clearTimeout(rt.restartTimer);
+    await this.#end(rt, options);
+    this.#threads.delete(name);
+  }
+
+  async #end(rt: RoleThread, options: { drain?: boolean; deadlineMs?: number }): Promise<void> {
+    rt.wanted = false;
+    clearTimeout(rt.restartTimer);
+    if (rt.state === 'running' || rt.state === 'starting') {
+      rt.state = 'stopping';
+      const deadline = (options.deadlineMs ?? 30_000) + 10_000;
+      await Promise.race([rt.call(rt.api.stop(options)).catch(() => {}), sleep(deadline)]);
+    }
+    await rt.thread?.terminate().catch(() => {});
+    rt.state = 'exited';
+  }
+
+  /**
+   * Scale the worker roles to `count`: new ones are named `<prefix>-worker-<n>` after the highest number
+   * in use (or from `template.name`'s prefix), removed ones are the newest, drained first.
+   */
+  async scaleWorkers(count: number, template: Omit<RoleSpec, 'kind' | 'name'> & { prefix: string }): Promise<string[]> {
+    if (!Number.isInteger(count) || count < 0) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `worker count must be a whole number ≥ 0, got ${count}`);
+    const workers = [...this.#threads.values()].filter((rt) => rt.spec.kind === 'worker').map((rt) => rt.spec.name);
+    if (workers.length < count) {
+      const used = new Set(this.#threads.keys());
+      const added: RoleSpec[] = [];
+      let n = 1;
+      while (workers.length + added.length < count) {
+        const name = `${template.prefix}-worker-${n++}`;
+        if (used.has(name)) continue;
+        const { prefix: _p, ...rest } = template;
+        added.push({ ...rest, kind: 'worker', name });
+      }
+      await Promise.all(added.map((s) => this.addRole(s)));
+    } else if (workers.length > count) {
+      const doomed = workers.slice(count);
+      await Promise.all(doomed.map((n) => this.removeRole(n, { drain: true })));
+    }
+    return [...this.#threads.values()].filter((rt) => rt.spec.kind === 'worker').map((rt) => rt.spec.name);
+  }
+
+  /** Stop every role: workers drain up to the deadline, masters step down, sessions close. Idempotent. */
+  stop(options: { drain?: boolean; deadlineMs?: number } = {}): Promise<void> {
+    this.#stopping ??= (async () => {
+      const all = [...this.#threads.values()];
+      await Promise.all(all.map((rt) => this.#end(rt, options)));
+      this.#threads.clear();
+      await this.#pool?.close();
+      this.emit('stopped');
+    })();
+    return this.#stopping;
+  }
+
+  /** Terminate every thread now, without clean-up (a second Ctrl-C). */
+  async kill(): Promise<void> {
+    this.#stopping ??= Promise.resolve();
+    await Promise.all([...this.#threads.values()].map((rt) => rt.thread?.terminate().catch(() => {})));
+    await this.#pool?.close();
+  }
+
+  get size(): number {
+    return this.#threads.size;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref?.());

@@ -1,0 +1,133 @@
+/**
+ * Inside a role thread: build the master or worker from its spec, and answer the host's control calls.
+ * (The thread's entry file, workers/role-thread.ts, only wires this to the thread's ports.)
+ */
+import type { MessagePort } from 'node:worker_threads';
+import pino from 'pino';
+import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { Master } from '../farm/master.js';
+import type { Role } from '../farm/role.js';
+import { Worker } from '../farm/worker.js';
+import { zkRequestCounter } from '../zk/client.js';
+import { remotePool } from './shared-pool.js';
+import type { RoleThreadApi, RoleThreadInfo, RoleThreadInit, RoleThreadStats } from './types.js';
+
+export interface RoleThreadPorts {
+  /** Log lines go to the host's single writer through this port. */
+  log: MessagePort;
+  /** The host's shared handler pool, when it has one. */
+  pool?: MessagePort;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
+  let role: Master | Worker | undefined;
+  const need = (): Master | Worker => {
+    if (!role) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, 'the role is not started yet');
+    return role;
+  };
+  const api: RoleThreadApi = {
+    async start(init: RoleThreadInit) {
+      if (role) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `role ${role.name} is already started`);
+      const { spec, settings } = init;
+      // One line per write, posted to the host; threads never write fd 1 themselves.
+      const logger = pino(
+        { level: init.logLevel, base: { role: spec.name, kind: spec.kind } },
+        { write: (line: string) => ports.log.postMessage(line) },
+      );
+      const common = {
+        name: spec.name,
+        connect: settings.connect,
+        sessionTimeout: spec.sessionTimeout ?? settings.sessionTimeout,
+        auth: settings.auth,
+        faultInjection: settings.faultInjection,
+        connectTimeout: settings.connectTimeout,
+        logger,
+      };
+      if (spec.kind === 'master') {
+        role = new Master({ ...common, retention: settings.retention });
+      } else {
+        role = new Worker({
+          ...common,
+          capacity: spec.capacity,
+          prefetch: spec.prefetch,
+          workdir: settings.workdir,
+          allowShell: spec.allowShell ?? settings.allowShell,
+          handlerModules: [...(settings.handlerModules ?? []), ...(spec.handlerModules ?? [])],
+          pool: ports.pool ? remotePool(ports.pool) : undefined,
+          defaultTimeoutMs: spec.defaultTimeoutMs,
+        });
+      }
+      (role as Role).on('failed', (err: Error) => {
+        logger.fatal({ err }, `role ${spec.name} failed: ${err.message}`);
+        // A role that cannot go on ends its thread; the host decides whether to restart it.
+        setTimeout(() => process.exit(3), 50);
+      });
+      await role.start();
+      return api.info();
+    },
+    info(): RoleThreadInfo {
+      const r = need();
+      const base = r.info();
+      if (r instanceof Master) {
+        const i = r.info();
+        return { ...base, leader: i.leader, leaderName: i.leaderName };
+      }
+      return { ...base, paused: r.paused, capacity: r.capacity };
+    },
+    stats(): RoleThreadStats {
+      const r = need();
+      const common = { zkRequests: zkRequestCounter.total, heapUsed: process.memoryUsage().heapUsed };
+      if (r instanceof Master) {
+        const s = r.stats();
+        return {
+          kind: 'master',
+          assigned: s.assigned,
+          givenBack: s.givenBack,
+          rejected: s.rejected,
+          queuedTasks: s.queued,
+          leaderChanges: s.leaderChanges,
+          ...common,
+        };
+      }
+      const s = r.stats();
+      const sorted = [...s.durations].sort((a, b) => a - b);
+      return {
+        kind: 'worker',
+        running: s.running,
+        queued: s.queued,
+        succeeded: s.succeeded,
+        failed: s.failed,
+        retried: s.retried,
+        fenced: s.fenced,
+        latency: { p50: percentile(sorted, 50), p95: percentile(sorted, 95), max: sorted.at(-1) ?? 0, count: sorted.length },
+        ...common,
+      };
+    },
+    async pause() {
+      const r = need();
+      if (!(r instanceof Worker)) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${r.name} is a master: only workers pause`);
+      await r.pause();
+    },
+    async resume() {
+      const r = need();
+      if (!(r instanceof Worker)) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${r.name} is a master: only workers pause`);
+      await r.resume();
+    },
+    async stop(options) {
+      await role?.stop(options);
+    },
+    async expireSession() {
+      await need().expireSession();
+    },
+    crash() {
+      // No clean-up at all: the session is not closed, so its ephemeral nodes stay until it expires.
+      process.exit(70);
+    },
+  };
+  return api;
+}

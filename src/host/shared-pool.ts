@@ -1,0 +1,74 @@
+/**
+ * One handler pool for every worker role of a host.
+ *
+ * Threads are not free, so the host owns a single Piscina pool sized to the machine and lends it to each
+ * worker role thread over a MessagePort: `servePool(pool, port)` on the host side, `remotePool(port)` in
+ * the role thread, which gives the Executor an ordinary `HandlerPool`. Aborting a call in the role thread
+ * aborts it in the pool (which terminates the pool thread running it).
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { ErrorCodes } from '../errors.js';
+import { type HandlerCall, type HandlerPool, TaskFailure } from '../exec/index.js';
+import { Comlink, nodeEndpoint } from './comlink.js';
+
+interface PoolService {
+  run(id: number, call: HandlerCall, timeoutMs: number | undefined): Promise<unknown>;
+  abort(id: number, reason: string): void;
+  listHandlers(module: string): Promise<string[]>;
+}
+
+/** Host side: answer calls arriving on `port` with `pool`. */
+export function servePool(pool: HandlerPool, port: MessagePort): void {
+  const running = new Map<number, AbortController>();
+  const service: PoolService = {
+    async run(id, call, timeoutMs) {
+      const ac = new AbortController();
+      running.set(id, ac);
+      try {
+        return await pool.run(call, { signal: ac.signal, timeoutMs });
+      } finally {
+        running.delete(id);
+      }
+    },
+    abort(id, reason) {
+      running.get(id)?.abort(new TaskFailure(ErrorCodes.TASK_ABORTED, reason, { retryable: true }));
+    },
+    listHandlers: (module) => pool.listHandlers(module),
+  };
+  Comlink.expose(service, nodeEndpoint(port as never));
+}
+
+/** Role-thread side: a HandlerPool whose calls run in the host's pool. */
+export function remotePool(port: MessagePort): HandlerPool {
+  const remote = Comlink.wrap<PoolService>(nodeEndpoint(port as never));
+  let next = 0;
+  return {
+    async run(call, options = {}) {
+      const id = ++next;
+      const { signal } = options;
+      const onAbort = () => {
+        const r = signal?.reason;
+        void remote.abort(id, r instanceof Error ? r.message : String(r ?? 'aborted')).catch(() => {});
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        return await remote.run(id, call, options.timeoutMs);
+      } catch (err) {
+        const e = err as { code?: string; message?: string; retryable?: boolean };
+        // If our own signal aborted, its reason (a timeout, a drain) is the truer account.
+        if (signal?.aborted && signal.reason instanceof TaskFailure) throw signal.reason;
+        throw new TaskFailure(e.code ?? ErrorCodes.HANDLER_FAILED, e.message ?? String(err), {
+          retryable: e.retryable !== false,
+        });
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    },
+    listHandlers: (module) => remote.listHandlers(module),
+    async close() {
+      port.close();
+    },
+    threads: 0,
+    maxThreads: 0,
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * What the host and its role threads share: the specs a farm starts from, and the control API each role
+ * thread exposes over Comlink. Only plain data crosses the thread boundary.
+ */
+import type { RoleKind, RoleState } from '../farm/role.js';
+import type { SessionState } from '../zk/session.js';
+
+/** Settings every role of a host shares (from the config file and flags). */
+export interface FarmSettings {
+  /** ZooKeeper connect string (with optional chroot). */
+  connect: string;
+  /** @defaultValue 10000 */
+  sessionTimeout?: number;
+  /** Digest identity `user:password`. */
+  auth?: string;
+  /** Root of the workers' output directories. */
+  workdir: string;
+  /** Let workers run shell tasks. @defaultValue false */
+  allowShell?: boolean;
+  /** Modules whose exports become handlers (absolute paths or package names). */
+  handlerModules?: string[];
+  /** Route sessions through fault proxies so `expireSession()` works. @defaultValue false */
+  faultInjection?: boolean;
+  /** Master status retention. */
+  retention?: { maxCount?: number; maxAgeMs?: number; intervalMs?: number };
+  /** Give up starting a role when ZooKeeper cannot be reached within this many ms. */
+  connectTimeout?: number;
+}
+
+export interface RoleSpec {
+  kind: RoleKind;
+  name: string;
+  /** Workers: tasks at once. @defaultValue 4 */
+  capacity?: number;
+  /** Workers: extra tasks held. @defaultValue capacity */
+  prefetch?: number;
+  /** Workers: per-role override of the shared setting. */
+  allowShell?: boolean;
+  /** Workers: default task timeout (ms). */
+  defaultTimeoutMs?: number;
+  /** Per-role override. */
+  sessionTimeout?: number;
+  /** Per-role handler modules, added to the shared ones. */
+  handlerModules?: string[];
+}
+
+export interface FarmSpec extends FarmSettings {
+  roles: RoleSpec[];
+}
+
+export interface RoleThreadInfo {
+  name: string;
+  kind: RoleKind;
+  state: RoleState;
+  session: SessionState;
+  sessionId?: string;
+  sessions: number;
+  /** Masters: whether this one leads. */
+  leader?: boolean;
+  leaderName?: string;
+  /** Workers: paused by pause() (or draining). */
+  paused?: boolean;
+  capacity?: number;
+}
+
+export interface RoleThreadStats {
+  kind: RoleKind;
+  /** Workers */
+  running?: number;
+  queued?: number;
+  succeeded?: number;
+  failed?: number;
+  retried?: number;
+  fenced?: number;
+  /** Task durations (ms): p50/p95/max over the last 1000. */
+  latency?: { p50: number; p95: number; max: number; count: number };
+  /** Masters */
+  assigned?: number;
+  givenBack?: number;
+  rejected?: number;
+  queuedTasks?: number;
+  leaderChanges?: number;
+  /** ZooKeeper requests this role's thread sent. */
+  zkRequests: number;
+  /** Memory of the whole process as the thread sees it (RSS is per process). */
+  heapUsed: number;
+}
+
+/** The control API of one role thread (exposed with Comlink from workers/role-thread.ts). */
+export interface RoleThreadApi {
+  start(init: RoleThreadInit): Promise<RoleThreadInfo>;
+  info(): RoleThreadInfo;
+  stats(): RoleThreadStats;
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  stop(options?: { drain?: boolean; deadlineMs?: number }): Promise<void>;
+  /** Make the server expire this role's session (needs faultInjection). */
+  expireSession(): Promise<void>;
+  /** Die at once without clean-up (no session close, no drain). */
+  crash(): void;
+}
+
+export interface RoleThreadInit {
+  spec: RoleSpec;
+  settings: FarmSettings;
+  logLevel: string;
+}
+
+/** A plain-data form of an error that keeps its `code` across the thread boundary. */
+export interface WireError {
+  name: string;
+  message: string;
+  code?: string;
+  stack?: string;
+}

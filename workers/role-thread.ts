@@ -1,0 +1,19 @@
+/**
+ * Entry of one role thread (a master or a worker with its own ZooKeeper session).
+ * The host passes a log port (and a handler-pool port) in workerData and talks over Comlink.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { Comlink, nodeEndpoint } from '../src/host/comlink.js';
+import { type RoleThreadPorts, createRoleThreadApi } from '../src/host/role-runtime.js';
+
+if (!parentPort) throw new Error('workers/role-thread runs as a worker thread of the zkfarm host');
+const ports = workerData as RoleThreadPorts;
+Comlink.expose(createRoleThreadApi(ports), nodeEndpoint(parentPort as never));
+
+// A stray rejection in role code is a bug to log, not a reason for the role to die.
+process.on('unhandledRejection', (err) => {
+  const e = err as Error;
+  ports.log.postMessage(
+    `${JSON.stringify({ level: 50, time: Date.now(), msg: `unhandled rejection in role thread: ${e?.message ?? String(err)}`, stack: e?.stack })}\n`,
+  );
+});
