@@ -78,6 +78,9 @@ test('1 master, 3 workers: 500 handler tasks and 20 shell tasks each end with ex
 
   const s = report.statuses.get(shellIds[3]!)!;
   assert.equal(s.exitCode, 0);
+  // The submit time travels with the task into its status.
+  assert.ok(typeof s.submittedAt === 'number' && s.submittedAt <= (s.startedAt ?? 0), `submittedAt ${s.submittedAt}`);
+  assert.ok(s.submittedAt > Date.now() - 120_000);
   const dir = join(workdir, s.worker!, shellIds[3]!);
   assert.equal(readFileSync(join(dir, 'stdout.log'), 'utf8'), 'out-3\n');
   assert.equal(readFileSync(join(dir, 'stderr.log'), 'utf8'), 'err-3\n');

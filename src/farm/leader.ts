@@ -300,15 +300,20 @@ export class Leader {
     try {
       const read = await Promise.all(ids.map((id) => this.#readTask(id)));
       const runnable: Array<{ id: string; task: Task; version: number; size: number }> = [];
-      const rejects: Array<{ id: string; error: string; version: number }> = [];
+      const rejects: Array<{ id: string; error: string; version: number; ctime: number }> = [];
       const now = Date.now();
       for (const r of read) {
         if (!r) continue;
-        if (!r.parsed.ok) rejects.push({ id: r.id, error: r.parsed.error, version: r.version });
+        if (!r.parsed.ok) rejects.push({ id: r.id, error: r.parsed.error, version: r.version, ctime: r.ctime });
         else {
-          const nb = r.parsed.task._zkfarm?.notBefore;
+          const task = r.parsed.task;
+          const nb = task._zkfarm?.notBefore;
           if (nb && nb > now) this.#delay(r.id, nb - now);
-          else runnable.push({ id: r.id, task: r.parsed.task, version: r.version, size: r.size });
+          else {
+            // Carry the submit time along (the /tasks znode's ctime), so the result can say how long it took.
+            if (task._zkfarm?.submittedAt === undefined) task._zkfarm = { attempts: 0, ...task._zkfarm, submittedAt: r.ctime };
+            runnable.push({ id: r.id, task, version: r.version, size: r.size });
+          }
         }
       }
       const plan = planAssignments(
@@ -327,6 +332,7 @@ export class Leader {
           state: 'failed',
           worker: null,
           attempts: 0,
+          submittedAt: r.ctime,
           startedAt: null,
           finishedAt: Date.now(),
           error: r.error,
@@ -353,7 +359,7 @@ export class Leader {
   async #readTask(id: string) {
     try {
       const { data, stat } = await this.#client.getData(taskPath(id));
-      return { id, parsed: parseTask(data), version: stat.version, size: data.length };
+      return { id, parsed: parseTask(data), version: stat.version, size: data.length, ctime: Number(stat.ctime.readBigInt64BE(0)) };
     } catch (err) {
       if (isZkError(err, 'NO_NODE')) {
         this.#queue.delete(id);

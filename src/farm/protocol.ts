@@ -61,6 +61,8 @@ export interface TaskMeta {
   lastError?: string;
   /** Worker names whose runs were lost (crash, expiry). */
   lostOn?: string[];
+  /** When the task was submitted (its /tasks znode's creation time, ms), copied by the master. */
+  submittedAt?: number;
 }
 
 const metaSchema = z
@@ -69,6 +71,7 @@ const metaSchema = z
     notBefore: z.number().optional(),
     lastError: z.string().optional(),
     lostOn: z.array(z.string()).optional(),
+    submittedAt: z.number().optional(),
   })
   .loose();
 
@@ -145,6 +148,8 @@ export interface TaskStatus {
   state: 'succeeded' | 'failed';
   worker: string | null;
   attempts: number;
+  /** When the task was submitted (ms), when known. */
+  submittedAt?: number;
   startedAt: number | null;
   finishedAt: number;
   exitCode?: number | null;

@@ -243,6 +243,7 @@ export class Worker extends Role {
         state: outcome.state,
         worker: this.name,
         attempts: attempt,
+        ...(meta.submittedAt !== undefined ? { submittedAt: meta.submittedAt } : {}),
         startedAt: outcome.startedAt,
         finishedAt: outcome.finishedAt,
       };
