@@ -91,8 +91,17 @@ export class Leader {
   readonly #maxLost: number | undefined;
   readonly #retention: RetentionOptions;
   readonly #workers = new Map<string, WorkerState>();
-  /** Task ids in /tasks as last listed. */
+  /** Task ids in /tasks as last listed, less those moved since. */
   #queue = new Set<string>();
+  /** The queue in id order (oldest first); may still hold ids that left the queue (skipped lazily). */
+  #order: string[] = [];
+  #orderHead = 0;
+  #orderStale = false;
+  /** /tasks changed since the last listing (its watch fired). */
+  #tasksDirty = true;
+  #lastListAt = 0;
+  /** Ids moved out of /tasks by us: id → request mark of the multi (a listing sent earlier may still show them). */
+  readonly #moved = new Map<string, number>();
   /** Tasks waiting for their retry time: id → timer. */
   readonly #delayed = new Map<string, NodeJS.Timeout>();
   /** Tasks in a multi being sent right now. */
@@ -147,7 +156,8 @@ export class Leader {
     if (!this.active) return;
     await this.#recover();
     if (!this.active) return;
-    s.watchChildren(PATHS.tasks, (ch) => this.#onTasks(ch));
+    this.#tasksDirty = true;
+    this.#kick();
     const interval = this.#retention.intervalMs ?? 60_000;
     this.#retentionTimer = setInterval(() => void this.#sweep(), interval);
     this.#retentionTimer.unref?.();
@@ -223,26 +233,54 @@ export class Leader {
       .catch(() => {})
       .then(() => {
         if (!w.live || !this.active) return;
+        // The first listing makes the worker assignable: kick then.
+        let first = true;
         w.assignWatch = s.watchChildren(assignDir(name), (ch) => {
           w.listed = new Set(ch.children);
           const mark = ch.requestMark ?? 0;
           for (const [id, at] of w.pending) if (at <= mark) w.pending.delete(id);
-          if (ch.removed.length) this.#kick();
+          if (ch.removed.length || first) this.#kick();
+          first = false;
         });
       });
   }
 
-  #onTasks(ch: ChildrenChange): void {
-    for (const id of ch.added) this.#queue.add(id);
-    for (const id of ch.removed) {
-      this.#queue.delete(id);
-      const t = this.#delayed.get(id);
-      if (t) {
-        clearTimeout(t);
+  /**
+   * List /tasks (and re-arm its watch). The leader lists lazily: when the watch fires it only marks the
+   * queue dirty, and re-lists when it needs more tasks than it knows of, or every 200 ms at most. A
+   * deep queue is then not re-listed for every batch (a listing of 20,000 ids is 300 KB).
+   */
+  async #listTasks(): Promise<void> {
+    this.#tasksDirty = false;
+    this.#lastListAt = Date.now();
+    const mark = this.#client.requests;
+    const children = await this.#client.getChildren(PATHS.tasks, () => {
+      this.#tasksDirty = true;
+      this.#kick();
+    });
+    const next = new Set<string>();
+    for (const id of children) {
+      const movedAt = this.#moved.get(id);
+      // Moved by a multi sent after this listing was: the listing is older than our move.
+      if (movedAt !== undefined && movedAt > mark) continue;
+      next.add(id);
+    }
+    for (const [id, at] of this.#moved) if (at <= mark) this.#moved.delete(id);
+    for (const id of this.#delayed.keys()) {
+      if (!next.has(id)) {
+        clearTimeout(this.#delayed.get(id));
         this.#delayed.delete(id);
       }
     }
-    this.#kick();
+    let added = false;
+    for (const id of next) if (!this.#queue.has(id)) added = true;
+    this.#queue = next;
+    if (added) this.#orderStale = true;
+  }
+
+  #dequeue(id: string, mark?: number): void {
+    this.#queue.delete(id);
+    if (mark !== undefined) this.#moved.set(id, mark);
   }
 
   #loads(): WorkerLoad[] {
@@ -292,7 +330,12 @@ export class Leader {
   async #assignBatch(): Promise<boolean> {
     const loads = this.#loads();
     const free = totalFreeSlots(loads);
-    if (free === 0 || this.#queue.size === 0) return false;
+    if (free === 0) return false;
+    if (this.#tasksDirty) {
+      const known = this.#queue.size - this.#inflight.size - this.#delayed.size;
+      if (known < free * 2 || Date.now() - this.#lastListAt > 200) await this.#listTasks();
+    }
+    if (this.#queue.size === 0) return false;
     const want = Math.min(free, this.#batch);
     const ids = this.#nextTasks(want);
     if (ids.length === 0) return false;
@@ -350,10 +393,24 @@ export class Leader {
 
   /** The oldest queued tasks not in flight and not waiting for a retry time. */
   #nextTasks(n: number): string[] {
-    const candidates: string[] = [];
-    for (const id of this.#queue) if (!this.#inflight.has(id) && !this.#delayed.has(id)) candidates.push(id);
-    if (candidates.length <= n) return candidates.sort();
-    return candidates.sort().slice(0, n);
+    if (this.#orderStale) {
+      this.#order = [...this.#queue].sort();
+      this.#orderHead = 0;
+      this.#orderStale = false;
+    }
+    const out: string[] = [];
+    const order = this.#order;
+    // Skip what left the queue at the front for good; then collect, skipping in-flight and delayed ones.
+    while (this.#orderHead < order.length && !this.#queue.has(order[this.#orderHead]!)) this.#orderHead++;
+    for (let i = this.#orderHead; i < order.length && out.length < n; i++) {
+      const id = order[i]!;
+      if (this.#queue.has(id) && !this.#inflight.has(id) && !this.#delayed.has(id)) out.push(id);
+    }
+    if (this.#orderHead > 4096 && this.#orderHead > order.length / 2) {
+      this.#order = order.slice(this.#orderHead);
+      this.#orderHead = 0;
+    }
+    return out;
   }
 
   async #readTask(id: string) {
@@ -362,7 +419,7 @@ export class Leader {
       return { id, parsed: parseTask(data), version: stat.version, size: data.length, ctime: Number(stat.ctime.readBigInt64BE(0)) };
     } catch (err) {
       if (isZkError(err, 'NO_NODE')) {
-        this.#queue.delete(id);
+        this.#dequeue(id);
         return undefined;
       }
       throw err;
@@ -412,11 +469,11 @@ export class Leader {
     await sent;
     for (const m of chunk) {
       if (m.kind === 'assign') {
-        this.#queue.delete(m.id);
+        this.#dequeue(m.id, mark);
         this.#workers.get(m.worker!)?.pending.set(m.id, mark);
         this.#stats.assigned++;
       } else if (m.kind === 'reject') {
-        this.#queue.delete(m.id);
+        this.#dequeue(m.id, mark);
         this.#stats.rejected++;
       } else {
         this.#stats.givenBack++;
@@ -428,10 +485,10 @@ export class Leader {
     if (m.kind === 'assign' || m.kind === 'reject') {
       if (code === 'NO_NODE' && m.kind === 'assign') {
         // Either the task is gone (another master moved it, or it was deleted) or the worker's dir is.
-        this.#queue.delete(m.id);
+        this.#dequeue(m.id);
         void this.#client.exists(taskPath(m.id)).then((s) => {
           if (s) {
-            this.#queue.add(m.id);
+            this.#tasksDirty = true;
             const w = this.#workers.get(m.worker!);
             if (w?.live) void this.#client.ensurePath(assignDir(w.name)).then(() => this.#kick());
           }
@@ -442,7 +499,7 @@ export class Leader {
         // The same task id is already assigned (a task re-submitted under a used id): leave the queued copy
         // for inspection rather than risk running it twice; it is reported once.
         this.#log.error({ task: m.id, worker: m.worker }, 'task is already assigned; leaving the queued copy alone');
-        this.#queue.delete(m.id);
+        this.#dequeue(m.id, Number.POSITIVE_INFINITY);
         return;
       }
       if (code === 'BAD_VERSION') return; // changed since read: read again next round

@@ -81,7 +81,11 @@ export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
     },
     stats(): RoleThreadStats {
       const r = need();
-      const common = { zkRequests: zkRequestCounter.total, heapUsed: process.memoryUsage().heapUsed };
+      const common = {
+        zkRequests: zkRequestCounter.total,
+        zkRequestsByOp: { ...zkRequestCounter.byOp },
+        heapUsed: process.memoryUsage().heapUsed,
+      };
       if (r instanceof Master) {
         const s = r.stats();
         return {

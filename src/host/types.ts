@@ -82,6 +82,8 @@ export interface RoleThreadStats {
   leaderChanges?: number;
   /** ZooKeeper requests this role's thread sent. */
   zkRequests: number;
+  /** The same, by operation (`getData`, `multi`, `getChildren`, ...). */
+  zkRequestsByOp: Record<string, number>;
   /** Memory of the whole process as the thread sees it (RSS is per process). */
   heapUsed: number;
 }

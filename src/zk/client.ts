@@ -44,8 +44,11 @@ export function digestAcl(credentials: string): Acl[] {
   return [new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('digest', `${user}:${hash}`))];
 }
 
-/** Requests sent by every ZkClient of this process (benchmarks read it; a `multi` counts once). */
-export const zkRequestCounter = { total: 0 };
+/**
+ * Requests sent by every ZkClient of this thread (benchmarks read it; a `multi` counts once), in all and
+ * by operation (`create`, `getData`, `multi`, ...).
+ */
+export const zkRequestCounter: { total: number; byOp: Record<string, number> } = { total: 0, byOp: {} };
 
 export interface ZkClientOptions {
   /** Milliseconds a request may take before it rejects with OPERATION_TIMEOUT. @defaultValue 10000 */
@@ -93,6 +96,7 @@ export class ZkClient {
     if (this.#failure) return Promise.reject(this.#failure);
     this.requests++;
     zkRequestCounter.total++;
+    zkRequestCounter.byOp[op] = (zkRequestCounter.byOp[op] ?? 0) + 1;
     return new Promise<T>((resolve, reject) => {
       let done = false;
       const finish = (err: Error | undefined, value?: T) => {

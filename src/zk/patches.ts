@@ -7,6 +7,13 @@
  *    We wrap `Exception.create` so that an unknown code yields an Exception-shaped error instead; the
  *    request's callback receives it and zkfarm turns it into a `ZkError` with the right code name.
  *
+ * 3. One write per request. The library writes every request to the socket the moment it is queued, one
+ *    `write` system call each; on loopback each call also runs the server side's TCP receive, so a burst
+ *    of pipelined requests (a batch of reads, a batch of moves) costs one syscall and one server wake-up
+ *    per request. We defer the queue's flush to the end of the current tick and cork the socket around
+ *    it: a burst goes out in one `writev`. Order is unchanged (the queue is FIFO, xids are assigned as
+ *    before); a request waits at most until the current tick ends.
+ *
  * 2. Transaction version bug. `Transaction.check/setData/remove` do `version = version || -1`, so version 0
  *    silently becomes "any version" and fencing on version 0 is off. zkfarm's transaction builder never
  *    calls those three methods: it pushes the operation records itself (see `pushOp`), keeping 0 as 0.
@@ -63,6 +70,35 @@ if (!Exception.__zkfarmGuarded) {
     }
   };
   Exception.__zkfarmGuarded = true;
+}
+
+interface ConnectionManagerProto {
+  onPacketQueueReadable(this: ConnectionManagerLike): void;
+  __zkfarmCorked?: boolean;
+}
+interface ConnectionManagerLike {
+  socket?: { cork?(): void; uncork?(): void; destroyed?: boolean };
+  __zkfarmFlushScheduled?: boolean;
+}
+const ConnectionManager = require('node-zookeeper-client/lib/ConnectionManager.js') as { prototype: ConnectionManagerProto };
+if (!ConnectionManager.prototype.__zkfarmCorked) {
+  const flush = ConnectionManager.prototype.onPacketQueueReadable;
+  ConnectionManager.prototype.onPacketQueueReadable = function deferredFlush(this: ConnectionManagerLike) {
+    if (this.__zkfarmFlushScheduled) return;
+    this.__zkfarmFlushScheduled = true;
+    process.nextTick(() => {
+      this.__zkfarmFlushScheduled = false;
+      const socket = this.socket;
+      const cork = socket && !socket.destroyed && typeof socket.cork === 'function';
+      if (cork) socket.cork!();
+      try {
+        flush.call(this);
+      } finally {
+        if (cork) socket.uncork!();
+      }
+    });
+  };
+  ConnectionManager.prototype.__zkfarmCorked = true;
 }
 
 /** Push an operation record onto a library Transaction without its `version || -1` defect. */
