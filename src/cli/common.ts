@@ -39,7 +39,10 @@ export const processIo: Io = {
 
 /** One line for an error: its message without the stack, on a single line. */
 export function errorLine(err: unknown): string {
-  return describeError(err).split('\n')[0]!.trim();
+  // zkfarm's own messages say what to do; their code (kept across thread boundaries) adds nothing.
+  const ours = err instanceof Error && /^ZKFARM_/.test(String((err as { code?: unknown }).code));
+  const text = ours ? (err as Error).message : describeError(err);
+  return text.split('\n')[0]!.trim();
 }
 
 /** An option parser for whole numbers >= `min`, with a message that names what was expected. */
@@ -65,7 +68,10 @@ export async function openSession(
   const connectTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
   const sup = zkConnect({ connect, connectTimeout, auth: options.auth, sessionTimeout: 10_000 });
   try {
-    await Promise.race([sup.ready, sup.done.then(() => Promise.reject(unreachable(connect, source, connectTimeout)))]);
+    await Promise.race([
+      sup.ready,
+      sup.done.then(() => Promise.reject(unreachable(connect, source, connectTimeout))),
+    ]);
     return sup;
   } catch (err) {
     await sup.stop();
@@ -84,4 +90,12 @@ export function unreachable(connect: string, source: ConnectSource | 'config', m
     `cannot reach ZooKeeper at ${connect} (${source === 'config' ? 'from the config file' : describeSource(source)}) ` +
       `within ${ms} ms: ${hint}`,
   );
+}
+
+/**
+ * Close a client command's session without waiting long for the server's answer: the close request is
+ * sent at once, and a command's session holds no ephemeral nodes, so nothing depends on the answer.
+ */
+export async function closeQuickly(close: () => Promise<void>, waitMs = 300): Promise<void> {
+  await Promise.race([close().catch(() => {}), new Promise((r) => setTimeout(r, waitMs).unref())]);
 }

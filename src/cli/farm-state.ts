@@ -6,8 +6,8 @@
  * last statuses by id order under /status (recent failures). The reads are not one snapshot: a task
  * moving while we read may be counted in two places or none.
  */
-import { type MasterInfo, PATHS, type TaskStatus, parseStatus, parseWorkerInfo } from '../farm/protocol.js';
-import { type ZkClient, isZkError } from '../zk/index.js';
+import { type MasterInfo, PATHS, parseStatus, parseWorkerInfo, type TaskStatus } from '../farm/protocol.js';
+import { isZkError, type ZkClient } from '../zk/index.js';
 
 export interface WorkerState {
   name: string;
@@ -82,7 +82,12 @@ function parseMaster(data: Buffer | null): MasterInfo | null {
   try {
     const v = JSON.parse(data.toString('utf8')) as Partial<MasterInfo>;
     if (typeof v.name === 'string') {
-      return { name: v.name, host: String(v.host ?? ''), pid: Number(v.pid ?? 0), since: Number(v.since ?? 0) };
+      return {
+        name: v.name,
+        host: String(v.host ?? ''),
+        pid: Number(v.pid ?? 0),
+        since: Number(v.since ?? 0),
+      };
     }
   } catch {
     // The original wrote the bare name.
@@ -103,7 +108,9 @@ export async function readFarmState(client: ZkClient, options: ReadOptions = {})
   ]);
   const leader = parseMaster(leaderData);
   const loads = new Map(
-    await Promise.all(assignees.map(async (w) => [w, await childCount(client, `${PATHS.assign}/${w}`)] as const)),
+    await Promise.all(
+      assignees.map(async (w) => [w, await childCount(client, `${PATHS.assign}/${w}`)] as const),
+    ),
   );
   const workers = (
     await Promise.all(

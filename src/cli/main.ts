@@ -27,6 +27,13 @@ export async function main(argv: readonly string[] = process.argv, io: Io = proc
 
 /** Run and exit once stdout and stderr are flushed (sessions and timers must not keep us alive). */
 export async function run(argv: readonly string[] = process.argv): Promise<never> {
+  // `runtime status | head`: the reader left; that is not our failure.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(EXIT_OK);
+      throw err;
+    });
+  }
   const code = await main(argv);
   await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
   await new Promise<void>((resolve) => process.stderr.write('', () => resolve()));

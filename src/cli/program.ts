@@ -15,7 +15,10 @@ function version(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
     try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
       if (pkg.name === 'zkfarm') return pkg.version ?? 'unknown';
     } catch {
       // not here
@@ -34,7 +37,14 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
     .configureOutput({
       writeOut: (s) => process.stdout.write(s),
       writeErr: (s) => process.stderr.write(s),
-      outputError: (s, write) => write(`runtime: ${s.replace(/^error: /, '')}`),
+      // One line: commander puts its "(Did you mean ...?)" hint on a line of its own.
+      outputError: (s, write) =>
+        write(
+          `runtime: ${s
+            .replace(/^error: /, '')
+            .trim()
+            .replace(/\s*\n\s*/g, ' ')}\n`,
+        ),
     })
     .addHelpText(
       'after',

@@ -40,19 +40,45 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
   program
     .command('start', { isDefault: true })
     .description('run masters and workers in this process (the default command)')
-    .option('--masters <n>', 'masters to run (replaces the config file\'s masters)', wholeNumber(0))
-    .option('--workers <n>', 'workers to run (replaces the config file\'s workers)', wholeNumber(0))
-    .option('--zk <connect>', 'ZooKeeper connect string, host:port[,host:port...][/chroot] (default: embedded)')
+    .option('--masters <n>', "masters to run (replaces the config file's masters)", wholeNumber(0))
+    .option('--workers <n>', "workers to run (replaces the config file's workers)", wholeNumber(0))
+    .option(
+      '--zk <connect>',
+      'ZooKeeper connect string, host:port[,host:port...][/chroot] (default: embedded)',
+    )
     .option('-c, --config <file>', 'a YAML or JSON config file (flags override it)')
-    .option('--workdir <dir>', 'where task output and the embedded ZooKeeper\'s data go (default ./zkfarm-work)')
+    .option(
+      '--workdir <dir>',
+      "where task output and the embedded ZooKeeper's data go (default ./zkfarm-work)",
+    )
     .option('--capacity <n>', 'tasks each worker runs at once (default 4)', wholeNumber(1))
-    .option('--allow-shell', 'let workers run {"cmd": ...} tasks (anyone who can write /tasks could run anything)')
-    .option('--session-timeout <ms>', 'ZooKeeper session timeout of every role (default 10000)', wholeNumber(1))
-    .option('--name-prefix <prefix>', 'role names are <prefix>-master-1, <prefix>-worker-1, ... (default: host name)')
+    .option(
+      '--allow-shell',
+      'let workers run {"cmd": ...} tasks (anyone who can write /tasks could run anything)',
+    )
+    .option(
+      '--session-timeout <ms>',
+      'ZooKeeper session timeout of every role (default 10000)',
+      wholeNumber(1),
+    )
+    .option(
+      '--name-prefix <prefix>',
+      'role names are <prefix>-master-1, <prefix>-worker-1, ... (default: host name)',
+    )
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
     .option('--auth <user:password>', 'digest credentials; nodes the farm creates are then only theirs')
-    .option('--drain-timeout <ms>', 'on stop, how long workers may finish running tasks', wholeNumber(0), 30_000)
-    .option('--connect-timeout <ms>', 'give up when ZooKeeper cannot be reached this long', wholeNumber(1), 15_000)
+    .option(
+      '--drain-timeout <ms>',
+      'on stop, how long workers may finish running tasks',
+      wholeNumber(0),
+      30_000,
+    )
+    .option(
+      '--connect-timeout <ms>',
+      'give up when ZooKeeper cannot be reached this long',
+      wholeNumber(1),
+      15_000,
+    )
     .option('--no-restart', 'do not restart role threads that die')
     .allowExcessArguments()
     .addHelpText(
@@ -103,7 +129,13 @@ export async function planFarm(
   if (opts.auth !== undefined) flags.auth = opts.auth;
   const spec = resolveFarmSpec(config, flags);
   const source =
-    opts.zk !== undefined ? 'flag' : flags.zk !== undefined ? 'env' : config?.zk !== undefined ? 'config' : 'embedded';
+    opts.zk !== undefined
+      ? 'flag'
+      : flags.zk !== undefined
+        ? 'env'
+        : config?.zk !== undefined
+          ? 'config'
+          : 'embedded';
   return { spec, source };
 }
 
@@ -127,7 +159,9 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
     if (signals === 1) {
-      io.err(`runtime: ${sig}: stopping (workers drain up to ${opts.drainTimeout} ms); press Ctrl-C again to stop at once`);
+      io.err(
+        `runtime: ${sig}: stopping (workers drain up to ${opts.drainTimeout} ms); press Ctrl-C again to stop at once`,
+      );
       requestStop();
       return;
     }
@@ -144,7 +178,9 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
     if (wantEmbedded) {
       embedded = await startEmbeddedZooKeeper({ workdir: spec.workdir });
       spec.connect = embedded.connect;
-      io.err(`runtime: embedded ZooKeeper listening on ${embedded.connect} (data kept in ${embedded.dataDir})`);
+      io.err(
+        `runtime: embedded ZooKeeper listening on ${embedded.connect} (data kept in ${embedded.dataDir})`,
+      );
     } else {
       // A clear message now beats roles retrying forever against a wrong address.
       const sup = await openSession(spec.connect, source, {

@@ -3,7 +3,14 @@
  */
 import type { Command } from 'commander';
 import { discoverConnect } from '../host/embedded.js';
-import { DEFAULT_CONNECT_TIMEOUT, EXIT_OK, type Io, openSession, wholeNumber } from './common.js';
+import {
+  closeQuickly,
+  DEFAULT_CONNECT_TIMEOUT,
+  EXIT_OK,
+  type Io,
+  openSession,
+  wholeNumber,
+} from './common.js';
 import { type FarmState, readFarmState } from './farm-state.js';
 
 interface StatusOptions {
@@ -17,12 +24,22 @@ interface StatusOptions {
 export function registerStatus(program: Command, io: Io, setExit: (code: number) => void): void {
   program
     .command('status')
-    .description('show the farm as ZooKeeper sees it: leader, standbys, workers and their load, queue, failures')
-    .option('--zk <connect>', 'ZooKeeper connect string (default: $ZKFARM_ZK, a running runtime, 127.0.0.1:2181)')
+    .description(
+      'show the farm as ZooKeeper sees it: leader, standbys, workers and their load, queue, failures',
+    )
+    .option(
+      '--zk <connect>',
+      'ZooKeeper connect string (default: $ZKFARM_ZK, a running runtime, 127.0.0.1:2181)',
+    )
     .option('--json', 'print one JSON object instead of a table')
     .option('--failures <n>', 'recent failures to show', wholeNumber(0), 10)
     .option('--auth <user:password>', 'digest credentials of an access-controlled farm')
-    .option('--connect-timeout <ms>', 'give up connecting after this long', wholeNumber(1), DEFAULT_CONNECT_TIMEOUT)
+    .option(
+      '--connect-timeout <ms>',
+      'give up connecting after this long',
+      wholeNumber(1),
+      DEFAULT_CONNECT_TIMEOUT,
+    )
     .action(async (opts: StatusOptions) => {
       setExit(await runStatus(opts, io));
     });
@@ -38,7 +55,7 @@ export async function runStatus(opts: StatusOptions, io: Io): Promise<number> {
     else for (const line of renderStatus(connect, state)) io.out(line);
     return EXIT_OK;
   } finally {
-    await sup.stop();
+    await closeQuickly(() => sup.stop());
   }
 }
 
@@ -78,7 +95,13 @@ export function renderStatus(connect: string, s: FarmState): string[] {
     const rows = [['WORKER', 'LOAD', 'CAPACITY', 'STATE', 'HOST']];
     for (const w of s.workers) {
       const state = w.draining ? 'draining' : w.paused ? 'paused' : 'ready';
-      rows.push([w.name, String(w.load), String(w.capacity), state, `${w.host}${w.pid ? ` pid ${w.pid}` : ''}`]);
+      rows.push([
+        w.name,
+        String(w.load),
+        String(w.capacity),
+        state,
+        `${w.host}${w.pid ? ` pid ${w.pid}` : ''}`,
+      ]);
     }
     lines.push(...table(rows));
   }
@@ -90,7 +113,12 @@ export function renderStatus(connect: string, s: FarmState): string[] {
     const rows = [['TASK', 'WORKER', 'WHEN', 'ERROR']];
     for (const f of s.recentFailures) {
       const error = f.error.split('\n')[0]!;
-      rows.push([f.id, f.worker ?? '-', ago(f.finishedAt), error.length > 100 ? `${error.slice(0, 100)}…` : error]);
+      rows.push([
+        f.id,
+        f.worker ?? '-',
+        ago(f.finishedAt),
+        error.length > 100 ? `${error.slice(0, 100)}…` : error,
+      ]);
     }
     lines.push(...table(rows));
   }

@@ -9,17 +9,18 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
 import { checkTask, type Task } from '../farm/protocol.js';
 import { Submitter } from '../farm/submitter.js';
 import { discoverConnect } from '../host/embedded.js';
 import {
+  closeQuickly,
   DEFAULT_CONNECT_TIMEOUT,
   EXIT_FAILURE,
   EXIT_OK,
   errorLine,
   type Io,
-  openSession,
+  unreachable,
   wholeNumber,
 } from './common.js';
 
@@ -37,12 +38,20 @@ export function registerSubmit(program: Command, io: Io, setExit: (code: number)
     .command('submit')
     .description('submit tasks: TASK_JSON, a --file of JSON lines, or one task (or JSON lines) on stdin')
     .argument('[task]', 'a task as JSON, e.g. \'{"handler":"echo","input":"hi"}\' or \'{"cmd":"ps -e"}\'')
-    .option('--zk <connect>', 'ZooKeeper connect string (default: $ZKFARM_ZK, a running runtime, 127.0.0.1:2181)')
+    .option(
+      '--zk <connect>',
+      'ZooKeeper connect string (default: $ZKFARM_ZK, a running runtime, 127.0.0.1:2181)',
+    )
     .option('--wait', 'wait for every result, print each as a JSON line, exit 1 if any failed')
     .option('--timeout <ms>', 'with --wait: give up waiting after this long (exit 1)', wholeNumber(1))
     .option('-f, --file <file>', 'submit every line of this NDJSON file (blank lines are skipped)')
     .option('--auth <user:password>', 'digest credentials of an access-controlled farm')
-    .option('--connect-timeout <ms>', 'give up connecting after this long', wholeNumber(1), DEFAULT_CONNECT_TIMEOUT)
+    .option(
+      '--connect-timeout <ms>',
+      'give up connecting after this long',
+      wholeNumber(1),
+      DEFAULT_CONNECT_TIMEOUT,
+    )
     .addHelpText(
       'after',
       [
@@ -104,7 +113,9 @@ export async function gatherTasks(task: string | undefined, opts: { file?: strin
       text = await readFile(opts.file, 'utf8');
     } catch (err) {
       const code = (err as { code?: string }).code;
-      throw usage(`--file ${opts.file}: cannot read it (${code === 'ENOENT' ? 'no such file' : (err as Error).message})`);
+      throw usage(
+        `--file ${opts.file}: cannot read it (${code === 'ENOENT' ? 'no such file' : (err as Error).message})`,
+      );
     }
     const tasks = parseTaskLines(text, opts.file);
     if (tasks.length === 0) throw usage(`--file ${opts.file}: no tasks in it (every line is blank)`);
@@ -134,9 +145,14 @@ export async function gatherTasks(task: string | undefined, opts: { file?: strin
 export async function runSubmit(task: string | undefined, opts: SubmitOptions, io: Io): Promise<number> {
   const tasks = await gatherTasks(task, opts);
   const { connect, source } = discoverConnect(opts.zk);
-  // Check reachability with a clear message first: Submitter.open alone would wait without a hint.
-  await (await openSession(connect, source, { auth: opts.auth, connectTimeout: opts.connectTimeout })).stop();
-  const submitter = await Submitter.open({ connect, auth: opts.auth, connectTimeout: opts.connectTimeout });
+  const submitter = await Submitter.open({
+    connect,
+    auth: opts.auth,
+    connectTimeout: opts.connectTimeout,
+  }).catch((err: unknown) => {
+    // Say where the connect string came from and what to do.
+    throw hasCode(err, ErrorCodes.ZK_UNREACHABLE) ? unreachable(connect, source, opts.connectTimeout) : err;
+  });
   try {
     const ids = tasks.length === 1 ? [await submitter.submit(tasks[0]!)] : await submitter.submitMany(tasks);
     for (const id of ids) io.out(id);
@@ -159,11 +175,13 @@ export async function runSubmit(task: string | undefined, opts: SubmitOptions, i
     );
     if (failed > 0 || missing > 0) {
       const parts = [failed > 0 ? `${failed} failed` : '', missing > 0 ? `${missing} without a result` : ''];
-      io.err(`runtime submit: ${parts.filter(Boolean).join(', ')} of ${ids.length} task${ids.length === 1 ? '' : 's'}`);
+      io.err(
+        `runtime submit: ${parts.filter(Boolean).join(', ')} of ${ids.length} task${ids.length === 1 ? '' : 's'}`,
+      );
       return EXIT_FAILURE;
     }
     return EXIT_OK;
   } finally {
-    await submitter.close();
+    await closeQuickly(() => submitter.close());
   }
 }

@@ -189,6 +189,8 @@ export abstract class Role extends EventEmitter {
   protected async claimEphemeral(session: Session, path: string, data: Buffer, waitMs: number): Promise<void> {
     const c = session.client;
     const deadline = Date.now() + waitMs;
+    let wake = () => {};
+    const onChange = () => wake();
     for (;;) {
       session.throwIfLost();
       try {
@@ -226,17 +228,16 @@ export abstract class Role extends EventEmitter {
       this.log.warn({ path, owner, waitMs: left }, `${path} is held by session ${owner}; waiting for it to expire`);
       gone = new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(left, 1000));
-        c.exists(path, () => {
+        wake = () => {
           clearTimeout(t);
           resolve();
-        }).then(
+        };
+        // One watcher function for the whole wait: the library registers a function once per path.
+        c.exists(path, onChange).then(
           (s) => {
-            if (!s) {
-              clearTimeout(t);
-              resolve();
-            }
+            if (!s) wake();
           },
-          () => resolve(),
+          () => wake(),
         );
       });
       await gone;

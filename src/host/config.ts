@@ -5,6 +5,7 @@
  * Precedence, highest first: flags, the config file, defaults. `--masters N` / `--workers N` replace the
  * file's roles of that kind with N generated ones; per-role settings in the file are overridden by the
  * flags that set the same thing for every role (`--capacity`, `--allow-shell`, `--session-timeout`).
+ * When the file lists no roles, a kind no flag gives runs its default count (1 master, 2 workers).
  *
  * Every problem is a ZKFARM_CONFIG_INVALID error whose message is one line naming the file, the field
  * path and what was expected versus what was found, e.g.
@@ -25,7 +26,7 @@ import type { FarmSpec, RoleSpec } from './types.js';
 export const DEFAULT_CONNECT = '127.0.0.1:2181';
 /** Workers' output root when nothing says otherwise (relative to the current directory). */
 export const DEFAULT_WORKDIR = 'zkfarm-work';
-/** Roles a host runs when neither flags nor the config file name any. */
+/** Roles of each kind a host runs when no flag gives that kind's count and the config file lists no roles. */
 export const DEFAULT_ROLE_COUNTS = { master: 1, worker: 2 } as const;
 
 const CONNECT_PATTERN = /^[^\s:/,]+:\d{1,5}(,[^\s:/,]+:\d{1,5})*(\/[^/\s]+)*\/?$/;
@@ -168,8 +169,15 @@ function distance(a: string, b: string): number {
 function unknownKeyMessage(key: string, path: readonly PropertyKey[]): string {
   const last = path.at(-1);
   const allowed = typeof last === 'number' ? KEYS.role : last === 'retention' ? KEYS.retention : KEYS.top;
-  const close = allowed.filter((k) => distance(key, k) <= 2).sort((a, b) => distance(key, a) - distance(key, b));
-  const hint = close[0] ? `did you mean "${close[0]}"?` : `expected one of ${allowed.join(', ')}`;
+  const closest = (keys: string[]) =>
+    keys.filter((k) => distance(key, k) <= 2).sort((a, b) => distance(key, a) - distance(key, b))[0];
+  const close = closest(allowed);
+  const roleKey = allowed === KEYS.top ? closest(KEYS.role.filter((k) => !allowed.includes(k))) : undefined;
+  const hint = close
+    ? `did you mean "${close}"?`
+    : roleKey
+      ? `"${roleKey}" is set per role: put it in an entry of roles`
+      : `expected one of ${allowed.join(', ')}`;
   return `unknown key "${key}" (${hint})`;
 }
 
@@ -177,7 +185,8 @@ function unknownKeyMessage(key: string, path: readonly PropertyKey[]): string {
 function schemaMessage(label: string, error: z.ZodError, raw: unknown): string {
   const issues = error.issues;
   const issue = issues[0]!;
-  const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : '';
+  const more =
+    issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : '';
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0]!;
     return `${label}: ${formatPath([...issue.path, key])}: ${unknownKeyMessage(key, issue.path)}${more}`;
@@ -185,8 +194,8 @@ function schemaMessage(label: string, error: z.ZodError, raw: unknown): string {
   const where = formatPath(issue.path) || '(top level)';
   const value = valueAt(raw, issue.path);
   const expected = expectedFor(issue.path);
-  if (value === undefined && issue.code === 'invalid_type') {
-    return `${label}: ${where}: missing: expected ${expected ?? issue.expected}${more}`;
+  if (value === undefined) {
+    return `${label}: ${where}: missing: expected ${expected ?? issue.message}${more}`;
   }
   const what = expected ? `expected ${expected}` : issue.message;
   return `${label}: ${where}: ${what}, got ${describeValue(value)}${more}`;
@@ -258,7 +267,7 @@ async function resolveModule(label: string, field: string, spec: string, dir: st
     if (!isFile) {
       throw configError(
         `${label}: ${field}: handler module ${JSON.stringify(spec)} not found: no file at ${path}` +
-          (isAbsolute(spec) ? '' : ' (relative paths are resolved against the config file\'s directory)'),
+          (isAbsolute(spec) ? '' : " (relative paths are resolved against the config file's directory)"),
       );
     }
     return path;
@@ -291,7 +300,9 @@ export async function loadConfigFile(path: string): Promise<ConfigFile> {
     throw configError(`${label}: cannot read the config file: ${why} (looked at ${abs})`);
   }
   if (text.trim() === '') {
-    throw configError(`${label}: the file is empty: expected a mapping of settings (zk, workdir, roles, ...)`);
+    throw configError(
+      `${label}: the file is empty: expected a mapping of settings (zk, workdir, roles, ...)`,
+    );
   }
   const ext = extname(abs).toLowerCase();
   const json = ext === '.json' || (ext !== '.yaml' && ext !== '.yml' && text.trimStart().startsWith('{'));
@@ -320,7 +331,9 @@ async function finishConfig(label: string, abs: string, data: RawConfig): Promis
     if (role.type === 'master') {
       for (const key of WORKER_ONLY) {
         if (role[key] !== undefined) {
-          throw configError(`${label}: roles[${i}].${key}: only worker roles take ${key}, and this role is a master`);
+          throw configError(
+            `${label}: roles[${i}].${key}: only worker roles take ${key}, and this role is a master`,
+          );
         }
       }
     }
@@ -433,7 +446,8 @@ export function resolveFarmSpec(
   const prefix = flags.namePrefix ?? config?.namePrefix ?? defaultNamePrefix(context.hostname);
 
   const fileRoles = (config?.roles ?? []).map((role, index) => ({ role, index }));
-  const noRolesGiven = fileRoles.length === 0 && flags.masters === undefined && flags.workers === undefined;
+  // A file without roles: each kind no flag gives has its default count.
+  const noRolesGiven = fileRoles.length === 0;
 
   /** Each role with where it came from, for duplicate-name messages. */
   const roles: { spec: RoleSpec; origin: string; field: string }[] = [];
@@ -459,7 +473,8 @@ export function resolveFarmSpec(
         const capacity = flags.capacity !== undefined && kind === 'worker' ? flags.capacity : role.capacity;
         if (capacity !== undefined) spec.capacity = capacity;
         if (role.prefetch !== undefined) spec.prefetch = role.prefetch;
-        if (role.allowShell !== undefined && flags.allowShell === undefined) spec.allowShell = role.allowShell;
+        if (role.allowShell !== undefined && flags.allowShell === undefined)
+          spec.allowShell = role.allowShell;
         if (role.defaultTimeoutMs !== undefined) spec.defaultTimeoutMs = role.defaultTimeoutMs;
         if (role.sessionTimeout !== undefined && flags.sessionTimeout === undefined) {
           spec.sessionTimeout = role.sessionTimeout;
@@ -479,7 +494,7 @@ export function resolveFarmSpec(
     if (first !== undefined) {
       throw configError(
         `${where}: duplicate role name ${JSON.stringify(spec.name)} (also made by ${first}); ` +
-          'every role needs its own name: rename one, or set namePrefix',
+          `every role needs its own name: ${field === '.name' ? 'rename one' : 'rename the named role, or set namePrefix'}`,
       );
     }
     seen.set(spec.name, origin);
@@ -494,7 +509,9 @@ export function resolveFarmSpec(
   const spec: FarmSpec = {
     connect: configuredConnect(config, flags) ?? DEFAULT_CONNECT,
     workdir:
-      flags.workdir !== undefined ? resolve(cwd, flags.workdir) : (config?.workdir ?? resolve(cwd, DEFAULT_WORKDIR)),
+      flags.workdir !== undefined
+        ? resolve(cwd, flags.workdir)
+        : (config?.workdir ?? resolve(cwd, DEFAULT_WORKDIR)),
     allowShell: flags.allowShell ?? config?.allowShell ?? false,
     roles: roles.map((r) => r.spec),
   };

@@ -154,6 +154,8 @@ export class Session {
 
 interface Attempt {
   raw: RawClient;
+  /** Remove our listeners only: the library's own 'state' listener turns states into events. */
+  unlisten(): void;
   client: ZkClient;
   everConnected: boolean;
   lostTimer?: NodeJS.Timeout;
@@ -280,28 +282,35 @@ export class Supervisor extends EventEmitter {
       raw,
       client,
       everConnected: false,
+      unlisten: () => {
+        for (const [event, fn] of listeners) raw.off(event, fn);
+      },
       dispose: () => {
         clearTimeout(attempt.lostTimer);
-        raw.removeAllListeners();
-        raw.on('error', () => {});
+        attempt.unlisten();
         raw.close();
       },
     };
     this.#attempt = attempt;
-    raw.on('connected', () => this.#onConnected(attempt));
-    raw.on('connectedReadOnly', () => this.#onConnected(attempt));
-    raw.on('disconnected', () => this.#onDisconnected(attempt));
-    raw.on('expired', () => this.#onLost(attempt, 'the server expired the session'));
-    raw.on('authenticationFailed', () =>
-      this.#fail(
-        fatal(
-          new ZkfarmError(
-            ErrorCodes.SESSION_LOST,
-            'ZooKeeper refused the authentication; check the --auth user:password',
+    const listeners: Array<[string, () => void]> = [
+      ['connected', () => this.#onConnected(attempt)],
+      ['connectedReadOnly', () => this.#onConnected(attempt)],
+      ['disconnected', () => this.#onDisconnected(attempt)],
+      ['expired', () => this.#onLost(attempt, 'the server expired the session')],
+      [
+        'authenticationFailed',
+        () =>
+          this.#fail(
+            fatal(
+              new ZkfarmError(
+                ErrorCodes.SESSION_LOST,
+                'ZooKeeper refused the authentication; check the --auth user:password',
+              ),
+            ),
           ),
-        ),
-      ),
-    );
+      ],
+    ];
+    for (const [event, fn] of listeners) raw.on(event, fn);
     this.#setState('connecting');
     raw.connect();
   }
@@ -420,8 +429,7 @@ export class Supervisor extends EventEmitter {
     if (attempt) {
       attempt.session?.end(new ZkfarmError(ErrorCodes.STOPPED, 'the session was closed'));
       clearTimeout(attempt.lostTimer);
-      attempt.raw.removeAllListeners();
-      attempt.raw.on('error', () => {});
+      attempt.unlisten();
       if (attempt.everConnected && (this.#state === 'connected' || this.#state === 'reconnected')) {
         // Close the session on the server (ephemeral nodes vanish now), waiting at most 2 s for the answer.
         await new Promise<void>((resolve) => {

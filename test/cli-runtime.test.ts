@@ -1,0 +1,249 @@
+/**
+ * `runtime --masters 2 --workers 8` as a user runs it: with the embedded ZooKeeper, found by
+ * `runtime submit` and `runtime status` in other processes without flags; one runtime per workdir;
+ * SIGINT ends everything (exit 0, no java left on the data dir); a second SIGINT ends it at once;
+ * queued tasks survive a restart.
+ *
+ * Each child gets its own XDG_RUNTIME_DIR, so this file never sees another runtime's discovery file.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { Submitter } from '../src/farm/submitter.js';
+import { discoveryFilePath } from '../src/host/embedded.js';
+
+const ROOT = join(import.meta.dirname, '..');
+const tmp = mkdtempSync(join(tmpdir(), 'zkfarm-runtime-test-'));
+const xdg = join(tmp, 'xdg');
+const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: xdg };
+delete env['ZKFARM_ZK'];
+
+interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+const children = new Set<ChildProcess>();
+after(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+class Cli {
+  readonly proc: ChildProcess;
+  stdout = '';
+  stderr = '';
+  readonly done: Promise<Result>;
+
+  constructor(args: string[]) {
+    this.proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(this.proc);
+    this.proc.stdout!.on('data', (d: Buffer) => {
+      this.stdout += d.toString();
+    });
+    this.proc.stderr!.on('data', (d: Buffer) => {
+      this.stderr += d.toString();
+    });
+    this.done = new Promise((resolve) => {
+      this.proc.once('close', (code, signal) =>
+        resolve({ code, signal, stdout: this.stdout, stderr: this.stderr }),
+      );
+    });
+  }
+
+  async waitForErr(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    let exited = false;
+    void this.done.then(() => {
+      exited = true;
+    });
+    for (;;) {
+      const m = this.stderr.match(re);
+      if (m) return m;
+      if (exited) assert.fail(`runtime exited before ${re}; stderr:\n${this.stderr}`);
+      if (Date.now() > deadline) {
+        this.proc.kill('SIGKILL');
+        assert.fail(`no ${re} within ${timeoutMs} ms; stderr:\n${this.stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async exit(timeoutMs: number): Promise<Result> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.proc.kill('SIGKILL');
+        reject(new Error(`runtime did not exit within ${timeoutMs} ms; stderr:\n${this.stderr}`));
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([this.done, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+const cli = (args: string[], timeoutMs = 60_000) => new Cli(args).exit(timeoutMs);
+
+/** pids of processes whose command line mentions `text` (pgrep -f). */
+function pgrep(text: string): number[] {
+  try {
+    return execFileSync('pgrep', ['-f', text], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+}
+
+async function noJavaLeft(dataDir: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (pgrep(dataDir).length > 0) {
+    if (Date.now() > deadline) assert.fail(`processes still run on ${dataDir}: ${pgrep(dataDir).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const READY = /runtime: ready: (\d+) masters?, (\d+) workers? on (\S+)/;
+
+describe('runtime --masters 2 --workers 8 with the embedded ZooKeeper', () => {
+  const workdir = join(tmp, 'work');
+  const dataDir = join(workdir, 'zookeeper');
+  let farm: Cli;
+  let connect: string;
+
+  test('it starts the embedded ZooKeeper, says where, and gets ready', async () => {
+    farm = new Cli(['--masters', '2', '--workers', '8', '--workdir', workdir, '--name-prefix', 'rt']);
+    const listening = await farm.waitForErr(/embedded ZooKeeper listening on (127\.0\.0\.1:\d+)/, 120_000);
+    connect = listening[1]!;
+    const ready = await farm.waitForErr(READY, 180_000);
+    assert.equal(ready[1], '2');
+    assert.equal(ready[2], '8');
+    assert.equal(ready[3], connect);
+    assert.ok(pgrep(dataDir).length > 0, 'a java process runs on the data dir');
+    const discovery = JSON.parse(readFileSync(discoveryFilePath(env), 'utf8'));
+    assert.equal(discovery.connect, connect);
+    assert.equal(discovery.pid, farm.proc.pid);
+    assert.equal(discovery.workdir, workdir);
+  });
+
+  test('runtime submit --wait from another process finds it without flags', async () => {
+    const r = await cli(['submit', '--wait', '--timeout', '30000', '{"handler":"echo","input":"found you"}']);
+    assert.equal(r.code, 0, r.stderr);
+    const [id, line] = r.stdout.trimEnd().split('\n');
+    const status = JSON.parse(line!);
+    assert.equal(status.id, id);
+    assert.equal(status.state, 'succeeded');
+    assert.equal(status.result, 'found you');
+    assert.match(status.worker, /^rt-worker-\d$/);
+    assert.ok(existsSync(join(workdir, status.worker, id!, 'result.json')), 'output under the workdir');
+  });
+
+  test('runtime status --json: 1 leader, 1 standby, 8 workers', async () => {
+    const r = await cli(['status', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout);
+    assert.equal(s.source, 'embedded');
+    assert.equal(s.connect, connect);
+    assert.match(s.leader.name, /^rt-master-[12]$/);
+    assert.equal(s.standbys.length, 1);
+    assert.notEqual(s.standbys[0], s.leader.name);
+    assert.equal(s.workers.length, 8);
+    assert.deepEqual(
+      s.workers.map((w: { name: string }) => w.name).sort(),
+      Array.from({ length: 8 }, (_, i) => `rt-worker-${i + 1}`),
+    );
+    assert.ok(s.workers.every((w: { capacity: number }) => w.capacity === 4));
+  });
+
+  test('a second runtime on the same workdir: a clear error, and the first keeps running', async () => {
+    const r = await cli(['--masters', '1', '--workers', '1', '--workdir', workdir, '--name-prefix', 'rt2']);
+    assert.equal(r.code, 1);
+    const lines = r.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(
+      lines[0]!,
+      new RegExp(
+        `the workdir ${workdir} is in use by another runtime \\(pid ${farm.proc.pid}, ZooKeeper at ${connect}\\)`,
+      ),
+    );
+    const again = await cli(['submit', '--wait', '--timeout', '30000', '{"handler":"noop"}']);
+    assert.equal(again.code, 0, again.stderr);
+  });
+
+  test('SIGINT: exit 0, no java left on the data dir, the discovery file removed', async () => {
+    farm.proc.kill('SIGINT');
+    const r = await farm.exit(90_000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /runtime: stopped\s*$/);
+    await noJavaLeft(dataDir);
+    assert.equal(existsSync(discoveryFilePath(env)), false);
+    assert.equal(existsSync(join(dataDir, 'runtime.lock')), false);
+    assert.ok(existsSync(join(dataDir, 'version-2')), 'the data is kept');
+  });
+});
+
+describe('restarts and a second SIGINT', () => {
+  const workdir = join(tmp, 'work-restart');
+  const dataDir = join(workdir, 'zookeeper');
+
+  test('a queued task survives a restart of the runtime', async () => {
+    // First run: a master and no workers, so the task waits in /tasks.
+    const first = new Cli(['--masters', '1', '--workers', '0', '--workdir', workdir, '--name-prefix', 'rs']);
+    await first.waitForErr(READY, 180_000);
+    const sub = await cli(['submit', '{"handler":"echo","input":"kept"}']);
+    assert.equal(sub.code, 0, sub.stderr);
+    const id = sub.stdout.trim();
+    assert.match(id, /^task-\d{10}$/);
+    const status = JSON.parse((await cli(['status', '--json'])).stdout);
+    assert.equal(status.queued, 1);
+    first.proc.kill('SIGINT');
+    assert.equal((await first.exit(90_000)).code, 0);
+    await noJavaLeft(dataDir);
+
+    // Second run on the same workdir, now with a worker: the task is still queued, and runs.
+    const second = new Cli(['--masters', '1', '--workers', '1', '--workdir', workdir, '--name-prefix', 'rs']);
+    const ready = await second.waitForErr(READY, 180_000);
+    const submitter = await Submitter.open({ connect: ready[3]!, connectTimeout: 10_000 });
+    try {
+      const session = submitter.supervisor.session!;
+      const queued = await session.client.getChildren('/tasks');
+      const done = await session.client.exists(`/status/${id}`);
+      assert.ok(
+        queued.includes(id) || done !== null,
+        `${id} survived the restart (queued: ${queued.join(', ')})`,
+      );
+      const result = await submitter.waitFor(id, { timeoutMs: 30_000 });
+      assert.equal(result.state, 'succeeded');
+      assert.equal(result.result, 'kept');
+    } finally {
+      await submitter.close();
+    }
+
+    // A second SIGINT while the first one drains: out at once, nothing left.
+    const busy = await cli(['submit', '{"handler":"sleep","input":20000}']);
+    assert.equal(busy.code, 0, busy.stderr);
+    await new Promise((r) => setTimeout(r, 1000)); // let the worker start it
+    second.proc.kill('SIGINT');
+    await second.waitForErr(/SIGINT: stopping/, 10_000);
+    second.proc.kill('SIGINT');
+    const r = await second.exit(15_000);
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.stderr, /SIGINT again: stopping at once/);
+    await noJavaLeft(dataDir);
+    assert.equal(existsSync(discoveryFilePath(env)), false, 'the exit hook removed the discovery file');
+  });
+});

@@ -1,0 +1,474 @@
+/**
+ * The `runtime` command as a user runs it, as child processes:
+ * - usage and config mistakes: exit 2, ONE line on stderr naming the file/flag and field, nothing started;
+ * - a farm on the test ZooKeeper (--zk with a chroot): submit (argument, stdin, NDJSON file, --wait),
+ *   status (table and --json), exit codes, SIGINT ends it with exit 0.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { useZooKeeper } from './helpers/zk.js';
+
+const ROOT = join(import.meta.dirname, '..');
+const tmp = mkdtempSync(join(tmpdir(), 'zkfarm-cli-test-'));
+const xdg = join(tmp, 'xdg');
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: xdg, ...extra };
+  if (!('ZKFARM_ZK' in extra)) delete env['ZKFARM_ZK'];
+  return env;
+}
+
+/** A running `runtime ...` child; its output is collected as it comes. */
+class Cli {
+  readonly proc: ChildProcess;
+  stdout = '';
+  stderr = '';
+  readonly done: Promise<Result>;
+
+  constructor(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}) {
+    this.proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      cwd: ROOT,
+      env: childEnv(options.env),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.proc.stdout!.on('data', (d: Buffer) => {
+      this.stdout += d.toString();
+    });
+    this.proc.stderr!.on('data', (d: Buffer) => {
+      this.stderr += d.toString();
+    });
+    if (options.input !== undefined) this.proc.stdin!.end(options.input);
+    this.done = new Promise((resolve) => {
+      this.proc.once('close', (code, signal) =>
+        resolve({ code, signal, stdout: this.stdout, stderr: this.stderr }),
+      );
+    });
+  }
+
+  /** Wait until stderr matches, or fail (killing the child) after `timeoutMs`. */
+  async waitForErr(re: RegExp, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let exited = false;
+    void this.done.then(() => {
+      exited = true;
+    });
+    while (!re.test(this.stderr)) {
+      if (exited) assert.fail(`runtime exited before ${re}; stderr:\n${this.stderr}`);
+      if (Date.now() > deadline) {
+        this.proc.kill('SIGKILL');
+        assert.fail(`no ${re} within ${timeoutMs} ms; stderr:\n${this.stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** The exit result, or fail (killing the child) after `timeoutMs`. */
+  async exit(timeoutMs: number): Promise<Result> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.proc.kill('SIGKILL');
+        reject(new Error(`runtime did not exit within ${timeoutMs} ms; stderr:\n${this.stderr}`));
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([this.done, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Run a command to completion (bounded). */
+function cli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}) {
+  return new Cli(args, options).exit(options.timeoutMs ?? 60_000);
+}
+
+function assertOneLine(stderr: string): string {
+  const lines = stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${stderr}`);
+  return lines[0]!;
+}
+
+describe('usage and config errors: exit 2, one line, nothing started', () => {
+  let n = 0;
+  const config = (text: string) => {
+    const path = join(tmp, `farm-${++n}.yaml`);
+    writeFileSync(path, text);
+    return path;
+  };
+  const cases: Array<{ name: string; args: () => string[]; line: RegExp }> = [
+    {
+      name: '--workers -1',
+      args: () => ['--workers', '-1'],
+      line: /--workers <n>.*expected a whole number >= 0, got "-1"/,
+    },
+    {
+      name: '--capacity abc',
+      args: () => ['--capacity', 'abc'],
+      line: /--capacity <n>.*expected a whole number >= 1, got "abc"/,
+    },
+    { name: '--masters 1.5', args: () => ['start', '--masters', '1.5'], line: /--masters <n>.*got "1\.5"/ },
+    {
+      name: 'an unknown option',
+      args: () => ['--wrokers', '3'],
+      line: /unknown option '--wrokers' \(Did you mean --workers\?\)$/,
+    },
+    { name: 'an unknown command', args: () => ['bogus'], line: /unknown command "bogus"/ },
+    {
+      name: '--log-level loud',
+      args: () => ['--log-level', 'loud'],
+      line: /--log-level: expected one of .*got "loud"/,
+    },
+    {
+      name: '--zk without a port',
+      args: () => ['--zk', 'localhost'],
+      line: /--zk: expected a connect string/,
+    },
+    {
+      name: 'unknown role type',
+      args: () => ['--config', config('roles:\n  - type: master\n  - type: wroker\n')],
+      line: /farm-\d+\.yaml: roles\[1\]\.type: expected "master" or "worker", got "wroker"$/,
+    },
+    {
+      name: 'negative count',
+      args: () => ['--config', config('roles:\n  - type: worker\n    count: -1\n')],
+      line: /farm-\d+\.yaml: roles\[0\]\.count: expected a whole number >= 1, got -1$/,
+    },
+    {
+      name: 'bad YAML',
+      args: () => ['--config', config('roles:\n  - type: worker\n   count: 2\n')],
+      line: /farm-\d+\.yaml: line 3, column \d+: bad YAML: /,
+    },
+    {
+      name: 'missing handler module',
+      args: () => ['--config', config('handlerModules: [./missing-handlers.mjs]\n')],
+      line: new RegExp(
+        `farm-\\d+\\.yaml: handlerModules\\[0\\]: handler module "\\./missing-handlers\\.mjs" not found: no file at ${tmp}/missing-handlers\\.mjs`,
+      ),
+    },
+    {
+      name: 'unknown key',
+      args: () => ['--config', config('workers: 3\n')],
+      line: /farm-\d+\.yaml: workers: unknown key "workers"/,
+    },
+    {
+      name: 'duplicate names',
+      args: () => ['--config', config('roles:\n  - {type: master, name: a}\n  - {type: worker, name: a}\n')],
+      line: /farm-\d+\.yaml: roles\[1\]\.name: duplicate role name "a"/,
+    },
+    {
+      name: 'a missing config file',
+      args: () => ['--config', join(tmp, 'nope.yaml')],
+      line: /nope\.yaml: cannot read the config file: no such file/,
+    },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      const workdir = join(tmp, `work-${++n}`);
+      const started = Date.now();
+      const r = await cli([...c.args(), '--workdir', workdir], { timeoutMs: 30_000 });
+      assert.equal(r.code, 2, `exit code; stderr:\n${r.stderr}`);
+      assert.match(assertOneLine(r.stderr), c.line);
+      assert.match(r.stderr, /^runtime: /);
+      assert.equal(r.stdout, '', 'nothing on stdout (no logs: nothing started)');
+      assert.equal(existsSync(workdir), false, 'no workdir (no embedded ZooKeeper) was created');
+      assert.equal(
+        existsSync(xdg) && readdirSync(xdg, { recursive: true }).some((f) => String(f).endsWith('.json')),
+        false,
+      );
+      assert.ok(Date.now() - started < 30_000);
+    });
+  }
+
+  test('submit: a TASK_JSON that is not JSON, or not a task', async () => {
+    const a = await cli(['submit', '--zk', '127.0.0.1:1', '{nope'], { timeoutMs: 30_000 });
+    assert.equal(a.code, 2);
+    assert.match(assertOneLine(a.stderr), /^runtime: TASK_JSON: not valid JSON/);
+    const b = await cli(['submit', '--zk', '127.0.0.1:1', '{"x":1}'], { timeoutMs: 30_000 });
+    assert.equal(b.code, 2);
+    assert.match(
+      assertOneLine(b.stderr),
+      /^runtime: TASK_JSON: invalid task: .*exactly one of "cmd".*"handler"/,
+    );
+  });
+
+  test('--help on every command: exit 0', async () => {
+    for (const args of [['--help'], ['start', '--help'], ['submit', '--help'], ['status', '--help']]) {
+      const r = await cli(args, { timeoutMs: 30_000 });
+      assert.equal(r.code, 0, args.join(' '));
+      assert.match(r.stdout, /^Usage: runtime/);
+    }
+    const start = await cli(['start', '--help']);
+    for (const flag of [
+      '--masters',
+      '--workers',
+      '--zk',
+      '--config',
+      '--workdir',
+      '--capacity',
+      '--allow-shell',
+      '--session-timeout',
+      '--name-prefix',
+      '--log-level',
+      '--auth',
+    ]) {
+      assert.ok(start.stdout.includes(flag), `start --help lists ${flag}`);
+    }
+  });
+});
+
+describe('a farm on a given ZooKeeper (--zk with a chroot)', () => {
+  const zk = useZooKeeper();
+  let connect: string;
+  let farm: Cli;
+  const workdir = join(tmp, 'zk-farm-work');
+
+  before(async () => {
+    connect = await zk.chroot('cli');
+    farm = new Cli([
+      '--zk',
+      connect,
+      '--masters',
+      '1',
+      '--workers',
+      '2',
+      '--capacity',
+      '2',
+      '--name-prefix',
+      'clitest',
+      '--workdir',
+      workdir,
+      '--log-level',
+      'warn',
+    ]);
+    await farm.waitForErr(/runtime: ready: 1 master, 2 workers on /, 120_000);
+  });
+  after(async () => {
+    if (farm.proc.exitCode === null) farm.proc.kill('SIGKILL');
+  });
+
+  test('it says where it runs and how to submit, and starts no embedded ZooKeeper', () => {
+    assert.doesNotMatch(farm.stderr, /embedded ZooKeeper/);
+    assert.ok(farm.stderr.includes(`--zk ${connect}`), 'the hint names the connect string');
+    assert.equal(existsSync(join(workdir, 'zookeeper')), false);
+  });
+
+  test('submit --wait: prints the id, then the result; exit 0', async () => {
+    const r = await cli([
+      'submit',
+      '--zk',
+      connect,
+      '--wait',
+      '--timeout',
+      '30000',
+      '{"handler":"echo","input":"hi"}',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const [id, result, ...rest] = r.stdout.trimEnd().split('\n');
+    assert.match(id!, /^task-\d{10}$/);
+    assert.equal(rest.length, 0);
+    const status = JSON.parse(result!);
+    assert.equal(status.id, id);
+    assert.equal(status.state, 'succeeded');
+    assert.equal(status.result, 'hi');
+    assert.match(status.worker, /^clitest-worker-[12]$/);
+  });
+
+  test('submit --wait of a failing task: exit 1', async () => {
+    const r = await cli(['submit', '--zk', connect, '--wait', '{"handler":"fail","input":"on purpose"}']);
+    assert.equal(r.code, 1);
+    const status = JSON.parse(r.stdout.trimEnd().split('\n')[1]!);
+    assert.equal(status.state, 'failed');
+    assert.match(status.error, /on purpose/);
+    assert.match(r.stderr, /1 failed of 1 task/);
+  });
+
+  test('submit from stdin, as `echo ... | sendtask` did', async () => {
+    const r = await cli(['submit', '--zk', connect, '--wait'], {
+      input: '{"handler":"echo","input":[1,2]}\n',
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout.trimEnd().split('\n')[1]!).result, [1, 2]);
+  });
+
+  test('submit --file: many tasks, blank lines skipped, one result per task', async () => {
+    const file = join(tmp, 'tasks.ndjson');
+    const lines = Array.from({ length: 12 }, (_, i) => JSON.stringify({ handler: 'echo', input: i }));
+    writeFileSync(file, `${lines.slice(0, 6).join('\n')}\n\n${lines.slice(6).join('\n')}\n`);
+    const r = await cli(['submit', '--zk', connect, '--file', file, '--wait']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = r.stdout.trimEnd().split('\n');
+    const ids = out.slice(0, 12);
+    assert.ok(ids.every((id) => /^task-\d{10}$/.test(id)));
+    const results = out.slice(12).map((l) => JSON.parse(l));
+    assert.equal(results.length, 12);
+    assert.deepEqual(
+      results.map((s) => s.input ?? s.result).sort((a, b) => a - b),
+      Array.from({ length: 12 }, (_, i) => i),
+    );
+    assert.deepEqual(new Set(results.map((s) => s.id)), new Set(ids));
+  });
+
+  test('submit --file with a bad line: exit 2 naming the line, nothing submitted', async () => {
+    const raw = await zk.rawClient(connect);
+    const count = () =>
+      new Promise<number>((resolve, reject) =>
+        raw.getChildren('/status', (err, children) => (err ? reject(err) : resolve(children.length))),
+      );
+    const before = await count();
+    const file = join(tmp, 'bad.ndjson');
+    writeFileSync(file, '{"handler":"echo","input":1}\n\n{"handler":"echo","input":2}\n{"handler": oops}\n');
+    const r = await cli(['submit', '--zk', connect, '--file', file, '--wait', '--timeout', '5000']);
+    assert.equal(r.code, 2);
+    assert.match(assertOneLine(r.stderr), /bad\.ndjson:4: not valid JSON/);
+    assert.equal(r.stdout, '');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(await count(), before, 'no task was submitted (none got a status)');
+    const tasks = await new Promise<string[]>((resolve, reject) =>
+      raw.getChildren('/tasks', (err, children) => (err ? reject(err) : resolve(children))),
+    );
+    assert.deepEqual(tasks, []);
+  });
+
+  test('status --json: the leader, the workers with capacity and load, the recent failures', async () => {
+    const r = await cli(['status', '--zk', connect, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout);
+    assert.equal(s.connect, connect);
+    assert.equal(s.source, 'flag');
+    assert.equal(s.leader.name, 'clitest-master-1');
+    assert.deepEqual(s.standbys, []);
+    assert.deepEqual(
+      s.workers.map((w: { name: string }) => w.name),
+      ['clitest-worker-1', 'clitest-worker-2'],
+    );
+    for (const w of s.workers) {
+      assert.equal(w.capacity, 2);
+      assert.equal(w.load, 0);
+      assert.equal(w.paused, false);
+    }
+    assert.equal(s.queued, 0);
+    assert.equal(s.assigned, 0);
+    assert.ok(s.statuses >= 15, `statuses: ${s.statuses}`);
+    assert.ok(s.recentFailures.some((f: { error: string }) => /on purpose/.test(f.error)));
+  });
+
+  test('status: a readable table', async () => {
+    const r = await cli(['status', '--zk', connect]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^leader\s+clitest-master-1/m);
+    assert.match(r.stdout, /^standbys\s+none/m);
+    assert.match(r.stdout, /^clitest-worker-1\s+0\s+2\s+ready/m);
+    assert.match(r.stdout, /^recent failures/m);
+    assert.match(r.stdout, /on purpose/);
+  });
+
+  test('a farm whose role names are taken: exit 1, a clear line', async () => {
+    const r = await cli(
+      [
+        '--zk',
+        connect,
+        '--masters',
+        '0',
+        '--workers',
+        '1',
+        '--name-prefix',
+        'clitest',
+        '--workdir',
+        workdir,
+        '--session-timeout',
+        '2000',
+      ],
+      { timeoutMs: 90_000 },
+    );
+    assert.equal(r.code, 1, r.stderr);
+    const last = r.stderr.trimEnd().split('\n').at(-1)!;
+    assert.match(last, /^runtime: the name "clitest-worker-1" is held by another live worker/);
+  });
+
+  test('SIGINT: the farm stops, exit 0, its workers vanish from ZooKeeper', async () => {
+    farm.proc.kill('SIGINT');
+    const r = await farm.exit(60_000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /runtime: stopped/);
+    const s = JSON.parse((await cli(['status', '--zk', connect, '--json'])).stdout);
+    assert.equal(s.leader, null);
+    assert.deepEqual(s.workers, []);
+  });
+});
+
+describe('bin/runtime.js (the installed command)', () => {
+  const built = existsSync(join(ROOT, 'dist', 'src', 'cli', 'main.js'));
+  test('runs the compiled CLI with the same exit codes', {
+    skip: !built && 'not built: run npm run build',
+  }, async () => {
+    const run = (args: string[]) =>
+      new Promise<Result>((resolve) => {
+        const proc = spawn(process.execPath, ['bin/runtime.js', ...args], { cwd: ROOT, env: childEnv() });
+        let stdout = '';
+        let stderr = '';
+        proc.stdout.on('data', (d: Buffer) => {
+          stdout += d.toString();
+        });
+        proc.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+        });
+        const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+        proc.once('close', (code, signal) => {
+          clearTimeout(timer);
+          resolve({ code, signal, stdout, stderr });
+        });
+      });
+    const help = await run(['--help']);
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /^Usage: runtime/);
+    const bad = await run(['--workers', 'x']);
+    assert.equal(bad.code, 2);
+    assert.match(assertOneLine(bad.stderr), /--workers <n>.*got "x"/);
+  });
+});
+
+describe('client commands without a farm', () => {
+  test('submit to nothing: exit 1 with a line that says what to do', async () => {
+    const r = await cli(['submit', '--connect-timeout', '1000', '{"handler":"noop"}'], {
+      env: { ZKFARM_ZK: '127.0.0.1:1' },
+    });
+    assert.equal(r.code, 1);
+    assert.match(
+      assertOneLine(r.stderr),
+      /cannot reach ZooKeeper at 127\.0\.0\.1:1 \(from ZKFARM_ZK\) within 1000 ms/,
+    );
+  });
+
+  test('status to nothing: exit 1', async () => {
+    const r = await cli(['status', '--zk', '127.0.0.1:1', '--connect-timeout', '1000']);
+    assert.equal(r.code, 1);
+    assert.match(assertOneLine(r.stderr), /cannot reach ZooKeeper at 127\.0\.0\.1:1 \(from --zk\)/);
+  });
+
+  test('runtime --zk to nothing: exit 1, nothing left running', async () => {
+    const r = await cli([
+      '--zk',
+      '127.0.0.1:1',
+      '--connect-timeout',
+      '1000',
+      '--workdir',
+      join(tmp, 'w-none'),
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(assertOneLine(r.stderr), /cannot reach ZooKeeper at 127\.0\.0\.1:1/);
+  });
+});
