@@ -258,3 +258,18 @@ test('a second worker with a live name is refused; a task that already has a sta
   assert.equal(s.worker, 'x', 'the first result stands');
   assert.equal(existsSync(join(workdir, 'same', 'task-0000009999')), false, 'it did not run again');
 });
+
+test('in a mixed farm, shell tasks go to the workers that allow shell', async () => {
+  const root = await zk.chroot('mixed-shell');
+  await master(root, 'm1');
+  await worker(root, 'plain1');
+  await worker(root, 'plain2');
+  await worker(root, 'shelly', { allowShell: true });
+  const sub = await submitter(root);
+  const ids = await sub.submitMany(Array.from({ length: 12 }, (_, i) => (i % 2 ? { cmd: 'true' } : { handler: 'noop' })));
+  const results = await sub.waitForAll(ids, { timeoutMs: 30_000 });
+  results.forEach((r, i) => {
+    assert.equal(r.state, 'succeeded', `task ${i}: ${r.error}`);
+    if (i % 2) assert.equal(r.worker, 'shelly');
+  });
+});

@@ -5,6 +5,9 @@
  * (outstanding / capacity), as long as it has a free slot (outstanding < capacity + prefetch).
  * Ties go to the worker with fewer outstanding tasks, then round-robin from `startAt`, so equal workers
  * share work evenly instead of the first name taking everything.
+ *
+ * Shell tasks go only to workers that run shell, when any live worker does; when none does, they go to
+ * any worker, which refuses them with a failed status that says how to allow shell (never a silent wait).
  */
 
 export interface WorkerLoad {
@@ -15,6 +18,8 @@ export interface WorkerLoad {
   /** Tasks assigned to it and not yet completed. */
   outstanding: number;
   paused: boolean;
+  /** Runs shell tasks. */
+  shell?: boolean;
 }
 
 export interface Plan {
@@ -40,17 +45,25 @@ export function totalFreeSlots(workers: Iterable<WorkerLoad>): number {
  * Plan assignments for `tasks` (in queue order). Does not modify `workers`.
  * `startAt` rotates tie-breaking between calls.
  */
-export function planAssignments(tasks: readonly string[], workers: readonly WorkerLoad[], startAt = 0): Plan {
+export function planAssignments(
+  tasks: readonly string[],
+  workers: readonly WorkerLoad[],
+  startAt = 0,
+  needsShell: (task: string) => boolean = () => false,
+): Plan {
   const n = workers.length;
+  const anyShell = workers.some((w) => w.shell === true);
   const state = workers.map((w, i) => ({ w, i, out: w.outstanding }));
   const assignments: Plan['assignments'] = [];
   const unassigned: string[] = [];
   for (const task of tasks) {
     let best: (typeof state)[number] | undefined;
     let bestRatio = Number.POSITIVE_INFINITY;
+    const shellOnly = anyShell && needsShell(task);
     for (let k = 0; k < n; k++) {
       const s = state[(startAt + k) % n]!;
       if (s.w.paused || s.out >= s.w.capacity + s.w.prefetch) continue;
+      if (shellOnly && s.w.shell !== true) continue;
       const ratio = s.out / s.w.capacity;
       if (ratio < bestRatio || (ratio === bestRatio && best !== undefined && s.out < best.out)) {
         best = s;

@@ -74,6 +74,7 @@ interface WorkerState {
   capacity: number;
   prefetch: number;
   paused: boolean;
+  shell: boolean;
   live: boolean;
   /** Children of /assign/<w> as last listed. */
   listed: Set<string>;
@@ -210,6 +211,7 @@ export class Leader {
       capacity: 0,
       prefetch: 0,
       paused: true,
+      shell: false,
       live: true,
       listed: new Set(),
       pending: new Map(),
@@ -225,6 +227,7 @@ export class Leader {
       w.capacity = info.capacity;
       w.prefetch = info.prefetch;
       w.paused = info.paused;
+      w.shell = info.shell === true;
       this.#kick();
     });
     // The worker creates its /assign dir, but a give-back may have removed it: make sure it exists.
@@ -289,7 +292,7 @@ export class Leader {
       if (!w.live || w.capacity <= 0 || !w.assignWatch) continue;
       let outstanding = w.listed.size;
       for (const id of w.pending.keys()) if (!w.listed.has(id)) outstanding++;
-      out.push({ name: w.name, capacity: w.capacity, prefetch: w.prefetch, outstanding, paused: w.paused });
+      out.push({ name: w.name, capacity: w.capacity, prefetch: w.prefetch, outstanding, paused: w.paused, shell: w.shell });
     }
     return out;
   }
@@ -359,12 +362,13 @@ export class Leader {
           }
         }
       }
+      const byId = new Map(runnable.map((r) => [r.id, r]));
       const plan = planAssignments(
         runnable.map((r) => r.id),
         loads,
         this.#rotate++,
+        (id) => byId.get(id)?.task.cmd !== undefined,
       );
-      const byId = new Map(runnable.map((r) => [r.id, r]));
       const moves: Move[] = [];
       for (const a of plan.assignments) {
         const r = byId.get(a.task)!;

@@ -184,6 +184,8 @@ export interface WorkerInfo {
   pid: number;
   startedAt: number;
   draining?: boolean;
+  /** Runs shell (`cmd`) tasks. */
+  shell?: boolean;
 }
 
 export function parseWorkerInfo(data: Buffer | null): WorkerInfo | undefined {
@@ -199,6 +201,7 @@ export function parseWorkerInfo(data: Buffer | null): WorkerInfo | undefined {
       pid: Number(v.pid ?? 0),
       startedAt: Number(v.startedAt ?? 0),
       draining: v.draining === true,
+      shell: v.shell === true,
     };
   } catch {
     return undefined;

@@ -130,6 +130,7 @@ export class Worker extends Role {
       prefetch: this.prefetch,
       paused: this.#paused,
       draining: this.#draining,
+      shell: this.#opts.allowShell === true,
       host: hostname(),
       pid: process.pid,
       startedAt: Date.now(),

@@ -56,3 +56,18 @@ test('input is not modified, and free slots add up', () => {
   assert.deepEqual(workers, copy);
   assert.equal(totalFreeSlots(workers), 2 + 4);
 });
+
+test('shell tasks go to shell workers when there are any; otherwise to anyone (who will refuse them)', () => {
+  const shellTask = (id: string) => id.endsWith('s');
+  const mixed = [w('plain', 4), w('sh', 4, 0, { shell: true })];
+  const plan = planAssignments(['t1s', 't2s', 't3'], mixed, 0, shellTask);
+  assert.deepEqual(
+    plan.assignments.map((a) => `${a.task}:${a.worker}`),
+    ['t1s:sh', 't2s:sh', 't3:plain'],
+  );
+  const full = [w('plain', 4), w('sh', 1, 1, { shell: true })];
+  const waiting = planAssignments(['t1s'], full, 0, shellTask);
+  assert.deepEqual(waiting.unassigned, ['t1s'], 'a busy shell worker makes shell tasks wait, not go elsewhere');
+  const none = planAssignments(['t1s'], [w('plain', 4)], 0, shellTask);
+  assert.equal(none.assignments[0]?.worker, 'plain');
+});
