@@ -3,7 +3,7 @@
 #   ZKFARM_LONG=1 npm test    also runs the long chaos suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --all
 npm run --silent lint
 mkdir -p test-output
 # Test files run one at a time: each starts its own JVMs, and the machine has 2 cores.

@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import type { Io } from './common.js';
+import { registerDashboard } from './dashboard.js';
 import { registerStart } from './start.js';
 import { registerStatus } from './status.js';
 import { registerSubmit } from './submit.js';
@@ -58,5 +59,6 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
   registerStart(program, io, setExit);
   registerSubmit(program, io, setExit);
   registerStatus(program, io, setExit);
+  registerDashboard(program, io, setExit);
   return program;
 }

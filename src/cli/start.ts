@@ -14,6 +14,7 @@ import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { type CliFlags, loadConfigFile, resolveFarmSpec } from '../host/config.js';
 import { type ConnectSource, type EmbeddedZooKeeper, startEmbeddedZooKeeper } from '../host/embedded.js';
 import { createLogger, flushLogger, Host, LOG_LEVELS } from '../host/index.js';
+import { type Dashboard, startDashboard } from '../web/index.js';
 import type { FarmSpec } from '../host/types.js';
 import { EXIT_OK, type Io, openSession, wholeNumber } from './common.js';
 
@@ -32,6 +33,8 @@ export interface StartOptions {
   drainTimeout: number;
   connectTimeout: number;
   restart: boolean;
+  http?: string;
+  httpControls?: boolean;
 }
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -80,6 +83,8 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
       15_000,
     )
     .option('--no-restart', 'do not restart role threads that die')
+    .option('--http <host:port>', 'serve the dashboard, /metrics and /healthz there (loopback unless you say otherwise)')
+    .option('--http-controls', "let the dashboard pause, drain, crash, add and remove this host's roles (off by default)")
     .allowExcessArguments()
     .addHelpText(
       'after',
@@ -97,7 +102,7 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
       if (cmd.args.length > 0) {
         throw new ZkfarmError(
           ErrorCodes.INVALID_ARGUMENT,
-          `unknown command "${cmd.args[0]}": the commands are start (the default), submit and status (see runtime --help)`,
+          `unknown command "${cmd.args[0]}": the commands are start (the default), submit, status, dashboard and bench (see runtime --help)`,
         );
       }
       setExit(await runStart(opts, io));
@@ -149,6 +154,7 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
   const wantEmbedded = source === 'embedded';
 
   let host: Host | undefined;
+  let dashboard: Dashboard | undefined;
   let embedded: EmbeddedZooKeeper | undefined;
   let logger: pino.Logger | undefined;
   let signals = 0;
@@ -193,6 +199,10 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
 
     logger = createLogger({ level: opts.logLevel });
     host = await Host.start(spec, { logger, restart: opts.restart });
+    if (opts.http !== undefined) {
+      dashboard = await startDashboard({ http: opts.http, host, controls: opts.httpControls === true, logger });
+      io.err(`runtime: dashboard at ${dashboard.url}${opts.httpControls ? ' (controls on)' : ' (read-only: --http-controls turns controls on)'}`);
+    }
     const zkHint = wantEmbedded ? '' : ` --zk ${spec.connect}`;
     io.err(
       `runtime: ready: ${count(spec, 'master')}, ${count(spec, 'worker')} on ${spec.connect} ` +
@@ -205,6 +215,7 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
     await stopRequested;
     return await shutdown();
   } catch (err) {
+    await dashboard?.close().catch(() => {});
     await host?.stop({ drain: false, deadlineMs: 2000 }).catch(() => {});
     await embedded?.stop().catch(() => {});
     throw err;
@@ -214,6 +225,7 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
   }
 
   async function shutdown(): Promise<number> {
+    await dashboard?.close();
     await host?.stop({ drain: true, deadlineMs: opts.drainTimeout });
     await embedded?.stop();
     io.err('runtime: stopped');

@@ -464,15 +464,22 @@ export class Supervisor extends EventEmitter {
    * from the last list it reported.
    */
   watchChildren(path: string, onChange: (change: ChildrenChange) => void | Promise<void>): ChildrenWatch {
-    const w = new ChildrenWatch(this.#source(), path, onChange);
-    this.#watches.add(w);
-    return w;
+    return this.#keep(new ChildrenWatch(this.#source(), path, onChange));
   }
 
   /** Watch a node's data across sessions. */
   watchData(path: string, onChange: (change: DataChange) => void | Promise<void>): DataWatch {
-    const w = new DataWatch(this.#source(), path, onChange);
+    return this.#keep(new DataWatch(this.#source(), path, onChange));
+  }
+
+  /** Track a watch until it is closed (by its owner or by stop()). */
+  #keep<W extends { close(): void }>(w: W): W {
     this.#watches.add(w);
+    const close = w.close.bind(w);
+    w.close = () => {
+      this.#watches.delete(w);
+      close();
+    };
     return w;
   }
 

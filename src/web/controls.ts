@@ -1,0 +1,215 @@
+/**
+ * The dashboard's controls: POST endpoints that act on this process's roles and submit test tasks.
+ *
+ *   POST /api/roles/<name>/pause     a worker stops taking tasks; its queued ones go back to /tasks
+ *   POST /api/roles/<name>/resume
+ *   POST /api/roles/<name>/drain     a worker finishes its running tasks, gives back the rest, and leaves
+ *                                    (202: it happens in the background)
+ *   POST /api/roles/<name>/crash     a role's thread dies without clean-up (failover practice); the host
+ *                                    restarts it after its backoff
+ *   POST /api/roles                  {"kind": "worker", "name"?: string, "capacity"?: 1..1024} adds a worker
+ *   POST /api/tasks                  {"handler": string, "input"?: any, "timeoutMs"?, "maxAttempts"?}
+ *                                    submits a test task; shell tasks ("cmd") are refused here
+ *
+ * Safety: every one answers 403 ZKFARM_CONTROLS_DISABLED unless the dashboard was started with controls
+ * allowed; role actions need the host (409 ZKFARM_NO_HOST in `runtime dashboard`). The server checks
+ * Content-Type, Origin and Host before it gets here (server.ts).
+ */
+import { describeError } from '../errors.js';
+import { checkTask, encode, NAME_PATTERN, PATHS, TASK_PREFIX } from '../farm/protocol.js';
+import type { Host } from '../host/host.js';
+import type { Logger, Supervisor } from '../zk/index.js';
+import { HttpError, WebErrorCodes } from './http.js';
+
+export interface ControlContext {
+  enabled: boolean;
+  host: Host | undefined;
+  supervisor: Supervisor;
+  log: Logger;
+}
+
+export type ControlAnswer = { status: number; body: Record<string, unknown> };
+
+const ROLE_ACTIONS = ['pause', 'resume', 'drain', 'crash'] as const;
+type RoleAction = (typeof ROLE_ACTIONS)[number];
+
+export function controlsDisabled(): HttpError {
+  return new HttpError(
+    403,
+    WebErrorCodes.CONTROLS_DISABLED,
+    'controls are off on this dashboard: it shows the farm read-only. Start it with controls allowed ' +
+      '(startDashboard({ controls: true }); keep such a dashboard on a loopback address)',
+  );
+}
+
+/** Route a POST under /api/; undefined when no control matches the path. */
+export async function runControl(
+  ctx: ControlContext,
+  path: string,
+  body: unknown,
+): Promise<ControlAnswer | undefined> {
+  const roleAction = /^\/api\/roles\/([^/]+)\/([a-z]+)$/.exec(path);
+  const isControl = roleAction !== null || path === '/api/roles' || path === '/api/tasks';
+  if (!isControl) return undefined;
+  if (!ctx.enabled) throw controlsDisabled();
+  if (path === '/api/tasks') return submitTestTask(ctx, body);
+  const host = needHost(ctx);
+  if (path === '/api/roles') return addWorker(ctx, host, body);
+  const name = decodeURIComponent(roleAction![1]!);
+  const action = roleAction![2]! as RoleAction;
+  if (!NAME_PATTERN.test(name))
+    throw new HttpError(
+      400,
+      WebErrorCodes.BAD_REQUEST,
+      `not a role name: ${JSON.stringify(name.slice(0, 40))}`,
+    );
+  if (!ROLE_ACTIONS.includes(action)) {
+    throw new HttpError(
+      404,
+      WebErrorCodes.NOT_FOUND,
+      `unknown action ${JSON.stringify(action)}: use one of ${ROLE_ACTIONS.join(', ')}`,
+    );
+  }
+  switch (action) {
+    case 'pause':
+      await host.pause(name);
+      ctx.log.info({ role: name }, `dashboard: paused ${name}`);
+      return {
+        status: 200,
+        body: { ok: true, message: `${name} is paused: it takes no new tasks, its queued ones went back` },
+      };
+    case 'resume':
+      await host.resume(name);
+      ctx.log.info({ role: name }, `dashboard: resumed ${name}`);
+      return { status: 200, body: { ok: true, message: `${name} takes tasks again` } };
+    case 'drain': {
+      const info = await host.info(name);
+      if (info.kind !== 'worker')
+        throw new HttpError(
+          400,
+          WebErrorCodes.BAD_REQUEST,
+          `${name} is a master: only workers drain (crash a master to try failover)`,
+        );
+      ctx.log.info({ role: name }, `dashboard: draining and removing ${name}`);
+      void host.removeRole(name, { drain: true }).then(
+        () => ctx.log.info({ role: name }, `dashboard: ${name} drained and removed`),
+        (err) =>
+          ctx.log.error({ err, role: name }, `dashboard: draining ${name} failed: ${describeError(err)}`),
+      );
+      return {
+        status: 202,
+        body: { ok: true, message: `${name} is draining: it finishes its running tasks, then leaves` },
+      };
+    }
+    case 'crash': {
+      const info = await host.info(name);
+      ctx.log.warn({ role: name }, `dashboard: crashing ${name} on request`);
+      await host.crash(name);
+      const what = info.leader ? ' (it led: a standby takes over)' : '';
+      return {
+        status: 200,
+        body: { ok: true, message: `${name} crashed${what}; the host restarts it after its backoff` },
+      };
+    }
+  }
+}
+
+function needHost(ctx: ControlContext): Host {
+  if (!ctx.host) {
+    throw new HttpError(
+      409,
+      WebErrorCodes.NO_HOST,
+      'this dashboard runs no roles (it shows a farm from ZooKeeper alone): there is nothing here to pause, crash or add',
+    );
+  }
+  return ctx.host;
+}
+
+async function addWorker(ctx: ControlContext, host: Host, body: unknown): Promise<ControlAnswer> {
+  const b = (body ?? {}) as { kind?: unknown; name?: unknown; capacity?: unknown };
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new HttpError(400, WebErrorCodes.BAD_REQUEST, 'expected a JSON object like {"kind": "worker"}');
+  if (b.kind !== undefined && b.kind !== 'worker') {
+    throw new HttpError(
+      400,
+      WebErrorCodes.BAD_REQUEST,
+      `only workers can be added here, got kind ${JSON.stringify(b.kind)}`,
+    );
+  }
+  if (
+    b.capacity !== undefined &&
+    !(Number.isInteger(b.capacity) && (b.capacity as number) >= 1 && (b.capacity as number) <= 1024)
+  ) {
+    throw new HttpError(
+      400,
+      WebErrorCodes.BAD_REQUEST,
+      `capacity: expected a whole number from 1 to 1024, got ${JSON.stringify(b.capacity)}`,
+    );
+  }
+  const roles = await host.roles();
+  let name: string;
+  if (b.name !== undefined) {
+    if (typeof b.name !== 'string')
+      throw new HttpError(400, WebErrorCodes.BAD_REQUEST, 'name: expected a string');
+    name = b.name;
+  } else {
+    name = nextWorkerName(
+      roles.map((r) => r.name),
+      roles.filter((r) => r.kind === 'worker').map((r) => r.name),
+    );
+  }
+  const capacity = (b.capacity as number | undefined) ?? roles.find((r) => r.kind === 'worker')?.capacity;
+  const info = await host.addRole({ kind: 'worker', name, capacity });
+  ctx.log.info({ role: name }, `dashboard: added worker ${name}`);
+  return { status: 201, body: { ok: true, name: info.name, message: `worker ${info.name} started` } };
+}
+
+/** `w2` after `w1`, `gpu-worker-4` after `gpu-worker-3`; `worker-1` when there is no worker to follow. */
+export function nextWorkerName(taken: readonly string[], workers: readonly string[]): string {
+  const used = new Set(taken);
+  const last = [...workers].sort((a, b) => a.localeCompare(b, undefined, { numeric: true })).at(-1);
+  const m = last ? /^(.*?)(\d+)$/.exec(last) : null;
+  const stem = m ? m[1]! : 'worker-';
+  let n = m ? Number(m[2]) + 1 : 1;
+  while (used.has(`${stem}${n}`)) n++;
+  return `${stem}${n}`;
+}
+
+async function submitTestTask(ctx: ControlContext, body: unknown): Promise<ControlAnswer> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new HttpError(
+      400,
+      WebErrorCodes.BAD_REQUEST,
+      'expected a JSON task like {"handler": "echo", "input": "hello"}',
+    );
+  }
+  const t = body as Record<string, unknown>;
+  if (t['cmd'] !== undefined) {
+    throw new HttpError(
+      400,
+      WebErrorCodes.BAD_REQUEST,
+      'the dashboard submits handler tasks only: shell commands ("cmd") are refused here; use runtime submit',
+    );
+  }
+  const allowed = new Set(['handler', 'input', 'timeoutMs', 'maxAttempts']);
+  const extra = Object.keys(t).filter((k) => !allowed.has(k));
+  if (extra.length)
+    throw new HttpError(
+      400,
+      WebErrorCodes.BAD_REQUEST,
+      `unknown task fields ${extra.join(', ')}: a test task has handler, input, timeoutMs, maxAttempts`,
+    );
+  const task = checkTask(t);
+  const client = ctx.supervisor.session?.client;
+  if (!client)
+    throw new HttpError(
+      503,
+      WebErrorCodes.NOT_CONNECTED,
+      'the dashboard has no ZooKeeper session right now; try again in a moment',
+    );
+  await client.ensurePath(PATHS.tasks);
+  const path = await client.createSequential(`${PATHS.tasks}/${TASK_PREFIX}`, encode(task));
+  const id = path.slice(PATHS.tasks.length + 1);
+  ctx.log.info({ task: id, handler: task.handler }, `dashboard: submitted test task ${id}`);
+  return { status: 201, body: { ok: true, id, message: `submitted ${id}` } };
+}

@@ -1,0 +1,141 @@
+// Tasks: following the test tasks submitted from the page, and the details panel of any task.
+
+import { $, ago, el, fmtMs, fmtNum } from './dom.js';
+import { state } from './state.js';
+
+export function trackTask(id, task) {
+  const item = el(
+    'li',
+    { dataset: { taskId: id, state: 'queued' } },
+    taskLink(id),
+    el('span', {
+      class: 'what',
+      text: `${task.handler}${task.input !== undefined ? ` ${JSON.stringify(task.input)}` : ''}`,
+    }),
+    el('span', { class: 'state-tag', dataset: { state: 'queued' }, text: 'queued' }),
+  );
+  $('#my-tasks').prepend(item);
+  while ($('#my-tasks').children.length > 20) $('#my-tasks').lastElementChild.remove();
+  const started = Date.now();
+  const poll = async () => {
+    try {
+      const res = await fetch(`/api/task/${id}`);
+      if (res.ok) {
+        const d = await res.json();
+        const s = d.where === 'finished' ? (d.status?.state ?? 'finished') : d.where;
+        item.dataset.state = s;
+        const tag = $('.state-tag', item);
+        tag.dataset.state = s;
+        tag.textContent = s === 'assigned' ? `running on ${d.worker}` : s;
+        if (state.openTask === id) renderTask(d);
+        if (d.where === 'finished') return;
+      }
+    } catch {
+      // the feed shows connection trouble; keep trying
+    }
+    if (Date.now() - started < 10 * 60_000) setTimeout(poll, 500);
+  };
+  poll();
+}
+
+export function taskLink(id) {
+  return el('button', {
+    type: 'button',
+    class: 'task-link',
+    text: id,
+    onclick: () => openTask(id),
+    dataset: { taskLink: id },
+  });
+}
+
+async function openTask(id) {
+  state.openTask = id;
+  $('#drawer-title').textContent = id;
+  $('#drawer-body').replaceChildren(el('p', { class: 'empty', text: 'Loading…' }));
+  $('#task-drawer').hidden = false;
+  try {
+    const res = await fetch(`/api/task/${encodeURIComponent(id)}`);
+    const d = await res.json();
+    if (!res.ok) throw new Error(d.error?.message ?? res.statusText);
+    if (state.openTask === id) renderTask(d);
+  } catch (err) {
+    $('#drawer-body').replaceChildren(
+      el('p', { class: 'empty', text: `Could not load ${id}: ${err.message}` }),
+    );
+  }
+}
+
+function renderTask(d) {
+  const body = $('#drawer-body');
+  const status = d.status ?? {};
+  const where = d.where === 'finished' ? status.state : d.where;
+  const rows = [
+    ['State', el('span', { class: 'state-tag', dataset: { state: where }, text: where })],
+    ['Worker', d.worker ?? '—'],
+    d.since
+      ? [
+          d.where === 'finished' ? 'Recorded' : 'Since',
+          `${new Date(d.since).toLocaleString()} (${ago(d.since)})`,
+        ]
+      : null,
+    status.attempts !== undefined ? ['Attempts', String(status.attempts)] : null,
+    status.startedAt && status.finishedAt ? ['Ran for', fmtMs(status.finishedAt - status.startedAt)] : null,
+    status.exitCode !== undefined && status.exitCode !== null ? ['Exit code', String(status.exitCode)] : null,
+    status.error ? ['Error', `${status.errorCode ? `${status.errorCode}: ` : ''}${status.error}`] : null,
+  ].filter(Boolean);
+  const parts = [
+    el(
+      'dl',
+      { class: 'kv' },
+      rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)]),
+    ),
+  ];
+  if (d.task !== undefined)
+    parts.push(section('Task JSON', el('pre', { text: JSON.stringify(d.task, null, 2) })));
+  if (d.status !== undefined)
+    parts.push(section('Status', el('pre', { text: JSON.stringify(d.status, null, 2) })));
+  if (d.files?.length) {
+    parts.push(
+      section(
+        `Output files (${d.files.length})`,
+        ...d.files.map((f) =>
+          el(
+            'div',
+            { class: 'file' },
+            el(
+              'div',
+              { class: 'file-name' },
+              f.name,
+              el('span', {
+                class: 'size',
+                text: `${fmtNum(f.size)} bytes${f.truncated ? ', preview truncated' : ''}`,
+              }),
+            ),
+            el('pre', { text: f.preview ?? '(binary file)' }),
+          ),
+        ),
+      ),
+    );
+  }
+  if (d.filesNote) parts.push(el('p', { class: 'empty', text: d.filesNote }));
+  if (d.where === 'unknown')
+    parts.push(
+      el('p', {
+        class: 'empty',
+        text: 'No such task now: never submitted, or its status was removed by retention.',
+      }),
+    );
+  body.replaceChildren(...parts);
+}
+
+function section(title, ...children) {
+  return el('section', {}, el('h3', { text: title }), ...children);
+}
+
+$('#drawer-close').addEventListener('click', () => {
+  state.openTask = null;
+  $('#task-drawer').hidden = true;
+});
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape') $('#drawer-close').click();
+});
