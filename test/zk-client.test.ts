@@ -108,6 +108,27 @@ test('transactions keep version 0 exact (the library turns 0 into "any version")
   await c.transaction().check('/fresh', 0).commit();
 });
 
+test('getDataMany reads many nodes in one multiRead round trip; a missing node fails alone', async () => {
+  const c = await session(await zk.chroot('multiread'));
+  const paths = Array.from({ length: 150 }, (_, i) => `/n${i}`);
+  await Promise.all(paths.map((p) => c.create(p, `data of ${p}`)));
+  await c.setData('/n7', 'changed');
+  const before = c.requests;
+  const results = await c.getDataMany([...paths, '/missing']);
+  assert.equal(c.requests - before, 1, 'one request');
+  assert.equal(results.length, 151);
+  results.slice(0, 150).forEach((r, i) => {
+    assert.ok(!(r instanceof Error), `result ${i}`);
+    assert.equal(r.data.toString(), i === 7 ? 'changed' : `data of /n${i}`);
+    assert.equal(r.stat.version, i === 7 ? 1 : 0);
+  });
+  assert.ok(isZkError(results[150], 'NO_NODE'));
+  // Ordinary multis still parse after the parser learned reads.
+  const res = await c.transaction().create('/w', 'x').setData('/n1', 'y').remove('/n2').commit();
+  assert.equal(res[0]?.path, '/w');
+  assert.equal(res[1]?.stat?.version, 1);
+});
+
 test('requests time out when the server does not answer', async () => {
   const proxy = await startFaultProxy({ target: zk.server.connectString });
   after(() => proxy.close());

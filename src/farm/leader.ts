@@ -344,7 +344,7 @@ export class Leader {
     if (ids.length === 0) return false;
     for (const id of ids) this.#inflight.add(id);
     try {
-      const read = await Promise.all(ids.map((id) => this.#readTask(id)));
+      const read = await this.#readTasks(ids);
       const runnable: Array<{ id: string; task: Task; version: number; size: number }> = [];
       const rejects: Array<{ id: string; error: string; version: number; ctime: number }> = [];
       const now = Date.now();
@@ -417,18 +417,23 @@ export class Leader {
     return out;
   }
 
-  async #readTask(id: string) {
-    try {
-      const { data, stat } = await this.#client.getData(taskPath(id));
-      return { id, parsed: parseTask(data), version: stat.version, size: data.length, ctime: Number(stat.ctime.readBigInt64BE(0)) };
-    } catch (err) {
-      if (isZkError(err, 'NO_NODE')) {
-        this.#dequeue(id);
-        return undefined;
+  /** Read a batch of tasks in one round trip (multiRead); tasks that are gone leave the queue. */
+  async #readTasks(ids: string[]) {
+    const results = await this.#client.getDataMany(ids.map(taskPath));
+    return results.map((r, i) => {
+      const id = ids[i]!;
+      if (r instanceof Error) {
+        if (isZkError(r, 'NO_NODE')) {
+          this.#dequeue(id);
+          return undefined;
+        }
+        throw r;
       }
-      throw err;
-    }
+      const { data, stat } = r;
+      return { id, parsed: parseTask(data), version: stat.version, size: data.length, ctime: Number(stat.ctime.readBigInt64BE(0)) };
+    });
   }
+
 
   #delay(id: string, ms: number): void {
     if (this.#delayed.has(id)) return;

@@ -158,11 +158,31 @@ export class Worker extends Role {
       placeholders.set(id, h);
       this.#held.set(id, h);
     }
+    // One round trip for the whole batch (multiRead).
+    let reads: Awaited<ReturnType<typeof session.client.getDataMany>>;
+    try {
+      reads = await session.client.getDataMany(fresh.map((id) => assignPath(this.name, id)));
+    } catch (err) {
+      for (const id of fresh) this.#held.delete(id);
+      if (!session.alive) return; // the next session re-lists them
+      this.log.warn({ err }, `reading ${fresh.length} assignments failed: ${describeError(err)}; retrying`);
+      // The watch reported them once; read them again ourselves after a pause.
+      setTimeout(() => void this.#onAssigned(session, fresh), 250);
+      return;
+    }
     await Promise.all(
-      fresh.map(async (id) => {
+      fresh.map(async (id, i) => {
         const h = placeholders.get(id)!;
+        const r = reads[i]!;
+        if (r instanceof Error) {
+          this.#held.delete(id);
+          if (!isZkError(r, 'NO_NODE') && session.alive) {
+            this.log.warn({ err: r, task: id }, `reading assignment ${id} failed: ${describeError(r)}`);
+          }
+          return;
+        }
         try {
-          const { data, stat } = await session.client.getData(assignPath(this.name, id));
+          const { data, stat } = r;
           const parsed = parseTask(data);
           h.version = stat.version;
           if (!parsed.ok) {

@@ -10,7 +10,7 @@
  */
 import zookeeper from 'node-zookeeper-client';
 import { ZK_CODES, ZkError, isZkError, toZkError } from './errors.js';
-import { OP_CODES, pushOp } from './patches.js';
+import { OP_CODES, multiReadRequest, pushOp } from './patches.js';
 
 import { createHash } from 'node:crypto';
 
@@ -190,6 +190,26 @@ export class ZkClient {
       else this.raw.getData(path, done);
     });
     return { data: data ?? Buffer.alloc(0), stat };
+  }
+
+  /**
+   * Read the data of many nodes in one round trip (ZooKeeper's multiRead, 3.6+). Each result is the
+   * node's data and stat, or a ZkError (NO_NODE, ...) for that path alone; the others are unaffected.
+   */
+  async getDataMany(paths: readonly string[]): Promise<Array<{ data: Buffer; stat: Stat } | ZkError>> {
+    if (paths.length === 0) return [];
+    const cm = (this.raw as unknown as { connectionManager: { queue(req: unknown, cb: (err: unknown, res?: unknown) => void): void } })
+      .connectionManager;
+    const response = await this.request<{ payload: { results: Array<{ type: number; err?: number; data?: Buffer; stat?: Stat }> } }>(
+      'multiRead',
+      paths[0],
+      (cb) => cm.queue(multiReadRequest(paths), cb as (err: unknown, res?: unknown) => void),
+    );
+    return response.payload.results.map((r, i) =>
+      r.type === -1 || r.err
+        ? new ZkError(r.err ?? ZK_CODES.SYSTEM_ERROR, 'getData', paths[i])
+        : { data: r.data ?? Buffer.alloc(0), stat: r.stat as Stat },
+    );
   }
 
   /** Read a node's data as parsed JSON. */

@@ -14,6 +14,11 @@
  *    it: a burst goes out in one `writev`. Order is unchanged (the queue is FIFO, xids are assigned as
  *    before); a request waits at most until the current tick ends.
  *
+ * 4. No multiRead. ZooKeeper 3.6+ answers many reads in one request (`multiRead`, op 22); the library
+ *    cannot send it. `multiReadRequest(paths)` builds one from the library's own records, and the
+ *    transaction response parser learns to read getData results. The request header says MULTI (14) to
+ *    the library (so it parses the answer as a multi response) and 22 on the wire.
+ *
  * 2. Transaction version bug. `Transaction.check/setData/remove` do `version = version || -1`, so version 0
  *    silently becomes "any version" and fencing on version 0 is off. zkfarm's transaction builder never
  *    calls those three methods: it pushes the operation records itself (see `pushOp`), keeping 0 as 0.
@@ -39,7 +44,21 @@ interface ExceptionModule {
 }
 
 const Exception = require('node-zookeeper-client/lib/Exception.js') as ExceptionModule;
-const jute = require('node-zookeeper-client/lib/jute/index.js') as { OP_CODES: Record<string, number> };
+interface JuteRecord {
+  byteLength(): number;
+  serialize(buffer: Buffer, offset: number): number;
+  deserialize(buffer: Buffer, offset: number): number;
+  setChrootPath(path: string | undefined): void;
+  [field: string]: unknown;
+}
+type RecordClass = new (...args: unknown[]) => JuteRecord;
+const jute = require('node-zookeeper-client/lib/jute/index.js') as {
+  OP_CODES: Record<string, number>;
+  protocol: Record<string, RecordClass>;
+  Request: new (header: unknown, payload: unknown) => unknown;
+  TransactionRequest: { prototype: object };
+  TransactionResponse: { prototype: { deserialize(buffer: Buffer, offset: number): number; results: unknown[]; chrootPath?: string } };
+};
 
 /** The library's operation codes (CREATE, DELETE, SET_DATA, CHECK, ...). */
 export const OP_CODES = jute.OP_CODES as {
@@ -99,6 +118,75 @@ if (!ConnectionManager.prototype.__zkfarmCorked) {
     });
   };
   ConnectionManager.prototype.__zkfarmCorked = true;
+}
+
+const MULTI_READ = 22;
+const OP_GET_DATA = 4;
+const OP_ERROR = -1;
+
+interface TransactionResponseLike {
+  results: Array<{ type: number; err?: number; data?: Buffer; stat?: unknown; path?: string }>;
+  chrootPath?: string;
+}
+
+const txResponse = jute.TransactionResponse.prototype as unknown as {
+  deserialize(this: TransactionResponseLike, buffer: Buffer, offset: number): number;
+  __zkfarmReads?: boolean;
+};
+if (!txResponse.__zkfarmReads) {
+  const original = txResponse.deserialize;
+  // Read getData results (from a multiRead); anything else goes to the library's own parser, which
+  // continues from the same header onwards.
+  txResponse.deserialize = function (this: TransactionResponseLike, buffer: Buffer, offset: number): number {
+    let read = 0;
+    for (;;) {
+      const header = new jute.protocol.MultiHeader!();
+      const headerBytes = header.deserialize(buffer, offset + read);
+      if (header['done'] || (header['type'] !== OP_GET_DATA && header['type'] !== OP_ERROR)) {
+        return read + original.call(this, buffer, offset + read);
+      }
+      read += headerBytes;
+      if (header['type'] === OP_GET_DATA) {
+        const r = new jute.protocol.GetDataResponse!();
+        read += r.deserialize(buffer, offset + read);
+        this.results.push({ type: OP_GET_DATA, data: r['data'] as Buffer, stat: r['stat'] });
+      } else {
+        const r = new jute.protocol.ErrorResponse!();
+        read += r.deserialize(buffer, offset + read);
+        this.results.push({ type: OP_ERROR, err: r['err'] as number });
+      }
+    }
+  };
+  txResponse.__zkfarmReads = true;
+}
+
+/** A library request that reads the data of every path in one round trip (ZooKeeper 3.6+ multiRead). */
+export function multiReadRequest(paths: readonly string[]): unknown {
+  const records: JuteRecord[] = [];
+  for (const path of paths) {
+    records.push(new jute.protocol.MultiHeader!(OP_GET_DATA, false, -1));
+    const get = new jute.protocol.GetDataRequest!();
+    get['path'] = path;
+    get['watch'] = false;
+    records.push(get);
+  }
+  records.push(new jute.protocol.MultiHeader!(-1, true, -1));
+  const payload = Object.create(jute.TransactionRequest.prototype) as { records: JuteRecord[]; ops: unknown[] };
+  payload.records = records;
+  payload.ops = [];
+  const header = new jute.protocol.RequestHeader!();
+  header['type'] = OP_CODES.MULTI;
+  // The library picks the answer's parser by header.type (MULTI); the server must see multiRead.
+  const serialize = header.serialize.bind(header);
+  header.serialize = (buffer: Buffer, offset: number) => {
+    header['type'] = MULTI_READ;
+    try {
+      return serialize(buffer, offset);
+    } finally {
+      header['type'] = OP_CODES.MULTI;
+    }
+  };
+  return new jute.Request(header, payload);
 }
 
 /** Push an operation record onto a library Transaction without its `version || -1` defect. */
