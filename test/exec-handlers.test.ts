@@ -41,7 +41,7 @@ function assertFailed(outcome: ExecOutcome, code: string, retryable: boolean): v
   assert.equal(outcome.state, 'failed', `expected a failed outcome, got ${JSON.stringify(outcome)}`);
   assert.equal(outcome.errorCode, code, `error: ${outcome.error}`);
   assert.equal(outcome.retryable, retryable);
-  assert.ok(typeof outcome.error === 'string' && outcome.error.length > 0);
+  assert.ok(typeof outcome.error === 'string' && outcome.error.length > 0, 'a failed outcome needs an error');
 }
 
 describe('built-in handlers', () => {
@@ -53,7 +53,10 @@ describe('built-in handlers', () => {
     assert.equal(outcome.state, 'succeeded');
     assert.deepEqual(outcome.result, { a: [1, 'two', null] });
     assert.equal(outcome.outputDir, join(ex.workdir, 'worker-1', req.taskId));
-    assert.ok(outcome.startedAt >= before && outcome.finishedAt >= outcome.startedAt);
+    assert.ok(
+      outcome.startedAt >= before && outcome.finishedAt >= outcome.startedAt,
+      JSON.stringify(outcome),
+    );
 
     const file = join(outcome.outputDir!, 'result.json');
     const record = await readJson(file);
@@ -118,7 +121,7 @@ describe('built-in handlers', () => {
     const outcome = await ex.run(request({ handler: 'sleep', input: 10_000 }, { signal: controller.signal }));
     assertFailed(outcome, ErrorCodes.TASK_ABORTED, true);
     assert.match(outcome.error!, /drain deadline/);
-    assert.ok(Date.now() - t0 < 3000);
+    assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
     await ex.close();
   });
 
@@ -181,7 +184,7 @@ describe('handlers and their results', () => {
     const outcome = await ex.run(req);
     assert.equal(outcome.result, 5);
     assert.deepEqual(seen, [req.taskId, 2, outcome.outputDir, false]);
-    assert.ok(existsSync(join(outcome.outputDir!, 'note.txt')));
+    assert.ok(existsSync(join(outcome.outputDir!, 'note.txt')), 'the handler wrote note.txt');
     assert.equal((await ex.run(request({ handler: 'echo', input: 1 }))).result, 'mine');
     await ex.close();
   });
@@ -230,6 +233,18 @@ describe('handlers and their results', () => {
       const record = await readJson(join(outcome.outputDir!, 'result.json'));
       assert.equal(record.errorCode, ErrorCodes.RESULT_NOT_SERIALIZABLE);
     }
+    await ex.close();
+  });
+
+  test('an enormous error message is cut short in the outcome and in result.json', async () => {
+    const ex = await executor({ handlers: { huge: () => Promise.reject(new Error('e'.repeat(2_000_000))) } });
+    const outcome = await ex.run(request({ handler: 'huge' }));
+    assertFailed(outcome, ErrorCodes.HANDLER_FAILED, true);
+    assert.match(outcome.error!, /^handler "huge" failed: eeee/);
+    assert.match(outcome.error!, /more characters cut\)$/);
+    assert.ok(outcome.error!.length < 5000, `error is ${outcome.error!.length} characters`);
+    const record = await readJson(join(outcome.outputDir!, 'result.json'));
+    assert.equal(record.error, outcome.error);
     await ex.close();
   });
 
@@ -335,7 +350,7 @@ describe('names and the work directory', () => {
     const workdir = join(root, 'file', 'work');
     const ex = new Executor({ workdir });
     await assert.rejects(ex.init(), (err: unknown) => {
-      assert.ok(err instanceof ZkfarmError);
+      assert.ok(err instanceof ZkfarmError, String(err));
       assert.equal(err.code, ErrorCodes.WORKDIR_UNWRITABLE);
       assert.ok(err.message.includes(workdir), err.message);
       assert.match(err.message, /--workdir|workdir option/);
@@ -343,7 +358,7 @@ describe('names and the work directory', () => {
     });
     const outcome = await ex.run(request({ handler: 'noop' }));
     assertFailed(outcome, ErrorCodes.WORKDIR_UNWRITABLE, true);
-    assert.ok(outcome.error!.includes(workdir));
+    assert.ok(outcome.error!.includes(workdir), outcome.error);
     await ex.close();
   });
 
@@ -394,7 +409,7 @@ describe('options and lifecycle', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     const t0 = Date.now();
     await ex.close();
-    assert.ok(Date.now() - t0 < 3000);
+    assert.ok(Date.now() - t0 < 3000, `close() took ${Date.now() - t0} ms`);
     const outcome = await running;
     assertFailed(outcome, ErrorCodes.TASK_ABORTED, true);
     assert.equal(
@@ -411,7 +426,10 @@ describe('options and lifecycle', () => {
     const ex = await executor();
     const reqs = Array.from({ length: 500 }, () => request({ handler: 'echo', input: seq }));
     const outcomes = await Promise.all(reqs.map((r) => ex.run(r)));
-    assert.ok(outcomes.every((o, i) => o.state === 'succeeded' && o.result === reqs[i]!.spec.input));
+    assert.ok(
+      outcomes.every((o, i) => o.state === 'succeeded' && o.result === reqs[i]!.spec.input),
+      'every task succeeds with its own input',
+    );
     assert.equal((await readdir(join(ex.workdir, 'worker-1'))).length, 500);
     await ex.close();
   });

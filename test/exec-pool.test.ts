@@ -3,6 +3,7 @@
  * its thread forever, which a timeout or an abort must still end without freezing the caller.
  */
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,7 +18,7 @@ import {
   type ExecutorOptions,
   type HandlerPool,
 } from '../src/exec/index.js';
-import { removeTempDirs, tempDir } from './fixtures/exec-helpers.js';
+import { removeTempDirs, tempDir, waitFor } from './fixtures/exec-helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/handlers.mjs', import.meta.url));
 const CLASH = fileURLToPath(new URL('./fixtures/handlers-clash.mjs', import.meta.url));
@@ -51,6 +52,15 @@ async function executor(options: ExecutorOptions = {}): Promise<Executor> {
   return ex;
 }
 
+/** `work`, or a rejection after `ms`: a regression must fail the test, not hang the file. */
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still running after ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
 function assertFailed(outcome: ExecOutcome, code: string, retryable: boolean): void {
   assert.equal(outcome.state, 'failed', `expected a failed outcome, got ${JSON.stringify(outcome)}`);
   assert.equal(outcome.errorCode, code, `error: ${outcome.error}`);
@@ -65,7 +75,7 @@ describe('handler modules on the pool', () => {
     }
     assert.equal(ex.hasHandler('notAFunction'), false);
     assert.equal(ex.hasHandler('default'), false);
-    assert.ok(ex.handlerNames().includes('echo'));
+    assert.ok(ex.handlerNames().includes('echo'), ex.handlerNames().join());
     assert.deepEqual((await ex.run(request({ handler: 'square', input: 7 }))).result, 49);
     assert.deepEqual((await ex.run(request({ handler: 'cube', input: 3 }))).result, 27);
     await ex.close();
@@ -91,6 +101,14 @@ describe('handler modules on the pool', () => {
     await ex.close();
   });
 
+  test("a handler's un-awaited work still runs after it returns (pool threads are not parked)", async () => {
+    const ex = await executor();
+    const outcome = await ex.run(request({ handler: 'fireAndForget' }));
+    assert.equal(outcome.state, 'succeeded', outcome.error);
+    await waitFor(() => existsSync(join(outcome.outputDir!, 'later.txt')), 3000, 'later.txt');
+    await ex.close();
+  });
+
   test('a module handler that throws fails with HANDLER_FAILED and its message', async () => {
     const ex = await executor();
     const outcome = await ex.run(request({ handler: 'throws', input: { n: 1 } }));
@@ -105,35 +123,53 @@ describe('handler modules on the pool', () => {
     const outcome = await ex.run(request({ handler: 'bigint' }));
     assertFailed(outcome, ErrorCodes.RESULT_NOT_SERIALIZABLE, false);
     assert.match(outcome.error!, /BigInt/);
+    const nested = await ex.run(request({ handler: 'nestedFunction' }));
+    assertFailed(nested, ErrorCodes.RESULT_NOT_SERIALIZABLE, false);
+    assert.match(nested.error!, /function at key "later"/);
     await ex.close();
   });
 
-  test('a handler that blocks its thread forever is ended by its timeout; the caller stays responsive', {
-    timeout: 30_000,
-  }, async () => {
-    const ex = await executor();
+  // These two run on a pool of their own: if the bug they guard is back, the finally block still
+  // terminates the stuck thread and the shared pool stays free for the other tests.
+  test('a handler that blocks its thread forever is ended by its timeout; the caller stays responsive', async () => {
+    const own = createHandlerPool({ maxThreads: 1 });
+    const ex = await executor({ pool: own });
     let ticks = 0;
     const ticker = setInterval(() => ticks++, 20);
-    const t0 = Date.now();
-    const outcome = await ex.run(request({ handler: 'blockForever', timeoutMs: 500 }));
-    const took = Date.now() - t0;
-    clearInterval(ticker);
-    assertFailed(outcome, ErrorCodes.TASK_TIMEOUT, true);
-    assert.ok(took < 10_000, `took ${took} ms`);
-    assert.ok(ticks >= 10, `the calling thread's event loop ticked only ${ticks} times`);
-    // The pool replaced the terminated thread and still works.
-    assert.equal((await ex.run(request({ handler: 'square', input: 9 }))).result, 81);
-    await ex.close();
+    try {
+      const t0 = Date.now();
+      const outcome = await withDeadline(
+        ex.run(request({ handler: 'blockForever', timeoutMs: 500 })),
+        10_000,
+      );
+      const took = Date.now() - t0;
+      assertFailed(outcome, ErrorCodes.TASK_TIMEOUT, true);
+      assert.ok(took < 5000, `took ${took} ms`);
+      assert.ok(ticks >= 10, `the calling thread's event loop ticked only ${ticks} times`);
+      // The pool replaced the terminated thread and still works.
+      const next = await withDeadline(ex.run(request({ handler: 'square', input: 9 })), 10_000);
+      assert.equal(next.result, 81);
+    } finally {
+      clearInterval(ticker);
+      await own.close();
+      await ex.close();
+    }
   });
 
-  test('an abort signal ends a blocked module handler (TASK_ABORTED)', { timeout: 30_000 }, async () => {
-    const ex = await executor();
-    const controller = new AbortController();
-    setTimeout(() => controller.abort(new Error('worker draining')), 300);
-    const outcome = await ex.run(request({ handler: 'blockForever' }, { signal: controller.signal }));
-    assertFailed(outcome, ErrorCodes.TASK_ABORTED, true);
-    assert.match(outcome.error!, /worker draining/);
-    await ex.close();
+  test('an abort signal ends a blocked module handler (TASK_ABORTED)', async () => {
+    const own = createHandlerPool({ maxThreads: 1 });
+    const ex = await executor({ pool: own });
+    try {
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(new Error('worker draining')), 300);
+      const running = ex.run(request({ handler: 'blockForever' }, { signal: controller.signal }));
+      const outcome = await withDeadline(running, 10_000);
+      assertFailed(outcome, ErrorCodes.TASK_ABORTED, true);
+      assert.match(outcome.error!, /worker draining/);
+    } finally {
+      await own.close();
+      await ex.close();
+    }
   });
 
   test('close() of an Executor leaves a shared pool running for the others', async () => {
@@ -166,6 +202,20 @@ describe('handler modules on the pool', () => {
     await ex.close();
   });
 
+  test("close() destroys an Executor's own pool: its threads exit", async () => {
+    // Linux: every thread of this process is an entry in /proc/self/task.
+    const threadsNow = () => readdirSync('/proc/self/task').length;
+    const before = threadsNow();
+    const ex = new Executor({ workdir: join(await tempDir(), 'work'), handlerModules: [FIXTURE] });
+    assert.equal((await ex.run(request({ handler: 'square', input: 3 }))).result, 9);
+    assert.ok(
+      threadsNow() > before,
+      `a pool thread should be running (${threadsNow()} threads, ${before} before)`,
+    );
+    await ex.close();
+    await waitFor(() => threadsNow() <= before, 5000, 'the own pool threads to exit');
+  });
+
   test('unknown handler lists the module handlers too', async () => {
     const ex = await executor();
     const outcome = await ex.run(request({ handler: 'sqaure' }));
@@ -181,7 +231,7 @@ describe('handler module configuration', () => {
     try {
       await ex.init();
     } catch (err) {
-      assert.ok(err instanceof ZkfarmError);
+      assert.ok(err instanceof ZkfarmError, String(err));
       // run() reports the same failure instead of throwing.
       const outcome = await ex.run(request({ handler: 'noop' }));
       assertFailed(outcome, err.code, false);
@@ -195,7 +245,12 @@ describe('handler module configuration', () => {
   test('a missing module is CONFIG_INVALID naming the module', async () => {
     const err = await initError(['./test/fixtures/does-not-exist.mjs']);
     assert.equal(err.code, ErrorCodes.CONFIG_INVALID);
-    assert.match(err.message, /does-not-exist\.mjs/);
+    // Names the module as written and where it was looked for.
+    assert.ok(err.message.includes('"./test/fixtures/does-not-exist.mjs"'), err.message);
+    assert.ok(
+      err.message.includes(`no file at ${join(process.cwd(), 'test/fixtures/does-not-exist.mjs')}`),
+      err.message,
+    );
     const pkg = await initError(['no-such-package-zkfarm']);
     assert.equal(pkg.code, ErrorCodes.CONFIG_INVALID);
     assert.match(pkg.message, /no-such-package-zkfarm/);
@@ -243,20 +298,23 @@ describe('handler module configuration', () => {
     });
   });
 
-  test('HandlerPool.run honours its own timeoutMs', { timeout: 30_000 }, async () => {
-    await assert.rejects(
-      pool.run(
-        {
-          module: FIXTURE_URL,
-          handler: 'blockForever',
-          input: null,
-          taskId: 't',
-          attempt: 1,
-          outputDir: '/x',
-        },
-        { timeoutMs: 300 },
-      ),
-      (err: unknown) => err instanceof ZkfarmError && err.code === ErrorCodes.TASK_TIMEOUT,
-    );
+  test('HandlerPool.run honours its own timeoutMs', async () => {
+    const own = createHandlerPool({ maxThreads: 1 });
+    try {
+      const call = {
+        module: FIXTURE_URL,
+        handler: 'blockForever',
+        input: null,
+        taskId: 't',
+        attempt: 1,
+        outputDir: '/x',
+      };
+      await assert.rejects(
+        withDeadline(own.run(call, { timeoutMs: 300 }), 10_000),
+        (err: unknown) => err instanceof ZkfarmError && err.code === ErrorCodes.TASK_TIMEOUT,
+      );
+    } finally {
+      await own.close();
+    }
   });
 });

@@ -20,78 +20,26 @@
  *   thread however the handler behaves.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { BUILTIN_HANDLERS } from './builtins.js';
-import { failureFromAbort, TaskFailure, timeoutFailure } from './failure.js';
-import { createHandlerPool, describeValue, type HandlerPool, resolveHandlerModule } from './handler-pool.js';
+import { checkOptions, type ExecutorOptions, type ResolvedExecutorOptions } from './executor-options.js';
+import {
+  describeValue,
+  failed,
+  failureFromAbort,
+  nameFailure,
+  TaskFailure,
+  timeoutFailure,
+  toFailure,
+} from './failure.js';
+import { createHandlerPool, type HandlerPool, resolveHandlerModule } from './handler-pool.js';
 import { toJson } from './json.js';
-import { invalidName, isSafeName } from './names.js';
+import { isSafeName } from './names.js';
 import { runShell } from './shell.js';
-import type { ExecOutcome, ExecRequest, Handler, HandlerContext, TaskSpec } from './types.js';
+import { checkSpec, invalidTask } from './task-spec.js';
+import type { ExecOutcome, ExecRequest, Handler, HandlerContext } from './types.js';
 
-export interface ExecutorOptions {
-  /**
-   * Root of all task output: a task writes under `<workdir>/<workerName>/<taskId>/`. A relative
-   * path is resolved against the current directory when the Executor is made.
-   * @defaultValue `'./zkfarm-work'`
-   */
-  workdir?: string;
-  /** Run tasks that carry a shell command (`cmd`). @defaultValue `false` */
-  allowShell?: boolean;
-  /** Extra handlers run inline on the calling thread; they may replace a built-in. @defaultValue `{}` */
-  handlers?: Record<string, Handler>;
-  /**
-   * Modules whose exported functions (named exports, or the functions of a default-export object)
-   * become handlers that run on the handler pool. Paths are resolved against the current directory;
-   * package names are resolved from it. A name defined twice (by two modules, or by a module and
-   * `handlers`) is a configuration error.
-   * @defaultValue `[]`
-   */
-  handlerModules?: string[];
-  /**
-   * A pool to share with other Executors (the host makes one per process). Not closed by `close()`.
-   * @defaultValue a pool of this Executor's own, made by `init()` only when `handlerModules` is set
-   */
-  pool?: HandlerPool;
-  /** Timeout for tasks that give no `timeoutMs`, in ms; 0 means none. @defaultValue `0` */
-  defaultTimeoutMs?: number;
-  /** Most bytes kept in each of `stdout.log` and `stderr.log`; the rest is counted and dropped. @defaultValue 64 MiB */
-  maxOutputBytes?: number;
-  /** Mode of the files a task writes. @defaultValue `0o600` */
-  fileMode?: number;
-  /** Mode of the directories the executor makes. @defaultValue `0o700` */
-  dirMode?: number;
-  /** After SIGTERM to a timed-out command's process group, ms before SIGKILL. @defaultValue `2000` */
-  killGraceMs?: number;
-}
-
-/** Executor options with every default filled in (`workdir` made absolute). */
-export interface ResolvedExecutorOptions {
-  workdir: string;
-  allowShell: boolean;
-  handlers: Readonly<Record<string, Handler>>;
-  handlerModules: readonly string[];
-  pool: HandlerPool | undefined;
-  defaultTimeoutMs: number;
-  maxOutputBytes: number;
-  fileMode: number;
-  dirMode: number;
-  killGraceMs: number;
-}
-
-export const EXECUTOR_DEFAULTS: Readonly<ResolvedExecutorOptions> = Object.freeze({
-  workdir: './zkfarm-work',
-  allowShell: false,
-  handlers: Object.freeze({}),
-  handlerModules: Object.freeze([]),
-  pool: undefined,
-  defaultTimeoutMs: 0,
-  maxOutputBytes: 64 * 1024 * 1024,
-  fileMode: 0o600,
-  dirMode: 0o700,
-  killGraceMs: 2000,
-});
+export { EXECUTOR_DEFAULTS, type ExecutorOptions, type ResolvedExecutorOptions } from './executor-options.js';
 
 type HandlerEntry = { kind: 'inline'; fn: Handler } | { kind: 'pool'; module: string };
 
@@ -106,62 +54,6 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function configError(message: string): ZkfarmError {
   return new ZkfarmError(ErrorCodes.CONFIG_INVALID, message);
-}
-
-function invalidTask(message: string): TaskFailure {
-  return new TaskFailure(ErrorCodes.INVALID_TASK, message, { retryable: false });
-}
-
-function checkOptions(options: ExecutorOptions): ResolvedExecutorOptions {
-  if (typeof options !== 'object' || options === null) {
-    throw configError(`Executor options must be an object, got ${describeValue(options)}`);
-  }
-  for (const key of Object.keys(options)) {
-    if (!Object.hasOwn(EXECUTOR_DEFAULTS, key)) {
-      throw configError(
-        `unknown Executor option ${key}: known are ${Object.keys(EXECUTOR_DEFAULTS).join(', ')}`,
-      );
-    }
-  }
-  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-  const o = { ...EXECUTOR_DEFAULTS, ...defined } as ResolvedExecutorOptions;
-  const bad = (name: string, expected: string, got: unknown) =>
-    configError(`Executor option ${name} must be ${expected}, got ${describeValue(got)}`);
-
-  if (typeof o.workdir !== 'string' || o.workdir === '') throw bad('workdir', 'a non-empty path', o.workdir);
-  if (typeof o.allowShell !== 'boolean') throw bad('allowShell', 'true or false', o.allowShell);
-  if (typeof o.handlers !== 'object' || o.handlers === null || Array.isArray(o.handlers)) {
-    throw bad('handlers', 'an object mapping names to functions', o.handlers);
-  }
-  for (const [name, fn] of Object.entries(o.handlers)) {
-    if (typeof fn !== 'function') throw bad(`handlers.${name}`, 'a function', fn);
-  }
-  if (!Array.isArray(o.handlerModules) || o.handlerModules.some((m) => typeof m !== 'string' || m === '')) {
-    throw bad('handlerModules', 'an array of module paths or package names', o.handlerModules);
-  }
-  if (
-    o.pool !== undefined &&
-    (typeof o.pool !== 'object' ||
-      o.pool === null ||
-      typeof o.pool.run !== 'function' ||
-      typeof o.pool.listHandlers !== 'function')
-  ) {
-    throw bad('pool', 'a HandlerPool (from createHandlerPool)', o.pool);
-  }
-  const count = (name: 'defaultTimeoutMs' | 'maxOutputBytes' | 'killGraceMs', min: number) => {
-    const v = o[name];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw bad(name, `an integer >= ${min}`, v);
-  };
-  count('defaultTimeoutMs', 0);
-  count('maxOutputBytes', 1);
-  count('killGraceMs', 0);
-  for (const name of ['fileMode', 'dirMode'] as const) {
-    const v = o[name];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0o777) {
-      throw bad(name, 'a permission mode from 0o000 to 0o777', v);
-    }
-  }
-  return Object.freeze({ ...o, workdir: resolve(o.workdir), handlerModules: [...o.handlerModules] });
 }
 
 export class Executor {
@@ -587,63 +479,6 @@ export class Executor {
     await this.#initializing?.catch(() => {});
     if (this.#ownPool) await this.#pool?.close();
   }
-}
-
-function checkSpec(spec: TaskSpec | undefined): TaskSpec {
-  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) {
-    throw invalidTask(`a task must be an object with a cmd or a handler, got ${describeValue(spec)}`);
-  }
-  const hasCmd = spec.cmd !== undefined;
-  const hasHandler = spec.handler !== undefined;
-  if (hasCmd && hasHandler) throw invalidTask('a task has both cmd and handler: give exactly one');
-  if (!hasCmd && !hasHandler) throw invalidTask('a task has neither cmd nor handler: give exactly one');
-  if (hasCmd && (typeof spec.cmd !== 'string' || spec.cmd.trim() === '')) {
-    throw invalidTask(`a task's cmd must be a non-empty string, got ${describeValue(spec.cmd)}`);
-  }
-  if (hasHandler && (typeof spec.handler !== 'string' || spec.handler === '')) {
-    throw invalidTask(`a task's handler must be a non-empty string, got ${describeValue(spec.handler)}`);
-  }
-  const t = spec.timeoutMs;
-  if (t !== undefined && (typeof t !== 'number' || !Number.isFinite(t) || t < 0)) {
-    throw invalidTask(
-      `a task's timeoutMs must be a number of ms >= 0 (0: no timeout), got ${describeValue(t)}`,
-    );
-  }
-  return spec;
-}
-
-function nameFailure(name: unknown, what: string): TaskFailure {
-  return new TaskFailure(ErrorCodes.INVALID_NAME, invalidName(name, what).message, { retryable: false });
-}
-
-function toFailure(err: unknown): TaskFailure {
-  if (err instanceof TaskFailure) return err;
-  if (err instanceof ZkfarmError) {
-    // Configuration does not fix itself; anything else (an unwritable workdir) might, elsewhere.
-    return new TaskFailure(err.code, err.message, { retryable: err.code !== ErrorCodes.CONFIG_INVALID });
-  }
-  return new TaskFailure(
-    ErrorCodes.HANDLER_FAILED,
-    `unexpected error while running the task: ${describeError(err)}`,
-    {
-      retryable: true,
-      cause: err,
-    },
-  );
-}
-
-function failed(failure: TaskFailure, startedAt: number, outputDir?: string): ExecOutcome {
-  const outcome: ExecOutcome = {
-    state: 'failed',
-    error: failure.message,
-    errorCode: failure.code,
-    retryable: failure.retryable,
-    startedAt,
-    finishedAt: Date.now(),
-  };
-  if (failure.exitCode !== undefined) outcome.exitCode = failure.exitCode;
-  if (outputDir !== undefined) outcome.outputDir = outputDir;
-  return outcome;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
-import { failureFromAbort, TaskFailure, timeoutFailure } from './failure.js';
+import { describeValue, failureFromAbort, TaskFailure, timeoutFailure } from './failure.js';
 import type { PoolListReply, PoolRequest, PoolRunReply } from './pool-protocol.js';
 
 /** One handler call. */
@@ -105,13 +105,6 @@ function checkInteger(name: string, value: unknown, min: number): number {
     );
   }
   return value;
-}
-
-export function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
-  if (Array.isArray(value)) return 'an array';
-  return `a ${typeof value}`;
 }
 
 class PiscinaHandlerPool implements HandlerPool {
