@@ -8,8 +8,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Master, type MasterOptions, Submitter, Worker, type WorkerOptions } from '../src/farm/index.js';
-import { PATHS, assignDir, assignPath, encode, parseStatus, statusPath, taskPath } from '../src/farm/protocol.js';
-import { type Supervisor, connect } from '../src/zk/index.js';
+import {
+  assignDir,
+  assignPath,
+  encode,
+  PATHS,
+  parseStatus,
+  statusPath,
+  type TaskStatus,
+  taskPath,
+} from '../src/farm/protocol.js';
+import { connect, type Supervisor } from '../src/zk/index.js';
 import { checkInvariants, waitForStatuses } from './helpers/invariants.js';
 import { useZooKeeper } from './helpers/zk.js';
 
@@ -30,7 +39,14 @@ async function master(connectString: string, name: string, extra: Partial<Master
 }
 
 async function worker(connectString: string, name: string, extra: Partial<WorkerOptions> = {}) {
-  const w = new Worker({ name, connect: connectString, sessionTimeout: 4000, workdir, capacity: 4, ...extra });
+  const w = new Worker({
+    name,
+    connect: connectString,
+    sessionTimeout: 4000,
+    workdir,
+    capacity: 4,
+    ...extra,
+  });
   cleanups.push(() => w.stop({ drain: false }));
   await w.start();
   return w;
@@ -66,9 +82,14 @@ test('1 master, 3 workers: 500 handler tasks and 20 shell tasks each end with ex
   const ids = await sub.submitMany(handlerTasks);
   const shellIds = await Promise.all(shellTasks.map((t) => sub.submit(t)));
   const results = await sub.waitForAll([...ids, ...shellIds], { timeoutMs: 60_000 });
-  assert.ok(results.every((r) => r.state === 'succeeded'), 'all succeeded');
+  assert.ok(
+    results.every((r) => r.state === 'succeeded'),
+    'all succeeded',
+  );
   // echo returns its input, in order of submission.
-  results.slice(0, 500).forEach((r, i) => assert.deepEqual(r.result, { i }));
+  results.slice(0, 500).forEach((r, i) => {
+    assert.deepEqual(r.result, { i });
+  });
 
   const c = await admin(root);
   const report = await checkInvariants(c, [...ids, ...shellIds], { workdir });
@@ -79,7 +100,10 @@ test('1 master, 3 workers: 500 handler tasks and 20 shell tasks each end with ex
   const s = report.statuses.get(shellIds[3]!)!;
   assert.equal(s.exitCode, 0);
   // The submit time travels with the task into its status.
-  assert.ok(typeof s.submittedAt === 'number' && s.submittedAt <= (s.startedAt ?? 0), `submittedAt ${s.submittedAt}`);
+  assert.ok(
+    typeof s.submittedAt === 'number' && s.submittedAt <= (s.startedAt ?? 0),
+    `submittedAt ${s.submittedAt}`,
+  );
   assert.ok(s.submittedAt > Date.now() - 120_000);
   const dir = join(workdir, s.worker!, shellIds[3]!);
   assert.equal(readFileSync(join(dir, 'stdout.log'), 'utf8'), 'out-3\n');
@@ -93,7 +117,8 @@ test('malformed tasks written with a raw client get a failed status with a reaso
   await master(root, 'm1');
   await worker(root, 'w1'); // shell not allowed
   const c = await admin(root);
-  const raw = async (data: string) => (await c.createSequential('/tasks/task-', data)).slice('/tasks/'.length);
+  const raw = async (data: string) =>
+    (await c.createSequential('/tasks/task-', data)).slice('/tasks/'.length);
   const bad = {
     notJson: await raw('{"cmd": '),
     empty: await raw('{}'),
@@ -104,15 +129,17 @@ test('malformed tasks written with a raw client get a failed status with a reaso
   const good = await raw('{"handler":"echo","input":"still alive"}');
   const sub = await submitter(root);
   const r = Object.fromEntries(
-    await Promise.all(Object.entries(bad).map(async ([k, id]) => [k, await sub.waitFor(id, { timeoutMs: 20_000 })])),
-  );
-  assert.match(r.notJson.error, /not valid JSON/);
-  assert.match(r.empty.error, /exactly one of "cmd".*"handler"/);
-  assert.match(r.array.error, /must be a JSON object/);
-  assert.match(r.unknownHandler.error, /no-such-handler/);
+    await Promise.all(
+      Object.entries(bad).map(async ([k, id]) => [k, await sub.waitFor(id, { timeoutMs: 20_000 })]),
+    ),
+  ) as Record<keyof typeof bad, TaskStatus>;
+  assert.match(r.notJson.error ?? '', /not valid JSON/);
+  assert.match(r.empty.error ?? '', /exactly one of "cmd".*"handler"/);
+  assert.match(r.array.error ?? '', /must be a JSON object/);
+  assert.match(r.unknownHandler.error ?? '', /no-such-handler/);
   assert.equal(r.unknownHandler.errorCode, 'ZKFARM_UNKNOWN_HANDLER');
   assert.equal(r.shell.errorCode, 'ZKFARM_SHELL_DISABLED');
-  assert.match(r.shell.error, /allow-shell|allowShell/);
+  assert.match(r.shell.error ?? '', /allow-shell|allowShell/);
   for (const s of Object.values(r)) assert.equal(s.state, 'failed');
   assert.equal((await sub.waitFor(good, { timeoutMs: 20_000 })).result, 'still alive');
   const report = await checkInvariants(c, [...Object.values(bad), good]);
@@ -154,7 +181,9 @@ test('a worker whose session expires while it holds tasks: they run again elsewh
   await master(root, 'm1');
   const victim = await worker(root, 'victim', { capacity: 4, faultInjection: true });
   const sub = await submitter(root);
-  const ids = await sub.submitMany(Array.from({ length: 8 }, (_, i) => ({ handler: 'sleep', input: 1500, i })));
+  const ids = await sub.submitMany(
+    Array.from({ length: 8 }, (_, i) => ({ handler: 'sleep', input: 1500, i })),
+  );
   await until(() => victim.stats().running > 0, 10_000, 'victim runs tasks');
   await worker(root, 'healthy', { capacity: 8 });
   await victim.expireSession();
@@ -164,7 +193,10 @@ test('a worker whose session expires while it holds tasks: they run again elsewh
   const report = await checkInvariants(c, ids, { workdir });
   assert.deepEqual(report.problems, []);
   assert.ok(report.reruns.length > 0, 'some tasks ran again after the loss');
-  assert.ok(victim.stats().fenced > 0 || results.some((r) => r.worker === 'healthy'), 'the lost tasks moved on');
+  assert.ok(
+    victim.stats().fenced > 0 || results.some((r) => r.worker === 'healthy'),
+    'the lost tasks moved on',
+  );
 });
 
 test('a worker that is stopped without drain (session closed) while busy: its tasks move on', async () => {
@@ -192,9 +224,11 @@ test('the leading master dies mid-stream: a standby takes over and the stream co
   await worker(root, 'w2', { capacity: 4 });
   const sub = await submitter(root);
   const ids: string[] = [];
-  for (let i = 0; i < 10; i++) ids.push(...(await sub.submitMany(Array.from({ length: 20 }, () => ({ handler: 'sleep', input: 5 })))));
+  for (let i = 0; i < 10; i++)
+    ids.push(...(await sub.submitMany(Array.from({ length: 20 }, () => ({ handler: 'sleep', input: 5 })))));
   const expiry = m1.expireSession();
-  for (let i = 0; i < 10; i++) ids.push(...(await sub.submitMany(Array.from({ length: 20 }, () => ({ handler: 'noop' })))));
+  for (let i = 0; i < 10; i++)
+    ids.push(...(await sub.submitMany(Array.from({ length: 20 }, () => ({ handler: 'noop' })))));
   await until(() => m2.isLeader, 30_000, 'standby leads');
   await expiry;
   await sub.waitForAll(ids, { timeoutMs: 60_000 });
@@ -203,10 +237,14 @@ test('the leading master dies mid-stream: a standby takes over and the stream co
   assert.equal(m1.info().leaderName, 'm2');
 });
 
-test('a master that starts while a dead worker\'s assignments are stranded gives them back', async () => {
+test("a master that starts while a dead worker's assignments are stranded gives them back", async () => {
   const root = await zk.chroot('stranded');
   const c = await admin(root);
-  await Promise.all(Object.values(PATHS).filter((p) => p !== PATHS.master).map((p) => c.ensurePath(p)));
+  await Promise.all(
+    Object.values(PATHS)
+      .filter((p) => p !== PATHS.master)
+      .map((p) => c.ensurePath(p)),
+  );
   // A worker died while no master ran: its assignments stay behind.
   await c.ensurePath(assignDir('ghost'));
   const ids = ['task-0000000001', 'task-0000000002', 'task-0000000003'];
@@ -228,7 +266,10 @@ test('stop() drains: running tasks finish and record their status before the ses
   await master(root, 'm1');
   const w = await worker(root, 'drainer', { capacity: 2, prefetch: 0 });
   const sub = await submitter(root);
-  const ids = await sub.submitMany([{ handler: 'sleep', input: 600 }, { handler: 'sleep', input: 600 }]);
+  const ids = await sub.submitMany([
+    { handler: 'sleep', input: 600 },
+    { handler: 'sleep', input: 600 },
+  ]);
   await until(() => w.stats().running === 2, 10_000, 'running');
   await w.stop({ drain: true, deadlineMs: 10_000 });
   const c = await admin(root);
@@ -250,10 +291,20 @@ test('a second worker with a live name is refused; a task that already has a sta
 
   // A re-queued task whose status exists (recorded by an earlier run) is dropped, not run twice.
   const c = await admin(root);
-  await c.create(statusPath('task-0000009999'), encode({ state: 'succeeded', worker: 'x', attempts: 1, startedAt: 1, finishedAt: 2 }));
-  await c.create(taskPath('task-0000009999'), encode({ handler: 'echo', input: 'again', _zkfarm: { attempts: 1 } }));
+  await c.create(
+    statusPath('task-0000009999'),
+    encode({ state: 'succeeded', worker: 'x', attempts: 1, startedAt: 1, finishedAt: 2 }),
+  );
+  await c.create(
+    taskPath('task-0000009999'),
+    encode({ handler: 'echo', input: 'again', _zkfarm: { attempts: 1 } }),
+  );
   await until(async () => (await c.getChildren(PATHS.tasks)).length === 0, 10_000, 'queue empty');
-  await until(async () => (await c.getChildren(assignDir('same'))).length === 0, 10_000, 'assignment dropped');
+  await until(
+    async () => (await c.getChildren(assignDir('same'))).length === 0,
+    10_000,
+    'assignment dropped',
+  );
   const s = parseStatus((await c.getData(statusPath('task-0000009999'))).data);
   assert.equal(s.worker, 'x', 'the first result stands');
   assert.equal(existsSync(join(workdir, 'same', 'task-0000009999')), false, 'it did not run again');
@@ -266,7 +317,9 @@ test('in a mixed farm, shell tasks go to the workers that allow shell', async ()
   await worker(root, 'plain2');
   await worker(root, 'shelly', { allowShell: true });
   const sub = await submitter(root);
-  const ids = await sub.submitMany(Array.from({ length: 12 }, (_, i) => (i % 2 ? { cmd: 'true' } : { handler: 'noop' })));
+  const ids = await sub.submitMany(
+    Array.from({ length: 12 }, (_, i) => (i % 2 ? { cmd: 'true' } : { handler: 'noop' })),
+  );
   const results = await sub.waitForAll(ids, { timeoutMs: 30_000 });
   results.forEach((r, i) => {
     assert.equal(r.state, 'succeeded', `task ${i}: ${r.error}`);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
 import { Submitter } from '../src/farm/submitter.js';
-import { Host, createLogger } from '../src/host/index.js';
+import { createLogger, Host } from '../src/host/index.js';
 import type { RoleSpec } from '../src/host/types.js';
 import { connect } from '../src/zk/index.js';
 import { checkInvariants } from './helpers/invariants.js';
@@ -42,7 +42,11 @@ function roles(masters: number, workers: number, capacity = 4): RoleSpec[] {
 async function startHost(root: string, masters: number, workers: number, extra: { restart?: boolean } = {}) {
   const host = await Host.start(
     { connect: root, sessionTimeout: 4000, workdir, faultInjection: true, roles: roles(masters, workers) },
-    { logger: createLogger({ level: 'info', pretty: false, destination: sink }), restartDelayMs: 200, ...extra },
+    {
+      logger: createLogger({ level: 'info', pretty: false, destination: sink }),
+      restartDelayMs: 200,
+      ...extra,
+    },
   );
   cleanups.push(() => host.stop({ drain: false }));
   return host;
@@ -89,7 +93,10 @@ test('2 masters and 4 workers in threads: tasks flow; each role has its own sess
   const stats = await host.allStats();
   const done = stats.filter((s) => s.kind === 'worker').reduce((n, s) => n + (s.succeeded ?? 0), 0);
   assert.equal(done, 200);
-  assert.ok(lines.some((l) => l['role'] === 'w1' && l['kind'] === 'worker'), 'thread log lines reach the host writer, bound to their role');
+  assert.ok(
+    lines.some((l) => l['role'] === 'w1' && l['kind'] === 'worker'),
+    'thread log lines reach the host writer, bound to their role',
+  );
 });
 
 test('crash() of the leading master and of a busy worker: a standby leads, both restart, every task has one status', async () => {
@@ -102,15 +109,26 @@ test('crash() of the leading master and of a busy worker: a standby leads, both 
   await until(async () => ((await host.stats('w1')).running ?? 0) > 0, 10_000, 'w1 busy');
   await Promise.all([host.crash(first), host.crash('w1')]);
   ids.push(...(await sub.submitMany(Array.from({ length: 60 }, () => ({ handler: 'noop' })))));
-  await until(async () => {
-    const l = await leaderName(host);
-    return l !== undefined && l !== first;
-  }, 30_000, 'the standby leads');
+  await until(
+    async () => {
+      const l = await leaderName(host);
+      return l !== undefined && l !== first;
+    },
+    30_000,
+    'the standby leads',
+  );
   await sub.waitForAll(ids, { timeoutMs: 90_000 });
-  await until(async () => (await host.roles()).every((r) => r.state === 'running'), 30_000, 'crashed roles restarted');
+  await until(
+    async () => (await host.roles()).every((r) => r.state === 'running'),
+    30_000,
+    'crashed roles restarted',
+  );
   const report = await checkInvariants(await admin(root), ids, { workdir });
   assert.deepEqual(report.problems, []);
-  assert.ok(lines.some((l) => String(l['msg']).includes(`role ${first} exited`)), 'the restart is logged');
+  assert.ok(
+    lines.some((l) => String(l['msg']).includes(`role ${first} exited`)),
+    'the restart is logged',
+  );
   assert.ok(lines.some((l) => String(l['msg']).includes('role w1 restarted')));
 });
 
@@ -138,7 +156,9 @@ test('scaling workers 4 → 8 → 2 while tasks flow loses nothing', async () =>
   const ids: string[] = [];
   const flow = (async () => {
     for (let i = 0; i < 15; i++) {
-      ids.push(...(await sub.submitMany(Array.from({ length: 20 }, () => ({ handler: 'sleep', input: 20 })))));
+      ids.push(
+        ...(await sub.submitMany(Array.from({ length: 20 }, () => ({ handler: 'sleep', input: 20 })))),
+      );
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
@@ -154,11 +174,23 @@ test('scaling workers 4 → 8 → 2 while tasks flow loses nothing', async () =>
 test('error codes cross the thread boundary; calls to a dead thread reject instead of hanging', async () => {
   const root = await zk.chroot('host-errors');
   const host = await startHost(root, 1, 1, { restart: false });
-  await assert.rejects(host.pause('m1'), (e: unknown) => (e as { code?: string }).code === 'ZKFARM_INVALID_ARGUMENT');
-  await assert.rejects(host.addRole({ kind: 'worker', name: 'w1' }), (e: unknown) => (e as { code?: string }).code === 'ZKFARM_NAME_TAKEN');
-  await assert.rejects(host.addRole({ kind: 'worker', name: '../evil' }), (e: unknown) => (e as { code?: string }).code === 'ZKFARM_INVALID_NAME');
+  await assert.rejects(
+    host.pause('m1'),
+    (e: unknown) => (e as { code?: string }).code === 'ZKFARM_INVALID_ARGUMENT',
+  );
+  await assert.rejects(
+    host.addRole({ kind: 'worker', name: 'w1' }),
+    (e: unknown) => (e as { code?: string }).code === 'ZKFARM_NAME_TAKEN',
+  );
+  await assert.rejects(
+    host.addRole({ kind: 'worker', name: '../evil' }),
+    (e: unknown) => (e as { code?: string }).code === 'ZKFARM_INVALID_NAME',
+  );
   await host.crash('w1');
-  await assert.rejects(host.stats('w1'), (e: unknown) => (e as { code?: string }).code === 'ZKFARM_ROLE_EXITED');
+  await assert.rejects(
+    host.stats('w1'),
+    (e: unknown) => (e as { code?: string }).code === 'ZKFARM_ROLE_EXITED',
+  );
   const w1 = (await host.roles()).find((r) => r.name === 'w1');
   assert.equal(w1?.state, 'failed');
 });

@@ -5,7 +5,14 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import zookeeper from 'node-zookeeper-client';
-import { type Supervisor, ZkError, connect, isZkError, startFaultProxy, startZkServer } from '../src/zk/index.js';
+import {
+  connect,
+  isZkError,
+  type Supervisor,
+  startFaultProxy,
+  startZkServer,
+  type ZkError,
+} from '../src/zk/index.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const zk = useZooKeeper();
@@ -54,7 +61,10 @@ test('create, ephemeral, sequential, ensurePath, get/set, children, remove', asy
 
 test('failures are ZkErrors with ZooKeeper code names, bad arguments reject instead of throwing', async () => {
   const c = await session(await zk.chroot('errors'));
-  await assert.rejects(c.getData('/missing'), (e: unknown) => isZkError(e, 'NO_NODE') && (e as ZkError).path === '/missing');
+  await assert.rejects(
+    c.getData('/missing'),
+    (e: unknown) => isZkError(e, 'NO_NODE') && (e as ZkError).path === '/missing',
+  );
   await c.create('/dup');
   await assert.rejects(c.create('/dup'), (e: unknown) => isZkError(e, 'NODE_EXISTS'));
   await assert.rejects(c.setData('/dup', 'x', 7), (e: unknown) => isZkError(e, 'BAD_VERSION'));
@@ -63,7 +73,9 @@ test('failures are ZkErrors with ZooKeeper code names, bad arguments reject inst
   // The library asserts synchronously on a bad path; we get a rejection.
   const p = c.create('no-leading-slash');
   await assert.rejects(p, (e: unknown) => isZkError(e, 'BAD_ARGUMENTS'));
-  await assert.rejects(c.create('/big', Buffer.alloc(1024 * 1024 + 1)), (e: unknown) => isZkError(e, 'BAD_ARGUMENTS'));
+  await assert.rejects(c.create('/big', Buffer.alloc(1024 * 1024 + 1)), (e: unknown) =>
+    isZkError(e, 'BAD_ARGUMENTS'),
+  );
 });
 
 test('move is one multi: it happens whole, or the source stays in place', async () => {
@@ -97,7 +109,9 @@ test('transactions keep version 0 exact (the library turns 0 into "any version")
   });
   assert.equal(await c.exists('/side'), null, 'nothing of the failed multi was applied');
   await assert.rejects(c.transaction().remove('/n', 0).commit(), (e: unknown) => isZkError(e, 'BAD_VERSION'));
-  await assert.rejects(c.transaction().setData('/n', 'x', 0).commit(), (e: unknown) => isZkError(e, 'BAD_VERSION'));
+  await assert.rejects(c.transaction().setData('/n', 'x', 0).commit(), (e: unknown) =>
+    isZkError(e, 'BAD_VERSION'),
+  );
   // The right version passes.
   const res = await c.transaction().check('/n', 1).setData('/n', 'v2', 1).create('/side', 'ok').commit();
   assert.equal(res.length, 3);
@@ -144,20 +158,26 @@ test('requests time out when the server does not answer', async () => {
 test('an error code the library does not know is a ZkError, not a process crash', async () => {
   // A server that enforces quotas answers QUOTA_EXCEEDED (-125): outside the library's table, which
   // without our guard throws inside the socket handler and kills the process.
-  const server = await startZkServer({ javaOpts: ['-Xmx128m', '-XX:+UseSerialGC', '-Dzookeeper.enforceQuota=true'] });
+  const server = await startZkServer({
+    javaOpts: ['-Xmx128m', '-XX:+UseSerialGC', '-Dzookeeper.enforceQuota=true'],
+  });
   after(() => server.stop());
   const c = await session(server.connectString);
   await c.create('/q');
   await c.ensurePath('/zookeeper/quota/q');
-  await c.create('/zookeeper/quota/q/zookeeper_limits', 'count=-1,bytes=-1,countHardLimit=2,byteHardLimit=-1');
+  await c.create(
+    '/zookeeper/quota/q/zookeeper_limits',
+    'count=-1,bytes=-1,countHardLimit=2,byteHardLimit=-1',
+  );
   await c.create('/zookeeper/quota/q/zookeeper_stats', 'count=1,bytes=0');
   await c.create('/q/one');
-  const err = await c.create('/q/two').then(
-    () => c.create('/q/three'),
-  ).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
+  const err = await c
+    .create('/q/two')
+    .then(() => c.create('/q/three'))
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    );
   assert.ok(isZkError(err, 'QUOTA_EXCEEDED'), `expected QUOTA_EXCEEDED, got ${String(err)}`);
   assert.equal((err as ZkError).zkCode, -125);
   // The session is still usable.
@@ -166,7 +186,9 @@ test('an error code the library does not know is a ZkError, not a process crash'
 
 test('the raw library rejects unknown codes in its own table (what the guard protects against)', () => {
   // Documents the defect: without the guard, Exception.create throws.
-  const e = (zookeeper.Exception as unknown as { create(code: number): { getCode(): number; name: string } }).create(-125);
+  const e = (
+    zookeeper.Exception as unknown as { create(code: number): { getCode(): number; name: string } }
+  ).create(-125);
   assert.equal(e.getCode(), -125);
   assert.equal(e.name, 'QUOTA_EXCEEDED');
 });

@@ -4,15 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import { hasCode, hasCode as hasErrCode } from '../src/errors.js';
 import {
   type ChildrenChange,
-  type SessionState,
-  type Supervisor,
   connect,
   fourLetterWord,
+  type SessionState,
+  type Supervisor,
   startZkEnsemble,
 } from '../src/zk/index.js';
-import { hasCode, hasCode as hasErrCode } from '../src/errors.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const zk = useZooKeeper();
@@ -28,7 +28,11 @@ function track(sup: Supervisor): { states: SessionState[]; sup: Supervisor } {
   return { states, sup };
 }
 
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 20_000, what = 'condition'): Promise<void> {
+async function until(
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 20_000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -106,7 +110,11 @@ test("'completed' mode: the action's result ends the supervisor and closes the s
   assert.equal(sup.state, 'closed');
   const raw = await zk.rawClient(root);
   const stat = await new Promise((res, rej) => raw.exists('/short', (e, s) => (e ? rej(e) : res(s))));
-  assert.equal(stat ?? null, null, 'closing the session removed its ephemeral node now, not after the timeout');
+  assert.equal(
+    stat ?? null,
+    null,
+    'closing the session removed its ephemeral node now, not after the timeout',
+  );
 });
 
 test('pass-through mode: the caller gets the live session while watches keep running; stop() ends it', async () => {
@@ -147,14 +155,19 @@ test('watchChildren reports exact diffs under a burst of 1,000 creates and 500 d
     for (const r of ch.removed) {
       if (!mirror.delete(r)) problems.push(`removed unknown: ${r}`);
     }
-    if (mirror.size !== ch.children.length || ch.children.some((c) => !mirror.has(c))) problems.push('diff != listing');
+    if (mirror.size !== ch.children.length || ch.children.some((c) => !mirror.has(c)))
+      problems.push('diff != listing');
   });
   await w.ready;
   const names = Array.from({ length: 1000 }, (_, i) => `n${String(i).padStart(4, '0')}`);
   await Promise.all(names.map((n) => client.create(`/q/${n}`)));
   await Promise.all(names.filter((_, i) => i % 2 === 0).map((n) => client.remove(`/q/${n}`)));
   const expected = new Set(names.filter((_, i) => i % 2 === 1));
-  await until(() => mirror.size === expected.size && [...expected].every((n) => mirror.has(n)), 20_000, 'final state');
+  await until(
+    () => mirror.size === expected.size && [...expected].every((n) => mirror.has(n)),
+    20_000,
+    'final state',
+  );
   assert.deepEqual(problems, []);
   assert.ok(reports >= 2, 'several notifications were coalesced into reports');
   w.close();
@@ -182,7 +195,10 @@ test('watchChildren waits for a node that does not exist yet; watchData reports 
   await client.removeRecursive('/later');
   await until(() => datas.at(-1) === null, 5000, 'delete');
   assert.deepEqual(datas, [null, 'v1', 'v2', null]);
-  assert.ok(kids.some((k) => k.removed.includes('c1')), 'children reported removed when the node went');
+  assert.ok(
+    kids.some((k) => k.removed.includes('c1')),
+    'children reported removed when the node went',
+  );
 });
 
 test('a supervisor watch re-lists on a new session and reports what changed while the session was gone', async () => {
@@ -213,12 +229,18 @@ test('a supervisor watch re-lists on a new session and reports what changed whil
 });
 
 test('options are checked; an unreachable server fails after connectTimeout with a clear error', async () => {
-  assert.throws(() => connect({ connect: '' }), (e: unknown) => hasCode(e, 'ZKFARM_INVALID_ARGUMENT'));
+  assert.throws(
+    () => connect({ connect: '' }),
+    (e: unknown) => hasCode(e, 'ZKFARM_INVALID_ARGUMENT'),
+  );
   assert.throws(() => connect({ connect: 'localhost' }), /host:port/);
   assert.throws(() => connect({ connect: '127.0.0.1:2181', sessionTimeout: -1 }), /sessionTimeout/);
   const sup = connect({ connect: '127.0.0.1:1', connectTimeout: 800 });
   sups.push(sup);
-  await assert.rejects(sup.done, (e: unknown) => hasCode(e, 'ZKFARM_ZK_UNREACHABLE') && /127\.0\.0\.1:1/.test(String(e)));
+  await assert.rejects(
+    sup.done,
+    (e: unknown) => hasCode(e, 'ZKFARM_ZK_UNREACHABLE') && /127\.0\.0\.1:1/.test(String(e)),
+  );
   await assert.rejects(sup.ready);
 });
 
@@ -273,4 +295,3 @@ test('ensemble: killing the member a session is connected to moves the session, 
   await sup.session!.client.create('/written-after', '');
   assert.ok(await sup.session!.client.exists('/written-after'));
 });
-

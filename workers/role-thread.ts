@@ -4,7 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Comlink, nodeEndpoint } from '../src/host/comlink.js';
-import { type RoleThreadPorts, createRoleThreadApi } from '../src/host/role-runtime.js';
+import { createRoleThreadApi, type RoleThreadPorts } from '../src/host/role-runtime.js';
 
 if (!parentPort) throw new Error('workers/role-thread runs as a worker thread of the zkfarm host');
 const ports = workerData as RoleThreadPorts;

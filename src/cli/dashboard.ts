@@ -20,10 +20,16 @@ export function registerDashboard(program: Command, io: Io, setExit: (code: numb
   program
     .command('dashboard')
     .description('serve the live dashboard, /metrics and /healthz of a farm, from ZooKeeper alone')
-    .option('--zk <connect>', 'ZooKeeper connect string (default: $ZKFARM_ZK, a running runtime, 127.0.0.1:2181)')
+    .option(
+      '--zk <connect>',
+      'ZooKeeper connect string (default: $ZKFARM_ZK, a running runtime, 127.0.0.1:2181)',
+    )
     .option('--http <host:port>', 'where to listen (loopback unless you say otherwise)', '127.0.0.1:8080')
     .option('--auth <user:password>', 'digest credentials of an access-controlled farm')
-    .option('--workdir <dir>', "the workers' output root, to show a finished task's files (same machine only)")
+    .option(
+      '--workdir <dir>',
+      "the workers' output root, to show a finished task's files (same machine only)",
+    )
     .option('--log-level <level>', 'log level', 'warn')
     .action(async (opts: DashboardCommandOptions) => {
       setExit(await runDashboard(opts, io));
@@ -33,7 +39,13 @@ export function registerDashboard(program: Command, io: Io, setExit: (code: numb
 export async function runDashboard(opts: DashboardCommandOptions, io: Io): Promise<number> {
   const { connect } = discoverConnect(opts.zk);
   const logger = createLogger({ level: opts.logLevel });
-  const dash = await startDashboard({ http: opts.http, connect, auth: opts.auth, workdir: opts.workdir, logger });
+  const dash = await startDashboard({
+    http: opts.http,
+    connect,
+    auth: opts.auth,
+    workdir: opts.workdir,
+    logger,
+  });
   io.err(`runtime: dashboard of ${connect} at ${dash.url} (read-only); Ctrl-C stops it`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

@@ -14,8 +14,8 @@ import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { type CliFlags, loadConfigFile, resolveFarmSpec } from '../host/config.js';
 import { type ConnectSource, type EmbeddedZooKeeper, startEmbeddedZooKeeper } from '../host/embedded.js';
 import { createLogger, flushLogger, Host, LOG_LEVELS } from '../host/index.js';
-import { type Dashboard, startDashboard } from '../web/index.js';
 import type { FarmSpec } from '../host/types.js';
+import { type Dashboard, startDashboard } from '../web/index.js';
 import { EXIT_OK, type Io, openSession, wholeNumber } from './common.js';
 
 export interface StartOptions {
@@ -83,8 +83,14 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
       15_000,
     )
     .option('--no-restart', 'do not restart role threads that die')
-    .option('--http <host:port>', 'serve the dashboard, /metrics and /healthz there (loopback unless you say otherwise)')
-    .option('--http-controls', "let the dashboard pause, drain, crash, add and remove this host's roles (off by default)")
+    .option(
+      '--http <host:port>',
+      'serve the dashboard, /metrics and /healthz there (loopback unless you say otherwise)',
+    )
+    .option(
+      '--http-controls',
+      "let the dashboard pause, drain, crash, add and remove this host's roles (off by default)",
+    )
     .allowExcessArguments()
     .addHelpText(
       'after',
@@ -200,8 +206,15 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
     logger = createLogger({ level: opts.logLevel });
     host = await Host.start(spec, { logger, restart: opts.restart });
     if (opts.http !== undefined) {
-      dashboard = await startDashboard({ http: opts.http, host, controls: opts.httpControls === true, logger });
-      io.err(`runtime: dashboard at ${dashboard.url}${opts.httpControls ? ' (controls on)' : ' (read-only: --http-controls turns controls on)'}`);
+      dashboard = await startDashboard({
+        http: opts.http,
+        host,
+        controls: opts.httpControls === true,
+        logger,
+      });
+      io.err(
+        `runtime: dashboard at ${dashboard.url}${opts.httpControls ? ' (controls on)' : ' (read-only: --http-controls turns controls on)'}`,
+      );
     }
     const zkHint = wantEmbedded ? '' : ` --zk ${spec.connect}`;
     io.err(

@@ -25,31 +25,31 @@ import {
   type ChildrenChange,
   type ChildrenWatch,
   type DataWatch,
+  isZkError,
   type Logger,
   type Session,
   type Transaction,
   type ZkClient,
-  isZkError,
 } from '../zk/index.js';
 import { planAssignments, totalFreeSlots, type WorkerLoad } from './assignment-policy.js';
 import {
-  MULTI_MAX_BYTES,
-  MULTI_MAX_OPS,
-  PATHS,
-  type Task,
-  type TaskStatus,
   assignDir,
   assignPath,
   encode,
+  MULTI_MAX_BYTES,
+  MULTI_MAX_OPS,
   maxAttemptsOf,
+  PATHS,
   parseTask,
   parseWorkerInfo,
   statusPath,
+  type Task,
+  type TaskStatus,
   taskMeta,
   taskPath,
   workerPath,
 } from './protocol.js';
-import { sweepStatuses, type RetentionOptions } from './retention.js';
+import { type RetentionOptions, sweepStatuses } from './retention.js';
 
 export interface LeaderOptions {
   /** Most tasks moved in one multi. @defaultValue 100 */
@@ -134,7 +134,11 @@ export class Leader {
   }
 
   stats(): LeaderStats {
-    return { ...this.#stats, queued: this.#queue.size, workers: [...this.#workers.values()].filter((w) => w.live).length };
+    return {
+      ...this.#stats,
+      queued: this.#queue.size,
+      workers: [...this.#workers.values()].filter((w) => w.live).length,
+    };
   }
 
   stop(): void {
@@ -199,7 +203,8 @@ export class Leader {
       this.#workers.delete(name);
       this.#log.info({ worker: name }, 'worker gone; giving its tasks back');
       void this.#giveBack(name).catch((err) => {
-        if (this.active) this.#log.error({ err, worker: name }, `giving back tasks failed: ${describeError(err)}`);
+        if (this.active)
+          this.#log.error({ err, worker: name }, `giving back tasks failed: ${describeError(err)}`);
       });
     }
   }
@@ -292,7 +297,14 @@ export class Leader {
       if (!w.live || w.capacity <= 0 || !w.assignWatch) continue;
       let outstanding = w.listed.size;
       for (const id of w.pending.keys()) if (!w.listed.has(id)) outstanding++;
-      out.push({ name: w.name, capacity: w.capacity, prefetch: w.prefetch, outstanding, paused: w.paused, shell: w.shell });
+      out.push({
+        name: w.name,
+        capacity: w.capacity,
+        prefetch: w.prefetch,
+        outstanding,
+        paused: w.paused,
+        shell: w.shell,
+      });
     }
     return out;
   }
@@ -350,14 +362,16 @@ export class Leader {
       const now = Date.now();
       for (const r of read) {
         if (!r) continue;
-        if (!r.parsed.ok) rejects.push({ id: r.id, error: r.parsed.error, version: r.version, ctime: r.ctime });
+        if (!r.parsed.ok)
+          rejects.push({ id: r.id, error: r.parsed.error, version: r.version, ctime: r.ctime });
         else {
           const task = r.parsed.task;
           const nb = task._zkfarm?.notBefore;
           if (nb && nb > now) this.#delay(r.id, nb - now);
           else {
             // Carry the submit time along (the /tasks znode's ctime), so the result can say how long it took.
-            if (task._zkfarm?.submittedAt === undefined) task._zkfarm = { attempts: 0, ...task._zkfarm, submittedAt: r.ctime };
+            if (task._zkfarm?.submittedAt === undefined)
+              task._zkfarm = { attempts: 0, ...task._zkfarm, submittedAt: r.ctime };
             runnable.push({ id: r.id, task, version: r.version, size: r.size });
           }
         }
@@ -372,7 +386,13 @@ export class Leader {
       const moves: Move[] = [];
       for (const a of plan.assignments) {
         const r = byId.get(a.task)!;
-        moves.push({ kind: 'assign', id: a.task, worker: a.worker, data: encode(r.task), version: r.version });
+        moves.push({
+          kind: 'assign',
+          id: a.task,
+          worker: a.worker,
+          data: encode(r.task),
+          version: r.version,
+        });
       }
       for (const r of rejects) {
         const status: TaskStatus = {
@@ -430,10 +450,15 @@ export class Leader {
         throw r;
       }
       const { data, stat } = r;
-      return { id, parsed: parseTask(data), version: stat.version, size: data.length, ctime: Number(stat.ctime.readBigInt64BE(0)) };
+      return {
+        id,
+        parsed: parseTask(data),
+        version: stat.version,
+        size: data.length,
+        ctime: Number(stat.ctime.readBigInt64BE(0)),
+      };
     });
   }
-
 
   #delay(id: string, ms: number): void {
     if (this.#delayed.has(id)) return;
@@ -453,7 +478,8 @@ export class Leader {
       } catch (err) {
         if (!this.active) throw err;
         if (!isZkError(err) || err.transient || chunk.length === 1) {
-          if (chunk.length === 1 && isZkError(err) && !err.transient) this.#handleSingleFailure(chunk[0]!, err.code);
+          if (chunk.length === 1 && isZkError(err) && !err.transient)
+            this.#handleSingleFailure(chunk[0]!, err.code);
           else throw err;
           continue;
         }
@@ -495,19 +521,25 @@ export class Leader {
       if (code === 'NO_NODE' && m.kind === 'assign') {
         // Either the task is gone (another master moved it, or it was deleted) or the worker's dir is.
         this.#dequeue(m.id);
-        void this.#client.exists(taskPath(m.id)).then((s) => {
-          if (s) {
-            this.#tasksDirty = true;
-            const w = this.#workers.get(m.worker!);
-            if (w?.live) void this.#client.ensurePath(assignDir(w.name)).then(() => this.#kick());
-          }
-        }, () => {});
+        void this.#client.exists(taskPath(m.id)).then(
+          (s) => {
+            if (s) {
+              this.#tasksDirty = true;
+              const w = this.#workers.get(m.worker!);
+              if (w?.live) void this.#client.ensurePath(assignDir(w.name)).then(() => this.#kick());
+            }
+          },
+          () => {},
+        );
         return;
       }
       if (code === 'NODE_EXISTS' && m.kind === 'assign') {
         // The same task id is already assigned (a task re-submitted under a used id): leave the queued copy
         // for inspection rather than risk running it twice; it is reported once.
-        this.#log.error({ task: m.id, worker: m.worker }, 'task is already assigned; leaving the queued copy alone');
+        this.#log.error(
+          { task: m.id, worker: m.worker },
+          'task is already assigned; leaving the queued copy alone',
+        );
         this.#dequeue(m.id, Number.POSITIVE_INFINITY);
         return;
       }
@@ -547,7 +579,13 @@ export class Leader {
       if (!r) continue;
       const parsed = parseTask(r.data);
       if (!parsed.ok) {
-        moves.push({ kind: 'fail-assigned', id: r.id, worker, version: r.version, data: encode(failed(r.id, parsed.error, worker, 1, 'ZKFARM_INVALID_TASK')) });
+        moves.push({
+          kind: 'fail-assigned',
+          id: r.id,
+          worker,
+          version: r.version,
+          data: encode(failed(r.id, parsed.error, worker, 1, 'ZKFARM_INVALID_TASK')),
+        });
         continue;
       }
       const task = parsed.task;
@@ -557,7 +595,13 @@ export class Leader {
       const maxLost = this.#maxLost ?? Math.max(3, maxAttemptsOf(task));
       if (lostOn.length >= maxLost) {
         const reason = `the task's worker was lost ${lostOn.length} times (${lostOn.join(', ')}); it may be crashing its workers`;
-        moves.push({ kind: 'fail-assigned', id: r.id, worker, version: r.version, data: encode(failed(r.id, reason, worker, attempts, 'ZKFARM_WORKER_LOST')) });
+        moves.push({
+          kind: 'fail-assigned',
+          id: r.id,
+          worker,
+          version: r.version,
+          data: encode(failed(r.id, reason, worker, attempts, 'ZKFARM_WORKER_LOST')),
+        });
       } else {
         const requeued: Task = { ...task, _zkfarm: { ...meta, attempts, lostOn } };
         moves.push({ kind: 'give-back', id: r.id, worker, version: r.version, data: encode(requeued) });
@@ -603,7 +647,10 @@ function* chunkMoves(moves: Move[]): Generator<Move[]> {
   let chunk: Move[] = [];
   let bytes = 0;
   for (const m of moves) {
-    if (chunk.length > 0 && (chunk.length * 2 + 2 > MULTI_MAX_OPS || bytes + m.data.length > MULTI_MAX_BYTES)) {
+    if (
+      chunk.length > 0 &&
+      (chunk.length * 2 + 2 > MULTI_MAX_OPS || bytes + m.data.length > MULTI_MAX_BYTES)
+    ) {
       yield chunk;
       chunk = [];
       bytes = 0;
@@ -614,7 +661,13 @@ function* chunkMoves(moves: Move[]): Generator<Move[]> {
   if (chunk.length) yield chunk;
 }
 
-function failed(_id: string, error: string, worker: string | null, attempts: number, errorCode: string): TaskStatus {
+function failed(
+  _id: string,
+  error: string,
+  worker: string | null,
+  attempts: number,
+  errorCode: string,
+): TaskStatus {
   return { state: 'failed', worker, attempts, startedAt: null, finishedAt: Date.now(), error, errorCode };
 }
 

@@ -14,10 +14,10 @@
  * LOST: the session's signal aborts, the leader stops acting at once (every request of the old session
  * fails), and on the new session the master stands for election again.
  */
-import { ZkfarmError, ErrorCodes } from '../errors.js';
-import { type Session, isZkError } from '../zk/index.js';
+import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { isZkError, type Session } from '../zk/index.js';
 import { Leader, type LeaderOptions, type LeaderStats } from './leader.js';
-import { type MasterInfo, PATHS, encode, masterPath } from './protocol.js';
+import { encode, type MasterInfo, masterPath, PATHS } from './protocol.js';
 import { HOST, Role, type RoleInfo, type RoleOptions } from './role.js';
 
 export interface MasterOptions extends RoleOptions, LeaderOptions {}
@@ -48,7 +48,12 @@ export class Master extends Role {
   protected async onSession(session: Session): Promise<void> {
     this.#leader = undefined;
     const me: MasterInfo = { name: this.name, host: HOST, pid: process.pid, since: Date.now() };
-    await this.claimEphemeral(session, masterPath(this.name), encode(me), (this.options.sessionTimeout ?? 10_000) + 2000);
+    await this.claimEphemeral(
+      session,
+      masterPath(this.name),
+      encode(me),
+      (this.options.sessionTimeout ?? 10_000) + 2000,
+    );
     void this.#campaign(session, me);
   }
 
@@ -152,7 +157,8 @@ export class Master extends Role {
   async waitForLeadership(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.isLeader) {
-      if (Date.now() > deadline) throw new ZkfarmError(ErrorCodes.WAIT_TIMEOUT, `${this.name} did not lead within ${timeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new ZkfarmError(ErrorCodes.WAIT_TIMEOUT, `${this.name} did not lead within ${timeoutMs} ms`);
       await sleep(20);
     }
   }

@@ -14,6 +14,7 @@
  */
 import { z } from 'zod';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { assertSafeName } from '../exec/names.js';
 
 export const PATHS = {
   tasks: '/tasks',
@@ -33,16 +34,9 @@ export const masterPath = (name: string) => `${PATHS.masters}/${name}`;
 export const assignDir = (worker: string) => `${PATHS.assign}/${worker}`;
 export const assignPath = (worker: string, id: string) => `${PATHS.assign}/${worker}/${id}`;
 
-/** A role or task name that is safe as a znode name and as a directory name. */
-export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
+/** A role or task name that is safe as a znode name and as a directory name (see exec/names.ts). */
 export function validateName(kind: string, name: string): string {
-  if (typeof name !== 'string' || !NAME_PATTERN.test(name) || name === '.' || name === '..') {
-    throw new ZkfarmError(
-      ErrorCodes.INVALID_NAME,
-      `${kind} name ${JSON.stringify(name)} is not allowed: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit`,
-    );
-  }
+  assertSafeName(name, `${kind} name`);
   return name;
 }
 
@@ -103,8 +97,14 @@ export type ParsedTask = { ok: true; task: Task } | { ok: false; error: string }
 
 /** Parse a task's data; never throws. A bad task yields a readable reason for its failed status. */
 export function parseTask(data: Buffer | string | null | undefined): ParsedTask {
-  const text = data === null || data === undefined ? '' : typeof data === 'string' ? data : data.toString('utf8');
-  if (text.trim() === '') return { ok: false, error: 'task data is empty: expected a JSON object like {"cmd": "..."} or {"handler": "echo", "input": 1}' };
+  const text =
+    data === null || data === undefined ? '' : typeof data === 'string' ? data : data.toString('utf8');
+  if (text.trim() === '')
+    return {
+      ok: false,
+      error:
+        'task data is empty: expected a JSON object like {"cmd": "..."} or {"handler": "echo", "input": 1}',
+    };
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -112,7 +112,10 @@ export function parseTask(data: Buffer | string | null | undefined): ParsedTask 
     return { ok: false, error: `task data is not valid JSON (${(err as Error).message}): ${preview(text)}` };
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { ok: false, error: `task data must be a JSON object, got ${Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'null' : typeof value}` };
+    return {
+      ok: false,
+      error: `task data must be a JSON object, got ${Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'null' : typeof value}`,
+    };
   }
   const r = taskSchema.safeParse(value);
   if (!r.success) {

@@ -8,7 +8,7 @@
  *
  * Keep `maxCount` well under ~50,000: a listing of /status must fit ZooKeeper's 1 MB packet limit.
  */
-import { type ZkClient, isZkError } from '../zk/index.js';
+import { isZkError, type ZkClient } from '../zk/index.js';
 import { PATHS, statusPath } from './protocol.js';
 
 export interface RetentionOptions {
@@ -21,7 +21,11 @@ export interface RetentionOptions {
 }
 
 /** One sweep; returns how many statuses were removed. */
-export async function sweepStatuses(client: ZkClient, options: RetentionOptions = {}, now = Date.now()): Promise<number> {
+export async function sweepStatuses(
+  client: ZkClient,
+  options: RetentionOptions = {},
+  now = Date.now(),
+): Promise<number> {
   const maxCount = options.maxCount ?? 10_000;
   const maxAge = options.maxAgeMs ?? 86_400_000;
   const stat = await client.exists(PATHS.status);

@@ -9,18 +9,18 @@
  */
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import { ErrorCodes, ZkfarmError, describeError } from '../errors.js';
+import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import {
   type ConnectOptions,
+  connect,
+  ensureChroot,
+  fatal,
+  isZkError,
   type Logger,
   type Session,
   type SessionState,
   type Stat,
   type Supervisor,
-  connect,
-  ensureChroot,
-  fatal,
-  isZkError,
 } from '../zk/index.js';
 import { PATHS, validateName } from './protocol.js';
 
@@ -133,7 +133,11 @@ export abstract class Role extends EventEmitter {
   /** The nodes every role needs. Idempotent, and cheap when they exist. */
   protected async ensureLayout(session: Session): Promise<void> {
     const c = session.client;
-    await Promise.all(Object.values(PATHS).filter((p) => p !== PATHS.master).map((p) => c.ensurePath(p)));
+    await Promise.all(
+      Object.values(PATHS)
+        .filter((p) => p !== PATHS.master)
+        .map((p) => c.ensurePath(p)),
+    );
   }
 
   /** Set the role up on a (new) session. Throwing retries it on the same session unless the error is fatal. */
@@ -154,7 +158,10 @@ export abstract class Role extends EventEmitter {
       try {
         await this.beforeClose(options);
       } catch (err) {
-        this.log.warn({ err }, `${this.kind} ${this.name}: clean-up before close failed: ${describeError(err)}`);
+        this.log.warn(
+          { err },
+          `${this.kind} ${this.name}: clean-up before close failed: ${describeError(err)}`,
+        );
       }
       await this.supervisor?.stop();
       this.setState('stopped');
@@ -186,7 +193,12 @@ export abstract class Role extends EventEmitter {
    * - owned by anyone else: wait up to `waitMs` for it to vanish (a crashed process of ours whose session
    *   has not expired yet looks like this), then fail with ZKFARM_NAME_TAKEN.
    */
-  protected async claimEphemeral(session: Session, path: string, data: Buffer, waitMs: number): Promise<void> {
+  protected async claimEphemeral(
+    session: Session,
+    path: string,
+    data: Buffer,
+    waitMs: number,
+  ): Promise<void> {
     const c = session.client;
     const deadline = Date.now() + waitMs;
     let wake = () => {};
@@ -200,7 +212,6 @@ export abstract class Role extends EventEmitter {
         if (!isZkError(err, 'NODE_EXISTS')) throw err;
       }
       let stat: Stat | null;
-      let gone: Promise<void> | undefined;
       try {
         stat = await c.exists(path);
       } catch (err) {
@@ -225,8 +236,11 @@ export abstract class Role extends EventEmitter {
           ),
         );
       }
-      this.log.warn({ path, owner, waitMs: left }, `${path} is held by session ${owner}; waiting for it to expire`);
-      gone = new Promise<void>((resolve) => {
+      this.log.warn(
+        { path, owner, waitMs: left },
+        `${path} is held by session ${owner}; waiting for it to expire`,
+      );
+      const gone = new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(left, 1000));
         wake = () => {
           clearTimeout(t);

@@ -14,17 +14,17 @@
  * fails with CONNECTION_LOSS and a message that says so; it is not retried, which could duplicate it.
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { type ConnectOptions, type Supervisor, connect, ensureChroot, isZkError } from '../zk/index.js';
+import { type ConnectOptions, connect, ensureChroot, isZkError, type Supervisor } from '../zk/index.js';
 import {
+  checkTask,
+  encode,
   MULTI_MAX_BYTES,
   PATHS,
+  parseStatus,
+  statusPath,
   TASK_PREFIX,
   type Task,
   type TaskStatus,
-  checkTask,
-  encode,
-  parseStatus,
-  statusPath,
 } from './protocol.js';
 
 export interface SubmitterOptions extends Omit<ConnectOptions, 'connect'> {
@@ -108,7 +108,11 @@ export class Submitter {
     while (i < encoded.length) {
       let bytes = 0;
       let j = i;
-      while (j < encoded.length && j - i < this.#batchSize && (j === i || bytes + encoded[j]!.length <= MULTI_MAX_BYTES)) {
+      while (
+        j < encoded.length &&
+        j - i < this.#batchSize &&
+        (j === i || bytes + encoded[j]!.length <= MULTI_MAX_BYTES)
+      ) {
         bytes += encoded[j]!.length;
         j++;
       }
@@ -178,12 +182,20 @@ export class Submitter {
         try {
           finish(undefined, parseStatus(data));
         } catch (err) {
-          finish(new ZkfarmError(ErrorCodes.INVALID_TASK, `the status of ${id} is not a valid status: ${(err as Error).message}`));
+          finish(
+            new ZkfarmError(
+              ErrorCodes.INVALID_TASK,
+              `the status of ${id} is not a valid status: ${(err as Error).message}`,
+            ),
+          );
         }
       });
       if (options.timeoutMs !== undefined) {
         timer = setTimeout(
-          () => finish(new ZkfarmError(ErrorCodes.WAIT_TIMEOUT, `no result for ${id} within ${options.timeoutMs} ms`)),
+          () =>
+            finish(
+              new ZkfarmError(ErrorCodes.WAIT_TIMEOUT, `no result for ${id} within ${options.timeoutMs} ms`),
+            ),
           options.timeoutMs,
         );
       }
@@ -192,7 +204,10 @@ export class Submitter {
   }
 
   /** Wait for the results of many tasks. */
-  waitForAll(ids: readonly string[], options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TaskStatus[]> {
+  waitForAll(
+    ids: readonly string[],
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<TaskStatus[]> {
     return Promise.all(ids.map((id) => this.waitFor(id, options)));
   }
 
@@ -212,9 +227,13 @@ function tooLarge(data: Buffer): void {
 }
 
 function lossCaveat(err: unknown, submittedBefore?: number): unknown {
-  if (isZkError(err, 'CONNECTION_LOSS', 'OPERATION_TIMEOUT') || (err as { code?: string })?.code === ErrorCodes.SESSION_LOST) {
+  if (
+    isZkError(err, 'CONNECTION_LOSS', 'OPERATION_TIMEOUT') ||
+    (err as { code?: string })?.code === ErrorCodes.SESSION_LOST
+  ) {
     const e = err as Error;
-    const before = submittedBefore !== undefined ? ` (${submittedBefore} tasks before this batch were submitted)` : '';
+    const before =
+      submittedBefore !== undefined ? ` (${submittedBefore} tasks before this batch were submitted)` : '';
     e.message += `; the connection dropped while submitting, so the task may or may not be in /tasks${before}: check before submitting again`;
   }
   return err;

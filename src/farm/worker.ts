@@ -20,22 +20,22 @@
  * (coping with its own stale /workers/<name>) and re-lists its assignments, skipping those it runs.
  */
 import { hostname } from 'node:os';
-import { ErrorCodes, ZkfarmError, describeError } from '../errors.js';
-import { Executor, type ExecOutcome, type ExecutorOptions, type HandlerPool } from '../exec/index.js';
-import { type Session, isZkError } from '../zk/index.js';
+import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
+import { type ExecOutcome, Executor, type ExecutorOptions, type HandlerPool } from '../exec/index.js';
+import { isZkError, type Session } from '../zk/index.js';
 import {
-  MULTI_MAX_OPS,
-  type Task,
-  type TaskStatus,
-  type WorkerInfo,
   assignDir,
   assignPath,
   encode,
+  MULTI_MAX_OPS,
   maxAttemptsOf,
   parseTask,
   statusPath,
+  type Task,
+  type TaskStatus,
   taskMeta,
   taskPath,
+  type WorkerInfo,
   workerPath,
 } from './protocol.js';
 import { Role, type RoleOptions, type StopOptions } from './role.js';
@@ -101,7 +101,16 @@ export class Worker extends Role {
   #flushing = false;
   #flushScheduled = false;
   #session: Session | undefined;
-  readonly #stats: WorkerStats = { running: 0, queued: 0, succeeded: 0, failed: 0, retried: 0, fenced: 0, paused: false, durations: [] };
+  readonly #stats: WorkerStats = {
+    running: 0,
+    queued: 0,
+    succeeded: 0,
+    failed: 0,
+    retried: 0,
+    fenced: 0,
+    paused: false,
+    durations: [],
+  };
   readonly #idleWaiters = new Set<() => void>();
 
   constructor(options: WorkerOptions) {
@@ -140,7 +149,12 @@ export class Worker extends Role {
   protected async onSession(session: Session): Promise<void> {
     this.#session = session;
     await session.client.ensurePath(assignDir(this.name));
-    await this.claimEphemeral(session, workerPath(this.name), encode(this.#info()), (this.options.sessionTimeout ?? 10_000) + 2000);
+    await this.claimEphemeral(
+      session,
+      workerPath(this.name),
+      encode(this.#info()),
+      (this.options.sessionTimeout ?? 10_000) + 2000,
+    );
     session.watchChildren(assignDir(this.name), (ch) => {
       if (ch.added.length) void this.#onAssigned(session, ch.added);
     });
@@ -186,7 +200,14 @@ export class Worker extends Role {
           const parsed = parseTask(data);
           h.version = stat.version;
           if (!parsed.ok) {
-            this.#complete(h, { state: 'failed', error: parsed.error, errorCode: 'ZKFARM_INVALID_TASK', startedAt: Date.now(), finishedAt: Date.now(), retryable: false });
+            this.#complete(h, {
+              state: 'failed',
+              error: parsed.error,
+              errorCode: 'ZKFARM_INVALID_TASK',
+              startedAt: Date.now(),
+              finishedAt: Date.now(),
+              retryable: false,
+            });
             return;
           }
           h.task = parsed.task;
@@ -231,10 +252,22 @@ export class Worker extends Role {
     const attempt = meta.attempts + 1;
     let outcome: ExecOutcome;
     try {
-      outcome = await this.#executor.run({ taskId: h.id, workerName: this.name, spec: h.task, attempt, signal: h.abort.signal });
+      outcome = await this.#executor.run({
+        taskId: h.id,
+        workerName: this.name,
+        spec: h.task,
+        attempt,
+        signal: h.abort.signal,
+      });
     } catch (err) {
       // The executor promises never to throw; if it does, the task still gets an outcome.
-      outcome = { state: 'failed', error: describeError(err), errorCode: 'ZKFARM_HANDLER_FAILED', startedAt: Date.now(), finishedAt: Date.now() };
+      outcome = {
+        state: 'failed',
+        error: describeError(err),
+        errorCode: 'ZKFARM_HANDLER_FAILED',
+        startedAt: Date.now(),
+        finishedAt: Date.now(),
+      };
     }
     this.#running--;
     if (h.abort.signal.aborted && this.state === 'stopping') {
@@ -257,7 +290,10 @@ export class Worker extends Role {
     if (outcome.state === 'failed' && outcome.retryable !== false && attempt < maxAttemptsOf(h.task)) {
       const base = this.#opts.retryDelayMs ?? 500;
       const notBefore = Date.now() + Math.min(base * 2 ** (attempt - 1), 30_000);
-      const task: Task = { ...h.task, _zkfarm: { ...meta, attempts: attempt, notBefore, lastError: outcome.error } };
+      const task: Task = {
+        ...h.task,
+        _zkfarm: { ...meta, attempts: attempt, notBefore, lastError: outcome.error },
+      };
       this.#completions.push({ kind: 'requeue', id: h.id, task, counted: true });
     } else {
       const status: TaskStatus = {
@@ -344,7 +380,10 @@ export class Worker extends Role {
       if (err.code === 'NO_NODE') {
         // The assignment is gone: the task was given to someone else. Our result is dropped (fenced).
         this.#stats.fenced++;
-        this.log.warn({ task: c.id }, `task ${c.id} was reassigned while it ran here; not recording a second result`);
+        this.log.warn(
+          { task: c.id },
+          `task ${c.id} was reassigned while it ran here; not recording a second result`,
+        );
         this.#held.delete(c.id);
       } else if (err.code === 'NODE_EXISTS' && c.kind === 'status') {
         // It already has a status (an earlier run recorded it): remove our assignment only.
@@ -408,7 +447,10 @@ export class Worker extends Role {
     const deadline = Date.now() + (options.drain === false ? 0 : (options.deadlineMs ?? 30_000));
     await this.#waitIdle(deadline);
     if (this.#running > 0) {
-      this.log.warn({ running: this.#running }, 'drain deadline passed; abandoning running tasks (they will run again elsewhere)');
+      this.log.warn(
+        { running: this.#running },
+        'drain deadline passed; abandoning running tasks (they will run again elsewhere)',
+      );
       for (const h of this.#held.values()) if (h.state === 'running') h.abort.abort();
     }
     // Let the last completions go out (bounded).
@@ -418,7 +460,8 @@ export class Worker extends Role {
 
   /** Resolve when nothing runs and nothing waits to be committed, or at the deadline. */
   async #waitIdle(deadline: number, completionsOnly = false): Promise<void> {
-    const idle = () => (completionsOnly || this.#running === 0) && this.#completions.length === 0 && !this.#flushing;
+    const idle = () =>
+      (completionsOnly || this.#running === 0) && this.#completions.length === 0 && !this.#flushing;
     while (!idle() && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(200, Math.max(1, deadline - Date.now())));
@@ -446,7 +489,11 @@ export class Worker extends Role {
   }
 }
 
-function addCompletion(tx: ReturnType<Session['client']['transaction']>, worker: string, c: Completion): void {
+function addCompletion(
+  tx: ReturnType<Session['client']['transaction']>,
+  worker: string,
+  c: Completion,
+): void {
   if (c.kind === 'status') tx.create(statusPath(c.id), encodeStatus(c.status));
   else tx.create(taskPath(c.id), encode(c.task));
   tx.remove(assignPath(worker, c.id));
@@ -457,16 +504,22 @@ function encodeStatus(status: TaskStatus): Buffer {
   const buf = encode(status);
   if (buf.length <= 256 * 1024) return buf;
   const { result: _dropped, ...rest } = status;
-  return encode({ ...rest, resultTruncated: true, note: `result too large for ZooKeeper (${buf.length} bytes); see result.json in the output directory` });
+  return encode({
+    ...rest,
+    resultTruncated: true,
+    note: `result too large for ZooKeeper (${buf.length} bytes); see result.json in the output directory`,
+  });
 }
 
 function positiveInt(name: string, v: number): number {
-  if (!Number.isInteger(v) || v < 1) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${name}: expected a whole number ≥ 1, got ${v}`);
+  if (!Number.isInteger(v) || v < 1)
+    throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${name}: expected a whole number ≥ 1, got ${v}`);
   return v;
 }
 
 function nonNegativeInt(name: string, v: number): number {
-  if (!Number.isInteger(v) || v < 0) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${name}: expected a whole number ≥ 0, got ${v}`);
+  if (!Number.isInteger(v) || v < 0)
+    throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${name}: expected a whole number ≥ 0, got ${v}`);
   return v;
 }
 

@@ -14,13 +14,20 @@
 import { EventEmitter } from 'node:events';
 import { MessageChannel, Worker as Thread } from 'node:worker_threads';
 import type pino from 'pino';
-import { ErrorCodes, ZkfarmError, describeError } from '../errors.js';
-import { type HandlerPool, createHandlerPool } from '../exec/index.js';
+import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
+import { createHandlerPool, type HandlerPool } from '../exec/index.js';
 import { validateName } from '../farm/protocol.js';
 import { Comlink, nodeEndpoint } from './comlink.js';
 import { createLogger, writeThreadLine } from './logging.js';
 import { servePool } from './shared-pool.js';
-import type { FarmSettings, FarmSpec, RoleSpec, RoleThreadApi, RoleThreadInfo, RoleThreadStats } from './types.js';
+import type {
+  FarmSettings,
+  FarmSpec,
+  RoleSpec,
+  RoleThreadApi,
+  RoleThreadInfo,
+  RoleThreadStats,
+} from './types.js';
 
 export interface HostOptions {
   logger?: pino.Logger;
@@ -92,7 +99,8 @@ export class Host extends EventEmitter {
     const host = new Host(settings, options);
     const names = new Set<string>();
     for (const r of roles) {
-      if (names.has(r.name)) throw new ZkfarmError(ErrorCodes.CONFIG_INVALID, `role name ${r.name} appears twice`);
+      if (names.has(r.name))
+        throw new ZkfarmError(ErrorCodes.CONFIG_INVALID, `role name ${r.name} appears twice`);
       names.add(r.name);
     }
     try {
@@ -110,7 +118,10 @@ export class Host extends EventEmitter {
   async addRole(spec: RoleSpec): Promise<RoleThreadInfo> {
     validateName('role', spec.name);
     if (spec.kind !== 'master' && spec.kind !== 'worker') {
-      throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `role kind must be "master" or "worker", got ${JSON.stringify(spec.kind)}`);
+      throw new ZkfarmError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `role kind must be "master" or "worker", got ${JSON.stringify(spec.kind)}`,
+      );
     }
     if (this.#stopping) throw new ZkfarmError(ErrorCodes.STOPPED, 'the host is stopping');
     if (this.#threads.has(spec.name)) {
@@ -134,7 +145,9 @@ export class Host extends EventEmitter {
     logChannel.port1.on('message', (line: string) => writeThreadLine(this.log, line));
     logChannel.port1.unref();
     let poolPort: MessagePort | undefined;
-    const needsPool = spec.kind === 'worker' && ((this.settings.handlerModules?.length ?? 0) > 0 || (spec.handlerModules?.length ?? 0) > 0);
+    const needsPool =
+      spec.kind === 'worker' &&
+      ((this.settings.handlerModules?.length ?? 0) > 0 || (spec.handlerModules?.length ?? 0) > 0);
     if (needsPool) {
       this.#pool ??= createHandlerPool();
       const ch = new MessageChannel();
@@ -157,7 +170,9 @@ export class Host extends EventEmitter {
     rt.exited = new Promise<never>((_, reject) => {
       thread.once('exit', (code) => {
         rt.exitCode = code;
-        reject(new ZkfarmError(ErrorCodes.ROLE_EXITED, `role ${spec.name} exited (code ${code}) before answering`));
+        reject(
+          new ZkfarmError(ErrorCodes.ROLE_EXITED, `role ${spec.name} exited (code ${code}) before answering`),
+        );
         this.#onExit(rt, thread, code);
       });
     });
@@ -185,7 +200,10 @@ export class Host extends EventEmitter {
     const delay = Math.min(this.#restartDelay * 2 ** rt.restarts, 30_000);
     rt.restarts++;
     rt.state = 'restarting';
-    this.log.warn({ role: rt.spec.name, kind: rt.spec.kind, code, delayMs: delay, restarts: rt.restarts }, `role ${rt.spec.name} exited (code ${code}); restarting in ${delay} ms`);
+    this.log.warn(
+      { role: rt.spec.name, kind: rt.spec.kind, code, delayMs: delay, restarts: rt.restarts },
+      `role ${rt.spec.name} exited (code ${code}); restarting in ${delay} ms`,
+    );
     rt.restartTimer = setTimeout(() => {
       if (!rt.wanted || this.#stopping) return;
       this.#launch(rt).then(
@@ -194,7 +212,10 @@ export class Host extends EventEmitter {
           this.emit('role-restarted', rt.spec.name);
         },
         (err) => {
-          this.log.error({ role: rt.spec.name, err }, `restarting ${rt.spec.name} failed: ${describeError(err)}`);
+          this.log.error(
+            { role: rt.spec.name, err },
+            `restarting ${rt.spec.name} failed: ${describeError(err)}`,
+          );
           void rt.thread.terminate();
         },
       );
@@ -203,7 +224,11 @@ export class Host extends EventEmitter {
 
   #get(name: string): RoleThread {
     const rt = this.#threads.get(name);
-    if (!rt) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `no role named ${name} on this host (roles: ${[...this.#threads.keys()].join(', ')})`);
+    if (!rt)
+      throw new ZkfarmError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `no role named ${name} on this host (roles: ${[...this.#threads.keys()].join(', ')})`,
+      );
     return rt;
   }
 
@@ -221,8 +246,19 @@ export class Host extends EventEmitter {
         // fell over while asked: report what we know
       }
     }
-    const base: RoleThreadInfo = rt.lastInfo ?? { name: rt.spec.name, kind: rt.spec.kind, state: 'starting', session: 'connecting', sessions: 0 };
-    return { ...base, state: rt.state === 'restarting' || rt.state === 'exited' ? 'failed' : base.state, session: rt.state === 'running' ? base.session : 'closed', leader: false };
+    const base: RoleThreadInfo = rt.lastInfo ?? {
+      name: rt.spec.name,
+      kind: rt.spec.kind,
+      state: 'starting',
+      session: 'connecting',
+      sessions: 0,
+    };
+    return {
+      ...base,
+      state: rt.state === 'restarting' || rt.state === 'exited' ? 'failed' : base.state,
+      session: rt.state === 'running' ? base.session : 'closed',
+      leader: false,
+    };
   }
 
   async info(name: string): Promise<RoleThreadInfo> {
@@ -303,9 +339,18 @@ export class Host extends EventEmitter {
    * Scale the worker roles to `count`: new ones are named `<prefix>-worker-<n>` after the highest number
    * in use (or from `template.name`'s prefix), removed ones are the newest, drained first.
    */
-  async scaleWorkers(count: number, template: Omit<RoleSpec, 'kind' | 'name'> & { prefix: string }): Promise<string[]> {
-    if (!Number.isInteger(count) || count < 0) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `worker count must be a whole number ≥ 0, got ${count}`);
-    const workers = [...this.#threads.values()].filter((rt) => rt.spec.kind === 'worker').map((rt) => rt.spec.name);
+  async scaleWorkers(
+    count: number,
+    template: Omit<RoleSpec, 'kind' | 'name'> & { prefix: string },
+  ): Promise<string[]> {
+    if (!Number.isInteger(count) || count < 0)
+      throw new ZkfarmError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `worker count must be a whole number ≥ 0, got ${count}`,
+      );
+    const workers = [...this.#threads.values()]
+      .filter((rt) => rt.spec.kind === 'worker')
+      .map((rt) => rt.spec.name);
     if (workers.length < count) {
       const used = new Set(this.#threads.keys());
       const added: RoleSpec[] = [];

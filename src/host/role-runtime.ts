@@ -108,18 +108,25 @@ export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
         failed: s.failed,
         retried: s.retried,
         fenced: s.fenced,
-        latency: { p50: percentile(sorted, 50), p95: percentile(sorted, 95), max: sorted.at(-1) ?? 0, count: sorted.length },
+        latency: {
+          p50: percentile(sorted, 50),
+          p95: percentile(sorted, 95),
+          max: sorted.at(-1) ?? 0,
+          count: sorted.length,
+        },
         ...common,
       };
     },
     async pause() {
       const r = need();
-      if (!(r instanceof Worker)) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${r.name} is a master: only workers pause`);
+      if (!(r instanceof Worker))
+        throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${r.name} is a master: only workers pause`);
       await r.pause();
     },
     async resume() {
       const r = need();
-      if (!(r instanceof Worker)) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${r.name} is a master: only workers pause`);
+      if (!(r instanceof Worker))
+        throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${r.name} is a master: only workers pause`);
       await r.resume();
     },
     async stop(options) {

@@ -16,7 +16,8 @@
  * Content-Type, Origin and Host before it gets here (server.ts).
  */
 import { describeError } from '../errors.js';
-import { checkTask, encode, NAME_PATTERN, PATHS, TASK_PREFIX } from '../farm/protocol.js';
+import { isSafeName } from '../exec/names.js';
+import { checkTask, encode, PATHS, TASK_PREFIX } from '../farm/protocol.js';
 import type { Host } from '../host/host.js';
 import type { Logger, Supervisor } from '../zk/index.js';
 import { HttpError, WebErrorCodes } from './http.js';
@@ -57,11 +58,11 @@ export async function runControl(
   if (path === '/api/roles') return addWorker(ctx, host, body);
   const name = decodeURIComponent(roleAction![1]!);
   const action = roleAction![2]! as RoleAction;
-  if (!NAME_PATTERN.test(name))
+  if (!isSafeName(name))
     throw new HttpError(
       400,
       WebErrorCodes.BAD_REQUEST,
-      `not a role name: ${JSON.stringify(name.slice(0, 40))}`,
+      `not a role name: ${JSON.stringify(String(name).slice(0, 40))}`,
     );
   if (!ROLE_ACTIONS.includes(action)) {
     throw new HttpError(

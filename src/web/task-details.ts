@@ -13,7 +13,8 @@
 import { constants } from 'node:fs';
 import { open, readdir } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
-import { assignPath, isTaskId, NAME_PATTERN, PATHS, statusPath, taskPath } from '../farm/protocol.js';
+import { isSafeName } from '../exec/names.js';
+import { assignPath, isTaskId, PATHS, statusPath, taskPath } from '../farm/protocol.js';
 import { isZkError, type ZkClient } from '../zk/index.js';
 import { HttpError, WebErrorCodes } from './http.js';
 
@@ -102,9 +103,9 @@ async function outputFiles(
 ): Promise<Pick<TaskDetails, 'files' | 'filesNote'>> {
   if (!options.workdir)
     return { filesNote: 'the output directory is not on this machine (no workdir known to the dashboard)' };
-  if (!NAME_PATTERN.test(worker) || worker === '.' || worker === '..') {
+  if (!isSafeName(worker)) {
     return {
-      filesNote: `the status names a worker that is not a valid role name (${JSON.stringify(worker.slice(0, 40))}); not reading files`,
+      filesNote: `the status names a worker that is not a valid role name (${JSON.stringify(String(worker).slice(0, 40))}); not reading files`,
     };
   }
   const root = resolve(options.workdir);

@@ -8,11 +8,11 @@
  * - `failPending(err)` rejects everything in flight at once; the supervisor calls it when the session is lost.
  * - Every request is counted (`requests`, and the process-wide `zkRequestCounter`); a `multi` counts once.
  */
-import zookeeper from 'node-zookeeper-client';
-import { ZK_CODES, ZkError, isZkError, toZkError } from './errors.js';
-import { OP_CODES, multiReadRequest, pushOp } from './patches.js';
 
 import { createHash } from 'node:crypto';
+import zookeeper from 'node-zookeeper-client';
+import { isZkError, toZkError, ZK_CODES, ZkError } from './errors.js';
+import { multiReadRequest, OP_CODES, pushOp } from './patches.js';
 
 export type RawClient = zookeeper.Client;
 export type Acl = zookeeper.ACL;
@@ -92,7 +92,11 @@ export class ZkClient {
    * Send one request. `send` receives the library callback; the returned promise settles with the
    * callback's value, a ZkError, or OPERATION_TIMEOUT — whichever comes first.
    */
-  request<T>(op: string, path: string | undefined, send: (cb: (err: unknown, value?: T) => void) => void): Promise<T> {
+  request<T>(
+    op: string,
+    path: string | undefined,
+    send: (cb: (err: unknown, value?: T) => void) => void,
+  ): Promise<T> {
     if (this.#failure) return Promise.reject(this.#failure);
     this.requests++;
     zkRequestCounter.total++;
@@ -140,10 +144,17 @@ export class ZkClient {
   }
 
   /** Create a node; returns its path (with the sequence suffix for sequential modes). */
-  create(path: string, data?: Data, mode: CreateModeValue = CreateMode.PERSISTENT, acl?: Acl[]): Promise<string> {
+  create(
+    path: string,
+    data?: Data,
+    mode: CreateModeValue = CreateMode.PERSISTENT,
+    acl?: Acl[],
+  ): Promise<string> {
     const buf = toBuffer(data);
     return this.request<string>('create', path, (cb) =>
-      buf ? this.raw.create(path, buf, acl ?? this.acl, mode, cb) : this.raw.create(path, acl ?? this.acl, mode, cb),
+      buf
+        ? this.raw.create(path, buf, acl ?? this.acl, mode, cb)
+        : this.raw.create(path, acl ?? this.acl, mode, cb),
     );
   }
 
@@ -153,7 +164,11 @@ export class ZkClient {
   }
 
   /** Create a persistent sequential node under `prefix` (e.g. `/tasks/task-`); returns its full path. */
-  createSequential(prefix: string, data?: Data, mode: CreateModeValue = CreateMode.PERSISTENT_SEQUENTIAL): Promise<string> {
+  createSequential(
+    prefix: string,
+    data?: Data,
+    mode: CreateModeValue = CreateMode.PERSISTENT_SEQUENTIAL,
+  ): Promise<string> {
     return this.create(prefix, data, mode);
   }
 
@@ -198,12 +213,15 @@ export class ZkClient {
    */
   async getDataMany(paths: readonly string[]): Promise<Array<{ data: Buffer; stat: Stat } | ZkError>> {
     if (paths.length === 0) return [];
-    const cm = (this.raw as unknown as { connectionManager: { queue(req: unknown, cb: (err: unknown, res?: unknown) => void): void } })
-      .connectionManager;
-    const response = await this.request<{ payload: { results: Array<{ type: number; err?: number; data?: Buffer; stat?: Stat }> } }>(
-      'multiRead',
-      paths[0],
-      (cb) => cm.queue(multiReadRequest(paths), cb as (err: unknown, res?: unknown) => void),
+    const cm = (
+      this.raw as unknown as {
+        connectionManager: { queue(req: unknown, cb: (err: unknown, res?: unknown) => void): void };
+      }
+    ).connectionManager;
+    const response = await this.request<{
+      payload: { results: Array<{ type: number; err?: number; data?: Buffer; stat?: Stat }> };
+    }>('multiRead', paths[0], (cb) =>
+      cm.queue(multiReadRequest(paths), cb as (err: unknown, res?: unknown) => void),
     );
     return response.payload.results.map((r, i) =>
       r.type === -1 || r.err
@@ -264,7 +282,11 @@ export class ZkClient {
    * and deletes `from` at the version read. Either both happen or neither: a failure (the target exists,
    * the source changed or vanished) leaves the source in place. Returns the target path.
    */
-  async move(from: string, to: string, options: { data?: Data; mode?: CreateModeValue } = {}): Promise<string> {
+  async move(
+    from: string,
+    to: string,
+    options: { data?: Data; mode?: CreateModeValue } = {},
+  ): Promise<string> {
     const { data, stat } = await this.getData(from);
     const results = await this.transaction()
       .create(to, options.data !== undefined ? options.data : data, options.mode)
@@ -340,14 +362,21 @@ export class Transaction {
   commit(): Promise<OpResult[]> {
     const paths = this.#paths;
     if (paths.length === 0) return Promise.resolve([]);
-    return this.#client
-      .request<OpResult[]>('multi', paths[0], (cb) =>
-        this.#tx.commit((err: unknown, results?: Array<{ err?: number; path?: string; stat?: Stat }>) => {
-          if (!err) return cb(undefined, (results ?? []).map((r) => ({ path: r.path, stat: r.stat })));
-          const index = (results ?? []).findIndex((r) => typeof r.err === 'number' && r.err !== 0);
-          const e = toZkError(err, 'multi', index >= 0 ? paths[index] : undefined);
-          cb(index >= 0 ? new ZkError(e.zkCode, 'multi', paths[index], undefined, { opIndex: index, cause: err }) : e);
-        }),
-      );
+    return this.#client.request<OpResult[]>('multi', paths[0], (cb) =>
+      this.#tx.commit((err: unknown, results?: Array<{ err?: number; path?: string; stat?: Stat }>) => {
+        if (!err)
+          return cb(
+            undefined,
+            (results ?? []).map((r) => ({ path: r.path, stat: r.stat })),
+          );
+        const index = (results ?? []).findIndex((r) => typeof r.err === 'number' && r.err !== 0);
+        const e = toZkError(err, 'multi', index >= 0 ? paths[index] : undefined);
+        cb(
+          index >= 0
+            ? new ZkError(e.zkCode, 'multi', paths[index], undefined, { opIndex: index, cause: err })
+            : e,
+        );
+      }),
+    );
   }
 }

@@ -109,7 +109,8 @@ export function isZkError(err: unknown, ...codes: ZkCodeName[]): err is ZkError 
 export function toZkError(raw: unknown, op: string, path?: string): ZkError {
   if (raw instanceof ZkError) return raw;
   const r = raw as { code?: unknown; getCode?: () => number; message?: string };
-  const code = typeof r?.getCode === 'function' ? r.getCode() : typeof r?.code === 'number' ? r.code : undefined;
+  const code =
+    typeof r?.getCode === 'function' ? r.getCode() : typeof r?.code === 'number' ? r.code : undefined;
   if (code !== undefined) return new ZkError(code, op, path, undefined, { cause: raw });
   // The library throws plain assertion errors for bad arguments (bad path, data over 1 MB, ...).
   return new ZkError(ZK_CODES.BAD_ARGUMENTS, op, path, r?.message ?? String(raw), { cause: raw });

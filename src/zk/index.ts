@@ -6,7 +6,7 @@ import './patches.js';
 
 export * from './client.js';
 export * from './errors.js';
+export * from './fault-proxy.js';
+export * from './server.js';
 export * from './session.js';
 export * from './watchers.js';
-export * from './server.js';
-export * from './fault-proxy.js';

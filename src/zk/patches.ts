@@ -57,7 +57,13 @@ const jute = require('node-zookeeper-client/lib/jute/index.js') as {
   protocol: Record<string, RecordClass>;
   Request: new (header: unknown, payload: unknown) => unknown;
   TransactionRequest: { prototype: object };
-  TransactionResponse: { prototype: { deserialize(buffer: Buffer, offset: number): number; results: unknown[]; chrootPath?: string } };
+  TransactionResponse: {
+    prototype: {
+      deserialize(buffer: Buffer, offset: number): number;
+      results: unknown[];
+      chrootPath?: string;
+    };
+  };
 };
 
 /** The library's operation codes (CREATE, DELETE, SET_DATA, CHECK, ...). */
@@ -99,7 +105,9 @@ interface ConnectionManagerLike {
   socket?: { cork?(): void; uncork?(): void; destroyed?: boolean };
   __zkfarmFlushScheduled?: boolean;
 }
-const ConnectionManager = require('node-zookeeper-client/lib/ConnectionManager.js') as { prototype: ConnectionManagerProto };
+const ConnectionManager = require('node-zookeeper-client/lib/ConnectionManager.js') as {
+  prototype: ConnectionManagerProto;
+};
 if (!ConnectionManager.prototype.__zkfarmCorked) {
   const flush = ConnectionManager.prototype.onPacketQueueReadable;
   ConnectionManager.prototype.onPacketQueueReadable = function deferredFlush(this: ConnectionManagerLike) {
@@ -171,7 +179,10 @@ export function multiReadRequest(paths: readonly string[]): unknown {
     records.push(get);
   }
   records.push(new jute.protocol.MultiHeader!(-1, true, -1));
-  const payload = Object.create(jute.TransactionRequest.prototype) as { records: JuteRecord[]; ops: unknown[] };
+  const payload = Object.create(jute.TransactionRequest.prototype) as {
+    records: JuteRecord[];
+    ops: unknown[];
+  };
   payload.records = records;
   payload.ops = [];
   const header = new jute.protocol.RequestHeader!();

@@ -26,10 +26,16 @@
  */
 import { EventEmitter } from 'node:events';
 import zookeeper from 'node-zookeeper-client';
-import { ErrorCodes, ZkfarmError, describeError } from '../errors.js';
-import { type Acl, OPEN_ACL, type RawClient, ZkClient, digestAcl } from './client.js';
-import { startFaultProxy, type FaultProxy } from './fault-proxy.js';
-import { type ChildrenChange, ChildrenWatch, type ClientSource, type DataChange, DataWatch } from './watchers.js';
+import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
+import { type Acl, digestAcl, OPEN_ACL, type RawClient, ZkClient } from './client.js';
+import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
+import {
+  type ChildrenChange,
+  ChildrenWatch,
+  type ClientSource,
+  type DataChange,
+  DataWatch,
+} from './watchers.js';
 
 export type SessionState = 'connecting' | 'connected' | 'suspended' | 'reconnected' | 'lost' | 'closed';
 
@@ -73,8 +79,9 @@ export interface ConnectOptions {
   logger?: Logger;
 }
 
+/** Return `'completed'` from an action to end the supervisor; anything else keeps it running. */
 export type ActionResult = undefined | 'completed';
-export type Action = (session: Session) => ActionResult | Promise<ActionResult> | void | Promise<void>;
+export type Action = (session: Session) => unknown;
 
 /** Mark an error as fatal: thrown from an action, it stops the supervisor instead of being retried. */
 export function fatal<E extends Error>(err: E): E {
@@ -328,7 +335,10 @@ export class Supervisor extends EventEmitter {
     this.#sessions++;
     const session = new Session(this, attempt.client, this.#sessions);
     attempt.session = session;
-    this.#log.info({ sessionId: session.id, session: session.number, timeoutMs: this.sessionTimeout }, 'zk session started');
+    this.#log.info(
+      { sessionId: session.id, session: session.number, timeoutMs: this.sessionTimeout },
+      'zk session started',
+    );
     this.#setState('connected');
     for (const rearm of this.#newSessionListeners) rearm();
     void this.#runAction(session);
@@ -415,7 +425,9 @@ export class Supervisor extends EventEmitter {
   async stop(): Promise<void> {
     if (this.#stopped) return this.done.catch(() => {});
     await this.#shutdown();
-    this.#rejectReady(new ZkfarmError(ErrorCodes.STOPPED, 'the supervisor was stopped before a session was ready'));
+    this.#rejectReady(
+      new ZkfarmError(ErrorCodes.STOPPED, 'the supervisor was stopped before a session was ready'),
+    );
     this.#resolveDone();
   }
 
@@ -514,7 +526,8 @@ export class Supervisor extends EventEmitter {
     const deadline = Date.now() + timeout * 3 + 30_000;
     while (this.#sessions === before || this.#state !== 'connected') {
       if (this.#stopped) throw new ZkfarmError(ErrorCodes.STOPPED, 'stopped while expiring the session');
-      if (Date.now() > deadline) throw new ZkfarmError(ErrorCodes.WAIT_TIMEOUT, 'no new session after expiry');
+      if (Date.now() > deadline)
+        throw new ZkfarmError(ErrorCodes.WAIT_TIMEOUT, 'no new session after expiry');
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -540,7 +553,13 @@ export function splitConnectString(connect: string): { hosts: string[]; chroot: 
   const slash = connect.indexOf('/');
   const hostPart = slash >= 0 ? connect.slice(0, slash) : connect;
   const chroot = slash >= 0 ? connect.slice(slash).replace(/\/+$/, '') : '';
-  return { hosts: hostPart.split(',').map((h) => h.trim()).filter(Boolean), chroot };
+  return {
+    hosts: hostPart
+      .split(',')
+      .map((h) => h.trim())
+      .filter(Boolean),
+    chroot,
+  };
 }
 
 function validateOptions(o: ConnectOptions): void {
@@ -552,10 +571,12 @@ function validateOptions(o: ConnectOptions): void {
   if (hosts.length === 0 || hosts.some((h) => !/^[^\s:/]+:\d{1,5}$/.test(h))) {
     throw bad(`connect: expected host:port[,host:port...][/chroot], got "${o.connect}"`);
   }
-  if (chroot && !/^(\/[^/\s]+)+$/.test(chroot)) throw bad(`connect: bad chroot "${chroot}" in "${o.connect}"`);
+  if (chroot && !/^(\/[^/\s]+)+$/.test(chroot))
+    throw bad(`connect: bad chroot "${chroot}" in "${o.connect}"`);
   for (const key of ['sessionTimeout', 'requestTimeout', 'spinDelay', 'retryDelay'] as const) {
     const v = o[key];
-    if (v !== undefined && (!Number.isFinite(v) || v <= 0)) throw bad(`${key}: expected a positive number of ms, got ${v}`);
+    if (v !== undefined && (!Number.isFinite(v) || v <= 0))
+      throw bad(`${key}: expected a positive number of ms, got ${v}`);
   }
   if (o.auth !== undefined && !/^[^:]+:.+$/.test(o.auth)) throw bad('auth: expected "user:password"');
 }
@@ -579,7 +600,7 @@ export async function ensureChroot(options: ConnectOptions): Promise<void> {
     { ...options, connect: hosts.join(','), faultInjection: false, signal: undefined },
     async (session) => {
       await session.client.ensurePath(chroot);
-      return 'completed' as const;
+      return 'completed';
     },
   );
   await sup.done;

@@ -151,7 +151,11 @@ export class ChildrenWatch extends BaseWatch {
   readonly #onChange: (change: ChildrenChange) => void | Promise<void>;
   #first = true;
 
-  constructor(source: ClientSource, path: string, onChange: (change: ChildrenChange) => void | Promise<void>) {
+  constructor(
+    source: ClientSource,
+    path: string,
+    onChange: (change: ChildrenChange) => void | Promise<void>,
+  ) {
     super(source, path);
     this.#onChange = onChange;
     this.trigger();
@@ -215,7 +219,9 @@ export class DataWatch extends BaseWatch {
     if (this.closed || gen !== this.generation) return;
     const same =
       change.version === this.#lastVersion &&
-      (change.data === null ? this.#lastData === null : this.#lastData !== null && change.data.equals(this.#lastData));
+      (change.data === null
+        ? this.#lastData === null
+        : this.#lastData !== null && change.data.equals(this.#lastData));
     this.#lastVersion = change.version;
     this.#lastData = change.data;
     if (!same) await this.deliver(() => this.#onChange(change));

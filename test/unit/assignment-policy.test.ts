@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { freeSlots, planAssignments, totalFreeSlots, type WorkerLoad } from '../../src/farm/assignment-policy.js';
+import {
+  freeSlots,
+  planAssignments,
+  totalFreeSlots,
+  type WorkerLoad,
+} from '../../src/farm/assignment-policy.js';
 
 const w = (name: string, capacity: number, outstanding = 0, extra: Partial<WorkerLoad> = {}): WorkerLoad => ({
   name,
@@ -44,7 +49,8 @@ test('no workers, or only paused ones: nothing is assigned', () => {
 test('equal workers share evenly, and the rotation spreads single tasks', () => {
   const workers = [w('a', 4), w('b', 4), w('c', 4), w('d', 4)];
   const plan = planAssignments(tasks(8), workers);
-  for (const n of ['a', 'b', 'c', 'd']) assert.equal(plan.assignments.filter((a) => a.worker === n).length, 2);
+  for (const n of ['a', 'b', 'c', 'd'])
+    assert.equal(plan.assignments.filter((a) => a.worker === n).length, 2);
   const firsts = [0, 1, 2, 3].map((r) => planAssignments(tasks(1), workers, r).assignments[0]?.worker);
   assert.equal(new Set(firsts).size, 4, `single tasks rotate over all workers: ${firsts.join(',')}`);
 });
@@ -67,7 +73,11 @@ test('shell tasks go to shell workers when there are any; otherwise to anyone (w
   );
   const full = [w('plain', 4), w('sh', 1, 1, { shell: true })];
   const waiting = planAssignments(['t1s'], full, 0, shellTask);
-  assert.deepEqual(waiting.unassigned, ['t1s'], 'a busy shell worker makes shell tasks wait, not go elsewhere');
+  assert.deepEqual(
+    waiting.unassigned,
+    ['t1s'],
+    'a busy shell worker makes shell tasks wait, not go elsewhere',
+  );
   const none = planAssignments(['t1s'], [w('plain', 4)], 0, shellTask);
   assert.equal(none.assignments[0]?.worker, 'plain');
 });

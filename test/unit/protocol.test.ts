@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkTask, isTaskId, parseStatus, parseTask, parseWorkerInfo, validateName } from '../../src/farm/protocol.js';
+import {
+  checkTask,
+  isTaskId,
+  parseStatus,
+  parseTask,
+  parseWorkerInfo,
+  validateName,
+} from '../../src/farm/protocol.js';
 
 test('tasks: the two forms parse, unknown fields are kept', () => {
   const a = parseTask('{"cmd":"ps -e","owner":"ops"}');
@@ -28,20 +35,31 @@ test('tasks: each kind of bad data gets a readable reason', () => {
   assert.match(reason('{"handler":""}'), /"handler": must be a non-empty string/);
   assert.match(reason('{"handler":"echo","timeoutMs":-5}'), /"timeoutMs"/);
   assert.match(reason('{"handler":"echo","maxAttempts":0}'), /"maxAttempts"/);
-  assert.throws(() => checkTask({ nothing: true }), (e: unknown) => (e as { code?: string }).code === 'ZKFARM_INVALID_TASK');
+  assert.throws(
+    () => checkTask({ nothing: true }),
+    (e: unknown) => (e as { code?: string }).code === 'ZKFARM_INVALID_TASK',
+  );
 });
 
 test('status: required fields are checked', () => {
-  const s = parseStatus('{"state":"succeeded","worker":"w1","attempts":1,"startedAt":1,"finishedAt":2,"result":5}');
+  const s = parseStatus(
+    '{"state":"succeeded","worker":"w1","attempts":1,"startedAt":1,"finishedAt":2,"result":5}',
+  );
   assert.equal(s.result, 5);
-  assert.throws(() => parseStatus('{"state":"done","worker":"w1","attempts":1,"startedAt":1,"finishedAt":2}'));
+  assert.throws(() =>
+    parseStatus('{"state":"done","worker":"w1","attempts":1,"startedAt":1,"finishedAt":2}'),
+  );
   assert.throws(() => parseStatus('{"state":"failed"}'));
 });
 
 test('names: safe as znode and directory names, path escapes refused', () => {
   assert.equal(validateName('worker', 'host-a.worker_1'), 'host-a.worker_1');
   for (const bad of ['', '..', '.', '../../etc', 'a/b', '-x', 'a b', 'x'.repeat(129)]) {
-    assert.throws(() => validateName('worker', bad), (e: unknown) => (e as { code?: string }).code === 'ZKFARM_INVALID_NAME', bad);
+    assert.throws(
+      () => validateName('worker', bad),
+      (e: unknown) => (e as { code?: string }).code === 'ZKFARM_INVALID_NAME',
+      bad,
+    );
   }
   assert.ok(isTaskId('task-0000000042'));
   assert.ok(!isTaskId('task-42'));
