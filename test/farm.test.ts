@@ -326,3 +326,18 @@ test('in a mixed farm, shell tasks go to the workers that allow shell', async ()
     if (i % 2) assert.equal(r.worker, 'shelly');
   });
 });
+
+test("a task assigned and completed between two of the leader's listings frees its slot (no stall)", async () => {
+  // With one slot, a leaked slot stalls the farm at once: the leader must learn that the slot is free
+  // even when its next listing of /assign/<w> looks exactly like the last one.
+  const root = await zk.chroot('no-stall');
+  const m = await master(root, 'm1', { faultInjection: true });
+  await worker(root, 'single', { capacity: 1, prefetch: 0 });
+  // A slow link to the leader: the worker runs and completes each task before the leader's next
+  // listing of /assign/single arrives, so every listing looks like the one before (empty).
+  m.sessionSupervisor!.faultProxy!.setDelay(40);
+  const sub = await submitter(root);
+  const ids = await sub.submitMany(Array.from({ length: 40 }, () => ({ handler: 'noop' })));
+  await sub.waitForAll(ids, { timeoutMs: 60_000 });
+  assert.deepEqual((await checkInvariants(await admin(root), ids, { workdir })).problems, []);
+});

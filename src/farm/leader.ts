@@ -243,13 +243,25 @@ export class Leader {
         if (!w.live || !this.active) return;
         // The first listing makes the worker assignable: kick then.
         let first = true;
-        w.assignWatch = s.watchChildren(assignDir(name), (ch) => {
-          w.listed = new Set(ch.children);
-          const mark = ch.requestMark ?? 0;
-          for (const [id, at] of w.pending) if (at <= mark) w.pending.delete(id);
-          if (ch.removed.length || first) this.#kick();
-          first = false;
-        });
+        // Every listing counts, also one equal to the last: a task assigned and completed between two
+        // listings shows in neither, and only a listing's mark tells us its slot is free again.
+        w.assignWatch = s.watchChildren(
+          assignDir(name),
+          (ch) => {
+            w.listed = new Set(ch.children);
+            const mark = ch.requestMark ?? 0;
+            let freed = ch.removed.length > 0;
+            for (const [id, at] of w.pending) {
+              if (at <= mark) {
+                w.pending.delete(id);
+                if (!w.listed.has(id)) freed = true;
+              }
+            }
+            if (freed || first) this.#kick();
+            first = false;
+          },
+          { everyListing: true },
+        );
       });
   }
 

@@ -180,6 +180,11 @@ export abstract class Role extends EventEmitter {
     };
   }
 
+  /** The session supervisor (for tools and tests: its state, its fault proxy). */
+  get sessionSupervisor(): Supervisor | undefined {
+    return this.supervisor;
+  }
+
   /** Fault injection: make the server expire this role's session (needs `faultInjection`). */
   async expireSession(): Promise<void> {
     if (!this.supervisor) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${this.name} is not started`);

@@ -35,6 +35,7 @@ import {
   type ClientSource,
   type DataChange,
   DataWatch,
+  type WatchOptions,
 } from './watchers.js';
 
 export type SessionState = 'connecting' | 'connected' | 'suspended' | 'reconnected' | 'lost' | 'closed';
@@ -131,8 +132,12 @@ export class Session {
   }
 
   /** Watch a node's children for this session's lifetime (reports the initial list as `added`). */
-  watchChildren(path: string, onChange: (change: ChildrenChange) => void | Promise<void>): ChildrenWatch {
-    const w = new ChildrenWatch(this.#source(), path, onChange);
+  watchChildren(
+    path: string,
+    onChange: (change: ChildrenChange) => void | Promise<void>,
+    options?: WatchOptions,
+  ): ChildrenWatch {
+    const w = new ChildrenWatch(this.#source(), path, onChange, options);
     this.#track(w);
     return w;
   }
@@ -475,8 +480,12 @@ export class Supervisor extends EventEmitter {
    * Watch a node's children across sessions: after a new session it re-lists and reports the difference
    * from the last list it reported.
    */
-  watchChildren(path: string, onChange: (change: ChildrenChange) => void | Promise<void>): ChildrenWatch {
-    return this.#keep(new ChildrenWatch(this.#source(), path, onChange));
+  watchChildren(
+    path: string,
+    onChange: (change: ChildrenChange) => void | Promise<void>,
+    options?: WatchOptions,
+  ): ChildrenWatch {
+    return this.#keep(new ChildrenWatch(this.#source(), path, onChange, options));
   }
 
   /** Watch a node's data across sessions. */
@@ -530,6 +539,11 @@ export class Supervisor extends EventEmitter {
         throw new ZkfarmError(ErrorCodes.WAIT_TIMEOUT, 'no new session after expiry');
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /** Fault injection: the relay this session runs through (delay, blackhole, cut), when `faultInjection` is on. */
+  get faultProxy(): FaultProxy | undefined {
+    return this.#proxy;
   }
 
   /** Fault injection: drop the connection for `ms` (shorter than the session timeout: a suspension). */

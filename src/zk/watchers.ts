@@ -27,6 +27,15 @@ export interface ChildrenChange {
   requestMark?: number;
 }
 
+export interface WatchOptions {
+  /**
+   * Report every listing, also one that equals the last (empty `added` and `removed`). For callers that
+   * reason about `requestMark`: a child created and deleted between two listings shows in neither, yet
+   * the listing still proves those requests were seen.
+   */
+  everyListing?: boolean;
+}
+
 export interface DataChange {
   /** The node's data, or null when the node does not exist (deleted, or not created yet). */
   data: Buffer | null;
@@ -149,15 +158,18 @@ export class ChildrenWatch extends BaseWatch {
   #known = new Set<string>();
   #knownList: string[] = [];
   readonly #onChange: (change: ChildrenChange) => void | Promise<void>;
+  readonly #everyListing: boolean;
   #first = true;
 
   constructor(
     source: ClientSource,
     path: string,
     onChange: (change: ChildrenChange) => void | Promise<void>,
+    options: WatchOptions = {},
   ) {
     super(source, path);
     this.#onChange = onChange;
+    this.#everyListing = options.everyListing === true;
     this.trigger();
   }
 
@@ -186,7 +198,7 @@ export class ChildrenWatch extends BaseWatch {
     for (const c of this.#known) if (!next.has(c)) removed.push(c);
     this.#known = next;
     this.#knownList = children;
-    if (added.length || removed.length || this.#first) {
+    if (added.length || removed.length || this.#first || this.#everyListing) {
       this.#first = false;
       await this.deliver(() => this.#onChange({ added, removed, children, requestMark }));
     }
