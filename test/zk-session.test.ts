@@ -60,7 +60,9 @@ test('a server restart within the session timeout keeps the session: no re-run, 
   await zk.server.kill();
   await until(() => sup.state === 'suspended', 5000, 'suspended');
   await zk.server.restart();
-  await until(() => sup.state === 'reconnected', 20_000, 'reconnected');
+  await until(() => sup.state === 'reconnected', 40_000, 'reconnected').catch((err) => {
+    throw new Error(`${(err as Error).message}; states so far: ${states.join(' → ')}`);
+  });
 
   assert.equal(runs, 1, 'a reconnect within the session does not re-run the action');
   assert.equal(sup.session?.id, id, 'same session');
