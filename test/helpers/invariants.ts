@@ -5,8 +5,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { PATHS, assignDir, parseStatus, statusPath, type TaskStatus } from '../../src/farm/protocol.js';
-import { type ZkClient, isZkError } from '../../src/zk/index.js';
+import { assignDir, PATHS, parseStatus, statusPath, type TaskStatus } from '../../src/farm/protocol.js';
+import { isZkError, type ZkClient } from '../../src/zk/index.js';
 
 export interface InvariantReport {
   statuses: Map<string, TaskStatus>;
@@ -40,27 +40,50 @@ export async function checkInvariants(
   const leftInTasks = await client.getChildren(PATHS.tasks);
   const leftInAssign: string[] = [];
   for (const w of await client.getChildren(PATHS.assign)) {
-    for (const t of await client.getChildren(assignDir(w)).catch(() => [] as string[])) leftInAssign.push(`${w}/${t}`);
+    for (const t of await client.getChildren(assignDir(w)).catch(() => [] as string[]))
+      leftInAssign.push(`${w}/${t}`);
   }
   const missingOutput: string[] = [];
   if (options.workdir) {
     for (const [id, s] of statuses) {
-      if (s.state === 'succeeded' && s.worker && !existsSync(join(options.workdir, s.worker, id, 'result.json'))) {
+      if (
+        s.state === 'succeeded' &&
+        s.worker &&
+        !existsSync(join(options.workdir, s.worker, id, 'result.json'))
+      ) {
         missingOutput.push(id);
       }
     }
   }
   const reruns = [...statuses].filter(([, s]) => s.attempts > 1).map(([id]) => id);
   const problems: string[] = [];
-  if (missing.length) problems.push(`${missing.length} tasks without a status: ${missing.slice(0, 5).join(', ')}`);
+  if (missing.length)
+    problems.push(`${missing.length} tasks without a status: ${missing.slice(0, 5).join(', ')}`);
   if (leftInTasks.length) problems.push(`${leftInTasks.length} left in /tasks`);
-  if (leftInAssign.length) problems.push(`${leftInAssign.length} left in /assign: ${leftInAssign.slice(0, 5).join(', ')}`);
-  if (missingOutput.length) problems.push(`${missingOutput.length} succeeded without output: ${missingOutput.slice(0, 5).join(', ')}`);
-  return { statuses, missing, leftInTasks, leftInAssign, missingOutput, reruns, ok: problems.length === 0, problems };
+  if (leftInAssign.length)
+    problems.push(`${leftInAssign.length} left in /assign: ${leftInAssign.slice(0, 5).join(', ')}`);
+  if (missingOutput.length)
+    problems.push(
+      `${missingOutput.length} succeeded without output: ${missingOutput.slice(0, 5).join(', ')}`,
+    );
+  return {
+    statuses,
+    missing,
+    leftInTasks,
+    leftInAssign,
+    missingOutput,
+    reruns,
+    ok: problems.length === 0,
+    problems,
+  };
 }
 
 /** Wait until every id has a status (polling /status's children count first, cheap), or throw. */
-export async function waitForStatuses(client: ZkClient, ids: readonly string[], timeoutMs = 60_000): Promise<void> {
+export async function waitForStatuses(
+  client: ZkClient,
+  ids: readonly string[],
+  timeoutMs = 60_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const want = new Set(ids);
   for (;;) {
@@ -68,7 +91,8 @@ export async function waitForStatuses(client: ZkClient, ids: readonly string[], 
     let n = 0;
     for (const id of want) if (have.has(id)) n++;
     if (n === want.size) return;
-    if (Date.now() > deadline) throw new Error(`only ${n} of ${want.size} tasks have a status after ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`only ${n} of ${want.size} tasks have a status after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
