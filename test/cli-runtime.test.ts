@@ -220,11 +220,18 @@ describe('restarts and a second SIGINT', () => {
     const submitter = await Submitter.open({ connect: ready[3]!, connectTimeout: 10_000 });
     try {
       const session = submitter.supervisor.session!;
-      const queued = await session.client.getChildren('/tasks');
+      // By now it may be queued, assigned to the new worker, or done: any of those means it survived.
       const done = await session.client.exists(`/status/${id}`);
+      const queued = await session.client.getChildren('/tasks');
+      const assigned: string[] = [];
+      for (const w of await session.client.getChildren('/assign')) {
+        for (const t of await session.client.getChildren(`/assign/${w}`).catch(() => [] as string[]))
+          assigned.push(t);
+      }
+      const doneLater = await session.client.exists(`/status/${id}`);
       assert.ok(
-        queued.includes(id) || done !== null,
-        `${id} survived the restart (queued: ${queued.join(', ')})`,
+        queued.includes(id) || assigned.includes(id) || done !== null || doneLater !== null,
+        `${id} survived the restart (queued: ${queued.join(', ')}; assigned: ${assigned.join(', ')})`,
       );
       const result = await submitter.waitFor(id, { timeoutMs: 30_000 });
       assert.equal(result.state, 'succeeded');
