@@ -234,7 +234,8 @@ test('the leading master dies mid-stream: a standby takes over and the stream co
   await sub.waitForAll(ids, { timeoutMs: 60_000 });
   assert.deepEqual((await checkInvariants(await admin(root), ids, { workdir })).problems, []);
   assert.equal(m1.isLeader, false, 'the old leader stood down');
-  assert.equal(m1.info().leaderName, 'm2');
+  // On its new session m1 stands by, and learns who leads.
+  await until(() => m1.info().leaderName === 'm2', 30_000, `m1 to see m2 lead (sees ${m1.info().leaderName})`);
 });
 
 test("a master that starts while a dead worker's assignments are stranded gives them back", async () => {

@@ -126,6 +126,8 @@ export class Master extends Role {
       'abort',
       () => {
         this.#lastStats = leader.stats();
+        // We no longer know who leads: the next election on the new session will tell.
+        if (this.#leaderName === this.name) this.#leaderName = undefined;
         this.emit('leader', false);
       },
       { once: true },
