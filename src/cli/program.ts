@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
+import { registerBench } from './bench.js';
 import type { Io } from './common.js';
 import { registerDashboard } from './dashboard.js';
 import { registerStart } from './start.js';
@@ -60,5 +61,6 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
   registerSubmit(program, io, setExit);
   registerStatus(program, io, setExit);
   registerDashboard(program, io, setExit);
+  registerBench(program, io, setExit);
   return program;
 }

@@ -1,0 +1,92 @@
+/**
+ * CPU time and memory from /proc (Linux), for the processes a benchmark measures: its own process and
+ * main thread, the ZooKeeper java process, redis-server.
+ *
+ * utime + stime of /proc/<pid>/stat count every thread of the process (java's GC and I/O threads,
+ * redis' background threads); /proc/self/task/<tid>/stat counts one thread. Both are in clock ticks
+ * (CLK_TCK, 100 per second on Linux), so a figure is good to 10 ms.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+let ticks: number | undefined;
+
+/** Clock ticks per second (getconf CLK_TCK; 100 when it cannot be asked). */
+export function clockTicks(): number {
+  if (ticks === undefined) {
+    try {
+      ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      ticks = 100;
+    }
+  }
+  return ticks;
+}
+
+/** utime + stime in ms of a /proc stat file, or NaN when it cannot be read (no /proc, process gone). */
+function statCpuMs(path: string): number {
+  try {
+    const text = readFileSync(path, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    return ((utime + stime) * 1000) / clockTicks();
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** CPU time (ms) a process has used so far, all its threads. */
+export function processCpuMs(pid: number): number {
+  return statCpuMs(`/proc/${pid}/stat`);
+}
+
+/** CPU time (ms) this process's main thread has used so far (on Linux its tid is the pid). */
+export function mainThreadCpuMs(): number {
+  return statCpuMs(`/proc/self/task/${process.pid}/stat`);
+}
+
+/** CPU time (ms) of this whole process (every thread), from Node itself. */
+export function ownCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** Resident set size of this process in MB (10^6 bytes). */
+export function rssMb(): number {
+  return process.memoryUsage().rss / 1e6;
+}
+
+/** Load average over the last minute (a hint of how busy the machine was). */
+export function loadAverage(): number[] {
+  try {
+    return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** A snapshot of the CPU counters a measurement compares before and after. */
+export interface CpuSnapshot {
+  process: number;
+  main: number;
+  server: number;
+}
+
+export function cpuSnapshot(serverPid: number): CpuSnapshot {
+  return { process: ownCpuMs(), main: mainThreadCpuMs(), server: processCpuMs(serverPid) };
+}
+
+export function cpuSince(
+  before: CpuSnapshot,
+  serverPid: number,
+): { processMs: number; mainThreadMs: number; serverMs: number } {
+  const now = cpuSnapshot(serverPid);
+  return {
+    processMs: Math.round(now.process - before.process),
+    mainThreadMs: Math.round(now.main - before.main),
+    serverMs: Math.round(now.server - before.server),
+  };
+}

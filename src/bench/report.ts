@@ -1,0 +1,270 @@
+/**
+ * The benchmark page: `latest.md` (what ran, machine, versions, ZooKeeper settings, every scenario's
+ * tables) and its SVG charts, rendered from `latest.json` — so the page can be regenerated from the
+ * data alone (`main.ts --render benchmarks/results/latest.json`).
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CeilingFigures } from './context.js';
+import type { MachineInfo, Versions } from './machine.js';
+import { num, renderMarkdown, sig } from './stats.js';
+import { type ChartSeries, lineChart } from './svg.js';
+import type { ScenarioName, ScenarioReport, Spread, Table } from './types.js';
+
+export interface RunRecord {
+  /** Format version of this file. */
+  format: 1;
+  generatedAt: string;
+  command: string;
+  size: string;
+  durationMs: number;
+  machine: MachineInfo;
+  versions: Versions;
+  zookeeper: { settings: Record<string, string>; javaOpts: string[]; warmUp: string };
+  redis?: { version: string; persistence: string; args: string[] } | { unavailable: string };
+  scenarios: Partial<Record<ScenarioName, ScenarioReport>>;
+  /** JSON files of this run, by scenario. */
+  files: Partial<Record<ScenarioName, string>>;
+  ok: boolean;
+}
+
+const DESCRIPTIONS: Record<ScenarioName, string> = {
+  ceiling:
+    'Raw ZooKeeper writes with the client layer the farm uses: pipelined single creates and creates batched in `multi`, from one and several sessions. The physical limit the farm is measured against.',
+  throughput:
+    'A host with the default farm (2 masters, 8 workers × capacity 4) runs N no-op tasks submitted by a separate submitter as fast as the farm accepts them. Tasks/s = N ÷ (first submit sent → last status created).',
+  latency:
+    'Submit-to-status latency (status znode ctime − client send time) on an idle farm and under a steady open-loop load at fractions of the capacity measured in this run.',
+  scaling:
+    'Throughput with 1 to 32 workers against the ZooKeeper ceiling, and the host’s memory (RSS) per role thread.',
+  failover:
+    'Faults during a steady stream: the leading master crashed (its session left to expire) and stopped gracefully, and the busiest worker crashed. Gap without new statuses, time until every earlier task has its status, re-executions.',
+  peer: 'BullMQ on Redis doing the same no-op jobs with the same total concurrency, alternating with the farm’s throughput runs; the ratio farm ÷ BullMQ.',
+};
+
+const spreadOf = (x: unknown): Spread | undefined =>
+  x && typeof x === 'object' && 'median' in (x as object) ? (x as Spread) : undefined;
+
+function headline(run: RunRecord): Table | undefined {
+  const s = run.scenarios;
+  const rows: Table['rows'] = [];
+  const add = (name: string, sp: Spread | undefined, f: (n: number) => string) => {
+    if (sp && sp.n > 0) rows.push([name, f(sp.min), f(sp.median), f(sp.max)]);
+  };
+  const t = s.throughput?.summary;
+  const p = s.peer?.summary;
+  const shape = (s.throughput?.params['shape'] ?? s.peer?.params) as
+    | { masters?: number; workers?: number; capacity?: number; concurrency?: number }
+    | undefined;
+  const w = shape?.workers ?? '?';
+  const c = shape?.capacity ?? shape?.concurrency ?? '?';
+  add(
+    `zkfarm tasks/s (${shape?.masters ?? 2} masters, ${w} workers × ${c})`,
+    spreadOf(t?.['tasksPerSecond'] ?? p?.['farmTasksPerSecond']),
+    (n) => num(n),
+  );
+  add(`BullMQ jobs/s (${w} workers × concurrency ${c})`, spreadOf(p?.['bullmqJobsPerSecond']), (n) => num(n));
+  add('zkfarm ÷ BullMQ (alternating pairs)', spreadOf(p?.['ratioPerPair']), (n) => `${sig(n)}x`);
+  add('zkfarm ÷ ZooKeeper single-create ceiling', spreadOf(t?.['ratioToSingleCeiling']), (n) => `${sig(n)}x`);
+  add('zkfarm ÷ ZooKeeper multi-create ceiling', spreadOf(t?.['ratioToMultiCeiling']), (n) => `${sig(n)}x`);
+  add('ZooKeeper requests per task', spreadOf(t?.['requestsPerTask']), (n) => sig(n));
+  const lat = s.latency?.summary as
+    | { idle?: { p50?: Spread }; rates?: Array<{ fraction: number; p99: Spread }> }
+    | undefined;
+  add('latency p50 on an idle farm, ms', lat?.idle?.p50, (n) => num(n));
+  const half = lat?.rates?.find((r) => r.fraction === 0.5);
+  add('latency p99 at 50% of capacity, ms', half?.p99, (n) => num(n));
+  const rss = (
+    s.scaling?.summary as { rss?: Array<{ roles: number; perRoleMb: number }> } | undefined
+  )?.rss?.at(-1);
+  if (rss) rows.push([`RSS per role thread at ${rss.roles} roles, MB`, '', sig(rss.perRoleMb), '']);
+  if (rows.length === 0) return undefined;
+  return {
+    title: 'Headline figures (measured in this run; min / median / max over repeats)',
+    columns: ['figure', 'min', 'median', 'max'],
+    rows,
+  };
+}
+
+/** Write the charts this run has data for; returns their file names. */
+export function writeCharts(run: RunRecord, dir: string): Partial<Record<'scaling' | 'latency', string>> {
+  const out: Partial<Record<'scaling' | 'latency', string>> = {};
+  const scaling = run.scenarios.scaling?.summary as
+    | { points?: Array<{ workers: number; tasksPerSecond: Spread }>; ceiling?: CeilingFigures }
+    | undefined;
+  if (scaling?.points?.length && scaling.ceiling) {
+    const series: ChartSeries = {
+      name: 'zkfarm (median, min–max)',
+      color: '#1f6feb',
+      points: scaling.points.map((p) => ({
+        x: p.workers,
+        y: p.tasksPerSecond.median,
+        lo: p.tasksPerSecond.min,
+        hi: p.tasksPerSecond.max,
+      })),
+    };
+    const bull = spreadOf(run.scenarios.peer?.summary?.['bullmqJobsPerSecond']);
+    const dataMax = Math.max(...series.points.map((p) => p.hi ?? p.y));
+    const yMax = Math.max(dataMax, scaling.ceiling.single.perSecond, bull?.median ?? 0) * 1.12;
+    const file = 'scaling.svg';
+    writeFileSync(
+      join(dir, file),
+      lineChart({
+        title: 'zkfarm throughput by workers, against the ZooKeeper ceiling',
+        subtitle: `no-op tasks, 2 masters, capacity 4 per worker · ${run.machine.cores} cores · ${run.size} run ${run.generatedAt.slice(0, 10)}`,
+        xLabel: 'workers (log scale)',
+        yLabel: 'tasks/s',
+        logX: true,
+        yMax,
+        series: [series],
+        refLines: [
+          { y: scaling.ceiling.single.perSecond, label: 'ZK single creates', color: '#cf222e' },
+          { y: scaling.ceiling.multi.perSecond, label: 'ZK creates in multi', color: '#8250df' },
+          ...(bull ? [{ y: bull.median, label: 'BullMQ 8×4 jobs/s', color: '#1a7f37' }] : []),
+        ],
+        notes: [
+          `Ceilings: ${scaling.ceiling.single.variant}; ${scaling.ceiling.multi.variant} (creates/s, same run). A task needs several writes.`,
+        ],
+      }),
+    );
+    out.scaling = file;
+  }
+  const latency = run.scenarios.latency?.summary as
+    | {
+        rates?: Array<{ rate: number; fraction: number; p50: Spread; p95: Spread; p99: Spread; max: Spread }>;
+        idle?: { p50: Spread };
+        capacity?: number;
+      }
+    | undefined;
+  if (latency?.rates?.length) {
+    const pick = (k: 'p50' | 'p95' | 'p99' | 'max') =>
+      latency.rates!.map((r) => ({ x: r.rate, y: r[k].median, lo: r[k].min, hi: r[k].max }));
+    const file = 'latency.svg';
+    writeFileSync(
+      join(dir, file),
+      lineChart({
+        title: 'zkfarm submit-to-status latency by offered load',
+        subtitle: `status znode ctime − send time · capacity ${num(latency.capacity)} tasks/s in this run · ${run.size} run ${run.generatedAt.slice(0, 10)}`,
+        xLabel: 'offered tasks/s',
+        yLabel: 'ms',
+        logY: true,
+        xTicks: latency.rates.map((r) => r.rate),
+        series: [
+          { name: 'p50', color: '#1f6feb', points: pick('p50') },
+          { name: 'p95', color: '#bf8700', points: pick('p95') },
+          { name: 'p99', color: '#cf222e', points: pick('p99') },
+          { name: 'max', color: '#6e7781', points: pick('max'), dashed: true },
+        ],
+        refLines:
+          latency.idle?.p50 && Number.isFinite(latency.idle.p50.median)
+            ? [{ y: latency.idle.p50.median, label: 'idle farm p50', color: '#1a7f37' }]
+            : [],
+        notes: [
+          'Bars: min–max over repeats. Rates are fractions of the throughput measured in the same run.',
+        ],
+      }),
+    );
+    out.latency = file;
+  }
+  return out;
+}
+
+export function renderMarkdownReport(
+  run: RunRecord,
+  charts: Partial<Record<'scaling' | 'latency', string>>,
+): string {
+  const v = run.versions;
+  const m = run.machine;
+  const lines: string[] = [];
+  lines.push('# zkfarm benchmark results', '');
+  lines.push(
+    `Generated ${run.generatedAt} by \`${run.command}\` (${run.size} run, ${Math.round(run.durationMs / 1000)} s). ` +
+      'How to read and reproduce these figures: [benchmarks/README.md](../README.md).',
+    '',
+  );
+  lines.push(
+    run.ok
+      ? 'Every farm run ended with every task having exactly one status, and every BullMQ job completed exactly once.'
+      : '**Some checks failed or some scenarios did not complete: see the notes under each scenario.**',
+    '',
+  );
+  const head = headline(run);
+  if (head) lines.push(`## ${head.title}`, '', renderMarkdown({ ...head, title: '' }), '');
+  lines.push('## What ran', '');
+  const ran = Object.values(run.scenarios).map((s) =>
+    s.skipped ? `${s.scenario} (skipped: ${s.skipped})` : s.error ? `${s.scenario} (failed)` : s.scenario,
+  );
+  lines.push(`Scenarios: ${ran.join(', ')}.`, '');
+  lines.push('## Machine and versions', '');
+  const redis = run.redis && 'version' in run.redis ? run.redis : undefined;
+  lines.push(
+    renderMarkdown({
+      title: '',
+      columns: ['', ''],
+      rows: [
+        ['CPU', `${m.cpuModel}, ${m.cores} cores`],
+        ['memory', `${m.memoryGb} GB`],
+        ['OS', m.os],
+        [
+          'load average (1/5/15 min) before → after',
+          `${m.loadAverageBefore.join(' ')} → ${m.loadAverageAfter?.join(' ') ?? '?'}`,
+        ],
+        ['zkfarm', `${v.zkfarm} (${v.commit}), ${v.mode}`],
+        ['Node.js', v.node],
+        ['Java', v.java],
+        ['ZooKeeper', v.zookeeper],
+        ['node-zookeeper-client', v.nodeZookeeperClient],
+        [
+          'Redis',
+          redis
+            ? `${redis.version}, persistence: ${redis.persistence}`
+            : run.redis && 'unavailable' in run.redis
+              ? `not used: ${run.redis.unavailable}`
+              : 'not used',
+        ],
+        ['BullMQ', v.bullmq ?? 'not installed'],
+      ],
+    }),
+    '',
+  );
+  lines.push('## ZooKeeper settings', '');
+  lines.push(
+    'One standalone server started by the harness with the same launcher as the tests and `runtime` (src/zk/server.ts), on 127.0.0.1. ' +
+      `ZooKeeper's defaults apply where not set (forceSync=yes: every write is fsynced before it is answered). ${run.zookeeper.warmUp}`,
+    '',
+  );
+  const shown = Object.entries(run.zookeeper.settings).filter(([k]) => k !== 'dataDir');
+  lines.push(
+    '```',
+    ...shown.map(([k, val]) => `${k}=${val}`),
+    `# JVM: ${run.zookeeper.javaOpts.join(' ')}`,
+    '```',
+    '',
+  );
+  for (const s of Object.values(run.scenarios)) {
+    lines.push(`## ${s.scenario}: ${s.title}`, '', DESCRIPTIONS[s.scenario], '');
+    if (s.skipped) {
+      lines.push(`Skipped: ${s.skipped}`, '');
+      continue;
+    }
+    if (s.error) lines.push(`**Failed:** ${s.error.split('\n')[0]}`, '');
+    for (const t of s.tables) lines.push(`### ${t.title}`, '', renderMarkdown({ ...t, title: '' }), '');
+    if (s.scenario === 'scaling' && charts.scaling) lines.push(`![scaling chart](${charts.scaling})`, '');
+    if (s.scenario === 'latency' && charts.latency) lines.push(`![latency chart](${charts.latency})`, '');
+    for (const n of s.notes) lines.push(`${n}`, '');
+    if (!s.invariants.ok) lines.push(`**Invariant problems:** ${s.invariants.problems.join('; ')}`, '');
+    const file = run.files[s.scenario];
+    if (file) lines.push(`Raw data: \`${file}\` (not committed; \`latest.json\` holds every run).`, '');
+  }
+  return `${lines
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trimEnd()}\n`;
+}
+
+/** Write latest.md and the charts of `run` into `dir`; returns the files written. */
+export function writeReport(run: RunRecord, dir: string): string[] {
+  const charts = writeCharts(run, dir);
+  writeFileSync(join(dir, 'latest.md'), renderMarkdownReport(run, charts));
+  return ['latest.md', ...Object.values(charts)].map((f) => join(dir, f));
+}

@@ -1,0 +1,160 @@
+/**
+ * The benchmark harness on a tiny size, as a child process the way a user runs it: every scenario runs
+ * (peer is skipped with a reason when redis-server is missing), and the JSON, Markdown and SVG files
+ * have the expected structure, and every farm run passed the invariant check. No speed is asserted.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { redisUnavailable } from '../src/bench/redis.js';
+import type { RunRecord } from '../src/bench/report.js';
+import { SCENARIOS, type ScenarioReport, type Spread } from '../src/bench/types.js';
+
+const out = mkdtempSync(join(tmpdir(), 'zkfarm-bench-test-'));
+after(() => rmSync(out, { recursive: true, force: true }));
+
+function run(
+  args: string[],
+  timeoutMs: number,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/bench/main.ts', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGINT');
+      reject(new Error(`bench did not finish within ${timeoutMs} ms\n${stderr.slice(-3000)}`));
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const isSpread = (x: unknown): x is Spread =>
+  typeof x === 'object' &&
+  x !== null &&
+  ['min', 'median', 'max', 'n'].every((k) => typeof (x as Record<string, unknown>)[k] === 'number');
+
+test('a tiny run of every scenario writes JSON, Markdown and SVG, and every check passes', {
+  timeout: 150_000,
+}, async () => {
+  const res = await run(['--size', 'tiny', '--out', out, '--progress', 'lines'], 140_000);
+  const detail = `exit ${res.code}\nstderr:\n${res.stderr.slice(-4000)}\nstdout:\n${res.stdout.slice(-4000)}`;
+  assert.equal(res.code, 0, detail);
+  // Quiet progress lines (not a TTY), and a table per scenario on stdout.
+  assert.match(res.stderr, /bench: \[1\/\d+\] ceiling/);
+  assert.match(res.stdout, /throughput: 2 masters, 4 workers × capacity 4, 200 no-op tasks/);
+
+  const files = readdirSync(out);
+  const latest = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as RunRecord;
+  assert.equal(latest.format, 1);
+  assert.equal(latest.size, 'tiny');
+  assert.equal(latest.ok, true, detail);
+  assert.ok(latest.machine.cores >= 1 && latest.machine.cpuModel.length > 0);
+  assert.match(latest.versions.node, /^v\d+/);
+  assert.match(latest.versions.zookeeper, /^3\./);
+  assert.equal(latest.zookeeper.settings['clientPortAddress'], '127.0.0.1');
+
+  for (const name of SCENARIOS) {
+    const report = latest.scenarios[name] as ScenarioReport | undefined;
+    assert.ok(report, `latest.json has ${name}`);
+    const file = latest.files[name];
+    assert.ok(file && files.includes(file), `${name} has its own JSON file`);
+    assert.match(file!, new RegExp(`^${name}-\\d{4}-\\d\\d-\\d\\dT\\d\\d-\\d\\d-\\d\\dZ\\.json$`));
+    const own = JSON.parse(readFileSync(join(out, file!), 'utf8')) as ScenarioReport & {
+      run: { machine: unknown };
+    };
+    assert.equal(own.scenario, name);
+    assert.ok(own.run.machine, 'each file says where it ran');
+    if (name === 'peer' && redisUnavailable()) {
+      assert.match(report.skipped ?? '', /redis-server/);
+      continue;
+    }
+    assert.equal(report.error, undefined, `${name}: ${report.error}`);
+    assert.equal(report.skipped, undefined);
+    assert.deepEqual(report.invariants, { ok: true, problems: [] }, `${name} invariants`);
+    assert.ok(report.tables.length >= 1, `${name} has a table`);
+    for (const t of report.tables) {
+      assert.ok(t.rows.length >= 1, `${name}: ${t.title} has rows`);
+      for (const row of t.rows)
+        assert.equal(row.length, t.columns.length, `${name}: ${t.title} rows fit the columns`);
+    }
+  }
+
+  const s = latest.scenarios;
+  assert.ok(isSpread(s.throughput!.summary['tasksPerSecond']));
+  assert.ok(isSpread(s.throughput!.summary['requestsPerTask']));
+  assert.ok(isSpread(s.throughput!.summary['ratioToSingleCeiling']), 'farm ÷ ceiling, from the same run');
+  const farmRun = (
+    s.throughput!.runs as Array<{ check: { ok: boolean; statuses: number }; tasks: number }>
+  )[0]!;
+  assert.equal(farmRun.check.ok, true);
+  assert.equal(farmRun.check.statuses, farmRun.tasks, 'every task has its status');
+  if (!redisUnavailable()) {
+    assert.ok(isSpread(s.peer!.summary['ratioPerPair']), 'farm ÷ BullMQ, from the same run');
+    assert.equal(typeof s.peer!.summary['ratioOfMedians'], 'number');
+  }
+  const failover = s.failover!.summary['faults'] as Array<{
+    fault: string;
+    gapMs: Spread;
+    recoverMs: Spread;
+  }>;
+  assert.deepEqual(
+    failover.map((f) => f.fault),
+    ['leader-stop', 'worker-crash'],
+  );
+  for (const f of failover) assert.ok(isSpread(f.gapMs) && isSpread(f.recoverMs));
+  const latency = s.latency!.summary as { idle: { p50: Spread }; rates: Array<{ p99: Spread }> };
+  assert.ok(isSpread(latency.idle.p50) && latency.rates.length === 1 && isSpread(latency.rates[0]!.p99));
+
+  const md = readFileSync(join(out, 'latest.md'), 'utf8');
+  for (const heading of [
+    '# zkfarm benchmark results',
+    '## Machine and versions',
+    '## ZooKeeper settings',
+    ...SCENARIOS.map((n) => `## ${n}: `),
+  ]) {
+    assert.ok(md.includes(heading), `latest.md has "${heading}"`);
+  }
+  assert.match(md, /\| zkfarm tasks\/s/);
+  assert.match(md, /!\[scaling chart\]\(scaling\.svg\)/);
+  assert.match(md, /!\[latency chart\]\(latency\.svg\)/);
+
+  for (const svg of ['scaling.svg', 'latency.svg']) {
+    assert.ok(existsSync(join(out, svg)), `${svg} written`);
+    const text = readFileSync(join(out, svg), 'utf8');
+    assert.match(
+      text,
+      /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" width="\d+" height="\d+" viewBox="0 0 \d+ \d+"/,
+    );
+    assert.ok(text.trimEnd().endsWith('</svg>'));
+    assert.ok(!/NaN|undefined/.test(text), `${svg} has no NaN or undefined`);
+    assert.match(text, /<polyline points="[\d., -]+"/);
+    // Every element that opens also closes (a rough well-formedness check without an XML parser).
+    const opens = (text.match(/<(svg|text|circle)\b[^>]*[^/]>/g) ?? []).length;
+    const closes = (text.match(/<\/(svg|text|circle)>/g) ?? []).length;
+    assert.equal(opens, closes, `${svg} is well formed`);
+  }
+});
+
+test('bad options are refused with a message that names what is expected', async () => {
+  const res = await run(['--scenario', 'throughput,nope', '--out', out], 30_000);
+  assert.notEqual(res.code, 0);
+  assert.match(
+    res.stderr,
+    /unknown scenario "nope"; expected one or more of ceiling, throughput, latency, scaling, failover, peer/,
+  );
+});
