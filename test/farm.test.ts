@@ -20,6 +20,7 @@ import {
 } from '../src/farm/protocol.js';
 import { connect, type Supervisor } from '../src/zk/index.js';
 import { checkInvariants, waitForStatuses } from './helpers/invariants.js';
+import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const zk = useZooKeeper();
@@ -62,14 +63,6 @@ async function admin(connectString: string) {
   const sup: Supervisor = connect({ connect: connectString });
   cleanups.push(() => sup.stop());
   return (await sup.ready).client;
-}
-
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 30_000, what = 'condition') {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 test('1 master, 3 workers: 500 handler tasks and 20 shell tasks each end with exactly one status', async () => {
@@ -235,7 +228,11 @@ test('the leading master dies mid-stream: a standby takes over and the stream co
   assert.deepEqual((await checkInvariants(await admin(root), ids, { workdir })).problems, []);
   assert.equal(m1.isLeader, false, 'the old leader stood down');
   // On its new session m1 stands by, and learns who leads.
-  await until(() => m1.info().leaderName === 'm2', 30_000, `m1 to see m2 lead (sees ${m1.info().leaderName})`);
+  await until(
+    () => m1.info().leaderName === 'm2',
+    30_000,
+    `m1 to see m2 lead (sees ${m1.info().leaderName})`,
+  );
 });
 
 test("a master that starts while a dead worker's assignments are stranded gives them back", async () => {

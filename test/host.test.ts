@@ -13,6 +13,7 @@ import { createLogger, Host } from '../src/host/index.js';
 import type { RoleSpec } from '../src/host/types.js';
 import { connect } from '../src/zk/index.js';
 import { checkInvariants } from './helpers/invariants.js';
+import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const zk = useZooKeeper();
@@ -62,14 +63,6 @@ async function admin(root: string) {
   const sup = connect({ connect: root });
   cleanups.push(() => sup.stop());
   return (await sup.ready).client;
-}
-
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 30_000, what = 'condition') {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function leaderName(host: Host): Promise<string | undefined> {

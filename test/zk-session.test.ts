@@ -13,6 +13,7 @@ import {
   type Supervisor,
   startZkEnsemble,
 } from '../src/zk/index.js';
+import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const zk = useZooKeeper();
@@ -26,18 +27,6 @@ function track(sup: Supervisor): { states: SessionState[]; sup: Supervisor } {
   const states: SessionState[] = [];
   sup.on('state', (s: SessionState) => states.push(s));
   return { states, sup };
-}
-
-async function until(
-  cond: () => boolean | Promise<boolean>,
-  timeoutMs = 20_000,
-  what = 'condition',
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 test('a server restart within the session timeout keeps the session: no re-run, ephemeral and watch survive', async () => {

@@ -2,7 +2,7 @@
  * What the host and its role threads share: the specs a farm starts from, and the control API each role
  * thread exposes over Comlink. Only plain data crosses the thread boundary.
  */
-import type { RoleKind, RoleState } from '../farm/role.js';
+import type { RoleInfo, RoleKind } from '../farm/role.js';
 import type { SessionState } from '../zk/session.js';
 
 /** Settings every role of a host shares (from the config file and flags). */
@@ -48,13 +48,8 @@ export interface FarmSpec extends FarmSettings {
   roles: RoleSpec[];
 }
 
-export interface RoleThreadInfo {
-  name: string;
-  kind: RoleKind;
-  state: RoleState;
-  session: SessionState;
-  sessionId?: string;
-  sessions: number;
+/** A role's info as the host reports it: the role's own, plus what only masters or workers have. */
+export interface RoleThreadInfo extends RoleInfo {
   /** Masters: whether this one leads. */
   leader?: boolean;
   leaderName?: string;
