@@ -3,7 +3,6 @@
  * thread exposes over Comlink. Only plain data crosses the thread boundary.
  */
 import type { RoleInfo, RoleKind } from '../farm/role.js';
-import type { SessionState } from '../zk/session.js';
 
 /** Settings every role of a host shares (from the config file and flags). */
 export interface FarmSettings {
