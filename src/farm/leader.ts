@@ -376,7 +376,18 @@ export class Leader {
         if (!r) continue;
         if (!r.parsed.ok)
           rejects.push({ id: r.id, error: r.parsed.error, version: r.version, ctime: r.ctime });
-        else {
+        else if (r.size > MULTI_MAX_BYTES) {
+          // A raw client can write up to ~1 MB; moving that in a multi (data again, plus bookkeeping) would
+          // exceed ZooKeeper's request limit and make it drop the leader's connection, again and again.
+          rejects.push({
+            id: r.id,
+            error:
+              `task data is ${r.size} bytes; the farm moves at most ${MULTI_MAX_BYTES} bytes per task: ` +
+              'put large inputs in a file or store and pass a reference',
+            version: r.version,
+            ctime: r.ctime,
+          });
+        } else {
           const task = r.parsed.task;
           const nb = task._zkfarm?.notBefore;
           if (nb && nb > now) this.#delay(r.id, nb - now);
