@@ -53,6 +53,8 @@ export const ErrorCodes = {
   WAIT_TIMEOUT: 'ZKFARM_WAIT_TIMEOUT',
   /** A task was given up before it finished (its worker aborted it, or the executor closed). */
   TASK_ABORTED: 'ZKFARM_TASK_ABORTED',
+  /** ZooKeeper refused access to the farm's nodes (they are access-controlled). */
+  NOT_AUTHORIZED: 'ZKFARM_NOT_AUTHORIZED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

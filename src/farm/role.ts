@@ -21,6 +21,7 @@ import {
   type SessionState,
   type Stat,
   type Supervisor,
+  splitConnectString,
 } from '../zk/index.js';
 import { PATHS, validateName } from './protocol.js';
 
@@ -99,6 +100,13 @@ export abstract class Role extends EventEmitter {
       connectTimeout: this.options.connectTimeout,
       logger: this.log,
     };
+    if (opts.auth && !splitConnectString(opts.connect).chroot) {
+      this.log.warn(
+        { connect: opts.connect },
+        'access control without a chroot: the farm root is ZooKeeper\'s "/", open to anyone, so anyone can ' +
+          'remove /master; give the connect string a chroot (host:2181/farm) to close it',
+      );
+    }
     try {
       await ensureChroot(opts);
       const sup = connect(opts, async (session) => {
@@ -133,11 +141,18 @@ export abstract class Role extends EventEmitter {
   /** The nodes every role needs. Idempotent, and cheap when they exist. */
   protected async ensureLayout(session: Session): Promise<void> {
     const c = session.client;
-    await Promise.all(
-      Object.values(PATHS)
-        .filter((p) => p !== PATHS.master)
-        .map((p) => c.ensurePath(p)),
-    );
+    const paths = Object.values(PATHS).filter((p) => p !== PATHS.master);
+    await Promise.all(paths.map((p) => c.ensurePath(p)));
+    // With access control, nodes made earlier without it (open to anyone) are closed now.
+    if (this.options.auth) {
+      const opened = await Promise.all(paths.map(async (p) => ((await c.secure(p)) ? p : undefined)));
+      const changed = opened.filter(Boolean);
+      if (changed.length)
+        this.log.warn(
+          { paths: changed },
+          'these nodes were open to anyone; they now have the farm identity ACL',
+        );
+    }
   }
 
   /** Set the role up on a (new) session. Throwing retries it on the same session unless the error is fatal. */

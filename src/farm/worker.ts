@@ -190,9 +190,7 @@ export class Worker extends Role {
         const r = reads[i]!;
         if (r instanceof Error) {
           this.#held.delete(id);
-          if (!isZkError(r, 'NO_NODE') && session.alive) {
-            this.log.warn({ err: r, task: id }, `reading assignment ${id} failed: ${describeError(r)}`);
-          }
+          if (!isZkError(r, 'NO_NODE')) this.#retryRead(session, id, r);
           return;
         }
         try {
@@ -221,9 +219,7 @@ export class Worker extends Role {
           }
         } catch (err) {
           this.#held.delete(id);
-          if (!isZkError(err, 'NO_NODE') && session.alive) {
-            this.log.warn({ err, task: id }, `reading assignment ${id} failed: ${describeError(err)}`);
-          }
+          if (!isZkError(err, 'NO_NODE')) this.#retryRead(session, id, err);
         }
       }),
     );
@@ -232,6 +228,16 @@ export class Worker extends Role {
       return;
     }
     this.#startMore();
+  }
+
+  /**
+   * An assignment we could not read (connection trouble): the watch reported it once and will not again,
+   * so read it again ourselves after a pause while the session lives (a new session re-lists anyway).
+   */
+  #retryRead(session: Session, id: string, err: unknown): void {
+    if (!session.alive) return;
+    this.log.warn({ err, task: id }, `reading assignment ${id} failed: ${describeError(err)}; retrying`);
+    setTimeout(() => void this.#onAssigned(session, [id]), 250);
   }
 
   /** Start queued tasks while there are free slots. */

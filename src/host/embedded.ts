@@ -12,7 +12,7 @@
  *   terminal find the farm without flags. It is removed on stop (and on process exit); the newest
  *   runtime's file wins when several run.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -195,7 +195,9 @@ export async function startEmbeddedZooKeeper(options: EmbeddedOptions): Promise<
   const workdir = resolve(options.workdir);
   const dataDir = join(workdir, 'zookeeper');
   try {
-    mkdirSync(dataDir, { recursive: true });
+    // Owner-only: the snapshots hold every task and result.
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    chmodSync(dataDir, 0o700);
   } catch (err) {
     throw new ZkfarmError(
       ErrorCodes.WORKDIR_UNWRITABLE,

@@ -54,6 +54,8 @@ class RoleThread {
   state: ThreadState = 'starting';
   thread!: Thread;
   api!: Comlink.Remote<RoleThreadApi>;
+  /** The host's ends of the thread's log and handler-pool channels: held so they cannot be collected. */
+  ports: Array<{ close(): void }> = [];
   exited!: Promise<never>;
   exitCode: number | undefined;
   restarts = 0;
@@ -144,6 +146,8 @@ export class Host extends EventEmitter {
     const logChannel = new MessageChannel();
     logChannel.port1.on('message', (line: string) => writeThreadLine(this.log, line));
     logChannel.port1.unref();
+    for (const p of rt.ports) p.close();
+    rt.ports = [logChannel.port1];
     let poolPort: MessagePort | undefined;
     const needsPool =
       spec.kind === 'worker' &&
@@ -153,6 +157,9 @@ export class Host extends EventEmitter {
       const ch = new MessageChannel();
       servePool(this.#pool, ch.port1);
       ch.port1.unref();
+      // An unref'd port with nothing else referring to it can be garbage-collected, and the thread's
+      // pool calls would then never be answered: the role thread object keeps it.
+      rt.ports.push(ch.port1);
       poolPort = ch.port2 as unknown as MessagePort;
     }
     const thread = new Thread(FROM_SOURCE ? SOURCE_BOOTSTRAP : ENTRY, {
@@ -332,6 +339,8 @@ export class Host extends EventEmitter {
       await Promise.race([rt.call(rt.api.stop(options)).catch(() => {}), sleep(deadline)]);
     }
     await rt.thread?.terminate().catch(() => {});
+    for (const p of rt.ports) p.close();
+    rt.ports = [];
     rt.state = 'exited';
   }
 

@@ -300,6 +300,30 @@ export class ZkClient {
     return new Transaction(this);
   }
 
+  /** A node's ACL and stat. */
+  async getAcl(path: string): Promise<{ acl: Acl[]; stat: Stat }> {
+    const [acl, stat] = await this.request<[Acl[], Stat]>('getACL', path, (cb) =>
+      this.raw.getACL(path, (err: unknown, acl?: Acl[], stat?: Stat) => cb(err, [acl ?? [], stat as Stat])),
+    );
+    return { acl, stat };
+  }
+
+  /** Set a node's ACL (`version` -1: any). */
+  setAcl(path: string, acl: Acl[], version = -1): Promise<Stat> {
+    return this.request<Stat>('setACL', path, (cb) => this.raw.setACL(path, acl, version, cb));
+  }
+
+  /**
+   * Give an existing node this client's ACL if anyone at all may use it now (world:anyone): a node
+   * created before access control was turned on would otherwise stay open. True when it changed.
+   */
+  async secure(path: string): Promise<boolean> {
+    const { acl } = await this.getAcl(path);
+    if (!acl.some((a) => a.id.scheme === 'world')) return false;
+    await this.setAcl(path, this.acl);
+    return true;
+  }
+
   /** Add an authentication identity to this session, e.g. `('digest', 'user:password')`. */
   addAuth(scheme: string, credentials: string): void {
     this.raw.addAuthInfo(scheme, Buffer.from(credentials));

@@ -28,6 +28,7 @@ import { EventEmitter } from 'node:events';
 import zookeeper from 'node-zookeeper-client';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { type Acl, digestAcl, OPEN_ACL, type RawClient, ZkClient } from './client.js';
+import { isZkError } from './errors.js';
 import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
 import {
   type ChildrenChange,
@@ -393,6 +394,20 @@ export class Supervisor extends EventEmitter {
           this.#fail(err as Error);
           return;
         }
+        if (isZkError(err, 'NO_AUTH', 'AUTH_FAILED', 'INVALID_ACL')) {
+          // Retrying cannot help: this identity may not touch these nodes.
+          this.#fail(
+            fatal(
+              new ZkfarmError(
+                ErrorCodes.NOT_AUTHORIZED,
+                `ZooKeeper refused ${err.op} ${err.path ?? ''} (${err.code}): the nodes are access-controlled; ` +
+                  "connect with the farm's identity (--auth user:password)",
+                { cause: err },
+              ),
+            ),
+          );
+          return;
+        }
         this.reportError(err, 'action');
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 5000);
@@ -614,6 +629,7 @@ export async function ensureChroot(options: ConnectOptions): Promise<void> {
     { ...options, connect: hosts.join(','), faultInjection: false, signal: undefined },
     async (session) => {
       await session.client.ensurePath(chroot);
+      if (options.auth) await session.client.secure(chroot);
       return 'completed';
     },
   );
