@@ -15,7 +15,7 @@
  * fails), and on the new session the master stands for election again.
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { isZkError, type Session } from '../zk/index.js';
+import { isZkError, type Session, ZK_CODES, ZkError } from '../zk/index.js';
 import { Leader, type LeaderOptions, type LeaderStats } from './leader.js';
 import { encode, type MasterInfo, masterPath, PATHS } from './protocol.js';
 import { HOST, Role, type RoleInfo, type RoleOptions } from './role.js';
@@ -63,6 +63,13 @@ export class Master extends Role {
     let delay = 100;
     while (session.alive && this.state !== 'stopping' && this.state !== 'stopped') {
       try {
+        // The longest-standing master goes first; later ones give it a moment. Without this, a crashed
+        // leader restarted at once races the standbys and may simply win its place back.
+        const wait = await this.#seniorityDelay(session);
+        if (wait > 0) {
+          await sleep(wait);
+          if (await c.exists(PATHS.master)) throw new ZkError(ZK_CODES.NODE_EXISTS, 'create', PATHS.master);
+        }
         await c.createEphemeral(PATHS.master, encode({ ...me, since: Date.now() }));
         await this.#lead(session);
         return;
@@ -111,6 +118,29 @@ export class Master extends Role {
         this.log.warn({ err }, 'watching the leader failed; retrying');
         await sleep(delay);
       }
+    }
+  }
+
+  /** 250 ms for every live master that registered before us (by the creation order of /masters/<name>). */
+  async #seniorityDelay(session: Session): Promise<number> {
+    try {
+      const c = session.client;
+      const names = await c.getChildren(PATHS.masters);
+      const reads = await c.getDataMany(names.map((n) => masterPath(n)));
+      const czxid = (i: number) => {
+        const r = reads[i];
+        return r && !(r instanceof Error) ? r.stat.czxid.readBigInt64BE(0) : undefined;
+      };
+      const mine = czxid(names.indexOf(this.name));
+      if (mine === undefined) return 0;
+      let older = 0;
+      names.forEach((_, i) => {
+        const z = czxid(i);
+        if (z !== undefined && z < mine) older++;
+      });
+      return Math.min(older * 250, 2000);
+    } catch {
+      return 0;
     }
   }
 
