@@ -22,6 +22,17 @@ after(async () => {
   await Promise.all(sups.map((s) => s.stop()));
 });
 
+const warnings: string[] = [];
+/** Keeps the supervisor's warnings (why a session was lost) for failure messages. */
+const recorder = {
+  debug() {},
+  info() {},
+  warn(obj: object, msg?: string) {
+    warnings.push(`${msg ?? ''} ${JSON.stringify(obj)}`);
+  },
+  error() {},
+};
+
 function track(sup: Supervisor): { states: SessionState[]; sup: Supervisor } {
   sups.push(sup);
   const states: SessionState[] = [];
@@ -33,7 +44,7 @@ test('a server restart within the session timeout keeps the session: no re-run, 
   const root = await zk.chroot('restart');
   let runs = 0;
   const { sup, states } = track(
-    connect({ connect: root, sessionTimeout: 15_000 }, async (s) => {
+    connect({ connect: root, sessionTimeout: 30_000, logger: recorder }, async (s) => {
       runs++;
       await s.client.createEphemeral('/alive', 'x');
     }),
@@ -49,8 +60,10 @@ test('a server restart within the session timeout keeps the session: no re-run, 
   await zk.server.kill();
   await until(() => sup.state === 'suspended', 5000, 'suspended');
   await zk.server.restart();
-  await until(() => sup.state === 'reconnected', 40_000, 'reconnected').catch((err) => {
-    throw new Error(`${(err as Error).message}; states so far: ${states.join(' → ')}`);
+  await until(() => sup.state === 'reconnected', 60_000, 'reconnected').catch((err) => {
+    throw new Error(
+      `${(err as Error).message}; states so far: ${states.join(' → ')}; warnings: ${warnings.join(' | ')}`,
+    );
   });
 
   assert.equal(runs, 1, 'a reconnect within the session does not re-run the action');
