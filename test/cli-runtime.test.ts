@@ -7,94 +7,27 @@
  * Each child gets its own XDG_RUNTIME_DIR, so this file never sees another runtime's discovery file.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Submitter } from '../src/farm/submitter.js';
 import { discoveryFilePath } from '../src/host/embedded.js';
+import { Cli, killRuntimes } from './helpers/cli.js';
 
-const ROOT = join(import.meta.dirname, '..');
+const _ROOT = join(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'zkfarm-runtime-test-'));
 const xdg = join(tmp, 'xdg');
 const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: xdg };
 delete env['ZKFARM_ZK'];
 
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-const children = new Set<ChildProcess>();
 after(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  killRuntimes();
   rmSync(tmp, { recursive: true, force: true });
 });
 
-class Cli {
-  readonly proc: ChildProcess;
-  stdout = '';
-  stderr = '';
-  readonly done: Promise<Result>;
-
-  constructor(args: string[]) {
-    this.proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.add(this.proc);
-    this.proc.stdout!.on('data', (d: Buffer) => {
-      this.stdout += d.toString();
-    });
-    this.proc.stderr!.on('data', (d: Buffer) => {
-      this.stderr += d.toString();
-    });
-    this.done = new Promise((resolve) => {
-      this.proc.once('close', (code, signal) =>
-        resolve({ code, signal, stdout: this.stdout, stderr: this.stderr }),
-      );
-    });
-  }
-
-  async waitForErr(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
-    const deadline = Date.now() + timeoutMs;
-    let exited = false;
-    void this.done.then(() => {
-      exited = true;
-    });
-    for (;;) {
-      const m = this.stderr.match(re);
-      if (m) return m;
-      if (exited) assert.fail(`runtime exited before ${re}; stderr:\n${this.stderr}`);
-      if (Date.now() > deadline) {
-        this.proc.kill('SIGKILL');
-        assert.fail(`no ${re} within ${timeoutMs} ms; stderr:\n${this.stderr}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
-  async exit(timeoutMs: number): Promise<Result> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        this.proc.kill('SIGKILL');
-        reject(new Error(`runtime did not exit within ${timeoutMs} ms; stderr:\n${this.stderr}`));
-      }, timeoutMs);
-    });
-    try {
-      return await Promise.race([this.done, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-}
-
-const cli = (args: string[], timeoutMs = 60_000) => new Cli(args).exit(timeoutMs);
+const cli = (args: string[], timeoutMs = 60_000) => new Cli(args, { env }).exit(timeoutMs);
 
 /** pids of processes whose command line mentions `text` (pgrep -f). */
 function pgrep(text: string): number[] {
@@ -126,7 +59,9 @@ describe('runtime --masters 2 --workers 8 with the embedded ZooKeeper', () => {
   let connect: string;
 
   test('it starts the embedded ZooKeeper, says where, and gets ready', async () => {
-    farm = new Cli(['--masters', '2', '--workers', '8', '--workdir', workdir, '--name-prefix', 'rt']);
+    farm = new Cli(['--masters', '2', '--workers', '8', '--workdir', workdir, '--name-prefix', 'rt'], {
+      env,
+    });
     const listening = await farm.waitForErr(/embedded ZooKeeper listening on (127\.0\.0\.1:\d+)/, 120_000);
     connect = listening[1]!;
     const ready = await farm.waitForErr(READY, 180_000);
@@ -202,7 +137,9 @@ describe('restarts and a second SIGINT', () => {
 
   test('a queued task survives a restart of the runtime', async () => {
     // First run: a master and no workers, so the task waits in /tasks.
-    const first = new Cli(['--masters', '1', '--workers', '0', '--workdir', workdir, '--name-prefix', 'rs']);
+    const first = new Cli(['--masters', '1', '--workers', '0', '--workdir', workdir, '--name-prefix', 'rs'], {
+      env,
+    });
     await first.waitForErr(READY, 180_000);
     const sub = await cli(['submit', '{"handler":"echo","input":"kept"}']);
     assert.equal(sub.code, 0, sub.stderr);
@@ -215,7 +152,10 @@ describe('restarts and a second SIGINT', () => {
     await noJavaLeft(dataDir);
 
     // Second run on the same workdir, now with a worker: the task is still queued, and runs.
-    const second = new Cli(['--masters', '1', '--workers', '1', '--workdir', workdir, '--name-prefix', 'rs']);
+    const second = new Cli(
+      ['--masters', '1', '--workers', '1', '--workdir', workdir, '--name-prefix', 'rs'],
+      { env },
+    );
     const ready = await second.waitForErr(READY, 180_000);
     const submitter = await Submitter.open({ connect: ready[3]!, connectTimeout: 10_000 });
     try {

@@ -5,11 +5,12 @@
  *   status (table and --json), exit codes, SIGINT ends it with exit 0.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Cli, type Result } from './helpers/cli.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -17,83 +18,17 @@ const tmp = mkdtempSync(join(tmpdir(), 'zkfarm-cli-test-'));
 const xdg = join(tmp, 'xdg');
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
 function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: xdg, ...extra };
   if (!('ZKFARM_ZK' in extra)) delete env['ZKFARM_ZK'];
   return env;
 }
 
-/** A running `runtime ...` child; its output is collected as it comes. */
-class Cli {
-  readonly proc: ChildProcess;
-  stdout = '';
-  stderr = '';
-  readonly done: Promise<Result>;
-
-  constructor(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}) {
-    this.proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      cwd: ROOT,
-      env: childEnv(options.env),
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    this.proc.stdout!.on('data', (d: Buffer) => {
-      this.stdout += d.toString();
-    });
-    this.proc.stderr!.on('data', (d: Buffer) => {
-      this.stderr += d.toString();
-    });
-    if (options.input !== undefined) this.proc.stdin!.end(options.input);
-    this.done = new Promise((resolve) => {
-      this.proc.once('close', (code, signal) =>
-        resolve({ code, signal, stdout: this.stdout, stderr: this.stderr }),
-      );
-    });
-  }
-
-  /** Wait until stderr matches, or fail (killing the child) after `timeoutMs`. */
-  async waitForErr(re: RegExp, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let exited = false;
-    void this.done.then(() => {
-      exited = true;
-    });
-    while (!re.test(this.stderr)) {
-      if (exited) assert.fail(`runtime exited before ${re}; stderr:\n${this.stderr}`);
-      if (Date.now() > deadline) {
-        this.proc.kill('SIGKILL');
-        assert.fail(`no ${re} within ${timeoutMs} ms; stderr:\n${this.stderr}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
-  /** The exit result, or fail (killing the child) after `timeoutMs`. */
-  async exit(timeoutMs: number): Promise<Result> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        this.proc.kill('SIGKILL');
-        reject(new Error(`runtime did not exit within ${timeoutMs} ms; stderr:\n${this.stderr}`));
-      }, timeoutMs);
-    });
-    try {
-      return await Promise.race([this.done, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-}
-
 /** Run a command to completion (bounded). */
 function cli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}) {
-  return new Cli(args, options).exit(options.timeoutMs ?? 60_000);
+  return new Cli(args, { env: childEnv(options.env), input: options.input }).exit(
+    options.timeoutMs ?? 60_000,
+  );
 }
 
 function assertOneLine(stderr: string): string {
@@ -238,22 +173,25 @@ describe('a farm on a given ZooKeeper (--zk with a chroot)', () => {
 
   before(async () => {
     connect = await zk.chroot('cli');
-    farm = new Cli([
-      '--zk',
-      connect,
-      '--masters',
-      '1',
-      '--workers',
-      '2',
-      '--capacity',
-      '2',
-      '--name-prefix',
-      'clitest',
-      '--workdir',
-      workdir,
-      '--log-level',
-      'warn',
-    ]);
+    farm = new Cli(
+      [
+        '--zk',
+        connect,
+        '--masters',
+        '1',
+        '--workers',
+        '2',
+        '--capacity',
+        '2',
+        '--name-prefix',
+        'clitest',
+        '--workdir',
+        workdir,
+        '--log-level',
+        'warn',
+      ],
+      { env: childEnv() },
+    );
     await farm.waitForErr(/runtime: ready: 1 master, 2 workers on /, 120_000);
   });
   after(async () => {
