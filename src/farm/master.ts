@@ -48,12 +48,7 @@ export class Master extends Role {
   protected async onSession(session: Session): Promise<void> {
     this.#leader = undefined;
     const me: MasterInfo = { name: this.name, host: HOST, pid: process.pid, since: Date.now() };
-    await this.claimEphemeral(
-      session,
-      masterPath(this.name),
-      encode(me),
-      (this.options.sessionTimeout ?? 10_000) + 2000,
-    );
+    await this.claimEphemeral(session, masterPath(this.name), encode(me), this.staleNodeWaitMs());
     void this.#campaign(session, me);
   }
 

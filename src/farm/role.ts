@@ -207,6 +207,15 @@ export abstract class Role extends EventEmitter {
   }
 
   /**
+   * How long to wait for a node held by another session to go before calling the name taken. ZooKeeper
+   * expires sessions in buckets of its tick, so a dead session can outlive its timeout by up to two ticks
+   * (4 s with the default tick), and a server that restarts gives restored sessions a full timeout again.
+   */
+  protected staleNodeWaitMs(): number {
+    return (this.options.sessionTimeout ?? 10_000) * 2 + 4000;
+  }
+
+  /**
    * Create the ephemeral node `path` that stands for this role, coping with a stale one:
    * - owned by the current session: keep it (a retried setup);
    * - owned by one of our earlier sessions: delete it and create ours;

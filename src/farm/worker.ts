@@ -149,12 +149,7 @@ export class Worker extends Role {
   protected async onSession(session: Session): Promise<void> {
     this.#session = session;
     await session.client.ensurePath(assignDir(this.name));
-    await this.claimEphemeral(
-      session,
-      workerPath(this.name),
-      encode(this.#info()),
-      (this.options.sessionTimeout ?? 10_000) + 2000,
-    );
+    await this.claimEphemeral(session, workerPath(this.name), encode(this.#info()), this.staleNodeWaitMs());
     session.watchChildren(assignDir(this.name), (ch) => {
       if (ch.added.length) void this.#onAssigned(session, ch.added);
     });
