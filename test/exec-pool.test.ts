@@ -298,6 +298,87 @@ describe('handler module configuration', () => {
     });
   });
 
+  const poolCall = (handler: string, input: unknown, taskId: string) => ({
+    module: FIXTURE_URL,
+    handler,
+    input,
+    taskId,
+    attempt: 1,
+    outputDir: '/x',
+  });
+
+  test('calls waiting behind threads that timeouts terminated still run (no call is stranded)', async () => {
+    // Every thread is running a call that will be killed, with more calls waiting: once the threads are
+    // terminated, the waiting calls must get new ones.
+    const own = createHandlerPool({ maxThreads: 2 });
+    try {
+      const stuck = [0, 1].map((i) =>
+        own.run(poolCall('blockForever', null, `b${i}`), {
+          timeoutMs: 300,
+          signal: new AbortController().signal,
+        }),
+      );
+      const squares = [0, 1, 2, 3].map((i) =>
+        own.run(poolCall('square', i, `s${i}`), { signal: new AbortController().signal }),
+      );
+      for (const s of stuck) {
+        await assert.rejects(
+          s,
+          (err: unknown) => err instanceof ZkfarmError && err.code === ErrorCodes.TASK_TIMEOUT,
+        );
+      }
+      assert.deepEqual(await withDeadline(Promise.all(squares), 20_000), [0, 1, 4, 9]);
+    } finally {
+      await own.close();
+    }
+  });
+
+  test("a call's timeout counts from when it gets a thread, not while it waits for one", async () => {
+    const own = createHandlerPool({ maxThreads: 1 });
+    try {
+      const first = own.run(poolCall('sleep', 1500, 'slow'));
+      // Waits ~1.5 s for the only thread, far past its own 1 s timeout, then runs in well under it.
+      const second = own.run(poolCall('square', 5, 'quick'), { timeoutMs: 1000 });
+      assert.equal(await first, 1500);
+      assert.equal(await withDeadline(second, 20_000), 25);
+    } finally {
+      await own.close();
+    }
+  });
+
+  test('a waiting call aborted before it gets a thread is TASK_ABORTED and never runs; close() ends the rest', async () => {
+    const own = createHandlerPool({ maxThreads: 1 });
+    const dir = await tempDir();
+    try {
+      const first = own.run(poolCall('sleep', 500, 'hold'));
+      const ac = new AbortController();
+      const aborted = own.run(
+        { ...poolCall('writesFile', 'never', 'aborted'), outputDir: dir },
+        { signal: ac.signal },
+      );
+      ac.abort('caller gave up');
+      await assert.rejects(
+        aborted,
+        (err: unknown) => err instanceof ZkfarmError && err.code === ErrorCodes.TASK_ABORTED,
+      );
+      assert.equal(await first, 500);
+      // The thread is free again: the aborted call did not run in the meantime.
+      assert.equal(await own.run(poolCall('square', 3, 'after')), 9);
+      assert.equal(existsSync(join(dir, 'out.txt')), false);
+      const settled = Promise.allSettled([
+        own.run(poolCall('sleep', 5000, 'hold2')),
+        own.run(poolCall('square', 4, 'waits')),
+      ]);
+      await own.close();
+      for (const r of await settled) {
+        assert.equal(r.status, 'rejected');
+        assert.equal((r as PromiseRejectedResult).reason.code, ErrorCodes.TASK_ABORTED);
+      }
+    } finally {
+      await own.close();
+    }
+  });
+
   test('HandlerPool.run honours its own timeoutMs', async () => {
     const own = createHandlerPool({ maxThreads: 1 });
     try {

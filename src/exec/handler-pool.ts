@@ -107,9 +107,23 @@ function checkInteger(name: string, value: unknown, min: number): number {
   return value;
 }
 
+/**
+ * Calls wait here, in order, for a free thread; Piscina is only ever given as many calls as it has
+ * threads. Two reasons: a call's timeout starts when it gets a thread (a call that waited behind others
+ * did not run out of time), and Piscina's own queue can strand calls: when every thread is terminated
+ * by an abort and `minThreads` is 0, queued abortable calls are never given a new thread.
+ */
+interface Waiter {
+  start(): void;
+  cancel(reason: unknown): void;
+}
+
 class PiscinaHandlerPool implements HandlerPool {
   readonly #piscina: Piscina<PoolRequest, PoolListReply | PoolRunReply>;
   #closing: Promise<void> | undefined;
+  readonly #slots: number;
+  #busy = 0;
+  readonly #waiting: Waiter[] = [];
 
   constructor(options: HandlerPoolOptions) {
     const known = new Set(['maxThreads', 'minThreads', 'idleTimeout', 'onError']);
@@ -145,6 +159,39 @@ class PiscinaHandlerPool implements HandlerPool {
       atomics: 'disabled',
     });
     this.#piscina.on('error', onError);
+    this.#slots = maxThreads;
+  }
+
+  /** Resolves when a thread is free for one more call; rejects with the signal's reason if it aborts first. */
+  #acquire(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.#busy < this.#slots && this.#waiting.length === 0) {
+      this.#busy++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => waiter.cancel(signal?.reason);
+      const waiter: Waiter = {
+        start: () => {
+          signal?.removeEventListener('abort', onAbort);
+          this.#busy++;
+          resolve();
+        },
+        cancel: (reason) => {
+          signal?.removeEventListener('abort', onAbort);
+          const i = this.#waiting.indexOf(waiter);
+          if (i !== -1) this.#waiting.splice(i, 1);
+          reject(reason);
+        },
+      };
+      this.#waiting.push(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  #release(): void {
+    this.#busy--;
+    while (this.#busy < this.#slots && this.#waiting.length > 0) this.#waiting.shift()?.start();
   }
 
   get threads(): number {
@@ -157,6 +204,20 @@ class PiscinaHandlerPool implements HandlerPool {
 
   async run(call: HandlerCall, options: HandlerRunOptions = {}): Promise<unknown> {
     const { signal, timeoutMs = 0 } = options;
+    this.#checkOpen();
+    try {
+      await this.#acquire(signal);
+    } catch (reason) {
+      throw failureFromAbort(reason);
+    }
+    try {
+      return await this.#runNow(call, signal, timeoutMs);
+    } finally {
+      this.#release();
+    }
+  }
+
+  async #runNow(call: HandlerCall, signal: AbortSignal | undefined, timeoutMs: number): Promise<unknown> {
     let runSignal = signal;
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
@@ -185,15 +246,26 @@ class PiscinaHandlerPool implements HandlerPool {
   }
 
   async listHandlers(module: string): Promise<string[]> {
-    const reply = (await this.#submit({ op: 'list', module })) as PoolListReply;
+    this.#checkOpen();
+    await this.#acquire();
+    let reply: PoolListReply;
+    try {
+      reply = (await this.#submit({ op: 'list', module })) as PoolListReply;
+    } finally {
+      this.#release();
+    }
     if (!reply.ok) throw new TaskFailure(reply.code, reply.message, { retryable: reply.retryable });
     return reply.names;
   }
 
-  async #submit(request: PoolRequest, signal?: AbortSignal): Promise<PoolListReply | PoolRunReply> {
+  #checkOpen(): void {
     if (this.#closing) {
       throw new TaskFailure(ErrorCodes.TASK_ABORTED, 'the handler pool is closed', { retryable: true });
     }
+  }
+
+  async #submit(request: PoolRequest, signal?: AbortSignal): Promise<PoolListReply | PoolRunReply> {
+    this.#checkOpen();
     try {
       return await this.#piscina.run(request, signal ? { signal } : undefined);
     } catch (err) {
@@ -216,7 +288,13 @@ class PiscinaHandlerPool implements HandlerPool {
   }
 
   close(): Promise<void> {
-    this.#closing ??= this.#piscina.destroy();
+    if (!this.#closing) {
+      this.#closing = this.#piscina.destroy();
+      const closed = new TaskFailure(ErrorCodes.TASK_ABORTED, 'the handler pool closed before the call ran', {
+        retryable: true,
+      });
+      for (const w of this.#waiting.splice(0)) w.cancel(closed);
+    }
     return this.#closing;
   }
 }
