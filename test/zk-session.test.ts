@@ -3,6 +3,7 @@
  * model, the three modes, watches that report exact diffs and survive sessions, and an ensemble failover.
  */
 import assert from 'node:assert/strict';
+import { type AddressInfo, createServer, connect as netConnect, type Socket } from 'node:net';
 import { after, test } from 'node:test';
 import { hasCode, hasCode as hasErrCode } from '../src/errors.js';
 import {
@@ -246,6 +247,41 @@ test('options are checked; an unreachable server fails after connectTimeout with
     (e: unknown) => hasCode(e, 'ZKFARM_ZK_UNREACHABLE') && /127\.0\.0\.1:1/.test(String(e)),
   );
   await assert.rejects(sup.ready);
+});
+
+test('a server that takes the connection but never answers the handshake is left for another attempt', async () => {
+  // The first connection is accepted and then ignored (a server starting up on a loaded machine, a peer
+  // behind a split); later ones reach the real server. The library alone would wait on the first forever.
+  const silent: Socket[] = [];
+  const open: Socket[] = [];
+  const relay = createServer((socket) => {
+    open.push(socket);
+    if (silent.length === 0) {
+      silent.push(socket);
+      socket.on('error', () => {});
+      socket.resume(); // read and drop the handshake, answer nothing
+      return;
+    }
+    const upstream = netConnect(zk.server.port, '127.0.0.1');
+    open.push(upstream);
+    socket.pipe(upstream).pipe(socket);
+    socket.on('error', () => upstream.destroy());
+    upstream.on('error', () => socket.destroy());
+  });
+  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+  const port = (relay.address() as AddressInfo).port;
+  try {
+    const sup = connect({ connect: `127.0.0.1:${port}`, sessionTimeout: 2000, connectTimeout: 30_000 });
+    sups.push(sup);
+    const session = await sup.ready;
+    assert.equal(silent.length, 1);
+    await until(() => silent[0]!.readableEnded, 10_000, 'the client to close the silent connection');
+    assert.ok(Array.isArray(await session.client.getChildren('/')));
+    await sup.stop();
+  } finally {
+    for (const s of open) s.destroy();
+    await new Promise((r) => relay.close(r));
+  }
 });
 
 test('an action that throws is retried on the same session; a fatal error stops the supervisor', async () => {

@@ -19,6 +19,13 @@
  *    transaction response parser learns to read getData results. The request header says MULTI (14) to
  *    the library (so it parses the answer as a multi response) and 22 on the wire.
  *
+ * 5. No deadline on the handshake. The library's connect timer covers the TCP connect only: once the socket
+ *    is open it sends the ConnectRequest and waits for the answer with no timer at all. A server that
+ *    takes the connection but never answers it (one that is starting up on a loaded machine, a peer behind
+ *    a network split) leaves the client CONNECTING forever, on that one socket. Like ZooKeeper's own
+ *    client, we keep the deadline (session timeout ÷ number of servers) until the handshake is answered;
+ *    past it the socket is closed and the library moves on to the next server, as after any failure.
+ *
  * 2. Transaction version bug. `Transaction.check/setData/remove` do `version = version || -1`, so version 0
  *    silently becomes "any version" and fencing on version 0 is off. zkfarm's transaction builder never
  *    calls those three methods: it pushes the operation records itself (see `pushOp`), keeping 0 as 0.
@@ -99,10 +106,21 @@ if (!Exception.__zkfarmGuarded) {
 
 interface ConnectionManagerProto {
   onPacketQueueReadable(this: ConnectionManagerLike): void;
+  onSocketConnected(this: ConnectionManagerLike): void;
   __zkfarmCorked?: boolean;
+  __zkfarmHandshakeDeadline?: boolean;
+}
+interface SocketLike {
+  cork?(): void;
+  uncork?(): void;
+  destroy(): void;
+  destroyed?: boolean;
+  once(event: 'close', fn: () => void): void;
 }
 interface ConnectionManagerLike {
-  socket?: { cork?(): void; uncork?(): void; destroyed?: boolean };
+  socket?: SocketLike;
+  state: number;
+  connectTimeout: number;
   __zkfarmFlushScheduled?: boolean;
 }
 const ConnectionManager = require('node-zookeeper-client/lib/ConnectionManager.js') as {
@@ -126,6 +144,23 @@ if (!ConnectionManager.prototype.__zkfarmCorked) {
     });
   };
   ConnectionManager.prototype.__zkfarmCorked = true;
+}
+
+/** The library's CONNECTING state (lib/ConnectionManager.js, STATES). */
+const STATE_CONNECTING = 1;
+if (!ConnectionManager.prototype.__zkfarmHandshakeDeadline) {
+  const connected = ConnectionManager.prototype.onSocketConnected;
+  ConnectionManager.prototype.onSocketConnected = function handshakeDeadline(this: ConnectionManagerLike) {
+    connected.call(this);
+    const socket = this.socket;
+    if (!socket) return;
+    const timer = setTimeout(() => {
+      if (this.socket === socket && this.state === STATE_CONNECTING && !socket.destroyed) socket.destroy();
+    }, this.connectTimeout);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  };
+  ConnectionManager.prototype.__zkfarmHandshakeDeadline = true;
 }
 
 const MULTI_READ = 22;
