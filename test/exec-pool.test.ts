@@ -336,7 +336,7 @@ describe('handler module configuration', () => {
   test("a call's timeout counts from when it gets a thread, not while it waits for one", async () => {
     const own = createHandlerPool({ maxThreads: 1 });
     try {
-      const first = own.run(poolCall('sleep', 1500, 'slow'));
+      const first = own.run(poolCall('holdFor', 1500, 'slow'));
       // Waits ~1.5 s for the only thread, far past its own 1 s timeout, then runs in well under it.
       const second = own.run(poolCall('square', 5, 'quick'), { timeoutMs: 1000 });
       assert.equal(await first, 1500);
@@ -350,7 +350,7 @@ describe('handler module configuration', () => {
     const own = createHandlerPool({ maxThreads: 1 });
     const dir = await tempDir();
     try {
-      const first = own.run(poolCall('sleep', 500, 'hold'));
+      const first = own.run(poolCall('holdFor', 500, 'hold'));
       const ac = new AbortController();
       const aborted = own.run(
         { ...poolCall('writesFile', 'never', 'aborted'), outputDir: dir },
@@ -366,7 +366,7 @@ describe('handler module configuration', () => {
       assert.equal(await own.run(poolCall('square', 3, 'after')), 9);
       assert.equal(existsSync(join(dir, 'out.txt')), false);
       const settled = Promise.allSettled([
-        own.run(poolCall('sleep', 5000, 'hold2')),
+        own.run(poolCall('holdFor', 5000, 'hold2')),
         own.run(poolCall('square', 4, 'waits')),
       ]);
       await own.close();
