@@ -44,7 +44,7 @@ async function client(root: string, auth?: string): Promise<ZkClient> {
  * A farm in a chroot of its own making (`<test chroot>/farm`): the farm creates the chroot node itself,
  * with its ACL, which is the recommended setup (see docs/security.md).
  */
-async function startFarm(name: string, extra: { allowShell?: boolean } = {}) {
+async function startFarm(name: string, extra: { allowShell?: boolean; taskDirs?: 'always' } = {}) {
   const root = `${await zk.chroot(name)}/farm`;
   const workdir = join(tmp, `work-${name}`);
   const host = await Host.start(
@@ -179,7 +179,7 @@ test('a submitter or a role without the identity fails at once with a clear erro
 });
 
 test('output directories are owner-only (0700) and output files too (0600)', async () => {
-  const { root, workdir } = await startFarm('modes', { allowShell: true });
+  const { root, workdir } = await startFarm('modes', { allowShell: true, taskDirs: 'always' });
   const sub = await Submitter.open({ connect: root, auth: AUTH });
   cleanups.push(() => sub.close());
   const [h, sh] = await sub.submitMany([{ handler: 'echo', input: 1 }, { cmd: 'echo out; echo err >&2' }]);

@@ -59,6 +59,7 @@ test('ZooKeeper down for longer than the session timeout (killed, started again 
       connect: root,
       sessionTimeout: 3000,
       workdir,
+      taskDirs: 'always', // the invariant check finds extra runs by their directories
       roles: [
         { kind: 'master', name: 'm1' },
         { kind: 'master', name: 'm2' },
@@ -125,6 +126,7 @@ async function partitionFarm(name: string, sessionTimeout: number) {
     connect: `${proxy.address}${chroot}`,
     sessionTimeout,
     workdir,
+    taskDirs: 'always',
     capacity: 4,
     logger: keep(logs),
   });
@@ -147,6 +149,7 @@ test('a worker cut off from ZooKeeper for less than its session timeout keeps it
     connect: f.root,
     sessionTimeout: 8000,
     workdir: f.workdir,
+    taskDirs: 'always',
     capacity: 8,
   });
   cleanups.push(() => healthy.stop({ drain: false }));
@@ -175,6 +178,7 @@ test('a worker silently partitioned for longer than its session timeout: its tas
     connect: f.root,
     sessionTimeout: 3000,
     workdir: f.workdir,
+    taskDirs: 'always',
     capacity: 8,
   });
   cleanups.push(() => healthy.stop({ drain: false }));
@@ -226,7 +230,14 @@ test('a transient ZooKeeper error while a worker checks a re-run task for a stat
   const master = new Master({ name: 'm1', connect: root, sessionTimeout: 6000 });
   cleanups.push(() => master.stop());
   await master.start();
-  const worker = new Worker({ name: 'w1', connect: root, sessionTimeout: 6000, workdir, capacity: 2 });
+  const worker = new Worker({
+    name: 'w1',
+    connect: root,
+    sessionTimeout: 6000,
+    workdir,
+    taskDirs: 'always',
+    capacity: 2,
+  });
   cleanups.push(() => worker.stop({ drain: false }));
   await worker.start();
   const sup = connect({ connect: root });

@@ -142,7 +142,15 @@ test(`chaos: 2 masters and 6 workers on a 3-member ensemble run ${TASKS} tasks t
     ...Array.from({ length: 6 }, (_, i) => ({ kind: 'worker' as const, name: `w${i + 1}`, capacity: 4 })),
   ];
   const host = await Host.start(
-    { connect: root, sessionTimeout: SESSION_TIMEOUT, workdir, faultInjection: true, roles },
+    {
+      connect: root,
+      sessionTimeout: SESSION_TIMEOUT,
+      workdir,
+      // The invariant check finds extra runs by their output directories.
+      taskDirs: 'always',
+      faultInjection: true,
+      roles,
+    },
     { logger: createLogger({ level: 'info', pretty: false, destination: sink }), restartDelayMs: 500 },
   );
   cleanups.push(() => host.stop({ drain: false, deadlineMs: 5000 }));

@@ -84,7 +84,13 @@ describe('runtime --masters 2 --workers 8 with the embedded ZooKeeper', () => {
     assert.equal(status.state, 'succeeded');
     assert.equal(status.result, 'found you');
     assert.match(status.worker, /^rt-worker-\d$/);
-    assert.ok(existsSync(join(workdir, status.worker, id!, 'result.json')), 'output under the workdir');
+    // A handler that writes no files leaves no directory (taskDirs on-demand, the default).
+    assert.equal(status.outputDir, undefined);
+    assert.equal(
+      existsSync(join(workdir, status.worker, id!)),
+      false,
+      'no directory for a task without files',
+    );
   });
 
   test('runtime status --json: 1 leader, 1 standby, 8 workers', async () => {

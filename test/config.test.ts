@@ -150,6 +150,14 @@ describe('config file errors: one line naming the file, the field, expected and 
   test('worker-only fields on a master', async () => {
     const msg = await configError('farm.yaml', 'roles:\n  - {type: master, capacity: 3}\n');
     assert.equal(msg, 'roles[0].capacity: only worker roles take capacity, and this role is a master');
+    assert.equal(
+      await configError('farm.yaml', 'roles:\n  - {type: master, taskDirs: always}\n'),
+      'roles[0].taskDirs: only worker roles take taskDirs, and this role is a master',
+    );
+    assert.equal(
+      await configError('farm.yaml', 'taskDirs: sometimes\n'),
+      'taskDirs: expected "on-demand" or "always", got "sometimes"',
+    );
   });
 
   test('bad names, connect strings, auth, types', async () => {
@@ -211,13 +219,14 @@ describe('loading a good file', () => {
         'sessionTimeout: 5000',
         'workdir: out',
         'allowShell: true',
+        'taskDirs: always',
         'auth: u:p',
         'handlerModules: [./h.mjs]',
         'retention: {maxCount: 10, maxAgeMs: 1000, intervalMs: 100}',
         'namePrefix: box',
         'roles:',
         '  - {type: master}',
-        '  - {type: worker, count: 2, capacity: 3, prefetch: 0, defaultTimeoutMs: 100, sessionTimeout: 4000}',
+        '  - {type: worker, count: 2, capacity: 3, prefetch: 0, defaultTimeoutMs: 100, sessionTimeout: 4000, taskDirs: on-demand}',
       ].join('\n'),
     );
     const here = join(path, '..');
@@ -238,10 +247,12 @@ describe('loading a good file', () => {
       capacity: 3,
       prefetch: 0,
       defaultTimeoutMs: 100,
+      taskDirs: 'on-demand',
       sessionTimeout: 4000,
     });
     assert.equal(spec.connect, 'h1:2181,h2:2181/farm-a');
     assert.equal(spec.allowShell, true);
+    assert.equal(spec.taskDirs, 'always');
     assert.equal(spec.auth, 'u:p');
     assert.equal(spec.sessionTimeout, 5000);
   });
@@ -326,9 +337,19 @@ describe('resolveFarmSpec: flags override the file, then defaults', () => {
       workdir: '/file/work',
       sessionTimeout: 1000,
       allowShell: false,
+      taskDirs: 'always',
       auth: 'f:f',
       namePrefix: 'file',
-      roles: [{ type: 'worker', count: 1, capacity: 2, allowShell: false, sessionTimeout: 3000 }],
+      roles: [
+        {
+          type: 'worker',
+          count: 1,
+          capacity: 2,
+          allowShell: false,
+          taskDirs: 'always',
+          sessionTimeout: 3000,
+        },
+      ],
     });
     const spec = resolveFarmSpec(
       c,
@@ -337,6 +358,7 @@ describe('resolveFarmSpec: flags override the file, then defaults', () => {
         workdir: 'rel',
         sessionTimeout: 7000,
         allowShell: true,
+        taskDirs: 'on-demand',
         auth: 'u:p',
         namePrefix: 'flag',
         capacity: 6,
@@ -347,6 +369,7 @@ describe('resolveFarmSpec: flags override the file, then defaults', () => {
     assert.equal(spec.workdir, '/cwd/rel');
     assert.equal(spec.sessionTimeout, 7000);
     assert.equal(spec.allowShell, true);
+    assert.equal(spec.taskDirs, 'on-demand');
     assert.equal(spec.auth, 'u:p');
     assert.deepEqual(spec.roles, [{ kind: 'worker', name: 'flag-worker-1', capacity: 6 }]);
   });

@@ -129,6 +129,7 @@ test('the dashboard in Chromium: leader and workers, a task submitted from the p
     {
       connect: root,
       workdir,
+      taskDirs: 'always', // so the page's test task (a built-in handler) has output files to show
       sessionTimeout: 4000,
       faultInjection: true,
       roles: [

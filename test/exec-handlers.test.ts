@@ -32,7 +32,8 @@ function request(spec: ExecRequest['spec'], extra: Partial<ExecRequest> = {}): E
 }
 
 async function executor(options: ConstructorParameters<typeof Executor>[0] = {}): Promise<Executor> {
-  const ex = new Executor({ workdir: join(await tempDir(), 'work'), ...options });
+  // 'always': these tests read each task's result.json; on-demand directories have their own tests.
+  const ex = new Executor({ workdir: join(await tempDir(), 'work'), taskDirs: 'always', ...options });
   await ex.init();
   return ex;
 }
@@ -280,6 +281,91 @@ describe('handlers and their results', () => {
   });
 });
 
+describe('task directories on demand (the default)', () => {
+  async function onDemand(options: ConstructorParameters<typeof Executor>[0] = {}) {
+    const ex = new Executor({ workdir: join(await tempDir(), 'work'), ...options });
+    await ex.init();
+    return ex;
+  }
+
+  test('a handler that writes no files leaves nothing on disk; its result is in the outcome', async () => {
+    const ex = await onDemand({ handlers: { fails: () => Promise.reject(new Error('no')) } });
+    assert.equal(ex.options.taskDirs, 'on-demand');
+    const ok = await ex.run(request({ handler: 'echo', input: 7 }));
+    assert.equal(ok.state, 'succeeded');
+    assert.equal(ok.result, 7);
+    assert.equal(ok.outputDir, undefined);
+    const bad = await ex.run(request({ handler: 'fails' }));
+    assertFailed(bad, ErrorCodes.HANDLER_FAILED, true);
+    assert.equal(bad.outputDir, undefined);
+    assert.deepEqual(await readdir(ex.workdir), []);
+    await ex.close();
+  });
+
+  test('reading context.outputDir makes the directory; the task then has its result.json', async () => {
+    const ex = await onDemand({
+      handlers: {
+        writes: async (input, ctx) => {
+          await writeFile(join(ctx.outputDir, 'out.txt'), String(input));
+          return 'wrote';
+        },
+        writesThenFails: (_input, ctx) => {
+          void ctx.outputDir;
+          throw Object.assign(new Error('after making the directory'), { retryable: false });
+        },
+      },
+    });
+    const req = request({ handler: 'writes', input: 'hello' });
+    const outcome = await ex.run(req);
+    assert.equal(outcome.state, 'succeeded', outcome.error);
+    assert.equal(outcome.outputDir, join(ex.workdir, 'worker-1', req.taskId));
+    assert.deepEqual((await readdir(outcome.outputDir!)).sort(), ['out.txt', 'result.json']);
+    assert.equal((await readJson(join(outcome.outputDir!, 'result.json'))).result, 'wrote');
+    assert.equal(await modeOf(outcome.outputDir!), 0o700);
+    const failedReq = request({ handler: 'writesThenFails' });
+    const failed = await ex.run(failedReq);
+    assertFailed(failed, ErrorCodes.HANDLER_FAILED, false);
+    assert.equal(failed.outputDir, join(ex.workdir, 'worker-1', failedReq.taskId));
+    assert.equal((await readJson(join(failed.outputDir!, 'result.json'))).state, 'failed');
+    await ex.close();
+  });
+
+  test('a directory that cannot be made fails the task with WORKDIR_UNWRITABLE (retryable), not HANDLER_FAILED', async () => {
+    const ex = await onDemand({ handlers: { writes: (_i, ctx) => ctx.outputDir } });
+    await writeFile(join(ex.workdir, 'worker-1'), 'a file in the way');
+    const outcome = await ex.run(request({ handler: 'writes' }));
+    assertFailed(outcome, ErrorCodes.WORKDIR_UNWRITABLE, true);
+    assert.match(outcome.error!, /cannot make the task's output directory/);
+    // A task that needs no directory is not affected.
+    assert.equal((await ex.run(request({ handler: 'echo', input: 1 }))).state, 'succeeded');
+    await ex.close();
+  });
+
+  test('a result too big for a status always gets a directory: result.json keeps it', async () => {
+    const big = 'x'.repeat(200 * 1024);
+    const ex = await onDemand({ handlers: { big: () => big, small: () => 'x'.repeat(1000) } });
+    const outcome = await ex.run(request({ handler: 'big' }));
+    assert.equal(outcome.state, 'succeeded');
+    assert.ok(outcome.outputDir, 'a large result has a directory');
+    assert.equal((await readJson(join(outcome.outputDir!, 'result.json'))).result, big);
+    assert.equal((await ex.run(request({ handler: 'small' }))).outputDir, undefined);
+    await ex.close();
+  });
+
+  test("taskDirs 'always' gives every task its directory and result.json; a bad value is refused", async () => {
+    const ex = await onDemand({ taskDirs: 'always' });
+    const outcome = await ex.run(request({ handler: 'noop' }));
+    assert.ok(outcome.outputDir);
+    assert.deepEqual(await readdir(outcome.outputDir!), ['result.json']);
+    await ex.close();
+    assert.throws(
+      () => new Executor({ taskDirs: 'sometimes' as never }),
+      (err: unknown) =>
+        err instanceof ZkfarmError && err.code === ErrorCodes.CONFIG_INVALID && /taskDirs/.test(err.message),
+    );
+  });
+});
+
 describe('names and the work directory', () => {
   test('isSafeName accepts plain names and refuses path tricks', () => {
     for (const good of ['a', 'worker-3', 'task-0000000042', 'A.b_c-9', 'x'.repeat(128)]) {
@@ -368,7 +454,8 @@ describe('names and the work directory', () => {
     const outcome = await ex.run(request({ handler: 'noop' })); // run() initialises by itself
     assert.equal(outcome.state, 'succeeded');
     assert.equal(await modeOf(workdir), 0o700);
-    assert.deepEqual(await readdir(workdir), ['worker-1']); // the write check left nothing behind
+    // The write check left nothing behind, and a no-op task needs no directory.
+    assert.deepEqual(await readdir(workdir), []);
     await ex.close();
   });
 

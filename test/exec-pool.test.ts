@@ -3,7 +3,7 @@
  * its thread forever, which a timeout or an abort must still end without freezing the caller.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -98,6 +98,29 @@ describe('handler modules on the pool', () => {
     assert.equal(await readFile(join(outcome.outputDir!, 'out.txt'), 'utf8'), 'from the pool');
     const record = JSON.parse(await readFile(join(outcome.outputDir!, 'result.json'), 'utf8'));
     assert.deepEqual(record.result, outcome.result);
+    await ex.close();
+  });
+
+  test('on demand: a module handler that reads outputDir gets its directory made in the pool thread', async () => {
+    const workdir = join(await tempDir(), 'work');
+    const ex = new Executor({ workdir, handlerModules: [FIXTURE], pool });
+    await ex.init();
+    const square = await ex.run(request({ handler: 'square', input: 3 }));
+    assert.equal(square.result, 9);
+    assert.equal(square.outputDir, undefined);
+    const req = request({ handler: 'writesFile', input: 'on demand' });
+    const writes = await ex.run(req);
+    assert.equal(writes.state, 'succeeded', writes.error);
+    assert.equal(writes.outputDir, join(workdir, 'worker-pool', req.taskId));
+    assert.deepEqual(readdirSync(writes.outputDir!).sort(), ['out.txt', 'result.json']);
+    // A directory the thread cannot make fails the task as WORKDIR_UNWRITABLE, retryable.
+    rmSync(join(workdir, 'worker-pool'), { recursive: true });
+    writeFileSync(join(workdir, 'worker-pool'), 'a file in the way');
+    const blocked = await ex.run(request({ handler: 'writesFile', input: 'x' }));
+    assert.equal(blocked.state, 'failed');
+    assert.equal(blocked.errorCode, ErrorCodes.WORKDIR_UNWRITABLE, blocked.error);
+    assert.equal(blocked.retryable, true);
+    assert.equal((await ex.run(request({ handler: 'square', input: 4 }))).result, 16);
     await ex.close();
   });
 
@@ -227,7 +250,13 @@ describe('handler modules on the pool', () => {
 
 describe('handler module configuration', () => {
   async function initError(handlerModules: string[], options: ExecutorOptions = {}): Promise<ZkfarmError> {
-    const ex = new Executor({ workdir: join(await tempDir(), 'work'), handlerModules, pool, ...options });
+    const ex = new Executor({
+      workdir: join(await tempDir(), 'work'),
+      handlerModules,
+      pool,
+      taskDirs: 'always',
+      ...options,
+    });
     try {
       await ex.init();
     } catch (err) {

@@ -33,7 +33,12 @@ function request(spec: ExecRequest['spec'], extra: Partial<ExecRequest> = {}): E
 }
 
 async function executor(options: ExecutorOptions = {}): Promise<Executor> {
-  const ex = new Executor({ workdir: join(await tempDir(), 'work'), allowShell: true, ...options });
+  const ex = new Executor({
+    workdir: join(await tempDir(), 'work'),
+    allowShell: true,
+    taskDirs: 'always',
+    ...options,
+  });
   await ex.init();
   return ex;
 }

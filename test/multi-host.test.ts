@@ -57,6 +57,8 @@ test('two runtime hosts on one ensemble: the first is SIGKILLed mid-stream, the 
     zk,
     '--workdir',
     workdir,
+    '--task-dirs',
+    'always', // the invariant check finds extra runs by their output directories
     '--session-timeout',
     '4000',
     '--capacity',

@@ -8,6 +8,7 @@
  * The context's signal never aborts: on timeout or abort the host terminates this whole thread, which
  * stops even a handler that blocks its event loop.
  */
+import { mkdirSync } from 'node:fs';
 import { describeError, ErrorCodes } from '../src/errors.js';
 import { toJson } from '../src/exec/json.js';
 import type { PoolListReply, PoolRequest, PoolRunReply } from '../src/exec/pool-protocol.js';
@@ -67,16 +68,33 @@ export default async function handlerPoolTask(request: PoolRequest): Promise<Poo
       false,
     );
   }
+  let dirError: Error | undefined;
+  let dirMade = false;
   const context: HandlerContext = {
     taskId: request.taskId,
     attempt: request.attempt,
-    outputDir: request.outputDir,
+    // Made on first use: a handler that writes no files costs the file system nothing.
+    get outputDir() {
+      if (!dirMade) {
+        try {
+          mkdirSync(request.outputDir, { recursive: true, mode: request.dirMode ?? 0o700 });
+          dirMade = true;
+        } catch (err) {
+          dirError = new Error(
+            `cannot make the task's output directory ${request.outputDir}: ${describeError(err)}`,
+          );
+          throw dirError;
+        }
+      }
+      return request.outputDir;
+    },
     signal: NEVER_ABORTED,
   };
   let result: unknown;
   try {
     result = await handler(request.input, context);
   } catch (err) {
+    if (dirError !== undefined) return failure(ErrorCodes.WORKDIR_UNWRITABLE, dirError.message, true);
     const retryable = (err as { retryable?: unknown } | null)?.retryable !== false;
     return failure(
       ErrorCodes.HANDLER_FAILED,

@@ -5,7 +5,7 @@
  * - every submitted task has exactly one /status (ZooKeeper allows one node per path; "exactly one" also
  *   means it is not still in /tasks or /assign), and /status holds nothing else;
  * - /tasks and every /assign/<worker> are empty;
- * - every succeeded status has its result.json in the worker's output directory;
+ * - every succeeded status that names an output directory has its result.json there;
  * - re-executions are counted from the status (`attempts > 1`), not forbidden: execution is at least once.
  *
  * Reading the statuses also yields each status znode's ctime (the ZooKeeper server's clock when the
@@ -94,6 +94,7 @@ export async function checkFarm(
       if (
         options.workdir &&
         r.status.worker &&
+        r.status.outputDir !== undefined &&
         !existsSync(join(options.workdir, r.status.worker, id, 'result.json'))
       ) {
         noOutput.push(id);

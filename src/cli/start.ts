@@ -8,7 +8,7 @@
  * Shutdown: SIGINT/SIGTERM/SIGHUP → workers drain up to --drain-timeout, masters step down, sessions
  * close, the embedded ZooKeeper stops, exit 0. A second signal ends everything at once (exit 130).
  */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import type pino from 'pino';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { type CliFlags, loadConfigFile, resolveFarmSpec } from '../host/config.js';
@@ -26,6 +26,7 @@ export interface StartOptions {
   workdir?: string;
   capacity?: number;
   allowShell?: boolean;
+  taskDirs?: 'on-demand' | 'always';
   sessionTimeout?: number;
   namePrefix?: string;
   logLevel: string;
@@ -58,6 +59,13 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
     .option(
       '--allow-shell',
       'let workers run {"cmd": ...} tasks (anyone who can write /tasks could run anything)',
+    )
+    .addOption(
+      new Option(
+        '--task-dirs <when>',
+        'when a task gets <workdir>/<worker>/<task>/ with result.json: on-demand (shell tasks, and ' +
+          'handlers that use their outputDir) or always (default on-demand)',
+      ).choices(['on-demand', 'always']),
     )
     .option(
       '--session-timeout <ms>',
@@ -135,6 +143,7 @@ export async function planFarm(
   if (opts.workdir !== undefined) flags.workdir = opts.workdir;
   if (opts.capacity !== undefined) flags.capacity = opts.capacity;
   if (opts.allowShell) flags.allowShell = true;
+  if (opts.taskDirs !== undefined) flags.taskDirs = opts.taskDirs;
   if (opts.sessionTimeout !== undefined) flags.sessionTimeout = opts.sessionTimeout;
   if (opts.namePrefix !== undefined) flags.namePrefix = opts.namePrefix;
   if (opts.auth !== undefined) flags.auth = opts.auth;

@@ -42,7 +42,18 @@ export interface ExecutorOptions {
   dirMode?: number;
   /** After SIGTERM to a timed-out command's process group, ms before SIGKILL. @defaultValue `2000` */
   killGraceMs?: number;
+  /**
+   * When a task gets its output directory `<workdir>/<workerName>/<taskId>/` (with `result.json`):
+   * - `'on-demand'`: shell tasks always; a handler task when its handler reads `context.outputDir`
+   *   (or makes the directory itself). A task that writes no files costs the file system nothing;
+   *   its result is in its status.
+   * - `'always'`: every task, whatever it does, has the directory and its `result.json`.
+   * @defaultValue `'on-demand'`
+   */
+  taskDirs?: TaskDirs;
 }
+
+export type TaskDirs = 'on-demand' | 'always';
 
 /** Executor options with every default filled in (`workdir` made absolute). */
 export interface ResolvedExecutorOptions {
@@ -56,6 +67,7 @@ export interface ResolvedExecutorOptions {
   fileMode: number;
   dirMode: number;
   killGraceMs: number;
+  taskDirs: TaskDirs;
 }
 
 export const EXECUTOR_DEFAULTS: Readonly<ResolvedExecutorOptions> = Object.freeze({
@@ -69,6 +81,7 @@ export const EXECUTOR_DEFAULTS: Readonly<ResolvedExecutorOptions> = Object.freez
   fileMode: 0o600,
   dirMode: 0o700,
   killGraceMs: 2000,
+  taskDirs: 'on-demand',
 });
 
 function configError(message: string): ZkfarmError {
@@ -116,6 +129,9 @@ export function checkOptions(options: ExecutorOptions): ResolvedExecutorOptions 
     const v = o[name];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw bad(name, `an integer >= ${min}`, v);
   };
+  if (o.taskDirs !== 'on-demand' && o.taskDirs !== 'always') {
+    throw bad('taskDirs', '"on-demand" or "always"', o.taskDirs);
+  }
   count('defaultTimeoutMs', 0);
   count('maxOutputBytes', 1);
   count('killGraceMs', 0);

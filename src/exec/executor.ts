@@ -19,7 +19,7 @@
  * - `handlerModules` handlers: on a Piscina pool (handler-pool.ts), where a timeout terminates the
  *   thread however the handler behaves.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { BUILTIN_HANDLERS } from './builtins.js';
@@ -40,7 +40,12 @@ import { runShell } from './shell.js';
 import { checkSpec, invalidTask } from './task-spec.js';
 import type { ExecOutcome, ExecRequest, Handler, HandlerContext } from './types.js';
 
-export { EXECUTOR_DEFAULTS, type ExecutorOptions, type ResolvedExecutorOptions } from './executor-options.js';
+export {
+  EXECUTOR_DEFAULTS,
+  type ExecutorOptions,
+  type ResolvedExecutorOptions,
+  type TaskDirs,
+} from './executor-options.js';
 
 type HandlerEntry = { kind: 'inline'; fn: Handler } | { kind: 'pool'; module: string };
 
@@ -224,38 +229,32 @@ export class Executor {
         }
       }
       // Names are checked, so plain concatenation is a safe path (and skips path.join's normalising).
-      const dir = `${this.options.workdir}/${req.workerName}/${req.taskId}`;
-      try {
-        // One recursive mkdir: a single syscall once the worker's directory exists. Synchronous on
-        // purpose: an async fs call hops to libuv's thread pool and back (two thread wake-ups, shared by
-        // every role thread of a host), which on a busy 2-core machine costs far more than the
-        // microseconds the syscall itself blocks this role's thread.
-        mkdirSync(dir, { recursive: true, mode: this.options.dirMode });
-      } catch (err) {
-        return failed(
-          new TaskFailure(
-            ErrorCodes.WORKDIR_UNWRITABLE,
-            `cannot make the task's output directory ${dir}: ${describeError(err)}`,
-            { retryable: true },
-          ),
-          startedAt,
-        );
+      const dir = new TaskDir(
+        `${this.options.workdir}/${req.workerName}/${req.taskId}`,
+        this.options.dirMode,
+      );
+      if (this.options.taskDirs === 'always') {
+        try {
+          dir.make();
+        } catch (err) {
+          return failed(toFailure(err), startedAt);
+        }
       }
       let executed: Executed;
       try {
         executed = await this.#execute(req, dir, controller);
       } catch (err) {
-        executed = { outcome: failed(toFailure(err), startedAt, dir) };
+        executed = { outcome: failed(toFailure(err), startedAt) };
       }
       executed.outcome.startedAt = startedAt;
-      return await this.#record(req, dir, executed);
+      return this.#record(req, dir, executed);
     } finally {
       this.#running.delete(controller);
       if (this.#running.size === 0) this.#onIdle?.();
     }
   }
 
-  async #execute(req: ExecRequest, dir: string, controller: AbortController): Promise<Executed> {
+  async #execute(req: ExecRequest, dir: TaskDir, controller: AbortController): Promise<Executed> {
     const spec = checkSpec(req.spec);
     const timeoutMs = spec.timeoutMs ?? this.options.defaultTimeoutMs;
 
@@ -282,7 +281,7 @@ export class Executor {
     req: ExecRequest,
     name: string,
     input: unknown,
-    dir: string,
+    dir: TaskDir,
     signal: AbortSignal,
   ): Promise<Executed> {
     const entry = this.#handlers.get(name);
@@ -300,21 +299,35 @@ export class Executor {
     let value: unknown;
     let resultJson: string;
     if (entry.kind === 'pool') {
-      value = await this.#pool!.run(
-        {
-          module: entry.module,
-          handler: name,
-          input,
-          taskId: req.taskId,
-          attempt: req.attempt,
-          outputDir: dir,
-        },
-        { signal },
-      );
+      try {
+        value = await this.#pool!.run(
+          {
+            module: entry.module,
+            handler: name,
+            input,
+            taskId: req.taskId,
+            attempt: req.attempt,
+            outputDir: dir.path,
+            dirMode: this.options.dirMode,
+          },
+          { signal },
+        );
+      } finally {
+        // The pool thread makes the directory when its handler asks for it.
+        dir.noticeIfMade();
+      }
       // The pool thread already proved it is JSON (and the value is parsed JSON), so no strict walk.
       resultJson = JSON.stringify(value);
     } else {
-      const context: HandlerContext = { taskId: req.taskId, attempt: req.attempt, signal, outputDir: dir };
+      const context: HandlerContext = {
+        taskId: req.taskId,
+        attempt: req.attempt,
+        signal,
+        // Made on first use: a handler that writes no files costs the file system nothing.
+        get outputDir() {
+          return dir.make();
+        },
+      };
       try {
         value = entry.fn(input, context);
         // A synchronous handler (noop, echo) skips the promise race entirely: cheaper, and a timer
@@ -322,6 +335,7 @@ export class Executor {
         if (isThenable(value)) value = await untilAborted(Promise.resolve(value), signal);
       } catch (err) {
         if (signal.aborted) throw failureFromAbort(signal.reason);
+        if (err instanceof TaskFailure && err.code === ErrorCodes.WORKDIR_UNWRITABLE) throw err;
         throw new TaskFailure(
           ErrorCodes.HANDLER_FAILED,
           `handler ${JSON.stringify(name)} failed: ${describeError(err)}`,
@@ -348,13 +362,12 @@ export class Executor {
         result: value === undefined ? null : value,
         startedAt: 0,
         finishedAt: 0,
-        outputDir: dir,
       },
       resultJson,
     };
   }
 
-  async #runShell(req: ExecRequest, cmd: string, dir: string, signal: AbortSignal): Promise<Executed> {
+  async #runShell(req: ExecRequest, cmd: string, taskDir: TaskDir, signal: AbortSignal): Promise<Executed> {
     if (!this.options.allowShell) {
       throw new TaskFailure(
         ErrorCodes.SHELL_DISABLED,
@@ -363,6 +376,8 @@ export class Executor {
         { retryable: false },
       );
     }
+    // A command always runs in its own directory, with its logs there.
+    const dir = taskDir.make();
     let run: Awaited<ReturnType<typeof runShell>>;
     try {
       run = await runShell({
@@ -404,7 +419,7 @@ export class Executor {
       throw new TaskFailure(why.code, why.message, { retryable: why.retryable, exitCode });
     }
     if (exitCode === 0) {
-      return { outcome: { state: 'succeeded', exitCode: 0, startedAt: 0, finishedAt: 0, outputDir: dir } };
+      return { outcome: { state: 'succeeded', exitCode: 0, startedAt: 0, finishedAt: 0 } };
     }
     const how =
       exitCode !== null ? `exited with code ${exitCode}` : `was killed by ${exitSignal ?? 'a signal'}`;
@@ -418,10 +433,25 @@ export class Executor {
     );
   }
 
-  /** Write result.json and return the outcome (a write failure turns into a failed outcome). */
-  async #record(req: ExecRequest, dir: string, executed: Executed): Promise<ExecOutcome> {
+  /**
+   * Write result.json into the task's directory if it has one, and return the outcome (a write failure
+   * turns into a failed outcome). Synchronous on purpose: an async fs call hops to libuv's thread pool
+   * and back (two thread wake-ups, shared by every role thread of a host), which on a busy machine costs
+   * far more than the microseconds these calls block this role's thread.
+   */
+  #record(req: ExecRequest, dir: TaskDir, executed: Executed): ExecOutcome {
     const outcome = executed.outcome;
     outcome.finishedAt = Date.now();
+    if (!dir.made) {
+      // A result too big for a status is kept in result.json: it must have a directory.
+      if (!isLarge(executed.resultJson)) return outcome;
+      try {
+        dir.make();
+      } catch (err) {
+        return failed(toFailure(err), outcome.startedAt);
+      }
+    }
+    outcome.outputDir = dir.path;
     // One JSON.stringify of the small fixed part; the result's JSON (already made while checking it)
     // is appended rather than serialised a second time.
     const head = JSON.stringify({
@@ -441,19 +471,18 @@ export class Executor {
     try {
       // No fsync: result.json is a record for people and tools; the durable result is the status
       // znode the worker writes next. Syncing here would cap a worker at the disk's flush rate.
-      // Synchronous for the same reason as the mkdir above (open, write, close: no thread-pool hops).
-      writeFileSync(`${dir}/result.json`, `${json}\n`, { mode: this.options.fileMode });
+      writeFileSync(`${dir.path}/result.json`, `${json}\n`, { mode: this.options.fileMode });
     } catch (err) {
       return failed(
         new TaskFailure(
           ErrorCodes.WORKDIR_UNWRITABLE,
-          `cannot write ${dir}/result.json: ${describeError(err)}`,
+          `cannot write ${dir.path}/result.json: ${describeError(err)}`,
           {
             retryable: true,
           },
         ),
         outcome.startedAt,
-        dir,
+        dir.path,
       );
     }
     return outcome;
@@ -517,4 +546,49 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
       },
     );
   });
+}
+
+/**
+ * Results above this many bytes of JSON are always written to result.json, even when the task has no
+ * directory otherwise: the worker leaves a result that does not fit a status out of it (a status is at
+ * most 256 KiB), and result.json is then where it is.
+ */
+export const LARGE_RESULT_BYTES = 128 * 1024;
+
+function isLarge(json: string | undefined): boolean {
+  // A UTF-8 character is at most 3 bytes per UTF-16 unit: short strings skip the byte count.
+  return (
+    json !== undefined && json.length * 3 > LARGE_RESULT_BYTES && Buffer.byteLength(json) > LARGE_RESULT_BYTES
+  );
+}
+
+/** A task's output directory, made at most once, when first needed. */
+class TaskDir {
+  made = false;
+  constructor(
+    readonly path: string,
+    private readonly mode: number,
+  ) {}
+
+  /** Make the directory (once) and return its path; `ZKFARM_WORKDIR_UNWRITABLE` when it cannot be made. */
+  make(): string {
+    if (this.made) return this.path;
+    try {
+      // One recursive mkdir: a single syscall once the worker's directory exists.
+      mkdirSync(this.path, { recursive: true, mode: this.mode });
+    } catch (err) {
+      throw new TaskFailure(
+        ErrorCodes.WORKDIR_UNWRITABLE,
+        `cannot make the task's output directory ${this.path}: ${describeError(err)}`,
+        { retryable: true },
+      );
+    }
+    this.made = true;
+    return this.path;
+  }
+
+  /** After code elsewhere (a pool thread) may have made it. */
+  noticeIfMade(): void {
+    if (!this.made && existsSync(this.path)) this.made = true;
+  }
 }

@@ -30,7 +30,10 @@ export interface HandlerCall {
   input: unknown;
   taskId: string;
   attempt: number;
+  /** The task's output directory; the thread makes it (with `dirMode`) when the handler asks for it. */
   outputDir: string;
+  /** @defaultValue `0o700` */
+  dirMode?: number;
 }
 
 export interface HandlerRunOptions {

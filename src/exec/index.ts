@@ -8,6 +8,7 @@ export {
   Executor,
   type ExecutorOptions,
   type ResolvedExecutorOptions,
+  type TaskDirs,
 } from './executor.js';
 export { TaskFailure } from './failure.js';
 export {

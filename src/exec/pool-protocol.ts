@@ -19,7 +19,9 @@ export interface PoolRunRequest {
   input: unknown;
   taskId: string;
   attempt: number;
+  /** Made on the handler's first read of `context.outputDir`, with `dirMode`. */
   outputDir: string;
+  dirMode?: number;
 }
 
 export type PoolRequest = PoolListRequest | PoolRunRequest;

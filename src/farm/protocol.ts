@@ -159,6 +159,8 @@ export interface TaskStatus {
   result?: unknown;
   error?: string;
   errorCode?: string;
+  /** The task's output directory on the worker's machine, when it has one (see docs/protocol.md). */
+  outputDir?: string;
   [key: string]: unknown;
 }
 

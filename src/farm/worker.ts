@@ -57,6 +57,8 @@ export interface WorkerOptions extends RoleOptions {
   pool?: HandlerPool;
   /** Default task timeout in ms (0: none). @defaultValue 0 */
   defaultTimeoutMs?: number;
+  /** When a task gets its output directory and result.json. @defaultValue 'on-demand' */
+  taskDirs?: ExecutorOptions['taskDirs'];
   /** First retry delay in ms, doubled per attempt up to 30 s. @defaultValue 500 */
   retryDelayMs?: number;
 }
@@ -125,6 +127,7 @@ export class Worker extends Role {
       handlerModules: options.handlerModules,
       pool: options.pool,
       defaultTimeoutMs: options.defaultTimeoutMs ?? 0,
+      taskDirs: options.taskDirs,
     });
   }
 

@@ -18,7 +18,7 @@ import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { resolveHandlerModule } from '../exec/index.js';
+import { resolveHandlerModule, type TaskDirs } from '../exec/index.js';
 import { validateName } from '../farm/protocol.js';
 import type { FarmSpec, RoleSpec } from './types.js';
 
@@ -47,6 +47,7 @@ const roleSchema = z.strictObject({
   prefetch: nonNegativeInt.optional(),
   allowShell: z.boolean().optional(),
   defaultTimeoutMs: nonNegativeInt.optional(),
+  taskDirs: z.enum(['on-demand', 'always']).optional(),
   sessionTimeout: positiveInt.optional(),
   handlerModules: z.array(z.string().min(1)).optional(),
 });
@@ -56,6 +57,7 @@ const configSchema = z.strictObject({
   sessionTimeout: positiveInt.optional(),
   workdir: z.string().min(1).optional(),
   allowShell: z.boolean().optional(),
+  taskDirs: z.enum(['on-demand', 'always']).optional(),
   auth: z.string().regex(AUTH_PATTERN).optional(),
   handlerModules: z.array(z.string().min(1)).optional(),
   retention: z
@@ -73,7 +75,14 @@ type RawConfig = z.infer<typeof configSchema>;
 export type ConfigRole = z.infer<typeof roleSchema>;
 
 /** Fields only a worker role takes. */
-const WORKER_ONLY = ['capacity', 'prefetch', 'allowShell', 'defaultTimeoutMs', 'handlerModules'] as const;
+const WORKER_ONLY = [
+  'capacity',
+  'prefetch',
+  'allowShell',
+  'defaultTimeoutMs',
+  'taskDirs',
+  'handlerModules',
+] as const;
 
 /** What each field expects, in words (the last name in a field's path picks the entry). */
 const EXPECTED: Record<string, string> = {
@@ -81,6 +90,7 @@ const EXPECTED: Record<string, string> = {
   sessionTimeout: 'a whole number of milliseconds >= 1',
   workdir: 'a directory path',
   allowShell: 'true or false',
+  taskDirs: '"on-demand" or "always"',
   auth: 'credentials "user:password"',
   handlerModules: 'a list of module paths or package names',
   'handlerModules[]': 'a module path or package name',
@@ -215,6 +225,7 @@ export interface ConfigFile {
   /** Absolute (resolved against the file's directory). */
   workdir?: string;
   allowShell?: boolean;
+  taskDirs?: TaskDirs;
   auth?: string;
   /** Absolute paths (or package names), checked to exist. */
   handlerModules?: string[];
@@ -348,6 +359,7 @@ async function finishConfig(label: string, abs: string, data: RawConfig): Promis
   if (data.sessionTimeout !== undefined) config.sessionTimeout = data.sessionTimeout;
   if (data.workdir !== undefined) config.workdir = resolve(dir, data.workdir);
   if (data.allowShell !== undefined) config.allowShell = data.allowShell;
+  if (data.taskDirs !== undefined) config.taskDirs = data.taskDirs;
   if (data.auth !== undefined) config.auth = data.auth;
   const top = await modules(data.handlerModules, 'handlerModules');
   if (top !== undefined) config.handlerModules = top;
@@ -387,6 +399,7 @@ export interface CliFlags {
   workdir?: string;
   capacity?: number;
   allowShell?: boolean;
+  taskDirs?: TaskDirs;
   sessionTimeout?: number;
   namePrefix?: string;
   auth?: string;
@@ -476,6 +489,7 @@ export function resolveFarmSpec(
         if (role.allowShell !== undefined && flags.allowShell === undefined)
           spec.allowShell = role.allowShell;
         if (role.defaultTimeoutMs !== undefined) spec.defaultTimeoutMs = role.defaultTimeoutMs;
+        if (role.taskDirs !== undefined && flags.taskDirs === undefined) spec.taskDirs = role.taskDirs;
         if (role.sessionTimeout !== undefined && flags.sessionTimeout === undefined) {
           spec.sessionTimeout = role.sessionTimeout;
         }
@@ -521,5 +535,7 @@ export function resolveFarmSpec(
   if (auth !== undefined) spec.auth = auth;
   if (config?.handlerModules !== undefined) spec.handlerModules = config.handlerModules;
   if (config?.retention !== undefined) spec.retention = config.retention;
+  const taskDirs = flags.taskDirs ?? config?.taskDirs;
+  if (taskDirs !== undefined) spec.taskDirs = taskDirs;
   return spec;
 }

@@ -60,6 +60,7 @@ export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
           handlerModules: [...(settings.handlerModules ?? []), ...(spec.handlerModules ?? [])],
           pool: ports.pool ? remotePool(ports.pool) : undefined,
           defaultTimeoutMs: spec.defaultTimeoutMs,
+          taskDirs: spec.taskDirs ?? settings.taskDirs,
         });
       }
       (role as Role).on('failed', (err: Error) => {

@@ -2,6 +2,7 @@
  * What the host and its role threads share: the specs a farm starts from, and the control API each role
  * thread exposes over Comlink. Only plain data crosses the thread boundary.
  */
+import type { TaskDirs } from '../exec/index.js';
 import type { RoleInfo, RoleKind } from '../farm/role.js';
 
 /** Settings every role of a host shares (from the config file and flags). */
@@ -18,6 +19,8 @@ export interface FarmSettings {
   allowShell?: boolean;
   /** Modules whose exports become handlers (absolute paths or package names). */
   handlerModules?: string[];
+  /** When a task gets its output directory (see `ExecutorOptions.taskDirs`). @defaultValue 'on-demand' */
+  taskDirs?: TaskDirs;
   /** Route sessions through fault proxies so `expireSession()` works. @defaultValue false */
   faultInjection?: boolean;
   /** Master status retention. */
@@ -37,6 +40,8 @@ export interface RoleSpec {
   allowShell?: boolean;
   /** Workers: default task timeout (ms). */
   defaultTimeoutMs?: number;
+  /** Workers: per-role override of the shared setting. */
+  taskDirs?: TaskDirs;
   /** Per-role override. */
   sessionTimeout?: number;
   /** Per-role handler modules, added to the shared ones. */

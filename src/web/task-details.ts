@@ -71,7 +71,9 @@ export async function taskDetails(
     const worker = (value as { worker?: unknown } | undefined)?.worker;
     if (typeof worker === 'string') {
       out.worker = worker;
-      Object.assign(out, await outputFiles(options, worker, id));
+      if ((value as { outputDir?: unknown } | undefined)?.outputDir === undefined)
+        out.filesNote = 'this task wrote no files: its status is its whole record';
+      else Object.assign(out, await outputFiles(options, worker, id));
     } else {
       out.filesNote = 'no worker ran this task (the master rejected it)';
     }

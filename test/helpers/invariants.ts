@@ -3,7 +3,7 @@
  *
  * - every submitted task has exactly one /status, written once (its znode version is 0: never overwritten);
  * - /tasks and every /assign/<w> are empty (nothing stranded, nothing queued);
- * - every succeeded status has its output directory with result.json;
+ * - every succeeded status that names an output directory has result.json there;
  * - re-executions are counted: statuses with `attempts > 1`, and output directories of a task on workers
  *   other than the one that recorded its result;
  * - when told which roles were disturbed (`disturbed`: killed, expired, restarted — see chaos.ts
@@ -122,6 +122,7 @@ export async function checkInvariants(
       if (
         s.state === 'succeeded' &&
         s.worker &&
+        s.outputDir !== undefined &&
         !existsSync(join(options.workdir, s.worker, id, 'result.json'))
       ) {
         missingOutput.push(id);
