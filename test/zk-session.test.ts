@@ -178,6 +178,111 @@ test('watchChildren reports exact diffs under a burst of 1,000 creates and 500 d
   w.close();
 });
 
+/** Follows a watch's reports and checks each against the one before (no double adds, no unknown removes). */
+function mirrorOf() {
+  const mirror = new Set<string>();
+  const problems: string[] = [];
+  let reports = 0;
+  const onChange = (ch: ChildrenChange) => {
+    reports++;
+    for (const a of ch.added) {
+      if (mirror.has(a)) problems.push(`added twice: ${a}`);
+      mirror.add(a);
+    }
+    for (const r of ch.removed) if (!mirror.delete(r)) problems.push(`removed unknown: ${r}`);
+    if (mirror.size !== ch.children.length || ch.children.some((c) => !mirror.has(c)))
+      problems.push('diff != children');
+  };
+  return { mirror, problems, onChange, reports: () => reports };
+}
+
+test('a persistent children watch reports a burst exactly, with no listing after the first', async () => {
+  const root = await zk.chroot('persistent-burst');
+  const sup = connect({ connect: root });
+  sups.push(sup);
+  const { client } = await sup.ready;
+  await client.ensurePath('/q');
+  await client.create('/q/before');
+  const m = mirrorOf();
+  const before = client.requests;
+  const w = sup.watchChildren('/q', m.onChange, { persistent: true });
+  await w.ready;
+  assert.deepEqual([...m.mirror], ['before']);
+  assert.equal(client.requests - before, 2, 'one addWatch and one listing');
+  const names = Array.from({ length: 1000 }, (_, i) => `n${String(i).padStart(4, '0')}`);
+  await Promise.all(names.map((n) => client.create(`/q/${n}`)));
+  // Grandchildren and data changes are not children changes.
+  await client.create('/q/n0001/deeper');
+  await client.setData('/q/n0003', 'x');
+  await Promise.all(names.filter((_, i) => i % 2 === 0).map((n) => client.remove(`/q/${n}`)));
+  await client.remove('/q/before');
+  const expected = new Set(names.filter((_, i) => i % 2 === 1));
+  await until(
+    () => m.mirror.size === expected.size && [...expected].every((n) => m.mirror.has(n)),
+    20_000,
+    'final state',
+  );
+  assert.deepEqual(m.problems, []);
+  assert.deepEqual([...w.children].sort(), [...expected].sort());
+  const sent = client.requests - before - 2;
+  assert.equal(sent, 1000 + 1 + 1 + 500 + 1, 'only our own writes were sent: the watch never re-listed');
+  w.close();
+});
+
+test('a persistent children watch survives a dropped connection: re-added, re-listed, nothing missed', async () => {
+  const root = await zk.chroot('persistent-reconnect');
+  const sup = connect({ connect: root, sessionTimeout: 6000, faultInjection: true });
+  sups.push(sup);
+  const { client } = await sup.ready;
+  await client.ensurePath('/q');
+  const other = connect({ connect: root });
+  sups.push(other);
+  const writer = (await other.ready).client;
+  const m = mirrorOf();
+  const w = sup.watchChildren('/q', m.onChange, { persistent: true });
+  await w.ready;
+  await writer.create('/q/a');
+  await until(() => m.mirror.has('a'), 10_000, 'a reported');
+  // Cut our connection (shorter than the session timeout): changes meanwhile reach no watch.
+  sup.cutConnection(1500);
+  await sup.waitFor('suspended', 10_000);
+  await writer.create('/q/while-away');
+  await writer.remove('/q/a');
+  await sup.waitFor('reconnected', 20_000);
+  await until(() => m.mirror.has('while-away') && !m.mirror.has('a'), 10_000, 'the re-listing');
+  // And the watch is armed again.
+  await writer.create('/q/after');
+  await until(() => m.mirror.has('after'), 10_000, 'a change after the reconnect');
+  assert.equal(sup.sessionCount, 1, 'the same session throughout');
+  assert.deepEqual(m.problems, []);
+  w.close();
+});
+
+test('a persistent children watch moves to a new session after expiry and reports the difference', async () => {
+  const root = await zk.chroot('persistent-expiry');
+  const sup = connect({ connect: root, sessionTimeout: 4000, faultInjection: true });
+  sups.push(sup);
+  const { client } = await sup.ready;
+  await client.ensurePath('/q');
+  const other = connect({ connect: root });
+  sups.push(other);
+  const writer = (await other.ready).client;
+  const m = mirrorOf();
+  const w = sup.watchChildren('/q', m.onChange, { persistent: true });
+  await w.ready;
+  await writer.create('/q/old');
+  await until(() => m.mirror.has('old'), 10_000, 'old reported');
+  const expiry = sup.expireSession();
+  await writer.create('/q/new');
+  await writer.remove('/q/old');
+  await expiry;
+  await until(() => m.mirror.has('new') && !m.mirror.has('old'), 10_000, 'the new session re-listed');
+  await writer.create('/q/later');
+  await until(() => m.mirror.has('later'), 10_000, 'the new session watches');
+  assert.deepEqual(m.problems, []);
+  w.close();
+});
+
 test('watchChildren waits for a node that does not exist yet; watchData reports create, change, delete', async () => {
   const root = await zk.chroot('later');
   const sup = connect({ connect: root });

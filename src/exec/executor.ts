@@ -6,10 +6,11 @@
  *   and `retryable`.
  * - Nothing is written outside `<workdir>/<workerName>/<taskId>/`: both names are checked
  *   (`isSafeName`) before they become a path.
+ * - A task has its directory when it has output (`taskDirs`: on demand by default, or always).
  * - Every task that got its directory leaves `result.json` there (the outcome, plus task id, worker
  *   and attempt). A shell task also leaves `stdout.log` and `stderr.log`. Files are owner-only.
- * - When `run()` settles, the task is over: a shell command's whole process group is gone, a pool
- *   handler that overran its timeout has had its thread terminated.
+ * - When `run()` settles, the task is over: a shell command's whole process group has been sent
+ *   SIGKILL, a pool handler that overran its timeout has had its thread terminated.
  *
  * How each kind of task runs:
  * - `cmd`: `/bin/sh -c` in the output directory, only when `allowShell` (see shell.ts).

@@ -14,16 +14,17 @@
  * Recovery on taking the lead: assignments of workers that are gone go back to /tasks; empty /assign/<w>
  * of dead workers are removed. Nothing else can be half-done: every move is a single multi.
  *
- * Load: a worker's outstanding tasks are the children of /assign/<w> (watched) plus what we assigned
- * since the last listing was sent (ZooKeeper answers one session's requests in order, so a listing sent
- * after a multi's answer includes that multi).
+ * Load: a worker's outstanding tasks are the children of /assign/<w>, kept by a persistent watch
+ * (ZooKeeper 3.6+). ZooKeeper sends the events a multi causes before the multi's answer, so the tasks
+ * of an assignment are counted by the time its answer is handled; a worker is assignable from its
+ * first report on.
  *
  * On session loss every request fails with ZKFARM_SESSION_LOST and `run()` returns: the leader stops at once.
  */
 import { describeError } from '../errors.js';
 import {
   type ChildrenChange,
-  type ChildrenWatch,
+  type ChildrenWatcher,
   type DataWatch,
   isZkError,
   type Logger,
@@ -76,12 +77,12 @@ interface WorkerState {
   paused: boolean;
   shell: boolean;
   live: boolean;
-  /** Children of /assign/<w> as last listed. */
+  /** Children of /assign/<w>, kept by a persistent watch. */
   listed: Set<string>;
-  /** Assigned by us: task id → request mark when the multi's answer came. */
-  pending: Map<string, number>;
+  /** The watch has reported /assign/<w> at least once. */
+  reported: boolean;
   dataWatch?: DataWatch;
-  assignWatch?: ChildrenWatch;
+  assignWatch?: ChildrenWatcher;
 }
 
 export class Leader {
@@ -219,7 +220,7 @@ export class Leader {
       shell: false,
       live: true,
       listed: new Set(),
-      pending: new Map(),
+      reported: false,
     };
     this.#workers.set(name, w);
     const s = this.#session;
@@ -241,26 +242,20 @@ export class Leader {
       .catch(() => {})
       .then(() => {
         if (!w.live || !this.active) return;
-        // The first listing makes the worker assignable: kick then.
+        // The first report makes the worker assignable: kick then.
         let first = true;
-        // Every listing counts, also one equal to the last: a task assigned and completed between two
-        // listings shows in neither, and only a listing's mark tells us its slot is free again.
+        // A persistent watch names every assignment created (ours) and deleted (completed, given back)
+        // as it happens: ZooKeeper sends the events of our own multi before its answer, so when a multi's
+        // answer is handled here its tasks are already in `listed`, and nothing needs a listing.
         w.assignWatch = s.watchChildren(
           assignDir(name),
           (ch) => {
             w.listed = new Set(ch.children);
-            const mark = ch.requestMark ?? 0;
-            let freed = ch.removed.length > 0;
-            for (const [id, at] of w.pending) {
-              if (at <= mark) {
-                w.pending.delete(id);
-                if (!w.listed.has(id)) freed = true;
-              }
-            }
-            if (freed || first) this.#kick();
+            w.reported = true;
+            if (ch.removed.length > 0 || first) this.#kick();
             first = false;
           },
-          { everyListing: true },
+          { persistent: true },
         );
       });
   }
@@ -306,9 +301,8 @@ export class Leader {
   #loads(): WorkerLoad[] {
     const out: WorkerLoad[] = [];
     for (const w of this.#workers.values()) {
-      if (!w.live || w.capacity <= 0 || !w.assignWatch) continue;
-      let outstanding = w.listed.size;
-      for (const id of w.pending.keys()) if (!w.listed.has(id)) outstanding++;
+      if (!w.live || w.capacity <= 0 || !w.reported) continue;
+      const outstanding = w.listed.size;
       out.push({
         name: w.name,
         capacity: w.capacity,
@@ -528,7 +522,6 @@ export class Leader {
     for (const m of chunk) {
       if (m.kind === 'assign') {
         this.#dequeue(m.id, mark);
-        this.#workers.get(m.worker!)?.pending.set(m.id, mark);
         this.#stats.assigned++;
       } else if (m.kind === 'reject') {
         this.#dequeue(m.id, mark);

@@ -1,7 +1,8 @@
 /**
  * Worker: runs the tasks assigned to it and records exactly one result per task.
  *
- * Znodes: /workers/<name> (ephemeral: capacity, prefetch, paused), watches /assign/<name> (its own only),
+ * Znodes: /workers/<name> (ephemeral: capacity, prefetch, paused), watches /assign/<name> (its own only,
+ * with a persistent recursive watch: ZooKeeper 3.6+),
  * reads /assign/<name>/<id>, and completes each task with one multi:
  *   complete   multi[ create /status/<id>, delete /assign/<name>/<id> ]
  *   retry      multi[ create /tasks/<id> (attempts+1, notBefore), delete /assign/<name>/<id> ]
@@ -153,9 +154,15 @@ export class Worker extends Role {
     this.#session = session;
     await session.client.ensurePath(assignDir(this.name));
     await this.claimEphemeral(session, workerPath(this.name), encode(this.#info()), this.staleNodeWaitMs());
-    session.watchChildren(assignDir(this.name), (ch) => {
-      if (ch.added.length) void this.#onAssigned(session, ch.added);
-    });
+    // A persistent watch: each assignment is reported by name as it is created, with no listing per
+    // change (the master's creates and our own completions would each cost one).
+    session.watchChildren(
+      assignDir(this.name),
+      (ch) => {
+        if (ch.added.length) void this.#onAssigned(session, ch.added);
+      },
+      { persistent: true },
+    );
     // Completions left over from a lost session are retried on this one.
     this.#scheduleFlush();
   }

@@ -12,7 +12,15 @@
 import { createHash } from 'node:crypto';
 import zookeeper from 'node-zookeeper-client';
 import { isZkError, toZkError, ZK_CODES, ZkError } from './errors.js';
-import { multiReadRequest, OP_CODES, pushOp } from './patches.js';
+import {
+  ADD_WATCH_MODE,
+  addWatchRequest,
+  multiReadRequest,
+  OP_CODES,
+  type PersistentListener,
+  persistentListeners,
+  pushOp,
+} from './patches.js';
 
 export type RawClient = zookeeper.Client;
 export type Acl = zookeeper.ACL;
@@ -228,6 +236,44 @@ export class ZkClient {
         ? new ZkError(r.err ?? ZK_CODES.SYSTEM_ERROR, 'getData', paths[i])
         : { data: r.data ?? Buffer.alloc(0), stat: r.stat as Stat },
     );
+  }
+
+  /**
+   * Add a persistent watch (ZooKeeper 3.6+): `listener` hears of every change at `path` (and, for
+   * `persistentRecursive`, below it, each with its own path) until the returned function is called or
+   * the connection drops — the watch does not survive a reconnect: add it again (then re-read, since
+   * changes while disconnected were not reported). The listener is registered before the request goes
+   * out, so nothing the server reports after it took the watch is missed. Removing it here stops the
+   * callbacks; the server keeps the watch until the session ends.
+   */
+  async addWatch(
+    path: string,
+    mode: keyof typeof ADD_WATCH_MODE,
+    listener: PersistentListener,
+  ): Promise<() => void> {
+    const table = persistentListeners(this.raw);
+    let listeners = table.get(path);
+    if (!listeners) {
+      listeners = new Set();
+      table.set(path, listeners);
+    }
+    listeners.add(listener);
+    const remove = () => {
+      listeners.delete(listener);
+      if (listeners.size === 0 && table.get(path) === listeners) table.delete(path);
+    };
+    const cm = (
+      this.raw as unknown as {
+        connectionManager: { queue(req: unknown, cb: (err: unknown, res?: unknown) => void): void };
+      }
+    ).connectionManager;
+    try {
+      await this.request('addWatch', path, (cb) => cm.queue(addWatchRequest(path, ADD_WATCH_MODE[mode]), cb));
+    } catch (err) {
+      remove();
+      throw err;
+    }
+    return remove;
   }
 
   /** Read a node's data as parsed JSON. */

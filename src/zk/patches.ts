@@ -29,6 +29,14 @@
  * 6. Slow records. The library (de)serializes every record with generic code that re-parses type names
  *    on each call; jute-fast.ts compiles each record's field list once (same bytes on the wire).
  *
+ * 7. No persistent watches. ZooKeeper 3.6+ keeps a watch armed (`addWatch`, op 106): a recursive one
+ *    reports every node created, changed or deleted below a path, with its path. `addWatchRequest`
+ *    builds the request (the library is told it is a DELETE, whose answer has no payload; the wire says
+ *    106), and the library's watcher table learns to hand such events to zkfarm's listeners
+ *    (`persistentListeners`). The library does not restore them after a reconnect: the caller re-adds.
+ *    Event types the library does not know (a removed persistent watch, ...) are dropped instead of
+ *    throwing inside the socket's data handler.
+ *
  * 2. Transaction version bug. `Transaction.check/setData/remove` do `version = version || -1`, so version 0
  *    silently becomes "any version" and fencing on version 0 is off. zkfarm's transaction builder never
  *    calls those three methods: it pushes the operation records itself (see `pushOp`), keeping 0 as 0.
@@ -247,4 +255,74 @@ export function pushOp(
   op: { type: number; path: string; version?: number; data?: Buffer; acls?: unknown[]; mode?: number },
 ): void {
   (tx as { ops: unknown[] }).ops.push(op);
+}
+
+const ADD_WATCH = 106;
+const ADD_WATCH_SPEC = [
+  { name: 'path', type: 'ustring' },
+  { name: 'mode', type: 'int' },
+];
+const recordPrototype = Object.getPrototypeOf(jute.protocol.RequestHeader!.prototype) as object;
+
+/** `addWatch` modes (ZooKeeper's AddWatchMode). */
+export const ADD_WATCH_MODE = { persistent: 0, persistentRecursive: 1 } as const;
+
+/** A library request that adds a persistent watch on `path` (ZooKeeper 3.6+ addWatch). */
+export function addWatchRequest(path: string, mode: number): unknown {
+  const payload = Object.create(recordPrototype) as JuteRecord;
+  Object.assign(payload, { specification: ADD_WATCH_SPEC, chrootPath: undefined, path, mode });
+  const header = new jute.protocol.RequestHeader!();
+  header['type'] = OP_CODES.DELETE;
+  const serialize = header.serialize.bind(header);
+  header.serialize = (buffer: Buffer, offset: number) => {
+    header['type'] = ADD_WATCH;
+    try {
+      return serialize(buffer, offset);
+    } finally {
+      header['type'] = OP_CODES.DELETE;
+    }
+  };
+  return new jute.Request(header, payload);
+}
+
+/** A persistent watch's listener: the event type (1 created, 2 deleted, 3 data changed, 4 children changed) and path. */
+export type PersistentListener = (type: number, path: string) => void;
+
+interface WatcherEventLike {
+  type: number;
+  path: string;
+}
+interface WatcherManagerLike {
+  emit(event: WatcherEventLike): void;
+  __zkfarmPersistent?: Map<string, Set<PersistentListener>>;
+}
+const WatcherManager = require('node-zookeeper-client/lib/WatcherManager.js') as {
+  prototype: WatcherManagerLike & { __zkfarmPersistentHook?: boolean };
+};
+if (!WatcherManager.prototype.__zkfarmPersistentHook) {
+  const emit = WatcherManager.prototype.emit;
+  WatcherManager.prototype.emit = function persistentAware(
+    this: WatcherManagerLike,
+    event: WatcherEventLike,
+  ) {
+    const roots = this.__zkfarmPersistent;
+    if (roots !== undefined && roots.size > 0 && typeof event.path === 'string') {
+      for (const [root, listeners] of roots) {
+        if (event.path === root || event.path.startsWith(root === '/' ? '/' : `${root}/`)) {
+          for (const fn of listeners) fn(event.type, event.path);
+        }
+      }
+    }
+    if (event.type < 1 || event.type > 4) return;
+    emit.call(this, event);
+  };
+  WatcherManager.prototype.__zkfarmPersistentHook = true;
+}
+
+/** The persistent-watch listeners of a raw client, by watched path. */
+export function persistentListeners(raw: unknown): Map<string, Set<PersistentListener>> {
+  const wm = (raw as { connectionManager: { watcherManager: WatcherManagerLike } }).connectionManager
+    .watcherManager;
+  wm.__zkfarmPersistent ??= new Map();
+  return wm.__zkfarmPersistent;
 }

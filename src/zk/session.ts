@@ -32,8 +32,9 @@ import { isZkError } from './errors.js';
 import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
 import {
   type ChildrenChange,
-  ChildrenWatch,
+  type ChildrenWatcher,
   type ClientSource,
+  childrenWatch,
   type DataChange,
   DataWatch,
   type WatchOptions,
@@ -128,6 +129,7 @@ export class Session {
   #source(): ClientSource {
     return {
       client: () => (this.alive ? this.client : undefined),
+      onReconnect: (rearm) => this.supervisor.onReconnect(rearm),
       onError: (err) => this.supervisor.reportError(err, 'watch'),
     };
   }
@@ -137,8 +139,8 @@ export class Session {
     path: string,
     onChange: (change: ChildrenChange) => void | Promise<void>,
     options?: WatchOptions,
-  ): ChildrenWatch {
-    const w = new ChildrenWatch(this.#source(), path, onChange, options);
+  ): ChildrenWatcher {
+    const w = childrenWatch(this.#source(), path, onChange, options);
     this.#track(w);
     return w;
   }
@@ -199,6 +201,8 @@ export class Supervisor extends EventEmitter {
 
   constructor(options: ConnectOptions, action?: Action) {
     super();
+    // Every persistent watch listens for reconnects: a farm's leader has one per worker.
+    this.setMaxListeners(0);
     validateOptions(options);
     this.options = { ...options };
     this.#action = action;
@@ -480,6 +484,15 @@ export class Supervisor extends EventEmitter {
     await this.#proxy?.close();
   }
 
+  /** Call `fn` each time the live session is resumed on a new connection; returns an unsubscribe function. */
+  onReconnect(fn: () => void): () => void {
+    const listener = (state: SessionState) => {
+      if (state === 'reconnected') fn();
+    };
+    this.on('state', listener);
+    return () => this.off('state', listener);
+  }
+
   #source(): ClientSource {
     return {
       client: () => this.session?.client,
@@ -487,6 +500,7 @@ export class Supervisor extends EventEmitter {
         this.#newSessionListeners.add(rearm);
         return () => this.#newSessionListeners.delete(rearm);
       },
+      onReconnect: (rearm) => this.onReconnect(rearm),
       onError: (err) => this.reportError(err, 'watch'),
     };
   }
@@ -499,8 +513,8 @@ export class Supervisor extends EventEmitter {
     path: string,
     onChange: (change: ChildrenChange) => void | Promise<void>,
     options?: WatchOptions,
-  ): ChildrenWatch {
-    return this.#keep(new ChildrenWatch(this.#source(), path, onChange, options));
+  ): ChildrenWatcher {
+    return this.#keep(childrenWatch(this.#source(), path, onChange, options));
   }
 
   /** Watch a node's data across sessions. */

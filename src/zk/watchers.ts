@@ -20,20 +20,16 @@ export interface ChildrenChange {
   removed: string[];
   /** The full list of children after the change, in ZooKeeper's order. */
   children: string[];
-  /**
-   * `client.requests` just before this listing was sent. ZooKeeper answers one session's requests in
-   * order, so the listing reflects every request of the same client numbered at or below this mark.
-   */
-  requestMark?: number;
 }
 
 export interface WatchOptions {
   /**
-   * Report every listing, also one that equals the last (empty `added` and `removed`). For callers that
-   * reason about `requestMark`: a child created and deleted between two listings shows in neither, yet
-   * the listing still proves those requests were seen.
+   * Keep one persistent recursive watch (ZooKeeper 3.6+) instead of re-listing after every change: the
+   * server names each child created or deleted, so a change costs a notification and no read. The
+   * children are listed once at the start and again after a reconnect or a new session (the watch does
+   * not survive those).
    */
-  everyListing?: boolean;
+  persistent?: boolean;
 }
 
 export interface DataChange {
@@ -48,6 +44,8 @@ export interface ClientSource {
   client(): ZkClient | undefined;
   /** Called with `rearm` whenever a new session starts; returns an unsubscribe function. */
   onNewSession?(rearm: () => void): () => void;
+  /** Called with `rearm` when the session is resumed on a new connection; returns an unsubscribe function. */
+  onReconnect?(rearm: () => void): () => void;
   /** Reports an error the watch could not handle itself. */
   onError?(err: unknown): void;
 }
@@ -58,6 +56,24 @@ export interface Watch {
   /** Resolves after the first report (the initial list). */
   readonly ready: Promise<void>;
   readonly closed: boolean;
+}
+
+/** A children watch of either kind. */
+export interface ChildrenWatcher extends Watch {
+  /** The children as last reported. */
+  readonly children: readonly string[];
+}
+
+/** A children watch as `options` ask for: re-listing (the default), or persistent. */
+export function childrenWatch(
+  source: ClientSource,
+  path: string,
+  onChange: (change: ChildrenChange) => void | Promise<void>,
+  options: WatchOptions = {},
+): ChildrenWatcher {
+  return options.persistent
+    ? new PersistentChildrenWatch(source, path, onChange)
+    : new ChildrenWatch(source, path, onChange);
 }
 
 abstract class BaseWatch implements Watch {
@@ -154,22 +170,153 @@ abstract class BaseWatch implements Watch {
   }
 }
 
+const NODE_CREATED = 1;
+const NODE_DELETED = 2;
+
+/**
+ * Children of a node, kept by a persistent recursive watch (see `WatchOptions.persistent`). Changes
+ * reported in one turn of the event loop are delivered as one `ChildrenChange`.
+ */
+export class PersistentChildrenWatch extends BaseWatch {
+  #known = new Set<string>();
+  readonly #onChange: (change: ChildrenChange) => void | Promise<void>;
+  #first = true;
+  #remove: (() => void) | undefined;
+  #unsubscribeReconnect: (() => void) | undefined;
+  /** Events seen so far (numbered), and those that arrived after the last listing was answered. */
+  #eventSeq = 0;
+  #log: Array<{ seq: number; type: number; name: string }> = [];
+  #listing = false;
+  #pending: { added: Set<string>; removed: Set<string> } | undefined;
+
+  constructor(
+    source: ClientSource,
+    path: string,
+    onChange: (change: ChildrenChange) => void | Promise<void>,
+  ) {
+    super(source, path);
+    this.#onChange = onChange;
+    this.#unsubscribeReconnect = source.onReconnect?.(() => this.trigger());
+    this.trigger();
+  }
+
+  get children(): readonly string[] {
+    return [...this.#known];
+  }
+
+  #onEvent = (type: number, eventPath: string): void => {
+    if (this.closed) return;
+    const prefix = this.path === '/' ? '/' : `${this.path}/`;
+    if (eventPath === this.path) {
+      if (type !== NODE_DELETED) return;
+      // The node itself is gone: so is every child.
+      for (const name of [...this.#known]) this.#apply(NODE_DELETED, name);
+      return;
+    }
+    const name = eventPath.slice(prefix.length);
+    if (name.includes('/') || (type !== NODE_CREATED && type !== NODE_DELETED)) return; // a grandchild, or data
+    this.#apply(type, name);
+  };
+
+  #apply(type: number, name: string): void {
+    const seq = ++this.#eventSeq;
+    if (this.#listing) this.#log.push({ seq, type, name });
+    if (type === NODE_CREATED) {
+      if (this.#known.has(name)) return;
+      this.#known.add(name);
+    } else {
+      if (!this.#known.delete(name)) return;
+    }
+    this.#queue(type === NODE_CREATED ? 'added' : 'removed', name);
+  }
+
+  #queue(kind: 'added' | 'removed', name: string): void {
+    if (!this.#pending) {
+      this.#pending = { added: new Set(), removed: new Set() };
+      queueMicrotask(() => void this.#flush());
+    }
+    const other = kind === 'added' ? this.#pending.removed : this.#pending.added;
+    // Created and deleted within one turn: it was never there for the caller.
+    if (other.delete(name)) return;
+    this.#pending[kind].add(name);
+  }
+
+  async #flush(): Promise<void> {
+    const p = this.#pending;
+    this.#pending = undefined;
+    if (!p || this.closed || (p.added.size === 0 && p.removed.size === 0 && !this.#first)) return;
+    this.#first = false;
+    const change = { added: [...p.added], removed: [...p.removed], children: [...this.#known] };
+    await this.deliver(() => this.#onChange(change));
+  }
+
+  protected async refresh(client: ZkClient, gen: number): Promise<void> {
+    this.#remove?.();
+    this.#remove = undefined;
+    // The watch first, then the listing: anything after the listing is reported by the watch.
+    const remove = await client.addWatch(this.path, 'persistentRecursive', this.#onEvent);
+    if (this.closed || gen !== this.generation) {
+      remove();
+      return;
+    }
+    this.#remove = remove;
+    this.#listing = true;
+    this.#log = [];
+    let answeredAt = Number.POSITIVE_INFINITY;
+    let children: string[];
+    try {
+      children = await client.request<string[]>('getChildren', this.path, (cb) =>
+        client.raw.getChildren(this.path, (err: unknown, list?: string[]) => {
+          // Runs as the answer is parsed: events after this point are newer than the listing.
+          answeredAt = this.#eventSeq;
+          cb(err, list);
+        }),
+      );
+    } catch (err) {
+      if (!isZkError(err, 'NO_NODE')) throw err;
+      children = [];
+      answeredAt = this.#eventSeq;
+    } finally {
+      this.#listing = false;
+    }
+    if (this.closed || gen !== this.generation) return;
+    // The listing, plus what happened after it was answered.
+    const next = new Set(children);
+    for (const e of this.#log) {
+      if (e.seq <= answeredAt) continue;
+      if (e.type === NODE_CREATED) next.add(e.name);
+      else next.delete(e.name);
+    }
+    this.#log = [];
+    for (const name of next) if (!this.#known.has(name)) this.#queue('added', name);
+    for (const name of this.#known) if (!next.has(name)) this.#queue('removed', name);
+    this.#known = next;
+    // The first listing is reported even when empty.
+    if (this.#first) this.#pending ??= { added: new Set(), removed: new Set() };
+    await this.#flush();
+    this.markReady();
+  }
+
+  override close(): void {
+    super.close();
+    this.#remove?.();
+    this.#unsubscribeReconnect?.();
+  }
+}
+
 export class ChildrenWatch extends BaseWatch {
   #known = new Set<string>();
   #knownList: string[] = [];
   readonly #onChange: (change: ChildrenChange) => void | Promise<void>;
-  readonly #everyListing: boolean;
   #first = true;
 
   constructor(
     source: ClientSource,
     path: string,
     onChange: (change: ChildrenChange) => void | Promise<void>,
-    options: WatchOptions = {},
   ) {
     super(source, path);
     this.#onChange = onChange;
-    this.#everyListing = options.everyListing === true;
     this.trigger();
   }
 
@@ -180,7 +327,6 @@ export class ChildrenWatch extends BaseWatch {
 
   protected async refresh(client: ZkClient, gen: number): Promise<void> {
     let children: string[];
-    const requestMark = client.requests;
     try {
       children = await client.getChildren(this.path, this.watcher(gen));
     } catch (err) {
@@ -198,9 +344,9 @@ export class ChildrenWatch extends BaseWatch {
     for (const c of this.#known) if (!next.has(c)) removed.push(c);
     this.#known = next;
     this.#knownList = children;
-    if (added.length || removed.length || this.#first || this.#everyListing) {
+    if (added.length || removed.length || this.#first) {
       this.#first = false;
-      await this.deliver(() => this.#onChange({ added, removed, children, requestMark }));
+      await this.deliver(() => this.#onChange({ added, removed, children }));
     }
     this.markReady();
   }
