@@ -229,9 +229,10 @@ test('a persistent children watch reports a burst exactly, with no listing after
   w.close();
 });
 
-test('a persistent children watch survives a dropped connection: re-added, re-listed, nothing missed', async () => {
-  const root = await zk.chroot('persistent-reconnect');
-  const sup = connect({ connect: root, sessionTimeout: 6000, faultInjection: true });
+/** A persistent watch on /q through a fault proxy, and a second session that writes under /q. */
+async function persistentWatchWithWriter(name: string, sessionTimeout: number) {
+  const root = await zk.chroot(name);
+  const sup = connect({ connect: root, sessionTimeout, faultInjection: true });
   sups.push(sup);
   const { client } = await sup.ready;
   await client.ensurePath('/q');
@@ -241,6 +242,11 @@ test('a persistent children watch survives a dropped connection: re-added, re-li
   const m = mirrorOf();
   const w = sup.watchChildren('/q', m.onChange, { persistent: true });
   await w.ready;
+  return { sup, writer, m, w };
+}
+
+test('a persistent children watch survives a dropped connection: re-added, re-listed, nothing missed', async () => {
+  const { sup, writer, m, w } = await persistentWatchWithWriter('persistent-reconnect', 6000);
   await writer.create('/q/a');
   await until(() => m.mirror.has('a'), 10_000, 'a reported');
   // Cut our connection (shorter than the session timeout): changes meanwhile reach no watch.
@@ -259,17 +265,7 @@ test('a persistent children watch survives a dropped connection: re-added, re-li
 });
 
 test('a persistent children watch moves to a new session after expiry and reports the difference', async () => {
-  const root = await zk.chroot('persistent-expiry');
-  const sup = connect({ connect: root, sessionTimeout: 4000, faultInjection: true });
-  sups.push(sup);
-  const { client } = await sup.ready;
-  await client.ensurePath('/q');
-  const other = connect({ connect: root });
-  sups.push(other);
-  const writer = (await other.ready).client;
-  const m = mirrorOf();
-  const w = sup.watchChildren('/q', m.onChange, { persistent: true });
-  await w.ready;
+  const { sup, writer, m, w } = await persistentWatchWithWriter('persistent-expiry', 4000);
   await writer.create('/q/old');
   await until(() => m.mirror.has('old'), 10_000, 'old reported');
   const expiry = sup.expireSession();
@@ -376,7 +372,9 @@ test('a server that takes the connection but never answers the handshake is left
   await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
   const port = (relay.address() as AddressInfo).port;
   try {
-    const sup = connect({ connect: `127.0.0.1:${port}`, sessionTimeout: 2000, connectTimeout: 30_000 });
+    // One server: the handshake deadline is a third of the session timeout (2 s), so the client tries again
+    // well within its own 5 s connect timeout (the session timeout, 6 s, would be past it).
+    const sup = connect({ connect: `127.0.0.1:${port}`, sessionTimeout: 6000, connectTimeout: 5000 });
     sups.push(sup);
     const session = await sup.ready;
     assert.equal(silent.length, 1);

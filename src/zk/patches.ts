@@ -22,9 +22,11 @@
  * 5. No deadline on the handshake. The library's connect timer covers the TCP connect only: once the socket
  *    is open it sends the ConnectRequest and waits for the answer with no timer at all. A server that
  *    takes the connection but never answers it (one that is starting up on a loaded machine, a peer behind
- *    a network split) leaves the client CONNECTING forever, on that one socket. Like ZooKeeper's own
- *    client, we keep the deadline (session timeout ÷ number of servers) until the handshake is answered;
- *    past it the socket is closed and the library moves on to the next server, as after any failure.
+ *    a network split) leaves the client CONNECTING forever, on that one socket. We keep a deadline until
+ *    the handshake is answered: the library's connect timeout (session timeout ÷ number of servers, as in
+ *    ZooKeeper's own client), but at most a third of the session timeout (at least 1 s), so that even with
+ *    one server a reconnect is tried again well before the session would expire. Past it the socket is
+ *    closed and the library moves on to the next server, as after any failure.
  *
  * 6. Slow records. The library (de)serializes every record with generic code that re-parses type names
  *    on each call; jute-fast.ts compiles each record's field list once (same bytes on the wire).
@@ -91,6 +93,7 @@ export const OP_CODES = jute.OP_CODES as {
   DELETE: number;
   SET_DATA: number;
   CHECK: number;
+  MULTI: number;
   [k: string]: number;
 };
 
@@ -133,6 +136,7 @@ interface ConnectionManagerLike {
   socket?: SocketLike;
   state: number;
   connectTimeout: number;
+  sessionTimeout: number;
   __zkfarmFlushScheduled?: boolean;
 }
 const ConnectionManager = require('node-zookeeper-client/lib/ConnectionManager.js') as {
@@ -166,9 +170,10 @@ if (!ConnectionManager.prototype.__zkfarmHandshakeDeadline) {
     connected.call(this);
     const socket = this.socket;
     if (!socket) return;
+    const deadline = Math.min(this.connectTimeout, Math.max(1000, Math.floor(this.sessionTimeout / 3)));
     const timer = setTimeout(() => {
       if (this.socket === socket && this.state === STATE_CONNECTING && !socket.destroyed) socket.destroy();
-    }, this.connectTimeout);
+    }, deadline);
     timer.unref();
     socket.once('close', () => clearTimeout(timer));
   };
@@ -234,19 +239,27 @@ export function multiReadRequest(paths: readonly string[]): unknown {
   };
   payload.records = records;
   payload.ops = [];
+  // The library picks the answer's parser by the header's type (MULTI); the server must see multiRead.
+  return new jute.Request(disguisedHeader(OP_CODES.MULTI, MULTI_READ), payload);
+}
+
+/**
+ * A request header that says `libraryType` to the library (which picks the answer's parser by it) and
+ * `wireType` to the server.
+ */
+function disguisedHeader(libraryType: number, wireType: number): JuteRecord {
   const header = new jute.protocol.RequestHeader!();
-  header['type'] = OP_CODES.MULTI;
-  // The library picks the answer's parser by header.type (MULTI); the server must see multiRead.
+  header['type'] = libraryType;
   const serialize = header.serialize.bind(header);
   header.serialize = (buffer: Buffer, offset: number) => {
-    header['type'] = MULTI_READ;
+    header['type'] = wireType;
     try {
       return serialize(buffer, offset);
     } finally {
-      header['type'] = OP_CODES.MULTI;
+      header['type'] = libraryType;
     }
   };
-  return new jute.Request(header, payload);
+  return header;
 }
 
 /** Push an operation record onto a library Transaction without its `version || -1` defect. */
@@ -271,18 +284,8 @@ export const ADD_WATCH_MODE = { persistent: 0, persistentRecursive: 1 } as const
 export function addWatchRequest(path: string, mode: number): unknown {
   const payload = Object.create(recordPrototype) as JuteRecord;
   Object.assign(payload, { specification: ADD_WATCH_SPEC, chrootPath: undefined, path, mode });
-  const header = new jute.protocol.RequestHeader!();
-  header['type'] = OP_CODES.DELETE;
-  const serialize = header.serialize.bind(header);
-  header.serialize = (buffer: Buffer, offset: number) => {
-    header['type'] = ADD_WATCH;
-    try {
-      return serialize(buffer, offset);
-    } finally {
-      header['type'] = OP_CODES.DELETE;
-    }
-  };
-  return new jute.Request(header, payload);
+  // A DELETE's answer has no payload, like addWatch's.
+  return new jute.Request(disguisedHeader(OP_CODES.DELETE, ADD_WATCH), payload);
 }
 
 /** A persistent watch's listener: the event type (1 created, 2 deleted, 3 data changed, 4 children changed) and path. */
