@@ -10,26 +10,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { Master, Submitter, Worker } from '../src/farm/index.js';
 import { PATHS } from '../src/farm/protocol.js';
 import { createLogger, Host } from '../src/host/index.js';
 import { connect, type Logger, startZkServer, ZK_CODES, ZkClient, ZkError } from '../src/zk/index.js';
 import { restartStandalone, runFaultPlan, until } from './helpers/chaos.js';
+import { useCleanups } from './helpers/cleanups.js';
 import { startFaultProxy } from './helpers/faults.js';
 import { checkInvariants, recordTaskHistory, waitForStatuses } from './helpers/invariants.js';
 import { useZooKeeper } from './helpers/zk.js';
 
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-after(async () => {
-  for (const c of cleanups.reverse()) {
-    try {
-      await c();
-    } catch (err) {
-      console.error('clean-up failed:', err);
-    }
-  }
-});
+const cleanups = useCleanups();
 const zk = useZooKeeper();
 const tmp = mkdtempSync(join(tmpdir(), 'zkfarm-outage-'));
 cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
@@ -137,23 +129,28 @@ async function partitionFarm(name: string, sessionTimeout: number) {
   const sup = connect({ connect: root });
   cleanups.push(() => sup.stop());
   const admin = (await sup.ready).client;
-  return { root, workdir, proxy, master, victim, sub, admin, logs };
+  /** A second worker with room for every task, connected directly (the partition does not reach it). */
+  const startHealthyWorker = async () => {
+    const healthy = new Worker({
+      name: 'healthy',
+      connect: root,
+      sessionTimeout,
+      workdir,
+      taskDirs: 'always',
+      capacity: 8,
+    });
+    cleanups.push(() => healthy.stop({ drain: false }));
+    await healthy.start();
+    return healthy;
+  };
+  return { root, workdir, proxy, master, victim, sub, admin, logs, startHealthyWorker };
 }
 
 test('a worker cut off from ZooKeeper for less than its session timeout keeps its tasks: nothing moves, nothing runs twice', async () => {
   const f = await partitionFarm('short-cut', 8000);
   const ids = await f.sub.submitMany(Array.from({ length: 8 }, () => ({ handler: 'sleep', input: 2500 })));
   await until(() => f.victim.stats().running === 4, 20_000, 'the worker busy');
-  const healthy = new Worker({
-    name: 'healthy',
-    connect: f.root,
-    sessionTimeout: 8000,
-    workdir: f.workdir,
-    taskDirs: 'always',
-    capacity: 8,
-  });
-  cleanups.push(() => healthy.stop({ drain: false }));
-  await healthy.start();
+  await f.startHealthyWorker();
   const sessionBefore = f.victim.info().sessionId;
   f.proxy.cut(2000);
   await sleep(2500);
@@ -173,16 +170,7 @@ test('a worker silently partitioned for longer than its session timeout: its tas
     Array.from({ length: 8 }, (_, i) => ({ handler: 'sleep', input: 4000, i })),
   );
   await until(() => f.victim.stats().running === 4, 20_000, 'the worker busy');
-  const healthy = new Worker({
-    name: 'healthy',
-    connect: f.root,
-    sessionTimeout: 3000,
-    workdir: f.workdir,
-    taskDirs: 'always',
-    capacity: 8,
-  });
-  cleanups.push(() => healthy.stop({ drain: false }));
-  await healthy.start();
+  await f.startHealthyWorker();
   const sessionBefore = f.victim.info().sessionId;
   // A silent partition: the connection stays open, nothing gets through (no reset, no FIN).
   f.proxy.blackhole(true);

@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import type { Task, TaskStatus } from '../src/farm/protocol.js';
 import { PATHS } from '../src/farm/protocol.js';
 import { Submitter } from '../src/farm/submitter.js';
@@ -39,6 +39,7 @@ import {
   until,
   watchRoles,
 } from './helpers/chaos.js';
+import { useCleanups } from './helpers/cleanups.js';
 import { checkInvariants, recordTaskHistory, waitForStatuses } from './helpers/invariants.js';
 
 const LONG = process.env['ZKFARM_LONG'] === '1';
@@ -48,16 +49,7 @@ const SUBMIT_SPREAD_MS = LONG ? 240_000 : 55_000;
 const BATCH = 50;
 const SESSION_TIMEOUT = 6000;
 
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-after(async () => {
-  for (const c of cleanups.reverse()) {
-    try {
-      await c();
-    } catch (err) {
-      console.error('clean-up failed:', err);
-    }
-  }
-});
+const cleanups = useCleanups();
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { PATHS } from '../src/farm/protocol.js';
 import { Submitter } from '../src/farm/submitter.js';
 import { connect, startZkEnsemble } from '../src/zk/index.js';
@@ -23,18 +23,10 @@ import {
   spawnRuntime,
   until,
 } from './helpers/chaos.js';
+import { useCleanups } from './helpers/cleanups.js';
 import { checkInvariants, recordTaskHistory, waitForStatuses } from './helpers/invariants.js';
 
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-after(async () => {
-  for (const c of cleanups.reverse()) {
-    try {
-      await c();
-    } catch (err) {
-      console.error('clean-up failed:', err);
-    }
-  }
-});
+const cleanups = useCleanups();
 
 const TASKS = 400;
 

@@ -11,6 +11,7 @@
 import { type Command, Option } from 'commander';
 import type pino from 'pino';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { TASK_DIRS, type TaskDirs } from '../exec/index.js';
 import { type CliFlags, loadConfigFile, resolveFarmSpec } from '../host/config.js';
 import { type ConnectSource, type EmbeddedZooKeeper, startEmbeddedZooKeeper } from '../host/embedded.js';
 import { createLogger, flushLogger, Host, LOG_LEVELS } from '../host/index.js';
@@ -26,7 +27,7 @@ export interface StartOptions {
   workdir?: string;
   capacity?: number;
   allowShell?: boolean;
-  taskDirs?: 'on-demand' | 'always';
+  taskDirs?: TaskDirs;
   sessionTimeout?: number;
   namePrefix?: string;
   logLevel: string;
@@ -65,7 +66,7 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
         '--task-dirs <when>',
         'when a task gets <workdir>/<worker>/<task>/ with result.json: on-demand (shell tasks, and ' +
           'handlers that use their outputDir) or always (default on-demand)',
-      ).choices(['on-demand', 'always']),
+      ).choices(TASK_DIRS),
     )
     .option(
       '--session-timeout <ms>',

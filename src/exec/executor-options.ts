@@ -53,7 +53,9 @@ export interface ExecutorOptions {
   taskDirs?: TaskDirs;
 }
 
-export type TaskDirs = 'on-demand' | 'always';
+/** The values of `taskDirs`, the default first. */
+export const TASK_DIRS = ['on-demand', 'always'] as const;
+export type TaskDirs = (typeof TASK_DIRS)[number];
 
 /** Executor options with every default filled in (`workdir` made absolute). */
 export interface ResolvedExecutorOptions {
@@ -129,7 +131,7 @@ export function checkOptions(options: ExecutorOptions): ResolvedExecutorOptions 
     const v = o[name];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw bad(name, `an integer >= ${min}`, v);
   };
-  if (o.taskDirs !== 'on-demand' && o.taskDirs !== 'always') {
+  if (!(TASK_DIRS as readonly unknown[]).includes(o.taskDirs)) {
     throw bad('taskDirs', '"on-demand" or "always"', o.taskDirs);
   }
   count('defaultTimeoutMs', 0);

@@ -45,6 +45,7 @@ export {
   EXECUTOR_DEFAULTS,
   type ExecutorOptions,
   type ResolvedExecutorOptions,
+  TASK_DIRS,
   type TaskDirs,
 } from './executor-options.js';
 

@@ -8,6 +8,7 @@ export {
   Executor,
   type ExecutorOptions,
   type ResolvedExecutorOptions,
+  TASK_DIRS,
   type TaskDirs,
 } from './executor.js';
 export { TaskFailure } from './failure.js';

@@ -18,7 +18,7 @@ import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { resolveHandlerModule, type TaskDirs } from '../exec/index.js';
+import { resolveHandlerModule, TASK_DIRS, type TaskDirs } from '../exec/index.js';
 import { validateName } from '../farm/protocol.js';
 import type { FarmSpec, RoleSpec } from './types.js';
 
@@ -47,7 +47,7 @@ const roleSchema = z.strictObject({
   prefetch: nonNegativeInt.optional(),
   allowShell: z.boolean().optional(),
   defaultTimeoutMs: nonNegativeInt.optional(),
-  taskDirs: z.enum(['on-demand', 'always']).optional(),
+  taskDirs: z.enum(TASK_DIRS).optional(),
   sessionTimeout: positiveInt.optional(),
   handlerModules: z.array(z.string().min(1)).optional(),
 });
@@ -57,7 +57,7 @@ const configSchema = z.strictObject({
   sessionTimeout: positiveInt.optional(),
   workdir: z.string().min(1).optional(),
   allowShell: z.boolean().optional(),
-  taskDirs: z.enum(['on-demand', 'always']).optional(),
+  taskDirs: z.enum(TASK_DIRS).optional(),
   auth: z.string().regex(AUTH_PATTERN).optional(),
   handlerModules: z.array(z.string().min(1)).optional(),
   retention: z
