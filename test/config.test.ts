@@ -158,6 +158,27 @@ describe('config file errors: one line naming the file, the field, expected and 
       await configError('farm.yaml', 'taskDirs: sometimes\n'),
       'taskDirs: expected "on-demand" or "always", got "sometimes"',
     );
+    assert.equal(
+      await configError('farm.yaml', 'roles:\n  - {type: worker, prefetch: lots}\n'),
+      'roles[0].prefetch: expected a whole number >= 0, or "auto", got "lots"',
+    );
+  });
+
+  test('prefetch: auto or a number reaches the worker role as written', async () => {
+    const c = await loadConfigFile(
+      file(
+        'prefetch.yaml',
+        'roles:\n  - {type: worker, name: a, prefetch: auto}\n  - {type: worker, name: b, prefetch: 6}\n',
+      ),
+    );
+    const roles = resolveFarmSpec(c, {}).roles;
+    assert.deepEqual(
+      roles.map((r) => [r.name, r.prefetch]),
+      [
+        ['a', 'auto'],
+        ['b', 6],
+      ],
+    );
   });
 
   test('bad names, connect strings, auth, types', async () => {

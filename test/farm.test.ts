@@ -339,3 +339,42 @@ test("a task assigned and completed between two of the leader's listings frees i
   await sub.waitForAll(ids, { timeoutMs: 60_000 });
   assert.deepEqual((await checkInvariants(await admin(root), ids, { workdir })).problems, []);
 });
+
+test("prefetch 'auto': a worker of short tasks publishes a deeper prefetch and the leader fills it, no further", async () => {
+  const root = await zk.chroot('auto-prefetch');
+  await master(root, 'm1');
+  let release!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const w = await worker(root, 'quick', {
+    capacity: 2,
+    handlers: { hold: () => gate.then(() => 'held') },
+  });
+  assert.equal(w.prefetch, 2, 'starts at capacity');
+  const sub = await submitter(root);
+  const c = await admin(root);
+  const published = async () => JSON.parse(String((await c.getData('/workers/quick')).data)).prefetch;
+  assert.equal(await published(), 2);
+
+  // Short tasks: the worker publishes 8 × capacity.
+  const quick = await sub.submitMany(Array.from({ length: 20 }, () => ({ handler: 'noop' })));
+  await sub.waitForAll(quick, { timeoutMs: 30_000 });
+  await until(async () => (await published()) === 16, 10_000, 'prefetch 16 in /workers/quick');
+  assert.equal(w.prefetch, 16);
+
+  // Tasks that block: the leader hands over capacity + prefetch = 18 of them and keeps the rest queued.
+  const held = await sub.submitMany(Array.from({ length: 30 }, () => ({ handler: 'hold' })));
+  await until(
+    async () => (await c.exists(assignDir('quick')))?.numChildren === 18,
+    10_000,
+    '18 tasks assigned to quick',
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal((await c.exists(assignDir('quick')))?.numChildren, 18, 'no more than capacity + prefetch');
+  assert.equal((await c.exists(PATHS.tasks))?.numChildren, 12, 'the rest wait in /tasks');
+
+  release();
+  await sub.waitForAll(held, { timeoutMs: 30_000 });
+  assert.deepEqual((await checkInvariants(c, [...quick, ...held], { workdir })).problems, []);
+});

@@ -66,7 +66,7 @@ export interface ZkTarget {
 export interface FarmShape {
   masters: number;
   workers: number;
-  /** Tasks each worker runs at once (its prefetch is the same, the farm's default). */
+  /** Tasks each worker runs at once (its prefetch is the farm's default, `auto`). */
   capacity: number;
   /** Session timeout of every role (ms). */
   sessionTimeout: number;

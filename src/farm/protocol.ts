@@ -69,7 +69,8 @@ const metaSchema = z
   })
   .loose();
 
-const taskSchema = z
+/** The schema of a task (exported for the tests that hold the fast check to it). */
+export const taskSchema = z
   .object({
     cmd: z.string().min(1, 'must be a non-empty string').optional(),
     handler: z.string().min(1, 'must be a non-empty string').optional(),
@@ -117,6 +118,8 @@ export function parseTask(data: Buffer | string | null | undefined): ParsedTask 
       error: `task data must be a JSON object, got ${Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'null' : typeof value}`,
     };
   }
+  // Most tasks are plain: a cheap check settles them; zod decides (and words the error) for the rest.
+  if (isPlainValidTask(value as Record<string, unknown>)) return { ok: true, task: value as Task };
   const r = taskSchema.safeParse(value);
   if (!r.success) {
     const issue = r.error.issues[0];
@@ -124,6 +127,34 @@ export function parseTask(data: Buffer | string | null | undefined): ParsedTask 
     return { ok: false, error: `invalid task: ${where}${issue?.message ?? 'unknown problem'}` };
   }
   return { ok: true, task: value as Task };
+}
+
+const optionalIs = (v: unknown, ok: (v: unknown) => boolean) => v === undefined || ok(v);
+const isString = (v: unknown) => typeof v === 'string';
+const isNonEmptyString = (v: unknown) => typeof v === 'string' && v.length > 0;
+const isNumber = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+const isSafeInt = (v: unknown): v is number => Number.isSafeInteger(v);
+
+/**
+ * True only for a task that `taskSchema` certainly accepts (the common shapes, checked field by field
+ * without building anything); false means "ask the schema", not "invalid". Tested against the schema.
+ */
+export function isPlainValidTask(v: Record<string, unknown>): boolean {
+  const { cmd, handler, timeoutMs, maxAttempts, _zkfarm: meta } = v;
+  if ((cmd === undefined) === (handler === undefined)) return false;
+  if (!optionalIs(cmd, isNonEmptyString) || !optionalIs(handler, isNonEmptyString)) return false;
+  if (!optionalIs(timeoutMs, (t) => isSafeInt(t) && t > 0)) return false;
+  if (!optionalIs(maxAttempts, (m) => isSafeInt(m) && m >= 1 && m <= 100)) return false;
+  if (meta === undefined) return true;
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) return false;
+  const m = meta as Record<string, unknown>;
+  return (
+    optionalIs(m['attempts'], (a) => isSafeInt(a) && a >= 0) &&
+    optionalIs(m['notBefore'], isNumber) &&
+    optionalIs(m['lastError'], isString) &&
+    optionalIs(m['submittedAt'], isNumber) &&
+    optionalIs(m['lostOn'], (l) => Array.isArray(l) && l.every(isString))
+  );
 }
 
 /** Check a task before submitting it (throws ZKFARM_INVALID_TASK with the reason). */

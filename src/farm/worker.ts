@@ -24,6 +24,7 @@ import { hostname } from 'node:os';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { type ExecOutcome, Executor, type ExecutorOptions, type HandlerPool } from '../exec/index.js';
 import { isZkError, type Session } from '../zk/index.js';
+import { AutoPrefetch } from './prefetch.js';
 import {
   assignDir,
   assignPath,
@@ -44,8 +45,12 @@ import { Role, type RoleOptions, type StopOptions } from './role.js';
 export interface WorkerOptions extends RoleOptions {
   /** Tasks run at once. @defaultValue 4 */
   capacity?: number;
-  /** Tasks held beyond capacity, so the worker never idles waiting for the master. @defaultValue capacity */
-  prefetch?: number;
+  /**
+   * Tasks held beyond capacity, so the worker never idles waiting for the master: a number, or `'auto'`
+   * to follow the tasks' durations (capacity for tasks of 100 ms or more, up to 8 × capacity for
+   * millisecond tasks; see prefetch.ts). @defaultValue 'auto'
+   */
+  prefetch?: number | 'auto';
   /** Root of output directories: `<workdir>/<name>/<task-id>/`. @defaultValue ./zkfarm-work */
   workdir?: string;
   /** Run `{"cmd": ...}` tasks through /bin/sh. Off by default: whoever can write /tasks could run anything. */
@@ -93,7 +98,8 @@ type Completion =
 export class Worker extends Role {
   readonly kind = 'worker' as const;
   readonly capacity: number;
-  readonly prefetch: number;
+  readonly #fixedPrefetch: number | undefined;
+  readonly #autoPrefetch: AutoPrefetch | undefined;
   readonly #opts: WorkerOptions;
   readonly #executor: Executor;
   readonly #held = new Map<string, Held>();
@@ -120,7 +126,14 @@ export class Worker extends Role {
     super(options);
     this.#opts = options;
     this.capacity = positiveInt('capacity', options.capacity ?? 4);
-    this.prefetch = nonNegativeInt('prefetch', options.prefetch ?? this.capacity);
+    const prefetch = options.prefetch ?? 'auto';
+    if (prefetch === 'auto') this.#autoPrefetch = new AutoPrefetch(this.capacity);
+    else if (typeof prefetch === 'number') this.#fixedPrefetch = nonNegativeInt('prefetch', prefetch);
+    else
+      throw new ZkfarmError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `prefetch: expected a whole number ≥ 0 or 'auto', got ${JSON.stringify(prefetch)}`,
+      );
     this.#executor = new Executor({
       workdir: options.workdir,
       allowShell: options.allowShell ?? false,
@@ -135,6 +148,11 @@ export class Worker extends Role {
   override async start(): Promise<void> {
     await this.#executor.init();
     await super.start();
+  }
+
+  /** Tasks held beyond capacity now (with `prefetch: 'auto'`, the value last published). */
+  get prefetch(): number {
+    return this.#autoPrefetch?.value ?? this.#fixedPrefetch!;
   }
 
   #info(): WorkerInfo {
@@ -290,6 +308,8 @@ export class Worker extends Role {
     const d = outcome.finishedAt - outcome.startedAt;
     this.#stats.durations.push(d);
     if (this.#stats.durations.length > 1000) this.#stats.durations.splice(0, 500);
+    // The master reads the prefetch from /workers/<name>: publish it when the durations moved it.
+    if (this.#autoPrefetch?.observe(d, outcome.finishedAt) !== undefined) void this.#publish();
     this.#complete(h, outcome);
     this.#startMore();
   }

@@ -44,7 +44,7 @@ const roleSchema = z.strictObject({
   name: z.string().optional(),
   count: positiveInt.optional(),
   capacity: positiveInt.optional(),
-  prefetch: nonNegativeInt.optional(),
+  prefetch: z.union([nonNegativeInt, z.literal('auto')]).optional(),
   allowShell: z.boolean().optional(),
   defaultTimeoutMs: nonNegativeInt.optional(),
   taskDirs: z.enum(TASK_DIRS).optional(),
@@ -105,7 +105,7 @@ const EXPECTED: Record<string, string> = {
   name: 'a role name (letters, digits, ".", "_" or "-")',
   count: 'a whole number >= 1',
   capacity: 'a whole number >= 1',
-  prefetch: 'a whole number >= 0',
+  prefetch: 'a whole number >= 0, or "auto"',
   defaultTimeoutMs: 'a whole number of milliseconds >= 0',
   '': 'a mapping of settings (zk, workdir, roles, ...)',
 };

@@ -34,8 +34,8 @@ export interface RoleSpec {
   name: string;
   /** Workers: tasks at once. @defaultValue 4 */
   capacity?: number;
-  /** Workers: extra tasks held. @defaultValue capacity */
-  prefetch?: number;
+  /** Workers: extra tasks held, or 'auto' (follows the tasks' durations). @defaultValue 'auto' */
+  prefetch?: number | 'auto';
   /** Workers: per-role override of the shared setting. */
   allowShell?: boolean;
   /** Workers: default task timeout (ms). */

@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   checkTask,
+  isPlainValidTask,
   isTaskId,
   parseStatus,
   parseTask,
   parseWorkerInfo,
+  taskSchema,
   validateName,
 } from '../../src/farm/protocol.js';
 
@@ -71,4 +73,54 @@ test('worker info: bad data means "not ready", never a crash', () => {
   const info = parseWorkerInfo(Buffer.from('{"capacity":4,"prefetch":2,"paused":false}'));
   assert.equal(info?.capacity, 4);
   assert.equal(parseWorkerInfo(Buffer.from('{"capacity":4,"draining":true}'))?.paused, true);
+});
+
+test('the fast task check never accepts what the schema refuses, and accepts the common tasks', () => {
+  // Values for each field, good and bad, including the edges of every rule.
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
+  const any = [undefined, null, '', 'x', 0, -1, 1, 1.5, 100, 101, 2 ** 53, Number.NaN, true, [], ['a'], [1], {}];
+  const strings = ['', 'echo', 'sleep 1', ...any];
+  const metaValues = [
+    undefined,
+    null,
+    [],
+    'meta',
+    {},
+    { attempts: 0 },
+    { attempts: 2, lostOn: ['w1'], submittedAt: 1.5e12, notBefore: 1, lastError: 'boom' },
+  ];
+  let fastAccepted = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const v: Record<string, unknown> = {};
+    const set = (k: string, x: unknown) => {
+      if (x !== undefined) v[k] = x;
+    };
+    set('cmd', Math.random() < 0.5 ? undefined : pick(strings));
+    set('handler', Math.random() < 0.3 ? undefined : pick(strings));
+    if (Math.random() < 0.3) set('input', pick(any));
+    if (Math.random() < 0.3) set('timeoutMs', pick(any));
+    if (Math.random() < 0.3) set('maxAttempts', pick(any));
+    if (Math.random() < 0.4) {
+      let meta = pick(metaValues);
+      if (meta && typeof meta === 'object' && !Array.isArray(meta) && Math.random() < 0.5) {
+        meta = { ...meta, [pick(['attempts', 'notBefore', 'lastError', 'lostOn', 'submittedAt'])]: pick(any) };
+      }
+      set('_zkfarm', meta);
+    }
+    if (Math.random() < 0.2) set('owner', pick(any));
+    // JSON first: a task only ever reaches the check as parsed JSON.
+    const task = JSON.parse(JSON.stringify(v)) as Record<string, unknown>;
+    if (isPlainValidTask(task)) {
+      fastAccepted++;
+      assert.ok(taskSchema.safeParse(task).success, `fast check accepted ${JSON.stringify(task)}`);
+    }
+  }
+  assert.ok(fastAccepted > 200, `the fast check accepted only ${fastAccepted} tasks`);
+  for (const ok of [
+    { handler: 'noop' },
+    { cmd: 'ls' },
+    { handler: 'echo', input: { a: 1 }, timeoutMs: 5, maxAttempts: 3, _zkfarm: { attempts: 1, submittedAt: 1 } },
+  ]) {
+    assert.equal(isPlainValidTask(ok), true, JSON.stringify(ok));
+  }
 });
