@@ -262,8 +262,11 @@ export class Leader {
 
   /**
    * List /tasks (and re-arm its watch). The leader lists lazily: when the watch fires it only marks the
-   * queue dirty, and re-lists when it needs more tasks than it knows of, or every 200 ms at most. A
-   * deep queue is then not re-listed for every batch (a listing of 20,000 ids is 300 KB).
+   * queue dirty, and re-lists when it needs more tasks than it knows of, or when the listing is older
+   * than `relistAfterMs` (200 ms for a short queue, up to 2 s for a deep one). A deep queue is then not
+   * re-listed for every batch: a listing of 20,000 ids is 300 KB for ZooKeeper to write and the leader to
+   * read, and the ids it adds are newer than those already known, so they would wait their turn anyway.
+   * (A task given back or retried keeps its old id and moves to the front when the next listing sees it.)
    */
   async #listTasks(): Promise<void> {
     this.#tasksDirty = false;
@@ -287,10 +290,10 @@ export class Leader {
         this.#delayed.delete(id);
       }
     }
-    let added = false;
-    for (const id of next) if (!this.#queue.has(id)) added = true;
+    const added: string[] = [];
+    for (const id of next) if (!this.#queue.has(id)) added.push(id);
     this.#queue = next;
-    if (added) this.#orderStale = true;
+    if (added.length > 0) this.#addToOrder(added);
   }
 
   #dequeue(id: string, mark?: number): void {
@@ -354,7 +357,7 @@ export class Leader {
     if (free === 0) return false;
     if (this.#tasksDirty) {
       const known = this.#queue.size - this.#inflight.size - this.#delayed.size;
-      if (known < free * 2 || Date.now() - this.#lastListAt > 200) await this.#listTasks();
+      if (known < free * 2 || Date.now() - this.#lastListAt > relistAfterMs(known)) await this.#listTasks();
     }
     if (this.#queue.size === 0) return false;
     const want = Math.min(free, this.#batch);
@@ -430,6 +433,18 @@ export class Leader {
     } finally {
       for (const id of ids) this.#inflight.delete(id);
     }
+  }
+
+  /**
+   * Put new ids into the id order. Submitted tasks get ids after every id known (sequential znodes), so
+   * they are appended; an older id (a task given back or retried) makes the order sort again.
+   */
+  #addToOrder(added: string[]): void {
+    if (this.#orderStale) return;
+    added.sort();
+    const last = this.#order.length > this.#orderHead ? this.#order[this.#order.length - 1]! : undefined;
+    if (last !== undefined && added[0]! <= last) this.#orderStale = true;
+    else for (const id of added) this.#order.push(id);
   }
 
   /** The oldest queued tasks not in flight and not waiting for a retry time. */
@@ -688,3 +703,8 @@ function failed(
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How old a listing of /tasks may get while `known` queued tasks are known: 200 ms, up to 2 s for 20,000. */
+export function relistAfterMs(known: number): number {
+  return Math.min(2000, Math.max(200, known / 10));
+}
