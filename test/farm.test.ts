@@ -378,3 +378,69 @@ test("prefetch 'auto': a worker of short tasks publishes a deeper prefetch and t
   await sub.waitForAll(held, { timeoutMs: 30_000 });
   assert.deepEqual((await checkInvariants(c, [...quick, ...held], { workdir })).problems, []);
 });
+
+test('a worker restarted under its name gives back what its earlier run held, the loss counted; too many losses fail the task', async () => {
+  // The state a crash leaves: assignments made to an earlier run of w1 (before this run registered),
+  // and no master to give them back. A task that keeps crashing its worker must not keep it in a loop.
+  const root = await zk.chroot('inherited');
+  const c = await admin(root);
+  for (const p of [PATHS.tasks, PATHS.status, assignDir('w1')]) await c.ensurePath(p);
+  const once = 'task-0000000001';
+  const thrice = 'task-0000000002';
+  await c.create(assignPath('w1', once), encode({ handler: 'noop', _zkfarm: { attempts: 0 } }));
+  await c.create(
+    assignPath('w1', thrice),
+    encode({ handler: 'noop', _zkfarm: { attempts: 2, lostOn: ['w1', 'w1'] } }),
+  );
+  const w = await worker(root, 'w1');
+
+  await until(async () => (await c.exists(taskPath(once))) !== null, 10_000, `${once} back in /tasks`);
+  const requeued = JSON.parse(String((await c.getData(taskPath(once))).data));
+  assert.deepEqual(requeued._zkfarm, { attempts: 1, lostOn: ['w1'] });
+  await until(async () => (await c.exists(statusPath(thrice))) !== null, 10_000, `a status for ${thrice}`);
+  const status = parseStatus((await c.getData(statusPath(thrice))).data)!;
+  assert.equal(status.state, 'failed');
+  assert.equal(status.errorCode, 'ZKFARM_WORKER_LOST');
+  assert.equal(status.attempts, 3);
+  assert.match(status.error ?? '', /lost 3 times \(w1, w1, w1\)/);
+  assert.deepEqual(await c.getChildren(assignDir('w1')), []);
+
+  // An assignment made after it registered is its own: it runs, no loss counted.
+  const fresh = 'task-0000000003';
+  await c.create(assignPath('w1', fresh), encode({ handler: 'noop' }));
+  await until(async () => (await c.exists(statusPath(fresh))) !== null, 10_000, `a status for ${fresh}`);
+  const ran = parseStatus((await c.getData(statusPath(fresh))).data)!;
+  assert.equal(ran.state, 'succeeded');
+  assert.equal(ran.attempts, 1);
+  assert.equal(w.stats().retried, 1);
+});
+
+test('a worker that vanishes while the leader is placing a batch on it gets nothing: no task is stranded', async () => {
+  // The leader plans a batch for "ghost", then reads the tasks over a slow link; ghost's session ends
+  // meanwhile (and the leader's give-back of ghost's tasks finds nothing yet). The assign multi checks
+  // /workers/ghost, so it fails instead of leaving tasks in /assign/ghost for nobody.
+  const root = await zk.chroot('vanishing-worker');
+  const m = await master(root, 'm1', { faultInjection: true });
+  const ghostSup: Supervisor = connect({ connect: root });
+  const ghost = (await ghostSup.ready).client;
+  await ghost.ensurePath(assignDir('ghost'));
+  await ghost.createEphemeral('/workers/ghost', encode({ capacity: 1000, prefetch: 0, paused: false }));
+  const c = await admin(root);
+  // Let the leader take ghost on (it lists /assign/ghost once), then slow its link down.
+  await new Promise((r) => setTimeout(r, 500));
+  m.sessionSupervisor!.faultProxy!.setDelay(500);
+  const sub = await submitter(root);
+  const ids = await sub.submitMany(Array.from({ length: 10 }, () => ({ handler: 'noop' })));
+  // With 500 ms each way, the leader plans at about +0.5 s (ghost has room), lists /tasks, reads the tasks,
+  // and its multi reaches the server at about +3 s. Ghost leaves at +0.5 s: the leader hears of it after
+  // its listing of /workers, at about +2 s, and its give-back lists /assign/ghost (still empty) at about
+  // +2.5 s, before the multi lands, and would remove that directory only at about +3.5 s.
+  await new Promise((r) => setTimeout(r, 500));
+  await ghostSup.stop();
+  await new Promise((r) => setTimeout(r, 3000));
+  m.sessionSupervisor!.faultProxy!.restore();
+  await worker(root, 'real');
+  await sub.waitForAll(ids, { timeoutMs: 20_000 });
+  assert.deepEqual((await c.getChildren(assignDir('ghost')).catch(() => [])).length, 0);
+  assert.deepEqual((await checkInvariants(c, ids, { workdir })).problems, []);
+});

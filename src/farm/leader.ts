@@ -2,8 +2,9 @@
  * The leading master's work, for one session: recover, then keep assigning.
  *
  * Znodes touched and why each step is atomic:
- *   assign      multi[ create /assign/<w>/<id> (task JSON), delete /tasks/<id> @version ]
- *               The version read with the data fences the copy: a task changed meanwhile is not moved.
+ *   assign      multi[ create /assign/<w>/<id> (task JSON), delete /tasks/<id> @version, check /workers/<w> ]
+ *               The version read with the data fences the copy: a task changed meanwhile is not moved;
+ *               the check fences the worker: one that vanished meanwhile gets nothing.
  *   give back   multi[ create /tasks/<id> (attempt counted), delete /assign/<w>/<id> @version ]
  *               for the tasks of a worker whose ephemeral /workers/<w> vanished.
  *   reject      multi[ create /status/<id> (failed), delete /tasks/<id> ]   for data that is not a task,
@@ -37,16 +38,15 @@ import {
   assignDir,
   assignPath,
   encode,
+  lostOnWorker,
   MULTI_MAX_BYTES,
   MULTI_MAX_OPS,
-  maxAttemptsOf,
   PATHS,
   parseTask,
   parseWorkerInfo,
   statusPath,
   type Task,
   type TaskStatus,
-  taskMeta,
   taskPath,
   workerPath,
 } from './protocol.js';
@@ -531,6 +531,10 @@ export class Leader {
   async #commitChunk(chunk: Move[]): Promise<void> {
     const tx = this.#client.transaction();
     for (const m of chunk) addMove(tx, m);
+    // Fence: each worker given tasks must still be registered when the multi applies. A worker can
+    // vanish while a batch is being read; without the check, its assignments would land after the
+    // give-back of its tasks had listed /assign/<w>, and nobody would hand them on.
+    for (const w of assignedWorkers(chunk)) tx.check(workerPath(w));
     const sent = tx.commit();
     const mark = this.#client.requests; // this multi's number: a listing sent later includes it
     await sent;
@@ -619,23 +623,17 @@ export class Leader {
         });
         continue;
       }
-      const task = parsed.task;
-      const meta = taskMeta(task);
-      const lostOn = [...(meta.lostOn ?? []), worker];
-      const attempts = meta.attempts + 1;
-      const maxLost = this.#maxLost ?? Math.max(3, maxAttemptsOf(task));
-      if (lostOn.length >= maxLost) {
-        const reason = `the task's worker was lost ${lostOn.length} times (${lostOn.join(', ')}); it may be crashing its workers`;
+      const lost = lostOnWorker(parsed.task, worker, this.#maxLost);
+      if ('fail' in lost) {
         moves.push({
           kind: 'fail-assigned',
           id: r.id,
           worker,
           version: r.version,
-          data: encode(failed(r.id, reason, worker, attempts, 'ZKFARM_WORKER_LOST')),
+          data: encode(failed(r.id, lost.fail.error, worker, lost.fail.attempts, 'ZKFARM_WORKER_LOST')),
         });
       } else {
-        const requeued: Task = { ...task, _zkfarm: { ...meta, attempts, lostOn } };
-        moves.push({ kind: 'give-back', id: r.id, worker, version: r.version, data: encode(requeued) });
+        moves.push({ kind: 'give-back', id: r.id, worker, version: r.version, data: encode(lost.requeue) });
       }
     }
     if (moves.length) {
@@ -674,20 +672,33 @@ function addMove(tx: Transaction, m: Move): void {
   }
 }
 
+/** The workers that assign moves give tasks to (each gets one `check` in the multi). */
+function assignedWorkers(moves: Move[]): Set<string> {
+  const out = new Set<string>();
+  for (const m of moves) if (m.kind === 'assign') out.add(m.worker);
+  return out;
+}
+
+/** Moves in multis of at most MULTI_MAX_OPS operations (two per move, one check per worker) and MULTI_MAX_BYTES. */
 function* chunkMoves(moves: Move[]): Generator<Move[]> {
   let chunk: Move[] = [];
   let bytes = 0;
+  let workers = new Set<string>();
   for (const m of moves) {
+    const newWorker = m.kind === 'assign' && !workers.has(m.worker) ? 1 : 0;
     if (
       chunk.length > 0 &&
-      (chunk.length * 2 + 2 > MULTI_MAX_OPS || bytes + m.data.length > MULTI_MAX_BYTES)
+      ((chunk.length + 1) * 2 + workers.size + newWorker > MULTI_MAX_OPS ||
+        bytes + m.data.length > MULTI_MAX_BYTES)
     ) {
       yield chunk;
       chunk = [];
       bytes = 0;
+      workers = new Set();
     }
     chunk.push(m);
     bytes += m.data.length;
+    if (m.kind === 'assign') workers.add(m.worker);
   }
   if (chunk.length) yield chunk;
 }

@@ -177,6 +177,29 @@ export function maxAttemptsOf(task: Task): number {
   return task.maxAttempts ?? 1;
 }
 
+/** What becomes of a task whose worker was lost while holding it (crash, expiry, restart under its name). */
+export type LostTask = { requeue: Task } | { fail: { error: string; attempts: number } };
+
+/**
+ * Count one more loss of `task` on `worker`: it goes back to the queue with the worker added to
+ * `lostOn` and one more attempt, or, lost `maxLost` times (default: max(3, maxAttempts)), it fails:
+ * a task that keeps taking its workers down must not take the farm down with it.
+ */
+export function lostOnWorker(task: Task, worker: string, maxLost?: number): LostTask {
+  const meta = taskMeta(task);
+  const lostOn = [...(meta.lostOn ?? []), worker];
+  const attempts = meta.attempts + 1;
+  if (lostOn.length >= (maxLost ?? Math.max(3, maxAttemptsOf(task)))) {
+    return {
+      fail: {
+        error: `the task's worker was lost ${lostOn.length} times (${lostOn.join(', ')}); it may be crashing its workers`,
+        attempts,
+      },
+    };
+  }
+  return { requeue: { ...task, _zkfarm: { ...meta, attempts, lostOn } } };
+}
+
 /** A task's result in `/status/<task-id>`. */
 export interface TaskStatus {
   state: 'succeeded' | 'failed';

@@ -29,6 +29,7 @@ import {
   assignDir,
   assignPath,
   encode,
+  lostOnWorker,
   MULTI_MAX_OPS,
   maxAttemptsOf,
   parseTask,
@@ -172,12 +173,16 @@ export class Worker extends Role {
     this.#session = session;
     await session.client.ensurePath(assignDir(this.name));
     await this.claimEphemeral(session, workerPath(this.name), encode(this.#info()), this.staleNodeWaitMs());
+    // Assignments older than our registration were made to an earlier run under this name (a crash and a
+    // restart): see #onAssigned.
+    const registered = await session.client.exists(workerPath(this.name));
+    const registeredZxid = registered ? zxidOf(registered.czxid) : 0n;
     // A persistent watch: each assignment is reported by name as it is created, with no listing per
     // change (the master's creates and our own completions would each cost one).
     session.watchChildren(
       assignDir(this.name),
       (ch) => {
-        if (ch.added.length) void this.#onAssigned(session, ch.added);
+        if (ch.added.length) void this.#onAssigned(session, ch.added, registeredZxid);
       },
       { persistent: true },
     );
@@ -185,7 +190,14 @@ export class Worker extends Role {
     this.#scheduleFlush();
   }
 
-  async #onAssigned(session: Session, ids: string[]): Promise<void> {
+  /**
+   * Take new assignments: read them (one multiRead), check them, start them. An assignment made before
+   * this session registered (`registeredZxid`) that this process does not hold belongs to an earlier run
+   * under our name that died: like the master does for a worker that is gone, it goes back to the queue
+   * with the loss counted, or fails once lost too often, so a task that crashes its worker cannot keep
+   * a restarted worker in a crash loop.
+   */
+  async #onAssigned(session: Session, ids: string[], registeredZxid: bigint): Promise<void> {
     const fresh = ids.filter((id) => !this.#held.has(id));
     if (fresh.length === 0) return;
     // Reserve the ids now so a second notification does not read them twice.
@@ -204,7 +216,7 @@ export class Worker extends Role {
       if (!session.alive) return; // the next session re-lists them
       this.log.warn({ err }, `reading ${fresh.length} assignments failed: ${describeError(err)}; retrying`);
       // The watch reported them once; read them again ourselves after a pause.
-      setTimeout(() => void this.#onAssigned(session, fresh), 250);
+      setTimeout(() => void this.#onAssigned(session, fresh, registeredZxid), 250);
       return;
     }
     await Promise.all(
@@ -213,7 +225,7 @@ export class Worker extends Role {
         const r = reads[i]!;
         if (r instanceof Error) {
           this.#held.delete(id);
-          if (!isZkError(r, 'NO_NODE')) this.#retryRead(session, id, r);
+          if (!isZkError(r, 'NO_NODE')) this.#retryRead(session, id, r, registeredZxid);
           return;
         }
         try {
@@ -232,6 +244,10 @@ export class Worker extends Role {
             return;
           }
           h.task = parsed.task;
+          if (zxidOf(stat.czxid) < registeredZxid) {
+            this.#inherited(h);
+            return;
+          }
           const meta = taskMeta(parsed.task);
           if ((meta.attempts > 0 || meta.lostOn?.length) && (await session.client.exists(statusPath(id)))) {
             // Ran before and has its result: just drop the assignment.
@@ -242,7 +258,7 @@ export class Worker extends Role {
           }
         } catch (err) {
           this.#held.delete(id);
-          if (!isZkError(err, 'NO_NODE')) this.#retryRead(session, id, err);
+          if (!isZkError(err, 'NO_NODE')) this.#retryRead(session, id, err, registeredZxid);
         }
       }),
     );
@@ -257,10 +273,42 @@ export class Worker extends Role {
    * An assignment we could not read (connection trouble): the watch reported it once and will not again,
    * so read it again ourselves after a pause while the session lives (a new session re-lists anyway).
    */
-  #retryRead(session: Session, id: string, err: unknown): void {
+  #retryRead(session: Session, id: string, err: unknown, registeredZxid: bigint): void {
     if (!session.alive) return;
     this.log.warn({ err, task: id }, `reading assignment ${id} failed: ${describeError(err)}; retrying`);
-    setTimeout(() => void this.#onAssigned(session, [id]), 250);
+    setTimeout(() => void this.#onAssigned(session, [id], registeredZxid), 250);
+  }
+
+  /** An assignment of an earlier run under our name: back to the queue, the loss counted (see #onAssigned). */
+  #inherited(h: Held): void {
+    h.state = 'completing';
+    const lost = lostOnWorker(h.task, this.name);
+    this.log.warn(
+      { task: h.id },
+      `task ${h.id} was assigned to an earlier run of ${this.name} that ended without finishing it; ` +
+        ('fail' in lost ? 'it was lost too often: failing it' : 'giving it back to the queue'),
+    );
+    if ('fail' in lost) {
+      const now = Date.now();
+      const meta = taskMeta(h.task);
+      this.#completions.push({
+        kind: 'status',
+        id: h.id,
+        status: {
+          state: 'failed',
+          worker: this.name,
+          attempts: lost.fail.attempts,
+          ...(meta.submittedAt !== undefined ? { submittedAt: meta.submittedAt } : {}),
+          startedAt: null,
+          finishedAt: now,
+          error: lost.fail.error,
+          errorCode: ErrorCodes.WORKER_LOST,
+        },
+      });
+    } else {
+      this.#completions.push({ kind: 'requeue', id: h.id, task: lost.requeue, counted: true });
+    }
+    this.#scheduleFlush();
   }
 
   /** Start queued tasks while there are free slots. */
@@ -540,6 +588,13 @@ function encodeStatus(status: TaskStatus): Buffer {
     resultTruncated: true,
     note: `result too large for ZooKeeper (${buf.length} bytes); see result.json in the output directory`,
   });
+}
+
+/** A zxid (a Stat's czxid, 8 bytes) as a number that compares in order. */
+function zxidOf(z: Buffer | number | bigint): bigint {
+  if (typeof z === 'bigint') return z;
+  if (typeof z === 'number') return BigInt(z);
+  return z.readBigInt64BE(0);
 }
 
 function positiveInt(name: string, v: number): number {

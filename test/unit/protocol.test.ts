@@ -78,7 +78,25 @@ test('worker info: bad data means "not ready", never a crash', () => {
 test('the fast task check never accepts what the schema refuses, and accepts the common tasks', () => {
   // Values for each field, good and bad, including the edges of every rule.
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
-  const any = [undefined, null, '', 'x', 0, -1, 1, 1.5, 100, 101, 2 ** 53, Number.NaN, true, [], ['a'], [1], {}];
+  const any = [
+    undefined,
+    null,
+    '',
+    'x',
+    0,
+    -1,
+    1,
+    1.5,
+    100,
+    101,
+    2 ** 53,
+    Number.NaN,
+    true,
+    [],
+    ['a'],
+    [1],
+    {},
+  ];
   const strings = ['', 'echo', 'sleep 1', ...any];
   const metaValues = [
     undefined,
@@ -103,7 +121,10 @@ test('the fast task check never accepts what the schema refuses, and accepts the
     if (Math.random() < 0.4) {
       let meta = pick(metaValues);
       if (meta && typeof meta === 'object' && !Array.isArray(meta) && Math.random() < 0.5) {
-        meta = { ...meta, [pick(['attempts', 'notBefore', 'lastError', 'lostOn', 'submittedAt'])]: pick(any) };
+        meta = {
+          ...meta,
+          [pick(['attempts', 'notBefore', 'lastError', 'lostOn', 'submittedAt'])]: pick(any),
+        };
       }
       set('_zkfarm', meta);
     }
@@ -119,7 +140,13 @@ test('the fast task check never accepts what the schema refuses, and accepts the
   for (const ok of [
     { handler: 'noop' },
     { cmd: 'ls' },
-    { handler: 'echo', input: { a: 1 }, timeoutMs: 5, maxAttempts: 3, _zkfarm: { attempts: 1, submittedAt: 1 } },
+    {
+      handler: 'echo',
+      input: { a: 1 },
+      timeoutMs: 5,
+      maxAttempts: 3,
+      _zkfarm: { attempts: 1, submittedAt: 1 },
+    },
   ]) {
     assert.equal(isPlainValidTask(ok), true, JSON.stringify(ok));
   }

@@ -125,7 +125,7 @@ export async function runFailover(
       'gap: longest time without a new status after the fault (before: the same over the steady stream just before it); ' +
         'recover: until every task submitted before the fault, and every task delayed by it (> 1 s), has its status; max latency and tasks > 1 s: tasks submitted around the fault.',
       'A crashed role is noticed when its session expires: gap, recovery and latency follow the session timeout. ' +
-        'A crashed worker restarts under the same name and resumes its own assignments, which does not count an attempt.',
+        'A crashed worker restarts under the same name; its tasks go back to the queue with the loss counted (re-executions).',
     ],
   };
   return {
