@@ -104,7 +104,7 @@ export function peerReport(
         ],
         notes: [
           `Headline: zkfarm ÷ BullMQ = ${sig(medianRatio)}x (median ÷ median). Redis ${redis.version}, ${durability}; BullMQ ${bullmqVersion}.`,
-          'ZooKeeper fsyncs every write before it answers (forceSync=yes). zkfarm workers also write result.json per task; BullMQ writes nothing to disk.',
+          'ZooKeeper fsyncs every write before it answers (forceSync=yes). Neither side writes a file per task: a no-op task has no output directory (taskDirs: on-demand).',
           problems.length
             ? `CHECK FAILED: ${problems.join('; ')}`
             : 'Every BullMQ job completed exactly once.',
