@@ -99,10 +99,23 @@ test('a tiny run of every scenario writes JSON, Markdown and SVG, and every chec
   assert.ok(isSpread(s.throughput!.summary['requestsPerTask']));
   assert.ok(isSpread(s.throughput!.summary['ratioToSingleCeiling']), 'farm ÷ ceiling, from the same run');
   const farmRun = (
-    s.throughput!.runs as Array<{ check: { ok: boolean; statuses: number }; tasks: number }>
+    s.throughput!.runs as Array<{
+      check: { ok: boolean; statuses: number };
+      tasks: number;
+      cpu: { processMs: number; mainThreadMs: number; mastersMs: number; workersMs: number };
+    }>
   )[0]!;
   assert.equal(farmRun.check.ok, true);
   assert.equal(farmRun.check.statuses, farmRun.tasks, 'every task has its status');
+  // The CPU by kind of thread: the worker threads ran every task, and no share exceeds the whole.
+  const cpu = farmRun.cpu;
+  assert.ok(cpu.workersMs > 0, `worker threads' CPU: ${cpu.workersMs}`);
+  assert.ok(
+    cpu.mastersMs >= 0 && cpu.mainThreadMs >= 0,
+    `masters ${cpu.mastersMs}, main ${cpu.mainThreadMs}`,
+  );
+  assert.ok(cpu.mastersMs + cpu.workersMs + cpu.mainThreadMs <= cpu.processMs + 100, JSON.stringify(cpu));
+  assert.ok(isSpread(s.throughput!.summary['workersCpuMsPer1000']));
   if (!redisUnavailable()) {
     assert.ok(isSpread(s.peer!.summary['ratioPerPair']), 'farm ÷ BullMQ, from the same run');
     assert.equal(typeof s.peer!.summary['ratioOfMedians'], 'number');

@@ -72,10 +72,19 @@ export interface Farm {
   hostStartMs: number;
   /** Requests sent so far by the submitter's client. */
   submitterRequests(): number;
-  /** Requests sent so far by the role threads, summed by kind. */
-  roleRequests(): Promise<{ masters: number; workers: number }>;
+  /** Requests sent so far by the role threads, and the CPU time (ms) of those threads, summed by kind. */
+  roleCounters(): Promise<RoleCounters>;
   /** Stop everything and remove the chroot's nodes and the workdir. Safe to call twice. */
   close(): Promise<void>;
+}
+
+export interface RoleCounters {
+  /** ZooKeeper requests sent by the master threads, and by the worker threads. */
+  masters: number;
+  workers: number;
+  /** CPU time (ms) of the master threads, and of the worker threads (NaN without /proc). */
+  mastersCpuMs: number;
+  workersCpuMs: number;
 }
 
 export interface StartFarmOptions {
@@ -154,15 +163,18 @@ export async function startFarm(
       workdir,
       hostStartMs,
       submitterRequests: () => sub.supervisor.session?.client.requests ?? 0,
-      async roleRequests() {
-        const stats = await h.allStats();
-        let masters = 0;
-        let workers = 0;
-        for (const s of stats) {
-          if (s.kind === 'master') masters += s.zkRequests;
-          else workers += s.zkRequests;
+      async roleCounters() {
+        const out: RoleCounters = { masters: 0, workers: 0, mastersCpuMs: 0, workersCpuMs: 0 };
+        for (const s of await h.allStats()) {
+          if (s.kind === 'master') {
+            out.masters += s.zkRequests;
+            out.mastersCpuMs += s.cpuMs;
+          } else {
+            out.workers += s.zkRequests;
+            out.workersCpuMs += s.cpuMs;
+          }
         }
-        return { masters, workers };
+        return out;
       },
       close,
     };

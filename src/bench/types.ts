@@ -171,6 +171,9 @@ export interface CpuFigures {
   mainThreadMs: number;
   /** The server: ZooKeeper's java, or redis-server. */
   serverMs: number;
+  /** Farm runs: the master threads' and the worker threads' share of processMs (NaN without /proc). */
+  mastersMs?: number;
+  workersMs?: number;
 }
 
 export interface Percentiles {

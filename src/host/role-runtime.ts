@@ -9,6 +9,7 @@ import { Master } from '../farm/master.js';
 import type { Role } from '../farm/role.js';
 import { Worker } from '../farm/worker.js';
 import { zkRequestCounter } from '../zk/client.js';
+import { threadCpuMs } from './proc-stat.js';
 import { remotePool } from './shared-pool.js';
 import type { RoleThreadApi, RoleThreadInfo, RoleThreadInit, RoleThreadStats } from './types.js';
 
@@ -86,6 +87,7 @@ export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
         zkRequests: zkRequestCounter.total,
         zkRequestsByOp: { ...zkRequestCounter.byOp },
         heapUsed: process.memoryUsage().heapUsed,
+        cpuMs: threadCpuMs(),
       };
       if (r instanceof Master) {
         const s = r.stats();

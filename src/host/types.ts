@@ -85,6 +85,8 @@ export interface RoleThreadStats {
   zkRequestsByOp: Record<string, number>;
   /** Memory of the whole process as the thread sees it (RSS is per process). */
   heapUsed: number;
+  /** CPU time (ms, user + system) this role's thread has used; NaN where /proc is not available. */
+  cpuMs: number;
 }
 
 /** The control API of one role thread (exposed with Comlink from workers/role-thread.ts). */

@@ -20,7 +20,20 @@ import { checkFarm, summaryOf } from '../invariants.js';
 import { cpuSince, cpuSnapshot, rssMb } from '../proc.js';
 import { monotonicUs, writeProfileWindow } from '../profile-summary.js';
 import { num, percentiles, sig, spread, spreadCells } from '../stats.js';
-import type { FarmCheckSummary, FarmJob, FarmResult, FarmShape, ScenarioReport, Table } from '../types.js';
+import type {
+  CpuFigures,
+  FarmCheckSummary,
+  FarmJob,
+  FarmResult,
+  FarmShape,
+  ScenarioReport,
+  Table,
+} from '../types.js';
+
+/** CPU time of the process's other threads: V8's compiler and GC helpers, libuv's pool. */
+export function otherThreadsMs(cpu: CpuFigures): number {
+  return cpu.processMs - cpu.mainThreadMs - (cpu.mastersMs ?? Number.NaN) - (cpu.workersMs ?? Number.NaN);
+}
 
 /** How long a farm run may take before it counts as stuck: at least 50 tasks/s, plus 30 s. */
 export const farmWaitMs = (tasks: number) => Math.min(15 * 60_000, 30_000 + tasks * 20);
@@ -61,6 +74,9 @@ export function throughputReport(
     requestsPerTask: spread(runs.map((r) => r.zkRequests.perTask)),
     hostCpuMsPer1000: spread(runs.map((r) => (r.cpu.processMs / r.tasks) * 1000)),
     submitterCpuMsPer1000: spread(runs.map((r) => (r.cpu.mainThreadMs / r.tasks) * 1000)),
+    mastersCpuMsPer1000: spread(runs.map((r) => ((r.cpu.mastersMs ?? Number.NaN) / r.tasks) * 1000)),
+    workersCpuMsPer1000: spread(runs.map((r) => ((r.cpu.workersMs ?? Number.NaN) / r.tasks) * 1000)),
+    otherCpuMsPer1000: spread(runs.map((r) => (otherThreadsMs(r.cpu) / r.tasks) * 1000)),
     zkCpuMsPer1000: spread(runs.map((r) => (r.cpu.serverMs / r.tasks) * 1000)),
     hostStartMs: spread(runs.map((r) => r.hostStartMs)),
     submitMs: spread(runs.map((r) => r.submitMs)),
@@ -75,6 +91,12 @@ export function throughputReport(
     ['ZooKeeper requests per task', ...spreadCells(s.requestsPerTask)],
     ['host process CPU ms per 1000 tasks', ...spreadCells(s.hostCpuMsPer1000, (n) => num(n))],
     ['  of which main thread (submitter)', ...spreadCells(s.submitterCpuMsPer1000, (n) => num(n))],
+    ['  of which master threads', ...spreadCells(s.mastersCpuMsPer1000, (n) => num(n))],
+    ['  of which worker threads', ...spreadCells(s.workersCpuMsPer1000, (n) => num(n))],
+    [
+      '  of which other threads (V8 compiler and GC helpers, libuv)',
+      ...spreadCells(s.otherCpuMsPer1000, (n) => num(n)),
+    ],
     ['ZooKeeper CPU ms per 1000 tasks', ...spreadCells(s.zkCpuMsPer1000, (n) => num(n))],
     ['submit phase ms (submitMany returned)', ...spreadCells(s.submitMs, (n) => num(n))],
     ['status ctime − task ctime p50 ms', ...spreadCells(s.latencyP50, (n) => num(n))],
@@ -128,7 +150,7 @@ export async function measureFarm(job: FarmJob, io: BenchIo): Promise<FarmResult
     const tasks = Array.from({ length: job.tasks }, () => ({ handler: 'noop' }));
     await sleep(300, io.signal);
     const sub0 = farm.submitterRequests();
-    const roles0 = await farm.roleRequests();
+    const roles0 = await farm.roleCounters();
     const cpu0 = cpuSnapshot(job.zk.pid);
     const us0 = monotonicUs();
     const t0 = Date.now();
@@ -157,7 +179,7 @@ export async function measureFarm(job: FarmJob, io: BenchIo): Promise<FarmResult
     ]);
     const cpu = cpuSince(cpu0, job.zk.pid);
     writeProfileWindow(us0, monotonicUs());
-    const roles1 = await farm.roleRequests();
+    const roles1 = await farm.roleCounters();
     const sub = farm.submitterRequests() - sub0;
     const rss = rssMb();
     const check = await checkFarm(farm.admin, ids, { workdir: farm.workdir });
@@ -179,7 +201,11 @@ export async function measureFarm(job: FarmJob, io: BenchIo): Promise<FarmResult
       tasksPerSecond: (job.tasks / elapsedMs) * 1000,
       submitMs,
       zkRequests: { submitter: sub, masters, workers, total, perTask: total / job.tasks },
-      cpu,
+      cpu: {
+        ...cpu,
+        mastersMs: Math.round(roles1.mastersCpuMs - roles0.mastersCpuMs),
+        workersMs: Math.round(roles1.workersCpuMs - roles0.workersCpuMs),
+      },
       ...(underLoad.length ? { latencyUnderLoad: percentiles(underLoad) } : {}),
       rssMb: rss,
       check: summaryOf(check),
