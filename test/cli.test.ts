@@ -57,6 +57,11 @@ describe('usage and config errors: exit 2, one line, nothing started', () => {
     },
     { name: '--masters 1.5', args: () => ['start', '--masters', '1.5'], line: /--masters <n>.*got "1\.5"/ },
     {
+      name: '--prefetch lots',
+      args: () => ['--prefetch', 'lots'],
+      line: /--prefetch <n\|auto>.*expected a whole number >= 0, or "auto", got "lots"/,
+    },
+    {
       name: 'an unknown option',
       args: () => ['--wrokers', '3'],
       line: /unknown option '--wrokers' \(Did you mean --workers\?\)$/,

@@ -164,6 +164,27 @@ describe('config file errors: one line naming the file, the field, expected and 
     );
   });
 
+  test('--prefetch applies to every worker, over the file; auto or a number', async () => {
+    const c = await loadConfigFile(
+      file('prefetch-flag.yaml', 'roles:\n  - {type: master}\n  - {type: worker, count: 2, prefetch: 6}\n'),
+    );
+    const workers = (flags: Parameters<typeof resolveFarmSpec>[1]) =>
+      resolveFarmSpec(c, flags)
+        .roles.filter((r) => r.kind === 'worker')
+        .map((r) => r.prefetch);
+    assert.deepEqual(workers({}), [6, 6]);
+    assert.deepEqual(workers({ prefetch: 0 }), [0, 0]);
+    assert.deepEqual(workers({ prefetch: 'auto' }), ['auto', 'auto']);
+    assert.deepEqual(
+      resolveFarmSpec(undefined, { workers: 2, prefetch: 3 }).roles.map((r) => [r.kind, r.prefetch]),
+      [
+        ['master', undefined],
+        ['worker', 3],
+        ['worker', 3],
+      ],
+    );
+  });
+
   test('prefetch: auto or a number reaches the worker role as written', async () => {
     const c = await loadConfigFile(
       file(
@@ -410,6 +431,7 @@ describe('resolveFarmSpec: flags override the file, then defaults', () => {
     const bad: Array<[Parameters<typeof resolveFarmSpec>[1], RegExp]> = [
       [{ workers: -1 }, /^--workers: expected a whole number >= 0, got -1$/],
       [{ capacity: 0 }, /^--capacity: expected a whole number >= 1, got 0$/],
+      [{ prefetch: -1 }, /^--prefetch: expected a whole number >= 0, got -1$/],
       [{ zk: 'nope' }, /^--zk: expected a connect string/],
       [{ namePrefix: 'a b' }, /^--name-prefix: expected a name prefix/],
       [{ auth: 'x' }, /^--auth: expected credentials/],

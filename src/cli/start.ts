@@ -8,7 +8,7 @@
  * Shutdown: SIGINT/SIGTERM/SIGHUP → workers drain up to --drain-timeout, masters step down, sessions
  * close, the embedded ZooKeeper stops, exit 0. A second signal ends everything at once (exit 130).
  */
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import type pino from 'pino';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { TASK_DIRS, type TaskDirs } from '../exec/index.js';
@@ -26,6 +26,7 @@ export interface StartOptions {
   config?: string;
   workdir?: string;
   capacity?: number;
+  prefetch?: number | 'auto';
   allowShell?: boolean;
   taskDirs?: TaskDirs;
   sessionTimeout?: number;
@@ -57,6 +58,11 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
       "where task output and the embedded ZooKeeper's data go (default ./zkfarm-work)",
     )
     .option('--capacity <n>', 'tasks each worker runs at once (default 4)', wholeNumber(1))
+    .option(
+      '--prefetch <n|auto>',
+      'tasks each worker may hold beyond --capacity: a whole number, or auto to follow task durations (default auto)',
+      wholeNumberOrAuto,
+    )
     .option(
       '--allow-shell',
       'let workers run {"cmd": ...} tasks (anyone who can write /tasks could run anything)',
@@ -143,6 +149,7 @@ export async function planFarm(
   if (opts.workers !== undefined) flags.workers = opts.workers;
   if (opts.workdir !== undefined) flags.workdir = opts.workdir;
   if (opts.capacity !== undefined) flags.capacity = opts.capacity;
+  if (opts.prefetch !== undefined) flags.prefetch = opts.prefetch;
   if (opts.allowShell) flags.allowShell = true;
   if (opts.taskDirs !== undefined) flags.taskDirs = opts.taskDirs;
   if (opts.sessionTimeout !== undefined) flags.sessionTimeout = opts.sessionTimeout;
@@ -253,5 +260,15 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
     await embedded?.stop();
     io.err('runtime: stopped');
     return EXIT_OK;
+  }
+}
+
+/** `--prefetch`: a whole number >= 0, or "auto". */
+function wholeNumberOrAuto(value: string): number | 'auto' {
+  if (value.trim() === 'auto') return 'auto';
+  try {
+    return wholeNumber(0)(value);
+  } catch {
+    throw new InvalidArgumentError(`expected a whole number >= 0, or "auto", got "${value}"`);
   }
 }

@@ -398,6 +398,7 @@ export interface CliFlags {
   workers?: number;
   workdir?: string;
   capacity?: number;
+  prefetch?: number | 'auto';
   allowShell?: boolean;
   taskDirs?: TaskDirs;
   sessionTimeout?: number;
@@ -428,6 +429,7 @@ function checkFlags(flags: CliFlags): void {
   checkFlag('--masters', flags.masters, 0);
   checkFlag('--workers', flags.workers, 0);
   checkFlag('--capacity', flags.capacity, 1);
+  if (flags.prefetch !== 'auto') checkFlag('--prefetch', flags.prefetch, 0);
   checkFlag('--session-timeout', flags.sessionTimeout, 1);
   if (flags.zk !== undefined && !CONNECT_PATTERN.test(flags.zk)) {
     throw configError(`--zk: expected ${EXPECTED['zk']}, got ${describeValue(flags.zk)}`);
@@ -474,6 +476,7 @@ export function resolveFarmSpec(
       for (let i = 0; i < n; i++) {
         const spec: RoleSpec = { kind, name: generated(kind) };
         if (kind === 'worker' && flags.capacity !== undefined) spec.capacity = flags.capacity;
+        if (kind === 'worker' && flags.prefetch !== undefined) spec.prefetch = flags.prefetch;
         roles.push({ spec, origin: flagCount !== undefined ? `--${kind}s` : 'the defaults', field: '' });
       }
       continue;
@@ -485,7 +488,8 @@ export function resolveFarmSpec(
         const spec: RoleSpec = { kind, name: role.name ?? generated(kind) };
         const capacity = flags.capacity !== undefined && kind === 'worker' ? flags.capacity : role.capacity;
         if (capacity !== undefined) spec.capacity = capacity;
-        if (role.prefetch !== undefined) spec.prefetch = role.prefetch;
+        const prefetch = flags.prefetch !== undefined && kind === 'worker' ? flags.prefetch : role.prefetch;
+        if (prefetch !== undefined) spec.prefetch = prefetch;
         if (role.allowShell !== undefined && flags.allowShell === undefined)
           spec.allowShell = role.allowShell;
         if (role.defaultTimeoutMs !== undefined) spec.defaultTimeoutMs = role.defaultTimeoutMs;
