@@ -716,6 +716,6 @@ function failed(
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** How old a listing of /tasks may get while `known` queued tasks are known: 200 ms, up to 2 s for 20,000. */
-export function relistAfterMs(known: number): number {
+function relistAfterMs(known: number): number {
   return Math.min(2000, Math.max(200, known / 10));
 }

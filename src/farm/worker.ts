@@ -176,7 +176,7 @@ export class Worker extends Role {
     // Assignments older than our registration were made to an earlier run under this name (a crash and a
     // restart): see #onAssigned.
     const registered = await session.client.exists(workerPath(this.name));
-    const registeredZxid = registered ? zxidOf(registered.czxid) : 0n;
+    const registeredZxid = registered ? registered.czxid.readBigInt64BE(0) : 0n;
     // A persistent watch: each assignment is reported by name as it is created, with no listing per
     // change (the master's creates and our own completions would each cost one).
     session.watchChildren(
@@ -244,7 +244,7 @@ export class Worker extends Role {
             return;
           }
           h.task = parsed.task;
-          if (zxidOf(stat.czxid) < registeredZxid) {
+          if (stat.czxid.readBigInt64BE(0) < registeredZxid) {
             this.#inherited(h);
             return;
           }
@@ -588,13 +588,6 @@ function encodeStatus(status: TaskStatus): Buffer {
     resultTruncated: true,
     note: `result too large for ZooKeeper (${buf.length} bytes); see result.json in the output directory`,
   });
-}
-
-/** A zxid (a Stat's czxid, 8 bytes) as a number that compares in order. */
-function zxidOf(z: Buffer | number | bigint): bigint {
-  if (typeof z === 'bigint') return z;
-  if (typeof z === 'number') return BigInt(z);
-  return z.readBigInt64BE(0);
 }
 
 function positiveInt(name: string, v: number): number {

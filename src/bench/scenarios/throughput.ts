@@ -31,7 +31,7 @@ import type {
 } from '../types.js';
 
 /** CPU time of the process's other threads: V8's compiler and GC helpers, libuv's pool. */
-export function otherThreadsMs(cpu: CpuFigures): number {
+function otherThreadsMs(cpu: CpuFigures): number {
   return cpu.processMs - cpu.mainThreadMs - (cpu.mastersMs ?? Number.NaN) - (cpu.workersMs ?? Number.NaN);
 }
 
