@@ -267,10 +267,7 @@ describe('a farm on a given ZooKeeper (--zk with a chroot)', () => {
 
   test('submit --file with a bad line: exit 2 naming the line, nothing submitted', async () => {
     const raw = await zk.rawClient(connect);
-    const count = () =>
-      new Promise<number>((resolve, reject) =>
-        raw.getChildren('/status', (err, children) => (err ? reject(err) : resolve(children.length))),
-      );
+    const count = async () => (await raw.getChildren('/status')).length;
     const before = await count();
     const file = join(tmp, 'bad.ndjson');
     writeFileSync(file, '{"handler":"echo","input":1}\n\n{"handler":"echo","input":2}\n{"handler": oops}\n');
@@ -280,10 +277,7 @@ describe('a farm on a given ZooKeeper (--zk with a chroot)', () => {
     assert.equal(r.stdout, '');
     await new Promise((r) => setTimeout(r, 1000));
     assert.equal(await count(), before, 'no task was submitted (none got a status)');
-    const tasks = await new Promise<string[]>((resolve, reject) =>
-      raw.getChildren('/tasks', (err, children) => (err ? reject(err) : resolve(children))),
-    );
-    assert.deepEqual(tasks, []);
+    assert.deepEqual(await raw.getChildren('/tasks'), []);
   });
 
   test('status --json: the leader, the workers with capacity and load, the recent failures', async () => {

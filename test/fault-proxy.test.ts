@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
-import zookeeper from 'node-zookeeper-client';
 import { type FaultProxy, proxyConnectString, startFaultProxy } from './helpers/faults.js';
 import { connectRawClient, useZooKeeper } from './helpers/zk.js';
 
@@ -242,12 +241,9 @@ describe('fault proxy with a real ZooKeeper session', () => {
     assert.notEqual(one, two);
     assert.ok(one.startsWith(`${zk.server.connectString}/t-one-`));
     const c1 = await zk.rawClient(one);
-    await new Promise<void>((res, rej) => c1.create('/mine', (e) => (e ? rej(e) : res())));
+    await c1.create('/mine');
     const c2 = await zk.rawClient(two);
-    const children = await new Promise<string[]>((res, rej) =>
-      c2.getChildren('/', (e, ch) => (e ? rej(e) : res(ch))),
-    );
-    assert.deepEqual(children, []);
+    assert.deepEqual(await c2.getChildren('/'), []);
   });
 
   async function sessionThroughProxy(t: { after: (fn: () => unknown) => void }) {
@@ -259,15 +255,12 @@ describe('fault proxy with a real ZooKeeper session', () => {
       sessionTimeout: SESSION_MS,
       spinDelay: 50,
     });
-    t.after(() => client.close());
-    for (const e of ['connected', 'disconnected', 'expired']) client.on(e, () => events.push(e));
-    assert.equal(client.getSessionTimeout(), SESSION_MS, 'the server granted the requested timeout');
-    await new Promise<void>((res, rej) =>
-      client.create('/eph', zookeeper.CreateMode.EPHEMERAL, (e) => (e ? rej(e) : res())),
-    );
+    t.after(() => client.connection.close());
+    for (const e of ['connected', 'disconnected', 'expired']) client.connection.on(e, () => events.push(e));
+    assert.equal(client.connection.sessionTimeout, SESSION_MS, 'the server granted the requested timeout');
+    await client.createEphemeral('/eph');
     const observer = await zk.rawClient(root);
-    const ephemeralExists = () =>
-      new Promise<boolean>((res, rej) => observer.exists('/eph', (e, stat) => (e ? rej(e) : res(!!stat))));
+    const ephemeralExists = async () => (await observer.exists('/eph')) !== null;
     return { proxy, client, events, ephemeralExists };
   }
 
@@ -283,11 +276,11 @@ describe('fault proxy with a real ZooKeeper session', () => {
     timeout: 30_000,
   }, async (t) => {
     const { proxy, client, events, ephemeralExists } = await sessionThroughProxy(t);
-    const sessionId = client.getSessionId().toString('hex');
+    const sessionId = client.sessionId;
     proxy.cut(SESSION_MS / 4);
     await until('disconnected', () => events.includes('disconnected'), 2000);
     await until('reconnected', () => events.at(-1) === 'connected', 5000);
-    assert.equal(client.getSessionId().toString('hex'), sessionId);
+    assert.equal(client.sessionId, sessionId);
     assert.ok(!events.includes('expired'), `events: ${events.join(',')}`);
     assert.equal(await ephemeralExists(), true);
   });

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type zookeeper from 'node-zookeeper-client';
 import { ErrorCodes, hasCode } from '../src/errors.js';
+import type { ZkClient } from '../src/zk/client.js';
 import {
   findZooKeeper,
   fourLetterWord,
@@ -86,18 +86,14 @@ function listeningAddresses(pid: number): { address: string; port: number }[] {
 
 const LOOPBACK_HEX = new Set(['0100007F', '0000000000000000FFFF00000100007F']);
 
-function call<T>(fn: (cb: (err: unknown, value: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
-}
-
 describe('standalone server', () => {
   test('serves, keeps data across kill + restart, stops without leftovers', {
     timeout: 30_000,
   }, async (t) => {
     const server: ZkServer = await startZkServer();
-    const clients: zookeeper.Client[] = [];
+    const clients: ZkClient[] = [];
     t.after(async () => {
-      for (const c of clients) c.close();
+      for (const c of clients) c.connection.close();
       await server.stop();
     });
     assert.equal(await server.fourLetter('ruok'), 'imok');
@@ -108,7 +104,7 @@ describe('standalone server', () => {
 
     const first = await connectRawClient(server.connectString);
     clients.push(first);
-    await call((cb) => first.create('/kept', Buffer.from('across restarts'), cb));
+    await first.create('/kept', 'across restarts');
 
     const pid1 = server.pid!;
     assert.ok(isAlive(pid1));
@@ -123,7 +119,7 @@ describe('standalone server', () => {
     assert.equal(await server.fourLetter('ruok'), 'imok');
     const second = await connectRawClient(server.connectString);
     clients.push(second);
-    const data = await call<Buffer>((cb) => second.getData('/kept', cb));
+    const { data } = await second.getData('/kept');
     assert.equal(data.toString(), 'across restarts');
 
     const pid2 = server.pid!;
@@ -215,9 +211,9 @@ describe('ensemble', () => {
   }, async (t) => {
     const started = Date.now();
     const ensemble: ZkEnsemble = await startZkEnsemble({ size: 3, tickTime: 500 });
-    const clients: zookeeper.Client[] = [];
+    const clients: ZkClient[] = [];
     t.after(async () => {
-      for (const c of clients) c.close();
+      for (const c of clients) c.connection.close();
       await ensemble.stop();
     });
     t.diagnostic(`ensemble serving after ${Date.now() - started} ms`);
@@ -253,13 +249,13 @@ describe('ensemble', () => {
 
     const client = await connectRawClient(others.map((m) => m.connectString).join(','));
     clients.push(client);
-    await call((cb) => client.create('/after-failover', Buffer.from('ok'), cb));
+    await client.create('/after-failover', 'ok');
 
     await ensemble.restartMember(leader);
     assert.match(await ensemble.member(leader).fourLetter('srvr'), /^Mode: follower$/m);
     const direct = await connectRawClient(ensemble.member(leader).connectString);
     clients.push(direct);
-    const data = await call<Buffer>((cb) => direct.getData('/after-failover', cb));
+    const { data } = await direct.getData('/after-failover');
     assert.equal(data.toString(), 'ok');
 
     const pids = ensemble.members.map((m) => m.pid!);

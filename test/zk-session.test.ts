@@ -72,7 +72,7 @@ test('a server restart within the session timeout keeps the session: no re-run, 
   assert.ok(await sup.session!.client.exists('/alive'), 'ephemeral node kept');
   // The watch is still armed after the reconnect.
   const raw = await zk.rawClient(root);
-  await new Promise<void>((res, rej) => raw.create('/after-restart', (e) => (e ? rej(e) : res())));
+  await raw.create('/after-restart');
   await until(() => seen.some((c) => c.added.includes('after-restart')), 10_000, 'watch after restart');
   assert.deepEqual(states.slice(0, 3), ['connected', 'suspended', 'reconnected']);
 });
@@ -99,7 +99,7 @@ test('a real expiry re-runs the action on a new session and re-creates its ephem
   assert.equal(me.data.toString(), sessions[1], 'the ephemeral node belongs to the new session');
   // The old session is really gone on the server: its ephemeral owner is the new session.
   const stat = await sup.session!.client.exists('/me');
-  assert.equal(stat!.ephemeralOwner.toString('hex'), sessions[1]);
+  assert.equal(stat!.ephemeralOwner, sessions[1]);
   assert.ok(states.includes('lost'), `states: ${states.join(',')}`);
   assert.equal(states.at(-1), 'connected');
 });
@@ -114,9 +114,8 @@ test("'completed' mode: the action's result ends the supervisor and closes the s
   await sup.done;
   assert.equal(sup.state, 'closed');
   const raw = await zk.rawClient(root);
-  const stat = await new Promise((res, rej) => raw.exists('/short', (e, s) => (e ? rej(e) : res(s))));
   assert.equal(
-    stat ?? null,
+    await raw.exists('/short'),
     null,
     'closing the session removed its ephemeral node now, not after the timeout',
   );
@@ -320,13 +319,13 @@ test('a supervisor watch re-lists on a new session and reports what changed whil
   });
   await w.ready;
   const raw = await zk.rawClient(root);
-  const mk = (p: string) => new Promise<void>((res, rej) => raw.create(p, (e) => (e ? rej(e) : res())));
+  const mk = (p: string) => raw.create(p);
   await mk('/box/before');
   await until(() => changes.some((c) => c.added.includes('before')), 5000, 'before');
   const expiry = sup.expireSession();
   await until(() => sup.state === 'suspended' || sup.state === 'lost', 5000, 'cut');
   await mk('/box/during');
-  await new Promise<void>((res, rej) => raw.remove('/box/before', -1, (e) => (e ? rej(e) : res())));
+  await raw.remove('/box/before');
   await expiry;
   await until(() => changes.some((c) => c.added.includes('during')), 10_000, 'during');
   const last = changes.find((c) => c.added.includes('during'))!;

@@ -23,7 +23,7 @@ export interface StatusRecord {
   ctime: number;
 }
 
-export const ctimeOf = (stat: { ctime: Buffer }): number => Number(stat.ctime.readBigInt64BE(0));
+export const ctimeOf = (stat: { ctime: number }): number => stat.ctime;
 
 /** Read the status of every id (pipelined, `chunk` at a time). Ids without a status are `missing`. */
 export async function readStatuses(

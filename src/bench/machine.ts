@@ -27,7 +27,10 @@ export interface Versions {
   node: string;
   java: string;
   zookeeper: string;
-  nodeZookeeperClient: string;
+  /** The ZooKeeper client the farm speaks through. */
+  zkClient?: string;
+  /** Runs before zkfarm had its own client: the library's version. */
+  nodeZookeeperClient?: string;
   redis?: string;
   bullmq?: string;
   /** How the measurement processes ran. */
@@ -120,7 +123,7 @@ export async function versions(zk: ZkServer): Promise<Versions> {
         .exec(srvr)?.[1]
         ?.replace(/-\$\{[^}]*\}/, '')
         .trim() ?? 'unknown',
-    nodeZookeeperClient: packageVersion('node-zookeeper-client') ?? '?',
+    zkClient: "zkfarm's own (src/zk/connection.ts)",
     bullmq: packageVersion('bullmq'),
     mode: FROM_SOURCE ? 'from source (node --import tsx)' : 'compiled JS (dist/)',
   };

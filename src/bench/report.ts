@@ -213,7 +213,7 @@ export function renderMarkdownReport(
         ['Node.js', v.node],
         ['Java', v.java],
         ['ZooKeeper', v.zookeeper],
-        ['node-zookeeper-client', v.nodeZookeeperClient],
+        ['ZooKeeper client', v.zkClient ?? `node-zookeeper-client ${v.nodeZookeeperClient ?? '?'}`],
         [
           'Redis',
           redis

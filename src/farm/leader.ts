@@ -487,7 +487,7 @@ export class Leader {
         parsed: parseTask(data),
         version: stat.version,
         size: data.length,
-        ctime: Number(stat.ctime.readBigInt64BE(0)),
+        ctime: stat.ctime,
       };
     });
   }

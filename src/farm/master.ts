@@ -85,7 +85,7 @@ export class Master extends Role {
           c.exists(PATHS.master, () => resolve())
             .then(async (stat) => {
               if (!stat) return resolve();
-              const owner = stat.ephemeralOwner.toString('hex');
+              const owner = stat.ephemeralOwner;
               if (owner === session.id) {
                 // Our create succeeded on the server but the answer was lost: we lead.
                 resolve();
@@ -104,7 +104,7 @@ export class Master extends Role {
         });
         await vanished;
         const stat = await c.exists(PATHS.master).catch(() => null);
-        if (stat && stat.ephemeralOwner.toString('hex') === session.id) {
+        if (stat && stat.ephemeralOwner === session.id) {
           await this.#lead(session);
           return;
         }
@@ -124,7 +124,7 @@ export class Master extends Role {
       const reads = await c.getDataMany(names.map((n) => masterPath(n)));
       const czxid = (i: number) => {
         const r = reads[i];
-        return r && !(r instanceof Error) ? r.stat.czxid.readBigInt64BE(0) : undefined;
+        return r && !(r instanceof Error) ? r.stat.czxid : undefined;
       };
       const mine = czxid(names.indexOf(this.name));
       if (mine === undefined) return 0;

@@ -36,7 +36,7 @@ export async function sweepStatuses(
   for (const id of ids.slice(doomed.length)) {
     const s = await client.exists(statusPath(id));
     if (!s) continue;
-    if (now - Number(s.ctime.readBigInt64BE(0)) <= maxAge) break;
+    if (now - s.ctime <= maxAge) break;
     doomed.push(id);
   }
   let removed = 0;

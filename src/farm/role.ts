@@ -248,7 +248,7 @@ export abstract class Role extends EventEmitter {
         throw err;
       }
       if (!stat) continue;
-      const owner = stat.ephemeralOwner.toString('hex');
+      const owner = stat.ephemeralOwner;
       if (owner === session.id) return;
       if (this.pastSessions.has(owner)) {
         this.log.info({ path, owner }, 'removing our own node from an earlier session');

@@ -176,7 +176,7 @@ export class Worker extends Role {
     // Assignments older than our registration were made to an earlier run under this name (a crash and a
     // restart): see #onAssigned.
     const registered = await session.client.exists(workerPath(this.name));
-    const registeredZxid = registered ? registered.czxid.readBigInt64BE(0) : 0n;
+    const registeredZxid = registered ? registered.czxid : 0n;
     // A persistent watch: each assignment is reported by name as it is created, with no listing per
     // change (the master's creates and our own completions would each cost one).
     session.watchChildren(
@@ -244,7 +244,7 @@ export class Worker extends Role {
             return;
           }
           h.task = parsed.task;
-          if (stat.czxid.readBigInt64BE(0) < registeredZxid) {
+          if (stat.czxid < registeredZxid) {
             this.#inherited(h);
             return;
           }

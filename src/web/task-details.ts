@@ -176,10 +176,6 @@ function parse(data: Buffer): unknown {
   }
 }
 
-function ctime(stat: { ctime: Buffer }): number | undefined {
-  try {
-    return Number(stat.ctime.readBigInt64BE(0));
-  } catch {
-    return undefined;
-  }
+function ctime(stat: { ctime: number }): number | undefined {
+  return Number.isFinite(stat.ctime) ? stat.ctime : undefined;
 }

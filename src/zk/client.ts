@@ -1,30 +1,28 @@
 /**
- * A promise API over one node-zookeeper-client session.
+ * A promise API over one ZooKeeper session (connection.ts speaks the wire protocol).
  *
- * - Every request has a timeout (the library has none: a stalled server or a request queued while the
- *   session expires would otherwise never settle). A timed-out request rejects with `OPERATION_TIMEOUT`.
- * - Every failure is a `ZkError` with ZooKeeper's code name; argument errors the library throws
- *   synchronously (bad path, data over 1 MB) become rejections with `BAD_ARGUMENTS`, never throws.
+ * - Every request has a timeout: a timed-out request rejects with `OPERATION_TIMEOUT`.
+ * - Every failure is a `ZkError` with ZooKeeper's code name; bad arguments (a path without a leading
+ *   slash, data over 1 MB) reject with `BAD_ARGUMENTS` before anything is sent, never throw.
  * - `failPending(err)` rejects everything in flight at once; the supervisor calls it when the session is lost.
  * - Every request is counted (`requests`, and the process-wide `zkRequestCounter`); a `multi` counts once.
+ * - Versions are passed exactly (0 means version 0, -1 means any), in transactions too.
  */
 
 import { createHash } from 'node:crypto';
-import zookeeper from 'node-zookeeper-client';
-import { isZkError, toZkError, ZK_CODES, ZkError } from './errors.js';
 import {
-  ADD_WATCH_MODE,
-  addWatchRequest,
-  multiReadRequest,
-  OP_CODES,
   type PersistentListener,
-  persistentListeners,
-  pushOp,
-} from './patches.js';
+  W_CHILD,
+  W_DATA,
+  W_EXIST,
+  type WatchCallback,
+  type ZkConnection,
+} from './connection.js';
+import { isZkError, ZK_CODES, ZkError } from './errors.js';
+import { type Acl, encodedAcl, OP, PERMS, type Reader, type Stat, type Writer } from './jute.js';
 
-export type RawClient = zookeeper.Client;
-export type Acl = zookeeper.ACL;
-export type Stat = zookeeper.Stat;
+export type { PersistentListener, WatchEvent } from './connection.js';
+export type { Acl, Stat } from './jute.js';
 
 export const CreateMode = {
   PERSISTENT: 0,
@@ -34,13 +32,13 @@ export const CreateMode = {
 } as const;
 export type CreateModeValue = (typeof CreateMode)[keyof typeof CreateMode];
 
-/** A watch callback as the library calls it: once, on the next change. */
-export type RawWatcher = (event: zookeeper.Event) => void;
-
-const AclStatics = zookeeper.ACL as unknown as { OPEN_ACL_UNSAFE: Acl[]; READ_ACL_UNSAFE: Acl[] };
+/** A one-shot watch callback: called once, on the next change. */
+export type RawWatcher = WatchCallback;
 
 /** world:anyone may do everything (ZooKeeper's default). */
-export const OPEN_ACL: Acl[] = AclStatics.OPEN_ACL_UNSAFE;
+export const OPEN_ACL: readonly Acl[] = Object.freeze([
+  { perms: PERMS.all, id: { scheme: 'world', id: 'anyone' } },
+]);
 
 /**
  * An ACL that gives all rights to one digest identity (`user:password`), and nothing to anyone else.
@@ -49,7 +47,7 @@ export const OPEN_ACL: Acl[] = AclStatics.OPEN_ACL_UNSAFE;
 export function digestAcl(credentials: string): Acl[] {
   const user = credentials.slice(0, credentials.indexOf(':'));
   const hash = createHash('sha1').update(credentials).digest('base64');
-  return [new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('digest', `${user}:${hash}`))];
+  return [{ perms: PERMS.all, id: { scheme: 'digest', id: `${user}:${hash}` } }];
 }
 
 /**
@@ -59,21 +57,14 @@ export function digestAcl(credentials: string): Acl[] {
 export const zkRequestCounter: { total: number; byOp: Record<string, number> } = { total: 0, byOp: {} };
 
 export interface ZkClientOptions {
-  /** Milliseconds a request may take before it rejects with OPERATION_TIMEOUT. @defaultValue 10000 */
-  requestTimeout?: number;
   /** ACL for nodes this client creates. @defaultValue open ACL (world:anyone:cdrwa) */
-  acl?: Acl[];
+  acl?: readonly Acl[];
 }
 
 export type Data = Buffer | string | null | undefined;
 
-function toBuffer(data: Data): Buffer | undefined {
-  if (data === null || data === undefined) return undefined;
-  return typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-}
-
-/** Largest data a znode accepts with ZooKeeper's default jute.maxbuffer (less a little for the request). */
-export const MAX_DATA_BYTES = 1024 * 1024 - 1024;
+/** Largest data a znode accepts with ZooKeeper's default jute.maxbuffer. */
+export const MAX_DATA_BYTES = 1024 * 1024;
 
 export interface OpResult {
   /** For a create: the created path (with its sequence suffix). */
@@ -81,74 +72,89 @@ export interface OpResult {
   stat?: Stat;
 }
 
+const EMPTY = Buffer.alloc(0);
+
+function toBuffer(data: Data): Buffer {
+  if (data === null || data === undefined) return EMPTY;
+  return typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+}
+
+/**
+ * Check a path as ZooKeeper does (PathUtils.validatePath): absolute, no empty, `.` or `..` segment, no
+ * trailing slash (a sequential create may end with one: the server appends the number), none of the
+ * characters it refuses (NUL and other control characters, surrogates, private use).
+ */
+export function pathProblem(path: unknown, sequential = false): string | undefined {
+  if (typeof path !== 'string' || path.length === 0) return 'a path must be a non-empty string';
+  if (path.charCodeAt(0) !== 47) return `path ${JSON.stringify(path)} must start with /`;
+  const n = path.length;
+  if (n === 1) return undefined;
+  if (path.charCodeAt(n - 1) === 47 && !sequential) return `path ${JSON.stringify(path)} must not end with /`;
+  let segStart = 1;
+  for (let i = 1; i <= n; i++) {
+    const c = i < n ? path.charCodeAt(i) : 47;
+    if (c === 0) return `path ${JSON.stringify(path)} contains a NUL character`;
+    // ZooKeeper refuses control characters, surrogates (so emoji), private use and specials.
+    if ((c > 0 && c <= 0x1f) || (c >= 0x7f && c <= 0x9f) || (c >= 0xd800 && c <= 0xf8ff) || c >= 0xfff0)
+      return `path ${JSON.stringify(path)} contains a character ZooKeeper does not accept (U+${c.toString(16).padStart(4, '0')})`;
+    if (c !== 47) continue;
+    const len = i - segStart;
+    if (len === 0 && !(sequential && i === n)) return `path ${JSON.stringify(path)} has an empty segment`;
+    if ((len === 1 && path.charCodeAt(segStart) === 46) || (len === 2 && path.startsWith('..', segStart)))
+      return `path ${JSON.stringify(path)} has a relative segment`;
+    segStart = i + 1;
+  }
+  return undefined;
+}
+
+function badArgument(op: string, path: string | undefined, why: string): Promise<never> {
+  return Promise.reject(
+    new ZkError(ZK_CODES.BAD_ARGUMENTS, op, typeof path === 'string' ? path : undefined, why),
+  );
+}
+
+function dataProblem(data: Buffer): string | undefined {
+  return data.length > MAX_DATA_BYTES
+    ? `data is ${data.length} bytes; ZooKeeper takes at most ${MAX_DATA_BYTES} per node`
+    : undefined;
+}
+
 export class ZkClient {
-  readonly raw: RawClient;
-  readonly requestTimeout: number;
-  readonly acl: Acl[];
+  readonly connection: ZkConnection;
+  readonly acl: readonly Acl[];
   /** Requests this client sent. */
   requests = 0;
-  readonly #pending = new Set<(err: Error) => void>();
   #failure: Error | undefined;
 
-  constructor(raw: RawClient, options: ZkClientOptions = {}) {
-    this.raw = raw;
-    this.requestTimeout = options.requestTimeout ?? 10_000;
+  constructor(connection: ZkConnection, options: ZkClientOptions = {}) {
+    this.connection = connection;
     this.acl = options.acl ?? OPEN_ACL;
   }
 
-  /**
-   * Send one request. `send` receives the library callback; the returned promise settles with the
-   * callback's value, a ZkError, or OPERATION_TIMEOUT — whichever comes first.
-   */
-  request<T>(
+  /** Count and send one request (see ZkConnection.request). */
+  send<T>(
+    type: number,
     op: string,
     path: string | undefined,
-    send: (cb: (err: unknown, value?: T) => void) => void,
+    encode: (w: Writer) => void,
+    decode: ((r: Reader) => unknown) | undefined,
+    extra?: Parameters<ZkConnection['request']>[5],
   ): Promise<T> {
     if (this.#failure) return Promise.reject(this.#failure);
     this.requests++;
     zkRequestCounter.total++;
     zkRequestCounter.byOp[op] = (zkRequestCounter.byOp[op] ?? 0) + 1;
-    return new Promise<T>((resolve, reject) => {
-      let done = false;
-      const finish = (err: Error | undefined, value?: T) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        this.#pending.delete(fail);
-        if (err) reject(err);
-        else resolve(value as T);
-      };
-      const fail = (err: Error) => finish(err);
-      const timer = setTimeout(
-        () =>
-          finish(
-            new ZkError(
-              ZK_CODES.OPERATION_TIMEOUT,
-              op,
-              path,
-              `no answer within ${this.requestTimeout} ms; the connection may be stalled or the session lost`,
-            ),
-          ),
-        this.requestTimeout,
-      );
-      this.#pending.add(fail);
-      try {
-        send((err, value) => (err ? finish(toZkError(err, op, path)) : finish(undefined, value)));
-      } catch (err) {
-        finish(toZkError(err, op, path));
-      }
-    });
+    return this.connection.request<T>(type, op, path, encode, decode, extra);
   }
 
   /** Reject every request in flight, and every later one, with `err` (the session is gone). */
   failPending(err: Error): void {
     this.#failure = err;
-    for (const fail of [...this.#pending]) fail(err);
+    this.connection.failAll(err);
   }
 
   get pendingCount(): number {
-    return this.#pending.size;
+    return this.connection.pendingCount;
   }
 
   /** Create a node; returns its path (with the sequence suffix for sequential modes). */
@@ -156,13 +162,26 @@ export class ZkClient {
     path: string,
     data?: Data,
     mode: CreateModeValue = CreateMode.PERSISTENT,
-    acl?: Acl[],
+    acl?: readonly Acl[],
   ): Promise<string> {
+    const problem = pathProblem(path, (mode & 2) !== 0);
+    if (problem) return badArgument('create', path, problem);
     const buf = toBuffer(data);
-    return this.request<string>('create', path, (cb) =>
-      buf
-        ? this.raw.create(path, buf, acl ?? this.acl, mode, cb)
-        : this.raw.create(path, acl ?? this.acl, mode, cb),
+    const tooBig = dataProblem(buf);
+    if (tooBig) return badArgument('create', path, tooBig);
+    const conn = this.connection;
+    const aclBytes = encodedAcl(acl ?? this.acl);
+    return this.send<string>(
+      OP.create,
+      'create',
+      path,
+      (w) => {
+        w.ustring(conn.serverPath(path));
+        w.buffer(buf);
+        w.raw(aclBytes);
+        w.int(mode);
+      },
+      (r) => conn.clientPath(r.ustring() ?? path),
     );
   }
 
@@ -199,42 +218,87 @@ export class ZkClient {
     }
   }
 
-  /** The node's stat, or null when it does not exist. */
+  /** The node's stat, or null when it does not exist. A watcher fires on its create, change or delete. */
   exists(path: string, watcher?: RawWatcher): Promise<Stat | null> {
-    return this.request<Stat | null>('exists', path, (cb) =>
-      watcher ? this.raw.exists(path, watcher, cb) : this.raw.exists(path, cb),
-    ).then((s) => s ?? null);
+    const problem = pathProblem(path);
+    if (problem) return badArgument('exists', path, problem);
+    const conn = this.connection;
+    return this.send<Stat | null>(
+      OP.exists,
+      'exists',
+      path,
+      (w) => {
+        w.ustring(conn.serverPath(path));
+        w.bool(watcher !== undefined);
+      },
+      readStat,
+      { watch: watcher, watchKind: W_EXIST, noNodeIsNull: true },
+    );
   }
 
-  async getData(path: string, watcher?: RawWatcher): Promise<{ data: Buffer; stat: Stat }> {
-    const [data, stat] = await this.request<[Buffer | undefined, Stat]>('getData', path, (cb) => {
-      const done = (err: unknown, data?: Buffer, stat?: Stat) => cb(err, [data, stat as Stat]);
-      if (watcher) this.raw.getData(path, watcher, done);
-      else this.raw.getData(path, done);
-    });
-    return { data: data ?? Buffer.alloc(0), stat };
+  getData(path: string, watcher?: RawWatcher): Promise<{ data: Buffer; stat: Stat }> {
+    const problem = pathProblem(path);
+    if (problem) return badArgument('getData', path, problem);
+    const conn = this.connection;
+    return this.send(
+      OP.getData,
+      'getData',
+      path,
+      (w) => {
+        w.ustring(conn.serverPath(path));
+        w.bool(watcher !== undefined);
+      },
+      readData,
+      watcher ? { watch: watcher, watchKind: W_DATA } : undefined,
+    );
   }
 
   /**
    * Read the data of many nodes in one round trip (ZooKeeper's multiRead, 3.6+). Each result is the
    * node's data and stat, or a ZkError (NO_NODE, ...) for that path alone; the others are unaffected.
    */
-  async getDataMany(paths: readonly string[]): Promise<Array<{ data: Buffer; stat: Stat } | ZkError>> {
-    if (paths.length === 0) return [];
-    const cm = (
-      this.raw as unknown as {
-        connectionManager: { queue(req: unknown, cb: (err: unknown, res?: unknown) => void): void };
-      }
-    ).connectionManager;
-    const response = await this.request<{
-      payload: { results: Array<{ type: number; err?: number; data?: Buffer; stat?: Stat }> };
-    }>('multiRead', paths[0], (cb) =>
-      cm.queue(multiReadRequest(paths), cb as (err: unknown, res?: unknown) => void),
-    );
-    return response.payload.results.map((r, i) =>
-      r.type === -1 || r.err
-        ? new ZkError(r.err ?? ZK_CODES.SYSTEM_ERROR, 'getData', paths[i])
-        : { data: r.data ?? Buffer.alloc(0), stat: r.stat as Stat },
+  getDataMany(paths: readonly string[]): Promise<Array<{ data: Buffer; stat: Stat } | ZkError>> {
+    if (paths.length === 0) return Promise.resolve([]);
+    for (const p of paths) {
+      const problem = pathProblem(p);
+      if (problem) return badArgument('multiRead', p, problem);
+    }
+    const conn = this.connection;
+    return this.send(
+      OP.multiRead,
+      'multiRead',
+      paths[0],
+      (w) => {
+        for (const p of paths) {
+          w.int(OP.getData);
+          w.bool(false);
+          w.int(-1);
+          w.ustring(conn.serverPath(p));
+          w.bool(false);
+        }
+        writeMultiEnd(w);
+      },
+      (r) => {
+        const out: Array<{ data: Buffer; stat: Stat } | ZkError> = [];
+        for (;;) {
+          const type = r.int();
+          const done = r.bool();
+          r.int();
+          if (done) break;
+          if (type === OP.getData) out.push(readData(r));
+          else if (type === OP.error) {
+            const err = r.int();
+            out.push(new ZkError(err, 'getData', paths[out.length]));
+          } else
+            throw new ZkError(
+              ZK_CODES.MARSHALLING_ERROR,
+              'multiRead',
+              paths[out.length],
+              `unexpected result type ${type}`,
+            );
+        }
+        return out;
+      },
     );
   }
 
@@ -248,10 +312,12 @@ export class ZkClient {
    */
   async addWatch(
     path: string,
-    mode: keyof typeof ADD_WATCH_MODE,
+    mode: 'persistent' | 'persistentRecursive',
     listener: PersistentListener,
   ): Promise<() => void> {
-    const table = persistentListeners(this.raw);
+    const problem = pathProblem(path);
+    if (problem) return badArgument('addWatch', path, problem);
+    const table = this.connection.persistent;
     let listeners = table.get(path);
     if (!listeners) {
       listeners = new Set();
@@ -262,13 +328,18 @@ export class ZkClient {
       listeners.delete(listener);
       if (listeners.size === 0 && table.get(path) === listeners) table.delete(path);
     };
-    const cm = (
-      this.raw as unknown as {
-        connectionManager: { queue(req: unknown, cb: (err: unknown, res?: unknown) => void): void };
-      }
-    ).connectionManager;
+    const conn = this.connection;
     try {
-      await this.request('addWatch', path, (cb) => cm.queue(addWatchRequest(path, ADD_WATCH_MODE[mode]), cb));
+      await this.send<void>(
+        OP.addWatch,
+        'addWatch',
+        path,
+        (w) => {
+          w.ustring(conn.serverPath(path));
+          w.int(mode === 'persistent' ? 0 : 1);
+        },
+        undefined,
+      );
     } catch (err) {
       remove();
       throw err;
@@ -284,13 +355,40 @@ export class ZkClient {
 
   /** Set data; `version` -1 means any version (0 means exactly 0: fencing works on a fresh node). */
   setData(path: string, data: Data, version = -1): Promise<Stat> {
-    const buf = toBuffer(data) ?? Buffer.alloc(0);
-    return this.request<Stat>('setData', path, (cb) => this.raw.setData(path, buf, version, cb));
+    const problem = pathProblem(path);
+    if (problem) return badArgument('setData', path, problem);
+    const buf = toBuffer(data);
+    const tooBig = dataProblem(buf);
+    if (tooBig) return badArgument('setData', path, tooBig);
+    const conn = this.connection;
+    return this.send(
+      OP.setData,
+      'setData',
+      path,
+      (w) => {
+        w.ustring(conn.serverPath(path));
+        w.buffer(buf);
+        w.int(version);
+      },
+      readStat,
+    );
   }
 
   /** Delete a node; `version` -1 means any version. */
   remove(path: string, version = -1): Promise<void> {
-    return this.request<void>('remove', path, (cb) => this.raw.remove(path, version, cb));
+    const problem = pathProblem(path);
+    if (problem) return badArgument('remove', path, problem);
+    const conn = this.connection;
+    return this.send(
+      OP.delete,
+      'remove',
+      path,
+      (w) => {
+        w.ustring(conn.serverPath(path));
+        w.int(version);
+      },
+      undefined,
+    );
   }
 
   /** Delete a node if it exists; true when it was deleted now. */
@@ -317,9 +415,25 @@ export class ZkClient {
     if (path !== '/') await this.removeIfExists(path);
   }
 
-  getChildren(path: string, watcher?: RawWatcher): Promise<string[]> {
-    return this.request<string[]>('getChildren', path, (cb) =>
-      watcher ? this.raw.getChildren(path, watcher, cb) : this.raw.getChildren(path, cb),
+  /**
+   * The names of a node's children. A watcher fires on the next child create or delete (or the node's
+   * delete). `onAnswer` runs the moment the answer is read, before any notification that came after it
+   * (a watch that keeps its own list uses it to order the listing among the events).
+   */
+  getChildren(path: string, watcher?: RawWatcher, onAnswer?: () => void): Promise<string[]> {
+    const problem = pathProblem(path);
+    if (problem) return badArgument('getChildren', path, problem);
+    const conn = this.connection;
+    return this.send(
+      OP.getChildren,
+      'getChildren',
+      path,
+      (w) => {
+        w.ustring(conn.serverPath(path));
+        w.bool(watcher !== undefined);
+      },
+      readChildren,
+      watcher || onAnswer ? { watch: watcher, watchKind: W_CHILD, onAnswer } : undefined,
     );
   }
 
@@ -347,16 +461,38 @@ export class ZkClient {
   }
 
   /** A node's ACL and stat. */
-  async getAcl(path: string): Promise<{ acl: Acl[]; stat: Stat }> {
-    const [acl, stat] = await this.request<[Acl[], Stat]>('getACL', path, (cb) =>
-      this.raw.getACL(path, (err: unknown, acl?: Acl[], stat?: Stat) => cb(err, [acl ?? [], stat as Stat])),
+  getAcl(path: string): Promise<{ acl: Acl[]; stat: Stat }> {
+    const problem = pathProblem(path);
+    if (problem) return badArgument('getACL', path, problem);
+    const conn = this.connection;
+    return this.send(
+      OP.getACL,
+      'getACL',
+      path,
+      (w) => w.ustring(conn.serverPath(path)),
+      (r) => {
+        const acl = r.acls();
+        return { acl, stat: r.stat() };
+      },
     );
-    return { acl, stat };
   }
 
   /** Set a node's ACL (`version` -1: any). */
-  setAcl(path: string, acl: Acl[], version = -1): Promise<Stat> {
-    return this.request<Stat>('setACL', path, (cb) => this.raw.setACL(path, acl, version, cb));
+  setAcl(path: string, acl: readonly Acl[], version = -1): Promise<Stat> {
+    const problem = pathProblem(path);
+    if (problem) return badArgument('setACL', path, problem);
+    const conn = this.connection;
+    return this.send(
+      OP.setACL,
+      'setACL',
+      path,
+      (w) => {
+        w.ustring(conn.serverPath(path));
+        w.raw(encodedAcl(acl));
+        w.int(version);
+      },
+      readStat,
+    );
   }
 
   /**
@@ -372,81 +508,164 @@ export class ZkClient {
 
   /** Add an authentication identity to this session, e.g. `('digest', 'user:password')`. */
   addAuth(scheme: string, credentials: string): void {
-    this.raw.addAuthInfo(scheme, Buffer.from(credentials));
+    this.connection.addAuth(scheme, Buffer.from(credentials));
   }
 
   /** The current session id as 16 hex digits. */
   get sessionId(): string {
-    return this.raw.getSessionId().toString('hex');
+    return this.connection.sessionId;
   }
 }
 
+const readStat = (r: Reader): Stat => r.stat();
+const readChildren = (r: Reader): string[] => r.stringVector();
+function readData(r: Reader): { data: Buffer; stat: Stat } {
+  const data = r.buffer() ?? EMPTY;
+  return { data, stat: r.stat() };
+}
+
+function writeMultiEnd(w: Writer): void {
+  w.int(-1);
+  w.bool(true);
+  w.int(-1);
+}
+
+type TxOp =
+  | { type: typeof OP.create; path: string; data: Buffer; acl: Buffer; mode: number }
+  | { type: typeof OP.delete | typeof OP.check; path: string; version: number }
+  | { type: typeof OP.setData; path: string; data: Buffer; version: number };
+
 /**
- * A small transaction builder. `commit()` sends one `multi`; on failure it rejects with the ZkError of
- * the first operation that failed (its `opIndex` says which) and nothing was applied.
- *
- * Versions are passed through exactly (0 stays 0), unlike the library's own builder.
+ * A transaction builder. `commit()` sends one `multi`; on failure it rejects with the ZkError of the
+ * operation that failed (its `opIndex` says which) and nothing was applied. Versions are exact.
  */
 export class Transaction {
   readonly #client: ZkClient;
-  readonly #tx: zookeeper.Transaction;
-  readonly #paths: string[] = [];
+  readonly #ops: TxOp[] = [];
+  #problem: ZkError | undefined;
 
   constructor(client: ZkClient) {
     this.#client = client;
-    this.#tx = client.raw.transaction();
   }
 
   get size(): number {
-    return this.#paths.length;
+    return this.#ops.length;
   }
 
-  create(path: string, data?: Data, mode: CreateModeValue = CreateMode.PERSISTENT, acl?: Acl[]): this {
+  #check(op: string, path: string, sequential = false, data?: Buffer): boolean {
+    if (this.#problem) return false;
+    const why = pathProblem(path, sequential) ?? (data ? dataProblem(data) : undefined);
+    if (why)
+      this.#problem = new ZkError(ZK_CODES.BAD_ARGUMENTS, op, path, why, { opIndex: this.#ops.length });
+    return why === undefined;
+  }
+
+  create(
+    path: string,
+    data?: Data,
+    mode: CreateModeValue = CreateMode.PERSISTENT,
+    acl?: readonly Acl[],
+  ): this {
     const buf = toBuffer(data);
-    const acls = acl ?? this.#client.acl;
-    if (buf) this.#tx.create(path, buf, acls, mode);
-    else this.#tx.create(path, acls, mode);
-    this.#paths.push(path);
+    if (this.#check('create', path, (mode & 2) !== 0, buf))
+      this.#ops.push({ type: OP.create, path, data: buf, acl: encodedAcl(acl ?? this.#client.acl), mode });
     return this;
   }
 
   remove(path: string, version = -1): this {
-    pushOp(this.#tx, { type: OP_CODES.DELETE, path, version });
-    this.#paths.push(path);
+    if (this.#check('remove', path)) this.#ops.push({ type: OP.delete, path, version });
     return this;
   }
 
   setData(path: string, data: Data, version = -1): this {
-    pushOp(this.#tx, { type: OP_CODES.SET_DATA, path, data: toBuffer(data) ?? Buffer.alloc(0), version });
-    this.#paths.push(path);
+    const buf = toBuffer(data);
+    if (this.#check('setData', path, false, buf))
+      this.#ops.push({ type: OP.setData, path, data: buf, version });
     return this;
   }
 
   /** Require `path` to exist, at `version` when given (≥ 0). */
   check(path: string, version = -1): this {
-    pushOp(this.#tx, { type: OP_CODES.CHECK, path, version });
-    this.#paths.push(path);
+    if (this.#check('check', path)) this.#ops.push({ type: OP.check, path, version });
     return this;
   }
 
   commit(): Promise<OpResult[]> {
-    const paths = this.#paths;
-    if (paths.length === 0) return Promise.resolve([]);
-    return this.#client.request<OpResult[]>('multi', paths[0], (cb) =>
-      this.#tx.commit((err: unknown, results?: Array<{ err?: number; path?: string; stat?: Stat }>) => {
-        if (!err)
-          return cb(
-            undefined,
-            (results ?? []).map((r) => ({ path: r.path, stat: r.stat })),
-          );
-        const index = (results ?? []).findIndex((r) => typeof r.err === 'number' && r.err !== 0);
-        const e = toZkError(err, 'multi', index >= 0 ? paths[index] : undefined);
-        cb(
-          index >= 0
-            ? new ZkError(e.zkCode, 'multi', paths[index], undefined, { opIndex: index, cause: err })
-            : e,
-        );
-      }),
+    if (this.#problem) return Promise.reject(this.#problem);
+    const ops = this.#ops;
+    if (ops.length === 0) return Promise.resolve([]);
+    const conn = this.#client.connection;
+    return this.#client.send<OpResult[]>(
+      OP.multi,
+      'multi',
+      ops[0]!.path,
+      (w) => {
+        for (const op of ops) {
+          w.int(op.type);
+          w.bool(false);
+          w.int(-1);
+          w.ustring(conn.serverPath(op.path));
+          switch (op.type) {
+            case OP.create:
+              w.buffer(op.data);
+              w.raw(op.acl);
+              w.int(op.mode);
+              break;
+            case OP.setData:
+              w.buffer(op.data);
+              w.int(op.version);
+              break;
+            default:
+              w.int(op.version);
+          }
+        }
+        writeMultiEnd(w);
+      },
+      (r) => {
+        const results: OpResult[] = [];
+        let failure: ZkError | undefined;
+        for (;;) {
+          const type = r.int();
+          const done = r.bool();
+          r.int();
+          if (done) break;
+          const i = results.length;
+          switch (type) {
+            case OP.create:
+              results.push({ path: conn.clientPath(r.ustring() ?? ops[i]?.path ?? '') });
+              break;
+            case OP.create2: {
+              const path = conn.clientPath(r.ustring() ?? ops[i]?.path ?? '');
+              results.push({ path, stat: r.stat() });
+              break;
+            }
+            case OP.setData:
+              results.push({ stat: r.stat() });
+              break;
+            case OP.delete:
+            case OP.check:
+              results.push({});
+              break;
+            case OP.error: {
+              const err = r.int();
+              // Operations before the failing one report 0, those after it RUNTIME_INCONSISTENCY.
+              if (err !== 0 && failure === undefined)
+                failure = new ZkError(err, 'multi', ops[i]?.path, undefined, { opIndex: i });
+              results.push({});
+              break;
+            }
+            default:
+              throw new ZkError(
+                ZK_CODES.MARSHALLING_ERROR,
+                'multi',
+                ops[i]?.path,
+                `unexpected result type ${type}`,
+              );
+          }
+        }
+        if (failure) throw failure;
+        return results;
+      },
     );
   }
 }

@@ -1,12 +1,13 @@
 /**
  * Typed ZooKeeper errors.
  *
- * node-zookeeper-client reports failures as its own `Exception` with a numeric code. zkfarm turns every
- * failure of a request into a `ZkError` whose `code` is ZooKeeper's code name (`NO_NODE`, `NODE_EXISTS`,
- * `BAD_VERSION`, ...), with the operation and the path it concerned, so callers can match on `code`.
+ * ZooKeeper answers a failed request with a numeric code. zkfarm turns every failure of a request into a
+ * `ZkError` whose `code` is ZooKeeper's code name (`NO_NODE`, `NODE_EXISTS`, `BAD_VERSION`, ...), with
+ * the operation and the path it concerned, so callers can match on `code`. A code missing from the table
+ * below is still a ZkError (`UNKNOWN`, with `zkCode` holding the number).
  */
 
-/** ZooKeeper's error codes by name (KeeperException.Code), including the ones the client library lacks. */
+/** ZooKeeper's error codes by name (KeeperException.Code). */
 export const ZK_CODES = {
   OK: 0,
   SYSTEM_ERROR: -1,
@@ -103,15 +104,4 @@ export class ZkError extends Error {
 /** Is `err` a ZkError, optionally with one of the given code names? */
 export function isZkError(err: unknown, ...codes: ZkCodeName[]): err is ZkError {
   return err instanceof ZkError && (codes.length === 0 || codes.includes(err.code));
-}
-
-/** Convert what the client library handed a callback (its Exception, or an assertion Error) to a ZkError. */
-export function toZkError(raw: unknown, op: string, path?: string): ZkError {
-  if (raw instanceof ZkError) return raw;
-  const r = raw as { code?: unknown; getCode?: () => number; message?: string };
-  const code =
-    typeof r?.getCode === 'function' ? r.getCode() : typeof r?.code === 'number' ? r.code : undefined;
-  if (code !== undefined) return new ZkError(code, op, path, undefined, { cause: raw });
-  // The library throws plain assertion errors for bad arguments (bad path, data over 1 MB, ...).
-  return new ZkError(ZK_CODES.BAD_ARGUMENTS, op, path, r?.message ?? String(raw), { cause: raw });
 }

@@ -25,9 +25,9 @@
  *                          watches and the action keep running on every new session
  */
 import { EventEmitter } from 'node:events';
-import zookeeper from 'node-zookeeper-client';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
-import { type Acl, digestAcl, OPEN_ACL, type RawClient, ZkClient } from './client.js';
+import { type Acl, digestAcl, OPEN_ACL, ZkClient } from './client.js';
+import { type ConnectionOptions, ZkConnection } from './connection.js';
 import { isZkError } from './errors.js';
 import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
 import {
@@ -168,8 +168,8 @@ export class Session {
 }
 
 interface Attempt {
-  raw: RawClient;
-  /** Remove our listeners only: the library's own 'state' listener turns states into events. */
+  connection: ZkConnection;
+  /** Remove our listeners. */
   unlisten(): void;
   client: ZkClient;
   everConnected: boolean;
@@ -197,7 +197,7 @@ export class Supervisor extends EventEmitter {
   #newSessionListeners = new Set<() => void>();
   #watches = new Set<{ close(): void }>();
   readonly #log: Logger;
-  readonly #acl: Acl[];
+  readonly #acl: readonly Acl[];
 
   constructor(options: ConnectOptions, action?: Action) {
     super();
@@ -244,8 +244,8 @@ export class Supervisor extends EventEmitter {
   }
 
   get sessionTimeout(): number {
-    const raw = this.#attempt?.raw;
-    const negotiated = raw && this.#attempt?.everConnected ? raw.getSessionTimeout() : 0;
+    const connection = this.#attempt?.connection;
+    const negotiated = connection && this.#attempt?.everConnected ? connection.sessionTimeout : 0;
     return negotiated > 0 ? negotiated : (this.options.sessionTimeout ?? 10_000);
   }
 
@@ -284,34 +284,29 @@ export class Supervisor extends EventEmitter {
 
   #newAttempt(): void {
     if (this.#stopped) return;
-    const connectString = this.#connectString ?? this.options.connect;
-    const raw = zookeeper.createClient(connectString, {
+    const connection = createConnection(this.#connectString ?? this.options.connect, {
       sessionTimeout: this.options.sessionTimeout ?? 10_000,
       spinDelay: this.options.spinDelay ?? 250,
-      retries: 0,
-    });
-    const client = new ZkClient(raw, {
       requestTimeout: this.options.requestTimeout ?? this.options.sessionTimeout ?? 10_000,
-      acl: this.#acl,
     });
+    const client = new ZkClient(connection, { acl: this.#acl });
     if (this.options.auth) client.addAuth('digest', this.options.auth);
     const attempt: Attempt = {
-      raw,
+      connection,
       client,
       everConnected: false,
       unlisten: () => {
-        for (const [event, fn] of listeners) raw.off(event, fn);
+        for (const [event, fn] of listeners) connection.off(event, fn);
       },
       dispose: () => {
         clearTimeout(attempt.lostTimer);
         attempt.unlisten();
-        raw.close();
+        connection.close();
       },
     };
     this.#attempt = attempt;
     const listeners: Array<[string, () => void]> = [
       ['connected', () => this.#onConnected(attempt)],
-      ['connectedReadOnly', () => this.#onConnected(attempt)],
       ['disconnected', () => this.#onDisconnected(attempt)],
       ['expired', () => this.#onLost(attempt, 'the server expired the session')],
       [
@@ -327,9 +322,9 @@ export class Supervisor extends EventEmitter {
           ),
       ],
     ];
-    for (const [event, fn] of listeners) raw.on(event, fn);
+    for (const [event, fn] of listeners) connection.on(event, fn);
     this.#setState('connecting');
-    raw.connect();
+    connection.connect();
   }
 
   #onConnected(attempt: Attempt): void {
@@ -470,14 +465,14 @@ export class Supervisor extends EventEmitter {
         // Close the session on the server (ephemeral nodes vanish now), waiting at most 2 s for the answer.
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, 2000);
-          attempt.raw.once('disconnected', () => {
+          attempt.connection.once('disconnected', () => {
             clearTimeout(t);
             resolve();
           });
-          attempt.raw.close();
+          attempt.connection.close();
         });
       } else {
-        attempt.raw.close();
+        attempt.connection.close();
       }
     }
     this.#setState('closed');
@@ -603,6 +598,52 @@ export function splitConnectString(connect: string): { hosts: string[]; chroot: 
       .filter(Boolean),
     chroot,
   };
+}
+
+/** A connection (not connected yet) for a connect string `h1:p1,h2:p2[/chroot]`. */
+export function createConnection(connect: string, options: ConnectionOptions): ZkConnection {
+  const { hosts, chroot } = splitConnectString(connect);
+  const servers = hosts.map((h) => {
+    const colon = h.lastIndexOf(':');
+    return { host: h.slice(0, colon), port: Number(h.slice(colon + 1)) };
+  });
+  return new ZkConnection(servers, chroot, options);
+}
+
+/**
+ * A client on a session of its own, without a supervisor: nothing is re-run on a new session and an
+ * expired session stays dead. Resolves once connected; rejects with ZKFARM_ZK_UNREACHABLE after
+ * `timeoutMs`. Close it with `client.connection.close()`. For tools and tests; roles use `connect()`.
+ */
+export function openClient(
+  connectString: string,
+  options: Partial<ConnectionOptions> & { timeoutMs?: number; acl?: readonly Acl[] } = {},
+): Promise<ZkClient> {
+  validateOptions({ connect: connectString });
+  const sessionTimeout = options.sessionTimeout ?? 10_000;
+  const connection = createConnection(connectString, {
+    sessionTimeout,
+    spinDelay: options.spinDelay ?? 250,
+    requestTimeout: options.requestTimeout ?? sessionTimeout,
+  });
+  const client = new ZkClient(connection, { acl: options.acl });
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      connection.close();
+      reject(
+        new ZkfarmError(
+          ErrorCodes.ZK_UNREACHABLE,
+          `could not reach ZooKeeper at ${connectString} within ${timeoutMs} ms; check that the server runs`,
+        ),
+      );
+    }, timeoutMs);
+    connection.once('connected', () => {
+      clearTimeout(timer);
+      resolve(client);
+    });
+    connection.connect();
+  });
 }
 
 function validateOptions(o: ConnectOptions): void {

@@ -138,7 +138,7 @@ abstract class BaseWatch implements Watch {
         } catch (err) {
           if (this.closed) return;
           if (isZkError(err) && err.transient) {
-            // Connection trouble: the library re-registers watches on reconnect only for armed ones,
+            // Connection trouble: the client re-registers one-shot watches on reconnect only for armed ones,
             // so read again after a pause (a lost session re-arms us through onNewSession).
             await new Promise((r) => setTimeout(r, delay));
             delay = Math.min(delay * 2, 2000);
@@ -265,13 +265,10 @@ export class PersistentChildrenWatch extends BaseWatch {
     let answeredAt = Number.POSITIVE_INFINITY;
     let children: string[];
     try {
-      children = await client.request<string[]>('getChildren', this.path, (cb) =>
-        client.raw.getChildren(this.path, (err: unknown, list?: string[]) => {
-          // Runs as the answer is parsed: events after this point are newer than the listing.
-          answeredAt = this.#eventSeq;
-          cb(err, list);
-        }),
-      );
+      children = await client.getChildren(this.path, undefined, () => {
+        // Runs as the answer is read: events after this point are newer than the listing.
+        answeredAt = this.#eventSeq;
+      });
     } catch (err) {
       if (!isZkError(err, 'NO_NODE')) throw err;
       children = [];

@@ -4,22 +4,23 @@
  *   const zk = useZooKeeper();               // at the top level of a test file
  *   test('x', async () => {
  *     const connect = await zk.chroot('x');  // '127.0.0.1:PORT/t-x-…', node created, empty
- *     const raw = await zk.rawClient(connect);
+ *     const client = await zk.rawClient(connect);
  *   });
  *
  * The server starts in a `before` hook and stops in an `after` hook; every raw client is closed in
  * that `after` hook too (closing one earlier yourself is fine).
  */
 import { after, before } from 'node:test';
-import zookeeper from 'node-zookeeper-client';
+import type { ZkClient } from '../../src/zk/client.js';
 import { startZkServer, type ZkServer, type ZkServerOptions } from '../../src/zk/server.js';
+import { openClient } from '../../src/zk/session.js';
 
 export interface RawClientOptions {
   /** @defaultValue 10000 */
   sessionTimeout?: number;
   /** @defaultValue 100 */
   spinDelay?: number;
-  /** How long to wait for `connected`. @defaultValue 10000 */
+  /** How long to wait for the first connection. @defaultValue 10000 */
   connectTimeoutMs?: number;
 }
 
@@ -28,60 +29,36 @@ export interface ZooKeeperFixture {
   readonly server: ZkServer;
   /** A fresh, empty chroot: `127.0.0.1:PORT/t-<name>-<unique>`. */
   chroot(name?: string): Promise<string>;
-  /** A connected node-zookeeper-client client, closed automatically after the file. */
-  rawClient(connect: string, opts?: RawClientOptions): Promise<zookeeper.Client>;
+  /**
+   * A client on a session of its own, with no supervisor around it (nothing is retried or re-run for
+   * it), closed automatically after the file.
+   */
+  rawClient(connect: string, opts?: RawClientOptions): Promise<ZkClient>;
 }
 
 let counter = 0;
 
-/** Connect a raw client and wait for `connected`; closes it and rejects on timeout. */
-export function connectRawClient(connect: string, opts: RawClientOptions = {}): Promise<zookeeper.Client> {
-  const client = zookeeper.createClient(connect, {
+/** Connect a client and wait for its session; closes it and rejects on timeout. */
+export function connectRawClient(connect: string, opts: RawClientOptions = {}): Promise<ZkClient> {
+  return openClient(connect, {
     sessionTimeout: opts.sessionTimeout ?? 10_000,
     spinDelay: opts.spinDelay ?? 100,
-    retries: 0,
-  });
-  const timeoutMs = opts.connectTimeoutMs ?? 10_000;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      client.close();
-      reject(new Error(`raw client: no connection to ${connect} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    client.once('connected', () => {
-      clearTimeout(timer);
-      resolve(client);
-    });
-    client.connect();
-  });
-}
-
-/** Create a persistent node; the library has no request timeout, so we add one. */
-function createNode(client: zookeeper.Client, path: string, timeoutMs: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`create ${path}: no answer within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    client.create(path, (err) => {
-      clearTimeout(timer);
-      if (err) reject(new Error(`create ${path}: ${String(err)}`));
-      else resolve();
-    });
+    timeoutMs: opts.connectTimeoutMs ?? 10_000,
   });
 }
 
 export function useZooKeeper(opts: ZkServerOptions = {}): ZooKeeperFixture {
   let server: ZkServer | undefined;
-  let admin: zookeeper.Client | undefined;
-  const clients = new Set<zookeeper.Client>();
+  let admin: ZkClient | undefined;
+  const clients = new Set<ZkClient>();
 
   before(async () => {
     server = await startZkServer(opts);
   });
   after(async () => {
-    for (const c of clients) c.close();
+    for (const c of clients) c.connection.close();
     clients.clear();
-    admin?.close();
+    admin?.connection.close();
     await server?.stop();
   });
 
@@ -98,12 +75,12 @@ export function useZooKeeper(opts: ZkServerOptions = {}): ZooKeeperFixture {
       for (let attempt = 1; ; attempt++) {
         try {
           admin ??= await connectRawClient(srv.connectString);
-          await createNode(admin, node, 10_000);
+          await admin.create(node);
           return `${srv.connectString}${node}`;
         } catch (err) {
           // The first create may have worked with its answer lost: the name is unique, so that is ours.
           if (attempt === 2 && String(err).includes('NODE_EXISTS')) return `${srv.connectString}${node}`;
-          admin?.close();
+          admin?.connection.close();
           admin = undefined;
           if (attempt === 2) throw err;
         }

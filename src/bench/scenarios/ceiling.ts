@@ -1,6 +1,6 @@
 /**
- * Scenario `ceiling`: raw ZooKeeper write capacity with the farm's own client layer (ZkClient over
- * node-zookeeper-client), the physical limit the farm is measured against.
+ * Scenario `ceiling`: raw ZooKeeper write capacity with the farm's own client (ZkClient), the physical
+ * limit the farm is measured against.
  *
  * Variants, for 1 and several clients (each client its own session):
  *   single  pipelined creates: `window` requests in flight per client, each one persistent sequential
@@ -116,7 +116,7 @@ export async function runCeiling(
   ctx.shared.ceiling = ceilingFigures(runs);
   const variants = ceilingVariants(ctx);
   const table: Table = {
-    title: 'ceiling: raw ZooKeeper creates/s (same client library; fsync on)',
+    title: "ceiling: raw ZooKeeper creates/s (the farm's own client; fsync on)",
     columns: ['variant', 'in flight/client', 'min', 'median', 'max', 'ZK CPU ms/1000 creates'],
     rows: variants.map((v) => {
       const rs = runs.flat().filter((r) => r.variant.name === v.name);

@@ -223,7 +223,7 @@ export async function measureFailover(job: FailoverJob, io: BenchIo): Promise<Fa
             io.signal,
           );
         }
-        const owner = (await admin.exists(PATHS.master))?.ephemeralOwner.toString('hex');
+        const owner = (await admin.exists(PATHS.master))?.ephemeralOwner;
         const at = Date.now();
         const injecting =
           fault === 'leader-stop'
@@ -234,7 +234,7 @@ export async function measureFailover(job: FailoverJob, io: BenchIo): Promise<Fa
           await waitUntil(
             async () => {
               const s = await admin.exists(PATHS.master);
-              return s !== null && s.ephemeralOwner.toString('hex') !== owner;
+              return s !== null && s.ephemeralOwner !== owner;
             },
             job.recoveryTimeoutMs,
             'a new leader',
