@@ -1,7 +1,8 @@
 /**
  * The benchmark harness on a tiny size, as a child process the way a user runs it: every scenario runs
  * (peer is skipped with a reason when redis-server is missing), and the JSON, Markdown and SVG files
- * have the expected structure, and every farm run passed the invariant check. No speed is asserted.
+ * have the expected structure (throughput and peer with both passes, cold and steady state), and every
+ * farm run passed the invariant check over the tasks of both passes. No speed or ratio is asserted.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -42,6 +43,8 @@ function run(
     });
   });
 }
+
+const isPositive = (n: unknown): boolean => typeof n === 'number' && Number.isFinite(n) && n > 0;
 
 const isSpread = (x: unknown): x is Spread =>
   typeof x === 'object' &&
@@ -98,27 +101,90 @@ test('a tiny run of every scenario writes JSON, Markdown and SVG, and every chec
   assert.ok(isSpread(s.throughput!.summary['tasksPerSecond']));
   assert.ok(isSpread(s.throughput!.summary['requestsPerTask']));
   assert.ok(isSpread(s.throughput!.summary['ratioToSingleCeiling']), 'farm ÷ ceiling, from the same run');
+  // Both passes of throughput: the cold one in the summary's own fields, the steady state under `warm`.
+  const warmSummary = s.throughput!.summary['warm'] as Record<string, unknown> | undefined;
+  assert.ok(warmSummary, 'throughput has a steady-state pass');
+  for (const [pass, summary] of [
+    ['cold', s.throughput!.summary],
+    ['warm', warmSummary],
+  ] as const) {
+    for (const key of ['tasksPerSecond', 'requestsPerTask', 'hostCpuMsPer1000', 'workersCpuMsPer1000'])
+      assert.ok(isSpread(summary[key]), `throughput ${pass} ${key}`);
+    assert.ok(isSpread(summary['ratioToSingleCeiling']), `${pass} farm ÷ ceiling, from the same run`);
+    assert.ok(isPositive((summary['tasksPerSecond'] as Spread).median), `${pass} tasks/s`);
+  }
+  interface FarmPassJson {
+    tasksPerSecond: number;
+    zkRequests: { perTask: number };
+    cpu: { processMs: number; mainThreadMs: number; mastersMs: number; workersMs: number };
+  }
   const farmRun = (
-    s.throughput!.runs as Array<{
-      check: { ok: boolean; statuses: number };
-      tasks: number;
-      cpu: { processMs: number; mainThreadMs: number; mastersMs: number; workersMs: number };
-    }>
+    s.throughput!.runs as Array<
+      FarmPassJson & { check: { ok: boolean; statuses: number }; tasks: number; warm?: FarmPassJson }
+    >
   )[0]!;
   assert.equal(farmRun.check.ok, true);
-  assert.equal(farmRun.check.statuses, farmRun.tasks, 'every task has its status');
-  // The CPU by kind of thread: the worker threads ran every task, and no share exceeds the whole.
-  const cpu = farmRun.cpu;
-  assert.ok(cpu.workersMs > 0, `worker threads' CPU: ${cpu.workersMs}`);
-  assert.ok(
-    cpu.mastersMs >= 0 && cpu.mainThreadMs >= 0,
-    `masters ${cpu.mastersMs}, main ${cpu.mainThreadMs}`,
-  );
-  assert.ok(cpu.mastersMs + cpu.workersMs + cpu.mainThreadMs <= cpu.processMs + 100, JSON.stringify(cpu));
-  assert.ok(isSpread(s.throughput!.summary['workersCpuMsPer1000']));
+  assert.ok(farmRun.warm, 'the farm ran a second pass');
+  assert.equal(farmRun.check.statuses, 2 * farmRun.tasks, 'every task of both passes has its status');
+  for (const [pass, figures] of [
+    ['cold', farmRun],
+    ['warm', farmRun.warm],
+  ] as const) {
+    assert.ok(isPositive(figures.tasksPerSecond), `${pass} pass tasks/s: ${figures.tasksPerSecond}`);
+    assert.ok(Number.isFinite(figures.zkRequests.perTask), `${pass} pass requests per task`);
+    // The CPU by kind of thread: the worker threads ran every task, and no share exceeds the whole.
+    const cpu = figures.cpu;
+    assert.ok(cpu.workersMs > 0, `${pass} pass worker threads' CPU: ${cpu.workersMs}`);
+    assert.ok(
+      cpu.mastersMs >= 0 && cpu.mainThreadMs >= 0,
+      `${pass} pass masters ${cpu.mastersMs}, main ${cpu.mainThreadMs}`,
+    );
+    assert.ok(cpu.mastersMs + cpu.workersMs + cpu.mainThreadMs <= cpu.processMs + 100, JSON.stringify(cpu));
+  }
+  assert.match(res.stdout, /tasks\/s, cold \(first 200 after start\)/);
+  assert.match(res.stdout, /tasks\/s, steady state \(second 200 after start\)/);
+  // Scaling runs one pass per worker count (the cold figure).
+  const scalingRuns = (s.scaling!.runs as { throughput: Array<{ warm?: unknown }> }).throughput;
+  assert.ok(scalingRuns.length > 0 && scalingRuns.every((r) => r.warm === undefined));
   if (!redisUnavailable()) {
-    assert.ok(isSpread(s.peer!.summary['ratioPerPair']), 'farm ÷ BullMQ, from the same run');
-    assert.equal(typeof s.peer!.summary['ratioOfMedians'], 'number');
+    const peerWarm = s.peer!.summary['warm'] as Record<string, unknown> | undefined;
+    assert.ok(peerWarm, 'peer has a steady-state pass');
+    for (const [pass, summary] of [
+      ['cold', s.peer!.summary],
+      ['warm', peerWarm],
+    ] as const) {
+      assert.ok(isSpread(summary['ratioPerPair']), `${pass} farm ÷ BullMQ, from the same run`);
+      assert.equal(typeof summary['ratioOfMedians'], 'number');
+      for (const key of ['farmTasksPerSecond', 'bullmqJobsPerSecond'])
+        assert.ok(isPositive((summary[key] as Spread).median), `peer ${pass} ${key}`);
+    }
+    interface BullPassJson {
+      jobsPerSecond: number;
+      completed: number;
+      processed: number;
+    }
+    const bullRun = (
+      s.peer!.runs as {
+        bullmq: Array<
+          BullPassJson & {
+            jobs: number;
+            warm?: BullPassJson;
+            check: { ok: boolean; completed: number; processed: number };
+          }
+        >;
+      }
+    ).bullmq[0]!;
+    assert.ok(bullRun.warm, 'BullMQ ran a second pass');
+    assert.equal(bullRun.check.ok, true);
+    assert.equal(bullRun.check.completed, 2 * bullRun.jobs, 'every job of both passes completed');
+    for (const [pass, figures] of [
+      ['cold', bullRun],
+      ['warm', bullRun.warm],
+    ] as const) {
+      assert.ok(isPositive(figures.jobsPerSecond), `${pass} pass jobs/s: ${figures.jobsPerSecond}`);
+      assert.equal(figures.completed, bullRun.jobs, `${pass} pass: every job completed once`);
+      assert.equal(figures.processed, bullRun.jobs, `${pass} pass: every job ran once`);
+    }
   }
   const failover = s.failover!.summary['faults'] as Array<{
     fault: string;
@@ -143,6 +209,13 @@ test('a tiny run of every scenario writes JSON, Markdown and SVG, and every chec
     assert.ok(md.includes(heading), `latest.md has "${heading}"`);
   }
   assert.match(md, /\| zkfarm tasks\/s/);
+  if (!redisUnavailable()) {
+    // The headline has both ratios, each labelled, the steady state first.
+    const steady = md.indexOf('| zkfarm ÷ BullMQ, steady state (second 200 after start) |');
+    const cold = md.indexOf('| zkfarm ÷ BullMQ, cold (first 200 after start) |');
+    assert.ok(steady >= 0 && cold > steady, 'latest.md has both ratio rows, steady state first');
+  }
+  assert.match(md, /ZooKeeper[^\n]*warmed up[^\n]*persistent recursive watch/);
   assert.match(md, /!\[scaling chart\]\(scaling\.svg\)/);
   assert.match(md, /!\[latency chart\]\(latency\.svg\)/);
 

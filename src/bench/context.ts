@@ -46,7 +46,7 @@ export interface BenchContext {
     ceilingRuns?: CeilingResult[][];
     ceiling?: CeilingFigures;
   };
-  /** Farm tasks/s of the default shape: throughput's median, or one measurement made now. */
+  /** Farm tasks/s of the default shape, cold: throughput's median, or one single-pass measurement made now. */
   capacity(): Promise<number>;
   /** The ceiling of this run: the ceiling scenario's, or one repeat measured now. */
   ceiling(): Promise<CeilingFigures>;

@@ -11,7 +11,7 @@
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeError } from '../errors.js';
-import { startZkServer, type ZkServer } from '../zk/index.js';
+import { CreateMode, startZkServer, type ZkClient, type ZkServer } from '../zk/index.js';
 import { killChildren, runChild } from './child.js';
 import { type BenchContext, type CeilingFigures, someOrThrow, tolerant } from './context.js';
 import { openSession, removeTree, stopSession } from './farm-fixture.js';
@@ -72,34 +72,111 @@ function emptyReport(scenario: ScenarioName, fields: Partial<ScenarioReport>): B
   };
 }
 
-/** Load ZooKeeper for a moment before the first measurement, so no measurement meets a cold JVM. */
+/** The warm-up's bounds: each phase stops at its deadline or at its count, whichever comes first. */
+const WARM_CREATES_MS = 2500;
+const WARM_CREATES_MAX = 100_000;
+const WARM_MIX_MS = 2500;
+const WARM_MIX_LANES = 4;
+const WARM_MIX_ROUNDS = 100;
+const WARM_MIX_BATCH = 50;
+
+/** Phase 1: creates, single (32 in flight) and 100 to a multi, under `dir`. Returns how many were made. */
+async function warmUpCreates(client: ZkClient, dir: string, signal: AbortSignal): Promise<number> {
+  await client.ensurePath(dir);
+  let writes = 0;
+  const until = Date.now() + WARM_CREATES_MS;
+  const payload = Buffer.from('{"handler":"noop"}');
+  const lane = async (multi: boolean) => {
+    while (Date.now() < until && writes < WARM_CREATES_MAX && !signal.aborted) {
+      if (multi) {
+        const tx = client.transaction();
+        for (let i = 0; i < 100; i++) tx.create(`${dir}/n-`, payload, CreateMode.PERSISTENT_SEQUENTIAL);
+        await tx.commit();
+        writes += 100;
+      } else {
+        await client.createSequential(`${dir}/n-`, payload);
+        writes++;
+      }
+    }
+  };
+  await Promise.all([...Array.from({ length: 32 }, () => lane(false)), lane(true), lane(true)]);
+  return writes;
+}
+
+/**
+ * Phase 2: the farm's mix, so the first measurement does not meet a server whose JIT has never seen
+ * it. Each lane moves batches of 50 nodes the way tasks move: created (sequential, in one multi), listed
+ * (getChildren) and read (multiRead), moved to an assignment dir (one multi of creates and deletes),
+ * read again, and moved to a status dir; all under `dir`, which a persistent recursive watch follows.
+ */
+async function warmUpMix(
+  client: ZkClient,
+  dir: string,
+  signal: AbortSignal,
+): Promise<{ tasks: number; notifications: number; ms: number }> {
+  await client.ensurePath(dir);
+  let notifications = 0;
+  const unwatch = await client.addWatch(dir, 'persistentRecursive', () => {
+    notifications++;
+  });
+  const t0 = Date.now();
+  const until = t0 + WARM_MIX_MS;
+  const payload = Buffer.from('{"handler":"noop"}');
+  const status = Buffer.from('{"state":"succeeded","attempts":1}');
+  let tasks = 0;
+  const lane = async (k: number) => {
+    const [queued, assigned, done] = ['tasks', 'assign', 'status'].map((d) => `${dir}/lane-${k}/${d}`);
+    for (const d of [queued!, assigned!, done!]) await client.ensurePath(d);
+    for (let round = 0; round < WARM_MIX_ROUNDS && Date.now() < until && !signal.aborted; round++) {
+      const submit = client.transaction();
+      for (let i = 0; i < WARM_MIX_BATCH; i++)
+        submit.create(`${queued}/t-`, payload, CreateMode.PERSISTENT_SEQUENTIAL);
+      const names = (await submit.commit()).map((r) => r.path!.slice(r.path!.lastIndexOf('/') + 1));
+      await client.getChildren(queued!);
+      await client.getDataMany(names.map((n) => `${queued}/${n}`));
+      const assign = client.transaction();
+      for (const n of names) assign.create(`${assigned}/${n}`, payload).remove(`${queued}/${n}`);
+      await assign.commit();
+      await client.getDataMany(names.map((n) => `${assigned}/${n}`));
+      const complete = client.transaction();
+      for (const n of names) complete.create(`${done}/${n}`, status).remove(`${assigned}/${n}`);
+      await complete.commit();
+      tasks += names.length;
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: WARM_MIX_LANES }, (_, k) => lane(k)));
+  } finally {
+    unwatch();
+  }
+  return { tasks, notifications, ms: Date.now() - t0 };
+}
+
+/**
+ * Load ZooKeeper for a few seconds before the first measurement, so no measurement meets a cold JVM:
+ * creates, then the farm's mix (warmUpMix), in a throwaway root removed afterwards (its removal is
+ * multis of deletes too). Bounded in time and in count. Returns the sentence the report prints.
+ */
 async function warmUp(connectString: string, signal: AbortSignal): Promise<string> {
   const { client, sup } = await openSession(connectString);
   const root = '/zkfarm-bench-warmup';
-  let writes = 0;
   try {
-    await client.ensurePath(root);
-    const until = Date.now() + 2500;
-    const payload = Buffer.from('{"handler":"noop"}');
-    const lane = async (multi: boolean) => {
-      while (Date.now() < until && !signal.aborted) {
-        if (multi) {
-          const tx = client.transaction();
-          for (let i = 0; i < 100; i++) tx.create(`${root}/n-`, payload, 2);
-          await tx.commit();
-          writes += 100;
-        } else {
-          await client.createSequential(`${root}/n-`, payload);
-          writes++;
-        }
-      }
-    };
-    await Promise.all([...Array.from({ length: 32 }, () => lane(false)), lane(true), lane(true)]);
+    const writes = await warmUpCreates(client, `${root}/creates`, signal);
+    await removeTree(client, `${root}/creates`);
+    const mix = await warmUpMix(client, `${root}/mix`, signal);
     await removeTree(client, root);
+    const n = (x: number) => x.toLocaleString('en-US');
+    return (
+      `It was warmed up before the first measurement with ${n(writes)} creates (${WARM_CREATES_MS / 1000} s, ` +
+      `single and 100 to a multi), then ${(mix.ms / 1000).toFixed(1)} s of the farm's mix: ` +
+      `${n(mix.tasks)} nodes moved the way tasks move, ${WARM_MIX_BATCH} at a time (a multi of sequential ` +
+      'creates, getChildren, multiRead, a multi of creates and deletes to an assignment dir, multiRead, a ' +
+      `multi to a status dir), under a persistent recursive watch that heard ${n(mix.notifications)} changes; ` +
+      'all in a throwaway root, removed afterwards.'
+    );
   } finally {
     await stopSession(sup);
   }
-  return `It was warmed up with ${writes.toLocaleString('en-US')} creates (2.5 s) before the first measurement.`;
 }
 
 function stampOf(d: Date): string {
@@ -228,6 +305,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
       },
       capacity() {
         capacity ??= (async () => {
+          // The cold figure (and one pass below): latency and failover each load a farm that has just started.
           if (ctx.shared.farmRuns?.length)
             return spread(ctx.shared.farmRuns.map((r) => r.tasksPerSecond)).median;
           progress.plan(1);
@@ -237,6 +315,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
             opts.preset.throughput.tasks,
             'capacity (throughput was not selected)',
             'capacity',
+            1,
           );
           ctx.shared.farmRuns = [r];
           return r.tasksPerSecond;

@@ -4,9 +4,10 @@
  * masters, workers (added up), loader threads — where the sampled time went, by function and by file.
  * Open a .cpuprofile in Chrome DevTools (Performance tab) for the full picture.
  *
- * Only samples inside a farm run's window count (first submit → all statuses seen): a farm measurement
- * writes `window-<pid>.json` next to the profiles with the window on the monotonic clock the profiler
- * uses (microseconds), so start-up (module loading, tsx) and the checks afterwards are left out.
+ * Only samples inside a farm run's window count (the first pass's first submit → every status of the
+ * last pass seen): a farm measurement writes `window-<pid>.json` next to the profiles with the window on
+ * the monotonic clock the profiler uses (microseconds), so start-up (module loading, tsx) and the checks
+ * afterwards are left out.
  * Profiles of processes without a window are summarized whole.
  *
  * A thread's kind is told from the named functions on its sampled stacks: src/farm/leader.ts → leading

@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CeilingFigures } from './context.js';
 import type { MachineInfo, Versions } from './machine.js';
+import { PASS_NAMES, PASS_SHORT, type PassName, passLabel } from './passes.js';
 import { num, renderMarkdown, sig } from './stats.js';
 import { type ChartSeries, lineChart } from './svg.js';
 import type { ScenarioName, ScenarioReport, Spread, Table } from './types.js';
@@ -32,18 +33,24 @@ const DESCRIPTIONS: Record<ScenarioName, string> = {
   ceiling:
     'Raw ZooKeeper writes with the client layer the farm uses: pipelined single creates and creates batched in `multi`, from one and several sessions. The physical limit the farm is measured against.',
   throughput:
-    'A host with the default farm (2 masters, 8 workers × capacity 4) runs N no-op tasks submitted by a separate submitter as fast as the farm accepts them. Tasks/s = N ÷ (first submit sent → last status created).',
+    'A host with the default farm (2 masters, 8 workers × capacity 4) runs N no-op tasks submitted by a separate submitter as fast as the farm accepts them, then N more on the same farm once the first N completed. Tasks/s = N ÷ (first submit sent → last status created), for the first N after start (cold) and for the second N (steady state).',
   latency:
     'Submit-to-status latency (status znode ctime − client send time) on an idle farm and under a steady open-loop load at fractions of the capacity measured in this run.',
   scaling:
-    'Throughput with 1 to 32 workers against the ZooKeeper ceiling, and the host’s memory (RSS) per role thread.',
+    'Throughput (cold: the first N tasks after start) with 1 to 32 workers against the ZooKeeper ceiling, and the host’s memory (RSS) per role thread.',
   failover:
     'Faults during a steady stream: the leading master crashed (its session left to expire) and stopped gracefully, and the busiest worker crashed. Gap without new statuses, time until every earlier task has its status, re-executions.',
-  peer: 'BullMQ on Redis doing the same no-op jobs with the same total concurrency, alternating with the farm’s throughput runs; the ratio farm ÷ BullMQ.',
+  peer: 'BullMQ on Redis doing the same no-op jobs with the same total concurrency, in the same two passes on one queue (N jobs, then N more), alternating with the farm’s throughput runs; the ratio farm ÷ BullMQ, cold and in the steady state.',
 };
 
 const spreadOf = (x: unknown): Spread | undefined =>
   x && typeof x === 'object' && 'median' in (x as object) ? (x as Spread) : undefined;
+
+type Summary = Record<string, unknown> | undefined;
+
+/** A summary's figures of one pass: its own fields for `cold`, its `warm` object for `warm`. */
+const passSummary = (summary: Summary, pass: PassName): Summary =>
+  pass === 'cold' ? summary : (summary?.['warm'] as Summary);
 
 function headline(run: RunRecord): Table | undefined {
   const s = run.scenarios;
@@ -58,22 +65,41 @@ function headline(run: RunRecord): Table | undefined {
     | undefined;
   const w = shape?.workers ?? '?';
   const c = shape?.capacity ?? shape?.concurrency ?? '?';
-  add(
-    `zkfarm tasks/s (${shape?.masters ?? 2} masters, ${w} workers × ${c})`,
-    spreadOf(t?.['tasksPerSecond'] ?? p?.['farmTasksPerSecond']),
-    (n) => num(n),
-  );
-  add(`BullMQ jobs/s (${w} workers × concurrency ${c})`, spreadOf(p?.['bullmqJobsPerSecond']), (n) => num(n));
-  add('zkfarm ÷ BullMQ (alternating pairs)', spreadOf(p?.['ratioPerPair']), (n) => `${sig(n)}x`);
-  add('zkfarm ÷ ZooKeeper single-create ceiling', spreadOf(t?.['ratioToSingleCeiling']), (n) => `${sig(n)}x`);
-  add('zkfarm ÷ ZooKeeper multi-create ceiling', spreadOf(t?.['ratioToMultiCeiling']), (n) => `${sig(n)}x`);
-  add('ZooKeeper requests per task', spreadOf(t?.['requestsPerTask']), (n) => sig(n));
+  const n = Number(s.throughput?.params['tasks'] ?? s.peer?.params['jobs']);
+  // Steady state first: a farm that has been running; cold is a farm started for one batch.
+  const passes = [...PASS_NAMES].reverse();
+  const label = (pass: PassName) => (Number.isFinite(n) ? passLabel(pass, n) : PASS_SHORT[pass]);
+  const times = (x: number) => `${sig(x)}x`;
+  for (const pass of passes) {
+    add(`zkfarm ÷ BullMQ, ${label(pass)}`, spreadOf(passSummary(p, pass)?.['ratioPerPair']), times);
+  }
+  for (const pass of passes) {
+    add(
+      `zkfarm tasks/s (${shape?.masters ?? 2} masters, ${w} workers × ${c}), ${label(pass)}`,
+      spreadOf(passSummary(t, pass)?.['tasksPerSecond'] ?? passSummary(p, pass)?.['farmTasksPerSecond']),
+      (x) => num(x),
+    );
+  }
+  for (const pass of passes) {
+    add(
+      `BullMQ jobs/s (${w} workers × concurrency ${c}), ${label(pass)}`,
+      spreadOf(passSummary(p, pass)?.['bullmqJobsPerSecond']),
+      (x) => num(x),
+    );
+  }
+  // The ceiling ratios and requests per task of the steady state (of the cold pass for a run without one).
+  const steady: PassName = passSummary(t, 'warm') ? 'warm' : 'cold';
+  const ts = passSummary(t, steady);
+  const of = PASS_SHORT[steady];
+  add(`zkfarm ÷ ZooKeeper single-create ceiling, ${of}`, spreadOf(ts?.['ratioToSingleCeiling']), times);
+  add(`zkfarm ÷ ZooKeeper multi-create ceiling, ${of}`, spreadOf(ts?.['ratioToMultiCeiling']), times);
+  add(`ZooKeeper requests per task, ${of}`, spreadOf(ts?.['requestsPerTask']), (x) => sig(x));
   const lat = s.latency?.summary as
     | { idle?: { p50?: Spread }; rates?: Array<{ fraction: number; p99: Spread }> }
     | undefined;
-  add('latency p50 on an idle farm, ms', lat?.idle?.p50, (n) => num(n));
+  add('latency p50 on an idle farm, ms', lat?.idle?.p50, (x) => num(x));
   const half = lat?.rates?.find((r) => r.fraction === 0.5);
-  add('latency p99 at 50% of capacity, ms', half?.p99, (n) => num(n));
+  add('latency p99 at 50% of capacity, ms', half?.p99, (x) => num(x));
   const rss = (
     s.scaling?.summary as { rss?: Array<{ roles: number; perRoleMb: number }> } | undefined
   )?.rss?.at(-1);
@@ -103,7 +129,9 @@ export function writeCharts(run: RunRecord, dir: string): Partial<Record<'scalin
         hi: p.tasksPerSecond.max,
       })),
     };
+    // The points are cold (one pass per process), so BullMQ's line is its cold pass too.
     const bull = spreadOf(run.scenarios.peer?.summary?.['bullmqJobsPerSecond']);
+    const tasks = Number(run.scenarios.scaling?.params['tasks']);
     const dataMax = Math.max(...series.points.map((p) => p.hi ?? p.y));
     const yMax = Math.max(dataMax, scaling.ceiling.single.perSecond, bull?.median ?? 0) * 1.12;
     const file = 'scaling.svg';
@@ -111,7 +139,7 @@ export function writeCharts(run: RunRecord, dir: string): Partial<Record<'scalin
       join(dir, file),
       lineChart({
         title: 'zkfarm throughput by workers, against the ZooKeeper ceiling',
-        subtitle: `no-op tasks, 2 masters, capacity 4 per worker · ${run.machine.cores} cores · ${run.size} run ${run.generatedAt.slice(0, 10)}`,
+        subtitle: `${Number.isFinite(tasks) ? `first ${num(tasks)} no-op tasks after start (cold)` : 'no-op tasks'} · 2 masters, capacity 4 · ${run.machine.cores} cores · ${run.size} run ${run.generatedAt.slice(0, 10)}`,
         xLabel: 'workers (log scale)',
         yLabel: 'tasks/s',
         logX: true,
@@ -120,7 +148,7 @@ export function writeCharts(run: RunRecord, dir: string): Partial<Record<'scalin
         refLines: [
           { y: scaling.ceiling.single.perSecond, label: 'ZK single creates', color: '#cf222e' },
           { y: scaling.ceiling.multi.perSecond, label: 'ZK creates in multi', color: '#8250df' },
-          ...(bull ? [{ y: bull.median, label: 'BullMQ 8×4 jobs/s', color: '#1a7f37' }] : []),
+          ...(bull ? [{ y: bull.median, label: 'BullMQ 8×4 jobs/s, cold', color: '#1a7f37' }] : []),
         ],
         notes: [
           `Ceilings: ${scaling.ceiling.single.variant}; ${scaling.ceiling.multi.variant} (creates/s, same run). A task needs several writes.`,

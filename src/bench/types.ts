@@ -93,12 +93,21 @@ export interface CeilingJob {
   maxMsPerVariant: number;
 }
 
+/**
+ * How many passes of N tasks (jobs) one measurement runs on the same farm (queue): 1 measures the first
+ * N after start ("cold"); 2 then measures N more, submitted once the first N completed ("warm", the
+ * steady state of a farm that has been running).
+ */
+export type Passes = 1 | 2;
+
 export interface FarmJob {
   kind: 'farm';
   zk: ZkTarget;
   shape: FarmShape;
+  /** Tasks per pass. */
   tasks: number;
-  /** Give up waiting for the results after this long. */
+  passes: Passes;
+  /** Give up waiting for one pass's results after this long. */
   timeoutMs: number;
 }
 
@@ -107,9 +116,12 @@ export interface BullmqJob {
   redis: { port: number; pid: number };
   workers: number;
   concurrency: number;
+  /** Jobs per pass. */
   jobs: number;
+  passes: Passes;
   /** Jobs per addBulk call. */
   chunk: number;
+  /** Give up waiting for one pass's jobs after this long. */
   timeoutMs: number;
 }
 
@@ -202,12 +214,9 @@ export interface FarmCheckSummary {
   reruns: number;
 }
 
-export interface FarmResult {
-  shape: FarmShape;
-  tasks: number;
-  /** Host.start() for all roles, until a leader and every worker is registered. */
-  hostStartMs: number;
-  /** First submit sent → last status created (its znode ctime). */
+/** The figures of one pass of N tasks on a farm (each pass timed and counted on its own). */
+export interface FarmPass {
+  /** First submit of the pass sent → the pass's last status created (its znode ctime). */
   elapsedMs: number;
   tasksPerSecond: number;
   /** First submit sent → submitMany() returned (backpressure included). */
@@ -216,22 +225,50 @@ export interface FarmResult {
   cpu: CpuFigures;
   /** Status ctime − task ctime (the submit as the server saw it), when statuses carry submittedAt. */
   latencyUnderLoad?: Percentiles;
+  /** The process's RSS at the end of the pass. */
   rssMb: number;
+}
+
+/**
+ * One farm measurement. Its own fields are the first pass (cold: the first N tasks after start, what
+ * the harness always measured); `warm` is the second pass on the same farm, when it ran.
+ */
+export interface FarmResult extends FarmPass {
+  shape: FarmShape;
+  /** Tasks per pass. */
+  tasks: number;
+  /** Host.start() for all roles, until a leader and every worker is registered. */
+  hostStartMs: number;
+  /** The next N tasks, submitted once the first N had their status (absent with `passes: 1`). */
+  warm?: FarmPass;
+  /** Over every task of every pass. */
   check: FarmCheckSummary;
 }
 
-export interface BullmqResult {
-  workers: number;
-  concurrency: number;
-  jobs: number;
-  /** First addBulk sent → last `completed` event. */
+/** The figures of one pass of N jobs on a BullMQ queue. */
+export interface BullmqPass {
+  /** First addBulk of the pass sent → the pass's last `completed` event. */
   elapsedMs: number;
   jobsPerSecond: number;
   addMs: number;
-  /** Redis commands processed during the run (INFO total_commands_processed), per job. */
+  /** Redis commands processed during the pass (INFO total_commands_processed), per job. */
   redisCommandsPerJob: number;
   cpu: CpuFigures;
+  /** The process's RSS at the end of the pass. */
   rssMb: number;
+  /** `completed` events and processor calls for this pass's jobs. */
+  completed: number;
+  processed: number;
+}
+
+/** One BullMQ measurement: its own fields are the first pass (cold), `warm` the second on the same queue. */
+export interface BullmqResult extends BullmqPass {
+  workers: number;
+  concurrency: number;
+  /** Jobs per pass. */
+  jobs: number;
+  warm?: BullmqPass;
+  /** Over every job of every pass (`completed`, `processed`: all passes together). */
   check: { ok: boolean; problems: string[]; completed: number; processed: number };
 }
 

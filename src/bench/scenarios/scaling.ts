@@ -2,7 +2,9 @@
  * Scenario `scaling`: how throughput grows with workers, and what a role thread costs in memory.
  *
  * Throughput: the throughput measurement (2 masters, capacity 4, no-op tasks) with 1, 2, 4, 8, 16 and
- * 32 workers, each a fresh process, drawn against the raw ZooKeeper ceiling of the same run.
+ * 32 workers, each a fresh process, drawn against the raw ZooKeeper ceiling of the same run. One pass
+ * only (the cold figure: the first N tasks after start), so six worker counts stay cheap; the warm-up
+ * each extra role thread (V8 isolate) adds is part of what this table shows.
  * Memory: a fresh host process reads its RSS (all threads: RSS is per process), starts R roles (2 masters
  * and R − 2 workers, each a thread with its own ZooKeeper session), waits until all are registered and
  * idle for a moment, and reads RSS again; (after − before) ÷ R is the cost of one role thread.
@@ -49,7 +51,7 @@ export async function runScaling(
       const shape = { ...ctx.defaultShape, workers };
       const label = `scaling ${workers} workers #${r + 1}/${repeats}`;
       const run = await tolerant(ctx.signal, failures, label, () =>
-        measureFarmOnce(ctx, shape, p.tasks, label, 'scaling'),
+        measureFarmOnce(ctx, shape, p.tasks, label, 'scaling', 1),
       );
       if (run) runs.push(run);
     }
@@ -79,7 +81,7 @@ export async function runScaling(
     tasksPerSecond: spread(runs.filter((r) => r.shape.workers === workers).map((r) => r.tasksPerSecond)),
   }));
   const scalingTable: Table = {
-    title: `scaling: tasks/s by workers (${ctx.defaultShape.masters} masters, capacity ${ctx.defaultShape.capacity}, ${num(p.tasks)} no-op tasks)`,
+    title: `scaling: tasks/s by workers, cold (${ctx.defaultShape.masters} masters, capacity ${ctx.defaultShape.capacity}, the first ${num(p.tasks)} no-op tasks after start)`,
     columns: [
       'workers',
       'slots',
@@ -105,6 +107,7 @@ export async function runScaling(
       ];
     }),
     notes: [
+      `One pass per process: the first ${num(p.tasks)} tasks after the farm started (cold; throughput also has the steady state).`,
       `Ceiling of this run: ${ceiling.single.variant} ${num(ceiling.single.perSecond)}/s; ${ceiling.multi.variant} ${num(ceiling.multi.perSecond)}/s.`,
     ],
   };
@@ -120,6 +123,7 @@ export async function runScaling(
     params: {
       workers: p.workers,
       tasks: p.tasks,
+      passes: 1,
       repeats,
       rssRoles: p.rssRoles,
       mode: FROM_SOURCE ? 'source (tsx)' : 'compiled',
