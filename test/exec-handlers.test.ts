@@ -126,6 +126,40 @@ describe('built-in handlers', () => {
     await ex.close();
   });
 
+  test("a handler's context.signal follows the request's signal and close(), read at any time", async () => {
+    // The executor makes a task's AbortSignal only when asked for one; once asked, it must still hear
+    // the caller's signal, the timeout and close() like an eager one.
+    const seen: AbortSignal[] = [];
+    let release: () => void = () => {};
+    const ex = await executor({
+      handlers: {
+        grab: (_input, ctx) => {
+          seen.push(ctx.signal);
+          return null;
+        },
+        hold: (_input, ctx) =>
+          new Promise((resolve) => {
+            release = () => resolve(ctx.signal.aborted);
+          }),
+      },
+    });
+    const controller = new AbortController();
+    const done = await ex.run(request({ handler: 'grab' }, { signal: controller.signal }));
+    assert.equal(done.state, 'succeeded');
+    assert.equal(seen[0]!.aborted, false);
+    // The task is over: aborting the caller's signal now is nothing to it (no listener left behind).
+    controller.abort(new Error('late'));
+    assert.equal(seen[0]!.aborted, false);
+    // close() while an async handler runs aborts the signal it reads afterwards.
+    const running = ex.run(request({ handler: 'hold' }));
+    await new Promise((r) => setTimeout(r, 50));
+    const closing = ex.close();
+    release();
+    const outcome = await running;
+    assertFailed(outcome, ErrorCodes.TASK_ABORTED, true);
+    await closing;
+  });
+
   test('a request whose signal is already aborted does not run', async () => {
     let ran = false;
     const ex = await executor({ handlers: { mark: () => (ran = true) } });

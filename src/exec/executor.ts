@@ -73,8 +73,8 @@ export class Executor {
   #ready = false;
   #initializing: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
-  /** One controller per running task: `close()` aborts them all. */
-  readonly #running = new Set<AbortController>();
+  /** One stop switch per running task: `close()` throws them all. */
+  readonly #running = new Set<StopSwitch>();
   #onIdle: (() => void) | undefined;
 
   constructor(options: ExecutorOptions = {}) {
@@ -219,8 +219,8 @@ export class Executor {
     if (!isSafeName(req.workerName)) return failed(nameFailure(req.workerName, 'worker name'), startedAt);
     if (!isSafeName(req.taskId)) return failed(nameFailure(req.taskId, 'task id'), startedAt);
 
-    const controller = new AbortController();
-    this.#running.add(controller);
+    const stop = new StopSwitch();
+    this.#running.add(stop);
     try {
       // After the first task, `#ready` spares the hot path an await.
       if (!this.#ready) {
@@ -244,38 +244,38 @@ export class Executor {
       }
       let executed: Executed;
       try {
-        executed = await this.#execute(req, dir, controller);
+        executed = await this.#execute(req, dir, stop);
       } catch (err) {
         executed = { outcome: failed(toFailure(err), startedAt) };
       }
       executed.outcome.startedAt = startedAt;
       return this.#record(req, dir, executed);
     } finally {
-      this.#running.delete(controller);
+      this.#running.delete(stop);
       if (this.#running.size === 0) this.#onIdle?.();
     }
   }
 
-  async #execute(req: ExecRequest, dir: TaskDir, controller: AbortController): Promise<Executed> {
+  async #execute(req: ExecRequest, dir: TaskDir, stop: StopSwitch): Promise<Executed> {
     const spec = checkSpec(req.spec);
     const timeoutMs = spec.timeoutMs ?? this.options.defaultTimeoutMs;
 
-    // The task's own controller gathers every reason to stop: the caller's signal, the timeout, close().
+    // The task's stop switch gathers every reason to stop: the caller's signal, the timeout, close().
+    // The caller's signal is followed only while something can be interrupted (see StopSwitch).
     const outer = req.signal;
-    const onOuterAbort = outer ? () => controller.abort(outer.reason) : undefined;
-    if (outer?.aborted) controller.abort(outer.reason);
-    else if (onOuterAbort) outer!.addEventListener('abort', onOuterAbort, { once: true });
+    if (outer?.aborted) stop.abort(outer.reason);
+    else if (outer) stop.follow(outer);
     const timer =
       timeoutMs > 0
-        ? setTimeout(() => controller.abort(timeoutFailure(timeoutMs)), Math.min(timeoutMs, MAX_TIMER_MS))
+        ? setTimeout(() => stop.abort(timeoutFailure(timeoutMs)), Math.min(timeoutMs, MAX_TIMER_MS))
         : undefined;
     try {
-      if (controller.signal.aborted) throw failureFromAbort(controller.signal.reason);
-      if (spec.cmd !== undefined) return await this.#runShell(req, spec.cmd, dir, controller.signal);
-      return await this.#runHandler(req, spec.handler!, spec.input, dir, controller.signal);
+      if (stop.aborted) throw failureFromAbort(stop.reason);
+      if (spec.cmd !== undefined) return await this.#runShell(req, spec.cmd, dir, stop.signal);
+      return await this.#runHandler(req, spec.handler!, spec.input, dir, stop);
     } finally {
       clearTimeout(timer);
-      if (onOuterAbort) outer!.removeEventListener('abort', onOuterAbort);
+      stop.unfollow();
     }
   }
 
@@ -284,7 +284,7 @@ export class Executor {
     name: string,
     input: unknown,
     dir: TaskDir,
-    signal: AbortSignal,
+    stop: StopSwitch,
   ): Promise<Executed> {
     const entry = this.#handlers.get(name);
     if (entry === undefined) {
@@ -312,7 +312,7 @@ export class Executor {
             outputDir: dir.path,
             dirMode: this.options.dirMode,
           },
-          { signal },
+          { signal: stop.signal },
         );
       } finally {
         // The pool thread makes the directory when its handler asks for it.
@@ -324,7 +324,9 @@ export class Executor {
       const context: HandlerContext = {
         taskId: req.taskId,
         attempt: req.attempt,
-        signal,
+        get signal() {
+          return stop.signal;
+        },
         // Made on first use: a handler that writes no files costs the file system nothing.
         get outputDir() {
           return dir.make();
@@ -334,9 +336,9 @@ export class Executor {
         value = entry.fn(input, context);
         // A synchronous handler (noop, echo) skips the promise race entirely: cheaper, and a timer
         // cannot have fired while it ran anyway.
-        if (isThenable(value)) value = await untilAborted(Promise.resolve(value), signal);
+        if (isThenable(value)) value = await untilAborted(Promise.resolve(value), stop.signal);
       } catch (err) {
-        if (signal.aborted) throw failureFromAbort(signal.reason);
+        if (stop.aborted) throw failureFromAbort(stop.reason);
         if (err instanceof TaskFailure && err.code === ErrorCodes.WORKDIR_UNWRITABLE) throw err;
         throw new TaskFailure(
           ErrorCodes.HANDLER_FAILED,
@@ -508,7 +510,7 @@ export class Executor {
       const idle = new Promise<void>((resolve) => {
         this.#onIdle = resolve;
       });
-      for (const controller of this.#running) controller.abort(reason);
+      for (const stop of this.#running) stop.abort(reason);
       await idle;
     }
     // An init() still running may be about to make a pool: let it finish first.
@@ -523,6 +525,59 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
     value !== null &&
     typeof (value as { then?: unknown }).then === 'function'
   );
+}
+
+/**
+ * A task's reasons to stop (the caller's signal, its timeout, the executor's close()), made into an
+ * AbortSignal only when something asks for one: a shell command, a pool call, an async handler, a
+ * handler that reads `context.signal`. A synchronous handler (noop, echo) cannot be interrupted, so for
+ * it no AbortController and no listener is made at all: with two per task they were about a tenth of
+ * a worker thread's time on millisecond tasks.
+ */
+class StopSwitch {
+  #controller: AbortController | undefined;
+  #outer: AbortSignal | undefined;
+  #onOuter: (() => void) | undefined;
+  #stopped = false;
+  #reason: unknown;
+
+  get aborted(): boolean {
+    return this.#stopped || this.#outer?.aborted === true;
+  }
+
+  get reason(): unknown {
+    return this.#stopped ? this.#reason : this.#outer?.reason;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.aborted) this.#controller.abort(this.reason);
+      else if (this.#outer) {
+        const outer = this.#outer;
+        this.#onOuter = () => this.abort(outer.reason);
+        outer.addEventListener('abort', this.#onOuter, { once: true });
+      }
+    }
+    return this.#controller.signal;
+  }
+
+  /** Stop when `outer` aborts (checked at once; listened to once a signal is made). */
+  follow(outer: AbortSignal): void {
+    this.#outer = outer;
+  }
+
+  unfollow(): void {
+    if (this.#onOuter) this.#outer?.removeEventListener('abort', this.#onOuter);
+    this.#onOuter = undefined;
+  }
+
+  abort(reason: unknown): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+  }
 }
 
 /** `work`'s result, or a rejection with the signal's reason as soon as it aborts. */

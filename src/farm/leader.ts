@@ -77,8 +77,8 @@ interface WorkerState {
   paused: boolean;
   shell: boolean;
   live: boolean;
-  /** Children of /assign/<w>, kept by a persistent watch. */
-  listed: Set<string>;
+  /** How many children /assign/<w> has (its tasks not completed yet), kept by a persistent watch. */
+  outstanding: number;
   /** The watch has reported /assign/<w> at least once. */
   reported: boolean;
   dataWatch?: DataWatch;
@@ -219,7 +219,7 @@ export class Leader {
       paused: true,
       shell: false,
       live: true,
-      listed: new Set(),
+      outstanding: 0,
       reported: false,
     };
     this.#workers.set(name, w);
@@ -246,11 +246,11 @@ export class Leader {
         let first = true;
         // A persistent watch names every assignment created (ours) and deleted (completed, given back)
         // as it happens: ZooKeeper sends the events of our own multi before its answer, so when a multi's
-        // answer is handled here its tasks are already in `listed`, and nothing needs a listing.
+        // answer is handled here its tasks are already counted, and nothing needs a listing.
         w.assignWatch = s.watchChildren(
           assignDir(name),
           (ch) => {
-            w.listed = new Set(ch.children);
+            w.outstanding = ch.children.length;
             w.reported = true;
             if (ch.removed.length > 0 || first) this.#kick();
             first = false;
@@ -305,12 +305,11 @@ export class Leader {
     const out: WorkerLoad[] = [];
     for (const w of this.#workers.values()) {
       if (!w.live || w.capacity <= 0 || !w.reported) continue;
-      const outstanding = w.listed.size;
       out.push({
         name: w.name,
         capacity: w.capacity,
         prefetch: w.prefetch,
-        outstanding,
+        outstanding: w.outstanding,
         paused: w.paused,
         shell: w.shell,
       });

@@ -89,7 +89,6 @@ interface Held {
   /** Version of the assignment node when read. */
   version: number;
   state: 'queued' | 'running' | 'completing';
-  abort: AbortController;
 }
 
 type Completion =
@@ -122,6 +121,8 @@ export class Worker extends Role {
     durations: [],
   };
   readonly #idleWaiters = new Set<() => void>();
+  /** Aborted at the drain deadline: every task still running is abandoned (one signal for all of them). */
+  readonly #abandon = new AbortController();
 
   constructor(options: WorkerOptions) {
     super(options);
@@ -203,7 +204,7 @@ export class Worker extends Role {
     // Reserve the ids now so a second notification does not read them twice.
     const placeholders = new Map<string, Held>();
     for (const id of fresh) {
-      const h: Held = { id, task: {}, version: -1, state: 'queued', abort: new AbortController() };
+      const h: Held = { id, task: {}, version: -1, state: 'queued' };
       placeholders.set(id, h);
       this.#held.set(id, h);
     }
@@ -334,7 +335,7 @@ export class Worker extends Role {
         workerName: this.name,
         spec: h.task,
         attempt,
-        signal: h.abort.signal,
+        signal: this.#abandon.signal,
       });
     } catch (err) {
       // The executor promises never to throw; if it does, the task still gets an outcome.
@@ -347,7 +348,7 @@ export class Worker extends Role {
       };
     }
     this.#running--;
-    if (h.abort.signal.aborted && this.state === 'stopping') {
+    if (this.#abandon.signal.aborted && this.state === 'stopping') {
       // Given up at the drain deadline: no result; the master gives the task back when our session closes.
       this.#held.delete(h.id);
       this.#notifyIdle();
@@ -530,7 +531,7 @@ export class Worker extends Role {
         { running: this.#running },
         'drain deadline passed; abandoning running tasks (they will run again elsewhere)',
       );
-      for (const h of this.#held.values()) if (h.state === 'running') h.abort.abort();
+      this.#abandon.abort();
     }
     // Let the last completions go out (bounded).
     await this.#waitIdle(Date.now() + 5000, true);
