@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { type FaultProxy, proxyConnectString, startFaultProxy } from './helpers/faults.js';
+import { type FaultProxy, proxyConnectString, resetSocket, startFaultProxy } from './helpers/faults.js';
 import { connectRawClient, useZooKeeper } from './helpers/zk.js';
 
 interface Echo {
@@ -215,6 +215,24 @@ describe('fault proxy (echo server)', () => {
     assert.equal(proxyConnectString(proxy, '127.0.0.1:1,127.0.0.1:2/app/x'), `${proxy.address}/app/x`);
     assert.equal(proxyConnectString(proxy, '127.0.0.1:1'), proxy.address);
     await assert.rejects(startFaultProxy({ target: 'no-port' }), /host:port/);
+  });
+
+  test('a connection reset while its end() is still being sent closes all the same', {
+    timeout: 30_000,
+  }, async () => {
+    // The proxy ends a client when the server hung up, and resets every link when it closes or cuts:
+    // both can fall in one tick (a role's session closes, then its proxy). A reset refused there used to
+    // leave the socket open for good, and the role thread that owned it could not exit.
+    const echo = await startEcho();
+    cleanups.push(() => echo.close());
+    const c = new Conn(echo.port);
+    await new Promise((r) => c.socket.once('connect', r));
+    const errors: string[] = [];
+    c.socket.on('error', (e: NodeJS.ErrnoException) => errors.push(String(e.code)));
+    c.socket.end();
+    resetSocket(c.socket);
+    await withTimeout(c.closedAt, 2000, 'the ended-then-reset socket closed');
+    assert.deepEqual(errors, [], 'closing raised no error (a refused reset says EINVAL)');
   });
 
   test('close() drops connections and stops listening', { timeout: 30_000 }, async () => {

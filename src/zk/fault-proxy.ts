@@ -80,9 +80,14 @@ export function proxyConnectString(proxy: Pick<FaultProxy, 'address'>, connect: 
   return proxy.address + (slash >= 0 ? connect.slice(slash) : '');
 }
 
-function resetSocket(s: Socket): void {
+/**
+ * Close a socket with a reset (RST), or plainly when it cannot be reset: one that is connecting, gone,
+ * or already ended. A socket whose end() is still being flushed refuses the reset (EINVAL) and Node then
+ * leaves its handle open for good; the thread that owns it could never exit (worker.terminate() spins).
+ */
+export function resetSocket(s: Socket): void {
   try {
-    if (s.connecting || s.destroyed) s.destroy();
+    if (s.connecting || s.destroyed || s.writableEnded) s.destroy();
     else s.resetAndDestroy();
   } catch {
     s.destroy();

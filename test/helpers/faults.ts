@@ -4,5 +4,6 @@ export {
   type FaultProxyOptions,
   type ProxyTarget,
   proxyConnectString,
+  resetSocket,
   startFaultProxy,
 } from '../../src/zk/fault-proxy.js';
