@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Master, type MasterOptions, Submitter, Worker, type WorkerOptions } from '../src/farm/index.js';
+import { AUTO_PREFETCH_MAX_FACTOR } from '../src/farm/prefetch.js';
 import {
   assignDir,
   assignPath,
@@ -357,21 +358,23 @@ test("prefetch 'auto': a worker of short tasks publishes a deeper prefetch and t
   const published = async () => JSON.parse(String((await c.getData('/workers/quick')).data)).prefetch;
   assert.equal(await published(), 2);
 
-  // Short tasks: the worker publishes 8 × capacity.
+  // Short tasks: the worker publishes the most, AUTO_PREFETCH_MAX_FACTOR × capacity.
+  const most = 2 * AUTO_PREFETCH_MAX_FACTOR;
   const quick = await sub.submitMany(Array.from({ length: 20 }, () => ({ handler: 'noop' })));
   await sub.waitForAll(quick, { timeoutMs: 30_000 });
-  await until(async () => (await published()) === 16, 10_000, 'prefetch 16 in /workers/quick');
-  assert.equal(w.prefetch, 16);
+  await until(async () => (await published()) === most, 10_000, `prefetch ${most} in /workers/quick`);
+  assert.equal(w.prefetch, most);
 
-  // Tasks that block: the leader hands over capacity + prefetch = 18 of them and keeps the rest queued.
-  const held = await sub.submitMany(Array.from({ length: 30 }, () => ({ handler: 'hold' })));
+  // Tasks that block: the leader hands over capacity + prefetch of them and keeps the rest queued.
+  const limit = 2 + most;
+  const held = await sub.submitMany(Array.from({ length: limit + 12 }, () => ({ handler: 'hold' })));
   await until(
-    async () => (await c.exists(assignDir('quick')))?.numChildren === 18,
+    async () => (await c.exists(assignDir('quick')))?.numChildren === limit,
     10_000,
-    '18 tasks assigned to quick',
+    `${limit} tasks assigned to quick`,
   );
   await new Promise((r) => setTimeout(r, 300));
-  assert.equal((await c.exists(assignDir('quick')))?.numChildren, 18, 'no more than capacity + prefetch');
+  assert.equal((await c.exists(assignDir('quick')))?.numChildren, limit, 'no more than capacity + prefetch');
   assert.equal((await c.exists(PATHS.tasks))?.numChildren, 12, 'the rest wait in /tasks');
 
   release();

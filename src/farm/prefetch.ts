@@ -9,8 +9,9 @@
  *   prefetch = capacity × QUEUE_MS ÷ (recent mean duration), within [capacity, MAX_FACTOR × capacity]
  *
  * A worker of tasks that take 100 ms or more holds `capacity` (one more batch, the fixed default before);
- * a worker of millisecond tasks holds up to 8 × capacity, so a master's multi and a worker's read and
- * completion each carry several times more tasks. Until `capacity` tasks have finished it holds
+ * one of 2 ms tasks 12 × capacity, one of sub-millisecond tasks up to 64 × capacity (durations are
+ * measured to fractions of a millisecond), so that a master's round and a worker's read and completion
+ * each carry many tasks: the farm's cost is mostly per round, not per task. Until `capacity` tasks have finished it holds
  * `capacity`. The published value changes only when the target moved by a factor of 2 (or reached a
  * bound), and at most every `minIntervalMs`, so the worker's znode is not rewritten per task.
  */
@@ -18,7 +19,7 @@
 /** How long a prefetched task may expect to wait at its worker, ms. */
 export const AUTO_PREFETCH_QUEUE_MS = 25;
 /** Most tasks held beyond capacity, as a multiple of capacity. */
-export const AUTO_PREFETCH_MAX_FACTOR = 8;
+export const AUTO_PREFETCH_MAX_FACTOR = 64;
 
 export interface AutoPrefetchOptions {
   queueMs?: number;
@@ -53,7 +54,7 @@ export class AutoPrefetch {
   /** What the recent durations call for, before hysteresis. */
   target(): number {
     if (this.#samples < this.#capacity) return this.#capacity;
-    // Below 0.1 ms a duration says only "very short" (durations are whole ms).
+    // Below 0.1 ms a duration says only "very short".
     const ideal = Math.floor((this.#capacity * this.#queueMs) / Math.max(this.#mean, 0.1));
     return Math.min(this.#max, Math.max(this.#capacity, ideal));
   }

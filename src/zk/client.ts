@@ -63,6 +63,9 @@ export interface ZkClientOptions {
 
 export type Data = Buffer | string | null | undefined;
 
+/** Most paths in one multiRead: an answer holds every node's data, so this bounds its size. */
+export const MULTI_READ_PATHS = 100;
+
 /** Largest data a znode accepts with ZooKeeper's default jute.maxbuffer. */
 export const MAX_DATA_BYTES = 1024 * 1024;
 
@@ -254,10 +257,19 @@ export class ZkClient {
   }
 
   /**
-   * Read the data of many nodes in one round trip (ZooKeeper's multiRead, 3.6+). Each result is the
-   * node's data and stat, or a ZkError (NO_NODE, ...) for that path alone; the others are unaffected.
+   * Read the data of many nodes in one round trip (ZooKeeper's multiRead, 3.6+; at most MULTI_READ_PATHS
+   * paths to a request, all sent at once). Each result is the node's data and stat, or a ZkError
+   * (NO_NODE, ...) for that path alone; the others are unaffected.
    */
-  getDataMany(paths: readonly string[]): Promise<Array<{ data: Buffer; stat: Stat } | ZkError>> {
+  async getDataMany(paths: readonly string[]): Promise<Array<{ data: Buffer; stat: Stat } | ZkError>> {
+    if (paths.length <= MULTI_READ_PATHS) return this.#multiRead(paths);
+    const parts: Array<Promise<Array<{ data: Buffer; stat: Stat } | ZkError>>> = [];
+    for (let i = 0; i < paths.length; i += MULTI_READ_PATHS)
+      parts.push(this.#multiRead(paths.slice(i, i + MULTI_READ_PATHS)));
+    return (await Promise.all(parts)).flat();
+  }
+
+  #multiRead(paths: readonly string[]): Promise<Array<{ data: Buffer; stat: Stat } | ZkError>> {
     if (paths.length === 0) return Promise.resolve([]);
     for (const p of paths) {
       const problem = pathProblem(p);

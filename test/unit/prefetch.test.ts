@@ -23,10 +23,12 @@ test('starts at capacity and stays there until capacity tasks have finished', ()
   assert.equal(p.value, 4);
 });
 
-test('millisecond tasks take it to the upper bound (8 × capacity) in one step', () => {
+test('sub-millisecond tasks take it to the upper bound (MAX_FACTOR × capacity) in one step', () => {
   const p = new AutoPrefetch(4);
   assert.deepEqual(feed(p, 10, 0), [4 * AUTO_PREFETCH_MAX_FACTOR]);
-  assert.equal(p.value, 32);
+  assert.equal(p.value, 4 * AUTO_PREFETCH_MAX_FACTOR);
+  // A task of 0.9 ms is not a task of 0 ms: 4 × 25 ÷ 0.9 = 111.
+  assert.deepEqual(feed(new AutoPrefetch(4), 10, 0.9), [111]);
 });
 
 test('tasks of 100 ms or more keep it at capacity', () => {
@@ -46,7 +48,7 @@ test('in between it follows capacity × 25 ms ÷ duration', () => {
 test('when tasks get long it comes back down (no faster than every 250 ms)', () => {
   const p = new AutoPrefetch(2);
   feed(p, 10, 0);
-  assert.equal(p.value, 16);
+  assert.equal(p.value, 2 * AUTO_PREFETCH_MAX_FACTOR);
   // Long tasks right after: the first change waits for the interval since the last one.
   assert.equal(p.observe(1000, 100), undefined);
   const later = feed(p, 20, 1000, 400, 1000);
@@ -65,7 +67,7 @@ test('small moves of the target are not published (hysteresis)', () => {
 test('a bad duration counts as a very short task, never as NaN', () => {
   const p = new AutoPrefetch(1);
   feed(p, 5, Number.NaN);
-  assert.equal(p.value, 8);
+  assert.equal(p.value, AUTO_PREFETCH_MAX_FACTOR);
   assert.equal(Number.isFinite(p.target()), true);
 });
 
