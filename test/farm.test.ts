@@ -447,3 +447,59 @@ test('a worker that vanishes while the leader is placing a batch on it gets noth
   assert.deepEqual((await c.getChildren(assignDir('ghost')).catch(() => [])).length, 0);
   assert.deepEqual((await checkInvariants(c, ids, { workdir })).problems, []);
 });
+
+test('submitMany with several multis in flight: 1,250 tasks, ids in the order of the tasks, each in /tasks once', async () => {
+  const root = await zk.chroot('submit-window');
+  const sub = await submitter(root); // batches of 100: 13 multis, up to SUBMIT_WINDOW at once
+  const tasks = Array.from({ length: 1250 }, (_, i) => ({ handler: 'echo', input: { i } }));
+  const ids = await sub.submitMany(tasks);
+  assert.equal(ids.length, 1250);
+  const seq = ids.map((id) => Number(id.slice(-10)));
+  for (let k = 1; k < seq.length; k++) assert.ok(seq[k]! > seq[k - 1]!, `ids in order at #${k}`);
+  const c = await admin(root);
+  assert.deepEqual((await c.getChildren(PATHS.tasks)).sort(), [...ids].sort(), '/tasks holds exactly these');
+  // Each id names its own task, not another batch's.
+  const read = await c.getDataMany(ids.map(taskPath));
+  read.forEach((r, k) => {
+    assert.ok(!(r instanceof Error), `read ${ids[k]}`);
+    assert.deepEqual(JSON.parse(r.data.toString()).input, { i: k }, `${ids[k]} holds task #${k}`);
+  });
+});
+
+test('backpressure: submitMany into a full /tasks fails with ZKFARM_QUEUE_FULL, names the ids it did submit, loses none', async () => {
+  const root = await zk.chroot('queue-full');
+  const sub = await Submitter.open({ connect: root, maxQueue: 250, queueWaitMs: 300, batchSize: 100 });
+  cleanups.push(() => sub.close());
+  const tasks = Array.from({ length: 600 }, (_, i) => ({ handler: 'echo', input: { i } }));
+  const err = await sub.submitMany(tasks).then(
+    () => assert.fail('a queue of 250 cannot take 600 tasks with no master'),
+    (e: unknown) => e as Error & { code?: string; submitted?: string[] },
+  );
+  assert.equal(err.code, 'ZKFARM_QUEUE_FULL');
+  assert.match(err.message, /limit 250/);
+  assert.match(err.message, /add workers, or wait and submit again/);
+  const submitted = err.submitted ?? [];
+  assert.ok(submitted.length > 0 && submitted.length <= 250, `some were submitted (${submitted.length})`);
+  assert.match(
+    err.message,
+    new RegExp(`the first ${submitted.length} tasks of this call were submitted`),
+  );
+  const c = await admin(root);
+  assert.deepEqual(
+    (await c.getChildren(PATHS.tasks)).sort(),
+    [...submitted].sort(),
+    'submitted = what is in /tasks',
+  );
+  // A farm comes up: the submitted tasks run, and the rest goes in once there is room.
+  await master(root, 'm1');
+  await worker(root, 'w1');
+  const rest = await sub.submitMany(tasks.slice(submitted.length));
+  const all = [...submitted, ...rest];
+  const statuses = await sub.waitForAll(all, { timeoutMs: 60_000 });
+  assert.deepEqual(
+    statuses.map((s) => (s.result as { i: number }).i),
+    tasks.map((_, i) => i),
+    'every task ran once, in the order it was given',
+  );
+  assert.deepEqual((await checkInvariants(c, all, { workdir })).problems, []);
+});
