@@ -480,10 +480,7 @@ test('backpressure: submitMany into a full /tasks fails with ZKFARM_QUEUE_FULL, 
   assert.match(err.message, /add workers, or wait and submit again/);
   const submitted = err.submitted ?? [];
   assert.ok(submitted.length > 0 && submitted.length <= 250, `some were submitted (${submitted.length})`);
-  assert.match(
-    err.message,
-    new RegExp(`the first ${submitted.length} tasks of this call were submitted`),
-  );
+  assert.match(err.message, new RegExp(`the first ${submitted.length} tasks of this call were submitted`));
   const c = await admin(root);
   assert.deepEqual(
     (await c.getChildren(PATHS.tasks)).sort(),
