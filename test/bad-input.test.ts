@@ -15,6 +15,7 @@ import { Writable } from 'node:stream';
 import { after, beforeEach, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ErrorCodes, hasCode } from '../src/errors.js';
+import { Master, Worker } from '../src/farm/index.js';
 import { assignPath, PATHS, parseStatus, statusPath, taskPath } from '../src/farm/protocol.js';
 import { Submitter } from '../src/farm/submitter.js';
 import { createLogger, Host } from '../src/host/index.js';
@@ -429,6 +430,28 @@ test('task ids crafted to escape the workdir: ZooKeeper refuses . and .., the wo
     'nothing escaped into the directory above the workdir',
   );
   await assertWhole(farm);
+});
+
+test('options that make no sense (a batch size of 0 or NaN, a negative queue wait) are refused up front with INVALID_ARGUMENT', async () => {
+  const root = await zk.chroot('bad-options');
+  const invalid = (option: string) => (e: unknown) =>
+    (e as { code?: string }).code === 'ZKFARM_INVALID_ARGUMENT' &&
+    new RegExp(`^${option}: expected a whole number`).test((e as Error).message);
+  // A batch size of NaN used to make submitMany loop for ever; now nothing connects.
+  await assert.rejects(Submitter.open({ connect: root, batchSize: Number.NaN }), invalid('batchSize'));
+  await assert.rejects(Submitter.open({ connect: root, batchSize: 0 }), invalid('batchSize'));
+  await assert.rejects(Submitter.open({ connect: root, maxQueue: 0 }), invalid('maxQueue'));
+  await assert.rejects(Submitter.open({ connect: root, queueWaitMs: -1 }), invalid('queueWaitMs'));
+  assert.throws(() => new Master({ name: 'm1', connect: root, batchSize: 0.5 }), invalid('batchSize'));
+  assert.throws(() => new Master({ name: 'm1', connect: root, maxLost: 0 }), invalid('maxLost'));
+  assert.throws(
+    () => new Worker({ name: 'w1', connect: root, workdir: join(tmp, 'opts-work'), capacity: 0 }),
+    invalid('capacity'),
+  );
+  // A submitter with a large batch size is held to ZooKeeper's multi bounds and still works.
+  const sub = await Submitter.open({ connect: root, batchSize: 1000 });
+  cleanups.push(() => sub.close());
+  assert.equal((await sub.submitMany(Array.from({ length: 450 }, () => ({ handler: 'noop' })))).length, 450);
 });
 
 test('two roles claiming one name: the second is refused with NAME_TAKEN, the first keeps running', async () => {

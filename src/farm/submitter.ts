@@ -13,7 +13,7 @@
  * flight, the server may have created the task without the client learning its name. Such a submit
  * fails with CONNECTION_LOSS and a message that says so; it is not retried, which could duplicate it.
  */
-import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { ErrorCodes, wholeNumber, ZkfarmError } from '../errors.js';
 import { type ConnectOptions, connect, ensureChroot, isZkError, type Supervisor } from '../zk/index.js';
 import {
   checkTask,
@@ -34,7 +34,7 @@ export interface SubmitterOptions extends Omit<ConnectOptions, 'connect'> {
   maxQueue?: number;
   /** How long a submit waits for room before failing with ZKFARM_QUEUE_FULL. @defaultValue 60000 */
   queueWaitMs?: number;
-  /** Tasks per multi when submitting many. @defaultValue 100 */
+  /** Tasks per multi when submitting many (at most 200). @defaultValue 100 */
   batchSize?: number;
 }
 
@@ -61,11 +61,15 @@ export class Submitter {
     this.supervisor = supervisor;
     this.#maxQueue = options.maxQueue ?? 20_000;
     this.#queueWaitMs = options.queueWaitMs ?? 60_000;
-    this.#batchSize = Math.max(1, Math.min(options.batchSize ?? 100, 200));
+    this.#batchSize = Math.min(options.batchSize ?? 100, 200);
   }
 
   /** Connect (pass-through mode: the session stays open until `close()`). */
   static async open(options: SubmitterOptions = {}): Promise<Submitter> {
+    // Checked before connecting: a batch size of NaN would loop for ever, a queue limit of 0 never admit.
+    if (options.maxQueue !== undefined) wholeNumber('maxQueue', options.maxQueue, 1);
+    if (options.queueWaitMs !== undefined) wholeNumber('queueWaitMs', options.queueWaitMs, 0);
+    if (options.batchSize !== undefined) wholeNumber('batchSize', options.batchSize, 1);
     const opts: ConnectOptions = { ...options, connect: options.connect ?? '127.0.0.1:2181' };
     await ensureChroot(opts);
     const sup = connect(opts, async (session) => {

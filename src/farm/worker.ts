@@ -21,7 +21,7 @@
  * (coping with its own stale /workers/<name>) and re-lists its assignments, skipping those it runs.
  */
 import { hostname } from 'node:os';
-import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
+import { describeError, ErrorCodes, wholeNumber, ZkfarmError } from '../errors.js';
 import { type ExecOutcome, Executor, type ExecutorOptions, type HandlerPool } from '../exec/index.js';
 import { isZkError, type Session } from '../zk/index.js';
 import { AutoPrefetch } from './prefetch.js';
@@ -127,10 +127,10 @@ export class Worker extends Role {
   constructor(options: WorkerOptions) {
     super(options);
     this.#opts = options;
-    this.capacity = positiveInt('capacity', options.capacity ?? 4);
+    this.capacity = wholeNumber('capacity', options.capacity ?? 4, 1);
     const prefetch = options.prefetch ?? 'auto';
     if (prefetch === 'auto') this.#autoPrefetch = new AutoPrefetch(this.capacity);
-    else if (typeof prefetch === 'number') this.#fixedPrefetch = nonNegativeInt('prefetch', prefetch);
+    else if (typeof prefetch === 'number') this.#fixedPrefetch = wholeNumber('prefetch', prefetch, 0);
     else
       throw new ZkfarmError(
         ErrorCodes.INVALID_ARGUMENT,
@@ -592,18 +592,6 @@ function encodeStatus(status: TaskStatus): Buffer {
     resultTruncated: true,
     note: `result too large for ZooKeeper (${buf.length} bytes); see result.json in the output directory`,
   });
-}
-
-function positiveInt(name: string, v: number): number {
-  if (!Number.isInteger(v) || v < 1)
-    throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${name}: expected a whole number ≥ 1, got ${v}`);
-  return v;
-}
-
-function nonNegativeInt(name: string, v: number): number {
-  if (!Number.isInteger(v) || v < 0)
-    throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${name}: expected a whole number ≥ 0, got ${v}`);
-  return v;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
