@@ -3,11 +3,11 @@
  * main thread, the ZooKeeper java process, redis-server.
  *
  * utime + stime of /proc/<pid>/stat count every thread of the process (java's GC and I/O threads,
- * redis' background threads); /proc/self/task/<tid>/stat counts one thread. Both are in clock ticks
- * (CLK_TCK, 100 per second on Linux), so a figure is good to 10 ms.
+ * redis' background threads), in clock ticks (CLK_TCK, 100 per second on Linux): good to 10 ms. One
+ * thread's time comes from /proc/self/task/<tid>/schedstat, in nanoseconds (see host/proc-stat.ts).
  */
 import { readFileSync } from 'node:fs';
-import { statCpuMs } from '../host/proc-stat.js';
+import { statCpuMs, threadCpuMsOf } from '../host/proc-stat.js';
 
 /** CPU time (ms) a process has used so far, all its threads. */
 export function processCpuMs(pid: number): number {
@@ -16,7 +16,7 @@ export function processCpuMs(pid: number): number {
 
 /** CPU time (ms) this process's main thread has used so far (on Linux its tid is the pid). */
 export function mainThreadCpuMs(): number {
-  return statCpuMs(`/proc/self/task/${process.pid}/stat`);
+  return threadCpuMsOf(`/proc/self/task/${process.pid}`);
 }
 
 /** CPU time (ms) of this whole process (every thread), from Node itself. */
