@@ -7,7 +7,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { Master, type MasterOptions, Submitter, Worker, type WorkerOptions } from '../src/farm/index.js';
+import {
+  Master,
+  type MasterOptions,
+  type SubmitManyError,
+  Submitter,
+  Worker,
+  type WorkerOptions,
+} from '../src/farm/index.js';
 import { AUTO_PREFETCH_MAX_FACTOR } from '../src/farm/prefetch.js';
 import {
   assignDir,
@@ -474,12 +481,12 @@ test('backpressure: submitMany into a full /tasks fails with ZKFARM_QUEUE_FULL, 
   const tasks = Array.from({ length: 600 }, (_, i) => ({ handler: 'echo', input: { i } }));
   const err = await sub.submitMany(tasks).then(
     () => assert.fail('a queue of 250 cannot take 600 tasks with no master'),
-    (e: unknown) => e as Error & { code?: string; submitted?: string[] },
+    (e: unknown) => e as SubmitManyError & { code?: string },
   );
   assert.equal(err.code, 'ZKFARM_QUEUE_FULL');
   assert.match(err.message, /limit 250/);
   assert.match(err.message, /add workers, or wait and submit again/);
-  const submitted = err.submitted ?? [];
+  const submitted = err.submitted;
   assert.ok(submitted.length > 0 && submitted.length <= 250, `some were submitted (${submitted.length})`);
   assert.match(err.message, new RegExp(`the first ${submitted.length} tasks of this call were submitted`));
   const c = await admin(root);

@@ -126,7 +126,7 @@ export class Leader {
     this.#session = session;
     this.#client = session.client;
     this.#log = log;
-    this.#batch = Math.max(1, Math.floor(options.batchSize ?? ROUND_TASKS));
+    this.#batch = options.batchSize ?? ROUND_TASKS; // checked by Master: a whole number ≥ 1
     this.#maxLost = options.maxLost;
     this.#retention = options.retention ?? {};
     this.#stats.since = Date.now();
@@ -728,8 +728,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Tasks handed out per round. A round costs the leader a read and a few multis whatever its size, and
  * each worker a notification burst, a read and a completion: with millisecond tasks, rounds of 100
  * split over 8 workers gave each worker ~12 tasks per wake-up, and the farm spent most of its CPU on
- * per-round work (rounds of 800 with up to 64 × capacity prefetch: ~+60% steady-state throughput, ZooKeeper
- * requests per task 0.26 → 0.08, see benchmarks/README.md). Rounds are still bounded by the free slots.
+ * per-round work (rounds of 800 with up to 64 × capacity prefetch: ZooKeeper requests per task 0.26 → 0.08;
+ * what it bought is in benchmarks/README.md). Rounds are still bounded by the free slots.
  */
 const ROUND_TASKS = 800;
 
