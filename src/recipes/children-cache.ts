@@ -93,6 +93,11 @@ export class ChildrenCache {
     return this.#closed;
   }
 
+  /** The first listing is done (the contents are known). */
+  get listedOnce(): boolean {
+    return this.#started;
+  }
+
   /** Stop: no delivery after this returns. */
   close(): void {
     if (this.#closed) return;
