@@ -88,7 +88,10 @@ test('stall 1: tasks no ready worker can take wait, visibly; the tasks behind th
   await shelly.resume();
   const shellResults = await sub.waitForAll(shellIds, { timeoutMs: 20_000 });
   assert.ok(shellResults.every((r) => r.state === 'succeeded' && r.worker === 'shelly'));
-  assert.deepEqual((await checkInvariants(c, [...shellIds, ...handlerIds])).problems, []);
+  assert.deepEqual(
+    (await checkInvariants(c, [...shellIds, ...handlerIds], { runs: farm.runs(root) })).problems,
+    [],
+  );
 });
 
 test('stall 3: a /tasks child the leader may not read gets a failed status saying so; the queue flows past it', async () => {
@@ -174,7 +177,7 @@ test('stall 4: a takeover whose recovery fails is stopped before it is retried: 
   await sub.waitForAll(ids, { timeoutMs: 30_000 });
   assert.equal(m.stats().assigned, 40, 'the one leader object made every assignment');
   assert.equal(log.count('error', /already assigned/), 0);
-  assert.deepEqual((await checkInvariants(admin, ids)).problems, []);
+  assert.deepEqual((await checkInvariants(admin, ids, { runs: farm.runs(root) })).problems, []);
 });
 
 test("stall 5: a dead worker's give-back that fails with a dropped connection is retried until its tasks are back", async () => {
@@ -206,7 +209,7 @@ test("stall 5: a dead worker's give-back that fails with a dropped connection is
   assert.ok(cut, 'the connection was cut during the give-back');
   assert.ok(results.every((r) => r.worker === 'real'));
   assert.equal(m.info().sessions, sessionsBefore, 'the leader kept its session: no leader change helped');
-  assert.deepEqual((await checkInvariants(c, ids)).problems, []);
+  assert.deepEqual((await checkInvariants(c, ids, { runs: farm.runs(root) })).problems, []);
 });
 
 test('stall 6: tasks whose worker vanished while the leader placed them are queued again at once', async () => {
@@ -261,7 +264,7 @@ test('stall 6: tasks whose worker vanished while the leader placed them are queu
   assert.equal(result.worker, 'plain');
   assert.equal(result.errorCode, 'ZKFARM_SHELL_DISABLED');
   assert.equal((await c.getChildren(assignDir('ghost')).catch(() => [])).length, 0);
-  assert.deepEqual((await checkInvariants(c, [...probes, id!])).problems, []);
+  assert.deepEqual((await checkInvariants(c, [...probes, id!], { runs: farm.runs(root) })).problems, []);
 });
 
 test('stall 10: a notBefore beyond the timer range waits without spinning; bad scheduling data is refused', async () => {

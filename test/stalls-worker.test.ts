@@ -71,14 +71,14 @@ test('stall 7: an assignment deleted and re-created in one tick is seen again: t
   );
   const s = parseStatus((await c.getData(statusPath(second))).data);
   assert.equal(s.result, 'new', 'the assignment that exists now ran, not the one that was replaced');
-  assert.deepEqual((await checkInvariants(c, [first, second])).problems, []);
+  assert.deepEqual((await checkInvariants(c, [first, second], { runs: farm.runs(root) })).problems, []);
 });
 
 test('stall 8: tasks a worker held but had not started when its session was lost do not start on the next session', async () => {
   const root = await zk.chroot('prefetch-outlives');
   await farm.master(root, 'm1');
   /** Every run: which task, which attempt, on which session of the worker. */
-  const runs: Array<{ task: string; attempt: number; session: string | undefined }> = [];
+  const probes: Array<{ task: string; attempt: number; session: string | undefined }> = [];
   let w: Worker;
   w = await farm.worker(root, 'w1', {
     capacity: 1,
@@ -86,7 +86,7 @@ test('stall 8: tasks a worker held but had not started when its session was lost
     faultInjection: true,
     handlers: {
       probe: async (input, ctx) => {
-        runs.push({ task: ctx.taskId, attempt: ctx.attempt, session: w.info().sessionId });
+        probes.push({ task: ctx.taskId, attempt: ctx.attempt, session: w.info().sessionId });
         const ms = (input as { ms?: number } | undefined)?.ms ?? 0;
         if (ms > 0) await sleep(ms, undefined, { signal: ctx.signal }).catch(() => {});
         return ctx.taskId;
@@ -106,8 +106,8 @@ test('stall 8: tasks a worker held but had not started when its session was lost
   assert.ok(results.every((r) => r.state === 'succeeded'));
   // A task held on the lost session was given back by the master: it may run again, but only as a
   // new assignment (attempt 2, its loss counted), never as the stale copy the worker still held.
-  const stale = runs.filter((r) => held.includes(r.task) && r.session !== before && r.attempt === 1);
+  const stale = probes.filter((r) => held.includes(r.task) && r.session !== before && r.attempt === 1);
   assert.deepEqual(stale, [], 'no held task started on the new session from its old assignment');
   const c = await farm.admin(root);
-  assert.deepEqual((await checkInvariants(c, [long, ...held])).problems, []);
+  assert.deepEqual((await checkInvariants(c, [long, ...held], { runs: farm.runs(root) })).problems, []);
 });

@@ -11,6 +11,7 @@ import type { MasterOptions, WorkerOptions } from '../../src/farm/index.js';
 import { Master, Submitter, type SubmitterOptions, Worker } from '../../src/farm/index.js';
 import { type ConnectOptions, connect, type Logger, type ZkClient } from '../../src/zk/index.js';
 import type { Cleanup } from './cleanups.js';
+import { RunLog } from './run-log.js';
 
 export interface LogLine {
   level: 'debug' | 'info' | 'warn' | 'error';
@@ -60,11 +61,20 @@ export interface FarmFactory {
   submitter(root: string, extra?: Partial<SubmitterOptions>): Promise<Submitter>;
   /** A client on a supervised session of its own. */
   admin(root: string, extra?: Partial<ConnectOptions>): Promise<ZkClient>;
+  /** The execution log of the workers made on this chroot (run-log.ts). */
+  runs(root: string): RunLog;
 }
 
 export function useFarm(cleanups: Cleanup[], defaults: FarmDefaults): FarmFactory {
   const sessionTimeout = defaults.sessionTimeout ?? 4000;
+  const logs = new Map<string, RunLog>();
+  const runsOf = (root: string) => {
+    const log = logs.get(root) ?? new RunLog();
+    logs.set(root, log);
+    return log;
+  };
   return {
+    runs: runsOf,
     async master(root, name, extra = {}) {
       const m = new Master({ name, connect: root, sessionTimeout, ...extra });
       cleanups.push(() => m.stop());
@@ -79,6 +89,7 @@ export function useFarm(cleanups: Cleanup[], defaults: FarmDefaults): FarmFactor
         workdir: defaults.workdir,
         capacity: 4,
         ...extra,
+        logger: runsOf(root).logger(name, extra.logger),
       });
       cleanups.push(() => w.stop({ drain: false }));
       await w.start();
