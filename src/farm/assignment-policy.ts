@@ -34,8 +34,19 @@ export type Need = string;
 export const SHELL: Need = 'shell';
 
 export function needOf(task: Pick<Task, 'cmd' | 'handler'>): Need {
-  return task.cmd !== undefined ? SHELL : `handler:${task.handler ?? ''}`;
+  if (task.cmd !== undefined) return SHELL;
+  const handler = task.handler ?? '';
+  let need = handlerNeeds.get(handler);
+  if (need === undefined) {
+    if (handlerNeeds.size > 10_000) handlerNeeds.clear();
+    need = `handler:${handler}`;
+    handlerNeeds.set(handler, need);
+  }
+  return need;
 }
+
+/** The need of each handler name seen (one string per name, not one per task). */
+const handlerNeeds = new Map<string, Need>();
 
 export function canRun(w: WorkerLoad, need: Need): boolean {
   if (need === SHELL) return w.shell === true;
@@ -98,13 +109,13 @@ export function planAssignments(
 ): Plan {
   const n = workers.length;
   const state = workers.map((w) => ({ w, out: w.outstanding }));
-  const pools = new Map<Need, Set<WorkerLoad>>();
+  // Per need, the workers that may take it; undefined when every worker may (the common case).
+  const pools = new Map<Need, Set<WorkerLoad> | undefined>();
   const poolOf = (k: Need) => {
-    let p = pools.get(k);
-    if (!p) {
-      p = new Set(eligible(workers, k));
-      pools.set(k, p);
-    }
+    if (pools.has(k)) return pools.get(k);
+    const able = eligible(workers, k);
+    const p = able.length === workers.length ? undefined : new Set(able);
+    pools.set(k, p);
     return p;
   };
   const assignments: Plan['assignments'] = [];

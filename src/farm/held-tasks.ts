@@ -89,9 +89,9 @@ export class HeldTasks {
     return dropped;
   }
 
-  /** Queued tasks, oldest first (the order they were read). */
-  *queued(): Generator<Held> {
-    for (const h of this.#held.values()) if (h.state === 'queued') yield h;
+  /** Every task held, in the order they were read (queued ones run in that order). */
+  values(): IterableIterator<Held> {
+    return this.#held.values();
   }
 
   count(state: HeldState): number {

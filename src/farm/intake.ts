@@ -81,8 +81,9 @@ export class Intake {
       );
     }
     const checks: Array<Promise<void>> = [];
-    for (const [i, r] of reads.entries()) {
+    for (let i = 0; i < reads.length; i++) {
       const h = mine[i]!;
+      const r = reads[i]!;
       if (!this.#held.current(h)) continue; // its assignment went while we read it
       if (r instanceof Error) {
         this.#held.release(h.id, h);
@@ -95,7 +96,9 @@ export class Intake {
         this.#hooks.end(h, fail(h.id, this.#worker, why));
         continue;
       }
-      Object.assign(h, { task: parsed.task, version: r.stat.version, czxid: r.stat.czxid });
+      h.task = parsed.task;
+      h.version = r.stat.version;
+      h.czxid = r.stat.czxid;
       const meta = taskMeta(parsed.task);
       if (r.stat.czxid < registeredZxid) this.#inherited(h);
       else if (meta.attempts > 0 || meta.lostOn?.length) checks.push(this.#unlessFinished(session, h));

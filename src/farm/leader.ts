@@ -273,8 +273,9 @@ export class Leader {
     const runnable: Runnable[] = [];
     const moves: Move[] = [];
     const now = Date.now();
-    for (const [i, r] of reads.entries()) {
+    for (let i = 0; i < reads.length; i++) {
       const id = ids[i]!;
+      const r = reads[i]!;
       if (r instanceof Error) {
         const m = this.#unreadable(id, r);
         if (m) moves.push(m);
@@ -380,11 +381,12 @@ export class Leader {
     this.#publishTimer = setTimeout(() => {
       this.#publishTimer = undefined;
       if (!this.active) return;
+      // Looked at once a second at most (a summary walks the whole queue), published when it changed.
+      this.#publishedAt = Date.now();
       const summary = this.summary();
       const text = JSON.stringify(summary);
       if (text === this.#published) return;
       this.#published = text;
-      this.#publishedAt = Date.now();
       this.#publish!(summary);
     }, wait);
     this.#publishTimer.unref?.();

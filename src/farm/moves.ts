@@ -62,8 +62,20 @@ export function assign(id: string, worker: string, task: Buffer, version: number
       { op: 'create', path: assignPath(worker, id), data: task },
       { op: 'delete', path: taskPath(id), version },
     ],
-    guards: [workerPath(worker)],
+    guards: guardOf(worker),
   };
+}
+
+/** One guard list per worker name, shared by its assign moves (a round makes hundreds). */
+const guards = new Map<string, readonly string[]>();
+function guardOf(worker: string): readonly string[] {
+  let g = guards.get(worker);
+  if (!g) {
+    if (guards.size > 10_000) guards.clear();
+    g = [workerPath(worker)];
+    guards.set(worker, g);
+  }
+  return g;
 }
 
 export function giveBack(id: string, worker: string, task: Task, version = -1): Move {

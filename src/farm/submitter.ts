@@ -64,7 +64,8 @@ export class Submitter {
   #depth = 0;
   #depthReadAt = 0;
   readonly #locator: TaskLocator;
-  readonly #nowhere = new Map<string, Set<(err: Error) => void>>();
+  /** Waiters by task id, told when the task is nowhere. */
+  readonly #nowhere = new Map<string, Array<(err: Error) => void>>();
 
   private constructor(supervisor: Supervisor, options: SubmitterOptions) {
     this.supervisor = supervisor;
@@ -243,12 +244,9 @@ export class Submitter {
         clearTimeout(timer);
         watch.close();
         options.signal?.removeEventListener('abort', onAbort);
-        const waiters = this.#nowhere.get(id);
-        waiters?.delete(onNowhere);
-        if (waiters?.size === 0) {
-          this.#nowhere.delete(id);
-          this.#locator.remove(id);
-        }
+        const waiters = this.#nowhere.get(id)?.filter((w) => w !== onNowhere) ?? [];
+        if (waiters.length > 0) this.#nowhere.set(id, waiters);
+        else if (this.#nowhere.delete(id)) this.#locator.remove(id);
         if (err) reject(err);
         else resolve(status!);
       };
@@ -277,9 +275,7 @@ export class Submitter {
         );
       }
       options.signal?.addEventListener('abort', onAbort, { once: true });
-      const waiters = this.#nowhere.get(id) ?? new Set();
-      this.#nowhere.set(id, waiters);
-      waiters.add(onNowhere);
+      this.#nowhere.set(id, [...(this.#nowhere.get(id) ?? []), onNowhere]);
       this.#locator.add(id);
     });
   }

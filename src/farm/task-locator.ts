@@ -4,8 +4,9 @@
  * waiter that is not told would wait for ever.
  *
  * Znodes: reads only. A few ids: `exists` on each place, in the order a task moves forward (queued,
- * assigned, finished). Many ids: listings of /tasks, /assign/<w> and /status in that order, then
- * `exists` on the ids none of them showed.
+ * assigned, finished). Many ids: listings of /tasks and /assign/<w> first (a waited-for task is mostly
+ * still queued or running; a finished one's waiter is told by its watch), then `exists` on each place
+ * for the ids they did not show.
  *
  * Guarantees: reads of several nodes are not one snapshot; a task that moves forward between two reads
  * is still seen (it is read in its new place later), but one given back (from /assign to /tasks) between
@@ -20,7 +21,7 @@ import { assignPath, PATHS, statusPath, taskPath } from './protocol.js';
 export interface TaskLocatorOptions {
   /** Between two checks (ms). @defaultValue 5000 */
   everyMs?: number;
-  /** The first check after an id is added (ms). @defaultValue 500 */
+  /** The first check after an id is added (ms). @defaultValue 2000 */
   firstMs?: number;
 }
 
@@ -45,7 +46,7 @@ export class TaskLocator {
     this.#client = client;
     this.#onNowhere = onNowhere;
     this.#everyMs = options.everyMs ?? 5000;
-    this.#firstMs = options.firstMs ?? 500;
+    this.#firstMs = options.firstMs ?? 2000;
   }
 
   add(id: string): void {
@@ -104,9 +105,9 @@ export class TaskLocator {
     let suspects = ids;
     if (ids.length > FEW) {
       const seen = new Set<string>(await children(client, PATHS.tasks));
-      for (const w of await children(client, PATHS.assign))
-        for (const id of await children(client, `${PATHS.assign}/${w}`)) seen.add(id);
-      for (const id of await children(client, PATHS.status)) seen.add(id);
+      const dirs = await children(client, PATHS.assign);
+      for (const list of await Promise.all(dirs.map((w) => children(client, `${PATHS.assign}/${w}`))))
+        for (const id of list) seen.add(id);
       suspects = ids.filter((id) => !seen.has(id));
     }
     const out = new Set<string>();

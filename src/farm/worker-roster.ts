@@ -88,7 +88,8 @@ export class WorkerRoster {
         outstanding: e.assigned.size,
         paused: info.paused,
         shell: info.shell === true,
-        ...(e.handlers ? { handlers: e.handlers } : {}),
+        // Always present (possibly undefined): one object shape for the planner's hot loop.
+        handlers: e.handlers,
       });
     }
     return out;

@@ -93,6 +93,10 @@ export class Worker extends Role {
   #paused = false;
   #draining = false;
   #cache: ChildrenCache | undefined;
+  /** The live session's id (for the execution log), undefined between sessions. */
+  #sessionId: string | undefined;
+  /** The execution log line of each run is built only when debug logging is on (a pino logger says). */
+  readonly #logRuns: boolean;
   readonly #stats: WorkerStats = {
     running: 0,
     queued: 0,
@@ -110,6 +114,8 @@ export class Worker extends Role {
   constructor(options: WorkerOptions) {
     super(options);
     this.#opts = options;
+    this.#logRuns =
+      (this.log as { isLevelEnabled?: (l: string) => boolean }).isLevelEnabled?.('debug') ?? true;
     this.capacity = wholeNumber('capacity', options.capacity ?? 4, 1);
     const prefetch = options.prefetch ?? 'auto';
     if (prefetch === 'auto') this.#autoPrefetch = new AutoPrefetch(this.capacity);
@@ -197,7 +203,15 @@ export class Worker extends Role {
     const registered = await session.client.exists(workerPath(this.name));
     const registeredZxid = registered ? registered.czxid : 0n;
     if (this.#cache?.closed === false) this.#cache.close();
-    session.signal.addEventListener('abort', () => this.#sessionLost(), { once: true });
+    this.#sessionId = session.id;
+    session.signal.addEventListener(
+      'abort',
+      () => {
+        this.#sessionId = undefined;
+        this.#sessionLost();
+      },
+      { once: true },
+    );
     this.#cache = new ChildrenCache(session, assignDir(this.name), (u) =>
       this.#intake.update(session, registeredZxid, u),
     );
@@ -223,8 +237,9 @@ export class Worker extends Role {
   /** Start queued tasks while there are free slots. */
   #startMore(): void {
     if (!this.#paused && !this.#draining) {
-      for (const h of this.#held.queued()) {
+      for (const h of this.#held.values()) {
         if (this.#running >= this.capacity) break;
+        if (h.state !== 'queued') continue;
         h.state = 'running';
         this.#running++;
         void this.#run(h);
@@ -236,11 +251,13 @@ export class Worker extends Role {
   async #run(h: Held): Promise<void> {
     const attempt = taskMeta(h.task).attempts + 1;
     // The execution log (debug level): which assignment ran, on which session.
-    const session = this.supervisor?.session?.id;
-    this.log.debug(
-      { task: h.id, attempt, assignment: String(h.czxid), heldOn: h.session, session },
-      'task started',
-    );
+    if (this.#logRuns) {
+      const session = this.#sessionId;
+      this.log.debug(
+        { task: h.id, attempt, assignment: String(h.czxid), heldOn: h.session, session },
+        'task started',
+      );
+    }
     const began = performance.now();
     let outcome: ExecOutcome;
     try {
@@ -289,7 +306,8 @@ export class Worker extends Role {
 
   /** Hand queued (not started) tasks back to /tasks unchanged. */
   #giveBackQueued(): void {
-    for (const h of [...this.#held.queued()]) this.#end(h, giveBack(h.id, this.name, h.task, h.version));
+    for (const h of [...this.#held.values()])
+      if (h.state === 'queued') this.#end(h, giveBack(h.id, this.name, h.task, h.version));
   }
 
   /** Stop taking tasks; queued ones go back to the queue. Running ones finish. */

@@ -46,6 +46,8 @@ const RETRY: BackoffPolicy = { initialMs: 50, maxMs: 2000 };
 export class ChildrenCache {
   readonly path: string;
   readonly ready: Promise<void>;
+  /** `path` + '/': what a child's path starts with. */
+  readonly #prefix: string;
   readonly #session: Session;
   readonly #onUpdate: (u: ChildrenUpdate) => void;
   readonly #known = new Set<string>();
@@ -67,6 +69,7 @@ export class ChildrenCache {
   constructor(session: Session, path: string, onUpdate: (u: ChildrenUpdate) => void) {
     this.#session = session;
     this.path = path;
+    this.#prefix = path === '/' ? '/' : `${path}/`;
     this.#onUpdate = onUpdate;
     this.ready = new Promise((r) => {
       this.#resolveReady = r;
@@ -114,9 +117,8 @@ export class ChildrenCache {
       if (type === EVENT.deleted) for (const name of [...this.#known]) this.#apply(EVENT.deleted, name);
       return;
     }
-    const prefix = this.path === '/' ? '/' : `${this.path}/`;
-    if (!eventPath.startsWith(prefix)) return;
-    const name = eventPath.slice(prefix.length);
+    if (!eventPath.startsWith(this.#prefix)) return;
+    const name = eventPath.slice(this.#prefix.length);
     if (name.includes('/') || (type !== EVENT.created && type !== EVENT.deleted)) return;
     this.#apply(type, name);
   };

@@ -93,6 +93,7 @@ const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 50, maxMs: 2000 };
 const OP_BYTES = 17;
 /** Request header, multi trailer, frame length. */
 const MULTI_BYTES = 32;
+const NO_GUARDS: readonly string[] = [];
 
 interface Chunk<I> {
   items: I[];
@@ -138,7 +139,8 @@ export class MultiBatcher {
   }
 
   #pathBytes(path: string): number {
-    return OP_BYTES + this.#chrootBytes + Buffer.byteLength(path);
+    // A path's UTF-8 length is at most three bytes per UTF-16 unit; farm paths are ASCII (one each).
+    return OP_BYTES + this.#chrootBytes + (isAscii(path) ? path.length : Buffer.byteLength(path));
   }
 
   /**
@@ -178,38 +180,39 @@ export class MultiBatcher {
 
   /** Items in chunks within the limits; an item over the hard limit is refused at once. */
   #split<I extends BatchItem>(items: readonly I[], result: WriteResult<I>): Chunk<I>[] {
+    // The hot path of every round: no closures or arrays per item.
     const chunks: Chunk<I>[] = [];
     let chunk: I[] = [];
     let ops = 0;
     let bytes = MULTI_BYTES;
-    let guards = new Set<string>();
+    const guards = new Set<string>();
     for (const item of items) {
       const size = this.bytesOf(item);
       if (size + MULTI_BYTES > this.#hardLimit) {
         result.refused.push({ item, error: tooLarge(item, size), afterLoss: false });
         continue;
       }
-      const cost = (known: Set<string>) => {
-        const fresh = (item.guards ?? []).filter((g) => !known.has(g));
-        return {
-          fresh,
-          ops: item.ops.length + fresh.length,
-          bytes: size + fresh.reduce((n, g) => n + this.#pathBytes(g), 0),
-        };
-      };
-      let add = cost(guards);
-      if (chunk.length > 0 && (ops + add.ops > this.#maxOps || bytes + add.bytes > this.#maxBytes)) {
+      let addOps = item.ops.length;
+      let addBytes = size;
+      for (const g of item.guards ?? NO_GUARDS) {
+        if (guards.has(g)) continue;
+        addOps++;
+        addBytes += this.#pathBytes(g);
+      }
+      if (chunk.length > 0 && (ops + addOps > this.#maxOps || bytes + addBytes > this.#maxBytes)) {
         chunks.push(newChunk(chunk));
         chunk = [];
         ops = 0;
         bytes = MULTI_BYTES;
-        guards = new Set();
-        add = cost(guards);
+        guards.clear();
+        addOps = item.ops.length + (item.guards?.length ?? 0);
+        addBytes = size;
+        for (const g of item.guards ?? NO_GUARDS) addBytes += this.#pathBytes(g);
       }
       chunk.push(item);
-      ops += add.ops;
-      bytes += add.bytes;
-      for (const g of add.fresh) guards.add(g);
+      ops += addOps;
+      bytes += addBytes;
+      for (const g of item.guards ?? NO_GUARDS) guards.add(g);
     }
     if (chunk.length > 0) chunks.push(newChunk(chunk));
     return chunks;
@@ -222,14 +225,14 @@ export class MultiBatcher {
     onWritten: ((items: I[], mark: number) => void) | undefined,
   ): Promise<Chunk<I>[] | 'stop'> {
     if (this.#stopped(result)) return 'stop';
-    const { tx, owners } = this.#transaction(chunk.items);
+    const tx = this.#transaction(chunk.items);
     let mark = 0;
     try {
       const sent = tx.commit();
       mark = this.#client.requests;
       await sent;
     } catch (err) {
-      return this.#failed(chunk, owners, err, result);
+      return this.#failed(chunk, err, result);
     }
     result.written.push(...chunk.items);
     onWritten?.(chunk.items, mark);
@@ -238,12 +241,9 @@ export class MultiBatcher {
 
   #transaction<I extends BatchItem>(items: I[]) {
     const tx = this.#client.transaction();
-    /** For each operation index: the item it belongs to, or the guard path it checks. */
-    const owners: Array<I | string> = [];
     const guards = new Set<string>();
     for (const item of items) {
       for (const o of item.ops) {
-        owners.push(item);
         switch (o.op) {
           case 'create':
             tx.create(o.path, o.data, o.mode ?? CreateMode.PERSISTENT);
@@ -259,18 +259,26 @@ export class MultiBatcher {
             break;
         }
       }
-      for (const g of item.guards ?? []) guards.add(g);
+      for (const g of item.guards ?? NO_GUARDS) guards.add(g);
     }
-    for (const g of guards) {
-      tx.check(g);
-      owners.push(g);
+    for (const g of guards) tx.check(g);
+    return tx;
+  }
+
+  /** The item whose operation has this index in the multi of `items`, or the guard path it checked. */
+  #ownerOf<I extends BatchItem>(items: I[], index: number): I | string | undefined {
+    let at = 0;
+    const guards = new Set<string>();
+    for (const item of items) {
+      if (index < at + item.ops.length) return item;
+      at += item.ops.length;
+      for (const g of item.guards ?? NO_GUARDS) guards.add(g);
     }
-    return { tx, owners };
+    return [...guards][index - at];
   }
 
   async #failed<I extends BatchItem>(
     chunk: Chunk<I>,
-    owners: Array<I | string>,
     err: unknown,
     result: WriteResult<I>,
   ): Promise<Chunk<I>[] | 'stop'> {
@@ -292,7 +300,7 @@ export class MultiBatcher {
       if (chunk.losses >= 2 && chunk.items.length > 1) return halves(chunk, 1);
       return [chunk];
     }
-    const owner = err.opIndex !== undefined ? owners[err.opIndex] : undefined;
+    const owner = err.opIndex !== undefined ? this.#ownerOf(chunk.items, err.opIndex) : undefined;
     if (owner === undefined) {
       if (chunk.items.length > 1) return halves(chunk, 0);
       result.refused.push({ item: chunk.items[0]!, error: err, afterLoss: chunk.afterLoss });
@@ -308,6 +316,11 @@ export class MultiBatcher {
     const rest = chunk.items.filter((i) => !refused.includes(i));
     return rest.length > 0 ? [{ ...chunk, items: rest, losses: 0 }] : [];
   }
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
 function newChunk<I>(items: I[]): Chunk<I> {
