@@ -5,9 +5,10 @@
  * Znodes: creates /status/<id> or /tasks/<id>, deletes /assign/<worker>/<id>.
  *
  * Guarantees:
- * - Moves pushed in one turn of the event loop share multis (MultiBatcher: bounded by operation count
- *   and bytes, so a burst of large results or a pause handing back many large tasks stays under
- *   ZooKeeper's request limit).
+ * - Moves pushed in one turn of the event loop share a multi, one multi at a time, each as full as
+ *   the limits allow (MultiBatcher: operation count and bytes, so a burst of large results or a pause
+ *   handing back many large tasks stays under ZooKeeper's request limit); moves that come while it is
+ *   on its way go in the next.
  * - No move is dropped for connection trouble: it is written on the current session, or, when that
  *   session is lost, on the next one, where it succeeds only if the assignment is still ours (its
  *   delete fences it).
@@ -48,6 +49,7 @@ export class CompletionQueue extends EventEmitter {
   #writing = 0;
   #flushing = false;
   #scheduled = false;
+  #batcher: { session: Session; batcher: MultiBatcher } | undefined;
 
   constructor(worker: string, session: () => Session | undefined, hooks: CompletionHooks, log: Logger) {
     super();
@@ -85,9 +87,11 @@ export class CompletionQueue extends EventEmitter {
       while (this.#pending.length > 0) {
         const session = this.#session();
         if (!session) return; // the next session flushes
-        const batch = this.#pending.splice(0);
+        // One full multi at a time: moves that finish while it is on its way fill the next one.
+        const batcher = this.#batcherOf(session);
+        const batch = this.#pending.splice(0, batcher.firstMulti(this.#pending));
         this.#writing = batch.length;
-        const r = await new MultiBatcher(session.client, { signal: session.signal, window: 4 }).write(batch);
+        const r = await batcher.write(batch);
         this.#writing = 0;
         for (const m of r.written) this.#hooks.written(m);
         for (const x of r.refused) this.#refused(x);
@@ -106,6 +110,13 @@ export class CompletionQueue extends EventEmitter {
       if (this.size === 0) this.emit('idle');
       else if (this.#session()) this.flush();
     }
+  }
+
+  /** One batcher per session (it is bound to the session's client and signal). */
+  #batcherOf(session: Session): MultiBatcher {
+    if (this.#batcher?.session !== session)
+      this.#batcher = { session, batcher: new MultiBatcher(session.client, { signal: session.signal }) };
+    return this.#batcher.batcher;
   }
 
   #refused({ item: m, error, afterLoss }: Refusal<Move>): void {

@@ -113,19 +113,20 @@ export function requeue(
 /** Record a run's outcome (see `requeue` for a failure that goes round again). */
 export function complete(id: string, worker: string, task: Task, outcome: ExecOutcome): Move {
   const meta = taskMeta(task);
+  // One object literal, every field present (JSON leaves the undefined ones out): one shape per status.
   const status: TaskStatus = {
     state: outcome.state,
     worker,
     attempts: meta.attempts + 1,
-    ...(meta.submittedAt !== undefined ? { submittedAt: meta.submittedAt } : {}),
+    submittedAt: meta.submittedAt,
     startedAt: outcome.startedAt,
     finishedAt: outcome.finishedAt,
+    exitCode: outcome.exitCode,
+    result: outcome.result,
+    error: outcome.error,
+    errorCode: outcome.errorCode,
+    outputDir: outcome.outputDir,
   };
-  if (outcome.exitCode !== undefined) status.exitCode = outcome.exitCode;
-  if (outcome.result !== undefined) status.result = outcome.result;
-  if (outcome.error !== undefined) status.error = outcome.error;
-  if (outcome.errorCode !== undefined) status.errorCode = outcome.errorCode;
-  if (outcome.outputDir !== undefined) status.outputDir = outcome.outputDir;
   return recording('complete', id, worker, status, assignPath(worker, id), -1);
 }
 
@@ -193,7 +194,7 @@ export function failedStatus(f: Failure & { worker: string | null; now?: number 
     state: 'failed',
     worker: f.worker,
     attempts: f.attempts ?? 0,
-    ...(f.submittedAt !== undefined ? { submittedAt: f.submittedAt } : {}),
+    submittedAt: f.submittedAt,
     startedAt: null,
     finishedAt: f.now ?? Date.now(),
     error: f.error,
@@ -239,7 +240,7 @@ function recording(
   return {
     kind,
     id,
-    ...(worker !== undefined ? { worker } : {}),
+    worker,
     status,
     ops: [
       { op: 'create', path: statusPath(id), data: encodeStatus(status) },

@@ -9,8 +9,8 @@
  * - Every create and delete of a child that ZooKeeper reports is delivered as an event, in order, and
  *   none is coalesced: a child deleted and created again in one burst of notifications arrives as
  *   `removed` then `added`, so a consumer that held the old child drops it and reads the new one.
- * - Events that arrive in one turn of the event loop are delivered in one call (a consumer reads them
- *   in one request).
+ * - Events that arrive together (one read from the socket) are delivered in one call, so a consumer
+ *   reads them in one request.
  * - The watch is added before the listing, and the listing's answer is marked in the stream of events
  *   as it is read: an event that came before the answer is in the listing, one that came after is
  *   applied to it. Nothing between the listing and the watch is lost or counted twice.
@@ -143,8 +143,9 @@ export class ChildrenCache {
   #scheduleFlush(): void {
     if (this.#flushQueued) return;
     this.#flushQueued = true;
-    // setImmediate, not a microtask: notifications dispatched one by one still share a delivery.
-    setImmediate(() => {
+    // A microtask: the notifications of one read from the socket share a delivery, and the consumer
+    // hears of them before the event loop turns (a worker starts its tasks sooner).
+    queueMicrotask(() => {
       this.#flushQueued = false;
       this.#flush();
     });

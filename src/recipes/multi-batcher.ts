@@ -127,6 +127,31 @@ export class MultiBatcher {
     this.#aclBytes = encodedAcl(client.acl).length;
   }
 
+  /**
+   * How many of `items`, from the first, go in one multi (at least one). A queue that takes only these
+   * and looks again when the multi is answered keeps its multis full while moves keep coming.
+   */
+  firstMulti(items: readonly BatchItem[]): number {
+    let ops = 0;
+    let bytes = MULTI_BYTES;
+    const guards = new Set<string>();
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      let addOps = item.ops.length;
+      let addBytes = this.bytesOf(item);
+      for (const g of item.guards ?? NO_GUARDS) {
+        if (guards.has(g)) continue;
+        addOps++;
+        addBytes += this.#pathBytes(g);
+      }
+      if (i > 0 && (ops + addOps > this.#maxOps || bytes + addBytes > this.#maxBytes)) return i;
+      ops += addOps;
+      bytes += addBytes;
+      for (const g of item.guards ?? NO_GUARDS) guards.add(g);
+    }
+    return items.length;
+  }
+
   /** The estimated request bytes of one item's operations (guards not included). */
   bytesOf(item: BatchItem): number {
     let n = 0;
@@ -154,6 +179,15 @@ export class MultiBatcher {
   ): Promise<WriteResult<I>> {
     const result: WriteResult<I> = { written: [], refused: [], unsent: [] };
     const pending = this.#split(items, result);
+    if (pending.length === 1) {
+      // The common case (a worker's completions, a small round): one multi, no window to keep.
+      const again = await this.#attempt(pending[0]!, result, onWritten);
+      if (again === 'stop') {
+        result.unsent.push(...pending[0]!.items);
+        return result;
+      }
+      pending.splice(0, 1, ...again);
+    }
     const inflight = new Set<Promise<void>>();
     const launch = (chunk: Chunk<I>) => {
       const p = this.#attempt(chunk, result, onWritten).then((again) => {
