@@ -14,10 +14,10 @@ import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { TASK_DIRS, type TaskDirs } from '../exec/index.js';
 import { type CliFlags, loadConfigFile, resolveFarmSpec } from '../host/config.js';
 import { type ConnectSource, type EmbeddedZooKeeper, startEmbeddedZooKeeper } from '../host/embedded.js';
-import { createLogger, flushLogger, Host, LOG_LEVELS } from '../host/index.js';
+import { createLogger, flushLogger, Host, LOG_LEVELS, ROLE_STOP_GRACE_MS } from '../host/index.js';
 import type { FarmSpec } from '../host/types.js';
 import { type Dashboard, startDashboard } from '../web/index.js';
-import { EXIT_OK, type Io, openSession, wholeNumber } from './common.js';
+import { EXIT_FAILURE, EXIT_OK, type Io, openSession, wholeNumber } from './common.js';
 
 export interface StartOptions {
   masters?: number;
@@ -41,6 +41,13 @@ export interface StartOptions {
 }
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * How long past --drain-timeout a stop may take before runtime ends at once: the roles' own grace
+ * (ROLE_STOP_GRACE_MS, after which their threads are terminated), then the dashboard and the embedded
+ * ZooKeeper (stopped with SIGTERM, then SIGKILL after 5 s).
+ */
+export const STOP_BOUND_MS = ROLE_STOP_GRACE_MS + 10_000;
 
 export function registerStart(program: Command, io: Io, setExit: (code: number) => void): void {
   program
@@ -182,24 +189,33 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
   let logger: pino.Logger | undefined;
   let signals = 0;
   let requestStop!: () => void;
-  const stopRequested = new Promise<void>((resolve) => {
-    requestStop = resolve;
+  const stopRequested = new Promise<'stop'>((resolve) => {
+    requestStop = () => resolve('stop');
   });
+  const stopAtOnce = (code: number) => {
+    // Exiting kills the role threads; the zk layer's exit hook SIGKILLs the embedded java synchronously.
+    void host?.kill();
+    void embedded?.kill();
+    if (logger) flushLogger(logger);
+    process.exit(code);
+  };
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
     if (signals === 1) {
       io.err(
         `runtime: ${sig}: stopping (workers drain up to ${opts.drainTimeout} ms); press Ctrl-C again to stop at once`,
       );
+      // The stop is bounded whatever the roles and ZooKeeper do (docs/reliability.md).
+      const bound = opts.drainTimeout + STOP_BOUND_MS;
+      setTimeout(() => {
+        io.err(`runtime: the stop did not end within ${bound} ms; stopping at once`);
+        stopAtOnce(EXIT_FAILURE);
+      }, bound).unref();
       requestStop();
       return;
     }
     io.err(`runtime: ${sig} again: stopping at once`);
-    // Exiting kills the role threads; the zk layer's exit hook SIGKILLs the embedded java synchronously.
-    void host?.kill();
-    void embedded?.kill();
-    if (logger) flushLogger(logger);
-    process.exit(130);
+    stopAtOnce(130);
   };
   for (const sig of SIGNALS) process.on(sig, onSignal);
 
@@ -221,7 +237,13 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
     if (signals > 0) return await shutdown();
 
     logger = createLogger({ level: opts.logLevel });
-    host = await Host.start(spec, { logger, restart: opts.restart });
+    const { roles, ...settings } = spec;
+    host = Host.create(settings, { logger, restart: opts.restart });
+    // A signal during the start stops the host, whatever its roles are waiting for.
+    const started = host.startRoles(roles);
+    started.catch(() => {});
+    if ((await Promise.race([started.then(() => 'started' as const), stopRequested])) === 'stop')
+      return await shutdown();
     if (opts.http !== undefined) {
       dashboard = await startDashboard({
         http: opts.http,

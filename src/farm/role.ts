@@ -64,6 +64,8 @@ export abstract class Role extends EventEmitter {
   #state: RoleState = 'idle';
   #started: Promise<void> | undefined;
   #stopped: Promise<void> | undefined;
+  /** Aborted by stop(): ends a start still in progress. */
+  readonly #stopping = new AbortController();
   /** Session ids this role held before; a node owned by one of them is our own stale node. */
   protected readonly pastSessions = new Set<string>();
 
@@ -84,9 +86,11 @@ export abstract class Role extends EventEmitter {
     this.emit('state', s);
   }
 
-  /** Connect and run the role; resolves once its first session is set up. */
+  /** Connect and run the role; resolves once its first session is set up (rejects with ZKFARM_STOPPED when stop() came first). */
   start(): Promise<void> {
-    this.#started ??= this.#start();
+    this.#started ??= this.#stopping.signal.aborted
+      ? Promise.reject(new ZkfarmError(ErrorCodes.STOPPED, `${this.kind} ${this.name} was stopped`))
+      : this.#start();
     return this.#started;
   }
 
@@ -100,6 +104,8 @@ export abstract class Role extends EventEmitter {
       connectTimeout: this.options.connectTimeout,
       logger: this.log,
     };
+    // stop() during the start ends it: a start may wait for ZooKeeper, or for a stale node of our name.
+    const stopping = this.#stopping.signal;
     if (opts.auth && !splitConnectString(opts.connect).chroot) {
       this.log.warn(
         { connect: opts.connect },
@@ -108,7 +114,8 @@ export abstract class Role extends EventEmitter {
       );
     }
     try {
-      await ensureChroot(opts);
+      await ensureChroot({ ...opts, signal: stopping });
+      stopping.throwIfAborted();
       const sup = connect(opts, async (session) => {
         await this.ensureLayout(session);
         await this.onSession(session);
@@ -128,12 +135,23 @@ export abstract class Role extends EventEmitter {
           this.emit('failed', err);
         },
       );
-      await sup.ready;
+      const endStart = () => void sup.stop();
+      stopping.addEventListener('abort', endStart, { once: true });
+      try {
+        await sup.ready;
+      } finally {
+        stopping.removeEventListener('abort', endStart);
+      }
       this.pastSessions.add(sup.session?.id ?? '');
-      this.setState('running');
+      if (!stopping.aborted) this.setState('running');
     } catch (err) {
-      this.setState('failed');
       await this.supervisor?.stop();
+      if (stopping.aborted) {
+        throw new ZkfarmError(ErrorCodes.STOPPED, `${this.kind} ${this.name} was stopped while starting`, {
+          cause: err,
+        });
+      }
+      this.setState('failed');
       throw err;
     }
   }
@@ -161,22 +179,32 @@ export abstract class Role extends EventEmitter {
   /** Release what the role holds before the session closes. */
   protected async beforeClose(_options: StopOptions): Promise<void> {}
 
-  /** Stop: release work (drain for workers), close the session (its ephemeral nodes vanish). Idempotent. */
+  /**
+   * Stop: release work (drain for workers), close the session (its ephemeral nodes vanish). Idempotent.
+   * A role still starting has taken no work yet: its start is ended at once (it may be waiting for
+   * ZooKeeper, or for a stale node of its name to expire), so a stop never waits on ZooKeeper to start.
+   */
   stop(options: StopOptions = {}): Promise<void> {
     this.#stopped ??= (async () => {
+      this.#stopping.abort(new ZkfarmError(ErrorCodes.STOPPED, `${this.kind} ${this.name} is stopping`));
       if (this.#state === 'idle') {
         this.setState('stopped');
         return;
       }
-      await this.#started?.catch(() => {});
       this.setState('stopping');
-      try {
-        await this.beforeClose(options);
-      } catch (err) {
-        this.log.warn(
-          { err },
-          `${this.kind} ${this.name}: clean-up before close failed: ${describeError(err)}`,
-        );
+      const started = await this.#started!.then(
+        () => true,
+        () => false,
+      );
+      if (started) {
+        try {
+          await this.beforeClose(options);
+        } catch (err) {
+          this.log.warn(
+            { err },
+            `${this.kind} ${this.name}: clean-up before close failed: ${describeError(err)}`,
+          );
+        }
       }
       await this.supervisor?.stop();
       this.setState('stopped');

@@ -37,6 +37,12 @@ export interface HostOptions {
   restartDelayMs?: number;
 }
 
+/**
+ * How long past its drain deadline a role may take to stop (hand back what it holds, step down, close its
+ * session) before its thread is terminated: a stop ends even when ZooKeeper does not answer.
+ */
+export const ROLE_STOP_GRACE_MS = 10_000;
+
 const here = import.meta.url;
 const FROM_SOURCE = here.endsWith('.ts');
 const ENTRY = new URL(FROM_SOURCE ? '../../workers/role-thread.ts' : '../../workers/role-thread.js', here);
@@ -98,22 +104,38 @@ export class Host extends EventEmitter {
   /** Start every role of `spec`; resolves when all are up (rejects, stopping the rest, if one cannot start). */
   static async start(spec: FarmSpec, options: HostOptions = {}): Promise<Host> {
     const { roles, ...settings } = spec;
-    const host = new Host(settings, options);
+    const host = Host.create(settings, options);
+    try {
+      await host.startRoles(roles);
+    } catch (err) {
+      await host.stop({ drain: false });
+      throw err;
+    }
+    return host;
+  }
+
+  /**
+   * A host with no roles yet: give it some with startRoles() or addRole(). Unlike start(), the caller
+   * holds the host while its roles start, so stop() can end a start that waits (for ZooKeeper, or for a
+   * stale node of a role's name to expire).
+   */
+  static create(settings: FarmSettings, options: HostOptions = {}): Host {
+    return new Host(settings, options);
+  }
+
+  /**
+   * Start roles: masters first, so that workers find a leader; within a kind, all at once. Rejects on the
+   * first role that cannot start (or when stop() ends the start); the roles started stay up.
+   */
+  async startRoles(roles: readonly RoleSpec[]): Promise<void> {
     const names = new Set<string>();
     for (const r of roles) {
       if (names.has(r.name))
         throw new ZkfarmError(ErrorCodes.CONFIG_INVALID, `role name ${r.name} appears twice`);
       names.add(r.name);
     }
-    try {
-      // Masters first, so that workers find a leader; within a kind, all at once.
-      await Promise.all(roles.filter((r) => r.kind === 'master').map((r) => host.addRole(r)));
-      await Promise.all(roles.filter((r) => r.kind === 'worker').map((r) => host.addRole(r)));
-    } catch (err) {
-      await host.stop({ drain: false });
-      throw err;
-    }
-    return host;
+    await Promise.all(roles.filter((r) => r.kind === 'master').map((r) => this.addRole(r)));
+    await Promise.all(roles.filter((r) => r.kind === 'worker').map((r) => this.addRole(r)));
   }
 
   /** Start one more role. Rejects if the name is used on this host, or the role cannot start. */
@@ -335,7 +357,7 @@ export class Host extends EventEmitter {
     clearTimeout(rt.restartTimer);
     if (rt.state === 'running' || rt.state === 'starting') {
       rt.state = 'stopping';
-      const deadline = (options.deadlineMs ?? 30_000) + 10_000;
+      const deadline = (options.deadlineMs ?? 30_000) + ROLE_STOP_GRACE_MS;
       await Promise.race([rt.call(rt.api.stop(options)).catch(() => {}), sleep(deadline)]);
     }
     await rt.thread?.terminate().catch(() => {});
@@ -378,7 +400,11 @@ export class Host extends EventEmitter {
     return [...this.#threads.values()].filter((rt) => rt.spec.kind === 'worker').map((rt) => rt.spec.name);
   }
 
-  /** Stop every role: workers drain up to the deadline, masters step down, sessions close. Idempotent. */
+  /**
+   * Stop every role: workers drain up to the deadline, masters step down, sessions close; roles still
+   * starting stop at once. Ends within `deadlineMs` + ROLE_STOP_GRACE_MS whatever ZooKeeper does: a role
+   * that has not stopped by then has its thread terminated. Idempotent.
+   */
   stop(options: { drain?: boolean; deadlineMs?: number } = {}): Promise<void> {
     this.#stopping ??= (async () => {
       const all = [...this.#threads.values()];

@@ -680,13 +680,10 @@ export function connect(options: ConnectOptions, action?: Action): Supervisor {
 export async function ensureChroot(options: ConnectOptions): Promise<void> {
   const { hosts, chroot } = splitConnectString(options.connect);
   if (!chroot) return;
-  const sup = connect(
-    { ...options, connect: hosts.join(','), faultInjection: false, signal: undefined },
-    async (session) => {
-      await session.client.ensurePath(chroot);
-      if (options.auth) await session.client.secure(chroot);
-      return 'completed';
-    },
-  );
+  const sup = connect({ ...options, connect: hosts.join(','), faultInjection: false }, async (session) => {
+    await session.client.ensurePath(chroot);
+    if (options.auth) await session.client.secure(chroot);
+    return 'completed';
+  });
   await sup.done;
 }
