@@ -18,6 +18,7 @@ import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { Submitter } from '../src/farm/submitter.js';
 import { createLogger, Host } from '../src/host/index.js';
 import { type Dashboard, startDashboard } from '../src/web/index.js';
+import { FaultInjector } from './helpers/faults.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -126,13 +127,14 @@ const leaderOf = (page: Page) => page.locator('#leader-name').getAttribute('data
 test('the dashboard in Chromium: leader and workers, a task submitted from the page, failover after crashing the leader', async () => {
   const context = await openBrowser();
   const root = await zk.chroot('dashboard');
+  // The page's Crash control is fault injection: the dashboard gets the injector that made the threads.
+  const faults = new FaultInjector();
   const host = await Host.start(
     {
       connect: root,
       workdir,
       taskDirs: 'always', // so the page's test task (a built-in handler) has output files to show
       sessionTimeout: 4000,
-      faultInjection: true,
       roles: [
         { kind: 'master', name: 'm1' },
         { kind: 'master', name: 'm2' },
@@ -143,10 +145,10 @@ test('the dashboard in Chromium: leader and workers, a task submitted from the p
     // The crashed leader stays down for a minute before the host restarts it: a master restarted at once
     // could win the election again (it races the standby once its old session expires), and this test
     // wants to see the standby take over.
-    { logger, restartDelayMs: 60_000 },
+    { logger, restartDelayMs: 60_000, spawn: faults.spawn },
   );
   cleanups.push(() => host.stop({ drain: false }));
-  const dash: Dashboard = await startDashboard({ http: '127.0.0.1:0', host, controls: true, logger });
+  const dash: Dashboard = await startDashboard({ http: '127.0.0.1:0', host, controls: true, faults, logger });
   cleanups.push(() => dash.close());
   const sub = await Submitter.open({ connect: root });
   cleanups.push(() => sub.close());

@@ -13,6 +13,7 @@ import { after, test } from 'node:test';
 import { Submitter } from '../src/farm/submitter.js';
 import { createLogger, Host } from '../src/host/index.js';
 import { type Dashboard, startDashboard } from '../src/web/index.js';
+import { FaultInjector } from './helpers/faults.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const zk = useZooKeeper();
@@ -32,6 +33,8 @@ const logger = createLogger({ level: 'silent', pretty: false });
 
 let root: string;
 let host: Host;
+/** Makes the roles' threads; crashes one for the health check, and backs the Crash control. */
+const faults = new FaultInjector();
 let dash: Dashboard;
 let sub: Submitter;
 
@@ -52,10 +55,10 @@ async function startFarm(): Promise<void> {
         { kind: 'worker', name: 'w2', capacity: 4 },
       ],
     },
-    { logger, restartDelayMs: 1000 },
+    { logger, restartDelayMs: 1000, spawn: faults.spawn },
   );
   cleanups.push(() => host.stop({ drain: false }));
-  dash = await startDashboard({ http: '127.0.0.1:0', host, controls: true, logger });
+  dash = await startDashboard({ http: '127.0.0.1:0', host, controls: true, faults, logger });
   cleanups.push(() => dash.close());
   sub = await Submitter.open({ connect: root });
   cleanups.push(() => sub.close());
@@ -343,7 +346,7 @@ test('/healthz is 503 with the reason while a role is down and 200 once it is ba
   const before = (await scrape(ro)).value('zkfarm_tasks_succeeded_total');
   assert.equal(before, 0, 'counters start when the dashboard starts');
 
-  await host.crash('w2');
+  await faults.crash('w2');
   const down = await fetch(`${dash.url}healthz`);
   assert.equal(down.status, 503);
   const body = (await down.json()) as { status: string; reason: string };

@@ -4,14 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import {
-  connect,
-  isZkError,
-  type Supervisor,
-  startFaultProxy,
-  startZkServer,
-  type ZkError,
-} from '../src/zk/index.js';
+import { connect, isZkError, type Supervisor, startZkServer, type ZkError } from '../src/zk/index.js';
+import { startFaultProxy } from './helpers/faults.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const zk = useZooKeeper();

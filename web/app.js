@@ -43,6 +43,7 @@ setInterval(() => {
 
 function onHello(hello) {
   state.controls = hello.controls;
+  state.crash = hello.crash === true;
   state.readOnly = hello.readOnly;
   $('#connect').textContent = hello.connect;
   $('#connect').title = `ZooKeeper: ${hello.connect}`;

@@ -29,6 +29,8 @@ export function applyControls() {
     const off = !state.controls || (needsHost && state.readOnly);
     b.disabled = off;
     b.title = off ? reason || 'This dashboard runs no roles' : '';
+    // Crash is fault injection: shown only when the dashboard was started with it.
+    if (b.dataset.action === 'crash') b.hidden = !state.crash;
   }
   $('#add-worker').hidden = state.readOnly;
 }

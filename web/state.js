@@ -2,6 +2,8 @@
 
 export const state = {
   controls: false,
+  /** The Crash control (fault injection) is on. */
+  crash: false,
   readOnly: true,
   snapshot: null,
   lastSnapshotAt: 0,

@@ -13,6 +13,7 @@ import { PATHS } from '../farm/protocol.js';
 import { Submitter } from '../farm/submitter.js';
 import { createLogger, Host } from '../host/index.js';
 import type { RoleSpec } from '../host/types.js';
+import { FaultInjector, sourceThreads } from '../testing/index.js';
 import { connect, isZkError, type Supervisor, splitConnectString, type ZkClient } from '../zk/index.js';
 import type { FarmShape, ZkTarget } from './types.js';
 
@@ -65,6 +66,8 @@ export function roleSpecs(shape: FarmShape): RoleSpec[] {
 
 export interface Farm {
   host: Host;
+  /** Crashes the host's roles (zkfarm/testing), when the farm was started with `faults`. */
+  faults: FaultInjector | undefined;
   submitter: Submitter;
   admin: ZkClient;
   workdir: string;
@@ -88,7 +91,8 @@ export interface RoleCounters {
 }
 
 export interface StartFarmOptions {
-  faultInjection?: boolean;
+  /** Role threads a scenario can crash (zkfarm/testing's FaultInjector). @defaultValue false */
+  faults?: boolean;
   /** Restart crashed role threads (as `runtime` does). @defaultValue true */
   restart?: boolean;
 }
@@ -128,17 +132,21 @@ export async function startFarm(
     admin = await openSession(zk.connect);
     const adminClient = admin.client;
     const t0 = Date.now();
+    const faults = options.faults ? new FaultInjector() : undefined;
     host = await Host.start(
       {
         connect: zk.connect,
         sessionTimeout: shape.sessionTimeout,
         workdir,
-        faultInjection: options.faultInjection ?? false,
         // No status is swept away during a run: the checker reads them all afterwards.
         retention: { maxCount: 1_000_000, intervalMs: 86_400_000 },
         roles: roleSpecs(shape),
       },
-      { logger: createLogger({ level: 'warn', pretty: false }), restart: options.restart ?? true },
+      {
+        logger: createLogger({ level: 'warn', pretty: false }),
+        restart: options.restart ?? true,
+        spawn: faults?.spawn ?? sourceThreads,
+      },
     );
     await waitUntil(
       async () => {
@@ -158,11 +166,12 @@ export async function startFarm(
     const h = host;
     return {
       host: h,
+      faults,
       submitter: sub,
       admin: adminClient,
       workdir,
       hostStartMs,
-      submitterRequests: () => sub.supervisor.session?.client.requests ?? 0,
+      submitterRequests: () => sub.supervisor.requests,
       async roleCounters() {
         const out: RoleCounters = { masters: 0, workers: 0, mastersCpuMs: 0, workersCpuMs: 0 };
         for (const s of await h.allStats()) {

@@ -14,9 +14,10 @@ import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { TASK_DIRS, type TaskDirs } from '../exec/index.js';
 import { type CliFlags, loadConfigFile, resolveFarmSpec } from '../host/config.js';
 import { type ConnectSource, type EmbeddedZooKeeper, startEmbeddedZooKeeper } from '../host/embedded.js';
+import type { SpawnRoleThread } from '../host/host.js';
 import { createLogger, flushLogger, Host, LOG_LEVELS, ROLE_STOP_GRACE_MS } from '../host/index.js';
 import type { FarmSpec } from '../host/types.js';
-import { type Dashboard, startDashboard } from '../web/index.js';
+import { type Dashboard, type RoleFaults, startDashboard } from '../web/index.js';
 import { EXIT_FAILURE, EXIT_OK, type Io, openSession, wholeNumber } from './common.js';
 
 export interface StartOptions {
@@ -38,6 +39,7 @@ export interface StartOptions {
   restart: boolean;
   http?: string;
   httpControls?: boolean;
+  httpChaos?: boolean;
 }
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -111,7 +113,11 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
     )
     .option(
       '--http-controls',
-      "let the dashboard pause, drain, crash, add and remove this host's roles (off by default)",
+      "let the dashboard pause, drain, add and remove this host's roles (off by default)",
+    )
+    .option(
+      '--http-chaos',
+      'with --http-controls: a Crash button on each role, fault injection to practise failover (off by default)',
     )
     .allowExcessArguments()
     .addHelpText(
@@ -146,6 +152,12 @@ export async function planFarm(
     throw new ZkfarmError(
       ErrorCodes.CONFIG_INVALID,
       `--log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${opts.logLevel}"`,
+    );
+  }
+  if (opts.httpChaos && !(opts.httpControls && opts.http !== undefined)) {
+    throw new ZkfarmError(
+      ErrorCodes.CONFIG_INVALID,
+      '--http-chaos: the Crash button is a dashboard control: give --http <host:port> and --http-controls too',
     );
   }
   const config = opts.config !== undefined ? await loadConfigFile(opts.config) : undefined;
@@ -238,7 +250,8 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
 
     logger = createLogger({ level: opts.logLevel });
     const { roles, ...settings } = spec;
-    host = Host.create(settings, { logger, restart: opts.restart });
+    const threads = await roleThreads(opts);
+    host = Host.create(settings, { logger, restart: opts.restart, spawn: threads.spawn });
     // A signal during the start stops the host, whatever its roles are waiting for.
     const started = host.startRoles(roles);
     started.catch(() => {});
@@ -249,10 +262,11 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
         http: opts.http,
         host,
         controls: opts.httpControls === true,
+        faults: threads.faults,
         logger,
       });
       io.err(
-        `runtime: dashboard at ${dashboard.url}${opts.httpControls ? ' (controls on)' : ' (read-only: --http-controls turns controls on)'}`,
+        `runtime: dashboard at ${dashboard.url}${opts.httpControls ? ` (controls on${threads.faults ? ', Crash on' : ''})` : ' (read-only: --http-controls turns controls on)'}`,
       );
     }
     const zkHint = wantEmbedded ? '' : ` --zk ${spec.connect}`;
@@ -283,6 +297,20 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
     io.err('runtime: stopped');
     return EXIT_OK;
   }
+}
+
+/**
+ * How role threads are made: plainly, unless the dashboard's Crash control is wanted (fault injection, from
+ * zkfarm/testing) or runtime runs from its TypeScript sources (development, tests), which threads cannot
+ * load by themselves. The testing module is loaded only then.
+ */
+async function roleThreads(opts: StartOptions): Promise<{ spawn?: SpawnRoleThread; faults?: RoleFaults }> {
+  const chaos = opts.httpChaos === true;
+  if (!chaos && !import.meta.url.endsWith('.ts')) return {};
+  const testing = await import('../testing/index.js');
+  if (!chaos) return { spawn: testing.sourceThreads };
+  const faults = new testing.FaultInjector();
+  return { spawn: faults.spawn, faults };
 }
 
 /** `--prefetch`: a whole number >= 0, or "auto". */

@@ -34,8 +34,6 @@ export interface RoleOptions {
   sessionTimeout?: number;
   /** Digest identity `user:password` for an access-controlled farm. */
   auth?: string;
-  /** Route the session through a fault proxy so `expireSession()` works (tests, chaos, benchmarks). */
-  faultInjection?: boolean;
   /** Give up starting when ZooKeeper cannot be reached within this many ms. @defaultValue Infinity */
   connectTimeout?: number;
   logger?: Logger;
@@ -100,7 +98,6 @@ export abstract class Role extends EventEmitter {
       connect: this.options.connect ?? '127.0.0.1:2181',
       sessionTimeout: this.options.sessionTimeout ?? 10_000,
       auth: this.options.auth,
-      faultInjection: this.options.faultInjection,
       connectTimeout: this.options.connectTimeout,
       logger: this.log,
     };
@@ -223,15 +220,9 @@ export abstract class Role extends EventEmitter {
     };
   }
 
-  /** The session supervisor (for tools and tests: its state, its fault proxy). */
+  /** The session supervisor (for tools and tests: its state, its session, the requests it sent). */
   get sessionSupervisor(): Supervisor | undefined {
     return this.supervisor;
-  }
-
-  /** Fault injection: make the server expire this role's session (needs `faultInjection`). */
-  async expireSession(): Promise<void> {
-    if (!this.supervisor) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${this.name} is not started`);
-    await this.supervisor.expireSession();
   }
 
   /**

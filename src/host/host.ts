@@ -12,7 +12,7 @@
  *   has handler modules.
  */
 import { EventEmitter } from 'node:events';
-import { MessageChannel, Worker as Thread } from 'node:worker_threads';
+import { MessageChannel, Worker as Thread, type WorkerOptions } from 'node:worker_threads';
 import type pino from 'pino';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { createHandlerPool, type HandlerPool } from '../exec/index.js';
@@ -35,6 +35,12 @@ export interface HostOptions {
   restart?: boolean;
   /** First restart delay (ms), doubled per quick failure up to 30 s. @defaultValue 1000 */
   restartDelayMs?: number;
+  /**
+   * How role threads are made, for tools that run them differently: zkfarm/testing's `sourceThreads`
+   * runs them from TypeScript sources, its `FaultInjector` also lets a test crash them or expire their
+   * sessions. @defaultValue `new Worker(entry, options)` (compiled JavaScript)
+   */
+  spawn?: SpawnRoleThread;
 }
 
 /**
@@ -43,14 +49,28 @@ export interface HostOptions {
  */
 export const ROLE_STOP_GRACE_MS = 10_000;
 
-const here = import.meta.url;
-const FROM_SOURCE = here.endsWith('.ts');
-const ENTRY = new URL(FROM_SOURCE ? '../../workers/role-thread.ts' : '../../workers/role-thread.js', here);
+/** The role threads' entry file, next to this one: .ts when the host itself runs from its sources. */
+const ENTRY = new URL(
+  import.meta.url.endsWith('.ts') ? '../../workers/role-thread.ts' : '../../workers/role-thread.js',
+  import.meta.url,
+);
+
 /**
- * Run from source (tests under tsx), a thread does not inherit tsx's loader, and `--import tsx` in its
- * execArgv does not load a .ts entry either: register tsx inside the thread, then import the entry.
+ * Makes a role's thread from the entry file and the options the host chose (its ports in `workerData`
+ * and `transferList`, its name). The default is `new Worker(entry, options)`.
  */
-const SOURCE_BOOTSTRAP = `import(${JSON.stringify(FROM_SOURCE ? import.meta.resolve('tsx/esm/api') : '')}).then((m) => { m.register(); return import(${JSON.stringify(ENTRY.href)}); })`;
+export type SpawnRoleThread = (entry: URL, options: WorkerOptions, role: RoleSpec) => Thread;
+
+const spawnThread: SpawnRoleThread = (entry, options) => {
+  if (entry.pathname.endsWith('.ts')) {
+    throw new ZkfarmError(
+      ErrorCodes.INVALID_ARGUMENT,
+      'role threads cannot start from TypeScript sources on their own: build zkfarm (npm run build), or ' +
+        "pass zkfarm/testing's sourceThreads as the host's spawn option",
+    );
+  }
+  return new Thread(entry, options);
+};
 
 type ThreadState = 'starting' | 'running' | 'stopping' | 'exited' | 'restarting';
 
@@ -87,6 +107,7 @@ export class Host extends EventEmitter {
   readonly #threads = new Map<string, RoleThread>();
   readonly #restart: boolean;
   readonly #restartDelay: number;
+  readonly #spawn: SpawnRoleThread;
   #pool: HandlerPool | undefined;
   #stopping: Promise<void> | undefined;
   readonly #logLevel: string;
@@ -98,6 +119,7 @@ export class Host extends EventEmitter {
     this.#logLevel = this.log.level;
     this.#restart = options.restart ?? true;
     this.#restartDelay = options.restartDelayMs ?? 1000;
+    this.#spawn = options.spawn ?? spawnThread;
     this.on('error', () => {});
   }
 
@@ -184,14 +206,17 @@ export class Host extends EventEmitter {
       rt.ports.push(ch.port1);
       poolPort = ch.port2 as unknown as MessagePort;
     }
-    const thread = new Thread(FROM_SOURCE ? SOURCE_BOOTSTRAP : ENTRY, {
-      eval: FROM_SOURCE,
-      workerData: { log: logChannel.port2, pool: poolPort },
-      transferList: poolPort ? [logChannel.port2, poolPort as never] : [logChannel.port2],
-      name: `zkfarm ${spec.kind} ${spec.name}`,
-      stdout: false,
-      stderr: false,
-    });
+    const thread = this.#spawn(
+      ENTRY,
+      {
+        workerData: { log: logChannel.port2, pool: poolPort },
+        transferList: poolPort ? [logChannel.port2, poolPort as never] : [logChannel.port2],
+        name: `zkfarm ${spec.kind} ${spec.name}`,
+        stdout: false,
+        stderr: false,
+      },
+      spec,
+    );
     rt.thread = thread;
     rt.api = Comlink.wrap<RoleThreadApi>(nodeEndpoint(thread as never));
     rt.state = 'starting';
@@ -324,23 +349,6 @@ export class Host extends EventEmitter {
   async resume(name: string): Promise<void> {
     const rt = this.#get(name);
     await rt.call(rt.api.resume());
-  }
-
-  /** Fault injection: the role's session expires on the server (needs `faultInjection`). */
-  async expireSession(name: string): Promise<void> {
-    const rt = this.#get(name);
-    await rt.call(rt.api.expireSession());
-  }
-
-  /**
-   * Fault injection: the role's thread dies at once without clean-up (its session is left to expire).
-   * With restarts on, the host starts it again after the backoff. Resolves when the thread is gone.
-   */
-  async crash(name: string): Promise<void> {
-    const rt = this.#get(name);
-    const gone = new Promise<void>((r) => rt.thread.once('exit', () => r()));
-    void rt.call(Promise.resolve(rt.api.crash())).catch(() => {});
-    await gone;
   }
 
   /** Stop a role (draining a worker) and forget it. */

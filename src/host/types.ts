@@ -21,8 +21,6 @@ export interface FarmSettings {
   handlerModules?: string[];
   /** When a task gets its output directory (see `ExecutorOptions.taskDirs`). @defaultValue 'on-demand' */
   taskDirs?: TaskDirs;
-  /** Route sessions through fault proxies so `expireSession()` works. @defaultValue false */
-  faultInjection?: boolean;
   /** Master status retention. */
   retention?: { maxCount?: number; maxAgeMs?: number; intervalMs?: number };
   /** Give up starting a role when ZooKeeper cannot be reached within this many ms. */
@@ -79,10 +77,8 @@ export interface RoleThreadStats {
   rejected?: number;
   queuedTasks?: number;
   leaderChanges?: number;
-  /** ZooKeeper requests this role's thread sent. */
+  /** ZooKeeper requests this role sent, on all of its sessions. */
   zkRequests: number;
-  /** The same, by operation (`getData`, `multi`, `getChildren`, ...). */
-  zkRequestsByOp: Record<string, number>;
   /** Memory of the whole process as the thread sees it (RSS is per process). */
   heapUsed: number;
   /** CPU time (ms, user + system) this role's thread has used; NaN where /proc is not available. */
@@ -97,10 +93,6 @@ export interface RoleThreadApi {
   pause(): Promise<void>;
   resume(): Promise<void>;
   stop(options?: { drain?: boolean; deadlineMs?: number }): Promise<void>;
-  /** Make the server expire this role's session (needs faultInjection). */
-  expireSession(): Promise<void>;
-  /** Die at once without clean-up (no session close, no drain). */
-  crash(): void;
 }
 
 export interface RoleThreadInit {

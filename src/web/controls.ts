@@ -6,7 +6,8 @@
  *   POST /api/roles/<name>/drain     a worker finishes its running tasks, gives back the rest, and leaves
  *                                    (202: it happens in the background)
  *   POST /api/roles/<name>/crash     a role's thread dies without clean-up (failover practice); the host
- *                                    restarts it after its backoff
+ *                                    restarts it after its backoff. Fault injection, so only when the
+ *                                    dashboard was given zkfarm/testing's FaultInjector (`faults`)
  *   POST /api/roles                  {"kind": "worker", "name"?: string, "capacity"?: 1..1024} adds a worker
  *   POST /api/tasks                  {"handler": string, "input"?: any, "timeoutMs"?, "maxAttempts"?}
  *                                    submits a test task; shell tasks ("cmd") are refused here
@@ -22,9 +23,16 @@ import type { Host } from '../host/host.js';
 import type { Logger, Supervisor } from '../zk/index.js';
 import { HttpError, WebErrorCodes } from './http.js';
 
+/** What the Crash control needs: zkfarm/testing's FaultInjector has it. */
+export interface RoleFaults {
+  /** The role's thread dies at once without clean-up; resolves when it is gone. */
+  crash(name: string): Promise<void>;
+}
+
 export interface ControlContext {
   enabled: boolean;
   host: Host | undefined;
+  faults: RoleFaults | undefined;
   supervisor: Supervisor;
   log: Logger;
 }
@@ -40,6 +48,15 @@ export function controlsDisabled(): HttpError {
     WebErrorCodes.CONTROLS_DISABLED,
     'controls are off on this dashboard: it shows the farm read-only. Start it with controls allowed ' +
       '(startDashboard({ controls: true }); keep such a dashboard on a loopback address)',
+  );
+}
+
+export function crashDisabled(): HttpError {
+  return new HttpError(
+    403,
+    WebErrorCodes.CONTROLS_DISABLED,
+    'the Crash control is fault injection, off on this dashboard: start runtime with --http-controls ' +
+      "--http-chaos (or give startDashboard zkfarm/testing's FaultInjector as faults) to practise failover",
   );
 }
 
@@ -103,9 +120,10 @@ export async function runControl(
       };
     }
     case 'crash': {
+      if (!ctx.faults) throw crashDisabled();
       const info = await host.info(name);
       ctx.log.warn({ role: name }, `dashboard: crashing ${name} on request`);
-      await host.crash(name);
+      await ctx.faults.crash(name);
       const what = info.leader ? ' (it led: a standby takes over)' : '';
       return {
         status: 200,

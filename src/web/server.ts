@@ -25,7 +25,7 @@ import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import { connect, type Logger, type Session, type Supervisor } from '../zk/index.js';
 import { type Asset, loadAssets } from './assets.js';
-import { runControl } from './controls.js';
+import { type RoleFaults, runControl } from './controls.js';
 import { FarmObserver, type ObserverTick } from './farm-observer.js';
 import { HostView } from './host-view.js';
 import {
@@ -50,8 +50,14 @@ export interface DashboardOptions {
   connect?: string;
   /** The roles of this process: their states and counters, and what the controls act on. */
   host?: Host;
-  /** Allow the POST controls (pause, drain, crash, add workers, submit test tasks). @defaultValue false */
+  /** Allow the POST controls (pause, resume, drain, add workers, submit test tasks). @defaultValue false */
   controls?: boolean;
+  /**
+   * Fault injection for the Crash control (with `controls`): zkfarm/testing's FaultInjector, the host's
+   * `spawn`. Testing machinery, for failover practice: without it the page has no Crash buttons and
+   * the endpoint answers 403. @defaultValue none
+   */
+  faults?: RoleFaults;
   /** ZooKeeper digest identity `user:password` for an access-controlled farm. @defaultValue the host's */
   auth?: string;
   /** Root of the workers' output on this machine, for a task's files. @defaultValue the host's workdir */
@@ -100,6 +106,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     );
   }
   const controls = opts.controls === true;
+  const faults = opts.faults;
   const workdir = opts.workdir ?? host?.settings.workdir;
   const assets = await loadAssets();
 
@@ -228,7 +235,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
       if (!path.startsWith('/api/'))
         throw new HttpError(405, WebErrorCodes.METHOD_NOT_ALLOWED, `${path} does not take POST`);
       const body = await readJson(req);
-      const answer = await runControl({ enabled: controls, host, supervisor: sup, log }, path, body);
+      const answer = await runControl({ enabled: controls, host, faults, supervisor: sup, log }, path, body);
       if (!answer)
         throw new HttpError(
           404,
@@ -316,6 +323,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     res.write('retry: 2000\n\n');
     const hello = {
       controls,
+      crash: controls && faults !== undefined,
       readOnly: !host,
       connect: redact(connectString),
       history: observer.history.points(),
@@ -375,7 +383,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
   if (controls && !isLoopback(listen.host)) {
     log.warn(
       { http: `${listen.host}:${port}` },
-      `dashboard controls are on and it listens on ${listen.host}, not loopback: anyone who can reach port ${port} can pause, crash and add roles and submit tasks`,
+      `dashboard controls are on and it listens on ${listen.host}, not loopback: anyone who can reach port ${port} can pause${faults ? ', crash' : ''} and add roles and submit tasks`,
     );
   }
   log.info({ url, controls, readOnly: !host }, `dashboard at ${url}${controls ? ' (controls on)' : ''}`);
@@ -448,6 +456,8 @@ function checkOptions(o: DashboardOptions): DashboardOptions {
     );
   if (o.controls !== undefined && typeof o.controls !== 'boolean')
     throw bad('controls', 'true or false', o.controls);
+  if (o.faults !== undefined && typeof o.faults?.crash !== 'function')
+    throw bad('faults', "zkfarm/testing's FaultInjector (something with crash(name))", typeof o.faults);
   if (o.connect !== undefined && (typeof o.connect !== 'string' || o.connect.trim() === ''))
     throw bad('connect', 'a connect string like 127.0.0.1:2181[/chroot]', o.connect);
   for (const key of [

@@ -5,7 +5,7 @@
  * - Every failure is a `ZkError` with ZooKeeper's code name; bad arguments (a path without a leading
  *   slash, data over 1 MB) reject with `BAD_ARGUMENTS` before anything is sent, never throw.
  * - `failPending(err)` rejects everything in flight at once; the supervisor calls it when the session is lost.
- * - Every request is counted (`requests`, and the process-wide `zkRequestCounter`); a `multi` counts once.
+ * - Every request is counted (`requests`; a supervisor adds up its sessions'); a `multi` counts once.
  * - Versions are passed exactly (0 means version 0, -1 means any), in transactions too.
  */
 
@@ -49,12 +49,6 @@ export function digestAcl(credentials: string): Acl[] {
   const hash = createHash('sha1').update(credentials).digest('base64');
   return [{ perms: PERMS.all, id: { scheme: 'digest', id: `${user}:${hash}` } }];
 }
-
-/**
- * Requests sent by every ZkClient of this thread (benchmarks read it; a `multi` counts once), in all and
- * by operation (`create`, `getData`, `multi`, ...).
- */
-export const zkRequestCounter: { total: number; byOp: Record<string, number> } = { total: 0, byOp: {} };
 
 export interface ZkClientOptions {
   /** ACL for nodes this client creates. @defaultValue open ACL (world:anyone:cdrwa) */
@@ -145,8 +139,6 @@ export class ZkClient {
   ): Promise<T> {
     if (this.#failure) return Promise.reject(this.#failure);
     this.requests++;
-    zkRequestCounter.total++;
-    zkRequestCounter.byOp[op] = (zkRequestCounter.byOp[op] ?? 0) + 1;
     return this.connection.request<T>(type, op, path, encode, decode, extra);
   }
 

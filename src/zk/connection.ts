@@ -38,6 +38,11 @@ export interface ConnectionOptions {
   spinDelay: number;
   /** How long a request may wait for its answer (ms). */
   requestTimeout: number;
+  /**
+   * Resume this session instead of starting a new one (the Java client's `sessionId, sessionPasswd`
+   * constructor, Kazoo's `client_id`): the server refuses it with `expired` when it has ended.
+   */
+  session?: { id: string; password: Buffer };
 }
 
 /** A one-shot watch callback: called once, with the event, when the node changes. */
@@ -141,6 +146,10 @@ export class ZkConnection extends EventEmitter {
     this.#servers = shuffle(servers);
     this.#chroot = chroot;
     this.#options = options;
+    if (options.session) {
+      this.#sessionId = Buffer.from(options.session.id.padStart(16, '0'), 'hex');
+      this.#password = Buffer.from(options.session.password);
+    }
   }
 
   /** Start connecting (once). */
@@ -157,6 +166,11 @@ export class ZkConnection extends EventEmitter {
   /** The session id as 16 hex digits (zeros before the first handshake). */
   get sessionId(): string {
     return this.#sessionId.toString('hex');
+  }
+
+  /** The session's password (a copy), which with its id lets another connection resume the session. */
+  get sessionPassword(): Buffer {
+    return Buffer.from(this.#password);
   }
 
   get connected(): boolean {

@@ -5,7 +5,6 @@
 export * from './client.js';
 export { type ConnectionOptions, EVENT, ZkConnection } from './connection.js';
 export * from './errors.js';
-export * from './fault-proxy.js';
 export { PERMS } from './jute.js';
 export * from './server.js';
 export * from './session.js';

@@ -29,7 +29,6 @@ import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { type Acl, digestAcl, OPEN_ACL, ZkClient } from './client.js';
 import { type ConnectionOptions, ZkConnection } from './connection.js';
 import { isZkError } from './errors.js';
-import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
 import {
   type ChildrenChange,
   type ChildrenWatcher,
@@ -72,11 +71,6 @@ export interface ConnectOptions {
   acl?: Acl[];
   /** Stops the supervisor when aborted. */
   signal?: AbortSignal;
-  /**
-   * Route the session through an in-process TCP relay so that `expireSession()` and `cutConnection()` can
-   * inject real faults (tests, benchmarks, chaos runs). @defaultValue false
-   */
-  faultInjection?: boolean;
   /** Pause before re-running an action that threw, doubled each time up to 5 s. @defaultValue 200 */
   retryDelay?: number;
   logger?: Logger;
@@ -192,7 +186,8 @@ export class Supervisor extends EventEmitter {
   #rejectDone!: (e: Error) => void;
   #readyDone = false;
   #action: Action | undefined;
-  #proxy: FaultProxy | undefined;
+  /** Requests sent by the clients of sessions before the current one. */
+  #requestsBefore = 0;
   #connectTimer: NodeJS.Timeout | undefined;
   #newSessionListeners = new Set<() => void>();
   #watches = new Set<{ close(): void }>();
@@ -225,7 +220,7 @@ export class Supervisor extends EventEmitter {
       if (options.signal.aborted) queueMicrotask(() => void this.stop());
       else options.signal.addEventListener('abort', () => void this.stop(), { once: true });
     }
-    void this.#start();
+    this.#start();
   }
 
   get state(): SessionState {
@@ -249,22 +244,15 @@ export class Supervisor extends EventEmitter {
     return negotiated > 0 ? negotiated : (this.options.sessionTimeout ?? 10_000);
   }
 
-  async #start(): Promise<void> {
-    try {
-      if (this.options.faultInjection) {
-        const { hosts, chroot } = splitConnectString(this.options.connect);
-        this.#proxy = await startFaultProxy({ targets: hosts });
-        this.#connectString = `${this.#proxy.address}${chroot}`;
-      }
-    } catch (err) {
-      this.#fail(err as Error);
-      return;
-    }
+  /** ZooKeeper requests sent on every session of this supervisor so far (a multi counts once). */
+  get requests(): number {
+    return this.#requestsBefore + (this.#attempt?.client.requests ?? 0);
+  }
+
+  #start(): void {
     this.#armConnectTimer();
     this.#newAttempt();
   }
-
-  #connectString: string | undefined;
 
   #armConnectTimer(): void {
     const limit = this.options.connectTimeout;
@@ -284,7 +272,7 @@ export class Supervisor extends EventEmitter {
 
   #newAttempt(): void {
     if (this.#stopped) return;
-    const connection = createConnection(this.#connectString ?? this.options.connect, {
+    const connection = createConnection(this.options.connect, {
       sessionTimeout: this.options.sessionTimeout ?? 10_000,
       spinDelay: this.options.spinDelay ?? 250,
       requestTimeout: this.options.requestTimeout ?? this.options.sessionTimeout ?? 10_000,
@@ -367,6 +355,7 @@ export class Supervisor extends EventEmitter {
     attempt.session?.end(err);
     attempt.client.failPending(err);
     attempt.dispose();
+    this.#requestsBefore += attempt.client.requests;
     this.#attempt = undefined;
     this.#setState('lost');
     this.#armConnectTimer();
@@ -458,6 +447,7 @@ export class Supervisor extends EventEmitter {
     const attempt = this.#attempt;
     this.#attempt = undefined;
     if (attempt) {
+      this.#requestsBefore += attempt.client.requests;
       attempt.session?.end(new ZkfarmError(ErrorCodes.STOPPED, 'the session was closed'));
       clearTimeout(attempt.lostTimer);
       attempt.unlisten();
@@ -476,7 +466,6 @@ export class Supervisor extends EventEmitter {
       }
     }
     this.#setState('closed');
-    await this.#proxy?.close();
   }
 
   /** Call `fn` each time the live session is resumed on a new connection; returns an unsubscribe function. */
@@ -544,45 +533,6 @@ export class Supervisor extends EventEmitter {
       }, timeoutMs);
       this.on('state', onState);
     });
-  }
-
-  /**
-   * Fault injection: cut the connection for longer than the session timeout so the server really expires
-   * the session; resolves once a new session is connected. Needs `faultInjection: true`.
-   */
-  async expireSession(): Promise<void> {
-    const proxy = this.#requireProxy('expireSession');
-    const before = this.#sessions;
-    const timeout = this.sessionTimeout;
-    // The server expires a session between 1x and 2x its tick after the timeout: cut well past it.
-    proxy.cut(Math.round(timeout * 1.5) + 1000);
-    const deadline = Date.now() + timeout * 3 + 30_000;
-    while (this.#sessions === before || this.#state !== 'connected') {
-      if (this.#stopped) throw new ZkfarmError(ErrorCodes.STOPPED, 'stopped while expiring the session');
-      if (Date.now() > deadline)
-        throw new ZkfarmError(ErrorCodes.WAIT_TIMEOUT, 'no new session after expiry');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
-  /** Fault injection: the relay this session runs through (delay, blackhole, cut), when `faultInjection` is on. */
-  get faultProxy(): FaultProxy | undefined {
-    return this.#proxy;
-  }
-
-  /** Fault injection: drop the connection for `ms` (shorter than the session timeout: a suspension). */
-  cutConnection(ms: number): void {
-    this.#requireProxy('cutConnection').cut(ms);
-  }
-
-  #requireProxy(what: string): FaultProxy {
-    if (!this.#proxy) {
-      throw new ZkfarmError(
-        ErrorCodes.INVALID_ARGUMENT,
-        `${what}() needs a supervisor started with faultInjection: true`,
-      );
-    }
-    return this.#proxy;
   }
 }
 
@@ -680,7 +630,7 @@ export function connect(options: ConnectOptions, action?: Action): Supervisor {
 export async function ensureChroot(options: ConnectOptions): Promise<void> {
   const { hosts, chroot } = splitConnectString(options.connect);
   if (!chroot) return;
-  const sup = connect({ ...options, connect: hosts.join(','), faultInjection: false }, async (session) => {
+  const sup = connect({ ...options, connect: hosts.join(',') }, async (session) => {
     await session.client.ensurePath(chroot);
     if (options.auth) await session.client.secure(chroot);
     return 'completed';

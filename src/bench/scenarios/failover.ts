@@ -194,7 +194,7 @@ interface Mark {
 }
 
 export async function measureFailover(job: FailoverJob, io: BenchIo): Promise<FailoverResult> {
-  const farm = await startFarm(job.zk, job.shape, io, { restart: true });
+  const farm = await startFarm(job.zk, job.shape, io, { restart: true, faults: true });
   try {
     const { host, admin } = farm;
     const stream = new RateStream(farm.submitter, job.rate);
@@ -228,7 +228,7 @@ export async function measureFailover(job: FailoverJob, io: BenchIo): Promise<Fa
         const injecting =
           fault === 'leader-stop'
             ? host.removeRole(role!, { drain: false, deadlineMs: 1000 })
-            : host.crash(role!);
+            : farm.faults!.crash(role!);
         const mark: Mark = { fault, role: role!, at };
         if (fault !== 'worker-crash') {
           await waitUntil(

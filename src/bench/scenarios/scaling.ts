@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PATHS } from '../../farm/protocol.js';
 import { createLogger, Host } from '../../host/index.js';
+import { sourceThreads } from '../../testing/index.js';
 import { FROM_SOURCE } from '../child.js';
 import { type BenchContext, someOrThrow, tolerant } from '../context.js';
 import {
@@ -156,7 +157,7 @@ export async function measureRss(job: RssJob, io: BenchIo): Promise<RssResult> {
         workdir,
         roles: roleSpecs(job.shape),
       },
-      { logger: createLogger({ level: 'warn', pretty: false }) },
+      { logger: createLogger({ level: 'warn', pretty: false }), spawn: sourceThreads },
     );
     await waitUntil(
       async () =>
