@@ -9,7 +9,8 @@
  * proof that the session is over. No timing is involved, only the server's word.
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { createConnection, type Supervisor, splitConnectString } from '../zk/index.js';
+import type { Supervisor } from '../zk/index.js';
+import { createConnection, splitConnectString } from '../zk/session.js';
 
 export interface KillSessionOptions {
   /** Give up (ZKFARM_WAIT_TIMEOUT) after this long. @defaultValue 30000 */
