@@ -68,13 +68,6 @@ export class ZkfarmError extends Error {
   }
 }
 
-/** `v` if it is a whole number ≥ `min`, else a ZKFARM_INVALID_ARGUMENT error naming the option. */
-export function wholeNumber(name: string, v: number, min: number): number {
-  if (!Number.isInteger(v) || v < min)
-    throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${name}: expected a whole number ≥ ${min}, got ${v}`);
-  return v;
-}
-
 /** True when `err` is an Error carrying the given stable code. */
 export function hasCode(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;

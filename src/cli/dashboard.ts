@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { discoverConnect } from '../host/embedded.js';
 import { createLogger } from '../host/index.js';
 import { startDashboard } from '../web/index.js';
-import { EXIT_OK, type Io } from './common.js';
+import { clientFlags, EXIT_OK, flagOption, type Io } from './common.js';
 
 interface DashboardCommandOptions {
   zk?: string;
@@ -20,12 +20,9 @@ export function registerDashboard(program: Command, io: Io, setExit: (code: numb
   program
     .command('dashboard')
     .description('serve the live dashboard, /metrics and /healthz of a farm, from ZooKeeper alone')
-    .option(
-      '--zk <connect>',
-      'ZooKeeper connect string (default: $ZKFARM_ZK, a running runtime, 127.0.0.1:2181)',
-    )
+    .addOption(flagOption(clientFlags.zk))
     .option('--http <host:port>', 'where to listen (loopback unless you say otherwise)', '127.0.0.1:8080')
-    .option('--auth <user:password>', 'digest credentials of an access-controlled farm')
+    .addOption(flagOption(clientFlags.auth))
     .option(
       '--workdir <dir>',
       "the workers' output root, to show a finished task's files (same machine only)",

@@ -8,39 +8,43 @@
  * Shutdown: SIGINT/SIGTERM/SIGHUP → workers drain up to --drain-timeout, masters step down, sessions
  * close, the embedded ZooKeeper stops, exit 0. A second signal ends everything at once (exit 130).
  */
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { Command } from 'commander';
 import type pino from 'pino';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { TASK_DIRS, type TaskDirs } from '../exec/index.js';
+import type { OptionsOf } from '../farm/option-schema.js';
 import { type CliFlags, loadConfigFile, resolveFarmSpec } from '../host/config.js';
 import { type ConnectSource, type EmbeddedZooKeeper, startEmbeddedZooKeeper } from '../host/embedded.js';
 import type { SpawnRoleThread } from '../host/host.js';
-import { createLogger, flushLogger, Host, LOG_LEVELS, ROLE_STOP_GRACE_MS } from '../host/index.js';
+import { createLogger, flushLogger, Host, ROLE_STOP_GRACE_MS } from '../host/index.js';
+import { type RuntimeFlag, runtimeFlags } from '../host/options.js';
 import type { FarmSpec } from '../host/types.js';
 import { type Dashboard, type RoleFaults, startDashboard } from '../web/index.js';
-import { EXIT_FAILURE, EXIT_OK, type Io, openSession, wholeNumber } from './common.js';
+import { EXIT_FAILURE, EXIT_OK, type FlagField, flagOption, type Io, openSession } from './common.js';
 
-export interface StartOptions {
-  masters?: number;
-  workers?: number;
-  zk?: string;
-  config?: string;
-  workdir?: string;
-  capacity?: number;
-  prefetch?: number | 'auto';
-  allowShell?: boolean;
-  taskDirs?: TaskDirs;
-  sessionTimeout?: number;
-  namePrefix?: string;
+/** The options of `runtime start`, as commander hands them over (see host/options.ts for each). */
+export type StartOptions = OptionsOf<typeof runtimeFlags> & {
   logLevel: string;
-  auth?: string;
   drainTimeout: number;
   connectTimeout: number;
   restart: boolean;
-  http?: string;
-  httpControls?: boolean;
-  httpChaos?: boolean;
-}
+};
+
+/** The flags that shape the farm: resolveFarmSpec merges them over the config file. */
+const FARM_FLAGS = [
+  'masters',
+  'workers',
+  'workdir',
+  'capacity',
+  'prefetch',
+  'allowShell',
+  'taskDirs',
+  'sessionTimeout',
+  'namePrefix',
+  'auth',
+] as const satisfies ReadonlyArray<keyof CliFlags & RuntimeFlag>;
+
+/** Flags whose default commander fills in: those that no config file setting could supply instead. */
+const CLI_DEFAULTS: ReadonlySet<RuntimeFlag> = new Set(['logLevel', 'drainTimeout', 'connectTimeout']);
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
@@ -52,73 +56,12 @@ const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 export const STOP_BOUND_MS = ROLE_STOP_GRACE_MS + 10_000;
 
 export function registerStart(program: Command, io: Io, setExit: (code: number) => void): void {
-  program
-    .command('start', { isDefault: true })
+  const command = program.command('start', { isDefault: true });
+  for (const [key, spec] of Object.entries(runtimeFlags) as Array<[RuntimeFlag, FlagField]>) {
+    command.addOption(flagOption(spec, { applyDefault: CLI_DEFAULTS.has(key) }));
+  }
+  command
     .description('run masters and workers in this process (the default command)')
-    .option('--masters <n>', "masters to run (replaces the config file's masters)", wholeNumber(0))
-    .option('--workers <n>', "workers to run (replaces the config file's workers)", wholeNumber(0))
-    .option(
-      '--zk <connect>',
-      'ZooKeeper connect string, host:port[,host:port...][/chroot] (default: embedded)',
-    )
-    .option('-c, --config <file>', 'a YAML or JSON config file (flags override it)')
-    .option(
-      '--workdir <dir>',
-      "where task output and the embedded ZooKeeper's data go (default ./zkfarm-work)",
-    )
-    .option('--capacity <n>', 'tasks each worker runs at once (default 4)', wholeNumber(1))
-    .option(
-      '--prefetch <n|auto>',
-      'tasks each worker may hold beyond --capacity: a whole number, or auto to follow task durations (default auto)',
-      wholeNumberOrAuto,
-    )
-    .option(
-      '--allow-shell',
-      'let workers run {"cmd": ...} tasks (anyone who can write /tasks could run anything)',
-    )
-    .addOption(
-      new Option(
-        '--task-dirs <when>',
-        'when a task gets <workdir>/<worker>/<task>/ with result.json: on-demand (shell tasks, and ' +
-          'handlers that use their outputDir) or always (default on-demand)',
-      ).choices(TASK_DIRS),
-    )
-    .option(
-      '--session-timeout <ms>',
-      'ZooKeeper session timeout of every role (default 10000)',
-      wholeNumber(1),
-    )
-    .option(
-      '--name-prefix <prefix>',
-      'role names are <prefix>-master-1, <prefix>-worker-1, ... (default: host name)',
-    )
-    .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
-    .option('--auth <user:password>', 'digest credentials; nodes the farm creates are then only theirs')
-    .option(
-      '--drain-timeout <ms>',
-      'on stop, how long workers may finish running tasks',
-      wholeNumber(0),
-      30_000,
-    )
-    .option(
-      '--connect-timeout <ms>',
-      'give up when ZooKeeper cannot be reached this long',
-      wholeNumber(1),
-      15_000,
-    )
-    .option('--no-restart', 'do not restart role threads that die')
-    .option(
-      '--http <host:port>',
-      'serve the dashboard, /metrics and /healthz there (loopback unless you say otherwise)',
-    )
-    .option(
-      '--http-controls',
-      "let the dashboard pause, drain, add and remove this host's roles (off by default)",
-    )
-    .option(
-      '--http-chaos',
-      'with --http-controls: a Crash button on each role, fault injection to practise failover (off by default)',
-    )
     .allowExcessArguments()
     .addHelpText(
       'after',
@@ -148,12 +91,6 @@ export async function planFarm(
   opts: StartOptions,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ spec: FarmSpec; source: ConnectSource | 'config' | 'embedded' }> {
-  if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
-    throw new ZkfarmError(
-      ErrorCodes.CONFIG_INVALID,
-      `--log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${opts.logLevel}"`,
-    );
-  }
   if (opts.httpChaos && !(opts.httpControls && opts.http !== undefined)) {
     throw new ZkfarmError(
       ErrorCodes.CONFIG_INVALID,
@@ -162,18 +99,9 @@ export async function planFarm(
   }
   const config = opts.config !== undefined ? await loadConfigFile(opts.config) : undefined;
   const flags: CliFlags = {};
+  for (const key of FARM_FLAGS) if (opts[key] !== undefined) Object.assign(flags, { [key]: opts[key] });
   const zk = opts.zk ?? (env['ZKFARM_ZK']?.trim() || undefined);
   if (zk !== undefined) flags.zk = zk;
-  if (opts.masters !== undefined) flags.masters = opts.masters;
-  if (opts.workers !== undefined) flags.workers = opts.workers;
-  if (opts.workdir !== undefined) flags.workdir = opts.workdir;
-  if (opts.capacity !== undefined) flags.capacity = opts.capacity;
-  if (opts.prefetch !== undefined) flags.prefetch = opts.prefetch;
-  if (opts.allowShell) flags.allowShell = true;
-  if (opts.taskDirs !== undefined) flags.taskDirs = opts.taskDirs;
-  if (opts.sessionTimeout !== undefined) flags.sessionTimeout = opts.sessionTimeout;
-  if (opts.namePrefix !== undefined) flags.namePrefix = opts.namePrefix;
-  if (opts.auth !== undefined) flags.auth = opts.auth;
   const spec = resolveFarmSpec(config, flags);
   const source =
     opts.zk !== undefined
@@ -311,14 +239,4 @@ async function roleThreads(opts: StartOptions): Promise<{ spawn?: SpawnRoleThrea
   if (!chaos) return { spawn: testing.sourceThreads };
   const faults = new testing.FaultInjector();
   return { spawn: faults.spawn, faults };
-}
-
-/** `--prefetch`: a whole number >= 0, or "auto". */
-function wholeNumberOrAuto(value: string): number | 'auto' {
-  if (value.trim() === 'auto') return 'auto';
-  try {
-    return wholeNumber(0)(value);
-  } catch {
-    throw new InvalidArgumentError(`expected a whole number >= 0, or "auto", got "${value}"`);
-  }
 }

@@ -1,16 +1,12 @@
 /**
  * `runtime status [--zk CONNECT] [--json]`: the farm as ZooKeeper sees it.
  */
+
 import type { Command } from 'commander';
+import { z } from 'zod';
+import { field } from '../farm/option-schema.js';
 import { discoverConnect } from '../host/embedded.js';
-import {
-  closeQuickly,
-  DEFAULT_CONNECT_TIMEOUT,
-  EXIT_OK,
-  type Io,
-  openSession,
-  wholeNumber,
-} from './common.js';
+import { clientFlags, closeQuickly, EXIT_OK, flagOption, type Io, openSession } from './common.js';
 import { type FarmState, readFarmState } from './farm-state.js';
 
 interface StatusOptions {
@@ -27,19 +23,19 @@ export function registerStatus(program: Command, io: Io, setExit: (code: number)
     .description(
       'show the farm as ZooKeeper sees it: leader, standbys, workers and their load, queue, failures',
     )
-    .option(
-      '--zk <connect>',
-      'ZooKeeper connect string (default: $ZKFARM_ZK, a running runtime, 127.0.0.1:2181)',
-    )
+    .addOption(flagOption(clientFlags.zk))
     .option('--json', 'print one JSON object instead of a table')
-    .option('--failures <n>', 'recent failures to show', wholeNumber(0), 10)
-    .option('--auth <user:password>', 'digest credentials of an access-controlled farm')
-    .option(
-      '--connect-timeout <ms>',
-      'give up connecting after this long',
-      wholeNumber(1),
-      DEFAULT_CONNECT_TIMEOUT,
+    .addOption(
+      flagOption(
+        {
+          flag: '--failures <n>',
+          ...field(z.int().min(0), { default: 10, description: 'recent failures to show' }),
+        },
+        { applyDefault: true },
+      ),
     )
+    .addOption(flagOption(clientFlags.auth))
+    .addOption(flagOption(clientFlags.connectTimeout, { applyDefault: true }))
     .action(async (opts: StatusOptions) => {
       setExit(await runStatus(opts, io));
     });

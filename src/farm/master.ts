@@ -14,9 +14,10 @@
  * LOST: the session's signal aborts, the leader stops acting at once (every request of the old session
  * fails), and on the new session the master stands for election again.
  */
-import { ErrorCodes, wholeNumber, ZkfarmError } from '../errors.js';
+import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { isZkError, type Session, ZK_CODES, ZkError } from '../zk/index.js';
 import { Leader, type LeaderOptions, type LeaderStats } from './leader.js';
+import { checkMasterOptions } from './options.js';
 import { encode, type MasterInfo, masterPath, PATHS } from './protocol.js';
 import { HOST, Role, type RoleInfo, type RoleOptions } from './role.js';
 
@@ -38,9 +39,7 @@ export class Master extends Role {
 
   constructor(options: MasterOptions) {
     super(options);
-    if (options.batchSize !== undefined) wholeNumber('batchSize', options.batchSize, 1);
-    if (options.maxLost !== undefined) wholeNumber('maxLost', options.maxLost, 1);
-    this.#opts = options;
+    this.#opts = { ...options, ...checkMasterOptions(options) };
   }
 
   get isLeader(): boolean {

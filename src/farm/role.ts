@@ -23,6 +23,7 @@ import {
   type Supervisor,
   splitConnectString,
 } from '../zk/index.js';
+import { checkRoleOptions } from './options.js';
 import { PATHS, validateName } from './protocol.js';
 
 export interface RoleOptions {
@@ -70,7 +71,7 @@ export abstract class Role extends EventEmitter {
   constructor(options: RoleOptions) {
     super();
     this.name = validateName('role', options.name);
-    this.options = options;
+    this.options = { ...options, ...checkRoleOptions(options) };
     this.log = options.logger ?? silent;
     this.on('error', () => {});
   }

@@ -13,8 +13,9 @@
  * flight, the server may have created the task without the client learning its name. Such a submit
  * fails with CONNECTION_LOSS and a message that says so; it is not retried, which could duplicate it.
  */
-import { ErrorCodes, wholeNumber, ZkfarmError } from '../errors.js';
+import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { type ConnectOptions, connect, ensureChroot, isZkError, type Supervisor } from '../zk/index.js';
+import { checkSubmitterOptions } from './options.js';
 import {
   checkTask,
   encode,
@@ -57,20 +58,18 @@ export class Submitter {
   #depth = 0;
   #depthReadAt = 0;
 
-  private constructor(supervisor: Supervisor, options: SubmitterOptions) {
+  private constructor(supervisor: Supervisor, options: ReturnType<typeof checkSubmitterOptions>) {
     this.supervisor = supervisor;
-    this.#maxQueue = options.maxQueue ?? 20_000;
-    this.#queueWaitMs = options.queueWaitMs ?? 60_000;
-    this.#batchSize = Math.min(options.batchSize ?? 100, 200);
+    this.#maxQueue = options.maxQueue;
+    this.#queueWaitMs = options.queueWaitMs;
+    this.#batchSize = Math.min(options.batchSize, 200);
   }
 
   /** Connect (pass-through mode: the session stays open until `close()`). */
   static async open(options: SubmitterOptions = {}): Promise<Submitter> {
     // Checked before connecting: a batch size of NaN would loop for ever, a queue limit of 0 never admit.
-    if (options.maxQueue !== undefined) wholeNumber('maxQueue', options.maxQueue, 1);
-    if (options.queueWaitMs !== undefined) wholeNumber('queueWaitMs', options.queueWaitMs, 0);
-    if (options.batchSize !== undefined) wholeNumber('batchSize', options.batchSize, 1);
-    const opts: ConnectOptions = { ...options, connect: options.connect ?? '127.0.0.1:2181' };
+    const checked = checkSubmitterOptions(options);
+    const opts: ConnectOptions = { ...options, ...checked };
     await ensureChroot(opts);
     const sup = connect(opts, async (session) => {
       await Promise.all([session.client.ensurePath(PATHS.tasks), session.client.ensurePath(PATHS.status)]);
@@ -81,7 +80,7 @@ export class Submitter {
       await sup.stop();
       throw err;
     }
-    return new Submitter(sup, options);
+    return new Submitter(sup, checked);
   }
 
   #client() {

@@ -21,9 +21,10 @@
  * (coping with its own stale /workers/<name>) and re-lists its assignments, skipping those it runs.
  */
 import { hostname } from 'node:os';
-import { describeError, ErrorCodes, wholeNumber, ZkfarmError } from '../errors.js';
+import { describeError, ErrorCodes } from '../errors.js';
 import { type ExecOutcome, Executor, type ExecutorOptions, type HandlerPool } from '../exec/index.js';
 import { isZkError, type Session } from '../zk/index.js';
+import { checkWorkerOptions } from './options.js';
 import { AutoPrefetch } from './prefetch.js';
 import {
   assignDir,
@@ -126,16 +127,11 @@ export class Worker extends Role {
 
   constructor(options: WorkerOptions) {
     super(options);
-    this.#opts = options;
-    this.capacity = wholeNumber('capacity', options.capacity ?? 4, 1);
-    const prefetch = options.prefetch ?? 'auto';
-    if (prefetch === 'auto') this.#autoPrefetch = new AutoPrefetch(this.capacity);
-    else if (typeof prefetch === 'number') this.#fixedPrefetch = wholeNumber('prefetch', prefetch, 0);
-    else
-      throw new ZkfarmError(
-        ErrorCodes.INVALID_ARGUMENT,
-        `prefetch: expected a whole number ≥ 0 or 'auto', got ${JSON.stringify(prefetch)}`,
-      );
+    const checked = checkWorkerOptions(options);
+    this.#opts = { ...options, ...checked };
+    this.capacity = checked.capacity;
+    if (checked.prefetch === 'auto') this.#autoPrefetch = new AutoPrefetch(this.capacity);
+    else this.#fixedPrefetch = checked.prefetch;
     this.#executor = new Executor({
       workdir: options.workdir,
       allowShell: options.allowShell ?? false,

@@ -9,8 +9,9 @@
  * proof that the session is over. No timing is involved, only the server's word.
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { splitConnectString } from '../zk/connect-string.js';
 import type { Supervisor } from '../zk/index.js';
-import { createConnection, splitConnectString } from '../zk/session.js';
+import { createConnection } from '../zk/session.js';
 
 export interface KillSessionOptions {
   /** Give up (ZKFARM_WAIT_TIMEOUT) after this long. @defaultValue 30000 */

@@ -18,6 +18,7 @@
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { parseConnectString } from '../zk/index.js';
 
 export type ProxyTarget = string | { host: string; port: number };
 
@@ -59,19 +60,11 @@ function invalid(message: string): ZkfarmError {
 }
 
 function parseTargets(t: ProxyTarget): HostPort[] {
-  if (typeof t !== 'string') {
-    if (!t || typeof t.host !== 'string' || !Number.isInteger(t.port)) {
-      throw invalid(`fault proxy target: expected { host, port }, got ${JSON.stringify(t)}`);
-    }
-    return [{ host: t.host, port: t.port }];
+  if (typeof t === 'string') return parseConnectString(t, 'fault proxy target').servers;
+  if (!t || typeof t.host !== 'string' || !Number.isInteger(t.port)) {
+    throw invalid(`fault proxy target: expected { host, port }, got ${JSON.stringify(t)}`);
   }
-  const slash = t.indexOf('/');
-  const hosts = (slash >= 0 ? t.slice(0, slash) : t).split(',').map((h) => h.trim());
-  return hosts.filter(Boolean).map((h) => {
-    const m = /^(.+):(\d{1,5})$/.exec(h);
-    if (!m) throw invalid(`fault proxy target: expected "host:port", got "${h}" in "${t}"`);
-    return { host: m[1]!, port: Number(m[2]) };
-  });
+  return [{ host: t.host, port: t.port }];
 }
 
 /** `connect` with its hosts replaced by the proxy's address; the chroot, if any, is kept. */

@@ -8,7 +8,8 @@
  *   POST /api/roles/<name>/crash     a role's thread dies without clean-up (failover practice); the host
  *                                    restarts it after its backoff. Fault injection, so only when the
  *                                    dashboard was given zkfarm/testing's FaultInjector (`faults`)
- *   POST /api/roles                  {"kind": "worker", "name"?: string, "capacity"?: 1..1024} adds a worker
+ *   POST /api/roles                  {"kind": "worker", "name"?: string, "capacity"?} adds a worker (capacity as
+ *                                    a worker's option, farm/options.ts)
  *   POST /api/tasks                  {"handler": string, "input"?: any, "timeoutMs"?, "maxAttempts"?}
  *                                    submits a test task; shell tasks ("cmd") are refused here
  *
@@ -18,6 +19,8 @@
  */
 import { describeError } from '../errors.js';
 import { isSafeName } from '../exec/names.js';
+import { expectedOf } from '../farm/option-schema.js';
+import { workerFields } from '../farm/options.js';
 import { checkTask, encode, PATHS, TASK_PREFIX } from '../farm/protocol.js';
 import type { Host } from '../host/host.js';
 import type { Logger, Supervisor } from '../zk/index.js';
@@ -155,14 +158,12 @@ async function addWorker(ctx: ControlContext, host: Host, body: unknown): Promis
       `only workers can be added here, got kind ${JSON.stringify(b.kind)}`,
     );
   }
-  if (
-    b.capacity !== undefined &&
-    !(Number.isInteger(b.capacity) && (b.capacity as number) >= 1 && (b.capacity as number) <= 1024)
-  ) {
+  const capacityField = workerFields.capacity;
+  if (b.capacity !== undefined && !capacityField.schema.safeParse(b.capacity).success) {
     throw new HttpError(
       400,
       WebErrorCodes.BAD_REQUEST,
-      `capacity: expected a whole number from 1 to 1024, got ${JSON.stringify(b.capacity)}`,
+      `capacity: expected ${expectedOf(capacityField)}, got ${JSON.stringify(b.capacity)}`,
     );
   }
   const roles = await host.roles();

@@ -20,6 +20,12 @@ export {
   ZkClient,
   type ZkClientOptions,
 } from './client.js';
+export {
+  connectStringProblem,
+  parseConnectString,
+  type ServerAddress,
+  splitConnectString,
+} from './connect-string.js';
 export type { ConnectionOptions, ZkConnection } from './connection.js';
 export { isZkError, ZK_CODES, type ZkCodeName, ZkError } from './errors.js';
 export { PERMS } from './jute.js';
@@ -49,6 +55,5 @@ export {
   Session,
   type SessionState,
   Supervisor,
-  splitConnectString,
 } from './session.js';
 export type { ChildrenChange, ChildrenWatcher, DataChange, DataWatch, WatchOptions } from './watchers.js';

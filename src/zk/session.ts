@@ -27,6 +27,7 @@
 import { EventEmitter } from 'node:events';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { type Acl, digestAcl, OPEN_ACL, ZkClient } from './client.js';
+import { parseConnectString, splitConnectString } from './connect-string.js';
 import { type ConnectionOptions, ZkConnection } from './connection.js';
 import { isZkError } from './errors.js';
 import {
@@ -536,27 +537,9 @@ export class Supervisor extends EventEmitter {
   }
 }
 
-/** Split `h1:p1,h2:p2/chroot` into hosts and the chroot suffix ('' when none). */
-export function splitConnectString(connect: string): { hosts: string[]; chroot: string } {
-  const slash = connect.indexOf('/');
-  const hostPart = slash >= 0 ? connect.slice(0, slash) : connect;
-  const chroot = slash >= 0 ? connect.slice(slash).replace(/\/+$/, '') : '';
-  return {
-    hosts: hostPart
-      .split(',')
-      .map((h) => h.trim())
-      .filter(Boolean),
-    chroot,
-  };
-}
-
 /** A connection (not connected yet) for a connect string `h1:p1,h2:p2[/chroot]`. */
 export function createConnection(connect: string, options: ConnectionOptions): ZkConnection {
-  const { hosts, chroot } = splitConnectString(connect);
-  const servers = hosts.map((h) => {
-    const colon = h.lastIndexOf(':');
-    return { host: h.slice(0, colon), port: Number(h.slice(colon + 1)) };
-  });
+  const { servers, chroot } = parseConnectString(connect);
   return new ZkConnection(servers, chroot, options);
 }
 
@@ -598,15 +581,7 @@ export function openClient(
 
 function validateOptions(o: ConnectOptions): void {
   const bad = (msg: string) => new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, msg);
-  if (typeof o?.connect !== 'string' || o.connect.trim() === '') {
-    throw bad('connect: expected a connect string like "127.0.0.1:2181[/chroot]"');
-  }
-  const { hosts, chroot } = splitConnectString(o.connect);
-  if (hosts.length === 0 || hosts.some((h) => !/^[^\s:/]+:\d{1,5}$/.test(h))) {
-    throw bad(`connect: expected host:port[,host:port...][/chroot], got "${o.connect}"`);
-  }
-  if (chroot && !/^(\/[^/\s]+)+$/.test(chroot))
-    throw bad(`connect: bad chroot "${chroot}" in "${o.connect}"`);
+  parseConnectString(o?.connect);
   for (const key of ['sessionTimeout', 'requestTimeout', 'spinDelay', 'retryDelay'] as const) {
     const v = o[key];
     if (v !== undefined && (!Number.isFinite(v) || v <= 0))
