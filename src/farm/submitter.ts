@@ -41,8 +41,8 @@ export interface SubmitterOptions extends Omit<ConnectOptions, 'connect'> {
 
 /**
  * Multis one submitMany() keeps in flight. Each waits for ZooKeeper's commit (an fsync shared with other
- * requests); one at a time capped submitting at a batch per round trip (~13,000 tasks/s on a busy 2-core
- * machine), below what the farm drains.
+ * requests): with one at a time, submitting runs at one batch per commit round trip, below what the farm
+ * drains (benchmarks/README.md has the measurements); a few in flight keep the commits busy.
  */
 export const SUBMIT_WINDOW = 4;
 

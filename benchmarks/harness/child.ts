@@ -1,9 +1,9 @@
 /**
- * Runs one measurement in a fresh Node process (src/bench/worker-scenario.ts), so that no measurement
+ * Runs one measurement in a fresh Node process (benchmarks/harness/worker-scenario.ts), so that no measurement
  * inherits another's heap, JIT state, threads or sockets: the farm and BullMQ each start cold, every time.
  *
  * The child runs the same way as this process: from source under tsx when this file is .ts
- * (`node --import tsx src/bench/main.ts`), from compiled JS when it is .js (`runtime bench` after
+ * (`node --import tsx benchmarks/harness/main.ts`), from compiled JS when it is .js (`runtime bench` after
  * `npm run build`). Role threads follow their host, so source mode also loads tsx in every role thread;
  * the report says which mode ran.
  *

@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePorts } from '../zk/server.js';
+import { freePorts } from '../../src/zk/server.js';
 import type { RedisPersistence } from './types.js';
 
 const WRAPPER = [

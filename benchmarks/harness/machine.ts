@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { cpus, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ZkServer } from '../zk/index.js';
+import type { ZkServer } from '../../src/zk/index.js';
 import { FROM_SOURCE } from './child.js';
 import { loadAverage } from './proc.js';
 

@@ -5,7 +5,7 @@
  * look at every scenario in under 3 minutes, `tiny` keeps the harness working in CI (a few hundred
  * tasks). Every load loop is bounded by the counts below and by the timeouts derived from them.
  */
-import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { ErrorCodes, ZkfarmError } from '../../src/errors.js';
 import { type FaultKind, type RedisPersistence, SCENARIOS, type ScenarioName, type Size } from './types.js';
 
 export interface BenchOptions {

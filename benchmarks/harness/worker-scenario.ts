@@ -3,7 +3,7 @@
  * result over IPC and exits. SIGINT/SIGTERM or losing the parent stop the measurement, and its
  * `finally` blocks stop the farm (a second signal exits at once).
  */
-import { describeError } from '../errors.js';
+import { describeError } from '../../src/errors.js';
 import type { BenchIo } from './farm-fixture.js';
 import { measureCeiling } from './scenarios/ceiling.js';
 import { measureFailover } from './scenarios/failover.js';
@@ -41,7 +41,7 @@ async function main(): Promise<number> {
   const text = process.argv[2];
   if (!text) {
     process.stderr.write(
-      'worker-scenario: runs one benchmark measurement; start it through `runtime bench` (src/bench/main.ts)\n',
+      'worker-scenario: runs one benchmark measurement; start it through `runtime bench` (benchmarks/harness/main.ts)\n',
     );
     return 2;
   }

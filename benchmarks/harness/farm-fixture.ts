@@ -9,12 +9,18 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PATHS } from '../farm/protocol.js';
-import { Submitter } from '../farm/submitter.js';
-import { createLogger, Host } from '../host/index.js';
-import type { RoleSpec } from '../host/types.js';
-import { FaultInjector, sourceThreads } from '../testing/index.js';
-import { connect, isZkError, type Supervisor, splitConnectString, type ZkClient } from '../zk/index.js';
+import { PATHS } from '../../src/farm/protocol.js';
+import { Submitter } from '../../src/farm/submitter.js';
+import { createLogger, Host } from '../../src/host/index.js';
+import type { RoleSpec } from '../../src/host/types.js';
+import { FaultInjector, sourceThreads } from '../../src/testing/index.js';
+import {
+  connect,
+  isZkError,
+  type Supervisor,
+  splitConnectString,
+  type ZkClient,
+} from '../../src/zk/index.js';
 import type { FarmShape, ZkTarget } from './types.js';
 
 export interface BenchIo {

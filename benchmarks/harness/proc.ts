@@ -7,7 +7,7 @@
  * thread's time comes from /proc/self/task/<tid>/schedstat, in nanoseconds (see host/proc-stat.ts).
  */
 import { readFileSync } from 'node:fs';
-import { statCpuMs, threadCpuMsOf } from '../host/proc-stat.js';
+import { statCpuMs, threadCpuMsOf } from '../../src/host/proc-stat.js';
 
 /** CPU time (ms) a process has used so far, all its threads. */
 export function processCpuMs(pid: number): number {

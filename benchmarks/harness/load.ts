@@ -6,7 +6,7 @@
  *
  * A task's send time is the client clock just before its submit request was issued.
  */
-import type { Submitter } from '../farm/submitter.js';
+import type { Submitter } from '../../src/farm/submitter.js';
 import { sleep } from './farm-fixture.js';
 
 export interface Sent {

@@ -1,6 +1,6 @@
 /**
- * Shapes shared by the benchmark orchestrator (src/bench/index.ts) and its measurement processes
- * (src/bench/worker-scenario.ts). Only plain JSON crosses between them.
+ * Shapes shared by the benchmark orchestrator (benchmarks/harness/index.ts) and its measurement processes
+ * (benchmarks/harness/worker-scenario.ts). Only plain JSON crosses between them.
  */
 
 export const SCENARIOS = ['ceiling', 'throughput', 'latency', 'scaling', 'failover', 'peer'] as const;

@@ -1,6 +1,6 @@
 /**
- * Run the benchmarks standalone: `node --import tsx src/bench/main.ts [--quick] [--scenario a,b] [--out DIR]`
- * (or `node dist/src/bench/main.js ...` after `npm run build`). `runtime bench` takes the same options.
+ * Run the benchmarks standalone: `node --import tsx benchmarks/harness/main.ts [--quick] [--scenario a,b] [--out DIR]`
+ * (or `node dist/benchmarks/harness/main.js ...` after `npm run build`). `runtime bench` takes the same options.
  */
 import { benchCommand } from './cli.js';
 

@@ -10,8 +10,8 @@
  */
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describeError } from '../errors.js';
-import { CreateMode, startZkServer, type ZkClient, type ZkServer } from '../zk/index.js';
+import { describeError } from '../../src/errors.js';
+import { CreateMode, startZkServer, type ZkClient, type ZkServer } from '../../src/zk/index.js';
 import { killChildren, runChild } from './child.js';
 import { type BenchContext, type CeilingFigures, someOrThrow, tolerant } from './context.js';
 import { openSession, removeTree, stopSession } from './farm-fixture.js';

@@ -15,7 +15,7 @@
  * Load: an open-loop generator (load.ts) at each rate for a fixed time; every task's latency counts.
  * One fresh process per repeat runs the idle series and every rate in turn on one farm.
  */
-import { statusPath } from '../../farm/protocol.js';
+import { statusPath } from '../../../src/farm/protocol.js';
 import { type BenchContext, someOrThrow, tolerant } from '../context.js';
 import { type BenchIo, sleep, startFarm, throwIfAborted, waitForStatusCount } from '../farm-fixture.js';
 import { checkFarm, ctimeOf, readStatuses, summaryOf } from '../invariants.js';

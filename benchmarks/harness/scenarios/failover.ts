@@ -20,8 +20,8 @@
  *   re-executions  tasks submitted before the fault whose status says attempts > 1.
  * At the end every task must have exactly one status (invariants.ts).
  */
-import { PATHS } from '../../farm/protocol.js';
-import type { Host } from '../../host/index.js';
+import { PATHS } from '../../../src/farm/protocol.js';
+import type { Host } from '../../../src/host/index.js';
 import { type BenchContext, someOrThrow, tolerant } from '../context.js';
 import {
   type BenchIo,

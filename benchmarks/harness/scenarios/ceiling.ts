@@ -11,8 +11,8 @@
  * turn (the order rotates between repeats); each variant writes under its own node, deleted after it
  * (untimed), so every variant starts on the same tree.
  */
-import { encode } from '../../farm/protocol.js';
-import { CreateMode, type ZkClient } from '../../zk/index.js';
+import { encode } from '../../../src/farm/protocol.js';
+import { CreateMode, type ZkClient } from '../../../src/zk/index.js';
 import { type BenchContext, type CeilingFigures, someOrThrow, tolerant } from '../context.js';
 import {
   type BenchIo,

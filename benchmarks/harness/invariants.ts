@@ -13,8 +13,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { assignDir, PATHS, parseStatus, statusPath, type TaskStatus } from '../farm/protocol.js';
-import { isZkError, type ZkClient } from '../zk/index.js';
+import { assignDir, PATHS, parseStatus, statusPath, type TaskStatus } from '../../src/farm/protocol.js';
+import { isZkError, type ZkClient } from '../../src/zk/index.js';
 import type { FarmCheckSummary } from './types.js';
 
 export interface StatusRecord {

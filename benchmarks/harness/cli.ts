@@ -1,5 +1,5 @@
 /**
- * The `bench` command line (commander), shared by src/bench/main.ts and `runtime bench`:
+ * The `bench` command line (commander), shared by benchmarks/harness/main.ts and `runtime bench`:
  *
  *   bench [--quick | --size tiny|quick|full] [--scenario a,b] [--out DIR] [--repeats N] [--tasks N]
  *         [--redis-persistence none|everysec|always] [--cpu-prof] [--progress auto|bar|lines|none]
@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { describeError } from '../errors.js';
+import { describeError } from '../../src/errors.js';
 import { type BenchOptions, parseScenarios, runBench } from './index.js';
 import type { RunRecord } from './report.js';
 import { writeReport } from './report.js';

@@ -14,9 +14,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PATHS } from '../../farm/protocol.js';
-import { createLogger, Host } from '../../host/index.js';
-import { sourceThreads } from '../../testing/index.js';
+import { PATHS } from '../../../src/farm/protocol.js';
+import { createLogger, Host } from '../../../src/host/index.js';
+import { sourceThreads } from '../../../src/testing/index.js';
 import { FROM_SOURCE } from '../child.js';
 import { type BenchContext, someOrThrow, tolerant } from '../context.js';
 import {

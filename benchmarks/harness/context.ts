@@ -1,5 +1,5 @@
 /**
- * What a scenario gets from the orchestrator (src/bench/index.ts): the run's ZooKeeper, a way to run a
+ * What a scenario gets from the orchestrator (benchmarks/harness/index.ts): the run's ZooKeeper, a way to run a
  * measurement in a fresh process, the redis-server for the peer, progress, and the figures other
  * scenarios of the same run already measured (capacity, ceiling), measuring them when they are missing.
  */
