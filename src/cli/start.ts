@@ -119,85 +119,126 @@ function count(spec: FarmSpec, kind: 'master' | 'worker'): string {
   return `${n} ${kind}${n === 1 ? '' : 's'}`;
 }
 
-export async function runStart(opts: StartOptions, io: Io): Promise<number> {
-  const { spec, source } = await planFarm(opts);
-  const wantEmbedded = source === 'embedded';
+/**
+ * The signals runtime answers. The first asks for a stop and arms its bound (--drain-timeout +
+ * STOP_BOUND_MS, docs/reliability.md), past which runtime stops at once; a second stops at once.
+ */
+class StopSignals {
+  count = 0;
+  readonly requested: Promise<'stop'>;
+  #request!: () => void;
 
-  let host: Host | undefined;
-  let dashboard: Dashboard | undefined;
-  let embedded: EmbeddedZooKeeper | undefined;
-  let logger: pino.Logger | undefined;
-  let signals = 0;
-  let requestStop!: () => void;
-  const stopRequested = new Promise<'stop'>((resolve) => {
-    requestStop = () => resolve('stop');
-  });
-  const stopAtOnce = (code: number) => {
-    // Exiting kills the role threads; the zk layer's exit hook SIGKILLs the embedded java synchronously.
-    void host?.kill();
-    void embedded?.kill();
-    if (logger) flushLogger(logger);
-    process.exit(code);
-  };
-  const onSignal = (sig: NodeJS.Signals) => {
-    signals++;
-    if (signals === 1) {
-      io.err(
-        `runtime: ${sig}: stopping (workers drain up to ${opts.drainTimeout} ms); press Ctrl-C again to stop at once`,
-      );
-      // The stop is bounded whatever the roles and ZooKeeper do (docs/reliability.md).
-      const bound = opts.drainTimeout + STOP_BOUND_MS;
-      setTimeout(() => {
-        io.err(`runtime: the stop did not end within ${bound} ms; stopping at once`);
-        stopAtOnce(EXIT_FAILURE);
-      }, bound).unref();
-      requestStop();
+  constructor(
+    private readonly io: Io,
+    private readonly drainTimeout: number,
+    private readonly atOnce: (code: number) => void,
+  ) {
+    this.requested = new Promise((resolve) => {
+      this.#request = () => resolve('stop');
+    });
+    for (const sig of SIGNALS) process.on(sig, this.#onSignal);
+  }
+
+  readonly #onSignal = (sig: NodeJS.Signals) => {
+    if (++this.count > 1) {
+      this.io.err(`runtime: ${sig} again: stopping at once`);
+      this.atOnce(130);
       return;
     }
-    io.err(`runtime: ${sig} again: stopping at once`);
-    stopAtOnce(130);
+    this.io.err(
+      `runtime: ${sig}: stopping (workers drain up to ${this.drainTimeout} ms); press Ctrl-C again to stop at once`,
+    );
+    const bound = this.drainTimeout + STOP_BOUND_MS;
+    setTimeout(() => {
+      this.io.err(`runtime: the stop did not end within ${bound} ms; stopping at once`);
+      this.atOnce(EXIT_FAILURE);
+    }, bound).unref();
+    this.#request();
   };
-  for (const sig of SIGNALS) process.on(sig, onSignal);
 
-  try {
-    if (wantEmbedded) {
-      embedded = await startEmbeddedZooKeeper({ workdir: spec.workdir });
-      spec.connect = embedded.connect;
+  close(): void {
+    for (const sig of SIGNALS) process.removeListener(sig, this.#onSignal);
+  }
+}
+
+/** What runtime has started, so that a stop, a failure or a second signal can end each part. */
+class RunningFarm {
+  host: Host | undefined;
+  dashboard: Dashboard | undefined;
+  embedded: EmbeddedZooKeeper | undefined;
+  logger: pino.Logger | undefined;
+
+  /** The embedded ZooKeeper, or a first look at the given one (a clear message beats roles retrying). */
+  async zooKeeper(spec: FarmSpec, source: ConnectSource | 'config' | 'embedded', opts: StartOptions, io: Io) {
+    if (source === 'embedded') {
+      this.embedded = await startEmbeddedZooKeeper({ workdir: spec.workdir });
+      spec.connect = this.embedded.connect;
       io.err(
-        `runtime: embedded ZooKeeper listening on ${embedded.connect} (data kept in ${embedded.dataDir})`,
+        `runtime: embedded ZooKeeper listening on ${this.embedded.connect} (data kept in ${this.embedded.dataDir})`,
       );
-    } else {
-      // A clear message now beats roles retrying forever against a wrong address.
-      const sup = await openSession(spec.connect, source, {
-        ...(spec.auth !== undefined ? { auth: spec.auth } : {}),
-        connectTimeout: opts.connectTimeout,
-      });
-      await sup.stop();
+      return;
     }
-    if (signals > 0) return await shutdown();
+    const sup = await openSession(spec.connect, source, {
+      ...(spec.auth !== undefined ? { auth: spec.auth } : {}),
+      connectTimeout: opts.connectTimeout,
+    });
+    await sup.stop();
+  }
 
-    logger = createLogger({ level: opts.logLevel });
+  async dashboardFor(host: Host, opts: StartOptions, faults: RoleFaults | undefined, io: Io): Promise<void> {
+    if (opts.http === undefined) return;
+    const controls = opts.httpControls === true;
+    this.dashboard = await startDashboard({ http: opts.http, host, controls, faults, logger: this.logger });
+    const mode = controls
+      ? ` (controls on${faults ? ', Crash on' : ''})`
+      : ' (read-only: --http-controls turns controls on)';
+    io.err(`runtime: dashboard at ${this.dashboard.url}${mode}`);
+  }
+
+  /** The clean stop: workers drain, masters step down, sessions close, the embedded ZooKeeper stops. */
+  async stop(drainTimeout: number, io: Io): Promise<number> {
+    await this.dashboard?.close();
+    await this.host?.stop({ drain: true, deadlineMs: drainTimeout });
+    await this.embedded?.stop();
+    io.err('runtime: stopped');
+    return EXIT_OK;
+  }
+
+  /** After a failure: stop what was started without draining. */
+  async abort(): Promise<void> {
+    await this.dashboard?.close().catch(() => {});
+    await this.host?.stop({ drain: false, deadlineMs: 2000 }).catch(() => {});
+    await this.embedded?.stop().catch(() => {});
+  }
+
+  /** Exit now: the role threads die with the process; the zk layer's exit hook SIGKILLs the embedded java. */
+  exitAtOnce(code: number): void {
+    void this.host?.kill();
+    void this.embedded?.kill();
+    if (this.logger) flushLogger(this.logger);
+    process.exit(code);
+  }
+}
+
+export async function runStart(opts: StartOptions, io: Io): Promise<number> {
+  const { spec, source } = await planFarm(opts);
+  const farm = new RunningFarm();
+  const signals = new StopSignals(io, opts.drainTimeout, (code) => farm.exitAtOnce(code));
+  try {
+    await farm.zooKeeper(spec, source, opts, io);
+    if (signals.count > 0) return await farm.stop(opts.drainTimeout, io);
+    farm.logger = createLogger({ level: opts.logLevel });
     const { roles, ...settings } = spec;
     const threads = await roleThreads(opts);
-    host = Host.create(settings, { logger, restart: opts.restart, spawn: threads.spawn });
+    const host = Host.create(settings, { logger: farm.logger, restart: opts.restart, spawn: threads.spawn });
+    farm.host = host;
     // A signal during the start stops the host, whatever its roles are waiting for.
     const started = host.startRoles(roles);
     started.catch(() => {});
-    if ((await Promise.race([started.then(() => 'started' as const), stopRequested])) === 'stop')
-      return await shutdown();
-    if (opts.http !== undefined) {
-      dashboard = await startDashboard({
-        http: opts.http,
-        host,
-        controls: opts.httpControls === true,
-        faults: threads.faults,
-        logger,
-      });
-      io.err(
-        `runtime: dashboard at ${dashboard.url}${opts.httpControls ? ` (controls on${threads.faults ? ', Crash on' : ''})` : ' (read-only: --http-controls turns controls on)'}`,
-      );
-    }
-    const zkHint = wantEmbedded ? '' : ` --zk ${spec.connect}`;
+    if ((await Promise.race([started.then(() => 'started' as const), signals.requested])) === 'stop')
+      return await farm.stop(opts.drainTimeout, io);
+    await farm.dashboardFor(host, opts, threads.faults, io);
+    const zkHint = source === 'embedded' ? '' : ` --zk ${spec.connect}`;
     io.err(
       `runtime: ready: ${count(spec, 'master')}, ${count(spec, 'worker')} on ${spec.connect} ` +
         `(workdir ${spec.workdir})`,
@@ -206,24 +247,14 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
       `runtime: from another terminal: npx runtime submit '{"handler":"echo","input":"hello"}' --wait${zkHint}` +
         `   |   npx runtime status${zkHint}   |   Ctrl-C here stops the farm`,
     );
-    await stopRequested;
-    return await shutdown();
+    await signals.requested;
+    return await farm.stop(opts.drainTimeout, io);
   } catch (err) {
-    await dashboard?.close().catch(() => {});
-    await host?.stop({ drain: false, deadlineMs: 2000 }).catch(() => {});
-    await embedded?.stop().catch(() => {});
+    await farm.abort();
     throw err;
   } finally {
-    for (const sig of SIGNALS) process.removeListener(sig, onSignal);
-    if (logger) flushLogger(logger);
-  }
-
-  async function shutdown(): Promise<number> {
-    await dashboard?.close();
-    await host?.stop({ drain: true, deadlineMs: opts.drainTimeout });
-    await embedded?.stop();
-    io.err('runtime: stopped');
-    return EXIT_OK;
+    signals.close();
+    if (farm.logger) flushLogger(farm.logger);
   }
 }
 
