@@ -55,6 +55,8 @@ export const ErrorCodes = {
   TASK_ABORTED: 'ZKFARM_TASK_ABORTED',
   /** ZooKeeper refused access to the farm's nodes (they are access-controlled). */
   NOT_AUTHORIZED: 'ZKFARM_NOT_AUTHORIZED',
+  /** With access control, a farm node cannot be given the farm identity's ACL (the role refuses to start). */
+  NODE_NOT_SECURED: 'ZKFARM_NODE_NOT_SECURED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
