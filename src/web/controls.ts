@@ -18,6 +18,7 @@
 import { describeError } from '../errors.js';
 import { isSafeName } from '../exec/names.js';
 import { checkTask, encode, PATHS, TASK_PREFIX } from '../farm/protocol.js';
+import { ensureFreshTaskIds } from '../farm/task-ids.js';
 import type { Host } from '../host/host.js';
 import type { Logger, Supervisor } from '../zk/index.js';
 import { HttpError, WebErrorCodes } from './http.js';
@@ -209,6 +210,7 @@ async function submitTestTask(ctx: ControlContext, body: unknown): Promise<Contr
       'the dashboard has no ZooKeeper session right now; try again in a moment',
     );
   await client.ensurePath(PATHS.tasks);
+  await ensureFreshTaskIds(client, ctx.log);
   const path = await client.createSequential(`${PATHS.tasks}/${TASK_PREFIX}`, encode(task));
   const id = path.slice(PATHS.tasks.length + 1);
   ctx.log.info({ task: id, handler: task.handler }, `dashboard: submitted test task ${id}`);
