@@ -44,9 +44,8 @@ async function runSome(root: string, label: string, n: number): Promise<string[]
       Array.from({ length: n }, (_, i) => ({ handler: 'echo', input: `${label}-${i}` })),
     );
     const results = await sub.waitForAll(ids, { timeoutMs: 30_000 });
-    results.forEach((s, i) =>
-      assert.equal(s.result, `${label}-${i}`, `${ids[i]} holds the result of ${label}-${i}`),
-    );
+    for (const [i, s] of results.entries())
+      assert.equal(s.result, `${label}-${i}`, `${ids[i]} holds the result of ${label}-${i}`);
     return ids;
   } finally {
     await sub.close();
