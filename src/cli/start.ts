@@ -229,8 +229,9 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
         controls: opts.httpControls === true,
         logger,
       });
+      // The URL with the token lets a browser use the controls (and see results of a farm with ACLs).
       io.err(
-        `runtime: dashboard at ${dashboard.url}${opts.httpControls ? ' (controls on)' : ' (read-only: --http-controls turns controls on)'}`,
+        `runtime: dashboard at ${dashboard.loginUrl}${opts.httpControls ? ' (controls on)' : ' (read-only: --http-controls turns controls on)'}`,
       );
     }
     const zkHint = wantEmbedded ? '' : ` --zk ${spec.connect}`;
