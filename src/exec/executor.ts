@@ -20,8 +20,7 @@
  * - `handlerModules` handlers: on a Piscina pool (handler-pool.ts), where a timeout terminates the
  *   thread however the handler behaves.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { BUILTIN_HANDLERS } from './builtins.js';
 import { checkOptions, type ExecutorOptions, type ResolvedExecutorOptions } from './executor-options.js';
@@ -40,6 +39,7 @@ import { isSafeName } from './names.js';
 import { runShell } from './shell.js';
 import { checkSpec, invalidTask } from './task-spec.js';
 import type { ExecOutcome, ExecRequest, Handler, HandlerContext } from './types.js';
+import { checkOwnDir, checkWorkdir, makeOwnDir, writeFileNoFollow } from './workdir.js';
 
 export {
   EXECUTOR_DEFAULTS,
@@ -76,6 +76,10 @@ export class Executor {
   /** One stop switch per running task: `close()` throws them all. */
   readonly #running = new Set<StopSwitch>();
   #onIdle: (() => void) | undefined;
+  /** The workdir's real path (checked by init()); task directories are made below it. */
+  #root = '';
+  /** Worker directories already made or checked (`<root>/<worker>`). */
+  readonly #workerDirs = new Set<string>();
 
   constructor(options: ExecutorOptions = {}) {
     this.options = checkOptions(options);
@@ -157,31 +161,8 @@ export class Executor {
   }
 
   async #checkWorkdir(): Promise<void> {
-    const dir = this.options.workdir;
-    // A real write, not access(W_OK): it also catches a read-only mount or a full disk, and root
-    // passes access() on directories it could not actually use.
-    const probe = `${dir}/.zkfarm-write-check-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    try {
-      await mkdir(dir, { recursive: true, mode: this.options.dirMode });
-      await writeFile(probe, '', { mode: this.options.fileMode });
-      await rm(probe, { force: true });
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      const why =
-        code === 'ENOTDIR' || code === 'EEXIST'
-          ? 'it, or a directory above it, is a file'
-          : code === 'EACCES' || code === 'EPERM'
-            ? 'permission denied'
-            : code === 'EROFS'
-              ? 'the file system is read-only'
-              : describeError(err);
-      throw new ZkfarmError(
-        ErrorCodes.WORKDIR_UNWRITABLE,
-        `work directory ${dir} cannot be written (${why}): choose another directory with the workdir option ` +
-          '(runtime --workdir <dir>), or make this one writable by the user running zkfarm',
-        { cause: err },
-      );
-    }
+    const { workdir, dirMode, fileMode } = this.options;
+    this.#root = await checkWorkdir(workdir, dirMode, fileMode);
   }
 
   /** Whether a task may name this handler (module handlers are known once `init()` has run). */
@@ -232,8 +213,10 @@ export class Executor {
       }
       // Names are checked, so plain concatenation is a safe path (and skips path.join's normalising).
       const dir = new TaskDir(
-        `${this.options.workdir}/${req.workerName}/${req.taskId}`,
+        `${this.#root}/${req.workerName}`,
+        req.taskId,
         this.options.dirMode,
+        this.#workerDirs,
       );
       if (this.options.taskDirs === 'always') {
         try {
@@ -475,7 +458,9 @@ export class Executor {
     try {
       // No fsync: result.json is a record for people and tools; the durable result is the status
       // znode the worker writes next. Syncing here would cap a worker at the disk's flush rate.
-      writeFileSync(`${dir.path}/result.json`, `${json}\n`, { mode: this.options.fileMode });
+      // Not through a link: the directory must be ours (a pool thread may have made it), the file no link.
+      dir.check();
+      writeFileNoFollow(`${dir.path}/result.json`, `${json}\n`, this.options.fileMode);
     } catch (err) {
       return failed(
         new TaskFailure(
@@ -619,20 +604,28 @@ function isLarge(json: string | undefined): boolean {
   );
 }
 
-/** A task's output directory, made at most once, when first needed. */
+/** A task's output directory, made at most once, when first needed, one level at a time (workdir.ts). */
 class TaskDir {
   made = false;
+  readonly path: string;
   constructor(
-    readonly path: string,
+    private readonly workerDir: string,
+    taskId: string,
     private readonly mode: number,
-  ) {}
+    private readonly workerDirs: Set<string>,
+  ) {
+    this.path = `${workerDir}/${taskId}`;
+  }
 
   /** Make the directory (once) and return its path; `ZKFARM_WORKDIR_UNWRITABLE` when it cannot be made. */
   make(): string {
     if (this.made) return this.path;
     try {
-      // One recursive mkdir: a single syscall once the worker's directory exists.
-      mkdirSync(this.path, { recursive: true, mode: this.mode });
+      if (!this.workerDirs.has(this.workerDir)) {
+        makeOwnDir(this.workerDir, this.mode);
+        this.workerDirs.add(this.workerDir);
+      }
+      makeOwnDir(this.path, this.mode);
     } catch (err) {
       throw new TaskFailure(
         ErrorCodes.WORKDIR_UNWRITABLE,
@@ -642,6 +635,20 @@ class TaskDir {
     }
     this.made = true;
     return this.path;
+  }
+
+  /** Before writing in a directory made elsewhere (a pool thread): it must be ours and no link. */
+  check(): void {
+    try {
+      checkOwnDir(this.workerDir);
+      checkOwnDir(this.path);
+    } catch (err) {
+      throw new TaskFailure(
+        ErrorCodes.WORKDIR_UNWRITABLE,
+        `not writing the task's output in ${this.path}: ${describeError(err)}`,
+        { retryable: false },
+      );
+    }
   }
 
   /** After code elsewhere (a pool thread) may have made it. */
