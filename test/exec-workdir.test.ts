@@ -17,12 +17,18 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ErrorCodes, hasCode } from '../src/errors.js';
-import { createHandlerPool, Executor, resolveHandlerModule } from '../src/exec/index.js';
+import {
+  createHandlerPool,
+  type ExecRequest,
+  Executor,
+  resolveHandlerModule,
+  type TaskSpec,
+} from '../src/exec/index.js';
 import { removeTempDirs, tempDir } from './fixtures/exec-helpers.js';
 
 after(removeTempDirs);
 const isRoot = process.getuid?.() === 0;
-const req = (taskId: string, spec: unknown) => ({ workerName: 'w1', taskId, attempt: 1, spec });
+const req = (taskId: string, spec: TaskSpec): ExecRequest => ({ workerName: 'w1', taskId, attempt: 1, spec });
 
 test('a workdir that group or others may write is refused with ZKFARM_WORKDIR_UNSAFE, and so is one of another user', async () => {
   const open = join(await tempDir(), 'work');
