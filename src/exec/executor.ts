@@ -36,6 +36,7 @@ import {
 import { createHandlerPool, type HandlerPool, resolveHandlerModule } from './handler-pool.js';
 import { toJson } from './json.js';
 import { isSafeName } from './names.js';
+import { type SweepReport, sweepOutputs } from './output-retention.js';
 import { runShell } from './shell.js';
 import { checkSpec, invalidTask } from './task-spec.js';
 import type { ExecOutcome, ExecRequest, Handler, HandlerContext } from './types.js';
@@ -80,6 +81,11 @@ export class Executor {
   #root = '';
   /** Worker directories already made or checked (`<root>/<worker>`). */
   readonly #workerDirs = new Set<string>();
+  /** Worker directories of the tasks run here (what retention sweeps), and task directories in use. */
+  readonly #sweepDirs = new Set<string>();
+  readonly #busyDirs = new Set<string>();
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #sweeping: Promise<SweepReport> | undefined;
 
   constructor(options: ExecutorOptions = {}) {
     this.options = checkOptions(options);
@@ -111,6 +117,7 @@ export class Executor {
   async #init(): Promise<void> {
     if (this.#closing) throw new ZkfarmError(ErrorCodes.STOPPED, 'the executor is closed');
     await this.#checkWorkdir();
+    this.#startRetention();
     const modules = this.options.handlerModules;
     if (modules.length === 0) {
       this.#ready = true;
@@ -163,6 +170,26 @@ export class Executor {
   async #checkWorkdir(): Promise<void> {
     const { workdir, dirMode, fileMode } = this.options;
     this.#root = await checkWorkdir(workdir, dirMode, fileMode);
+  }
+
+  #startRetention(): void {
+    const r = this.options.outputRetention;
+    if (r === false || this.#sweepTimer) return;
+    this.#sweepTimer = setInterval(() => void this.sweepOutputs().catch(() => {}), r.intervalMs);
+    this.#sweepTimer.unref?.();
+  }
+
+  /**
+   * Remove old task directories now, by the `outputRetention` limits (one sweep at a time; running
+   * tasks' directories are never touched). Resolves with what it removed and kept.
+   */
+  sweepOutputs(): Promise<SweepReport> {
+    const r = this.options.outputRetention;
+    if (r === false) return Promise.resolve({ removed: 0, bytesRemoved: 0, kept: 0, bytesKept: 0 });
+    this.#sweeping ??= sweepOutputs(this.#sweepDirs, r, (p) => this.#busyDirs.has(p)).finally(() => {
+      this.#sweeping = undefined;
+    });
+    return this.#sweeping;
   }
 
   /** Whether a task may name this handler (module handlers are known once `init()` has run). */
@@ -218,6 +245,9 @@ export class Executor {
         this.options.dirMode,
         this.#workerDirs,
       );
+      this.#sweepDirs.add(`${this.#root}/${req.workerName}`);
+      this.#busyDirs.add(dir.path);
+      stop.dir = dir.path;
       if (this.options.taskDirs === 'always') {
         try {
           dir.make();
@@ -234,6 +264,7 @@ export class Executor {
       executed.outcome.startedAt = startedAt;
       return this.#record(req, dir, executed);
     } finally {
+      if (stop.dir) this.#busyDirs.delete(stop.dir);
       this.#running.delete(stop);
       if (this.#running.size === 0) this.#onIdle?.();
     }
@@ -488,6 +519,7 @@ export class Executor {
   }
 
   async #close(): Promise<void> {
+    clearInterval(this.#sweepTimer);
     const reason = new TaskFailure(ErrorCodes.TASK_ABORTED, 'the executor closed while the task ran', {
       retryable: true,
     });
@@ -520,6 +552,8 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  * a worker thread's time on millisecond tasks.
  */
 class StopSwitch {
+  /** The task's directory while it runs (retention leaves it alone). */
+  dir: string | undefined;
   #controller: AbortController | undefined;
   #outer: AbortSignal | undefined;
   #onOuter: (() => void) | undefined;
