@@ -134,7 +134,7 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
 export async function planFarm(
   opts: StartOptions,
   env: NodeJS.ProcessEnv = process.env,
-): Promise<{ spec: FarmSpec; source: ConnectSource | 'config' | 'embedded' }> {
+): Promise<{ spec: FarmSpec; source: ConnectSource | 'config' | 'embedded'; httpToken?: string }> {
   if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
     throw new ZkfarmError(
       ErrorCodes.CONFIG_INVALID,
@@ -164,7 +164,7 @@ export async function planFarm(
         : config?.zk !== undefined
           ? 'config'
           : 'embedded';
-  return { spec, source };
+  return { spec, source, ...(config?.httpToken !== undefined ? { httpToken: config.httpToken } : {}) };
 }
 
 function count(spec: FarmSpec, kind: 'master' | 'worker'): string {
@@ -173,7 +173,7 @@ function count(spec: FarmSpec, kind: 'master' | 'worker'): string {
 }
 
 export async function runStart(opts: StartOptions, io: Io): Promise<number> {
-  const { spec, source } = await planFarm(opts);
+  const { spec, source, httpToken } = await planFarm(opts);
   const wantEmbedded = source === 'embedded';
 
   let host: Host | undefined;
@@ -228,6 +228,7 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
         host,
         controls: opts.httpControls === true,
         logger,
+        ...(httpToken !== undefined ? { token: httpToken } : {}),
       });
       // The URL with the token lets a browser use the controls (and see results of a farm with ACLs).
       io.err(
