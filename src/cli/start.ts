@@ -205,11 +205,20 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
 
   try {
     if (wantEmbedded) {
-      embedded = await startEmbeddedZooKeeper({ workdir: spec.workdir });
+      embedded = await startEmbeddedZooKeeper({
+        workdir: spec.workdir,
+        admission: { keptResults: spec.retention?.maxCount },
+      });
       spec.connect = embedded.connect;
       io.err(
-        `runtime: embedded ZooKeeper listening on ${embedded.connect} (data kept in ${embedded.dataDir})`,
+        `runtime: embedded ZooKeeper listening on ${embedded.connect} (data kept in ${embedded.dataDir}, ` +
+          `heap ${embedded.heap.heapMb} MiB)`,
       );
+      if (embedded.heap.capped)
+        io.err(
+          `runtime: the embedded ZooKeeper's heap holds about ${embedded.heap.tasksThatFit} tasks of 512 KiB ` +
+            'besides the kept results: queue fewer large tasks than that at once (Submitter maxQueue), or pass large inputs as files',
+        );
     } else {
       // A clear message now beats roles retrying forever against a wrong address.
       const sup = await openSession(spec.connect, source, {
