@@ -100,7 +100,7 @@ test('a handler module named by package resolves from the current directory, ESM
       exports: { '.': { import: './esm.mjs' } },
     }),
   );
-  writeFileSync(join(pkg, 'esm.mjs'), 'export function fromPackage(x) { return `package: ${x}`; }\n');
+  writeFileSync(join(pkg, 'esm.mjs'), 'export function fromPackage(x) { return "package: " + x; }\n');
   // A file in the current directory with the package's name.
   writeFileSync(join(project, 'zkfarm-test-handlers'), 'export function planted() { return "planted"; }\n');
 
