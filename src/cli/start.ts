@@ -90,7 +90,7 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
 export async function planFarm(
   opts: StartOptions,
   env: NodeJS.ProcessEnv = process.env,
-): Promise<{ spec: FarmSpec; source: ConnectSource | 'config' | 'embedded' }> {
+): Promise<{ spec: FarmSpec; source: ConnectSource | 'config' | 'embedded'; httpToken?: string }> {
   if (opts.httpChaos && !(opts.httpControls && opts.http !== undefined)) {
     throw new ZkfarmError(
       ErrorCodes.CONFIG_INVALID,
@@ -111,7 +111,7 @@ export async function planFarm(
         : config?.zk !== undefined
           ? 'config'
           : 'embedded';
-  return { spec, source };
+  return { spec, source, ...(config?.httpToken !== undefined ? { httpToken: config.httpToken } : {}) };
 }
 
 function count(spec: FarmSpec, kind: 'master' | 'worker'): string {
@@ -171,11 +171,21 @@ class RunningFarm {
   /** The embedded ZooKeeper, or a first look at the given one (a clear message beats roles retrying). */
   async zooKeeper(spec: FarmSpec, source: ConnectSource | 'config' | 'embedded', opts: StartOptions, io: Io) {
     if (source === 'embedded') {
-      this.embedded = await startEmbeddedZooKeeper({ workdir: spec.workdir });
-      spec.connect = this.embedded.connect;
+      const embedded = await startEmbeddedZooKeeper({
+        workdir: spec.workdir,
+        admission: { keptResults: spec.retention?.maxCount },
+      });
+      this.embedded = embedded;
+      spec.connect = embedded.connect;
       io.err(
-        `runtime: embedded ZooKeeper listening on ${this.embedded.connect} (data kept in ${this.embedded.dataDir})`,
+        `runtime: embedded ZooKeeper listening on ${embedded.connect} (data kept in ${embedded.dataDir}, ` +
+          `heap ${embedded.heap.heapMb} MiB)`,
       );
+      if (embedded.heap.capped)
+        io.err(
+          `runtime: the embedded ZooKeeper's heap holds about ${embedded.heap.tasksThatFit} tasks of 512 KiB ` +
+            'besides the kept results: queue fewer large tasks than that at once (Submitter maxQueue), or pass large inputs as files',
+        );
       return;
     }
     const sup = await openSession(spec.connect, source, {
@@ -185,14 +195,27 @@ class RunningFarm {
     await sup.stop();
   }
 
-  async dashboardFor(host: Host, opts: StartOptions, faults: RoleFaults | undefined, io: Io): Promise<void> {
+  async dashboardFor(
+    host: Host,
+    opts: StartOptions,
+    extra: { faults?: RoleFaults; token?: string },
+    io: Io,
+  ): Promise<void> {
     if (opts.http === undefined) return;
     const controls = opts.httpControls === true;
-    this.dashboard = await startDashboard({ http: opts.http, host, controls, faults, logger: this.logger });
+    this.dashboard = await startDashboard({
+      http: opts.http,
+      host,
+      controls,
+      faults: extra.faults,
+      ...(extra.token !== undefined ? { token: extra.token } : {}),
+      logger: this.logger,
+    });
     const mode = controls
-      ? ` (controls on${faults ? ', Crash on' : ''})`
+      ? ` (controls on${extra.faults ? ', Crash on' : ''})`
       : ' (read-only: --http-controls turns controls on)';
-    io.err(`runtime: dashboard at ${this.dashboard.url}${mode}`);
+    // The URL with the token lets a browser use the controls (and see results of a farm with ACLs).
+    io.err(`runtime: dashboard at ${this.dashboard.loginUrl}${mode}`);
   }
 
   /** The clean stop: workers drain, masters step down, sessions close, the embedded ZooKeeper stops. */
@@ -221,7 +244,7 @@ class RunningFarm {
 }
 
 export async function runStart(opts: StartOptions, io: Io): Promise<number> {
-  const { spec, source } = await planFarm(opts);
+  const { spec, source, httpToken } = await planFarm(opts);
   const farm = new RunningFarm();
   const signals = new StopSignals(io, opts.drainTimeout, (code) => farm.exitAtOnce(code));
   try {
@@ -237,7 +260,7 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
     started.catch(() => {});
     if ((await Promise.race([started.then(() => 'started' as const), signals.requested])) === 'stop')
       return await farm.stop(opts.drainTimeout, io);
-    await farm.dashboardFor(host, opts, threads.faults, io);
+    await farm.dashboardFor(host, opts, { faults: threads.faults, token: httpToken }, io);
     const zkHint = source === 'embedded' ? '' : ` --zk ${spec.connect}`;
     io.err(
       `runtime: ready: ${count(spec, 'master')}, ${count(spec, 'worker')} on ${spec.connect} ` +

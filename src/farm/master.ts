@@ -20,6 +20,7 @@ import { Leader, type LeaderOptions, type LeaderStats } from './leader.js';
 import { checkMasterOptions } from './options.js';
 import { encode, type MasterInfo, masterPath, PATHS } from './protocol.js';
 import { HOST, Role, type RoleInfo, type RoleOptions } from './role.js';
+import { watchTaskIds } from './task-ids.js';
 
 export interface MasterOptions extends RoleOptions, LeaderOptions {}
 
@@ -146,6 +147,8 @@ export class Master extends Role {
     this.#leaderChanges++;
     this.log.info({ session: session.id }, `${this.name} leads`);
     this.emit('leader', true);
+    // Before handing out work: a /tasks made again must not hand out ids of kept results (task-ids.ts).
+    await watchTaskIds(session, this.log);
     const leader = new Leader(session, this.#opts, this.log);
     this.#leader = leader;
     session.signal.addEventListener(

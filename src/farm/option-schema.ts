@@ -24,8 +24,8 @@ export interface Field<T = unknown> {
   readonly defaultText?: string;
   /** What is expected, in words, when the schema cannot say it (a connect string, a name). */
   readonly expected?: string;
-  /** Numbers of milliseconds: said so in messages and docs. */
-  readonly unit?: 'ms';
+  /** Numbers of milliseconds or of bytes: said so in messages and docs. */
+  readonly unit?: 'ms' | 'bytes';
   readonly required?: boolean;
   /** Never repeat the value in a message (credentials). */
   readonly secret?: boolean;
@@ -138,7 +138,7 @@ function jsonWords(j: Json, unit: string): string | undefined {
 export function expectedOf(f: Field<unknown>): string {
   if (f.expected) return f.expected;
   if (f.fields) return `a mapping with ${either(Object.keys(f.fields))}`.replace(/ or (\w+)$/, ' and/or $1');
-  const unit = f.unit === 'ms' ? ' of milliseconds' : '';
+  const unit = f.unit === 'ms' ? ' of milliseconds' : f.unit === 'bytes' ? ' of bytes' : '';
   const words = jsonWords(z.toJSONSchema(f.schema, { unrepresentable: 'any' }) as Json, unit);
   if (!words) throw new Error(`option field "${f.description}" needs its expected value in words`);
   return words;
@@ -227,10 +227,26 @@ export interface CheckHow {
   unknownKey?: (key: string, path: readonly PropertyKey[]) => string | undefined;
 }
 
+/**
+ * A problem inside one branch of a union (`false` or a mapping) told as that branch's own problem, when
+ * the branch got further than the others: `outputRetention.maxCount: ...`, not `outputRetention: ...`.
+ */
+function deepest(issue: z.core.$ZodIssue): z.core.$ZodIssue {
+  let out = issue;
+  while (out.code === 'invalid_union') {
+    const inner = out.errors
+      .map((branch) => branch[0])
+      .find((i) => i !== undefined && (i.path.length > 0 || i.code === 'unrecognized_keys'));
+    if (!inner) break;
+    out = { ...inner, path: [...out.path, ...inner.path] } as z.core.$ZodIssue;
+  }
+  return out;
+}
+
 /** One line for the first problem zod found (and how many more there are). */
 export function problemLine(fields: Fields, error: z.ZodError, raw: unknown, how: CheckHow): string {
   const issues = error.issues;
-  const issue = issues[0]!;
+  const issue = deepest(issues[0]!);
   const more =
     issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : '';
   const name = how.name ?? ((p: readonly PropertyKey[]) => formatPath(p) || '(top level)');

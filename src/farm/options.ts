@@ -10,7 +10,7 @@
  */
 import { z } from 'zod';
 import { ErrorCodes } from '../errors.js';
-import { TASK_DIRS } from '../exec/index.js';
+import { OUTPUT_RETENTION_DEFAULTS, TASK_DIRS } from '../exec/index.js';
 import { isSafeName } from '../exec/names.js';
 import { CONNECT_STRING_EXPECTED, connectStringProblem } from '../zk/connect-string.js';
 import type { MasterOptions } from './master.js';
@@ -21,6 +21,8 @@ import {
   field,
   group,
   INT32_MAX,
+  mappingOf,
+  type OptionsOf,
   type ResolvedOf,
   wholeNumber,
 } from './option-schema.js';
@@ -89,6 +91,30 @@ export const retentionFields = {
   intervalMs: field(wholeNumber(1), { unit: 'ms', default: 60_000, description: 'how often to sweep' }),
 };
 
+/** How much task output a worker keeps on disk (defaults: the exec layer's, OUTPUT_RETENTION_DEFAULTS). */
+export const outputRetentionFields = {
+  maxAgeMs: field(wholeNumber(1), {
+    unit: 'ms',
+    default: OUTPUT_RETENTION_DEFAULTS.maxAgeMs,
+    description:
+      "remove the worker's task directories older than this, a running task's never (7 days by default)",
+  }),
+  maxCount: field(wholeNumber(0), {
+    default: OUTPUT_RETENTION_DEFAULTS.maxCount,
+    description: 'keep at most this many task directories per worker (the oldest go first)',
+  }),
+  maxBytes: field(wholeNumber(1), {
+    unit: 'bytes',
+    default: OUTPUT_RETENTION_DEFAULTS.maxBytes,
+    description: 'keep at most this many bytes of task output per worker (10 GiB by default)',
+  }),
+  intervalMs: field(wholeNumber(1), {
+    unit: 'ms',
+    default: OUTPUT_RETENTION_DEFAULTS.intervalMs,
+    description: 'how often to sweep',
+  }),
+};
+
 /** What a master adds. */
 export const masterFields = {
   batchSize: field(wholeNumber(1), {
@@ -143,6 +169,14 @@ export const workerFields = {
     description:
       'when a task gets its output directory with `result.json`: `on-demand` for shell tasks and handlers that read their `outputDir`, `always` for every task',
   }),
+  outputRetention: {
+    schema: z.union([z.literal(false), mappingOf(outputRetentionFields)]),
+    fields: outputRetentionFields,
+    expected: 'false, or a mapping with maxAgeMs, maxCount, maxBytes and/or intervalMs',
+    defaultText: 'see below',
+    description:
+      'how much task output the worker keeps on disk, by age, count and bytes (the fields below), or `false` to keep everything',
+  } as Field<false | OptionsOf<typeof outputRetentionFields>>,
   retryDelayMs: field(wholeNumber(1, INT32_MAX), {
     unit: 'ms',
     default: 500,

@@ -100,6 +100,9 @@ export interface ConfigFile {
   /** Absolute paths (or package names), checked to exist. */
   handlerModules?: string[];
   retention?: { maxCount?: number; maxAgeMs?: number; intervalMs?: number };
+  outputRetention?: FarmSpec['outputRetention'];
+  /** The dashboard's token (`runtime --http`). */
+  httpToken?: string;
   namePrefix?: string;
   /** Roles, with their handlerModules resolved like the top-level ones. */
   roles?: ConfigRole[];
@@ -232,6 +235,8 @@ async function finishConfig(label: string, abs: string, data: RawConfig): Promis
   const top = await modules(data.handlerModules, 'handlerModules');
   if (top !== undefined) config.handlerModules = top;
   if (data.retention !== undefined) config.retention = data.retention;
+  if (data.outputRetention !== undefined) config.outputRetention = data.outputRetention;
+  if (data.httpToken !== undefined) config.httpToken = data.httpToken;
   if (data.namePrefix !== undefined) config.namePrefix = data.namePrefix;
   if (data.roles !== undefined) {
     config.roles = [];
@@ -379,6 +384,7 @@ export function resolveFarmSpec(
   if (auth !== undefined) spec.auth = auth;
   if (config?.handlerModules !== undefined) spec.handlerModules = config.handlerModules;
   if (config?.retention !== undefined) spec.retention = config.retention;
+  if (config?.outputRetention !== undefined) spec.outputRetention = config.outputRetention;
   const taskDirs = flags.taskDirs ?? config?.taskDirs;
   if (taskDirs !== undefined) spec.taskDirs = taskDirs;
   return spec;

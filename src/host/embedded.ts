@@ -19,6 +19,7 @@ import { join, resolve } from 'node:path';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { fourLetterWord, startZkServer, type ZkServer } from '../zk/server.js';
 import { DEFAULT_CONNECT } from './config.js';
+import { type AdmissionFigures, embeddedJavaOpts, type HeapPlan, planEmbeddedHeap } from './embedded-heap.js';
 
 /** The port the embedded ZooKeeper tries first (ZooKeeper's usual one). */
 export const EMBEDDED_DEFAULT_PORT = 2181;
@@ -32,6 +33,8 @@ export interface EmbeddedOptions {
   startTimeoutMs?: number;
   /** Where XDG_RUNTIME_DIR is read from. @defaultValue process.env */
   env?: NodeJS.ProcessEnv;
+  /** What the farm admits, which the server's heap is sized for (embedded-heap.ts). @defaultValue the farm's defaults */
+  admission?: AdmissionFigures;
 }
 
 export interface EmbeddedZooKeeper {
@@ -41,6 +44,8 @@ export interface EmbeddedZooKeeper {
   readonly dataDir: string;
   readonly discoveryFile: string;
   readonly server: ZkServer;
+  /** The heap the server got, and how many large tasks it holds (embedded-heap.ts). */
+  readonly heap: HeapPlan;
   /** Graceful stop (SIGTERM, then SIGKILL after a few seconds); keeps the data. Idempotent. */
   stop(): Promise<void>;
   /** SIGKILL now; keeps the data. */
@@ -204,6 +209,7 @@ export async function startEmbeddedZooKeeper(options: EmbeddedOptions): Promise<
       `cannot create ${dataDir} for the embedded ZooKeeper: ${describeError(err)}; pass --workdir DIR`,
     );
   }
+  const heap = planEmbeddedHeap(options.admission);
   const lockFile = join(dataDir, 'runtime.lock');
   await acquireLock(lockFile, dataDir, workdir);
   const discoveryFile = discoveryFilePath(env);
@@ -219,7 +225,12 @@ export async function startEmbeddedZooKeeper(options: EmbeddedOptions): Promise<
 
   let server: ZkServer;
   try {
-    const common = { dataDir, keepData: true, startTimeoutMs: options.startTimeoutMs ?? 30_000 };
+    const common = {
+      dataDir,
+      keepData: true,
+      startTimeoutMs: options.startTimeoutMs ?? 30_000,
+      javaOpts: embeddedJavaOpts(heap),
+    };
     if (options.port !== undefined) {
       server = await startZkServer({ ...common, port: options.port });
     } else if (await portFree(EMBEDDED_DEFAULT_PORT)) {
@@ -265,6 +276,7 @@ export async function startEmbeddedZooKeeper(options: EmbeddedOptions): Promise<
     dataDir,
     discoveryFile,
     server,
+    heap,
     stop() {
       stopping ??= finish('stop');
       return stopping;

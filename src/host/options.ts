@@ -97,6 +97,14 @@ export const fileFields = {
     description: `${workerFields.handlerModules.description}. Paths (\`./h.mjs\`, anything ending in .js/.mjs/.cjs/.ts) are relative to the file's directory and must exist; other names are packages installed where the file is`,
   },
   retention: masterFields.retention,
+  outputRetention: workerFields.outputRetention,
+  httpToken: field(z.string().min(16), {
+    secret: true,
+    expected: "the dashboard's token: a string of at least 16 characters",
+    defaultText: '$ZKFARM_DASHBOARD_TOKEN, else a random one per start',
+    description:
+      "the dashboard's token for `runtime --http`: its controls need it (see dashboard.md, The token)",
+  }),
   namePrefix,
   roles: list(roleEntryFields, {
     expected: 'a list of roles like {type: worker, count: 4}',
