@@ -299,14 +299,17 @@ function configText(settings: Record<string, string>): string {
  * `$0` is a label, `$1` a directory to remove if we are orphaned (or ''), the rest is java and its
  * arguments. fd 3 keeps our stdin pipe for the watchdog; java gets /dev/null. `$$` in the subshell
  * is the outer shell, which `exec` turns into java. EOF on the pipe (Node died) kills java and
- * removes the temp dir; the line `exit` (java ended normally) makes the watchdog just leave.
+ * removes the temp dir; the line `exit` (java ended normally) makes the watchdog just leave. Node
+ * closes a child's stdin when the child exits, before the `exit` line can be written, so EOF also
+ * comes when java ended first: then the kill fails (java is gone, and reaped) and the watchdog leaves
+ * the data alone, so a server stopped with SIGTERM can be started again on its data dir.
  * Only the watchdog keeps the stdout pipe (java's stdout goes to the log on fd 2), so the child's
  * 'close' event tells us that java AND the watchdog are gone.
  */
 const WRAPPER = [
   'exec 3<&0 </dev/null',
   'orphan_rm=$1; shift',
-  '(read line <&3; [ "$line" = exit ] && exit 0; kill -9 $$ 2>/dev/null;',
+  '(read line <&3; [ "$line" = exit ] && exit 0; kill -9 $$ 2>/dev/null || exit 0;',
   ' [ -z "$orphan_rm" ] || { sleep 1; rm -rf "$orphan_rm"; }) &',
   'exec "$@" 3<&- >&2',
 ].join('\n');
