@@ -55,6 +55,12 @@ export const ErrorCodes = {
   TASK_ABORTED: 'ZKFARM_TASK_ABORTED',
   /** ZooKeeper refused access to the farm's nodes (they are access-controlled). */
   NOT_AUTHORIZED: 'ZKFARM_NOT_AUTHORIZED',
+  /**
+   * TLS to ZooKeeper failed in a way retrying cannot mend: a certificate not trusted or not for the
+   * server's name, a client certificate refused, a TLS client against a plaintext port or the reverse,
+   * or PEM files that cannot be read.
+   */
+  ZK_TLS: 'ZKFARM_ZK_TLS',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

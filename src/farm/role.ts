@@ -22,6 +22,7 @@ import {
   type Stat,
   type Supervisor,
   splitConnectString,
+  type ZkTlsOptions,
 } from '../zk/index.js';
 import { PATHS, validateName } from './protocol.js';
 
@@ -34,6 +35,8 @@ export interface RoleOptions {
   sessionTimeout?: number;
   /** Digest identity `user:password` for an access-controlled farm. */
   auth?: string;
+  /** TLS to ZooKeeper's secureClientPort (PEM contents). @defaultValue plain TCP */
+  tls?: ZkTlsOptions;
   /** Route the session through a fault proxy so `expireSession()` works (tests, chaos, benchmarks). */
   faultInjection?: boolean;
   /** Give up starting when ZooKeeper cannot be reached within this many ms. @defaultValue Infinity */
@@ -96,6 +99,7 @@ export abstract class Role extends EventEmitter {
       connect: this.options.connect ?? '127.0.0.1:2181',
       sessionTimeout: this.options.sessionTimeout ?? 10_000,
       auth: this.options.auth,
+      tls: this.options.tls,
       faultInjection: this.options.faultInjection,
       connectTimeout: this.options.connectTimeout,
       logger: this.log,
