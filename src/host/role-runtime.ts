@@ -45,6 +45,7 @@ export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
         connect: settings.connect,
         sessionTimeout: spec.sessionTimeout ?? settings.sessionTimeout,
         auth: settings.auth,
+        tls: settings.tls,
         faultInjection: settings.faultInjection,
         connectTimeout: settings.connectTimeout,
         logger,

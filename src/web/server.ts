@@ -23,7 +23,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import type { Host } from '../host/host.js';
-import { connect, type Logger, type Session, type Supervisor } from '../zk/index.js';
+import { connect, type Logger, type Session, type Supervisor, type ZkTlsOptions } from '../zk/index.js';
 import { type Asset, loadAssets } from './assets.js';
 import { runControl } from './controls.js';
 import { FarmObserver, type ObserverTick } from './farm-observer.js';
@@ -54,6 +54,8 @@ export interface DashboardOptions {
   controls?: boolean;
   /** ZooKeeper digest identity `user:password` for an access-controlled farm. @defaultValue the host's */
   auth?: string;
+  /** TLS to ZooKeeper. @defaultValue the host's, else plain TCP */
+  tls?: ZkTlsOptions;
   /** Root of the workers' output on this machine, for a task's files. @defaultValue the host's workdir */
   workdir?: string;
   /** @defaultValue the host's logger, else silent */
@@ -106,6 +108,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
   const sup: Supervisor = connect({
     connect: connectString,
     auth: opts.auth ?? host?.settings.auth,
+    tls: opts.tls ?? host?.settings.tls,
     sessionTimeout: opts.sessionTimeout ?? 10_000,
     logger: log,
   });
