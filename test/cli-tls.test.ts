@@ -47,7 +47,7 @@ describe('runtime --zk-tls: its own TLS-only embedded ZooKeeper', () => {
   test('it starts TLS-only; submit --wait and status from other processes find it without flags', async () => {
     const workdir = join(tmp, 'work');
     farm = new Cli(['--zk-tls', '--masters', '1', '--workers', '1', '--workdir', workdir], { env });
-    await farm.waitForErr(/embedded ZooKeeper listening on \S+ \(TLS only, certificates in /, 120_000);
+    await farm.waitForErr(/embedded ZooKeeper listening on \S+, TLS only with certificates in /, 120_000);
     await farm.waitForErr(READY, 120_000);
     const submitted = await cli(['submit', TASK, '--wait', '--timeout', '60000']);
     assert.equal(submitted.code, 0, submitted.stderr);

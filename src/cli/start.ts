@@ -246,7 +246,7 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
       if (embedded.tls) spec.tls = readTlsFiles(embedded.tls);
       io.err(
         `runtime: embedded ZooKeeper listening on ${embedded.connect}` +
-          (embedded.tls ? ` (TLS only, certificates in ${dirname(embedded.tls.ca)})` : '') +
+          (embedded.tls ? `, TLS only with certificates in ${dirname(embedded.tls.ca)}` : '') +
           ` (data kept in ${embedded.dataDir})`,
       );
     } else {
