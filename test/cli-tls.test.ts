@@ -85,6 +85,19 @@ describe('runtime --zk on a TLS-only ZooKeeper', () => {
     }
   });
 
+  test('runtime dashboard with the TLS flags reads the farm over TLS (/healthz 200)', async () => {
+    const root = await zk.chroot('dashboard');
+    const dash = new Cli(['dashboard', '--zk', root, ...tlsFlags(), '--http', '127.0.0.1:0'], { env });
+    try {
+      const [, url] = await dash.waitForErr(/dashboard of \S+ at (\S+)/, 60_000);
+      const res = await fetch(new URL('healthz', url));
+      assert.equal(res.status, 200, await res.text());
+    } finally {
+      dash.proc.kill('SIGINT');
+      await dash.exit(30_000);
+    }
+  });
+
   test("the config file's zk.tls (paths relative to the file) does the same", async () => {
     const root = await zk.chroot('config');
     const file = join(tmp, 'farm.yaml');
