@@ -298,7 +298,7 @@ export class Supervisor extends EventEmitter {
     const client = new ZkClient(connection, { acl: this.#acl });
     if (this.options.auth) client.addAuth('digest', this.options.auth);
     const unwatch = watchTransport(connection, {
-      servers: splitConnectString(this.options.connect).hosts.length,
+      servers: splitConnectString(this.#connectString ?? this.options.connect).hosts.length,
       onFatal: (err) => {
         if (attempt === this.#attempt) this.#fail(fatal(err));
       },
