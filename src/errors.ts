@@ -45,6 +45,8 @@ export const ErrorCodes = {
   CONFIG_INVALID: 'ZKFARM_CONFIG_INVALID',
   /** The work directory cannot be written. */
   WORKDIR_UNWRITABLE: 'ZKFARM_WORKDIR_UNWRITABLE',
+  /** The work directory (or a directory or file below it) could let others redirect what is written. */
+  WORKDIR_UNSAFE: 'ZKFARM_WORKDIR_UNSAFE',
   /** The task queue is too deep to accept more right now. */
   QUEUE_FULL: 'ZKFARM_QUEUE_FULL',
   /** A role thread exited while a call to it was pending. */
@@ -55,6 +57,8 @@ export const ErrorCodes = {
   TASK_ABORTED: 'ZKFARM_TASK_ABORTED',
   /** ZooKeeper refused access to the farm's nodes (they are access-controlled). */
   NOT_AUTHORIZED: 'ZKFARM_NOT_AUTHORIZED',
+  /** With access control, a farm node cannot be given the farm identity's ACL (the role refuses to start). */
+  NODE_NOT_SECURED: 'ZKFARM_NODE_NOT_SECURED',
   /**
    * TLS to ZooKeeper failed in a way retrying cannot mend: a certificate not trusted or not for the
    * server's name, a client certificate refused, a TLS client against a plaintext port or the reverse,

@@ -48,7 +48,7 @@ export async function runDashboard(opts: DashboardCommandOptions, io: Io): Promi
     workdir: opts.workdir,
     logger,
   });
-  io.err(`runtime: dashboard of ${connect} at ${dash.url} (read-only); Ctrl-C stops it`);
+  io.err(`runtime: dashboard of ${connect} at ${dash.loginUrl} (read-only); Ctrl-C stops it`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);

@@ -148,7 +148,12 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
 export async function planFarm(
   opts: StartOptions,
   env: NodeJS.ProcessEnv = process.env,
-): Promise<{ spec: FarmSpec; source: ConnectSource | 'config' | 'embedded'; tls: TlsSetting | undefined }> {
+): Promise<{
+  spec: FarmSpec;
+  source: ConnectSource | 'config' | 'embedded';
+  tls: TlsSetting | undefined;
+  httpToken?: string;
+}> {
   if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
     throw new ZkfarmError(
       ErrorCodes.CONFIG_INVALID,
@@ -180,7 +185,7 @@ export async function planFarm(
           : 'embedded';
   const tls = mergeTls(config?.zkTls, tlsSettingFromFlags(opts));
   checkTls(spec, source, tls);
-  return { spec, source, tls };
+  return { spec, source, tls, ...(config?.httpToken !== undefined ? { httpToken: config.httpToken } : {}) };
 }
 
 /**
@@ -209,7 +214,7 @@ function count(spec: FarmSpec, kind: 'master' | 'worker'): string {
 }
 
 export async function runStart(opts: StartOptions, io: Io): Promise<number> {
-  const { spec, source, tls } = await planFarm(opts);
+  const { spec, source, tls, httpToken } = await planFarm(opts);
   const wantEmbedded = source === 'embedded';
 
   let host: Host | undefined;
@@ -241,14 +246,23 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
 
   try {
     if (wantEmbedded) {
-      embedded = await startEmbeddedZooKeeper({ workdir: spec.workdir, tls: tls !== undefined });
+      embedded = await startEmbeddedZooKeeper({
+        workdir: spec.workdir,
+        admission: { keptResults: spec.retention?.maxCount },
+        tls: tls !== undefined,
+      });
       spec.connect = embedded.connect;
       if (embedded.tls) spec.tls = readTlsFiles(embedded.tls);
       io.err(
         `runtime: embedded ZooKeeper listening on ${embedded.connect}` +
           (embedded.tls ? `, TLS only with certificates in ${dirname(embedded.tls.ca)}` : '') +
-          ` (data kept in ${embedded.dataDir})`,
+          ` (data kept in ${embedded.dataDir}, heap ${embedded.heap.heapMb} MiB)`,
       );
+      if (embedded.heap.capped)
+        io.err(
+          `runtime: the embedded ZooKeeper's heap holds about ${embedded.heap.tasksThatFit} tasks of 512 KiB ` +
+            'besides the kept results: queue fewer large tasks than that at once (Submitter maxQueue), or pass large inputs as files',
+        );
     } else {
       // A clear message now beats roles retrying forever against a wrong address.
       const sup = await openSession(spec.connect, source, {
@@ -268,9 +282,11 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
         host,
         controls: opts.httpControls === true,
         logger,
+        ...(httpToken !== undefined ? { token: httpToken } : {}),
       });
+      // The URL with the token lets a browser use the controls (and see results of a farm with ACLs).
       io.err(
-        `runtime: dashboard at ${dashboard.url}${opts.httpControls ? ' (controls on)' : ' (read-only: --http-controls turns controls on)'}`,
+        `runtime: dashboard at ${dashboard.loginUrl}${opts.httpControls ? ' (controls on)' : ' (read-only: --http-controls turns controls on)'}`,
       );
     }
     const zkHint = wantEmbedded ? '' : ` --zk ${spec.connect}${tlsHint(tls)}`;

@@ -90,6 +90,18 @@ const configSchema = z.strictObject({
     .optional(),
   namePrefix: z.string().optional(),
   roles: z.array(roleSchema).optional(),
+  outputRetention: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        maxAgeMs: positiveInt.optional(),
+        maxCount: nonNegativeInt.optional(),
+        maxBytes: positiveInt.optional(),
+        intervalMs: positiveInt.optional(),
+      }),
+    ])
+    .optional(),
+  httpToken: z.string().min(16).optional(),
 });
 
 type RawConfig = z.infer<typeof configSchema>;
@@ -127,6 +139,9 @@ const EXPECTED: Record<string, string> = {
   maxCount: 'a whole number >= 1',
   maxAgeMs: 'a whole number of milliseconds >= 1',
   intervalMs: 'a whole number of milliseconds >= 1',
+  outputRetention: 'false, or a mapping with maxAgeMs, maxCount, maxBytes and/or intervalMs',
+  maxBytes: 'a whole number of bytes >= 1',
+  httpToken: "the dashboard's token: a string of at least 16 characters",
   namePrefix: 'a name prefix (letters, digits, ".", "_" or "-")',
   roles: 'a list of roles like {type: worker, count: 4}',
   'roles[]': 'a role like {type: worker, count: 4} or {type: master, name: m1}',
@@ -278,6 +293,9 @@ export interface ConfigFile {
   /** Absolute paths (or package names), checked to exist. */
   handlerModules?: string[];
   retention?: { maxCount?: number; maxAgeMs?: number; intervalMs?: number };
+  outputRetention?: FarmSpec['outputRetention'];
+  /** The dashboard's token (`runtime --http`). */
+  httpToken?: string;
   namePrefix?: string;
   /** Roles, with their handlerModules resolved like the top-level ones. */
   roles?: ConfigRole[];
@@ -417,6 +435,8 @@ async function finishConfig(label: string, abs: string, data: RawConfig): Promis
   const top = await modules(data.handlerModules, 'handlerModules');
   if (top !== undefined) config.handlerModules = top;
   if (data.retention !== undefined) config.retention = data.retention;
+  if (data.outputRetention !== undefined) config.outputRetention = data.outputRetention;
+  if (data.httpToken !== undefined) config.httpToken = data.httpToken;
   if (data.namePrefix !== undefined) config.namePrefix = data.namePrefix;
   if (data.roles !== undefined) {
     config.roles = [];
@@ -606,6 +626,7 @@ export function resolveFarmSpec(
   if (auth !== undefined) spec.auth = auth;
   if (config?.handlerModules !== undefined) spec.handlerModules = config.handlerModules;
   if (config?.retention !== undefined) spec.retention = config.retention;
+  if (config?.outputRetention !== undefined) spec.outputRetention = config.outputRetention;
   const taskDirs = flags.taskDirs ?? config?.taskDirs;
   if (taskDirs !== undefined) spec.taskDirs = taskDirs;
   return spec;

@@ -22,6 +22,7 @@ import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { fourLetterWord, startZkServer, type ZkServer } from '../zk/server.js';
 import { prepareTls, readTlsFiles, type ZkTlsFiles } from '../zk/transport.js';
 import { DEFAULT_CONNECT } from './config.js';
+import { type AdmissionFigures, embeddedJavaOpts, type HeapPlan, planEmbeddedHeap } from './embedded-heap.js';
 import { embeddedCertificates } from './embedded-tls.js';
 
 /** The port the embedded ZooKeeper tries first (ZooKeeper's usual one). */
@@ -38,6 +39,8 @@ export interface EmbeddedOptions {
   startTimeoutMs?: number;
   /** Where XDG_RUNTIME_DIR is read from. @defaultValue process.env */
   env?: NodeJS.ProcessEnv;
+  /** What the farm admits, which the server's heap is sized for (embedded-heap.ts). @defaultValue the farm's defaults */
+  admission?: AdmissionFigures;
   /** Serve TLS only, with certificates of its own in `<workdir>/tls/`. @defaultValue false */
   tls?: boolean;
 }
@@ -49,6 +52,8 @@ export interface EmbeddedZooKeeper {
   readonly dataDir: string;
   readonly discoveryFile: string;
   readonly server: ZkServer;
+  /** The heap the server got, and how many large tasks it holds (embedded-heap.ts). */
+  readonly heap: HeapPlan;
   /** For a TLS-only server: the files a client on this machine connects with. */
   readonly tls: ZkTlsFiles | undefined;
   /** Graceful stop (SIGTERM, then SIGKILL after a few seconds); keeps the data. Idempotent. */
@@ -232,6 +237,7 @@ export async function startEmbeddedZooKeeper(options: EmbeddedOptions): Promise<
       `cannot create ${dataDir} for the embedded ZooKeeper: ${describeError(err)}; pass --workdir DIR`,
     );
   }
+  const heap = planEmbeddedHeap(options.admission);
   const lockFile = join(dataDir, 'runtime.lock');
   await acquireLock(lockFile, dataDir, workdir);
   const discoveryFile = discoveryFilePath(env);
@@ -254,6 +260,7 @@ export async function startEmbeddedZooKeeper(options: EmbeddedOptions): Promise<
       dataDir,
       keepData: true,
       startTimeoutMs: options.startTimeoutMs ?? 30_000,
+      javaOpts: embeddedJavaOpts(heap),
       ...(certs ? { tls: certs.server } : {}),
     };
     const preferred = certs ? EMBEDDED_TLS_PORT : EMBEDDED_DEFAULT_PORT;
@@ -309,6 +316,7 @@ export async function startEmbeddedZooKeeper(options: EmbeddedOptions): Promise<
     dataDir,
     discoveryFile,
     server,
+    heap,
     tls,
     stop() {
       stopping ??= finish('stop');

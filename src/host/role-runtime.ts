@@ -63,6 +63,7 @@ export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
           pool: ports.pool ? remotePool(ports.pool) : undefined,
           defaultTimeoutMs: spec.defaultTimeoutMs,
           taskDirs: spec.taskDirs ?? settings.taskDirs,
+          outputRetention: settings.outputRetention,
         });
       }
       (role as Role).on('failed', (err: Error) => {

@@ -28,6 +28,8 @@ export interface FarmSettings {
   faultInjection?: boolean;
   /** Master status retention. */
   retention?: { maxCount?: number; maxAgeMs?: number; intervalMs?: number };
+  /** Workers' output retention (see `ExecutorOptions.outputRetention`). @defaultValue 7 days, 10,000, 10 GiB */
+  outputRetention?: { maxAgeMs?: number; maxCount?: number; maxBytes?: number; intervalMs?: number } | false;
   /** Give up starting a role when ZooKeeper cannot be reached within this many ms. */
   connectTimeout?: number;
 }
