@@ -59,6 +59,12 @@ export const ErrorCodes = {
   NOT_AUTHORIZED: 'ZKFARM_NOT_AUTHORIZED',
   /** With access control, a farm node cannot be given the farm identity's ACL (the role refuses to start). */
   NODE_NOT_SECURED: 'ZKFARM_NODE_NOT_SECURED',
+  /**
+   * TLS to ZooKeeper failed in a way retrying cannot mend: a certificate not trusted or not for the
+   * server's name, a client certificate refused, a TLS client against a plaintext port or the reverse,
+   * or PEM files that cannot be read.
+   */
+  ZK_TLS: 'ZKFARM_ZK_TLS',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

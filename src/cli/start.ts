@@ -8,6 +8,7 @@
  * Shutdown: SIGINT/SIGTERM/SIGHUP → workers drain up to --drain-timeout, masters step down, sessions
  * close, the embedded ZooKeeper stops, exit 0. A second signal ends everything at once (exit 130).
  */
+import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import type pino from 'pino';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
@@ -19,7 +20,9 @@ import { createLogger, flushLogger, Host, ROLE_STOP_GRACE_MS } from '../host/ind
 import { type RuntimeFlag, runtimeFlags } from '../host/options.js';
 import type { FarmSpec } from '../host/types.js';
 import { type Dashboard, type RoleFaults, startDashboard } from '../web/index.js';
+import { prepareTls, readTlsFiles } from '../zk/index.js';
 import { EXIT_FAILURE, EXIT_OK, type FlagField, flagOption, type Io, openSession } from './common.js';
+import { loadTls, mergeTls, type TlsSetting, tlsHint, tlsSettingFromFlags } from './zk-tls.js';
 
 /** The options of `runtime start`, as commander hands them over (see host/options.ts for each). */
 export type StartOptions = OptionsOf<typeof runtimeFlags> & {
@@ -71,6 +74,8 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
         '  runtime --masters 2 --workers 8                 a farm on an embedded ZooKeeper',
         '  runtime --config farm.yaml --workers 4          the file, with 4 workers instead of its own',
         '  runtime --zk zk1:2181,zk2:2181/farm-a --masters 0 --workers 16 --name-prefix gpu1',
+        '  runtime --zk-tls                                 an embedded ZooKeeper that speaks TLS only',
+        '  runtime --zk zk1:2281/farm-a --zk-ca ca.pem --zk-cert client.pem --zk-key client-key.pem',
         '',
         'Then, from another terminal: runtime submit \'{"handler":"echo","input":"hi"}\' --wait',
       ].join('\n'),
@@ -90,7 +95,12 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
 export async function planFarm(
   opts: StartOptions,
   env: NodeJS.ProcessEnv = process.env,
-): Promise<{ spec: FarmSpec; source: ConnectSource | 'config' | 'embedded'; httpToken?: string }> {
+): Promise<{
+  spec: FarmSpec;
+  source: ConnectSource | 'config' | 'embedded';
+  tls: TlsSetting | undefined;
+  httpToken?: string;
+}> {
   if (opts.httpChaos && !(opts.httpControls && opts.http !== undefined)) {
     throw new ZkfarmError(
       ErrorCodes.CONFIG_INVALID,
@@ -111,7 +121,29 @@ export async function planFarm(
         : config?.zk !== undefined
           ? 'config'
           : 'embedded';
-  return { spec, source, ...(config?.httpToken !== undefined ? { httpToken: config.httpToken } : {}) };
+  const tls = mergeTls(config?.zkTls, tlsSettingFromFlags(opts));
+  checkTls(spec, source, tls);
+  return { spec, source, tls, ...(config?.httpToken !== undefined ? { httpToken: config.httpToken } : {}) };
+}
+
+/**
+ * TLS for the farm's sessions, read and checked now (before anything starts). The embedded ZooKeeper
+ * makes its own certificates: files named for it are a mistake; its client files are read at start.
+ */
+function checkTls(spec: FarmSpec, source: string, tls: TlsSetting | undefined): void {
+  if (tls === undefined) return;
+  if (source === 'embedded') {
+    const named = Object.keys(tls);
+    if (named.length > 0)
+      throw new ZkfarmError(
+        ErrorCodes.CONFIG_INVALID,
+        `--zk-${named[0]} (zk.tls.${named[0]}): the embedded ZooKeeper makes its own certificates in ` +
+          '<workdir>/tls/; TLS files are for a ZooKeeper given with --zk (or zk.connect): give both, or neither',
+      );
+    return;
+  }
+  spec.tls = loadTls(tls, undefined, spec.connect);
+  if (spec.tls) prepareTls(spec.tls);
 }
 
 function count(spec: FarmSpec, kind: 'master' | 'worker'): string {
@@ -169,17 +201,26 @@ class RunningFarm {
   logger: pino.Logger | undefined;
 
   /** The embedded ZooKeeper, or a first look at the given one (a clear message beats roles retrying). */
-  async zooKeeper(spec: FarmSpec, source: ConnectSource | 'config' | 'embedded', opts: StartOptions, io: Io) {
+  async zooKeeper(
+    spec: FarmSpec,
+    source: ConnectSource | 'config' | 'embedded',
+    tls: TlsSetting | undefined,
+    opts: StartOptions,
+    io: Io,
+  ) {
     if (source === 'embedded') {
       const embedded = await startEmbeddedZooKeeper({
         workdir: spec.workdir,
         admission: { keptResults: spec.retention?.maxCount },
+        tls: tls !== undefined,
       });
       this.embedded = embedded;
       spec.connect = embedded.connect;
+      if (embedded.tls) spec.tls = readTlsFiles(embedded.tls);
       io.err(
-        `runtime: embedded ZooKeeper listening on ${embedded.connect} (data kept in ${embedded.dataDir}, ` +
-          `heap ${embedded.heap.heapMb} MiB)`,
+        `runtime: embedded ZooKeeper listening on ${embedded.connect}` +
+          (embedded.tls ? `, TLS only with certificates in ${dirname(embedded.tls.ca)}` : '') +
+          ` (data kept in ${embedded.dataDir}, heap ${embedded.heap.heapMb} MiB)`,
       );
       if (embedded.heap.capped)
         io.err(
@@ -190,6 +231,7 @@ class RunningFarm {
     }
     const sup = await openSession(spec.connect, source, {
       ...(spec.auth !== undefined ? { auth: spec.auth } : {}),
+      ...(spec.tls !== undefined ? { tls: spec.tls } : {}),
       connectTimeout: opts.connectTimeout,
     });
     await sup.stop();
@@ -244,11 +286,11 @@ class RunningFarm {
 }
 
 export async function runStart(opts: StartOptions, io: Io): Promise<number> {
-  const { spec, source, httpToken } = await planFarm(opts);
+  const { spec, source, tls, httpToken } = await planFarm(opts);
   const farm = new RunningFarm();
   const signals = new StopSignals(io, opts.drainTimeout, (code) => farm.exitAtOnce(code));
   try {
-    await farm.zooKeeper(spec, source, opts, io);
+    await farm.zooKeeper(spec, source, tls, opts, io);
     if (signals.count > 0) return await farm.stop(opts.drainTimeout, io);
     farm.logger = createLogger({ level: opts.logLevel });
     const { roles, ...settings } = spec;
@@ -261,7 +303,7 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
     if ((await Promise.race([started.then(() => 'started' as const), signals.requested])) === 'stop')
       return await farm.stop(opts.drainTimeout, io);
     await farm.dashboardFor(host, opts, { faults: threads.faults, token: httpToken }, io);
-    const zkHint = source === 'embedded' ? '' : ` --zk ${spec.connect}`;
+    const zkHint = source === 'embedded' ? '' : ` --zk ${spec.connect}${tlsHint(tls)}`;
     io.err(
       `runtime: ready: ${count(spec, 'master')}, ${count(spec, 'worker')} on ${spec.connect} ` +
         `(workdir ${spec.workdir})`,

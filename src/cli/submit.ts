@@ -26,8 +26,9 @@ import {
   type Io,
   unreachable,
 } from './common.js';
+import { addTlsOptions, loadTls, type TlsFlags, tlsSettingFromFlags } from './zk-tls.js';
 
-interface SubmitOptions {
+interface SubmitOptions extends TlsFlags {
   zk?: string;
   wait?: boolean;
   timeout?: number;
@@ -37,7 +38,7 @@ interface SubmitOptions {
 }
 
 export function registerSubmit(program: Command, io: Io, setExit: (code: number) => void): void {
-  program
+  const cmd = program
     .command('submit')
     .description('submit tasks: TASK_JSON, a --file of JSON lines, or one task (or JSON lines) on stdin')
     .argument('[task]', 'a task as JSON, e.g. \'{"handler":"echo","input":"hi"}\' or \'{"cmd":"ps -e"}\'')
@@ -54,7 +55,8 @@ export function registerSubmit(program: Command, io: Io, setExit: (code: number)
     )
     .option('-f, --file <file>', 'submit every line of this NDJSON file (blank lines are skipped)')
     .addOption(flagOption(clientFlags.auth))
-    .addOption(flagOption(clientFlags.connectTimeout, { applyDefault: true }))
+    .addOption(flagOption(clientFlags.connectTimeout, { applyDefault: true }));
+  addTlsOptions(cmd)
     .addHelpText(
       'after',
       [
@@ -147,10 +149,11 @@ export async function gatherTasks(task: string | undefined, opts: { file?: strin
 
 export async function runSubmit(task: string | undefined, opts: SubmitOptions, io: Io): Promise<number> {
   const tasks = await gatherTasks(task, opts);
-  const { connect, source } = discoverConnect(opts.zk);
+  const { connect, source, tls } = discoverConnect(opts.zk);
   const submitter = await Submitter.open({
     connect,
     auth: opts.auth,
+    tls: loadTls(tlsSettingFromFlags(opts), tls, connect),
     connectTimeout: opts.connectTimeout,
   }).catch((err: unknown) => {
     // Say where the connect string came from and what to do.

@@ -22,6 +22,7 @@ import {
   type Stat,
   type Supervisor,
   splitConnectString,
+  type ZkTlsOptions,
 } from '../zk/index.js';
 import { ensureLayout } from './layout.js';
 import { checkRoleOptions } from './options.js';
@@ -36,6 +37,8 @@ export interface RoleOptions {
   sessionTimeout?: number;
   /** Digest identity `user:password` for an access-controlled farm. */
   auth?: string;
+  /** TLS to ZooKeeper's secureClientPort (PEM contents). @defaultValue plain TCP */
+  tls?: ZkTlsOptions;
   /** Give up starting when ZooKeeper cannot be reached within this many ms. @defaultValue Infinity */
   connectTimeout?: number;
   logger?: Logger;
@@ -100,6 +103,7 @@ export abstract class Role extends EventEmitter {
       connect: this.options.connect ?? '127.0.0.1:2181',
       sessionTimeout: this.options.sessionTimeout ?? 10_000,
       auth: this.options.auth,
+      tls: this.options.tls,
       connectTimeout: this.options.connectTimeout,
       logger: this.log,
     };

@@ -27,6 +27,7 @@ import {
   type OptionsOf,
   problemLine,
 } from '../farm/option-schema.js';
+import type { ZkTlsFiles } from '../zk/transport.js';
 import {
   DEFAULT_ROLE_COUNTS,
   DEFAULT_WORKDIR,
@@ -91,6 +92,8 @@ export interface ConfigFile {
   /** The file as the user named it (used in messages). */
   label: string;
   zk?: string;
+  /** `zk.tls`: TLS on, with these files (absolute) and server name; `{}` when only `tls: true`. */
+  zkTls?: Partial<ZkTlsFiles>;
   sessionTimeout?: number;
   /** Absolute (resolved against the file's directory). */
   workdir?: string;
@@ -226,7 +229,12 @@ async function finishConfig(label: string, abs: string, data: RawConfig): Promis
       ? undefined
       : Promise.all(list.map((m, i) => resolveModule(label, `${field}[${i}]`, m, dir)));
   const config: ConfigFile = { path: abs, label };
-  if (data.zk !== undefined) config.zk = data.zk;
+  if (typeof data.zk === 'string') config.zk = data.zk;
+  else if (data.zk !== undefined) {
+    if (data.zk.connect !== undefined) config.zk = data.zk.connect;
+    const tls = zkTlsFrom(data.zk.tls, dir);
+    if (tls) config.zkTls = tls;
+  }
   if (data.sessionTimeout !== undefined) config.sessionTimeout = data.sessionTimeout;
   if (data.workdir !== undefined) config.workdir = resolve(dir, data.workdir);
   if (data.allowShell !== undefined) config.allowShell = data.allowShell;
@@ -246,6 +254,20 @@ async function finishConfig(label: string, abs: string, data: RawConfig): Promis
     }
   }
   return config;
+}
+
+/** `zk.tls` of a file: its PEM paths resolved against the file's directory; undefined when off. */
+function zkTlsFrom(
+  tls: boolean | { ca?: string; cert?: string; key?: string; servername?: string } | undefined,
+  dir: string,
+): Partial<ZkTlsFiles> | undefined {
+  if (tls === undefined || tls === false) return undefined;
+  if (tls === true) return {};
+  const out: Partial<ZkTlsFiles> = {};
+  for (const key of ['ca', 'cert', 'key'] as const)
+    if (tls[key] !== undefined) out[key] = resolve(dir, tls[key]);
+  if (tls.servername !== undefined) out.servername = tls.servername;
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------

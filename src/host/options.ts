@@ -10,7 +10,15 @@
  */
 import { z } from 'zod';
 import { isSafeName } from '../exec/names.js';
-import { type Field, type Fields, field, list, wholeNumber } from '../farm/option-schema.js';
+import {
+  type Field,
+  type Fields,
+  field,
+  list,
+  mappingOf,
+  type OptionsOf,
+  wholeNumber,
+} from '../farm/option-schema.js';
 import { connectString, masterFields, NAME_EXPECTED, roleFields, workerFields } from '../farm/options.js';
 import { CONNECT_STRING_EXPECTED } from '../zk/connect-string.js';
 import { LOG_LEVELS } from './logging.js';
@@ -38,6 +46,85 @@ const zk = field(connectString, {
   description:
     '`host:port[,host:port...][/chroot]`; the chroot lets several farms share one ensemble. Without it `runtime` starts its embedded ZooKeeper',
 });
+
+/** TLS to ZooKeeper: the PEM files and the name its certificates carry (file paths, read at start). */
+export const zkTlsFields = {
+  ca: field(z.string().min(1), {
+    expected: 'the path of a PEM file (the CA certificate)',
+    defaultText: "the embedded ZooKeeper's own",
+    description: "the CA certificate that signed the servers' certificates",
+  }),
+  cert: field(z.string().min(1), {
+    expected: 'the path of a PEM file (the client certificate)',
+    defaultText: 'none',
+    description: "this client's certificate, for servers that require one",
+  }),
+  key: field(z.string().min(1), {
+    expected: 'the path of a PEM file (the client key)',
+    defaultText: 'none',
+    description: 'the private key of `cert`',
+  }),
+  servername: field(z.string().min(1), {
+    expected: "the host name the servers' certificates carry",
+    defaultText: 'the connect host',
+    description: "the name the servers' certificates must carry",
+  }),
+};
+
+/** The config file's `zk` as a mapping: the connect string and TLS. */
+const zkMappingFields = {
+  connect: { ...zk, description: 'the connect string (as `zk` itself would be)' },
+  tls: {
+    schema: z.union([z.boolean(), mappingOf(zkTlsFields)]),
+    fields: zkTlsFields,
+    expected: 'true, false, or a mapping with ca, cert, key (PEM file paths) and servername',
+    defaultText: 'plain TCP',
+    description:
+      "speak TLS to ZooKeeper's secureClientPort: `true` (the embedded ZooKeeper makes its own certificates), or the files below, relative to the file's directory",
+  } as Field<boolean | OptionsOf<typeof zkTlsFields>>,
+};
+
+/** `zk` in a config file: a connect string, or a mapping with `connect` and `tls`. */
+const zkSetting = {
+  schema: z.union([connectString, mappingOf(zkMappingFields)]),
+  fields: zkMappingFields,
+  expected: `${CONNECT_STRING_EXPECTED}, or a mapping with connect and tls (true, or ca, cert, key and servername)`,
+  defaultText: zk.defaultText,
+  description: `${zk.description}. As a mapping, \`zk.connect\` is the connect string and \`zk.tls\` turns TLS on`,
+} as Field<string | OptionsOf<typeof zkMappingFields>>;
+
+/** The TLS flags every command that talks to ZooKeeper takes (the same fields as `zk.tls`). */
+export const tlsFlags = {
+  zkTls: {
+    flag: '--zk-tls',
+    ...field(z.boolean(), {
+      defaultText: 'plain TCP',
+      description:
+        "speak TLS to ZooKeeper's secureClientPort (implied by the --zk-ca/cert/key flags); without --zk, the embedded ZooKeeper serves TLS only, with certificates of its own",
+    }),
+  },
+  zkCa: {
+    flag: '--zk-ca <file>',
+    ...zkTlsFields.ca,
+    description: `with TLS: ${zkTlsFields.ca.description} (PEM)`,
+  },
+  zkCert: {
+    flag: '--zk-cert <file>',
+    ...zkTlsFields.cert,
+    description: `with TLS: ${zkTlsFields.cert.description} (PEM)`,
+  },
+  zkKey: {
+    flag: '--zk-key <file>',
+    ...zkTlsFields.key,
+    description: 'with TLS: the private key (PEM) of --zk-cert',
+  },
+  zkServername: {
+    flag: '--zk-servername <name>',
+    ...zkTlsFields.servername,
+    defaultText: 'the --zk host',
+    description: `with TLS: ${zkTlsFields.servername.description}`,
+  },
+} satisfies Record<string, Fields[string] & { flag: string }>;
 
 const workdir: Field<string> = {
   ...workerFields.workdir,
@@ -83,7 +170,7 @@ export const WORKER_ONLY = [
 
 /** The config file's top level. */
 export const fileFields = {
-  zk,
+  zk: zkSetting,
   sessionTimeout: {
     ...roleFields.sessionTimeout,
     description: `${roleFields.sessionTimeout.description}; of every role`,
@@ -169,6 +256,7 @@ export const runtimeFlags = {
     ...field(z.enum(LOG_LEVELS), { default: 'info', description: 'how much the roles log (on stdout)' }),
   },
   auth: { flag: '--auth <user:password>', ...roleFields.auth },
+  ...tlsFlags,
   drainTimeout: {
     flag: '--drain-timeout <ms>',
     ...field(wholeNumber(0, 2_147_483_647), {

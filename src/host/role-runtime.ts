@@ -51,6 +51,7 @@ export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
         connect: settings.connect,
         sessionTimeout: spec.sessionTimeout ?? settings.sessionTimeout,
         auth: settings.auth,
+        tls: settings.tls,
         connectTimeout: settings.connectTimeout,
         logger,
       };

@@ -10,12 +10,14 @@
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { splitConnectString } from '../zk/connect-string.js';
-import type { Supervisor } from '../zk/index.js';
+import { prepareTls, type Supervisor, type ZkTlsOptions } from '../zk/index.js';
 import { createConnection } from '../zk/session.js';
 
 export interface KillSessionOptions {
   /** Give up (ZKFARM_WAIT_TIMEOUT) after this long. @defaultValue 30000 */
   timeoutMs?: number;
+  /** TLS, for servers that speak only TLS (the session's own). @defaultValue plain TCP */
+  tls?: ZkTlsOptions;
 }
 
 /** How many times the newcomer may lose the session back to its owner before giving up. */
@@ -33,6 +35,7 @@ export async function killSession(
 ): Promise<void> {
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   const { hosts } = splitConnectString(connect);
+  const tls = options.tls ? prepareTls(options.tls) : undefined;
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const left = deadline - Date.now();
     if (left <= 0) break;
@@ -41,6 +44,7 @@ export async function killSession(
       spinDelay: 100,
       requestTimeout: Math.max(1000, left),
       session: { id: sessionId, password },
+      tls,
     });
     const outcome = await new Promise<'connected' | 'expired' | 'timeout'>((resolve) => {
       const timer = setTimeout(() => resolve('timeout'), left);
@@ -86,6 +90,7 @@ export async function expireSession(supervisor: Supervisor, options: KillSession
   const { connection } = session.client;
   await killSession(supervisor.options.connect, connection.sessionId, connection.sessionPassword, {
     timeoutMs,
+    tls: supervisor.options.tls,
   });
   const renewed = () =>
     supervisor.sessionCount > before && supervisor.state === 'connected' && supervisor.session !== undefined;

@@ -23,7 +23,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import type { Host } from '../host/host.js';
-import { connect, type Logger, type Session, type Supervisor } from '../zk/index.js';
+import { connect, type Logger, type Session, type Supervisor, type ZkTlsOptions } from '../zk/index.js';
 import { Access } from './access.js';
 import { type Asset, loadAssets } from './assets.js';
 import { type RoleFaults, runControl } from './controls.js';
@@ -69,6 +69,8 @@ export interface DashboardOptions {
   maxAddedWorkers?: number;
   /** ZooKeeper digest identity `user:password` for an access-controlled farm. @defaultValue the host's */
   auth?: string;
+  /** TLS to ZooKeeper. @defaultValue the host's, else plain TCP */
+  tls?: ZkTlsOptions;
   /** Root of the workers' output on this machine, for a task's files. @defaultValue the host's workdir */
   workdir?: string;
   /** @defaultValue the host's logger, else silent */
@@ -132,6 +134,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
   const sup: Supervisor = connect({
     connect: connectString,
     auth: opts.auth ?? host?.settings.auth,
+    tls: opts.tls ?? host?.settings.tls,
     sessionTimeout: opts.sessionTimeout ?? 10_000,
     logger: log,
   });

@@ -24,12 +24,14 @@
  * - Every failure is a ZkError with ZooKeeper's code, whatever the code (none is unknown to it).
  *
  * Events: `connected` (a handshake succeeded: the first, or a resumption), `disconnected` (a connected
- * socket was lost, or the session was closed), `expired`, `authenticationFailed`.
+ * socket was lost, or the session was closed), `expired`, `authenticationFailed`, `transport` (a TLS
+ * problem retrying will not mend, see transport.ts).
  */
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
+import type net from 'node:net';
 import { ZK_CODES, ZkError } from './errors.js';
 import { DecodeError, OP, Reader, Writer, XID } from './jute.js';
+import { openSocket, type PreparedTls } from './transport.js';
 
 export interface ConnectionOptions {
   /** Requested session timeout (ms); the server may change it within its bounds. */
@@ -43,6 +45,8 @@ export interface ConnectionOptions {
    * constructor, Kazoo's `client_id`): the server refuses it with `expired` when it has ended.
    */
   session?: { id: string; password: Buffer };
+  /** Speak TLS (see transport.ts); problems it finds are emitted as `transport` events. */
+  tls?: PreparedTls;
 }
 
 /** A one-shot watch callback: called once, with the event, when the node changes. */
@@ -334,7 +338,7 @@ export class ZkConnection extends EventEmitter {
     this.#partial = [];
     this.#partialBytes = 0;
     this.#partialNeed = 0;
-    const socket = net.connect({ host: server.host, port: server.port });
+    const { socket, ready } = openSocket(server, this.#options.tls, (p) => this.emit('transport', p));
     this.#socket = socket;
     socket.setNoDelay(true);
     // One deadline for the TCP connect and the handshake: the session timeout shared among the servers,
@@ -347,7 +351,7 @@ export class ZkConnection extends EventEmitter {
     );
     this.#attemptTimer = setTimeout(() => socket.destroy(), deadline);
     this.#attemptTimer.unref();
-    socket.on('connect', () => {
+    socket.on(ready, () => {
       if (this.#socket !== socket) return;
       this.#state = 'handshaking';
       const w = new Writer(64);

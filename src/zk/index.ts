@@ -56,4 +56,11 @@ export {
   type SessionState,
   Supervisor,
 } from './session.js';
+export {
+  type PreparedTls,
+  prepareTls,
+  readTlsFiles,
+  type ZkTlsFiles,
+  type ZkTlsOptions,
+} from './transport.js';
 export type { ChildrenChange, ChildrenWatcher, DataChange, DataWatch, WatchOptions } from './watchers.js';

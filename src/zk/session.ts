@@ -30,6 +30,7 @@ import { type Acl, digestAcl, OPEN_ACL, ZkClient } from './client.js';
 import { parseConnectString, splitConnectString } from './connect-string.js';
 import { type ConnectionOptions, ZkConnection } from './connection.js';
 import { isZkError } from './errors.js';
+import { type PreparedTls, prepareTls, watchTransport, type ZkTlsOptions } from './transport.js';
 import {
   type ChildrenChange,
   type ChildrenWatcher,
@@ -70,6 +71,8 @@ export interface ConnectOptions {
   auth?: string;
   /** ACL for created nodes. @defaultValue the `auth` identity's ACL when `auth` is set, else open */
   acl?: Acl[];
+  /** Speak TLS to the servers' secureClientPort (see transport.ts). @defaultValue plain TCP */
+  tls?: ZkTlsOptions;
   /** Stops the supervisor when aborted. */
   signal?: AbortSignal;
   /** Pause before re-running an action that threw, doubled each time up to 5 s. @defaultValue 200 */
@@ -194,12 +197,14 @@ export class Supervisor extends EventEmitter {
   #watches = new Set<{ close(): void }>();
   readonly #log: Logger;
   readonly #acl: readonly Acl[];
+  readonly #tls: PreparedTls | undefined;
 
   constructor(options: ConnectOptions, action?: Action) {
     super();
     // Every persistent watch listens for reconnects: a farm's leader has one per worker.
     this.setMaxListeners(0);
     validateOptions(options);
+    this.#tls = options.tls ? prepareTls(options.tls) : undefined;
     this.options = { ...options };
     this.#action = action;
     this.#log = options.logger ?? silentLogger;
@@ -277,14 +282,23 @@ export class Supervisor extends EventEmitter {
       sessionTimeout: this.options.sessionTimeout ?? 10_000,
       spinDelay: this.options.spinDelay ?? 250,
       requestTimeout: this.options.requestTimeout ?? this.options.sessionTimeout ?? 10_000,
+      tls: this.#tls,
     });
     const client = new ZkClient(connection, { acl: this.#acl });
     if (this.options.auth) client.addAuth('digest', this.options.auth);
+    const unwatch = watchTransport(connection, {
+      servers: splitConnectString(this.options.connect).hosts.length,
+      onFatal: (err) => {
+        if (attempt === this.#attempt) this.#fail(fatal(err));
+      },
+      onRefusal: (err) => this.#log.warn({ err }, err.message),
+    });
     const attempt: Attempt = {
       connection,
       client,
       everConnected: false,
       unlisten: () => {
+        unwatch();
         for (const [event, fn] of listeners) connection.off(event, fn);
       },
       dispose: () => {
@@ -550,7 +564,11 @@ export function createConnection(connect: string, options: ConnectionOptions): Z
  */
 export function openClient(
   connectString: string,
-  options: Partial<ConnectionOptions> & { timeoutMs?: number; acl?: readonly Acl[] } = {},
+  options: Partial<Omit<ConnectionOptions, 'tls'>> & {
+    timeoutMs?: number;
+    acl?: readonly Acl[];
+    tls?: ZkTlsOptions;
+  } = {},
 ): Promise<ZkClient> {
   validateOptions({ connect: connectString });
   const sessionTimeout = options.sessionTimeout ?? 10_000;
@@ -558,11 +576,21 @@ export function openClient(
     sessionTimeout,
     spinDelay: options.spinDelay ?? 250,
     requestTimeout: options.requestTimeout ?? sessionTimeout,
+    tls: options.tls ? prepareTls(options.tls) : undefined,
   });
   const client = new ZkClient(connection, { acl: options.acl });
   const timeoutMs = options.timeoutMs ?? 10_000;
   return new Promise((resolve, reject) => {
+    const unwatch = watchTransport(connection, {
+      servers: splitConnectString(connectString).hosts.length,
+      onFatal: (err) => {
+        clearTimeout(timer);
+        connection.close();
+        reject(err);
+      },
+    });
     const timer = setTimeout(() => {
+      unwatch();
       connection.close();
       reject(
         new ZkfarmError(
@@ -573,6 +601,7 @@ export function openClient(
     }, timeoutMs);
     connection.once('connected', () => {
       clearTimeout(timer);
+      unwatch();
       resolve(client);
     });
     connection.connect();
