@@ -55,6 +55,10 @@ export const ErrorCodes = {
   TASK_ABORTED: 'ZKFARM_TASK_ABORTED',
   /** ZooKeeper refused access to the farm's nodes (they are access-controlled). */
   NOT_AUTHORIZED: 'ZKFARM_NOT_AUTHORIZED',
+  /** The ZooKeeper server is older than zkfarm needs (3.6). */
+  ZK_VERSION_UNSUPPORTED: 'ZKFARM_ZK_VERSION_UNSUPPORTED',
+  /** The chroot of a connect string does not exist on ZooKeeper. */
+  CHROOT_MISSING: 'ZKFARM_CHROOT_MISSING',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

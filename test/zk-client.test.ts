@@ -12,6 +12,7 @@ import {
   startZkServer,
   type ZkError,
 } from '../src/zk/index.js';
+import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const zk = useZooKeeper();
@@ -261,7 +262,9 @@ test('requests made while disconnected wait for the connection; one that timed o
   const waited = patient.create('/made-while-down', 'x');
   await assert.rejects(hasty.create('/never'), (e: unknown) => isZkError(e, 'OPERATION_TIMEOUT'));
   assert.equal(await waited, '/made-while-down');
-  // The hasty client is connected again by now; its timed-out create must not have gone out late.
+  // Once the hasty client is connected again (it backs off between attempts, so maybe later than the
+  // patient one), its timed-out create must not have gone out late.
+  await until(() => hasty.connection.connected, 20_000, 'the hasty client to reconnect');
   await hasty.exists('/');
   assert.equal(await patient.exists('/never'), null);
 });

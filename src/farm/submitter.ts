@@ -14,7 +14,7 @@
  * fails with CONNECTION_LOSS and a message that says so; it is not retried, which could duplicate it.
  */
 import { ErrorCodes, wholeNumber, ZkfarmError } from '../errors.js';
-import { type ConnectOptions, connect, ensureChroot, isZkError, type Supervisor } from '../zk/index.js';
+import { type ConnectOptions, connect, isZkError, type Supervisor } from '../zk/index.js';
 import {
   checkTask,
   encode,
@@ -70,8 +70,10 @@ export class Submitter {
     if (options.maxQueue !== undefined) wholeNumber('maxQueue', options.maxQueue, 1);
     if (options.queueWaitMs !== undefined) wholeNumber('queueWaitMs', options.queueWaitMs, 0);
     if (options.batchSize !== undefined) wholeNumber('batchSize', options.batchSize, 1);
+    // The chroot is not created here: a chroot that does not exist means no farm runs there (a typo in
+    // the connect string), and the session check reports it (ZKFARM_CHROOT_MISSING) instead of letting
+    // tasks wait in a place no master reads.
     const opts: ConnectOptions = { ...options, connect: options.connect ?? '127.0.0.1:2181' };
-    await ensureChroot(opts);
     const sup = connect(opts, async (session) => {
       await Promise.all([session.client.ensurePath(PATHS.tasks), session.client.ensurePath(PATHS.status)]);
     });

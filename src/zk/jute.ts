@@ -31,18 +31,27 @@ export const OP = {
   multiRead: 22,
   auth: 100,
   setWatches: 101,
+  setWatches2: 105,
   addWatch: 106,
   error: -1,
   closeSession: -11,
 } as const;
 
-/** Special xids of requests that are not answered in order (ClientCnxn). */
+/** Special xids of requests that are not answered in order (ClientCnxn); never used for requests. */
 export const XID = {
   notification: -1,
   ping: -2,
   auth: -4,
   setWatches: -8,
 } as const;
+
+/**
+ * The xid after `xid`: 1, 2, ... up to 2^31 - 2, then 1 again, as the Java client does. Request xids stay
+ * positive, so they never meet the special xids above (all negative) nor overflow the int on the wire.
+ */
+export function nextXid(xid: number): number {
+  return xid >= 0x7fffffff - 1 ? 1 : xid + 1;
+}
 
 /** Permission bits of an ACL entry (ZooDefs.Perms). */
 export const PERMS = { read: 1, write: 2, create: 4, delete: 8, admin: 16, all: 31 } as const;

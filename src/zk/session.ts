@@ -9,14 +9,20 @@
  *
  *   connecting ──▶ connected ──▶ suspended ──▶ reconnected ──▶ suspended ...
  *        ▲                            │
- *        └──────── lost ◀─────────────┘   (expired, or disconnected for the whole session timeout)
+ *        └──────── lost ◀─────────────┘   (expired, or no answer for 4/3 of the session timeout)
  *   any ──▶ closed                          (stop(), abort signal, or the action returned 'completed')
  *
- * `lost` is decided two ways: the server says the session expired (learned only on reconnect), or the
- * client has been disconnected for the negotiated session timeout (a partitioned client is never told,
- * so we keep a timer, as Curator does). An expired client is dead, so a lost session's client is closed,
- * its pending requests fail at once with `ZKFARM_SESSION_LOST`, its `session.signal` aborts, and a new
- * client starts a new session.
+ * `lost` is decided two ways (connection.ts): a server says the session expired (learned only on
+ * reconnect), or no server has answered for 4/3 of the negotiated session timeout, counted from the
+ * last answer (a partitioned client is never told; ZooKeeper 3.9's client decides the same way). An
+ * expired client is dead, so a lost session's client is closed, its pending requests fail at once with
+ * `ZKFARM_SESSION_LOST`, its `session.signal` aborts, and a new client starts a new session.
+ *
+ * Each new session is checked before the action runs (server-check.ts): a server older than 3.6 and a
+ * chroot that does not exist stop the supervisor with a clear error.
+ *
+ * Listeners of the supervisor's events are called one by one: one that throws is reported (logger and
+ * `'error'`) and never keeps the others, or the client, from going on.
  *
  * The three modes of the original:
  *   - run until stopped:   `await connect(opts, action).done`   (ends on `stop()` or `signal`)
@@ -25,11 +31,15 @@
  *                          watches and the action keep running on every new session
  */
 import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Backoff } from '../backoff.js';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
+import { emitSafely } from './callbacks.js';
 import { type Acl, digestAcl, OPEN_ACL, ZkClient } from './client.js';
-import { type ConnectionOptions, ZkConnection } from './connection.js';
+import { type ConnectionOptions, checkServer as checkServerAddress, ZkConnection } from './connection.js';
 import { isZkError } from './errors.js';
 import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
+import { checkServer } from './server-check.js';
 import {
   type ChildrenChange,
   type ChildrenWatcher,
@@ -79,6 +89,11 @@ export interface ConnectOptions {
   faultInjection?: boolean;
   /** Pause before re-running an action that threw, doubled each time up to 5 s. @defaultValue 200 */
   retryDelay?: number;
+  /**
+   * The servers' jute.maxbuffer: larger requests are refused locally (BAD_ARGUMENTS) instead of being
+   * sent for the server to drop the connection. @defaultValue 0xfffff (ZooKeeper's default)
+   */
+  maxBuffer?: number;
   logger?: Logger;
 }
 
@@ -173,7 +188,6 @@ interface Attempt {
   unlisten(): void;
   client: ZkClient;
   everConnected: boolean;
-  lostTimer?: NodeJS.Timeout;
   session?: Session;
   dispose(): void;
 }
@@ -288,6 +302,7 @@ export class Supervisor extends EventEmitter {
       sessionTimeout: this.options.sessionTimeout ?? 10_000,
       spinDelay: this.options.spinDelay ?? 250,
       requestTimeout: this.options.requestTimeout ?? this.options.sessionTimeout ?? 10_000,
+      maxBuffer: this.options.maxBuffer,
     });
     const client = new ZkClient(connection, { acl: this.#acl });
     if (this.options.auth) client.addAuth('digest', this.options.auth);
@@ -299,16 +314,18 @@ export class Supervisor extends EventEmitter {
         for (const [event, fn] of listeners) connection.off(event, fn);
       },
       dispose: () => {
-        clearTimeout(attempt.lostTimer);
         attempt.unlisten();
         connection.close();
       },
     };
     this.#attempt = attempt;
-    const listeners: Array<[string, () => void]> = [
+    const listeners: Array<[string, (...args: unknown[]) => void]> = [
       ['connected', () => this.#onConnected(attempt)],
       ['disconnected', () => this.#onDisconnected(attempt)],
-      ['expired', () => this.#onLost(attempt, 'the server expired the session')],
+      ['expired', (why) => this.#onLost(attempt, typeof why === 'string' ? why : 'the session expired')],
+      ['callbackError', (err, where) => this.reportError(err, String(where))],
+      ['protocolError', (err) => this.#log.warn({ err }, `zk connection dropped: ${describeError(err)}`)],
+      ['reconnectDelay', (ms) => this.#log.debug({ ms }, 'zk: every server tried; backing off')],
       [
         'authenticationFailed',
         () =>
@@ -329,8 +346,6 @@ export class Supervisor extends EventEmitter {
 
   #onConnected(attempt: Attempt): void {
     if (attempt !== this.#attempt || this.#stopped) return;
-    clearTimeout(attempt.lostTimer);
-    attempt.lostTimer = undefined;
     if (attempt.everConnected) {
       this.#setState('reconnected');
       return;
@@ -352,12 +367,9 @@ export class Supervisor extends EventEmitter {
   #onDisconnected(attempt: Attempt): void {
     if (attempt !== this.#attempt || this.#stopped || !attempt.everConnected) return;
     if (this.#state === 'lost') return;
+    // The connection itself decides when the session must be taken as lost (4/3 of the session timeout
+    // after the last answer): see connection.ts.
     this.#setState('suspended');
-    clearTimeout(attempt.lostTimer);
-    attempt.lostTimer = setTimeout(
-      () => this.#onLost(attempt, `disconnected for the whole session timeout (${this.sessionTimeout} ms)`),
-      this.sessionTimeout,
-    );
   }
 
   #onLost(attempt: Attempt, why: string): void {
@@ -374,14 +386,15 @@ export class Supervisor extends EventEmitter {
   }
 
   async #runAction(session: Session): Promise<void> {
-    const action = this.#action;
-    if (!action) {
-      this.#markReady(session);
-      return;
-    }
-    let delay = this.options.retryDelay ?? 200;
+    const action = this.#action ?? (() => undefined);
+    const backoff = new Backoff({ initialMs: this.options.retryDelay ?? 200, maxMs: 5000, jitter: 'equal' });
+    let checked = false;
     while (session.alive && !this.#stopped) {
       try {
+        if (!checked) {
+          await checkServer(session.client, this.options.connect);
+          checked = true;
+        }
         const result = await action(session);
         if (!session.alive) return;
         this.#markReady(session);
@@ -408,8 +421,7 @@ export class Supervisor extends EventEmitter {
           return;
         }
         this.reportError(err, 'action');
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 5000);
+        await sleep(backoff.next());
       }
     }
   }
@@ -423,13 +435,15 @@ export class Supervisor extends EventEmitter {
   /** @internal report an error that did not stop anything (an action that will be retried, a watch callback). */
   reportError(err: unknown, where: string): void {
     this.#log.error({ err, where }, `${where} failed: ${describeError(err)}`);
-    this.emit('error', err);
+    emitSafely(this, 'error', [err], (e, w) =>
+      this.#log.error({ err: e }, `${w} failed: ${describeError(e)}`),
+    );
   }
 
   #setState(state: SessionState): void {
     if (this.#state === state) return;
     this.#state = state;
-    this.emit('state', state);
+    emitSafely(this, 'state', [state], (err, where) => this.reportError(err, where));
   }
 
   #fail(err: Error): void {
@@ -459,12 +473,12 @@ export class Supervisor extends EventEmitter {
     this.#attempt = undefined;
     if (attempt) {
       attempt.session?.end(new ZkfarmError(ErrorCodes.STOPPED, 'the session was closed'));
-      clearTimeout(attempt.lostTimer);
       attempt.unlisten();
       if (attempt.everConnected && (this.#state === 'connected' || this.#state === 'reconnected')) {
-        // Close the session on the server (ephemeral nodes vanish now), waiting at most 2 s for the answer.
+        // Close the session on the server (ephemeral nodes vanish now). The close request has the request
+        // timeout as its deadline; on a server that does not answer, wait at most 5 s.
         await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, 2000);
+          const t = setTimeout(resolve, Math.min(5000, this.options.requestTimeout ?? 5000));
           attempt.connection.once('disconnected', () => {
             clearTimeout(t);
             resolve();
@@ -607,6 +621,7 @@ export function createConnection(connect: string, options: ConnectionOptions): Z
     const colon = h.lastIndexOf(':');
     return { host: h.slice(0, colon), port: Number(h.slice(colon + 1)) };
   });
+  for (const s of servers) checkServerAddress(s);
   return new ZkConnection(servers, chroot, options);
 }
 
@@ -619,16 +634,17 @@ export function openClient(
   connectString: string,
   options: Partial<ConnectionOptions> & { timeoutMs?: number; acl?: readonly Acl[] } = {},
 ): Promise<ZkClient> {
-  validateOptions({ connect: connectString });
+  validateOptions({ connect: connectString, maxBuffer: options.maxBuffer });
   const sessionTimeout = options.sessionTimeout ?? 10_000;
   const connection = createConnection(connectString, {
+    ...options,
     sessionTimeout,
     spinDelay: options.spinDelay ?? 250,
     requestTimeout: options.requestTimeout ?? sessionTimeout,
   });
   const client = new ZkClient(connection, { acl: options.acl });
   const timeoutMs = options.timeoutMs ?? 10_000;
-  return new Promise((resolve, reject) => {
+  const connected = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       connection.close();
       reject(
@@ -640,10 +656,19 @@ export function openClient(
     }, timeoutMs);
     connection.once('connected', () => {
       clearTimeout(timer);
-      resolve(client);
+      resolve();
     });
     connection.connect();
   });
+  return connected
+    .then(() => checkServer(client, connectString))
+    .then(
+      () => client,
+      (err: unknown) => {
+        connection.close();
+        throw err;
+      },
+    );
 }
 
 function validateOptions(o: ConnectOptions): void {
@@ -655,12 +680,19 @@ function validateOptions(o: ConnectOptions): void {
   if (hosts.length === 0 || hosts.some((h) => !/^[^\s:/]+:\d{1,5}$/.test(h))) {
     throw bad(`connect: expected host:port[,host:port...][/chroot], got "${o.connect}"`);
   }
+  for (const h of hosts) {
+    const port = Number(h.slice(h.lastIndexOf(':') + 1));
+    if (port < 1 || port > 65535)
+      throw bad(`connect: port ${port} of "${h}" is out of range (1 to 65535) in "${o.connect}"`);
+  }
   if (chroot && !/^(\/[^/\s]+)+$/.test(chroot))
     throw bad(`connect: bad chroot "${chroot}" in "${o.connect}"`);
-  for (const key of ['sessionTimeout', 'requestTimeout', 'spinDelay', 'retryDelay'] as const) {
+  for (const key of ['sessionTimeout', 'requestTimeout', 'spinDelay', 'retryDelay', 'maxBuffer'] as const) {
     const v = o[key];
     if (v !== undefined && (!Number.isFinite(v) || v <= 0))
-      throw bad(`${key}: expected a positive number of ms, got ${v}`);
+      throw bad(
+        `${key}: expected a positive number${key === 'maxBuffer' ? ' of bytes' : ' of ms'}, got ${v}`,
+      );
   }
   if (o.auth !== undefined && !/^[^:]+:.+$/.test(o.auth)) throw bad('auth: expected "user:password"');
 }
