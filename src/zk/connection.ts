@@ -3,31 +3,23 @@
  *
  * It does what ZooKeeper's Java client does, in the parts zkfarm uses, and nothing else:
  *
- * - Time is a monotonic clock (`performance.now`, injectable as `options.now`), never the wall clock:
- *   a clock stepped back or forward changes nothing.
- * - Connects to the servers of the connect string in a shuffled order, one at a time; a failed attempt
- *   moves on to the next server. Between rounds of servers it waits as src/backoff.ts says (exponential
- *   from `spinDelay`, with jitter, capped at 2 s or a third of the session timeout); a handshake resets
- *   it. Each attempt has one deadline for the TCP connect and the handshake together.
+ * - Time is a monotonic clock (`performance.now`, injectable as `options.now`), never the wall clock.
+ * - Servers are tried one at a time, with backoff between rounds (servers.ts). Each attempt has one
+ *   deadline for the TCP connect and the handshake together.
  * - Resumes the same session on a new connection (session id and password), re-sending the
  *   authentication and registering every watch again, persistent ones included (watch-manager.ts).
- * - Pings when it has sent nothing for a third of the session timeout, and drops a connection that has
- *   received nothing for two thirds of it (the next server is tried while the session can be resumed).
- * - Considers the session gone when it has heard nothing from any server for 4/3 of the negotiated
- *   session timeout (ZooKeeper 3.9's client does the same): by then the servers have expired it. It
- *   also learns of an expiry when a server refuses to resume the session. Either way it emits `expired`
- *   (with the reason) and every request fails with SESSION_EXPIRED.
- * - Answers come in request order: requests wait in one FIFO; each has a deadline (`requestTimeout`).
- *   A request that times out is rejected with OPERATION_TIMEOUT; its answer, should it come, is
- *   skipped. Requests sent on a connection that drops fail with CONNECTION_LOSS (their outcome is
- *   unknown); requests made while disconnected wait for the next connection. A request larger than the
- *   servers' jute.maxbuffer (`maxBuffer`) is refused before it is sent: the server would drop the
- *   connection. Xids wrap before 2^31 (jute.ts `nextXid`).
+ * - Pings, drops a silent connection, and takes the session as gone when no server has answered for
+ *   4/3 of the session timeout (liveness.ts); a server refusing to resume the session says the same.
+ *   Either way it emits `expired` (with the reason) and every request fails with SESSION_EXPIRED.
+ * - Answers come in request order (pending.ts): each request has a deadline (`requestTimeout`);
+ *   requests sent on a connection that drops fail with CONNECTION_LOSS (their outcome is unknown);
+ *   requests made while disconnected wait for the next connection. A request larger than the servers'
+ *   jute.maxbuffer (`maxBuffer`) is refused before it is sent: the server would drop the connection.
+ *   Xids wrap before 2^31 (jute.ts `nextXid`). Requests made in one tick go out in one socket write.
  * - User callbacks (watchers, listeners, `onAnswer`, event listeners) are isolated (callbacks.ts): one
  *   that throws is reported as `callbackError` and nothing else is disturbed.
- * - A close is orderly: requests already sent keep their place in the queue until their answers come
- *   (rejected for the caller, skipped on arrival), so the close-session answer is matched and the
- *   session ends at once on the server.
+ * - A close is orderly: requests already sent keep their place in the queue until their answers come,
+ *   so the close-session answer is matched and the session ends at once on the server.
  *
  * Events: `connected` (a handshake succeeded: the first, or a resumption), `disconnected` (a connected
  * socket was lost, or the session was closed), `expired` (reason), `authenticationFailed`,
@@ -37,23 +29,32 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Backoff } from '../backoff.js';
-import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { callSafely, emitSafely } from './callbacks.js';
+import { AnswerReader } from './answers.js';
+import { emitSafely } from './callbacks.js';
 import { ZK_CODES, ZkError } from './errors.js';
 import { FrameReader } from './frames.js';
-import { nextXid, OP, type Reader, Writer, XID } from './jute.js';
-import { type Pending, PendingQueue } from './pending.js';
+import {
+  connectRequest,
+  nextXid,
+  OP,
+  pingRequest,
+  type Reader,
+  readConnectResponse,
+  Writer,
+  writeAuth,
+} from './jute.js';
+import { Liveness } from './liveness.js';
+import { PendingQueue } from './pending.js';
+import { type ServerAddress, ServerList } from './servers.js';
 import {
   type PersistentListener,
   type PersistentMode,
-  W_DATA,
-  W_EXIST,
   type WatchCallback,
   type WatchKind,
   WatchManager,
 } from './watch-manager.js';
 
+export { checkServer, type ServerAddress } from './servers.js';
 export {
   EVENT,
   type PersistentListener,
@@ -73,7 +74,7 @@ export const DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 export interface ConnectionOptions {
   /** Requested session timeout (ms); the server may change it within its bounds. */
   sessionTimeout: number;
-  /** Pause after the first round of servers (ms); later rounds back off from it. */
+  /** Pause after the first round of servers (ms); later rounds back off from it (servers.ts). */
   spinDelay: number;
   /** How long a request may wait for its answer (ms). */
   requestTimeout: number;
@@ -103,80 +104,67 @@ type State =
   | 'expired'
   | 'authFailed';
 
-const PROTOCOL_VERSION = 0;
-const MAX_PORT = 65535;
-
-/** A server address of a connect string; throws ZKFARM_INVALID_ARGUMENT when it cannot be one. */
-export function checkServer(s: { host: string; port: number }): void {
-  if (
-    typeof s?.host !== 'string' ||
-    s.host === '' ||
-    !Number.isInteger(s.port) ||
-    s.port < 1 ||
-    s.port > MAX_PORT
-  )
-    throw new ZkfarmError(
-      ErrorCodes.INVALID_ARGUMENT,
-      `ZooKeeper server ${JSON.stringify(s)}: expected a host and a port from 1 to ${MAX_PORT}`,
-    );
-}
+type RequestExtra = {
+  watch?: WatchCallback;
+  watchKind?: WatchKind;
+  onAnswer?: () => void;
+  noNodeIsNull?: boolean;
+};
 
 export class ZkConnection extends EventEmitter {
-  readonly #servers: Array<{ host: string; port: number }>;
+  readonly #servers: ServerList;
   readonly #chroot: string;
   readonly #options: ConnectionOptions;
   readonly #now: () => number;
   readonly #maxBuffer: number;
   #state: State = 'idle';
   #socket: net.Socket | undefined;
-  #server: { host: string; port: number } | undefined;
-  #serverIndex = 0;
-  #attemptsThisRound = 0;
+  #server: ServerAddress | undefined;
   #attemptTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
-  readonly #backoff: Backoff;
   #sessionId = Buffer.alloc(8);
   #password: Buffer = Buffer.alloc(16);
   #negotiatedTimeout = 0;
-  readonly #lastZxid = Buffer.alloc(8);
   /** The last xid used; protected so that a test can start near the wrap, as ZooKeeper's own tests do. */
   protected xid = 0;
   readonly #credentials: Array<{ scheme: string; auth: Buffer }> = [];
   readonly #queue: PendingQueue;
   readonly #out = new Writer();
   #flushScheduled = false;
-  #liveness: NodeJS.Timeout | undefined;
-  #lastSend = 0;
-  #lastRecv = 0;
+  readonly #liveness: Liveness;
   readonly #frames: FrameReader;
   readonly #watches = new WatchManager();
+  readonly #answers: AnswerReader;
   /** Why requests fail from now on (closed, expired, authentication failed). */
   #deadError: ZkError | undefined;
 
-  constructor(servers: Array<{ host: string; port: number }>, chroot: string, options: ConnectionOptions) {
+  constructor(servers: ServerAddress[], chroot: string, options: ConnectionOptions) {
     super();
-    if (servers.length === 0)
-      throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, 'a ZooKeeper connection needs at least one server');
-    for (const s of servers) checkServer(s);
-    this.#servers = shuffle(servers);
+    this.#servers = new ServerList(servers, options.spinDelay, options.sessionTimeout);
     this.#chroot = chroot;
     this.#options = options;
     this.#now = options.now ?? (() => performance.now());
     this.#maxBuffer = options.maxBuffer ?? DEFAULT_MAX_BUFFER;
     this.#frames = new FrameReader(options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES);
     this.#queue = new PendingQueue(this.#now, options.requestTimeout);
-    const t = options.sessionTimeout;
-    this.#backoff = new Backoff({
-      initialMs: options.spinDelay,
-      maxMs: Math.max(options.spinDelay, Math.min(2000, t / 3)),
-      jitter: 'equal',
+    this.#answers = new AnswerReader(
+      this.#queue,
+      this.#watches,
+      (p) => this.clientPath(p),
+      this.#reportCallbackError,
+    );
+    this.#liveness = new Liveness({
+      now: this.#now,
+      connected: () => this.#state === 'connected' || this.#state === 'closing',
+      ping: () => this.#socket?.write(pingRequest()),
+      drop: () => this.#socket?.destroy(),
+      expire: (why) => this.#finish('expired', why),
     });
   }
 
   /** Start connecting (once). */
   connect(): void {
-    if (this.#state !== 'idle') return;
-    this.#nextAttempt();
+    if (this.#state === 'idle') this.#nextAttempt();
   }
 
   /** The session timeout the server granted (0 before the first handshake). */
@@ -190,7 +178,7 @@ export class ZkConnection extends EventEmitter {
   }
 
   /** The server of the current (or last) connection attempt. */
-  get server(): { host: string; port: number } | undefined {
+  get server(): ServerAddress | undefined {
     return this.#server;
   }
 
@@ -235,7 +223,7 @@ export class ZkConnection extends EventEmitter {
     this.#credentials.push({ scheme, auth });
     if (this.#state === 'connected' && this.#socket) {
       const w = new Writer(64);
-      writeAuth(w, { scheme, auth });
+      writeAuth(w, scheme, auth);
       this.#socket.write(w.take());
     }
   }
@@ -263,7 +251,7 @@ export class ZkConnection extends EventEmitter {
     path: string | undefined,
     encode: (w: Writer) => void,
     decode: ((r: Reader) => unknown) | undefined,
-    extra?: { watch?: WatchCallback; watchKind?: WatchKind; onAnswer?: () => void; noNodeIsNull?: boolean },
+    extra?: RequestExtra,
   ): Promise<T> {
     if (this.#deadError || this.#state === 'closing') {
       return Promise.reject(
@@ -293,16 +281,8 @@ export class ZkConnection extends EventEmitter {
     w.buf.writeInt32BE(length, start);
     return new Promise<T>((resolve, reject) => {
       this.#queue.add({
-        xid,
-        op,
-        path,
-        decode,
+        ...{ xid, op, path, decode, reject, deadline: 0, settled: false, start, end: w.pos },
         resolve: resolve as (v: unknown) => void,
-        reject,
-        deadline: 0,
-        settled: false,
-        start,
-        end: w.pos,
         watch: extra?.watch,
         watchKind: extra?.watchKind ?? 0,
         onAnswer: extra?.onAnswer,
@@ -325,36 +305,29 @@ export class ZkConnection extends EventEmitter {
   close(): void {
     if (this.closed || this.#state === 'closing') return;
     clearTimeout(this.#retryTimer);
-    const closing = new ZkError(ZK_CODES.CONNECTION_LOSS, 'request', undefined, 'the client was closed');
     if (this.#state !== 'connected') {
-      this.#finish('closed', closing);
+      this.#finish('closed');
       return;
     }
     // Requests not sent yet would only race the close: fail them now. Those sent keep their place.
-    this.#queue.failUnsent(closing);
+    this.#queue.failUnsent(closedError());
     this.#out.pos = 0;
     const p = this.request<void>(OP.closeSession, 'closeSession', undefined, () => {}, undefined);
     this.#state = 'closing';
-    const done = () => this.#finish('closed', closing);
+    const done = () => this.#finish('closed');
     p.then(done, done);
   }
 
   /** Report a user callback's failure (never thrown into the frame loop). */
   #reportCallbackError = (err: unknown, where: string): void => {
-    if (this.listenerCount('callbackError') > 0) {
-      for (const fn of this.rawListeners('callbackError') as Array<(...a: unknown[]) => unknown>) {
-        try {
-          fn.call(this, err, where);
-        } catch {
-          // A reporter that throws has nowhere left to report to.
-        }
-      }
-      return;
-    }
-    process.emitWarning(
-      `a ZooKeeper ${where} threw: ${(err as Error)?.stack ?? String(err)}`,
-      'ZkfarmCallbackError',
-    );
+    const reported = emitSafely(this, 'callbackError', [err, where], () => {
+      // A reporter that throws has nowhere left to report to.
+    });
+    if (!reported)
+      process.emitWarning(
+        `a ZooKeeper ${where} threw: ${(err as Error)?.stack ?? String(err)}`,
+        'ZkfarmCallbackError',
+      );
   };
 
   #emit(event: string, ...args: unknown[]): void {
@@ -368,28 +341,24 @@ export class ZkConnection extends EventEmitter {
   #nextAttempt(): void {
     if (this.closed || this.#state === 'closing') return;
     this.#state = 'connecting';
-    if (this.#attemptsThisRound >= this.#servers.length) {
-      this.#attemptsThisRound = 0;
-      const delay = Math.round(this.#backoff.next());
-      this.#emit('reconnectDelay', delay);
-      this.#retryTimer = setTimeout(() => this.#attempt(), delay);
+    const { server, delayMs } = this.#servers.next();
+    if (delayMs === 0) {
+      this.#attempt(server);
       return;
     }
-    this.#attempt();
+    this.#emit('reconnectDelay', delayMs);
+    this.#retryTimer = setTimeout(() => this.#attempt(server), delayMs);
   }
 
   /** The socket to a server: the one place a transport is made. */
-  #openSocket(server: { host: string; port: number }): net.Socket {
+  #openSocket(server: ServerAddress): net.Socket {
     const socket = net.connect({ host: server.host, port: server.port });
     socket.setNoDelay(true);
     return socket;
   }
 
-  #attempt(): void {
+  #attempt(server: ServerAddress): void {
     if (this.closed || this.#state === 'closing') return;
-    const server = this.#servers[this.#serverIndex % this.#servers.length]!;
-    this.#serverIndex++;
-    this.#attemptsThisRound++;
     this.#server = server;
     this.#frames.reset();
     let socket: net.Socket;
@@ -397,7 +366,7 @@ export class ZkConnection extends EventEmitter {
       socket = this.#openSocket(server);
     } catch (err) {
       // A socket that cannot even be made is a failed attempt, never an exception from a timer.
-      this.emit('protocolError', err);
+      this.#emit('protocolError', err);
       this.#nextAttempt();
       return;
     }
@@ -405,17 +374,16 @@ export class ZkConnection extends EventEmitter {
     // One deadline for the TCP connect and the handshake: the session timeout shared among the servers,
     // but at most a third of it (at least 1 s), so even a single server is tried again well before the
     // session would expire.
-    const timeout = this.#negotiatedTimeout || this.#options.sessionTimeout;
-    const deadline = Math.min(
-      Math.floor(timeout / this.#servers.length),
-      Math.max(1000, Math.floor(timeout / 3)),
-    );
+    const t = this.#negotiatedTimeout || this.#options.sessionTimeout;
+    const deadline = Math.min(Math.floor(t / this.#servers.size), Math.max(1000, Math.floor(t / 3)));
     this.#attemptTimer = setTimeout(() => socket.destroy(), deadline);
     this.#attemptTimer.unref();
     socket.on('connect', () => {
       if (this.#socket !== socket) return;
       this.#state = 'handshaking';
-      socket.write(this.#handshakeRequest());
+      socket.write(
+        connectRequest(this.#answers.lastZxid, this.#options.sessionTimeout, this.#sessionId, this.#password),
+      );
     });
     socket.on('data', (chunk: Buffer) => {
       if (this.#socket === socket) this.#onData(socket, chunk);
@@ -428,153 +396,71 @@ export class ZkConnection extends EventEmitter {
     });
   }
 
-  #handshakeRequest(): Buffer {
-    const w = new Writer(64);
-    w.int(0);
-    w.int(PROTOCOL_VERSION);
-    w.raw(this.#lastZxid);
-    w.int(this.#options.sessionTimeout);
-    w.raw(this.#sessionId);
-    w.buffer(this.#password);
-    w.bool(false); // not read-only
-    w.buf.writeInt32BE(w.pos - 4, 0);
-    return w.take();
-  }
-
   #onClose(): void {
     clearTimeout(this.#attemptTimer);
     this.#socket = undefined;
     const was = this.#state;
     if (this.closed) return;
     if (was === 'closing') {
-      this.#finish(
-        'closed',
-        new ZkError(ZK_CODES.CONNECTION_LOSS, 'request', undefined, 'the client was closed'),
-      );
+      this.#finish('closed');
       return;
     }
     this.#queue.rejectInflight('the connection to ZooKeeper was lost');
     this.#state = 'connecting';
     if (was === 'connected') this.#emit('disconnected');
-    if (this.#negotiatedTimeout > 0) this.#armLiveness();
+    this.#liveness.arm();
     this.#nextAttempt();
   }
 
-  /** End for good: fail everything with `err`, close the socket, emit the matching event. */
-  #finish(state: 'closed' | 'expired' | 'authFailed', err: ZkError, reason?: string): void {
+  /** End for good: fail everything, close the socket, emit the matching event. */
+  #finish(state: 'closed' | 'expired' | 'authFailed', reason?: string): void {
     if (this.closed) return;
     const was = this.#state;
     this.#state = state;
+    const why = reason ?? 'the server refused to resume the session: it has expired';
     this.#deadError =
       state === 'expired'
-        ? new ZkError(ZK_CODES.SESSION_EXPIRED, 'request', undefined, reason ?? 'the session expired')
+        ? new ZkError(ZK_CODES.SESSION_EXPIRED, 'request', undefined, why)
         : state === 'authFailed'
           ? new ZkError(ZK_CODES.AUTH_FAILED, 'request', undefined, 'authentication failed')
-          : new ZkError(ZK_CODES.CONNECTION_LOSS, 'request', undefined, 'the client was closed');
+          : closedError();
     clearTimeout(this.#attemptTimer);
     clearTimeout(this.#retryTimer);
-    clearTimeout(this.#liveness);
-    this.#queue.close(err);
+    this.#liveness.stop();
+    this.#queue.close(this.#deadError);
     this.#out.pos = 0;
     const socket = this.#socket;
     this.#socket = undefined;
     socket?.destroy();
-    if (state === 'expired') this.#emit('expired', reason ?? 'the server expired the session');
+    if (state === 'expired') this.#emit('expired', why);
     else if (state === 'authFailed') this.#emit('authenticationFailed');
     else if (was === 'connected' || was === 'closing') this.#emit('disconnected');
   }
 
   #onHandshake(r: Reader): void {
-    r.int(); // protocol version
-    const timeout = r.int();
-    const sessionId = r.buf.subarray(r.pos, r.pos + 8);
-    r.skip(8);
-    const password = r.buffer();
+    const { timeout, sessionId, password } = readConnectResponse(r);
     if (timeout <= 0) {
-      this.#finish(
-        'expired',
-        new ZkError(ZK_CODES.SESSION_EXPIRED, 'request', undefined, 'the session expired'),
-        'the server refused to resume the session: it has expired',
-      );
+      this.#finish('expired');
       return;
     }
     clearTimeout(this.#attemptTimer);
-    this.#attemptsThisRound = 0;
-    this.#backoff.reset();
+    this.#servers.connected();
     sessionId.copy(this.#sessionId);
     if (password) this.#password = password;
     this.#negotiatedTimeout = timeout;
     this.#state = 'connected';
-    this.#lastRecv = this.#lastSend = this.#now();
-    this.#armLiveness();
+    this.#liveness.start(timeout);
     // Authentication and watches go before anything queued, as in ZooKeeper's own client.
     const pre = new Writer(256);
-    for (const c of this.#credentials) writeAuth(pre, c);
-    this.#watches.writeSetWatches(pre, this.#lastZxid, (p) => this.serverPath(p));
+    for (const c of this.#credentials) writeAuth(pre, c.scheme, c.auth);
+    this.#watches.writeSetWatches(pre, this.#answers.lastZxid, (p) => this.serverPath(p));
     if (pre.pos > 0) this.#socket!.write(pre.take());
     this.#flush();
     this.#emit('connected');
   }
 
   // -------------------------------------------------------------------------------------------------
-  // Liveness: pings, the read timeout, and the client-side expiry
-  // -------------------------------------------------------------------------------------------------
-
-  /**
-   * One timer for the session's liveness, armed at the earliest of: the next ping (connected, nothing sent
-   * for readTimeout/2), the read timeout (connected, nothing received for 2/3 of the session timeout),
-   * the client-side expiry (nothing received for 4/3 of it, whatever the state).
-   */
-  #armLiveness(): void {
-    clearTimeout(this.#liveness);
-    if (this.closed) return;
-    const t = this.#negotiatedTimeout;
-    const now = this.#now();
-    let due = this.#lastRecv + (t * 4) / 3;
-    if (this.#state === 'connected' || this.#state === 'closing')
-      due = Math.min(due, this.#lastRecv + (t * 2) / 3, this.#lastSend + t / 3);
-    this.#liveness = setTimeout(() => this.#checkLiveness(false), Math.max(1, Math.ceil(due - now)));
-    this.#liveness.unref();
-  }
-
-  #checkLiveness(deferred: boolean): void {
-    if (this.closed) return;
-    const t = this.#negotiatedTimeout;
-    const idleRecv = this.#now() - this.#lastRecv;
-    const connected = this.#state === 'connected' || this.#state === 'closing';
-    const overdue = idleRecv >= (t * 4) / 3 || (connected && idleRecv >= (t * 2) / 3);
-    if (overdue && !deferred) {
-      // Timers run before I/O in Node's loop: after a long pause of this thread, answers may be waiting
-      // in the socket. Look again once they have been read.
-      setImmediate(() => this.#checkLiveness(true));
-      return;
-    }
-    if (idleRecv >= (t * 4) / 3) {
-      const why =
-        `no answer from any ZooKeeper server for ${Math.round(idleRecv)} ms, 4/3 of the ${t} ms session ` +
-        'timeout: the servers have expired the session by now';
-      this.#finish('expired', new ZkError(ZK_CODES.SESSION_EXPIRED, 'request', undefined, why), why);
-      return;
-    }
-    if (connected && idleRecv >= (t * 2) / 3) {
-      // A silent server or network: drop this connection and try the next server while the session lives.
-      this.#socket?.destroy();
-      this.#armLiveness();
-      return;
-    }
-    if (connected && this.#now() - this.#lastSend >= t / 3 && this.#socket) {
-      const w = new Writer(16);
-      w.int(8);
-      w.int(XID.ping);
-      w.int(OP.ping);
-      this.#socket.write(w.take());
-      this.#lastSend = this.#now();
-    }
-    this.#armLiveness();
-  }
-
-  // -------------------------------------------------------------------------------------------------
-  // Sending
+  // Sending and receiving
   // -------------------------------------------------------------------------------------------------
 
   #scheduleFlush(): void {
@@ -591,20 +477,16 @@ export class ZkConnection extends EventEmitter {
     if (!socket || (this.#state !== 'connected' && this.#state !== 'closing')) return;
     const bytes = this.#queue.takeUnsent(this.#out);
     if (bytes.length === 0) return;
-    this.#lastSend = this.#now();
+    this.#liveness.lastSend = this.#now();
     socket.write(bytes);
   }
 
-  // -------------------------------------------------------------------------------------------------
-  // Receiving
-  // -------------------------------------------------------------------------------------------------
-
   #onData(socket: net.Socket, chunk: Buffer): void {
-    this.#lastRecv = this.#now();
+    this.#liveness.lastRecv = this.#now();
     try {
       this.#frames.push(chunk, (r) => {
         if (this.#state === 'handshaking') this.#onHandshake(r);
-        else this.#onFrame(r);
+        else if (this.#answers.read(r) === 'authFailed') this.#finish('authFailed');
         return this.#socket === socket && !this.closed;
       });
     } catch (err) {
@@ -613,85 +495,10 @@ export class ZkConnection extends EventEmitter {
       socket.destroy();
     }
   }
-
-  #onFrame(r: Reader): void {
-    const xid = r.int();
-    const zxidAt = r.pos;
-    r.skip(8);
-    const err = r.int();
-    switch (xid) {
-      case XID.notification:
-        this.#onEvent(r);
-        return;
-      case XID.ping:
-      case XID.setWatches:
-        return;
-      case XID.auth:
-        if (err === ZK_CODES.AUTH_FAILED)
-          this.#finish(
-            'authFailed',
-            new ZkError(ZK_CODES.AUTH_FAILED, 'auth', undefined, 'authentication failed'),
-          );
-        return;
-    }
-    // A zxid > 0 is the newest this client has seen (used to resume the session and its watches).
-    const b = r.buf;
-    const hi = b.readInt32BE(zxidAt);
-    if (hi > 0 || (hi === 0 && b.readUInt32BE(zxidAt + 4) !== 0))
-      b.copy(this.#lastZxid, 0, zxidAt, zxidAt + 8);
-    const p = this.#queue.shift(xid);
-    if (p.onAnswer) callSafely(p.onAnswer, [], 'onAnswer callback', this.#reportCallbackError);
-    if (p.settled) return;
-    this.#onAnswer(p, err, r);
-  }
-
-  #onAnswer(p: Pending, err: number, r: Reader): void {
-    if (err !== 0) {
-      if (err === ZK_CODES.NO_NODE && p.watchKind === W_EXIST && p.watch)
-        this.#watches.register(W_EXIST, p.path!, p.watch);
-      if (err === ZK_CODES.NO_NODE && p.noNodeIsNull) this.#queue.settle(p, undefined, null);
-      else this.#queue.settle(p, new ZkError(err, p.op, p.path));
-      return;
-    }
-    let value: unknown;
-    try {
-      value = p.decode ? p.decode(r) : undefined;
-    } catch (e) {
-      // A ZkError is the answer's own verdict (a multi that failed); anything else means the bytes were
-      // not what the request expects: fail the request and drop the connection (see #onData).
-      if (e instanceof ZkError) {
-        this.#queue.settle(p, e);
-        return;
-      }
-      this.#queue.settle(p, new ZkError(ZK_CODES.MARSHALLING_ERROR, p.op, p.path, (e as Error).message));
-      throw e;
-    }
-    if (p.watch) this.#watches.register(p.watchKind === W_EXIST ? W_DATA : p.watchKind, p.path!, p.watch);
-    this.#queue.settle(p, undefined, value);
-  }
-
-  #onEvent(r: Reader): void {
-    const type = r.int();
-    const state = r.int();
-    const path = this.clientPath(r.ustring() ?? '');
-    const { oneShot, persistent } = this.#watches.materialize(type, path);
-    const report = this.#reportCallbackError;
-    for (const fn of persistent) callSafely(fn, [type, path], 'persistent watch listener', report);
-    if (oneShot.size === 0) return;
-    const event = { type, state, path };
-    for (const fn of oneShot) callSafely(fn, [event], 'watch callback', report);
-  }
 }
 
-function writeAuth(w: Writer, c: { scheme: string; auth: Buffer }): void {
-  const start = w.pos;
-  w.int(0);
-  w.int(XID.auth);
-  w.int(OP.auth);
-  w.int(0);
-  w.ustring(c.scheme);
-  w.buffer(c.auth);
-  w.buf.writeInt32BE(w.pos - start - 4, start);
+function closedError(): ZkError {
+  return new ZkError(ZK_CODES.CONNECTION_LOSS, 'request', undefined, 'the client was closed');
 }
 
 function tooLarge(op: string, length: number, max: number): string {
@@ -700,13 +507,4 @@ function tooLarge(op: string, length: number, max: number): string {
     'drop the connection): keep node data smaller, split the multi into smaller ones, or, if the servers run ' +
     'with a larger -Djute.maxbuffer, set the client option maxBuffer to match'
   );
-}
-
-function shuffle<T>(list: T[]): T[] {
-  const out = [...list];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
 }

@@ -292,3 +292,56 @@ export function encodedAcl(acl: readonly Acl[]): Buffer {
   }
   return b;
 }
+
+/** The connect request that opens (or resumes, with its id and password) a session. */
+export function connectRequest(
+  lastZxid: Buffer,
+  timeout: number,
+  sessionId: Buffer,
+  password: Buffer,
+): Buffer {
+  const w = new Writer(64);
+  w.int(0); // frame length, filled in below
+  w.int(0); // protocol version
+  w.raw(lastZxid);
+  w.int(timeout);
+  w.raw(sessionId);
+  w.buffer(password);
+  w.bool(false); // not read-only
+  w.buf.writeInt32BE(w.pos - 4, 0);
+  return w.take();
+}
+
+/** The connect answer: the timeout granted (0 or less: the session expired), id and password. */
+export function readConnectResponse(r: Reader): {
+  timeout: number;
+  sessionId: Buffer;
+  password: Buffer | null;
+} {
+  r.int(); // protocol version
+  const timeout = r.int();
+  const sessionId = Buffer.from(r.buf.subarray(r.pos, r.pos + 8));
+  r.skip(8);
+  return { timeout, sessionId, password: r.buffer() };
+}
+
+/** An authentication packet (xid -4), appended to `w`. */
+export function writeAuth(w: Writer, scheme: string, auth: Buffer): void {
+  const start = w.pos;
+  w.int(0);
+  w.int(XID.auth);
+  w.int(OP.auth);
+  w.int(0);
+  w.ustring(scheme);
+  w.buffer(auth);
+  w.buf.writeInt32BE(w.pos - start - 4, start);
+}
+
+/** A ping (xid -2). */
+export function pingRequest(): Buffer {
+  const b = Buffer.alloc(12);
+  b.writeInt32BE(8, 0);
+  b.writeInt32BE(XID.ping, 4);
+  b.writeInt32BE(OP.ping, 8);
+  return b;
+}
