@@ -295,3 +295,13 @@ test('a one-shot watch armed before a disconnection fires for a change made whil
     ],
   );
 });
+
+test('sync waits for the server to catch up and answers with the path; a write by another client is then seen', async () => {
+  const root = await zk.chroot('sync');
+  const writer = await session(root);
+  const reader = await session(root);
+  await writer.create('/n', 'written');
+  assert.equal(await reader.sync('/n'), '/n');
+  assert.equal((await reader.getData('/n')).data.toString(), 'written');
+  await assert.rejects(reader.sync('relative'), (e: unknown) => isZkError(e, 'BAD_ARGUMENTS'));
+});

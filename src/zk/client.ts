@@ -309,6 +309,23 @@ export class ZkClient {
     return remove;
   }
 
+  /**
+   * Wait until the server this session is connected to has caught up with the leader, as of now (a read
+   * after `sync` sees every write completed before it, whichever client made it). Returns the path.
+   */
+  sync(path: string): Promise<string> {
+    const problem = pathProblem(path);
+    if (problem) return badArgument('sync', path, problem);
+    const conn = this.connection;
+    return this.send<string>(
+      OP.sync,
+      'sync',
+      path,
+      (w) => w.ustring(conn.serverPath(path)),
+      (r) => conn.clientPath(r.ustring() ?? path),
+    );
+  }
+
   /** Read a node's data as parsed JSON. */
   async getJson<T = unknown>(path: string): Promise<{ value: T; stat: Stat }> {
     const { data, stat } = await this.getData(path);

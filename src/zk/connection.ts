@@ -350,11 +350,14 @@ export class ZkConnection extends EventEmitter {
     this.#retryTimer = setTimeout(() => this.#attempt(server), delayMs);
   }
 
-  /** The socket to a server: the one place a transport is made. */
-  #openSocket(server: ServerAddress): net.Socket {
+  /**
+   * The socket to a server: the one place a transport is made. `ready` names the socket event after
+   * which the handshake can be sent.
+   */
+  #openSocket(server: ServerAddress): { socket: net.Socket; ready: string } {
     const socket = net.connect({ host: server.host, port: server.port });
     socket.setNoDelay(true);
-    return socket;
+    return { socket, ready: 'connect' };
   }
 
   #attempt(server: ServerAddress): void {
@@ -362,8 +365,9 @@ export class ZkConnection extends EventEmitter {
     this.#server = server;
     this.#frames.reset();
     let socket: net.Socket;
+    let ready: string;
     try {
-      socket = this.#openSocket(server);
+      ({ socket, ready } = this.#openSocket(server));
     } catch (err) {
       // A socket that cannot even be made is a failed attempt, never an exception from a timer.
       this.#emit('protocolError', err);
@@ -378,7 +382,7 @@ export class ZkConnection extends EventEmitter {
     const deadline = Math.min(Math.floor(t / this.#servers.size), Math.max(1000, Math.floor(t / 3)));
     this.#attemptTimer = setTimeout(() => socket.destroy(), deadline);
     this.#attemptTimer.unref();
-    socket.on('connect', () => {
+    socket.on(ready, () => {
       if (this.#socket !== socket) return;
       this.#state = 'handshaking';
       socket.write(
