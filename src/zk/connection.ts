@@ -281,8 +281,16 @@ export class ZkConnection extends EventEmitter {
     w.buf.writeInt32BE(length, start);
     return new Promise<T>((resolve, reject) => {
       this.#queue.add({
-        ...{ xid, op, path, decode, reject, deadline: 0, settled: false, start, end: w.pos },
+        xid,
+        op,
+        path,
+        decode,
         resolve: resolve as (v: unknown) => void,
+        reject,
+        deadline: 0,
+        settled: false,
+        start,
+        end: w.pos,
         watch: extra?.watch,
         watchKind: extra?.watchKind ?? 0,
         onAnswer: extra?.onAnswer,
