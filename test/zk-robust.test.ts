@@ -109,6 +109,10 @@ test('persistent and persistent recursive watches keep reporting after a dropped
   await c.addWatch('/r', 'persistentRecursive', (t, p) => heard.push(`recursive ${t} ${p}`));
   proxy.cut(300);
   await until(() => states.some((s) => s.state === 'reconnected'), 20_000, 'a reconnect');
+  // The watches are registered again before anything this session sends after the reconnect: once this
+  // read is answered, the server has them. (Changes between the reconnect and that moment are not
+  // reported by ZooKeeper: code that keeps state from a persistent watch re-reads after a reconnect.)
+  await c.exists('/');
   await other.setData('/w', 'changed');
   await other.create('/r/x');
   await until(() => heard.length >= 2, 10_000, `both watches to report (heard: ${heard.join('; ')})`);

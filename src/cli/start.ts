@@ -17,6 +17,7 @@ import { type ConnectSource, type EmbeddedZooKeeper, startEmbeddedZooKeeper } fr
 import { createLogger, flushLogger, Host, LOG_LEVELS } from '../host/index.js';
 import type { FarmSpec } from '../host/types.js';
 import { type Dashboard, startDashboard } from '../web/index.js';
+import { splitConnectString } from '../zk/index.js';
 import { EXIT_OK, type Io, openSession, wholeNumber } from './common.js';
 
 export interface StartOptions {
@@ -211,8 +212,9 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
         `runtime: embedded ZooKeeper listening on ${embedded.connect} (data kept in ${embedded.dataDir})`,
       );
     } else {
-      // A clear message now beats roles retrying forever against a wrong address.
-      const sup = await openSession(spec.connect, source, {
+      // A clear message now beats roles retrying forever against a wrong address. The servers only: the
+      // chroot may not exist yet, and the roles create it.
+      const sup = await openSession(splitConnectString(spec.connect).hosts.join(','), source, {
         ...(spec.auth !== undefined ? { auth: spec.auth } : {}),
         connectTimeout: opts.connectTimeout,
       });
