@@ -45,6 +45,8 @@ export const ErrorCodes = {
   CONFIG_INVALID: 'ZKFARM_CONFIG_INVALID',
   /** The work directory cannot be written. */
   WORKDIR_UNWRITABLE: 'ZKFARM_WORKDIR_UNWRITABLE',
+  /** The work directory (or a directory or file below it) could let others redirect what is written. */
+  WORKDIR_UNSAFE: 'ZKFARM_WORKDIR_UNSAFE',
   /** The task queue is too deep to accept more right now. */
   QUEUE_FULL: 'ZKFARM_QUEUE_FULL',
   /** A role thread exited while a call to it was pending. */
@@ -59,6 +61,14 @@ export const ErrorCodes = {
   ZK_VERSION_UNSUPPORTED: 'ZKFARM_ZK_VERSION_UNSUPPORTED',
   /** The chroot of a connect string does not exist on ZooKeeper. */
   CHROOT_MISSING: 'ZKFARM_CHROOT_MISSING',
+  /** With access control, a farm node cannot be given the farm identity's ACL (the role refuses to start). */
+  NODE_NOT_SECURED: 'ZKFARM_NODE_NOT_SECURED',
+  /**
+   * TLS to ZooKeeper failed in a way retrying cannot mend: a certificate not trusted or not for the
+   * server's name, a client certificate refused, a TLS client against a plaintext port or the reverse,
+   * or PEM files that cannot be read.
+   */
+  ZK_TLS: 'ZKFARM_ZK_TLS',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -496,3 +496,45 @@ describe('discoverConnect: --zk > ZKFARM_ZK > a running runtime > 127.0.0.1:2181
     assert.equal(discoverConnect(undefined, env).source, 'default');
   });
 });
+
+describe('zk as a mapping: connect and tls', () => {
+  test('tls files resolved against the file; tls: true alone; a plain string still works', async () => {
+    const path = file(
+      'farm.yaml',
+      'zk:\n  connect: h1:2281/farm-a\n  tls:\n    ca: tls/ca.pem\n    cert: /abs/client.pem\n    key: k.pem\n    servername: zk.example.com\n',
+    );
+    const here = join(path, '..');
+    const c = await loadConfigFile(path);
+    assert.equal(c.zk, 'h1:2281/farm-a');
+    assert.deepEqual(c.zkTls, {
+      ca: join(here, 'tls', 'ca.pem'),
+      cert: '/abs/client.pem',
+      key: join(here, 'k.pem'),
+      servername: 'zk.example.com',
+    });
+    const embedded = await loadConfigFile(file('farm.yaml', 'zk:\n  tls: true\n'));
+    assert.equal(embedded.zk, undefined, 'no connect: the embedded ZooKeeper');
+    assert.deepEqual(embedded.zkTls, {});
+    const off = await loadConfigFile(file('farm.yaml', 'zk:\n  connect: a:1\n  tls: false\n'));
+    assert.equal(off.zkTls, undefined);
+  });
+
+  test('mistakes inside it are named by their path', async () => {
+    assert.equal(
+      await configError('farm.yaml', 'zk:\n  tls:\n    ca: 5\n'),
+      'zk.tls.ca: expected the path of a PEM file (the CA certificate), got 5',
+    );
+    assert.equal(
+      await configError('farm.yaml', 'zk:\n  tsl: true\n'),
+      'zk.tsl: unknown key "tsl" (did you mean "tls"?)',
+    );
+    assert.equal(
+      await configError('farm.yaml', 'zk:\n  tls:\n    servrname: x\n'),
+      'zk.tls.servrname: unknown key "servrname" (did you mean "servername"?)',
+    );
+    assert.match(
+      await configError('farm.yaml', 'zk:\n  connect: nope\n'),
+      /^zk\.connect: expected a connect string like .* got "nope"$/,
+    );
+  });
+});

@@ -2,7 +2,8 @@
  * The dashboard in a real browser: Debian's Chromium, driven headless by playwright-core, against a real
  * ZooKeeper, a host with 2 masters and 2 workers, and a stream of tasks in the background (so the charts
  * have something to show). It sees the leader and the workers, submits a task through the page and sees it
- * finish, opens its details, crashes the leader from the page and sees a standby take over. A read-only
+ * finish, opens its details, crashes the leader from the page and sees a standby take over. Opened without
+ * the dashboard's token, the page asks for it and keeps the controls off until it is given. A read-only
  * dashboard (no host, controls off) shows the same farm and says that controls are off.
  *
  * Saves test-output/dashboard.png; with ZKFARM_SCREENSHOT=1 it also copies it to docs/images/dashboard.png
@@ -167,6 +168,15 @@ test('the dashboard in Chromium: leader and workers, a task submitted from the p
   page.on('dialog', (d) => void d.accept());
   page.setDefaultTimeout(60_000);
   await page.goto(dash.url);
+
+  // Opened without its token: the page shows the farm, keeps the controls off and asks for the token;
+  // given it, the dashboard sets its cookie and the controls work.
+  await page.locator('#token-banner').waitFor();
+  assert.equal(await page.locator('#add-worker').isDisabled(), true, 'no controls without the token');
+  await page.fill('#token-input', dash.token);
+  await page.click('#token-button');
+  await page.waitForURL(dash.url);
+  await page.locator('#token-banner').waitFor({ state: 'hidden' });
 
   // The leader in the header and on its card; both workers as live cards.
   await page.waitForFunction(() => document.querySelector<HTMLElement>('#leader-name')?.dataset['leader']);

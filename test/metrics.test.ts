@@ -107,7 +107,7 @@ async function scrape(d: Dashboard = dash) {
 async function post(path: string, body: unknown, d: Dashboard = dash, headers: Record<string, string> = {}) {
   const res = await fetch(new URL(path, d.url), {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${d.token}`, ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   return {
@@ -293,7 +293,7 @@ test('controls: 403 with a clear error when off; act on the host when on; reques
   // Cross-site requests: not JSON (a form could send that), a foreign Origin, a foreign Host name.
   const form = await fetch(`${dash.url}api/roles/w1/pause`, {
     method: 'POST',
-    headers: { 'content-type': 'text/plain' },
+    headers: { 'content-type': 'text/plain', authorization: `Bearer ${dash.token}` },
     body: '{}',
   });
   assert.equal(form.status, 415);

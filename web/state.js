@@ -2,6 +2,8 @@
 
 export const state = {
   controls: false,
+  // The page was opened with the dashboard's token (controls need it).
+  authorized: false,
   readOnly: true,
   snapshot: null,
   lastSnapshotAt: 0,

@@ -8,7 +8,7 @@
 import { InvalidArgumentError } from 'commander';
 import { describeError, ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
 import { type ConnectSource, describeSource } from '../host/embedded.js';
-import { type Supervisor, connect as zkConnect } from '../zk/index.js';
+import { type Supervisor, type ZkTlsOptions, connect as zkConnect } from '../zk/index.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -63,10 +63,16 @@ export const DEFAULT_CONNECT_TIMEOUT = 10_000;
 export async function openSession(
   connect: string,
   source: ConnectSource | 'config',
-  options: { auth?: string; connectTimeout?: number } = {},
+  options: { auth?: string; tls?: ZkTlsOptions; connectTimeout?: number } = {},
 ): Promise<Supervisor> {
   const connectTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
-  const sup = zkConnect({ connect, connectTimeout, auth: options.auth, sessionTimeout: 10_000 });
+  const sup = zkConnect({
+    connect,
+    connectTimeout,
+    auth: options.auth,
+    tls: options.tls,
+    sessionTimeout: 10_000,
+  });
   try {
     await Promise.race([
       sup.ready,

@@ -7,8 +7,9 @@ import { discoverConnect } from '../host/embedded.js';
 import { createLogger } from '../host/index.js';
 import { startDashboard } from '../web/index.js';
 import { EXIT_OK, type Io } from './common.js';
+import { addTlsOptions, loadTls, type TlsFlags, tlsSettingFromFlags } from './zk-tls.js';
 
-interface DashboardCommandOptions {
+interface DashboardCommandOptions extends TlsFlags {
   zk?: string;
   http: string;
   auth?: string;
@@ -17,7 +18,7 @@ interface DashboardCommandOptions {
 }
 
 export function registerDashboard(program: Command, io: Io, setExit: (code: number) => void): void {
-  program
+  const cmd = program
     .command('dashboard')
     .description('serve the live dashboard, /metrics and /healthz of a farm, from ZooKeeper alone')
     .option(
@@ -30,23 +31,24 @@ export function registerDashboard(program: Command, io: Io, setExit: (code: numb
       '--workdir <dir>',
       "the workers' output root, to show a finished task's files (same machine only)",
     )
-    .option('--log-level <level>', 'log level', 'warn')
-    .action(async (opts: DashboardCommandOptions) => {
-      setExit(await runDashboard(opts, io));
-    });
+    .option('--log-level <level>', 'log level', 'warn');
+  addTlsOptions(cmd).action(async (opts: DashboardCommandOptions) => {
+    setExit(await runDashboard(opts, io));
+  });
 }
 
 export async function runDashboard(opts: DashboardCommandOptions, io: Io): Promise<number> {
-  const { connect } = discoverConnect(opts.zk);
+  const { connect, tls } = discoverConnect(opts.zk);
   const logger = createLogger({ level: opts.logLevel });
   const dash = await startDashboard({
     http: opts.http,
     connect,
     auth: opts.auth,
+    tls: loadTls(tlsSettingFromFlags(opts), tls, connect),
     workdir: opts.workdir,
     logger,
   });
-  io.err(`runtime: dashboard of ${connect} at ${dash.url} (read-only); Ctrl-C stops it`);
+  io.err(`runtime: dashboard of ${connect} at ${dash.loginUrl} (read-only); Ctrl-C stops it`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);

@@ -8,6 +8,7 @@
  * Shutdown: SIGINT/SIGTERM/SIGHUP → workers drain up to --drain-timeout, masters step down, sessions
  * close, the embedded ZooKeeper stops, exit 0. A second signal ends everything at once (exit 130).
  */
+import { dirname } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type pino from 'pino';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
@@ -17,10 +18,19 @@ import { type ConnectSource, type EmbeddedZooKeeper, startEmbeddedZooKeeper } fr
 import { createLogger, flushLogger, Host, LOG_LEVELS } from '../host/index.js';
 import type { FarmSpec } from '../host/types.js';
 import { type Dashboard, startDashboard } from '../web/index.js';
-import { splitConnectString } from '../zk/index.js';
+import { prepareTls, readTlsFiles, splitConnectString } from '../zk/index.js';
 import { EXIT_OK, type Io, openSession, wholeNumber } from './common.js';
+import {
+  addTlsOptions,
+  loadTls,
+  mergeTls,
+  type TlsFlags,
+  type TlsSetting,
+  tlsHint,
+  tlsSettingFromFlags,
+} from './zk-tls.js';
 
-export interface StartOptions {
+export interface StartOptions extends TlsFlags {
   masters?: number;
   workers?: number;
   zk?: string;
@@ -44,7 +54,7 @@ export interface StartOptions {
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 export function registerStart(program: Command, io: Io, setExit: (code: number) => void): void {
-  program
+  const cmd = program
     .command('start', { isDefault: true })
     .description('run masters and workers in this process (the default command)')
     .option('--masters <n>', "masters to run (replaces the config file's masters)", wholeNumber(0))
@@ -85,7 +95,8 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
       'role names are <prefix>-master-1, <prefix>-worker-1, ... (default: host name)',
     )
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
-    .option('--auth <user:password>', 'digest credentials; nodes the farm creates are then only theirs')
+    .option('--auth <user:password>', 'digest credentials; nodes the farm creates are then only theirs');
+  addTlsOptions(cmd)
     .option(
       '--drain-timeout <ms>',
       'on stop, how long workers may finish running tasks',
@@ -116,6 +127,8 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
         '  runtime --masters 2 --workers 8                 a farm on an embedded ZooKeeper',
         '  runtime --config farm.yaml --workers 4          the file, with 4 workers instead of its own',
         '  runtime --zk zk1:2181,zk2:2181/farm-a --masters 0 --workers 16 --name-prefix gpu1',
+        '  runtime --zk-tls                                 an embedded ZooKeeper that speaks TLS only',
+        '  runtime --zk zk1:2281/farm-a --zk-ca ca.pem --zk-cert client.pem --zk-key client-key.pem',
         '',
         'Then, from another terminal: runtime submit \'{"handler":"echo","input":"hi"}\' --wait',
       ].join('\n'),
@@ -135,7 +148,12 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
 export async function planFarm(
   opts: StartOptions,
   env: NodeJS.ProcessEnv = process.env,
-): Promise<{ spec: FarmSpec; source: ConnectSource | 'config' | 'embedded' }> {
+): Promise<{
+  spec: FarmSpec;
+  source: ConnectSource | 'config' | 'embedded';
+  tls: TlsSetting | undefined;
+  httpToken?: string;
+}> {
   if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
     throw new ZkfarmError(
       ErrorCodes.CONFIG_INVALID,
@@ -165,7 +183,29 @@ export async function planFarm(
         : config?.zk !== undefined
           ? 'config'
           : 'embedded';
-  return { spec, source };
+  const tls = mergeTls(config?.zkTls, tlsSettingFromFlags(opts));
+  checkTls(spec, source, tls);
+  return { spec, source, tls, ...(config?.httpToken !== undefined ? { httpToken: config.httpToken } : {}) };
+}
+
+/**
+ * TLS for the farm's sessions, read and checked now (before anything starts). The embedded ZooKeeper
+ * makes its own certificates: files named for it are a mistake; its client files are read at start.
+ */
+function checkTls(spec: FarmSpec, source: string, tls: TlsSetting | undefined): void {
+  if (tls === undefined) return;
+  if (source === 'embedded') {
+    const named = Object.keys(tls);
+    if (named.length > 0)
+      throw new ZkfarmError(
+        ErrorCodes.CONFIG_INVALID,
+        `--zk-${named[0]} (zk.tls.${named[0]}): the embedded ZooKeeper makes its own certificates in ` +
+          '<workdir>/tls/; TLS files are for a ZooKeeper given with --zk (or zk.connect): give both, or neither',
+      );
+    return;
+  }
+  spec.tls = loadTls(tls, undefined, spec.connect);
+  if (spec.tls) prepareTls(spec.tls);
 }
 
 function count(spec: FarmSpec, kind: 'master' | 'worker'): string {
@@ -174,7 +214,7 @@ function count(spec: FarmSpec, kind: 'master' | 'worker'): string {
 }
 
 export async function runStart(opts: StartOptions, io: Io): Promise<number> {
-  const { spec, source } = await planFarm(opts);
+  const { spec, source, tls, httpToken } = await planFarm(opts);
   const wantEmbedded = source === 'embedded';
 
   let host: Host | undefined;
@@ -206,16 +246,29 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
 
   try {
     if (wantEmbedded) {
-      embedded = await startEmbeddedZooKeeper({ workdir: spec.workdir });
+      embedded = await startEmbeddedZooKeeper({
+        workdir: spec.workdir,
+        admission: { keptResults: spec.retention?.maxCount },
+        tls: tls !== undefined,
+      });
       spec.connect = embedded.connect;
+      if (embedded.tls) spec.tls = readTlsFiles(embedded.tls);
       io.err(
-        `runtime: embedded ZooKeeper listening on ${embedded.connect} (data kept in ${embedded.dataDir})`,
+        `runtime: embedded ZooKeeper listening on ${embedded.connect}` +
+          (embedded.tls ? `, TLS only with certificates in ${dirname(embedded.tls.ca)}` : '') +
+          ` (data kept in ${embedded.dataDir}, heap ${embedded.heap.heapMb} MiB)`,
       );
+      if (embedded.heap.capped)
+        io.err(
+          `runtime: the embedded ZooKeeper's heap holds about ${embedded.heap.tasksThatFit} tasks of 512 KiB ` +
+            'besides the kept results: queue fewer large tasks than that at once (Submitter maxQueue), or pass large inputs as files',
+        );
     } else {
       // A clear message now beats roles retrying forever against a wrong address. The servers only: the
       // chroot may not exist yet, and the roles create it.
       const sup = await openSession(splitConnectString(spec.connect).hosts.join(','), source, {
         ...(spec.auth !== undefined ? { auth: spec.auth } : {}),
+        ...(spec.tls !== undefined ? { tls: spec.tls } : {}),
         connectTimeout: opts.connectTimeout,
       });
       await sup.stop();
@@ -230,12 +283,14 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
         host,
         controls: opts.httpControls === true,
         logger,
+        ...(httpToken !== undefined ? { token: httpToken } : {}),
       });
+      // The URL with the token lets a browser use the controls (and see results of a farm with ACLs).
       io.err(
-        `runtime: dashboard at ${dashboard.url}${opts.httpControls ? ' (controls on)' : ' (read-only: --http-controls turns controls on)'}`,
+        `runtime: dashboard at ${dashboard.loginUrl}${opts.httpControls ? ' (controls on)' : ' (read-only: --http-controls turns controls on)'}`,
       );
     }
-    const zkHint = wantEmbedded ? '' : ` --zk ${spec.connect}`;
+    const zkHint = wantEmbedded ? '' : ` --zk ${spec.connect}${tlsHint(tls)}`;
     io.err(
       `runtime: ready: ${count(spec, 'master')}, ${count(spec, 'worker')} on ${spec.connect} ` +
         `(workdir ${spec.workdir})`,

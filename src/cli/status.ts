@@ -12,8 +12,9 @@ import {
   wholeNumber,
 } from './common.js';
 import { type FarmState, readFarmState } from './farm-state.js';
+import { addTlsOptions, loadTls, type TlsFlags, tlsSettingFromFlags } from './zk-tls.js';
 
-interface StatusOptions {
+interface StatusOptions extends TlsFlags {
   zk?: string;
   json?: boolean;
   auth?: string;
@@ -22,7 +23,7 @@ interface StatusOptions {
 }
 
 export function registerStatus(program: Command, io: Io, setExit: (code: number) => void): void {
-  program
+  const cmd = program
     .command('status')
     .description(
       'show the farm as ZooKeeper sees it: leader, standbys, workers and their load, queue, failures',
@@ -39,15 +40,19 @@ export function registerStatus(program: Command, io: Io, setExit: (code: number)
       'give up connecting after this long',
       wholeNumber(1),
       DEFAULT_CONNECT_TIMEOUT,
-    )
-    .action(async (opts: StatusOptions) => {
-      setExit(await runStatus(opts, io));
-    });
+    );
+  addTlsOptions(cmd).action(async (opts: StatusOptions) => {
+    setExit(await runStatus(opts, io));
+  });
 }
 
 export async function runStatus(opts: StatusOptions, io: Io): Promise<number> {
-  const { connect, source } = discoverConnect(opts.zk);
-  const sup = await openSession(connect, source, { auth: opts.auth, connectTimeout: opts.connectTimeout });
+  const { connect, source, tls } = discoverConnect(opts.zk);
+  const sup = await openSession(connect, source, {
+    auth: opts.auth,
+    tls: loadTls(tlsSettingFromFlags(opts), tls, connect),
+    connectTimeout: opts.connectTimeout,
+  });
   try {
     const client = sup.session!.client;
     const state = await readFarmState(client, { maxFailures: opts.failures });

@@ -23,8 +23,9 @@ import {
   unreachable,
   wholeNumber,
 } from './common.js';
+import { addTlsOptions, loadTls, type TlsFlags, tlsSettingFromFlags } from './zk-tls.js';
 
-interface SubmitOptions {
+interface SubmitOptions extends TlsFlags {
   zk?: string;
   wait?: boolean;
   timeout?: number;
@@ -34,7 +35,7 @@ interface SubmitOptions {
 }
 
 export function registerSubmit(program: Command, io: Io, setExit: (code: number) => void): void {
-  program
+  const cmd = program
     .command('submit')
     .description('submit tasks: TASK_JSON, a --file of JSON lines, or one task (or JSON lines) on stdin')
     .argument('[task]', 'a task as JSON, e.g. \'{"handler":"echo","input":"hi"}\' or \'{"cmd":"ps -e"}\'')
@@ -51,7 +52,8 @@ export function registerSubmit(program: Command, io: Io, setExit: (code: number)
       'give up connecting after this long',
       wholeNumber(1),
       DEFAULT_CONNECT_TIMEOUT,
-    )
+    );
+  addTlsOptions(cmd)
     .addHelpText(
       'after',
       [
@@ -144,10 +146,11 @@ export async function gatherTasks(task: string | undefined, opts: { file?: strin
 
 export async function runSubmit(task: string | undefined, opts: SubmitOptions, io: Io): Promise<number> {
   const tasks = await gatherTasks(task, opts);
-  const { connect, source } = discoverConnect(opts.zk);
+  const { connect, source, tls } = discoverConnect(opts.zk);
   const submitter = await Submitter.open({
     connect,
     auth: opts.auth,
+    tls: loadTls(tlsSettingFromFlags(opts), tls, connect),
     connectTimeout: opts.connectTimeout,
   }).catch((err: unknown) => {
     // Say where the connect string came from and what to do.

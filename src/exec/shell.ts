@@ -17,6 +17,7 @@ import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { type FileHandle, open } from 'node:fs/promises';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { WRITE_NO_FOLLOW } from './workdir.js';
 
 export interface ShellRun {
   cmd: string;
@@ -105,8 +106,9 @@ export async function runShell(run: ShellRun): Promise<ShellResult> {
   let out: FileHandle | undefined;
   let err: FileHandle | undefined;
   try {
-    out = await open(`${run.cwd}/stdout.log`, 'w', run.fileMode);
-    err = await open(`${run.cwd}/stderr.log`, 'w', run.fileMode);
+    // Never through a link planted where a log goes (workdir.ts).
+    out = await open(`${run.cwd}/stdout.log`, WRITE_NO_FOLLOW, run.fileMode);
+    err = await open(`${run.cwd}/stderr.log`, WRITE_NO_FOLLOW, run.fileMode);
   } catch (error) {
     await out?.close();
     throw error;

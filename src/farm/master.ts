@@ -19,6 +19,7 @@ import { isZkError, type Session, ZK_CODES, ZkError } from '../zk/index.js';
 import { Leader, type LeaderOptions, type LeaderStats } from './leader.js';
 import { encode, type MasterInfo, masterPath, PATHS } from './protocol.js';
 import { HOST, Role, type RoleInfo, type RoleOptions } from './role.js';
+import { watchTaskIds } from './task-ids.js';
 
 export interface MasterOptions extends RoleOptions, LeaderOptions {}
 
@@ -147,6 +148,8 @@ export class Master extends Role {
     this.#leaderChanges++;
     this.log.info({ session: session.id }, `${this.name} leads`);
     this.emit('leader', true);
+    // Before handing out work: a /tasks made again must not hand out ids of kept results (task-ids.ts).
+    await watchTaskIds(session, this.log);
     const leader = new Leader(session, this.#opts, this.log);
     this.#leader = leader;
     session.signal.addEventListener(

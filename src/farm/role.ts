@@ -22,8 +22,10 @@ import {
   type Stat,
   type Supervisor,
   splitConnectString,
+  type ZkTlsOptions,
 } from '../zk/index.js';
-import { PATHS, validateName } from './protocol.js';
+import { ensureLayout } from './layout.js';
+import { validateName } from './protocol.js';
 
 export interface RoleOptions {
   /** Unique name of this role in the farm (letters, digits, '.', '_', '-'). */
@@ -34,6 +36,8 @@ export interface RoleOptions {
   sessionTimeout?: number;
   /** Digest identity `user:password` for an access-controlled farm. */
   auth?: string;
+  /** TLS to ZooKeeper's secureClientPort (PEM contents). @defaultValue plain TCP */
+  tls?: ZkTlsOptions;
   /** Route the session through a fault proxy so `expireSession()` works (tests, chaos, benchmarks). */
   faultInjection?: boolean;
   /** Give up starting when ZooKeeper cannot be reached within this many ms. @defaultValue Infinity */
@@ -96,6 +100,7 @@ export abstract class Role extends EventEmitter {
       connect: this.options.connect ?? '127.0.0.1:2181',
       sessionTimeout: this.options.sessionTimeout ?? 10_000,
       auth: this.options.auth,
+      tls: this.options.tls,
       faultInjection: this.options.faultInjection,
       connectTimeout: this.options.connectTimeout,
       logger: this.log,
@@ -138,21 +143,15 @@ export abstract class Role extends EventEmitter {
     }
   }
 
-  /** The nodes every role needs. Idempotent, and cheap when they exist. */
+  /** The nodes every role needs, closed to all but the farm identity with `auth` (layout.ts). */
   protected async ensureLayout(session: Session): Promise<void> {
-    const c = session.client;
-    const paths = Object.values(PATHS).filter((p) => p !== PATHS.master);
-    await Promise.all(paths.map((p) => c.ensurePath(p)));
-    // With access control, nodes made earlier without it (open to anyone) are closed now.
-    if (this.options.auth) {
-      const opened = await Promise.all(paths.map(async (p) => ((await c.secure(p)) ? p : undefined)));
-      const changed = opened.filter(Boolean);
-      if (changed.length)
-        this.log.warn(
-          { paths: changed },
-          'these nodes were open to anyone; they now have the farm identity ACL',
-        );
-    }
+    await ensureLayout(session, {
+      auth: this.options.auth,
+      chrooted: Boolean(splitConnectString(this.options.connect ?? '127.0.0.1:2181').chroot),
+      deep: this.kind === 'master',
+      worker: this.kind === 'worker' ? this.name : undefined,
+      log: this.log,
+    });
   }
 
   /** Set the role up on a (new) session. Throwing retries it on the same session unless the error is fatal. */

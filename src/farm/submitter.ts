@@ -26,6 +26,7 @@ import {
   type Task,
   type TaskStatus,
 } from './protocol.js';
+import { ensureFreshTaskIds, idsChecked } from './task-ids.js';
 
 export interface SubmitterOptions extends Omit<ConnectOptions, 'connect'> {
   /** @defaultValue 127.0.0.1:2181 */
@@ -76,6 +77,7 @@ export class Submitter {
     const opts: ConnectOptions = { ...options, connect: options.connect ?? '127.0.0.1:2181' };
     const sup = connect(opts, async (session) => {
       await Promise.all([session.client.ensurePath(PATHS.tasks), session.client.ensurePath(PATHS.status)]);
+      await ensureFreshTaskIds(session.client);
     });
     try {
       await sup.ready;
@@ -188,6 +190,8 @@ export class Submitter {
       const fresh = Date.now() - this.#depthReadAt < 1000;
       if (fresh && this.#depth + n <= this.#maxQueue * 0.8) return;
       const stat = await this.#client().exists(PATHS.tasks);
+      // /tasks made again since we last looked: no id may be handed out before its counter is checked.
+      if (!idsChecked(stat)) await ensureFreshTaskIds(this.#client());
       this.#depth = stat?.numChildren ?? 0;
       this.#depthReadAt = Date.now();
       if (this.#depth + n <= this.#maxQueue) return;

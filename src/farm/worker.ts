@@ -66,6 +66,8 @@ export interface WorkerOptions extends RoleOptions {
   defaultTimeoutMs?: number;
   /** When a task gets its output directory and result.json. @defaultValue 'on-demand' */
   taskDirs?: ExecutorOptions['taskDirs'];
+  /** How much task output stays on disk (age, count, bytes). @defaultValue see ExecutorOptions */
+  outputRetention?: ExecutorOptions['outputRetention'];
   /** First retry delay in ms, doubled per attempt up to 30 s. @defaultValue 500 */
   retryDelayMs?: number;
 }
@@ -144,6 +146,7 @@ export class Worker extends Role {
       pool: options.pool,
       defaultTimeoutMs: options.defaultTimeoutMs ?? 0,
       taskDirs: options.taskDirs,
+      outputRetention: options.outputRetention,
     });
   }
 

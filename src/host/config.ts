@@ -20,6 +20,7 @@ import { z } from 'zod';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { resolveHandlerModule, TASK_DIRS, type TaskDirs } from '../exec/index.js';
 import { validateName } from '../farm/protocol.js';
+import type { ZkTlsFiles } from '../zk/transport.js';
 import type { FarmSpec, RoleSpec } from './types.js';
 
 /** Where the farm's ZooKeeper is when nothing says otherwise. */
@@ -52,8 +53,28 @@ const roleSchema = z.strictObject({
   handlerModules: z.array(z.string().min(1)).optional(),
 });
 
+const connectString = z.string().regex(CONNECT_PATTERN);
+/** `zk: host:port/chroot`, or `zk: {connect, tls}` (tls: true, or the PEM files and a server name). */
+const zkSchema = z.union([
+  connectString,
+  z.strictObject({
+    connect: connectString.optional(),
+    tls: z
+      .union([
+        z.boolean(),
+        z.strictObject({
+          ca: z.string().min(1).optional(),
+          cert: z.string().min(1).optional(),
+          key: z.string().min(1).optional(),
+          servername: z.string().min(1).optional(),
+        }),
+      ])
+      .optional(),
+  }),
+]);
+
 const configSchema = z.strictObject({
-  zk: z.string().regex(CONNECT_PATTERN).optional(),
+  zk: zkSchema.optional(),
   sessionTimeout: positiveInt.optional(),
   workdir: z.string().min(1).optional(),
   allowShell: z.boolean().optional(),
@@ -69,6 +90,18 @@ const configSchema = z.strictObject({
     .optional(),
   namePrefix: z.string().optional(),
   roles: z.array(roleSchema).optional(),
+  outputRetention: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        maxAgeMs: positiveInt.optional(),
+        maxCount: nonNegativeInt.optional(),
+        maxBytes: positiveInt.optional(),
+        intervalMs: positiveInt.optional(),
+      }),
+    ])
+    .optional(),
+  httpToken: z.string().min(16).optional(),
 });
 
 type RawConfig = z.infer<typeof configSchema>;
@@ -86,7 +119,15 @@ const WORKER_ONLY = [
 
 /** What each field expects, in words (the last name in a field's path picks the entry). */
 const EXPECTED: Record<string, string> = {
-  zk: 'a connect string like "127.0.0.1:2181" or "h1:2181,h2:2181/farm-a"',
+  zk:
+    'a connect string like "127.0.0.1:2181" or "h1:2181,h2:2181/farm-a", or a mapping with connect ' +
+    'and tls (true, or ca, cert, key and servername)',
+  connect: 'a connect string like "127.0.0.1:2181" or "h1:2181,h2:2181/farm-a"',
+  tls: 'true, false, or a mapping with ca, cert, key (PEM file paths) and servername',
+  ca: 'the path of a PEM file (the CA certificate)',
+  cert: 'the path of a PEM file (the client certificate)',
+  key: 'the path of a PEM file (the client key)',
+  servername: "the host name the servers' certificates carry",
   sessionTimeout: 'a whole number of milliseconds >= 1',
   workdir: 'a directory path',
   allowShell: 'true or false',
@@ -98,6 +139,9 @@ const EXPECTED: Record<string, string> = {
   maxCount: 'a whole number >= 1',
   maxAgeMs: 'a whole number of milliseconds >= 1',
   intervalMs: 'a whole number of milliseconds >= 1',
+  outputRetention: 'false, or a mapping with maxAgeMs, maxCount, maxBytes and/or intervalMs',
+  maxBytes: 'a whole number of bytes >= 1',
+  httpToken: "the dashboard's token: a string of at least 16 characters",
   namePrefix: 'a name prefix (letters, digits, ".", "_" or "-")',
   roles: 'a list of roles like {type: worker, count: 4}',
   'roles[]': 'a role like {type: worker, count: 4} or {type: master, name: m1}',
@@ -115,6 +159,8 @@ const KEYS = {
   top: Object.keys(configSchema.shape),
   role: Object.keys(roleSchema.shape),
   retention: ['maxCount', 'maxAgeMs', 'intervalMs'],
+  zk: ['connect', 'tls'],
+  tls: ['ca', 'cert', 'key', 'servername'],
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -178,7 +224,12 @@ function distance(a: string, b: string): number {
 
 function unknownKeyMessage(key: string, path: readonly PropertyKey[]): string {
   const last = path.at(-1);
-  const allowed = typeof last === 'number' ? KEYS.role : last === 'retention' ? KEYS.retention : KEYS.top;
+  const allowed =
+    typeof last === 'number'
+      ? KEYS.role
+      : last === 'retention' || last === 'zk' || last === 'tls'
+        ? KEYS[last]
+        : KEYS.top;
   const closest = (keys: string[]) =>
     keys.filter((k) => distance(key, k) <= 2).sort((a, b) => distance(key, a) - distance(key, b))[0];
   const close = closest(allowed);
@@ -191,10 +242,20 @@ function unknownKeyMessage(key: string, path: readonly PropertyKey[]): string {
   return `unknown key "${key}" (${hint})`;
 }
 
+/**
+ * For a value that fits none of a union's shapes (`zk`: a string or a mapping), the problem of the
+ * shape it took (a mapping with a bad field), with its full path.
+ */
+function unwrapUnion(issue: z.core.$ZodIssue): z.core.$ZodIssue {
+  if (issue.code !== 'invalid_union') return issue;
+  const inner = issue.errors.map((list) => list[0]).find((i) => i !== undefined && i.path.length > 0);
+  return inner ? unwrapUnion({ ...inner, path: [...issue.path, ...inner.path] } as z.core.$ZodIssue) : issue;
+}
+
 /** One line for the first schema problem (and how many more there are). */
 function schemaMessage(label: string, error: z.ZodError, raw: unknown): string {
   const issues = error.issues;
-  const issue = issues[0]!;
+  const issue = unwrapUnion(issues[0]!);
   const more =
     issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : '';
   if (issue.code === 'unrecognized_keys') {
@@ -221,6 +282,8 @@ export interface ConfigFile {
   /** The file as the user named it (used in messages). */
   label: string;
   zk?: string;
+  /** `zk.tls`: TLS on, with these files (absolute) and server name; `{}` when only `tls: true`. */
+  zkTls?: Partial<ZkTlsFiles>;
   sessionTimeout?: number;
   /** Absolute (resolved against the file's directory). */
   workdir?: string;
@@ -230,6 +293,9 @@ export interface ConfigFile {
   /** Absolute paths (or package names), checked to exist. */
   handlerModules?: string[];
   retention?: { maxCount?: number; maxAgeMs?: number; intervalMs?: number };
+  outputRetention?: FarmSpec['outputRetention'];
+  /** The dashboard's token (`runtime --http`). */
+  httpToken?: string;
   namePrefix?: string;
   /** Roles, with their handlerModules resolved like the top-level ones. */
   roles?: ConfigRole[];
@@ -355,7 +421,12 @@ async function finishConfig(label: string, abs: string, data: RawConfig): Promis
       ? undefined
       : Promise.all(list.map((m, i) => resolveModule(label, `${field}[${i}]`, m, dir)));
   const config: ConfigFile = { path: abs, label };
-  if (data.zk !== undefined) config.zk = data.zk;
+  if (typeof data.zk === 'string') config.zk = data.zk;
+  else if (data.zk !== undefined) {
+    if (data.zk.connect !== undefined) config.zk = data.zk.connect;
+    const tls = zkTlsFrom(data.zk.tls, dir);
+    if (tls) config.zkTls = tls;
+  }
   if (data.sessionTimeout !== undefined) config.sessionTimeout = data.sessionTimeout;
   if (data.workdir !== undefined) config.workdir = resolve(dir, data.workdir);
   if (data.allowShell !== undefined) config.allowShell = data.allowShell;
@@ -364,6 +435,8 @@ async function finishConfig(label: string, abs: string, data: RawConfig): Promis
   const top = await modules(data.handlerModules, 'handlerModules');
   if (top !== undefined) config.handlerModules = top;
   if (data.retention !== undefined) config.retention = data.retention;
+  if (data.outputRetention !== undefined) config.outputRetention = data.outputRetention;
+  if (data.httpToken !== undefined) config.httpToken = data.httpToken;
   if (data.namePrefix !== undefined) config.namePrefix = data.namePrefix;
   if (data.roles !== undefined) {
     config.roles = [];
@@ -373,6 +446,20 @@ async function finishConfig(label: string, abs: string, data: RawConfig): Promis
     }
   }
   return config;
+}
+
+/** `zk.tls` of a file: its PEM paths resolved against the file's directory; undefined when off. */
+function zkTlsFrom(
+  tls: boolean | { ca?: string; cert?: string; key?: string; servername?: string } | undefined,
+  dir: string,
+): Partial<ZkTlsFiles> | undefined {
+  if (tls === undefined || tls === false) return undefined;
+  if (tls === true) return {};
+  const out: Partial<ZkTlsFiles> = {};
+  for (const key of ['ca', 'cert', 'key'] as const)
+    if (tls[key] !== undefined) out[key] = resolve(dir, tls[key]);
+  if (tls.servername !== undefined) out.servername = tls.servername;
+  return out;
 }
 
 function checkName(where: string, name: string, what: 'name' | 'prefix' = 'name'): void {
@@ -539,6 +626,7 @@ export function resolveFarmSpec(
   if (auth !== undefined) spec.auth = auth;
   if (config?.handlerModules !== undefined) spec.handlerModules = config.handlerModules;
   if (config?.retention !== undefined) spec.retention = config.retention;
+  if (config?.outputRetention !== undefined) spec.outputRetention = config.outputRetention;
   const taskDirs = flags.taskDirs ?? config?.taskDirs;
   if (taskDirs !== undefined) spec.taskDirs = taskDirs;
   return spec;

@@ -45,6 +45,7 @@ export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
         connect: settings.connect,
         sessionTimeout: spec.sessionTimeout ?? settings.sessionTimeout,
         auth: settings.auth,
+        tls: settings.tls,
         faultInjection: settings.faultInjection,
         connectTimeout: settings.connectTimeout,
         logger,
@@ -62,6 +63,7 @@ export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
           pool: ports.pool ? remotePool(ports.pool) : undefined,
           defaultTimeoutMs: spec.defaultTimeoutMs,
           taskDirs: spec.taskDirs ?? settings.taskDirs,
+          outputRetention: settings.outputRetention,
         });
       }
       (role as Role).on('failed', (err: Error) => {

@@ -4,6 +4,7 @@
  */
 import type { TaskDirs } from '../exec/index.js';
 import type { RoleInfo, RoleKind } from '../farm/role.js';
+import type { ZkTlsOptions } from '../zk/transport.js';
 
 /** Settings every role of a host shares (from the config file and flags). */
 export interface FarmSettings {
@@ -13,6 +14,8 @@ export interface FarmSettings {
   sessionTimeout?: number;
   /** Digest identity `user:password`. */
   auth?: string;
+  /** TLS to ZooKeeper (PEM contents, read once by the host and handed to every role thread). */
+  tls?: ZkTlsOptions;
   /** Root of the workers' output directories. */
   workdir: string;
   /** Let workers run shell tasks. @defaultValue false */
@@ -25,6 +28,8 @@ export interface FarmSettings {
   faultInjection?: boolean;
   /** Master status retention. */
   retention?: { maxCount?: number; maxAgeMs?: number; intervalMs?: number };
+  /** Workers' output retention (see `ExecutorOptions.outputRetention`). @defaultValue 7 days, 10,000, 10 GiB */
+  outputRetention?: { maxAgeMs?: number; maxCount?: number; maxBytes?: number; intervalMs?: number } | false;
   /** Give up starting a role when ZooKeeper cannot be reached within this many ms. */
   connectTimeout?: number;
 }

@@ -8,16 +8,18 @@
  *   POST /api/roles/<name>/crash     a role's thread dies without clean-up (failover practice); the host
  *                                    restarts it after its backoff
  *   POST /api/roles                  {"kind": "worker", "name"?: string, "capacity"?: 1..1024} adds a worker
+ *                                    (at most `maxAddedWorkers` added by the page still run: 429 beyond)
  *   POST /api/tasks                  {"handler": string, "input"?: any, "timeoutMs"?, "maxAttempts"?}
  *                                    submits a test task; shell tasks ("cmd") are refused here
  *
  * Safety: every one answers 403 ZKFARM_CONTROLS_DISABLED unless the dashboard was started with controls
  * allowed; role actions need the host (409 ZKFARM_NO_HOST in `runtime dashboard`). The server checks
- * Content-Type, Origin and Host before it gets here (server.ts).
+ * Host, the token, Content-Type and Origin before it gets here (server.ts, access.ts).
  */
 import { describeError } from '../errors.js';
 import { isSafeName } from '../exec/names.js';
 import { checkTask, encode, PATHS, TASK_PREFIX } from '../farm/protocol.js';
+import { ensureFreshTaskIds } from '../farm/task-ids.js';
 import type { Host } from '../host/host.js';
 import type { Logger, Supervisor } from '../zk/index.js';
 import { HttpError, WebErrorCodes } from './http.js';
@@ -27,6 +29,9 @@ export interface ControlContext {
   host: Host | undefined;
   supervisor: Supervisor;
   log: Logger;
+  /** Names of the workers this dashboard added. */
+  added: Set<string>;
+  maxAddedWorkers: number;
 }
 
 export type ControlAnswer = { status: number; body: Record<string, unknown> };
@@ -148,6 +153,15 @@ async function addWorker(ctx: ControlContext, host: Host, body: unknown): Promis
     );
   }
   const roles = await host.roles();
+  for (const n of ctx.added) if (!roles.some((r) => r.name === n)) ctx.added.delete(n);
+  if (ctx.added.size >= ctx.maxAddedWorkers) {
+    throw new HttpError(
+      429,
+      WebErrorCodes.LIMIT_REACHED,
+      `this dashboard already added ${ctx.added.size} workers that still run (its limit, maxAddedWorkers, is ${ctx.maxAddedWorkers}): ` +
+        'drain one first, or start more workers from the command line or the config file',
+    );
+  }
   let name: string;
   if (b.name !== undefined) {
     if (typeof b.name !== 'string')
@@ -161,6 +175,7 @@ async function addWorker(ctx: ControlContext, host: Host, body: unknown): Promis
   }
   const capacity = (b.capacity as number | undefined) ?? roles.find((r) => r.kind === 'worker')?.capacity;
   const info = await host.addRole({ kind: 'worker', name, capacity });
+  ctx.added.add(info.name);
   ctx.log.info({ role: name }, `dashboard: added worker ${name}`);
   return { status: 201, body: { ok: true, name: info.name, message: `worker ${info.name} started` } };
 }
@@ -209,6 +224,7 @@ async function submitTestTask(ctx: ControlContext, body: unknown): Promise<Contr
       'the dashboard has no ZooKeeper session right now; try again in a moment',
     );
   await client.ensurePath(PATHS.tasks);
+  await ensureFreshTaskIds(client, ctx.log);
   const path = await client.createSequential(`${PATHS.tasks}/${TASK_PREFIX}`, encode(task));
   const id = path.slice(PATHS.tasks.length + 1);
   ctx.log.info({ task: id, handler: task.handler }, `dashboard: submitted test task ${id}`);

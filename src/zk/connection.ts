@@ -24,10 +24,11 @@
  * Events: `connected` (a handshake succeeded: the first, or a resumption), `disconnected` (a connected
  * socket was lost, or the session was closed), `expired` (reason), `authenticationFailed`,
  * `protocolError` (err: the connection was out of step and is dropped), `callbackError` (err, where),
- * `reconnectDelay` (ms: the pause before the next round of servers).
+ * `reconnectDelay` (ms: the pause before the next round of servers), `transport` (a TLS problem
+ * retrying will not mend, see transport.ts).
  */
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
+import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { AnswerReader } from './answers.js';
 import { emitSafely } from './callbacks.js';
@@ -46,6 +47,7 @@ import {
 import { Liveness } from './liveness.js';
 import { PendingQueue } from './pending.js';
 import { type ServerAddress, ServerList } from './servers.js';
+import { openSocket, type PreparedTls } from './transport.js';
 import {
   type PersistentListener,
   type PersistentMode,
@@ -92,6 +94,8 @@ export interface ConnectionOptions {
   maxAnswerBytes?: number;
   /** A monotonic clock in ms. @defaultValue performance.now */
   now?: () => number;
+  /** Speak TLS (see transport.ts); problems it finds are emitted as `transport` events. */
+  tls?: PreparedTls;
 }
 
 type State =
@@ -363,9 +367,7 @@ export class ZkConnection extends EventEmitter {
    * which the handshake can be sent.
    */
   #openSocket(server: ServerAddress): { socket: net.Socket; ready: string } {
-    const socket = net.connect({ host: server.host, port: server.port });
-    socket.setNoDelay(true);
-    return { socket, ready: 'connect' };
+    return openSocket(server, this.#options.tls, (p) => this.#emit('transport', p));
   }
 
   #attempt(server: ServerAddress): void {

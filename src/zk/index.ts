@@ -9,4 +9,11 @@ export * from './fault-proxy.js';
 export { PERMS } from './jute.js';
 export * from './server.js';
 export * from './session.js';
+export {
+  type PreparedTls,
+  prepareTls,
+  readTlsFiles,
+  type ZkTlsFiles,
+  type ZkTlsOptions,
+} from './transport.js';
 export * from './watchers.js';

@@ -40,6 +40,7 @@ import { type ConnectionOptions, checkServer as checkServerAddress, ZkConnection
 import { isZkError } from './errors.js';
 import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
 import { checkServer } from './server-check.js';
+import { type PreparedTls, prepareTls, watchTransport, type ZkTlsOptions } from './transport.js';
 import {
   type ChildrenChange,
   type ChildrenWatcher,
@@ -80,6 +81,8 @@ export interface ConnectOptions {
   auth?: string;
   /** ACL for created nodes. @defaultValue the `auth` identity's ACL when `auth` is set, else open */
   acl?: Acl[];
+  /** Speak TLS to the servers' secureClientPort (see transport.ts). @defaultValue plain TCP */
+  tls?: ZkTlsOptions;
   /** Stops the supervisor when aborted. */
   signal?: AbortSignal;
   /**
@@ -212,12 +215,14 @@ export class Supervisor extends EventEmitter {
   #watches = new Set<{ close(): void }>();
   readonly #log: Logger;
   readonly #acl: readonly Acl[];
+  readonly #tls: PreparedTls | undefined;
 
   constructor(options: ConnectOptions, action?: Action) {
     super();
     // Every persistent watch listens for reconnects: a farm's leader has one per worker.
     this.setMaxListeners(0);
     validateOptions(options);
+    this.#tls = options.tls ? prepareTls(options.tls) : undefined;
     this.options = { ...options };
     this.#action = action;
     this.#log = options.logger ?? silentLogger;
@@ -303,14 +308,23 @@ export class Supervisor extends EventEmitter {
       spinDelay: this.options.spinDelay ?? 250,
       requestTimeout: this.options.requestTimeout ?? this.options.sessionTimeout ?? 10_000,
       maxBuffer: this.options.maxBuffer,
+      tls: this.#tls,
     });
     const client = new ZkClient(connection, { acl: this.#acl });
     if (this.options.auth) client.addAuth('digest', this.options.auth);
+    const unwatch = watchTransport(connection, {
+      servers: splitConnectString(this.#connectString ?? this.options.connect).hosts.length,
+      onFatal: (err) => {
+        if (attempt === this.#attempt) this.#fail(fatal(err));
+      },
+      onRefusal: (err) => this.#log.warn({ err }, err.message),
+    });
     const attempt: Attempt = {
       connection,
       client,
       everConnected: false,
       unlisten: () => {
+        unwatch();
         for (const [event, fn] of listeners) connection.off(event, fn);
       },
       dispose: () => {
@@ -632,7 +646,11 @@ export function createConnection(connect: string, options: ConnectionOptions): Z
  */
 export function openClient(
   connectString: string,
-  options: Partial<ConnectionOptions> & { timeoutMs?: number; acl?: readonly Acl[] } = {},
+  options: Partial<Omit<ConnectionOptions, 'tls'>> & {
+    timeoutMs?: number;
+    acl?: readonly Acl[];
+    tls?: ZkTlsOptions;
+  } = {},
 ): Promise<ZkClient> {
   validateOptions({ connect: connectString, maxBuffer: options.maxBuffer });
   const sessionTimeout = options.sessionTimeout ?? 10_000;
@@ -641,11 +659,21 @@ export function openClient(
     sessionTimeout,
     spinDelay: options.spinDelay ?? 250,
     requestTimeout: options.requestTimeout ?? sessionTimeout,
+    tls: options.tls ? prepareTls(options.tls) : undefined,
   });
   const client = new ZkClient(connection, { acl: options.acl });
   const timeoutMs = options.timeoutMs ?? 10_000;
   const connected = new Promise<void>((resolve, reject) => {
+    const unwatch = watchTransport(connection, {
+      servers: splitConnectString(connectString).hosts.length,
+      onFatal: (err) => {
+        clearTimeout(timer);
+        connection.close();
+        reject(err);
+      },
+    });
     const timer = setTimeout(() => {
+      unwatch();
       connection.close();
       reject(
         new ZkfarmError(
@@ -656,6 +684,7 @@ export function openClient(
     }, timeoutMs);
     connection.once('connected', () => {
       clearTimeout(timer);
+      unwatch();
       resolve();
     });
     connection.connect();
