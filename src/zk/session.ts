@@ -489,10 +489,9 @@ export class Supervisor extends EventEmitter {
       attempt.session?.end(new ZkfarmError(ErrorCodes.STOPPED, 'the session was closed'));
       attempt.unlisten();
       if (attempt.everConnected && (this.#state === 'connected' || this.#state === 'reconnected')) {
-        // Close the session on the server (ephemeral nodes vanish now). The close request has the request
-        // timeout as its deadline; on a server that does not answer, wait at most 5 s.
+        // Close the session on the server (ephemeral nodes vanish now), waiting at most 2 s for the answer.
         await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, Math.min(5000, this.options.requestTimeout ?? 5000));
+          const t = setTimeout(resolve, 2000);
           attempt.connection.once('disconnected', () => {
             clearTimeout(t);
             resolve();
