@@ -57,6 +57,10 @@ export const ErrorCodes = {
   TASK_ABORTED: 'ZKFARM_TASK_ABORTED',
   /** ZooKeeper refused access to the farm's nodes (they are access-controlled). */
   NOT_AUTHORIZED: 'ZKFARM_NOT_AUTHORIZED',
+  /** The ZooKeeper server is older than zkfarm needs (3.6). */
+  ZK_VERSION_UNSUPPORTED: 'ZKFARM_ZK_VERSION_UNSUPPORTED',
+  /** The chroot of a connect string does not exist on ZooKeeper. */
+  CHROOT_MISSING: 'ZKFARM_CHROOT_MISSING',
   /** With access control, a farm node cannot be given the farm identity's ACL (the role refuses to start). */
   NODE_NOT_SECURED: 'ZKFARM_NODE_NOT_SECURED',
   /**

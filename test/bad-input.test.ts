@@ -20,7 +20,7 @@ import { assignPath, PATHS, parseStatus, statusPath, taskPath } from '../src/far
 import { Submitter } from '../src/farm/submitter.js';
 import { createLogger, Host } from '../src/host/index.js';
 import type { FarmSpec, RoleSpec } from '../src/host/types.js';
-import { connect, OPEN_ACL, startZkServer, type ZkClient } from '../src/zk/index.js';
+import { connect, OPEN_ACL, openClient, startZkServer, type ZkClient } from '../src/zk/index.js';
 import { encodedAcl, OP } from '../src/zk/jute.js';
 import { freePorts } from '../src/zk/server.js';
 import { processesMentioning, runCli, spawnRuntime, until } from './helpers/chaos.js';
@@ -246,8 +246,10 @@ test('a task bigger than ZooKeeper accepts: the submitter refuses it with a clea
   assert.equal((await farm.admin.getChildren(PATHS.tasks)).length, before, 'nothing was submitted');
 
   // A client that does not check sizes writing more than jute.maxbuffer: ZooKeeper itself refuses (it
-  // drops the connection). The request is written by hand, past our client's own size check.
-  const raw = await zk.rawClient(farm.root);
+  // drops the connection). The request is written by hand, past our client's own size checks (a
+  // connection told the servers take 8 MiB).
+  const raw = await openClient(farm.root, { maxBuffer: 8 * 1024 * 1024 });
+  after(() => raw.connection.close());
   const conn = raw.connection;
   const refused = await conn
     .request(

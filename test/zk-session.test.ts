@@ -99,6 +99,13 @@ test('a real expiry re-runs the action on a new session and re-creates its ephem
   const first = await sup.ready;
   await first.client.getData('/me');
   await expireSession(sup);
+  // The new session is checked (server version, chroot) before the action runs on it.
+  await until(
+    async () =>
+      sessions.length >= 2 && (await sup.session?.client.exists('/me'))?.ephemeralOwner === sessions[1],
+    10_000,
+    'the action on the new session',
+  );
   assert.equal(sessions.length, 2, 'the action ran again, once');
   assert.notEqual(sessions[0], sessions[1]);
   assert.equal(first.alive, false, 'the old session is marked lost');

@@ -20,7 +20,7 @@ import { createLogger, flushLogger, Host, ROLE_STOP_GRACE_MS } from '../host/ind
 import { type RuntimeFlag, runtimeFlags } from '../host/options.js';
 import type { FarmSpec } from '../host/types.js';
 import { type Dashboard, type RoleFaults, startDashboard } from '../web/index.js';
-import { prepareTls, readTlsFiles } from '../zk/index.js';
+import { prepareTls, readTlsFiles, splitConnectString } from '../zk/index.js';
 import { EXIT_FAILURE, EXIT_OK, type FlagField, flagOption, type Io, openSession } from './common.js';
 import { loadTls, mergeTls, type TlsSetting, tlsHint, tlsSettingFromFlags } from './zk-tls.js';
 
@@ -229,7 +229,8 @@ class RunningFarm {
         );
       return;
     }
-    const sup = await openSession(spec.connect, source, {
+    // The servers only: the chroot may not exist yet, and the roles create it.
+    const sup = await openSession(splitConnectString(spec.connect).hosts.join(','), source, {
       ...(spec.auth !== undefined ? { auth: spec.auth } : {}),
       ...(spec.tls !== undefined ? { tls: spec.tls } : {}),
       connectTimeout: opts.connectTimeout,

@@ -14,7 +14,7 @@
  * fails with CONNECTION_LOSS and a message that says so; it is not retried, which could duplicate it.
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { type ConnectOptions, connect, ensureChroot, isZkError, type Supervisor } from '../zk/index.js';
+import { type ConnectOptions, connect, isZkError, type Supervisor } from '../zk/index.js';
 import { checkSubmitterOptions } from './options.js';
 import {
   checkTask,
@@ -70,8 +70,10 @@ export class Submitter {
   static async open(options: SubmitterOptions = {}): Promise<Submitter> {
     // Checked before connecting: a batch size of NaN would loop for ever, a queue limit of 0 never admit.
     const checked = checkSubmitterOptions(options);
+    // The chroot is not created here: a chroot that does not exist means no farm runs there (a typo in
+    // the connect string), and the session check reports it (ZKFARM_CHROOT_MISSING) instead of letting
+    // tasks wait in a place no master reads.
     const opts: ConnectOptions = { ...options, ...checked };
-    await ensureChroot(opts);
     const sup = connect(opts, async (session) => {
       await Promise.all([session.client.ensurePath(PATHS.tasks), session.client.ensurePath(PATHS.status)]);
       await ensureFreshTaskIds(session.client);

@@ -77,7 +77,8 @@ export async function killSession(
 
 /**
  * Make the server expire the live session of `supervisor` (a role's is `role.sessionSupervisor`), and
- * wait until the supervisor runs on a new session. Rejects with ZKFARM_INVALID_ARGUMENT when it has no
+ * wait until the supervisor is connected on a new session (its action may still be running there: the
+ * supervisor checks a new session before it runs the action). Rejects with ZKFARM_INVALID_ARGUMENT when it has no
  * live session, ZKFARM_WAIT_TIMEOUT when no new session came within `timeoutMs`.
  */
 export async function expireSession(supervisor: Supervisor, options: KillSessionOptions = {}): Promise<void> {

@@ -9,14 +9,20 @@
  *
  *   connecting ──▶ connected ──▶ suspended ──▶ reconnected ──▶ suspended ...
  *        ▲                            │
- *        └──────── lost ◀─────────────┘   (expired, or disconnected for the whole session timeout)
+ *        └──────── lost ◀─────────────┘   (expired, or no answer for 4/3 of the session timeout)
  *   any ──▶ closed                          (stop(), abort signal, or the action returned 'completed')
  *
- * `lost` is decided two ways: the server says the session expired (learned only on reconnect), or the
- * client has been disconnected for the negotiated session timeout (a partitioned client is never told,
- * so we keep a timer, as Curator does). An expired client is dead, so a lost session's client is closed,
- * its pending requests fail at once with `ZKFARM_SESSION_LOST`, its `session.signal` aborts, and a new
- * client starts a new session.
+ * `lost` is decided two ways (connection.ts): a server says the session expired (learned only on
+ * reconnect), or no server has answered for 4/3 of the negotiated session timeout, counted from the
+ * last answer (a partitioned client is never told; ZooKeeper 3.9's client decides the same way). An
+ * expired client is dead, so a lost session's client is closed, its pending requests fail at once with
+ * `ZKFARM_SESSION_LOST`, its `session.signal` aborts, and a new client starts a new session.
+ *
+ * Each new session is checked before the action runs (server-check.ts): a server older than 3.6 and a
+ * chroot that does not exist stop the supervisor with a clear error.
+ *
+ * Listeners of the supervisor's events are called one by one: one that throws is reported (logger and
+ * `'error'`) and never keeps the others, or the client, from going on.
  *
  * The three modes of the original:
  *   - run until stopped:   `await connect(opts, action).done`   (ends on `stop()` or `signal`)
@@ -25,11 +31,15 @@
  *                          watches and the action keep running on every new session
  */
 import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Backoff } from '../backoff.js';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
+import { emitSafely } from './callbacks.js';
 import { type Acl, digestAcl, OPEN_ACL, ZkClient } from './client.js';
 import { parseConnectString, splitConnectString } from './connect-string.js';
 import { type ConnectionOptions, ZkConnection } from './connection.js';
 import { isZkError } from './errors.js';
+import { checkServer } from './server-check.js';
 import { type PreparedTls, prepareTls, watchTransport, type ZkTlsOptions } from './transport.js';
 import {
   type ChildrenChange,
@@ -77,6 +87,11 @@ export interface ConnectOptions {
   signal?: AbortSignal;
   /** Pause before re-running an action that threw, doubled each time up to 5 s. @defaultValue 200 */
   retryDelay?: number;
+  /**
+   * The servers' jute.maxbuffer: larger requests are refused locally (BAD_ARGUMENTS) instead of being
+   * sent for the server to drop the connection. @defaultValue 0xfffff (ZooKeeper's default)
+   */
+  maxBuffer?: number;
   logger?: Logger;
 }
 
@@ -171,7 +186,6 @@ interface Attempt {
   unlisten(): void;
   client: ZkClient;
   everConnected: boolean;
-  lostTimer?: NodeJS.Timeout;
   session?: Session;
   dispose(): void;
 }
@@ -282,6 +296,7 @@ export class Supervisor extends EventEmitter {
       sessionTimeout: this.options.sessionTimeout ?? 10_000,
       spinDelay: this.options.spinDelay ?? 250,
       requestTimeout: this.options.requestTimeout ?? this.options.sessionTimeout ?? 10_000,
+      maxBuffer: this.options.maxBuffer,
       tls: this.#tls,
     });
     const client = new ZkClient(connection, { acl: this.#acl });
@@ -302,16 +317,18 @@ export class Supervisor extends EventEmitter {
         for (const [event, fn] of listeners) connection.off(event, fn);
       },
       dispose: () => {
-        clearTimeout(attempt.lostTimer);
         attempt.unlisten();
         connection.close();
       },
     };
     this.#attempt = attempt;
-    const listeners: Array<[string, () => void]> = [
+    const listeners: Array<[string, (...args: unknown[]) => void]> = [
       ['connected', () => this.#onConnected(attempt)],
       ['disconnected', () => this.#onDisconnected(attempt)],
-      ['expired', () => this.#onLost(attempt, 'the server expired the session')],
+      ['expired', (why) => this.#onLost(attempt, typeof why === 'string' ? why : 'the session expired')],
+      ['callbackError', (err, where) => this.reportError(err, String(where))],
+      ['protocolError', (err) => this.#log.warn({ err }, `zk connection dropped: ${describeError(err)}`)],
+      ['reconnectDelay', (ms) => this.#log.debug({ ms }, 'zk: every server tried; backing off')],
       [
         'authenticationFailed',
         () =>
@@ -332,8 +349,6 @@ export class Supervisor extends EventEmitter {
 
   #onConnected(attempt: Attempt): void {
     if (attempt !== this.#attempt || this.#stopped) return;
-    clearTimeout(attempt.lostTimer);
-    attempt.lostTimer = undefined;
     if (attempt.everConnected) {
       this.#setState('reconnected');
       return;
@@ -355,12 +370,9 @@ export class Supervisor extends EventEmitter {
   #onDisconnected(attempt: Attempt): void {
     if (attempt !== this.#attempt || this.#stopped || !attempt.everConnected) return;
     if (this.#state === 'lost') return;
+    // The connection itself decides when the session must be taken as lost (4/3 of the session timeout
+    // after the last answer): see connection.ts.
     this.#setState('suspended');
-    clearTimeout(attempt.lostTimer);
-    attempt.lostTimer = setTimeout(
-      () => this.#onLost(attempt, `disconnected for the whole session timeout (${this.sessionTimeout} ms)`),
-      this.sessionTimeout,
-    );
   }
 
   #onLost(attempt: Attempt, why: string): void {
@@ -378,14 +390,15 @@ export class Supervisor extends EventEmitter {
   }
 
   async #runAction(session: Session): Promise<void> {
-    const action = this.#action;
-    if (!action) {
-      this.#markReady(session);
-      return;
-    }
-    let delay = this.options.retryDelay ?? 200;
+    const action = this.#action ?? (() => undefined);
+    const backoff = new Backoff({ initialMs: this.options.retryDelay ?? 200, maxMs: 5000, jitter: 'equal' });
+    let checked = false;
     while (session.alive && !this.#stopped) {
       try {
+        if (!checked) {
+          await checkServer(session.client, this.options.connect);
+          checked = true;
+        }
         const result = await action(session);
         if (!session.alive) return;
         this.#markReady(session);
@@ -412,8 +425,7 @@ export class Supervisor extends EventEmitter {
           return;
         }
         this.reportError(err, 'action');
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 5000);
+        await sleep(backoff.next());
       }
     }
   }
@@ -427,13 +439,15 @@ export class Supervisor extends EventEmitter {
   /** @internal report an error that did not stop anything (an action that will be retried, a watch callback). */
   reportError(err: unknown, where: string): void {
     this.#log.error({ err, where }, `${where} failed: ${describeError(err)}`);
-    this.emit('error', err);
+    emitSafely(this, 'error', [err], (e, w) =>
+      this.#log.error({ err: e }, `${w} failed: ${describeError(e)}`),
+    );
   }
 
   #setState(state: SessionState): void {
     if (this.#state === state) return;
     this.#state = state;
-    this.emit('state', state);
+    emitSafely(this, 'state', [state], (err, where) => this.reportError(err, where));
   }
 
   #fail(err: Error): void {
@@ -464,7 +478,6 @@ export class Supervisor extends EventEmitter {
     if (attempt) {
       this.#requestsBefore += attempt.client.requests;
       attempt.session?.end(new ZkfarmError(ErrorCodes.STOPPED, 'the session was closed'));
-      clearTimeout(attempt.lostTimer);
       attempt.unlisten();
       if (attempt.everConnected && (this.#state === 'connected' || this.#state === 'reconnected')) {
         // Close the session on the server (ephemeral nodes vanish now), waiting at most 2 s for the answer.
@@ -570,9 +583,10 @@ export function openClient(
     tls?: ZkTlsOptions;
   } = {},
 ): Promise<ZkClient> {
-  validateOptions({ connect: connectString });
+  validateOptions({ connect: connectString, maxBuffer: options.maxBuffer });
   const sessionTimeout = options.sessionTimeout ?? 10_000;
   const connection = createConnection(connectString, {
+    ...options,
     sessionTimeout,
     spinDelay: options.spinDelay ?? 250,
     requestTimeout: options.requestTimeout ?? sessionTimeout,
@@ -580,7 +594,7 @@ export function openClient(
   });
   const client = new ZkClient(connection, { acl: options.acl });
   const timeoutMs = options.timeoutMs ?? 10_000;
-  return new Promise((resolve, reject) => {
+  const connected = new Promise<void>((resolve, reject) => {
     const unwatch = watchTransport(connection, {
       servers: splitConnectString(connectString).hosts.length,
       onFatal: (err) => {
@@ -602,19 +616,30 @@ export function openClient(
     connection.once('connected', () => {
       clearTimeout(timer);
       unwatch();
-      resolve(client);
+      resolve();
     });
     connection.connect();
   });
+  return connected
+    .then(() => checkServer(client, connectString))
+    .then(
+      () => client,
+      (err: unknown) => {
+        connection.close();
+        throw err;
+      },
+    );
 }
 
 function validateOptions(o: ConnectOptions): void {
   const bad = (msg: string) => new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, msg);
   parseConnectString(o?.connect);
-  for (const key of ['sessionTimeout', 'requestTimeout', 'spinDelay', 'retryDelay'] as const) {
+  for (const key of ['sessionTimeout', 'requestTimeout', 'spinDelay', 'retryDelay', 'maxBuffer'] as const) {
     const v = o[key];
     if (v !== undefined && (!Number.isFinite(v) || v <= 0))
-      throw bad(`${key}: expected a positive number of ms, got ${v}`);
+      throw bad(
+        `${key}: expected a positive number${key === 'maxBuffer' ? ' of bytes' : ' of ms'}, got ${v}`,
+      );
   }
   if (o.auth !== undefined && !/^[^:]+:.+$/.test(o.auth)) throw bad('auth: expected "user:password"');
 }
