@@ -4,11 +4,9 @@
  * role go through it, so they accept and refuse the same strings with the same words.
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
+import type { ServerAddress } from './servers.js';
 
-export interface ServerAddress {
-  host: string;
-  port: number;
-}
+export type { ServerAddress };
 
 /** What a connect string looks like, in words (for messages and docs). */
 export const CONNECT_STRING_EXPECTED = 'a connect string like "127.0.0.1:2181" or "h1:2181,h2:2181/farm-a"';
