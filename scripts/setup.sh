@@ -53,9 +53,11 @@ zk_present() {
 pkgs=()
 command -v java >/dev/null 2>&1 || [ -n "${JAVA_HOME:-}" ] || pkgs+=(default-jre-headless)
 zk_present || pkgs+=(zookeeper)
+# TLS certificates (the embedded ZooKeeper's own, the TLS tests' throwaway ones) are made with openssl.
+command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
 if [ "$want_redis" = 1 ] && ! command -v redis-server >/dev/null 2>&1; then pkgs+=(redis-server); fi
 if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then pkgs+=(chromium); fi
-if [ "${#pkgs[@]}" -gt 0 ]; then apt_install "${pkgs[@]}"; else say "Java and ZooKeeper present"; fi
+if [ "${#pkgs[@]}" -gt 0 ]; then apt_install "${pkgs[@]}"; else say "Java, ZooKeeper and openssl present"; fi
 
 # Debian's zookeeper package may ship a service; zkfarm starts its own servers and never needs it.
 if [ "$want_redis" = 1 ] && command -v systemctl >/dev/null 2>&1; then

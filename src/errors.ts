@@ -45,6 +45,8 @@ export const ErrorCodes = {
   CONFIG_INVALID: 'ZKFARM_CONFIG_INVALID',
   /** The work directory cannot be written. */
   WORKDIR_UNWRITABLE: 'ZKFARM_WORKDIR_UNWRITABLE',
+  /** The work directory (or a directory or file below it) could let others redirect what is written. */
+  WORKDIR_UNSAFE: 'ZKFARM_WORKDIR_UNSAFE',
   /** The task queue is too deep to accept more right now. */
   QUEUE_FULL: 'ZKFARM_QUEUE_FULL',
   /** A role thread exited while a call to it was pending. */
@@ -55,6 +57,18 @@ export const ErrorCodes = {
   TASK_ABORTED: 'ZKFARM_TASK_ABORTED',
   /** ZooKeeper refused access to the farm's nodes (they are access-controlled). */
   NOT_AUTHORIZED: 'ZKFARM_NOT_AUTHORIZED',
+  /** The ZooKeeper server is older than zkfarm needs (3.6). */
+  ZK_VERSION_UNSUPPORTED: 'ZKFARM_ZK_VERSION_UNSUPPORTED',
+  /** The chroot of a connect string does not exist on ZooKeeper. */
+  CHROOT_MISSING: 'ZKFARM_CHROOT_MISSING',
+  /** With access control, a farm node cannot be given the farm identity's ACL (the role refuses to start). */
+  NODE_NOT_SECURED: 'ZKFARM_NODE_NOT_SECURED',
+  /**
+   * TLS to ZooKeeper failed in a way retrying cannot mend: a certificate not trusted or not for the
+   * server's name, a client certificate refused, a TLS client against a plaintext port or the reverse,
+   * or PEM files that cannot be read.
+   */
+  ZK_TLS: 'ZKFARM_ZK_TLS',
   /** A waited-for task is neither queued, assigned nor finished (deleted, or its result was removed). */
   TASK_NOT_FOUND: 'ZKFARM_TASK_NOT_FOUND',
   /** The farm may not read a task's node (its ACL does not let the farm's identity read it). */
@@ -70,13 +84,6 @@ export class ZkfarmError extends Error {
     this.name = 'ZkfarmError';
     this.code = code;
   }
-}
-
-/** `v` if it is a whole number ≥ `min`, else a ZKFARM_INVALID_ARGUMENT error naming the option. */
-export function wholeNumber(name: string, v: number, min: number): number {
-  if (!Number.isInteger(v) || v < min)
-    throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${name}: expected a whole number ≥ ${min}, got ${v}`);
-  return v;
 }
 
 /** True when `err` is an Error carrying the given stable code. */

@@ -17,6 +17,7 @@ import { startEmbeddedZooKeeper } from '../src/host/embedded.js';
 import { createLogger, Host } from '../src/host/index.js';
 import { connect, isZkError, type ZkClient } from '../src/zk/index.js';
 import { runCli } from './helpers/chaos.js';
+import { sourceThreads } from './helpers/faults.js';
 import { checkInvariants } from './helpers/invariants.js';
 import { useZooKeeper } from './helpers/zk.js';
 
@@ -60,7 +61,10 @@ async function startFarm(name: string, extra: { allowShell?: boolean; taskDirs?:
       ],
       ...extra,
     },
-    { logger: createLogger({ level: 'warn', pretty: false, destination: process.stderr }) },
+    {
+      logger: createLogger({ level: 'warn', pretty: false, destination: process.stderr }),
+      spawn: sourceThreads,
+    },
   );
   cleanups.push(() => host.stop({ drain: false }));
   return { root, host, workdir };
@@ -298,6 +302,7 @@ test('nodes made before the farm starts by someone without the identity (open AC
       {
         logger: createLogger({ level: 'fatal', pretty: false, destination: process.stderr }),
         restart: false,
+        spawn: sourceThreads,
       },
     );
     cleanups.push(() => host?.stop({ drain: false }));

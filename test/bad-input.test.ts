@@ -20,9 +20,11 @@ import { assignPath, PATHS, parseStatus, statusPath, taskPath } from '../src/far
 import { Submitter } from '../src/farm/submitter.js';
 import { createLogger, Host } from '../src/host/index.js';
 import type { FarmSpec, RoleSpec } from '../src/host/types.js';
-import { connect, freePorts, OPEN_ACL, startZkServer, type ZkClient } from '../src/zk/index.js';
+import { connect, OPEN_ACL, openClient, startZkServer, type ZkClient } from '../src/zk/index.js';
 import { encodedAcl, OP } from '../src/zk/jute.js';
+import { freePorts } from '../src/zk/server.js';
 import { processesMentioning, runCli, spawnRuntime, until } from './helpers/chaos.js';
+import { sourceThreads } from './helpers/faults.js';
 import { checkInvariants, waitForStatuses } from './helpers/invariants.js';
 import { useZooKeeper } from './helpers/zk.js';
 
@@ -103,7 +105,11 @@ async function startFarm(name: string, roles: RoleSpec[], extra: Partial<FarmSpe
       roles,
       ...extra,
     },
-    { logger: createLogger({ level: 'info', pretty: false, destination: sink }), restartDelayMs: 500 },
+    {
+      logger: createLogger({ level: 'info', pretty: false, destination: sink }),
+      restartDelayMs: 500,
+      spawn: sourceThreads,
+    },
   );
   cleanups.push(() => host.stop({ drain: false }));
   const exits: Farm['exits'] = [];
@@ -240,8 +246,10 @@ test('a task bigger than ZooKeeper accepts: the submitter refuses it with a clea
   assert.equal((await farm.admin.getChildren(PATHS.tasks)).length, before, 'nothing was submitted');
 
   // A client that does not check sizes writing more than jute.maxbuffer: ZooKeeper itself refuses (it
-  // drops the connection). The request is written by hand, past our client's own size check.
-  const raw = await zk.rawClient(farm.root);
+  // drops the connection). The request is written by hand, past our client's own size checks (a
+  // connection told the servers take 8 MiB).
+  const raw = await openClient(farm.root, { maxBuffer: 8 * 1024 * 1024 });
+  after(() => raw.connection.close());
   const conn = raw.connection;
   const refused = await conn
     .request(
@@ -476,7 +484,11 @@ test('two roles claiming one name: the second is refused with NAME_TAKEN, the fi
     await assert.rejects(
       Host.start(
         { connect: farm.root, sessionTimeout: SESSION_TIMEOUT, workdir: join(tmp, 'dup'), roles: [spec] },
-        { logger: createLogger({ level: 'fatal', pretty: false, destination: sink }), restart: false },
+        {
+          logger: createLogger({ level: 'fatal', pretty: false, destination: sink }),
+          restart: false,
+          spawn: sourceThreads,
+        },
       ),
       (e: unknown) => {
         assert.ok(hasCode(e, ErrorCodes.NAME_TAKEN), String(e));
@@ -500,7 +512,11 @@ test('a workdir that cannot be written (a file in the way) is refused at start w
   await assert.rejects(
     Host.start(
       { connect: farm.root, workdir: join(file, 'sub'), roles: [{ kind: 'worker', name: 'wd1' }] },
-      { logger: createLogger({ level: 'fatal', pretty: false, destination: sink }), restart: false },
+      {
+        logger: createLogger({ level: 'fatal', pretty: false, destination: sink }),
+        restart: false,
+        spawn: sourceThreads,
+      },
     ),
     (e: unknown) => {
       assert.ok(hasCode(e, ErrorCodes.WORKDIR_UNWRITABLE), String(e));
@@ -563,7 +579,11 @@ test('an unreachable ZooKeeper: a host gives up at connectTimeout with a clear e
         workdir: join(tmp, 'unreachable'),
         roles: [{ kind: 'worker', name: 'u1' }],
       },
-      { logger: createLogger({ level: 'fatal', pretty: false, destination: sink }), restart: false },
+      {
+        logger: createLogger({ level: 'fatal', pretty: false, destination: sink }),
+        restart: false,
+        spawn: sourceThreads,
+      },
     ),
     (e: unknown) => {
       assert.ok(hasCode(e, ErrorCodes.ZK_UNREACHABLE), String(e));

@@ -10,9 +10,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { redisUnavailable } from '../src/bench/redis.js';
-import type { RunRecord } from '../src/bench/report.js';
-import { SCENARIOS, type ScenarioReport, type Spread } from '../src/bench/types.js';
+import { redisUnavailable } from '../benchmarks/harness/redis.js';
+import type { RunRecord } from '../benchmarks/harness/report.js';
+import { SCENARIOS, type ScenarioReport, type Spread } from '../benchmarks/harness/types.js';
 
 const out = mkdtempSync(join(tmpdir(), 'zkfarm-bench-test-'));
 after(() => rmSync(out, { recursive: true, force: true }));
@@ -22,7 +22,7 @@ function run(
   timeoutMs: number,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/bench/main.ts', ...args], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'benchmarks/harness/main.ts', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -17,7 +17,7 @@ import { createLogger, Host } from '../src/host/index.js';
 import { connect, type Logger, startZkServer, ZK_CODES, ZkClient, ZkError } from '../src/zk/index.js';
 import { restartStandalone, runFaultPlan, until } from './helpers/chaos.js';
 import { useCleanups } from './helpers/cleanups.js';
-import { startFaultProxy } from './helpers/faults.js';
+import { sourceThreads, startFaultProxy } from './helpers/faults.js';
 import { checkInvariants, recordTaskHistory, waitForStatuses } from './helpers/invariants.js';
 import { RunLog } from './helpers/run-log.js';
 import { useZooKeeper } from './helpers/zk.js';
@@ -66,7 +66,7 @@ test('ZooKeeper down for longer than the session timeout (killed, started again 
         ...['w1', 'w2', 'w3'].map((name) => ({ kind: 'worker' as const, name, capacity: 4 })),
       ],
     },
-    { logger: quiet, restartDelayMs: 500 },
+    { logger: quiet, restartDelayMs: 500, spawn: sourceThreads },
   );
   cleanups.push(() => host.stop({ drain: false, deadlineMs: 2000 }));
   const sub = await Submitter.open({ connect: root, sessionTimeout: 30_000 });

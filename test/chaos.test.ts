@@ -1,6 +1,6 @@
 /**
- * The chaos test: a host with 2 masters and 6 workers (each role a thread with its own session, routed
- * through a fault proxy) on a 3-member ZooKeeper ensemble runs a stream of tasks while a fault plan kills
+ * The chaos test: a host with 2 masters and 6 workers (each role a thread with its own session, made by
+ * zkfarm/testing's FaultInjector) on a 3-member ZooKeeper ensemble runs a stream of tasks while a fault plan kills
  * worker threads, crashes the leading master, expires sessions, and kills the ZooKeeper leader and starts
  * it again. Afterwards the invariant checker must pass: every task has exactly one status, nothing is left
  * in /tasks or /assign, every succeeded task has its output, and every re-execution is traced to a role
@@ -30,6 +30,7 @@ import {
   expireLeaderSession,
   expireRoleSession,
   formatFaultTable,
+  type HostFarm,
   killZkLeader,
   killZkMember,
   type PlannedFault,
@@ -40,6 +41,7 @@ import {
   watchRoles,
 } from './helpers/chaos.js';
 import { useCleanups } from './helpers/cleanups.js';
+import { FaultInjector } from './helpers/faults.js';
 import { checkInvariants, recordTaskHistory, waitForStatuses } from './helpers/invariants.js';
 import { RunLog } from './helpers/run-log.js';
 
@@ -91,15 +93,16 @@ function taskFor(i: number): Task {
   }
 }
 
-function plan(host: Host, ensemble: ZkEnsemble): PlannedFault[] {
+function plan(farm: HostFarm, ensemble: ZkEnsemble): PlannedFault[] {
+  const { host } = farm;
   const round = (t0: number): PlannedFault[] => [
-    { at: t0 + 4_000, fault: crashRole(host, () => busyWorker(host)) },
-    { at: t0 + 12_000, fault: expireRoleSession(host, () => busyWorker(host)) },
-    { at: t0 + 22_000, fault: crashLeadingMaster(host) },
+    { at: t0 + 4_000, fault: crashRole(farm, () => busyWorker(host)) },
+    { at: t0 + 12_000, fault: expireRoleSession(farm, () => busyWorker(host)) },
+    { at: t0 + 22_000, fault: crashLeadingMaster(farm) },
     { at: t0 + 34_000, fault: killZkLeader(ensemble) },
     { at: t0 + 46_000, fault: restartZkMembers(ensemble) },
-    { at: t0 + 54_000, fault: expireLeaderSession(host) },
-    { at: t0 + 62_000, fault: crashRole(host, () => busyWorker(host)) },
+    { at: t0 + 54_000, fault: expireLeaderSession(farm) },
+    { at: t0 + 62_000, fault: crashRole(farm, () => busyWorker(host)) },
   ];
   if (!LONG) return round(0);
   let picked = '';
@@ -111,14 +114,14 @@ function plan(host: Host, ensemble: ZkEnsemble): PlannedFault[] {
   return [
     ...round(0),
     { at: 75_000, fault: killZkMember(ensemble, follower) },
-    { at: 80_000, fault: crashRole(host, () => busyWorker(host)) },
+    { at: 80_000, fault: crashRole(farm, () => busyWorker(host)) },
     { at: 86_000, fault: restartZkMembers(ensemble) },
     ...round(95_000),
     {
       at: 170_000,
       fault: together(
-        expireRoleSession(host, async () => (picked = await busyWorker(host))),
-        crashRole(host, () => busyWorker(host, [picked])),
+        expireRoleSession(farm, async () => (picked = await busyWorker(host))),
+        crashRole(farm, () => busyWorker(host, [picked])),
       ),
     },
     ...round(185_000),
@@ -140,6 +143,7 @@ test(`chaos: 2 masters and 6 workers on a 3-member ensemble run ${TASKS} tasks t
     { kind: 'master', name: 'm2' },
     ...Array.from({ length: 6 }, (_, i) => ({ kind: 'worker' as const, name: `w${i + 1}`, capacity: 4 })),
   ];
+  const injector = new FaultInjector();
   const host = await Host.start(
     {
       connect: root,
@@ -147,10 +151,13 @@ test(`chaos: 2 masters and 6 workers on a 3-member ensemble run ${TASKS} tasks t
       workdir,
       // The invariant check finds extra runs by their output directories.
       taskDirs: 'always',
-      faultInjection: true,
       roles,
     },
-    { logger: createLogger({ level: 'debug', pretty: false, destination: sink }), restartDelayMs: 500 },
+    {
+      logger: createLogger({ level: 'debug', pretty: false, destination: sink }),
+      restartDelayMs: 500,
+      spawn: injector.spawn,
+    },
   );
   cleanups.push(() => host.stop({ drain: false, deadlineMs: 5000 }));
   await until(async () => (await host.roles()).some((r) => r.leader), 30_000, 'a leading master');
@@ -200,7 +207,7 @@ test(`chaos: 2 masters and 6 workers on a 3-member ensemble run ${TASKS} tasks t
   })();
 
   const statusCount = async () => (await admin().exists(PATHS.status))?.numChildren ?? 0;
-  const faults = await runFaultPlan(plan(host, ensemble), {
+  const faults = await runFaultPlan(plan({ host, faults: injector }, ensemble), {
     deadlineMs: LONG ? 360_000 : 120_000,
     recoveryTimeoutMs: 90_000,
     progress: statusCount,

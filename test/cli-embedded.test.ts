@@ -1,16 +1,18 @@
 /**
  * The embedded ZooKeeper of `runtime`, in-process: port 2181 when free else another, the discovery
- * file and the data dir lock (written while it runs, removed on stop), one runtime per workdir.
+ * file and the data dir lock (written while it runs, removed on stop), one runtime per workdir, and
+ * TLS-only with certificates of its own.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ErrorCodes, hasCode } from '../src/errors.js';
 import { discoverConnect, discoveryFilePath, startEmbeddedZooKeeper } from '../src/host/embedded.js';
+import { openClient, readTlsFiles } from '../src/zk/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'zkfarm-embedded-test-'));
 const env = { XDG_RUNTIME_DIR: join(tmp, 'xdg') };
@@ -85,6 +87,62 @@ test('a lock left by a dead runtime is taken over', async () => {
     const lock = JSON.parse(readFileSync(join(workdir, 'zookeeper', 'runtime.lock'), 'utf8'));
     assert.equal(lock.pid, process.pid);
     assert.equal(lock.connect, zk.connect);
+  } finally {
+    await zk.stop();
+  }
+});
+
+test('TLS-only: its own certificates, owner-only, made once and reused; discovery hands them to clients', async () => {
+  const workdir = join(tmp, 'tls');
+  const certFiles = ['ca.pem', 'server.pem', 'server-key.pem', 'client.pem', 'client-key.pem'];
+  const first = await startEmbeddedZooKeeper({ workdir, env, tls: true });
+  let caBefore: string;
+  try {
+    assert.equal(first.server.tls, true);
+    assert.equal(first.server.config.settings['clientPort'], undefined, 'no plaintext port');
+    assert.equal(statSync(join(workdir, 'tls')).mode & 0o777, 0o700);
+    for (const f of certFiles) assert.equal(statSync(join(workdir, 'tls', f)).mode & 0o777, 0o600, f);
+    assert.equal(existsSync(join(workdir, 'tls', 'ca-key.pem')), false, "the CA's key is not kept");
+    caBefore = readFileSync(join(workdir, 'tls', 'ca.pem'), 'utf8');
+
+    // What `runtime submit` and `runtime status` find: the connect string and the client's files.
+    const found = discoverConnect(undefined, env);
+    assert.deepEqual(found, { connect: first.connect, source: 'embedded', tls: first.tls });
+    const client = await openClient(found.connect, { tls: readTlsFiles(found.tls!) });
+    await client.create('/over-tls', 'yes');
+    client.connection.close();
+    await assert.rejects(openClient(first.connect, { timeoutMs: 20_000 }), (err: Error) =>
+      hasCode(err, ErrorCodes.ZK_TLS),
+    );
+  } finally {
+    await first.stop();
+  }
+  const second = await startEmbeddedZooKeeper({ workdir, env, tls: true });
+  try {
+    assert.equal(readFileSync(join(workdir, 'tls', 'ca.pem'), 'utf8'), caBefore, 'reused, not made again');
+    const client = await openClient(second.connect, { tls: readTlsFiles(second.tls!) });
+    assert.equal((await client.getData('/over-tls')).data.toString(), 'yes');
+    client.connection.close();
+  } finally {
+    await second.stop();
+  }
+});
+
+test('a TLS-only ZooKeeper left behind by a dead runtime is recognised over TLS: no second server on its data', async () => {
+  const workdir = join(tmp, 'tls-stale');
+  const zk = await startEmbeddedZooKeeper({ workdir, env, tls: true });
+  try {
+    // Its runtime "died": the lock names a dead pid, while its java still serves the data dir.
+    const child = spawn(process.execPath, ['-e', '0']);
+    await new Promise((r) => child.once('exit', r));
+    const lockFile = join(workdir, 'zookeeper', 'runtime.lock');
+    const lock = JSON.parse(readFileSync(lockFile, 'utf8'));
+    writeFileSync(lockFile, JSON.stringify({ ...lock, pid: child.pid }));
+    await assert.rejects(startEmbeddedZooKeeper({ workdir, env, tls: true }), (err: Error) => {
+      assert.ok(hasCode(err, ErrorCodes.ZK_SERVER_FAILED), String(err));
+      assert.match(err.message, /a ZooKeeper left by an earlier runtime still serves/);
+      return true;
+    });
   } finally {
     await zk.stop();
   }

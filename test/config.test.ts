@@ -47,17 +47,17 @@ describe('config file errors: one line naming the file, the field, expected and 
 
   test('negative count', async () => {
     const msg = await configError('farm.yaml', 'roles:\n  - type: worker\n    count: -1\n');
-    assert.equal(msg, 'roles[0].count: expected a whole number >= 1, got -1');
+    assert.equal(msg, 'roles[0].count: expected a whole number from 1 to 1024, got -1');
   });
 
   test('fractional and string counts', async () => {
     assert.equal(
       await configError('farm.yaml', 'roles:\n  - {type: worker, count: 1.5}\n'),
-      'roles[0].count: expected a whole number >= 1, got 1.5',
+      'roles[0].count: expected a whole number from 1 to 1024, got 1.5',
     );
     assert.equal(
       await configError('farm.yaml', 'roles:\n  - {type: worker, count: "3"}\n'),
-      'roles[0].count: expected a whole number >= 1, got "3"',
+      'roles[0].count: expected a whole number from 1 to 1024, got "3"',
     );
   });
 
@@ -160,7 +160,7 @@ describe('config file errors: one line naming the file, the field, expected and 
     );
     assert.equal(
       await configError('farm.yaml', 'roles:\n  - {type: worker, prefetch: lots}\n'),
-      'roles[0].prefetch: expected a whole number >= 0, or "auto", got "lots"',
+      'roles[0].prefetch: expected a whole number from 0 to 65536, or "auto", got "lots"',
     );
   });
 
@@ -217,7 +217,7 @@ describe('config file errors: one line naming the file, the field, expected and 
     );
     assert.match(
       await configError('farm.yaml', 'auth: nopassword\n'),
-      /^auth: expected credentials "user:password", got "nopassword"$/,
+      /^auth: expected credentials "user:password", got a value that is not shown$/,
     );
     assert.equal(
       await configError('farm.yaml', 'allowShell: yes please\n'),
@@ -429,12 +429,15 @@ describe('resolveFarmSpec: flags override the file, then defaults', () => {
 
   test('bad flags are CONFIG_INVALID naming the flag', () => {
     const bad: Array<[Parameters<typeof resolveFarmSpec>[1], RegExp]> = [
-      [{ workers: -1 }, /^--workers: expected a whole number >= 0, got -1$/],
-      [{ capacity: 0 }, /^--capacity: expected a whole number >= 1, got 0$/],
-      [{ prefetch: -1 }, /^--prefetch: expected a whole number >= 0, got -1$/],
+      [{ workers: -1 }, /^--workers: expected a whole number from 0 to 1024, got -1$/],
+      [{ capacity: 0 }, /^--capacity: expected a whole number from 1 to 1024, got 0$/],
+      [{ prefetch: -1 }, /^--prefetch: expected a whole number from 0 to 65536, or "auto", got -1$/],
       [{ zk: 'nope' }, /^--zk: expected a connect string/],
       [{ namePrefix: 'a b' }, /^--name-prefix: expected a name prefix/],
-      [{ auth: 'x' }, /^--auth: expected credentials/],
+      [
+        { auth: 'secretive' },
+        /^--auth: expected credentials "user:password", got a value that is not shown$/,
+      ],
     ];
     for (const [flags, re] of bad) {
       assert.throws(
@@ -494,5 +497,47 @@ describe('discoverConnect: --zk > ZKFARM_ZK > a running runtime > 127.0.0.1:2181
   test('a garbled discovery file is ignored', () => {
     writeFileSync(discoveryFilePath(env), '{not json');
     assert.equal(discoverConnect(undefined, env).source, 'default');
+  });
+});
+
+describe('zk as a mapping: connect and tls', () => {
+  test('tls files resolved against the file; tls: true alone; a plain string still works', async () => {
+    const path = file(
+      'farm.yaml',
+      'zk:\n  connect: h1:2281/farm-a\n  tls:\n    ca: tls/ca.pem\n    cert: /abs/client.pem\n    key: k.pem\n    servername: zk.example.com\n',
+    );
+    const here = join(path, '..');
+    const c = await loadConfigFile(path);
+    assert.equal(c.zk, 'h1:2281/farm-a');
+    assert.deepEqual(c.zkTls, {
+      ca: join(here, 'tls', 'ca.pem'),
+      cert: '/abs/client.pem',
+      key: join(here, 'k.pem'),
+      servername: 'zk.example.com',
+    });
+    const embedded = await loadConfigFile(file('farm.yaml', 'zk:\n  tls: true\n'));
+    assert.equal(embedded.zk, undefined, 'no connect: the embedded ZooKeeper');
+    assert.deepEqual(embedded.zkTls, {});
+    const off = await loadConfigFile(file('farm.yaml', 'zk:\n  connect: a:1\n  tls: false\n'));
+    assert.equal(off.zkTls, undefined);
+  });
+
+  test('mistakes inside it are named by their path', async () => {
+    assert.equal(
+      await configError('farm.yaml', 'zk:\n  tls:\n    ca: 5\n'),
+      'zk.tls.ca: expected the path of a PEM file (the CA certificate), got 5',
+    );
+    assert.equal(
+      await configError('farm.yaml', 'zk:\n  tsl: true\n'),
+      'zk.tsl: unknown key "tsl" (did you mean "tls"?)',
+    );
+    assert.equal(
+      await configError('farm.yaml', 'zk:\n  tls:\n    servrname: x\n'),
+      'zk.tls.servrname: unknown key "servrname" (did you mean "servername"?)',
+    );
+    assert.match(
+      await configError('farm.yaml', 'zk:\n  connect: nope\n'),
+      /^zk\.connect: expected a connect string like .* got "nope"$/,
+    );
   });
 });

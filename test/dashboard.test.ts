@@ -2,7 +2,8 @@
  * The dashboard in a real browser: Debian's Chromium, driven headless by playwright-core, against a real
  * ZooKeeper, a host with 2 masters and 2 workers, and a stream of tasks in the background (so the charts
  * have something to show). It sees the leader and the workers, submits a task through the page and sees it
- * finish, opens its details, crashes the leader from the page and sees a standby take over. A read-only
+ * finish, opens its details, crashes the leader from the page and sees a standby take over. Opened without
+ * the dashboard's token, the page asks for it and keeps the controls off until it is given. A read-only
  * dashboard (no host, controls off) shows the same farm and says that controls are off.
  *
  * Saves test-output/dashboard.png; with ZKFARM_SCREENSHOT=1 it also copies it to docs/images/dashboard.png
@@ -18,6 +19,7 @@ import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { Submitter } from '../src/farm/submitter.js';
 import { createLogger, Host } from '../src/host/index.js';
 import { type Dashboard, startDashboard } from '../src/web/index.js';
+import { FaultInjector } from './helpers/faults.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -126,13 +128,14 @@ const leaderOf = (page: Page) => page.locator('#leader-name').getAttribute('data
 test('the dashboard in Chromium: leader and workers, a task submitted from the page, failover after crashing the leader', async () => {
   const context = await openBrowser();
   const root = await zk.chroot('dashboard');
+  // The page's Crash control is fault injection: the dashboard gets the injector that made the threads.
+  const faults = new FaultInjector();
   const host = await Host.start(
     {
       connect: root,
       workdir,
       taskDirs: 'always', // so the page's test task (a built-in handler) has output files to show
       sessionTimeout: 4000,
-      faultInjection: true,
       roles: [
         { kind: 'master', name: 'm1' },
         { kind: 'master', name: 'm2' },
@@ -143,10 +146,10 @@ test('the dashboard in Chromium: leader and workers, a task submitted from the p
     // The crashed leader stays down for a minute before the host restarts it: a master restarted at once
     // could win the election again (it races the standby once its old session expires), and this test
     // wants to see the standby take over.
-    { logger, restartDelayMs: 60_000 },
+    { logger, restartDelayMs: 60_000, spawn: faults.spawn },
   );
   cleanups.push(() => host.stop({ drain: false }));
-  const dash: Dashboard = await startDashboard({ http: '127.0.0.1:0', host, controls: true, logger });
+  const dash: Dashboard = await startDashboard({ http: '127.0.0.1:0', host, controls: true, faults, logger });
   cleanups.push(() => dash.close());
   const sub = await Submitter.open({ connect: root });
   cleanups.push(() => sub.close());
@@ -167,6 +170,15 @@ test('the dashboard in Chromium: leader and workers, a task submitted from the p
   page.on('dialog', (d) => void d.accept());
   page.setDefaultTimeout(60_000);
   await page.goto(dash.url);
+
+  // Opened without its token: the page shows the farm, keeps the controls off and asks for the token;
+  // given it, the dashboard sets its cookie and the controls work.
+  await page.locator('#token-banner').waitFor();
+  assert.equal(await page.locator('#add-worker').isDisabled(), true, 'no controls without the token');
+  await page.fill('#token-input', dash.token);
+  await page.click('#token-button');
+  await page.waitForURL(dash.url);
+  await page.locator('#token-banner').waitFor({ state: 'hidden' });
 
   // The leader in the header and on its card; both workers as live cards.
   await page.waitForFunction(() => document.querySelector<HTMLElement>('#leader-name')?.dataset['leader']);

@@ -27,6 +27,7 @@ import {
   taskPath,
 } from '../src/farm/protocol.js';
 import { connect, type Supervisor } from '../src/zk/index.js';
+import { expireSession, type FaultProxy, proxyConnectString, startFaultProxy } from './helpers/faults.js';
 import { checkInvariants, waitForStatuses } from './helpers/invariants.js';
 import { RunLog } from './helpers/run-log.js';
 import { until } from './helpers/wait.js';
@@ -69,6 +70,13 @@ async function worker(connectString: string, name: string, extra: Partial<Worker
   cleanups.push(() => w.stop({ drain: false }));
   await w.start();
   return w;
+}
+
+/** `connectString` through a fault proxy of its own (to slow or cut one role's link). */
+async function proxied(connectString: string): Promise<{ proxy: FaultProxy; connect: string }> {
+  const proxy = await startFaultProxy({ target: connectString });
+  cleanups.push(() => proxy.close());
+  return { proxy, connect: proxyConnectString(proxy, connectString) };
 }
 
 async function submitter(connectString: string) {
@@ -190,14 +198,14 @@ test('a failing task is retried up to maxAttempts with backoff, then fails with 
 test('a worker whose session expires while it holds tasks: they run again elsewhere, one status each', async () => {
   const root = await zk.chroot('worker-expiry');
   await master(root, 'm1');
-  const victim = await worker(root, 'victim', { capacity: 4, faultInjection: true });
+  const victim = await worker(root, 'victim', { capacity: 4 });
   const sub = await submitter(root);
   const ids = await sub.submitMany(
     Array.from({ length: 8 }, (_, i) => ({ handler: 'sleep', input: 1500, i })),
   );
   await until(() => victim.stats().running > 0, 10_000, 'victim runs tasks');
   await worker(root, 'healthy', { capacity: 8 });
-  await victim.expireSession();
+  await expireSession(victim.sessionSupervisor!);
   const results = await sub.waitForAll(ids, { timeoutMs: 60_000 });
   assert.ok(results.every((r) => r.state === 'succeeded'));
   const c = await admin(root);
@@ -228,7 +236,7 @@ test('a worker that is stopped without drain (session closed) while busy: its ta
 
 test('the leading master dies mid-stream: a standby takes over and the stream completes', async () => {
   const root = await zk.chroot('master-failover');
-  const m1 = await master(root, 'm1', { faultInjection: true });
+  const m1 = await master(root, 'm1');
   await m1.waitForLeadership();
   const m2 = await master(root, 'm2');
   assert.equal(m2.isLeader, false);
@@ -238,7 +246,7 @@ test('the leading master dies mid-stream: a standby takes over and the stream co
   const ids: string[] = [];
   for (let i = 0; i < 10; i++)
     ids.push(...(await sub.submitMany(Array.from({ length: 20 }, () => ({ handler: 'sleep', input: 5 })))));
-  const expiry = m1.expireSession();
+  const expiry = expireSession(m1.sessionSupervisor!);
   for (let i = 0; i < 10; i++)
     ids.push(...(await sub.submitMany(Array.from({ length: 20 }, () => ({ handler: 'noop' })))));
   await until(() => m2.isLeader, 30_000, 'standby leads');
@@ -351,11 +359,12 @@ test("a task assigned and completed between two of the leader's listings frees i
   // With one slot, a leaked slot stalls the farm at once: the leader must learn that the slot is free
   // even when its next listing of /assign/<w> looks exactly like the last one.
   const root = await zk.chroot('no-stall');
-  const m = await master(root, 'm1', { faultInjection: true });
+  const link = await proxied(root);
+  await master(link.connect, 'm1');
   await worker(root, 'single', { capacity: 1, prefetch: 0 });
   // A slow link to the leader: the worker runs and completes each task before the leader's next
   // listing of /assign/single arrives, so every listing looks like the one before (empty).
-  m.sessionSupervisor!.faultProxy!.setDelay(40);
+  link.proxy.setDelay(40);
   const sub = await submitter(root);
   const ids = await sub.submitMany(Array.from({ length: 40 }, () => ({ handler: 'noop' })));
   await sub.waitForAll(ids, { timeoutMs: 60_000 });
@@ -450,7 +459,8 @@ test('a worker that vanishes while the leader is placing a batch on it gets noth
   // meanwhile (and the leader's give-back of ghost's tasks finds nothing yet). The assign multi checks
   // /workers/ghost, so it fails instead of leaving tasks in /assign/ghost for nobody.
   const root = await zk.chroot('vanishing-worker');
-  const m = await master(root, 'm1', { faultInjection: true });
+  const link = await proxied(root);
+  await master(link.connect, 'm1');
   const ghostSup: Supervisor = connect({ connect: root });
   const ghost = (await ghostSup.ready).client;
   await ghost.ensurePath(assignDir('ghost'));
@@ -458,7 +468,7 @@ test('a worker that vanishes while the leader is placing a batch on it gets noth
   const c = await admin(root);
   // Let the leader take ghost on (it lists /assign/ghost once), then slow its link down.
   await new Promise((r) => setTimeout(r, 500));
-  m.sessionSupervisor!.faultProxy!.setDelay(500);
+  link.proxy.setDelay(500);
   const sub = await submitter(root);
   const ids = await sub.submitMany(Array.from({ length: 10 }, () => ({ handler: 'noop' })));
   // With 500 ms each way, the leader plans at about +0.5 s (ghost has room), lists /tasks, reads the tasks,
@@ -468,7 +478,7 @@ test('a worker that vanishes while the leader is placing a batch on it gets noth
   await new Promise((r) => setTimeout(r, 500));
   await ghostSup.stop();
   await new Promise((r) => setTimeout(r, 3000));
-  m.sessionSupervisor!.faultProxy!.restore();
+  link.proxy.restore();
   await worker(root, 'real');
   await sub.waitForAll(ids, { timeoutMs: 20_000 });
   assert.deepEqual((await c.getChildren(assignDir('ghost')).catch(() => [])).length, 0);

@@ -12,6 +12,7 @@ import { Submitter } from '../src/farm/submitter.js';
 import { createLogger, Host } from '../src/host/index.js';
 import type { RoleSpec } from '../src/host/types.js';
 import { connect } from '../src/zk/index.js';
+import { FaultInjector } from './helpers/faults.js';
 import { checkInvariants } from './helpers/invariants.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
@@ -40,17 +41,20 @@ function roles(masters: number, workers: number, capacity = 4): RoleSpec[] {
   ];
 }
 
+/** A host whose roles a test can crash or expire (`faults`). */
 async function startHost(root: string, masters: number, workers: number, extra: { restart?: boolean } = {}) {
+  const faults = new FaultInjector();
   const host = await Host.start(
-    { connect: root, sessionTimeout: 4000, workdir, faultInjection: true, roles: roles(masters, workers) },
+    { connect: root, sessionTimeout: 4000, workdir, roles: roles(masters, workers) },
     {
       logger: createLogger({ level: 'info', pretty: false, destination: sink }),
       restartDelayMs: 200,
+      spawn: faults.spawn,
       ...extra,
     },
   );
   cleanups.push(() => host.stop({ drain: false }));
-  return host;
+  return { host, faults };
 }
 
 async function submitter(root: string) {
@@ -71,7 +75,7 @@ async function leaderName(host: Host): Promise<string | undefined> {
 
 test('2 masters and 4 workers in threads: tasks flow; each role has its own session; logs name their role', async () => {
   const root = await zk.chroot('host-flow');
-  const host = await startHost(root, 2, 4);
+  const { host } = await startHost(root, 2, 4);
   const infos = await host.roles();
   assert.equal(infos.length, 6);
   assert.equal(new Set(infos.map((i) => i.sessionId)).size, 6, 'six sessions');
@@ -94,15 +98,15 @@ test('2 masters and 4 workers in threads: tasks flow; each role has its own sess
   );
 });
 
-test('crash() of the leading master and of a busy worker: a standby leads, both restart, every task has one status', async () => {
+test('crashing the leading master and a busy worker: a standby leads, both restart, every task has one status', async () => {
   const root = await zk.chroot('host-crash');
-  const host = await startHost(root, 2, 4);
+  const { host, faults } = await startHost(root, 2, 4);
   await until(async () => (await leaderName(host)) !== undefined, 10_000, 'a leader');
   const first = (await leaderName(host))!;
   const sub = await submitter(root);
   const ids = await sub.submitMany(Array.from({ length: 60 }, () => ({ handler: 'sleep', input: 200 })));
   await until(async () => ((await host.stats('w1')).running ?? 0) > 0, 10_000, 'w1 busy');
-  await Promise.all([host.crash(first), host.crash('w1')]);
+  await Promise.all([faults.crash(first), faults.crash('w1')]);
   ids.push(...(await sub.submitMany(Array.from({ length: 60 }, () => ({ handler: 'noop' })))));
   await until(
     async () => {
@@ -127,15 +131,15 @@ test('crash() of the leading master and of a busy worker: a standby leads, both 
   assert.ok(lines.some((l) => String(l['msg']).includes('role w1 restarted')));
 });
 
-test('expireSession() on the leader and on a worker: the roles carry on with new sessions, nothing lost', async () => {
+test('expiring the sessions of the leader and of a worker: the roles carry on with new sessions, nothing lost', async () => {
   const root = await zk.chroot('host-expire');
-  const host = await startHost(root, 2, 2);
+  const { host, faults } = await startHost(root, 2, 2);
   await until(async () => (await leaderName(host)) !== undefined, 10_000, 'a leader');
   const leader = (await leaderName(host))!;
   const sub = await submitter(root);
   const ids = await sub.submitMany(Array.from({ length: 40 }, () => ({ handler: 'sleep', input: 100 })));
   const before = (await host.info('w2')).sessionId;
-  await Promise.all([host.expireSession(leader), host.expireSession('w2')]);
+  await Promise.all([faults.expireSession(leader), faults.expireSession('w2')]);
   ids.push(...(await sub.submitMany(Array.from({ length: 40 }, () => ({ handler: 'noop' })))));
   await sub.waitForAll(ids, { timeoutMs: 90_000 });
   const info = await host.info('w2');
@@ -146,7 +150,7 @@ test('expireSession() on the leader and on a worker: the roles carry on with new
 
 test('scaling workers 4 → 8 → 2 while tasks flow loses nothing', async () => {
   const root = await zk.chroot('host-scale');
-  const host = await startHost(root, 1, 4);
+  const { host } = await startHost(root, 1, 4);
   const sub = await submitter(root);
   const ids: string[] = [];
   const flow = (async () => {
@@ -168,7 +172,7 @@ test('scaling workers 4 → 8 → 2 while tasks flow loses nothing', async () =>
 
 test('error codes cross the thread boundary; calls to a dead thread reject instead of hanging', async () => {
   const root = await zk.chroot('host-errors');
-  const host = await startHost(root, 1, 1, { restart: false });
+  const { host, faults } = await startHost(root, 1, 1, { restart: false });
   await assert.rejects(
     host.pause('m1'),
     (e: unknown) => (e as { code?: string }).code === 'ZKFARM_INVALID_ARGUMENT',
@@ -181,7 +185,7 @@ test('error codes cross the thread boundary; calls to a dead thread reject inste
     host.addRole({ kind: 'worker', name: '../evil' }),
     (e: unknown) => (e as { code?: string }).code === 'ZKFARM_INVALID_NAME',
   );
-  await host.crash('w1');
+  await faults.crash('w1');
   await assert.rejects(
     host.stats('w1'),
     (e: unknown) => (e as { code?: string }).code === 'ZKFARM_ROLE_EXITED',
@@ -192,7 +196,7 @@ test('error codes cross the thread boundary; calls to a dead thread reject inste
 
 test('pause() stops a worker taking tasks and resume() brings it back; stop() drains running tasks', async () => {
   const root = await zk.chroot('host-pause');
-  const host = await startHost(root, 1, 1);
+  const { host } = await startHost(root, 1, 1);
   await host.pause('w1');
   assert.equal((await host.info('w1')).paused, true);
   const sub = await submitter(root);

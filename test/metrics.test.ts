@@ -13,6 +13,7 @@ import { after, test } from 'node:test';
 import { Submitter } from '../src/farm/submitter.js';
 import { createLogger, Host } from '../src/host/index.js';
 import { type Dashboard, startDashboard } from '../src/web/index.js';
+import { FaultInjector } from './helpers/faults.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const zk = useZooKeeper();
@@ -32,6 +33,8 @@ const logger = createLogger({ level: 'silent', pretty: false });
 
 let root: string;
 let host: Host;
+/** Makes the roles' threads; crashes one for the health check, and backs the Crash control. */
+const faults = new FaultInjector();
 let dash: Dashboard;
 let sub: Submitter;
 
@@ -52,10 +55,10 @@ async function startFarm(): Promise<void> {
         { kind: 'worker', name: 'w2', capacity: 4 },
       ],
     },
-    { logger, restartDelayMs: 1000 },
+    { logger, restartDelayMs: 1000, spawn: faults.spawn },
   );
   cleanups.push(() => host.stop({ drain: false }));
-  dash = await startDashboard({ http: '127.0.0.1:0', host, controls: true, logger });
+  dash = await startDashboard({ http: '127.0.0.1:0', host, controls: true, faults, logger });
   cleanups.push(() => dash.close());
   sub = await Submitter.open({ connect: root });
   cleanups.push(() => sub.close());
@@ -107,7 +110,7 @@ async function scrape(d: Dashboard = dash) {
 async function post(path: string, body: unknown, d: Dashboard = dash, headers: Record<string, string> = {}) {
   const res = await fetch(new URL(path, d.url), {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${d.token}`, ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   return {
@@ -293,7 +296,7 @@ test('controls: 403 with a clear error when off; act on the host when on; reques
   // Cross-site requests: not JSON (a form could send that), a foreign Origin, a foreign Host name.
   const form = await fetch(`${dash.url}api/roles/w1/pause`, {
     method: 'POST',
-    headers: { 'content-type': 'text/plain' },
+    headers: { 'content-type': 'text/plain', authorization: `Bearer ${dash.token}` },
     body: '{}',
   });
   assert.equal(form.status, 415);
@@ -343,7 +346,7 @@ test('/healthz is 503 with the reason while a role is down and 200 once it is ba
   const before = (await scrape(ro)).value('zkfarm_tasks_succeeded_total');
   assert.equal(before, 0, 'counters start when the dashboard starts');
 
-  await host.crash('w2');
+  await faults.crash('w2');
   const down = await fetch(`${dash.url}healthz`);
   assert.equal(down.status, 503);
   const body = (await down.json()) as { status: string; reason: string };

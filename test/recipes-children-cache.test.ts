@@ -9,14 +9,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type ChildEvent, ChildrenCache, type ChildrenUpdate } from '../src/recipes/children-cache.js';
 import { connect, type Session } from '../src/zk/index.js';
 import { useCleanups } from './helpers/cleanups.js';
+import { proxyConnectString, startFaultProxy } from './helpers/faults.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const cleanups = useCleanups();
 const zk = useZooKeeper();
 
-async function session(root: string, faultInjection = false): Promise<Session> {
-  const sup = connect({ connect: root, sessionTimeout: 6000, faultInjection });
+async function session(root: string): Promise<Session> {
+  const sup = connect({ connect: root, sessionTimeout: 6000 });
   cleanups.push(() => sup.stop());
   return sup.ready;
 }
@@ -98,10 +99,12 @@ test('after a reconnection the cache lists again and delivers what changed while
   await c.create('/q');
   await c.create('/q/a');
   await c.create('/q/b');
-  const s = await session(root, true);
+  const proxy = await startFaultProxy({ target: root });
+  cleanups.push(() => proxy.close());
+  const s = await session(proxyConnectString(proxy, root));
   const r = record(s, '/q');
   await r.cache.ready;
-  s.supervisor.cutConnection(1500);
+  proxy.cut(1500);
   await s.supervisor.waitFor('suspended', 10_000);
   await c.remove('/q/a');
   await c.create('/q/z');

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { Election, type Term } from '../src/recipes/election.js';
 import { CreateMode, connect, type Session, type Supervisor } from '../src/zk/index.js';
 import { useCleanups } from './helpers/cleanups.js';
+import { expireSession } from './helpers/faults.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
@@ -18,13 +19,9 @@ async function candidate(
   root: string,
   name: string,
   work: (term: Term, session: Session) => Promise<void> = async () => {},
-  options: { faultInjection?: boolean; pastSessions?: Set<string> } = {},
+  options: { pastSessions?: Set<string> } = {},
 ) {
-  const sup: Supervisor = connect({
-    connect: root,
-    sessionTimeout: 4000,
-    faultInjection: options.faultInjection,
-  });
+  const sup: Supervisor = connect({ connect: root, sessionTimeout: 4000 });
   cleanups.push(() => sup.stop());
   const session = await sup.ready;
   await session.client.ensurePath('/election');
@@ -85,12 +82,12 @@ test('one leader; the line is the order of joining; each waits on its predecesso
 
 test("the leader's session expires: its term ends at once and the next in line leads", async () => {
   const root = await zk.chroot('election-expiry');
-  const a = await candidate(root, 'a', async () => {}, { faultInjection: true });
+  const a = await candidate(root, 'a');
   await until(() => a.election.leading, 10_000, 'a to lead');
   const b = await candidate(root, 'b');
   await until(() => b.election.leaderName === 'a', 10_000, 'b to see a');
   const term = a.terms[0]!;
-  await a.sup.expireSession();
+  await expireSession(a.sup);
   // Ended with the session. (Whether a's client gives the session up before the server expires it is a
   // race ZooKeeper does not settle: a leader's writes must be conditional, and the farm's are.)
   assert.equal(term.signal.aborted, true);

@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ErrorCodes, ZkfarmError } from '../src/errors.js';
 import { type BatchItem, MultiBatcher } from '../src/recipes/multi-batcher.js';
-import { isZkError, proxyConnectString, startFaultProxy } from '../src/zk/index.js';
+import { isZkError } from '../src/zk/index.js';
 import { useCleanups } from './helpers/cleanups.js';
+import { proxyConnectString, startFaultProxy } from './helpers/faults.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const cleanups = useCleanups();
@@ -43,16 +44,26 @@ test('splits by operation count and by bytes: every multi within both limits', a
   assert.equal((await c.getChildren('/b')).length, 450);
 });
 
-test('a batch whose data passes 1 MiB is written; the same operations in one multi make ZooKeeper drop the connection', async () => {
+test('a batch whose data passes 1 MiB is written; the same operations in one multi cannot be sent', async () => {
   const { c } = await setup('over-limit');
   const items = Array.from({ length: 120 }, (_, i) => create(`/b/big${i}`, 11 * 1024));
-  // The control: one request of 1.3 MB is not answered; the server drops the connection.
+  // The control: one request of 1.3 MB. ZooKeeper would drop the connection (and every resend); the
+  // client refuses it before sending.
   const tx = c.transaction();
   for (const i of items) for (const o of i.ops) if (o.op === 'create') tx.create(o.path, o.data);
-  await assert.rejects(tx.commit(), (e: unknown) => isZkError(e, 'CONNECTION_LOSS'));
+  await assert.rejects(tx.commit(), (e: unknown) => isZkError(e, 'CONNECTION_LOSS', 'BAD_ARGUMENTS'));
   const r = await new MultiBatcher(c).write(items);
   assert.equal(r.written.length, 120);
   assert.equal((await c.getChildren('/b')).length, 120);
+});
+
+test('a multi refused as a whole (no failing operation named) is split in two until its items go', async () => {
+  const { c } = await setup('split-on-refusal');
+  // Our estimate allows 2 MB; the client refuses what passes its jute.maxbuffer: the batcher halves.
+  const items = Array.from({ length: 120 }, (_, i) => create(`/b/big${i}`, 11 * 1024));
+  const r = await new MultiBatcher(c, { maxBytes: 2_000_000, hardLimitBytes: 2_000_000 }).write(items);
+  assert.equal(r.written.length, 120);
+  assert.deepEqual([r.refused.length, r.unsent.length], [0, 0]);
 });
 
 test('a fault in the middle of a batch: the failing item is set aside, the rest go again in one request', async () => {

@@ -188,10 +188,11 @@ test("stall 5: a dead worker's give-back that fails with a dropped connection is
   const log = captureLogger((l) => {
     if (!cut && /worker gone/.test(l.msg)) {
       cut = true;
-      m.sessionSupervisor!.faultProxy!.cut(1500);
+      link.proxy.cut(1500);
     }
   });
-  const m = await farm.master(root, 'm1', { faultInjection: true, logger: log });
+  const link = await farm.proxied(root);
+  const m = await farm.master(link.connect, 'm1', { logger: log });
   await m.waitForLeadership();
   const ghost = await fakeWorker(root, 'ghost', { capacity: 4 });
   const sub = await farm.submitter(root);
@@ -214,7 +215,8 @@ test("stall 5: a dead worker's give-back that fails with a dropped connection is
 
 test('stall 6: tasks whose worker vanished while the leader placed them are queued again at once', async () => {
   const root = await zk.chroot('vanished-idle');
-  const m = await farm.master(root, 'm1', { faultInjection: true });
+  const link = await farm.proxied(root);
+  const m = await farm.master(link.connect, 'm1');
   await m.waitForLeadership();
   // Shell tasks go only to the ghost (the one live worker that runs shell); once it is gone they go to
   // any worker, which fails them with a reason.
@@ -253,12 +255,12 @@ test('stall 6: tasks whose worker vanished while the leader placed them are queu
   // A slow link (500 ms each way): the leader plans the next task for the ghost, which is gone before
   // the multi lands (the multi's check of /workers/ghost fails). Its give-back of the ghost, which
   // finds nothing, ends before the failed multi has been sorted out.
-  m.sessionSupervisor!.faultProxy!.setDelay(500);
+  link.proxy.setDelay(500);
   const [id] = await sub.submitMany([{ cmd: 'true' }]);
   await sleep(500);
   await ghost.stop();
   await sleep(6000);
-  m.sessionSupervisor!.faultProxy!.restore();
+  link.proxy.restore();
   // Nothing else happens from here on: the task must not wait for an unrelated event.
   const result = await sub.waitFor(id!, { timeoutMs: 15_000 });
   assert.equal(result.worker, 'plain');

@@ -13,6 +13,7 @@ import type { Worker } from '../src/farm/index.js';
 import { assignDir, assignPath, encode, PATHS, parseStatus, statusPath } from '../src/farm/protocol.js';
 import { useCleanups } from './helpers/cleanups.js';
 import { useFarm } from './helpers/farm.js';
+import { expireSession } from './helpers/faults.js';
 import { checkInvariants } from './helpers/invariants.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
@@ -83,7 +84,6 @@ test('stall 8: tasks a worker held but had not started when its session was lost
   w = await farm.worker(root, 'w1', {
     capacity: 1,
     prefetch: 6,
-    faultInjection: true,
     handlers: {
       probe: async (input, ctx) => {
         probes.push({ task: ctx.taskId, attempt: ctx.attempt, session: w.info().sessionId });
@@ -100,7 +100,7 @@ test('stall 8: tasks a worker held but had not started when its session was lost
   const held = await sub.submitMany(Array.from({ length: 6 }, () => ({ handler: 'probe' })));
   await until(() => w.stats().queued === 6, 10_000, 'six tasks held');
   const before = w.info().sessionId;
-  await w.expireSession();
+  await expireSession(w.sessionSupervisor!);
   assert.notEqual(w.info().sessionId, before);
   const results = await sub.waitForAll([long, ...held], { timeoutMs: 90_000 });
   assert.ok(results.every((r) => r.state === 'succeeded'));

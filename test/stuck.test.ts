@@ -19,6 +19,7 @@ import type { FarmSpec, RoleSpec } from '../src/host/types.js';
 import { connect } from '../src/zk/index.js';
 import { isAlive, readPid } from './fixtures/exec-helpers.js';
 import { until } from './helpers/chaos.js';
+import { sourceThreads } from './helpers/faults.js';
 import { checkInvariants } from './helpers/invariants.js';
 import { useZooKeeper } from './helpers/zk.js';
 
@@ -54,7 +55,11 @@ async function startFarm(name: string, workers: RoleSpec[], extra: Partial<FarmS
       roles: [{ kind: 'master', name: 'm1' }, ...workers],
       ...extra,
     },
-    { logger: createLogger({ level: 'info', pretty: false, destination: sink }), restartDelayMs: 500 },
+    {
+      logger: createLogger({ level: 'info', pretty: false, destination: sink }),
+      restartDelayMs: 500,
+      spawn: sourceThreads,
+    },
   );
   cleanups.push(() => host.stop({ drain: false }));
   const exits: string[] = [];

@@ -4,14 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import {
-  connect,
-  isZkError,
-  type Supervisor,
-  startFaultProxy,
-  startZkServer,
-  type ZkError,
-} from '../src/zk/index.js';
+import { connect, isZkError, type Supervisor, startZkServer, type ZkError } from '../src/zk/index.js';
+import { startFaultProxy } from './helpers/faults.js';
+import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const zk = useZooKeeper();
@@ -261,7 +256,9 @@ test('requests made while disconnected wait for the connection; one that timed o
   const waited = patient.create('/made-while-down', 'x');
   await assert.rejects(hasty.create('/never'), (e: unknown) => isZkError(e, 'OPERATION_TIMEOUT'));
   assert.equal(await waited, '/made-while-down');
-  // The hasty client is connected again by now; its timed-out create must not have gone out late.
+  // Once the hasty client is connected again (it backs off between attempts, so maybe later than the
+  // patient one), its timed-out create must not have gone out late.
+  await until(() => hasty.connection.connected, 20_000, 'the hasty client to reconnect');
   await hasty.exists('/');
   assert.equal(await patient.exists('/never'), null);
 });
@@ -291,4 +288,14 @@ test('a one-shot watch armed before a disconnection fires for a change made whil
       { type: 4, path: '/' },
     ],
   );
+});
+
+test('sync waits for the server to catch up and answers with the path; a write by another client is then seen', async () => {
+  const root = await zk.chroot('sync');
+  const writer = await session(root);
+  const reader = await session(root);
+  await writer.create('/n', 'written');
+  assert.equal(await reader.sync('/n'), '/n');
+  assert.equal((await reader.getData('/n')).data.toString(), 'written');
+  await assert.rejects(reader.sync('relative'), (e: unknown) => isZkError(e, 'BAD_ARGUMENTS'));
 });

@@ -135,6 +135,23 @@ describe('standalone server', () => {
     await server.stop(); // twice is fine
   });
 
+  test('restart() after a graceful stop keeps a temp data dir and its data', {
+    timeout: 60_000,
+  }, async (t) => {
+    const server = await startZkServer();
+    t.after(() => server.stop());
+    const c = await connectRawClient(server.connectString);
+    await c.create('/kept', 'across a graceful restart');
+    c.connection.close();
+    // restart() stops java with SIGTERM: java exits on its own, and its watchdog must not take that for
+    // our death and remove the data dir.
+    await server.restart();
+    assert.ok(existsSync(join(server.dataDir, 'version-2')), 'the data dir survived');
+    const again = await connectRawClient(server.connectString);
+    t.after(() => again.connection.close());
+    assert.equal((await again.getData('/kept')).data.toString(), 'across a graceful restart');
+  });
+
   test('listens on 127.0.0.1 only; data dir with spaces; caller dir is kept', {
     timeout: 30_000,
   }, async (t) => {

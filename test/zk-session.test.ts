@@ -10,17 +10,27 @@ import {
   type ChildrenChange,
   connect,
   fourLetterWord,
+  type Session,
   type SessionState,
   type Supervisor,
   startZkEnsemble,
 } from '../src/zk/index.js';
+import {
+  expireSession,
+  type FaultProxy,
+  killSession,
+  proxyConnectString,
+  startFaultProxy,
+} from './helpers/faults.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const zk = useZooKeeper();
 const sups: Supervisor[] = [];
+const proxies: FaultProxy[] = [];
 after(async () => {
   await Promise.all(sups.map((s) => s.stop()));
+  await Promise.all(proxies.map((p) => p.close()));
 });
 
 const warnings: string[] = [];
@@ -81,15 +91,21 @@ test('a real expiry re-runs the action on a new session and re-creates its ephem
   const root = await zk.chroot('expiry');
   const sessions: string[] = [];
   const { sup, states } = track(
-    connect({ connect: root, sessionTimeout: 4000, faultInjection: true }, async (s) => {
+    connect({ connect: root, sessionTimeout: 4000 }, async (s) => {
       sessions.push(s.id);
       await s.client.createEphemeral('/me', s.id);
     }),
   );
   const first = await sup.ready;
-  const pending = first.client.getData('/me'); // answered before the cut
-  await pending;
-  await sup.expireSession();
+  await first.client.getData('/me');
+  await expireSession(sup);
+  // The new session is checked (server version, chroot) before the action runs on it.
+  await until(
+    async () =>
+      sessions.length >= 2 && (await sup.session?.client.exists('/me'))?.ephemeralOwner === sessions[1],
+    10_000,
+    'the action on the new session',
+  );
   assert.equal(sessions.length, 2, 'the action ran again, once');
   assert.notEqual(sessions[0], sessions[1]);
   assert.equal(first.alive, false, 'the old session is marked lost');
@@ -228,10 +244,19 @@ test('a persistent children watch reports a burst exactly, with no listing after
   w.close();
 });
 
+/** A supervisor connected through a fault proxy of its own. */
+async function throughProxy(root: string, sessionTimeout: number, action?: (s: Session) => Promise<void>) {
+  const proxy = await startFaultProxy({ target: root });
+  proxies.push(proxy);
+  const sup = connect({ connect: proxyConnectString(proxy, root), sessionTimeout }, action);
+  sups.push(sup);
+  return { sup, proxy };
+}
+
 /** A persistent watch on /q through a fault proxy, and a second session that writes under /q. */
 async function persistentWatchWithWriter(name: string, sessionTimeout: number) {
   const root = await zk.chroot(name);
-  const sup = connect({ connect: root, sessionTimeout, faultInjection: true });
+  const { sup, proxy } = await throughProxy(root, sessionTimeout);
   sups.push(sup);
   const { client } = await sup.ready;
   await client.ensurePath('/q');
@@ -241,15 +266,15 @@ async function persistentWatchWithWriter(name: string, sessionTimeout: number) {
   const m = mirrorOf();
   const w = sup.watchChildren('/q', m.onChange, { persistent: true });
   await w.ready;
-  return { sup, writer, m, w };
+  return { sup, proxy, writer, m, w };
 }
 
 test('a persistent children watch survives a dropped connection: re-added, re-listed, nothing missed', async () => {
-  const { sup, writer, m, w } = await persistentWatchWithWriter('persistent-reconnect', 6000);
+  const { sup, proxy, writer, m, w } = await persistentWatchWithWriter('persistent-reconnect', 6000);
   await writer.create('/q/a');
   await until(() => m.mirror.has('a'), 10_000, 'a reported');
   // Cut our connection (shorter than the session timeout): changes meanwhile reach no watch.
-  sup.cutConnection(1500);
+  proxy.cut(1500);
   await sup.waitFor('suspended', 10_000);
   await writer.create('/q/while-away');
   await writer.remove('/q/a');
@@ -267,7 +292,7 @@ test('a persistent children watch moves to a new session after expiry and report
   const { sup, writer, m, w } = await persistentWatchWithWriter('persistent-expiry', 4000);
   await writer.create('/q/old');
   await until(() => m.mirror.has('old'), 10_000, 'old reported');
-  const expiry = sup.expireSession();
+  const expiry = expireSession(sup);
   await writer.create('/q/new');
   await writer.remove('/q/old');
   await expiry;
@@ -308,11 +333,10 @@ test('watchChildren waits for a node that does not exist yet; watchData reports 
 
 test('a supervisor watch re-lists on a new session and reports what changed while the session was gone', async () => {
   const root = await zk.chroot('relist');
-  const sup = connect({ connect: root, sessionTimeout: 4000, faultInjection: true }, async (s) => {
+  const { sup, proxy } = await throughProxy(root, 4000, async (s) => {
     await s.client.ensurePath('/box');
   });
-  sups.push(sup);
-  await sup.ready;
+  const { connection } = (await sup.ready).client;
   const changes: ChildrenChange[] = [];
   const w = sup.watchChildren('/box', (ch) => {
     changes.push(ch);
@@ -322,11 +346,14 @@ test('a supervisor watch re-lists on a new session and reports what changed whil
   const mk = (p: string) => raw.create(p);
   await mk('/box/before');
   await until(() => changes.some((c) => c.added.includes('before')), 5000, 'before');
-  const expiry = sup.expireSession();
+  // Away while its session is ended on the server and the box changes; then back, on a new session.
+  proxy.cut();
   await until(() => sup.state === 'suspended' || sup.state === 'lost', 5000, 'cut');
+  await killSession(root, connection.sessionId, connection.sessionPassword);
   await mk('/box/during');
   await raw.remove('/box/before');
-  await expiry;
+  proxy.restore();
+  await sup.waitFor('connected', 30_000);
   await until(() => changes.some((c) => c.added.includes('during')), 10_000, 'during');
   const last = changes.find((c) => c.added.includes('during'))!;
   assert.deepEqual(last.removed, ['before']);

@@ -19,9 +19,27 @@ function connectFeed() {
   source.onerror = () => {
     setConn('reconnecting');
     // The browser retries by itself unless the server refused the stream; then we start over.
-    if (source.readyState === EventSource.CLOSED) setTimeout(connectFeed, 3000);
+    if (source.readyState === EventSource.CLOSED) {
+      void needsToken();
+      setTimeout(connectFeed, 3000);
+    }
   };
 }
+
+// A farm with ACLs serves its feed only with the token: say so instead of reconnecting in silence.
+async function needsToken() {
+  const res = await fetch('/events', { method: 'HEAD' }).catch(() => undefined);
+  if (res?.status !== 401) return;
+  $('#token-why').textContent =
+    "This farm runs with ACLs: its results are shown only with the dashboard's token.";
+  $('#token-banner').hidden = false;
+}
+
+$('#token-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const token = $('#token-input').value.trim();
+  if (token) location.href = `${location.pathname}?token=${encodeURIComponent(token)}`;
+});
 
 function setConn(s) {
   const pill = $('#conn-pill');
@@ -43,7 +61,10 @@ setInterval(() => {
 
 function onHello(hello) {
   state.controls = hello.controls;
+  state.crash = hello.crash === true;
   state.readOnly = hello.readOnly;
+  state.authorized = hello.authorized === true;
+  $('#token-banner').hidden = !hello.controls || state.authorized;
   $('#connect').textContent = hello.connect;
   $('#connect').title = `ZooKeeper: ${hello.connect}`;
   const pill = $('#controls-pill');

@@ -23,12 +23,18 @@ export function controlButton(label, kind, onclick, action) {
 }
 
 export function applyControls() {
-  const reason = state.controls ? '' : 'Controls are off on this dashboard';
+  const reason = !state.controls
+    ? 'Controls are off on this dashboard'
+    : !state.authorized
+      ? "Controls need the dashboard's token (see the banner above)"
+      : '';
   for (const b of document.querySelectorAll('.ctl')) {
     const needsHost = b.id !== 'submit-button';
-    const off = !state.controls || (needsHost && state.readOnly);
+    const off = !state.controls || !state.authorized || (needsHost && state.readOnly);
     b.disabled = off;
     b.title = off ? reason || 'This dashboard runs no roles' : '';
+    // Crash is fault injection: shown only when the dashboard was started with it.
+    if (b.dataset.action === 'crash') b.hidden = !state.crash;
   }
   $('#add-worker').hidden = state.readOnly;
 }

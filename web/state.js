@@ -2,6 +2,10 @@
 
 export const state = {
   controls: false,
+  /** The Crash control (fault injection) is on. */
+  crash: false,
+  // The page was opened with the dashboard's token (controls need it).
+  authorized: false,
   readOnly: true,
   snapshot: null,
   lastSnapshotAt: 0,

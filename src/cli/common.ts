@@ -5,10 +5,12 @@
  * Exit codes: 0 ok, 1 a runtime failure (a task failed with --wait, ZooKeeper unreachable, ...),
  * 2 a usage or configuration error (nothing was started).
  */
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { describeError, ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
+import { defaultOf, type Field, parseFlagValue } from '../farm/option-schema.js';
+import { roleFields } from '../farm/options.js';
 import { type ConnectSource, describeSource } from '../host/embedded.js';
-import { type Supervisor, connect as zkConnect } from '../zk/index.js';
+import { type Supervisor, type ZkTlsOptions, connect as zkConnect } from '../zk/index.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -45,28 +47,75 @@ export function errorLine(err: unknown): string {
   return text.split('\n')[0]!.trim();
 }
 
-/** An option parser for whole numbers >= `min`, with a message that names what was expected. */
-export function wholeNumber(min: number, unit = ''): (value: string) => number {
-  return (value: string) => {
-    const n = /^\s*\d+\s*$/.test(value) ? Number(value) : Number.NaN;
-    if (!Number.isSafeInteger(n) || n < min) {
-      throw new InvalidArgumentError(`expected a whole number${unit} >= ${min}, got "${value}"`);
-    }
-    return n;
-  };
+/** A field that is a command-line flag: `flag` is commander's `--name <value>`. */
+export type FlagField = Field<unknown> & { flag: string };
+
+/**
+ * A commander option made from a field: its help from the field's description, its value checked by the
+ * field (a mistake says what was expected and what was given). The field's default is applied only when
+ * `applyDefault` (a flag that overrides the config file must stay undefined when not given); otherwise
+ * the help just says what it is.
+ */
+export function flagOption(
+  spec: FlagField,
+  options: { applyDefault?: boolean; description?: string } = {},
+): Option {
+  const takesValue = /[<[]/.test(spec.flag);
+  const isBoolean = !takesValue;
+  const shownDefault = defaultOf(spec).replace(/`/g, '');
+  const description =
+    (options.description ?? spec.description).replace(/`/g, '') +
+    (takesValue && !options.applyDefault && shownDefault !== 'none' ? ` (default: ${shownDefault})` : '');
+  const opt = new Option(spec.flag, description);
+  if (takesValue) {
+    opt.argParser((text: string) => {
+      const r = parseFlagValue(spec, text);
+      if ('problem' in r) throw new InvalidArgumentError(r.problem);
+      return r.value;
+    });
+  }
+  if (options.applyDefault && spec.default !== undefined && !isBoolean) opt.default(spec.default);
+  return opt;
 }
 
 /** Connect timeout for client commands (ms). */
 export const DEFAULT_CONNECT_TIMEOUT = 10_000;
 
+/** The flags client commands (submit, status, dashboard) share. */
+export const clientFlags = {
+  zk: {
+    flag: '--zk <connect>',
+    ...roleFields.connect,
+    defaultText: '$ZKFARM_ZK, a running runtime, 127.0.0.1:2181',
+    description: 'ZooKeeper connect string',
+  },
+  auth: {
+    flag: '--auth <user:password>',
+    ...roleFields.auth,
+    description: 'digest credentials of an access-controlled farm',
+  },
+  connectTimeout: {
+    flag: '--connect-timeout <ms>',
+    ...roleFields.connectTimeout,
+    default: DEFAULT_CONNECT_TIMEOUT,
+    description: 'give up connecting after this long',
+  },
+} satisfies Record<string, FlagField>;
+
 /** Open a session for a client command; fail with a message that says where the connect string came from. */
 export async function openSession(
   connect: string,
   source: ConnectSource | 'config',
-  options: { auth?: string; connectTimeout?: number } = {},
+  options: { auth?: string; tls?: ZkTlsOptions; connectTimeout?: number } = {},
 ): Promise<Supervisor> {
   const connectTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
-  const sup = zkConnect({ connect, connectTimeout, auth: options.auth, sessionTimeout: 10_000 });
+  const sup = zkConnect({
+    connect,
+    connectTimeout,
+    auth: options.auth,
+    tls: options.tls,
+    sessionTimeout: 10_000,
+  });
   try {
     await Promise.race([
       sup.ready,

@@ -6,9 +6,10 @@ import type { Command } from 'commander';
 import { discoverConnect } from '../host/embedded.js';
 import { createLogger } from '../host/index.js';
 import { startDashboard } from '../web/index.js';
-import { EXIT_OK, type Io } from './common.js';
+import { clientFlags, EXIT_OK, flagOption, type Io } from './common.js';
+import { addTlsOptions, loadTls, type TlsFlags, tlsSettingFromFlags } from './zk-tls.js';
 
-interface DashboardCommandOptions {
+interface DashboardCommandOptions extends TlsFlags {
   zk?: string;
   http: string;
   auth?: string;
@@ -17,36 +18,34 @@ interface DashboardCommandOptions {
 }
 
 export function registerDashboard(program: Command, io: Io, setExit: (code: number) => void): void {
-  program
+  const cmd = program
     .command('dashboard')
     .description('serve the live dashboard, /metrics and /healthz of a farm, from ZooKeeper alone')
-    .option(
-      '--zk <connect>',
-      'ZooKeeper connect string (default: $ZKFARM_ZK, a running runtime, 127.0.0.1:2181)',
-    )
+    .addOption(flagOption(clientFlags.zk))
     .option('--http <host:port>', 'where to listen (loopback unless you say otherwise)', '127.0.0.1:8080')
-    .option('--auth <user:password>', 'digest credentials of an access-controlled farm')
+    .addOption(flagOption(clientFlags.auth))
     .option(
       '--workdir <dir>',
       "the workers' output root, to show a finished task's files (same machine only)",
     )
-    .option('--log-level <level>', 'log level', 'warn')
-    .action(async (opts: DashboardCommandOptions) => {
-      setExit(await runDashboard(opts, io));
-    });
+    .option('--log-level <level>', 'log level', 'warn');
+  addTlsOptions(cmd).action(async (opts: DashboardCommandOptions) => {
+    setExit(await runDashboard(opts, io));
+  });
 }
 
 export async function runDashboard(opts: DashboardCommandOptions, io: Io): Promise<number> {
-  const { connect } = discoverConnect(opts.zk);
+  const { connect, tls } = discoverConnect(opts.zk);
   const logger = createLogger({ level: opts.logLevel });
   const dash = await startDashboard({
     http: opts.http,
     connect,
     auth: opts.auth,
+    tls: loadTls(tlsSettingFromFlags(opts), tls, connect),
     workdir: opts.workdir,
     logger,
   });
-  io.err(`runtime: dashboard of ${connect} at ${dash.url} (read-only); Ctrl-C stops it`);
+  io.err(`runtime: dashboard of ${connect} at ${dash.loginUrl} (read-only); Ctrl-C stops it`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);

@@ -8,104 +8,63 @@
  * Shutdown: SIGINT/SIGTERM/SIGHUP → workers drain up to --drain-timeout, masters step down, sessions
  * close, the embedded ZooKeeper stops, exit 0. A second signal ends everything at once (exit 130).
  */
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { dirname } from 'node:path';
+import type { Command } from 'commander';
 import type pino from 'pino';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { TASK_DIRS, type TaskDirs } from '../exec/index.js';
+import type { OptionsOf } from '../farm/option-schema.js';
 import { type CliFlags, loadConfigFile, resolveFarmSpec } from '../host/config.js';
 import { type ConnectSource, type EmbeddedZooKeeper, startEmbeddedZooKeeper } from '../host/embedded.js';
-import { createLogger, flushLogger, Host, LOG_LEVELS } from '../host/index.js';
+import type { SpawnRoleThread } from '../host/host.js';
+import { createLogger, flushLogger, Host, ROLE_STOP_GRACE_MS } from '../host/index.js';
+import { type RuntimeFlag, runtimeFlags } from '../host/options.js';
 import type { FarmSpec } from '../host/types.js';
-import { type Dashboard, startDashboard } from '../web/index.js';
-import { EXIT_OK, type Io, openSession, wholeNumber } from './common.js';
+import { type Dashboard, type RoleFaults, startDashboard } from '../web/index.js';
+import { prepareTls, readTlsFiles, splitConnectString } from '../zk/index.js';
+import { EXIT_FAILURE, EXIT_OK, type FlagField, flagOption, type Io, openSession } from './common.js';
+import { loadTls, mergeTls, type TlsSetting, tlsHint, tlsSettingFromFlags } from './zk-tls.js';
 
-export interface StartOptions {
-  masters?: number;
-  workers?: number;
-  zk?: string;
-  config?: string;
-  workdir?: string;
-  capacity?: number;
-  prefetch?: number | 'auto';
-  allowShell?: boolean;
-  taskDirs?: TaskDirs;
-  sessionTimeout?: number;
-  namePrefix?: string;
+/** The options of `runtime start`, as commander hands them over (see host/options.ts for each). */
+export type StartOptions = OptionsOf<typeof runtimeFlags> & {
   logLevel: string;
-  auth?: string;
   drainTimeout: number;
   connectTimeout: number;
   restart: boolean;
-  http?: string;
-  httpControls?: boolean;
-}
+};
+
+/** The flags that shape the farm: resolveFarmSpec merges them over the config file. */
+const FARM_FLAGS = [
+  'masters',
+  'workers',
+  'workdir',
+  'capacity',
+  'prefetch',
+  'allowShell',
+  'taskDirs',
+  'sessionTimeout',
+  'namePrefix',
+  'auth',
+] as const satisfies ReadonlyArray<keyof CliFlags & RuntimeFlag>;
+
+/** Flags whose default commander fills in: those that no config file setting could supply instead. */
+const CLI_DEFAULTS: ReadonlySet<RuntimeFlag> = new Set(['logLevel', 'drainTimeout', 'connectTimeout']);
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
+/**
+ * How long past --drain-timeout a stop may take before runtime ends at once: the roles' own grace
+ * (ROLE_STOP_GRACE_MS, after which their threads are terminated), then the dashboard and the embedded
+ * ZooKeeper (stopped with SIGTERM, then SIGKILL after 5 s).
+ */
+export const STOP_BOUND_MS = ROLE_STOP_GRACE_MS + 10_000;
+
 export function registerStart(program: Command, io: Io, setExit: (code: number) => void): void {
-  program
-    .command('start', { isDefault: true })
+  const command = program.command('start', { isDefault: true });
+  for (const [key, spec] of Object.entries(runtimeFlags) as Array<[RuntimeFlag, FlagField]>) {
+    command.addOption(flagOption(spec, { applyDefault: CLI_DEFAULTS.has(key) }));
+  }
+  command
     .description('run masters and workers in this process (the default command)')
-    .option('--masters <n>', "masters to run (replaces the config file's masters)", wholeNumber(0))
-    .option('--workers <n>', "workers to run (replaces the config file's workers)", wholeNumber(0))
-    .option(
-      '--zk <connect>',
-      'ZooKeeper connect string, host:port[,host:port...][/chroot] (default: embedded)',
-    )
-    .option('-c, --config <file>', 'a YAML or JSON config file (flags override it)')
-    .option(
-      '--workdir <dir>',
-      "where task output and the embedded ZooKeeper's data go (default ./zkfarm-work)",
-    )
-    .option('--capacity <n>', 'tasks each worker runs at once (default 4)', wholeNumber(1))
-    .option(
-      '--prefetch <n|auto>',
-      'tasks each worker may hold beyond --capacity: a whole number, or auto to follow task durations (default auto)',
-      wholeNumberOrAuto,
-    )
-    .option(
-      '--allow-shell',
-      'let workers run {"cmd": ...} tasks (anyone who can write /tasks could run anything)',
-    )
-    .addOption(
-      new Option(
-        '--task-dirs <when>',
-        'when a task gets <workdir>/<worker>/<task>/ with result.json: on-demand (shell tasks, and ' +
-          'handlers that use their outputDir) or always (default on-demand)',
-      ).choices(TASK_DIRS),
-    )
-    .option(
-      '--session-timeout <ms>',
-      'ZooKeeper session timeout of every role (default 10000)',
-      wholeNumber(1),
-    )
-    .option(
-      '--name-prefix <prefix>',
-      'role names are <prefix>-master-1, <prefix>-worker-1, ... (default: host name)',
-    )
-    .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
-    .option('--auth <user:password>', 'digest credentials; nodes the farm creates are then only theirs')
-    .option(
-      '--drain-timeout <ms>',
-      'on stop, how long workers may finish running tasks',
-      wholeNumber(0),
-      30_000,
-    )
-    .option(
-      '--connect-timeout <ms>',
-      'give up when ZooKeeper cannot be reached this long',
-      wholeNumber(1),
-      15_000,
-    )
-    .option('--no-restart', 'do not restart role threads that die')
-    .option(
-      '--http <host:port>',
-      'serve the dashboard, /metrics and /healthz there (loopback unless you say otherwise)',
-    )
-    .option(
-      '--http-controls',
-      "let the dashboard pause, drain, crash, add and remove this host's roles (off by default)",
-    )
     .allowExcessArguments()
     .addHelpText(
       'after',
@@ -115,6 +74,8 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
         '  runtime --masters 2 --workers 8                 a farm on an embedded ZooKeeper',
         '  runtime --config farm.yaml --workers 4          the file, with 4 workers instead of its own',
         '  runtime --zk zk1:2181,zk2:2181/farm-a --masters 0 --workers 16 --name-prefix gpu1',
+        '  runtime --zk-tls                                 an embedded ZooKeeper that speaks TLS only',
+        '  runtime --zk zk1:2281/farm-a --zk-ca ca.pem --zk-cert client.pem --zk-key client-key.pem',
         '',
         'Then, from another terminal: runtime submit \'{"handler":"echo","input":"hi"}\' --wait',
       ].join('\n'),
@@ -134,27 +95,23 @@ export function registerStart(program: Command, io: Io, setExit: (code: number) 
 export async function planFarm(
   opts: StartOptions,
   env: NodeJS.ProcessEnv = process.env,
-): Promise<{ spec: FarmSpec; source: ConnectSource | 'config' | 'embedded' }> {
-  if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
+): Promise<{
+  spec: FarmSpec;
+  source: ConnectSource | 'config' | 'embedded';
+  tls: TlsSetting | undefined;
+  httpToken?: string;
+}> {
+  if (opts.httpChaos && !(opts.httpControls && opts.http !== undefined)) {
     throw new ZkfarmError(
       ErrorCodes.CONFIG_INVALID,
-      `--log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${opts.logLevel}"`,
+      '--http-chaos: the Crash button is a dashboard control: give --http <host:port> and --http-controls too',
     );
   }
   const config = opts.config !== undefined ? await loadConfigFile(opts.config) : undefined;
   const flags: CliFlags = {};
+  for (const key of FARM_FLAGS) if (opts[key] !== undefined) Object.assign(flags, { [key]: opts[key] });
   const zk = opts.zk ?? (env['ZKFARM_ZK']?.trim() || undefined);
   if (zk !== undefined) flags.zk = zk;
-  if (opts.masters !== undefined) flags.masters = opts.masters;
-  if (opts.workers !== undefined) flags.workers = opts.workers;
-  if (opts.workdir !== undefined) flags.workdir = opts.workdir;
-  if (opts.capacity !== undefined) flags.capacity = opts.capacity;
-  if (opts.prefetch !== undefined) flags.prefetch = opts.prefetch;
-  if (opts.allowShell) flags.allowShell = true;
-  if (opts.taskDirs !== undefined) flags.taskDirs = opts.taskDirs;
-  if (opts.sessionTimeout !== undefined) flags.sessionTimeout = opts.sessionTimeout;
-  if (opts.namePrefix !== undefined) flags.namePrefix = opts.namePrefix;
-  if (opts.auth !== undefined) flags.auth = opts.auth;
   const spec = resolveFarmSpec(config, flags);
   const source =
     opts.zk !== undefined
@@ -164,7 +121,29 @@ export async function planFarm(
         : config?.zk !== undefined
           ? 'config'
           : 'embedded';
-  return { spec, source };
+  const tls = mergeTls(config?.zkTls, tlsSettingFromFlags(opts));
+  checkTls(spec, source, tls);
+  return { spec, source, tls, ...(config?.httpToken !== undefined ? { httpToken: config.httpToken } : {}) };
+}
+
+/**
+ * TLS for the farm's sessions, read and checked now (before anything starts). The embedded ZooKeeper
+ * makes its own certificates: files named for it are a mistake; its client files are read at start.
+ */
+function checkTls(spec: FarmSpec, source: string, tls: TlsSetting | undefined): void {
+  if (tls === undefined) return;
+  if (source === 'embedded') {
+    const named = Object.keys(tls);
+    if (named.length > 0)
+      throw new ZkfarmError(
+        ErrorCodes.CONFIG_INVALID,
+        `--zk-${named[0]} (zk.tls.${named[0]}): the embedded ZooKeeper makes its own certificates in ` +
+          '<workdir>/tls/; TLS files are for a ZooKeeper given with --zk (or zk.connect): give both, or neither',
+      );
+    return;
+  }
+  spec.tls = loadTls(tls, undefined, spec.connect);
+  if (spec.tls) prepareTls(spec.tls);
 }
 
 function count(spec: FarmSpec, kind: 'master' | 'worker'): string {
@@ -172,68 +151,160 @@ function count(spec: FarmSpec, kind: 'master' | 'worker'): string {
   return `${n} ${kind}${n === 1 ? '' : 's'}`;
 }
 
-export async function runStart(opts: StartOptions, io: Io): Promise<number> {
-  const { spec, source } = await planFarm(opts);
-  const wantEmbedded = source === 'embedded';
+/**
+ * The signals runtime answers. The first asks for a stop and arms its bound (--drain-timeout +
+ * STOP_BOUND_MS, docs/reliability.md), past which runtime stops at once; a second stops at once.
+ */
+class StopSignals {
+  count = 0;
+  readonly requested: Promise<'stop'>;
+  #request!: () => void;
 
-  let host: Host | undefined;
-  let dashboard: Dashboard | undefined;
-  let embedded: EmbeddedZooKeeper | undefined;
-  let logger: pino.Logger | undefined;
-  let signals = 0;
-  let requestStop!: () => void;
-  const stopRequested = new Promise<void>((resolve) => {
-    requestStop = resolve;
-  });
-  const onSignal = (sig: NodeJS.Signals) => {
-    signals++;
-    if (signals === 1) {
-      io.err(
-        `runtime: ${sig}: stopping (workers drain up to ${opts.drainTimeout} ms); press Ctrl-C again to stop at once`,
-      );
-      requestStop();
+  constructor(
+    private readonly io: Io,
+    private readonly drainTimeout: number,
+    private readonly atOnce: (code: number) => void,
+  ) {
+    this.requested = new Promise((resolve) => {
+      this.#request = () => resolve('stop');
+    });
+    for (const sig of SIGNALS) process.on(sig, this.#onSignal);
+  }
+
+  readonly #onSignal = (sig: NodeJS.Signals) => {
+    if (++this.count > 1) {
+      this.io.err(`runtime: ${sig} again: stopping at once`);
+      this.atOnce(130);
       return;
     }
-    io.err(`runtime: ${sig} again: stopping at once`);
-    // Exiting kills the role threads; the zk layer's exit hook SIGKILLs the embedded java synchronously.
-    void host?.kill();
-    void embedded?.kill();
-    if (logger) flushLogger(logger);
-    process.exit(130);
+    this.io.err(
+      `runtime: ${sig}: stopping (workers drain up to ${this.drainTimeout} ms); press Ctrl-C again to stop at once`,
+    );
+    const bound = this.drainTimeout + STOP_BOUND_MS;
+    setTimeout(() => {
+      this.io.err(`runtime: the stop did not end within ${bound} ms; stopping at once`);
+      this.atOnce(EXIT_FAILURE);
+    }, bound).unref();
+    this.#request();
   };
-  for (const sig of SIGNALS) process.on(sig, onSignal);
 
-  try {
-    if (wantEmbedded) {
-      embedded = await startEmbeddedZooKeeper({ workdir: spec.workdir });
+  close(): void {
+    for (const sig of SIGNALS) process.removeListener(sig, this.#onSignal);
+  }
+}
+
+/** What runtime has started, so that a stop, a failure or a second signal can end each part. */
+class RunningFarm {
+  host: Host | undefined;
+  dashboard: Dashboard | undefined;
+  embedded: EmbeddedZooKeeper | undefined;
+  logger: pino.Logger | undefined;
+
+  /** The embedded ZooKeeper, or a first look at the given one (a clear message beats roles retrying). */
+  async zooKeeper(
+    spec: FarmSpec,
+    source: ConnectSource | 'config' | 'embedded',
+    tls: TlsSetting | undefined,
+    opts: StartOptions,
+    io: Io,
+  ) {
+    if (source === 'embedded') {
+      const embedded = await startEmbeddedZooKeeper({
+        workdir: spec.workdir,
+        admission: { keptResults: spec.retention?.maxCount },
+        tls: tls !== undefined,
+      });
+      this.embedded = embedded;
       spec.connect = embedded.connect;
+      if (embedded.tls) spec.tls = readTlsFiles(embedded.tls);
       io.err(
-        `runtime: embedded ZooKeeper listening on ${embedded.connect} (data kept in ${embedded.dataDir})`,
+        `runtime: embedded ZooKeeper listening on ${embedded.connect}` +
+          (embedded.tls ? `, TLS only with certificates in ${dirname(embedded.tls.ca)}` : '') +
+          ` (data kept in ${embedded.dataDir}, heap ${embedded.heap.heapMb} MiB)`,
       );
-    } else {
-      // A clear message now beats roles retrying forever against a wrong address.
-      const sup = await openSession(spec.connect, source, {
-        ...(spec.auth !== undefined ? { auth: spec.auth } : {}),
-        connectTimeout: opts.connectTimeout,
-      });
-      await sup.stop();
+      if (embedded.heap.capped)
+        io.err(
+          `runtime: the embedded ZooKeeper's heap holds about ${embedded.heap.tasksThatFit} tasks of 512 KiB ` +
+            'besides the kept results: queue fewer large tasks than that at once (Submitter maxQueue), or pass large inputs as files',
+        );
+      return;
     }
-    if (signals > 0) return await shutdown();
+    // The servers only: the chroot may not exist yet, and the roles create it.
+    const sup = await openSession(splitConnectString(spec.connect).hosts.join(','), source, {
+      ...(spec.auth !== undefined ? { auth: spec.auth } : {}),
+      ...(spec.tls !== undefined ? { tls: spec.tls } : {}),
+      connectTimeout: opts.connectTimeout,
+    });
+    await sup.stop();
+  }
 
-    logger = createLogger({ level: opts.logLevel });
-    host = await Host.start(spec, { logger, restart: opts.restart });
-    if (opts.http !== undefined) {
-      dashboard = await startDashboard({
-        http: opts.http,
-        host,
-        controls: opts.httpControls === true,
-        logger,
-      });
-      io.err(
-        `runtime: dashboard at ${dashboard.url}${opts.httpControls ? ' (controls on)' : ' (read-only: --http-controls turns controls on)'}`,
-      );
-    }
-    const zkHint = wantEmbedded ? '' : ` --zk ${spec.connect}`;
+  async dashboardFor(
+    host: Host,
+    opts: StartOptions,
+    extra: { faults?: RoleFaults; token?: string },
+    io: Io,
+  ): Promise<void> {
+    if (opts.http === undefined) return;
+    const controls = opts.httpControls === true;
+    this.dashboard = await startDashboard({
+      http: opts.http,
+      host,
+      controls,
+      faults: extra.faults,
+      ...(extra.token !== undefined ? { token: extra.token } : {}),
+      logger: this.logger,
+    });
+    const mode = controls
+      ? ` (controls on${extra.faults ? ', Crash on' : ''})`
+      : ' (read-only: --http-controls turns controls on)';
+    // The URL with the token lets a browser use the controls (and see results of a farm with ACLs).
+    io.err(`runtime: dashboard at ${this.dashboard.loginUrl}${mode}`);
+  }
+
+  /** The clean stop: workers drain, masters step down, sessions close, the embedded ZooKeeper stops. */
+  async stop(drainTimeout: number, io: Io): Promise<number> {
+    await this.dashboard?.close();
+    await this.host?.stop({ drain: true, deadlineMs: drainTimeout });
+    await this.embedded?.stop();
+    io.err('runtime: stopped');
+    return EXIT_OK;
+  }
+
+  /** After a failure: stop what was started without draining. */
+  async abort(): Promise<void> {
+    await this.dashboard?.close().catch(() => {});
+    await this.host?.stop({ drain: false, deadlineMs: 2000 }).catch(() => {});
+    await this.embedded?.stop().catch(() => {});
+  }
+
+  /** Exit now: the role threads die with the process; the zk layer's exit hook SIGKILLs the embedded java. */
+  exitAtOnce(code: number): void {
+    void this.host?.kill();
+    void this.embedded?.kill();
+    if (this.logger) flushLogger(this.logger);
+    process.exit(code);
+  }
+}
+
+export async function runStart(opts: StartOptions, io: Io): Promise<number> {
+  const { spec, source, tls, httpToken } = await planFarm(opts);
+  const farm = new RunningFarm();
+  const signals = new StopSignals(io, opts.drainTimeout, (code) => farm.exitAtOnce(code));
+  try {
+    await farm.zooKeeper(spec, source, tls, opts, io);
+    if (signals.count > 0) return await farm.stop(opts.drainTimeout, io);
+    farm.logger = createLogger({ level: opts.logLevel });
+    const { roles, ...settings } = spec;
+    const threads = await roleThreads(opts);
+    const host = Host.create(settings, { logger: farm.logger, restart: opts.restart, spawn: threads.spawn });
+    farm.host = host;
+    // A signal during the start stops the host, whatever its roles are waiting for.
+    const started = host.startRoles(roles);
+    started.catch(() => {});
+    if ((await Promise.race([started.then(() => 'started' as const), signals.requested])) === 'stop')
+      return await farm.stop(opts.drainTimeout, io);
+    await farm.dashboardFor(host, opts, { faults: threads.faults, token: httpToken }, io);
+    const zkHint = source === 'embedded' ? '' : ` --zk ${spec.connect}${tlsHint(tls)}`;
     io.err(
       `runtime: ready: ${count(spec, 'master')}, ${count(spec, 'worker')} on ${spec.connect} ` +
         `(workdir ${spec.workdir})`,
@@ -242,33 +313,27 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
       `runtime: from another terminal: npx runtime submit '{"handler":"echo","input":"hello"}' --wait${zkHint}` +
         `   |   npx runtime status${zkHint}   |   Ctrl-C here stops the farm`,
     );
-    await stopRequested;
-    return await shutdown();
+    await signals.requested;
+    return await farm.stop(opts.drainTimeout, io);
   } catch (err) {
-    await dashboard?.close().catch(() => {});
-    await host?.stop({ drain: false, deadlineMs: 2000 }).catch(() => {});
-    await embedded?.stop().catch(() => {});
+    await farm.abort();
     throw err;
   } finally {
-    for (const sig of SIGNALS) process.removeListener(sig, onSignal);
-    if (logger) flushLogger(logger);
-  }
-
-  async function shutdown(): Promise<number> {
-    await dashboard?.close();
-    await host?.stop({ drain: true, deadlineMs: opts.drainTimeout });
-    await embedded?.stop();
-    io.err('runtime: stopped');
-    return EXIT_OK;
+    signals.close();
+    if (farm.logger) flushLogger(farm.logger);
   }
 }
 
-/** `--prefetch`: a whole number >= 0, or "auto". */
-function wholeNumberOrAuto(value: string): number | 'auto' {
-  if (value.trim() === 'auto') return 'auto';
-  try {
-    return wholeNumber(0)(value);
-  } catch {
-    throw new InvalidArgumentError(`expected a whole number >= 0, or "auto", got "${value}"`);
-  }
+/**
+ * How role threads are made: plainly, unless the dashboard's Crash control is wanted (fault injection, from
+ * zkfarm/testing) or runtime runs from its TypeScript sources (development, tests), which threads cannot
+ * load by themselves. The testing module is loaded only then.
+ */
+async function roleThreads(opts: StartOptions): Promise<{ spawn?: SpawnRoleThread; faults?: RoleFaults }> {
+  const chaos = opts.httpChaos === true;
+  if (!chaos && !import.meta.url.endsWith('.ts')) return {};
+  const testing = await import('../testing/index.js');
+  if (!chaos) return { spawn: testing.sourceThreads };
+  const faults = new testing.FaultInjector();
+  return { spawn: faults.spawn, faults };
 }

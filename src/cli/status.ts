@@ -1,19 +1,16 @@
 /**
  * `runtime status [--zk CONNECT] [--json]`: the farm as ZooKeeper sees it.
  */
-import type { Command } from 'commander';
-import { discoverConnect } from '../host/embedded.js';
-import {
-  closeQuickly,
-  DEFAULT_CONNECT_TIMEOUT,
-  EXIT_OK,
-  type Io,
-  openSession,
-  wholeNumber,
-} from './common.js';
-import { type FarmState, readFarmState } from './farm-state.js';
 
-interface StatusOptions {
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { field } from '../farm/option-schema.js';
+import { discoverConnect } from '../host/embedded.js';
+import { clientFlags, closeQuickly, EXIT_OK, flagOption, type Io, openSession } from './common.js';
+import { type FarmState, readFarmState } from './farm-state.js';
+import { addTlsOptions, loadTls, type TlsFlags, tlsSettingFromFlags } from './zk-tls.js';
+
+interface StatusOptions extends TlsFlags {
   zk?: string;
   json?: boolean;
   auth?: string;
@@ -22,32 +19,36 @@ interface StatusOptions {
 }
 
 export function registerStatus(program: Command, io: Io, setExit: (code: number) => void): void {
-  program
+  const cmd = program
     .command('status')
     .description(
       'show the farm as ZooKeeper sees it: leader, standbys, workers and their load, queue, failures',
     )
-    .option(
-      '--zk <connect>',
-      'ZooKeeper connect string (default: $ZKFARM_ZK, a running runtime, 127.0.0.1:2181)',
-    )
+    .addOption(flagOption(clientFlags.zk))
     .option('--json', 'print one JSON object instead of a table')
-    .option('--failures <n>', 'recent failures to show', wholeNumber(0), 10)
-    .option('--auth <user:password>', 'digest credentials of an access-controlled farm')
-    .option(
-      '--connect-timeout <ms>',
-      'give up connecting after this long',
-      wholeNumber(1),
-      DEFAULT_CONNECT_TIMEOUT,
+    .addOption(
+      flagOption(
+        {
+          flag: '--failures <n>',
+          ...field(z.int().min(0), { default: 10, description: 'recent failures to show' }),
+        },
+        { applyDefault: true },
+      ),
     )
-    .action(async (opts: StatusOptions) => {
-      setExit(await runStatus(opts, io));
-    });
+    .addOption(flagOption(clientFlags.auth))
+    .addOption(flagOption(clientFlags.connectTimeout, { applyDefault: true }));
+  addTlsOptions(cmd).action(async (opts: StatusOptions) => {
+    setExit(await runStatus(opts, io));
+  });
 }
 
 export async function runStatus(opts: StatusOptions, io: Io): Promise<number> {
-  const { connect, source } = discoverConnect(opts.zk);
-  const sup = await openSession(connect, source, { auth: opts.auth, connectTimeout: opts.connectTimeout });
+  const { connect, source, tls } = discoverConnect(opts.zk);
+  const sup = await openSession(connect, source, {
+    auth: opts.auth,
+    tls: loadTls(tlsSettingFromFlags(opts), tls, connect),
+    connectTimeout: opts.connectTimeout,
+  });
   try {
     const client = sup.session!.client;
     const state = await readFarmState(client, { maxFailures: opts.failures });

@@ -7,24 +7,28 @@
  * Prints one task id per line; with --wait, then one JSON line per result as results arrive, and exits 1
  * if any task failed or did not finish in time.
  */
+
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { z } from 'zod';
 import { ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
+import { field } from '../farm/option-schema.js';
 import { checkTask, type Task } from '../farm/protocol.js';
 import { Submitter } from '../farm/submitter.js';
 import { discoverConnect } from '../host/embedded.js';
 import {
+  clientFlags,
   closeQuickly,
-  DEFAULT_CONNECT_TIMEOUT,
   EXIT_FAILURE,
   EXIT_OK,
   errorLine,
+  flagOption,
   type Io,
   unreachable,
-  wholeNumber,
 } from './common.js';
+import { addTlsOptions, loadTls, type TlsFlags, tlsSettingFromFlags } from './zk-tls.js';
 
-interface SubmitOptions {
+interface SubmitOptions extends TlsFlags {
   zk?: string;
   wait?: boolean;
   timeout?: number;
@@ -34,24 +38,25 @@ interface SubmitOptions {
 }
 
 export function registerSubmit(program: Command, io: Io, setExit: (code: number) => void): void {
-  program
+  const cmd = program
     .command('submit')
     .description('submit tasks: TASK_JSON, a --file of JSON lines, or one task (or JSON lines) on stdin')
     .argument('[task]', 'a task as JSON, e.g. \'{"handler":"echo","input":"hi"}\' or \'{"cmd":"ps -e"}\'')
-    .option(
-      '--zk <connect>',
-      'ZooKeeper connect string (default: $ZKFARM_ZK, a running runtime, 127.0.0.1:2181)',
-    )
+    .addOption(flagOption(clientFlags.zk))
     .option('--wait', 'wait for every result, print each as a JSON line, exit 1 if any failed')
-    .option('--timeout <ms>', 'with --wait: give up waiting after this long (exit 1)', wholeNumber(1))
-    .option('-f, --file <file>', 'submit every line of this NDJSON file (blank lines are skipped)')
-    .option('--auth <user:password>', 'digest credentials of an access-controlled farm')
-    .option(
-      '--connect-timeout <ms>',
-      'give up connecting after this long',
-      wholeNumber(1),
-      DEFAULT_CONNECT_TIMEOUT,
+    .addOption(
+      flagOption({
+        flag: '--timeout <ms>',
+        ...field(z.int().min(1), {
+          unit: 'ms',
+          description: 'with --wait: give up waiting after this long (exit 1)',
+        }),
+      }),
     )
+    .option('-f, --file <file>', 'submit every line of this NDJSON file (blank lines are skipped)')
+    .addOption(flagOption(clientFlags.auth))
+    .addOption(flagOption(clientFlags.connectTimeout, { applyDefault: true }));
+  addTlsOptions(cmd)
     .addHelpText(
       'after',
       [
@@ -144,10 +149,11 @@ export async function gatherTasks(task: string | undefined, opts: { file?: strin
 
 export async function runSubmit(task: string | undefined, opts: SubmitOptions, io: Io): Promise<number> {
   const tasks = await gatherTasks(task, opts);
-  const { connect, source } = discoverConnect(opts.zk);
+  const { connect, source, tls } = discoverConnect(opts.zk);
   const submitter = await Submitter.open({
     connect,
     auth: opts.auth,
+    tls: loadTls(tlsSettingFromFlags(opts), tls, connect),
     connectTimeout: opts.connectTimeout,
   }).catch((err: unknown) => {
     // Say where the connect string came from and what to do.

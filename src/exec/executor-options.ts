@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { describeValue } from './failure.js';
 import type { HandlerPool } from './handler-pool.js';
+import { OUTPUT_RETENTION_DEFAULTS, type OutputRetention } from './output-retention.js';
 import type { Handler } from './types.js';
 
 export interface ExecutorOptions {
@@ -51,6 +52,11 @@ export interface ExecutorOptions {
    * @defaultValue `'on-demand'`
    */
   taskDirs?: TaskDirs;
+  /**
+   * How much task output each worker keeps on disk (by age, count and bytes; see output-retention.ts),
+   * or `false` to keep everything. @defaultValue 7 days, 10,000 directories, 10 GiB, swept every minute
+   */
+  outputRetention?: OutputRetention | false;
 }
 
 /** The values of `taskDirs`, the default first. */
@@ -70,6 +76,7 @@ export interface ResolvedExecutorOptions {
   dirMode: number;
   killGraceMs: number;
   taskDirs: TaskDirs;
+  outputRetention: Required<OutputRetention> | false;
 }
 
 export const EXECUTOR_DEFAULTS: Readonly<ResolvedExecutorOptions> = Object.freeze({
@@ -84,6 +91,7 @@ export const EXECUTOR_DEFAULTS: Readonly<ResolvedExecutorOptions> = Object.freez
   dirMode: 0o700,
   killGraceMs: 2000,
   taskDirs: 'on-demand',
+  outputRetention: OUTPUT_RETENTION_DEFAULTS,
 });
 
 function configError(message: string): ZkfarmError {
@@ -143,5 +151,30 @@ export function checkOptions(options: ExecutorOptions): ResolvedExecutorOptions 
       throw bad(name, 'a permission mode from 0o000 to 0o777', v);
     }
   }
-  return Object.freeze({ ...o, workdir: resolve(o.workdir), handlerModules: [...o.handlerModules] });
+  const outputRetention = checkRetention(o.outputRetention, bad);
+  return Object.freeze({
+    ...o,
+    workdir: resolve(o.workdir),
+    handlerModules: [...o.handlerModules],
+    outputRetention,
+  });
+}
+
+function checkRetention(
+  r: unknown,
+  bad: (name: string, expected: string, got: unknown) => ZkfarmError,
+): Required<OutputRetention> | false {
+  if (r === false) return false;
+  if (typeof r !== 'object' || r === null || Array.isArray(r))
+    throw bad('outputRetention', 'false or an object with maxAgeMs, maxCount, maxBytes, intervalMs', r);
+  const out = { ...OUTPUT_RETENTION_DEFAULTS };
+  for (const [key, value] of Object.entries(r)) {
+    if (!Object.hasOwn(OUTPUT_RETENTION_DEFAULTS, key))
+      throw bad(`outputRetention.${key}`, 'one of maxAgeMs, maxCount, maxBytes, intervalMs', key);
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < (key === 'maxCount' ? 0 : 1))
+      throw bad(`outputRetention.${key}`, 'a whole number (ms, directories or bytes)', value);
+    out[key as keyof OutputRetention] = value;
+  }
+  return out;
 }

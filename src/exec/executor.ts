@@ -20,8 +20,7 @@
  * - `handlerModules` handlers: on a Piscina pool (handler-pool.ts), where a timeout terminates the
  *   thread however the handler behaves.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { BUILTIN_HANDLERS } from './builtins.js';
 import { checkOptions, type ExecutorOptions, type ResolvedExecutorOptions } from './executor-options.js';
@@ -37,9 +36,11 @@ import {
 import { createHandlerPool, type HandlerPool, resolveHandlerModule } from './handler-pool.js';
 import { toJson } from './json.js';
 import { isSafeName } from './names.js';
+import { type SweepReport, sweepOutputs } from './output-retention.js';
 import { runShell } from './shell.js';
 import { checkSpec, invalidTask } from './task-spec.js';
 import type { ExecOutcome, ExecRequest, Handler, HandlerContext } from './types.js';
+import { checkOwnDir, checkWorkdir, makeOwnDir, writeFileNoFollow } from './workdir.js';
 
 export {
   EXECUTOR_DEFAULTS,
@@ -76,6 +77,15 @@ export class Executor {
   /** One stop switch per running task: `close()` throws them all. */
   readonly #running = new Set<StopSwitch>();
   #onIdle: (() => void) | undefined;
+  /** The workdir's real path (checked by init()); task directories are made below it. */
+  #root = '';
+  /** Worker directories already made or checked (`<root>/<worker>`). */
+  readonly #workerDirs = new Set<string>();
+  /** Worker directories of the tasks run here (what retention sweeps), and task directories in use. */
+  readonly #sweepDirs = new Set<string>();
+  readonly #busyDirs = new Set<string>();
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #sweeping: Promise<SweepReport> | undefined;
 
   constructor(options: ExecutorOptions = {}) {
     this.options = checkOptions(options);
@@ -107,6 +117,7 @@ export class Executor {
   async #init(): Promise<void> {
     if (this.#closing) throw new ZkfarmError(ErrorCodes.STOPPED, 'the executor is closed');
     await this.#checkWorkdir();
+    this.#startRetention();
     const modules = this.options.handlerModules;
     if (modules.length === 0) {
       this.#ready = true;
@@ -157,31 +168,28 @@ export class Executor {
   }
 
   async #checkWorkdir(): Promise<void> {
-    const dir = this.options.workdir;
-    // A real write, not access(W_OK): it also catches a read-only mount or a full disk, and root
-    // passes access() on directories it could not actually use.
-    const probe = `${dir}/.zkfarm-write-check-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    try {
-      await mkdir(dir, { recursive: true, mode: this.options.dirMode });
-      await writeFile(probe, '', { mode: this.options.fileMode });
-      await rm(probe, { force: true });
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      const why =
-        code === 'ENOTDIR' || code === 'EEXIST'
-          ? 'it, or a directory above it, is a file'
-          : code === 'EACCES' || code === 'EPERM'
-            ? 'permission denied'
-            : code === 'EROFS'
-              ? 'the file system is read-only'
-              : describeError(err);
-      throw new ZkfarmError(
-        ErrorCodes.WORKDIR_UNWRITABLE,
-        `work directory ${dir} cannot be written (${why}): choose another directory with the workdir option ` +
-          '(runtime --workdir <dir>), or make this one writable by the user running zkfarm',
-        { cause: err },
-      );
-    }
+    const { workdir, dirMode, fileMode } = this.options;
+    this.#root = await checkWorkdir(workdir, dirMode, fileMode);
+  }
+
+  #startRetention(): void {
+    const r = this.options.outputRetention;
+    if (r === false || this.#sweepTimer) return;
+    this.#sweepTimer = setInterval(() => void this.sweepOutputs().catch(() => {}), r.intervalMs);
+    this.#sweepTimer.unref?.();
+  }
+
+  /**
+   * Remove old task directories now, by the `outputRetention` limits (one sweep at a time; running
+   * tasks' directories are never touched). Resolves with what it removed and kept.
+   */
+  sweepOutputs(): Promise<SweepReport> {
+    const r = this.options.outputRetention;
+    if (r === false) return Promise.resolve({ removed: 0, bytesRemoved: 0, kept: 0, bytesKept: 0 });
+    this.#sweeping ??= sweepOutputs(this.#sweepDirs, r, (p) => this.#busyDirs.has(p)).finally(() => {
+      this.#sweeping = undefined;
+    });
+    return this.#sweeping;
   }
 
   /** Whether a task may name this handler (module handlers are known once `init()` has run). */
@@ -232,9 +240,14 @@ export class Executor {
       }
       // Names are checked, so plain concatenation is a safe path (and skips path.join's normalising).
       const dir = new TaskDir(
-        `${this.options.workdir}/${req.workerName}/${req.taskId}`,
+        `${this.#root}/${req.workerName}`,
+        req.taskId,
         this.options.dirMode,
+        this.#workerDirs,
       );
+      this.#sweepDirs.add(`${this.#root}/${req.workerName}`);
+      this.#busyDirs.add(dir.path);
+      stop.dir = dir.path;
       if (this.options.taskDirs === 'always') {
         try {
           dir.make();
@@ -251,6 +264,7 @@ export class Executor {
       executed.outcome.startedAt = startedAt;
       return this.#record(req, dir, executed);
     } finally {
+      if (stop.dir) this.#busyDirs.delete(stop.dir);
       this.#running.delete(stop);
       if (this.#running.size === 0) this.#onIdle?.();
     }
@@ -475,7 +489,9 @@ export class Executor {
     try {
       // No fsync: result.json is a record for people and tools; the durable result is the status
       // znode the worker writes next. Syncing here would cap a worker at the disk's flush rate.
-      writeFileSync(`${dir.path}/result.json`, `${json}\n`, { mode: this.options.fileMode });
+      // Not through a link: the directory must be ours (a pool thread may have made it), the file no link.
+      dir.check();
+      writeFileNoFollow(`${dir.path}/result.json`, `${json}\n`, this.options.fileMode);
     } catch (err) {
       return failed(
         new TaskFailure(
@@ -503,6 +519,7 @@ export class Executor {
   }
 
   async #close(): Promise<void> {
+    clearInterval(this.#sweepTimer);
     const reason = new TaskFailure(ErrorCodes.TASK_ABORTED, 'the executor closed while the task ran', {
       retryable: true,
     });
@@ -535,6 +552,8 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  * a worker thread's time on millisecond tasks.
  */
 class StopSwitch {
+  /** The task's directory while it runs (retention leaves it alone). */
+  dir: string | undefined;
   #controller: AbortController | undefined;
   #outer: AbortSignal | undefined;
   #onOuter: (() => void) | undefined;
@@ -619,20 +638,28 @@ function isLarge(json: string | undefined): boolean {
   );
 }
 
-/** A task's output directory, made at most once, when first needed. */
+/** A task's output directory, made at most once, when first needed, one level at a time (workdir.ts). */
 class TaskDir {
   made = false;
+  readonly path: string;
   constructor(
-    readonly path: string,
+    private readonly workerDir: string,
+    taskId: string,
     private readonly mode: number,
-  ) {}
+    private readonly workerDirs: Set<string>,
+  ) {
+    this.path = `${workerDir}/${taskId}`;
+  }
 
   /** Make the directory (once) and return its path; `ZKFARM_WORKDIR_UNWRITABLE` when it cannot be made. */
   make(): string {
     if (this.made) return this.path;
     try {
-      // One recursive mkdir: a single syscall once the worker's directory exists.
-      mkdirSync(this.path, { recursive: true, mode: this.mode });
+      if (!this.workerDirs.has(this.workerDir)) {
+        makeOwnDir(this.workerDir, this.mode);
+        this.workerDirs.add(this.workerDir);
+      }
+      makeOwnDir(this.path, this.mode);
     } catch (err) {
       throw new TaskFailure(
         ErrorCodes.WORKDIR_UNWRITABLE,
@@ -642,6 +669,20 @@ class TaskDir {
     }
     this.made = true;
     return this.path;
+  }
+
+  /** Before writing in a directory made elsewhere (a pool thread): it must be ours and no link. */
+  check(): void {
+    try {
+      checkOwnDir(this.workerDir);
+      checkOwnDir(this.path);
+    } catch (err) {
+      throw new TaskFailure(
+        ErrorCodes.WORKDIR_UNWRITABLE,
+        `not writing the task's output in ${this.path}: ${describeError(err)}`,
+        { retryable: false },
+      );
+    }
   }
 
   /** After code elsewhere (a pool thread) may have made it. */

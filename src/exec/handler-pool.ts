@@ -16,6 +16,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { resolve as importMetaResolve } from 'import-meta-resolve';
 import { Piscina } from 'piscina';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { describeValue, failureFromAbort, TaskFailure, timeoutFailure } from './failure.js';
@@ -312,12 +313,14 @@ export function createHandlerPool(options: HandlerPoolOptions = {}): HandlerPool
 }
 
 /**
- * Turn a handler module as the user wrote it into what a pool thread can import:
- * - a path (`./handlers.mjs`, `/opt/h.js`, or any name that is a file under `cwd`) → its file URL,
- *   relative paths resolved against `cwd`;
+ * Turn a handler module as the user wrote it into the one URL a pool thread imports, so that what is
+ * checked here is what runs (no second resolution elsewhere):
  * - a `file:` URL → itself;
- * - a package name → resolved from `cwd` like `require.resolve` would (left as is when the package
- *   only exports ESM conditions; the thread then imports it by name).
+ * - a path (starts with `.` or `/`, or names a file with a JavaScript or TypeScript extension, such as
+ *   `handlers.mjs`) → its file URL, relative paths resolved against `cwd`;
+ * - a package name (`my-handlers`, `@org/h/sub`) → resolved from `cwd` as `import()` there would
+ *   (ESM resolution: its `exports` with the `import` condition), to the file URL of what it names. A
+ *   file in `cwd` with the package's name does not shadow it.
  * A path or package that does not exist is `ZKFARM_CONFIG_INVALID` naming the module.
  */
 export async function resolveHandlerModule(specifier: string, cwd: string = process.cwd()): Promise<string> {
@@ -330,19 +333,30 @@ export async function resolveHandlerModule(specifier: string, cwd: string = proc
     if (!(await isFile(path))) throw notFound(`no file at ${path}`);
     return specifier;
   }
-  const path = resolve(cwd, specifier);
-  if (await isFile(path)) return pathToFileURL(path).href;
-  if (specifier.startsWith('.') || specifier.startsWith('/')) {
+  if (isPathSpecifier(specifier)) {
+    const path = resolve(cwd, specifier);
+    if (await isFile(path)) return pathToFileURL(path).href;
     throw notFound(`no file at ${path} (relative paths are resolved against the current directory ${cwd})`);
   }
+  let url: string;
   try {
-    return pathToFileURL(createRequire(join(cwd, 'noop.js')).resolve(specifier)).href;
+    url = importMetaResolve(specifier, pathToFileURL(join(cwd, 'noop.js')).href);
   } catch (err) {
-    if ((err as { code?: unknown }).code === 'MODULE_NOT_FOUND') {
-      throw notFound(`it is neither a file under ${cwd} nor a package installed there`);
-    }
-    return specifier;
+    const code = (err as { code?: unknown }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND')
+      throw notFound(`it is neither a file nor a package installed under ${cwd}`);
+    throw configError(
+      `handler module ${JSON.stringify(specifier)} cannot be resolved from ${cwd}: ${describeError(err)}`,
+    );
   }
+  if (!url.startsWith('file:') || !(await isFile(fileURLToPath(url))))
+    throw notFound(`the package resolves to ${url}, which is not a file`);
+  return url;
+}
+
+/** A path rather than a package name: relative, absolute, or a file name with a script extension. */
+function isPathSpecifier(specifier: string): boolean {
+  return /^[./]/.test(specifier) || /\.(?:[cm]?js|[cm]?ts)$/.test(specifier);
 }
 
 async function isFile(path: string): Promise<boolean> {

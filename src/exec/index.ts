@@ -23,4 +23,5 @@ export {
 } from './handler-pool.js';
 export { NotSerializableError, toJson } from './json.js';
 export { assertSafeName, invalidName, isSafeName } from './names.js';
+export { OUTPUT_RETENTION_DEFAULTS, type OutputRetention, type SweepReport } from './output-retention.js';
 export type { ExecOutcome, ExecRequest, Handler, HandlerContext, TaskSpec } from './types.js';

@@ -10,13 +10,20 @@
  * - When the shell exits, whatever is left in its group (`sleep 100 &`) is SIGKILLed: a farm must not
  *   pile up orphans, and they would hold the log pipes open. The group id is signalled right after
  *   we learn of the exit, long before the kernel could hand the same number to a new group.
+ * - A signalled process is gone only once the kernel has run its exit, which on a busy machine can be
+ *   after the shell's own exit and the log pipes' close were reported. When the final SIGKILL found
+ *   processes in the group, the run waits (at most GROUP_EXIT_WAIT_MS) until none of them still runs,
+ *   so that a caller told "the command ended" never finds a piece of it alive.
  * - Past `maxOutputBytes` a log keeps being drained (so the command never blocks on a full pipe) but
  *   nothing more is written; the log ends with a line saying how much was dropped.
  */
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WRITE_NO_FOLLOW } from './workdir.js';
 
 export interface ShellRun {
   cmd: string;
@@ -92,12 +99,44 @@ class OutputLimiter extends Transform {
   }
 }
 
-function killGroup(pid: number, signal: NodeJS.Signals): void {
+/** Signal every process of the group led by `pid`; false when the group has no process left. */
+function killGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
   try {
     process.kill(-pid, signal);
+    return true;
   } catch {
-    // ESRCH: the group is already gone.
+    return false; // ESRCH: the group is already gone.
   }
+}
+
+const GROUP_EXIT_WAIT_MS = 2000;
+
+/** Wait, bounded, until no process of group `pgid` is still running (zombies have finished exiting). */
+async function groupExited(pgid: number): Promise<void> {
+  const deadline = performance.now() + GROUP_EXIT_WAIT_MS;
+  while (groupRunning(pgid) && performance.now() < deadline) await sleep(5);
+}
+
+/**
+ * Does a process of group `pgid` still run? `kill(-pgid, 0)` also counts zombies, which may never be
+ * reaped in a container whose init does not reap, so on Linux /proc tells running from exited.
+ */
+function groupRunning(pgid: number): boolean {
+  if (!killGroup(pgid, 0)) return false;
+  if (process.platform !== 'linux') return false;
+  for (const entry of readdirSync('/proc')) {
+    if (entry.charCodeAt(0) > 57) continue; // not a pid
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // After "pid (comm) ": state, ppid, pgrp, ...; comm may hold spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') return true;
+  }
+  return false;
 }
 
 export async function runShell(run: ShellRun): Promise<ShellResult> {
@@ -105,8 +144,9 @@ export async function runShell(run: ShellRun): Promise<ShellResult> {
   let out: FileHandle | undefined;
   let err: FileHandle | undefined;
   try {
-    out = await open(`${run.cwd}/stdout.log`, 'w', run.fileMode);
-    err = await open(`${run.cwd}/stderr.log`, 'w', run.fileMode);
+    // Never through a link planted where a log goes (workdir.ts).
+    out = await open(`${run.cwd}/stdout.log`, WRITE_NO_FOLLOW, run.fileMode);
+    err = await open(`${run.cwd}/stderr.log`, WRITE_NO_FOLLOW, run.fileMode);
   } catch (error) {
     await out?.close();
     throw error;
@@ -159,7 +199,7 @@ export async function runShell(run: ShellRun): Promise<ShellResult> {
   const exit = await exited;
   run.signal.removeEventListener('abort', onAbort);
   clearTimeout(graceTimer);
-  if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
+  const leftovers = child.pid !== undefined && killGroup(child.pid, 'SIGKILL');
 
   // A process that left the group (setsid) could still hold a pipe open: do not wait for it forever.
   let pipeTimer: NodeJS.Timeout | undefined;
@@ -173,6 +213,7 @@ export async function runShell(run: ShellRun): Promise<ShellResult> {
   await Promise.race([logs, pipesStuck]);
   clearTimeout(pipeTimer);
   await logs;
+  if (leftovers) await groupExited(child.pid!);
 
   return {
     exitCode: exit.code,

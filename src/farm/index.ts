@@ -1,9 +1,32 @@
-/** The farm protocol: masters, workers, submitters and the znodes they share. */
-export * from './assignment-policy.js';
+/**
+ * The farm: masters, workers, submitters, and the public layout of the znodes they share (docs/protocol.md).
+ * A deliberate list: what is not here is internal (see docs/library.md).
+ */
 export type { LeaderOptions, LeaderStats } from './leader.js';
-export * from './master.js';
-export * from './protocol.js';
-export * from './retention.js';
-export * from './role.js';
-export * from './submitter.js';
-export * from './worker.js';
+export { Master, type MasterOptions, type MasterRoleInfo } from './master.js';
+export {
+  checkTask,
+  isTaskId,
+  type MasterInfo,
+  PATHS,
+  parseStatus,
+  statusPath,
+  TASK_PREFIX,
+  type Task,
+  type TaskMeta,
+  type TaskStatus,
+  taskPath,
+  type WorkerInfo,
+} from './protocol.js';
+export type { BlockedNeed, QueueSummary } from './queue-view.js';
+export type { RetentionOptions } from './retention.js';
+export {
+  Role,
+  type RoleInfo,
+  type RoleKind,
+  type RoleOptions,
+  type RoleState,
+  type StopOptions,
+} from './role.js';
+export { type SubmitManyError, Submitter, type SubmitterOptions } from './submitter.js';
+export { Worker, type WorkerOptions, type WorkerStats } from './worker.js';

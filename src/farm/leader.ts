@@ -260,10 +260,16 @@ export class Leader {
     this.#tasksDirty = false;
     this.#lastListAt = Date.now();
     const mark = this.#client.requests;
-    const children = await this.#client.getChildren(PATHS.tasks, () => {
-      this.#tasksDirty = true;
-      this.#kick();
-    });
+    const children = await this.#client
+      .getChildren(PATHS.tasks, () => {
+        this.#tasksDirty = true;
+        this.#kick();
+      })
+      .catch((err: unknown) => {
+        // No watch was set (e.g. /tasks deleted, to be made again): list again on the next round.
+        this.#tasksDirty = true;
+        throw err;
+      });
     this.#view.listed(children, mark);
   }
 

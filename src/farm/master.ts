@@ -21,12 +21,14 @@
  * master joins the line again, at its end.
  */
 import { once } from 'node:events';
-import { ErrorCodes, wholeNumber, ZkfarmError } from '../errors.js';
+import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { Election, type Term } from '../recipes/election.js';
 import type { DataWatch, Session } from '../zk/index.js';
 import { Leader, type LeaderOptions, type LeaderStats } from './leader.js';
+import { checkMasterOptions } from './options.js';
 import { encode, type MasterInfo, masterPath, PATHS } from './protocol.js';
 import { HOST, Role, type RoleInfo, type RoleOptions } from './role.js';
+import { watchTaskIds } from './task-ids.js';
 
 export interface MasterOptions extends RoleOptions, LeaderOptions {}
 
@@ -50,9 +52,7 @@ export class Master extends Role {
 
   constructor(options: MasterOptions) {
     super(options);
-    if (options.batchSize !== undefined) wholeNumber('batchSize', options.batchSize, 1);
-    if (options.maxLost !== undefined) wholeNumber('maxLost', options.maxLost, 1);
-    this.#opts = options;
+    this.#opts = { ...options, ...checkMasterOptions(options) };
   }
 
   get isLeader(): boolean {
@@ -105,6 +105,8 @@ export class Master extends Role {
   async #lead(session: Session, term: Term, me: MasterInfo): Promise<void> {
     this.#leaderChanges++;
     this.log.info({ session: session.id, term: term.number }, `${this.name} leads`);
+    // Before handing out work: a /tasks made again must not hand out ids of kept results (task-ids.ts).
+    await watchTaskIds(session, this.log, term.signal);
     const since = this.#termSince;
     const leader = new Leader(session, term, this.#opts, this.log, (queue) => {
       void this.#election?.announce(encode({ ...me, since, queue })).catch(() => {});

@@ -8,7 +8,8 @@
  *
  *   prefetch = capacity × QUEUE_MS ÷ (recent mean duration), within [capacity, MAX_FACTOR × capacity]
  *
- * A worker of tasks that take 100 ms or more holds `capacity` (one more batch, the fixed default before);
+ * A worker of tasks that take 100 ms or more holds `capacity` (one more batch: such a task's own time
+ * dwarfs a round trip to the master);
  * one of 2 ms tasks 12 × capacity, one of sub-millisecond tasks up to 64 × capacity (durations are
  * measured to fractions of a millisecond), so that a master's round and a worker's read and completion
  * each carry many tasks: the farm's cost is mostly per round, not per task. Until `capacity` tasks have finished it holds

@@ -22,8 +22,11 @@ import {
   type Stat,
   type Supervisor,
   splitConnectString,
+  type ZkTlsOptions,
 } from '../zk/index.js';
-import { PATHS, validateName } from './protocol.js';
+import { ensureLayout } from './layout.js';
+import { checkRoleOptions } from './options.js';
+import { validateName } from './protocol.js';
 
 export interface RoleOptions {
   /** Unique name of this role in the farm (letters, digits, '.', '_', '-'). */
@@ -34,8 +37,8 @@ export interface RoleOptions {
   sessionTimeout?: number;
   /** Digest identity `user:password` for an access-controlled farm. */
   auth?: string;
-  /** Route the session through a fault proxy so `expireSession()` works (tests, chaos, benchmarks). */
-  faultInjection?: boolean;
+  /** TLS to ZooKeeper's secureClientPort (PEM contents). @defaultValue plain TCP */
+  tls?: ZkTlsOptions;
   /** Give up starting when ZooKeeper cannot be reached within this many ms. @defaultValue Infinity */
   connectTimeout?: number;
   logger?: Logger;
@@ -64,13 +67,15 @@ export abstract class Role extends EventEmitter {
   #state: RoleState = 'idle';
   #started: Promise<void> | undefined;
   #stopped: Promise<void> | undefined;
+  /** Aborted by stop(): ends a start still in progress. */
+  readonly #stopping = new AbortController();
   /** Session ids this role held before; a node owned by one of them is our own stale node. */
   protected readonly pastSessions = new Set<string>();
 
   constructor(options: RoleOptions) {
     super();
     this.name = validateName('role', options.name);
-    this.options = options;
+    this.options = { ...options, ...checkRoleOptions(options) };
     this.log = options.logger ?? silent;
     this.on('error', () => {});
   }
@@ -84,9 +89,11 @@ export abstract class Role extends EventEmitter {
     this.emit('state', s);
   }
 
-  /** Connect and run the role; resolves once its first session is set up. */
+  /** Connect and run the role; resolves once its first session is set up (rejects with ZKFARM_STOPPED when stop() came first). */
   start(): Promise<void> {
-    this.#started ??= this.#start();
+    this.#started ??= this.#stopping.signal.aborted
+      ? Promise.reject(new ZkfarmError(ErrorCodes.STOPPED, `${this.kind} ${this.name} was stopped`))
+      : this.#start();
     return this.#started;
   }
 
@@ -96,10 +103,12 @@ export abstract class Role extends EventEmitter {
       connect: this.options.connect ?? '127.0.0.1:2181',
       sessionTimeout: this.options.sessionTimeout ?? 10_000,
       auth: this.options.auth,
-      faultInjection: this.options.faultInjection,
+      tls: this.options.tls,
       connectTimeout: this.options.connectTimeout,
       logger: this.log,
     };
+    // stop() during the start ends it: a start may wait for ZooKeeper, or for a stale node of our name.
+    const stopping = this.#stopping.signal;
     if (opts.auth && !splitConnectString(opts.connect).chroot) {
       this.log.warn(
         { connect: opts.connect },
@@ -108,7 +117,8 @@ export abstract class Role extends EventEmitter {
       );
     }
     try {
-      await ensureChroot(opts);
+      await ensureChroot({ ...opts, signal: stopping });
+      stopping.throwIfAborted();
       const sup = connect(opts, async (session) => {
         await this.ensureLayout(session);
         await this.onSession(session);
@@ -128,31 +138,36 @@ export abstract class Role extends EventEmitter {
           this.emit('failed', err);
         },
       );
-      await sup.ready;
+      const endStart = () => void sup.stop();
+      stopping.addEventListener('abort', endStart, { once: true });
+      try {
+        await sup.ready;
+      } finally {
+        stopping.removeEventListener('abort', endStart);
+      }
       this.pastSessions.add(sup.session?.id ?? '');
-      this.setState('running');
+      if (!stopping.aborted) this.setState('running');
     } catch (err) {
-      this.setState('failed');
       await this.supervisor?.stop();
+      if (stopping.aborted) {
+        throw new ZkfarmError(ErrorCodes.STOPPED, `${this.kind} ${this.name} was stopped while starting`, {
+          cause: err,
+        });
+      }
+      this.setState('failed');
       throw err;
     }
   }
 
-  /** The nodes every role needs. Idempotent, and cheap when they exist. */
+  /** The nodes every role needs, closed to all but the farm identity with `auth` (layout.ts). */
   protected async ensureLayout(session: Session): Promise<void> {
-    const c = session.client;
-    const paths = Object.values(PATHS).filter((p) => p !== PATHS.master);
-    await Promise.all(paths.map((p) => c.ensurePath(p)));
-    // With access control, nodes made earlier without it (open to anyone) are closed now.
-    if (this.options.auth) {
-      const opened = await Promise.all(paths.map(async (p) => ((await c.secure(p)) ? p : undefined)));
-      const changed = opened.filter(Boolean);
-      if (changed.length)
-        this.log.warn(
-          { paths: changed },
-          'these nodes were open to anyone; they now have the farm identity ACL',
-        );
-    }
+    await ensureLayout(session, {
+      auth: this.options.auth,
+      chrooted: Boolean(splitConnectString(this.options.connect ?? '127.0.0.1:2181').chroot),
+      deep: this.kind === 'master',
+      worker: this.kind === 'worker' ? this.name : undefined,
+      log: this.log,
+    });
   }
 
   /** Set the role up on a (new) session. Throwing retries it on the same session unless the error is fatal. */
@@ -161,22 +176,32 @@ export abstract class Role extends EventEmitter {
   /** Release what the role holds before the session closes. */
   protected async beforeClose(_options: StopOptions): Promise<void> {}
 
-  /** Stop: release work (drain for workers), close the session (its ephemeral nodes vanish). Idempotent. */
+  /**
+   * Stop: release work (drain for workers), close the session (its ephemeral nodes vanish). Idempotent.
+   * A role still starting has taken no work yet: its start is ended at once (it may be waiting for
+   * ZooKeeper, or for a stale node of its name to expire), so a stop never waits on ZooKeeper to start.
+   */
   stop(options: StopOptions = {}): Promise<void> {
     this.#stopped ??= (async () => {
+      this.#stopping.abort(new ZkfarmError(ErrorCodes.STOPPED, `${this.kind} ${this.name} is stopping`));
       if (this.#state === 'idle') {
         this.setState('stopped');
         return;
       }
-      await this.#started?.catch(() => {});
       this.setState('stopping');
-      try {
-        await this.beforeClose(options);
-      } catch (err) {
-        this.log.warn(
-          { err },
-          `${this.kind} ${this.name}: clean-up before close failed: ${describeError(err)}`,
-        );
+      const started = await this.#started!.then(
+        () => true,
+        () => false,
+      );
+      if (started) {
+        try {
+          await this.beforeClose(options);
+        } catch (err) {
+          this.log.warn(
+            { err },
+            `${this.kind} ${this.name}: clean-up before close failed: ${describeError(err)}`,
+          );
+        }
       }
       await this.supervisor?.stop();
       this.setState('stopped');
@@ -195,15 +220,9 @@ export abstract class Role extends EventEmitter {
     };
   }
 
-  /** The session supervisor (for tools and tests: its state, its fault proxy). */
+  /** The session supervisor (for tools and tests: its state, its session, the requests it sent). */
   get sessionSupervisor(): Supervisor | undefined {
     return this.supervisor;
-  }
-
-  /** Fault injection: make the server expire this role's session (needs `faultInjection`). */
-  async expireSession(): Promise<void> {
-    if (!this.supervisor) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `${this.name} is not started`);
-    await this.supervisor.expireSession();
   }
 
   /**

@@ -19,8 +19,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
-import { ErrorCodes, wholeNumber, ZkfarmError } from '../errors.js';
-import { type ConnectOptions, connect, ensureChroot, isZkError, type Supervisor } from '../zk/index.js';
+import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { type ConnectOptions, connect, isZkError, type Supervisor } from '../zk/index.js';
+import { checkSubmitterOptions } from './options.js';
 import {
   checkTask,
   encode,
@@ -32,6 +33,7 @@ import {
   type Task,
   type TaskStatus,
 } from './protocol.js';
+import { ensureFreshTaskIds, idsChecked } from './task-ids.js';
 import { TaskLocator } from './task-locator.js';
 
 export interface SubmitterOptions extends Omit<ConnectOptions, 'connect'> {
@@ -47,8 +49,8 @@ export interface SubmitterOptions extends Omit<ConnectOptions, 'connect'> {
 
 /**
  * Multis one submitMany() keeps in flight. Each waits for ZooKeeper's commit (an fsync shared with other
- * requests); one at a time capped submitting at a batch per round trip (~13,000 tasks/s on a busy 2-core
- * machine), below what the farm drains.
+ * requests): with one at a time, submitting runs at one batch per commit round trip, below what the farm
+ * drains (benchmarks/README.md has the measurements); a few in flight keep the commits busy.
  */
 export const SUBMIT_WINDOW = 4;
 
@@ -67,7 +69,7 @@ export class Submitter {
   /** Waiters by task id, told when the task is nowhere. */
   readonly #nowhere = new Map<string, Array<(err: Error) => void>>();
 
-  private constructor(supervisor: Supervisor, options: SubmitterOptions) {
+  private constructor(supervisor: Supervisor, options: ReturnType<typeof checkSubmitterOptions>) {
     this.supervisor = supervisor;
     this.#locator = new TaskLocator(
       () => supervisor.session?.client,
@@ -80,21 +82,22 @@ export class Submitter {
         for (const fail of this.#nowhere.get(id) ?? []) fail(err);
       },
     );
-    this.#maxQueue = options.maxQueue ?? 20_000;
-    this.#queueWaitMs = options.queueWaitMs ?? 60_000;
-    this.#batchSize = Math.min(options.batchSize ?? 100, 200);
+    this.#maxQueue = options.maxQueue;
+    this.#queueWaitMs = options.queueWaitMs;
+    this.#batchSize = Math.min(options.batchSize, 200);
   }
 
   /** Connect (pass-through mode: the session stays open until `close()`). */
   static async open(options: SubmitterOptions = {}): Promise<Submitter> {
     // Checked before connecting: a batch size of NaN would loop for ever, a queue limit of 0 never admit.
-    if (options.maxQueue !== undefined) wholeNumber('maxQueue', options.maxQueue, 1);
-    if (options.queueWaitMs !== undefined) wholeNumber('queueWaitMs', options.queueWaitMs, 0);
-    if (options.batchSize !== undefined) wholeNumber('batchSize', options.batchSize, 1);
-    const opts: ConnectOptions = { ...options, connect: options.connect ?? '127.0.0.1:2181' };
-    await ensureChroot(opts);
+    const checked = checkSubmitterOptions(options);
+    // The chroot is not created here: a chroot that does not exist means no farm runs there (a typo in
+    // the connect string), and the session check reports it (ZKFARM_CHROOT_MISSING) instead of letting
+    // tasks wait in a place no master reads.
+    const opts: ConnectOptions = { ...options, ...checked };
     const sup = connect(opts, async (session) => {
       await Promise.all([session.client.ensurePath(PATHS.tasks), session.client.ensurePath(PATHS.status)]);
+      await ensureFreshTaskIds(session.client);
     });
     try {
       await sup.ready;
@@ -102,7 +105,7 @@ export class Submitter {
       await sup.stop();
       throw err;
     }
-    return new Submitter(sup, options);
+    return new Submitter(sup, checked);
   }
 
   #client() {
@@ -207,6 +210,8 @@ export class Submitter {
       const fresh = Date.now() - this.#depthReadAt < 1000;
       if (fresh && this.#depth + n <= this.#maxQueue * 0.8) return;
       const stat = await this.#client().exists(PATHS.tasks);
+      // /tasks made again since we last looked: no id may be handed out before its counter is checked.
+      if (!idsChecked(stat)) await ensureFreshTaskIds(this.#client());
       this.#depth = stat?.numChildren ?? 0;
       this.#depthReadAt = Date.now();
       if (this.#depth + n <= this.#maxQueue) return;

@@ -24,7 +24,7 @@
  */
 import { EventEmitter, once } from 'node:events';
 import { hostname } from 'node:os';
-import { describeError, ErrorCodes, wholeNumber, ZkfarmError } from '../errors.js';
+import { describeError, ErrorCodes } from '../errors.js';
 import { type ExecOutcome, Executor, type ExecutorOptions, type HandlerPool } from '../exec/index.js';
 import { ChildrenCache } from '../recipes/children-cache.js';
 import type { Session } from '../zk/index.js';
@@ -32,6 +32,7 @@ import { CompletionQueue } from './completion-queue.js';
 import { type Held, HeldTasks } from './held-tasks.js';
 import { Intake } from './intake.js';
 import { complete, giveBack, type Move, requeue } from './moves.js';
+import { checkWorkerOptions } from './options.js';
 import { AutoPrefetch } from './prefetch.js';
 import { assignDir, encode, taskMeta, type WorkerInfo, workerPath } from './protocol.js';
 import { Role, type RoleOptions, type StopOptions } from './role.js';
@@ -59,6 +60,8 @@ export interface WorkerOptions extends RoleOptions {
   defaultTimeoutMs?: number;
   /** When a task gets its output directory and result.json. @defaultValue 'on-demand' */
   taskDirs?: ExecutorOptions['taskDirs'];
+  /** How much task output stays on disk (age, count, bytes). @defaultValue see ExecutorOptions */
+  outputRetention?: ExecutorOptions['outputRetention'];
   /** First retry delay in ms, doubled per attempt up to 30 s. @defaultValue 500 */
   retryDelayMs?: number;
 }
@@ -113,18 +116,13 @@ export class Worker extends Role {
 
   constructor(options: WorkerOptions) {
     super(options);
-    this.#opts = options;
+    const checked = checkWorkerOptions(options);
+    this.#opts = { ...options, ...checked };
     this.#logRuns =
       (this.log as { isLevelEnabled?: (l: string) => boolean }).isLevelEnabled?.('debug') ?? true;
-    this.capacity = wholeNumber('capacity', options.capacity ?? 4, 1);
-    const prefetch = options.prefetch ?? 'auto';
-    if (prefetch === 'auto') this.#autoPrefetch = new AutoPrefetch(this.capacity);
-    else if (typeof prefetch === 'number') this.#fixedPrefetch = wholeNumber('prefetch', prefetch, 0);
-    else
-      throw new ZkfarmError(
-        ErrorCodes.INVALID_ARGUMENT,
-        `prefetch: expected a whole number ≥ 0 or 'auto', got ${JSON.stringify(prefetch)}`,
-      );
+    this.capacity = checked.capacity;
+    if (checked.prefetch === 'auto') this.#autoPrefetch = new AutoPrefetch(this.capacity);
+    else this.#fixedPrefetch = checked.prefetch;
     this.#executor = new Executor({
       workdir: options.workdir,
       allowShell: options.allowShell ?? false,
@@ -133,6 +131,7 @@ export class Worker extends Role {
       pool: options.pool,
       defaultTimeoutMs: options.defaultTimeoutMs ?? 0,
       taskDirs: options.taskDirs,
+      outputRetention: options.outputRetention,
     });
     this.#completions = new CompletionQueue(
       this.name,

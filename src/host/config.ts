@@ -7,8 +7,9 @@
  * flags that set the same thing for every role (`--capacity`, `--allow-shell`, `--session-timeout`).
  * When the file lists no roles, a kind no flag gives runs its default count (1 master, 2 workers).
  *
- * Every problem is a ZKFARM_CONFIG_INVALID error whose message is one line naming the file, the field
- * path and what was expected versus what was found, e.g.
+ * The file's fields and the flags are defined in options.ts (type, range, default, description); every
+ * problem is a ZKFARM_CONFIG_INVALID error whose message is one line naming the file, the field path and
+ * what was expected versus what was found, e.g.
  *   farm.yaml: roles[1].type: expected "master" or "worker", got "wroker"
  * Relative paths in a file (handlerModules, workdir) are resolved against the file's directory.
  */
@@ -16,106 +17,36 @@ import { readFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { z } from 'zod';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { resolveHandlerModule, TASK_DIRS, type TaskDirs } from '../exec/index.js';
-import { validateName } from '../farm/protocol.js';
+import { resolveHandlerModule, type TaskDirs } from '../exec/index.js';
+import {
+  type CheckHow,
+  checkOptions,
+  describeValue,
+  mappingOf,
+  type OptionsOf,
+  problemLine,
+} from '../farm/option-schema.js';
+import type { ZkTlsFiles } from '../zk/transport.js';
+import {
+  DEFAULT_ROLE_COUNTS,
+  DEFAULT_WORKDIR,
+  fileFields,
+  flagName,
+  ROLE_ENTRY_EXPECTED,
+  roleEntryFields,
+  runtimeFlags,
+  WORKER_ONLY,
+} from './options.js';
 import type { FarmSpec, RoleSpec } from './types.js';
+
+export { DEFAULT_ROLE_COUNTS, DEFAULT_WORKDIR } from './options.js';
 
 /** Where the farm's ZooKeeper is when nothing says otherwise. */
 export const DEFAULT_CONNECT = '127.0.0.1:2181';
-/** Workers' output root when nothing says otherwise (relative to the current directory). */
-export const DEFAULT_WORKDIR = 'zkfarm-work';
-/** Roles of each kind a host runs when no flag gives that kind's count and the config file lists no roles. */
-export const DEFAULT_ROLE_COUNTS = { master: 1, worker: 2 } as const;
 
-const CONNECT_PATTERN = /^[^\s:/,]+:\d{1,5}(,[^\s:/,]+:\d{1,5})*(\/[^/\s]+)*\/?$/;
-const AUTH_PATTERN = /^[^:\s]+:.+$/;
-
-// ---------------------------------------------------------------------------------------------------
-// Schema
-// ---------------------------------------------------------------------------------------------------
-
-const positiveInt = z.number().int().min(1);
-const nonNegativeInt = z.number().int().min(0);
-
-const roleSchema = z.strictObject({
-  type: z.enum(['master', 'worker']),
-  name: z.string().optional(),
-  count: positiveInt.optional(),
-  capacity: positiveInt.optional(),
-  prefetch: z.union([nonNegativeInt, z.literal('auto')]).optional(),
-  allowShell: z.boolean().optional(),
-  defaultTimeoutMs: nonNegativeInt.optional(),
-  taskDirs: z.enum(TASK_DIRS).optional(),
-  sessionTimeout: positiveInt.optional(),
-  handlerModules: z.array(z.string().min(1)).optional(),
-});
-
-const configSchema = z.strictObject({
-  zk: z.string().regex(CONNECT_PATTERN).optional(),
-  sessionTimeout: positiveInt.optional(),
-  workdir: z.string().min(1).optional(),
-  allowShell: z.boolean().optional(),
-  taskDirs: z.enum(TASK_DIRS).optional(),
-  auth: z.string().regex(AUTH_PATTERN).optional(),
-  handlerModules: z.array(z.string().min(1)).optional(),
-  retention: z
-    .strictObject({
-      maxCount: positiveInt.optional(),
-      maxAgeMs: positiveInt.optional(),
-      intervalMs: positiveInt.optional(),
-    })
-    .optional(),
-  namePrefix: z.string().optional(),
-  roles: z.array(roleSchema).optional(),
-});
-
-type RawConfig = z.infer<typeof configSchema>;
-export type ConfigRole = z.infer<typeof roleSchema>;
-
-/** Fields only a worker role takes. */
-const WORKER_ONLY = [
-  'capacity',
-  'prefetch',
-  'allowShell',
-  'defaultTimeoutMs',
-  'taskDirs',
-  'handlerModules',
-] as const;
-
-/** What each field expects, in words (the last name in a field's path picks the entry). */
-const EXPECTED: Record<string, string> = {
-  zk: 'a connect string like "127.0.0.1:2181" or "h1:2181,h2:2181/farm-a"',
-  sessionTimeout: 'a whole number of milliseconds >= 1',
-  workdir: 'a directory path',
-  allowShell: 'true or false',
-  taskDirs: '"on-demand" or "always"',
-  auth: 'credentials "user:password"',
-  handlerModules: 'a list of module paths or package names',
-  'handlerModules[]': 'a module path or package name',
-  retention: 'a mapping with maxCount, maxAgeMs and/or intervalMs',
-  maxCount: 'a whole number >= 1',
-  maxAgeMs: 'a whole number of milliseconds >= 1',
-  intervalMs: 'a whole number of milliseconds >= 1',
-  namePrefix: 'a name prefix (letters, digits, ".", "_" or "-")',
-  roles: 'a list of roles like {type: worker, count: 4}',
-  'roles[]': 'a role like {type: worker, count: 4} or {type: master, name: m1}',
-  type: '"master" or "worker"',
-  name: 'a role name (letters, digits, ".", "_" or "-")',
-  count: 'a whole number >= 1',
-  capacity: 'a whole number >= 1',
-  prefetch: 'a whole number >= 0, or "auto"',
-  defaultTimeoutMs: 'a whole number of milliseconds >= 0',
-  '': 'a mapping of settings (zk, workdir, roles, ...)',
-};
-
-/** The keys each mapping accepts, for "did you mean" hints. */
-const KEYS = {
-  top: Object.keys(configSchema.shape),
-  role: Object.keys(roleSchema.shape),
-  retention: ['maxCount', 'maxAgeMs', 'intervalMs'],
-};
+type RawConfig = OptionsOf<typeof fileFields>;
+export type ConfigRole = OptionsOf<typeof roleEntryFields> & { type: 'master' | 'worker' };
 
 // ---------------------------------------------------------------------------------------------------
 // Errors
@@ -125,90 +56,30 @@ function configError(message: string): ZkfarmError {
   return new ZkfarmError(ErrorCodes.CONFIG_INVALID, message.replace(/\s*\n\s*/g, ' '));
 }
 
-/** `roles[1].type` from `['roles', 1, 'type']`. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const p of path) {
-    if (typeof p === 'number') out += `[${p}]`;
-    else out += out === '' ? String(p) : `.${String(p)}`;
-  }
-  return out;
+/** How a problem in a file is told: the file's name first; a role key at the top level says where it goes. */
+function fileHow(label: string): CheckHow {
+  return {
+    code: ErrorCodes.CONFIG_INVALID,
+    prefix: `${label}: `,
+    unknownKey: (key, path) =>
+      path.length === 0 && key in roleEntryFields && !(key in fileFields)
+        ? `"${key}" is set per role: put it in an entry of roles`
+        : undefined,
+  };
 }
 
-/** A short, readable form of a value someone wrote. */
-export function describeValue(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (value === null) return 'null';
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  if (Array.isArray(value)) return `a list (${value.length} item${value.length === 1 ? '' : 's'})`;
-  if (typeof value === 'object') return 'a mapping';
-  return typeof value;
-}
-
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
-  let v = root;
-  for (const p of path) {
-    if (v === null || typeof v !== 'object') return undefined;
-    v = (v as Record<PropertyKey, unknown>)[p];
+/** One line for the first schema problem in a file (a role entry that is not a mapping says what one is). */
+function fileProblem(label: string, raw: unknown): string | undefined {
+  const parsed = mappingOf(fileFields).safeParse(raw);
+  if (parsed.success) return undefined;
+  const issue = parsed.error.issues[0]!;
+  const path = issue.path;
+  if (path.length === 2 && path[0] === 'roles' && typeof path[1] === 'number') {
+    const entry = (raw as { roles: unknown[] }).roles[path[1]];
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry))
+      return `${label}: roles[${path[1]}]: expected ${ROLE_ENTRY_EXPECTED}, got ${describeValue(entry)}`;
   }
-  return v;
-}
-
-function expectedFor(path: readonly PropertyKey[]): string | undefined {
-  const last = path.at(-1);
-  if (typeof last === 'number') {
-    const parent = path.at(-2);
-    return EXPECTED[`${String(parent)}[]`];
-  }
-  return EXPECTED[last === undefined ? '' : String(last)];
-}
-
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1;
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-    }
-  }
-  return d[a.length]![b.length]!;
-}
-
-function unknownKeyMessage(key: string, path: readonly PropertyKey[]): string {
-  const last = path.at(-1);
-  const allowed = typeof last === 'number' ? KEYS.role : last === 'retention' ? KEYS.retention : KEYS.top;
-  const closest = (keys: string[]) =>
-    keys.filter((k) => distance(key, k) <= 2).sort((a, b) => distance(key, a) - distance(key, b))[0];
-  const close = closest(allowed);
-  const roleKey = allowed === KEYS.top ? closest(KEYS.role.filter((k) => !allowed.includes(k))) : undefined;
-  const hint = close
-    ? `did you mean "${close}"?`
-    : roleKey
-      ? `"${roleKey}" is set per role: put it in an entry of roles`
-      : `expected one of ${allowed.join(', ')}`;
-  return `unknown key "${key}" (${hint})`;
-}
-
-/** One line for the first schema problem (and how many more there are). */
-function schemaMessage(label: string, error: z.ZodError, raw: unknown): string {
-  const issues = error.issues;
-  const issue = issues[0]!;
-  const more =
-    issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : '';
-  if (issue.code === 'unrecognized_keys') {
-    const key = issue.keys[0]!;
-    return `${label}: ${formatPath([...issue.path, key])}: ${unknownKeyMessage(key, issue.path)}${more}`;
-  }
-  const where = formatPath(issue.path) || '(top level)';
-  const value = valueAt(raw, issue.path);
-  const expected = expectedFor(issue.path);
-  if (value === undefined) {
-    return `${label}: ${where}: missing: expected ${expected ?? issue.message}${more}`;
-  }
-  const what = expected ? `expected ${expected}` : issue.message;
-  return `${label}: ${where}: ${what}, got ${describeValue(value)}${more}`;
+  return problemLine(fileFields, parsed.error, raw, fileHow(label));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -221,6 +92,8 @@ export interface ConfigFile {
   /** The file as the user named it (used in messages). */
   label: string;
   zk?: string;
+  /** `zk.tls`: TLS on, with these files (absolute) and server name; `{}` when only `tls: true`. */
+  zkTls?: Partial<ZkTlsFiles>;
   sessionTimeout?: number;
   /** Absolute (resolved against the file's directory). */
   workdir?: string;
@@ -230,6 +103,9 @@ export interface ConfigFile {
   /** Absolute paths (or package names), checked to exist. */
   handlerModules?: string[];
   retention?: { maxCount?: number; maxAgeMs?: number; intervalMs?: number };
+  outputRetention?: FarmSpec['outputRetention'];
+  /** The dashboard's token (`runtime --http`). */
+  httpToken?: string;
   namePrefix?: string;
   /** Roles, with their handlerModules resolved like the top-level ones. */
   roles?: ConfigRole[];
@@ -323,9 +199,9 @@ export async function loadConfigFile(path: string): Promise<ConfigFile> {
       `${label}: expected a mapping of settings (zk, workdir, roles, ...) at the top level, got ${describeValue(raw)}`,
     );
   }
-  const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) throw configError(schemaMessage(label, parsed.error, raw));
-  return finishConfig(label, abs, parsed.data);
+  const problem = fileProblem(label, raw);
+  if (problem) throw configError(problem);
+  return finishConfig(label, abs, raw as RawConfig);
 }
 
 async function finishConfig(label: string, abs: string, data: RawConfig): Promise<ConfigFile> {
@@ -338,7 +214,6 @@ async function finishConfig(label: string, abs: string, data: RawConfig): Promis
           `${JSON.stringify(role.name)}, got ${role.count}; drop the name to get generated names`,
       );
     }
-    if (role.name !== undefined) checkName(`${label}: roles[${i}].name`, role.name);
     if (role.type === 'master') {
       for (const key of WORKER_ONLY) {
         if (role[key] !== undefined) {
@@ -349,13 +224,17 @@ async function finishConfig(label: string, abs: string, data: RawConfig): Promis
       }
     }
   });
-  if (data.namePrefix !== undefined) checkName(`${label}: namePrefix`, data.namePrefix, 'prefix');
   const modules = async (list: string[] | undefined, field: string) =>
     list === undefined
       ? undefined
       : Promise.all(list.map((m, i) => resolveModule(label, `${field}[${i}]`, m, dir)));
   const config: ConfigFile = { path: abs, label };
-  if (data.zk !== undefined) config.zk = data.zk;
+  if (typeof data.zk === 'string') config.zk = data.zk;
+  else if (data.zk !== undefined) {
+    if (data.zk.connect !== undefined) config.zk = data.zk.connect;
+    const tls = zkTlsFrom(data.zk.tls, dir);
+    if (tls) config.zkTls = tls;
+  }
   if (data.sessionTimeout !== undefined) config.sessionTimeout = data.sessionTimeout;
   if (data.workdir !== undefined) config.workdir = resolve(dir, data.workdir);
   if (data.allowShell !== undefined) config.allowShell = data.allowShell;
@@ -364,10 +243,12 @@ async function finishConfig(label: string, abs: string, data: RawConfig): Promis
   const top = await modules(data.handlerModules, 'handlerModules');
   if (top !== undefined) config.handlerModules = top;
   if (data.retention !== undefined) config.retention = data.retention;
+  if (data.outputRetention !== undefined) config.outputRetention = data.outputRetention;
+  if (data.httpToken !== undefined) config.httpToken = data.httpToken;
   if (data.namePrefix !== undefined) config.namePrefix = data.namePrefix;
   if (data.roles !== undefined) {
     config.roles = [];
-    for (const [i, role] of data.roles.entries()) {
+    for (const [i, role] of (data.roles as ConfigRole[]).entries()) {
       const own = await modules(role.handlerModules, `roles[${i}].handlerModules`);
       config.roles.push(own === undefined ? role : { ...role, handlerModules: own });
     }
@@ -375,16 +256,18 @@ async function finishConfig(label: string, abs: string, data: RawConfig): Promis
   return config;
 }
 
-function checkName(where: string, name: string, what: 'name' | 'prefix' = 'name'): void {
-  try {
-    // A prefix is checked as the shortest name it makes.
-    validateName('role', what === 'prefix' ? `${name}-worker-1` : name);
-  } catch {
-    throw configError(
-      `${where}: expected ${what === 'prefix' ? EXPECTED['namePrefix'] : EXPECTED['name']}, ` +
-        `starting with a letter or digit, at most 128 characters, got ${describeValue(name)}`,
-    );
-  }
+/** `zk.tls` of a file: its PEM paths resolved against the file's directory; undefined when off. */
+function zkTlsFrom(
+  tls: boolean | { ca?: string; cert?: string; key?: string; servername?: string } | undefined,
+  dir: string,
+): Partial<ZkTlsFiles> | undefined {
+  if (tls === undefined || tls === false) return undefined;
+  if (tls === true) return {};
+  const out: Partial<ZkTlsFiles> = {};
+  for (const key of ['ca', 'cert', 'key'] as const)
+    if (tls[key] !== undefined) out[key] = resolve(dir, tls[key]);
+  if (tls.servername !== undefined) out.servername = tls.servername;
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -392,19 +275,20 @@ function checkName(where: string, name: string, what: 'name' | 'prefix' = 'name'
 // ---------------------------------------------------------------------------------------------------
 
 /** The command-line flags that shape a farm (all optional; `undefined` means "not given"). */
-export interface CliFlags {
-  zk?: string;
-  masters?: number;
-  workers?: number;
-  workdir?: string;
-  capacity?: number;
-  prefetch?: number | 'auto';
-  allowShell?: boolean;
-  taskDirs?: TaskDirs;
-  sessionTimeout?: number;
-  namePrefix?: string;
-  auth?: string;
-}
+export type CliFlags = Pick<
+  OptionsOf<typeof runtimeFlags>,
+  | 'zk'
+  | 'masters'
+  | 'workers'
+  | 'workdir'
+  | 'capacity'
+  | 'prefetch'
+  | 'allowShell'
+  | 'taskDirs'
+  | 'sessionTimeout'
+  | 'namePrefix'
+  | 'auth'
+>;
 
 export interface ResolveContext {
   /** Relative `--workdir` and the default workdir are resolved against it. @defaultValue process.cwd() */
@@ -419,25 +303,9 @@ export function defaultNamePrefix(host: string = hostname()): string {
   return short.slice(0, 100) || 'zkfarm';
 }
 
-function checkFlag(flag: string, value: number | undefined, min: number): void {
-  if (value !== undefined && !(Number.isInteger(value) && value >= min)) {
-    throw configError(`${flag}: expected a whole number >= ${min}, got ${describeValue(value)}`);
-  }
-}
-
+/** Flags given as an object are checked as on the command line: ZKFARM_CONFIG_INVALID naming the flag. */
 function checkFlags(flags: CliFlags): void {
-  checkFlag('--masters', flags.masters, 0);
-  checkFlag('--workers', flags.workers, 0);
-  checkFlag('--capacity', flags.capacity, 1);
-  if (flags.prefetch !== 'auto') checkFlag('--prefetch', flags.prefetch, 0);
-  checkFlag('--session-timeout', flags.sessionTimeout, 1);
-  if (flags.zk !== undefined && !CONNECT_PATTERN.test(flags.zk)) {
-    throw configError(`--zk: expected ${EXPECTED['zk']}, got ${describeValue(flags.zk)}`);
-  }
-  if (flags.auth !== undefined && !AUTH_PATTERN.test(flags.auth)) {
-    throw configError(`--auth: expected ${EXPECTED['auth']}, got a value without ":"`);
-  }
-  if (flags.namePrefix !== undefined) checkName('--name-prefix', flags.namePrefix, 'prefix');
+  checkOptions(runtimeFlags, flags, { code: ErrorCodes.CONFIG_INVALID, name: (path) => flagName(path[0]!) });
 }
 
 /** The connect string flags or file name, or undefined when neither does (then `runtime` embeds one). */
@@ -507,7 +375,6 @@ export function resolveFarmSpec(
   const seen = new Map<string, string>();
   for (const { spec, origin, field } of roles) {
     const where = origin.startsWith('roles[') ? `${label}: ${origin}${field}` : origin;
-    checkName(where, spec.name);
     const first = seen.get(spec.name);
     if (first !== undefined) {
       throw configError(
@@ -539,6 +406,7 @@ export function resolveFarmSpec(
   if (auth !== undefined) spec.auth = auth;
   if (config?.handlerModules !== undefined) spec.handlerModules = config.handlerModules;
   if (config?.retention !== undefined) spec.retention = config.retention;
+  if (config?.outputRetention !== undefined) spec.outputRetention = config.outputRetention;
   const taskDirs = flags.taskDirs ?? config?.taskDirs;
   if (taskDirs !== undefined) spec.taskDirs = taskDirs;
   return spec;

@@ -11,6 +11,8 @@
  *   ({connect, pid, workdir, dataDir, startedAt}) lets `runtime submit` and `runtime status` in another
  *   terminal find the farm without flags. It is removed on stop (and on process exit); the newest
  *   runtime's file wins when several run.
+ * - With `tls`, the server is TLS-only (port 2281 when free) with certificates of its own in
+ *   `<workdir>/tls/` (embedded-tls.ts); the lock and the discovery file name the client's files.
  */
 import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -18,10 +20,15 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { fourLetterWord, startZkServer, type ZkServer } from '../zk/server.js';
+import { prepareTls, readTlsFiles, type ZkTlsFiles } from '../zk/transport.js';
 import { DEFAULT_CONNECT } from './config.js';
+import { type AdmissionFigures, embeddedJavaOpts, type HeapPlan, planEmbeddedHeap } from './embedded-heap.js';
+import { embeddedCertificates } from './embedded-tls.js';
 
 /** The port the embedded ZooKeeper tries first (ZooKeeper's usual one). */
 export const EMBEDDED_DEFAULT_PORT = 2181;
+/** The port a TLS-only embedded ZooKeeper tries first (the usual secureClientPort). */
+export const EMBEDDED_TLS_PORT = 2281;
 
 export interface EmbeddedOptions {
   /** The farm's workdir; the server's data goes in `<workdir>/zookeeper`. */
@@ -32,6 +39,10 @@ export interface EmbeddedOptions {
   startTimeoutMs?: number;
   /** Where XDG_RUNTIME_DIR is read from. @defaultValue process.env */
   env?: NodeJS.ProcessEnv;
+  /** What the farm admits, which the server's heap is sized for (embedded-heap.ts). @defaultValue the farm's defaults */
+  admission?: AdmissionFigures;
+  /** Serve TLS only, with certificates of its own in `<workdir>/tls/`. @defaultValue false */
+  tls?: boolean;
 }
 
 export interface EmbeddedZooKeeper {
@@ -41,6 +52,10 @@ export interface EmbeddedZooKeeper {
   readonly dataDir: string;
   readonly discoveryFile: string;
   readonly server: ZkServer;
+  /** The heap the server got, and how many large tasks it holds (embedded-heap.ts). */
+  readonly heap: HeapPlan;
+  /** For a TLS-only server: the files a client on this machine connects with. */
+  readonly tls: ZkTlsFiles | undefined;
   /** Graceful stop (SIGTERM, then SIGKILL after a few seconds); keeps the data. Idempotent. */
   stop(): Promise<void>;
   /** SIGKILL now; keeps the data. */
@@ -54,6 +69,8 @@ export interface DiscoveryInfo {
   workdir: string;
   dataDir?: string;
   startedAt: number;
+  /** Present when the server is TLS-only: the client's certificate files. */
+  tls?: ZkTlsFiles;
 }
 
 interface LockInfo {
@@ -61,6 +78,7 @@ interface LockInfo {
   javaPid?: number;
   connect?: string;
   startedAt: number;
+  tls?: ZkTlsFiles;
 }
 
 function uid(): string {
@@ -109,12 +127,13 @@ export type ConnectSource = 'flag' | 'env' | 'embedded' | 'default';
 export function discoverConnect(
   flag?: string,
   env: NodeJS.ProcessEnv = process.env,
-): { connect: string; source: ConnectSource } {
+): { connect: string; source: ConnectSource; tls?: ZkTlsFiles } {
   if (flag !== undefined && flag !== '') return { connect: flag, source: 'flag' };
   const fromEnv = env['ZKFARM_ZK'];
   if (fromEnv !== undefined && fromEnv.trim() !== '') return { connect: fromEnv.trim(), source: 'env' };
   const found = readDiscovery(env);
-  if (found) return { connect: found.connect, source: 'embedded' };
+  // A TLS-only embedded server comes with the client files to reach it.
+  if (found) return { connect: found.connect, source: 'embedded', ...(found.tls ? { tls: found.tls } : {}) };
   return { connect: DEFAULT_CONNECT, source: 'default' };
 }
 
@@ -150,6 +169,22 @@ function inUse(message: string): ZkfarmError {
   return new ZkfarmError(ErrorCodes.ZK_SERVER_FAILED, message);
 }
 
+/** Does the server a lock names still serve this data dir (asked over TLS when it was TLS-only)? */
+async function servesDataDir(held: Partial<LockInfo>, dataDir: string): Promise<boolean> {
+  const [host, port] = (held.connect ?? '').split(':');
+  let tls: ReturnType<typeof prepareTls> | undefined;
+  if (held.tls) {
+    try {
+      tls = prepareTls(readTlsFiles(held.tls));
+    } catch {
+      // Its certificates are gone: trust the java pid it recorded instead.
+      return held.javaPid !== undefined && pidAlive(held.javaPid);
+    }
+  }
+  const conf = await fourLetterWord(host ?? '127.0.0.1', Number(port), 'conf', 1000, tls).catch(() => '');
+  return conf.includes(`dataDir=${dataDir}`);
+}
+
 /** Take the data dir's lock, or explain who holds it. */
 async function acquireLock(lockFile: string, dataDir: string, workdir: string): Promise<void> {
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -171,9 +206,7 @@ async function acquireLock(lockFile: string, dataDir: string, workdir: string): 
     }
     // The runtime that held it is gone. Its ZooKeeper must be gone too, or the data dir would be shared.
     if (held?.connect) {
-      const [host, port] = held.connect.split(':');
-      const conf = await fourLetterWord(host ?? '127.0.0.1', Number(port), 'conf', 1000).catch(() => '');
-      if (conf.includes(`dataDir=${dataDir}`)) {
+      if (await servesDataDir(held, dataDir)) {
         throw inUse(
           `a ZooKeeper left by an earlier runtime still serves ${dataDir} at ${held.connect}` +
             (held.javaPid ? ` (java pid ${held.javaPid}: kill ${held.javaPid})` : '') +
@@ -204,6 +237,7 @@ export async function startEmbeddedZooKeeper(options: EmbeddedOptions): Promise<
       `cannot create ${dataDir} for the embedded ZooKeeper: ${describeError(err)}; pass --workdir DIR`,
     );
   }
+  const heap = planEmbeddedHeap(options.admission);
   const lockFile = join(dataDir, 'runtime.lock');
   await acquireLock(lockFile, dataDir, workdir);
   const discoveryFile = discoveryFilePath(env);
@@ -218,12 +252,22 @@ export async function startEmbeddedZooKeeper(options: EmbeddedOptions): Promise<
   process.once('exit', cleanUpFiles);
 
   let server: ZkServer;
+  let tls: ZkTlsFiles | undefined;
   try {
-    const common = { dataDir, keepData: true, startTimeoutMs: options.startTimeoutMs ?? 30_000 };
+    const certs = options.tls ? await embeddedCertificates(workdir) : undefined;
+    tls = certs?.client;
+    const common = {
+      dataDir,
+      keepData: true,
+      startTimeoutMs: options.startTimeoutMs ?? 30_000,
+      javaOpts: embeddedJavaOpts(heap),
+      ...(certs ? { tls: certs.server } : {}),
+    };
+    const preferred = certs ? EMBEDDED_TLS_PORT : EMBEDDED_DEFAULT_PORT;
     if (options.port !== undefined) {
       server = await startZkServer({ ...common, port: options.port });
-    } else if (await portFree(EMBEDDED_DEFAULT_PORT)) {
-      server = await startZkServer({ ...common, port: EMBEDDED_DEFAULT_PORT }).catch((err: unknown) => {
+    } else if (await portFree(preferred)) {
+      server = await startZkServer({ ...common, port: preferred }).catch((err: unknown) => {
         // Taken between our check and java's bind: any free port will do.
         if (/Address already in use|BindException|another server/.test(describeError(err))) {
           return startZkServer(common);
@@ -240,9 +284,16 @@ export async function startEmbeddedZooKeeper(options: EmbeddedOptions): Promise<
   }
 
   const connect = server.connectString;
-  const lock: LockInfo = { pid: process.pid, javaPid: server.pid, connect, startedAt: Date.now() };
+  const lock: LockInfo = { pid: process.pid, javaPid: server.pid, connect, startedAt: Date.now(), tls };
   writeAtomic(lockFile, lock);
-  const discovery: DiscoveryInfo = { connect, pid: process.pid, workdir, dataDir, startedAt: Date.now() };
+  const discovery: DiscoveryInfo = {
+    connect,
+    pid: process.pid,
+    workdir,
+    dataDir,
+    startedAt: Date.now(),
+    tls,
+  };
   try {
     mkdirSync(join(discoveryFile, '..'), { recursive: true, mode: 0o700 });
     writeAtomic(discoveryFile, discovery);
@@ -265,6 +316,8 @@ export async function startEmbeddedZooKeeper(options: EmbeddedOptions): Promise<
     dataDir,
     discoveryFile,
     server,
+    heap,
+    tls,
     stop() {
       stopping ??= finish('stop');
       return stopping;

@@ -12,7 +12,7 @@
  *   has handler modules.
  */
 import { EventEmitter } from 'node:events';
-import { MessageChannel, Worker as Thread } from 'node:worker_threads';
+import { MessageChannel, Worker as Thread, type WorkerOptions } from 'node:worker_threads';
 import type pino from 'pino';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { createHandlerPool, type HandlerPool } from '../exec/index.js';
@@ -35,16 +35,42 @@ export interface HostOptions {
   restart?: boolean;
   /** First restart delay (ms), doubled per quick failure up to 30 s. @defaultValue 1000 */
   restartDelayMs?: number;
+  /**
+   * How role threads are made, for tools that run them differently: zkfarm/testing's `sourceThreads`
+   * runs them from TypeScript sources, its `FaultInjector` also lets a test crash them or expire their
+   * sessions. @defaultValue `new Worker(entry, options)` (compiled JavaScript)
+   */
+  spawn?: SpawnRoleThread;
 }
 
-const here = import.meta.url;
-const FROM_SOURCE = here.endsWith('.ts');
-const ENTRY = new URL(FROM_SOURCE ? '../../workers/role-thread.ts' : '../../workers/role-thread.js', here);
 /**
- * Run from source (tests under tsx), a thread does not inherit tsx's loader, and `--import tsx` in its
- * execArgv does not load a .ts entry either: register tsx inside the thread, then import the entry.
+ * How long past its drain deadline a role may take to stop (hand back what it holds, step down, close its
+ * session) before its thread is terminated: a stop ends even when ZooKeeper does not answer.
  */
-const SOURCE_BOOTSTRAP = `import(${JSON.stringify(FROM_SOURCE ? import.meta.resolve('tsx/esm/api') : '')}).then((m) => { m.register(); return import(${JSON.stringify(ENTRY.href)}); })`;
+export const ROLE_STOP_GRACE_MS = 10_000;
+
+/** The role threads' entry file, next to this one: .ts when the host itself runs from its sources. */
+const ENTRY = new URL(
+  import.meta.url.endsWith('.ts') ? '../../workers/role-thread.ts' : '../../workers/role-thread.js',
+  import.meta.url,
+);
+
+/**
+ * Makes a role's thread from the entry file and the options the host chose (its ports in `workerData`
+ * and `transferList`, its name). The default is `new Worker(entry, options)`.
+ */
+export type SpawnRoleThread = (entry: URL, options: WorkerOptions, role: RoleSpec) => Thread;
+
+const spawnThread: SpawnRoleThread = (entry, options) => {
+  if (entry.pathname.endsWith('.ts')) {
+    throw new ZkfarmError(
+      ErrorCodes.INVALID_ARGUMENT,
+      'role threads cannot start from TypeScript sources on their own: build zkfarm (npm run build), or ' +
+        "pass zkfarm/testing's sourceThreads as the host's spawn option",
+    );
+  }
+  return new Thread(entry, options);
+};
 
 type ThreadState = 'starting' | 'running' | 'stopping' | 'exited' | 'restarting';
 
@@ -81,6 +107,7 @@ export class Host extends EventEmitter {
   readonly #threads = new Map<string, RoleThread>();
   readonly #restart: boolean;
   readonly #restartDelay: number;
+  readonly #spawn: SpawnRoleThread;
   #pool: HandlerPool | undefined;
   #stopping: Promise<void> | undefined;
   readonly #logLevel: string;
@@ -92,28 +119,45 @@ export class Host extends EventEmitter {
     this.#logLevel = this.log.level;
     this.#restart = options.restart ?? true;
     this.#restartDelay = options.restartDelayMs ?? 1000;
+    this.#spawn = options.spawn ?? spawnThread;
     this.on('error', () => {});
   }
 
   /** Start every role of `spec`; resolves when all are up (rejects, stopping the rest, if one cannot start). */
   static async start(spec: FarmSpec, options: HostOptions = {}): Promise<Host> {
     const { roles, ...settings } = spec;
-    const host = new Host(settings, options);
+    const host = Host.create(settings, options);
+    try {
+      await host.startRoles(roles);
+    } catch (err) {
+      await host.stop({ drain: false });
+      throw err;
+    }
+    return host;
+  }
+
+  /**
+   * A host with no roles yet: give it some with startRoles() or addRole(). Unlike start(), the caller
+   * holds the host while its roles start, so stop() can end a start that waits (for ZooKeeper, or for a
+   * stale node of a role's name to expire).
+   */
+  static create(settings: FarmSettings, options: HostOptions = {}): Host {
+    return new Host(settings, options);
+  }
+
+  /**
+   * Start roles: masters first, so that workers find a leader; within a kind, all at once. Rejects on the
+   * first role that cannot start (or when stop() ends the start); the roles started stay up.
+   */
+  async startRoles(roles: readonly RoleSpec[]): Promise<void> {
     const names = new Set<string>();
     for (const r of roles) {
       if (names.has(r.name))
         throw new ZkfarmError(ErrorCodes.CONFIG_INVALID, `role name ${r.name} appears twice`);
       names.add(r.name);
     }
-    try {
-      // Masters first, so that workers find a leader; within a kind, all at once.
-      await Promise.all(roles.filter((r) => r.kind === 'master').map((r) => host.addRole(r)));
-      await Promise.all(roles.filter((r) => r.kind === 'worker').map((r) => host.addRole(r)));
-    } catch (err) {
-      await host.stop({ drain: false });
-      throw err;
-    }
-    return host;
+    await Promise.all(roles.filter((r) => r.kind === 'master').map((r) => this.addRole(r)));
+    await Promise.all(roles.filter((r) => r.kind === 'worker').map((r) => this.addRole(r)));
   }
 
   /** Start one more role. Rejects if the name is used on this host, or the role cannot start. */
@@ -162,14 +206,17 @@ export class Host extends EventEmitter {
       rt.ports.push(ch.port1);
       poolPort = ch.port2 as unknown as MessagePort;
     }
-    const thread = new Thread(FROM_SOURCE ? SOURCE_BOOTSTRAP : ENTRY, {
-      eval: FROM_SOURCE,
-      workerData: { log: logChannel.port2, pool: poolPort },
-      transferList: poolPort ? [logChannel.port2, poolPort as never] : [logChannel.port2],
-      name: `zkfarm ${spec.kind} ${spec.name}`,
-      stdout: false,
-      stderr: false,
-    });
+    const thread = this.#spawn(
+      ENTRY,
+      {
+        workerData: { log: logChannel.port2, pool: poolPort },
+        transferList: poolPort ? [logChannel.port2, poolPort as never] : [logChannel.port2],
+        name: `zkfarm ${spec.kind} ${spec.name}`,
+        stdout: false,
+        stderr: false,
+      },
+      spec,
+    );
     rt.thread = thread;
     rt.api = Comlink.wrap<RoleThreadApi>(nodeEndpoint(thread as never));
     rt.state = 'starting';
@@ -304,23 +351,6 @@ export class Host extends EventEmitter {
     await rt.call(rt.api.resume());
   }
 
-  /** Fault injection: the role's session expires on the server (needs `faultInjection`). */
-  async expireSession(name: string): Promise<void> {
-    const rt = this.#get(name);
-    await rt.call(rt.api.expireSession());
-  }
-
-  /**
-   * Fault injection: the role's thread dies at once without clean-up (its session is left to expire).
-   * With restarts on, the host starts it again after the backoff. Resolves when the thread is gone.
-   */
-  async crash(name: string): Promise<void> {
-    const rt = this.#get(name);
-    const gone = new Promise<void>((r) => rt.thread.once('exit', () => r()));
-    void rt.call(Promise.resolve(rt.api.crash())).catch(() => {});
-    await gone;
-  }
-
   /** Stop a role (draining a worker) and forget it. */
   async removeRole(name: string, options: { drain?: boolean; deadlineMs?: number } = {}): Promise<void> {
     const rt = this.#get(name);
@@ -335,7 +365,7 @@ export class Host extends EventEmitter {
     clearTimeout(rt.restartTimer);
     if (rt.state === 'running' || rt.state === 'starting') {
       rt.state = 'stopping';
-      const deadline = (options.deadlineMs ?? 30_000) + 10_000;
+      const deadline = (options.deadlineMs ?? 30_000) + ROLE_STOP_GRACE_MS;
       await Promise.race([rt.call(rt.api.stop(options)).catch(() => {}), sleep(deadline)]);
     }
     await rt.thread?.terminate().catch(() => {});
@@ -378,7 +408,11 @@ export class Host extends EventEmitter {
     return [...this.#threads.values()].filter((rt) => rt.spec.kind === 'worker').map((rt) => rt.spec.name);
   }
 
-  /** Stop every role: workers drain up to the deadline, masters step down, sessions close. Idempotent. */
+  /**
+   * Stop every role: workers drain up to the deadline, masters step down, sessions close; roles still
+   * starting stop at once. Ends within `deadlineMs` + ROLE_STOP_GRACE_MS whatever ZooKeeper does: a role
+   * that has not stopped by then has its thread terminated. Idempotent.
+   */
   stop(options: { drain?: boolean; deadlineMs?: number } = {}): Promise<void> {
     this.#stopping ??= (async () => {
       const all = [...this.#threads.values()];

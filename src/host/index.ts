@@ -1,4 +1,11 @@
-/** The host runtime: role threads, Comlink control, one log writer. */
-export { Host, type HostOptions } from './host.js';
+/** The host runtime: role threads, Comlink control, one log writer, the config file. */
+export {
+  type CliFlags,
+  type ConfigFile,
+  loadConfigFile,
+  type ResolveContext,
+  resolveFarmSpec,
+} from './config.js';
+export { Host, type HostOptions, ROLE_STOP_GRACE_MS, type SpawnRoleThread } from './host.js';
 export { createLogger, flushLogger, LOG_LEVELS, type LoggerOptions } from './logging.js';
-export type * from './types.js';
+export type { FarmSettings, FarmSpec, RoleSpec, RoleThreadInfo, RoleThreadStats } from './types.js';

@@ -8,7 +8,6 @@ import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { Master } from '../farm/master.js';
 import type { Role } from '../farm/role.js';
 import { Worker } from '../farm/worker.js';
-import { zkRequestCounter } from '../zk/client.js';
 import { threadCpuMs } from './proc-stat.js';
 import { remotePool } from './shared-pool.js';
 import type { RoleThreadApi, RoleThreadInfo, RoleThreadInit, RoleThreadStats } from './types.js';
@@ -25,8 +24,15 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/** This thread's role, once started (a thread runs one). */
+let role: Master | Worker | undefined;
+
+/** The role this thread runs, for code loaded into the thread beside it (zkfarm/testing's fault controls). */
+export function threadRole(): Role | undefined {
+  return role;
+}
+
 export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
-  let role: Master | Worker | undefined;
   const need = (): Master | Worker => {
     if (!role) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, 'the role is not started yet');
     return role;
@@ -45,7 +51,7 @@ export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
         connect: settings.connect,
         sessionTimeout: spec.sessionTimeout ?? settings.sessionTimeout,
         auth: settings.auth,
-        faultInjection: settings.faultInjection,
+        tls: settings.tls,
         connectTimeout: settings.connectTimeout,
         logger,
       };
@@ -62,6 +68,7 @@ export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
           pool: ports.pool ? remotePool(ports.pool) : undefined,
           defaultTimeoutMs: spec.defaultTimeoutMs,
           taskDirs: spec.taskDirs ?? settings.taskDirs,
+          outputRetention: settings.outputRetention,
         });
       }
       (role as Role).on('failed', (err: Error) => {
@@ -84,8 +91,7 @@ export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
     stats(): RoleThreadStats {
       const r = need();
       const common = {
-        zkRequests: zkRequestCounter.total,
-        zkRequestsByOp: { ...zkRequestCounter.byOp },
+        zkRequests: r.sessionSupervisor?.requests ?? 0,
         heapUsed: process.memoryUsage().heapUsed,
         cpuMs: threadCpuMs(),
       };
@@ -134,13 +140,6 @@ export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
     },
     async stop(options) {
       await role?.stop(options);
-    },
-    async expireSession() {
-      await need().expireSession();
-    },
-    crash() {
-      // No clean-up at all: the session is not closed, so its ephemeral nodes stay until it expires.
-      process.exit(70);
     },
   };
   return api;

@@ -4,6 +4,7 @@
  */
 import type { TaskDirs } from '../exec/index.js';
 import type { RoleInfo, RoleKind } from '../farm/role.js';
+import type { ZkTlsOptions } from '../zk/transport.js';
 
 /** Settings every role of a host shares (from the config file and flags). */
 export interface FarmSettings {
@@ -13,6 +14,8 @@ export interface FarmSettings {
   sessionTimeout?: number;
   /** Digest identity `user:password`. */
   auth?: string;
+  /** TLS to ZooKeeper (PEM contents, read once by the host and handed to every role thread). */
+  tls?: ZkTlsOptions;
   /** Root of the workers' output directories. */
   workdir: string;
   /** Let workers run shell tasks. @defaultValue false */
@@ -21,10 +24,10 @@ export interface FarmSettings {
   handlerModules?: string[];
   /** When a task gets its output directory (see `ExecutorOptions.taskDirs`). @defaultValue 'on-demand' */
   taskDirs?: TaskDirs;
-  /** Route sessions through fault proxies so `expireSession()` works. @defaultValue false */
-  faultInjection?: boolean;
   /** Master status retention. */
   retention?: { maxCount?: number; maxAgeMs?: number; intervalMs?: number };
+  /** Workers' output retention (see `ExecutorOptions.outputRetention`). @defaultValue 7 days, 10,000, 10 GiB */
+  outputRetention?: { maxAgeMs?: number; maxCount?: number; maxBytes?: number; intervalMs?: number } | false;
   /** Give up starting a role when ZooKeeper cannot be reached within this many ms. */
   connectTimeout?: number;
 }
@@ -79,10 +82,8 @@ export interface RoleThreadStats {
   rejected?: number;
   queuedTasks?: number;
   leaderChanges?: number;
-  /** ZooKeeper requests this role's thread sent. */
+  /** ZooKeeper requests this role sent, on all of its sessions. */
   zkRequests: number;
-  /** The same, by operation (`getData`, `multi`, `getChildren`, ...). */
-  zkRequestsByOp: Record<string, number>;
   /** Memory of the whole process as the thread sees it (RSS is per process). */
   heapUsed: number;
   /** CPU time (ms, user + system) this role's thread has used; NaN where /proc is not available. */
@@ -97,10 +98,6 @@ export interface RoleThreadApi {
   pause(): Promise<void>;
   resume(): Promise<void>;
   stop(options?: { drain?: boolean; deadlineMs?: number }): Promise<void>;
-  /** Make the server expire this role's session (needs faultInjection). */
-  expireSession(): Promise<void>;
-  /** Die at once without clean-up (no session close, no drain). */
-  crash(): void;
 }
 
 export interface RoleThreadInit {

@@ -119,7 +119,8 @@ export class MultiBatcher {
     this.#client = client;
     this.#maxOps = options.maxOps ?? MULTI_MAX_OPS;
     this.#maxBytes = options.maxBytes ?? MULTI_MAX_BYTES;
-    this.#hardLimit = options.hardLimitBytes ?? HARD_LIMIT_BYTES;
+    // Never above what the client itself sends (its jute.maxbuffer, less room for the request header).
+    this.#hardLimit = Math.min(options.hardLimitBytes ?? HARD_LIMIT_BYTES, client.connection.maxBuffer - 64);
     this.#window = options.window ?? 16;
     this.#policy = options.backoff ?? DEFAULT_BACKOFF;
     this.#signal = options.signal;

@@ -6,27 +6,43 @@
  *   POST /api/roles/<name>/drain     a worker finishes its running tasks, gives back the rest, and leaves
  *                                    (202: it happens in the background)
  *   POST /api/roles/<name>/crash     a role's thread dies without clean-up (failover practice); the host
- *                                    restarts it after its backoff
- *   POST /api/roles                  {"kind": "worker", "name"?: string, "capacity"?: 1..1024} adds a worker
+ *                                    restarts it after its backoff. Fault injection, so only when the
+ *                                    dashboard was given zkfarm/testing's FaultInjector (`faults`)
+ *   POST /api/roles                  {"kind": "worker", "name"?: string, "capacity"?} adds a worker (capacity as
+ *                                    a worker's option, farm/options.ts; at most `maxAddedWorkers` added by
+ *                                    the page still run: 429 beyond)
  *   POST /api/tasks                  {"handler": string, "input"?: any, "timeoutMs"?, "maxAttempts"?}
  *                                    submits a test task; shell tasks ("cmd") are refused here
  *
  * Safety: every one answers 403 ZKFARM_CONTROLS_DISABLED unless the dashboard was started with controls
  * allowed; role actions need the host (409 ZKFARM_NO_HOST in `runtime dashboard`). The server checks
- * Content-Type, Origin and Host before it gets here (server.ts).
+ * Host, the token, Content-Type and Origin before it gets here (server.ts, access.ts).
  */
 import { describeError } from '../errors.js';
 import { isSafeName } from '../exec/names.js';
+import { expectedOf } from '../farm/option-schema.js';
+import { workerFields } from '../farm/options.js';
 import { checkTask, encode, PATHS, TASK_PREFIX } from '../farm/protocol.js';
+import { ensureFreshTaskIds } from '../farm/task-ids.js';
 import type { Host } from '../host/host.js';
 import type { Logger, Supervisor } from '../zk/index.js';
 import { HttpError, WebErrorCodes } from './http.js';
 
+/** What the Crash control needs: zkfarm/testing's FaultInjector has it. */
+export interface RoleFaults {
+  /** The role's thread dies at once without clean-up; resolves when it is gone. */
+  crash(name: string): Promise<void>;
+}
+
 export interface ControlContext {
   enabled: boolean;
   host: Host | undefined;
+  faults: RoleFaults | undefined;
   supervisor: Supervisor;
   log: Logger;
+  /** Names of the workers this dashboard added. */
+  added: Set<string>;
+  maxAddedWorkers: number;
 }
 
 export type ControlAnswer = { status: number; body: Record<string, unknown> };
@@ -40,6 +56,15 @@ export function controlsDisabled(): HttpError {
     WebErrorCodes.CONTROLS_DISABLED,
     'controls are off on this dashboard: it shows the farm read-only. Start it with controls allowed ' +
       '(startDashboard({ controls: true }); keep such a dashboard on a loopback address)',
+  );
+}
+
+export function crashDisabled(): HttpError {
+  return new HttpError(
+    403,
+    WebErrorCodes.CONTROLS_DISABLED,
+    'the Crash control is fault injection, off on this dashboard: start runtime with --http-controls ' +
+      "--http-chaos (or give startDashboard zkfarm/testing's FaultInjector as faults) to practise failover",
   );
 }
 
@@ -103,9 +128,10 @@ export async function runControl(
       };
     }
     case 'crash': {
+      if (!ctx.faults) throw crashDisabled();
       const info = await host.info(name);
       ctx.log.warn({ role: name }, `dashboard: crashing ${name} on request`);
-      await host.crash(name);
+      await ctx.faults.crash(name);
       const what = info.leader ? ' (it led: a standby takes over)' : '';
       return {
         status: 200,
@@ -137,17 +163,24 @@ async function addWorker(ctx: ControlContext, host: Host, body: unknown): Promis
       `only workers can be added here, got kind ${JSON.stringify(b.kind)}`,
     );
   }
-  if (
-    b.capacity !== undefined &&
-    !(Number.isInteger(b.capacity) && (b.capacity as number) >= 1 && (b.capacity as number) <= 1024)
-  ) {
+  const capacityField = workerFields.capacity;
+  if (b.capacity !== undefined && !capacityField.schema.safeParse(b.capacity).success) {
     throw new HttpError(
       400,
       WebErrorCodes.BAD_REQUEST,
-      `capacity: expected a whole number from 1 to 1024, got ${JSON.stringify(b.capacity)}`,
+      `capacity: expected ${expectedOf(capacityField)}, got ${JSON.stringify(b.capacity)}`,
     );
   }
   const roles = await host.roles();
+  for (const n of ctx.added) if (!roles.some((r) => r.name === n)) ctx.added.delete(n);
+  if (ctx.added.size >= ctx.maxAddedWorkers) {
+    throw new HttpError(
+      429,
+      WebErrorCodes.LIMIT_REACHED,
+      `this dashboard already added ${ctx.added.size} workers that still run (its limit, maxAddedWorkers, is ${ctx.maxAddedWorkers}): ` +
+        'drain one first, or start more workers from the command line or the config file',
+    );
+  }
   let name: string;
   if (b.name !== undefined) {
     if (typeof b.name !== 'string')
@@ -161,6 +194,7 @@ async function addWorker(ctx: ControlContext, host: Host, body: unknown): Promis
   }
   const capacity = (b.capacity as number | undefined) ?? roles.find((r) => r.kind === 'worker')?.capacity;
   const info = await host.addRole({ kind: 'worker', name, capacity });
+  ctx.added.add(info.name);
   ctx.log.info({ role: name }, `dashboard: added worker ${name}`);
   return { status: 201, body: { ok: true, name: info.name, message: `worker ${info.name} started` } };
 }
@@ -209,6 +243,7 @@ async function submitTestTask(ctx: ControlContext, body: unknown): Promise<Contr
       'the dashboard has no ZooKeeper session right now; try again in a moment',
     );
   await client.ensurePath(PATHS.tasks);
+  await ensureFreshTaskIds(client, ctx.log);
   const path = await client.createSequential(`${PATHS.tasks}/${TASK_PREFIX}`, encode(task));
   const id = path.slice(PATHS.tasks.length + 1);
   ctx.log.info({ task: id, handler: task.handler }, `dashboard: submitted test task ${id}`);

@@ -14,23 +14,23 @@
  * roles' states and counters, and is what the controls act on. Without a host (`runtime dashboard`) it
  * shows any farm from ZooKeeper alone.
  *
- * Safety: binds loopback unless told otherwise (with a warning when controls are on elsewhere). On a
- * loopback bind, requests must name a loopback host (a DNS-rebinding page cannot reach the controls);
- * POSTs must be JSON (a cross-site form cannot send that without a preflight we never grant) and
- * carry no foreign Origin.
+ * Safety: binds loopback unless told otherwise (with a warning when controls are on elsewhere). On every
+ * bind, requests must name this dashboard's own host (a DNS-rebinding page cannot reach it), controls
+ * need the token, and so do results when the farm has ACLs (access.ts); POSTs must be JSON (a cross-site
+ * form cannot send that without a preflight we never grant) and carry no foreign Origin.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import type { Host } from '../host/host.js';
-import { connect, type Logger, type Session, type Supervisor } from '../zk/index.js';
+import { connect, type Logger, type Session, type Supervisor, type ZkTlsOptions } from '../zk/index.js';
+import { Access } from './access.js';
 import { type Asset, loadAssets } from './assets.js';
-import { runControl } from './controls.js';
+import { type RoleFaults, runControl } from './controls.js';
 import { FarmObserver, type ObserverTick } from './farm-observer.js';
 import { HostView } from './host-view.js';
 import {
   HttpError,
-  hostName,
   isLoopback,
   parseListen,
   readJson,
@@ -50,10 +50,27 @@ export interface DashboardOptions {
   connect?: string;
   /** The roles of this process: their states and counters, and what the controls act on. */
   host?: Host;
-  /** Allow the POST controls (pause, drain, crash, add workers, submit test tasks). @defaultValue false */
+  /** Allow the POST controls (pause, resume, drain, add workers, submit test tasks). @defaultValue false */
   controls?: boolean;
+  /**
+   * Fault injection for the Crash control (with `controls`): zkfarm/testing's FaultInjector, the host's
+   * `spawn`. Testing machinery, for failover practice: without it the page has no Crash buttons and
+   * the endpoint answers 403. @defaultValue none
+   */
+  faults?: RoleFaults;
+  /**
+   * The token controls need (and, for a farm with ACLs, the feed and task details), at least 16
+   * characters. @defaultValue $ZKFARM_DASHBOARD_TOKEN, else a random one: see `Dashboard.loginUrl`
+   */
+  token?: string;
+  /** Host names besides this machine's own that the dashboard is served under (a proxy's, a DNS name). */
+  allowedHosts?: string[];
+  /** Most workers the page may add to the host (those still running count). @defaultValue 8 */
+  maxAddedWorkers?: number;
   /** ZooKeeper digest identity `user:password` for an access-controlled farm. @defaultValue the host's */
   auth?: string;
+  /** TLS to ZooKeeper. @defaultValue the host's, else plain TCP */
+  tls?: ZkTlsOptions;
   /** Root of the workers' output on this machine, for a task's files. @defaultValue the host's workdir */
   workdir?: string;
   /** @defaultValue the host's logger, else silent */
@@ -77,6 +94,10 @@ export interface Dashboard {
   /** `http://host:port/` */
   readonly url: string;
   readonly address: { host: string; port: number };
+  /** The token controls need (see DashboardOptions.token). */
+  readonly token: string;
+  /** `url` with `?token=…`: opening it in a browser lets the page use the controls. */
+  readonly loginUrl: string;
   /** The Prometheus registry (to add your own metrics, or to read them in tests). */
   readonly metrics: FarmMetrics;
   /** The current snapshot (what /api/state serves). */
@@ -100,12 +121,20 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     );
   }
   const controls = opts.controls === true;
+  const faults = opts.faults;
+  const access = new Access({
+    token: opts.token,
+    allowedHosts: opts.allowedHosts,
+    protectReads: Boolean(opts.auth ?? host?.settings.auth),
+  });
+  const added = new Set<string>();
   const workdir = opts.workdir ?? host?.settings.workdir;
   const assets = await loadAssets();
 
   const sup: Supervisor = connect({
     connect: connectString,
     auth: opts.auth ?? host?.settings.auth,
+    tls: opts.tls ?? host?.settings.tls,
     sessionTimeout: opts.sessionTimeout ?? 10_000,
     logger: log,
   });
@@ -208,13 +237,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
     const path = url.pathname;
-    if (isLoopback(listen.host) && !isLoopback(hostName(req.headers.host))) {
-      throw new HttpError(
-        403,
-        WebErrorCodes.FORBIDDEN_ORIGIN,
-        `this dashboard listens on ${listen.host} and answers only to requests for localhost, 127.0.0.1 or [::1] (got Host ${JSON.stringify(req.headers.host ?? '')})`,
-      );
-    }
+    access.checkHost(req);
     const method = req.method ?? 'GET';
     if (method === 'POST') {
       const origin = req.headers.origin;
@@ -227,8 +250,18 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
       }
       if (!path.startsWith('/api/'))
         throw new HttpError(405, WebErrorCodes.METHOD_NOT_ALLOWED, `${path} does not take POST`);
+      access.require(req, 'a control');
       const body = await readJson(req);
-      const answer = await runControl({ enabled: controls, host, supervisor: sup, log }, path, body);
+      const ctx = {
+        enabled: controls,
+        host,
+        faults,
+        supervisor: sup,
+        log,
+        added,
+        maxAddedWorkers: opts.maxAddedWorkers ?? 8,
+      };
+      const answer = await runControl(ctx, path, body);
       if (!answer)
         throw new HttpError(
           404,
@@ -245,6 +278,8 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
         `${method} is not supported; use GET, or POST for controls`,
       );
     }
+    if (access.login(url, res)) return;
+    if (access.guardsRead(path)) access.require(req, "this farm's results (it runs with ACLs)");
     const asset = assets.get(path);
     if (asset) return sendAsset(res, asset, method === 'HEAD');
     if (path === '/events') {
@@ -257,7 +292,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
         res.end();
         return;
       }
-      return openFeed(req, res);
+      return openFeed(req, res, access.presented(req));
     }
     if (path === '/healthz') {
       const h = await health();
@@ -298,7 +333,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     );
   };
 
-  const openFeed = (req: IncomingMessage, res: ServerResponse) => {
+  const openFeed = (req: IncomingMessage, res: ServerResponse, authorized: boolean) => {
     if (clients.size >= maxClients) {
       throw new HttpError(
         503,
@@ -316,7 +351,9 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     res.write('retry: 2000\n\n');
     const hello = {
       controls,
+      crash: controls && faults !== undefined,
       readOnly: !host,
+      authorized,
       connect: redact(connectString),
       history: observer.history.points(),
     };
@@ -370,15 +407,20 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
   // Counters count from the first look at the farm: take it before answering, unless ZooKeeper is slow.
   await Promise.race([observer.ready, new Promise((r) => setTimeout(r, opts.startWaitMs ?? 5000).unref?.())]);
   const port = (server.address() as AddressInfo).port;
+  access.listening(listen.host, port);
   const urlHost = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '::1' : listen.host;
   const url = `http://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${port}/`;
   if (controls && !isLoopback(listen.host)) {
     log.warn(
       { http: `${listen.host}:${port}` },
-      `dashboard controls are on and it listens on ${listen.host}, not loopback: anyone who can reach port ${port} can pause, crash and add roles and submit tasks`,
+      `dashboard controls are on and it listens on ${listen.host}, not loopback: anyone who can reach port ${port} can pause${faults ? ', crash' : ''} and add roles and submit tasks`,
     );
   }
-  log.info({ url, controls, readOnly: !host }, `dashboard at ${url}${controls ? ' (controls on)' : ''}`);
+  const loginUrl = `${url}?token=${access.token}`;
+  log.info(
+    { url, controls, readOnly: !host },
+    `dashboard at ${url}${controls ? ' (controls on)' : ''}${access.generated ? '; its token is in the URL printed at start' : ''}`,
+  );
   const connectWarn = setTimeout(() => {
     if (sup.state === 'connecting')
       log.warn(
@@ -391,6 +433,8 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
   return {
     url,
     address: { host: listen.host, port },
+    token: access.token,
+    loginUrl,
     metrics,
     async snapshot() {
       await hostView?.refresh();
@@ -446,8 +490,17 @@ function checkOptions(o: DashboardOptions): DashboardOptions {
       ErrorCodes.INVALID_ARGUMENT,
       `dashboard option ${name}: expected ${expected}, got ${JSON.stringify(got)}`,
     );
+  if (o.maxAddedWorkers !== undefined && !(Number.isInteger(o.maxAddedWorkers) && o.maxAddedWorkers >= 0))
+    throw bad('maxAddedWorkers', 'a whole number ≥ 0', o.maxAddedWorkers);
+  if (
+    o.allowedHosts !== undefined &&
+    !(Array.isArray(o.allowedHosts) && o.allowedHosts.every((h) => typeof h === 'string' && h !== ''))
+  )
+    throw bad('allowedHosts', 'an array of host names', o.allowedHosts);
   if (o.controls !== undefined && typeof o.controls !== 'boolean')
     throw bad('controls', 'true or false', o.controls);
+  if (o.faults !== undefined && typeof o.faults?.crash !== 'function')
+    throw bad('faults', "zkfarm/testing's FaultInjector (something with crash(name))", typeof o.faults);
   if (o.connect !== undefined && (typeof o.connect !== 'string' || o.connect.trim() === ''))
     throw bad('connect', 'a connect string like 127.0.0.1:2181[/chroot]', o.connect);
   for (const key of [

@@ -3,14 +3,16 @@
  *
  * - Every request has a timeout: a timed-out request rejects with `OPERATION_TIMEOUT`.
  * - Every failure is a `ZkError` with ZooKeeper's code name; bad arguments (a path without a leading
- *   slash, data over 1 MB) reject with `BAD_ARGUMENTS` before anything is sent, never throw.
+ *   slash, a request larger than the servers' jute.maxbuffer) reject with `BAD_ARGUMENTS` before
+ *   anything is sent, never throw.
  * - `failPending(err)` rejects everything in flight at once; the supervisor calls it when the session is lost.
- * - Every request is counted (`requests`, and the process-wide `zkRequestCounter`); a `multi` counts once.
+ * - Every request is counted (`requests`; a supervisor adds up its sessions'); a `multi` counts once.
  * - Versions are passed exactly (0 means version 0, -1 means any), in transactions too.
  */
 
 import { createHash } from 'node:crypto';
 import {
+  DEFAULT_MAX_BUFFER,
   type PersistentListener,
   W_CHILD,
   W_DATA,
@@ -20,17 +22,25 @@ import {
 } from './connection.js';
 import { isZkError, ZK_CODES, ZkError } from './errors.js';
 import { type Acl, encodedAcl, OP, PERMS, type Reader, type Stat, type Writer } from './jute.js';
+import {
+  badArgument,
+  CreateMode,
+  type CreateModeValue,
+  type Data,
+  dataProblem,
+  pathProblem,
+  readChildren,
+  readData,
+  readStat,
+  toBuffer,
+  writeMultiEnd,
+} from './ops.js';
+import { Transaction } from './transaction.js';
 
 export type { PersistentListener, WatchEvent } from './connection.js';
 export type { Acl, Stat } from './jute.js';
-
-export const CreateMode = {
-  PERSISTENT: 0,
-  EPHEMERAL: 1,
-  PERSISTENT_SEQUENTIAL: 2,
-  EPHEMERAL_SEQUENTIAL: 3,
-} as const;
-export type CreateModeValue = (typeof CreateMode)[keyof typeof CreateMode];
+export { CreateMode, type CreateModeValue, type Data, type OpResult, pathProblem } from './ops.js';
+export { Transaction } from './transaction.js';
 
 /** A one-shot watch callback: called once, on the next change. */
 export type RawWatcher = WatchCallback;
@@ -50,77 +60,19 @@ export function digestAcl(credentials: string): Acl[] {
   return [{ perms: PERMS.all, id: { scheme: 'digest', id: `${user}:${hash}` } }];
 }
 
-/**
- * Requests sent by every ZkClient of this thread (benchmarks read it; a `multi` counts once), in all and
- * by operation (`create`, `getData`, `multi`, ...).
- */
-export const zkRequestCounter: { total: number; byOp: Record<string, number> } = { total: 0, byOp: {} };
-
 export interface ZkClientOptions {
   /** ACL for nodes this client creates. @defaultValue open ACL (world:anyone:cdrwa) */
   acl?: readonly Acl[];
 }
 
-export type Data = Buffer | string | null | undefined;
-
 /** Most paths in one multiRead: an answer holds every node's data, so this bounds its size. */
 export const MULTI_READ_PATHS = 100;
 
-/** Largest data a znode accepts with ZooKeeper's default jute.maxbuffer. */
-export const MAX_DATA_BYTES = 1024 * 1024;
-
-export interface OpResult {
-  /** For a create: the created path (with its sequence suffix). */
-  path?: string;
-  stat?: Stat;
-}
-
-const EMPTY = Buffer.alloc(0);
-
-function toBuffer(data: Data): Buffer {
-  if (data === null || data === undefined) return EMPTY;
-  return typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-}
-
 /**
- * Check a path as ZooKeeper does (PathUtils.validatePath): absolute, no empty, `.` or `..` segment, no
- * trailing slash (a sequential create may end with one: the server appends the number), none of the
- * characters it refuses (NUL and other control characters, surrogates, private use).
+ * The largest request ZooKeeper takes by default (its jute.maxbuffer, 0xfffff bytes): a node's data, with
+ * its path and ACL, must fit. A connection's `maxBuffer` option sets the limit it enforces.
  */
-export function pathProblem(path: unknown, sequential = false): string | undefined {
-  if (typeof path !== 'string' || path.length === 0) return 'a path must be a non-empty string';
-  if (path.charCodeAt(0) !== 47) return `path ${JSON.stringify(path)} must start with /`;
-  const n = path.length;
-  if (n === 1) return undefined;
-  if (path.charCodeAt(n - 1) === 47 && !sequential) return `path ${JSON.stringify(path)} must not end with /`;
-  let segStart = 1;
-  for (let i = 1; i <= n; i++) {
-    const c = i < n ? path.charCodeAt(i) : 47;
-    if (c === 0) return `path ${JSON.stringify(path)} contains a NUL character`;
-    // ZooKeeper refuses control characters, surrogates (so emoji), private use and specials.
-    if ((c > 0 && c <= 0x1f) || (c >= 0x7f && c <= 0x9f) || (c >= 0xd800 && c <= 0xf8ff) || c >= 0xfff0)
-      return `path ${JSON.stringify(path)} contains a character ZooKeeper does not accept (U+${c.toString(16).padStart(4, '0')})`;
-    if (c !== 47) continue;
-    const len = i - segStart;
-    if (len === 0 && !(sequential && i === n)) return `path ${JSON.stringify(path)} has an empty segment`;
-    if ((len === 1 && path.charCodeAt(segStart) === 46) || (len === 2 && path.startsWith('..', segStart)))
-      return `path ${JSON.stringify(path)} has a relative segment`;
-    segStart = i + 1;
-  }
-  return undefined;
-}
-
-function badArgument(op: string, path: string | undefined, why: string): Promise<never> {
-  return Promise.reject(
-    new ZkError(ZK_CODES.BAD_ARGUMENTS, op, typeof path === 'string' ? path : undefined, why),
-  );
-}
-
-function dataProblem(data: Buffer): string | undefined {
-  return data.length > MAX_DATA_BYTES
-    ? `data is ${data.length} bytes; ZooKeeper takes at most ${MAX_DATA_BYTES} per node`
-    : undefined;
-}
+export const MAX_DATA_BYTES = DEFAULT_MAX_BUFFER;
 
 export class ZkClient {
   readonly connection: ZkConnection;
@@ -145,8 +97,6 @@ export class ZkClient {
   ): Promise<T> {
     if (this.#failure) return Promise.reject(this.#failure);
     this.requests++;
-    zkRequestCounter.total++;
-    zkRequestCounter.byOp[op] = (zkRequestCounter.byOp[op] ?? 0) + 1;
     return this.connection.request<T>(type, op, path, encode, decode, extra);
   }
 
@@ -170,7 +120,7 @@ export class ZkClient {
     const problem = pathProblem(path, (mode & 2) !== 0);
     if (problem) return badArgument('create', path, problem);
     const buf = toBuffer(data);
-    const tooBig = dataProblem(buf);
+    const tooBig = dataProblem(buf, this.connection.maxBuffer);
     if (tooBig) return badArgument('create', path, tooBig);
     const conn = this.connection;
     const aclBytes = encodedAcl(acl ?? this.acl);
@@ -315,12 +265,14 @@ export class ZkClient {
   }
 
   /**
-   * Add a persistent watch (ZooKeeper 3.6+): `listener` hears of every change at `path` (and, for
-   * `persistentRecursive`, below it, each with its own path) until the returned function is called or
-   * the connection drops — the watch does not survive a reconnect: add it again (then re-read, since
-   * changes while disconnected were not reported). The listener is registered before the request goes
-   * out, so nothing the server reports after it took the watch is missed. Removing it here stops the
-   * callbacks; the server keeps the watch until the session ends.
+   * Add a persistent watch (ZooKeeper 3.6+): `listener` hears of every change at `path` — for
+   * `'persistent'`: created, deleted, data changed, children changed, at `path` only; for
+   * `'persistentRecursive'`: created, deleted, data changed, at `path` and below, each with its own path —
+   * until the returned function is called. The watch survives reconnects (it is registered again with
+   * SetWatches2), but changes made while disconnected are not reported: re-read after a reconnect. It
+   * ends with the session. The listener is registered before the request goes out, so nothing the
+   * server reports after it took the watch is missed. Removing it here stops the callbacks; the server
+   * keeps the watch until the session ends.
    */
   async addWatch(
     path: string,
@@ -329,17 +281,7 @@ export class ZkClient {
   ): Promise<() => void> {
     const problem = pathProblem(path);
     if (problem) return badArgument('addWatch', path, problem);
-    const table = this.connection.persistent;
-    let listeners = table.get(path);
-    if (!listeners) {
-      listeners = new Set();
-      table.set(path, listeners);
-    }
-    listeners.add(listener);
-    const remove = () => {
-      listeners.delete(listener);
-      if (listeners.size === 0 && table.get(path) === listeners) table.delete(path);
-    };
+    const remove = this.connection.addPersistentListener(mode, path, listener);
     const conn = this.connection;
     try {
       await this.send<void>(
@@ -359,6 +301,23 @@ export class ZkClient {
     return remove;
   }
 
+  /**
+   * Wait until the server this session is connected to has caught up with the leader, as of now (a read
+   * after `sync` sees every write completed before it, whichever client made it). Returns the path.
+   */
+  sync(path: string): Promise<string> {
+    const problem = pathProblem(path);
+    if (problem) return badArgument('sync', path, problem);
+    const conn = this.connection;
+    return this.send<string>(
+      OP.sync,
+      'sync',
+      path,
+      (w) => w.ustring(conn.serverPath(path)),
+      (r) => conn.clientPath(r.ustring() ?? path),
+    );
+  }
+
   /** Read a node's data as parsed JSON. */
   async getJson<T = unknown>(path: string): Promise<{ value: T; stat: Stat }> {
     const { data, stat } = await this.getData(path);
@@ -370,7 +329,7 @@ export class ZkClient {
     const problem = pathProblem(path);
     if (problem) return badArgument('setData', path, problem);
     const buf = toBuffer(data);
-    const tooBig = dataProblem(buf);
+    const tooBig = dataProblem(buf, this.connection.maxBuffer);
     if (tooBig) return badArgument('setData', path, tooBig);
     const conn = this.connection;
     return this.send(
@@ -526,158 +485,5 @@ export class ZkClient {
   /** The current session id as 16 hex digits. */
   get sessionId(): string {
     return this.connection.sessionId;
-  }
-}
-
-const readStat = (r: Reader): Stat => r.stat();
-const readChildren = (r: Reader): string[] => r.stringVector();
-function readData(r: Reader): { data: Buffer; stat: Stat } {
-  const data = r.buffer() ?? EMPTY;
-  return { data, stat: r.stat() };
-}
-
-function writeMultiEnd(w: Writer): void {
-  w.int(-1);
-  w.bool(true);
-  w.int(-1);
-}
-
-type TxOp =
-  | { type: typeof OP.create; path: string; data: Buffer; acl: Buffer; mode: number }
-  | { type: typeof OP.delete | typeof OP.check; path: string; version: number }
-  | { type: typeof OP.setData; path: string; data: Buffer; version: number };
-
-/**
- * A transaction builder. `commit()` sends one `multi`; on failure it rejects with the ZkError of the
- * operation that failed (its `opIndex` says which) and nothing was applied. Versions are exact.
- */
-export class Transaction {
-  readonly #client: ZkClient;
-  readonly #ops: TxOp[] = [];
-  #problem: ZkError | undefined;
-
-  constructor(client: ZkClient) {
-    this.#client = client;
-  }
-
-  get size(): number {
-    return this.#ops.length;
-  }
-
-  #check(op: string, path: string, sequential = false, data?: Buffer): boolean {
-    if (this.#problem) return false;
-    const why = pathProblem(path, sequential) ?? (data ? dataProblem(data) : undefined);
-    if (why)
-      this.#problem = new ZkError(ZK_CODES.BAD_ARGUMENTS, op, path, why, { opIndex: this.#ops.length });
-    return why === undefined;
-  }
-
-  create(
-    path: string,
-    data?: Data,
-    mode: CreateModeValue = CreateMode.PERSISTENT,
-    acl?: readonly Acl[],
-  ): this {
-    const buf = toBuffer(data);
-    if (this.#check('create', path, (mode & 2) !== 0, buf))
-      this.#ops.push({ type: OP.create, path, data: buf, acl: encodedAcl(acl ?? this.#client.acl), mode });
-    return this;
-  }
-
-  remove(path: string, version = -1): this {
-    if (this.#check('remove', path)) this.#ops.push({ type: OP.delete, path, version });
-    return this;
-  }
-
-  setData(path: string, data: Data, version = -1): this {
-    const buf = toBuffer(data);
-    if (this.#check('setData', path, false, buf))
-      this.#ops.push({ type: OP.setData, path, data: buf, version });
-    return this;
-  }
-
-  /** Require `path` to exist, at `version` when given (≥ 0). */
-  check(path: string, version = -1): this {
-    if (this.#check('check', path)) this.#ops.push({ type: OP.check, path, version });
-    return this;
-  }
-
-  commit(): Promise<OpResult[]> {
-    if (this.#problem) return Promise.reject(this.#problem);
-    const ops = this.#ops;
-    if (ops.length === 0) return Promise.resolve([]);
-    const conn = this.#client.connection;
-    return this.#client.send<OpResult[]>(
-      OP.multi,
-      'multi',
-      ops[0]!.path,
-      (w) => {
-        for (const op of ops) {
-          w.int(op.type);
-          w.bool(false);
-          w.int(-1);
-          w.ustring(conn.serverPath(op.path));
-          switch (op.type) {
-            case OP.create:
-              w.buffer(op.data);
-              w.raw(op.acl);
-              w.int(op.mode);
-              break;
-            case OP.setData:
-              w.buffer(op.data);
-              w.int(op.version);
-              break;
-            default:
-              w.int(op.version);
-          }
-        }
-        writeMultiEnd(w);
-      },
-      (r) => {
-        const results: OpResult[] = [];
-        let failure: ZkError | undefined;
-        for (;;) {
-          const type = r.int();
-          const done = r.bool();
-          r.int();
-          if (done) break;
-          const i = results.length;
-          switch (type) {
-            case OP.create:
-              results.push({ path: conn.clientPath(r.ustring() ?? ops[i]?.path ?? '') });
-              break;
-            case OP.create2: {
-              const path = conn.clientPath(r.ustring() ?? ops[i]?.path ?? '');
-              results.push({ path, stat: r.stat() });
-              break;
-            }
-            case OP.setData:
-              results.push({ stat: r.stat() });
-              break;
-            case OP.delete:
-            case OP.check:
-              results.push({});
-              break;
-            case OP.error: {
-              const err = r.int();
-              // Operations before the failing one report 0, those after it RUNTIME_INCONSISTENCY.
-              if (err !== 0 && failure === undefined)
-                failure = new ZkError(err, 'multi', ops[i]?.path, undefined, { opIndex: i });
-              results.push({});
-              break;
-            }
-            default:
-              throw new ZkError(
-                ZK_CODES.MARSHALLING_ERROR,
-                'multi',
-                ops[i]?.path,
-                `unexpected result type ${type}`,
-              );
-          }
-        }
-        if (failure) throw failure;
-        return results;
-      },
-    );
   }
 }

@@ -3,86 +3,105 @@
  *
  * It does what ZooKeeper's Java client does, in the parts zkfarm uses, and nothing else:
  *
- * - Connects to the servers of the connect string in a shuffled order, one at a time; a failed attempt
- *   moves on to the next server, and after a full round it waits a random part of `spinDelay`. Each
- *   attempt has one deadline for the TCP connect and the handshake together (a server that takes the
- *   connection and never answers is left like one that refuses it).
+ * - Time is a monotonic clock (`performance.now`, injectable as `options.now`), never the wall clock.
+ * - Servers are tried one at a time, with backoff between rounds (servers.ts). Each attempt has one
+ *   deadline for the TCP connect and the handshake together.
  * - Resumes the same session on a new connection (session id and password), re-sending the
- *   authentication and re-registering one-shot watches (SetWatches, relative to the last zxid seen, so
- *   the server fires those whose node changed meanwhile). Persistent watches are the caller's to re-add.
- * - Learns that the session expired when a server refuses to resume it (`expired`): the connection is
- *   then dead and every request fails with SESSION_EXPIRED.
- * - Pings when it has sent nothing for a third of the session timeout, and drops a connection that has
- *   received nothing for two thirds of it (a stalled server or a silent network is noticed, and the next
- *   server is tried while the session can still be resumed).
- * - Answers come in request order: requests wait in one FIFO; each has a deadline (`requestTimeout`),
- *   watched by a single timer on the oldest. A request that times out is rejected with
- *   OPERATION_TIMEOUT; its answer, should it come, is skipped. Requests sent on a connection that drops
- *   fail with CONNECTION_LOSS (their outcome is unknown); requests made while disconnected wait for the
- *   next connection.
- * - Requests made in one tick go out in one socket write.
- * - Every failure is a ZkError with ZooKeeper's code, whatever the code (none is unknown to it).
+ *   authentication and registering every watch again, persistent ones included (watch-manager.ts).
+ * - Pings, drops a silent connection, and takes the session as gone when no server has answered for
+ *   4/3 of the session timeout (liveness.ts); a server refusing to resume the session says the same.
+ *   Either way it emits `expired` (with the reason) and every request fails with SESSION_EXPIRED.
+ * - Answers come in request order (pending.ts): each request has a deadline (`requestTimeout`);
+ *   requests sent on a connection that drops fail with CONNECTION_LOSS (their outcome is unknown);
+ *   requests made while disconnected wait for the next connection. A request larger than the servers'
+ *   jute.maxbuffer (`maxBuffer`) is refused before it is sent: the server would drop the connection.
+ *   Xids wrap before 2^31 (jute.ts `nextXid`). Requests made in one tick go out in one socket write.
+ * - User callbacks (watchers, listeners, `onAnswer`, event listeners) are isolated (callbacks.ts): one
+ *   that throws is reported as `callbackError` and nothing else is disturbed.
+ * - A close is orderly: requests already sent keep their place in the queue until their answers come,
+ *   so the close-session answer is matched and the session ends at once on the server.
  *
  * Events: `connected` (a handshake succeeded: the first, or a resumption), `disconnected` (a connected
- * socket was lost, or the session was closed), `expired`, `authenticationFailed`.
+ * socket was lost, or the session was closed), `expired` (reason), `authenticationFailed`,
+ * `protocolError` (err: the connection was out of step and is dropped), `callbackError` (err, where),
+ * `reconnectDelay` (ms: the pause before the next round of servers), `transport` (a TLS problem
+ * retrying will not mend, see transport.ts).
  */
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
+import type net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { AnswerReader } from './answers.js';
+import { emitSafely } from './callbacks.js';
 import { ZK_CODES, ZkError } from './errors.js';
-import { DecodeError, OP, Reader, Writer, XID } from './jute.js';
+import { FrameReader } from './frames.js';
+import {
+  connectRequest,
+  nextXid,
+  OP,
+  pingRequest,
+  type Reader,
+  readConnectResponse,
+  Writer,
+  writeAuth,
+} from './jute.js';
+import { Liveness } from './liveness.js';
+import { PendingQueue } from './pending.js';
+import { type ServerAddress, ServerList } from './servers.js';
+import { openSocket, type PreparedTls } from './transport.js';
+import {
+  type PersistentListener,
+  type PersistentMode,
+  type WatchCallback,
+  type WatchKind,
+  WatchManager,
+} from './watch-manager.js';
+
+export { checkServer, type ServerAddress } from './servers.js';
+export {
+  EVENT,
+  type PersistentListener,
+  W_CHILD,
+  W_DATA,
+  W_EXIST,
+  type WatchCallback,
+  type WatchEvent,
+  type WatchKind,
+} from './watch-manager.js';
+
+/** ZooKeeper's default jute.maxbuffer: the largest request frame a server takes (bytes). */
+export const DEFAULT_MAX_BUFFER = 0xfffff;
+/** Largest answer frame accepted by default (bytes): see `ConnectionOptions.maxAnswerBytes`. */
+export const DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
 export interface ConnectionOptions {
   /** Requested session timeout (ms); the server may change it within its bounds. */
   sessionTimeout: number;
-  /** Pause after every server was tried once, at most this long (ms). */
+  /** Pause after the first round of servers (ms); later rounds back off from it (servers.ts). */
   spinDelay: number;
   /** How long a request may wait for its answer (ms). */
   requestTimeout: number;
+  /**
+   * Resume this session instead of starting a new one (the Java client's `sessionId, sessionPasswd`
+   * constructor, Kazoo's `client_id`): the server refuses it with `expired` when it has ended.
+   */
+  session?: { id: string; password: Buffer };
+  /**
+   * The servers' jute.maxbuffer: a request whose frame is larger is refused with BAD_ARGUMENTS before it
+   * is sent (the server would drop the connection). Raise it only with the servers' own setting.
+   * @defaultValue 0xfffff (ZooKeeper's default)
+   */
+  maxBuffer?: number;
+  /**
+   * Largest answer frame accepted (bytes). Servers do not bound their answers (a listing of many children
+   * can pass 1 MB), so this is a sanity bound: a larger or negative length drops the connection.
+   * @defaultValue 64 MiB
+   */
+  maxAnswerBytes?: number;
+  /** A monotonic clock in ms. @defaultValue performance.now */
+  now?: () => number;
+  /** Speak TLS (see transport.ts); problems it finds are emitted as `transport` events. */
+  tls?: PreparedTls;
 }
-
-/** A one-shot watch callback: called once, with the event, when the node changes. */
-export type WatchCallback = (event: WatchEvent) => void;
-
-/** A notification: `type` 1 created, 2 deleted, 3 data changed, 4 children changed; `path` without chroot. */
-export interface WatchEvent {
-  type: number;
-  state: number;
-  path: string;
-}
-
-/** A persistent watch's listener: the event type and the path it concerns. */
-export type PersistentListener = (type: number, path: string) => void;
-
-export const EVENT = { created: 1, deleted: 2, dataChanged: 3, childrenChanged: 4 } as const;
-
-type Decoder = (r: Reader) => unknown;
-
-interface Pending {
-  xid: number;
-  op: string;
-  path: string | undefined;
-  decode: Decoder | undefined;
-  resolve: (value: unknown) => void;
-  reject: (err: Error) => void;
-  deadline: number;
-  settled: boolean;
-  /** Byte range in the unsent buffer (only while unsent). */
-  start: number;
-  end: number;
-  /** A one-shot watch to register with the answer. */
-  watch: WatchCallback | undefined;
-  watchKind: WatchKind;
-  /** Called as the answer is read, before any later event: see `ZkConnection.request`. */
-  onAnswer: (() => void) | undefined;
-  /** exists: a NO_NODE answer is a value (null), not a failure. */
-  noNodeIsNull: boolean;
-}
-
-/** Which table a one-shot watch goes to once its request is answered: none, data, exists, children. */
-export type WatchKind = 0 | 1 | 2 | 3;
-export const W_DATA = 1;
-export const W_EXIST = 2;
-export const W_CHILD = 3;
 
 type State =
   | 'idle'
@@ -94,59 +113,71 @@ type State =
   | 'expired'
   | 'authFailed';
 
-const PROTOCOL_VERSION = 0;
+type RequestExtra = {
+  watch?: WatchCallback;
+  watchKind?: WatchKind;
+  onAnswer?: () => void;
+  noNodeIsNull?: boolean;
+};
 
 export class ZkConnection extends EventEmitter {
-  readonly #servers: Array<{ host: string; port: number }>;
+  readonly #servers: ServerList;
   readonly #chroot: string;
   readonly #options: ConnectionOptions;
+  readonly #now: () => number;
+  readonly #maxBuffer: number;
   #state: State = 'idle';
   #socket: net.Socket | undefined;
-  #serverIndex = 0;
-  #attemptsThisRound = 0;
+  #server: ServerAddress | undefined;
   #attemptTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #sessionId = Buffer.alloc(8);
   #password: Buffer = Buffer.alloc(16);
   #negotiatedTimeout = 0;
-  readonly #lastZxid = Buffer.alloc(8);
-  #xid = 1;
+  /** The last xid used; protected so that a test can start near the wrap, as ZooKeeper's own tests do. */
+  protected xid = 0;
   readonly #credentials: Array<{ scheme: string; auth: Buffer }> = [];
-  /** Requests sent and not answered yet, oldest first (`#head` is the first live index). */
-  #inflight: Pending[] = [];
-  #head = 0;
-  /** Requests encoded into `#out`, not sent yet. */
-  #unsent: Pending[] = [];
+  readonly #queue: PendingQueue;
   readonly #out = new Writer();
   #flushScheduled = false;
-  #deadlineTimer: NodeJS.Timeout | undefined;
-  #deadlineAt = 0;
-  #heartbeat: NodeJS.Timeout | undefined;
-  #lastSend = 0;
-  #lastRecv = 0;
-  /** Received bytes of a frame not complete yet, and how many bytes that frame needs in all. */
-  #partial: Buffer[] = [];
-  #partialBytes = 0;
-  #partialNeed = 0;
-  readonly #dataWatches = new Map<string, Set<WatchCallback>>();
-  readonly #existWatches = new Map<string, Set<WatchCallback>>();
-  readonly #childWatches = new Map<string, Set<WatchCallback>>();
-  /** Persistent recursive watch listeners by watched path (without chroot). */
-  readonly persistent = new Map<string, Set<PersistentListener>>();
+  readonly #liveness: Liveness;
+  readonly #frames: FrameReader;
+  readonly #watches = new WatchManager();
+  readonly #answers: AnswerReader;
   /** Why requests fail from now on (closed, expired, authentication failed). */
   #deadError: ZkError | undefined;
 
-  constructor(servers: Array<{ host: string; port: number }>, chroot: string, options: ConnectionOptions) {
+  constructor(servers: ServerAddress[], chroot: string, options: ConnectionOptions) {
     super();
-    this.#servers = shuffle(servers);
+    this.#servers = new ServerList(servers, options.spinDelay, options.sessionTimeout);
     this.#chroot = chroot;
     this.#options = options;
+    this.#now = options.now ?? (() => performance.now());
+    this.#maxBuffer = options.maxBuffer ?? DEFAULT_MAX_BUFFER;
+    this.#frames = new FrameReader(options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES);
+    this.#queue = new PendingQueue(this.#now, options.requestTimeout);
+    this.#answers = new AnswerReader(
+      this.#queue,
+      this.#watches,
+      (p) => this.clientPath(p),
+      this.#reportCallbackError,
+    );
+    this.#liveness = new Liveness({
+      now: this.#now,
+      connected: () => this.#state === 'connected' || this.#state === 'closing',
+      ping: () => this.#socket?.write(pingRequest()),
+      drop: () => this.#socket?.destroy(),
+      expire: (why) => this.#finish('expired', why),
+    });
+    if (options.session) {
+      this.#sessionId = Buffer.from(options.session.id.padStart(16, '0'), 'hex');
+      this.#password = Buffer.from(options.session.password);
+    }
   }
 
   /** Start connecting (once). */
   connect(): void {
-    if (this.#state !== 'idle') return;
-    this.#nextAttempt();
+    if (this.#state === 'idle') this.#nextAttempt();
   }
 
   /** The session timeout the server granted (0 before the first handshake). */
@@ -159,6 +190,21 @@ export class ZkConnection extends EventEmitter {
     return this.#sessionId.toString('hex');
   }
 
+  /** The session's password (a copy), which with its id lets another connection resume the session. */
+  get sessionPassword(): Buffer {
+    return Buffer.from(this.#password);
+  }
+
+  /** The server of the current (or last) connection attempt. */
+  get server(): ServerAddress | undefined {
+    return this.#server;
+  }
+
+  /** The largest request frame this connection sends (the servers' jute.maxbuffer). */
+  get maxBuffer(): number {
+    return this.#maxBuffer;
+  }
+
   get connected(): boolean {
     return this.#state === 'connected';
   }
@@ -169,10 +215,25 @@ export class ZkConnection extends EventEmitter {
 
   /** Requests waiting for an answer (sent or not). */
   get pendingCount(): number {
-    let n = 0;
-    for (let i = this.#head; i < this.#inflight.length; i++) if (!this.#inflight[i]!.settled) n++;
-    for (const p of this.#unsent) if (!p.settled) n++;
-    return n;
+    return this.#queue.pendingCount;
+  }
+
+  /** Plain persistent watch listeners by watched path (without chroot). */
+  get persistent(): Map<string, Set<PersistentListener>> {
+    return this.#watches.persistent;
+  }
+
+  /** Persistent recursive watch listeners by watched path (without chroot). */
+  get persistentRecursive(): Map<string, Set<PersistentListener>> {
+    return this.#watches.persistentRecursive;
+  }
+
+  /**
+   * Listen to a persistent watch's events (the `addWatch` request is the caller's); the path is registered
+   * again on every new connection. Returns the function that removes the listener.
+   */
+  addPersistentListener(mode: PersistentMode, path: string, listener: PersistentListener): () => void {
+    return this.#watches.addPersistent(mode, path, listener);
   }
 
   /** Add an authentication identity: sent now when connected, and on every later connection. */
@@ -180,7 +241,7 @@ export class ZkConnection extends EventEmitter {
     this.#credentials.push({ scheme, auth });
     if (this.#state === 'connected' && this.#socket) {
       const w = new Writer(64);
-      this.#writeAuth(w, { scheme, auth });
+      writeAuth(w, scheme, auth);
       this.#socket.write(w.take());
     }
   }
@@ -207,8 +268,8 @@ export class ZkConnection extends EventEmitter {
     op: string,
     path: string | undefined,
     encode: (w: Writer) => void,
-    decode: Decoder | undefined,
-    extra?: { watch?: WatchCallback; watchKind?: WatchKind; onAnswer?: () => void; noNodeIsNull?: boolean },
+    decode: ((r: Reader) => unknown) | undefined,
+    extra?: RequestExtra,
   ): Promise<T> {
     if (this.#deadError || this.#state === 'closing') {
       return Promise.reject(
@@ -217,7 +278,7 @@ export class ZkConnection extends EventEmitter {
     }
     const w = this.#out;
     const start = w.pos;
-    const xid = this.#xid++;
+    const xid = nextXid(this.xid);
     try {
       w.int(0); // length, filled in below
       w.int(xid);
@@ -227,16 +288,24 @@ export class ZkConnection extends EventEmitter {
       w.pos = start;
       return Promise.reject(new ZkError(ZK_CODES.BAD_ARGUMENTS, op, path, (err as Error).message));
     }
-    w.buf.writeInt32BE(w.pos - start - 4, start);
+    const length = w.pos - start - 4;
+    if (length > this.#maxBuffer) {
+      w.pos = start;
+      return Promise.reject(
+        new ZkError(ZK_CODES.BAD_ARGUMENTS, op, path, tooLarge(op, length, this.#maxBuffer)),
+      );
+    }
+    this.xid = xid;
+    w.buf.writeInt32BE(length, start);
     return new Promise<T>((resolve, reject) => {
-      const p: Pending = {
+      this.#queue.add({
         xid,
         op,
         path,
         decode,
         resolve: resolve as (v: unknown) => void,
         reject,
-        deadline: Date.now() + this.#options.requestTimeout,
+        deadline: 0,
         settled: false,
         start,
         end: w.pos,
@@ -244,32 +313,18 @@ export class ZkConnection extends EventEmitter {
         watchKind: extra?.watchKind ?? 0,
         onAnswer: extra?.onAnswer,
         noNodeIsNull: extra?.noNodeIsNull ?? false,
-      };
-      this.#unsent.push(p);
-      if (this.#deadlineTimer === undefined) this.#armDeadline(p.deadline);
+      });
       if (this.#state === 'connected') this.#scheduleFlush();
     });
   }
 
-  /** Register a one-shot watch directly (used for re-arming after an answer). */
-  #register(kind: WatchKind, path: string, fn: WatchCallback): void {
-    const table =
-      kind === W_DATA ? this.#dataWatches : kind === W_EXIST ? this.#existWatches : this.#childWatches;
-    let set = table.get(path);
-    if (!set) {
-      set = new Set();
-      table.set(path, set);
-    }
-    set.add(fn);
-  }
-
-  /** Reject every request waiting, and every later one, with `err`. */
+  /**
+   * Reject every request waiting, and every later one, with `err`. Requests already on the wire stay in
+   * the queue (settled) until their answers come, so the answers that follow still match.
+   */
   failAll(err: Error): void {
-    this.#rejectInflight(err);
-    const unsent = this.#unsent;
-    this.#unsent = [];
+    this.#queue.failAll(err);
     this.#out.pos = 0;
-    for (const p of unsent) this.#settle(p, err);
   }
 
   /** Close the session (its ephemeral nodes go at once); `disconnected` is emitted when it is done. */
@@ -277,24 +332,32 @@ export class ZkConnection extends EventEmitter {
     if (this.closed || this.#state === 'closing') return;
     clearTimeout(this.#retryTimer);
     if (this.#state !== 'connected') {
-      this.#finish(
-        'closed',
-        new ZkError(ZK_CODES.CONNECTION_LOSS, 'request', undefined, 'the client was closed'),
-      );
+      this.#finish('closed');
       return;
     }
-    // Requests not sent yet would only race the close: fail them now.
-    const unsent = this.#unsent;
-    this.#unsent = [];
+    // Requests not sent yet would only race the close: fail them now. Those sent keep their place.
+    this.#queue.failUnsent(closedError());
     this.#out.pos = 0;
-    const closing = new ZkError(ZK_CODES.CONNECTION_LOSS, 'request', undefined, 'the client was closed');
-    for (const p of unsent) this.#settle(p, closing);
     const p = this.request<void>(OP.closeSession, 'closeSession', undefined, () => {}, undefined);
     this.#state = 'closing';
-    p.then(
-      () => this.#finish('closed', closing),
-      () => this.#finish('closed', closing),
-    );
+    const done = () => this.#finish('closed');
+    p.then(done, done);
+  }
+
+  /** Report a user callback's failure (never thrown into the frame loop). */
+  #reportCallbackError = (err: unknown, where: string): void => {
+    const reported = emitSafely(this, 'callbackError', [err, where], () => {
+      // A reporter that throws has nowhere left to report to.
+    });
+    if (!reported)
+      process.emitWarning(
+        `a ZooKeeper ${where} threw: ${(err as Error)?.stack ?? String(err)}`,
+        'ZkfarmCallbackError',
+      );
+  };
+
+  #emit(event: string, ...args: unknown[]): void {
+    emitSafely(this, event, args, this.#reportCallbackError);
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -304,51 +367,54 @@ export class ZkConnection extends EventEmitter {
   #nextAttempt(): void {
     if (this.closed || this.#state === 'closing') return;
     this.#state = 'connecting';
-    if (this.#attemptsThisRound >= this.#servers.length) {
-      this.#attemptsThisRound = 0;
-      this.#retryTimer = setTimeout(() => this.#attempt(), Math.random() * this.#options.spinDelay);
+    const { server, delayMs } = this.#servers.next();
+    if (delayMs === 0) {
+      this.#attempt(server);
       return;
     }
-    this.#attempt();
+    this.#emit('reconnectDelay', delayMs);
+    this.#retryTimer = setTimeout(() => this.#attempt(server), delayMs);
   }
 
-  #attempt(): void {
+  /**
+   * The socket to a server: the one place a transport is made. `ready` names the socket event after
+   * which the handshake can be sent.
+   */
+  #openSocket(server: ServerAddress): { socket: net.Socket; ready: string } {
+    return openSocket(server, this.#options.tls, (p) => this.#emit('transport', p));
+  }
+
+  #attempt(server: ServerAddress): void {
     if (this.closed || this.#state === 'closing') return;
-    const server = this.#servers[this.#serverIndex % this.#servers.length]!;
-    this.#serverIndex++;
-    this.#attemptsThisRound++;
-    this.#partial = [];
-    this.#partialBytes = 0;
-    this.#partialNeed = 0;
-    const socket = net.connect({ host: server.host, port: server.port });
+    this.#server = server;
+    this.#frames.reset();
+    let socket: net.Socket;
+    let ready: string;
+    try {
+      ({ socket, ready } = this.#openSocket(server));
+    } catch (err) {
+      // A socket that cannot even be made is a failed attempt, never an exception from a timer.
+      this.#emit('protocolError', err);
+      this.#nextAttempt();
+      return;
+    }
     this.#socket = socket;
-    socket.setNoDelay(true);
     // One deadline for the TCP connect and the handshake: the session timeout shared among the servers,
     // but at most a third of it (at least 1 s), so even a single server is tried again well before the
     // session would expire.
-    const timeout = this.#negotiatedTimeout || this.#options.sessionTimeout;
-    const deadline = Math.min(
-      Math.floor(timeout / this.#servers.length),
-      Math.max(1000, Math.floor(timeout / 3)),
-    );
+    const t = this.#negotiatedTimeout || this.#options.sessionTimeout;
+    const deadline = Math.min(Math.floor(t / this.#servers.size), Math.max(1000, Math.floor(t / 3)));
     this.#attemptTimer = setTimeout(() => socket.destroy(), deadline);
     this.#attemptTimer.unref();
-    socket.on('connect', () => {
+    socket.on(ready, () => {
       if (this.#socket !== socket) return;
       this.#state = 'handshaking';
-      const w = new Writer(64);
-      w.int(0);
-      w.int(PROTOCOL_VERSION);
-      w.raw(this.#lastZxid);
-      w.int(this.#options.sessionTimeout);
-      w.raw(this.#sessionId);
-      w.buffer(this.#password);
-      w.bool(false); // not read-only
-      w.buf.writeInt32BE(w.pos - 4, 0);
-      socket.write(w.take());
+      socket.write(
+        connectRequest(this.#answers.lastZxid, this.#options.sessionTimeout, this.#sessionId, this.#password),
+      );
     });
     socket.on('data', (chunk: Buffer) => {
-      if (this.#socket === socket) this.#onData(chunk);
+      if (this.#socket === socket) this.#onData(socket, chunk);
     });
     socket.on('error', () => {
       // 'close' follows; that is where the next attempt starts.
@@ -360,151 +426,69 @@ export class ZkConnection extends EventEmitter {
 
   #onClose(): void {
     clearTimeout(this.#attemptTimer);
-    clearInterval(this.#heartbeat);
-    this.#heartbeat = undefined;
     this.#socket = undefined;
     const was = this.#state;
     if (this.closed) return;
     if (was === 'closing') {
-      this.#finish(
-        'closed',
-        new ZkError(ZK_CODES.CONNECTION_LOSS, 'request', undefined, 'the client was closed'),
-      );
+      this.#finish('closed');
       return;
     }
-    this.#rejectInflight(
-      new ZkError(ZK_CODES.CONNECTION_LOSS, 'request', undefined, 'the connection to ZooKeeper was lost'),
-    );
+    this.#queue.rejectInflight('the connection to ZooKeeper was lost');
     this.#state = 'connecting';
-    if (was === 'connected') this.emit('disconnected');
+    if (was === 'connected') this.#emit('disconnected');
+    this.#liveness.arm();
     this.#nextAttempt();
   }
 
-  /** End for good: fail everything with `err`, close the socket, emit the matching event. */
-  #finish(state: 'closed' | 'expired' | 'authFailed', err: ZkError): void {
+  /** End for good: fail everything, close the socket, emit the matching event. */
+  #finish(state: 'closed' | 'expired' | 'authFailed', reason?: string): void {
     if (this.closed) return;
     const was = this.#state;
     this.#state = state;
+    const why = reason ?? 'the server refused to resume the session: it has expired';
     this.#deadError =
       state === 'expired'
-        ? new ZkError(ZK_CODES.SESSION_EXPIRED, 'request', undefined, 'the session expired')
+        ? new ZkError(ZK_CODES.SESSION_EXPIRED, 'request', undefined, why)
         : state === 'authFailed'
           ? new ZkError(ZK_CODES.AUTH_FAILED, 'request', undefined, 'authentication failed')
-          : new ZkError(ZK_CODES.CONNECTION_LOSS, 'request', undefined, 'the client was closed');
+          : closedError();
     clearTimeout(this.#attemptTimer);
     clearTimeout(this.#retryTimer);
-    clearTimeout(this.#deadlineTimer);
-    clearInterval(this.#heartbeat);
-    this.#deadlineTimer = undefined;
-    this.failAll(err);
+    this.#liveness.stop();
+    this.#queue.close(this.#deadError);
+    this.#out.pos = 0;
     const socket = this.#socket;
     this.#socket = undefined;
     socket?.destroy();
-    if (state === 'expired') this.emit('expired');
-    else if (state === 'authFailed') this.emit('authenticationFailed');
-    else if (was === 'connected' || was === 'closing') this.emit('disconnected');
+    if (state === 'expired') this.#emit('expired', why);
+    else if (state === 'authFailed') this.#emit('authenticationFailed');
+    else if (was === 'connected' || was === 'closing') this.#emit('disconnected');
   }
 
   #onHandshake(r: Reader): void {
-    r.int(); // protocol version
-    const timeout = r.int();
-    const sessionId = r.buf.subarray(r.pos, r.pos + 8);
-    r.skip(8);
-    const password = r.buffer();
+    const { timeout, sessionId, password } = readConnectResponse(r);
     if (timeout <= 0) {
-      this.#finish(
-        'expired',
-        new ZkError(ZK_CODES.SESSION_EXPIRED, 'request', undefined, 'the session expired'),
-      );
+      this.#finish('expired');
       return;
     }
     clearTimeout(this.#attemptTimer);
-    this.#attemptsThisRound = 0;
+    this.#servers.connected();
     sessionId.copy(this.#sessionId);
     if (password) this.#password = password;
     this.#negotiatedTimeout = timeout;
     this.#state = 'connected';
-    this.#lastRecv = this.#lastSend = Date.now();
-    this.#heartbeat = setInterval(() => this.#beat(), Math.max(50, Math.floor(timeout / 6)));
-    this.#heartbeat.unref();
+    this.#liveness.start(timeout);
     // Authentication and watches go before anything queued, as in ZooKeeper's own client.
     const pre = new Writer(256);
-    for (const c of this.#credentials) this.#writeAuth(pre, c);
-    this.#writeSetWatches(pre);
+    for (const c of this.#credentials) writeAuth(pre, c.scheme, c.auth);
+    this.#watches.writeSetWatches(pre, this.#answers.lastZxid, (p) => this.serverPath(p));
     if (pre.pos > 0) this.#socket!.write(pre.take());
     this.#flush();
-    this.emit('connected');
-  }
-
-  #writeAuth(w: Writer, c: { scheme: string; auth: Buffer }): void {
-    const start = w.pos;
-    w.int(0);
-    w.int(XID.auth);
-    w.int(OP.auth);
-    w.int(0);
-    w.ustring(c.scheme);
-    w.buffer(c.auth);
-    w.buf.writeInt32BE(w.pos - start - 4, start);
-  }
-
-  /** Re-register one-shot watches, in packets of at most ~128 KB (as ZooKeeper's client does). */
-  #writeSetWatches(w: Writer): void {
-    const lists: string[][] = [
-      [...this.#dataWatches.keys()],
-      [...this.#existWatches.keys()],
-      [...this.#childWatches.keys()],
-    ];
-    if (lists.every((l) => l.length === 0)) return;
-    const limit = 128 * 1024;
-    let idx = [0, 0, 0];
-    while (idx.some((i, k) => i < lists[k]!.length)) {
-      const start = w.pos;
-      w.int(0);
-      w.int(XID.setWatches);
-      w.int(OP.setWatches);
-      w.raw(this.#lastZxid);
-      let budget = limit;
-      const next = [...idx];
-      for (let k = 0; k < 3; k++) {
-        const list = lists[k]!;
-        const countAt = w.pos;
-        w.int(0);
-        let n = 0;
-        while (next[k]! < list.length && budget > 0) {
-          const p = this.serverPath(list[next[k]!]!);
-          w.ustring(p);
-          budget -= p.length + 4;
-          next[k]!++;
-          n++;
-        }
-        w.buf.writeInt32BE(n, countAt);
-      }
-      w.buf.writeInt32BE(w.pos - start - 4, start);
-      idx = next;
-    }
-  }
-
-  /** Ping when idle; drop a connection that has heard nothing for two thirds of the session timeout. */
-  #beat(): void {
-    if (this.#state !== 'connected' && this.#state !== 'closing') return;
-    const now = Date.now();
-    const timeout = this.#negotiatedTimeout;
-    if (now - this.#lastRecv > (timeout * 2) / 3) {
-      this.#socket?.destroy();
-      return;
-    }
-    if (now - this.#lastSend >= timeout / 3 && this.#socket) {
-      const w = new Writer(16);
-      w.int(8);
-      w.int(XID.ping);
-      w.int(OP.ping);
-      this.#socket.write(w.take());
-      this.#lastSend = now;
-    }
+    this.#emit('connected');
   }
 
   // -------------------------------------------------------------------------------------------------
-  // Sending
+  // Sending and receiving
   // -------------------------------------------------------------------------------------------------
 
   #scheduleFlush(): void {
@@ -518,237 +502,37 @@ export class ZkConnection extends EventEmitter {
 
   #flush(): void {
     const socket = this.#socket;
-    if (!socket || (this.#state !== 'connected' && this.#state !== 'closing') || this.#unsent.length === 0)
-      return;
-    const unsent = this.#unsent;
-    this.#unsent = [];
-    let bytes: Buffer;
-    if (unsent.some((p) => p.settled)) {
-      // Some timed out while waiting for a connection: they are not sent at all.
-      const parts: Buffer[] = [];
-      const src = this.#out.buf;
-      for (const p of unsent) {
-        if (p.settled) continue;
-        parts.push(Buffer.from(src.subarray(p.start, p.end)));
-        this.#inflight.push(p);
-      }
-      this.#out.pos = 0;
-      bytes = Buffer.concat(parts);
-    } else {
-      for (const p of unsent) this.#inflight.push(p);
-      bytes = this.#out.take();
-    }
+    if (!socket || (this.#state !== 'connected' && this.#state !== 'closing')) return;
+    const bytes = this.#queue.takeUnsent(this.#out);
     if (bytes.length === 0) return;
-    this.#lastSend = Date.now();
+    this.#liveness.lastSend = this.#now();
     socket.write(bytes);
   }
 
-  // -------------------------------------------------------------------------------------------------
-  // Receiving
-  // -------------------------------------------------------------------------------------------------
-
-  #onData(chunk: Buffer): void {
-    this.#lastRecv = Date.now();
-    let buf = chunk;
-    if (this.#partialBytes > 0) {
-      // A large answer comes in many chunks: join them once, when the frame is complete.
-      this.#partial.push(chunk);
-      this.#partialBytes += chunk.length;
-      if (this.#partialNeed === 0 && this.#partialBytes >= 4) {
-        const head = Buffer.concat(this.#partial);
-        this.#partial = [head];
-        this.#partialNeed = 4 + head.readInt32BE(0);
-      }
-      if (this.#partialNeed === 0 || this.#partialBytes < this.#partialNeed) return;
-      buf = Buffer.concat(this.#partial, this.#partialBytes);
-      this.#partial = [];
-      this.#partialBytes = 0;
-      this.#partialNeed = 0;
-    }
-    let pos = 0;
+  #onData(socket: net.Socket, chunk: Buffer): void {
+    this.#liveness.lastRecv = this.#now();
     try {
-      while (buf.length - pos >= 4) {
-        const len = buf.readInt32BE(pos);
-        if (len < 0 || len > 256 * 1024 * 1024) throw new DecodeError(`bad frame length ${len}`);
-        if (buf.length - pos - 4 < len) break;
-        const r = new Reader(buf, pos + 4, pos + 4 + len);
-        pos += 4 + len;
+      this.#frames.push(chunk, (r) => {
         if (this.#state === 'handshaking') this.#onHandshake(r);
-        else this.#onFrame(r);
-        if (this.#socket === undefined || this.closed) return;
-      }
+        else if (this.#answers.read(r) === 'authFailed') this.#finish('authFailed');
+        return this.#socket === socket && !this.closed;
+      });
     } catch (err) {
       // Out of step with the server: drop this connection (the session can be resumed on the next).
-      this.emit('protocolError', err);
-      this.#socket?.destroy();
-      return;
+      this.#emit('protocolError', err);
+      socket.destroy();
     }
-    if (pos < buf.length) {
-      const rest = buf.subarray(pos);
-      this.#partial = [rest];
-      this.#partialBytes = rest.length;
-      this.#partialNeed = rest.length >= 4 ? 4 + rest.readInt32BE(0) : 0;
-    }
-  }
-
-  #onFrame(r: Reader): void {
-    const xid = r.int();
-    const b = r.buf;
-    const zxidAt = r.pos;
-    r.skip(8);
-    const err = r.int();
-    switch (xid) {
-      case XID.notification:
-        this.#onEvent(r);
-        return;
-      case XID.ping:
-      case XID.setWatches:
-        return;
-      case XID.auth:
-        if (err === ZK_CODES.AUTH_FAILED)
-          this.#finish(
-            'authFailed',
-            new ZkError(ZK_CODES.AUTH_FAILED, 'auth', undefined, 'authentication failed'),
-          );
-        return;
-    }
-    // A zxid > 0 is the newest this client has seen (used to resume the session and its watches).
-    const hi = b.readInt32BE(zxidAt);
-    if (hi > 0 || (hi === 0 && b.readUInt32BE(zxidAt + 4) !== 0))
-      b.copy(this.#lastZxid, 0, zxidAt, zxidAt + 8);
-    const p = this.#inflight[this.#head];
-    if (!p || p.xid !== xid) throw new DecodeError(`answer for xid ${xid}, expected ${p?.xid ?? 'none'}`);
-    this.#inflight[this.#head] = undefined as unknown as Pending;
-    this.#head++;
-    if (this.#head > 1024 && this.#head * 2 > this.#inflight.length) {
-      this.#inflight = this.#inflight.slice(this.#head);
-      this.#head = 0;
-    }
-    p.onAnswer?.();
-    if (p.settled) return;
-    if (err !== 0) {
-      if (err === ZK_CODES.NO_NODE && p.watchKind === W_EXIST && p.watch)
-        this.#register(W_EXIST, p.path!, p.watch);
-      if (err === ZK_CODES.NO_NODE && p.noNodeIsNull) this.#settle(p, undefined, null);
-      else this.#settle(p, new ZkError(err, p.op, p.path));
-      return;
-    }
-    let value: unknown;
-    try {
-      value = p.decode ? p.decode(r) : undefined;
-    } catch (e) {
-      // A ZkError is the answer's own verdict (a multi that failed); anything else means the bytes were
-      // not what the request expects: fail the request and drop the connection (see #onData).
-      if (e instanceof ZkError) {
-        this.#settle(p, e);
-        return;
-      }
-      this.#settle(p, new ZkError(ZK_CODES.MARSHALLING_ERROR, p.op, p.path, (e as Error).message));
-      throw e;
-    }
-    if (p.watch) this.#register(p.watchKind === W_EXIST ? W_DATA : p.watchKind, p.path!, p.watch);
-    this.#settle(p, undefined, value);
-  }
-
-  #onEvent(r: Reader): void {
-    const type = r.int();
-    const state = r.int();
-    const path = this.clientPath(r.ustring() ?? '');
-    if (this.persistent.size > 0) {
-      for (const [root, listeners] of this.persistent) {
-        if (path === root || path.startsWith(root === '/' ? '/' : `${root}/`)) {
-          for (const fn of listeners) fn(type, path);
-        }
-      }
-    }
-    if (type < 1 || type > 4) return; // session events, removed watches: nothing one-shot to fire
-    const fire: WatchCallback[] = [];
-    const take = (table: Map<string, Set<WatchCallback>>) => {
-      const set = table.get(path);
-      if (!set) return;
-      table.delete(path);
-      for (const fn of set) fire.push(fn);
-    };
-    if (type === EVENT.childrenChanged) take(this.#childWatches);
-    else {
-      take(this.#dataWatches);
-      take(this.#existWatches);
-      if (type === EVENT.deleted) take(this.#childWatches);
-    }
-    if (fire.length === 0) return;
-    const event: WatchEvent = { type, state, path };
-    for (const fn of fire) fn(event);
-  }
-
-  // -------------------------------------------------------------------------------------------------
-  // Settling and deadlines
-  // -------------------------------------------------------------------------------------------------
-
-  #settle(p: Pending, err: Error | undefined, value?: unknown): void {
-    if (p.settled) return;
-    p.settled = true;
-    if (err) p.reject(err);
-    else p.resolve(value);
-  }
-
-  #rejectInflight(err: Error): void {
-    const list = this.#inflight;
-    const head = this.#head;
-    this.#inflight = [];
-    this.#head = 0;
-    for (let i = head; i < list.length; i++) {
-      const p = list[i]!;
-      this.#settle(p, new ZkError(ZK_CODES.CONNECTION_LOSS, p.op, p.path, err.message));
-    }
-  }
-
-  #armDeadline(at: number): void {
-    clearTimeout(this.#deadlineTimer);
-    this.#deadlineAt = at;
-    this.#deadlineTimer = setTimeout(() => this.#onDeadline(), Math.max(1, at - Date.now()));
-    this.#deadlineTimer.unref();
-  }
-
-  /** Time out every request past its deadline; re-arm for the oldest one left. */
-  #onDeadline(): void {
-    this.#deadlineTimer = undefined;
-    const now = Date.now();
-    let next = Number.POSITIVE_INFINITY;
-    const check = (p: Pending) => {
-      if (p.settled) return;
-      if (p.deadline <= now) {
-        this.#settle(
-          p,
-          new ZkError(
-            ZK_CODES.OPERATION_TIMEOUT,
-            p.op,
-            p.path,
-            `no answer within ${this.#options.requestTimeout} ms; the connection may be stalled or the session lost`,
-          ),
-        );
-      } else if (p.deadline < next) next = p.deadline;
-    };
-    // Deadlines grow along the queue: stop at the first one still in the future.
-    for (let i = this.#head; i < this.#inflight.length; i++) {
-      check(this.#inflight[i]!);
-      if (next !== Number.POSITIVE_INFINITY) break;
-    }
-    if (next === Number.POSITIVE_INFINITY) {
-      for (const p of this.#unsent) {
-        check(p);
-        if (next !== Number.POSITIVE_INFINITY) break;
-      }
-    }
-    if (next !== Number.POSITIVE_INFINITY) this.#armDeadline(next);
-    else if (this.#deadlineAt !== 0) this.#deadlineAt = 0;
   }
 }
 
-function shuffle<T>(list: T[]): T[] {
-  const out = [...list];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
+function closedError(): ZkError {
+  return new ZkError(ZK_CODES.CONNECTION_LOSS, 'request', undefined, 'the client was closed');
+}
+
+function tooLarge(op: string, length: number, max: number): string {
+  return (
+    `the ${op} request is ${length} bytes, over the servers' jute.maxbuffer of ${max} bytes (ZooKeeper would ` +
+    'drop the connection): keep node data smaller, split the multi into smaller ones, or, if the servers run ' +
+    'with a larger -Djute.maxbuffer, set the client option maxBuffer to match'
+  );
 }

@@ -1,12 +1,66 @@
 /**
- * The ZooKeeper layer: a promise client with typed errors and request timeouts, a session supervisor that
- * re-runs an action on every new session, watches that report diffs, and a launcher for real servers.
+ * zkfarm/zk, the ZooKeeper layer alone: a promise client with typed errors and request timeouts, a session
+ * supervisor that re-runs an action on every new session, watches that report diffs, and a launcher for
+ * real servers. A deliberate list: what is not here is internal (see docs/library.md).
  */
-export * from './client.js';
-export { type ConnectionOptions, EVENT, ZkConnection } from './connection.js';
-export * from './errors.js';
-export * from './fault-proxy.js';
+export {
+  type Acl,
+  CreateMode,
+  type CreateModeValue,
+  type Data,
+  digestAcl,
+  MAX_DATA_BYTES,
+  OPEN_ACL,
+  type OpResult,
+  type PersistentListener,
+  type RawWatcher,
+  type Stat,
+  Transaction,
+  type WatchEvent,
+  ZkClient,
+  type ZkClientOptions,
+} from './client.js';
+export {
+  connectStringProblem,
+  parseConnectString,
+  type ServerAddress,
+  splitConnectString,
+} from './connect-string.js';
+export type { ConnectionOptions, ZkConnection } from './connection.js';
+export { isZkError, ZK_CODES, type ZkCodeName, ZkError } from './errors.js';
 export { PERMS } from './jute.js';
-export * from './server.js';
-export * from './session.js';
-export * from './watchers.js';
+export {
+  type FindZooKeeperOptions,
+  findZooKeeper,
+  fourLetterWord,
+  startZkEnsemble,
+  startZkServer,
+  type ZkEnsemble,
+  type ZkEnsembleMember,
+  type ZkEnsembleOptions,
+  type ZkServer,
+  type ZkServerConfig,
+  type ZkServerOptions,
+  type ZooKeeperInstall,
+} from './server.js';
+export {
+  type Action,
+  type ActionResult,
+  type ConnectOptions,
+  connect,
+  ensureChroot,
+  fatal,
+  type Logger,
+  openClient,
+  Session,
+  type SessionState,
+  Supervisor,
+} from './session.js';
+export {
+  type PreparedTls,
+  prepareTls,
+  readTlsFiles,
+  type ZkTlsFiles,
+  type ZkTlsOptions,
+} from './transport.js';
+export type { ChildrenChange, ChildrenWatcher, DataChange, DataWatch, WatchOptions } from './watchers.js';

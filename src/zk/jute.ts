@@ -31,18 +31,27 @@ export const OP = {
   multiRead: 22,
   auth: 100,
   setWatches: 101,
+  setWatches2: 105,
   addWatch: 106,
   error: -1,
   closeSession: -11,
 } as const;
 
-/** Special xids of requests that are not answered in order (ClientCnxn). */
+/** Special xids of requests that are not answered in order (ClientCnxn); never used for requests. */
 export const XID = {
   notification: -1,
   ping: -2,
   auth: -4,
   setWatches: -8,
 } as const;
+
+/**
+ * The xid after `xid`: 1, 2, ... up to 2^31 - 2, then 1 again, as the Java client does. Request xids stay
+ * positive, so they never meet the special xids above (all negative) nor overflow the int on the wire.
+ */
+export function nextXid(xid: number): number {
+  return xid >= 0x7fffffff - 1 ? 1 : xid + 1;
+}
 
 /** Permission bits of an ACL entry (ZooDefs.Perms). */
 export const PERMS = { read: 1, write: 2, create: 4, delete: 8, admin: 16, all: 31 } as const;
@@ -281,5 +290,58 @@ export function encodedAcl(acl: readonly Acl[]): Buffer {
     b = w.take();
     aclBytes.set(acl, b);
   }
+  return b;
+}
+
+/** The connect request that opens (or resumes, with its id and password) a session. */
+export function connectRequest(
+  lastZxid: Buffer,
+  timeout: number,
+  sessionId: Buffer,
+  password: Buffer,
+): Buffer {
+  const w = new Writer(64);
+  w.int(0); // frame length, filled in below
+  w.int(0); // protocol version
+  w.raw(lastZxid);
+  w.int(timeout);
+  w.raw(sessionId);
+  w.buffer(password);
+  w.bool(false); // not read-only
+  w.buf.writeInt32BE(w.pos - 4, 0);
+  return w.take();
+}
+
+/** The connect answer: the timeout granted (0 or less: the session expired), id and password. */
+export function readConnectResponse(r: Reader): {
+  timeout: number;
+  sessionId: Buffer;
+  password: Buffer | null;
+} {
+  r.int(); // protocol version
+  const timeout = r.int();
+  const sessionId = Buffer.from(r.buf.subarray(r.pos, r.pos + 8));
+  r.skip(8);
+  return { timeout, sessionId, password: r.buffer() };
+}
+
+/** An authentication packet (xid -4), appended to `w`. */
+export function writeAuth(w: Writer, scheme: string, auth: Buffer): void {
+  const start = w.pos;
+  w.int(0);
+  w.int(XID.auth);
+  w.int(OP.auth);
+  w.int(0);
+  w.ustring(scheme);
+  w.buffer(auth);
+  w.buf.writeInt32BE(w.pos - start - 4, start);
+}
+
+/** A ping (xid -2). */
+export function pingRequest(): Buffer {
+  const b = Buffer.alloc(12);
+  b.writeInt32BE(8, 0);
+  b.writeInt32BE(XID.ping, 4);
+  b.writeInt32BE(OP.ping, 8);
   return b;
 }

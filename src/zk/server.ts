@@ -32,10 +32,14 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, connect as netConnect, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve as resolvePath } from 'node:path';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
+import { probeTls, tlsClasspath, tlsSettings, type ZkServerTlsOptions } from './server-tls.js';
+import { openSocket, type PreparedTls } from './transport.js';
+
+export type { ClientAuth, ZkServerTlsOptions } from './server-tls.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Finding Java and ZooKeeper
@@ -220,8 +224,17 @@ function uninstallSignalHandlers(): void {
 const LOOPBACK = '127.0.0.1';
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Ask a server a four-letter word (`ruok`, `srvr`, `stat`, `mntr`, `conf`, `cons`, ...). */
-export function fourLetterWord(host: string, port: number, cmd: string, timeoutMs = 2000): Promise<string> {
+/**
+ * Ask a server a four-letter word (`ruok`, `srvr`, `stat`, `mntr`, `conf`, `cons`, ...), over TLS when
+ * `tls` is given (a TLS-only server answers them on its secureClientPort).
+ */
+export function fourLetterWord(
+  host: string,
+  port: number,
+  cmd: string,
+  timeoutMs = 2000,
+  tls?: PreparedTls,
+): Promise<string> {
   if (!/^[a-z]{4}$/.test(cmd)) {
     return Promise.reject(
       new ZkfarmError(
@@ -233,7 +246,10 @@ export function fourLetterWord(host: string, port: number, cmd: string, timeoutM
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let settled = false;
-    const sock = netConnect({ host, port });
+    let refused: Error | undefined;
+    const { socket: sock, ready } = openSocket({ host, port }, tls, (p) => {
+      if (p.kind === 'tls') refused = p.error;
+    });
     const done = (err?: Error) => {
       if (settled) return;
       settled = true;
@@ -246,11 +262,11 @@ export function fourLetterWord(host: string, port: number, cmd: string, timeoutM
       () => done(new Error(`'${cmd}' to ${host}:${port}: no answer within ${timeoutMs} ms`)),
       timeoutMs,
     );
-    sock.on('connect', () => sock.write(cmd));
+    sock.on(ready, () => sock.write(cmd));
     sock.on('data', (c: Buffer) => chunks.push(c));
     sock.on('end', () => done());
     sock.on('close', () => done());
-    sock.on('error', (e) => done(e));
+    sock.on('error', (e) => done(refused ?? e));
   });
 }
 
@@ -299,14 +315,17 @@ function configText(settings: Record<string, string>): string {
  * `$0` is a label, `$1` a directory to remove if we are orphaned (or ''), the rest is java and its
  * arguments. fd 3 keeps our stdin pipe for the watchdog; java gets /dev/null. `$$` in the subshell
  * is the outer shell, which `exec` turns into java. EOF on the pipe (Node died) kills java and
- * removes the temp dir; the line `exit` (java ended normally) makes the watchdog just leave.
+ * removes the temp dir; the line `exit` (java ended normally) makes the watchdog just leave. Node
+ * closes a child's stdin when the child exits, before the `exit` line can be written, so EOF also
+ * comes when java ended first: then the kill fails (java is gone, and reaped) and the watchdog leaves
+ * the data alone, so a server stopped with SIGTERM can be started again on its data dir.
  * Only the watchdog keeps the stdout pipe (java's stdout goes to the log on fd 2), so the child's
  * 'close' event tells us that java AND the watchdog are gone.
  */
 const WRAPPER = [
   'exec 3<&0 </dev/null',
   'orphan_rm=$1; shift',
-  '(read line <&3; [ "$line" = exit ] && exit 0; kill -9 $$ 2>/dev/null;',
+  '(read line <&3; [ "$line" = exit ] && exit 0; kill -9 $$ 2>/dev/null || exit 0;',
   ' [ -z "$orphan_rm" ] || { sleep 1; rm -rf "$orphan_rm"; }) &',
   'exec "$@" 3<&- >&2',
 ].join('\n');
@@ -335,9 +354,12 @@ export interface ZkServerConfig {
 
 export interface ZkServer {
   readonly host: string;
+  /** The port clients connect to (the secureClientPort of a TLS-only server). */
   readonly port: number;
   /** `127.0.0.1:port` */
   readonly connectString: string;
+  /** True for a TLS-only server: clients must connect with TLS. */
+  readonly tls: boolean;
   readonly dataDir: string;
   /** The java pid while it runs, else undefined. */
   readonly pid: number | undefined;
@@ -364,6 +386,8 @@ interface ServerSpec {
   config: ZkServerConfig;
   startTimeoutMs: number;
   stopTimeoutMs: number;
+  /** The launcher's own TLS identity for probing a TLS-only server. */
+  probeTls?: PreparedTls;
 }
 
 interface Running {
@@ -377,6 +401,7 @@ class ZkServerProcess implements ZkServer {
   readonly host: string;
   readonly port: number;
   readonly connectString: string;
+  readonly tls: boolean;
   readonly dataDir: string;
   readonly logFile: string;
   readonly config: ZkServerConfig;
@@ -387,6 +412,7 @@ class ZkServerProcess implements ZkServer {
     this.host = spec.host;
     this.port = spec.port;
     this.connectString = `${spec.host}:${spec.port}`;
+    this.tls = spec.probeTls !== undefined;
     this.dataDir = spec.dataDir;
     this.logFile = join(spec.dataDir, 'zookeeper.log');
     this.config = spec.config;
@@ -401,7 +427,7 @@ class ZkServerProcess implements ZkServer {
   }
 
   fourLetter(cmd: string, timeoutMs = 2000): Promise<string> {
-    return fourLetterWord(this.host, this.port, cmd, timeoutMs);
+    return fourLetterWord(this.host, this.port, cmd, timeoutMs, this.spec.probeTls);
   }
 
   /** Spawn java; with `waitServing`, resolve once it serves clients. */
@@ -573,6 +599,8 @@ export interface ZkServerOptions extends FindZooKeeperOptions {
   stopTimeoutMs?: number;
   /** JVM options. @defaultValue ['-Xmx256m', '-XX:+UseSerialGC'] (admin server off is always added) */
   javaOpts?: string[];
+  /** Serve TLS only, on `port` (see server-tls.ts). @defaultValue plaintext */
+  tls?: ZkServerTlsOptions;
 }
 
 function checkPositive(name: string, value: number | undefined): void {
@@ -616,6 +644,7 @@ function makeTempDir(prefix: string, removeAtExit: boolean): string {
 export async function startZkServer(opts: ZkServerOptions = {}): Promise<ZkServer> {
   const install = findZooKeeper(opts);
   checkPositive('port', opts.port);
+  const probe = opts.tls ? probeTls(opts.tls) : undefined;
   const attempts = opts.port === undefined ? 3 : 1;
   for (let attempt = 1; ; attempt++) {
     const port = opts.port ?? (await freePorts(1))[0]!;
@@ -624,7 +653,11 @@ export async function startZkServer(opts: ZkServerOptions = {}): Promise<ZkServe
     const dataDir =
       opts.dataDir !== undefined ? resolvePath(opts.dataDir) : makeTempDir('zkfarm-zk-', !opts.keepData);
     mkdirSync(dataDir, { recursive: true });
-    const settings = { ...baseSettings(opts, dataDir, port), ...stringify(opts.extraConfig) };
+    const base = baseSettings(opts, dataDir, port);
+    const settings = {
+      ...(opts.tls ? tlsSettings(base, dataDir, opts.tls) : base),
+      ...stringify(opts.extraConfig),
+    };
     const server = new ZkServerProcess({
       host: LOOPBACK,
       port,
@@ -633,9 +666,11 @@ export async function startZkServer(opts: ZkServerOptions = {}): Promise<ZkServe
       ...(owns && !opts.keepData ? { orphanRemoveDir: dataDir } : {}),
       startTimeoutMs: opts.startTimeoutMs ?? 30_000,
       stopTimeoutMs: opts.stopTimeoutMs ?? 5_000,
+      ...(probe ? { probeTls: probe } : {}),
       config: {
         mode: 'standalone',
-        ...install,
+        java: install.java,
+        classpath: opts.tls ? tlsClasspath(install.classpath) : install.classpath,
         mainClass: 'org.apache.zookeeper.server.ZooKeeperServerMain',
         javaOpts: [...FIXED_JAVA_OPTS, ...(opts.javaOpts ?? DEFAULT_JAVA_OPTS)],
         configFile: join(dataDir, 'zoo.cfg'),
@@ -665,7 +700,8 @@ function stringify(extra: Record<string, string | number | boolean> | undefined)
 // Ensemble
 // ---------------------------------------------------------------------------------------------------
 
-export interface ZkEnsembleOptions extends Omit<ZkServerOptions, 'port' | 'dataDir'> {
+/** Ensembles serve plaintext only (TLS-only servers are standalone). */
+export interface ZkEnsembleOptions extends Omit<ZkServerOptions, 'port' | 'dataDir' | 'tls'> {
   /** Number of members. @defaultValue 3 */
   size?: number;
   /** Parent dir; member N lives in `<baseDir>/zk-N`. @defaultValue a fresh temp dir, removed on stop() */

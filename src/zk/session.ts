@@ -9,14 +9,20 @@
  *
  *   connecting ──▶ connected ──▶ suspended ──▶ reconnected ──▶ suspended ...
  *        ▲                            │
- *        └──────── lost ◀─────────────┘   (expired, or disconnected for the whole session timeout)
+ *        └──────── lost ◀─────────────┘   (expired, or no answer for 4/3 of the session timeout)
  *   any ──▶ closed                          (stop(), abort signal, or the action returned 'completed')
  *
- * `lost` is decided two ways: the server says the session expired (learned only on reconnect), or the
- * client has been disconnected for the negotiated session timeout (a partitioned client is never told,
- * so we keep a timer, as Curator does). An expired client is dead, so a lost session's client is closed,
- * its pending requests fail at once with `ZKFARM_SESSION_LOST`, its `session.signal` aborts, and a new
- * client starts a new session.
+ * `lost` is decided two ways (connection.ts): a server says the session expired (learned only on
+ * reconnect), or no server has answered for 4/3 of the negotiated session timeout, counted from the
+ * last answer (a partitioned client is never told; ZooKeeper 3.9's client decides the same way). An
+ * expired client is dead, so a lost session's client is closed, its pending requests fail at once with
+ * `ZKFARM_SESSION_LOST`, its `session.signal` aborts, and a new client starts a new session.
+ *
+ * Each new session is checked before the action runs (server-check.ts): a server older than 3.6 and a
+ * chroot that does not exist stop the supervisor with a clear error.
+ *
+ * Listeners of the supervisor's events are called one by one: one that throws is reported (logger and
+ * `'error'`) and never keeps the others, or the client, from going on.
  *
  * The three modes of the original:
  *   - run until stopped:   `await connect(opts, action).done`   (ends on `stop()` or `signal`)
@@ -25,11 +31,16 @@
  *                          watches and the action keep running on every new session
  */
 import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Backoff } from '../backoff.js';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
+import { emitSafely } from './callbacks.js';
 import { type Acl, digestAcl, OPEN_ACL, ZkClient } from './client.js';
+import { parseConnectString, splitConnectString } from './connect-string.js';
 import { type ConnectionOptions, ZkConnection } from './connection.js';
 import { isZkError } from './errors.js';
-import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
+import { checkServer } from './server-check.js';
+import { type PreparedTls, prepareTls, watchTransport, type ZkTlsOptions } from './transport.js';
 import {
   type ChildrenChange,
   type ChildrenWatcher,
@@ -70,15 +81,17 @@ export interface ConnectOptions {
   auth?: string;
   /** ACL for created nodes. @defaultValue the `auth` identity's ACL when `auth` is set, else open */
   acl?: Acl[];
+  /** Speak TLS to the servers' secureClientPort (see transport.ts). @defaultValue plain TCP */
+  tls?: ZkTlsOptions;
   /** Stops the supervisor when aborted. */
   signal?: AbortSignal;
-  /**
-   * Route the session through an in-process TCP relay so that `expireSession()` and `cutConnection()` can
-   * inject real faults (tests, benchmarks, chaos runs). @defaultValue false
-   */
-  faultInjection?: boolean;
   /** Pause before re-running an action that threw, doubled each time up to 5 s. @defaultValue 200 */
   retryDelay?: number;
+  /**
+   * The servers' jute.maxbuffer: larger requests are refused locally (BAD_ARGUMENTS) instead of being
+   * sent for the server to drop the connection. @defaultValue 0xfffff (ZooKeeper's default)
+   */
+  maxBuffer?: number;
   logger?: Logger;
 }
 
@@ -173,7 +186,6 @@ interface Attempt {
   unlisten(): void;
   client: ZkClient;
   everConnected: boolean;
-  lostTimer?: NodeJS.Timeout;
   session?: Session;
   dispose(): void;
 }
@@ -192,18 +204,21 @@ export class Supervisor extends EventEmitter {
   #rejectDone!: (e: Error) => void;
   #readyDone = false;
   #action: Action | undefined;
-  #proxy: FaultProxy | undefined;
+  /** Requests sent by the clients of sessions before the current one. */
+  #requestsBefore = 0;
   #connectTimer: NodeJS.Timeout | undefined;
   #newSessionListeners = new Set<() => void>();
   #watches = new Set<{ close(): void }>();
   readonly #log: Logger;
   readonly #acl: readonly Acl[];
+  readonly #tls: PreparedTls | undefined;
 
   constructor(options: ConnectOptions, action?: Action) {
     super();
     // Every persistent watch listens for reconnects: a farm's leader has one per worker.
     this.setMaxListeners(0);
     validateOptions(options);
+    this.#tls = options.tls ? prepareTls(options.tls) : undefined;
     this.options = { ...options };
     this.#action = action;
     this.#log = options.logger ?? silentLogger;
@@ -225,7 +240,7 @@ export class Supervisor extends EventEmitter {
       if (options.signal.aborted) queueMicrotask(() => void this.stop());
       else options.signal.addEventListener('abort', () => void this.stop(), { once: true });
     }
-    void this.#start();
+    this.#start();
   }
 
   get state(): SessionState {
@@ -249,22 +264,15 @@ export class Supervisor extends EventEmitter {
     return negotiated > 0 ? negotiated : (this.options.sessionTimeout ?? 10_000);
   }
 
-  async #start(): Promise<void> {
-    try {
-      if (this.options.faultInjection) {
-        const { hosts, chroot } = splitConnectString(this.options.connect);
-        this.#proxy = await startFaultProxy({ targets: hosts });
-        this.#connectString = `${this.#proxy.address}${chroot}`;
-      }
-    } catch (err) {
-      this.#fail(err as Error);
-      return;
-    }
+  /** ZooKeeper requests sent on every session of this supervisor so far (a multi counts once). */
+  get requests(): number {
+    return this.#requestsBefore + (this.#attempt?.client.requests ?? 0);
+  }
+
+  #start(): void {
     this.#armConnectTimer();
     this.#newAttempt();
   }
-
-  #connectString: string | undefined;
 
   #armConnectTimer(): void {
     const limit = this.options.connectTimeout;
@@ -284,31 +292,43 @@ export class Supervisor extends EventEmitter {
 
   #newAttempt(): void {
     if (this.#stopped) return;
-    const connection = createConnection(this.#connectString ?? this.options.connect, {
+    const connection = createConnection(this.options.connect, {
       sessionTimeout: this.options.sessionTimeout ?? 10_000,
       spinDelay: this.options.spinDelay ?? 250,
       requestTimeout: this.options.requestTimeout ?? this.options.sessionTimeout ?? 10_000,
+      maxBuffer: this.options.maxBuffer,
+      tls: this.#tls,
     });
     const client = new ZkClient(connection, { acl: this.#acl });
     if (this.options.auth) client.addAuth('digest', this.options.auth);
+    const unwatch = watchTransport(connection, {
+      servers: splitConnectString(this.options.connect).hosts.length,
+      onFatal: (err) => {
+        if (attempt === this.#attempt) this.#fail(fatal(err));
+      },
+      onRefusal: (err) => this.#log.warn({ err }, err.message),
+    });
     const attempt: Attempt = {
       connection,
       client,
       everConnected: false,
       unlisten: () => {
+        unwatch();
         for (const [event, fn] of listeners) connection.off(event, fn);
       },
       dispose: () => {
-        clearTimeout(attempt.lostTimer);
         attempt.unlisten();
         connection.close();
       },
     };
     this.#attempt = attempt;
-    const listeners: Array<[string, () => void]> = [
+    const listeners: Array<[string, (...args: unknown[]) => void]> = [
       ['connected', () => this.#onConnected(attempt)],
       ['disconnected', () => this.#onDisconnected(attempt)],
-      ['expired', () => this.#onLost(attempt, 'the server expired the session')],
+      ['expired', (why) => this.#onLost(attempt, typeof why === 'string' ? why : 'the session expired')],
+      ['callbackError', (err, where) => this.reportError(err, String(where))],
+      ['protocolError', (err) => this.#log.warn({ err }, `zk connection dropped: ${describeError(err)}`)],
+      ['reconnectDelay', (ms) => this.#log.debug({ ms }, 'zk: every server tried; backing off')],
       [
         'authenticationFailed',
         () =>
@@ -329,8 +349,6 @@ export class Supervisor extends EventEmitter {
 
   #onConnected(attempt: Attempt): void {
     if (attempt !== this.#attempt || this.#stopped) return;
-    clearTimeout(attempt.lostTimer);
-    attempt.lostTimer = undefined;
     if (attempt.everConnected) {
       this.#setState('reconnected');
       return;
@@ -352,12 +370,9 @@ export class Supervisor extends EventEmitter {
   #onDisconnected(attempt: Attempt): void {
     if (attempt !== this.#attempt || this.#stopped || !attempt.everConnected) return;
     if (this.#state === 'lost') return;
+    // The connection itself decides when the session must be taken as lost (4/3 of the session timeout
+    // after the last answer): see connection.ts.
     this.#setState('suspended');
-    clearTimeout(attempt.lostTimer);
-    attempt.lostTimer = setTimeout(
-      () => this.#onLost(attempt, `disconnected for the whole session timeout (${this.sessionTimeout} ms)`),
-      this.sessionTimeout,
-    );
   }
 
   #onLost(attempt: Attempt, why: string): void {
@@ -367,6 +382,7 @@ export class Supervisor extends EventEmitter {
     attempt.session?.end(err);
     attempt.client.failPending(err);
     attempt.dispose();
+    this.#requestsBefore += attempt.client.requests;
     this.#attempt = undefined;
     this.#setState('lost');
     this.#armConnectTimer();
@@ -374,14 +390,15 @@ export class Supervisor extends EventEmitter {
   }
 
   async #runAction(session: Session): Promise<void> {
-    const action = this.#action;
-    if (!action) {
-      this.#markReady(session);
-      return;
-    }
-    let delay = this.options.retryDelay ?? 200;
+    const action = this.#action ?? (() => undefined);
+    const backoff = new Backoff({ initialMs: this.options.retryDelay ?? 200, maxMs: 5000, jitter: 'equal' });
+    let checked = false;
     while (session.alive && !this.#stopped) {
       try {
+        if (!checked) {
+          await checkServer(session.client, this.options.connect);
+          checked = true;
+        }
         const result = await action(session);
         if (!session.alive) return;
         this.#markReady(session);
@@ -408,8 +425,7 @@ export class Supervisor extends EventEmitter {
           return;
         }
         this.reportError(err, 'action');
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 5000);
+        await sleep(backoff.next());
       }
     }
   }
@@ -423,13 +439,15 @@ export class Supervisor extends EventEmitter {
   /** @internal report an error that did not stop anything (an action that will be retried, a watch callback). */
   reportError(err: unknown, where: string): void {
     this.#log.error({ err, where }, `${where} failed: ${describeError(err)}`);
-    this.emit('error', err);
+    emitSafely(this, 'error', [err], (e, w) =>
+      this.#log.error({ err: e }, `${w} failed: ${describeError(e)}`),
+    );
   }
 
   #setState(state: SessionState): void {
     if (this.#state === state) return;
     this.#state = state;
-    this.emit('state', state);
+    emitSafely(this, 'state', [state], (err, where) => this.reportError(err, where));
   }
 
   #fail(err: Error): void {
@@ -458,8 +476,8 @@ export class Supervisor extends EventEmitter {
     const attempt = this.#attempt;
     this.#attempt = undefined;
     if (attempt) {
+      this.#requestsBefore += attempt.client.requests;
       attempt.session?.end(new ZkfarmError(ErrorCodes.STOPPED, 'the session was closed'));
-      clearTimeout(attempt.lostTimer);
       attempt.unlisten();
       if (attempt.everConnected && (this.#state === 'connected' || this.#state === 'reconnected')) {
         // Close the session on the server (ephemeral nodes vanish now), waiting at most 2 s for the answer.
@@ -476,7 +494,6 @@ export class Supervisor extends EventEmitter {
       }
     }
     this.#setState('closed');
-    await this.#proxy?.close();
   }
 
   /** Call `fn` each time the live session is resumed on a new connection; returns an unsubscribe function. */
@@ -545,68 +562,11 @@ export class Supervisor extends EventEmitter {
       this.on('state', onState);
     });
   }
-
-  /**
-   * Fault injection: cut the connection for longer than the session timeout so the server really expires
-   * the session; resolves once a new session is connected. Needs `faultInjection: true`.
-   */
-  async expireSession(): Promise<void> {
-    const proxy = this.#requireProxy('expireSession');
-    const before = this.#sessions;
-    const timeout = this.sessionTimeout;
-    // The server expires a session between 1x and 2x its tick after the timeout: cut well past it.
-    proxy.cut(Math.round(timeout * 1.5) + 1000);
-    const deadline = Date.now() + timeout * 3 + 30_000;
-    while (this.#sessions === before || this.#state !== 'connected') {
-      if (this.#stopped) throw new ZkfarmError(ErrorCodes.STOPPED, 'stopped while expiring the session');
-      if (Date.now() > deadline)
-        throw new ZkfarmError(ErrorCodes.WAIT_TIMEOUT, 'no new session after expiry');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
-  /** Fault injection: the relay this session runs through (delay, blackhole, cut), when `faultInjection` is on. */
-  get faultProxy(): FaultProxy | undefined {
-    return this.#proxy;
-  }
-
-  /** Fault injection: drop the connection for `ms` (shorter than the session timeout: a suspension). */
-  cutConnection(ms: number): void {
-    this.#requireProxy('cutConnection').cut(ms);
-  }
-
-  #requireProxy(what: string): FaultProxy {
-    if (!this.#proxy) {
-      throw new ZkfarmError(
-        ErrorCodes.INVALID_ARGUMENT,
-        `${what}() needs a supervisor started with faultInjection: true`,
-      );
-    }
-    return this.#proxy;
-  }
-}
-
-/** Split `h1:p1,h2:p2/chroot` into hosts and the chroot suffix ('' when none). */
-export function splitConnectString(connect: string): { hosts: string[]; chroot: string } {
-  const slash = connect.indexOf('/');
-  const hostPart = slash >= 0 ? connect.slice(0, slash) : connect;
-  const chroot = slash >= 0 ? connect.slice(slash).replace(/\/+$/, '') : '';
-  return {
-    hosts: hostPart
-      .split(',')
-      .map((h) => h.trim())
-      .filter(Boolean),
-    chroot,
-  };
 }
 
 /** A connection (not connected yet) for a connect string `h1:p1,h2:p2[/chroot]`. */
 export function createConnection(connect: string, options: ConnectionOptions): ZkConnection {
-  const { hosts, chroot } = splitConnectString(connect);
-  const servers = hosts.map((h) => {
-    const colon = h.lastIndexOf(':');
-    return { host: h.slice(0, colon), port: Number(h.slice(colon + 1)) };
-  });
+  const { servers, chroot } = parseConnectString(connect);
   return new ZkConnection(servers, chroot, options);
 }
 
@@ -617,19 +577,34 @@ export function createConnection(connect: string, options: ConnectionOptions): Z
  */
 export function openClient(
   connectString: string,
-  options: Partial<ConnectionOptions> & { timeoutMs?: number; acl?: readonly Acl[] } = {},
+  options: Partial<Omit<ConnectionOptions, 'tls'>> & {
+    timeoutMs?: number;
+    acl?: readonly Acl[];
+    tls?: ZkTlsOptions;
+  } = {},
 ): Promise<ZkClient> {
-  validateOptions({ connect: connectString });
+  validateOptions({ connect: connectString, maxBuffer: options.maxBuffer });
   const sessionTimeout = options.sessionTimeout ?? 10_000;
   const connection = createConnection(connectString, {
+    ...options,
     sessionTimeout,
     spinDelay: options.spinDelay ?? 250,
     requestTimeout: options.requestTimeout ?? sessionTimeout,
+    tls: options.tls ? prepareTls(options.tls) : undefined,
   });
   const client = new ZkClient(connection, { acl: options.acl });
   const timeoutMs = options.timeoutMs ?? 10_000;
-  return new Promise((resolve, reject) => {
+  const connected = new Promise<void>((resolve, reject) => {
+    const unwatch = watchTransport(connection, {
+      servers: splitConnectString(connectString).hosts.length,
+      onFatal: (err) => {
+        clearTimeout(timer);
+        connection.close();
+        reject(err);
+      },
+    });
     const timer = setTimeout(() => {
+      unwatch();
       connection.close();
       reject(
         new ZkfarmError(
@@ -640,27 +615,31 @@ export function openClient(
     }, timeoutMs);
     connection.once('connected', () => {
       clearTimeout(timer);
-      resolve(client);
+      unwatch();
+      resolve();
     });
     connection.connect();
   });
+  return connected
+    .then(() => checkServer(client, connectString))
+    .then(
+      () => client,
+      (err: unknown) => {
+        connection.close();
+        throw err;
+      },
+    );
 }
 
 function validateOptions(o: ConnectOptions): void {
   const bad = (msg: string) => new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, msg);
-  if (typeof o?.connect !== 'string' || o.connect.trim() === '') {
-    throw bad('connect: expected a connect string like "127.0.0.1:2181[/chroot]"');
-  }
-  const { hosts, chroot } = splitConnectString(o.connect);
-  if (hosts.length === 0 || hosts.some((h) => !/^[^\s:/]+:\d{1,5}$/.test(h))) {
-    throw bad(`connect: expected host:port[,host:port...][/chroot], got "${o.connect}"`);
-  }
-  if (chroot && !/^(\/[^/\s]+)+$/.test(chroot))
-    throw bad(`connect: bad chroot "${chroot}" in "${o.connect}"`);
-  for (const key of ['sessionTimeout', 'requestTimeout', 'spinDelay', 'retryDelay'] as const) {
+  parseConnectString(o?.connect);
+  for (const key of ['sessionTimeout', 'requestTimeout', 'spinDelay', 'retryDelay', 'maxBuffer'] as const) {
     const v = o[key];
     if (v !== undefined && (!Number.isFinite(v) || v <= 0))
-      throw bad(`${key}: expected a positive number of ms, got ${v}`);
+      throw bad(
+        `${key}: expected a positive number${key === 'maxBuffer' ? ' of bytes' : ' of ms'}, got ${v}`,
+      );
   }
   if (o.auth !== undefined && !/^[^:]+:.+$/.test(o.auth)) throw bad('auth: expected "user:password"');
 }
@@ -680,13 +659,10 @@ export function connect(options: ConnectOptions, action?: Action): Supervisor {
 export async function ensureChroot(options: ConnectOptions): Promise<void> {
   const { hosts, chroot } = splitConnectString(options.connect);
   if (!chroot) return;
-  const sup = connect(
-    { ...options, connect: hosts.join(','), faultInjection: false, signal: undefined },
-    async (session) => {
-      await session.client.ensurePath(chroot);
-      if (options.auth) await session.client.secure(chroot);
-      return 'completed';
-    },
-  );
+  const sup = connect({ ...options, connect: hosts.join(',') }, async (session) => {
+    await session.client.ensurePath(chroot);
+    if (options.auth) await session.client.secure(chroot);
+    return 'completed';
+  });
   await sup.done;
 }

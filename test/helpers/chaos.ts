@@ -4,12 +4,12 @@
  *
  * Single faults (each returns an `Injection`: what was hit, and a promise that settles once the farm has
  * recovered from it structurally):
- *   crashRole(host, name)            a role thread dies without clean-up (host.crash); recovered when the
- *                                    host has restarted it and it has a live session again
- *   crashLeadingMaster(host)         the same for whichever master leads; recovered when a master leads
+ *   crashRole(farm, name)            a role thread dies without clean-up (FaultInjector.crash); recovered
+ *                                    when the host has restarted it and it has a live session again
+ *   crashLeadingMaster(farm)         the same for whichever master leads; recovered when a master leads
  *                                    again and the crashed one runs again
- *   expireRoleSession(host, name)    the role's connection is cut through its fault proxy for longer than
- *                                    the session timeout, so the server really expires the session;
+ *   expireRoleSession(farm, name)    the server expires the role's session (a second connection on the
+ *                                    same session id and password, closed, as Kazoo's harness does);
  *                                    recovered when the role has a new session
  *   killZkLeader(ensemble)           SIGKILL the member that says `Mode: leader`; recovered when the
  *                                    surviving members have elected a leader
@@ -25,6 +25,8 @@
  * time and recovery time, and is bounded: a fault whose time comes after the plan's deadline is
  * skipped, and a recovery that takes longer than `recoveryTimeoutMs` is recorded as not recovered.
  *
+ * `farm` is a host and the FaultInjector its role threads were made by (`{ host, faults }`).
+ *
  * `watchRoles(host)` records which roles were disturbed during a run (thread exits, new sessions), which
  * is what the invariant checker needs to judge re-executions.
  */
@@ -33,7 +35,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Host } from '../../src/host/index.js';
 import type { RoleThreadInfo } from '../../src/host/types.js';
+import type { FaultInjector } from '../../src/testing/index.js';
 import type { ZkEnsemble, ZkServer } from '../../src/zk/index.js';
+
+/** A host and the FaultInjector that made its role threads. */
+export interface HostFarm {
+  host: Host;
+  faults: FaultInjector;
+}
 
 export type FaultKind =
   | 'crash-worker'
@@ -117,13 +126,17 @@ type NameOrPick = string | (() => Promise<string>);
 const pick = (n: NameOrPick) => (typeof n === 'string' ? Promise.resolve(n) : n());
 
 /** Kill a role's thread at once (no session close, no drain); recovered when it runs again with a session. */
-export function crashRole(host: Host, name: NameOrPick, kind: FaultKind = 'crash-worker'): Fault {
+export function crashRole(
+  { host, faults }: HostFarm,
+  name: NameOrPick,
+  kind: FaultKind = 'crash-worker',
+): Fault {
   return {
     kind,
     async inject() {
       const target = await pick(name);
       const before = (await host.info(target)).sessionId;
-      await host.crash(target);
+      await faults.crash(target);
       return {
         target,
         disturbed: [target],
@@ -134,14 +147,14 @@ export function crashRole(host: Host, name: NameOrPick, kind: FaultKind = 'crash
 }
 
 /** Crash whichever master leads; recovered when some master leads again and the crashed one runs again. */
-export function crashLeadingMaster(host: Host): Fault {
+export function crashLeadingMaster({ host, faults }: HostFarm): Fault {
   return {
     kind: 'crash-leading-master',
     async inject() {
       const target = await leadingMaster(host);
       if (!target) throw new Error('no master leads right now');
       const before = (await host.info(target)).sessionId;
-      await host.crash(target);
+      await faults.crash(target);
       const recovered = (async () => {
         await until(async () => (await leadingMaster(host)) !== undefined, 90_000, 'a master to lead');
         await until(() => roleHealthy(host, target, before), 90_000, `${target} to run again`);
@@ -152,11 +165,11 @@ export function crashLeadingMaster(host: Host): Fault {
 }
 
 /**
- * Expire a role's session through its fault proxy (the role needs `faultInjection`). The cut lasts 1.5x the
- * session timeout plus a second; `host.expireSession` resolves when the role has its new session.
+ * The server expires a role's session (FaultInjector.expireSession: a second connection on its session id
+ * and password, closed); recovered when the role has its new session.
  */
 export function expireRoleSession(
-  host: Host,
+  { faults }: HostFarm,
   name: NameOrPick,
   kind: FaultKind = 'expire-worker-session',
 ): Fault {
@@ -164,7 +177,7 @@ export function expireRoleSession(
     kind,
     async inject() {
       const target = await pick(name);
-      const recovered = host.expireSession(target);
+      const recovered = faults.expireSession(target);
       recovered.catch(() => {});
       return { target, disturbed: [target], recovered };
     },
@@ -172,11 +185,11 @@ export function expireRoleSession(
 }
 
 /** Expire the session of whichever master leads. */
-export function expireLeaderSession(host: Host): Fault {
+export function expireLeaderSession(farm: HostFarm): Fault {
   return expireRoleSession(
-    host,
+    farm,
     async () => {
-      const l = await leadingMaster(host);
+      const l = await leadingMaster(farm.host);
       if (!l) throw new Error('no master leads right now');
       return l;
     },

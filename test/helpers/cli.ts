@@ -46,19 +46,28 @@ export class Cli {
   }
 
   /** Wait until stderr matches (returns the match), or fail (killing the child) after `timeoutMs`. */
-  async waitForErr(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+  waitForErr(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+    return this.#waitFor('stderr', re, timeoutMs);
+  }
+
+  /** Wait until stdout (where the logs go) matches, or fail (killing the child) after `timeoutMs`. */
+  waitForOut(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+    return this.#waitFor('stdout', re, timeoutMs);
+  }
+
+  async #waitFor(stream: 'stdout' | 'stderr', re: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
     const deadline = Date.now() + timeoutMs;
     let exited = false;
     void this.done.then(() => {
       exited = true;
     });
     for (;;) {
-      const m = this.stderr.match(re);
+      const m = this[stream].match(re);
       if (m) return m;
-      if (exited) assert.fail(`runtime exited before ${re}; stderr:\n${this.stderr}`);
+      if (exited) assert.fail(`runtime exited before ${re} on ${stream}; stderr:\n${this.stderr}`);
       if (Date.now() > deadline) {
         this.proc.kill('SIGKILL');
-        assert.fail(`no ${re} within ${timeoutMs} ms; stderr:\n${this.stderr}`);
+        assert.fail(`no ${re} on ${stream} within ${timeoutMs} ms; stderr:\n${this.stderr}`);
       }
       await new Promise((r) => setTimeout(r, 100));
     }

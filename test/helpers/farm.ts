@@ -11,6 +11,7 @@ import type { MasterOptions, WorkerOptions } from '../../src/farm/index.js';
 import { Master, Submitter, type SubmitterOptions, Worker } from '../../src/farm/index.js';
 import { type ConnectOptions, connect, type Logger, type ZkClient } from '../../src/zk/index.js';
 import type { Cleanup } from './cleanups.js';
+import { type FaultProxy, proxyConnectString, startFaultProxy } from './faults.js';
 import { RunLog } from './run-log.js';
 
 export interface LogLine {
@@ -63,6 +64,8 @@ export interface FarmFactory {
   admin(root: string, extra?: Partial<ConnectOptions>): Promise<ZkClient>;
   /** The execution log of the workers made on this chroot (run-log.ts). */
   runs(root: string): RunLog;
+  /** `root` through a fault proxy of its own (to slow, cut or blackhole one role's link). */
+  proxied(root: string): Promise<{ proxy: FaultProxy; connect: string }>;
 }
 
 export function useFarm(cleanups: Cleanup[], defaults: FarmDefaults): FarmFactory {
@@ -75,6 +78,11 @@ export function useFarm(cleanups: Cleanup[], defaults: FarmDefaults): FarmFactor
   };
   return {
     runs: runsOf,
+    async proxied(root) {
+      const proxy = await startFaultProxy({ target: root });
+      cleanups.push(() => proxy.close());
+      return { proxy, connect: proxyConnectString(proxy, root) };
+    },
     async master(root, name, extra = {}) {
       const m = new Master({ name, connect: root, sessionTimeout, ...extra });
       cleanups.push(() => m.stop());

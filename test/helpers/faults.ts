@@ -1,9 +1,13 @@
-/** Fault injection for tests: a TCP relay to delay, cut and blackhole a client's connection. */
+/** Fault injection for tests: zkfarm/testing (a TCP relay to delay, cut and blackhole a connection, session expiry, role faults). */
 export {
+  expireSession,
+  FaultInjector,
   type FaultProxy,
   type FaultProxyOptions,
+  killSession,
   type ProxyTarget,
   proxyConnectString,
   resetSocket,
+  sourceThreads,
   startFaultProxy,
-} from '../../src/zk/fault-proxy.js';
+} from '../../src/testing/index.js';

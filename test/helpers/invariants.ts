@@ -241,9 +241,7 @@ export interface TaskHistory {
  * run before and came back (lost with its worker, or retried after a failure). Costs one listing of
  * /tasks per change and one read per task.
  */
-export async function recordTaskHistory(
-  options: Omit<ConnectOptions, 'faultInjection'>,
-): Promise<TaskHistory> {
+export async function recordTaskHistory(options: ConnectOptions): Promise<TaskHistory> {
   const sup = connect({ sessionTimeout: 20_000, ...options });
   const history: TaskHistory = {
     lostOn: new Map(),

@@ -9,11 +9,15 @@
  *
  * The server starts in a `before` hook and stops in an `after` hook; every raw client is closed in
  * that `after` hook too (closing one earlier yourself is fine).
+ *
+ * A TLS-only server: give the options as a function (read in the `before` hook, so certificates made
+ * by an earlier hook can be used) and the clients' TLS options as another (test/helpers/tls.ts).
  */
 import { after, before } from 'node:test';
 import type { ZkClient } from '../../src/zk/client.js';
 import { startZkServer, type ZkServer, type ZkServerOptions } from '../../src/zk/server.js';
 import { openClient } from '../../src/zk/session.js';
+import type { ZkTlsOptions } from '../../src/zk/transport.js';
 
 export interface RawClientOptions {
   /** @defaultValue 10000 */
@@ -22,6 +26,8 @@ export interface RawClientOptions {
   spinDelay?: number;
   /** How long to wait for the first connection. @defaultValue 10000 */
   connectTimeoutMs?: number;
+  /** @defaultValue the fixture's client TLS options (none for a plaintext server) */
+  tls?: ZkTlsOptions;
 }
 
 export interface ZooKeeperFixture {
@@ -44,16 +50,20 @@ export function connectRawClient(connect: string, opts: RawClientOptions = {}): 
     sessionTimeout: opts.sessionTimeout ?? 10_000,
     spinDelay: opts.spinDelay ?? 100,
     timeoutMs: opts.connectTimeoutMs ?? 10_000,
+    tls: opts.tls,
   });
 }
 
-export function useZooKeeper(opts: ZkServerOptions = {}): ZooKeeperFixture {
+export function useZooKeeper(
+  opts: ZkServerOptions | (() => ZkServerOptions | Promise<ZkServerOptions>) = {},
+  clientTls?: () => ZkTlsOptions,
+): ZooKeeperFixture {
   let server: ZkServer | undefined;
   let admin: ZkClient | undefined;
   const clients = new Set<ZkClient>();
 
   before(async () => {
-    server = await startZkServer(opts);
+    server = await startZkServer(typeof opts === 'function' ? await opts() : opts);
   });
   after(async () => {
     for (const c of clients) c.connection.close();
@@ -74,7 +84,7 @@ export function useZooKeeper(opts: ZkServerOptions = {}): ZooKeeperFixture {
       // A test may have killed or restarted the server: on any failure, retry once with a new client.
       for (let attempt = 1; ; attempt++) {
         try {
-          admin ??= await connectRawClient(srv.connectString);
+          admin ??= await connectRawClient(srv.connectString, { tls: clientTls?.() });
           await admin.create(node);
           return `${srv.connectString}${node}`;
         } catch (err) {
@@ -87,7 +97,7 @@ export function useZooKeeper(opts: ZkServerOptions = {}): ZooKeeperFixture {
       }
     },
     async rawClient(connect, clientOpts) {
-      const client = await connectRawClient(connect, clientOpts);
+      const client = await connectRawClient(connect, { tls: clientTls?.(), ...clientOpts });
       clients.add(client);
       return client;
     },

@@ -75,7 +75,9 @@ test('a worker refuses a prefetch that is neither a whole number nor "auto", say
   for (const bad of ['lots', -1, 1.5]) {
     assert.throws(
       () => new Worker({ name: 'w', connect: '127.0.0.1:1', prefetch: bad as never }),
-      (err: Error) => /^prefetch: expected a whole number ≥ 0/.test(err.message),
+      (err: Error & { code?: string }) =>
+        err.code === 'ZKFARM_INVALID_ARGUMENT' &&
+        /^prefetch: expected a whole number from 0 to 65536, or "auto", got /.test(err.message),
     );
   }
   assert.equal(new Worker({ name: 'w', connect: '127.0.0.1:1', capacity: 3 }).prefetch, 3);

@@ -1,0 +1,227 @@
+/**
+ * Scenario `latency`: how long a task takes from submit to recorded result, on an idle farm and under
+ * a steady load at fixed fractions of the capacity measured in the same run (throughput's median).
+ *
+ * What is measured, precisely (all clocks are this machine's one wall clock, 1 ms resolution):
+ *   sent      the submitter's clock just before the request that creates the task is issued;
+ *   recorded  the ctime of /status/<id>: the ZooKeeper server's clock when it took in the worker's
+ *             completion (the status is readable a disk sync later, typically < 1 ms on this machine);
+ *   latency   recorded − sent. A client that waits with a watch learns of the status one notification
+ *             later; we leave that out because it measures the waiting client, not the farm.
+ *   to start  status.startedAt (the worker's clock when the handler started) − sent: queueing and
+ *             assignment, without running and recording.
+ * Idle farm: the first task after the farm started and sat idle for 1 s ("time to first task"), then
+ * single tasks one at a time (each waits for the previous result, then a short pause).
+ * Load: an open-loop generator (load.ts) at each rate for a fixed time; every task's latency counts.
+ * One fresh process per repeat runs the idle series and every rate in turn on one farm.
+ */
+import { statusPath } from '../../../src/farm/protocol.js';
+import { type BenchContext, someOrThrow, tolerant } from '../context.js';
+import { type BenchIo, sleep, startFarm, throwIfAborted, waitForStatusCount } from '../farm-fixture.js';
+import { checkFarm, ctimeOf, readStatuses, summaryOf } from '../invariants.js';
+import { RateStream } from '../load.js';
+import { num, percentiles, sig, spread } from '../stats.js';
+import type { LatencyJob, LatencyResult, RateLatency, ScenarioReport, Spread, Table } from '../types.js';
+import { farmProblems } from './throughput.js';
+
+/** `median` or `median (min–max)` when there were repeats. */
+export function cell(s: Spread, format: (n: number) => string = (n) => num(n)): string {
+  if (s.n <= 1 || s.min === s.max) return format(s.median);
+  return `${format(s.median)} (${format(s.min)}–${format(s.max)})`;
+}
+
+export async function runLatency(
+  ctx: BenchContext,
+): Promise<Omit<ScenarioReport, 'startedAt' | 'durationMs'>> {
+  const p = ctx.opts.preset.latency;
+  const capacity = await ctx.capacity();
+  const rates = p.fractions.map((f) => Math.max(5, Math.round(f * capacity)));
+  const repeats = ctx.opts.preset.repeats.latency;
+  const runs: LatencyResult[] = [];
+  const failures: string[] = [];
+  const loadTasks = rates.reduce((n, r) => n + (r * p.durationMs) / 1000, 0);
+  for (let r = 0; r < repeats; r++) {
+    const job: LatencyJob = {
+      kind: 'latency',
+      zk: ctx.target('latency'),
+      shape: ctx.defaultShape,
+      idleTasks: p.idleTasks,
+      idleGapMs: p.idleGapMs,
+      rates,
+      durationMs: p.durationMs,
+      timeoutMs: 60_000 + loadTasks * 20,
+    };
+    const timeout = job.timeoutMs + rates.length * (p.durationMs + 30_000) + p.idleTasks * 10_000 + 120_000;
+    const label = `latency #${r + 1}/${repeats}`;
+    const run = await tolerant(ctx.signal, failures, label, () =>
+      ctx.measure<LatencyResult>(
+        job,
+        label,
+        timeout,
+        (res) =>
+          `idle p50 ${num(res.idle.p50)} ms; ${res.rates.map((x) => `${x.rate}/s p99 ${num(x.latency.p99)} ms`).join(', ')}`,
+      ),
+    );
+    if (run) runs.push(run);
+  }
+  someOrThrow(runs, failures);
+  const idle = {
+    firstTaskMs: spread(runs.map((r) => r.firstTaskMs)),
+    p50: spread(runs.map((r) => r.idle.p50)),
+    p95: spread(runs.map((r) => r.idle.p95)),
+    max: spread(runs.map((r) => r.idle.max)),
+  };
+  const perRate = rates.map((rate, i) => {
+    const xs = runs.map((r) => r.rates[i]!).filter(Boolean);
+    return {
+      rate,
+      fraction: p.fractions[i]!,
+      achieved: spread(xs.map((x) => x.achievedRate)),
+      p50: spread(xs.map((x) => x.latency.p50)),
+      p95: spread(xs.map((x) => x.latency.p95)),
+      p99: spread(xs.map((x) => x.latency.p99)),
+      max: spread(xs.map((x) => x.latency.max)),
+      toStartP50: spread(xs.map((x) => x.toStart.p50)),
+      lag: spread(xs.map((x) => x.maxSubmitLagMs)),
+    };
+  });
+  const idleTable: Table = {
+    title: 'latency on an idle farm (submit sent → status created), ms',
+    columns: ['figure', 'min', 'median', 'max'],
+    rows: [
+      [
+        'time to first task (farm idle since start)',
+        num(idle.firstTaskMs.min),
+        num(idle.firstTaskMs.median),
+        num(idle.firstTaskMs.max),
+      ],
+      [
+        `single tasks, p50 (${p.idleTasks} per repeat)`,
+        num(idle.p50.min),
+        num(idle.p50.median),
+        num(idle.p50.max),
+      ],
+      ['single tasks, p95', num(idle.p95.min), num(idle.p95.median), num(idle.p95.max)],
+      ['single tasks, max', num(idle.max.min), num(idle.max.median), num(idle.max.max)],
+    ],
+  };
+  const loadTable: Table = {
+    title: `latency under load at fractions of the measured capacity (${num(capacity)} tasks/s), ms — median (min–max) over ${repeats} repeat(s)`,
+    columns: [
+      'load',
+      'offered/s',
+      'achieved/s',
+      'p50',
+      'p95',
+      'p99',
+      'max',
+      'sent→started p50',
+      'max submit lag',
+    ],
+    rows: perRate.map((x) => [
+      `${Math.round(x.fraction * 100)}%`,
+      num(x.rate),
+      cell(x.achieved),
+      cell(x.p50),
+      cell(x.p95),
+      cell(x.p99),
+      cell(x.max),
+      cell(x.toStartP50),
+      cell(x.lag),
+    ]),
+    notes: [
+      `Each rate held ${sig(p.durationMs / 1000)} s; every task of it counts. Latency = status znode ctime − client send time.`,
+    ],
+  };
+  const problems = [...failures, ...farmProblems(runs)];
+  return {
+    scenario: 'latency',
+    title: 'Submit-to-status latency',
+    params: {
+      shape: ctx.defaultShape,
+      capacity,
+      fractions: p.fractions,
+      rates,
+      durationMs: p.durationMs,
+      idleTasks: p.idleTasks,
+      repeats,
+    },
+    summary: { capacity, idle, rates: perRate },
+    runs,
+    tables: [idleTable, loadTable],
+    invariants: { ok: problems.length === 0, problems },
+    notes: [],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// In the measurement process
+// ---------------------------------------------------------------------------------------------------
+
+export async function measureLatency(job: LatencyJob, io: BenchIo): Promise<LatencyResult> {
+  const farm = await startFarm(job.zk, job.shape, io);
+  const ids: string[] = [];
+  try {
+    const sub = farm.submitter;
+    const oneTask = async (): Promise<{ latency: number; toStart: number }> => {
+      const sentAt = Date.now();
+      const id = await sub.submit({ handler: 'noop' });
+      ids.push(id);
+      const status = await sub.waitFor(id, { timeoutMs: 30_000 });
+      const stat = await farm.admin.exists(statusPath(id));
+      if (!stat) throw new Error(`the status of ${id} vanished`);
+      return { latency: ctimeOf(stat) - sentAt, toStart: (status.startedAt ?? Number.NaN) - sentAt };
+    };
+    await sleep(1000, io.signal);
+    throwIfAborted(io.signal);
+    const first = await oneTask();
+    const idle: number[] = [];
+    for (let i = 0; i < job.idleTasks; i++) {
+      throwIfAborted(io.signal);
+      await sleep(job.idleGapMs, io.signal);
+      idle.push((await oneTask()).latency);
+      io.progress(i + 1, job.idleTasks, 'idle tasks');
+    }
+    const rates: RateLatency[] = [];
+    for (const rate of job.rates) {
+      throwIfAborted(io.signal);
+      await sleep(500, io.signal);
+      const stream = new RateStream(sub, rate);
+      const total = Math.max(1, Math.round((rate * job.durationMs) / 1000));
+      await stream.run({ total, maxMs: job.durationMs * 3, signal: io.signal });
+      for (const s of stream.sent) ids.push(s.id);
+      await waitForStatusCount(farm.admin, ids.length, job.timeoutMs, io, `tasks done at ${rate}/s`);
+      const { records } = await readStatuses(
+        farm.admin,
+        stream.sent.map((s) => s.id),
+      );
+      const lat: number[] = [];
+      const toStart: number[] = [];
+      for (const s of stream.sent) {
+        const r = records.get(s.id);
+        if (!r) continue;
+        lat.push(r.ctime - s.sentAt);
+        if (typeof r.status.startedAt === 'number') toStart.push(r.status.startedAt - s.sentAt);
+      }
+      rates.push({
+        rate,
+        achievedRate: stream.achievedRate,
+        tasks: stream.sent.length,
+        latency: percentiles(lat),
+        toStart: percentiles(toStart),
+        maxSubmitLagMs: stream.maxLagMs,
+      });
+    }
+    const check = await checkFarm(farm.admin, ids, { workdir: farm.workdir });
+    return {
+      shape: job.shape,
+      hostStartMs: farm.hostStartMs,
+      firstTaskMs: first.latency,
+      idle: percentiles(idle),
+      rates,
+      check: summaryOf(check),
+    };
+  } finally {
+    await farm.close();
+  }
+}

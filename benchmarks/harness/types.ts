@@ -1,0 +1,349 @@
+/**
+ * Shapes shared by the benchmark orchestrator (benchmarks/harness/index.ts) and its measurement processes
+ * (benchmarks/harness/worker-scenario.ts). Only plain JSON crosses between them.
+ */
+
+export const SCENARIOS = ['ceiling', 'throughput', 'latency', 'scaling', 'failover', 'peer'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** How big a run is: `full` for the committed report, `quick` for a look, `tiny` for the test. */
+export type Size = 'tiny' | 'quick' | 'full';
+
+export type RedisPersistence = 'none' | 'everysec' | 'always';
+
+/** min / median / max of one figure over the repeats of a run. */
+export interface Spread {
+  min: number;
+  median: number;
+  max: number;
+  /** How many values. */
+  n: number;
+}
+
+/** A table as printed on the terminal and written into latest.md. */
+export interface Table {
+  title: string;
+  columns: string[];
+  rows: Array<Array<string | number>>;
+  /** Lines printed under the table. */
+  notes?: string[];
+}
+
+/** What one scenario produced: written as `<scenario>-<timestamp>.json`. */
+export interface ScenarioReport {
+  scenario: ScenarioName;
+  title: string;
+  /** Sizes and settings it ran with. */
+  params: Record<string, unknown>;
+  /** The headline figures (spreads, ratios). */
+  summary: Record<string, unknown>;
+  /** Every measurement, raw. */
+  runs: unknown;
+  tables: Table[];
+  /** Did every farm run end with every task having exactly one status? */
+  invariants: { ok: boolean; problems: string[] };
+  /** Why the scenario did not run (e.g. no redis-server). */
+  skipped?: string;
+  /** Why it failed, if it did. */
+  error?: string;
+  notes: string[];
+  startedAt: string;
+  durationMs: number;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Jobs for a measurement process
+// ---------------------------------------------------------------------------------------------------
+
+/** Where the ZooKeeper server of this run is: a connect string with this measurement's own chroot. */
+export interface ZkTarget {
+  /** `127.0.0.1:port/zkfarm-bench/<unique>`: the measurement works only under this chroot. */
+  connect: string;
+  /** The java process, for its CPU time. */
+  pid: number;
+}
+
+export interface FarmShape {
+  masters: number;
+  workers: number;
+  /** Tasks each worker runs at once (its prefetch is the farm's default, `auto`). */
+  capacity: number;
+  /** Session timeout of every role (ms). */
+  sessionTimeout: number;
+}
+
+export interface CeilingVariant {
+  name: string;
+  /** `create`: pipelined single creates; `multi`: creates batched in multis. */
+  mode: 'create' | 'multi';
+  clients: number;
+  /** Creates in total (across clients). */
+  creates: number;
+  /** Creates per multi (mode `multi`). */
+  batch: number;
+  /** Requests in flight per client. */
+  window: number;
+}
+
+export interface CeilingJob {
+  kind: 'ceiling';
+  zk: ZkTarget;
+  variants: CeilingVariant[];
+  /** Stop a variant after this long even if not all creates were sent. */
+  maxMsPerVariant: number;
+}
+
+/**
+ * How many passes of N tasks (jobs) one measurement runs on the same farm (queue): 1 measures the first
+ * N after start ("cold"); 2 then measures N more, submitted once the first N completed ("warm", the
+ * steady state of a farm that has been running).
+ */
+export type Passes = 1 | 2;
+
+export interface FarmJob {
+  kind: 'farm';
+  zk: ZkTarget;
+  shape: FarmShape;
+  /** Tasks per pass. */
+  tasks: number;
+  passes: Passes;
+  /** Give up waiting for one pass's results after this long. */
+  timeoutMs: number;
+}
+
+export interface BullmqJob {
+  kind: 'bullmq';
+  redis: { port: number; pid: number };
+  workers: number;
+  concurrency: number;
+  /** Jobs per pass. */
+  jobs: number;
+  passes: Passes;
+  /** Jobs per addBulk call. */
+  chunk: number;
+  /** Give up waiting for one pass's jobs after this long. */
+  timeoutMs: number;
+}
+
+export interface LatencyJob {
+  kind: 'latency';
+  zk: ZkTarget;
+  shape: FarmShape;
+  /** Tasks submitted one at a time on an idle farm. */
+  idleTasks: number;
+  /** Pause between idle tasks (ms). */
+  idleGapMs: number;
+  /** Offered rates (tasks/s), each held for `durationMs`. */
+  rates: number[];
+  durationMs: number;
+  timeoutMs: number;
+}
+
+export interface RssJob {
+  kind: 'rss';
+  zk: ZkTarget;
+  shape: FarmShape;
+  /** Let the roles settle this long before reading RSS. */
+  settleMs: number;
+}
+
+export type FaultKind = 'leader-crash' | 'leader-stop' | 'worker-crash';
+
+export interface FailoverJob {
+  kind: 'failover';
+  zk: ZkTarget;
+  shape: FarmShape;
+  /** Offered rate of the steady stream (tasks/s). */
+  rate: number;
+  faults: FaultKind[];
+  /** Stream this long before the first fault, and after the last recovery. */
+  steadyMs: number;
+  /** Give up on one fault's recovery after this long. */
+  recoveryTimeoutMs: number;
+  timeoutMs: number;
+}
+
+export type Job = CeilingJob | FarmJob | BullmqJob | LatencyJob | RssJob | FailoverJob;
+
+/** Messages a measurement process sends to the orchestrator. */
+export type ChildMessage =
+  | { type: 'progress'; done: number; total: number; label?: string }
+  | { type: 'result'; result: unknown }
+  | { type: 'error'; message: string; stack?: string };
+
+// ---------------------------------------------------------------------------------------------------
+// Results of measurements
+// ---------------------------------------------------------------------------------------------------
+
+/** CPU time in ms (user + system). */
+export interface CpuFigures {
+  /** The whole measurement process: role threads, the submitter, everything. */
+  processMs: number;
+  /** Its main thread only (the submitter and the harness; role threads run elsewhere). */
+  mainThreadMs: number;
+  /** The server: ZooKeeper's java, or redis-server. */
+  serverMs: number;
+  /** Farm runs: the master threads' and the worker threads' share of processMs (NaN without /proc). */
+  mastersMs?: number;
+  workersMs?: number;
+}
+
+export interface Percentiles {
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  count: number;
+}
+
+export interface CeilingResult {
+  variant: CeilingVariant;
+  done: number;
+  elapsedMs: number;
+  perSecond: number;
+  serverCpuMs: number;
+}
+
+export interface FarmCheckSummary {
+  ok: boolean;
+  problems: string[];
+  statuses: number;
+  succeeded: number;
+  failed: number;
+  /** Tasks whose status says they ran more than once (attempts > 1). */
+  reruns: number;
+}
+
+/** The figures of one pass of N tasks on a farm (each pass timed and counted on its own). */
+export interface FarmPass {
+  /** First submit of the pass sent → the pass's last status created (its znode ctime). */
+  elapsedMs: number;
+  tasksPerSecond: number;
+  /** First submit sent → submitMany() returned (backpressure included). */
+  submitMs: number;
+  zkRequests: { submitter: number; masters: number; workers: number; total: number; perTask: number };
+  cpu: CpuFigures;
+  /** Status ctime − task ctime (the submit as the server saw it), when statuses carry submittedAt. */
+  latencyUnderLoad?: Percentiles;
+  /** The process's RSS at the end of the pass. */
+  rssMb: number;
+}
+
+/**
+ * One farm measurement. Its own fields are the first pass (cold: the first N tasks after start, what
+ * the harness always measured); `warm` is the second pass on the same farm, when it ran.
+ */
+export interface FarmResult extends FarmPass {
+  shape: FarmShape;
+  /** Tasks per pass. */
+  tasks: number;
+  /** Host.start() for all roles, until a leader and every worker is registered. */
+  hostStartMs: number;
+  /** The next N tasks, submitted once the first N had their status (absent with `passes: 1`). */
+  warm?: FarmPass;
+  /** Over every task of every pass. */
+  check: FarmCheckSummary;
+}
+
+/** The figures of one pass of N jobs on a BullMQ queue. */
+export interface BullmqPass {
+  /** First addBulk of the pass sent → the pass's last `completed` event. */
+  elapsedMs: number;
+  jobsPerSecond: number;
+  addMs: number;
+  /** Redis commands processed during the pass (INFO total_commands_processed), per job. */
+  redisCommandsPerJob: number;
+  cpu: CpuFigures;
+  /** The process's RSS at the end of the pass. */
+  rssMb: number;
+  /** `completed` events and processor calls for this pass's jobs. */
+  completed: number;
+  processed: number;
+}
+
+/** One BullMQ measurement: its own fields are the first pass (cold), `warm` the second on the same queue. */
+export interface BullmqResult extends BullmqPass {
+  workers: number;
+  concurrency: number;
+  /** Jobs per pass. */
+  jobs: number;
+  warm?: BullmqPass;
+  /** Over every job of every pass (`completed`, `processed`: all passes together). */
+  check: { ok: boolean; problems: string[]; completed: number; processed: number };
+}
+
+export interface RateLatency {
+  /** Offered rate (tasks/s). */
+  rate: number;
+  /** Rate actually submitted. */
+  achievedRate: number;
+  tasks: number;
+  /** Send → status created. */
+  latency: Percentiles;
+  /** Send → handler started (worker clock): queueing and assignment. */
+  toStart: Percentiles;
+  /** Largest delay of a submit behind its schedule (the generator falling behind). */
+  maxSubmitLagMs: number;
+}
+
+export interface LatencyResult {
+  shape: FarmShape;
+  hostStartMs: number;
+  /** The first task on a farm that has been idle since it started. */
+  firstTaskMs: number;
+  /** Single tasks on an idle farm. */
+  idle: Percentiles;
+  rates: RateLatency[];
+  check: FarmCheckSummary;
+}
+
+export interface RssResult {
+  roles: number;
+  shape: FarmShape;
+  beforeMb: number;
+  afterMb: number;
+  perRoleMb: number;
+  hostStartMs: number;
+}
+
+export interface FaultResult {
+  fault: FaultKind;
+  /** The role hit. */
+  role: string;
+  /** Client clock when the fault was injected (ms since epoch). */
+  at: number;
+  /** Longest interval without a new status, from the fault until it was recovered. */
+  gapMs: number;
+  /** The longest interval without a submit in the same window (the generator stalled if this is large). */
+  submitGapMs: number;
+  /** The same, measured over the steady stream before the fault (the baseline). */
+  baselineGapMs: number;
+  /** Fault → the last status of every task submitted before the fault or delayed by it (latency > 1 s). */
+  recoverMs: number;
+  /** Largest submit-to-status latency of a task submitted in the fault's window (fault's neighbours included). */
+  maxLatencyMs: number;
+  /** Tasks submitted in the fault's window that took more than 1 s. */
+  delayedTasks: number;
+  /** Fault → a new leader holds /master (master faults only). */
+  leaderChangeMs?: number;
+  /** Tasks with attempts > 1 among those submitted before the fault. */
+  reruns: number;
+  /** The slowest task of the window, times relative to the fault (ms), to see where its time went. */
+  slowest?: {
+    id: string;
+    worker: string | null;
+    attempts: number;
+    sentMs: number;
+    startedMs: number | null;
+    finishedMs: number | null;
+    recordedMs: number;
+  };
+}
+
+export interface FailoverResult {
+  shape: FarmShape;
+  rate: number;
+  tasks: number;
+  faults: FaultResult[];
+  check: FarmCheckSummary;
+}

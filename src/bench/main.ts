@@ -1,9 +1,0 @@
-/**
- * Run the benchmarks standalone: `node --import tsx src/bench/main.ts [--quick] [--scenario a,b] [--out DIR]`
- * (or `node dist/src/bench/main.js ...` after `npm run build`). `runtime bench` takes the same options.
- */
-import { benchCommand } from './cli.js';
-
-await benchCommand('bench').parseAsync(process.argv);
-// A client library or a role thread may keep a handle open: exit with the code the run decided.
-process.exit(process.exitCode ?? 0);

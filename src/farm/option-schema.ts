@@ -1,0 +1,357 @@
+/**
+ * Options defined once. A field is a zod schema (its type and range) with what a reader needs: a
+ * description, its default, and, where the schema cannot say it, what is expected in words. Tables of
+ * fields (options.ts for the roles, host/options.ts for the host, its config file and its flags) feed:
+ *
+ * - the checks: `checkOptions(fields, value, how)` fills the defaults and refuses a bad value with one
+ *   line that names the option, what was expected and what was received, e.g.
+ *   `capacity: expected a whole number >= 1, got 0` (the caller chooses the error code and a prefix);
+ * - the config file's parser (strict mappings: unknown keys are refused, with a "did you mean");
+ * - the command line's parsers (`parseFlagValue`);
+ * - the options tables of docs/configuration.md (`renderTable`, used by scripts/options-docs.ts).
+ */
+import { z } from 'zod';
+import { ZkfarmError } from '../errors.js';
+
+export interface Field<T = unknown> {
+  /** Type and range. Fields are optional in a mapping unless `required`. */
+  readonly schema: z.ZodType<T>;
+  /** One line: what it does. */
+  readonly description: string;
+  /** The value used when the field is absent. */
+  readonly default?: T;
+  /** The default in words, when there is no fixed value ("the session timeout", "none"). */
+  readonly defaultText?: string;
+  /** What is expected, in words, when the schema cannot say it (a connect string, a name). */
+  readonly expected?: string;
+  /** Numbers of milliseconds or of bytes: said so in messages and docs. */
+  readonly unit?: 'ms' | 'bytes';
+  readonly required?: boolean;
+  /** Never repeat the value in a message (credentials). */
+  readonly secret?: boolean;
+  /** A mapping of its own fields (see `group`). */
+  readonly fields?: Fields;
+  /** A list of mappings of these fields (see `list`). */
+  readonly items?: Fields;
+}
+
+export type Fields = Readonly<Record<string, Field<never> | Field<unknown>>>;
+
+type ValueOf<F> = F extends Field<infer T> ? T : never;
+/** The options a table of fields takes: every field optional. */
+export type OptionsOf<F extends Fields> = { [K in keyof F]?: ValueOf<F[K]> };
+/** The same after `checkOptions`: fields with a default are always there. */
+export type ResolvedOf<F extends Fields> = {
+  [K in keyof F as F[K] extends { default: unknown } ? K : never]-?: ValueOf<F[K]>;
+} & { [K in keyof F as F[K] extends { default: unknown } ? never : K]?: ValueOf<F[K]> };
+
+export function field<T, const M extends Omit<Field<T>, 'schema'>>(
+  schema: z.ZodType<T>,
+  meta: M,
+): Field<T> & M {
+  return { schema, ...meta };
+}
+
+/** A whole number in a range (`unit: 'ms'` for durations). */
+export const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) => z.int().min(min).max(max);
+
+/** The largest value ZooKeeper's int32 fields (timeouts) can carry. */
+export const INT32_MAX = 2_147_483_647;
+
+/** The zod schema of a mapping of `fields`: unknown keys refused unless `strict` is false. */
+export function mappingOf(fields: Fields, strict = true): z.ZodObject {
+  const shape: Record<string, z.ZodType> = {};
+  for (const [key, f] of Object.entries(fields)) shape[key] = f.required ? f.schema : f.schema.optional();
+  return strict ? z.strictObject(shape) : z.object(shape);
+}
+
+/** A field that is a mapping of its own fields (config file: `retention: {maxCount, ...}`). */
+export function group<F extends Fields>(
+  fields: F,
+  meta: Omit<Field<OptionsOf<F>>, 'schema' | 'fields'>,
+): Field<OptionsOf<F>> & { fields: F } {
+  return { schema: mappingOf(fields) as unknown as z.ZodType<OptionsOf<F>>, fields, ...meta };
+}
+
+/** A field that is a list of mappings (config file: `roles: [{type: worker, count: 4}, ...]`). */
+export function list<F extends Fields>(
+  items: F,
+  meta: Omit<Field<OptionsOf<F>[]>, 'schema' | 'items'>,
+): Field<OptionsOf<F>[]> & { items: F } {
+  return { schema: z.array(mappingOf(items)) as unknown as z.ZodType<OptionsOf<F>[]>, items, ...meta };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Words
+// ---------------------------------------------------------------------------------------------------
+
+/** A short, readable form of a value someone gave. */
+export function describeValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (Array.isArray(value)) return `a list (${value.length} item${value.length === 1 ? '' : 's'})`;
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'function') return 'a function';
+  return typeof value;
+}
+
+/** What a message says instead of a secret value someone gave. */
+const SECRET = 'a value that is not shown';
+
+/** `a or b`, `a, b or c` */
+function either(words: string[]): string {
+  return words.length <= 1 ? (words[0] ?? '') : `${words.slice(0, -1).join(', ')} or ${words.at(-1)}`;
+}
+
+type Json = {
+  type?: string;
+  minimum?: number;
+  maximum?: number;
+  enum?: unknown[];
+  const?: unknown;
+  anyOf?: Json[];
+  items?: Json;
+};
+
+function jsonWords(j: Json, unit: string): string | undefined {
+  if (j.anyOf) {
+    const parts = j.anyOf.map((x) => jsonWords(x, unit));
+    return parts.every(Boolean) ? parts.join(', or ') : undefined;
+  }
+  if (j.const !== undefined) return JSON.stringify(j.const);
+  if (j.enum) return either(j.enum.map((v) => JSON.stringify(v)));
+  if (j.type === 'boolean') return 'true or false';
+  if (j.type === 'integer' || j.type === 'number') {
+    const what = j.type === 'integer' ? `a whole number${unit}` : `a number${unit}`;
+    const hasMax = j.maximum !== undefined && j.maximum < Number.MAX_SAFE_INTEGER;
+    if (j.minimum !== undefined && hasMax) return `${what} from ${j.minimum} to ${j.maximum}`;
+    if (j.minimum !== undefined) return `${what} >= ${j.minimum}`;
+    if (hasMax) return `${what} <= ${j.maximum}`;
+    return what;
+  }
+  return undefined;
+}
+
+/** What a field expects, in words: its own `expected`, or read from its schema. */
+export function expectedOf(f: Field<unknown>): string {
+  if (f.expected) return f.expected;
+  if (f.fields) return `a mapping with ${either(Object.keys(f.fields))}`.replace(/ or (\w+)$/, ' and/or $1');
+  const unit = f.unit === 'ms' ? ' of milliseconds' : f.unit === 'bytes' ? ' of bytes' : '';
+  const words = jsonWords(z.toJSONSchema(f.schema, { unrepresentable: 'any' }) as Json, unit);
+  if (!words) throw new Error(`option field "${f.description}" needs its expected value in words`);
+  return words;
+}
+
+/** A field's default, in words, for docs and help. */
+export function defaultOf(f: Field<unknown>): string {
+  if (f.defaultText !== undefined) return f.defaultText;
+  if (f.default === undefined) return f.required ? 'required' : 'none';
+  return typeof f.default === 'string' ? `\`${f.default}\`` : `\`${JSON.stringify(f.default)}\``;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Checks
+// ---------------------------------------------------------------------------------------------------
+
+/** `roles[1].type` from `['roles', 1, 'type']`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out === '' ? String(p) : `.${String(p)}`;
+  }
+  return out;
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v = root;
+  for (const p of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[p];
+  }
+  return v;
+}
+
+/** The field at `path` in `fields` (through groups and lists), and the mapping it belongs to. */
+export function fieldAt(fields: Fields, path: readonly PropertyKey[]): Field<unknown> | undefined {
+  let table: Fields | undefined = fields;
+  let found: Field<unknown> | undefined;
+  for (const p of path) {
+    if (typeof p === 'number') {
+      if (!found?.items) return found;
+      table = found.items;
+      continue;
+    }
+    found = table?.[String(p)] as Field<unknown> | undefined;
+    if (!found) return undefined;
+    table = found.fields;
+  }
+  return found;
+}
+
+/** The keys a mapping at `path` takes (for unknown-key hints). */
+export function keysAt(fields: Fields, path: readonly PropertyKey[]): string[] {
+  if (path.length === 0) return Object.keys(fields);
+  const f = fieldAt(fields, path);
+  const table = typeof path.at(-1) === 'number' ? f?.items : f?.fields;
+  return table ? Object.keys(table) : [];
+}
+
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The key of `keys` closest to `key`, if it is a likely typo. */
+export function closestKey(key: string, keys: readonly string[]): string | undefined {
+  return keys.filter((k) => distance(key, k) <= 2).sort((a, b) => distance(key, a) - distance(key, b))[0];
+}
+
+export interface CheckHow {
+  /** The error code of a refusal (ZKFARM_INVALID_ARGUMENT from code, ZKFARM_CONFIG_INVALID from a file). */
+  code: string;
+  /** Put before the option's path: `farm.yaml: `. */
+  prefix?: string;
+  /** How an option is named in messages (a flag: `--capacity`); the path by default. */
+  name?: (path: readonly PropertyKey[]) => string;
+  /** An unknown key's hint, when the caller knows better than a "did you mean". */
+  unknownKey?: (key: string, path: readonly PropertyKey[]) => string | undefined;
+}
+
+/**
+ * A problem inside one branch of a union (`false` or a mapping) told as that branch's own problem, when
+ * the branch got further than the others: `outputRetention.maxCount: ...`, not `outputRetention: ...`.
+ */
+function deepest(issue: z.core.$ZodIssue): z.core.$ZodIssue {
+  let out = issue;
+  while (out.code === 'invalid_union') {
+    const inner = out.errors
+      .map((branch) => branch[0])
+      .find((i) => i !== undefined && (i.path.length > 0 || i.code === 'unrecognized_keys'));
+    if (!inner) break;
+    out = { ...inner, path: [...out.path, ...inner.path] } as z.core.$ZodIssue;
+  }
+  return out;
+}
+
+/** One line for the first problem zod found (and how many more there are). */
+export function problemLine(fields: Fields, error: z.ZodError, raw: unknown, how: CheckHow): string {
+  const issues = error.issues;
+  const issue = deepest(issues[0]!);
+  const more =
+    issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : '';
+  const name = how.name ?? ((p: readonly PropertyKey[]) => formatPath(p) || '(top level)');
+  const prefix = how.prefix ?? '';
+  if (issue.code === 'unrecognized_keys') {
+    const key = issue.keys[0]!;
+    const known = keysAt(fields, issue.path);
+    const close = closestKey(key, known);
+    const hint =
+      how.unknownKey?.(key, issue.path) ??
+      (close ? `did you mean "${close}"?` : `expected one of ${known.join(', ')}`);
+    return `${prefix}${name([...issue.path, key])}: unknown key "${key}" (${hint})${more}`;
+  }
+  const f = fieldAt(fields, issue.path);
+  const expected = f ? expectedOf(f) : issue.message;
+  const value = valueAt(raw, issue.path);
+  if (value === undefined) return `${prefix}${name(issue.path)}: missing: expected ${expected}${more}`;
+  const got = f?.secret ? SECRET : describeValue(value);
+  return `${prefix}${name(issue.path)}: expected ${expected}, got ${got}${more}`;
+}
+
+/**
+ * Check `value` against `fields` (keys that are not fields are left alone: a role's options also carry a
+ * logger, handlers, a pool) and return the fields' values with every default filled in. A bad value is a
+ * ZkfarmError with `how.code` and one line (see problemLine).
+ */
+export function checkOptions<F extends Fields>(fields: F, value: unknown, how: CheckHow): ResolvedOf<F> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ZkfarmError(
+      how.code,
+      `${how.prefix ?? ''}expected a mapping of options, got ${describeValue(value)}`,
+    );
+  }
+  const own: Record<string, unknown> = {};
+  for (const key of Object.keys(fields)) {
+    const v = (value as Record<string, unknown>)[key];
+    if (v !== undefined) own[key] = v;
+  }
+  const parsed = mappingOf(fields).safeParse(own);
+  if (!parsed.success) throw new ZkfarmError(how.code, problemLine(fields, parsed.error, own, how));
+  const out: Record<string, unknown> = { ...parsed.data };
+  for (const [key, f] of Object.entries(fields)) {
+    if (out[key] === undefined && f.default !== undefined) out[key] = f.default;
+  }
+  return out as ResolvedOf<F>;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Command line and docs
+// ---------------------------------------------------------------------------------------------------
+
+/**
+ * A flag's text as a value of `f`: numbers from digits, `true`/`false` for booleans, strings as given.
+ * Returns the value, or a message "expected ..., got "..."" for the command line parser to report.
+ */
+export function parseFlagValue<T>(f: Field<T>, text: string): { value: T } | { problem: string } {
+  const trimmed = text.trim();
+  const candidates: unknown[] = [trimmed];
+  if (/^-?\d+(\.\d+)?$/.test(trimmed)) candidates.unshift(Number(trimmed));
+  if (trimmed === 'true' || trimmed === 'false') candidates.unshift(trimmed === 'true');
+  for (const c of candidates) {
+    const r = f.schema.safeParse(c);
+    if (r.success) return { value: r.data };
+  }
+  const got = f.secret ? SECRET : JSON.stringify(text);
+  return { problem: `expected ${expectedOf(f as Field<unknown>)}, got ${got}` };
+}
+
+/** One row of an options table: a key (a field path or a flag), its field, and optional overrides. */
+export interface TableRow {
+  key: string;
+  field: Field<unknown>;
+  /** The `for` column (which roles take it). */
+  for?: string;
+  /** What to show as accepted instead of the field's expected value (a flag that takes none). */
+  accepts?: string;
+}
+
+/** A Markdown table of fields: `| key | accepts | default | meaning |` (and a `for` column when asked). */
+export function renderTable(
+  rows: TableRow[],
+  columns: { key: string; for?: string } = { key: 'field' },
+): string {
+  const head = [columns.key, ...(columns.for ? [columns.for] : []), 'accepts', 'default', 'meaning'];
+  const cell = (s: string) => s.replace(/\|/g, '\\|');
+  const lines = [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`];
+  for (const r of rows) {
+    const cells = [
+      `\`${r.key}\``,
+      ...(columns.for ? [r.for ?? 'all'] : []),
+      r.accepts ?? expectedOf(r.field),
+      defaultOf(r.field),
+      r.field.description,
+    ];
+    lines.push(`| ${cells.map(cell).join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+/** Rows for a table of fields, a group's fields under `name.` after the group itself. */
+export function rowsOf(fields: Fields, prefix = ''): TableRow[] {
+  const rows: TableRow[] = [];
+  for (const [key, f] of Object.entries(fields)) {
+    rows.push({ key: `${prefix}${key}`, field: f as Field<unknown> });
+    if (f.fields) rows.push(...rowsOf(f.fields, `${prefix}${key}.`));
+  }
+  return rows;
+}

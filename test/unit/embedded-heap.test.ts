@@ -1,0 +1,26 @@
+/** The embedded ZooKeeper's heap plan (src/host/embedded-heap.ts): pure arithmetic on the admission figures. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { GC_HEADROOM, MIB, planEmbeddedHeap } from '../../src/host/embedded-heap.js';
+
+const GIB = 1024 * MIB;
+
+test('the heap covers what small limits admit, with headroom, when the machine has room', () => {
+  const p = planEmbeddedHeap({ maxQueue: 300, keptResults: 300 }, 24 * GIB);
+  assert.equal(p.capped, false);
+  // 2 × 300 tasks × 512 KiB + 300 × 256 KiB + 500 × 512 KiB
+  assert.equal(p.admitted, 300 * MIB + 75 * MIB + 250 * MIB);
+  assert.ok(p.heapMb * MIB >= p.admitted * GC_HEADROOM, JSON.stringify(p));
+  assert.ok(p.tasksThatFit >= 600, 'both the queue and the tasks held by workers fit');
+});
+
+test("the farm's default limits exceed a machine's memory: the heap is capped at half of it and says how many large tasks fit", () => {
+  const p = planEmbeddedHeap({}, 24 * GIB);
+  assert.equal(p.capped, true);
+  assert.equal(p.heapMb, 12 * 1024);
+  assert.ok(p.tasksThatFit > 5000 && p.tasksThatFit < 40_000, JSON.stringify(p));
+  const small = planEmbeddedHeap({}, 2 * GIB);
+  assert.equal(small.heapMb, 1024);
+  assert.ok(small.tasksThatFit < p.tasksThatFit);
+  assert.ok(planEmbeddedHeap({}, 0.5 * GIB).heapMb >= 512, 'never below 4 × the base');
+});
