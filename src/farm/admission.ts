@@ -2,7 +2,8 @@
  * What the leader does with a task it read from /tasks: pure logic, no I/O, unit-tested alone.
  *
  *   reject   data that is not a task (bad JSON, bad shape, bad scheduling data such as a `notBefore`
- *            that is not a time), or a task over TASK_MAX_BYTES: a failed status says why
+ *            that is not a time, a `queue` that is not a queue name, a `priority` outside 0-9), or a
+ *            task over TASK_MAX_BYTES: a failed status says why
  *   wait     its `notBefore` is ahead: it waits in the queue, passed over until then
  *   run      it may be assigned now; the first time, its submit time (the /tasks znode's ctime) is
  *            added, so that its result can say how long it took
@@ -10,11 +11,11 @@
 import { ErrorCodes } from '../errors.js';
 import { type Need, needOf } from './assignment-policy.js';
 import type { Failure } from './moves.js';
-import { encode, parseTask, TASK_MAX_BYTES, type Task } from './protocol.js';
+import { encode, parseTask, queueOf, TASK_MAX_BYTES, type Task } from './protocol.js';
 
 export type Admission =
   | { verdict: 'reject'; failure: Failure }
-  | { verdict: 'wait'; until: number; need: Need }
+  | { verdict: 'wait'; until: number; need: Need; queue: string }
   | { verdict: 'run'; task: Task; data: Buffer; need: Need };
 
 /** Decide for a task read at `now` (`ctime`: its node's creation time). */
@@ -31,7 +32,8 @@ export function admit(data: Buffer, ctime: number, now: number): Admission {
   const task = parsed.task;
   const need = needOf(task);
   const notBefore = task._zkfarm?.notBefore;
-  if (notBefore !== undefined && notBefore > now) return { verdict: 'wait', until: notBefore, need };
+  if (notBefore !== undefined && notBefore > now)
+    return { verdict: 'wait', until: notBefore, need, queue: queueOf(task) };
   if (task._zkfarm?.submittedAt !== undefined) return { verdict: 'run', task, data, need };
   task._zkfarm = { attempts: 0, ...task._zkfarm, submittedAt: ctime };
   return { verdict: 'run', task, data: encode(task), need };

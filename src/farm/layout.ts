@@ -54,6 +54,7 @@ export const LAYOUT_PATHS: readonly string[] = [
   PATHS.workers,
   PATHS.masters,
   PATHS.election,
+  PATHS.queues,
 ];
 
 /** What a sweep did, for the log and for tests. */

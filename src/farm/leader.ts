@@ -3,18 +3,22 @@
  * then assign in rounds. Built from the queue view (queue-view.ts), the workers' loads
  * (worker-roster.ts), the give-backs (give-back.ts) and the moves (moves.ts), written by a MultiBatcher.
  *
- * A round picks the oldest tasks that can go now (bounded by the free slots and `batchSize`), reads
- * them in one round trip (multiReads sent together), and sorts them out: data that is not a task, or
- * is too large, or cannot be read, is rejected with a failed status; a task not due yet waits for its
- * `notBefore`; a task no ready worker can take waits, and is passed over by the next rounds so that the
- * tasks behind it go (it says why in the summary); the rest is planned over the workers
- * (assignment-policy.ts) and assigned in multis sent together. Rounds follow one another while there is
+ * A round reads the oldest unread tasks (at most `batchSize`, within the view's read-ahead bounds) in
+ * one round trip (multiReads sent together) and sorts them out: data that is not a task, or is too
+ * large, or cannot be read, is rejected with a failed status; a task not due yet waits for its
+ * `notBefore`; the rest is held, filed by queue and priority (queue-view.ts). Then it picks, per queue,
+ * the first tasks that may go now: within the queue's controls (queue-gate.ts: paused, rate limit,
+ * concurrency cap) and the room of the workers serving the queue; a task no such worker can take waits,
+ * passed over so that the tasks behind it go (the summary says why, per queue). The picks are planned
+ * over the workers (assignment-policy.ts: each worker's queues, weights, needs) and assigned in multis
+ * sent together. Reading goes on while the workers are busy, so a queue's order is known before a slot
+ * frees. Rounds follow one another while there is
  * work and room. A move ZooKeeper refuses is sorted out by the failing operation: a worker found gone
  * is left out of the next round at once (its tasks stay queued and are planned again); a task that
  * cannot be moved is set aside, with its reason, and tried again later.
  *
- * Znodes: lists /tasks (lazily, see #list), reads /tasks/<id>, moves tasks (moves.ts), sweeps /status
- * (retention.ts), and publishes what waits and why through `publish` (master.ts writes it in /master).
+ * Znodes: lists /tasks (lazily, see #list), reads /tasks/<id>, moves tasks (moves.ts), watches /queues
+ * (queue-gate.ts), sweeps /status (retention.ts), and publishes what waits and why through `publish` (master.ts writes it in /master).
  *
  * SUSPENDED: requests fail or wait; a failed round goes again after a backoff (src/backoff.ts).
  * LOST, or the term's end: the term's signal aborts; every watch, timer and write of this leader stops.
@@ -26,11 +30,20 @@ import type { Term } from '../recipes/election.js';
 import { MultiBatcher, type Refusal } from '../recipes/multi-batcher.js';
 import type { Logger, Session, ZkClient, ZkError } from '../zk/index.js';
 import { admit } from './admission.js';
-import { blockedReason, needOf, planAssignments, roomFor, totalFreeSlots } from './assignment-policy.js';
+import {
+  blockedReason,
+  planAssignments,
+  type RoundRobin,
+  roomFor,
+  servingOf,
+  totalFreeSlots,
+  type WorkerLoad,
+} from './assignment-policy.js';
 import { GiveBacks } from './give-back.js';
 import { assign, type Move, reject } from './moves.js';
-import { PATHS, type Task, taskPath } from './protocol.js';
-import { type QueueSummary, QueueView } from './queue-view.js';
+import { PATHS, priorityOf, queueOf, taskPath } from './protocol.js';
+import { QueueGate } from './queue-gate.js';
+import { type Candidate, type QueueSummary, QueueView } from './queue-view.js';
 import { type RetentionOptions, RetentionSweeper } from './retention.js';
 import { WorkerRoster } from './worker-roster.js';
 
@@ -59,13 +72,6 @@ const ROUND_TASKS = 800;
 /** A published summary is rewritten at most this often. */
 const PUBLISH_EVERY_MS = 1000;
 
-interface Runnable {
-  id: string;
-  task: Task;
-  data: Buffer;
-  version: number;
-}
-
 export class Leader {
   readonly #session: Session;
   readonly #client: ZkClient;
@@ -79,6 +85,10 @@ export class Leader {
   readonly #giveBacks: GiveBacks;
   readonly #batcher: MultiBatcher;
   readonly #stats: LeaderStats;
+  readonly #gate: QueueGate;
+  readonly #roundRobin: RoundRobin = new Map();
+  /** Per capped queue, its tasks out, as the last round counted them. */
+  #counts = new Map<string, number>();
   /** /tasks changed since the last listing (its watch fired). */
   #tasksDirty = true;
   #lastListAt = 0;
@@ -116,6 +126,7 @@ export class Leader {
       },
       log,
     );
+    this.#gate = new QueueGate(session, term.signal, () => this.#kick(), log);
     this.#giveBacks = new GiveBacks(session, term.signal, this.#batcher, {
       maxLost: options.maxLost,
       isLive: (w) => this.#roster.isLive(w),
@@ -141,16 +152,26 @@ export class Leader {
     return { ...this.#stats, queued: this.#view.size, workers: this.#roster.names().length };
   }
 
-  /** What waits in /tasks for a reason, and why. */
+  /** What waits in /tasks for a reason, and why, per queue. */
   summary(): QueueSummary {
-    const loads = this.#roster.loads();
-    return this.#view.summary(Date.now(), (need) => blockedReason(loads, need));
+    const now = Date.now();
+    const serving = servingCache(this.#roster.loads());
+    return this.#view.summary(now, (queue, need) => {
+      if (!this.#roster.serves(queue))
+        return { reason: `no live worker serves queue "${queue}"`, byNeed: false };
+      const held = this.#gate.why(queue, now, this.#counts.get(queue) ?? 0);
+      if (held !== undefined) return { reason: held, byNeed: false };
+      const r = blockedReason(serving(queue), need);
+      return r === undefined ? undefined : { reason: r, byNeed: true };
+    });
   }
 
   /** Watch the workers, recover what dead workers held, start the rounds. Throws if recovery fails. */
   async start(): Promise<void> {
     this.#term.signal.addEventListener('abort', () => this.#stop(), { once: true });
     await this.#roster.start();
+    if (!this.active) return;
+    await this.#gate.start();
     if (!this.active) return;
     await this.#giveBacks.recover();
     if (!this.active) return;
@@ -216,38 +237,68 @@ export class Leader {
   /** One round; false when there was nothing to do. */
   async #round(): Promise<boolean> {
     const loads = this.#roster.loads();
-    const free = totalFreeSlots(loads);
-    if (free === 0) return false;
-    const want = Math.min(free, this.#batch);
-    const hasRoom = (need: string) => roomFor(loads, need) > 0;
+    const want = Math.min(totalFreeSlots(loads), this.#batch);
     if (this.#tasksDirty && Date.now() - this.#lastListAt > relistAfterMs(this.#view.size))
       await this.#list();
-    let ids = this.#view.pick(want, Date.now(), hasRoom);
-    if (ids.length < want && this.#tasksDirty) {
+    let worked = await this.#readAhead();
+    if (want === 0) return worked;
+    let picked = await this.#candidates(loads, want);
+    if (countOf(picked) < want && this.#tasksDirty) {
       await this.#list();
-      ids = this.#view.pick(want, Date.now(), hasRoom);
+      worked = (await this.#readAhead()) || worked;
+      picked = await this.#candidates(loads, want);
     }
-    if (ids.length === 0) return false;
+    if (picked.size === 0) return worked;
+    const ids = [...picked.values()].flatMap((c) => c.map((t) => t.id));
     this.#view.begin(ids);
     try {
-      const { runnable, moves } = await this.#read(ids);
-      const now = this.#roster.loads();
-      const byId = new Map(runnable.map((r) => [r.id, r]));
-      const plan = planAssignments(
-        runnable.map((r) => r.id),
-        now,
-        this.#rotate++,
-        (id) => needOf(byId.get(id)!.task),
-      );
+      const plan = planAssignments(picked, this.#roster.loads(), this.#rotate++, this.#roundRobin);
+      if (plan.assignments.length === 0) return worked;
+      const now = Date.now();
+      const moves: Move[] = [];
+      const perQueue = new Map<string, number>();
       for (const a of plan.assignments) {
-        const r = byId.get(a.task)!;
-        moves.push(assign(r.id, a.worker, r.data, r.version));
+        const r = this.#view.get(a.task)!;
+        moves.push(assign(a.task, a.worker, r.data, r.version));
+        perQueue.set(a.queue, (perQueue.get(a.queue) ?? 0) + 1);
+        this.#gate.assigned(a.task, a.queue);
       }
-      if (moves.length > 0) await this.#commit(moves);
+      for (const [q, n] of perQueue) this.#gate.took(q, n, now);
+      await this.#commit(moves);
       return true;
     } finally {
       this.#view.end(ids);
     }
+  }
+
+  /**
+   * Per queue, the ready tasks that may go now: within the queue's controls (queue-gate.ts) and the
+   * free slots of the workers that serve it, passing over needs no such worker has room for.
+   */
+  async #candidates(loads: WorkerLoad[], want: number): Promise<Map<string, Candidate[]>> {
+    this.#counts = this.#gate.hasCaps ? await this.#gate.counts(this.#roster.assigned()) : new Map();
+    const now = Date.now();
+    const serving = servingCache(loads);
+    return this.#view.pick(
+      now,
+      (q) =>
+        Math.min(want, totalFreeSlots(serving(q)), this.#gate.allowance(q, now, this.#counts.get(q) ?? 0)),
+      (q, need) => roomFor(serving(q), need) > 0,
+    );
+  }
+
+  /** Read the oldest unread tasks (within the read-ahead bounds): file them by queue, or sort them out. */
+  async #readAhead(): Promise<boolean> {
+    const ids = this.#view.toRead(this.#batch, Date.now());
+    if (ids.length === 0) return false;
+    this.#view.begin(ids);
+    try {
+      const moves = await this.#read(ids);
+      if (moves.length > 0) await this.#commit(moves);
+    } finally {
+      this.#view.end(ids);
+    }
+    return true;
   }
 
   /**
@@ -273,10 +324,9 @@ export class Leader {
     this.#view.listed(children, mark);
   }
 
-  /** Read a round's tasks in one round trip; sort out what cannot run or must wait (admission.ts). */
-  async #read(ids: string[]): Promise<{ runnable: Runnable[]; moves: Move[] }> {
+  /** Read tasks in one round trip; sort out what cannot run or must wait (admission.ts). */
+  async #read(ids: string[]): Promise<Move[]> {
     const reads = await this.#client.getDataMany(ids.map(taskPath));
-    const runnable: Runnable[] = [];
     const moves: Move[] = [];
     const now = Date.now();
     for (let i = 0; i < reads.length; i++) {
@@ -288,16 +338,21 @@ export class Leader {
         continue;
       }
       const a = admit(r.data, r.stat.ctime, now);
-      if (a.verdict === 'reject') {
-        moves.push(reject(id, a.failure, r.stat.version));
-        continue;
+      if (a.verdict === 'reject') moves.push(reject(id, a.failure, r.stat.version));
+      else if (a.verdict === 'wait') this.#view.delay(id, a.until, a.queue);
+      else {
+        const { task, data, need } = a;
+        this.#view.ready(id, {
+          queue: queueOf(task),
+          priority: priorityOf(task),
+          need,
+          data,
+          version: r.stat.version,
+        });
       }
-      this.#view.need(id, a.need);
-      if (a.verdict === 'wait') this.#view.delay(id, a.until);
-      else runnable.push({ id, task: a.task, data: a.data, version: r.stat.version });
     }
     this.#scheduleWake();
-    return { runnable, moves };
+    return moves;
   }
 
   /** A task that could not be read: gone, not ours to read (a failed status says so), or try later. */
@@ -348,8 +403,9 @@ export class Leader {
       this.#view.moved(m.id);
     } else if (error.code === 'NODE_EXISTS') {
       this.#setAside(m.id, `${error.path} already exists (another task with the same id?)`);
-    } else if (error.code !== 'BAD_VERSION') {
-      // (BAD_VERSION: changed since it was read; the next round reads it again.)
+    } else if (error.code === 'BAD_VERSION') {
+      this.#view.reread(m.id); // changed since it was read: the next round reads it again
+    } else {
       const hint =
         error.code === 'NOT_EMPTY' ? ': the task node has child nodes of its own; remove them' : '';
       this.#setAside(m.id, `ZooKeeper refused to move it (${error.code} on ${error.path})${hint}`);
@@ -369,12 +425,14 @@ export class Leader {
     this.#scheduleWake();
   }
 
-  /** One timer for the soonest delayed or set-aside task (never beyond the timer range). */
+  /** One timer for the soonest delayed or set-aside task, or rate-limit token (never beyond the timer range). */
   #scheduleWake(): void {
     if (!this.active) return;
-    const ms = this.#view.nextWake(Date.now());
+    const now = Date.now();
+    const times = [this.#view.nextWake(now), this.#gate.wakeIn(this.#view.queues(), now)];
+    const ms = Math.min(...times.map((t) => t ?? Number.POSITIVE_INFINITY));
     clearTimeout(this.#wake);
-    if (ms === undefined) return;
+    if (ms === Number.POSITIVE_INFINITY) return;
     this.#wake = setTimeout(() => this.#kick(), ms);
     this.#wake.unref?.();
   }
@@ -402,4 +460,23 @@ export class Leader {
 /** How old a listing of /tasks may get while `known` queued tasks are known: 200 ms, up to 2 s. */
 function relistAfterMs(known: number): number {
   return Math.min(2000, Math.max(200, known / 10));
+}
+
+function countOf(picked: Map<string, Candidate[]>): number {
+  let n = 0;
+  for (const c of picked.values()) n += c.length;
+  return n;
+}
+
+/** The workers serving each queue, worked out once per round. */
+function servingCache(loads: WorkerLoad[]): (queue: string) => WorkerLoad[] {
+  const cache = new Map<string, WorkerLoad[]>();
+  return (q) => {
+    let s = cache.get(q);
+    if (!s) {
+      s = servingOf(loads, q);
+      cache.set(q, s);
+    }
+    return s;
+  };
 }

@@ -26,6 +26,7 @@ import {
   type ResolvedOf,
   wholeNumber,
 } from './option-schema.js';
+import { MAX_WEIGHT, parseServedQueue, QUEUE_NAME_EXPECTED } from './queues.js';
 import type { RoleOptions } from './role.js';
 import type { SubmitterOptions } from './submitter.js';
 import type { WorkerOptions } from './worker.js';
@@ -181,6 +182,17 @@ export const workerFields = {
     unit: 'ms',
     default: 500,
     description: 'first delay before a failed task runs again, doubled per attempt up to 30 s',
+  }),
+  queues: field(z.array(z.string().refine((s) => parseServedQueue(s) !== undefined)).min(1), {
+    default: ['default'],
+    expected: `a list of "name" or "name:weight" (${QUEUE_NAME_EXPECTED}; weight 1-${MAX_WEIGHT})`,
+    description:
+      'the queues the worker takes tasks from, each `name` or `name:weight`; a task of a queue no live worker serves waits',
+  }),
+  queueOrder: field(z.enum(['weighted', 'strict']), {
+    default: 'weighted',
+    description:
+      '`weighted`: its queues share its slots by weight (smooth weighted round robin over those with a task it may take); `strict`: the first listed queue with such a task wins',
   }),
 } satisfies FieldsFor<WorkerOptions>;
 

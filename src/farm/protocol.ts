@@ -9,6 +9,7 @@
  *   /election/<name>-NNNNNNNNNN     ephemeral sequential    the masters in line to lead (recipes/election.ts)
  *   /workers/<name>                 ephemeral               a live worker: {"capacity", "prefetch", "paused", ...}
  *   /assign/<worker>/<task-id>      persistent              a task handed to a worker (the task's JSON + "_zkfarm")
+ *   /queues/<queue>                 persistent              a queue's controls: {"paused", "rateLimit", "concurrency"}
  *
  * A task's internal bookkeeping travels in its JSON under the reserved key `_zkfarm`
  * (attempts so far, the last error, when it may run again). Every other field is kept as submitted.
@@ -17,6 +18,17 @@ import { z } from 'zod';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { assertSafeName } from '../exec/names.js';
 import type { QueueSummary } from './queue-view.js';
+import {
+  DEFAULT_QUEUE,
+  isPriority,
+  isQueueName,
+  MAX_PRIORITY,
+  MIN_PRIORITY,
+  QUEUE_NAME_EXPECTED,
+  type QueueOrder,
+  readServed,
+  type ServedQueue,
+} from './queues.js';
 
 export const PATHS = {
   tasks: '/tasks',
@@ -26,6 +38,7 @@ export const PATHS = {
   election: '/election',
   workers: '/workers',
   assign: '/assign',
+  queues: '/queues',
 } as const;
 
 export const TASK_PREFIX = 'task-';
@@ -36,6 +49,8 @@ export const workerPath = (name: string) => `${PATHS.workers}/${name}`;
 export const masterPath = (name: string) => `${PATHS.masters}/${name}`;
 export const assignDir = (worker: string) => `${PATHS.assign}/${worker}`;
 export const assignPath = (worker: string, id: string) => `${PATHS.assign}/${worker}/${id}`;
+/** A queue's controls (queues.ts). */
+export const queuePath = (queue: string) => `${PATHS.queues}/${queue}`;
 
 /** A role or task name that is safe as a znode name and as a directory name (see exec/names.ts). */
 export function validateName(kind: string, name: string): string {
@@ -88,6 +103,16 @@ export const taskSchema = z
     input: z.unknown().optional(),
     timeoutMs: z.number().int().positive().optional(),
     maxAttempts: z.number().int().min(1).max(100).optional(),
+    queue: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, `must be ${QUEUE_NAME_EXPECTED}`)
+      .optional(),
+    priority: z
+      .number()
+      .int(`must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY} (higher runs first)`)
+      .min(MIN_PRIORITY, `must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY} (higher runs first)`)
+      .max(MAX_PRIORITY, `must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY} (higher runs first)`)
+      .optional(),
     _zkfarm: metaSchema.optional(),
   })
   .loose()
@@ -101,9 +126,16 @@ export interface Task {
   input?: unknown;
   timeoutMs?: number;
   maxAttempts?: number;
+  /** The queue it waits in (queues.ts). @defaultValue "default" */
+  queue?: string;
+  /** 0-9, higher runs first within its queue. @defaultValue 0 */
+  priority?: number;
   _zkfarm?: TaskMeta;
   [key: string]: unknown;
 }
+
+export const queueOf = (task: Task): string => task.queue ?? DEFAULT_QUEUE;
+export const priorityOf = (task: Task): number => task.priority ?? 0;
 
 export type ParsedTask = { ok: true; task: Task } | { ok: false; error: string };
 
@@ -151,8 +183,9 @@ const isSafeInt = (v: unknown): v is number => Number.isSafeInteger(v);
  * without building anything); false means "ask the schema", not "invalid". Tested against the schema.
  */
 export function isPlainValidTask(v: Record<string, unknown>): boolean {
-  const { cmd, handler, timeoutMs, maxAttempts, _zkfarm: meta } = v;
+  const { cmd, handler, timeoutMs, maxAttempts, queue, priority, _zkfarm: meta } = v;
   if ((cmd === undefined) === (handler === undefined)) return false;
+  if (!optionalIs(queue, isQueueName) || !optionalIs(priority, isPriority)) return false;
   if (!optionalIs(cmd, isNonEmptyString) || !optionalIs(handler, isNonEmptyString)) return false;
   if (!optionalIs(timeoutMs, (t) => isSafeInt(t) && t > 0)) return false;
   if (!optionalIs(maxAttempts, (m) => isSafeInt(m) && m >= 1 && m <= 100)) return false;
@@ -258,6 +291,9 @@ export interface WorkerInfo {
   shell?: boolean;
   /** The handlers it has (tasks for other handlers go to workers that have them). */
   handlers?: string[];
+  /** The queues it serves (no field: `default` alone). */
+  queues: ServedQueue[];
+  queueOrder: QueueOrder;
 }
 
 export function parseWorkerInfo(data: Buffer | null): WorkerInfo | undefined {
@@ -274,6 +310,8 @@ export function parseWorkerInfo(data: Buffer | null): WorkerInfo | undefined {
       startedAt: Number(v.startedAt ?? 0),
       draining: v.draining === true,
       shell: v.shell === true,
+      queues: readServed(v.queues),
+      queueOrder: v.queueOrder === 'strict' ? 'strict' : 'weighted',
       ...(Array.isArray(v.handlers) && v.handlers.every((h) => typeof h === 'string')
         ? { handlers: v.handlers }
         : {}),

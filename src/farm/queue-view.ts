@@ -1,27 +1,40 @@
 /**
  * The leader's view of /tasks: pure bookkeeping, no I/O, unit-tested alone.
  *
- * - Order: oldest id first. Ids grow with submission; a task given back or retried keeps its id, so
- *   it goes ahead of newer ones.
+ * A task listed in /tasks is first unread: the leader knows its id only. It reads the unread oldest
+ * first (`toRead`) and files each one it read (`ready`) by its queue and priority, keeping its data, so
+ * that the order of a queue is known before any of it is handed out:
+ *
+ * - Order: per queue, the highest priority first, the lowest id first within one priority. Ids grow
+ *   with submission; a task given back or retried keeps its id, so it goes ahead of newer ones of its
+ *   priority. Priorities are strict: while a queue has ready tasks of a higher priority that can go,
+ *   lower ones wait (a share between kinds of work is what separate queues with weights give).
+ * - Read ahead, bounded: at most READ_AHEAD_TASKS tasks and READ_AHEAD_BYTES of their data are held
+ *   read; the rest stays unread (in id order) until room frees. The order is exact among the tasks read.
  * - Listings and our own moves: a listing sent before one of our multis may still show a task that
  *   multi moved. Each move records the client's request number of its multi (`mark`); a listing sent
  *   earlier does not bring the task back.
  * - In flight: ids being read or moved right now are not handed out twice.
- * - Delayed: a task whose `notBefore` is ahead waits. `nextWake` says when to look again, never more
- *   than MAX_SLEEP_MS ahead (a timer set further overflows Node's 32-bit delay and fires at once).
- * - Needs: a task read once is remembered by what it needs (assignment-policy.ts); `pick` passes over
- *   those no ready worker can take now, so they do not hold back the tasks behind them, and
- *   `summary` counts them with the reason.
+ * - Delayed: a task whose `notBefore` is ahead is unread again, not read before its time. `nextWake`
+ *   says when to look again, never more than MAX_SLEEP_MS ahead (a timer set further overflows Node's
+ *   32-bit delay and fires at once).
+ * - Needs: `pick` passes over ready tasks whose queue and need have no room now (`hasRoom`), so they do
+ *   not hold back the tasks behind them, and `summary` counts them with the reason.
  * - Set aside: a task the leader cannot move (unreadable, undeletable, refused) is passed over, with its
  *   reason, until a retry time that backs off (src/backoff.ts).
  */
 import { type BackoffPolicy, backoffDelay } from '../backoff.js';
 import type { Need } from './assignment-policy.js';
+import { MAX_PRIORITY } from './queues.js';
 
 /** The longest a leader sleeps before looking at delayed or set-aside tasks again. */
 export const MAX_SLEEP_MS = 60_000;
 /** Retries of a task set aside: 5 s, doubling to 5 minutes. */
 export const SET_ASIDE_BACKOFF: BackoffPolicy = { initialMs: 5000, maxMs: 300_000, jitter: 'none' };
+/** Most tasks held read (their data kept) at once. */
+export const READ_AHEAD_TASKS = 10_000;
+/** Most bytes of task data held read at once. */
+export const READ_AHEAD_BYTES = 64 * 1024 * 1024;
 /** Tasks listed by name in a summary's `setAside` (the count is exact). */
 const LISTED_ASIDE = 20;
 
@@ -33,16 +46,55 @@ export interface BlockedNeed {
   reason: string;
 }
 
+/** What waits in one queue, and why. */
+export interface QueueWait {
+  queue: string;
+  /** Tasks read and waiting, by priority (only the priorities that have some). */
+  byPriority: Record<string, number>;
+  /** Read and waiting (the sum of `byPriority`). */
+  waiting: number;
+  /** Waiting for their `notBefore`. */
+  delayed: number;
+  /** Why tasks of this queue wait now, with how many each reason holds back. */
+  blocked: Array<{ reason: string; tasks: number; needs?: Need }>;
+}
+
 /** What the leader publishes about tasks that wait for a reason (in /master, for status and the dashboard). */
 export interface QueueSummary {
-  /** Tasks no ready worker can take now, by need. */
+  /** Tasks no ready worker can take now, by need (every queue together). */
   blocked: BlockedNeed[];
   /** Tasks waiting for their `notBefore`. */
   delayed: number;
   /** Tasks the leader cannot move, the oldest first (at most 20 listed; `setAsideCount` is exact). */
   setAside: Array<{ id: string; reason: string }>;
   setAsideCount: number;
+  /** Tasks in /tasks not read yet (their queue is not known yet). */
+  unread?: number;
+  /** Per queue, the queues with tasks read, by name. */
+  queues?: QueueWait[];
 }
+
+/** A task the leader may hand out, as `pick` offers it. */
+export interface Candidate {
+  id: string;
+  need: Need;
+  priority: number;
+}
+
+/** A task read and held: what it needs, and the data to move. */
+export interface ReadyTask {
+  queue: string;
+  priority: number;
+  need: Need;
+  data: Buffer;
+  version: number;
+}
+
+/**
+ * Why tasks of `queue` with `need` cannot go now (undefined: they can). A reason that holds back the
+ * whole queue (paused, a cap) is the same for every need.
+ */
+export type WhyWaiting = (queue: string, need: Need) => { reason: string; byNeed: boolean } | undefined;
 
 interface Aside {
   reason: string;
@@ -50,19 +102,55 @@ interface Aside {
   tries: number;
 }
 
+/** Ids in order, consumed from `head`; sorted again when an older id comes in. */
+class Lane {
+  ids: string[] = [];
+  head = 0;
+  stale = false;
+
+  add(id: string): void {
+    const last = this.ids.length > this.head ? this.ids[this.ids.length - 1]! : undefined;
+    if (last !== undefined && id <= last) this.stale = true;
+    this.ids.push(id);
+  }
+
+  /** The ids from the head on, in order, dropping those `keep` refuses from the front. */
+  live(keep: (id: string) => boolean): string[] {
+    if (this.stale) {
+      this.ids = [...new Set(this.ids.slice(this.head).filter(keep))].sort();
+      this.head = 0;
+      this.stale = false;
+    }
+    while (this.head < this.ids.length && !keep(this.ids[this.head]!)) this.head++;
+    if (this.head > 4096 && this.head > this.ids.length / 2) {
+      this.ids = this.ids.slice(this.head);
+      this.head = 0;
+    }
+    return this.ids;
+  }
+}
+
 export class QueueView {
   #queue = new Set<string>();
-  #order: string[] = [];
-  #head = 0;
-  #stale = false;
+  /** Unread ids in id order (ids read, moved or forgotten are skipped as they come up). */
+  readonly #unread = new Lane();
+  readonly #ready = new Map<string, ReadyTask>();
+  #readyBytes = 0;
+  /** Queue → one lane per priority, for the ready tasks. */
+  readonly #lanes = new Map<string, Lane[]>();
   readonly #moved = new Map<string, number>();
   readonly #inflight = new Set<string>();
-  readonly #delayed = new Map<string, number>();
-  readonly #needs = new Map<string, Need>();
+  readonly #delayed = new Map<string, { at: number; queue: string }>();
   readonly #aside = new Map<string, Aside>();
 
+  /** Tasks in /tasks as last listed, less those moved since. */
   get size(): number {
     return this.#queue.size;
+  }
+
+  /** Tasks read and held. */
+  get readyCount(): number {
+    return this.#ready.size;
   }
 
   has(id: string): boolean {
@@ -85,7 +173,8 @@ export class QueueView {
     const added: string[] = [];
     for (const id of next) if (!this.#queue.has(id)) added.push(id);
     this.#queue = next;
-    this.#addToOrder(added);
+    added.sort();
+    for (const id of added) this.#unread.add(id);
     return added;
   }
 
@@ -104,14 +193,56 @@ export class QueueView {
     for (const id of ids) this.#inflight.delete(id);
   }
 
-  /** The task may not run before `at` (ms since the epoch). */
-  delay(id: string, at: number): void {
-    if (this.#queue.has(id)) this.#delayed.set(id, at);
+  /**
+   * The oldest `n` unread tasks to read now (not in flight, not waiting for their time or a retry),
+   * within the read-ahead bounds.
+   */
+  toRead(n: number, now: number): string[] {
+    const room = Math.min(n, READ_AHEAD_TASKS - this.#ready.size);
+    if (room <= 0 || this.#readyBytes >= READ_AHEAD_BYTES) return [];
+    const ids = this.#unread.live((id) => this.#queue.has(id) && !this.#ready.has(id));
+    const out: string[] = [];
+    for (let i = this.#unread.head; i < ids.length && out.length < room; i++) {
+      const id = ids[i]!;
+      if (!this.#queue.has(id) || this.#ready.has(id) || this.#inflight.has(id)) continue;
+      if ((this.#delayed.get(id)?.at ?? 0) > now || (this.#aside.get(id)?.retryAt ?? 0) > now) continue;
+      out.push(id);
+    }
+    return out;
   }
 
-  /** Remember what the task needs (it was read). */
-  need(id: string, need: Need): void {
-    if (this.#queue.has(id)) this.#needs.set(id, need);
+  /** The task was read: hold it, filed by its queue and priority. */
+  ready(id: string, task: ReadyTask): void {
+    if (!this.#queue.has(id)) return;
+    this.#unready(id);
+    this.#delayed.delete(id);
+    this.#ready.set(id, task);
+    this.#readyBytes += task.data.length;
+    let lanes = this.#lanes.get(task.queue);
+    if (!lanes) {
+      lanes = Array.from({ length: MAX_PRIORITY + 1 }, () => new Lane());
+      this.#lanes.set(task.queue, lanes);
+    }
+    lanes[task.priority]!.add(id);
+  }
+
+  /** A ready task's data and place, if held. */
+  get(id: string): ReadyTask | undefined {
+    return this.#ready.get(id);
+  }
+
+  /** Read the task again (it changed since it was read). */
+  reread(id: string): void {
+    if (!this.#ready.has(id)) return;
+    this.#unready(id);
+    this.#unread.add(id);
+  }
+
+  /** The task may not run before `at` (ms since the epoch): unread until then. */
+  delay(id: string, at: number, queue: string): void {
+    if (!this.#queue.has(id)) return;
+    if (this.#ready.has(id)) this.reread(id);
+    this.#delayed.set(id, { at, queue });
   }
 
   /** Pass the task over, for `reason`, until a retry time that backs off with each time. */
@@ -128,34 +259,47 @@ export class QueueView {
     return this.#aside.get(id)?.reason;
   }
 
-  /**
-   * The oldest `n` tasks to read now: queued, not in flight, not waiting for their time or a retry,
-   * and not known to need what no ready worker offers (`hasRoom`).
-   */
-  pick(n: number, now: number, hasRoom: (need: Need) => boolean): string[] {
-    if (this.#stale) this.#resort();
+  /** The queues that have ready tasks. */
+  queues(): string[] {
     const out: string[] = [];
-    const order = this.#order;
-    while (this.#head < order.length && !this.#queue.has(order[this.#head]!)) this.#head++;
-    const room = new Map<Need, boolean>();
-    for (let i = this.#head; i < order.length && out.length < n; i++) {
-      const id = order[i]!;
-      if (!this.#queue.has(id) || this.#inflight.has(id)) continue;
-      if ((this.#delayed.get(id) ?? 0) > now || (this.#aside.get(id)?.retryAt ?? 0) > now) continue;
-      const need = this.#needs.get(id);
-      if (need !== undefined) {
-        let ok = room.get(need);
-        if (ok === undefined) {
-          ok = hasRoom(need);
-          room.set(need, ok);
+    for (const [q, lanes] of this.#lanes) if (lanes.some((l) => l.ids.length > l.head)) out.push(q);
+    return out;
+  }
+
+  /**
+   * Per queue, the ready tasks to hand out now, in order: at most `limit(queue)` of them, none in
+   * flight or waiting for a retry, passing over those whose need has no room in their queue (`hasRoom`).
+   */
+  pick(
+    now: number,
+    limit: (queue: string) => number,
+    hasRoom: (queue: string, need: Need) => boolean,
+  ): Map<string, Candidate[]> {
+    const out = new Map<string, Candidate[]>();
+    const keep = (id: string) => this.#ready.has(id);
+    for (const [queue, lanes] of this.#lanes) {
+      const max = limit(queue);
+      if (max <= 0) continue;
+      const picked: Candidate[] = [];
+      const room = new Map<Need, boolean>();
+      for (let p = MAX_PRIORITY; p >= 0 && picked.length < max; p--) {
+        const lane = lanes[p]!;
+        if (lane.ids.length === lane.head) continue;
+        const ids = lane.live(keep);
+        for (let i = lane.head; i < ids.length && picked.length < max; i++) {
+          const id = ids[i]!;
+          const t = this.#ready.get(id);
+          if (t === undefined || t.priority !== p || this.#inflight.has(id)) continue;
+          if ((this.#aside.get(id)?.retryAt ?? 0) > now) continue;
+          let ok = room.get(t.need);
+          if (ok === undefined) {
+            ok = hasRoom(queue, t.need);
+            room.set(t.need, ok);
+          }
+          if (ok) picked.push({ id, need: t.need, priority: p });
         }
-        if (!ok) continue;
       }
-      out.push(id);
-    }
-    if (this.#head > 4096 && this.#head > order.length / 2) {
-      this.#order = order.slice(this.#head);
-      this.#head = 0;
+      if (picked.length > 0) out.set(queue, picked);
     }
     return out;
   }
@@ -163,30 +307,49 @@ export class QueueView {
   /** How long until a delayed or set-aside task may go (ms, at most MAX_SLEEP_MS); undefined: none waits. */
   nextWake(now: number): number | undefined {
     let soonest = Number.POSITIVE_INFINITY;
-    for (const at of this.#delayed.values()) if (at < soonest) soonest = at;
+    for (const d of this.#delayed.values()) if (d.at < soonest) soonest = d.at;
     for (const a of this.#aside.values()) if (a.retryAt < soonest) soonest = a.retryAt;
     if (soonest === Number.POSITIVE_INFINITY) return undefined;
     return Math.min(MAX_SLEEP_MS, Math.max(0, soonest - now));
   }
 
-  /** What waits and why; `blocked(need)` gives the reason a need cannot be served now, if so. */
-  summary(now: number, blocked: (need: Need) => string | undefined): QueueSummary {
-    const byNeed = new Map<Need, BlockedNeed>();
-    const reasons = new Map<Need, string | undefined>();
-    let delayed = 0;
-    for (const id of this.#queue) {
-      if ((this.#delayed.get(id) ?? 0) > now) {
-        delayed++;
-        continue;
+  /** What waits and why, per queue and per need; `why` says why a queue's tasks with a need wait. */
+  summary(now: number, why: WhyWaiting): QueueSummary {
+    const queues = new Map<string, QueueWait>();
+    const waitOf = (queue: string) => {
+      let w = queues.get(queue);
+      if (!w) {
+        w = { queue, byPriority: {}, waiting: 0, delayed: 0, blocked: [] };
+        queues.set(queue, w);
       }
-      const need = this.#needs.get(id);
-      if (need === undefined || this.#aside.has(id)) continue;
-      if (!reasons.has(need)) reasons.set(need, blocked(need));
-      const reason = reasons.get(need);
-      if (reason === undefined) continue;
-      const b = byNeed.get(need) ?? { needs: need, tasks: 0, reason };
-      b.tasks++;
-      byNeed.set(need, b);
+      return w;
+    };
+    const byNeed = new Map<Need, BlockedNeed>();
+    const reasons = new Map<string, ReturnType<WhyWaiting>>();
+    let delayed = 0;
+    for (const d of this.#delayed.values()) {
+      if (d.at <= now) continue;
+      delayed++;
+      waitOf(d.queue).delayed++;
+    }
+    for (const [id, t] of this.#ready) {
+      const w = waitOf(t.queue);
+      w.waiting++;
+      w.byPriority[t.priority] = (w.byPriority[t.priority] ?? 0) + 1;
+      if (this.#aside.has(id)) continue;
+      const key = `${t.queue}\n${t.need}`;
+      if (!reasons.has(key)) reasons.set(key, why(t.queue, t.need));
+      const r = reasons.get(key);
+      if (r === undefined) continue;
+      const needs = r.byNeed ? t.need : undefined;
+      const b = w.blocked.find((x) => x.reason === r.reason && x.needs === needs);
+      if (b) b.tasks++;
+      else w.blocked.push({ reason: r.reason, tasks: 1, ...(needs ? { needs } : {}) });
+      if (r.byNeed) {
+        const n = byNeed.get(t.need) ?? { needs: t.need, tasks: 0, reason: r.reason };
+        n.tasks++;
+        byNeed.set(t.need, n);
+      }
     }
     const aside = [...this.#aside].sort((a, b) => (a[0] < b[0] ? -1 : 1));
     return {
@@ -194,30 +357,21 @@ export class QueueView {
       delayed,
       setAside: aside.slice(0, LISTED_ASIDE).map(([id, a]) => ({ id, reason: a.reason })),
       setAsideCount: aside.length,
+      unread: this.#queue.size - this.#ready.size,
+      queues: [...queues.values()].sort((a, b) => (a.queue < b.queue ? -1 : 1)),
     };
   }
 
+  #unready(id: string): void {
+    const t = this.#ready.get(id);
+    if (t === undefined) return;
+    this.#ready.delete(id);
+    this.#readyBytes -= t.data.length;
+  }
+
   #forget(id: string): void {
+    this.#unready(id);
     this.#delayed.delete(id);
-    this.#needs.delete(id);
     this.#aside.delete(id);
-  }
-
-  /** New ids go at the end; an older id (a task given back or retried) makes the order sort again. */
-  #addToOrder(added: string[]): void {
-    if (added.length === 0 || this.#stale) {
-      if (added.length > 0) this.#stale = true;
-      return;
-    }
-    added.sort();
-    const last = this.#order.length > this.#head ? this.#order[this.#order.length - 1]! : undefined;
-    if (last !== undefined && added[0]! <= last) this.#stale = true;
-    else for (const id of added) this.#order.push(id);
-  }
-
-  #resort(): void {
-    this.#order = [...this.#queue].sort();
-    this.#head = 0;
-    this.#stale = false;
   }
 }

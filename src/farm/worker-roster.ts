@@ -3,7 +3,7 @@
  * it is. The loads feed the assignment policy (assignment-policy.ts).
  *
  * Znodes: watches /workers (children: who joins, who is gone), each /workers/<w> (data: capacity,
- * prefetch, paused, shell, handlers) and each /assign/<w> (children, by a ChildrenCache: the tasks it
+ * prefetch, paused, shell, handlers, queues) and each /assign/<w> (children, by a ChildrenCache: the tasks it
  * holds). Makes sure /assign/<w> exists for each registered worker (a give-back may have removed it).
  *
  * A worker is assignable from the first report of its /assign/<w> on: ZooKeeper sends the events of
@@ -90,9 +90,23 @@ export class WorkerRoster {
         shell: info.shell === true,
         // Always present (possibly undefined): one object shape for the planner's hot loop.
         handlers: e.handlers,
+        queues: info.queues,
+        queueOrder: info.queueOrder,
       });
     }
     return out;
+  }
+
+  /** Every worker's assignments, as listed (for the per-queue concurrency counts). */
+  *assigned(): Generator<[string, ReadonlySet<string>]> {
+    for (const e of this.#entries.values()) if (e.assigned?.listedOnce) yield [e.name, e.assigned.children];
+  }
+
+  /** Some live worker serves `queue`. */
+  serves(queue: string): boolean {
+    for (const e of this.#entries.values())
+      if (e.live && e.info?.queues.some((q) => q.name === queue)) return true;
+    return false;
   }
 
   /**

@@ -1,7 +1,7 @@
 /**
  * Worker: runs the tasks assigned to it and records exactly one result per task.
  *
- * Znodes: /workers/<name> (ephemeral: capacity, prefetch, paused, shell, handlers), /assign/<name> (its
+ * Znodes: /workers/<name> (ephemeral: capacity, prefetch, paused, shell, handlers, queues), /assign/<name> (its
  * assignments, kept by a ChildrenCache), and the moves that end a task (moves.ts): complete, requeue
  * for a retry, give back on pause or drain, fail, discard. Its parts: the tasks it holds
  * (held-tasks.ts), the completion queue (completion-queue.ts), the executor (exec/).
@@ -35,6 +35,7 @@ import { complete, giveBack, type Move, requeue } from './moves.js';
 import { checkWorkerOptions } from './options.js';
 import { AutoPrefetch } from './prefetch.js';
 import { assignDir, encode, taskMeta, type WorkerInfo, workerPath } from './protocol.js';
+import { type QueueOrder, type ServedQueue, servedQueues } from './queues.js';
 import { Role, type RoleOptions, type StopOptions } from './role.js';
 
 export interface WorkerOptions extends RoleOptions {
@@ -64,6 +65,10 @@ export interface WorkerOptions extends RoleOptions {
   outputRetention?: ExecutorOptions['outputRetention'];
   /** First retry delay in ms, doubled per attempt up to 30 s. @defaultValue 500 */
   retryDelayMs?: number;
+  /** The queues it serves: `name` or `name:weight` (queues.ts). @defaultValue ['default'] */
+  queues?: string[];
+  /** `weighted` (smooth weighted round robin over its queues) or `strict` (list order). @defaultValue 'weighted' */
+  queueOrder?: QueueOrder;
 }
 
 export interface WorkerStats {
@@ -87,6 +92,7 @@ export class Worker extends Role {
   readonly #fixedPrefetch: number | undefined;
   readonly #autoPrefetch: AutoPrefetch | undefined;
   readonly #opts: WorkerOptions;
+  readonly #served: ServedQueue[];
   readonly #executor: Executor;
   readonly #held = new HeldTasks();
   readonly #completions: CompletionQueue;
@@ -121,6 +127,7 @@ export class Worker extends Role {
     this.#logRuns =
       (this.log as { isLevelEnabled?: (l: string) => boolean }).isLevelEnabled?.('debug') ?? true;
     this.capacity = checked.capacity;
+    this.#served = servedQueues(checked.queues);
     if (checked.prefetch === 'auto') this.#autoPrefetch = new AutoPrefetch(this.capacity);
     else this.#fixedPrefetch = checked.prefetch;
     this.#executor = new Executor({
@@ -189,6 +196,8 @@ export class Worker extends Role {
       draining: this.#draining,
       shell: this.#opts.allowShell === true,
       handlers: this.#executor.handlerNames(),
+      queues: this.#served,
+      queueOrder: this.#opts.queueOrder ?? 'weighted',
       host: hostname(),
       pid: process.pid,
       startedAt: Date.now(),

@@ -114,7 +114,17 @@ test('admission: reject what is not a task or too large or badly scheduled; wait
     1,
     now,
   );
-  assert.deepEqual(later, { verdict: 'wait', until: now + 30 * 86_400_000, need: 'handler:noop' });
+  assert.deepEqual(later, {
+    verdict: 'wait',
+    until: now + 30 * 86_400_000,
+    need: 'handler:noop',
+    queue: 'default',
+  });
+  const badQueue = admit(encode({ handler: 'noop', queue: 'a/b' }), 1, now);
+  assert.ok(badQueue.verdict === 'reject' && badQueue.failure.errorCode === 'ZKFARM_INVALID_TASK');
+  assert.match(badQueue.failure.error, /"queue": must be a queue name/);
+  const badPriority = admit(encode({ handler: 'noop', priority: -1 }), 1, now);
+  assert.ok(badPriority.verdict === 'reject' && /"priority"/.test(badPriority.failure.error));
   const run = admit(encode({ cmd: 'true' }), 77, now);
   assert.ok(run.verdict === 'run');
   assert.equal(run.need, 'shell');
