@@ -429,8 +429,10 @@ export class Leader {
   #scheduleWake(): void {
     if (!this.active) return;
     const now = Date.now();
-    const times = [this.#view.nextWake(now), this.#gate.wakeIn(this.#view.queues(), now)];
-    const ms = Math.min(...times.map((t) => t ?? Number.POSITIVE_INFINITY));
+    // /tasks changed but was not listed again yet (too soon): list when it is due, busy workers or not.
+    const relist = this.#tasksDirty ? this.#lastListAt + relistAfterMs(this.#view.size) - now : undefined;
+    const times = [this.#view.nextWake(now), this.#gate.wakeIn(this.#view.queues(), now), relist];
+    const ms = Math.max(0, Math.min(...times.map((t) => t ?? Number.POSITIVE_INFINITY)));
     clearTimeout(this.#wake);
     if (ms === Number.POSITIVE_INFINITY) return;
     this.#wake = setTimeout(() => this.#kick(), ms);
