@@ -73,6 +73,8 @@ export const ErrorCodes = {
   TASK_NOT_FOUND: 'ZKFARM_TASK_NOT_FOUND',
   /** The farm may not read a task's node (its ACL does not let the farm's identity read it). */
   TASK_UNREADABLE: 'ZKFARM_TASK_UNREADABLE',
+  /** A queue's controls kept changing while we tried to change them (another admin): try again. */
+  QUEUE_CONFLICT: 'ZKFARM_QUEUE_CONFLICT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

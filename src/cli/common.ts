@@ -148,3 +148,14 @@ export function unreachable(connect: string, source: ConnectSource | 'config', m
 export async function closeQuickly(close: () => Promise<void>, waitMs = 300): Promise<void> {
   await Promise.race([close().catch(() => {}), new Promise((r) => setTimeout(r, waitMs).unref())]);
 }
+
+/** Rows as columns padded to their widest cell (the first row is the header). */
+export function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
+}

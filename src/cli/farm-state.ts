@@ -1,12 +1,13 @@
 /**
  * The farm as ZooKeeper sees it, read in one pass for `runtime status`.
  *
- * Reads (never writes): /master (the leader, and what it says waits in the queue and why), /masters/* (every master), /workers/* (live workers and
+ * Reads (never writes): /master (the leader, and what it says waits in the queue and why), /masters/* (every master), /queues/* (per-queue controls), /workers/* (live workers and
  * what they advertise), the child counts of /assign/<w> (their load), /tasks (queue depth), and the
  * last statuses by id order under /status (recent failures). The reads are not one snapshot: a task
  * moving while we read may be counted in two places or none.
  */
 import { type MasterInfo, PATHS, parseStatus, parseWorkerInfo, type TaskStatus } from '../farm/protocol.js';
+import { QueueAdmin, type QueueOverview } from '../farm/queue-admin.js';
 import { isZkError, type ZkClient } from '../zk/index.js';
 
 export interface WorkerState {
@@ -42,6 +43,8 @@ export interface FarmState {
   assigned: number;
   /** Results kept in /status. */
   statuses: number;
+  /** Per queue: waiting by priority, running, controls, who serves it, why tasks wait. */
+  queues: QueueOverview[];
   /** Failed tasks among the last `recentWindow` statuses, newest first. */
   recentFailures: FailureSummary[];
   /** How many of the newest statuses were looked at for failures. */
@@ -167,6 +170,7 @@ export async function readFarmState(client: ZkClient, options: ReadOptions = {})
     workers,
     queued,
     assigned: [...loads.values()].reduce((a, b) => a + b, 0),
+    queues: await new QueueAdmin(client).list(),
     statuses: statusIds.length,
     recentFailures,
     recentWindow: newest.length,

@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import { registerBench } from './bench.js';
 import type { Io } from './common.js';
 import { registerDashboard } from './dashboard.js';
+import { registerQueue } from './queue.js';
 import { registerStart } from './start.js';
 import { registerStatus } from './status.js';
 import { registerSubmit } from './submit.js';
@@ -60,6 +61,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
   registerStart(program, io, setExit);
   registerSubmit(program, io, setExit);
   registerStatus(program, io, setExit);
+  registerQueue(program, io, setExit);
   registerDashboard(program, io, setExit);
   registerBench(program, io, setExit);
   return program;

@@ -39,6 +39,8 @@ const FARM_FLAGS = [
   'workdir',
   'capacity',
   'prefetch',
+  'queues',
+  'queueOrder',
   'allowShell',
   'taskDirs',
   'sessionTimeout',

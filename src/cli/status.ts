@@ -6,8 +6,9 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { field } from '../farm/option-schema.js';
 import { discoverConnect } from '../host/embedded.js';
-import { clientFlags, closeQuickly, EXIT_OK, flagOption, type Io, openSession } from './common.js';
+import { clientFlags, closeQuickly, EXIT_OK, flagOption, type Io, openSession, table } from './common.js';
 import { type FarmState, readFarmState } from './farm-state.js';
+import { queueRows, queueWaitLines } from './queue.js';
 import { addTlsOptions, loadTls, type TlsFlags, tlsSettingFromFlags } from './zk-tls.js';
 
 interface StatusOptions extends TlsFlags {
@@ -66,7 +67,8 @@ function renderWaiting(s: FarmState): string[] {
   if (!q) return [];
   const lines: string[] = [];
   const tasks = (n: number) => `${n} task${n === 1 ? '' : 's'}`;
-  for (const b of q.blocked) {
+  // A leader that says it per queue: the queue lines below say it (with what the tasks need).
+  for (const b of q.queues ? [] : q.blocked) {
     const needs = b.needs === 'shell' ? 'shell' : `handler "${b.needs.replace(/^handler:/, '')}"`;
     lines.push(`waiting   ${tasks(b.tasks)} that need ${needs}: ${b.reason}`);
   }
@@ -88,16 +90,6 @@ function ago(ms: number, now = Date.now()): string {
   return `${Math.round(s / 3600)}h ago`;
 }
 
-function table(rows: string[][]): string[] {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) =>
-    r
-      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd(),
-  );
-}
-
 export function renderStatus(connect: string, s: FarmState): string[] {
   const lines: string[] = [];
   const leader = s.leader
@@ -112,6 +104,10 @@ export function renderStatus(connect: string, s: FarmState): string[] {
       `, ${s.workers.length} workers with capacity ${capacity}`,
   );
   lines.push(...renderWaiting(s));
+  if (s.queues.length > 0) {
+    lines.push('');
+    lines.push(...table(queueRows(s.queues)), ...queueWaitLines(s.queues));
+  }
   if (s.workers.length > 0) {
     lines.push('');
     const rows = [['WORKER', 'LOAD', 'CAPACITY', 'STATE', 'HOST']];

@@ -87,7 +87,7 @@ export class Leader {
   readonly #stats: LeaderStats;
   readonly #gate: QueueGate;
   readonly #roundRobin: RoundRobin = new Map();
-  /** Per capped queue, its tasks out, as the last round counted them. */
+  /** Per queue, its tasks out, as last counted (each round when a queue is capped, else once a second). */
   #counts = new Map<string, number>();
   /** /tasks changed since the last listing (its watch fired). */
   #tasksDirty = true;
@@ -152,11 +152,12 @@ export class Leader {
     return { ...this.#stats, queued: this.#view.size, workers: this.#roster.names().length };
   }
 
-  /** What waits in /tasks for a reason, and why, per queue. */
+  /** What waits in /tasks for a reason, and why, and what runs, per queue. */
   summary(): QueueSummary {
     const now = Date.now();
     const serving = servingCache(this.#roster.loads());
-    return this.#view.summary(now, (queue, need) => {
+    const running = Object.fromEntries([...this.#counts].filter(([q, n]) => q !== '' && n > 0));
+    const summary = this.#view.summary(now, (queue, need) => {
       if (!this.#roster.serves(queue))
         return { reason: `no live worker serves queue "${queue}"`, byNeed: false };
       const held = this.#gate.why(queue, now, this.#counts.get(queue) ?? 0);
@@ -164,6 +165,7 @@ export class Leader {
       const r = blockedReason(serving(queue), need);
       return r === undefined ? undefined : { reason: r, byNeed: true };
     });
+    return { ...summary, running };
   }
 
   /** Watch the workers, recover what dead workers held, start the rounds. Throws if recovery fails. */
@@ -444,11 +446,14 @@ export class Leader {
     this.#scheduleWake();
     if (!this.#publish || !this.active || this.#publishTimer) return;
     const wait = Math.max(0, this.#publishedAt + PUBLISH_EVERY_MS - Date.now());
-    this.#publishTimer = setTimeout(() => {
-      this.#publishTimer = undefined;
+    this.#publishTimer = setTimeout(async () => {
       if (!this.active) return;
       // Looked at once a second at most (a summary walks the whole queue), published when it changed.
       this.#publishedAt = Date.now();
+      const running = await this.#gate.counts(this.#roster.assigned()).catch(() => undefined);
+      this.#publishTimer = undefined;
+      if (!this.active) return;
+      if (running) this.#counts = running;
       const summary = this.summary();
       const text = JSON.stringify(summary);
       if (text === this.#published) return;

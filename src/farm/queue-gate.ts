@@ -72,12 +72,12 @@ export class QueueGate {
 
   /** An assignment made now: its queue is known. */
   assigned(id: string, queue: string): void {
-    if (this.hasCaps) this.#queueOfTask.set(id, queue);
+    this.#queueOfTask.set(id, queue);
   }
 
   /**
-   * Tasks assigned and not finished, per queue, of the queues with a cap. Assignments not made by this
-   * leader are read once to learn their queue (one that cannot be read counts in no queue).
+   * Tasks assigned and not finished, per queue. Assignments not made by this leader are read once to
+   * learn their queue (one that cannot be read counts in the queue named '').
    */
   async counts(assigned: AssignedIds): Promise<Map<string, number>> {
     const unknown: Array<[string, string]> = [];

@@ -72,6 +72,8 @@ export interface QueueSummary {
   unread?: number;
   /** Per queue, the queues with tasks read, by name. */
   queues?: QueueWait[];
+  /** Tasks assigned and not finished, per queue (the leader fills it in). */
+  running?: Record<string, number>;
 }
 
 /** A task the leader may hand out, as `pick` offers it. */

@@ -283,6 +283,8 @@ export type CliFlags = Pick<
   | 'workdir'
   | 'capacity'
   | 'prefetch'
+  | 'queues'
+  | 'queueOrder'
   | 'allowShell'
   | 'taskDirs'
   | 'sessionTimeout'
@@ -345,6 +347,7 @@ export function resolveFarmSpec(
         const spec: RoleSpec = { kind, name: generated(kind) };
         if (kind === 'worker' && flags.capacity !== undefined) spec.capacity = flags.capacity;
         if (kind === 'worker' && flags.prefetch !== undefined) spec.prefetch = flags.prefetch;
+        if (kind === 'worker') servedFrom(spec, flags, {});
         roles.push({ spec, origin: flagCount !== undefined ? `--${kind}s` : 'the defaults', field: '' });
       }
       continue;
@@ -366,6 +369,7 @@ export function resolveFarmSpec(
           spec.sessionTimeout = role.sessionTimeout;
         }
         if (role.handlerModules !== undefined) spec.handlerModules = role.handlerModules;
+        if (kind === 'worker') servedFrom(spec, flags, role);
         roles.push({ spec, origin: `roles[${index}]`, field: role.name !== undefined ? '.name' : '' });
       }
     }
@@ -410,4 +414,12 @@ export function resolveFarmSpec(
   const taskDirs = flags.taskDirs ?? config?.taskDirs;
   if (taskDirs !== undefined) spec.taskDirs = taskDirs;
   return spec;
+}
+
+/** A worker's queues and their order: the flags', else its role entry's. */
+function servedFrom(spec: RoleSpec, flags: CliFlags, role: Pick<RoleSpec, 'queues' | 'queueOrder'>): void {
+  const queues = flags.queues ?? role.queues;
+  if (queues !== undefined) spec.queues = queues;
+  const order = flags.queueOrder ?? role.queueOrder;
+  if (order !== undefined) spec.queueOrder = order;
 }

@@ -156,6 +156,8 @@ export const roleEntryFields = {
     ...workerFields.handlerModules,
     description: 'handler modules of this worker, added to the top-level ones',
   },
+  queues: workerFields.queues,
+  queueOrder: workerFields.queueOrder,
 } satisfies Fields;
 
 /** Fields of a role entry that only workers take. */
@@ -166,6 +168,8 @@ export const WORKER_ONLY = [
   'defaultTimeoutMs',
   'taskDirs',
   'handlerModules',
+  'queues',
+  'queueOrder',
 ] as const satisfies ReadonlyArray<keyof typeof roleEntryFields>;
 
 /** The config file's top level. */
@@ -245,6 +249,29 @@ export const runtimeFlags = {
   },
   allowShell: { flag: '--allow-shell', ...workerFields.allowShell },
   taskDirs: { flag: '--task-dirs <when>', ...workerFields.taskDirs },
+  queues: {
+    flag: '--queues <list>',
+    ...workerFields.queues,
+    // On the command line, one comma-separated list: `--queues a,b:3` (as an object: the list).
+    schema: z.union([
+      workerFields.queues.schema,
+      z
+        .string()
+        .transform((s) => s.split(',').map((q) => q.trim()))
+        .pipe(workerFields.queues.schema as z.ZodType<string[], string[]>),
+    ]) as unknown as typeof workerFields.queues.schema,
+    expected: `a comma-separated list of "name" or "name:weight", e.g. a,b:3`,
+    default: undefined,
+    defaultText: 'default',
+    description: `${workerFields.queues.description}; overrides the config file's per-role values`,
+  },
+  queueOrder: {
+    flag: '--queue-order <order>',
+    ...workerFields.queueOrder,
+    default: undefined,
+    defaultText: 'weighted',
+    description: `${workerFields.queueOrder.description}; overrides the config file's per-role values`,
+  },
   sessionTimeout: {
     flag: '--session-timeout <ms>',
     ...roleFields.sessionTimeout,

@@ -62,6 +62,8 @@ export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
           ...common,
           capacity: spec.capacity,
           prefetch: spec.prefetch,
+          queues: spec.queues,
+          queueOrder: spec.queueOrder,
           workdir: settings.workdir,
           allowShell: spec.allowShell ?? settings.allowShell,
           handlerModules: [...(settings.handlerModules ?? []), ...(spec.handlerModules ?? [])],

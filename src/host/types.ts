@@ -49,6 +49,10 @@ export interface RoleSpec {
   sessionTimeout?: number;
   /** Per-role handler modules, added to the shared ones. */
   handlerModules?: string[];
+  /** Workers: the queues served (`name` or `name:weight`). @defaultValue ['default'] */
+  queues?: string[];
+  /** Workers: `weighted` or `strict`. @defaultValue 'weighted' */
+  queueOrder?: 'weighted' | 'strict';
 }
 
 export interface FarmSpec extends FarmSettings {
