@@ -93,6 +93,8 @@ export class Leader {
   #tasksDirty = true;
   #lastListAt = 0;
   #pumping = false;
+  /** No round before the queues' controls are known (a new leader must not start unlimited). */
+  #controlsKnown = false;
   #again = false;
   #rotate = 0;
   #wake: NodeJS.Timeout | undefined;
@@ -158,9 +160,10 @@ export class Leader {
     const serving = servingCache(this.#roster.loads());
     const running = Object.fromEntries([...this.#counts].filter(([q, n]) => q !== '' && n > 0));
     const summary = this.#view.summary(now, (queue, need) => {
-      if (!this.#roster.serves(queue))
-        return { reason: `no live worker serves queue "${queue}"`, byNeed: false };
+      // Paused first: an operator's choice says more than a missing worker.
       const held = this.#gate.why(queue, now, this.#counts.get(queue) ?? 0);
+      if (held === undefined && !this.#roster.serves(queue))
+        return { reason: `no live worker serves queue "${queue}"`, byNeed: false };
       if (held !== undefined) return { reason: held, byNeed: false };
       const r = blockedReason(serving(queue), need);
       return r === undefined ? undefined : { reason: r, byNeed: true };
@@ -175,6 +178,8 @@ export class Leader {
     if (!this.active) return;
     await this.#gate.start();
     if (!this.active) return;
+    this.#controlsKnown = true;
+    this.#kick();
     await this.#giveBacks.recover();
     if (!this.active) return;
     this.#kick();
@@ -206,7 +211,7 @@ export class Leader {
 
   /** Run rounds (single flight; a call while they run makes them go on). */
   #kick(): void {
-    if (!this.active) return;
+    if (!this.active || !this.#controlsKnown) return;
     if (this.#pumping) {
       this.#again = true;
       return;

@@ -25,6 +25,7 @@ export type AssignedIds = Iterable<[worker: string, ids: ReadonlySet<string>]>;
 
 export class QueueGate {
   readonly #session: Session;
+  readonly #signal: AbortSignal;
   readonly #changed: () => void;
   readonly #log: Logger;
   readonly #controls = new Map<string, QueueControls>();
@@ -37,6 +38,7 @@ export class QueueGate {
 
   constructor(session: Session, signal: AbortSignal, changed: () => void, log: Logger) {
     this.#session = session;
+    this.#signal = signal;
     this.#changed = changed;
     this.#log = log;
     const close = () => this.#close();
@@ -48,16 +50,14 @@ export class QueueGate {
   async start(): Promise<void> {
     if (this.#closed) return;
     await this.#session.client.ensurePath(PATHS.queues);
-    this.#cache = new ChildrenCache(this.#session, PATHS.queues, (u) => {
-      for (const name of u.children) if (!this.#watches.has(name)) this.#watch(name);
-      for (const [name, w] of this.#watches) {
-        if (u.children.has(name)) continue;
-        w.close();
-        this.#watches.delete(name);
-        this.#set(name, undefined);
-      }
-    });
-    await this.#cache.ready;
+    const cache = new ChildrenCache(this.#session, PATHS.queues, (u) => this.#sync(u.children));
+    this.#cache = cache;
+    await cache.ready;
+    // Every queue's controls are known before the first round: a new leader never starts unlimited.
+    this.#sync(cache.children);
+    const ended = new Promise<void>((r) => this.#signal.addEventListener('abort', () => r(), { once: true }));
+    if (!this.#signal.aborted)
+      await Promise.race([Promise.all([...this.#watches.values()].map((w) => w.ready)), ended]);
   }
 
   controls(queue: string): QueueControls {
@@ -79,7 +79,8 @@ export class QueueGate {
    * Tasks assigned and not finished, per queue. Assignments not made by this leader are read once to
    * learn their queue (one that cannot be read counts in the queue named '').
    */
-  async counts(assigned: AssignedIds): Promise<Map<string, number>> {
+  async counts(assignedIds: AssignedIds): Promise<Map<string, number>> {
+    const assigned = [...assignedIds]; // walked more than once
     const unknown: Array<[string, string]> = [];
     let total = 0;
     for (const [worker, ids] of assigned) {
@@ -145,6 +146,18 @@ export class QueueGate {
       if (ms > 0 && (soonest === undefined || ms < soonest)) soonest = ms;
     }
     return soonest;
+  }
+
+  /** Watch the queues listed; forget those gone. */
+  #sync(children: ReadonlySet<string>): void {
+    if (this.#closed) return;
+    for (const name of children) if (!this.#watches.has(name)) this.#watch(name);
+    for (const [name, w] of this.#watches) {
+      if (children.has(name)) continue;
+      w.close();
+      this.#watches.delete(name);
+      this.#set(name, undefined);
+    }
   }
 
   #watch(name: string): void {

@@ -10,6 +10,7 @@
  *   /assign, /assign/<w>                  every `pollMs`: one listing of /assign and one `exists` per
  *                                         worker (numChildren: tasks in flight on it)
  *   /status                               every `pollMs` through the StatusFeed (status-feed.ts)
+ *   /queues, /queues/<q>                  every `pollMs`: one listing and one read per queue (controls)
  * Watches are the supervisor's: they move to each new session. Polls skip while there is no session.
  * The reads are not one snapshot: a task moving while we read may be counted in two places or none.
  *
@@ -23,9 +24,12 @@ import {
   masterPath,
   PATHS,
   parseWorkerInfo,
+  queuePath,
   type WorkerInfo,
   workerPath,
 } from '../farm/protocol.js';
+import { type QueueOverview, queueOverview } from '../farm/queue-admin.js';
+import { parseControls, type QueueControls } from '../farm/queues.js';
 import { type DataWatch, isZkError, type Logger, type Supervisor, type ZkClient } from '../zk/index.js';
 import { History, type Point } from './history.js';
 import { type FeedTick, StatusFeed, type StatusFeedOptions } from './status-feed.js';
@@ -64,6 +68,8 @@ export interface FarmView {
   statuses: number;
   /** Leader changes seen since the dashboard started. */
   leaderChanges: number;
+  /** Per queue: controls, what waits and runs, who serves it (queue-admin.ts). */
+  queues: QueueOverview[];
   /**
    * Tasks submitted since the dashboard started, derived: tasks finished + growth of (queued + in flight).
    * Never decreases; a one-tick spike from reads that are not one snapshot is ignored (see #pollSlow).
@@ -85,6 +91,7 @@ export class FarmObserver extends EventEmitter {
   readonly #masters = new Map<string, { view: MasterView; watch: DataWatch }>();
   readonly #workers = new Map<string, { info: WorkerInfo | undefined; watch: DataWatch }>();
   #inFlight = new Map<string, number>();
+  #queueControls = new Map<string, { controls: QueueControls; problem?: string }>();
   #queue = 0;
   #baseline: number | undefined;
   #derived: number[] = [];
@@ -182,6 +189,11 @@ export class FarmObserver extends EventEmitter {
       statuses: this.feed.count,
       leaderChanges: this.#leaderChanges,
       submitted: this.#submitted,
+      queues: queueOverview(
+        this.#queueControls,
+        this.#leader?.queue,
+        [...this.#workers].flatMap(([n, w]) => (w.info ? [[n, w.info] as const] : [])),
+      ),
     };
   }
 
@@ -254,9 +266,24 @@ export class FarmObserver extends EventEmitter {
    * give-back) can still be counted twice in one tick: `submitted` publishes the smaller of the last two
    * derived values, which drops such one-tick spikes.
    */
+  /** The controls of every queue (a handful of small nodes). */
+  async #pollControls(client: ZkClient): Promise<void> {
+    const names = await client.getChildren(PATHS.queues).catch((err: unknown) => {
+      if (isZkError(err, 'NO_NODE')) return [];
+      throw err;
+    });
+    const reads = await client.getDataMany(names.map(queuePath));
+    const next = new Map<string, { controls: QueueControls; problem?: string }>();
+    reads.forEach((r, i) => {
+      if (!(r instanceof Error)) next.set(names[i]!, parseControls(r.data));
+    });
+    this.#queueControls = next;
+  }
+
   async #pollSlow(client: ZkClient): Promise<void> {
     const tick = await this.feed.poll(client);
     await this.#pollAssign(client);
+    await this.#pollControls(client);
     await this.#pollQueue(client);
     const now = Date.now();
     const inFlight = [...this.#inFlight.values()].reduce((a, b) => a + b, 0);

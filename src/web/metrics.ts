@@ -64,6 +64,39 @@ export class FarmMetrics {
     'zkfarm_queue_set_aside_tasks',
     'Tasks in /tasks the leader cannot move (unreadable, undeletable, refused), as the leader says',
   );
+  readonly queueWaiting = this.#gauge(
+    'zkfarm_queue_waiting_tasks',
+    'Tasks of a queue waiting (read by the leader), by queue and priority, as the leader says',
+    ['queue', 'priority'],
+  );
+  readonly queueRunning = this.#gauge(
+    'zkfarm_queue_running_tasks',
+    'Tasks of a queue assigned and not finished, as the leader says',
+    ['queue'],
+  );
+  readonly queuePaused = this.#gauge('zkfarm_queue_paused', '1 when the queue is paused (/queues/<queue>)', [
+    'queue',
+  ]);
+  readonly queueRateLimit = this.#gauge(
+    'zkfarm_queue_rate_limit',
+    "The queue's rate limit in tasks started per second (absent: none)",
+    ['queue'],
+  );
+  readonly queueConcurrency = this.#gauge(
+    'zkfarm_queue_concurrency_limit',
+    "The queue's concurrency cap (absent: none)",
+    ['queue'],
+  );
+  readonly queueWorkers = this.#gauge(
+    'zkfarm_queue_workers',
+    'Live workers serving the queue (0: its tasks wait for one)',
+    ['queue'],
+  );
+  readonly queueBlocked = this.#gauge(
+    'zkfarm_queue_held_tasks',
+    'Tasks of a queue that wait for a reason (paused, no worker, rate limit, concurrency cap, needs), as the leader says',
+    ['queue'],
+  );
   readonly inFlight = this.#gauge(
     'zkfarm_tasks_in_flight',
     'Tasks assigned to a worker and not finished (children of /assign/<worker>)',
@@ -197,6 +230,33 @@ export class FarmMetrics {
     return new client.Gauge({ name, help, labelNames, registers: [this.registry] });
   }
 
+  /** The per-queue gauges (labelled `queue`). */
+  #updateQueues(s: Snapshot): void {
+    for (const g of [
+      this.queueWaiting,
+      this.queueRunning,
+      this.queuePaused,
+      this.queueRateLimit,
+      this.queueConcurrency,
+      this.queueWorkers,
+      this.queueBlocked,
+    ])
+      g.reset();
+    for (const q of s.queues) {
+      const queue = q.queue;
+      for (const [priority, n] of Object.entries(q.byPriority)) this.queueWaiting.set({ queue, priority }, n);
+      this.queueRunning.set({ queue }, q.running);
+      this.queuePaused.set({ queue }, q.controls.paused ? 1 : 0);
+      if (q.controls.rateLimit !== null) this.queueRateLimit.set({ queue }, q.controls.rateLimit);
+      if (q.controls.concurrency !== null) this.queueConcurrency.set({ queue }, q.controls.concurrency);
+      this.queueWorkers.set({ queue }, q.servedBy.length);
+      this.queueBlocked.set(
+        { queue },
+        q.blocked.reduce((n, b) => n + b.tasks, 0),
+      );
+    }
+  }
+
   /** Advance a counter to `total` (see the module comment). */
   #sync<L extends string>(
     counter: client.Counter<L>,
@@ -241,6 +301,7 @@ export class FarmMetrics {
     for (const b of s.waiting?.blocked ?? []) this.blocked.set({ needs: b.needs }, b.tasks);
     this.delayed.set(s.waiting?.delayed ?? 0);
     this.setAside.set(s.waiting?.setAsideCount ?? 0);
+    this.#updateQueues(s);
     this.statuses.set(s.statuses);
 
     this.inFlight.reset();

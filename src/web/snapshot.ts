@@ -7,6 +7,7 @@
  * runs elsewhere (`local: false`): its counters are those the dashboard saw in /status.
  */
 
+import type { QueueOverview } from '../farm/queue-admin.js';
 import type { QueueSummary } from '../farm/queue-view.js';
 import type { RoleThreadInfo, RoleThreadStats } from '../host/types.js';
 import type { SessionState } from '../zk/index.js';
@@ -78,6 +79,8 @@ export interface Snapshot {
   queue: number;
   /** What the leader says waits in /tasks for a reason (blocked needs, delayed, set aside), if it leads. */
   waiting: QueueSummary | null;
+  /** Per queue: controls, waiting by priority, running, who serves it, why tasks wait. */
+  queues: QueueOverview[];
   inFlight: number;
   /** Σ of running over the workers (exact for local workers, in flight for the others). */
   running: number;
@@ -213,6 +216,7 @@ export function buildSnapshot(input: SnapshotInput, now = Date.now()): Snapshot 
     workers: workerList,
     queue: view.queue,
     waiting: view.leader?.queue ?? null,
+    queues: view.queues,
     inFlight: view.inFlight,
     running: workerList.reduce((n, w) => n + (w.running ?? w.inFlight), 0),
     statuses: view.statuses,
