@@ -16,9 +16,11 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { QueueAdmin } from '../src/farm/queue-admin.js';
 import { Submitter } from '../src/farm/submitter.js';
 import { createLogger, Host } from '../src/host/index.js';
 import { type Dashboard, startDashboard } from '../src/web/index.js';
+import { connect } from '../src/zk/index.js';
 import { FaultInjector } from './helpers/faults.js';
 import { useZooKeeper } from './helpers/zk.js';
 
@@ -214,6 +216,21 @@ test('the dashboard in Chromium: leader and workers, a task submitted from the p
   assert.equal(await page.locator('#workers [data-role="w2"] [data-action="pause"]').textContent(), 'Resume');
   await page.click('#workers [data-role="w2"] [data-action="pause"]');
   await page.locator('#workers [data-role="w2"]:is([data-tone="active"], [data-tone="busy"])').waitFor();
+
+  // The queues panel: the default queue (the background load's) with its workers; pause it from the
+  // page (stored in /queues/default, so every host's leader holds it), then resume it.
+  const row = '#queues tr[data-queue="default"]';
+  await page.locator(row).waitFor();
+  assert.equal(await page.locator(`${row} td:nth-child(7)`).textContent(), '2', 'both workers serve it');
+  await page.click(`${row} [data-action="queue-pause"]`);
+  await page.locator(`${row} [data-action="queue-resume"]`).waitFor();
+  assert.equal(await page.locator(`${row} td:nth-child(4)`).textContent(), 'paused');
+  const sup = connect({ connect: root, sessionTimeout: 10_000 });
+  cleanups.push(() => sup.stop());
+  const stored = await new QueueAdmin((await sup.ready).client).controls('default');
+  assert.equal(stored.paused, true, 'the pause is stored in ZooKeeper');
+  await page.click(`${row} [data-action="queue-resume"]`);
+  await page.locator(`${row} [data-action="queue-pause"]`).waitFor();
 
   // Let the charts gather some history under load.
   await page.waitForFunction(() => Number(document.querySelector('#stat-rate .v')?.textContent) > 0);

@@ -6,6 +6,7 @@ import { renderFailures, renderMasters, renderWorkers } from './cards.js';
 import { addPoint, makeCharts, redrawCharts } from './charts.js';
 import { applyControls } from './controls.js';
 import { $, ago, el, fmtMs, fmtNum, fmtRate, msParts } from './dom.js';
+import { renderQueues } from './queues.js';
 import { state } from './state.js';
 
 let source;
@@ -132,6 +133,7 @@ function render(s) {
   renderMasters(s.masters);
   renderWorkers(s.workers);
   renderFailures(s.failures);
+  renderQueues(s.queues ?? []);
   applyControls();
 }
 

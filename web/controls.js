@@ -29,7 +29,8 @@ export function applyControls() {
       ? "Controls need the dashboard's token (see the banner above)"
       : '';
   for (const b of document.querySelectorAll('.ctl')) {
-    const needsHost = b.id !== 'submit-button';
+    // The test-task form and the queue controls act through ZooKeeper: they need no host.
+    const needsHost = b.id !== 'submit-button' && !b.dataset.action?.startsWith('queue-');
     const off = !state.controls || !state.authorized || (needsHost && state.readOnly);
     b.disabled = off;
     b.title = off ? reason || 'This dashboard runs no roles' : '';
@@ -48,6 +49,11 @@ async function post(path, body) {
   const json = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(json.error?.message ?? `${res.status} ${res.statusText}`);
   return json;
+}
+
+/** POST a control and show what it answered (a toast). */
+export function postControl(path, body) {
+  return act(() => post(path, body));
 }
 
 async function act(fn) {

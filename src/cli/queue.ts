@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { QueueAdmin, type QueueOverview } from '../farm/queue-admin.js';
-import type { QueueControls } from '../farm/queues.js';
+import { describeControls, type QueueControls } from '../farm/queues.js';
 import { discoverConnect } from '../host/embedded.js';
 import {
   clientFlags,
@@ -128,14 +128,6 @@ async function runQueue(
   } finally {
     if (sup) await closeQuickly(() => sup!.stop());
   }
-}
-
-export function describeControls(c: QueueControls): string {
-  return [
-    c.paused ? 'paused' : 'running',
-    `rate limit ${c.rateLimit === null ? 'none' : `${c.rateLimit}/s`}`,
-    `concurrency ${c.concurrency ?? 'none'}`,
-  ].join(', ');
 }
 
 /** `3 (p9: 1, p0: 2)`: waiting tasks, by priority, the highest first. */

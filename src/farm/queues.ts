@@ -103,6 +103,12 @@ export function checkControls(c: Partial<QueueControls>): string | undefined {
   return undefined;
 }
 
+/** `paused, rate limit 5/s, concurrency none`: controls in words (CLI, dashboard). */
+export function describeControls(c: QueueControls): string {
+  const limit = (n: number | null, unit = '') => (n === null ? 'none' : `${n}${unit}`);
+  return `${c.paused ? 'paused' : 'running'}, rate limit ${limit(c.rateLimit, '/s')}, concurrency ${limit(c.concurrency)}`;
+}
+
 /**
  * The controls in a /queues/<queue> node's data. A field that is missing or not valid counts as unset
  * (`problem` says which), so one bad field written by hand never stops a queue's other controls.

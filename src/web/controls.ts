@@ -13,6 +13,9 @@
  *                                    the page still run: 429 beyond)
  *   POST /api/tasks                  {"handler": string, "input"?: any, "timeoutMs"?, "maxAttempts"?}
  *                                    submits a test task; shell tasks ("cmd") are refused here
+ *   POST /api/queues/<q>/pause       the queue's tasks stay queued (its /queues/<q>; every host honours it)
+ *   POST /api/queues/<q>/resume
+ *   POST /api/queues/<q>/set         {"rateLimit"?: number | null, "concurrency"?: number | null}
  *
  * Safety: every one answers 403 ZKFARM_CONTROLS_DISABLED unless the dashboard was started with controls
  * allowed; role actions need the host (409 ZKFARM_NO_HOST in `runtime dashboard`). The server checks
@@ -23,6 +26,8 @@ import { isSafeName } from '../exec/names.js';
 import { expectedOf } from '../farm/option-schema.js';
 import { workerFields } from '../farm/options.js';
 import { checkTask, encode, PATHS, TASK_PREFIX } from '../farm/protocol.js';
+import { QueueAdmin } from '../farm/queue-admin.js';
+import { checkControls, describeControls, isQueueName, type QueueControls } from '../farm/queues.js';
 import { ensureFreshTaskIds } from '../farm/task-ids.js';
 import type { Host } from '../host/host.js';
 import type { Logger, Supervisor } from '../zk/index.js';
@@ -75,10 +80,13 @@ export async function runControl(
   body: unknown,
 ): Promise<ControlAnswer | undefined> {
   const roleAction = /^\/api\/roles\/([^/]+)\/([a-z]+)$/.exec(path);
-  const isControl = roleAction !== null || path === '/api/roles' || path === '/api/tasks';
+  const queueAction = /^\/api\/queues\/([^/]+)\/([a-z]+)$/.exec(path);
+  const isControl =
+    roleAction !== null || queueAction !== null || path === '/api/roles' || path === '/api/tasks';
   if (!isControl) return undefined;
   if (!ctx.enabled) throw controlsDisabled();
   if (path === '/api/tasks') return submitTestTask(ctx, body);
+  if (queueAction) return queueControl(ctx, decodeURIComponent(queueAction[1]!), queueAction[2]!, body);
   const host = needHost(ctx);
   if (path === '/api/roles') return addWorker(ctx, host, body);
   const name = decodeURIComponent(roleAction![1]!);
@@ -248,4 +256,42 @@ async function submitTestTask(ctx: ControlContext, body: unknown): Promise<Contr
   const id = path.slice(PATHS.tasks.length + 1);
   ctx.log.info({ task: id, handler: task.handler }, `dashboard: submitted test task ${id}`);
   return { status: 201, body: { ok: true, id, message: `submitted ${id}` } };
+}
+
+/** Pause, resume or set a queue's limits (QueueAdmin: a version-checked write of /queues/<q>). */
+async function queueControl(
+  ctx: ControlContext,
+  queue: string,
+  action: string,
+  body: unknown,
+): Promise<ControlAnswer> {
+  const client = ctx.supervisor.session?.client;
+  if (!client)
+    throw new HttpError(503, WebErrorCodes.BAD_REQUEST, 'not connected to ZooKeeper right now; try again');
+  const bad = (message: string) => new HttpError(400, WebErrorCodes.BAD_REQUEST, message);
+  if (!isQueueName(queue)) throw bad(`not a queue name: ${JSON.stringify(String(queue).slice(0, 70))}`);
+  let change: Partial<QueueControls>;
+  if (action === 'pause' || action === 'resume') change = { paused: action === 'pause' };
+  else if (action === 'set') {
+    const b = (body ?? {}) as Record<string, unknown>;
+    change = {};
+    for (const key of ['rateLimit', 'concurrency'] as const)
+      if (key in b) (change as Record<string, unknown>)[key] = b[key];
+    const problem =
+      Object.keys(change).length === 0
+        ? 'give "rateLimit" and/or "concurrency" (a number, or null for none)'
+        : checkControls(change);
+    if (problem) throw bad(`queue ${queue}: ${problem}`);
+  } else
+    throw new HttpError(
+      404,
+      WebErrorCodes.NOT_FOUND,
+      `unknown action ${JSON.stringify(action)}: use pause, resume or set`,
+    );
+  const controls = await new QueueAdmin(client).update(queue, change);
+  ctx.log.info({ queue, controls }, `dashboard: queue ${queue} controls changed`);
+  return {
+    status: 200,
+    body: { ok: true, queue, controls, message: `queue ${queue}: ${describeControls(controls)}` },
+  };
 }
