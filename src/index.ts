@@ -9,6 +9,7 @@ export { describeError, type ErrorCode, ErrorCodes, hasCode, ZkfarmError } from 
 export type { Handler, HandlerContext, TaskDirs } from './exec/index.js';
 export {
   checkTask,
+  DEFAULT_QUEUE,
   isTaskId,
   type LeaderOptions,
   type LeaderStats,
@@ -18,6 +19,10 @@ export {
   type MasterRoleInfo,
   PATHS,
   parseStatus,
+  QueueAdmin,
+  type QueueControls,
+  type QueueOrder,
+  type QueueOverview,
   type RetentionOptions,
   Role,
   type RoleInfo,

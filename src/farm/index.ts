@@ -18,7 +18,9 @@ export {
   taskPath,
   type WorkerInfo,
 } from './protocol.js';
-export type { BlockedNeed, QueueSummary } from './queue-view.js';
+export { QueueAdmin, type QueueOverview } from './queue-admin.js';
+export type { BlockedNeed, QueueSummary, QueueWait } from './queue-view.js';
+export { DEFAULT_QUEUE, type QueueControls, type QueueOrder, type ServedQueue } from './queues.js';
 export type { RetentionOptions } from './retention.js';
 export {
   Role,

@@ -17,7 +17,7 @@
  * is left out of the next round at once (its tasks stay queued and are planned again); a task that
  * cannot be moved is set aside, with its reason, and tried again later.
  *
- * Znodes: lists /tasks (lazily, see #list), reads /tasks/<id>, moves tasks (moves.ts), watches /queues
+ * Znodes: lists and reads /tasks (inbox.ts), moves tasks (moves.ts), watches /queues
  * (queue-gate.ts), sweeps /status (retention.ts), and publishes what waits and why through `publish` (master.ts writes it in /master).
  *
  * SUSPENDED: requests fail or wait; a failed round goes again after a backoff (src/backoff.ts).
@@ -25,11 +25,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
-import { describeError, ErrorCodes } from '../errors.js';
+import { describeError } from '../errors.js';
 import type { Term } from '../recipes/election.js';
 import { MultiBatcher, type Refusal } from '../recipes/multi-batcher.js';
-import type { Logger, Session, ZkClient, ZkError } from '../zk/index.js';
-import { admit } from './admission.js';
+import type { Logger, Session, ZkClient } from '../zk/index.js';
 import {
   blockedReason,
   planAssignments,
@@ -40,10 +39,11 @@ import {
   type WorkerLoad,
 } from './assignment-policy.js';
 import { GiveBacks } from './give-back.js';
-import { assign, type Move, reject } from './moves.js';
-import { PATHS, priorityOf, queueOf, taskPath } from './protocol.js';
+import { Inbox } from './inbox.js';
+import { assign, type Move } from './moves.js';
+import { taskPath } from './protocol.js';
 import { QueueGate } from './queue-gate.js';
-import { type Candidate, type QueueSummary, QueueView } from './queue-view.js';
+import type { Candidate, QueueSummary, QueueView } from './queue-view.js';
 import { type RetentionOptions, RetentionSweeper } from './retention.js';
 import { WorkerRoster } from './worker-roster.js';
 
@@ -80,7 +80,8 @@ export class Leader {
   readonly #batch: number;
   readonly #retention: RetentionOptions;
   readonly #publish: ((s: QueueSummary) => void) | undefined;
-  readonly #view = new QueueView();
+  readonly #inbox: Inbox;
+  readonly #view: QueueView;
   readonly #roster: WorkerRoster;
   readonly #giveBacks: GiveBacks;
   readonly #batcher: MultiBatcher;
@@ -89,9 +90,6 @@ export class Leader {
   readonly #roundRobin: RoundRobin = new Map();
   /** Per queue, its tasks out, as last counted (each round when a queue is capped, else once a second). */
   #counts = new Map<string, number>();
-  /** /tasks changed since the last listing (its watch fired). */
-  #tasksDirty = true;
-  #lastListAt = 0;
   #pumping = false;
   /** No round before the queues' controls are known (a new leader must not start unlimited). */
   #controlsKnown = false;
@@ -128,6 +126,13 @@ export class Leader {
       },
       log,
     );
+    this.#inbox = new Inbox(this.#client, log, {
+      kick: () => this.#kick(),
+      wake: () => this.#scheduleWake(),
+      commit: (moves) => this.#commit(moves),
+      setAside: () => this.#stats.setAside++,
+    });
+    this.#view = this.#inbox.view;
     this.#gate = new QueueGate(session, term.signal, () => this.#kick(), log);
     this.#giveBacks = new GiveBacks(session, term.signal, this.#batcher, {
       maxLost: options.maxLost,
@@ -135,7 +140,7 @@ export class Leader {
       moved: (moves) => {
         this.#stats.givenBack += moves.filter((m) => m.kind === 'requeue').length;
         this.#stats.rejected += moves.filter((m) => m.kind === 'fail').length;
-        this.#tasksDirty = true;
+        this.#inbox.dirty = true;
         this.#kick();
       },
       log,
@@ -245,14 +250,13 @@ export class Leader {
   async #round(): Promise<boolean> {
     const loads = this.#roster.loads();
     const want = Math.min(totalFreeSlots(loads), this.#batch);
-    if (this.#tasksDirty && Date.now() - this.#lastListAt > relistAfterMs(this.#view.size))
-      await this.#list();
-    let worked = await this.#readAhead();
+    if (this.#inbox.listDue) await this.#inbox.list();
+    let worked = await this.#inbox.readAhead(this.#batch);
     if (want === 0) return worked;
     let picked = await this.#candidates(loads, want);
-    if (countOf(picked) < want && this.#tasksDirty) {
-      await this.#list();
-      worked = (await this.#readAhead()) || worked;
+    if (countOf(picked) < want && this.#inbox.dirty) {
+      await this.#inbox.list();
+      worked = (await this.#inbox.readAhead(this.#batch)) || worked;
       picked = await this.#candidates(loads, want);
     }
     if (picked.size === 0) return worked;
@@ -294,91 +298,6 @@ export class Leader {
     );
   }
 
-  /** Read the oldest unread tasks (within the read-ahead bounds): file them by queue, or sort them out. */
-  async #readAhead(): Promise<boolean> {
-    const ids = this.#view.toRead(this.#batch, Date.now());
-    if (ids.length === 0) return false;
-    this.#view.begin(ids);
-    try {
-      const moves = await this.#read(ids);
-      if (moves.length > 0) await this.#commit(moves);
-    } finally {
-      this.#view.end(ids);
-    }
-    return true;
-  }
-
-  /**
-   * List /tasks (and re-arm its watch). Lazily: when the watch fires the queue is only marked dirty,
-   * and listed again when a round needs more tasks than it knows of, or when the listing is older than
-   * `relistAfterMs` (a listing of 20,000 ids is 300 KB for ZooKeeper to write and the leader to read,
-   * and the ids it adds are newer than those known, so they would wait their turn anyway).
-   */
-  async #list(): Promise<void> {
-    this.#tasksDirty = false;
-    this.#lastListAt = Date.now();
-    const mark = this.#client.requests;
-    const children = await this.#client
-      .getChildren(PATHS.tasks, () => {
-        this.#tasksDirty = true;
-        this.#kick();
-      })
-      .catch((err: unknown) => {
-        // No watch was set (e.g. /tasks deleted, to be made again): list again on the next round.
-        this.#tasksDirty = true;
-        throw err;
-      });
-    this.#view.listed(children, mark);
-  }
-
-  /** Read tasks in one round trip; sort out what cannot run or must wait (admission.ts). */
-  async #read(ids: string[]): Promise<Move[]> {
-    const reads = await this.#client.getDataMany(ids.map(taskPath));
-    const moves: Move[] = [];
-    const now = Date.now();
-    for (let i = 0; i < reads.length; i++) {
-      const id = ids[i]!;
-      const r = reads[i]!;
-      if (r instanceof Error) {
-        const m = this.#unreadable(id, r);
-        if (m) moves.push(m);
-        continue;
-      }
-      const a = admit(r.data, r.stat.ctime, now);
-      if (a.verdict === 'reject') moves.push(reject(id, a.failure, r.stat.version));
-      else if (a.verdict === 'wait') this.#view.delay(id, a.until, a.queue);
-      else {
-        const { task, data, need } = a;
-        this.#view.ready(id, {
-          queue: queueOf(task),
-          priority: priorityOf(task),
-          need,
-          data,
-          version: r.stat.version,
-        });
-      }
-    }
-    this.#scheduleWake();
-    return moves;
-  }
-
-  /** A task that could not be read: gone, not ours to read (a failed status says so), or try later. */
-  #unreadable(id: string, err: ZkError): Move | undefined {
-    if (err.code === 'NO_NODE') {
-      this.#view.moved(id);
-      return undefined;
-    }
-    if (err.code === 'NO_AUTH') {
-      const error =
-        `the farm may not read ${taskPath(id)}: its ACL does not give the farm's identity read permission ` +
-        '(NO_AUTH); create the task with an ACL the farm can read (or none) and submit it again';
-      return reject(id, { error, errorCode: ErrorCodes.TASK_UNREADABLE });
-    }
-    if (err.transient) throw err;
-    this.#setAside(id, `it cannot be read (${err.code})`);
-    return undefined;
-  }
-
   async #commit(moves: Move[]): Promise<void> {
     const r = await this.#batcher.write(moves, (written, mark) => {
       for (const m of written) {
@@ -406,30 +325,17 @@ export class Leader {
       this.#roster.ensureDir(m.worker!); // its /assign dir is gone: made again, then planned again
     } else if (error.code === 'NODE_EXISTS' && afterLoss) {
       // Our own attempt whose answer was lost may have done it: the next listing tells.
-      this.#tasksDirty = true;
+      this.#inbox.dirty = true;
       this.#view.moved(m.id);
     } else if (error.code === 'NODE_EXISTS') {
-      this.#setAside(m.id, `${error.path} already exists (another task with the same id?)`);
+      this.#inbox.setAside(m.id, `${error.path} already exists (another task with the same id?)`);
     } else if (error.code === 'BAD_VERSION') {
       this.#view.reread(m.id); // changed since it was read: the next round reads it again
     } else {
       const hint =
         error.code === 'NOT_EMPTY' ? ': the task node has child nodes of its own; remove them' : '';
-      this.#setAside(m.id, `ZooKeeper refused to move it (${error.code} on ${error.path})${hint}`);
+      this.#inbox.setAside(m.id, `ZooKeeper refused to move it (${error.code} on ${error.path})${hint}`);
     }
-  }
-
-  #setAside(id: string, reason: string): void {
-    const first = this.#view.asideReason(id) === undefined;
-    const aside = this.#view.setAside(id, reason, Date.now());
-    if (first && aside) {
-      this.#stats.setAside++;
-      this.#log.warn(
-        { task: id, retryInMs: aside.retryAt - Date.now() },
-        `task ${id} is set aside: ${reason}; the queue goes on without it, and it is tried again later`,
-      );
-    }
-    this.#scheduleWake();
   }
 
   /** One timer for the soonest delayed or set-aside task, or rate-limit token (never beyond the timer range). */
@@ -437,7 +343,7 @@ export class Leader {
     if (!this.active) return;
     const now = Date.now();
     // /tasks changed but was not listed again yet (too soon): list when it is due, busy workers or not.
-    const relist = this.#tasksDirty ? this.#lastListAt + relistAfterMs(this.#view.size) - now : undefined;
+    const relist = this.#inbox.relistIn(now);
     const times = [this.#view.nextWake(now), this.#gate.wakeIn(this.#view.queues(), now), relist];
     const ms = Math.max(0, Math.min(...times.map((t) => t ?? Number.POSITIVE_INFINITY)));
     clearTimeout(this.#wake);
@@ -467,11 +373,6 @@ export class Leader {
     }, wait);
     this.#publishTimer.unref?.();
   }
-}
-
-/** How old a listing of /tasks may get while `known` queued tasks are known: 200 ms, up to 2 s. */
-function relistAfterMs(known: number): number {
-  return Math.min(2000, Math.max(200, known / 10));
 }
 
 function countOf(picked: Map<string, Candidate[]>): number {
