@@ -313,6 +313,68 @@ describe('a farm on a given ZooKeeper (--zk with a chroot)', () => {
     assert.match(r.stdout, /on purpose/);
   });
 
+  test('queue pause/set/resume/ls: the controls as stored, a paused queue holds its task, status shows it', async () => {
+    const paused = await cli(['queue', 'pause', 'default', '--zk', connect]);
+    assert.equal(paused.code, 0, paused.stderr);
+    assert.equal(paused.stdout.trim(), 'default: paused, rate limit none, concurrency none');
+    const set = await cli([
+      'queue',
+      'set',
+      'default',
+      '--zk',
+      connect,
+      '--rate-limit',
+      '50',
+      '--concurrency',
+      '3',
+    ]);
+    assert.equal(set.stdout.trim(), 'default: paused, rate limit 50/s, concurrency 3');
+    const sub = await cli(['submit', '--zk', connect, '{"handler":"echo","input":"held","priority":4}']);
+    const id = sub.stdout.trim();
+    // The leader holds it and says why (its summary is rewritten at most once a second).
+    let ls = '';
+    for (let i = 0; i < 100 && !/default: 1 task wait: queue "default" is paused/.test(ls); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      ls = (await cli(['queue', 'ls', '--zk', connect])).stdout;
+    }
+    assert.match(ls, /^default\s+1\s+0\s+paused\s+50\/s\s+3\s+2$/m, ls);
+    assert.match(ls, /default: 1 task wait: queue "default" is paused/);
+    const status = await cli(['status', '--zk', connect]);
+    assert.match(status.stdout, /^QUEUE\s+WAITING/m);
+    assert.match(status.stdout, /^default\s+1\s+0\s+paused/m);
+    const json = JSON.parse(
+      (await cli(['queue', 'ls', '--zk', connect, '--json'])).stdout.trim().split('\n')[0]!,
+    );
+    assert.deepEqual(json.controls, { paused: true, rateLimit: 50, concurrency: 3 });
+    assert.deepEqual(json.byPriority, { 4: 1 });
+    const resumed = await cli(['queue', 'resume', 'default', '--zk', connect]);
+    assert.equal(resumed.stdout.trim(), 'default: running, rate limit 50/s, concurrency 3');
+    const r = await cli([
+      'submit',
+      '--zk',
+      connect,
+      '--wait',
+      '--timeout',
+      '30000',
+      '{"handler":"echo","input":"after"}',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    await cli(['queue', 'set', 'default', '--zk', connect, '--rate-limit', 'none', '--concurrency', 'none']);
+    assert.match(id, /^task-\d{10}$/);
+  });
+
+  test('queue: a bad name or value is a usage error (exit 2) that says what was expected', async () => {
+    const bad = await cli(['queue', 'pause', 'no/slash', '--zk', connect]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /queue: expected a queue name/);
+    const zero = await cli(['queue', 'set', 'default', '--zk', connect, '--rate-limit', '0']);
+    assert.equal(zero.code, 2);
+    assert.match(zero.stderr, /rateLimit: expected a number of tasks per second > 0/);
+    const nothing = await cli(['queue', 'set', 'default', '--zk', connect]);
+    assert.equal(nothing.code, 2);
+    assert.match(nothing.stderr, /give --rate-limit/);
+  });
+
   test('a farm whose role names are taken: exit 1, a clear line', async () => {
     const r = await cli(
       [

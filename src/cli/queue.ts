@@ -158,7 +158,14 @@ export function queueRows(queues: readonly QueueOverview[]): string[][] {
 export function queueWaitLines(queues: readonly QueueOverview[]): string[] {
   const lines: string[] = [];
   for (const q of queues) {
-    for (const b of q.blocked) lines.push(`${q.queue}: ${b.tasks} waiting: ${b.reason}`);
+    for (const b of q.blocked) {
+      const tasks = `${b.tasks} task${b.tasks === 1 ? '' : 's'}`;
+      const needs =
+        b.needs === undefined
+          ? ''
+          : ` that need ${b.needs === 'shell' ? 'shell' : `handler "${b.needs.replace(/^handler:/, '')}"`}`;
+      lines.push(`${q.queue}: ${tasks}${needs} wait: ${b.reason}`);
+    }
     if (q.problem) lines.push(`${q.queue}: its controls node is not valid (${q.problem})`);
   }
   return lines;

@@ -248,6 +248,7 @@ export class Leader {
 
   /** One round; false when there was nothing to do. */
   async #round(): Promise<boolean> {
+    this.#gate.beginRound();
     const loads = this.#roster.loads();
     const want = Math.min(totalFreeSlots(loads), this.#batch);
     if (this.#inbox.listDue) await this.#inbox.list();
@@ -344,7 +345,7 @@ export class Leader {
     const now = Date.now();
     // /tasks changed but was not listed again yet (too soon): list when it is due, busy workers or not.
     const relist = this.#inbox.relistIn(now);
-    const times = [this.#view.nextWake(now), this.#gate.wakeIn(this.#view.queues(), now), relist];
+    const times = [this.#view.nextWake(now), this.#gate.wakeIn(now), relist];
     const ms = Math.max(0, Math.min(...times.map((t) => t ?? Number.POSITIVE_INFINITY)));
     clearTimeout(this.#wake);
     if (ms === Number.POSITIVE_INFINITY) return;

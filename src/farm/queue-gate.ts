@@ -31,6 +31,8 @@ export class QueueGate {
   readonly #controls = new Map<string, QueueControls>();
   readonly #watches = new Map<string, DataWatch>();
   readonly #buckets = new Map<string, TokenBucket>();
+  /** Queues whose rate limit held back tasks in the last round (they need a wake-up for their next token). */
+  readonly #throttled = new Set<string>();
   /** Task id → its queue, for the assignments out there. */
   readonly #queueOfTask = new Map<string, string>();
   #cache: ChildrenCache | undefined;
@@ -109,6 +111,11 @@ export class QueueGate {
     return out;
   }
 
+  /** A round starts: the queues its rate limit holds back are counted again. */
+  beginRound(): void {
+    this.#throttled.clear();
+  }
+
   /** How many tasks of `queue` may be handed out now (`running`: its assignments out, when capped). */
   allowance(queue: string, now: number, running: number): number {
     const c = this.controls(queue);
@@ -116,7 +123,11 @@ export class QueueGate {
     let n = Number.POSITIVE_INFINITY;
     if (c.concurrency !== null) n = Math.max(0, c.concurrency - running);
     const bucket = this.#buckets.get(queue);
-    if (bucket) n = Math.min(n, bucket.available(now));
+    if (bucket) {
+      const tokens = bucket.available(now);
+      if (tokens === 0 && n > 0) this.#throttled.add(queue);
+      n = Math.min(n, tokens);
+    }
     return n;
   }
 
@@ -136,14 +147,17 @@ export class QueueGate {
     return undefined;
   }
 
-  /** Ms until one of `queues` (with tasks waiting) earns a token; undefined: none is rate limited. */
-  wakeIn(queues: Iterable<string>, now: number): number | undefined {
+  /**
+   * Ms until a queue the last round held back for its rate limit earns a token (at least 1: a token
+   * earned since that round still needs a round to hand it out); undefined: none was held back.
+   */
+  wakeIn(now: number): number | undefined {
     let soonest: number | undefined;
-    for (const q of queues) {
+    for (const q of this.#throttled) {
       const b = this.#buckets.get(q);
-      if (!b || this.controls(q).paused) continue;
-      const ms = b.msUntilToken(now);
-      if (ms > 0 && (soonest === undefined || ms < soonest)) soonest = ms;
+      if (!b) continue;
+      const ms = Math.max(1, b.msUntilToken(now));
+      if (soonest === undefined || ms < soonest) soonest = ms;
     }
     return soonest;
   }

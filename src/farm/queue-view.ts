@@ -261,13 +261,6 @@ export class QueueView {
     return this.#aside.get(id)?.reason;
   }
 
-  /** The queues that have ready tasks. */
-  queues(): string[] {
-    const out: string[] = [];
-    for (const [q, lanes] of this.#lanes) if (lanes.some((l) => l.ids.length > l.head)) out.push(q);
-    return out;
-  }
-
   /**
    * Per queue, the ready tasks to hand out now, in order: at most `limit(queue)` of them, none in
    * flight or waiting for a retry, passing over those whose need has no room in their queue (`hasRoom`).
