@@ -27,22 +27,22 @@ export {
   splitConnectString,
 } from './connect-string.js';
 export type { ConnectionOptions, ZkConnection } from './connection.js';
-export { isZkError, ZK_CODES, type ZkCodeName, ZkError } from './errors.js';
-export { PERMS } from './jute.js';
 export {
-  type FindZooKeeperOptions,
-  findZooKeeper,
-  fourLetterWord,
   startZkEnsemble,
-  startZkServer,
   type ZkEnsemble,
   type ZkEnsembleMember,
   type ZkEnsembleOptions,
+} from './ensemble.js';
+export { isZkError, ZK_CODES, type ZkCodeName, ZkError } from './errors.js';
+export { fourLetterWord } from './four-letter.js';
+export { PERMS } from './jute.js';
+export {
+  startZkServer,
   type ZkServer,
   type ZkServerConfig,
   type ZkServerOptions,
-  type ZooKeeperInstall,
 } from './server.js';
+export { type FindZooKeeperOptions, findZooKeeper, type ZooKeeperInstall } from './server-install.js';
 export {
   type Action,
   type ActionResult,
