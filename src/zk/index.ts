@@ -3,6 +3,8 @@
  * supervisor that re-runs an action on every new session, watches that report diffs, and a launcher for
  * real servers. A deliberate list: what is not here is internal (see docs/library.md).
  */
+
+export { ensureChroot } from './chroot.js';
 export {
   type Acl,
   CreateMode,
@@ -20,6 +22,7 @@ export {
   ZkClient,
   type ZkClientOptions,
 } from './client.js';
+export type { ConnectOptions, Logger } from './connect-options.js';
 export {
   connectStringProblem,
   parseConnectString,
@@ -36,6 +39,7 @@ export {
 export { isZkError, ZK_CODES, type ZkCodeName, ZkError } from './errors.js';
 export { fourLetterWord } from './four-letter.js';
 export { PERMS } from './jute.js';
+export { openClient } from './open-client.js';
 export {
   startZkServer,
   type ZkServer,
@@ -43,19 +47,15 @@ export {
   type ZkServerOptions,
 } from './server.js';
 export { type FindZooKeeperOptions, findZooKeeper, type ZooKeeperInstall } from './server-install.js';
+export { Session } from './session.js';
 export {
   type Action,
   type ActionResult,
-  type ConnectOptions,
   connect,
-  ensureChroot,
   fatal,
-  type Logger,
-  openClient,
-  Session,
   type SessionState,
   Supervisor,
-} from './session.js';
+} from './supervisor.js';
 export {
   type PreparedTls,
   prepareTls,
