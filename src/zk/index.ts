@@ -4,15 +4,14 @@
  * real servers. A deliberate list: what is not here is internal (see docs/library.md).
  */
 
+export { digestAcl, OPEN_ACL } from './acl.js';
 export { ensureChroot } from './chroot.js';
 export {
   type Acl,
   CreateMode,
   type CreateModeValue,
   type Data,
-  digestAcl,
   MAX_DATA_BYTES,
-  OPEN_ACL,
   type OpResult,
   type PersistentListener,
   type RawWatcher,
@@ -29,7 +28,8 @@ export {
   type ServerAddress,
   splitConnectString,
 } from './connect-string.js';
-export type { ConnectionOptions, ZkConnection } from './connection.js';
+export type { ZkConnection } from './connection.js';
+export type { ConnectionOptions } from './connection-options.js';
 export {
   startZkEnsemble,
   type ZkEnsemble,

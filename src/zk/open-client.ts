@@ -7,7 +7,8 @@ import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { type Acl, ZkClient } from './client.js';
 import { checkConnectOptions } from './connect-options.js';
 import { parseConnectString, splitConnectString } from './connect-string.js';
-import { type ConnectionOptions, ZkConnection } from './connection.js';
+import { ZkConnection } from './connection.js';
+import type { ConnectionOptions } from './connection-options.js';
 import { checkServer } from './server-check.js';
 import { prepareTls, watchTransport, type ZkTlsOptions } from './transport.js';
 
