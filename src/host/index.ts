@@ -6,6 +6,7 @@ export {
   type ResolveContext,
   resolveFarmSpec,
 } from './config.js';
-export { Host, type HostOptions, ROLE_STOP_GRACE_MS, type SpawnRoleThread } from './host.js';
+export { Host, type HostOptions, ROLE_STOP_GRACE_MS } from './host.js';
 export { createLogger, flushLogger, LOG_LEVELS, type LoggerOptions } from './logging.js';
+export type { SpawnRoleThread } from './role-handle.js';
 export type { FarmSettings, FarmSpec, RoleSpec, RoleThreadInfo, RoleThreadStats } from './types.js';
