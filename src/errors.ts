@@ -69,6 +69,10 @@ export const ErrorCodes = {
    * or PEM files that cannot be read.
    */
   ZK_TLS: 'ZKFARM_ZK_TLS',
+  /** A waited-for task is neither queued, assigned nor finished (deleted, or its result was removed). */
+  TASK_NOT_FOUND: 'ZKFARM_TASK_NOT_FOUND',
+  /** The farm may not read a task's node (its ACL does not let the farm's identity read it). */
+  TASK_UNREADABLE: 'ZKFARM_TASK_UNREADABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -19,6 +19,7 @@ import { restartStandalone, runFaultPlan, until } from './helpers/chaos.js';
 import { useCleanups } from './helpers/cleanups.js';
 import { sourceThreads, startFaultProxy } from './helpers/faults.js';
 import { checkInvariants, recordTaskHistory, waitForStatuses } from './helpers/invariants.js';
+import { RunLog } from './helpers/run-log.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const cleanups = useCleanups();
@@ -27,10 +28,17 @@ const tmp = mkdtempSync(join(tmpdir(), 'zkfarm-outage-'));
 cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** The execution log of the outage farm (its workers log each run they start at debug level). */
+const runs = new RunLog();
 const quiet = createLogger({
-  level: 'warn',
+  level: 'debug',
   pretty: false,
-  destination: new Writable({ write: (_c, _e, cb) => cb() }),
+  destination: new Writable({
+    write(chunk, _e, cb) {
+      for (const l of String(chunk).split('\n')) if (l.includes('"task started"')) runs.record(JSON.parse(l));
+      cb();
+    },
+  }),
 });
 
 /** A logger for in-process roles that keeps warnings for diagnosis. */
@@ -89,8 +97,9 @@ test('ZooKeeper down for longer than the session timeout (killed, started again 
     60_000,
     'every role back',
   );
-  const report = await checkInvariants(admin, ids, { workdir });
+  const report = await checkInvariants(admin, ids, { workdir, runs });
   assert.deepEqual(report.problems, []);
+  assert.ok(runs.runs.length >= ids.length, 'the execution log saw every run');
   const roles = await host.roles();
   assert.ok(
     roles.every((r) => r.sessions >= 2 || r.state === 'running'),
@@ -108,6 +117,7 @@ async function partitionFarm(name: string, sessionTimeout: number) {
   const chroot = root.slice(root.indexOf('/'));
   const workdir = join(tmp, name);
   const logs: string[] = [];
+  const runs = new RunLog();
   const proxy = await startFaultProxy({ target: zk.server.connectString });
   cleanups.push(() => proxy.close());
   const master = new Master({ name: 'm1', connect: root, sessionTimeout });
@@ -120,7 +130,7 @@ async function partitionFarm(name: string, sessionTimeout: number) {
     workdir,
     taskDirs: 'always',
     capacity: 4,
-    logger: keep(logs),
+    logger: runs.logger('cutoff', keep(logs)),
   });
   cleanups.push(() => victim.stop({ drain: false }));
   await victim.start();
@@ -138,12 +148,13 @@ async function partitionFarm(name: string, sessionTimeout: number) {
       workdir,
       taskDirs: 'always',
       capacity: 8,
+      logger: runs.logger('healthy'),
     });
     cleanups.push(() => healthy.stop({ drain: false }));
     await healthy.start();
     return healthy;
   };
-  return { root, workdir, proxy, master, victim, sub, admin, logs, startHealthyWorker };
+  return { root, workdir, proxy, master, victim, sub, admin, logs, runs, startHealthyWorker };
 }
 
 test('a worker cut off from ZooKeeper for less than its session timeout keeps its tasks: nothing moves, nothing runs twice', async () => {
@@ -155,7 +166,11 @@ test('a worker cut off from ZooKeeper for less than its session timeout keeps it
   f.proxy.cut(2000);
   await sleep(2500);
   await f.sub.waitForAll(ids, { timeoutMs: 60_000 });
-  const report = await checkInvariants(f.admin, ids, { workdir: f.workdir, disturbed: new Set() });
+  const report = await checkInvariants(f.admin, ids, {
+    workdir: f.workdir,
+    disturbed: new Set(),
+    runs: f.runs,
+  });
   assert.deepEqual(report.problems, []);
   assert.equal(report.reruns.length, 0, 'no task ran twice');
   assert.equal(f.victim.info().sessionId, sessionBefore, 'the same session');
@@ -200,6 +215,7 @@ test('a worker silently partitioned for longer than its session timeout: its tas
     workdir: f.workdir,
     disturbed: new Set(['cutoff']),
     history,
+    runs: f.runs,
   });
   assert.deepEqual(report.problems, [], f.logs.join('\n'));
   assert.ok(report.reruns.length >= 4, `the victim's tasks ran again elsewhere (${report.reruns.length})`);

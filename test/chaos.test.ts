@@ -43,6 +43,7 @@ import {
 import { useCleanups } from './helpers/cleanups.js';
 import { FaultInjector } from './helpers/faults.js';
 import { checkInvariants, recordTaskHistory, waitForStatuses } from './helpers/invariants.js';
+import { RunLog } from './helpers/run-log.js';
 
 const LONG = process.env['ZKFARM_LONG'] === '1';
 const TASKS = LONG ? 5000 : 1500;
@@ -57,6 +58,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Log lines are counted by level and kept (warnings and errors) for the summary. */
 const logCounts = new Map<string, number>();
+/** The execution log: every run a worker started (its debug line), for the invariant check. */
+const runs = new RunLog();
 const serious: string[] = [];
 const sink = new Writable({
   write(chunk, _enc, cb) {
@@ -64,6 +67,10 @@ const sink = new Writable({
       if (!l.trim()) continue;
       try {
         const o = JSON.parse(l) as { level: number; msg: string; role?: string };
+        if (o.level < 30) {
+          runs.record(o);
+          continue;
+        }
         const key = `${o.level >= 50 ? 'error' : o.level >= 40 ? 'warn' : 'info'}: ${o.msg.replace(/task-\d+|\d+ ms|[0-9a-f]{16}/g, '…')}`;
         logCounts.set(key, (logCounts.get(key) ?? 0) + 1);
         if (o.level >= 50 && serious.length < 50) serious.push(`[${o.role}] ${o.msg}`);
@@ -147,7 +154,7 @@ test(`chaos: 2 masters and 6 workers on a 3-member ensemble run ${TASKS} tasks t
       roles,
     },
     {
-      logger: createLogger({ level: 'info', pretty: false, destination: sink }),
+      logger: createLogger({ level: 'debug', pretty: false, destination: sink }),
       restartDelayMs: 500,
       spawn: injector.spawn,
     },
@@ -226,7 +233,7 @@ test(`chaos: 2 masters and 6 workers on a 3-member ensemble run ${TASKS} tasks t
   const workerStats = await host.allStats();
 
   const disturbed = new Set([...faults.disturbed, ...roleWatch.disturbed]);
-  const report = await checkInvariants(admin(), ids, { workdir, disturbed, history });
+  const report = await checkInvariants(admin(), ids, { workdir, disturbed, history, runs });
   const totalStatuses = await statusCount();
 
   // ---- summary ------------------------------------------------------------------------------------
@@ -250,6 +257,7 @@ test(`chaos: 2 masters and 6 workers on a 3-member ensemble run ${TASKS} tasks t
       .map(([a, n]) => `${a}: ${n}`)
       .join(', ')}`,
     `  re-executions: ${report.reruns.length} tasks ran more than once (${report.rerunsVerified} traced to a disturbed worker, ${report.rerunsUnverifiable} without evidence either way, ${report.unexplained.length} unexplained); ${report.extraRuns} extra output directories`,
+    `  execution log: ${runs.runs.length} runs started for ${new Set(runs.runs.map((r) => r.task)).size} tasks; ${report.badRuns.length} against the protocol (an assignment run twice, or on a session that did not hold it)`,
     `  re-queues observed in /tasks: ${history.requeues.size} tasks; disturbed roles: ${[...disturbed].sort().join(', ') || 'none'}`,
     `  submissions: ${[...submitErrors].map(([c, n]) => `${n} ${c}`).join(', ') || 'no errors'}${ambiguous ? `, ${ambiguous} ambiguous (sent again)` : ''}`,
     `  completions fenced (a lost task finished on its old worker): ${workerStats.reduce((n, s) => n + (s.fenced ?? 0), 0)} (since each thread's last start)`,
@@ -271,6 +279,7 @@ test(`chaos: 2 masters and 6 workers on a 3-member ensemble run ${TASKS} tasks t
   if (serious.length) console.log(`first errors logged:\n  ${serious.slice(0, 10).join('\n  ')}`);
 
   assert.deepEqual(report.problems, [], 'invariants');
+  assert.ok(runs.runs.length >= ids.length, 'the execution log saw every run');
   assert.equal(
     faults.records.filter((r) => r.error).length,
     0,

@@ -29,6 +29,7 @@ import {
 import { connect, type Supervisor } from '../src/zk/index.js';
 import { expireSession, type FaultProxy, proxyConnectString, startFaultProxy } from './helpers/faults.js';
 import { checkInvariants, waitForStatuses } from './helpers/invariants.js';
+import { RunLog } from './helpers/run-log.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
@@ -48,6 +49,14 @@ async function master(connectString: string, name: string, extra: Partial<Master
   return m;
 }
 
+/** The execution log of each chroot: every run its workers started. */
+const runLogs = new Map<string, RunLog>();
+function runs(root: string): RunLog {
+  const log = runLogs.get(root) ?? new RunLog();
+  runLogs.set(root, log);
+  return log;
+}
+
 async function worker(connectString: string, name: string, extra: Partial<WorkerOptions> = {}) {
   const w = new Worker({
     name,
@@ -56,6 +65,7 @@ async function worker(connectString: string, name: string, extra: Partial<Worker
     workdir,
     capacity: 4,
     ...extra,
+    logger: runs(connectString).logger(name, extra.logger),
   });
   cleanups.push(() => w.stop({ drain: false }));
   await w.start();
@@ -101,7 +111,7 @@ test('1 master, 3 workers: 500 handler tasks and 20 shell tasks each end with ex
   });
 
   const c = await admin(root);
-  const report = await checkInvariants(c, [...ids, ...shellIds], { workdir });
+  const report = await checkInvariants(c, [...ids, ...shellIds], { workdir, runs: runs(root) });
   assert.deepEqual(report.problems, []);
   const workersUsed = new Set([...report.statuses.values()].map((s) => s.worker));
   assert.equal(workersUsed.size, 3, 'every worker got work');
@@ -166,7 +176,7 @@ test('no workers at first: tasks wait; workers join and the queue runs', async (
   await worker(root, 'late1', { capacity: 2 });
   await worker(root, 'late2', { capacity: 2 });
   await sub.waitForAll(ids, { timeoutMs: 30_000 });
-  assert.deepEqual((await checkInvariants(c, ids, { workdir })).problems, []);
+  assert.deepEqual((await checkInvariants(c, ids, { workdir, runs: runs(root) })).problems, []);
 });
 
 test('a failing task is retried up to maxAttempts with backoff, then fails with its reason', async () => {
@@ -199,7 +209,7 @@ test('a worker whose session expires while it holds tasks: they run again elsewh
   const results = await sub.waitForAll(ids, { timeoutMs: 60_000 });
   assert.ok(results.every((r) => r.state === 'succeeded'));
   const c = await admin(root);
-  const report = await checkInvariants(c, ids, { workdir });
+  const report = await checkInvariants(c, ids, { workdir, runs: runs(root) });
   assert.deepEqual(report.problems, []);
   assert.ok(report.reruns.length > 0, 'some tasks ran again after the loss');
   assert.ok(
@@ -218,7 +228,7 @@ test('a worker that is stopped without drain (session closed) while busy: its ta
   const other = await worker(root, 'other', { capacity: 6 });
   await victim.stop({ drain: false });
   await sub.waitForAll(ids, { timeoutMs: 30_000 });
-  const report = await checkInvariants(await admin(root), ids, { workdir });
+  const report = await checkInvariants(await admin(root), ids, { workdir, runs: runs(root) });
   assert.deepEqual(report.problems, []);
   // Counted once its completion multi is answered, a moment after the statuses exist.
   await until(() => other.stats().succeeded > 0, 10_000, 'the other worker to count what it ran');
@@ -242,7 +252,10 @@ test('the leading master dies mid-stream: a standby takes over and the stream co
   await until(() => m2.isLeader, 30_000, 'standby leads');
   await expiry;
   await sub.waitForAll(ids, { timeoutMs: 60_000 });
-  assert.deepEqual((await checkInvariants(await admin(root), ids, { workdir })).problems, []);
+  assert.deepEqual(
+    (await checkInvariants(await admin(root), ids, { workdir, runs: runs(root) })).problems,
+    [],
+  );
   assert.equal(m1.isLeader, false, 'the old leader stood down');
   // On its new session m1 stands by, and learns who leads.
   await until(
@@ -267,7 +280,7 @@ test("a master that starts while a dead worker's assignments are stranded gives 
   await worker(root, 'alive', { capacity: 4 });
   await master(root, 'm1');
   await waitForStatuses(c, ids, 20_000);
-  const report = await checkInvariants(c, ids, { workdir });
+  const report = await checkInvariants(c, ids, { workdir, runs: runs(root) });
   assert.deepEqual(report.problems, []);
   for (const id of ids) {
     assert.equal(report.statuses.get(id)?.worker, 'alive');
@@ -355,7 +368,10 @@ test("a task assigned and completed between two of the leader's listings frees i
   const sub = await submitter(root);
   const ids = await sub.submitMany(Array.from({ length: 40 }, () => ({ handler: 'noop' })));
   await sub.waitForAll(ids, { timeoutMs: 60_000 });
-  assert.deepEqual((await checkInvariants(await admin(root), ids, { workdir })).problems, []);
+  assert.deepEqual(
+    (await checkInvariants(await admin(root), ids, { workdir, runs: runs(root) })).problems,
+    [],
+  );
 });
 
 test("prefetch 'auto': a worker of short tasks publishes a deeper prefetch and the leader fills it, no further", async () => {
@@ -396,7 +412,10 @@ test("prefetch 'auto': a worker of short tasks publishes a deeper prefetch and t
 
   release();
   await sub.waitForAll(held, { timeoutMs: 30_000 });
-  assert.deepEqual((await checkInvariants(c, [...quick, ...held], { workdir })).problems, []);
+  assert.deepEqual(
+    (await checkInvariants(c, [...quick, ...held], { workdir, runs: runs(root) })).problems,
+    [],
+  );
 });
 
 test('a worker restarted under its name gives back what its earlier run held, the loss counted; too many losses fail the task', async () => {
@@ -463,7 +482,7 @@ test('a worker that vanishes while the leader is placing a batch on it gets noth
   await worker(root, 'real');
   await sub.waitForAll(ids, { timeoutMs: 20_000 });
   assert.deepEqual((await c.getChildren(assignDir('ghost')).catch(() => [])).length, 0);
-  assert.deepEqual((await checkInvariants(c, ids, { workdir })).problems, []);
+  assert.deepEqual((await checkInvariants(c, ids, { workdir, runs: runs(root) })).problems, []);
 });
 
 test('submitMany with several multis in flight: 1,250 tasks, ids in the order of the tasks, each in /tasks once', async () => {
@@ -516,5 +535,5 @@ test('backpressure: submitMany into a full /tasks fails with ZKFARM_QUEUE_FULL, 
     tasks.map((_, i) => i),
     'every task ran once, in the order it was given',
   );
-  assert.deepEqual((await checkInvariants(c, all, { workdir })).problems, []);
+  assert.deepEqual((await checkInvariants(c, all, { workdir, runs: runs(root) })).problems, []);
 });

@@ -1,7 +1,7 @@
 /**
  * The farm as ZooKeeper sees it, read in one pass for `runtime status`.
  *
- * Reads (never writes): /master (the leader), /masters/* (every master), /workers/* (live workers and
+ * Reads (never writes): /master (the leader, and what it says waits in the queue and why), /masters/* (every master), /workers/* (live workers and
  * what they advertise), the child counts of /assign/<w> (their load), /tasks (queue depth), and the
  * last statuses by id order under /status (recent failures). The reads are not one snapshot: a task
  * moving while we read may be counted in two places or none.
@@ -87,6 +87,7 @@ function parseMaster(data: Buffer | null): MasterInfo | null {
         host: String(v.host ?? ''),
         pid: Number(v.pid ?? 0),
         since: Number(v.since ?? 0),
+        ...(v.queue && typeof v.queue === 'object' ? { queue: v.queue } : {}),
       };
     }
   } catch {

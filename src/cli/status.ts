@@ -60,6 +60,26 @@ export async function runStatus(opts: StatusOptions, io: Io): Promise<number> {
   }
 }
 
+/** What the leader says waits in the queue for a reason (blocked, delayed, set aside). */
+function renderWaiting(s: FarmState): string[] {
+  const q = s.leader?.queue;
+  if (!q) return [];
+  const lines: string[] = [];
+  const tasks = (n: number) => `${n} task${n === 1 ? '' : 's'}`;
+  for (const b of q.blocked) {
+    const needs = b.needs === 'shell' ? 'shell' : `handler "${b.needs.replace(/^handler:/, '')}"`;
+    lines.push(`waiting   ${tasks(b.tasks)} that need ${needs}: ${b.reason}`);
+  }
+  if (q.delayed > 0) lines.push(`waiting   ${tasks(q.delayed)} not due yet (notBefore, retry backoff)`);
+  if (q.setAsideCount > 0) {
+    lines.push(`set aside ${tasks(q.setAsideCount)} the leader cannot move:`);
+    for (const t of q.setAside) lines.push(`          ${t.id}: ${t.reason}`);
+    if (q.setAsideCount > q.setAside.length)
+      lines.push(`          … and ${q.setAsideCount - q.setAside.length} more`);
+  }
+  return lines;
+}
+
 function ago(ms: number, now = Date.now()): string {
   if (!ms) return '';
   const s = Math.max(0, Math.round((now - ms) / 1000));
@@ -91,6 +111,7 @@ export function renderStatus(connect: string, s: FarmState): string[] {
     `queue     ${s.queued} waiting, ${s.assigned} assigned, ${s.statuses} results kept` +
       `, ${s.workers.length} workers with capacity ${capacity}`,
   );
+  lines.push(...renderWaiting(s));
   if (s.workers.length > 0) {
     lines.push('');
     const rows = [['WORKER', 'LOAD', 'CAPACITY', 'STATE', 'HOST']];

@@ -18,6 +18,7 @@ export {
   taskPath,
   type WorkerInfo,
 } from './protocol.js';
+export type { BlockedNeed, QueueSummary } from './queue-view.js';
 export type { RetentionOptions } from './retention.js';
 export {
   Role,

@@ -1,10 +1,10 @@
 /**
  * The farm's layout, and with access control, closing it.
  *
- * Znodes: creates /tasks, /status, /assign, /workers, /masters when missing (and a worker's own
- * /assign/<name>). With `auth` it also reads, and where needed rewrites, the ACL of the chroot's root
+ * Znodes: creates /tasks, /status, /assign, /workers, /masters, /election when missing (and a worker's
+ * own /assign/<name>). With `auth` it also reads, and where needed rewrites, the ACL of the chroot's root
  * (when the connect string has a chroot) and of those nodes' children: /tasks/*, /status/*,
- * /assign/<w>, /assign/<w>/*, /workers/*, /masters/*, /master.
+ * /assign/<w>, /assign/<w>/*, /workers/*, /masters/*, /election/*, /master.
  *
  * What "closed" means: a node's ACL is exactly the farm identity's digest ACL (all rights, to nobody
  * else). Any other ACL (world:anyone, `ip:…`, another digest, `auth` of someone else, an extra entry
@@ -15,8 +15,9 @@
  * - every persistent node it swept carries the farm's ACL alone: nodes made before the farm started
  *   (a squatter's /status/<id> or /assign/<w>, tasks queued by an earlier run without access control)
  *   are adopted, and nobody else can add children, forge results or inject tasks from then on;
- * - role nodes (/master, /masters/*, /workers/*) with another ACL are not the farm's roles (a farm role
- *   creates them with its ACL): they are removed, so an impostor can neither lead nor take tasks;
+ * - role nodes (/master, /masters/*, /election/*, /workers/*) with another ACL are not the farm's roles
+ *   (a farm role creates them with its ACL): they are removed, so an impostor can neither lead, nor
+ *   hold a place in the masters' line, nor take tasks;
  * - a node the identity may not read or change the ACL of stops the role with a fatal
  *   ZKFARM_NODE_NOT_SECURED naming the node, its ACL and what to do: the farm does not run half open.
  * Parents are closed before their children are listed, so no child can appear in a node already swept.
@@ -52,6 +53,7 @@ export const LAYOUT_PATHS: readonly string[] = [
   PATHS.assign,
   PATHS.workers,
   PATHS.masters,
+  PATHS.election,
 ];
 
 /** What a sweep did, for the log and for tests. */
@@ -102,6 +104,7 @@ async function sweepSubtrees(sweep: Sweep): Promise<void> {
   const roles = [
     ...(await sweep.children(PATHS.workers)),
     ...(await sweep.children(PATHS.masters)),
+    ...(await sweep.children(PATHS.election)),
     PATHS.master,
   ];
   await sweep.roleNodes(roles);

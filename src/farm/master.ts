@@ -1,21 +1,29 @@
 /**
  * Master: any number run, one leads.
  *
- * Znodes: /masters/<name> (ephemeral, every master), /master (ephemeral, the leader), reads /workers/*,
- * moves tasks between /tasks/<id> and /assign/<worker>/<id>, writes /status/<id> for tasks that cannot run.
+ * Znodes: /masters/<name> (ephemeral: every master, its name claimed), /election/<name>-NNNNNNNNNN
+ * (ephemeral sequential: its place in line), /master (ephemeral: the leader's announcement, with a
+ * summary of what waits in the queue and why); as leader it reads /workers/*, moves tasks between
+ * /tasks, /assign/<worker> and /status (leader.ts).
  *
- * Election: every master tries to create /master; the one that succeeds leads, the others watch it and
- * try again when it vanishes. A stale /master of our own earlier session is removed first.
+ * Election: the Election recipe (recipes/election.ts). Each master joins the line on its session and
+ * watches only the one before it; the first in line leads. A term starts a Leader; when its start
+ * fails (say, recovery cannot list /assign) the term ends, which stops that Leader (watches, timers,
+ * writes) before anything else runs, and the master resigns, backs off and joins the line again: one
+ * Leader object acts per session at a time.
  *
- * Guarantees: every move of a task is one `multi` (see leader.ts), so a crash at any instant leaves each
+ * Guarantees: every move of a task is one `multi` (moves.ts), so a crash at any instant leaves each
  * task in exactly one place. With no workers, tasks wait in /tasks.
  *
- * SUSPENDED: the leader keeps its state; its requests wait or time out and are retried.
- * LOST: the session's signal aborts, the leader stops acting at once (every request of the old session
- * fails), and on the new session the master stands for election again.
+ * SUSPENDED: the leader keeps its state; its requests wait or time out and are retried. Its writes are
+ * conditional multis, so a leader whose session ended meanwhile cannot corrupt anything.
+ * LOST: the session's signal aborts, the term ends and the leader stops at once; on the new session the
+ * master joins the line again, at its end.
  */
+import { once } from 'node:events';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { isZkError, type Session, ZK_CODES, ZkError } from '../zk/index.js';
+import { Election, type Term } from '../recipes/election.js';
+import type { DataWatch, Session } from '../zk/index.js';
 import { Leader, type LeaderOptions, type LeaderStats } from './leader.js';
 import { checkMasterOptions } from './options.js';
 import { encode, type MasterInfo, masterPath, PATHS } from './protocol.js';
@@ -33,9 +41,13 @@ export interface MasterRoleInfo extends RoleInfo {
 export class Master extends Role {
   readonly kind = 'master' as const;
   readonly #opts: MasterOptions;
+  #election: Election | undefined;
+  #electionSession: Session | undefined;
   #leader: Leader | undefined;
   #leaderName: string | undefined;
+  #leaderWatch: DataWatch | undefined;
   #leaderChanges = 0;
+  #termSince = 0;
   #lastStats: LeaderStats | undefined;
 
   constructor(options: MasterOptions) {
@@ -48,135 +60,82 @@ export class Master extends Role {
   }
 
   protected async onSession(session: Session): Promise<void> {
-    this.#leader = undefined;
+    // One election per session (a setup that failed later is retried on the same session).
+    if (this.#electionSession === session) return;
     const me: MasterInfo = { name: this.name, host: HOST, pid: process.pid, since: Date.now() };
     await this.claimEphemeral(session, masterPath(this.name), encode(me), this.staleNodeWaitMs());
-    void this.#campaign(session, me);
+    this.#watchLeader(session);
+    const election = new Election(
+      session,
+      {
+        path: PATHS.election,
+        name: this.name,
+        data: encode(me),
+        leaderPath: PATHS.master,
+        leaderData: () => {
+          // The same `since` in every rewrite of this term's /master (tools key leader changes on it).
+          this.#termSince = Date.now();
+          return encode({ ...me, since: this.#termSince });
+        },
+        pastSessions: this.pastSessions,
+      },
+      (term) => this.#lead(session, term, me),
+    );
+    election.on('error', (err: unknown, what: string) => {
+      if (session.alive)
+        this.log.warn(
+          { err },
+          `${what === 'leading' ? 'taking the lead' : 'the election'} failed; trying again`,
+        );
+    });
+    this.#election = election;
+    this.#electionSession = session;
+    election.start();
   }
 
-  /** Stand for election on this session until we lead or the session ends. */
-  async #campaign(session: Session, me: MasterInfo): Promise<void> {
-    const c = session.client;
-    let delay = 100;
-    while (session.alive && this.state !== 'stopping' && this.state !== 'stopped') {
-      try {
-        // The longest-standing master goes first; later ones give it a moment. Without this, a crashed
-        // leader restarted at once races the standbys and may simply win its place back.
-        const wait = await this.#seniorityDelay(session);
-        if (wait > 0) {
-          await sleep(wait);
-          if (await c.exists(PATHS.master)) throw new ZkError(ZK_CODES.NODE_EXISTS, 'create', PATHS.master);
-        }
-        await c.createEphemeral(PATHS.master, encode({ ...me, since: Date.now() }));
-        await this.#lead(session);
-        return;
-      } catch (err) {
-        if (!session.alive) return;
-        if (!isZkError(err, 'NODE_EXISTS')) {
-          this.log.warn({ err }, 'election attempt failed; retrying');
-          await sleep(delay);
-          delay = Math.min(delay * 2, 2000);
-          continue;
-        }
-      }
-      // Someone holds /master. Is it a stale node of ours? Otherwise wait for it to go.
-      try {
-        const vanished = new Promise<void>((resolve) => {
-          const onAbort = () => resolve();
-          session.signal.addEventListener('abort', onAbort, { once: true });
-          c.exists(PATHS.master, () => resolve())
-            .then(async (stat) => {
-              if (!stat) return resolve();
-              const owner = stat.ephemeralOwner;
-              if (owner === session.id) {
-                // Our create succeeded on the server but the answer was lost: we lead.
-                resolve();
-                return;
-              }
-              if (this.pastSessions.has(owner)) {
-                await c.removeIfExists(PATHS.master, stat.version);
-                resolve();
-                return;
-              }
-              const { data } = await c.getData(PATHS.master).catch(() => ({ data: Buffer.from('{}') }));
-              this.#leaderName = safeName(data);
-              this.log.debug({ leader: this.#leaderName }, 'standing by');
-            })
-            .catch(() => resolve());
-        });
-        await vanished;
-        const stat = await c.exists(PATHS.master).catch(() => null);
-        if (stat && stat.ephemeralOwner === session.id) {
-          await this.#lead(session);
-          return;
-        }
-      } catch (err) {
-        if (!session.alive) return;
-        this.log.warn({ err }, 'watching the leader failed; retrying');
-        await sleep(delay);
-      }
-    }
+  /** Who leads, as /master says (every master reads it when it changes). */
+  #watchLeader(session: Session): void {
+    this.#leaderWatch?.close();
+    this.#leaderWatch = session.watchData(PATHS.master, ({ data }) => {
+      this.#leaderName = data ? safeName(data) : undefined;
+    });
   }
 
-  /** 250 ms for every live master that registered before us (by the creation order of /masters/<name>). */
-  async #seniorityDelay(session: Session): Promise<number> {
-    try {
-      const c = session.client;
-      const names = await c.getChildren(PATHS.masters);
-      const reads = await c.getDataMany(names.map((n) => masterPath(n)));
-      const czxid = (i: number) => {
-        const r = reads[i];
-        return r && !(r instanceof Error) ? r.stat.czxid : undefined;
-      };
-      const mine = czxid(names.indexOf(this.name));
-      if (mine === undefined) return 0;
-      let older = 0;
-      names.forEach((_, i) => {
-        const z = czxid(i);
-        if (z !== undefined && z < mine) older++;
-      });
-      return Math.min(older * 250, 2000);
-    } catch {
-      return 0;
-    }
-  }
-
-  async #lead(session: Session): Promise<void> {
-    if (!session.alive) return;
-    this.#leaderName = this.name;
+  /** One term: a Leader that acts until the term ends. */
+  async #lead(session: Session, term: Term, me: MasterInfo): Promise<void> {
     this.#leaderChanges++;
-    this.log.info({ session: session.id }, `${this.name} leads`);
-    this.emit('leader', true);
+    this.log.info({ session: session.id, term: term.number }, `${this.name} leads`);
     // Before handing out work: a /tasks made again must not hand out ids of kept results (task-ids.ts).
-    await watchTaskIds(session, this.log);
-    const leader = new Leader(session, this.#opts, this.log);
+    await watchTaskIds(session, this.log, term.signal);
+    const since = this.#termSince;
+    const leader = new Leader(session, term, this.#opts, this.log, (queue) => {
+      void this.#election?.announce(encode({ ...me, since, queue })).catch(() => {});
+    });
     this.#leader = leader;
-    session.signal.addEventListener(
+    term.signal.addEventListener(
       'abort',
       () => {
         this.#lastStats = leader.stats();
-        // We no longer know who leads: the next election on the new session will tell.
-        if (this.#leaderName === this.name) this.#leaderName = undefined;
+        if (this.#leader === leader) this.#leader = undefined;
         this.emit('leader', false);
       },
       { once: true },
     );
-    await leader.run();
+    this.emit('leader', true);
+    await leader.start();
   }
 
   protected override async beforeClose(): Promise<void> {
     // Step down first, so a standby can take over before our session is even closed.
     const leader = this.#leader;
-    const session = this.supervisor?.session;
-    if (leader && session) {
-      leader.stop();
-      this.#lastStats = leader.stats();
-      await session.client.removeIfExists(PATHS.master).catch(() => false);
-    }
+    if (leader) this.#lastStats = leader.stats();
+    this.#leaderWatch?.close();
+    await this.#election?.stop();
   }
 
   override info(): MasterRoleInfo {
-    return { ...super.info(), leader: this.isLeader, leaderName: this.#leaderName };
+    const leading = this.isLeader;
+    return { ...super.info(), leader: leading, leaderName: leading ? this.name : this.#leaderName };
   }
 
   stats(): LeaderStats & { leaderChanges: number } {
@@ -186,11 +145,13 @@ export class Master extends Role {
 
   /** Wait until this master leads (tests, tools). */
   async waitForLeadership(timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.isLeader) {
-      if (Date.now() > deadline)
-        throw new ZkfarmError(ErrorCodes.WAIT_TIMEOUT, `${this.name} did not lead within ${timeoutMs} ms`);
-      await sleep(20);
+    if (this.isLeader) return;
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      while (!this.isLeader) await once(this, 'leader', { signal });
+    } catch {
+      if (this.isLeader) return;
+      throw new ZkfarmError(ErrorCodes.WAIT_TIMEOUT, `${this.name} did not lead within ${timeoutMs} ms`);
     }
   }
 }
@@ -203,5 +164,3 @@ function safeName(data: Buffer): string | undefined {
     return undefined;
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

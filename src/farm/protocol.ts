@@ -4,8 +4,9 @@
  *
  *   /tasks/task-NNNNNNNNNN          persistent sequential   a task: {"cmd": ...} or {"handler": ..., "input": ...}
  *   /status/task-NNNNNNNNNN         persistent              its one result: {"state": "succeeded"|"failed", ...}
- *   /master                         ephemeral               the leading master: {"name", "host", "pid", "since"}
+ *   /master                         ephemeral               the leading master: {"name", "host", "pid", "since", "queue"}
  *   /masters/<name>                 ephemeral               every master, leader or standby
+ *   /election/<name>-NNNNNNNNNN     ephemeral sequential    the masters in line to lead (recipes/election.ts)
  *   /workers/<name>                 ephemeral               a live worker: {"capacity", "prefetch", "paused", ...}
  *   /assign/<worker>/<task-id>      persistent              a task handed to a worker (the task's JSON + "_zkfarm")
  *
@@ -15,12 +16,14 @@
 import { z } from 'zod';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { assertSafeName } from '../exec/names.js';
+import type { QueueSummary } from './queue-view.js';
 
 export const PATHS = {
   tasks: '/tasks',
   status: '/status',
   master: '/master',
   masters: '/masters',
+  election: '/election',
   workers: '/workers',
   assign: '/assign',
 } as const;
@@ -49,7 +52,7 @@ export function isTaskId(id: string): boolean {
 export interface TaskMeta {
   /** Runs started so far (incremented when a run ends: failure or worker loss). */
   attempts: number;
-  /** Don't assign before this time (ms since epoch): retry backoff. */
+  /** Don't assign before this time (ms since epoch): retry backoff, or a task scheduled ahead. */
   notBefore?: number;
   /** Why the last run failed. */
   lastError?: string;
@@ -59,10 +62,18 @@ export interface TaskMeta {
   submittedAt?: number;
 }
 
+/** The largest time a Date holds (ms since the epoch): a `notBefore` beyond it is not a time. */
+export const MAX_TIME_MS = 8.64e15;
+
 const metaSchema = z
   .object({
     attempts: z.number().int().min(0).default(0),
-    notBefore: z.number().optional(),
+    notBefore: z
+      .number()
+      .int('must be a whole number of ms since the epoch')
+      .min(0, 'must be a time in ms since the epoch')
+      .max(MAX_TIME_MS, `must be a time in ms since the epoch, at most ${MAX_TIME_MS}`)
+      .optional(),
     lastError: z.string().optional(),
     lostOn: z.array(z.string()).optional(),
     submittedAt: z.number().optional(),
@@ -150,7 +161,7 @@ export function isPlainValidTask(v: Record<string, unknown>): boolean {
   const m = meta as Record<string, unknown>;
   return (
     optionalIs(m['attempts'], (a) => isSafeInt(a) && a >= 0) &&
-    optionalIs(m['notBefore'], isNumber) &&
+    optionalIs(m['notBefore'], (t) => isSafeInt(t) && t >= 0 && t <= MAX_TIME_MS) &&
     optionalIs(m['lastError'], isString) &&
     optionalIs(m['submittedAt'], isNumber) &&
     optionalIs(m['lostOn'], (l) => Array.isArray(l) && l.every(isString))
@@ -245,6 +256,8 @@ export interface WorkerInfo {
   draining?: boolean;
   /** Runs shell (`cmd`) tasks. */
   shell?: boolean;
+  /** The handlers it has (tasks for other handlers go to workers that have them). */
+  handlers?: string[];
 }
 
 export function parseWorkerInfo(data: Buffer | null): WorkerInfo | undefined {
@@ -261,6 +274,9 @@ export function parseWorkerInfo(data: Buffer | null): WorkerInfo | undefined {
       startedAt: Number(v.startedAt ?? 0),
       draining: v.draining === true,
       shell: v.shell === true,
+      ...(Array.isArray(v.handlers) && v.handlers.every((h) => typeof h === 'string')
+        ? { handlers: v.handlers }
+        : {}),
     };
   } catch {
     return undefined;
@@ -273,13 +289,14 @@ export interface MasterInfo {
   host: string;
   pid: number;
   since: number;
+  /** What waits in /tasks for a reason, and why (rewritten when it changes, at most once a second). */
+  queue?: QueueSummary;
 }
 
 /**
- * Most ops per `multi` the farm sends, and most bytes of data in one. ZooKeeper refuses a request over
- * jute.maxbuffer (1 MB by default); staying well under it leaves room for paths and headers.
+ * The largest task the farm moves (its JSON). ZooKeeper takes about 1 MB per request; a task travels
+ * in multis with other moves and its bookkeeping, so the farm keeps to half of it.
  */
-export const MULTI_MAX_OPS = 200;
-export const MULTI_MAX_BYTES = 512 * 1024;
+export const TASK_MAX_BYTES = 512 * 1024;
 
 export const encode = (v: unknown): Buffer => Buffer.from(JSON.stringify(v), 'utf8');

@@ -5,6 +5,10 @@
  * (all of a batch is submitted, or none). Reads /tasks' child count for backpressure, and watches
  * /status/<id> to wait for a result (a watch, not polling; it survives a new session).
  *
+ * Waiting: a watch on /status/<id>, plus a check every few seconds that the task is still somewhere
+ * (task-locator.ts): a task that is neither queued, assigned nor finished (deleted, or its result
+ * already removed by retention) fails the wait with ZKFARM_TASK_NOT_FOUND instead of waiting for ever.
+ *
  * Backpressure: when /tasks holds `maxQueue` tasks or more, submitting waits until it drains below
  * (or fails with ZKFARM_QUEUE_FULL after `queueWaitMs`). A very deep /tasks would make its listing exceed
  * ZooKeeper's 1 MB packet limit for every client.
@@ -13,21 +17,24 @@
  * flight, the server may have created the task without the client learning its name. Such a submit
  * fails with CONNECTION_LOSS and a message that says so; it is not retried, which could duplicate it.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Backoff } from '../backoff.js';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { type ConnectOptions, connect, isZkError, type Supervisor } from '../zk/index.js';
 import { checkSubmitterOptions } from './options.js';
 import {
   checkTask,
   encode,
-  MULTI_MAX_BYTES,
   PATHS,
   parseStatus,
   statusPath,
+  TASK_MAX_BYTES,
   TASK_PREFIX,
   type Task,
   type TaskStatus,
 } from './protocol.js';
 import { ensureFreshTaskIds, idsChecked } from './task-ids.js';
+import { TaskLocator } from './task-locator.js';
 
 export interface SubmitterOptions extends Omit<ConnectOptions, 'connect'> {
   /** @defaultValue 127.0.0.1:2181 */
@@ -58,9 +65,23 @@ export class Submitter {
   /** Estimated depth of /tasks: last read plus what we added since. */
   #depth = 0;
   #depthReadAt = 0;
+  readonly #locator: TaskLocator;
+  /** Waiters by task id, told when the task is nowhere. */
+  readonly #nowhere = new Map<string, Array<(err: Error) => void>>();
 
   private constructor(supervisor: Supervisor, options: ReturnType<typeof checkSubmitterOptions>) {
     this.supervisor = supervisor;
+    this.#locator = new TaskLocator(
+      () => supervisor.session?.client,
+      (id) => {
+        const err = new ZkfarmError(
+          ErrorCodes.TASK_NOT_FOUND,
+          `task ${id} is neither queued, assigned nor finished: it was deleted, or it finished and its result ` +
+            'was removed by retention (retention.maxCount, retention.maxAgeMs); submit it again if it is still needed',
+        );
+        for (const fail of this.#nowhere.get(id) ?? []) fail(err);
+      },
+    );
     this.#maxQueue = options.maxQueue;
     this.#queueWaitMs = options.queueWaitMs;
     this.#batchSize = Math.min(options.batchSize, 200);
@@ -132,7 +153,7 @@ export class Submitter {
       while (
         j < encoded.length &&
         j - i < this.#batchSize &&
-        (j === i || bytes + encoded[j]!.length <= MULTI_MAX_BYTES)
+        (j === i || bytes + encoded[j]!.length <= TASK_MAX_BYTES)
       ) {
         bytes += encoded[j]!.length;
         j++;
@@ -184,7 +205,7 @@ export class Submitter {
   /** Wait for room in /tasks (see Backpressure in the module comment). */
   async #room(n: number): Promise<void> {
     const deadline = Date.now() + this.#queueWaitMs;
-    let pause = 50;
+    const backoff = new Backoff({ initialMs: 50, maxMs: 1000 });
     for (;;) {
       const fresh = Date.now() - this.#depthReadAt < 1000;
       if (fresh && this.#depth + n <= this.#maxQueue * 0.8) return;
@@ -201,8 +222,7 @@ export class Submitter {
             'add workers, or wait and submit again',
         );
       }
-      await new Promise((r) => setTimeout(r, pause));
-      pause = Math.min(pause * 2, 1000);
+      await sleep(backoff.next());
     }
   }
 
@@ -217,7 +237,11 @@ export class Submitter {
     }
   }
 
-  /** Wait for a task's result (a watch on /status/<id>; survives reconnects and new sessions). */
+  /**
+   * Wait for a task's result (a watch on /status/<id>; survives reconnects and new sessions). Fails
+   * with ZKFARM_TASK_NOT_FOUND when the task is nowhere (see the module comment), ZKFARM_WAIT_TIMEOUT
+   * after `timeoutMs`, ZKFARM_STOPPED when `signal` aborts.
+   */
   waitFor(id: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TaskStatus> {
     return new Promise<TaskStatus>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
@@ -225,10 +249,14 @@ export class Submitter {
         clearTimeout(timer);
         watch.close();
         options.signal?.removeEventListener('abort', onAbort);
+        const waiters = this.#nowhere.get(id)?.filter((w) => w !== onNowhere) ?? [];
+        if (waiters.length > 0) this.#nowhere.set(id, waiters);
+        else if (this.#nowhere.delete(id)) this.#locator.remove(id);
         if (err) reject(err);
         else resolve(status!);
       };
       const onAbort = () => finish(new ZkfarmError(ErrorCodes.STOPPED, `stopped waiting for ${id}`));
+      const onNowhere = (err: Error) => finish(err);
       const watch = this.supervisor.watchData(statusPath(id), ({ data }) => {
         if (!data) return;
         try {
@@ -252,6 +280,8 @@ export class Submitter {
         );
       }
       options.signal?.addEventListener('abort', onAbort, { once: true });
+      this.#nowhere.set(id, [...(this.#nowhere.get(id) ?? []), onNowhere]);
+      this.#locator.add(id);
     });
   }
 
@@ -264,15 +294,16 @@ export class Submitter {
   }
 
   close(): Promise<void> {
+    this.#locator.close();
     return this.supervisor.stop();
   }
 }
 
 function tooLarge(data: Buffer): void {
-  if (data.length > MULTI_MAX_BYTES) {
+  if (data.length > TASK_MAX_BYTES) {
     throw new ZkfarmError(
       ErrorCodes.INVALID_TASK,
-      `the task is ${data.length} bytes of JSON; the limit is ${MULTI_MAX_BYTES} (ZooKeeper keeps data small): ` +
+      `the task is ${data.length} bytes of JSON; the limit is ${TASK_MAX_BYTES} (ZooKeeper keeps data small): ` +
         'put large inputs in a file or store and pass a reference',
     );
   }

@@ -94,9 +94,13 @@ export async function ensureFreshTaskIds(client: ZkClient, log?: Logger): Promis
 /**
  * For a leader: check now, and again whenever /tasks is made again while it leads (a data watch on
  * /tasks: it fires on the node's delete, create and data changes, not on its children). Resolves after
- * the first check; the watch ends with the session.
+ * the first check; the watch ends with the session, or with `until` (a leader's term).
  */
-export async function watchTaskIds(session: Session, log: Logger): Promise<void> {
+export async function watchTaskIds(
+  session: Session,
+  log: Logger,
+  until: AbortSignal = session.signal,
+): Promise<void> {
   const check = () =>
     ensureFreshTaskIds(session.client, log).catch((err: unknown) => {
       if (session.alive) log.warn({ err }, `checking the task id counter failed: ${describeError(err)}`);
@@ -105,7 +109,8 @@ export async function watchTaskIds(session: Session, log: Logger): Promise<void>
   const watch = session.watchData(PATHS.tasks, ({ data }) => {
     if (data && data.length === 0) return check().then(() => {});
   });
-  session.signal.addEventListener('abort', () => watch.close(), { once: true });
+  if (until.aborted) watch.close();
+  else until.addEventListener('abort', () => watch.close(), { once: true });
 }
 
 async function highestInUse(client: ZkClient): Promise<number> {

@@ -2,7 +2,8 @@
  * The farm as ZooKeeper shows it, kept current for the dashboard. Reads only; never writes.
  *
  * Znodes and how each is followed:
- *   /master, /masters/<m>, /workers/<w>   watches (they change rarely: elections, joins, pause)
+ *   /master, /masters/<m>, /workers/<w>   watches (they change rarely: elections, joins, pause; the
+ *                                         leader rewrites /master when what waits in its queue changes)
  *   /masters, /workers                    children watches
  *   /tasks                                `exists` every `queuePollMs`: numChildren is the queue depth,
  *                                         cversion feeds the submit clock (submit-clock.ts)
@@ -190,7 +191,13 @@ export class FarmObserver extends EventEmitter {
       const v = parseJson(data) as Partial<MasterInfo> | undefined;
       leader =
         v && typeof v.name === 'string'
-          ? { name: v.name, host: String(v.host ?? ''), pid: Number(v.pid ?? 0), since: Number(v.since ?? 0) }
+          ? {
+              name: v.name,
+              host: String(v.host ?? ''),
+              pid: Number(v.pid ?? 0),
+              since: Number(v.since ?? 0),
+              ...(v.queue && typeof v.queue === 'object' ? { queue: v.queue } : {}),
+            }
           : { name: data.toString('utf8').slice(0, 128), host: '', pid: 0, since: 0 };
     }
     if (leader) {

@@ -51,6 +51,19 @@ export class FarmMetrics {
     'Runs tried again: attempts - 1 of each new status',
   );
   readonly queue = this.#gauge('zkfarm_queue_depth', 'Tasks waiting in /tasks');
+  readonly blocked = this.#gauge(
+    'zkfarm_queue_blocked_tasks',
+    'Tasks in /tasks that no ready worker can take now, by what they need (shell, handler:<name>), as the leader says',
+    ['needs'],
+  );
+  readonly delayed = this.#gauge(
+    'zkfarm_queue_delayed_tasks',
+    'Tasks in /tasks not due yet (notBefore), as the leader says',
+  );
+  readonly setAside = this.#gauge(
+    'zkfarm_queue_set_aside_tasks',
+    'Tasks in /tasks the leader cannot move (unreadable, undeletable, refused), as the leader says',
+  );
   readonly inFlight = this.#gauge(
     'zkfarm_tasks_in_flight',
     'Tasks assigned to a worker and not finished (children of /assign/<worker>)',
@@ -224,6 +237,10 @@ export class FarmMetrics {
     this.#sync(this.dashboardRequests, exact.dashboardRequests);
     this.dashboardConnected.set(s.zk.state === 'connected' || s.zk.state === 'reconnected' ? 1 : 0);
     this.queue.set(s.queue);
+    this.blocked.reset();
+    for (const b of s.waiting?.blocked ?? []) this.blocked.set({ needs: b.needs }, b.tasks);
+    this.delayed.set(s.waiting?.delayed ?? 0);
+    this.setAside.set(s.waiting?.setAsideCount ?? 0);
     this.statuses.set(s.statuses);
 
     this.inFlight.reset();

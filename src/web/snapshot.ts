@@ -6,6 +6,8 @@
  * the host adds its thread state, session state and exact counters. A role known only to ZooKeeper
  * runs elsewhere (`local: false`): its counters are those the dashboard saw in /status.
  */
+
+import type { QueueSummary } from '../farm/queue-view.js';
 import type { RoleThreadInfo, RoleThreadStats } from '../host/types.js';
 import type { SessionState } from '../zk/index.js';
 import type { FarmObserver } from './farm-observer.js';
@@ -74,6 +76,8 @@ export interface Snapshot {
   masters: MasterCard[];
   workers: WorkerCard[];
   queue: number;
+  /** What the leader says waits in /tasks for a reason (blocked needs, delayed, set aside), if it leads. */
+  waiting: QueueSummary | null;
   inFlight: number;
   /** Σ of running over the workers (exact for local workers, in flight for the others). */
   running: number;
@@ -208,6 +212,7 @@ export function buildSnapshot(input: SnapshotInput, now = Date.now()): Snapshot 
     masters: [...masters.values()].sort(byName),
     workers: workerList,
     queue: view.queue,
+    waiting: view.leader?.queue ?? null,
     inFlight: view.inFlight,
     running: workerList.reduce((n, w) => n + (w.running ?? w.inFlight), 0),
     statuses: view.statuses,

@@ -4,14 +4,16 @@
  * - every submitted task has exactly one /status, written once (its znode version is 0: never overwritten);
  * - /tasks and every /assign/<w> are empty (nothing stranded, nothing queued);
  * - every succeeded status that names an output directory has result.json there;
- * - re-executions are counted: statuses with `attempts > 1`, and output directories of a task on workers
- *   other than the one that recorded its result;
+ * - re-executions are counted: statuses with `attempts > 1`, and runs of a task on workers other than the
+ *   one that recorded its result (from the execution log, run-log.ts, and from output directories);
+ * - with the execution log (`runs`): at most one run per assignment, each on the session that held it
+ *   (run-log.ts `checkRuns`);
  * - when told which roles were disturbed (`disturbed`: killed, expired, restarted — see chaos.ts
  *   `watchRoles` and `runFaultPlan`), every re-execution must be traced to one of them:
  *     * `_zkfarm.lostOn` as seen in /tasks while the task waited to run again (`recordTaskHistory`) names
  *       the workers it was lost on: each must be disturbed;
- *     * an output directory on a worker other than the one that recorded the result means the task ran
- *       there too: that worker must be disturbed;
+ *     * a run in the execution log, or an output directory, on a worker other than the one that recorded
+ *       the result means the task ran there too: that worker must be disturbed;
  *     * a re-run with neither kind of evidence (lost before any directory was made, and re-queued and
  *       taken again between two listings of /tasks) cannot be traced; it is counted as unverifiable, not
  *       as a failure.
@@ -23,6 +25,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { assignDir, PATHS, parseStatus, statusPath, type TaskStatus } from '../../src/farm/protocol.js';
 import { type ConnectOptions, connect, isZkError, type ZkClient } from '../../src/zk/index.js';
+import { checkRuns, type RunLog } from './run-log.js';
 
 export interface InvariantOptions {
   /** Workers' output root: checks succeeded statuses have result.json, and finds extra runs. */
@@ -34,6 +37,8 @@ export interface InvariantOptions {
   disturbed?: ReadonlySet<string>;
   /** Re-queues observed during the run (see `recordTaskHistory`). */
   history?: TaskHistory;
+  /** The execution log (run-log.ts): every run the workers started. */
+  runs?: RunLog;
 }
 
 export interface InvariantReport {
@@ -54,6 +59,8 @@ export interface InvariantReport {
   rerunsUnverifiable: number;
   /** With `disturbed`: re-runs or extra runs that name a worker nothing happened to. */
   unexplained: string[];
+  /** With `runs`: runs of one assignment beyond the first, or on a session that did not hold it. */
+  badRuns: string[];
   ok: boolean;
   problems: string[];
 }
@@ -117,6 +124,8 @@ export async function checkInvariants(
   }
   const missingOutput: string[] = [];
   const runs = options.workdir ? runsByTask(options.workdir) : new Map<string, string[]>();
+  for (const [task, workers] of options.runs?.workersOf() ?? [])
+    runs.set(task, [...(runs.get(task) ?? []), ...workers]);
   if (options.workdir) {
     for (const [id, s] of statuses) {
       if (
@@ -137,7 +146,7 @@ export async function checkInvariants(
   const unexplained: string[] = [];
   for (const id of ids) {
     const s = statuses.get(id);
-    const others = (runs.get(id) ?? []).filter((w) => w !== s?.worker);
+    const others = [...new Set((runs.get(id) ?? []).filter((w) => w !== s?.worker))];
     extraRuns += others.length;
     if (!options.disturbed) continue;
     const d = options.disturbed;
@@ -155,7 +164,10 @@ export async function checkInvariants(
     else unexplained.push(`${id} (attempts ${s.attempts}, and no role was disturbed)`);
   }
 
+  const badRuns = options.runs ? checkRuns(options.runs.runs) : [];
   const problems: string[] = [];
+  if (badRuns.length)
+    problems.push(`${badRuns.length} runs against the protocol: ${badRuns.slice(0, 5).join('; ')}`);
   if (missing.length)
     problems.push(`${missing.length} tasks without a status: ${missing.slice(0, 5).join(', ')}`);
   if (rewritten.length)
@@ -182,6 +194,7 @@ export async function checkInvariants(
     rerunsVerified,
     rerunsUnverifiable,
     unexplained,
+    badRuns,
     ok: problems.length === 0,
     problems,
   };

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  blockedReason,
   freeSlots,
+  needOf,
   planAssignments,
+  roomFor,
+  SHELL,
   totalFreeSlots,
   type WorkerLoad,
 } from '../../src/farm/assignment-policy.js';
@@ -64,7 +68,7 @@ test('input is not modified, and free slots add up', () => {
 });
 
 test('shell tasks go to shell workers when there are any; otherwise to anyone (who will refuse them)', () => {
-  const shellTask = (id: string) => id.endsWith('s');
+  const shellTask = (id: string) => (id.endsWith('s') ? SHELL : undefined);
   const mixed = [w('plain', 4), w('sh', 4, 0, { shell: true })];
   const plan = planAssignments(['t1s', 't2s', 't3'], mixed, 0, shellTask);
   assert.deepEqual(
@@ -80,4 +84,39 @@ test('shell tasks go to shell workers when there are any; otherwise to anyone (w
   );
   const none = planAssignments(['t1s'], [w('plain', 4)], 0, shellTask);
   assert.equal(none.assignments[0]?.worker, 'plain');
+});
+
+test('what a task needs: shell, or a handler; a worker that names its handlers runs only those', () => {
+  assert.equal(needOf({ cmd: 'true' }), SHELL);
+  assert.equal(needOf({ handler: 'resize' }), 'handler:resize');
+  const resizer = w('resizer', 2, 0, { handlers: new Set(['echo', 'resize']) });
+  const plain = w('plain', 2, 0, { handlers: new Set(['echo']) });
+  const unsaid = w('unsaid', 2, 0);
+  const need = (id: string) => (id.startsWith('r') ? 'handler:resize' : 'handler:echo');
+  const plan = planAssignments(['r1', 'r2', 'r3', 'e1'], [plain, resizer], 0, need);
+  assert.deepEqual(
+    plan.assignments.map((a) => `${a.task}:${a.worker}`),
+    ['r1:resizer', 'r2:resizer', 'e1:plain'],
+  );
+  assert.deepEqual(plan.unassigned, ['r3']);
+  // A worker that does not say which handlers it has is taken to have them all.
+  assert.equal(planAssignments(['r1'], [plain, unsaid], 0, need).assignments[0]?.worker, 'unsaid');
+  // No live worker has it: anyone takes it (and fails it with a reason: never a silent wait).
+  assert.equal(planAssignments(['x'], [plain], 0, () => 'handler:nothing').assignments[0]?.worker, 'plain');
+});
+
+test('room and the reason a need waits: paused, busy, or no worker at all', () => {
+  const sh = w('sh', 1, 0, { shell: true, paused: true });
+  const plain = w('plain', 2);
+  assert.equal(roomFor([sh, plain], SHELL), 0);
+  assert.equal(roomFor([sh, plain], 'handler:echo'), 3 - 1);
+  assert.equal(blockedReason([sh, plain], SHELL), 'every worker that runs shell tasks is paused or draining');
+  assert.equal(blockedReason([sh, plain], 'handler:echo'), undefined);
+  const busy = w('sh', 1, 1, { shell: true });
+  assert.equal(blockedReason([busy, plain], SHELL), 'every worker that runs shell tasks is busy');
+  assert.equal(blockedReason([], SHELL), 'no worker is registered');
+  assert.equal(
+    blockedReason([w('p', 1, 0, { paused: true })], 'handler:echo'),
+    'every worker is paused or draining',
+  );
 });

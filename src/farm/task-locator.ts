@@ -1,0 +1,135 @@
+/**
+ * Where waited-for tasks are: queued (/tasks/<id>), assigned (/assign/<w>/<id>), finished
+ * (/status/<id>), or nowhere: deleted, or finished and its result already removed by retention. A
+ * waiter that is not told would wait for ever.
+ *
+ * Znodes: reads only. A few ids: `exists` on each place, in the order a task moves forward (queued,
+ * assigned, finished). Many ids: listings of /tasks and /assign/<w> first (a waited-for task is mostly
+ * still queued or running; a finished one's waiter is told by its watch), then `exists` on each place
+ * for the ids they did not show.
+ *
+ * Guarantees: reads of several nodes are not one snapshot; a task that moves forward between two reads
+ * is still seen (it is read in its new place later), but one given back (from /assign to /tasks) between
+ * two reads can be missed once. So a task is declared nowhere only after two checks, `everyMs` apart,
+ * found it in none of the three places.
+ *
+ * SUSPENDED / LOST: a check that fails counts for nothing; the next one tries again.
+ */
+import { isZkError, type ZkClient } from '../zk/index.js';
+import { assignPath, PATHS, statusPath, taskPath } from './protocol.js';
+
+export interface TaskLocatorOptions {
+  /** Between two checks (ms). @defaultValue 5000 */
+  everyMs?: number;
+  /** The first check after an id is added (ms). @defaultValue 2000 */
+  firstMs?: number;
+}
+
+/** Ids checked one by one at most; beyond, listings first. */
+const FEW = 32;
+
+export class TaskLocator {
+  readonly #client: () => ZkClient | undefined;
+  readonly #onNowhere: (id: string) => void;
+  readonly #everyMs: number;
+  readonly #firstMs: number;
+  /** id → checks in a row that found it nowhere. */
+  readonly #pending = new Map<string, number>();
+  #timer: NodeJS.Timeout | undefined;
+  #checking = false;
+
+  constructor(
+    client: () => ZkClient | undefined,
+    onNowhere: (id: string) => void,
+    options: TaskLocatorOptions = {},
+  ) {
+    this.#client = client;
+    this.#onNowhere = onNowhere;
+    this.#everyMs = options.everyMs ?? 5000;
+    this.#firstMs = options.firstMs ?? 2000;
+  }
+
+  add(id: string): void {
+    if (this.#pending.has(id)) return;
+    this.#pending.set(id, 0);
+    this.#schedule(this.#firstMs);
+  }
+
+  remove(id: string): void {
+    this.#pending.delete(id);
+    if (this.#pending.size === 0) this.close();
+  }
+
+  close(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #schedule(ms: number): void {
+    if (this.#timer || this.#checking || this.#pending.size === 0) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#check();
+    }, ms);
+    this.#timer.unref?.();
+  }
+
+  async #check(): Promise<void> {
+    const client = this.#client();
+    this.#checking = true;
+    try {
+      if (client) {
+        const ids = [...this.#pending.keys()];
+        const nowhere = await this.#nowhere(client, ids);
+        for (const id of ids) {
+          if (!this.#pending.has(id)) continue;
+          const strikes = nowhere.has(id) ? this.#pending.get(id)! + 1 : 0;
+          this.#pending.set(id, strikes);
+          if (strikes >= 2) {
+            this.#pending.delete(id);
+            this.#onNowhere(id);
+          }
+        }
+      }
+    } catch (err) {
+      // A check that fails counts for nothing (connection trouble, a lost session): the next one tries.
+      if (!isZkError(err) && (err as { code?: string })?.code !== 'ZKFARM_SESSION_LOST') throw err;
+    } finally {
+      this.#checking = false;
+      this.#schedule(this.#everyMs);
+    }
+  }
+
+  /** The ids found in none of the three places. */
+  async #nowhere(client: ZkClient, ids: string[]): Promise<Set<string>> {
+    let suspects = ids;
+    if (ids.length > FEW) {
+      const seen = new Set<string>(await children(client, PATHS.tasks));
+      const dirs = await children(client, PATHS.assign);
+      for (const list of await Promise.all(dirs.map((w) => children(client, `${PATHS.assign}/${w}`))))
+        for (const id of list) seen.add(id);
+      suspects = ids.filter((id) => !seen.has(id));
+    }
+    const out = new Set<string>();
+    if (suspects.length === 0) return out;
+    const workers = await children(client, PATHS.assign);
+    await Promise.all(
+      suspects.map(async (id) => {
+        const places = [taskPath(id), ...workers.map((w) => assignPath(w, id)), statusPath(id)];
+        // Sent together, answered in order: the order a task moves forward.
+        const found = await Promise.all(places.map((p) => client.exists(p)));
+        if (found.every((s) => s === null)) out.add(id);
+      }),
+    );
+    return out;
+  }
+}
+
+async function children(client: ZkClient, path: string): Promise<string[]> {
+  try {
+    return await client.getChildren(path);
+  } catch (err) {
+    if (isZkError(err, 'NO_NODE')) return [];
+    throw err;
+  }
+}

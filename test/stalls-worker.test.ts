@@ -1,0 +1,113 @@
+/**
+ * Stalls of the worker's side, each against a real ZooKeeper: batched writes past ZooKeeper's request
+ * limit (2), a delete and re-create of an assignment in one tick (7), prefetched tasks that outlive
+ * their session (8). Each failed on the code before the farm core was rebuilt on recipes.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Worker } from '../src/farm/index.js';
+import { assignDir, assignPath, encode, PATHS, parseStatus, statusPath } from '../src/farm/protocol.js';
+import { useCleanups } from './helpers/cleanups.js';
+import { useFarm } from './helpers/farm.js';
+import { expireSession } from './helpers/faults.js';
+import { checkInvariants } from './helpers/invariants.js';
+import { until } from './helpers/wait.js';
+import { useZooKeeper } from './helpers/zk.js';
+
+const cleanups = useCleanups();
+const zk = useZooKeeper();
+const workdir = mkdtempSync(join(tmpdir(), 'zkfarm-stalls-worker-'));
+cleanups.push(() => rmSync(workdir, { recursive: true, force: true }));
+const farm = useFarm(cleanups, { workdir });
+
+test('stall 2: a paused worker hands back 120 prefetched 11 KiB tasks (1.3 MB together, over the request limit)', async () => {
+  const root = await zk.chroot('byte-limit');
+  await farm.master(root, 'm1');
+  const w = await farm.worker(root, 'big', { capacity: 1, prefetch: 120 });
+  const sub = await farm.submitter(root);
+  const blocker = await sub.submit({ handler: 'sleep', input: 30_000 });
+  await until(() => w.stats().running === 1, 10_000, 'the blocker to run');
+  const payload = 'x'.repeat(11 * 1024);
+  const ids = await sub.submitMany(
+    Array.from({ length: 120 }, (_, i) => ({ handler: 'echo', input: payload, i })),
+  );
+  await until(() => w.stats().queued === 120, 20_000, 'the worker to hold 120 tasks');
+  // Pausing hands every held task back at once: one batch of requeues whose data alone passes 1 MiB.
+  await w.pause();
+  const c = await farm.admin(root);
+  await until(
+    async () => (await c.getChildren(PATHS.tasks)).length === 120,
+    20_000,
+    'every held task back in /tasks',
+  );
+  assert.deepEqual(await c.getChildren(assignDir('big')), [blocker]);
+  assert.deepEqual((await c.getChildren(PATHS.tasks)).sort(), [...ids].sort());
+});
+
+test('stall 7: an assignment deleted and re-created in one tick is seen again: the new one runs', async () => {
+  const root = await zk.chroot('re-create');
+  // No master: the test hands out the tasks itself.
+  const w = await farm.worker(root, 'w1', { capacity: 1, prefetch: 0 });
+  const c = await farm.admin(root);
+  const first = 'task-0000000001';
+  const second = 'task-0000000002';
+  await c.create(assignPath('w1', first), encode({ handler: 'sleep', input: 1500 }));
+  await until(() => w.stats().running === 1, 10_000, 'the first task to run');
+  await c.create(assignPath('w1', second), encode({ handler: 'echo', input: 'old' }));
+  await until(() => w.stats().queued === 1, 10_000, 'the second task to be held');
+  // Replace the held assignment in one multi: ZooKeeper reports the delete and the create together.
+  await c
+    .transaction()
+    .remove(assignPath('w1', second))
+    .create(assignPath('w1', second), encode({ handler: 'echo', input: 'new' }))
+    .commit();
+  await until(
+    async () => (await c.exists(statusPath(second))) !== null,
+    20_000,
+    'a status for the second task',
+  );
+  const s = parseStatus((await c.getData(statusPath(second))).data);
+  assert.equal(s.result, 'new', 'the assignment that exists now ran, not the one that was replaced');
+  assert.deepEqual((await checkInvariants(c, [first, second], { runs: farm.runs(root) })).problems, []);
+});
+
+test('stall 8: tasks a worker held but had not started when its session was lost do not start on the next session', async () => {
+  const root = await zk.chroot('prefetch-outlives');
+  await farm.master(root, 'm1');
+  /** Every run: which task, which attempt, on which session of the worker. */
+  const probes: Array<{ task: string; attempt: number; session: string | undefined }> = [];
+  let w: Worker;
+  w = await farm.worker(root, 'w1', {
+    capacity: 1,
+    prefetch: 6,
+    handlers: {
+      probe: async (input, ctx) => {
+        probes.push({ task: ctx.taskId, attempt: ctx.attempt, session: w.info().sessionId });
+        const ms = (input as { ms?: number } | undefined)?.ms ?? 0;
+        if (ms > 0) await sleep(ms, undefined, { signal: ctx.signal }).catch(() => {});
+        return ctx.taskId;
+      },
+    },
+  });
+  const sub = await farm.submitter(root);
+  // The long one outlives the expiry below, so the held ones would start on the new session.
+  const long = await sub.submit({ handler: 'probe', input: { ms: 20_000 } });
+  await until(() => w.stats().running === 1, 10_000, 'the long task to run');
+  const held = await sub.submitMany(Array.from({ length: 6 }, () => ({ handler: 'probe' })));
+  await until(() => w.stats().queued === 6, 10_000, 'six tasks held');
+  const before = w.info().sessionId;
+  await expireSession(w.sessionSupervisor!);
+  assert.notEqual(w.info().sessionId, before);
+  const results = await sub.waitForAll([long, ...held], { timeoutMs: 90_000 });
+  assert.ok(results.every((r) => r.state === 'succeeded'));
+  // A task held on the lost session was given back by the master: it may run again, but only as a
+  // new assignment (attempt 2, its loss counted), never as the stale copy the worker still held.
+  const stale = probes.filter((r) => held.includes(r.task) && r.session !== before && r.attempt === 1);
+  assert.deepEqual(stale, [], 'no held task started on the new session from its old assignment');
+  const c = await farm.admin(root);
+  assert.deepEqual((await checkInvariants(c, [long, ...held], { runs: farm.runs(root) })).problems, []);
+});
