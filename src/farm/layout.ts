@@ -1,7 +1,7 @@
 /**
  * The farm's layout, and with access control, closing it.
  *
- * Znodes: creates /tasks, /status, /assign, /workers, /masters, /election when missing (and a worker's
+ * Znodes: creates /tasks, /status, /assign, /workers, /masters, /election, /queues when missing (and a worker's
  * own /assign/<name>). With `auth` it also reads, and where needed rewrites, the ACL of the chroot's root
  * (when the connect string has a chroot) and of those nodes' children: /tasks/*, /status/*,
  * /assign/<w>, /assign/<w>/*, /workers/*, /masters/*, /election/*, /master.
