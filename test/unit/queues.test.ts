@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseTask } from '../../src/farm/protocol.js';
+import { queueOverview } from '../../src/farm/queue-admin.js';
+import type { QueueSummary } from '../../src/farm/queue-view.js';
 import {
   checkControls,
   parseControls,
@@ -67,4 +69,61 @@ test('token bucket: starts empty, earns `rate` a second, holds a tenth of a seco
   assert.equal(fast.available(1000), 100);
   fast.setRate(2, 1000);
   assert.equal(fast.available(1000), 1, 'a lower rate keeps at most its own burst');
+});
+
+test('queue overview: every queue known from controls, the leader or a worker, with who serves it', () => {
+  const controls = new Map([
+    ['mail', { controls: { paused: true, rateLimit: 5, concurrency: null } }],
+    [
+      'bad',
+      {
+        controls: { paused: false, rateLimit: null, concurrency: null },
+        problem: 'paused: expected true or false',
+      },
+    ],
+  ]);
+  const summary: QueueSummary = {
+    blocked: [],
+    delayed: 0,
+    setAside: [],
+    setAsideCount: 0,
+    queues: [
+      {
+        queue: 'mail',
+        byPriority: { 9: 1, 0: 2 },
+        waiting: 3,
+        delayed: 0,
+        blocked: [{ reason: 'queue "mail" is paused', tasks: 3 }],
+      },
+      { queue: 'video', byPriority: { 0: 4 }, waiting: 4, delayed: 1, blocked: [] },
+    ],
+    running: { mail: 2, old: 1 },
+  };
+  const worker = (queues: string[]) => ({
+    capacity: 1,
+    prefetch: 0,
+    paused: false,
+    host: 'h',
+    pid: 1,
+    startedAt: 0,
+    queues: servedQueues(queues),
+    queueOrder: 'weighted' as const,
+  });
+  const out = queueOverview(controls, summary, [
+    ['w2', worker(['mail', 'default'])],
+    ['w1', worker(['mail:3'])],
+  ]);
+  assert.deepEqual(
+    out.map((q) => [q.queue, q.waiting, q.running, q.servedBy.join(','), q.controls.paused]),
+    [
+      ['bad', 0, 0, '', false],
+      ['default', 0, 0, 'w2', false],
+      ['mail', 3, 2, 'w1,w2', true],
+      ['old', 0, 1, '', false],
+      ['video', 4, 0, '', false],
+    ],
+  );
+  assert.equal(out[0]!.problem, 'paused: expected true or false');
+  assert.deepEqual(out[2]!.blocked, [{ reason: 'queue "mail" is paused', tasks: 3 }]);
+  assert.deepEqual(out[2]!.byPriority, { 9: 1, 0: 2 });
 });
