@@ -28,6 +28,7 @@ export {
   type SubmitManyError,
   Submitter,
   type SubmitterOptions,
+  statusBucket,
   statusPath,
   TASK_PREFIX,
   type Task,

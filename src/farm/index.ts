@@ -10,6 +10,7 @@ export {
   type MasterInfo,
   PATHS,
   parseStatus,
+  statusBucket,
   statusPath,
   TASK_PREFIX,
   type Task,

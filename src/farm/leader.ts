@@ -14,7 +14,7 @@
  * cannot be moved is set aside, with its reason, and tried again later.
  *
  * Znodes: lists /tasks (lazily, see #list), reads /tasks/<id>, moves tasks (moves.ts), sweeps /status
- * (retention.ts), and publishes what waits and why through `publish` (master.ts writes it in /master).
+ * (retention.ts), moves results of the flat layout into buckets (status-upgrade.ts), and publishes what waits and why through `publish` (master.ts writes it in /master).
  *
  * SUSPENDED: requests fail or wait; a failed round goes again after a backoff (src/backoff.ts).
  * LOST, or the term's end: the term's signal aborts; every watch, timer and write of this leader stops.
@@ -32,6 +32,8 @@ import { assign, type Move, reject } from './moves.js';
 import { PATHS, type Task, taskPath } from './protocol.js';
 import { type QueueSummary, QueueView } from './queue-view.js';
 import { type RetentionOptions, RetentionSweeper } from './retention.js';
+import { writeMoves } from './status-store.js';
+import { upgradeStatusLayout } from './status-upgrade.js';
 import { WorkerRoster } from './worker-roster.js';
 
 export interface LeaderOptions {
@@ -155,6 +157,7 @@ export class Leader {
     await this.#giveBacks.recover();
     if (!this.active) return;
     this.#kick();
+    void this.#upgradeLayout();
     const sweeper = new RetentionSweeper(this.#client, this.#retention, this.#term.signal);
     this.#retentionTimer = setInterval(() => void this.#sweep(sweeper), this.#retention.intervalMs ?? 60_000);
     this.#retentionTimer.unref?.();
@@ -172,7 +175,21 @@ export class Leader {
     void this.#giveBacks.start(worker);
   }
 
+  /** Move results still at flat /status paths into their buckets (status-upgrade.ts). */
+  async #upgradeLayout(): Promise<void> {
+    try {
+      await upgradeStatusLayout(this.#client, this.#log, this.#term.signal);
+    } catch (err) {
+      if (this.active)
+        this.#log.warn(
+          { err },
+          `moving results into buckets failed: ${describeError(err)}; the next sweep retries`,
+        );
+    }
+  }
+
   async #sweep(sweeper: RetentionSweeper): Promise<void> {
+    await this.#upgradeLayout();
     try {
       const removed = await sweeper.sweep();
       if (removed > 0) this.#log.info({ removed }, 'removed old statuses');
@@ -318,7 +335,7 @@ export class Leader {
   }
 
   async #commit(moves: Move[]): Promise<void> {
-    const r = await this.#batcher.write(moves, (written, mark) => {
+    const r = await writeMoves(this.#batcher, this.#client, moves, (written, mark) => {
       for (const m of written) {
         this.#view.moved(m.id, mark);
         if (m.kind === 'assign') this.#stats.assigned++;

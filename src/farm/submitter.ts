@@ -33,6 +33,7 @@ import {
   type Task,
   type TaskStatus,
 } from './protocol.js';
+import { readResult } from './status-store.js';
 import { ensureFreshTaskIds, idsChecked } from './task-ids.js';
 import { TaskLocator } from './task-locator.js';
 
@@ -229,8 +230,8 @@ export class Submitter {
   /** Read a task's result, or undefined when it has none yet. */
   async result(id: string): Promise<TaskStatus | undefined> {
     try {
-      const { data } = await this.#client().getData(statusPath(id));
-      return parseStatus(data);
+      const found = await readResult(this.#client(), id);
+      return found ? parseStatus(found.data) : undefined;
     } catch (err) {
       if (isZkError(err, 'NO_NODE')) return undefined;
       throw err;
