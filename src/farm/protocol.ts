@@ -337,3 +337,16 @@ export interface MasterInfo {
 export const TASK_MAX_BYTES = 512 * 1024;
 
 export const encode = (v: unknown): Buffer => Buffer.from(JSON.stringify(v), 'utf8');
+
+/** A task checked and encoded for /tasks (throws ZKFARM_INVALID_TASK: not a task, or over TASK_MAX_BYTES). */
+export function encodeTask(task: unknown): Buffer {
+  const data = encode(checkTask(task));
+  if (data.length > TASK_MAX_BYTES) {
+    throw new ZkfarmError(
+      ErrorCodes.INVALID_TASK,
+      `the task is ${data.length} bytes of JSON; the limit is ${TASK_MAX_BYTES} (ZooKeeper keeps data small): ` +
+        'put large inputs in a file or store and pass a reference',
+    );
+  }
+  return data;
+}
