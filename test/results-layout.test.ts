@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encode, PATHS, statusBucketPath, statusPath } from '../src/farm/protocol.js';
-import { sweepStatuses } from '../src/farm/retention.js';
+import { RetentionSweeper, sweepStatuses } from '../src/farm/retention.js';
 import { useCleanups } from './helpers/cleanups.js';
 import { useFarm } from './helpers/farm.js';
 import { until } from './helpers/wait.js';
@@ -55,7 +55,9 @@ test('retention by count removes the results that finished first across buckets,
     'task-0000020004',
     'task-0000000005',
   ]);
-  assert.equal(await sweepStatuses(c, { maxCount: 3 }), 2);
+  // One sweeper for every sweep, as the leader keeps it (it remembers each bucket's oldest result).
+  const sweeper = new RetentionSweeper(c, { maxCount: 3 });
+  assert.equal(await sweeper.sweep(), 2);
   assert.deepEqual((await c.getChildren(statusBucketPath('000000'))).sort(), [
     'task-0000000003',
     'task-0000000005',
@@ -63,8 +65,16 @@ test('retention by count removes the results that finished first across buckets,
   assert.deepEqual(await c.getChildren(statusBucketPath('000002')), ['task-0000020004']);
   assert.deepEqual(await c.getChildren(statusBucketPath('000001')), [], 'its only result finished first');
   // The next sweep removes the bucket left empty (not the highest: it is being written).
-  assert.equal(await sweepStatuses(c, { maxCount: 3 }), 0);
+  assert.equal(await sweeper.sweep(), 0);
   assert.deepEqual((await c.getChildren(PATHS.status)).sort(), ['000000', '000002']);
+  // Two more finish: the two oldest left go, whichever bucket they are in.
+  await put(c, ['task-0000020006', 'task-0000000007']);
+  assert.equal(await sweeper.sweep(), 2);
+  assert.deepEqual((await c.getChildren(statusBucketPath('000000'))).sort(), [
+    'task-0000000005',
+    'task-0000000007',
+  ]);
+  assert.deepEqual(await c.getChildren(statusBucketPath('000002')), ['task-0000020006']);
 });
 
 test('retention by age removes what finished before the cut in every bucket, and keeps the rest', async () => {

@@ -7,12 +7,14 @@
  * them, ctime ages them). Task ids say nothing about it: a long task, or one retried, finishes long after
  * younger ids, so its result sits in an old bucket with a young finish.
  *
- * Bounded memory whatever the number of results: the sweeper keeps one summary per bucket (its cversion,
- * and the czxid and ctime of its oldest result), re-read only for buckets whose cversion changed (the
- * ones being written, the ones swept). To pick the oldest results it merges the buckets in the order of
- * their oldest result, reading one bucket's stats at a time and only while a bucket not yet read may
- * hold an older result than the next candidate: at most LOADED_MAX buckets (10,000 stats each) at once,
- * at most SWEEP_MAX removals per sweep (the next sweep goes on).
+ * Bounded memory and reads whatever the number of results: to pick the oldest results the sweeper
+ * merges the buckets in the order of their oldest result, reading a bucket's stats only while it may
+ * hold a result older than the next candidate: at most LOADED_MAX buckets (10,000 stats each) at once,
+ * at most SWEEP_MAX removals per sweep (the next sweep goes on). A bucket's oldest result is known
+ * exactly once its stats were read (kept, one number per bucket, while its cversion is unchanged);
+ * before that, the bucket node's own czxid stands for it: a child is always created after its parent,
+ * so it is a lower bound, and the merge reads the bucket rather than miss an older result. In a steady
+ * farm a sweep reads the one or two lowest buckets.
  *
  * Znodes: lists /status and the buckets it reads; `exists` on each bucket and on each result of a bucket
  * read; deletes results in multis (MultiBatcher), where a status already gone is fine; deletes empty
@@ -46,8 +48,11 @@ const LOADED_MAX = 8;
 export const SWEEP_MAX = 50_000;
 
 interface Summary {
+  /** The cversion its stats were read at (-1: not read; `oldestZxid` is then a lower bound). */
   cversion: number;
   oldestZxid: bigint;
+  /** The bucket's stat at this sweep. */
+  stat: Stat;
 }
 
 interface Entry {
@@ -88,7 +93,10 @@ export class RetentionSweeper {
       }
       total += s.numChildren;
       live.push(b);
-      if (this.#summaries.get(b)?.cversion !== s.cversion) await this.#summarize(b, s);
+      // Not read since it changed: its own creation bounds its oldest result from below.
+      if (this.#summaries.get(b)?.cversion !== s.cversion)
+        this.#summaries.set(b, { cversion: -1, oldestZxid: s.czxid, stat: s });
+      else this.#summaries.get(b)!.stat = s;
     }
     for (const b of this.#summaries.keys()) if (!live.includes(b)) this.#summaries.delete(b);
     await this.#removeBuckets(empty);
@@ -138,16 +146,7 @@ export class RetentionSweeper {
     return doomed;
   }
 
-  /** Summarize a bucket whose children changed: the czxid of its oldest result. */
-  async #summarize(bucket: string, stat: Stat): Promise<void> {
-    const entries = await this.#entries(bucket);
-    if (entries.length === 0) return;
-    let oldest = entries[0]!.zxid;
-    for (const e of entries) if (e.zxid < oldest) oldest = e.zxid;
-    this.#summaries.set(bucket, { cversion: stat.cversion, oldestZxid: oldest });
-  }
-
-  /** The stats of one bucket's results. */
+  /** The stats of one bucket's results; its summary becomes exact. */
   async #entries(bucket: string): Promise<Entry[]> {
     const ids = await bucketIds(this.#client, bucket);
     const out: Entry[] = [];
@@ -164,6 +163,13 @@ export class RetentionSweeper {
       stats.forEach((s, k) => {
         if (s) out.push({ bucket, id: part[k]!, zxid: s.czxid, ctime: s.ctime });
       });
+    }
+    const summary = this.#summaries.get(bucket);
+    if (summary && out.length > 0) {
+      let oldest = out[0]!.zxid;
+      for (const e of out) if (e.zxid < oldest) oldest = e.zxid;
+      summary.cversion = summary.stat.cversion;
+      summary.oldestZxid = oldest;
     }
     return out;
   }
