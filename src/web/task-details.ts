@@ -35,7 +35,7 @@ export interface TaskDetails {
   worker?: string;
   /** The task's JSON as stored (from /tasks or /assign), with the farm's `_zkfarm` bookkeeping. */
   task?: unknown;
-  /** The result in /status/<id>. */
+  /** The result in /status/<bucket>/<id>. */
   status?: unknown;
   /** When the znode holding it was created (ms). */
   since?: number;
