@@ -28,7 +28,7 @@
  */
 import { MultiBatcher } from '../recipes/multi-batcher.js';
 import { isZkError, type Stat, type ZkClient } from '../zk/index.js';
-import { statusBucketPath } from './protocol.js';
+import { OTHER_BUCKET, statusBucketPath } from './protocol.js';
 import { bucketIds, forgetBucket, statusChildren } from './status-store.js';
 
 export interface RetentionOptions {
@@ -84,11 +84,12 @@ export class RetentionSweeper {
     const live: string[] = [];
     const empty: string[] = [];
     let total = 0;
+    const highest = buckets.filter((b) => b !== OTHER_BUCKET).at(-1);
     for (const [i, b] of buckets.entries()) {
       const s = stats[i];
       if (!s || s.numChildren === 0) {
         this.#summaries.delete(b);
-        if (s && i < buckets.length - 1) empty.push(b);
+        if (s && b !== highest) empty.push(b);
         continue;
       }
       total += s.numChildren;
