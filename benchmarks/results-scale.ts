@@ -11,7 +11,7 @@
  * - retention: one sweep over the results of both, keeping 10,000 (time, removed).
  * Bounded in count; the server and roles are stopped at the end.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,14 +75,22 @@ async function submitFile(root: string, admin: ZkClient) {
   await admin.ensurePath(PATHS.tasks);
   const depth = watchDepth(admin);
   const t0 = performance.now();
-  const r = spawnSync(
+  // A child process (not spawnSync: the farm runs on this process's event loop); ids to /dev/null.
+  const child = spawn(
     '/usr/bin/time',
     ['-f', '%M', process.execPath, 'bin/runtime.js', 'submit', '--zk', root, '--file', file],
-    { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
   );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   const submitMs = performance.now() - t0;
-  if (r.status !== 0) throw new Error(`submit failed: ${r.stderr}`);
-  const peakKb = Number(r.stderr.trim().split('\n').at(-1));
+  if (code !== 0) throw new Error(`submit failed: ${stderr}`);
+  const peakKb = Number(stderr.trim().split('\n').at(-1));
   await until(async () => (await countResults(admin)) >= TASKS, 'every result');
   const drainMs = performance.now() - t0;
   depth.stop();
