@@ -128,30 +128,18 @@ export class StatusFeed {
     };
     const elapsed = this.#lastPoll ? Math.max(100, now - this.#lastPoll) : 1000;
     this.#lastPoll = now;
-    const tick = await this.#changed(client);
+    const changed = await this.#changed(client);
     // Known ids and cversions move on only once the new ones are read: a failed read is retried next tick.
-    const commit = () => {
-      const known = this.#known ?? new Map<string, { cversion: number; ids: Set<string> }>();
-      this.#known = known;
-      for (const b of tick.gone) known.delete(b);
-      for (const [b, l] of tick.lists) known.set(b, { cversion: l.cversion, ids: new Set(l.ids) });
-      this.count = tick.count;
-    };
+    const commit = () => this.#commit(changed);
     if (!this.#known) {
       await this.#seed(
         client,
-        [...tick.lists.values()].flatMap((l) => l.ids),
+        [...changed.lists.values()].flatMap((l) => l.ids),
       );
       commit();
       return empty;
     }
-    const known = this.#known;
-    const flat = known.get(FLAT)?.ids;
-    const added: string[] = [];
-    for (const [b, l] of tick.lists) {
-      const before = known.get(b)?.ids;
-      for (const id of l.ids) if (!before?.has(id) && !(b !== FLAT && flat?.has(id))) added.push(id);
-    }
+    const added = this.#added(changed);
     if (added.length === 0) {
       commit();
       return empty;
@@ -164,12 +152,19 @@ export class StatusFeed {
       await mapLimit(toRead, this.#concurrency, (id) => readStatus(client, id, this.#clock))
     ).filter((r): r is StatusRecord => r !== undefined);
     commit();
-    const weight = records.length > 0 ? added.length / records.length : 0;
+    const tick = this.#count(added.length, toRead.length, records);
+    this.#addFailures(records);
+    return tick;
+  }
+
+  /** Count the statuses read into the totals, each weighing for the unread ones it stands for. */
+  #count(added: number, toRead: number, records: StatusRecord[]): FeedTick {
+    const weight = records.length > 0 ? added / records.length : 0;
     const t = this.totals;
-    t.completed += added.length;
+    t.completed += added;
     t.read += records.length;
-    t.unread += added.length - toRead.length;
-    if (records.length === 0) t.unknown += added.length;
+    t.unread += added - toRead;
+    if (records.length === 0) t.unknown += added;
     let succeeded = 0;
     let failed = 0;
     for (const r of records) {
@@ -186,16 +181,27 @@ export class StatusFeed {
     }
     t.succeeded += succeeded;
     t.failed += failed;
-    this.#addFailures(records);
-    return {
-      added: added.length,
-      read: records.length,
-      weight,
-      completed: added.length,
-      succeeded,
-      failed,
-      records,
-    };
+    return { added, read: records.length, weight, completed: added, succeeded, failed, records };
+  }
+
+  /** Ids listed this tick that were not known (one moved by the upgrade from flat into its bucket is not new). */
+  #added(changed: Changed): string[] {
+    const known = this.#known!;
+    const flat = known.get(FLAT)?.ids;
+    const added: string[] = [];
+    for (const [b, l] of changed.lists) {
+      const before = known.get(b)?.ids;
+      for (const id of l.ids) if (!before?.has(id) && !(b !== FLAT && flat?.has(id))) added.push(id);
+    }
+    return added;
+  }
+
+  #commit(changed: Changed): void {
+    const known = this.#known ?? new Map<string, { cversion: number; ids: Set<string> }>();
+    this.#known = known;
+    for (const b of changed.gone) known.delete(b);
+    for (const [b, l] of changed.lists) known.set(b, { cversion: l.cversion, ids: new Set(l.ids) });
+    this.count = changed.count;
   }
 
   /** The buckets whose children changed since the last tick (and the flat results), listed. */
