@@ -75,7 +75,8 @@ function bucketMissing(r: Refusal<Move>): boolean {
 /**
  * Write moves with a batcher, their buckets made first; a move refused for a missing bucket is sent
  * again once its bucket is made again (twice at most: a bucket removed again meanwhile is reported as
- * the refusal it is).
+ * the refusal it is). Like the batcher's write it never rejects: a bucket that cannot be made
+ * (connection trouble, the session lost) leaves its moves `unsent`, with the error in `stoppedBy`.
  */
 export async function writeMoves<M extends Move>(
   batcher: MultiBatcher,
@@ -83,7 +84,8 @@ export async function writeMoves<M extends Move>(
   moves: readonly M[],
   onWritten?: (items: M[], mark: number) => void,
 ): Promise<WriteResult<M>> {
-  await ensureBuckets(client, moves);
+  const unmade = await bucketsFailed(client, moves);
+  if (unmade !== undefined) return { written: [], refused: [], unsent: [...moves], stoppedBy: unmade.err };
   const r = await batcher.write(moves, onWritten);
   for (let round = 0; round < 2 && r.stoppedBy === undefined; round++) {
     const again = r.refused.filter(bucketMissing);
@@ -91,7 +93,12 @@ export async function writeMoves<M extends Move>(
     r.refused = r.refused.filter((x) => !again.includes(x));
     for (const x of again) forgetBucket(client, statusBucket(x.item.id));
     const items = again.map((x) => x.item);
-    await ensureBuckets(client, items);
+    const failed = await bucketsFailed(client, items);
+    if (failed !== undefined) {
+      r.unsent.push(...items);
+      r.stoppedBy = failed.err;
+      break;
+    }
     const next = await batcher.write(items, onWritten);
     r.written.push(...next.written);
     r.unsent.push(...next.unsent);
@@ -101,6 +108,19 @@ export async function writeMoves<M extends Move>(
     r.stoppedBy ??= next.stoppedBy;
   }
   return r;
+}
+
+/** Make the moves' buckets; the error when that failed. */
+async function bucketsFailed(
+  client: ZkClient,
+  moves: readonly Move[],
+): Promise<{ err: unknown } | undefined> {
+  try {
+    await ensureBuckets(client, moves);
+    return undefined;
+  } catch (err) {
+    return { err };
+  }
 }
 
 /**
