@@ -4,7 +4,7 @@
  *
  *   node examples/node-zookeeper-client.mjs [--zk 127.0.0.1:2181[/chroot]] '{"handler":"echo","input":"hi"}'
  *
- * Prints the task id, then the result's JSON once the farm has written /status/<id>. Exits 1 if the task
+ * Prints the task id, then the result's JSON once the farm has written /status/<bucket>/<id>. Exits 1 if the task
  * failed, 2 on bad usage, 3 if no result came within --timeout ms (default 60000).
  */
 import { parseArgs } from 'node:util';
@@ -38,12 +38,13 @@ client.once('connected', () => {
     if (err) return fail(`could not submit: ${err.message} (is a farm running at ${values.zk}?)`);
     const id = path.slice('/tasks/'.length);
     console.log(id);
-    waitForStatus(`/status/${id}`);
+    // The result's bucket: the six leading digits of the id's ten-digit number (docs/protocol.md).
+    waitForStatus(`/status/${id.slice(-10, -4)}/${id}`);
   });
 });
 client.connect();
 
-/** The result is /status/<id>, written once: watch for it with exists, then read it. */
+/** The result is written once: watch for it with exists (fine before its bucket exists), then read it. */
 function waitForStatus(path) {
   const watcher = () => waitForStatus(path);
   client.exists(path, watcher, (err, stat) => {

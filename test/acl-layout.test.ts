@@ -10,7 +10,15 @@ import { after, test } from 'node:test';
 import { ErrorCodes, hasCode } from '../src/errors.js';
 import { ensureLayout } from '../src/farm/layout.js';
 import { Master } from '../src/farm/master.js';
-import { assignDir, assignPath, PATHS, statusPath, workerPath } from '../src/farm/protocol.js';
+import {
+  assignDir,
+  assignPath,
+  PATHS,
+  statusBucket,
+  statusBucketPath,
+  statusPath,
+  workerPath,
+} from '../src/farm/protocol.js';
 import { Worker } from '../src/farm/worker.js';
 import { type Acl, connect, digestAcl, isZkError, PERMS, type ZkClient } from '../src/zk/index.js';
 import { useZooKeeper } from './helpers/zk.js';
@@ -57,7 +65,7 @@ test('nodes squatted with an ip ACL or another identity beside the farm are clos
   await startMaster(root);
   await assert.rejects(local.createSequential(`${PATHS.tasks}/task-`, '{"handler":"echo"}'), noAuth);
   const mallory = await client(root, OTHER);
-  await assert.rejects(mallory.create(statusPath('task-0000000001'), '{"state":"succeeded"}'), noAuth);
+  await assert.rejects(mallory.create(statusBucketPath(statusBucket('task-0000000001'))), noAuth);
   const farm = await client(root, AUTH);
   for (const p of [PATHS.tasks, PATHS.status])
     assert.deepEqual((await farm.getAcl(p)).acl, digestAcl(AUTH), `${p} carries the farm ACL alone`);
@@ -67,6 +75,7 @@ test('children made before the farm started are adopted: no forged result, no in
   const root = await zk.chroot('squat-children');
   const squatter = await client(root);
   for (const p of [PATHS.status, PATHS.assign, PATHS.workers]) await squatter.create(p);
+  await squatter.create(statusBucketPath(statusBucket('task-0000000007')));
   await squatter.create(statusPath('task-0000000007'), '{"state":"succeeded","result":"real"}');
   await squatter.create(assignDir('w1'));
   await squatter.createEphemeral(workerPath('rogue'), '{"capacity":100,"prefetch":0,"paused":false}');
@@ -126,6 +135,7 @@ test('the sweep is idempotent: a second pass over a closed farm changes nothing'
   const root = await zk.chroot('sweep-twice');
   const m = await startMaster(root);
   const session = m.sessionSupervisor!.session!;
+  await session.client.ensurePath(statusBucketPath('000000'));
   for (let i = 0; i < 50; i++)
     await session.client.create(statusPath(`task-${String(i).padStart(10, '0')}`), '{}');
   const report = await ensureLayout(session, { auth: AUTH, chrooted: true, deep: true, log: silent });

@@ -70,6 +70,11 @@ async function startFarm(name: string, extra: { allowShell?: boolean; taskDirs?:
   return { root, host, workdir };
 }
 
+/** An id in the same bucket as `id` that no task has (its last four digits changed). */
+function forged(id: string): string {
+  return `${id.slice(0, -4)}${id.endsWith('9999') ? '9998' : '9999'}`;
+}
+
 function noAuth(e: unknown): boolean {
   assert.ok(isZkError(e, 'NO_AUTH'), `expected NO_AUTH, got ${String(e)}`);
   return true;
@@ -98,7 +103,9 @@ test('without the identity a client can neither submit, nor read results, nor to
     // Read results
     await assert.rejects(c.getData(statusPath(ids[0]!)), noAuth);
     await assert.rejects(c.getChildren(PATHS.status), noAuth);
-    await assert.rejects(c.create(statusPath('task-9999999999'), '{"state":"succeeded"}'), noAuth);
+    // A forged result in an existing bucket, and a bucket of one's own: both refused.
+    await assert.rejects(c.create(statusPath(forged(ids[0]!)), '{"state":"succeeded"}'), noAuth);
+    await assert.rejects(c.create(`${PATHS.status}/999999`), noAuth);
     await assert.rejects(c.remove(statusPath(ids[0]!)), noAuth);
     // Assignments: read, add, remove, steal
     await assert.rejects(c.getChildren(PATHS.assign), noAuth);
@@ -263,12 +270,12 @@ test('zkCli: after `addauth digest user:password` it reads results and submits t
       encoding: 'utf8',
       timeout: 60_000,
     });
-  const refused = zkCli([`get ${chroot}/status/${id}`]);
+  const refused = zkCli([`get ${chroot}${statusPath(id)}`]);
   assert.match(refused.stdout + refused.stderr, /Insufficient permission|NoAuth/i);
   assert.doesNotMatch(refused.stdout, /for zkCli/);
   const allowed = zkCli([
     `addauth digest ${AUTH}`,
-    `get ${chroot}/status/${id}`,
+    `get ${chroot}${statusPath(id)}`,
     // A task from zkCli: `auth::cdrwa` gives it the session's identity, like the farm's own nodes.
     `create -s ${chroot}/tasks/task- {"handler":"echo","input":"from-zkCli"} auth::cdrwa`,
   ]);

@@ -13,6 +13,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { Master, Submitter, Worker } from '../src/farm/index.js';
 import { PATHS } from '../src/farm/protocol.js';
+import { countResults } from '../src/farm/status-store.js';
 import { createLogger, Host } from '../src/host/index.js';
 import { connect, type Logger, startZkServer, ZK_CODES, ZkClient, ZkError } from '../src/zk/index.js';
 import { restartStandalone, runFaultPlan, until } from './helpers/chaos.js';
@@ -76,7 +77,7 @@ test('ZooKeeper down for longer than the session timeout (killed, started again 
     Array.from({ length: 300 }, (_, i) => ({ handler: 'sleep', input: 300 + (i % 5) * 100 })),
   );
   await until(async () => (await sub.result(ids[20]!)) !== undefined, 30_000, 'work under way');
-  const doneBefore = (await sub.supervisor.session!.client.exists(PATHS.status))?.numChildren ?? 0;
+  const doneBefore = await countResults(sub.supervisor.session!.client);
   assert.ok(
     doneBefore < ids.length / 2,
     `most of the work is still to do when ZooKeeper dies (${doneBefore} done)`,

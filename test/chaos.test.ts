@@ -19,6 +19,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import type { Task, TaskStatus } from '../src/farm/protocol.js';
 import { PATHS } from '../src/farm/protocol.js';
+import { countResults } from '../src/farm/status-store.js';
 import { Submitter } from '../src/farm/submitter.js';
 import { createLogger, Host } from '../src/host/index.js';
 import type { RoleSpec } from '../src/host/types.js';
@@ -206,7 +207,7 @@ test(`chaos: 2 masters and 6 workers on a 3-member ensemble run ${TASKS} tasks t
     }
   })();
 
-  const statusCount = async () => (await admin().exists(PATHS.status))?.numChildren ?? 0;
+  const statusCount = () => countResults(admin());
   const faults = await runFaultPlan(plan({ host, faults: injector }, ensemble), {
     deadlineMs: LONG ? 360_000 : 120_000,
     recoveryTimeoutMs: 90_000,

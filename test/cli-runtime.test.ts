@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { statusPath } from '../src/farm/protocol.js';
 import { Submitter } from '../src/farm/submitter.js';
 import { discoveryFilePath } from '../src/host/embedded.js';
 import { Cli, killRuntimes } from './helpers/cli.js';
@@ -167,14 +168,14 @@ describe('restarts and a second SIGINT', () => {
     try {
       const session = submitter.supervisor.session!;
       // By now it may be queued, assigned to the new worker, or done: any of those means it survived.
-      const done = await session.client.exists(`/status/${id}`);
+      const done = await session.client.exists(statusPath(id));
       const queued = await session.client.getChildren('/tasks');
       const assigned: string[] = [];
       for (const w of await session.client.getChildren('/assign')) {
         for (const t of await session.client.getChildren(`/assign/${w}`).catch(() => [] as string[]))
           assigned.push(t);
       }
-      const doneLater = await session.client.exists(`/status/${id}`);
+      const doneLater = await session.client.exists(statusPath(id));
       assert.ok(
         queued.includes(id) || assigned.includes(id) || done !== null || doneLater !== null,
         `${id} survived the restart (queued: ${queued.join(', ')}; assigned: ${assigned.join(', ')})`,

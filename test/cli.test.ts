@@ -10,7 +10,9 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { countResults } from '../src/farm/status-store.js';
 import { Cli, type Result } from './helpers/cli.js';
+import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -265,19 +267,47 @@ describe('a farm on a given ZooKeeper (--zk with a chroot)', () => {
     assert.deepEqual(new Set(results.map((s) => s.id)), new Set(ids));
   });
 
-  test('submit --file with a bad line: exit 2 naming the line, nothing submitted', async () => {
+  test('submit --file with a bad line: exit 2 naming the line; what came before is submitted; --skip goes on', async () => {
     const raw = await zk.rawClient(connect);
-    const count = async () => (await raw.getChildren('/status')).length;
-    const before = await count();
+    const before = await countResults(raw);
     const file = join(tmp, 'bad.ndjson');
-    writeFileSync(file, '{"handler":"echo","input":1}\n\n{"handler":"echo","input":2}\n{"handler": oops}\n');
-    const r = await cli(['submit', '--zk', connect, '--file', file, '--wait', '--timeout', '5000']);
+    const good = (i: number) => JSON.stringify({ handler: 'echo', input: i });
+    writeFileSync(file, `${good(1)}\n\n${good(2)}\n{"handler": oops}\n${good(3)}\n`);
+    const r = await cli(['submit', '--zk', connect, '--file', file]);
     assert.equal(r.code, 2);
-    assert.match(assertOneLine(r.stderr), /bad\.ndjson:4: not valid JSON/);
-    assert.equal(r.stdout, '');
-    await new Promise((r) => setTimeout(r, 1000));
-    assert.equal(await count(), before, 'no task was submitted (none got a status)');
-    assert.deepEqual(await raw.getChildren('/tasks'), []);
+    const line = assertOneLine(r.stderr);
+    assert.match(line, /bad\.ndjson:4: not valid JSON/);
+    assert.match(line, /2 tasks before it were submitted/);
+    assert.match(line, /runtime submit --file \S+bad\.ndjson --skip 3/);
+    const first = r.stdout.trimEnd().split('\n');
+    assert.equal(first.length, 2, 'the ids of lines 1 and 3');
+    // Fixed, and resumed from the bad line.
+    writeFileSync(file, `${good(1)}\n\n${good(2)}\n${good(4)}\n${good(3)}\n`);
+    const again = await cli(['submit', '--zk', connect, '--file', file, '--skip', '3', '--wait']);
+    assert.equal(again.code, 0, again.stderr);
+    const results = again.stdout
+      .trimEnd()
+      .split('\n')
+      .slice(2)
+      .map((l) => JSON.parse(l).result);
+    assert.deepEqual(results.sort(), [3, 4]);
+    await until(async () => (await countResults(raw)) === before + 4, 30_000, 'four results, none twice');
+  });
+
+  test('submit --file --on-bad skip: each bad line is reported with its number and skipped', async () => {
+    const file = join(tmp, 'skip.ndjson');
+    writeFileSync(file, '{"handler":"echo","input":1}\n{"input":2}\n[]\n{"handler":"echo","input":3}\n');
+    const r = await cli(['submit', '--zk', connect, '--file', file, '--on-bad', 'skip', '--wait']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /skip\.ndjson:2: invalid task: .* \(skipped\)/);
+    assert.match(r.stderr, /skip\.ndjson:3: .* \(skipped\)/);
+    assert.match(r.stderr, /2 tasks submitted from \S+skip\.ndjson, 2 bad lines skipped/);
+    const results = r.stdout
+      .trimEnd()
+      .split('\n')
+      .slice(2)
+      .map((l) => JSON.parse(l).result);
+    assert.deepEqual(results.sort(), [1, 3]);
   });
 
   test('status --json: the leader, the workers with capacity and load, the recent failures', async () => {

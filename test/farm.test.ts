@@ -319,7 +319,7 @@ test('a second worker with a live name is refused; a task that already has a sta
 
   // A re-queued task whose status exists (recorded by an earlier run) is dropped, not run twice.
   const c = await admin(root);
-  await c.create(
+  await c.ensurePath(
     statusPath('task-0000009999'),
     encode({ state: 'succeeded', worker: 'x', attempts: 1, startedAt: 1, finishedAt: 2 }),
   );

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
+import { allResultIds } from '../src/farm/status-store.js';
 import { Submitter } from '../src/farm/submitter.js';
 import { createLogger, Host } from '../src/host/index.js';
 import type { RoleSpec } from '../src/host/types.js';
@@ -207,7 +208,7 @@ test('pause() stops a worker taking tasks and resume() brings it back; stop() dr
   await host.resume('w1');
   await until(async () => ((await host.stats('w1')).running ?? 0) > 0, 10_000, 'running again');
   await host.stop({ drain: true, deadlineMs: 10_000 });
-  const statuses = await c.getChildren('/status');
+  const statuses = await allResultIds(c);
   const running = ids.filter((id) => statuses.includes(id));
   assert.ok(running.length >= 1, 'tasks that were running when stop() came finished with a status');
   const left = (await c.getChildren('/tasks')).length + running.length;

@@ -12,7 +12,8 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { PATHS } from '../src/farm/protocol.js';
+import { PATHS, statusPath } from '../src/farm/protocol.js';
+import { allResultIds, countResults } from '../src/farm/status-store.js';
 import { Submitter } from '../src/farm/submitter.js';
 import { connect, startZkEnsemble } from '../src/zk/index.js';
 import {
@@ -101,19 +102,14 @@ test('two runtime hosts on one ensemble: the first is SIGKILLed mid-stream, the 
   // Mid-stream, once both hosts have done work: SIGKILL the first, leader and all.
   await until(
     async () => {
-      const statuses = await admin.getChildren(PATHS.status);
-      return statuses.length >= TASKS / 5;
+      return (await countResults(admin)) >= TASKS / 5;
     },
     120_000,
     'a fifth of the tasks done',
   );
   const byAlpha = (
     await Promise.all(
-      (
-        await admin.getChildren(PATHS.status)
-      )
-        .slice(0, 50)
-        .map((id) => admin.getJson<{ worker: string }>(`${PATHS.status}/${id}`)),
+      (await allResultIds(admin)).slice(0, 50).map((id) => admin.getJson<{ worker: string }>(statusPath(id))),
     )
   ).filter((s) => s.value.worker.startsWith('alpha-')).length;
   assert.ok(byAlpha > 0, 'the first host did work before it died');

@@ -12,7 +12,16 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readFarmState } from '../src/cli/farm-state.js';
 import { renderStatus } from '../src/cli/status.js';
-import { assignDir, assignPath, encode, PATHS, statusPath, taskPath } from '../src/farm/protocol.js';
+import {
+  assignDir,
+  assignPath,
+  encode,
+  PATHS,
+  statusBucket,
+  statusBucketPath,
+  statusPath,
+  taskPath,
+} from '../src/farm/protocol.js';
 import { FarmObserver } from '../src/web/farm-observer.js';
 import { FarmMetrics } from '../src/web/metrics.js';
 import { buildSnapshot } from '../src/web/snapshot.js';
@@ -244,6 +253,7 @@ test('stall 6: tasks whose worker vanished while the leader placed them are queu
     20_000,
     'a probe on the ghost',
   );
+  await c.ensurePath(statusBucketPath(statusBucket(onGhost!))); // the first result may be this one
   await c
     .transaction()
     .create(

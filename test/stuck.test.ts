@@ -13,6 +13,7 @@ import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ErrorCodes } from '../src/errors.js';
+import { statusPath } from '../src/farm/protocol.js';
 import { Submitter } from '../src/farm/submitter.js';
 import { createLogger, Host } from '../src/host/index.js';
 import type { FarmSpec, RoleSpec } from '../src/host/types.js';
@@ -149,7 +150,7 @@ test('stuck handlers occupy pool threads only until their deadlines: other modul
       // Say where the missing tasks are, for diagnosis.
       const where = await Promise.all(
         [...stuck, ...squares, ...builtins].map(async (id) => {
-          if (await f.admin.exists(`/status/${id}`)) return undefined;
+          if (await f.admin.exists(statusPath(id))) return undefined;
           for (const w of ['w1', 'w2'])
             if (await f.admin.exists(`/assign/${w}/${id}`)) return `${id} in /assign/${w}`;
           return (await f.admin.exists(`/tasks/${id}`)) ? `${id} in /tasks` : `${id} nowhere`;

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Master } from '../src/farm/master.js';
 import { PATHS, statusPath } from '../src/farm/protocol.js';
+import { countResults } from '../src/farm/status-store.js';
 import { Submitter } from '../src/farm/submitter.js';
 import { ensureFreshTaskIds, taskNumber } from '../src/farm/task-ids.js';
 import { Worker } from '../src/farm/worker.js';
@@ -60,11 +61,7 @@ test('after /tasks is deleted and made again, a submitter gets new ids and its o
   await raw.remove(PATHS.tasks); // empty: every task finished
   const afterIds = await runSome(root, 'after', 3);
   for (const id of afterIds) assert.ok(!before.includes(id), `${id} was already used by a kept result`);
-  assert.equal(
-    (await raw.getChildren(PATHS.status)).length,
-    8,
-    'every result is kept, none overwritten or lost',
-  );
+  assert.equal(await countResults(raw), 8, 'every result is kept, none overwritten or lost');
 });
 
 test('a master taking the lead checks the counter first: a foreign sequential create after the takeover gets a fresh id', async () => {
@@ -111,7 +108,7 @@ test('the counter is advanced past a far-away kept id, in multis, and the mark m
   const root = await zk.chroot('ids-far');
   const raw = await zk.rawClient(root);
   await raw.create(PATHS.status);
-  await raw.create(statusPath('task-0000004321'), '{"state":"succeeded"}');
+  await raw.ensurePath(statusPath('task-0000004321'), '{"state":"succeeded"}');
   await raw.create(PATHS.tasks);
   const requests = raw.requests;
   const check = await ensureFreshTaskIds(raw);

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PATHS } from '../../src/farm/protocol.js';
+import { countResults } from '../../src/farm/status-store.js';
 import { Submitter } from '../../src/farm/submitter.js';
 import { createLogger, Host } from '../../src/host/index.js';
 import type { RoleSpec } from '../../src/host/types.js';
@@ -235,7 +236,7 @@ export async function waitForStatusCount(
   let lastChange = Date.now();
   for (;;) {
     throwIfAborted(io.signal);
-    const n = (await admin.exists(PATHS.status))?.numChildren ?? 0;
+    const n = await countResults(admin);
     const now = Date.now();
     if (n !== last) {
       last = n;
@@ -266,7 +267,7 @@ export async function describeFarmState(farm: Farm): Promise<string> {
   const parts: string[] = [];
   try {
     parts.push(`/tasks ${(await c.exists(PATHS.tasks))?.numChildren ?? 0}`);
-    parts.push(`/status ${(await c.exists(PATHS.status))?.numChildren ?? 0}`);
+    parts.push(`/status ${await countResults(c)}`);
     const assign: string[] = [];
     for (const w of await c.getChildren(PATHS.assign)) {
       const n = (await c.exists(`${PATHS.assign}/${w}`))?.numChildren ?? 0;

@@ -14,6 +14,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { assignDir, PATHS, parseStatus, statusPath, type TaskStatus } from '../../src/farm/protocol.js';
+import { countResults } from '../../src/farm/status-store.js';
 import { isZkError, type ZkClient } from '../../src/zk/index.js';
 import type { FarmCheckSummary } from './types.js';
 
@@ -77,7 +78,7 @@ export async function checkFarm(
   }
   if (leftInAssign.length)
     problems.push(`${leftInAssign.length} tasks left in /assign (${sample(leftInAssign)})`);
-  const statusCount = (await client.exists(PATHS.status))?.numChildren ?? 0;
+  const statusCount = await countResults(client);
   if (statusCount !== records.size) {
     problems.push(
       `/status holds ${statusCount} nodes for ${records.size} submitted tasks with a status (a duplicate or a stray task)`,

@@ -3,11 +3,13 @@
  *
  * Reads (never writes): /master (the leader, and what it says waits in the queue and why), /masters/* (every master), /queues/* (per-queue controls), /workers/* (live workers and
  * what they advertise), the child counts of /assign/<w> (their load), /tasks (queue depth), and the
- * last statuses by id order under /status (recent failures). The reads are not one snapshot: a task
+ * results kept (the child counts of the buckets under /status) and the last results by id order (the
+ * highest buckets: recent failures). The reads are not one snapshot: a task
  * moving while we read may be counted in two places or none.
  */
 import { type MasterInfo, PATHS, parseStatus, parseWorkerInfo, type TaskStatus } from '../farm/protocol.js';
 import { QueueAdmin, type QueueOverview } from '../farm/queue-admin.js';
+import { countResults, newestResultIds, readResult } from '../farm/status-store.js';
 import { isZkError, type ZkClient } from '../zk/index.js';
 
 export interface WorkerState {
@@ -102,13 +104,14 @@ function parseMaster(data: Buffer | null): MasterInfo | null {
 export async function readFarmState(client: ZkClient, options: ReadOptions = {}): Promise<FarmState> {
   const window = options.window ?? 200;
   const maxFailures = options.maxFailures ?? 10;
-  const [leaderData, masters, workerNames, assignees, queued, statusIds] = await Promise.all([
+  const [leaderData, masters, workerNames, assignees, queued, statusCount, newest] = await Promise.all([
     dataOf(client, PATHS.master),
     children(client, PATHS.masters),
     children(client, PATHS.workers),
     children(client, PATHS.assign),
     childCount(client, PATHS.tasks),
-    children(client, PATHS.status),
+    countResults(client),
+    newestResultIds(client, window),
   ]);
   const leader = parseMaster(leaderData);
   const loads = new Map(
@@ -136,10 +139,9 @@ export async function readFarmState(client: ZkClient, options: ReadOptions = {})
     )
   ).filter((w): w is WorkerState => w !== undefined);
 
-  const newest = statusIds.sort().slice(-window);
   const statuses = await Promise.all(
     newest.map(async (id) => {
-      const data = await dataOf(client, `${PATHS.status}/${id}`);
+      const data = (await readResult(client, id))?.data;
       if (!data) return undefined;
       try {
         return { id, status: parseStatus(data) };
@@ -171,7 +173,7 @@ export async function readFarmState(client: ZkClient, options: ReadOptions = {})
     queued,
     assigned: [...loads.values()].reduce((a, b) => a + b, 0),
     queues: await new QueueAdmin(client).list(),
-    statuses: statusIds.length,
+    statuses: statusCount,
     recentFailures,
     recentWindow: newest.length,
   };

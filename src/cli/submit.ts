@@ -1,14 +1,13 @@
 /**
- * `runtime submit [--zk CONNECT] [--wait] [--timeout MS] [--file tasks.ndjson] [TASK_JSON]`
+ * `runtime submit [--zk CONNECT] [--wait] [--timeout MS] [--file tasks.ndjson|-] [TASK_JSON]`
  *
- * Tasks come from the argument, from a file of JSON lines, or from stdin when neither is given and
- * stdin is not a terminal (the original's `echo '{"cmd":"ps -e"}' | sendtask`). Every task is checked
- * before any is sent: a bad one is reported (with its line number) and nothing is submitted.
- * Prints one task id per line; with --wait, then one JSON line per result as results arrive, and exits 1
- * if any task failed or did not finish in time.
+ * Tasks come from the argument, from a file of JSON lines streamed (submit-file.ts: bounded memory,
+ * backpressure, progress on a terminal, bad lines by line number), or from stdin when neither is given
+ * and stdin is not a terminal (the original's `echo '{"cmd":"ps -e"}' | sendtask`; checked as a whole
+ * before any is sent). Prints one task id per line as tasks are confirmed; with --wait, then one JSON
+ * line per result as results arrive, and exits 1 if any task failed or did not finish in time.
  */
 
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
@@ -21,11 +20,13 @@ import {
   closeQuickly,
   EXIT_FAILURE,
   EXIT_OK,
+  EXIT_USAGE,
   errorLine,
   flagOption,
   type Io,
   unreachable,
 } from './common.js';
+import { submitFile } from './submit-file.js';
 import { addTlsOptions, loadTls, type TlsFlags, tlsSettingFromFlags } from './zk-tls.js';
 
 interface SubmitOptions extends TlsFlags {
@@ -33,6 +34,9 @@ interface SubmitOptions extends TlsFlags {
   wait?: boolean;
   timeout?: number;
   file?: string;
+  skip?: number;
+  onBad?: 'stop' | 'skip';
+  maxInbox?: number;
   auth?: string;
   connectTimeout: number;
 }
@@ -53,7 +57,33 @@ export function registerSubmit(program: Command, io: Io, setExit: (code: number)
         }),
       }),
     )
-    .option('-f, --file <file>', 'submit every line of this NDJSON file (blank lines are skipped)')
+    .option(
+      '-f, --file <file>',
+      'stream this NDJSON file (one task per line, blank lines skipped; - for stdin) with bounded memory',
+    )
+    .addOption(
+      flagOption({
+        flag: '--skip <lines>',
+        ...field(z.int().min(0), { description: 'with --file: skip the first N lines (already submitted)' }),
+      }),
+    )
+    .addOption(
+      flagOption({
+        flag: '--on-bad <what>',
+        ...field(z.enum(['stop', 'skip']), {
+          description:
+            'with --file: a bad line stops the run (what came before stays submitted), or is skipped',
+        }),
+      }),
+    )
+    .addOption(
+      flagOption({
+        flag: '--max-inbox <tasks>',
+        ...field(z.int().min(1), {
+          description: 'with --file: wait while /tasks holds more than this (default: 20000)',
+        }),
+      }),
+    )
     .addOption(flagOption(clientFlags.auth))
     .addOption(flagOption(clientFlags.connectTimeout, { applyDefault: true }));
   addTlsOptions(cmd)
@@ -64,7 +94,8 @@ export function registerSubmit(program: Command, io: Io, setExit: (code: number)
         'Examples:',
         '  runtime submit \'{"handler":"echo","input":"hello"}\' --wait',
         '  echo \'{"cmd":"ps -e"}\' | runtime submit --wait      (needs a farm started with --allow-shell)',
-        '  runtime submit --file tasks.ndjson',
+        '  runtime submit --file tasks.ndjson           (a million lines: streamed, waits while the farm drains)',
+        '  runtime submit --file tasks.ndjson --skip 5000 --on-bad skip',
       ].join('\n'),
     )
     .action(async (task: string | undefined, opts: SubmitOptions) => {
@@ -106,26 +137,9 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** Gather the tasks (all checked) from the argument, the file, or stdin. */
-export async function gatherTasks(task: string | undefined, opts: { file?: string }): Promise<Task[]> {
-  if (task !== undefined && opts.file !== undefined) {
-    throw usage('give either a TASK_JSON argument or --file, not both');
-  }
+/** Gather the tasks (all checked) from the argument or stdin (a --file is streamed: submit-file.ts). */
+export async function gatherTasks(task: string | undefined): Promise<Task[]> {
   if (task !== undefined) return [parseOne(task, 'TASK_JSON')];
-  if (opts.file !== undefined) {
-    let text: string;
-    try {
-      text = await readFile(opts.file, 'utf8');
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      throw usage(
-        `--file ${opts.file}: cannot read it (${code === 'ENOENT' ? 'no such file' : (err as Error).message})`,
-      );
-    }
-    const tasks = parseTaskLines(text, opts.file);
-    if (tasks.length === 0) throw usage(`--file ${opts.file}: no tasks in it (every line is blank)`);
-    return tasks;
-  }
   if (process.stdin.isTTY) {
     throw usage(
       'no task given: pass one as an argument (runtime submit \'{"handler":"echo","input":1}\'), ' +
@@ -148,7 +162,14 @@ export async function gatherTasks(task: string | undefined, opts: { file?: strin
 }
 
 export async function runSubmit(task: string | undefined, opts: SubmitOptions, io: Io): Promise<number> {
-  const tasks = await gatherTasks(task, opts);
+  if (task !== undefined && opts.file !== undefined)
+    throw usage('give either a TASK_JSON argument or --file, not both');
+  if (
+    opts.file === undefined &&
+    (opts.skip !== undefined || opts.onBad !== undefined || opts.maxInbox !== undefined)
+  )
+    throw usage('--skip, --on-bad and --max-inbox go with --file');
+  const tasks = opts.file === undefined ? await gatherTasks(task) : [];
   const { connect, source, tls } = discoverConnect(opts.zk);
   const submitter = await Submitter.open({
     connect,
@@ -160,8 +181,25 @@ export async function runSubmit(task: string | undefined, opts: SubmitOptions, i
     throw hasCode(err, ErrorCodes.ZK_UNREACHABLE) ? unreachable(connect, source, opts.connectTimeout) : err;
   });
   try {
-    const ids = tasks.length === 1 ? [await submitter.submit(tasks[0]!)] : await submitter.submitMany(tasks);
-    for (const id of ids) io.out(id);
+    let ids: string[];
+    if (opts.file !== undefined) {
+      const fileOpts = {
+        file: opts.file,
+        skip: opts.skip ?? 0,
+        onBad: opts.onBad ?? 'stop',
+        maxInbox: opts.maxInbox,
+      };
+      const r = await submitFile(submitter, fileOpts, io, opts.wait === true);
+      if (r.stopped) return EXIT_USAGE;
+      if (r.submitted === 0 && r.skippedLines === 0) {
+        io.err(`runtime submit: --file ${opts.file}: no tasks in it (every line is blank)`);
+        return EXIT_USAGE;
+      }
+      ids = r.ids ?? [];
+    } else {
+      ids = tasks.length === 1 ? [await submitter.submit(tasks[0]!)] : await submitter.submitMany(tasks);
+      for (const id of ids) io.out(id);
+    }
     if (!opts.wait) return EXIT_OK;
 
     let failed = 0;

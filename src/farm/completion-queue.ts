@@ -2,7 +2,8 @@
  * A worker's completion queue: the moves that end its tasks (complete, requeue, give back, fail,
  * discard: moves.ts), written on whatever session is live until each is written or refused.
  *
- * Znodes: creates /status/<id> or /tasks/<id>, deletes /assign/<worker>/<id>.
+ * Znodes: creates /status/<bucket>/<id> (and its bucket when missing: status-store.ts) or /tasks/<id>,
+ * deletes /assign/<worker>/<id>.
  *
  * Guarantees:
  * - Moves pushed in one turn of the event loop share a multi, one multi at a time, each as full as
@@ -27,6 +28,7 @@ import { MultiBatcher, type Refusal } from '../recipes/multi-batcher.js';
 import type { Logger, Session } from '../zk/index.js';
 import { discard, type Move } from './moves.js';
 import { assignPath, statusPath, taskPath } from './protocol.js';
+import { writeMoves } from './status-store.js';
 
 export interface CompletionHooks {
   /** The move is written (or, after a lost answer, its assignment is gone: it was ours). */
@@ -91,7 +93,7 @@ export class CompletionQueue extends EventEmitter {
         const batcher = this.#batcherOf(session);
         const batch = this.#pending.splice(0, batcher.firstMulti(this.#pending));
         this.#writing = batch.length;
-        const r = await batcher.write(batch);
+        const r = await writeMoves(batcher, session.client, batch);
         this.#writing = 0;
         for (const m of r.written) this.#hooks.written(m);
         for (const x of r.refused) this.#refused(x);

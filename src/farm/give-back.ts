@@ -23,6 +23,7 @@ import type { MultiBatcher, Refusal } from '../recipes/multi-batcher.js';
 import { isZkError, type Logger, type Session } from '../zk/index.js';
 import { afterLoss, fail, type Move } from './moves.js';
 import { assignDir, assignPath, PATHS, parseTask } from './protocol.js';
+import { writeMoves } from './status-store.js';
 
 export interface GiveBackOptions {
   /** A task lost with this many workers ends failed (see protocol.ts lostOnWorker). */
@@ -120,7 +121,7 @@ export class GiveBacks {
     let again = false;
     if (moves.length > 0) {
       this.#opts.log.info({ worker, tasks: moves.length }, 'giving back tasks');
-      const r = await this.#batcher.write(moves);
+      const r = await writeMoves(this.#batcher, this.#session.client, moves);
       if (r.stoppedBy !== undefined) throw r.stoppedBy;
       if (r.written.length > 0) this.#opts.moved(r.written);
       for (const refusal of r.refused) again = this.#refused(worker, refusal) || again;

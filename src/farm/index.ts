@@ -10,6 +10,7 @@ export {
   type MasterInfo,
   PATHS,
   parseStatus,
+  statusBucket,
   statusPath,
   TASK_PREFIX,
   type Task,
@@ -30,5 +31,11 @@ export {
   type RoleState,
   type StopOptions,
 } from './role.js';
+export type {
+  StreamProgress,
+  StreamResult,
+  SubmitStreamError,
+  SubmitStreamOptions,
+} from './submit-stream.js';
 export { type SubmitManyError, Submitter, type SubmitterOptions } from './submitter.js';
 export { Worker, type WorkerOptions, type WorkerStats } from './worker.js';

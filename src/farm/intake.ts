@@ -2,7 +2,7 @@
  * A worker's intake: the assignments its ChildrenCache reports on /assign/<worker>, read and checked.
  *
  * Znodes: reads /assign/<worker>/<id> (a burst in one multiRead) and, for a task that ran before,
- * checks /status/<id>.
+ * checks /status/<bucket>/<id> (and the flat /status/<id> of a farm not yet upgraded).
  *
  * What becomes of an assignment:
  * - gone before it was read, or gone while held and not started: let go (the master gave it back or
@@ -25,7 +25,8 @@ import type { ChildrenUpdate } from '../recipes/children-cache.js';
 import type { Logger, Session } from '../zk/index.js';
 import type { Held, HeldTasks } from './held-tasks.js';
 import { afterLoss, discard, fail, type Move } from './moves.js';
-import { assignPath, parseTask, statusPath, taskMeta } from './protocol.js';
+import { assignPath, parseTask, taskMeta } from './protocol.js';
+import { hasResult } from './status-store.js';
 
 export interface IntakeHooks {
   /** The task will not run here: its move goes to the completion queue. */
@@ -123,7 +124,7 @@ export class Intake {
   async #unlessFinished(session: Session, h: Held): Promise<void> {
     let done: boolean;
     try {
-      done = (await session.client.exists(statusPath(h.id))) !== null;
+      done = await hasResult(session.client, h.id);
     } catch (err) {
       this.#held.release(h.id, h);
       return this.#retry(session, [h.id], 0n, err, 0);

@@ -3,7 +3,8 @@
  *
  * Znodes: creates /tasks, /status, /assign, /workers, /masters, /election, /queues when missing (and a worker's
  * own /assign/<name>). With `auth` it also reads, and where needed rewrites, the ACL of the chroot's root
- * (when the connect string has a chroot) and of those nodes' children: /tasks/*, /status/*,
+ * (when the connect string has a chroot) and of those nodes' children: /tasks/*, /status/* and
+ * /status/<bucket>/*,
  * /assign/<w>, /assign/<w>/*, /workers/*, /masters/*, /election/*, /master.
  *
  * What "closed" means: a node's ACL is exactly the farm identity's digest ACL (all rights, to nobody
@@ -29,7 +30,7 @@
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { type Acl, fatal, isZkError, type Logger, type Session, type ZkClient } from '../zk/index.js';
-import { assignDir, PATHS } from './protocol.js';
+import { assignDir, isStatusBucket, PATHS } from './protocol.js';
 
 export interface LayoutOptions {
   /** Access control on: close what is open. */
@@ -101,7 +102,10 @@ async function sweepSubtrees(sweep: Sweep): Promise<void> {
     sweep.children(PATHS.assign),
   ]);
   await sweep.persistent([...tasks, ...statuses, ...workerDirs]);
-  for (const dir of workerDirs) await sweep.persistent(await sweep.children(dir));
+  // Results live in buckets (/status/<bucket>/<id>); the other children of /status are results of the
+  // flat layout, swept above.
+  const buckets = statuses.filter((p) => isStatusBucket(p.slice(PATHS.status.length + 1)));
+  for (const dir of [...buckets, ...workerDirs]) await sweep.persistent(await sweep.children(dir));
   const roles = [
     ...(await sweep.children(PATHS.workers)),
     ...(await sweep.children(PATHS.masters)),

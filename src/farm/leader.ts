@@ -17,8 +17,9 @@
  * is left out of the next round at once (its tasks stay queued and are planned again); a task that
  * cannot be moved is set aside, with its reason, and tried again later.
  *
- * Znodes: lists and reads /tasks (inbox.ts), moves tasks (moves.ts), watches /queues
- * (queue-gate.ts), sweeps /status (retention.ts), and publishes what waits and why through `publish` (master.ts writes it in /master).
+ * Znodes: lists and reads /tasks (inbox.ts), moves tasks (moves.ts), watches /queues (queue-gate.ts),
+ * sweeps /status (retention.ts), moves results of the flat layout into buckets (status-upgrade.ts), and
+ * publishes what waits and why through `publish` (master.ts writes it in /master).
  *
  * SUSPENDED: requests fail or wait; a failed round goes again after a backoff (src/backoff.ts).
  * LOST, or the term's end: the term's signal aborts; every watch, timer and write of this leader stops.
@@ -45,6 +46,8 @@ import { taskPath } from './protocol.js';
 import { QueueGate } from './queue-gate.js';
 import type { Candidate, QueueSummary, QueueView } from './queue-view.js';
 import { type RetentionOptions, RetentionSweeper } from './retention.js';
+import { writeMoves } from './status-store.js';
+import { upgradeStatusLayout } from './status-upgrade.js';
 import { WorkerRoster } from './worker-roster.js';
 
 export interface LeaderOptions {
@@ -188,6 +191,7 @@ export class Leader {
     await this.#giveBacks.recover();
     if (!this.active) return;
     this.#kick();
+    void this.#upgradeLayout();
     const sweeper = new RetentionSweeper(this.#client, this.#retention, this.#term.signal);
     this.#retentionTimer = setInterval(() => void this.#sweep(sweeper), this.#retention.intervalMs ?? 60_000);
     this.#retentionTimer.unref?.();
@@ -205,7 +209,21 @@ export class Leader {
     void this.#giveBacks.start(worker);
   }
 
+  /** Move results still at flat /status paths into their buckets (status-upgrade.ts). */
+  async #upgradeLayout(): Promise<void> {
+    try {
+      await upgradeStatusLayout(this.#client, this.#log, this.#term.signal);
+    } catch (err) {
+      if (this.active)
+        this.#log.warn(
+          { err },
+          `moving results into buckets failed: ${describeError(err)}; the next sweep retries`,
+        );
+    }
+  }
+
   async #sweep(sweeper: RetentionSweeper): Promise<void> {
+    await this.#upgradeLayout();
     try {
       const removed = await sweeper.sweep();
       if (removed > 0) this.#log.info({ removed }, 'removed old statuses');
@@ -300,7 +318,7 @@ export class Leader {
   }
 
   async #commit(moves: Move[]): Promise<void> {
-    const r = await this.#batcher.write(moves, (written, mark) => {
+    const r = await writeMoves(this.#batcher, this.#client, moves, (written, mark) => {
       for (const m of written) {
         this.#view.moved(m.id, mark);
         if (m.kind === 'assign') this.#stats.assigned++;

@@ -10,12 +10,14 @@
  *   requeue    /assign/<w>/<id> → /tasks/<id>    the same with one more attempt counted: after a failed
  *                                               run that may be retried (the error, a `notBefore` from
  *                                               src/backoff.ts), or after its worker was lost (`lostOn`)
- *   complete   /assign/<w>/<id> → /status/<id>   create the status (the run's outcome), delete the assignment
- *   fail       /assign/<w>/<id> → /status/<id>   create a failed status (why), delete the assignment
- *   reject     /tasks/<id> → /status/<id>        create a failed status (why), delete the task
- *   discard    /assign/<w>/<id> → (nothing)       delete the assignment, checking that /status/<id>
+ *   complete   /assign/<w>/<id> → /status/<b>/<id>  create the status (the run's outcome), delete the assignment
+ *   fail       /assign/<w>/<id> → /status/<b>/<id>  create a failed status (why), delete the assignment
+ *   reject     /tasks/<id> → /status/<b>/<id>       create a failed status (why), delete the task
+ *   discard    /assign/<w>/<id> → (nothing)       delete the assignment, checking that /status/<b>/<id>
  *                                               exists: a task given back after its result was
  *                                               recorded is not run twice
+ *
+ * <b> is the result's bucket (protocol.ts statusPath); its writers make it first (status-store.ts).
  *
  * Deleting the assignment in the same multi as recording its result fences a worker whose task was
  * taken away (its session was lost, the task given back): its multi fails and records nothing.

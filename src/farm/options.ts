@@ -82,7 +82,7 @@ export const retentionFields = {
   maxCount: field(wholeNumber(1), {
     default: 10_000,
     description:
-      "keep at most this many results in /status, the oldest go first; keep it well under 50,000 (a listing of /status must fit ZooKeeper's 1 MB packet)",
+      "keep at most this many results in /status, the oldest finishes go first; they are kept in buckets of 10,000 (no listing nears ZooKeeper's 1 MB packet), so the bound is ZooKeeper's memory: each result takes its JSON plus ZooKeeper's per-node overhead (a few hundred bytes of heap)",
   }),
   maxAgeMs: field(wholeNumber(1), {
     unit: 'ms',

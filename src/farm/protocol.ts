@@ -3,7 +3,8 @@
  * (docs/protocol.md); `/master`, `/workers` and `/assign` are internal.
  *
  *   /tasks/task-NNNNNNNNNN          persistent sequential   a task: {"cmd": ...} or {"handler": ..., "input": ...}
- *   /status/task-NNNNNNNNNN         persistent              its one result: {"state": "succeeded"|"failed", ...}
+ *   /status/NNNNNN/task-NNNNNNNNNN  persistent              its one result: {"state": "succeeded"|"failed", ...},
+ *                                                           in the bucket named by the id (statusPath)
  *   /master                         ephemeral               the leading master: {"name", "host", "pid", "since", "queue"}
  *   /masters/<name>                 ephemeral               every master, leader or standby
  *   /election/<name>-NNNNNNNNNN     ephemeral sequential    the masters in line to lead (recipes/election.ts)
@@ -44,7 +45,43 @@ export const PATHS = {
 export const TASK_PREFIX = 'task-';
 
 export const taskPath = (id: string) => `${PATHS.tasks}/${id}`;
-export const statusPath = (id: string) => `${PATHS.status}/${id}`;
+
+/**
+ * Results are sharded into buckets of 10,000 ids so that no listing under /status nears ZooKeeper's
+ * 1 MB packet limit. The rule (docs/protocol.md), computable in any language: take the ten-digit
+ * sequence number that ends the task id (ZooKeeper's sequential suffix); its six leading digits name the
+ * bucket. `task-0000123456` → `/status/000012/task-0000123456`; `task-0000000042` →
+ * `/status/000000/task-0000000042`; `task-2147483647` → `/status/214748/task-2147483647`. A task created
+ * under another name (not ending in ten digits: a foreign client's plain create) has its result in the
+ * bucket `other`.
+ */
+export function statusBucket(id: string): string {
+  const n = id.length;
+  if (n >= 10 && isDigits(id, n - 10, n)) return id.slice(n - 10, n - 4);
+  return OTHER_BUCKET;
+}
+
+/** The bucket of results whose task id does not end in a sequence number. */
+export const OTHER_BUCKET = 'other';
+
+/** A task's result: `/status/<bucket>/<task-id>` (see statusBucket). */
+export const statusPath = (id: string) => `${PATHS.status}/${statusBucket(id)}/${id}`;
+export const statusBucketPath = (bucket: string) => `${PATHS.status}/${bucket}`;
+/** Where a result was before buckets (read during an upgrade; see docs/protocol.md, "Upgrading"). */
+export const flatStatusPath = (id: string) => `${PATHS.status}/${id}`;
+
+/** Is this child of /status a bucket (and not a result of the flat layout)? */
+export function isStatusBucket(name: string): boolean {
+  return name === OTHER_BUCKET || (name.length === 6 && isDigits(name, 0, 6));
+}
+
+function isDigits(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
 export const workerPath = (name: string) => `${PATHS.workers}/${name}`;
 export const masterPath = (name: string) => `${PATHS.masters}/${name}`;
 export const assignDir = (worker: string) => `${PATHS.assign}/${worker}`;
@@ -244,7 +281,7 @@ export function lostOnWorker(task: Task, worker: string, maxLost?: number): Lost
   return { requeue: { ...task, _zkfarm: { ...meta, attempts, lostOn } } };
 }
 
-/** A task's result in `/status/<task-id>`. */
+/** A task's result in `/status/<bucket>/<task-id>` (statusPath). */
 export interface TaskStatus {
   state: 'succeeded' | 'failed';
   worker: string | null;
@@ -338,3 +375,16 @@ export interface MasterInfo {
 export const TASK_MAX_BYTES = 512 * 1024;
 
 export const encode = (v: unknown): Buffer => Buffer.from(JSON.stringify(v), 'utf8');
+
+/** A task checked and encoded for /tasks (throws ZKFARM_INVALID_TASK: not a task, or over TASK_MAX_BYTES). */
+export function encodeTask(task: unknown): Buffer {
+  const data = encode(checkTask(task));
+  if (data.length > TASK_MAX_BYTES) {
+    throw new ZkfarmError(
+      ErrorCodes.INVALID_TASK,
+      `the task is ${data.length} bytes of JSON; the limit is ${TASK_MAX_BYTES} (ZooKeeper keeps data small): ` +
+        'put large inputs in a file or store and pass a reference',
+    );
+  }
+  return data;
+}

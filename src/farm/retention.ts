@@ -2,21 +2,34 @@
  * Status retention: results do not pile up for ever.
  *
  * The leading master sweeps /status every `intervalMs`: it removes the results that finished first
- * beyond `maxCount`, then those that finished more than `maxAgeMs` ago. A status is written once, when
- * its task ends, and never changed: its node's creation is the finish (czxid orders them, ctime ages
- * them). Task ids say nothing about it: a long task, or one retried, finishes long after younger ids.
+ * beyond `maxCount`, then those that finished more than `maxAgeMs` ago, across all buckets. A status is
+ * written once, when its task ends, and never changed: its node's creation is the finish (czxid orders
+ * them, ctime ages them). Task ids say nothing about it: a long task, or one retried, finishes long after
+ * younger ids, so its result sits in an old bucket with a young finish.
  *
- * Znodes: lists /status; reads the stat of each status not seen before (a sweeper keeps the stats from
- * one sweep to the next, since they never change); deletes in multis (MultiBatcher), where a status
- * already gone is fine.
+ * Bounded memory and reads whatever the number of results: to pick the oldest results the sweeper
+ * merges the buckets in the order of their oldest result, reading a bucket's stats only while it may
+ * hold a result older than the next candidate: at most LOADED_MAX buckets (10,000 stats each) at once,
+ * at most SWEEP_MAX removals per sweep (the next sweep goes on). A bucket's oldest result is known
+ * exactly once its stats were read (kept, one number per bucket, while its cversion is unchanged);
+ * before that, the bucket node's own czxid stands for it: a child is always created after its parent,
+ * so it is a lower bound, and the merge reads the bucket rather than miss an older result. In a steady
+ * farm a sweep reads the one or two lowest buckets.
+ *
+ * Znodes: lists /status and the buckets it reads; `exists` on each bucket and on each result of a bucket
+ * read; deletes results in multis (MultiBatcher), where a status already gone is fine; deletes empty
+ * buckets but the highest (the one being written), a bucket with children being refused by ZooKeeper
+ * (NOT_EMPTY), so no result is lost to a race; a writer that finds its bucket gone makes it again
+ * (status-store.ts).
  *
  * A sweep racing a reader at worst makes it find no result for a task older than the retention; a
- * waiter then learns that its task is nowhere (submitter.ts). Keep `maxCount` well under ~50,000: a
- * listing of /status must fit ZooKeeper's 1 MB packet limit.
+ * waiter then learns that its task is nowhere (submitter.ts). Results still at flat paths (a farm not
+ * yet upgraded) are not swept: the leader moves them into buckets first (status-upgrade.ts).
  */
 import { MultiBatcher } from '../recipes/multi-batcher.js';
 import { isZkError, type Stat, type ZkClient } from '../zk/index.js';
-import { PATHS, statusPath } from './protocol.js';
+import { OTHER_BUCKET, statusBucketPath } from './protocol.js';
+import { bucketIds, forgetBucket, statusChildren } from './status-store.js';
 
 export interface RetentionOptions {
   /** Keep at most this many statuses. @defaultValue 10000 */
@@ -29,14 +42,33 @@ export interface RetentionOptions {
 
 /** Stats read at once, at most. */
 const READ_WINDOW = 256;
+/** Buckets whose stats are held at once while merging (10,000 results each at most). */
+const LOADED_MAX = 8;
+/** Results removed by one sweep at most (the next sweep goes on). */
+export const SWEEP_MAX = 50_000;
+
+interface Summary {
+  /** The cversion its stats were read at (-1: not read; `oldestZxid` is then a lower bound). */
+  cversion: number;
+  oldestZxid: bigint;
+  /** The bucket's stat at this sweep. */
+  stat: Stat;
+}
+
+interface Entry {
+  bucket: string;
+  id: string;
+  zxid: bigint;
+  ctime: number;
+}
 
 export class RetentionSweeper {
   readonly #client: ZkClient;
   readonly #maxCount: number;
   readonly #maxAge: number;
   readonly #signal: AbortSignal | undefined;
-  /** id → [czxid, ctime] of statuses seen. */
-  readonly #seen = new Map<string, [bigint, number]>();
+  /** bucket → its summary as of its cversion. */
+  readonly #summaries = new Map<string, Summary>();
 
   constructor(client: ZkClient, options: RetentionOptions = {}, signal?: AbortSignal) {
     this.#client = client;
@@ -47,50 +79,123 @@ export class RetentionSweeper {
 
   /** One sweep; returns how many statuses were removed. */
   async sweep(now = Date.now()): Promise<number> {
-    const stat = await this.#client.exists(PATHS.status);
-    if (!stat || stat.numChildren === 0) return 0;
-    const ids = await this.#client.getChildren(PATHS.status);
-    const present = new Set(ids);
-    for (const id of this.#seen.keys()) if (!present.has(id)) this.#seen.delete(id);
-    await this.#readStats(ids.filter((id) => !this.#seen.has(id)));
-    // Oldest finish first.
-    const byFinish = [...this.#seen].sort((a, b) => (a[1][0] < b[1][0] ? -1 : a[1][0] > b[1][0] ? 1 : 0));
-    const doomed: string[] = [];
-    const excess = Math.max(0, byFinish.length - this.#maxCount);
-    for (const [i, [id, [, ctime]]] of byFinish.entries()) {
-      if (i < excess || now - ctime > this.#maxAge) doomed.push(id);
-      else break;
+    const { buckets } = await statusChildren(this.#client);
+    const stats = await Promise.all(buckets.map((b) => this.#client.exists(statusBucketPath(b))));
+    const live: string[] = [];
+    const empty: string[] = [];
+    let total = 0;
+    const highest = buckets.filter((b) => b !== OTHER_BUCKET).at(-1);
+    for (const [i, b] of buckets.entries()) {
+      const s = stats[i];
+      if (!s || s.numChildren === 0) {
+        this.#summaries.delete(b);
+        if (s && b !== highest) empty.push(b);
+        continue;
+      }
+      total += s.numChildren;
+      live.push(b);
+      // Not read since it changed: its own creation bounds its oldest result from below.
+      if (this.#summaries.get(b)?.cversion !== s.cversion)
+        this.#summaries.set(b, { cversion: -1, oldestZxid: s.czxid, stat: s });
+      else this.#summaries.get(b)!.stat = s;
     }
+    for (const b of this.#summaries.keys()) if (!live.includes(b)) this.#summaries.delete(b);
+    await this.#removeBuckets(empty);
+    const doomed = await this.#oldest(live, Math.max(0, total - this.#maxCount), now);
     if (doomed.length === 0) return 0;
     const batcher = new MultiBatcher(this.#client, this.#signal ? { signal: this.#signal } : {});
     const r = await batcher.write(
-      doomed.map((id) => ({ id, ops: [{ op: 'delete' as const, path: statusPath(id) }] })),
+      doomed.map((e) => ({
+        id: e.id,
+        ops: [{ op: 'delete' as const, path: `${statusBucketPath(e.bucket)}/${e.id}` }],
+      })),
     );
     if (r.stoppedBy !== undefined && r.written.length === 0) throw r.stoppedBy;
-    for (const { id } of r.written) this.#seen.delete(id);
-    for (const { item } of r.refused) this.#seen.delete(item.id);
     return r.written.length;
   }
 
-  async #readStats(ids: string[]): Promise<void> {
+  /**
+   * The results to remove: the `excess` that finished first, then any older than maxAge, in finish
+   * order across buckets (a merge of the buckets, read lazily in the order of their oldest result).
+   */
+  async #oldest(buckets: string[], excess: number, now: number): Promise<Entry[]> {
+    const order = buckets
+      .map((b) => ({ b, oldest: this.#summaries.get(b)!.oldestZxid }))
+      .sort((x, y) => (x.oldest < y.oldest ? -1 : x.oldest > y.oldest ? 1 : 0));
+    let next = 0;
+    let loaded = 0;
+    let candidates: Entry[] = [];
+    let head = 0;
+    const doomed: Entry[] = [];
+    while (doomed.length < SWEEP_MAX) {
+      // Read the next bucket while it may hold a result older than the next candidate.
+      while (
+        next < order.length &&
+        (head >= candidates.length || order[next]!.oldest < candidates[head]!.zxid)
+      ) {
+        if (loaded >= LOADED_MAX) return doomed; // certain no further: the next sweep goes on
+        candidates = [...candidates.slice(head), ...(await this.#entries(order[next]!.b))].sort(byZxid);
+        head = 0;
+        next++;
+        loaded++;
+      }
+      const e = candidates[head];
+      if (!e || !(doomed.length < excess || now - e.ctime > this.#maxAge)) break;
+      doomed.push(e);
+      head++;
+    }
+    return doomed;
+  }
+
+  /** The stats of one bucket's results; its summary becomes exact. */
+  async #entries(bucket: string): Promise<Entry[]> {
+    const ids = await bucketIds(this.#client, bucket);
+    const out: Entry[] = [];
     for (let i = 0; i < ids.length; i += READ_WINDOW) {
       const part = ids.slice(i, i + READ_WINDOW);
       const stats = await Promise.all(
         part.map((id) =>
-          this.#client.exists(statusPath(id)).catch((err: unknown): Stat | null => {
+          this.#client.exists(`${statusBucketPath(bucket)}/${id}`).catch((err: unknown): Stat | null => {
             if (isZkError(err, 'NO_NODE')) return null;
             throw err;
           }),
         ),
       );
       stats.forEach((s, k) => {
-        if (s) this.#seen.set(part[k]!, [s.czxid, s.ctime]);
+        if (s) out.push({ bucket, id: part[k]!, zxid: s.czxid, ctime: s.ctime });
       });
     }
+    const summary = this.#summaries.get(bucket);
+    if (summary && out.length > 0) {
+      let oldest = out[0]!.zxid;
+      for (const e of out) if (e.zxid < oldest) oldest = e.zxid;
+      summary.cversion = summary.stat.cversion;
+      summary.oldestZxid = oldest;
+    }
+    return out;
+  }
+
+  /** Remove empty buckets (one that got a result meanwhile is refused: NOT_EMPTY, and kept). */
+  async #removeBuckets(buckets: string[]): Promise<void> {
+    await Promise.all(
+      buckets.map(async (b) => {
+        try {
+          await this.#client.remove(statusBucketPath(b));
+          forgetBucket(this.#client, b);
+          this.#summaries.delete(b);
+        } catch (err) {
+          if (!isZkError(err, 'NOT_EMPTY', 'NO_NODE')) throw err;
+        }
+      }),
+    );
   }
 }
 
-/** One sweep with a sweeper of its own (reads every status's stat). */
+function byZxid(a: Entry, b: Entry): number {
+  return a.zxid < b.zxid ? -1 : a.zxid > b.zxid ? 1 : 0;
+}
+
+/** One sweep with a sweeper of its own (reads the stats of every bucket). */
 export function sweepStatuses(
   client: ZkClient,
   options: RetentionOptions = {},

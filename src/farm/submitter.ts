@@ -23,8 +23,7 @@ import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { type ConnectOptions, connect, isZkError, type Supervisor } from '../zk/index.js';
 import { checkSubmitterOptions } from './options.js';
 import {
-  checkTask,
-  encode,
+  encodeTask,
   PATHS,
   parseStatus,
   statusPath,
@@ -33,6 +32,8 @@ import {
   type Task,
   type TaskStatus,
 } from './protocol.js';
+import { readResult } from './status-store.js';
+import { type StreamResult, StreamSubmit, type SubmitStreamOptions } from './submit-stream.js';
 import { ensureFreshTaskIds, idsChecked } from './task-ids.js';
 import { TaskLocator } from './task-locator.js';
 
@@ -116,9 +117,7 @@ export class Submitter {
 
   /** Submit one task; returns its id (`task-NNNNNNNNNN`). */
   async submit(task: Task): Promise<string> {
-    const checked = checkTask(task);
-    const data = encode(checked);
-    tooLarge(data);
+    const data = encodeTask(task);
     await this.#room(1);
     try {
       const path = await this.#client().createSequential(`${PATHS.tasks}/${TASK_PREFIX}`, data);
@@ -138,9 +137,7 @@ export class Submitter {
   async submitMany(tasks: Iterable<Task>): Promise<string[]> {
     const encoded = [...tasks].map((t, i) => {
       try {
-        const d = encode(checkTask(t));
-        tooLarge(d);
-        return d;
+        return encodeTask(t);
       } catch (err) {
         (err as Error).message = `task #${i + 1}: ${(err as Error).message}`;
         throw err;
@@ -202,6 +199,21 @@ export class Submitter {
     return ids;
   }
 
+  /**
+   * Submit a stream of tasks (a generator, lines of a file) with bounded memory: batched multis, ids
+   * handed to `onSubmitted` as batches are confirmed (not kept), and backpressure that waits while the
+   * inbox /tasks holds `maxInbox` tasks (default: maxQueue) instead of failing; see submit-stream.ts.
+   * A bad task stops it (default; the error's `submitted` and `position` say where to resume) or is
+   * skipped (`onBad: 'skip'`).
+   */
+  submitStream(
+    tasks: AsyncIterable<Task> | Iterable<Task>,
+    options: SubmitStreamOptions = {},
+  ): Promise<StreamResult> {
+    const host = { client: () => this.#client(), batchSize: this.#batchSize, maxInbox: this.#maxQueue };
+    return new StreamSubmit(host, options).run(tasks);
+  }
+
   /** Wait for room in /tasks (see Backpressure in the module comment). */
   async #room(n: number): Promise<void> {
     const deadline = Date.now() + this.#queueWaitMs;
@@ -229,8 +241,8 @@ export class Submitter {
   /** Read a task's result, or undefined when it has none yet. */
   async result(id: string): Promise<TaskStatus | undefined> {
     try {
-      const { data } = await this.#client().getData(statusPath(id));
-      return parseStatus(data);
+      const found = await readResult(this.#client(), id);
+      return found ? parseStatus(found.data) : undefined;
     } catch (err) {
       if (isZkError(err, 'NO_NODE')) return undefined;
       throw err;
@@ -296,16 +308,6 @@ export class Submitter {
   close(): Promise<void> {
     this.#locator.close();
     return this.supervisor.stop();
-  }
-}
-
-function tooLarge(data: Buffer): void {
-  if (data.length > TASK_MAX_BYTES) {
-    throw new ZkfarmError(
-      ErrorCodes.INVALID_TASK,
-      `the task is ${data.length} bytes of JSON; the limit is ${TASK_MAX_BYTES} (ZooKeeper keeps data small): ` +
-        'put large inputs in a file or store and pass a reference',
-    );
   }
 }
 

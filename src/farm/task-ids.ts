@@ -16,7 +16,7 @@
  * must be checked before ids are trusted again. The check costs nothing on the hot path: a submitter's
  * backpressure read of /tasks (an `exists`) already returns the stat.
  *
- * The repair: list the ids in use (/status, /assign/<w>, /tasks), and if the counter is not past the
+ * The repair: list the ids in use (the highest non-empty bucket of /status, /assign/<w>, /tasks), and if the counter is not past the
  * highest, advance it with multis that create and delete one scratch child each pair (+1 per pair,
  * TASK_ID_BUMP_PAIRS pairs per multi, BUMP_WINDOW multis in flight; the scratch node is made and removed inside one multi, so no
  * listing ever sees it). Then write the mark (setData at the version read: a /tasks made again meanwhile
@@ -25,12 +25,13 @@
  *
  * Foreign clients keep working unchanged: they `create -s /tasks/task-` as before, and get fresh ids
  * once any farm process has run the check (a master runs it when it takes the lead; a zkfarm submitter
- * before it submits). Znodes: reads /tasks, /status, /assign/*; writes /tasks' data; creates and deletes
+ * before it submits). Znodes: reads /tasks, /status and its highest buckets, /assign/*; writes /tasks' data; creates and deletes
  * /tasks/zkfarm-id-floor inside multis.
  */
 import { describeError } from '../errors.js';
 import { isZkError, type Logger, type Session, type ZkClient } from '../zk/index.js';
-import { encode, PATHS } from './protocol.js';
+import { encode, OTHER_BUCKET, PATHS } from './protocol.js';
+import { bucketIds, statusChildren } from './status-store.js';
 
 /** Create/delete pairs per multi while advancing the counter (2 operations each). */
 export const TASK_ID_BUMP_PAIRS = 100;
@@ -120,7 +121,7 @@ async function highestInUse(client: ZkClient): Promise<number> {
       throw err;
     });
   const [statuses, tasks, workers] = await Promise.all([
-    list(PATHS.status),
+    highestResults(client),
     list(PATHS.tasks),
     list(PATHS.assign),
   ]);
@@ -132,6 +133,20 @@ async function highestInUse(client: ZkClient): Promise<number> {
       if (k > highest) highest = k;
     }
   return highest;
+}
+
+/**
+ * The result ids that can hold the highest id: those of the highest bucket that has any (bucket names
+ * grow with the ids), and any still at flat paths (a farm not yet upgraded).
+ */
+async function highestResults(client: ZkClient): Promise<string[]> {
+  const { buckets, flat } = await statusChildren(client);
+  for (let i = buckets.length - 1; i >= 0; i--) {
+    if (buckets[i] === OTHER_BUCKET) continue;
+    const ids = await bucketIds(client, buckets[i]!);
+    if (ids.length > 0) return [...flat, ...ids];
+  }
+  return flat;
 }
 
 /** Advance /tasks' counter by `by`; returns the counter after. */

@@ -1,6 +1,6 @@
 /**
  * Where waited-for tasks are: queued (/tasks/<id>), assigned (/assign/<w>/<id>), finished
- * (/status/<id>), or nowhere: deleted, or finished and its result already removed by retention. A
+ * (/status/<bucket>/<id>, or the flat /status/<id> before an upgrade), or nowhere: deleted, or finished and its result already removed by retention. A
  * waiter that is not told would wait for ever.
  *
  * Znodes: reads only. A few ids: `exists` on each place, in the order a task moves forward (queued,
@@ -16,7 +16,7 @@
  * SUSPENDED / LOST: a check that fails counts for nothing; the next one tries again.
  */
 import { isZkError, type ZkClient } from '../zk/index.js';
-import { assignPath, PATHS, statusPath, taskPath } from './protocol.js';
+import { assignPath, flatStatusPath, PATHS, statusPath, taskPath } from './protocol.js';
 
 export interface TaskLocatorOptions {
   /** Between two checks (ms). @defaultValue 5000 */
@@ -115,7 +115,13 @@ export class TaskLocator {
     const workers = await children(client, PATHS.assign);
     await Promise.all(
       suspects.map(async (id) => {
-        const places = [taskPath(id), ...workers.map((w) => assignPath(w, id)), statusPath(id)];
+        // The flat path last: a result of a farm not yet upgraded (the leader moves it to its bucket).
+        const places = [
+          taskPath(id),
+          ...workers.map((w) => assignPath(w, id)),
+          statusPath(id),
+          flatStatusPath(id),
+        ];
         // Sent together, answered in order: the order a task moves forward.
         const found = await Promise.all(places.map((p) => client.exists(p)));
         if (found.every((s) => s === null)) out.add(id);

@@ -1,11 +1,14 @@
 /**
  * The results the farm records, as the dashboard learns them from ZooKeeper alone.
  *
- * Znodes (read only): `exists /status` once per tick (its cversion says whether children changed);
- * when it changed, one `getChildren /status`; then `getData /status/<id>` of the new ids.
+ * Znodes (read only): per tick, `getChildren /status` (its buckets, at most 100 for a million results)
+ * and `exists` on each bucket (its cversion says whether its children changed); a bucket that changed
+ * is listed; then `getData /status/<bucket>/<id>` of the new ids. Results still at flat paths (a farm
+ * not yet upgraded) are the children of /status that are not buckets; one moved into its bucket by
+ * the upgrade is not news.
  *
- * Cost, kept bounded for a busy farm: one listing per tick at most (never a watch that would re-list
- * on every new result), and at most `readsPerSecond` status reads. When more results arrive than that,
+ * Cost, kept bounded for a busy farm: the buckets being written are listed, one listing each per tick
+ * at most (never a watch that would re-list on every new result), and at most `readsPerSecond` status reads. When more results arrive than that,
  * a uniform random sample is read and every counter is scaled by new/read (the `weight`), so the totals
  * stay right on average while the reads stay capped; histograms and the failure list hold only what was
  * read. Ids that vanished before we read them (status retention) count as completed, state unknown.
@@ -13,8 +16,9 @@
  * Counters start at zero when the dashboard starts: results present then are the baseline, not news.
  * The newest `initialWindow` of them are read once to fill the recent-failures list.
  */
-import { PATHS, statusPath } from '../farm/protocol.js';
-import { isZkError, type ZkClient } from '../zk/index.js';
+import { statusBucketPath } from '../farm/protocol.js';
+import { bucketIds, readResult, statusChildren } from '../farm/status-store.js';
+import type { ZkClient } from '../zk/index.js';
 import { type SubmitClock, taskSequence } from './submit-clock.js';
 
 export interface StatusRecord {
@@ -84,12 +88,12 @@ export class StatusFeed {
   };
   /** Per worker (by status.worker): succeeded/failed, weighted like the totals. */
   readonly byWorker = new Map<string, { succeeded: number; failed: number }>();
-  /** Children of /status at the last listing. */
+  /** Results kept at the last tick. */
   count = 0;
   /** When a tick last read only a sample of the new statuses (ms; 0: never). */
   lastSampledAt = 0;
-  #known: Set<string> | undefined;
-  #cversion = -1;
+  /** Per bucket: its cversion and ids at the last listing. */
+  #known: Map<string, { cversion: number; ids: Set<string> }> | undefined;
   #failures: StatusRecord[] = [];
   #lastPoll = 0;
   readonly #readsPerSecond: number;
@@ -124,27 +128,18 @@ export class StatusFeed {
     };
     const elapsed = this.#lastPoll ? Math.max(100, now - this.#lastPoll) : 1000;
     this.#lastPoll = now;
-    const stat = await client.exists(PATHS.status);
-    if (!stat) {
-      this.count = 0;
-      this.#known ??= new Set();
-      return empty;
-    }
-    if (stat.cversion === this.#cversion && this.#known) return empty;
-    const children = await children_(client);
-    // Known ids and the cversion move on only once the new ones are read: a failed read is retried next tick.
-    const commit = () => {
-      this.#known = new Set(children);
-      this.#cversion = stat.cversion;
-      this.count = children.length;
-    };
+    const changed = await this.#changed(client);
+    // Known ids and cversions move on only once the new ones are read: a failed read is retried next tick.
+    const commit = () => this.#commit(changed);
     if (!this.#known) {
-      await this.#seed(client, children);
+      await this.#seed(
+        client,
+        [...changed.lists.values()].flatMap((l) => l.ids),
+      );
       commit();
       return empty;
     }
-    const known = this.#known;
-    const added = children.filter((id) => !known.has(id));
+    const added = this.#added(changed);
     if (added.length === 0) {
       commit();
       return empty;
@@ -189,6 +184,46 @@ export class StatusFeed {
     return { added, read: records.length, weight, completed: added, succeeded, failed, records };
   }
 
+  /** Ids listed this tick that were not known (one moved by the upgrade from flat into its bucket is not new). */
+  #added(changed: Changed): string[] {
+    const known = this.#known!;
+    const flat = known.get(FLAT)?.ids;
+    const added: string[] = [];
+    for (const [b, l] of changed.lists) {
+      const before = known.get(b)?.ids;
+      for (const id of l.ids) if (!before?.has(id) && !(b !== FLAT && flat?.has(id))) added.push(id);
+    }
+    return added;
+  }
+
+  #commit(changed: Changed): void {
+    const known = this.#known ?? new Map<string, { cversion: number; ids: Set<string> }>();
+    this.#known = known;
+    for (const b of changed.gone) known.delete(b);
+    for (const [b, l] of changed.lists) known.set(b, { cversion: l.cversion, ids: new Set(l.ids) });
+    this.count = changed.count;
+  }
+
+  /** The buckets whose children changed since the last tick (and the flat results), listed. */
+  async #changed(client: ZkClient): Promise<Changed> {
+    const { buckets, flat } = await statusChildren(client);
+    const stats = await Promise.all(buckets.map((b) => client.exists(statusBucketPath(b))));
+    const lists = new Map<string, { cversion: number; ids: string[] }>();
+    if (flat.length > 0 || this.#known?.has(FLAT)) lists.set(FLAT, { cversion: -1, ids: flat });
+    let count = flat.length;
+    const present = new Set<string>([FLAT]);
+    for (const [i, b] of buckets.entries()) {
+      const s = stats[i];
+      if (!s) continue;
+      present.add(b);
+      count += s.numChildren;
+      if (this.#known?.get(b)?.cversion !== s.cversion)
+        lists.set(b, { cversion: s.cversion, ids: await bucketIds(client, b) });
+    }
+    const gone = [...(this.#known?.keys() ?? [])].filter((b) => !present.has(b));
+    return { count, lists, gone };
+  }
+
   /** Fill the failures list from the newest statuses present at start (not counted). */
   async #seed(client: ZkClient, children: string[]): Promise<void> {
     const newest = [...children].sort().slice(-this.#initialWindow);
@@ -215,13 +250,16 @@ export class StatusFeed {
   }
 }
 
-async function children_(client: ZkClient): Promise<string[]> {
-  try {
-    return await client.getChildren(PATHS.status);
-  } catch (err) {
-    if (isZkError(err, 'NO_NODE')) return [];
-    throw err;
-  }
+/** The key of results still at flat paths among the known buckets. */
+const FLAT = '';
+
+interface Changed {
+  /** Results kept (all buckets, and flat). */
+  count: number;
+  /** Buckets listed this tick (changed, or new). */
+  lists: Map<string, { cversion: number; ids: string[] }>;
+  /** Buckets known before that are gone. */
+  gone: string[];
 }
 
 /** Read and parse one status leniently (another client may have written it); undefined when gone or not a status. */
@@ -230,13 +268,9 @@ async function readStatus(
   id: string,
   clock: SubmitClock,
 ): Promise<StatusRecord | undefined> {
-  let data: Buffer;
-  try {
-    data = (await client.getData(statusPath(id))).data;
-  } catch (err) {
-    if (isZkError(err, 'NO_NODE')) return undefined;
-    throw err;
-  }
+  const found = await readResult(client, id);
+  if (!found) return undefined;
+  const data = found.data;
   let v: Record<string, unknown>;
   try {
     v = JSON.parse(data.toString('utf8')) as Record<string, unknown>;

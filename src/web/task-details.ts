@@ -1,8 +1,9 @@
 /**
  * /api/task/<id>: where a task is and what it holds.
  *
- * Reads /status/<id>; if absent, /tasks/<id>; if absent, /assign/<w>/<id> for each <w> (one `exists`
- * per worker; this is for one click, not a hot path). For a finished task whose output is on this
+ * Reads the result (status-store.ts: in its bucket, then at the flat path of a farm not yet upgraded);
+ * if absent, /tasks/<id>; if absent, /assign/<w>/<id> for each <w> (one read per worker; this is for
+ * one click, not a hot path). For a finished task whose output is on this
  * machine (the host's workdir, or the `workdir` option), it lists the files of
  * `<workdir>/<worker>/<id>/` with a bounded preview of each.
  *
@@ -14,7 +15,8 @@ import { constants } from 'node:fs';
 import { open, readdir } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { isSafeName } from '../exec/names.js';
-import { assignPath, isTaskId, PATHS, statusPath, taskPath } from '../farm/protocol.js';
+import { assignPath, isTaskId, PATHS, taskPath } from '../farm/protocol.js';
+import { readResult } from '../farm/status-store.js';
 import { isZkError, type ZkClient } from '../zk/index.js';
 import { HttpError, WebErrorCodes } from './http.js';
 
@@ -33,7 +35,7 @@ export interface TaskDetails {
   worker?: string;
   /** The task's JSON as stored (from /tasks or /assign), with the farm's `_zkfarm` bookkeeping. */
   task?: unknown;
-  /** The result in /status/<id>. */
+  /** The result in /status/<bucket>/<id>. */
   status?: unknown;
   /** When the znode holding it was created (ms). */
   since?: number;
@@ -64,7 +66,7 @@ export async function taskDetails(
       `not a task id: ${JSON.stringify(id.slice(0, 40))}; ids look like task-0000000042`,
     );
   }
-  const status = await read(client, statusPath(id));
+  const status = await readResult(client, id);
   if (status) {
     const value = parse(status.data);
     const out: TaskDetails = { id, where: 'finished', status: value, since: ctime(status.stat) };
@@ -93,7 +95,7 @@ export async function taskDetails(
       return { id, where: 'assigned', worker: w, task: parse(assigned.data), since: ctime(assigned.stat) };
   }
   // A last look: it may have finished while we searched.
-  const late = await read(client, statusPath(id));
+  const late = await readResult(client, id);
   if (late) return taskDetails(client, id, options);
   return { id, where: 'unknown' };
 }

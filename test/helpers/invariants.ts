@@ -24,6 +24,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { assignDir, PATHS, parseStatus, statusPath, type TaskStatus } from '../../src/farm/protocol.js';
+import { allResultIds } from '../../src/farm/status-store.js';
 import { type ConnectOptions, connect, isZkError, type ZkClient } from '../../src/zk/index.js';
 import { checkRuns, type RunLog } from './run-log.js';
 
@@ -212,7 +213,7 @@ export async function waitForStatuses(
   for (;;) {
     let n = 0;
     try {
-      const have = new Set(await client.getChildren(PATHS.status));
+      const have = new Set(await allResultIds(client));
       for (const id of want) if (have.has(id)) n++;
       if (n === want.size) return;
     } catch (err) {

@@ -49,7 +49,7 @@ test('give back, requeue after a failure, and after a loss: each back to /tasks,
 test('lost too often: a failed status with ZKFARM_WORKER_LOST instead', () => {
   const m = afterLoss(T, 'w1', { handler: 'noop', _zkfarm: { attempts: 2, lostOn: ['w1', 'w2'] } });
   assert.equal(m.kind, 'fail');
-  assert.deepEqual(ops(m), [`create /status/${T}`, `delete /assign/w1/${T} @-1`]);
+  assert.deepEqual(ops(m), [`create /status/000000/${T}`, `delete /assign/w1/${T} @-1`]);
   assert.equal(m.status?.errorCode, 'ZKFARM_WORKER_LOST');
   assert.equal(m.status?.attempts, 3);
   assert.match(m.status?.error ?? '', /lost 3 times \(w1, w2, w1\)/);
@@ -67,7 +67,7 @@ test('complete, fail, reject and discard: the one status object, and where each 
       finishedAt: 20,
     },
   );
-  assert.deepEqual(ops(done), [`create /status/${T}`, `delete /assign/w1/${T} @-1`]);
+  assert.deepEqual(ops(done), [`create /status/000000/${T}`, `delete /assign/w1/${T} @-1`]);
   assert.deepEqual(json(done), {
     state: 'succeeded',
     worker: 'w1',
@@ -78,14 +78,14 @@ test('complete, fail, reject and discard: the one status object, and where each 
     result: 42,
   });
   const why = { error: 'not a task', errorCode: 'ZKFARM_INVALID_TASK' };
-  assert.deepEqual(ops(fail(T, 'w1', why)), [`create /status/${T}`, `delete /assign/w1/${T} @-1`]);
+  assert.deepEqual(ops(fail(T, 'w1', why)), [`create /status/000000/${T}`, `delete /assign/w1/${T} @-1`]);
   const r = reject(T, { ...why, submittedAt: 3 }, 6);
-  assert.deepEqual(ops(r), [`create /status/${T}`, `delete /tasks/${T} @6`]);
+  assert.deepEqual(ops(r), [`create /status/000000/${T}`, `delete /tasks/${T} @6`]);
   assert.deepEqual(
     { ...json(r), finishedAt: 0 },
     { ...failedStatus({ worker: null, ...why, submittedAt: 3 }), finishedAt: 0 },
   );
-  assert.deepEqual(ops(discard(T, 'w1')), [`check /status/${T}`, `delete /assign/w1/${T}`]);
+  assert.deepEqual(ops(discard(T, 'w1')), [`check /status/000000/${T}`, `delete /assign/w1/${T}`]);
 });
 
 test('a status too large for a znode loses its result, then the tail of its error', () => {

@@ -3,10 +3,13 @@ import { test } from 'node:test';
 import {
   checkTask,
   isPlainValidTask,
+  isStatusBucket,
   isTaskId,
   parseStatus,
   parseTask,
   parseWorkerInfo,
+  statusBucket,
+  statusPath,
   taskSchema,
   validateName,
 } from '../../src/farm/protocol.js';
@@ -150,4 +153,17 @@ test('the fast task check never accepts what the schema refuses, and accepts the
   ]) {
     assert.equal(isPlainValidTask(ok), true, JSON.stringify(ok));
   }
+});
+
+test('statusPath: the six leading digits of the ten-digit sequence name the bucket', () => {
+  assert.equal(statusPath('task-0000123456'), '/status/000012/task-0000123456');
+  assert.equal(statusPath('task-0000000042'), '/status/000000/task-0000000042');
+  assert.equal(statusPath('task-0000009999'), '/status/000000/task-0000009999');
+  assert.equal(statusPath('task-0000010000'), '/status/000001/task-0000010000');
+  assert.equal(statusPath('task-2147483647'), '/status/214748/task-2147483647');
+  // A task created under another name (a foreign client's plain create) has the bucket `other`.
+  assert.equal(statusPath('job-7'), '/status/other/job-7');
+  assert.equal(statusBucket('nightly-0000000123'), '000000', 'any name that ends in a sequence number');
+  assert.ok(isStatusBucket('000012') && isStatusBucket('other'));
+  assert.ok(!isStatusBucket('task-0000000042') && !isStatusBucket('00001'));
 });

@@ -20,7 +20,7 @@
  *   re-executions  tasks submitted before the fault whose status says attempts > 1.
  * At the end every task must have exactly one status (invariants.ts).
  */
-import { PATHS } from '../../../src/farm/protocol.js';
+import { PATHS, statusPath } from '../../../src/farm/protocol.js';
 import type { Host } from '../../../src/host/index.js';
 import type { ZkClient } from '../../../src/zk/index.js';
 import { type BenchContext, someOrThrow, tolerant } from '../context.js';
@@ -280,7 +280,7 @@ export async function measureFailover(job: FailoverJob, io: BenchIo): Promise<Fa
               while (cursor < stream.sent.length && stream.sent[cursor]!.sentAt < horizon)
                 pending.add(stream.sent[cursor++]!.id);
               const ids = [...pending];
-              const have = await Promise.all(ids.map((id) => admin.exists(`${PATHS.status}/${id}`)));
+              const have = await Promise.all(ids.map((id) => admin.exists(statusPath(id))));
               ids.forEach((id, k) => {
                 if (have[k] !== null) pending.delete(id);
               });
