@@ -23,6 +23,7 @@
 import { once } from 'node:events';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { Election, type Term } from '../recipes/election.js';
+import { ServiceReconciler } from '../services/reconciler.js';
 import type { DataWatch, Session } from '../zk/index.js';
 import { Leader, type LeaderOptions, type LeaderStats } from './leader.js';
 import { checkMasterOptions } from './options.js';
@@ -122,6 +123,10 @@ export class Master extends Role {
       { once: true },
     );
     this.emit('leader', true);
+    // Services are kept by the leader too, for the same term (services/reconciler.ts).
+    new ServiceReconciler(session, term.signal, this.log).start().catch((err) => {
+      if (!term.signal.aborted) this.log.warn({ err }, 'the service reconciler did not start');
+    });
     await leader.start();
   }
 

@@ -258,6 +258,8 @@ export interface WorkerInfo {
   shell?: boolean;
   /** The handlers it has (tasks for other handlers go to workers that have them). */
   handlers?: string[];
+  /** Its session's negotiated timeout (ms): how long a service instance may outlive it (services/runner.ts). */
+  sessionTimeout?: number;
 }
 
 export function parseWorkerInfo(data: Buffer | null): WorkerInfo | undefined {
