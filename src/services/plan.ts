@@ -54,7 +54,7 @@ export type Action =
       why: string;
     }
   | { kind: 'remove'; service: string; instance: number; worker: string }
-  | { kind: 'fail'; service: string; instance: number; worker: string; reason: string }
+  | { kind: 'fail'; service: string; instance: number; worker: string; failedOn: string[]; reason: string }
   | { kind: 'status'; service: string; status: ServiceStatus }
   | { kind: 'delete'; service: string };
 
@@ -239,6 +239,7 @@ function planService(
           service: s.name,
           instance: n,
           worker: inst.worker,
+          failedOn,
           reason: `failed on ${failedOn.join(', ')}: ${reason}`,
         });
         addLoad(load, s.name, inst.worker, -1);

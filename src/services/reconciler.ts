@@ -258,7 +258,7 @@ export class ServiceReconciler {
           const old = s.instances.get(a.instance)!;
           tx.setData(
             instancePath(a.service, a.instance),
-            encodeJson({ ...old, state: 'failed', reason: a.reason }),
+            encodeJson({ ...old, state: 'failed', reason: a.reason, failedOn: a.failedOn }),
             s.versions.get(a.instance) ?? -1,
           );
         }
