@@ -17,7 +17,7 @@ export const FIXTURE = join(REPO_ROOT, 'test', 'fixtures', 'service-http.mjs');
 
 /** The service's command: the fixture, tagged so that its copies can be counted. */
 export const serverCmd = (tag: string) =>
-  `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(FIXTURE)} ${tag}`;
+  `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(FIXTURE)} ${tag} "$ZKFARM_INSTANCE"`;
 
 /** A base port with `count` free ports after it (loopback). */
 export async function freePorts(count: number): Promise<number> {
@@ -38,9 +38,14 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** Live (not zombie, not stopped-and-reaped) node processes running the fixture with `tag`. */
+/** Live (not zombie) node processes running the fixture with `tag`. */
 export function copiesOf(tag: string): number[] {
-  const found: number[] = [];
+  return copiesByInstance(tag).map((c) => c.pid);
+}
+
+/** The live copies of the fixture with `tag`, with their instance numbers. */
+export function copiesByInstance(tag: string): { pid: number; instance: number }[] {
+  const found: { pid: number; instance: number }[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
@@ -52,7 +57,8 @@ export function copiesOf(tag: string): number[] {
       )
         continue;
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z') found.push(Number(entry));
+      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z')
+        found.push({ pid: Number(entry), instance: Number(argv[argv.indexOf(tag) + 1]) });
     } catch {
       // gone meanwhile
     }
