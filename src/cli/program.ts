@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import { registerBench } from './bench.js';
 import type { Io } from './common.js';
 import { registerDashboard } from './dashboard.js';
+import { registerService } from './service.js';
 import { registerStart } from './start.js';
 import { registerStatus } from './status.js';
 import { registerSubmit } from './submit.js';
@@ -61,6 +62,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
   registerSubmit(program, io, setExit);
   registerStatus(program, io, setExit);
   registerDashboard(program, io, setExit);
+  registerService(program, io, setExit);
   registerBench(program, io, setExit);
   return program;
 }

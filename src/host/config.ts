@@ -27,6 +27,7 @@ import {
   type OptionsOf,
   problemLine,
 } from '../farm/option-schema.js';
+import { parseServiceSpec, type ServiceSpec } from '../services/model.js';
 import type { ZkTlsFiles } from '../zk/transport.js';
 import {
   DEFAULT_ROLE_COUNTS,
@@ -109,6 +110,8 @@ export interface ConfigFile {
   namePrefix?: string;
   /** Roles, with their handlerModules resolved like the top-level ones. */
   roles?: ConfigRole[];
+  /** Services to create, or change to match, once the roles run (checked against the service model). */
+  services?: ServiceSpec[];
 }
 
 function lineColumn(text: string, offset: number): { line: number; col: number } {
@@ -246,6 +249,7 @@ async function finishConfig(label: string, abs: string, data: RawConfig): Promis
   if (data.outputRetention !== undefined) config.outputRetention = data.outputRetention;
   if (data.httpToken !== undefined) config.httpToken = data.httpToken;
   if (data.namePrefix !== undefined) config.namePrefix = data.namePrefix;
+  if (data.services !== undefined) config.services = checkServices(label, data.services);
   if (data.roles !== undefined) {
     config.roles = [];
     for (const [i, role] of (data.roles as ConfigRole[]).entries()) {
@@ -254,6 +258,22 @@ async function finishConfig(label: string, abs: string, data: RawConfig): Promis
     }
   }
   return config;
+}
+
+function checkServices(label: string, list: Record<string, unknown>[]): ServiceSpec[] {
+  const names = new Set<string>();
+  return list.map((raw, i) => {
+    let spec: ServiceSpec;
+    try {
+      spec = parseServiceSpec(raw);
+    } catch (err) {
+      throw configError(`${label}: services[${i}]: ${(err as Error).message}`);
+    }
+    if (names.has(spec.name))
+      throw configError(`${label}: services[${i}].name: "${spec.name}" is listed twice`);
+    names.add(spec.name);
+    return spec;
+  });
 }
 
 /** `zk.tls` of a file: its PEM paths resolved against the file's directory; undefined when off. */
