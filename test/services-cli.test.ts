@@ -4,7 +4,7 @@
  * processes, each checked against what runs. A bad service file is a usage error that names the field.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { stringify } from 'yaml';
@@ -34,7 +34,8 @@ test('a service from the config file, then service ls, status, endpoints, scale,
       ],
     }),
   );
-  const host = await farm.start('alpha', ['--config', config]);
+  const http = await freePorts(1);
+  const host = await farm.start('alpha', ['--config', config, '--http', `127.0.0.1:${http}`]);
   await host.waitForOutput(/service web: created from the config file/, 30_000);
   const sup = connect({ connect: root, sessionTimeout: 10_000 });
   cleanups.push(() => sup.stop());
@@ -44,6 +45,22 @@ test('a service from the config file, then service ls, status, endpoints, scale,
     until(async () => (await serviceState(client, 'web')).healthy === n, 60_000, `${n} healthy`, 100);
 
   await healthy(2);
+  // The dashboard: /metrics and the services panel's data.
+  const metrics = await (await fetch(`http://127.0.0.1:${http}/metrics`)).text();
+  assert.match(metrics, /^zkfarm_service_instances_desired\{service="web"\} 2$/m);
+  assert.match(metrics, /^zkfarm_service_instances_running\{service="web"\} 2$/m);
+  assert.match(metrics, /^zkfarm_service_instances_healthy\{service="web"\} 2$/m);
+  assert.match(metrics, /^zkfarm_service_restarts\{service="web"\} 0$/m);
+  const panel = (await (await fetch(`http://127.0.0.1:${http}/api/services`)).json()) as {
+    name: string;
+    instances: { run?: { state: string; logDir?: string } }[];
+  }[];
+  assert.equal(panel[0]!.name, 'web');
+  assert.deepEqual(
+    panel[0]!.instances.map((i) => i.run?.state),
+    ['healthy', 'healthy'],
+  );
+  assert.ok(panel[0]!.instances.every((i) => i.run?.logDir?.startsWith(farm.workdir)));
   const ls = await cli('ls');
   assert.equal(ls.code, 0, ls.stderr);
   assert.match(ls.stdout, /^web\s+2\s+2\s+2\s+0\s+1\s+-$/m);
@@ -92,6 +109,10 @@ test('a service from the config file, then service ls, status, endpoints, scale,
   const refused = await cli('create', bad);
   assert.equal(refused.code, 2);
   assert.match(refused.stderr, /instances/);
+
+  // Instance logs: stdout.log under the workdir.
+  const logDir = (await serviceState(client, 'web')).instances[0]!.run!.logDir!;
+  assert.match(readFileSync(join(logDir, 'stdout.log'), 'utf8'), /listening/);
 
   assert.equal((await cli('rm', 'web')).code, 0);
   await until(async () => copiesOf(tag).length === 0, 30_000, 'no instance left');

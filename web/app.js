@@ -6,6 +6,7 @@ import { renderFailures, renderMasters, renderWorkers } from './cards.js';
 import { addPoint, makeCharts, redrawCharts } from './charts.js';
 import { applyControls } from './controls.js';
 import { $, ago, el, fmtMs, fmtNum, fmtRate, msParts } from './dom.js';
+import { startServicesPanel } from './services.js';
 import { state } from './state.js';
 
 let source;
@@ -153,3 +154,4 @@ function renderAges() {
 makeCharts();
 applyControls();
 connectFeed();
+startServicesPanel();

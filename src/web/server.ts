@@ -6,7 +6,8 @@
  *                           `snapshot` every second and on every change of masters or workers
  *   GET  /api/state         the current snapshot as JSON (what the page shows)
  *   GET  /api/task/<id>     a task's JSON, status and output files (task-details.ts)
- *   GET  /metrics           Prometheus text format (metrics.ts)
+ *   GET  /metrics           Prometheus text format (metrics.ts, services-view.ts)
+ *   GET  /api/services      every service's state (services-view.ts)
  *   GET  /healthz           200 once every role of the host runs with a live session, else 503 + reason
  *   POST /api/...           controls (controls.ts): 403 unless `controls` is on
  *
@@ -40,6 +41,7 @@ import {
   WebErrorCodes,
 } from './http.js';
 import { FarmMetrics } from './metrics.js';
+import { readServices, ServiceMetrics } from './services-view.js';
 import { buildSnapshot, type Snapshot } from './snapshot.js';
 import { taskDetails } from './task-details.js';
 
@@ -145,6 +147,7 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
   });
   const hostView = host ? new HostView(host, opts.pollMs ?? 1000) : undefined;
   const metrics = new FarmMetrics();
+  const serviceMetrics = new ServiceMetrics(metrics.registry);
   const clients = new Set<ServerResponse>();
   const maxClients = opts.maxClients ?? 64;
   let closed: Promise<void> | undefined;
@@ -301,6 +304,8 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
     if (path === '/metrics') {
       await hostView?.refresh();
       updateMetrics(snapshot());
+      const zk = sup.session?.client;
+      if (zk) serviceMetrics.update(await readServices(zk).catch(() => []));
       const text = await metrics.metrics();
       res.writeHead(200, {
         'content-type': metrics.contentType,
@@ -315,6 +320,16 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
       return sendJson(res, 200, snapshot());
     }
     if (path === '/api/history') return sendJson(res, 200, observer.history.points());
+    if (path === '/api/services') {
+      const zk = sup.session?.client;
+      if (!zk)
+        throw new HttpError(
+          503,
+          WebErrorCodes.NOT_CONNECTED,
+          `the dashboard has no ZooKeeper session right now (${sup.state}); try again in a moment`,
+        );
+      return sendJson(res, 200, await readServices(zk));
+    }
     const task = /^\/api\/task\/([^/]+)$/.exec(path);
     if (task) {
       const client = sup.session?.client;
