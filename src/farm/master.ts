@@ -4,7 +4,7 @@
  * Znodes: /masters/<name> (ephemeral: every master, its name claimed), /election/<name>-NNNNNNNNNN
  * (ephemeral sequential: its place in line), /master (ephemeral: the leader's announcement, with a
  * summary of what waits in the queue and why); as leader it reads /workers/*, moves tasks between
- * /tasks, /assign/<worker> and /status (leader.ts).
+ * /tasks, /assign/<worker> and /status (leader.ts), and keeps the services (services/reconciler.ts).
  *
  * Election: the Election recipe (recipes/election.ts). Each master joins the line on its session and
  * watches only the one before it; the first in line leads. A term starts a Leader; when its start

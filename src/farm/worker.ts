@@ -4,7 +4,8 @@
  * Znodes: /workers/<name> (ephemeral: capacity, prefetch, paused, shell, handlers), /assign/<name> (its
  * assignments, kept by a ChildrenCache), and the moves that end a task (moves.ts): complete, requeue
  * for a retry, give back on pause or drain, fail, discard. Its parts: the tasks it holds
- * (held-tasks.ts), the completion queue (completion-queue.ts), the executor (exec/).
+ * (held-tasks.ts), the completion queue (completion-queue.ts), the executor (exec/). It also runs the
+ * service instances the leader places on it, one ServiceRunner per session (services/runner.ts).
  *
  * Each assignment the cache reports is read (a burst in one multiRead), checked and queued; queued
  * tasks start while slots are free; each outcome becomes a move in the completion queue. It runs up
