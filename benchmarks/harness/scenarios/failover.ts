@@ -22,6 +22,7 @@
  */
 import { PATHS } from '../../../src/farm/protocol.js';
 import type { Host } from '../../../src/host/index.js';
+import type { ZkClient } from '../../../src/zk/index.js';
 import { type BenchContext, someOrThrow, tolerant } from '../context.js';
 import {
   type BenchIo,
@@ -193,6 +194,29 @@ interface Mark {
   recoveredAt?: number;
 }
 
+/**
+ * A recovery wait that timed out, with where its first unfinished tasks are (queued, which worker holds
+ * them and whether that worker is registered), so that a failed run says what stalled.
+ */
+async function withWhereabouts(err: unknown, admin: ZkClient, ids: string[]): Promise<unknown> {
+  if (ids.length === 0 || !(err instanceof Error) || !err.message.startsWith('timed out')) return err;
+  const workers = await admin.getChildren(PATHS.workers).catch(() => [] as string[]);
+  const dirs = await admin.getChildren(PATHS.assign).catch(() => [] as string[]);
+  const where: string[] = [];
+  for (const id of ids.slice(0, 5)) {
+    const queued = (await admin.exists(`${PATHS.tasks}/${id}`)) !== null;
+    const holders: string[] = [];
+    for (const w of dirs)
+      if (await admin.exists(`${PATHS.assign}/${w}/${id}`))
+        holders.push(`${w}${workers.includes(w) ? '' : ' (not registered)'}`);
+    where.push(
+      `${id}: ${queued ? 'queued' : holders.length ? `assigned to ${holders.join(', ')}` : 'nowhere'}`,
+    );
+  }
+  err.message += `; ${ids.length} unfinished, e.g. ${where.join('; ')}; registered workers: ${workers.join(', ') || 'none'}`;
+  return err;
+}
+
 export async function measureFailover(job: FailoverJob, io: BenchIo): Promise<FailoverResult> {
   const farm = await startFarm(job.zk, job.shape, io, { restart: true, faults: true });
   try {
@@ -249,23 +273,27 @@ export async function measureFailover(job: FailoverJob, io: BenchIo): Promise<Fa
         await sleep(200, io.signal);
         const pending = new Set<string>();
         let cursor = 0;
-        await waitUntil(
-          async () => {
-            const horizon = Math.max(at, Date.now() - 1000);
-            while (cursor < stream.sent.length && stream.sent[cursor]!.sentAt < horizon)
-              pending.add(stream.sent[cursor++]!.id);
-            const ids = [...pending];
-            const have = await Promise.all(ids.map((id) => admin.exists(`${PATHS.status}/${id}`)));
-            ids.forEach((id, k) => {
-              if (have[k] !== null) pending.delete(id);
-            });
-            return pending.size === 0;
-          },
-          job.recoveryTimeoutMs,
-          `every task submitted before the ${fault} to finish`,
-          io.signal,
-          100,
-        );
+        try {
+          await waitUntil(
+            async () => {
+              const horizon = Math.max(at, Date.now() - 1000);
+              while (cursor < stream.sent.length && stream.sent[cursor]!.sentAt < horizon)
+                pending.add(stream.sent[cursor++]!.id);
+              const ids = [...pending];
+              const have = await Promise.all(ids.map((id) => admin.exists(`${PATHS.status}/${id}`)));
+              ids.forEach((id, k) => {
+                if (have[k] !== null) pending.delete(id);
+              });
+              return pending.size === 0;
+            },
+            job.recoveryTimeoutMs,
+            `every task submitted before the ${fault} to finish`,
+            io.signal,
+            100,
+          );
+        } catch (err) {
+          throw await withWhereabouts(err, admin, [...pending]);
+        }
         mark.recoveredAt = Date.now();
         marks.push(mark);
         await sleep(job.steadyMs, io.signal);
