@@ -10,7 +10,8 @@
  * placement under the worker(s) it leaves and joins, so a worker is told to run exactly what the
  * record says. A pass reads everything, plans, and applies; a refused multi (something moved
  * meanwhile) is planned again by the next pass. Passes run when /workers or anything under /services
- * changes, and every second (timeouts of rollouts, the grace before a gone worker's instances move).
+ * changes, every second while there are services (rollout timeouts), and when a gone worker's
+ * instances may move.
  *
  * SUSPENDED: passes fail and are retried with a backoff (src/backoff.ts).
  * LOST, or the term's end: the term's signal aborts; watches, timers and writes stop.
@@ -58,6 +59,8 @@ export class ServiceReconciler {
   #running = false;
   #again = false;
   #timer: NodeJS.Timeout | undefined;
+  /** Services seen by the last pass. */
+  #services = 0;
   #unwatch: (() => void) | undefined;
 
   constructor(session: Session, signal: AbortSignal, log: Logger) {
@@ -80,7 +83,10 @@ export class ServiceReconciler {
       this.kick(),
     );
     this.#session.watchChildren(WORKERS, () => this.kick());
-    this.#timer = setInterval(() => this.kick(), TICK_MS);
+    // The tick only times rollouts and moves: a farm without services is not read every second.
+    this.#timer = setInterval(() => {
+      if (this.#services > 0) this.kick();
+    }, TICK_MS);
     this.#timer.unref();
     this.kick();
   }
@@ -139,6 +145,7 @@ export class ServiceReconciler {
   async #pass(): Promise<void> {
     const [workers, services] = await Promise.all([this.#readWorkers(), this.#readServices()]);
     if (!this.#active) return;
+    this.#services = services.length;
     const now = Date.now();
     const live = new Set(workers.map((w) => w.name));
     for (const s of services)
