@@ -213,7 +213,7 @@ export class InstanceRun {
       ended,
       stop: async (grace) => {
         ac.abort();
-        const late = sleep(grace).then(() => ({
+        const late = sleep(grace, undefined, { ref: false }).then(() => ({
           reason: `handler still running ${grace} ms after its signal`,
           clean: false,
         }));

@@ -272,6 +272,9 @@ export class ServiceRunner {
       since: Date.now(),
     };
     let waited = false;
+    // One watcher function for the whole wait: the client registers a function once per path.
+    let wake = () => {};
+    const onChange = () => wake();
     while (!cancel.aborted && this.#session.alive) {
       try {
         await c.createEphemeral(path, encodeJson(record));
@@ -294,25 +297,18 @@ export class ServiceRunner {
       waited = true;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, FENCE_WAIT_POLL_MS);
-        cancel.addEventListener(
-          'abort',
-          () => {
-            clearTimeout(t);
-            resolve();
-          },
-          { once: true },
-        );
-        c.exists(path, () => {
+        const done = () => {
           clearTimeout(t);
+          cancel.removeEventListener('abort', done);
           resolve();
-        }).then(
+        };
+        wake = done;
+        cancel.addEventListener('abort', done, { once: true });
+        c.exists(path, onChange).then(
           (x) => {
-            if (!x) {
-              clearTimeout(t);
-              resolve();
-            }
+            if (!x) done();
           },
-          () => {},
+          () => done(),
         );
       });
     }
