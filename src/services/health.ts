@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError } from '../errors.js';
-import { killGroup } from '../exec/shell.js';
+import { groupExited, killGroup } from '../exec/shell.js';
 import type { HealthCheck } from './model.js';
 
 export interface ProbeResult {
@@ -54,9 +54,10 @@ function probeCommand(
       clearTimeout(timer);
       resolve({ ok: false, detail: `health command could not start: ${err.message}` });
     });
-    child.once('exit', (code, signal) => {
+    child.once('exit', async (code, signal) => {
       clearTimeout(timer);
-      if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
+      // Nothing of a probe outlives it (a timed-out command's children included).
+      if (child.pid !== undefined && killGroup(child.pid, 'SIGKILL')) await groupExited(child.pid);
       if (code === 0) resolve({ ok: true, detail: 'health command exited 0' });
       else if (signal)
         resolve({
