@@ -42,11 +42,14 @@ export interface ServiceExit {
 /**
  * The guard waits for end of file on the pipe (this process gone) and kills the group. A background
  * job of a non-interactive shell gets /dev/null as stdin, so the pipe goes to it as fd 3; the command
- * gets neither (stdin /dev/null, fd 3 closed). The wrapper's exit status is the command's.
+ * gets neither (stdin /dev/null, fd 3 closed). The guard and the wrapper ignore SIGTERM (the wrapper
+ * only once the command has started, so the command keeps the default): a stop's SIGTERM reaches the
+ * command, and the group stays until the command has exited or the grace is over. The wrapper's exit
+ * status is the command's.
  */
 const WRAPPER =
-  'exec 3<&0 0</dev/null; (read -r _zkfarm_eof <&3; kill -KILL 0) & ' +
-  '/bin/sh -c "$ZKFARM_SERVICE_CMD" 3<&- & _zkfarm_cmd=$!; exec 3<&-; wait "$_zkfarm_cmd"';
+  'exec 3<&0 0</dev/null; (trap "" TERM; read -r _zkfarm_eof <&3; kill -KILL 0) & ' +
+  '/bin/sh -c "$ZKFARM_SERVICE_CMD" 3<&- & _zkfarm_cmd=$!; exec 3<&-; trap "" TERM; wait "$_zkfarm_cmd"';
 
 const POLL_MS = 20;
 
