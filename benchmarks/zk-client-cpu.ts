@@ -21,8 +21,8 @@
 import { fork } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { createClient, type NzcClient, type NzcException } from 'node-zookeeper-client';
+import { openClient } from '../src/zk/open-client.js';
 import { startZkServer } from '../src/zk/server.js';
-import { openClient } from '../src/zk/session.js';
 
 type Workload = 'getData' | 'create' | 'multi' | 'watch';
 const WORKLOADS: Workload[] = ['getData', 'create', 'multi', 'watch'];

@@ -20,9 +20,9 @@ import { assignPath, PATHS, parseStatus, statusPath, taskPath } from '../src/far
 import { Submitter } from '../src/farm/submitter.js';
 import { createLogger, Host } from '../src/host/index.js';
 import type { FarmSpec, RoleSpec } from '../src/host/types.js';
+import { freePorts } from '../src/zk/free-ports.js';
 import { connect, OPEN_ACL, openClient, startZkServer, type ZkClient } from '../src/zk/index.js';
 import { encodedAcl, OP } from '../src/zk/jute.js';
-import { freePorts } from '../src/zk/server.js';
 import { processesMentioning, runCli, spawnRuntime, until } from './helpers/chaos.js';
 import { sourceThreads } from './helpers/faults.js';
 import { checkInvariants, waitForStatuses } from './helpers/invariants.js';

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ErrorCodes, ZkfarmError } from '../src/errors.js';
-import { type ConfigFile, loadConfigFile, resolveFarmSpec } from '../src/host/config.js';
+import { resolveFarmSpec } from '../src/host/config.js';
+import { type ConfigFile, loadConfigFile } from '../src/host/config-file.js';
 import { discoverConnect, discoveryFilePath } from '../src/host/embedded.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'zkfarm-config-test-'));

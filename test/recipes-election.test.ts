@@ -70,6 +70,8 @@ test('one leader; the line is the order of joining; each waits on its predecesso
   assert.equal(a.terms[0]!.signal.aborted, true);
   // a joins again: at the end of the line, behind c.
   const again = await candidate(root, 'a');
+  // start() joins in the background: wait for its candidate node before reading the line.
+  await until(async () => (await admin.getChildren('/election')).length === 3, 10_000, 'a to join again');
   const line = (await admin.getChildren('/election')).sort(
     (x, y) => Number(x.slice(-10)) - Number(y.slice(-10)),
   );

@@ -11,14 +11,10 @@ import { describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ErrorCodes, hasCode } from '../src/errors.js';
 import type { ZkClient } from '../src/zk/client.js';
-import {
-  findZooKeeper,
-  fourLetterWord,
-  startZkEnsemble,
-  startZkServer,
-  type ZkEnsemble,
-  type ZkServer,
-} from '../src/zk/server.js';
+import { startZkEnsemble, type ZkEnsemble } from '../src/zk/ensemble.js';
+import { fourLetterWord } from '../src/zk/four-letter.js';
+import { startZkServer, type ZkServer } from '../src/zk/server.js';
+import { findZooKeeper } from '../src/zk/server-install.js';
 import { connectRawClient } from './helpers/zk.js';
 
 const SERVER_MODULE = pathToFileURL(fileURLToPath(new URL('../src/zk/server.ts', import.meta.url))).href;

@@ -10,10 +10,12 @@ import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hasCode } from '../src/errors.js';
 import { ZkClient } from '../src/zk/client.js';
-import { EVENT, ZkConnection } from '../src/zk/connection.js';
+import { ZkConnection } from '../src/zk/connection.js';
 import { isZkError } from '../src/zk/errors.js';
 import { OP, Reader } from '../src/zk/jute.js';
-import { connect, createConnection, openClient, type Supervisor } from '../src/zk/session.js';
+import { createConnection, openClient } from '../src/zk/open-client.js';
+import { connect, type Supervisor } from '../src/zk/supervisor.js';
+import { EVENT } from '../src/zk/watch-manager.js';
 import {
   type FakeRequest,
   type FakeScript,

@@ -6,7 +6,7 @@
  * ZooKeeper does (its default forceSync=yes); `none` keeps nothing on disk. RDB snapshots are off in
  * every mode (`--save ''`), so a snapshot never lands in the middle of a measurement.
  *
- * Process hygiene as for ZooKeeper (src/zk/server.ts): a /bin/sh wrapper forks a watchdog that reads
+ * Process hygiene as for ZooKeeper (src/zk/server-process.ts): a /bin/sh wrapper forks a watchdog that reads
  * our stdin pipe and `exec`s redis-server, so the child's pid is redis' pid. If this process dies
  * without stopping it (even SIGKILL) the pipe closes and the watchdog SIGKILLs redis.
  */
@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePorts } from '../../src/zk/server.js';
+import { freePorts } from '../../src/zk/free-ports.js';
 import type { RedisPersistence } from './types.js';
 
 const WRAPPER = [

@@ -19,9 +19,12 @@
  *   interrupted, so slow or untrusted code belongs in a handler module.
  * - `handlerModules` handlers: on a Piscina pool (handler-pool.ts), where a timeout terminates the
  *   thread however the handler behaves.
+ *
+ * The parts: which handlers it knows (handler-table.ts), how a handler and a command run
+ * (run-handler.ts, run-command.ts), a task's directory and its result.json (task-dir.ts,
+ * result-file.ts), a task's reasons to stop (stop-switch.ts).
  */
-import { existsSync } from 'node:fs';
-import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
+import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { BUILTIN_HANDLERS } from './builtins.js';
 import { checkOptions, type ExecutorOptions, type ResolvedExecutorOptions } from './executor-options.js';
 import {
@@ -33,14 +36,18 @@ import {
   timeoutFailure,
   toFailure,
 } from './failure.js';
-import { createHandlerPool, type HandlerPool, resolveHandlerModule } from './handler-pool.js';
-import { toJson } from './json.js';
+import { createHandlerPool, type HandlerPool } from './handler-pool.js';
+import { type HandlerEntry, loadModuleHandlers, unknownHandler } from './handler-table.js';
 import { isSafeName } from './names.js';
 import { type SweepReport, sweepOutputs } from './output-retention.js';
-import { runShell } from './shell.js';
+import { type Executed, recordResult } from './result-file.js';
+import { runCommand } from './run-command.js';
+import { type HandlerRun, runInlineHandler, runPoolHandler } from './run-handler.js';
+import { StopSwitch } from './stop-switch.js';
+import { TaskDir } from './task-dir.js';
 import { checkSpec, invalidTask } from './task-spec.js';
-import type { ExecOutcome, ExecRequest, Handler, HandlerContext } from './types.js';
-import { checkOwnDir, checkWorkdir, makeOwnDir, writeFileNoFollow } from './workdir.js';
+import type { ExecOutcome, ExecRequest } from './types.js';
+import { checkWorkdir } from './workdir.js';
 
 export {
   EXECUTOR_DEFAULTS,
@@ -50,20 +57,7 @@ export {
   type TaskDirs,
 } from './executor-options.js';
 
-type HandlerEntry = { kind: 'inline'; fn: Handler } | { kind: 'pool'; module: string };
-
-/** What one execution produced, before `result.json` is written. */
-interface Executed {
-  outcome: ExecOutcome;
-  /** The handler's result as JSON, already checked. */
-  resultJson?: string;
-}
-
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-function configError(message: string): ZkfarmError {
-  return new ZkfarmError(ErrorCodes.CONFIG_INVALID, message);
-}
 
 export class Executor {
   /** Options after defaults; `workdir` is absolute. */
@@ -126,37 +120,7 @@ export class Executor {
     const pool = this.options.pool ?? createHandlerPool();
     const owned = this.options.pool === undefined;
     try {
-      const found = new Map<string, string>(); // handler name → module as the user wrote it
-      const entries: Array<[string, HandlerEntry]> = [];
-      for (const spec of modules) {
-        const module = await resolveHandlerModule(spec);
-        let names: string[];
-        try {
-          names = await pool.listHandlers(module);
-        } catch (err) {
-          throw configError(
-            `handler module ${JSON.stringify(spec)} could not be loaded: ${describeError(err)}`,
-          );
-        }
-        if (names.length === 0) {
-          throw configError(
-            `handler module ${JSON.stringify(spec)} exports no functions: export each handler by name, ` +
-              'or export default an object of functions',
-          );
-        }
-        for (const name of names) {
-          const clash =
-            found.get(name) ??
-            (Object.hasOwn(this.options.handlers, name) ? 'the handlers option' : undefined);
-          if (clash !== undefined) {
-            throw configError(
-              `handler ${JSON.stringify(name)} is defined twice, by ${JSON.stringify(spec)} and by ${clash}: rename one`,
-            );
-          }
-          found.set(name, JSON.stringify(spec));
-          entries.push([name, { kind: 'pool', module }]);
-        }
-      }
+      const entries = await loadModuleHandlers(pool, modules, this.options.handlers);
       for (const [name, entry] of entries) this.#handlers.set(name, entry);
     } catch (err) {
       if (owned) await pool.close();
@@ -262,7 +226,7 @@ export class Executor {
         executed = { outcome: failed(toFailure(err), startedAt) };
       }
       executed.outcome.startedAt = startedAt;
-      return this.#record(req, dir, executed);
+      return recordResult(req, dir, executed, this.options.fileMode);
     } finally {
       if (stop.dir) this.#busyDirs.delete(stop.dir);
       this.#running.delete(stop);
@@ -285,7 +249,7 @@ export class Executor {
         : undefined;
     try {
       if (stop.aborted) throw failureFromAbort(stop.reason);
-      if (spec.cmd !== undefined) return await this.#runShell(req, spec.cmd, dir, stop.signal);
+      if (spec.cmd !== undefined) return await runCommand(req, spec.cmd, dir, stop.signal, this.options);
       return await this.#runHandler(req, spec.handler!, spec.input, dir, stop);
     } finally {
       clearTimeout(timer);
@@ -293,7 +257,7 @@ export class Executor {
     }
   }
 
-  async #runHandler(
+  #runHandler(
     req: ExecRequest,
     name: string,
     input: unknown,
@@ -301,211 +265,10 @@ export class Executor {
     stop: StopSwitch,
   ): Promise<Executed> {
     const entry = this.#handlers.get(name);
-    if (entry === undefined) {
-      const known = this.handlerNames();
-      const shown =
-        known.length > 40 ? `${known.slice(0, 40).join(', ')}, … (${known.length} in all)` : known.join(', ');
-      throw new TaskFailure(
-        ErrorCodes.UNKNOWN_HANDLER,
-        `unknown handler ${JSON.stringify(name)}: this worker knows ${shown}. ` +
-          'Register it with the handlers or handlerModules option',
-        { retryable: false },
-      );
-    }
-    let value: unknown;
-    let resultJson: string;
-    if (entry.kind === 'pool') {
-      try {
-        value = await this.#pool!.run(
-          {
-            module: entry.module,
-            handler: name,
-            input,
-            taskId: req.taskId,
-            attempt: req.attempt,
-            outputDir: dir.path,
-            dirMode: this.options.dirMode,
-          },
-          { signal: stop.signal },
-        );
-      } finally {
-        // The pool thread makes the directory when its handler asks for it.
-        dir.noticeIfMade();
-      }
-      // The pool thread already proved it is JSON (and the value is parsed JSON), so no strict walk.
-      resultJson = JSON.stringify(value);
-    } else {
-      const context: HandlerContext = {
-        taskId: req.taskId,
-        attempt: req.attempt,
-        get signal() {
-          return stop.signal;
-        },
-        // Made on first use: a handler that writes no files costs the file system nothing.
-        get outputDir() {
-          return dir.make();
-        },
-      };
-      try {
-        value = entry.fn(input, context);
-        // A synchronous handler (noop, echo) skips the promise race entirely: cheaper, and a timer
-        // cannot have fired while it ran anyway.
-        if (isThenable(value)) value = await untilAborted(Promise.resolve(value), stop.signal);
-      } catch (err) {
-        if (stop.aborted) throw failureFromAbort(stop.reason);
-        if (err instanceof TaskFailure && err.code === ErrorCodes.WORKDIR_UNWRITABLE) throw err;
-        throw new TaskFailure(
-          ErrorCodes.HANDLER_FAILED,
-          `handler ${JSON.stringify(name)} failed: ${describeError(err)}`,
-          {
-            retryable: (err as { retryable?: unknown } | null)?.retryable !== false,
-            cause: err,
-          },
-        );
-      }
-      try {
-        resultJson = toJson(value);
-      } catch (err) {
-        throw new TaskFailure(
-          ErrorCodes.RESULT_NOT_SERIALIZABLE,
-          `handler ${JSON.stringify(name)} returned a result that cannot be stored as JSON (${describeError(err)}): ` +
-            'return plain data (objects, arrays, strings, finite numbers, booleans, null)',
-          { retryable: false },
-        );
-      }
-    }
-    return {
-      outcome: {
-        state: 'succeeded',
-        result: value === undefined ? null : value,
-        startedAt: 0,
-        finishedAt: 0,
-      },
-      resultJson,
-    };
-  }
-
-  async #runShell(req: ExecRequest, cmd: string, taskDir: TaskDir, signal: AbortSignal): Promise<Executed> {
-    if (!this.options.allowShell) {
-      throw new TaskFailure(
-        ErrorCodes.SHELL_DISABLED,
-        'this worker does not run shell commands (the task has a cmd): start the worker with ' +
-          '`allowShell: true` (runtime --allow-shell), or give the task a handler instead',
-        { retryable: false },
-      );
-    }
-    // A command always runs in its own directory, with its logs there.
-    const dir = taskDir.make();
-    let run: Awaited<ReturnType<typeof runShell>>;
-    try {
-      run = await runShell({
-        cmd,
-        cwd: dir,
-        env: {
-          ...process.env,
-          ZKFARM_TASK_ID: req.taskId,
-          ZKFARM_WORKER: req.workerName,
-          ZKFARM_ATTEMPT: String(req.attempt),
-          ZKFARM_OUTPUT_DIR: dir,
-        },
-        signal,
-        maxOutputBytes: this.options.maxOutputBytes,
-        fileMode: this.options.fileMode,
-        killGraceMs: this.options.killGraceMs,
-      });
-    } catch (err) {
-      throw new TaskFailure(
-        ErrorCodes.WORKDIR_UNWRITABLE,
-        `cannot write the command's logs in ${dir}: ${describeError(err)}`,
-        {
-          retryable: true,
-        },
-      );
-    }
-    const { exitCode, exitSignal, lastStderrLine } = run;
-    if (run.spawnError) {
-      throw new TaskFailure(
-        ErrorCodes.SHELL_FAILED,
-        `could not start /bin/sh: ${describeError(run.spawnError)}`,
-        {
-          retryable: true,
-        },
-      );
-    }
-    if (run.killed) {
-      const why = failureFromAbort(signal.reason);
-      throw new TaskFailure(why.code, why.message, { retryable: why.retryable, exitCode });
-    }
-    if (exitCode === 0) {
-      return { outcome: { state: 'succeeded', exitCode: 0, startedAt: 0, finishedAt: 0 } };
-    }
-    const how =
-      exitCode !== null ? `exited with code ${exitCode}` : `was killed by ${exitSignal ?? 'a signal'}`;
-    throw new TaskFailure(
-      ErrorCodes.SHELL_FAILED,
-      `command ${how}${lastStderrLine ? `: ${lastStderrLine}` : ''}`,
-      {
-        retryable: true,
-        exitCode,
-      },
-    );
-  }
-
-  /**
-   * Write result.json into the task's directory if it has one, and return the outcome (a write failure
-   * turns into a failed outcome). Synchronous on purpose: an async fs call hops to libuv's thread pool
-   * and back (two thread wake-ups, shared by every role thread of a host), which on a busy machine costs
-   * far more than the microseconds these calls block this role's thread.
-   */
-  #record(req: ExecRequest, dir: TaskDir, executed: Executed): ExecOutcome {
-    const outcome = executed.outcome;
-    outcome.finishedAt = Date.now();
-    if (!dir.made) {
-      // A result too big for a status is kept in result.json: it must have a directory.
-      if (!isLarge(executed.resultJson)) return outcome;
-      try {
-        dir.make();
-      } catch (err) {
-        return failed(toFailure(err), outcome.startedAt);
-      }
-    }
-    outcome.outputDir = dir.path;
-    // One JSON.stringify of the small fixed part; the result's JSON (already made while checking it)
-    // is appended rather than serialised a second time.
-    const head = JSON.stringify({
-      taskId: req.taskId,
-      workerName: req.workerName,
-      attempt: req.attempt,
-      state: outcome.state,
-      exitCode: outcome.exitCode,
-      error: outcome.error,
-      errorCode: outcome.errorCode,
-      retryable: outcome.retryable,
-      startedAt: outcome.startedAt,
-      finishedAt: outcome.finishedAt,
-    });
-    const json =
-      executed.resultJson === undefined ? head : `${head.slice(0, -1)},"result":${executed.resultJson}}`;
-    try {
-      // No fsync: result.json is a record for people and tools; the durable result is the status
-      // znode the worker writes next. Syncing here would cap a worker at the disk's flush rate.
-      // Not through a link: the directory must be ours (a pool thread may have made it), the file no link.
-      dir.check();
-      writeFileNoFollow(`${dir.path}/result.json`, `${json}\n`, this.options.fileMode);
-    } catch (err) {
-      return failed(
-        new TaskFailure(
-          ErrorCodes.WORKDIR_UNWRITABLE,
-          `cannot write ${dir.path}/result.json: ${describeError(err)}`,
-          {
-            retryable: true,
-          },
-        ),
-        outcome.startedAt,
-        dir.path,
-      );
-    }
-    return outcome;
+    if (entry === undefined) throw unknownHandler(name, this.handlerNames());
+    const run: HandlerRun = { req, name, input, dir, stop };
+    if (entry.kind === 'pool') return runPoolHandler(this.#pool!, entry.module, run, this.options.dirMode);
+    return runInlineHandler(entry.fn, run);
   }
 
   /**
@@ -533,160 +296,5 @@ export class Executor {
     // An init() still running may be about to make a pool: let it finish first.
     await this.#initializing?.catch(() => {});
     if (this.#ownPool) await this.#pool?.close();
-  }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    (typeof value === 'object' || typeof value === 'function') &&
-    value !== null &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
-}
-
-/**
- * A task's reasons to stop (the caller's signal, its timeout, the executor's close()), made into an
- * AbortSignal only when something asks for one: a shell command, a pool call, an async handler, a
- * handler that reads `context.signal`. A synchronous handler (noop, echo) cannot be interrupted, so for
- * it no AbortController and no listener is made at all: with two per task they were about a tenth of
- * a worker thread's time on millisecond tasks.
- */
-class StopSwitch {
-  /** The task's directory while it runs (retention leaves it alone). */
-  dir: string | undefined;
-  #controller: AbortController | undefined;
-  #outer: AbortSignal | undefined;
-  #onOuter: (() => void) | undefined;
-  #stopped = false;
-  #reason: unknown;
-
-  get aborted(): boolean {
-    return this.#stopped || this.#outer?.aborted === true;
-  }
-
-  get reason(): unknown {
-    return this.#stopped ? this.#reason : this.#outer?.reason;
-  }
-
-  get signal(): AbortSignal {
-    if (!this.#controller) {
-      this.#controller = new AbortController();
-      if (this.aborted) this.#controller.abort(this.reason);
-      else if (this.#outer) {
-        const outer = this.#outer;
-        this.#onOuter = () => this.abort(outer.reason);
-        outer.addEventListener('abort', this.#onOuter, { once: true });
-      }
-    }
-    return this.#controller.signal;
-  }
-
-  /** Stop when `outer` aborts (checked at once; listened to once a signal is made). */
-  follow(outer: AbortSignal): void {
-    this.#outer = outer;
-  }
-
-  unfollow(): void {
-    if (this.#onOuter) this.#outer?.removeEventListener('abort', this.#onOuter);
-    this.#onOuter = undefined;
-  }
-
-  abort(reason: unknown): void {
-    if (this.#stopped) return;
-    this.#stopped = true;
-    this.#reason = reason;
-    this.#controller?.abort(reason);
-  }
-}
-
-/** `work`'s result, or a rejection with the signal's reason as soon as it aborts. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    work.catch(() => {}); // abandoned: its later failure must not become an unhandled rejection
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      work.catch(() => {});
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
-}
-
-/**
- * Results above this many bytes of JSON are always written to result.json, even when the task has no
- * directory otherwise: the worker leaves a result that does not fit a status out of it (a status is at
- * most 256 KiB), and result.json is then where it is.
- */
-export const LARGE_RESULT_BYTES = 128 * 1024;
-
-function isLarge(json: string | undefined): boolean {
-  // A UTF-8 character is at most 3 bytes per UTF-16 unit: short strings skip the byte count.
-  return (
-    json !== undefined && json.length * 3 > LARGE_RESULT_BYTES && Buffer.byteLength(json) > LARGE_RESULT_BYTES
-  );
-}
-
-/** A task's output directory, made at most once, when first needed, one level at a time (workdir.ts). */
-class TaskDir {
-  made = false;
-  readonly path: string;
-  constructor(
-    private readonly workerDir: string,
-    taskId: string,
-    private readonly mode: number,
-    private readonly workerDirs: Set<string>,
-  ) {
-    this.path = `${workerDir}/${taskId}`;
-  }
-
-  /** Make the directory (once) and return its path; `ZKFARM_WORKDIR_UNWRITABLE` when it cannot be made. */
-  make(): string {
-    if (this.made) return this.path;
-    try {
-      if (!this.workerDirs.has(this.workerDir)) {
-        makeOwnDir(this.workerDir, this.mode);
-        this.workerDirs.add(this.workerDir);
-      }
-      makeOwnDir(this.path, this.mode);
-    } catch (err) {
-      throw new TaskFailure(
-        ErrorCodes.WORKDIR_UNWRITABLE,
-        `cannot make the task's output directory ${this.path}: ${describeError(err)}`,
-        { retryable: true },
-      );
-    }
-    this.made = true;
-    return this.path;
-  }
-
-  /** Before writing in a directory made elsewhere (a pool thread): it must be ours and no link. */
-  check(): void {
-    try {
-      checkOwnDir(this.workerDir);
-      checkOwnDir(this.path);
-    } catch (err) {
-      throw new TaskFailure(
-        ErrorCodes.WORKDIR_UNWRITABLE,
-        `not writing the task's output in ${this.path}: ${describeError(err)}`,
-        { retryable: false },
-      );
-    }
-  }
-
-  /** After code elsewhere (a pool thread) may have made it. */
-  noticeIfMade(): void {
-    if (!this.made && existsSync(this.path)) this.made = true;
   }
 }

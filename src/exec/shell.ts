@@ -140,18 +140,7 @@ export function groupRunning(pgid: number): boolean {
 }
 
 export async function runShell(run: ShellRun): Promise<ShellResult> {
-  // Open both logs before starting anything, so an unwritable directory fails before the command runs.
-  let out: FileHandle | undefined;
-  let err: FileHandle | undefined;
-  try {
-    // Never through a link planted where a log goes (workdir.ts).
-    out = await open(`${run.cwd}/stdout.log`, WRITE_NO_FOLLOW, run.fileMode);
-    err = await open(`${run.cwd}/stderr.log`, WRITE_NO_FOLLOW, run.fileMode);
-  } catch (error) {
-    await out?.close();
-    throw error;
-  }
-
+  const { out, err } = await openLogs(run);
   const outLimiter = new OutputLimiter(run.maxOutputBytes, false);
   const errLimiter = new OutputLimiter(run.maxOutputBytes, true);
   let child: ChildProcessByStdio<null, Readable, Readable>;
@@ -178,15 +167,49 @@ export async function runShell(run: ShellRun): Promise<ShellResult> {
     pipeline(child.stdout, outLimiter, out.createWriteStream()),
     pipeline(child.stderr, errLimiter, err.createWriteStream()),
   ]);
+  const { exit, killed } = await exitOf(child, run);
+  const leftovers = child.pid !== undefined && killGroup(child.pid, 'SIGKILL');
+  await logsClosed(child, logs);
+  if (leftovers) await groupExited(child.pid!);
+  return {
+    exitCode: exit.code,
+    exitSignal: exit.signal,
+    killed,
+    spawnError: exit.error,
+    lastStderrLine: errLimiter.lastLine(),
+  };
+}
 
+/** Both logs, opened before anything starts: an unwritable directory fails before the command runs. */
+async function openLogs(run: ShellRun): Promise<{ out: FileHandle; err: FileHandle }> {
+  let out: FileHandle | undefined;
+  try {
+    // Never through a link planted where a log goes (workdir.ts).
+    out = await open(`${run.cwd}/stdout.log`, WRITE_NO_FOLLOW, run.fileMode);
+    const err = await open(`${run.cwd}/stderr.log`, WRITE_NO_FOLLOW, run.fileMode);
+    return { out, err };
+  } catch (error) {
+    await out?.close();
+    throw error;
+  }
+}
+
+type Exit = { code: number | null; signal: NodeJS.Signals | null; error?: Error };
+
+/**
+ * The shell's exit; when `run.signal` aborts first, its group gets SIGTERM, then SIGKILL after the
+ * grace period (`killed` says so).
+ */
+async function exitOf(
+  child: ChildProcessByStdio<null, Readable, Readable>,
+  run: ShellRun,
+): Promise<{ exit: Exit; killed: boolean }> {
   let killed = false;
   let graceTimer: NodeJS.Timeout | undefined;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>(
-    (resolve) => {
-      child.once('error', (error) => resolve({ code: null, signal: null, error }));
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-    },
-  );
+  const exited = new Promise<Exit>((resolve) => {
+    child.once('error', (error) => resolve({ code: null, signal: null, error }));
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
   const onAbort = () => {
     if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
     killed = true;
@@ -195,13 +218,17 @@ export async function runShell(run: ShellRun): Promise<ShellResult> {
   };
   if (run.signal.aborted) onAbort();
   else run.signal.addEventListener('abort', onAbort, { once: true });
-
   const exit = await exited;
   run.signal.removeEventListener('abort', onAbort);
   clearTimeout(graceTimer);
-  const leftovers = child.pid !== undefined && killGroup(child.pid, 'SIGKILL');
+  return { exit, killed };
+}
 
-  // A process that left the group (setsid) could still hold a pipe open: do not wait for it forever.
+/** Wait for the logs to be written; a process that left the group (setsid) may hold a pipe open. */
+async function logsClosed(
+  child: ChildProcessByStdio<null, Readable, Readable>,
+  logs: Promise<unknown>,
+): Promise<void> {
   let pipeTimer: NodeJS.Timeout | undefined;
   const pipesStuck = new Promise<void>((resolve) => {
     pipeTimer = setTimeout(() => {
@@ -213,13 +240,4 @@ export async function runShell(run: ShellRun): Promise<ShellResult> {
   await Promise.race([logs, pipesStuck]);
   clearTimeout(pipeTimer);
   await logs;
-  if (leftovers) await groupExited(child.pid!);
-
-  return {
-    exitCode: exit.code,
-    exitSignal: exit.signal,
-    killed,
-    spawnError: exit.error,
-    lastStderrLine: errLimiter.lastLine(),
-  };
 }

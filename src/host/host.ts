@@ -2,32 +2,23 @@
  * The host: many named masters and workers in one process, each in its own worker thread with its own
  * ZooKeeper session, controlled over Comlink, logging through one writer.
  *
- * - A strong reference to every thread and its Comlink proxy is kept for the thread's lifetime (a
- *   collected proxy would release the channel and the thread would stop listening).
- * - Comlink never settles a call whose thread exited: every call races the thread's exit and rejects with
- *   ZKFARM_ROLE_EXITED. Error codes cross the boundary (see comlink.ts).
+ * - Each thread is a RoleThread (role-handle.ts): its proxy and channels held for its lifetime, every
+ *   call raced against its exit (ZKFARM_ROLE_EXITED). Error codes cross the boundary (see comlink.ts).
  * - A thread that exits without being asked is restarted with backoff (1 s, 2 s, ... 30 s; reset after a
  *   minute of good health), and the restart is logged. `restart: false` turns that off.
  * - Worker roles share one handler pool owned by the host (shared-pool.ts), made only when some worker
  *   has handler modules.
  */
 import { EventEmitter } from 'node:events';
-import { MessageChannel, Worker as Thread, type WorkerOptions } from 'node:worker_threads';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Worker as Thread } from 'node:worker_threads';
 import type pino from 'pino';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { createHandlerPool, type HandlerPool } from '../exec/index.js';
 import { validateName } from '../farm/protocol.js';
-import { Comlink, nodeEndpoint } from './comlink.js';
-import { createLogger, writeThreadLine } from './logging.js';
-import { servePool } from './shared-pool.js';
-import type {
-  FarmSettings,
-  FarmSpec,
-  RoleSpec,
-  RoleThreadApi,
-  RoleThreadInfo,
-  RoleThreadStats,
-} from './types.js';
+import { createLogger } from './logging.js';
+import { type LaunchContext, RoleThread, type SpawnRoleThread, spawnThread } from './role-handle.js';
+import type { FarmSettings, FarmSpec, RoleSpec, RoleThreadInfo, RoleThreadStats } from './types.js';
 
 export interface HostOptions {
   logger?: pino.Logger;
@@ -49,77 +40,33 @@ export interface HostOptions {
  */
 export const ROLE_STOP_GRACE_MS = 10_000;
 
-/** The role threads' entry file, next to this one: .ts when the host itself runs from its sources. */
-const ENTRY = new URL(
-  import.meta.url.endsWith('.ts') ? '../../workers/role-thread.ts' : '../../workers/role-thread.js',
-  import.meta.url,
-);
-
-/**
- * Makes a role's thread from the entry file and the options the host chose (its ports in `workerData`
- * and `transferList`, its name). The default is `new Worker(entry, options)`.
- */
-export type SpawnRoleThread = (entry: URL, options: WorkerOptions, role: RoleSpec) => Thread;
-
-const spawnThread: SpawnRoleThread = (entry, options) => {
-  if (entry.pathname.endsWith('.ts')) {
-    throw new ZkfarmError(
-      ErrorCodes.INVALID_ARGUMENT,
-      'role threads cannot start from TypeScript sources on their own: build zkfarm (npm run build), or ' +
-        "pass zkfarm/testing's sourceThreads as the host's spawn option",
-    );
-  }
-  return new Thread(entry, options);
-};
-
-type ThreadState = 'starting' | 'running' | 'stopping' | 'exited' | 'restarting';
-
-/** One role's thread, its control proxy, and its lifecycle. */
-class RoleThread {
-  readonly spec: RoleSpec;
-  state: ThreadState = 'starting';
-  thread!: Thread;
-  api!: Comlink.Remote<RoleThreadApi>;
-  /** The host's ends of the thread's log and handler-pool channels: held so they cannot be collected. */
-  ports: Array<{ close(): void }> = [];
-  exited!: Promise<never>;
-  exitCode: number | undefined;
-  restarts = 0;
-  startedAt = 0;
-  /** Set when the host asked it to end (stop, remove, kill without restart). */
-  wanted = true;
-  restartTimer: NodeJS.Timeout | undefined;
-  lastInfo: RoleThreadInfo | undefined;
-
-  constructor(spec: RoleSpec) {
-    this.spec = spec;
-  }
-
-  /** Race a call against the thread's exit (Comlink alone would wait forever). */
-  call<T>(p: Promise<T>): Promise<T> {
-    return Promise.race([p, this.exited]);
-  }
-}
-
 export class Host extends EventEmitter {
   readonly settings: FarmSettings;
   readonly log: pino.Logger;
   readonly #threads = new Map<string, RoleThread>();
   readonly #restart: boolean;
   readonly #restartDelay: number;
-  readonly #spawn: SpawnRoleThread;
   #pool: HandlerPool | undefined;
   #stopping: Promise<void> | undefined;
-  readonly #logLevel: string;
+  readonly #launch: LaunchContext;
 
   private constructor(settings: FarmSettings, options: HostOptions) {
     super();
     this.settings = settings;
     this.log = options.logger ?? createLogger();
-    this.#logLevel = this.log.level;
     this.#restart = options.restart ?? true;
     this.#restartDelay = options.restartDelayMs ?? 1000;
-    this.#spawn = options.spawn ?? spawnThread;
+    this.#launch = {
+      settings,
+      log: this.log,
+      logLevel: this.log.level,
+      spawn: options.spawn ?? spawnThread,
+      pool: () => {
+        this.#pool ??= createHandlerPool();
+        return this.#pool;
+      },
+      onExit: (rt, thread, code) => this.#onExit(rt, thread, code),
+    };
     this.on('error', () => {});
   }
 
@@ -173,10 +120,10 @@ export class Host extends EventEmitter {
     if (this.#threads.has(spec.name)) {
       throw new ZkfarmError(ErrorCodes.NAME_TAKEN, `a role named ${spec.name} already runs on this host`);
     }
-    const rt = new RoleThread(spec);
+    const rt = new RoleThread(spec, this.#restartDelay);
     this.#threads.set(spec.name, rt);
     try {
-      return await this.#launch(rt);
+      return await this.#start(rt);
     } catch (err) {
       rt.wanted = false;
       this.#threads.delete(spec.name);
@@ -185,59 +132,8 @@ export class Host extends EventEmitter {
     }
   }
 
-  async #launch(rt: RoleThread): Promise<RoleThreadInfo> {
-    const { spec } = rt;
-    const logChannel = new MessageChannel();
-    logChannel.port1.on('message', (line: string) => writeThreadLine(this.log, line));
-    logChannel.port1.unref();
-    for (const p of rt.ports) p.close();
-    rt.ports = [logChannel.port1];
-    let poolPort: MessagePort | undefined;
-    const needsPool =
-      spec.kind === 'worker' &&
-      ((this.settings.handlerModules?.length ?? 0) > 0 || (spec.handlerModules?.length ?? 0) > 0);
-    if (needsPool) {
-      this.#pool ??= createHandlerPool();
-      const ch = new MessageChannel();
-      servePool(this.#pool, ch.port1);
-      ch.port1.unref();
-      // An unref'd port with nothing else referring to it can be garbage-collected, and the thread's
-      // pool calls would then never be answered: the role thread object keeps it.
-      rt.ports.push(ch.port1);
-      poolPort = ch.port2 as unknown as MessagePort;
-    }
-    const thread = this.#spawn(
-      ENTRY,
-      {
-        workerData: { log: logChannel.port2, pool: poolPort },
-        transferList: poolPort ? [logChannel.port2, poolPort as never] : [logChannel.port2],
-        name: `zkfarm ${spec.kind} ${spec.name}`,
-        stdout: false,
-        stderr: false,
-      },
-      spec,
-    );
-    rt.thread = thread;
-    rt.api = Comlink.wrap<RoleThreadApi>(nodeEndpoint(thread as never));
-    rt.state = 'starting';
-    rt.exitCode = undefined;
-    rt.exited = new Promise<never>((_, reject) => {
-      thread.once('exit', (code) => {
-        rt.exitCode = code;
-        reject(
-          new ZkfarmError(ErrorCodes.ROLE_EXITED, `role ${spec.name} exited (code ${code}) before answering`),
-        );
-        this.#onExit(rt, thread, code);
-      });
-    });
-    rt.exited.catch(() => {});
-    thread.on('error', (err) => {
-      this.log.error({ role: spec.name, err }, `role ${spec.name} thread error: ${describeError(err)}`);
-    });
-    const info = await rt.call(rt.api.start({ spec, settings: this.settings, logLevel: this.#logLevel }));
-    rt.state = 'running';
-    rt.startedAt = Date.now();
-    rt.lastInfo = info;
+  async #start(rt: RoleThread): Promise<RoleThreadInfo> {
+    const info = await rt.launch(this.#launch);
     this.emit('role-started', info);
     return info;
   }
@@ -250,19 +146,21 @@ export class Host extends EventEmitter {
       return;
     }
     // A thread that stayed up for a minute starts the backoff over.
-    if (Date.now() - rt.startedAt > 60_000) rt.restarts = 0;
-    const delay = Math.min(this.#restartDelay * 2 ** rt.restarts, 30_000);
-    rt.restarts++;
+    if (Date.now() - rt.startedAt > 60_000) rt.restarts.reset();
+    const delay = rt.restarts.next();
     rt.state = 'restarting';
     this.log.warn(
-      { role: rt.spec.name, kind: rt.spec.kind, code, delayMs: delay, restarts: rt.restarts },
+      { role: rt.spec.name, kind: rt.spec.kind, code, delayMs: delay, restarts: rt.restarts.attempts },
       `role ${rt.spec.name} exited (code ${code}); restarting in ${delay} ms`,
     );
     rt.restartTimer = setTimeout(() => {
       if (!rt.wanted || this.#stopping) return;
-      this.#launch(rt).then(
+      this.#start(rt).then(
         () => {
-          this.log.info({ role: rt.spec.name, restarts: rt.restarts }, `role ${rt.spec.name} restarted`);
+          this.log.info(
+            { role: rt.spec.name, restarts: rt.restarts.attempts },
+            `role ${rt.spec.name} restarted`,
+          );
           this.emit('role-restarted', rt.spec.name);
         },
         (err) => {
@@ -366,7 +264,10 @@ export class Host extends EventEmitter {
     if (rt.state === 'running' || rt.state === 'starting') {
       rt.state = 'stopping';
       const deadline = (options.deadlineMs ?? 30_000) + ROLE_STOP_GRACE_MS;
-      await Promise.race([rt.call(rt.api.stop(options)).catch(() => {}), sleep(deadline)]);
+      await Promise.race([
+        rt.call(rt.api.stop(options)).catch(() => {}),
+        sleep(deadline, undefined, { ref: false }),
+      ]);
     }
     await rt.thread?.terminate().catch(() => {});
     for (const p of rt.ports) p.close();
@@ -435,5 +336,3 @@ export class Host extends EventEmitter {
     return this.#threads.size;
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref?.());

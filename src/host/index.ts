@@ -1,11 +1,7 @@
 /** The host runtime: role threads, Comlink control, one log writer, the config file. */
-export {
-  type CliFlags,
-  type ConfigFile,
-  loadConfigFile,
-  type ResolveContext,
-  resolveFarmSpec,
-} from './config.js';
-export { Host, type HostOptions, ROLE_STOP_GRACE_MS, type SpawnRoleThread } from './host.js';
+export { type CliFlags, type ResolveContext, resolveFarmSpec } from './config.js';
+export { type ConfigFile, loadConfigFile } from './config-file.js';
+export { Host, type HostOptions, ROLE_STOP_GRACE_MS } from './host.js';
 export { createLogger, flushLogger, LOG_LEVELS, type LoggerOptions } from './logging.js';
+export type { SpawnRoleThread } from './role-handle.js';
 export type { FarmSettings, FarmSpec, RoleSpec, RoleThreadInfo, RoleThreadStats } from './types.js';

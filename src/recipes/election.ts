@@ -15,12 +15,13 @@
  * - Each candidate watches only its predecessor: no herd of candidates when the leader goes, no
  *   polling. The line is the order of joining: the next in line takes over at once (no seniority
  *   delay), and a leader that left and came back joins at the end.
- * - One term at a time: `work(term)` is called when leadership starts, and `term.signal` aborts when the
- *   term ends (the session is lost, `stop()`, the candidate node was removed, or the work failed). If
- *   `work` throws, or calls `term.fail()` later, the signal aborts first, so whatever the work started
- *   stops (its watches closed, its timers cleared) before anything else runs; then the candidate
- *   resigns (candidate and announcement deleted in one multi), waits a backoff (src/backoff.ts) and
- *   joins again at the end of the line, which gives another candidate its turn.
+ * - One term at a time: `work(term)` is called when leadership starts (once the announcement is
+ *   made: `leading` and the `leader` event come with it), and `term.signal` aborts when the term ends
+ *   (the session is lost, `stop()`, the candidate node was removed, or the work failed). If `work`
+ *   throws, or calls `term.fail()` later, the signal aborts first, so whatever the work started stops
+ *   (its watches closed, its timers cleared) before anything else runs; then the candidate resigns
+ *   (candidate and announcement deleted in one multi), waits a backoff (src/backoff.ts) and joins
+ *   again at the end of the line, which gives another candidate its turn.
  * - A candidate node of ours left by an earlier session (`pastSessions`) is removed: it would hold a
  *   place in the line until that session expired.
  *
@@ -238,13 +239,18 @@ export class Election extends EventEmitter {
     };
     const onEnd = () => term.abort(this.#signal.reason);
     this.#signal.addEventListener('abort', onEnd, { once: true });
-    this.#term = term;
     this.#leaderName = this.#opts.name;
-    this.emit('leader', true);
+    let announced = false;
     try {
       this.#watchOwnNode(term);
       if (this.#opts.leaderPath) await this.#claimLeaderPath(this.#opts.leaderPath);
-      if (!term.signal.aborted) await this.#work(term);
+      // Leading only once announced: whoever sees `leading` (or the event) finds the announcement.
+      if (!term.signal.aborted) {
+        this.#term = term;
+        announced = true;
+        this.emit('leader', true);
+        await this.#work(term);
+      }
     } catch (err) {
       term.fail(err);
     }
@@ -253,7 +259,7 @@ export class Election extends EventEmitter {
     this.#signal.removeEventListener('abort', onEnd);
     this.#term = undefined;
     this.#leaderName = undefined;
-    this.emit('leader', false);
+    if (announced) this.emit('leader', false);
     return failure ? (failure.reason ?? new Error('the term failed')) : undefined;
   }
 

@@ -11,7 +11,7 @@
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { splitConnectString } from '../zk/connect-string.js';
 import { prepareTls, type Supervisor, type ZkTlsOptions } from '../zk/index.js';
-import { createConnection } from '../zk/session.js';
+import { createConnection } from '../zk/open-client.js';
 
 export interface KillSessionOptions {
   /** Give up (ZKFARM_WAIT_TIMEOUT) after this long. @defaultValue 30000 */

@@ -16,7 +16,7 @@ import { once } from 'node:events';
 import { MessageChannel, type MessagePort, Worker as Thread, type WorkerOptions } from 'node:worker_threads';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { Comlink, nodeEndpoint } from '../host/comlink.js';
-import type { SpawnRoleThread } from '../host/host.js';
+import type { SpawnRoleThread } from '../host/role-handle.js';
 import type { TestingThreadApi } from './role-thread.js';
 
 const fromSource = (url: URL) => url.pathname.endsWith('.ts');

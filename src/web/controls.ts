@@ -96,50 +96,57 @@ export async function runControl(
       `unknown action ${JSON.stringify(action)}: use one of ${ROLE_ACTIONS.join(', ')}`,
     );
   }
-  switch (action) {
-    case 'pause':
-      await host.pause(name);
-      ctx.log.info({ role: name }, `dashboard: paused ${name}`);
-      return {
-        status: 200,
-        body: { ok: true, message: `${name} is paused: it takes no new tasks, its queued ones went back` },
-      };
-    case 'resume':
-      await host.resume(name);
-      ctx.log.info({ role: name }, `dashboard: resumed ${name}`);
-      return { status: 200, body: { ok: true, message: `${name} takes tasks again` } };
-    case 'drain': {
-      const info = await host.info(name);
-      if (info.kind !== 'worker')
-        throw new HttpError(
-          400,
-          WebErrorCodes.BAD_REQUEST,
-          `${name} is a master: only workers drain (crash a master to try failover)`,
-        );
-      ctx.log.info({ role: name }, `dashboard: draining and removing ${name}`);
-      void host.removeRole(name, { drain: true }).then(
-        () => ctx.log.info({ role: name }, `dashboard: ${name} drained and removed`),
-        (err) =>
-          ctx.log.error({ err, role: name }, `dashboard: draining ${name} failed: ${describeError(err)}`),
-      );
-      return {
-        status: 202,
-        body: { ok: true, message: `${name} is draining: it finishes its running tasks, then leaves` },
-      };
-    }
-    case 'crash': {
-      if (!ctx.faults) throw crashDisabled();
-      const info = await host.info(name);
-      ctx.log.warn({ role: name }, `dashboard: crashing ${name} on request`);
-      await ctx.faults.crash(name);
-      const what = info.leader ? ' (it led: a standby takes over)' : '';
-      return {
-        status: 200,
-        body: { ok: true, message: `${name} crashed${what}; the host restarts it after its backoff` },
-      };
-    }
-  }
+  return ROLE_ACTION_RUN[action](ctx, host, name);
 }
+
+type RoleActionRun = (ctx: ControlContext, host: Host, name: string) => Promise<ControlAnswer>;
+
+/** What each action on one role does, and what the page is told. */
+const ROLE_ACTION_RUN: Record<RoleAction, RoleActionRun> = {
+  async pause(ctx, host, name) {
+    await host.pause(name);
+    ctx.log.info({ role: name }, `dashboard: paused ${name}`);
+    return {
+      status: 200,
+      body: { ok: true, message: `${name} is paused: it takes no new tasks, its queued ones went back` },
+    };
+  },
+  async resume(ctx, host, name) {
+    await host.resume(name);
+    ctx.log.info({ role: name }, `dashboard: resumed ${name}`);
+    return { status: 200, body: { ok: true, message: `${name} takes tasks again` } };
+  },
+  async drain(ctx, host, name) {
+    const info = await host.info(name);
+    if (info.kind !== 'worker')
+      throw new HttpError(
+        400,
+        WebErrorCodes.BAD_REQUEST,
+        `${name} is a master: only workers drain (crash a master to try failover)`,
+      );
+    ctx.log.info({ role: name }, `dashboard: draining and removing ${name}`);
+    void host.removeRole(name, { drain: true }).then(
+      () => ctx.log.info({ role: name }, `dashboard: ${name} drained and removed`),
+      (err) =>
+        ctx.log.error({ err, role: name }, `dashboard: draining ${name} failed: ${describeError(err)}`),
+    );
+    return {
+      status: 202,
+      body: { ok: true, message: `${name} is draining: it finishes its running tasks, then leaves` },
+    };
+  },
+  async crash(ctx, host, name) {
+    if (!ctx.faults) throw crashDisabled();
+    const info = await host.info(name);
+    ctx.log.warn({ role: name }, `dashboard: crashing ${name} on request`);
+    await ctx.faults.crash(name);
+    const what = info.leader ? ' (it led: a standby takes over)' : '';
+    return {
+      status: 200,
+      body: { ok: true, message: `${name} crashed${what}; the host restarts it after its backoff` },
+    };
+  },
+};
 
 function needHost(ctx: ControlContext): Host {
   if (!ctx.host) {

@@ -18,6 +18,18 @@ export async function readServices(zk: ZkClient): Promise<ServiceState[]> {
   return states.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
 }
 
+const byRegistry = new WeakMap<client.Registry, ServiceMetrics>();
+
+/** The service gauges of a registry (made on first use). */
+export function serviceMetricsFor(registry: client.Registry): ServiceMetrics {
+  let m = byRegistry.get(registry);
+  if (!m) {
+    m = new ServiceMetrics(registry);
+    byRegistry.set(registry, m);
+  }
+  return m;
+}
+
 export class ServiceMetrics {
   readonly #desired: client.Gauge<'service'>;
   readonly #running: client.Gauge<'service'>;

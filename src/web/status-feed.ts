@@ -157,12 +157,19 @@ export class StatusFeed {
       await mapLimit(toRead, this.#concurrency, (id) => readStatus(client, id, this.#clock))
     ).filter((r): r is StatusRecord => r !== undefined);
     commit();
-    const weight = records.length > 0 ? added.length / records.length : 0;
+    const tick = this.#count(added.length, toRead.length, records);
+    this.#addFailures(records);
+    return tick;
+  }
+
+  /** Count the statuses read into the totals, each weighing for the unread ones it stands for. */
+  #count(added: number, toRead: number, records: StatusRecord[]): FeedTick {
+    const weight = records.length > 0 ? added / records.length : 0;
     const t = this.totals;
-    t.completed += added.length;
+    t.completed += added;
     t.read += records.length;
-    t.unread += added.length - toRead.length;
-    if (records.length === 0) t.unknown += added.length;
+    t.unread += added - toRead;
+    if (records.length === 0) t.unknown += added;
     let succeeded = 0;
     let failed = 0;
     for (const r of records) {
@@ -179,16 +186,7 @@ export class StatusFeed {
     }
     t.succeeded += succeeded;
     t.failed += failed;
-    this.#addFailures(records);
-    return {
-      added: added.length,
-      read: records.length,
-      weight,
-      completed: added.length,
-      succeeded,
-      failed,
-      records,
-    };
+    return { added, read: records.length, weight, completed: added, succeeded, failed, records };
   }
 
   /** Fill the failures list from the newest statuses present at start (not counted). */

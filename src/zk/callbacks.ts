@@ -29,6 +29,21 @@ export function callSafely<A extends unknown[]>(
 }
 
 /**
+ * Report a callback's failure as the emitter's `callbackError` event, or as a process warning when
+ * nobody listens (a failure is never silent, and never thrown back into the frame loop).
+ */
+export function reportCallbackError(emitter: EventEmitter, err: unknown, where: string): void {
+  const reported = emitSafely(emitter, 'callbackError', [err, where], () => {
+    // A reporter that throws has nowhere left to report to.
+  });
+  if (!reported)
+    process.emitWarning(
+      `a ZooKeeper ${where} threw: ${(err as Error)?.stack ?? String(err)}`,
+      'ZkfarmCallbackError',
+    );
+}
+
+/**
  * Emit `event` to every listener, each called on its own (one that throws does not keep the others from
  * hearing the event). `once` listeners are removed as `emit` would. Returns true if it had listeners.
  */

@@ -8,20 +8,18 @@
  * - `failPending(err)` rejects everything in flight at once; the supervisor calls it when the session is lost.
  * - Every request is counted (`requests`; a supervisor adds up its sessions'); a `multi` counts once.
  * - Versions are passed exactly (0 means version 0, -1 means any), in transactions too.
+ *
+ * Operations made of several requests are in compound.ts, multiRead's encoding in multi-read.ts, the
+ * ACLs in acl.ts, transactions in transaction.ts.
  */
 
-import { createHash } from 'node:crypto';
-import {
-  DEFAULT_MAX_BUFFER,
-  type PersistentListener,
-  W_CHILD,
-  W_DATA,
-  W_EXIST,
-  type WatchCallback,
-  type ZkConnection,
-} from './connection.js';
-import { isZkError, ZK_CODES, ZkError } from './errors.js';
-import { type Acl, encodedAcl, OP, PERMS, type Reader, type Stat, type Writer } from './jute.js';
+import { OPEN_ACL } from './acl.js';
+import { ensurePath, move, removeRecursive, secure } from './compound.js';
+import type { ZkConnection } from './connection.js';
+import { DEFAULT_MAX_BUFFER } from './connection-options.js';
+import { isZkError } from './errors.js';
+import { type Acl, encodedAcl, OP, type Reader, type Stat, type Writer } from './jute.js';
+import { MULTI_READ_PATHS, type ReadResult, readMultiRead, writeMultiRead } from './multi-read.js';
 import {
   badArgument,
   CreateMode,
@@ -33,40 +31,22 @@ import {
   readData,
   readStat,
   toBuffer,
-  writeMultiEnd,
 } from './ops.js';
 import { Transaction } from './transaction.js';
+import { type PersistentListener, W_CHILD, W_DATA, W_EXIST, type WatchCallback } from './watch-manager.js';
 
-export type { PersistentListener, WatchEvent } from './connection.js';
 export type { Acl, Stat } from './jute.js';
 export { CreateMode, type CreateModeValue, type Data, type OpResult, pathProblem } from './ops.js';
 export { Transaction } from './transaction.js';
+export type { PersistentListener, WatchEvent } from './watch-manager.js';
 
 /** A one-shot watch callback: called once, on the next change. */
 export type RawWatcher = WatchCallback;
-
-/** world:anyone may do everything (ZooKeeper's default). */
-export const OPEN_ACL: readonly Acl[] = Object.freeze([
-  { perms: PERMS.all, id: { scheme: 'world', id: 'anyone' } },
-]);
-
-/**
- * An ACL that gives all rights to one digest identity (`user:password`), and nothing to anyone else.
- * The id is ZooKeeper's digest form `user:base64(sha1("user:password"))`.
- */
-export function digestAcl(credentials: string): Acl[] {
-  const user = credentials.slice(0, credentials.indexOf(':'));
-  const hash = createHash('sha1').update(credentials).digest('base64');
-  return [{ perms: PERMS.all, id: { scheme: 'digest', id: `${user}:${hash}` } }];
-}
 
 export interface ZkClientOptions {
   /** ACL for nodes this client creates. @defaultValue open ACL (world:anyone:cdrwa) */
   acl?: readonly Acl[];
 }
-
-/** Most paths in one multiRead: an answer holds every node's data, so this bounds its size. */
-export const MULTI_READ_PATHS = 100;
 
 /**
  * The largest request ZooKeeper takes by default (its jute.maxbuffer, 0xfffff bytes): a node's data, with
@@ -153,22 +133,8 @@ export class ZkClient {
   }
 
   /** Make sure a persistent node and all its parents exist. Idempotent; never overwrites data. */
-  async ensurePath(path: string, data?: Data): Promise<void> {
-    if (path === '/' || path === '') return;
-    try {
-      await this.create(path, data);
-      return;
-    } catch (err) {
-      if (isZkError(err, 'NODE_EXISTS')) return;
-      if (!isZkError(err, 'NO_NODE')) throw err;
-    }
-    const parent = path.slice(0, path.lastIndexOf('/')) || '/';
-    await this.ensurePath(parent);
-    try {
-      await this.create(path, data);
-    } catch (err) {
-      if (!isZkError(err, 'NODE_EXISTS')) throw err;
-    }
+  ensurePath(path: string, data?: Data): Promise<void> {
+    return ensurePath(this, path, data);
   }
 
   /** The node's stat, or null when it does not exist. A watcher fires on its create, change or delete. */
@@ -211,15 +177,15 @@ export class ZkClient {
    * paths to a request, all sent at once). Each result is the node's data and stat, or a ZkError
    * (NO_NODE, ...) for that path alone; the others are unaffected.
    */
-  async getDataMany(paths: readonly string[]): Promise<Array<{ data: Buffer; stat: Stat } | ZkError>> {
+  async getDataMany(paths: readonly string[]): Promise<ReadResult[]> {
     if (paths.length <= MULTI_READ_PATHS) return this.#multiRead(paths);
-    const parts: Array<Promise<Array<{ data: Buffer; stat: Stat } | ZkError>>> = [];
+    const parts: Array<Promise<ReadResult[]>> = [];
     for (let i = 0; i < paths.length; i += MULTI_READ_PATHS)
       parts.push(this.#multiRead(paths.slice(i, i + MULTI_READ_PATHS)));
     return (await Promise.all(parts)).flat();
   }
 
-  #multiRead(paths: readonly string[]): Promise<Array<{ data: Buffer; stat: Stat } | ZkError>> {
+  #multiRead(paths: readonly string[]): Promise<ReadResult[]> {
     if (paths.length === 0) return Promise.resolve([]);
     for (const p of paths) {
       const problem = pathProblem(p);
@@ -230,37 +196,8 @@ export class ZkClient {
       OP.multiRead,
       'multiRead',
       paths[0],
-      (w) => {
-        for (const p of paths) {
-          w.int(OP.getData);
-          w.bool(false);
-          w.int(-1);
-          w.ustring(conn.serverPath(p));
-          w.bool(false);
-        }
-        writeMultiEnd(w);
-      },
-      (r) => {
-        const out: Array<{ data: Buffer; stat: Stat } | ZkError> = [];
-        for (;;) {
-          const type = r.int();
-          const done = r.bool();
-          r.int();
-          if (done) break;
-          if (type === OP.getData) out.push(readData(r));
-          else if (type === OP.error) {
-            const err = r.int();
-            out.push(new ZkError(err, 'getData', paths[out.length]));
-          } else
-            throw new ZkError(
-              ZK_CODES.MARSHALLING_ERROR,
-              'multiRead',
-              paths[out.length],
-              `unexpected result type ${type}`,
-            );
-        }
-        return out;
-      },
+      (w) => writeMultiRead(w, paths, (p) => conn.serverPath(p)),
+      (r) => readMultiRead(r, paths),
     );
   }
 
@@ -374,16 +311,8 @@ export class ZkClient {
   }
 
   /** Delete a node and everything under it (not atomic: for clean-up and tests). */
-  async removeRecursive(path: string): Promise<void> {
-    let children: string[];
-    try {
-      children = await this.getChildren(path);
-    } catch (err) {
-      if (isZkError(err, 'NO_NODE')) return;
-      throw err;
-    }
-    await Promise.all(children.map((c) => this.removeRecursive(`${path === '/' ? '' : path}/${c}`)));
-    if (path !== '/') await this.removeIfExists(path);
+  removeRecursive(path: string): Promise<void> {
+    return removeRecursive(this, path);
   }
 
   /**
@@ -413,17 +342,8 @@ export class ZkClient {
    * and deletes `from` at the version read. Either both happen or neither: a failure (the target exists,
    * the source changed or vanished) leaves the source in place. Returns the target path.
    */
-  async move(
-    from: string,
-    to: string,
-    options: { data?: Data; mode?: CreateModeValue } = {},
-  ): Promise<string> {
-    const { data, stat } = await this.getData(from);
-    const results = await this.transaction()
-      .create(to, options.data !== undefined ? options.data : data, options.mode)
-      .remove(from, stat.version)
-      .commit();
-    return results[0]?.path ?? to;
+  move(from: string, to: string, options: { data?: Data; mode?: CreateModeValue } = {}): Promise<string> {
+    return move(this, from, to, options);
   }
 
   /** Start a transaction (`multi`): all of its operations happen, or none. */
@@ -470,11 +390,8 @@ export class ZkClient {
    * Give an existing node this client's ACL if anyone at all may use it now (world:anyone): a node
    * created before access control was turned on would otherwise stay open. True when it changed.
    */
-  async secure(path: string): Promise<boolean> {
-    const { acl } = await this.getAcl(path);
-    if (!acl.some((a) => a.id.scheme === 'world')) return false;
-    await this.setAcl(path, this.acl);
-    return true;
+  secure(path: string): Promise<boolean> {
+    return secure(this, path);
   }
 
   /** Add an authentication identity to this session, e.g. `('digest', 'user:password')`. */

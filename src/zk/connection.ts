@@ -7,14 +7,16 @@
  * - Servers are tried one at a time, with backoff between rounds (servers.ts). Each attempt has one
  *   deadline for the TCP connect and the handshake together.
  * - Resumes the same session on a new connection (session id and password), re-sending the
- *   authentication and registering every watch again, persistent ones included (watch-manager.ts).
+ *   authentication (handshake.ts) and registering every watch again, persistent ones included
+ *   (watch-manager.ts).
  * - Pings, drops a silent connection, and takes the session as gone when no server has answered for
  *   4/3 of the session timeout (liveness.ts); a server refusing to resume the session says the same.
  *   Either way it emits `expired` (with the reason) and every request fails with SESSION_EXPIRED.
  * - Answers come in request order (pending.ts): each request has a deadline (`requestTimeout`);
  *   requests sent on a connection that drops fail with CONNECTION_LOSS (their outcome is unknown);
  *   requests made while disconnected wait for the next connection. A request larger than the servers'
- *   jute.maxbuffer (`maxBuffer`) is refused before it is sent: the server would drop the connection.
+ *   jute.maxbuffer (`maxBuffer`) is refused before it is sent (request-frame.ts): the server would drop
+ *   the connection.
  *   Xids wrap before 2^31 (jute.ts `nextXid`). Requests made in one tick go out in one socket write.
  * - User callbacks (watchers, listeners, `onAnswer`, event listeners) are isolated (callbacks.ts): one
  *   that throws is reported as `callbackError` and nothing else is disturbed.
@@ -31,77 +33,22 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { AnswerReader } from './answers.js';
-import { emitSafely } from './callbacks.js';
+import { emitSafely, reportCallbackError } from './callbacks.js';
+import {
+  type ConnectionOptions,
+  DEFAULT_MAX_ANSWER_BYTES,
+  DEFAULT_MAX_BUFFER,
+} from './connection-options.js';
 import { ZK_CODES, ZkError } from './errors.js';
 import { FrameReader } from './frames.js';
-import {
-  connectRequest,
-  nextXid,
-  OP,
-  pingRequest,
-  type Reader,
-  readConnectResponse,
-  Writer,
-  writeAuth,
-} from './jute.js';
+import { SessionHandshake } from './handshake.js';
+import { nextXid, OP, pingRequest, type Reader, Writer } from './jute.js';
 import { Liveness } from './liveness.js';
-import { PendingQueue } from './pending.js';
+import { PendingQueue, type RequestExtra } from './pending.js';
+import { closedError, endedError, frameRequest } from './request-frame.js';
 import { type ServerAddress, ServerList } from './servers.js';
-import { openSocket, type PreparedTls } from './transport.js';
-import {
-  type PersistentListener,
-  type PersistentMode,
-  type WatchCallback,
-  type WatchKind,
-  WatchManager,
-} from './watch-manager.js';
-
-export { checkServer, type ServerAddress } from './servers.js';
-export {
-  EVENT,
-  type PersistentListener,
-  W_CHILD,
-  W_DATA,
-  W_EXIST,
-  type WatchCallback,
-  type WatchEvent,
-  type WatchKind,
-} from './watch-manager.js';
-
-/** ZooKeeper's default jute.maxbuffer: the largest request frame a server takes (bytes). */
-export const DEFAULT_MAX_BUFFER = 0xfffff;
-/** Largest answer frame accepted by default (bytes): see `ConnectionOptions.maxAnswerBytes`. */
-export const DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024;
-
-export interface ConnectionOptions {
-  /** Requested session timeout (ms); the server may change it within its bounds. */
-  sessionTimeout: number;
-  /** Pause after the first round of servers (ms); later rounds back off from it (servers.ts). */
-  spinDelay: number;
-  /** How long a request may wait for its answer (ms). */
-  requestTimeout: number;
-  /**
-   * Resume this session instead of starting a new one (the Java client's `sessionId, sessionPasswd`
-   * constructor, Kazoo's `client_id`): the server refuses it with `expired` when it has ended.
-   */
-  session?: { id: string; password: Buffer };
-  /**
-   * The servers' jute.maxbuffer: a request whose frame is larger is refused with BAD_ARGUMENTS before it
-   * is sent (the server would drop the connection). Raise it only with the servers' own setting.
-   * @defaultValue 0xfffff (ZooKeeper's default)
-   */
-  maxBuffer?: number;
-  /**
-   * Largest answer frame accepted (bytes). Servers do not bound their answers (a listing of many children
-   * can pass 1 MB), so this is a sanity bound: a larger or negative length drops the connection.
-   * @defaultValue 64 MiB
-   */
-  maxAnswerBytes?: number;
-  /** A monotonic clock in ms. @defaultValue performance.now */
-  now?: () => number;
-  /** Speak TLS (see transport.ts); problems it finds are emitted as `transport` events. */
-  tls?: PreparedTls;
-}
+import { openSocket } from './transport.js';
+import { type PersistentListener, type PersistentMode, WatchManager } from './watch-manager.js';
 
 type State =
   | 'idle'
@@ -112,13 +59,6 @@ type State =
   | 'closed'
   | 'expired'
   | 'authFailed';
-
-type RequestExtra = {
-  watch?: WatchCallback;
-  watchKind?: WatchKind;
-  onAnswer?: () => void;
-  noNodeIsNull?: boolean;
-};
 
 export class ZkConnection extends EventEmitter {
   readonly #servers: ServerList;
@@ -131,12 +71,9 @@ export class ZkConnection extends EventEmitter {
   #server: ServerAddress | undefined;
   #attemptTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
-  #sessionId = Buffer.alloc(8);
-  #password: Buffer = Buffer.alloc(16);
-  #negotiatedTimeout = 0;
+  readonly #handshake: SessionHandshake;
   /** The last xid used; protected so that a test can start near the wrap, as ZooKeeper's own tests do. */
   protected xid = 0;
-  readonly #credentials: Array<{ scheme: string; auth: Buffer }> = [];
   readonly #queue: PendingQueue;
   readonly #out = new Writer();
   #flushScheduled = false;
@@ -169,10 +106,7 @@ export class ZkConnection extends EventEmitter {
       drop: () => this.#socket?.destroy(),
       expire: (why) => this.#finish('expired', why),
     });
-    if (options.session) {
-      this.#sessionId = Buffer.from(options.session.id.padStart(16, '0'), 'hex');
-      this.#password = Buffer.from(options.session.password);
-    }
+    this.#handshake = new SessionHandshake(options.session);
   }
 
   /** Start connecting (once). */
@@ -182,7 +116,7 @@ export class ZkConnection extends EventEmitter {
 
   /** The session timeout the server granted (0 before the first handshake). */
   get sessionTimeout(): number {
-    return this.#negotiatedTimeout;
+    return this.#handshake.timeout;
   }
 
   /**
@@ -195,12 +129,12 @@ export class ZkConnection extends EventEmitter {
 
   /** The session id as 16 hex digits (zeros before the first handshake). */
   get sessionId(): string {
-    return this.#sessionId.toString('hex');
+    return this.#handshake.sessionId;
   }
 
   /** The session's password (a copy), which with its id lets another connection resume the session. */
   get sessionPassword(): Buffer {
-    return Buffer.from(this.#password);
+    return this.#handshake.password;
   }
 
   /** The server of the current (or last) connection attempt. */
@@ -246,12 +180,8 @@ export class ZkConnection extends EventEmitter {
 
   /** Add an authentication identity: sent now when connected, and on every later connection. */
   addAuth(scheme: string, auth: Buffer): void {
-    this.#credentials.push({ scheme, auth });
-    if (this.#state === 'connected' && this.#socket) {
-      const w = new Writer(64);
-      writeAuth(w, scheme, auth);
-      this.#socket.write(w.take());
-    }
+    const packet = this.#handshake.addAuth(scheme, auth);
+    if (this.#state === 'connected' && this.#socket) this.#socket.write(packet);
   }
 
   /** Path as the server sees it (with the chroot). */
@@ -284,27 +214,10 @@ export class ZkConnection extends EventEmitter {
         this.#deadError ?? new ZkError(ZK_CODES.CONNECTION_LOSS, op, path, 'the session is closing'),
       );
     }
-    const w = this.#out;
-    const start = w.pos;
     const xid = nextXid(this.xid);
-    try {
-      w.int(0); // length, filled in below
-      w.int(xid);
-      w.int(type);
-      encode(w);
-    } catch (err) {
-      w.pos = start;
-      return Promise.reject(new ZkError(ZK_CODES.BAD_ARGUMENTS, op, path, (err as Error).message));
-    }
-    const length = w.pos - start - 4;
-    if (length > this.#maxBuffer) {
-      w.pos = start;
-      return Promise.reject(
-        new ZkError(ZK_CODES.BAD_ARGUMENTS, op, path, tooLarge(op, length, this.#maxBuffer)),
-      );
-    }
+    const frame = frameRequest(this.#out, { xid, type, op, path }, encode, this.#maxBuffer);
+    if (frame instanceof ZkError) return Promise.reject(frame);
     this.xid = xid;
-    w.buf.writeInt32BE(length, start);
     return new Promise<T>((resolve, reject) => {
       this.#queue.add({
         xid,
@@ -315,8 +228,8 @@ export class ZkConnection extends EventEmitter {
         reject,
         deadline: 0,
         settled: false,
-        start,
-        end: w.pos,
+        start: frame.start,
+        end: frame.end,
         watch: extra?.watch,
         watchKind: extra?.watchKind ?? 0,
         onAnswer: extra?.onAnswer,
@@ -353,16 +266,7 @@ export class ZkConnection extends EventEmitter {
   }
 
   /** Report a user callback's failure (never thrown into the frame loop). */
-  #reportCallbackError = (err: unknown, where: string): void => {
-    const reported = emitSafely(this, 'callbackError', [err, where], () => {
-      // A reporter that throws has nowhere left to report to.
-    });
-    if (!reported)
-      process.emitWarning(
-        `a ZooKeeper ${where} threw: ${(err as Error)?.stack ?? String(err)}`,
-        'ZkfarmCallbackError',
-      );
-  };
+  #reportCallbackError = (err: unknown, where: string): void => reportCallbackError(this, err, where);
 
   #emit(event: string, ...args: unknown[]): void {
     emitSafely(this, event, args, this.#reportCallbackError);
@@ -407,19 +311,13 @@ export class ZkConnection extends EventEmitter {
       return;
     }
     this.#socket = socket;
-    // One deadline for the TCP connect and the handshake: the session timeout shared among the servers,
-    // but at most a third of it (at least 1 s), so even a single server is tried again well before the
-    // session would expire.
-    const t = this.#negotiatedTimeout || this.#options.sessionTimeout;
-    const deadline = Math.min(Math.floor(t / this.#servers.size), Math.max(1000, Math.floor(t / 3)));
+    const deadline = this.#servers.attemptDeadline(this.#handshake.timeout || this.#options.sessionTimeout);
     this.#attemptTimer = setTimeout(() => socket.destroy(), deadline);
     this.#attemptTimer.unref();
     socket.on(ready, () => {
       if (this.#socket !== socket) return;
       this.#state = 'handshaking';
-      socket.write(
-        connectRequest(this.#answers.lastZxid, this.#options.sessionTimeout, this.#sessionId, this.#password),
-      );
+      socket.write(this.#handshake.request(this.#answers.lastZxid, this.#options.sessionTimeout));
     });
     socket.on('data', (chunk: Buffer) => {
       if (this.#socket === socket) this.#onData(socket, chunk);
@@ -454,12 +352,7 @@ export class ZkConnection extends EventEmitter {
     const was = this.#state;
     this.#state = state;
     const why = reason ?? 'the server refused to resume the session: it has expired';
-    this.#deadError =
-      state === 'expired'
-        ? new ZkError(ZK_CODES.SESSION_EXPIRED, 'request', undefined, why)
-        : state === 'authFailed'
-          ? new ZkError(ZK_CODES.AUTH_FAILED, 'request', undefined, 'authentication failed')
-          : closedError();
+    this.#deadError = endedError(state, why);
     clearTimeout(this.#attemptTimer);
     clearTimeout(this.#retryTimer);
     this.#liveness.stop();
@@ -474,21 +367,18 @@ export class ZkConnection extends EventEmitter {
   }
 
   #onHandshake(r: Reader): void {
-    const { timeout, sessionId, password } = readConnectResponse(r);
-    if (timeout <= 0) {
+    const timeout = this.#handshake.accept(r);
+    if (timeout === 'expired') {
       this.#finish('expired');
       return;
     }
     clearTimeout(this.#attemptTimer);
     this.#servers.connected();
-    sessionId.copy(this.#sessionId);
-    if (password) this.#password = password;
-    this.#negotiatedTimeout = timeout;
     this.#state = 'connected';
     this.#liveness.start(timeout);
     // Authentication and watches go before anything queued, as in ZooKeeper's own client.
     const pre = new Writer(256);
-    for (const c of this.#credentials) writeAuth(pre, c.scheme, c.auth);
+    this.#handshake.writeAuths(pre);
     this.#watches.writeSetWatches(pre, this.#answers.lastZxid, (p) => this.serverPath(p));
     if (pre.pos > 0) this.#socket!.write(pre.take());
     this.#flush();
@@ -531,16 +421,4 @@ export class ZkConnection extends EventEmitter {
       socket.destroy();
     }
   }
-}
-
-function closedError(): ZkError {
-  return new ZkError(ZK_CODES.CONNECTION_LOSS, 'request', undefined, 'the client was closed');
-}
-
-function tooLarge(op: string, length: number, max: number): string {
-  return (
-    `the ${op} request is ${length} bytes, over the servers' jute.maxbuffer of ${max} bytes (ZooKeeper would ` +
-    'drop the connection): keep node data smaller, split the multi into smaller ones, or, if the servers run ' +
-    'with a larger -Djute.maxbuffer, set the client option maxBuffer to match'
-  );
 }

@@ -3,14 +3,15 @@
  * supervisor that re-runs an action on every new session, watches that report diffs, and a launcher for
  * real servers. A deliberate list: what is not here is internal (see docs/library.md).
  */
+
+export { digestAcl, OPEN_ACL } from './acl.js';
+export { ensureChroot } from './chroot.js';
 export {
   type Acl,
   CreateMode,
   type CreateModeValue,
   type Data,
-  digestAcl,
   MAX_DATA_BYTES,
-  OPEN_ACL,
   type OpResult,
   type PersistentListener,
   type RawWatcher,
@@ -20,42 +21,41 @@ export {
   ZkClient,
   type ZkClientOptions,
 } from './client.js';
+export type { ConnectOptions, Logger } from './connect-options.js';
 export {
   connectStringProblem,
   parseConnectString,
   type ServerAddress,
   splitConnectString,
 } from './connect-string.js';
-export type { ConnectionOptions, ZkConnection } from './connection.js';
-export { isZkError, ZK_CODES, type ZkCodeName, ZkError } from './errors.js';
-export { PERMS } from './jute.js';
+export type { ZkConnection } from './connection.js';
+export type { ConnectionOptions } from './connection-options.js';
 export {
-  type FindZooKeeperOptions,
-  findZooKeeper,
-  fourLetterWord,
   startZkEnsemble,
-  startZkServer,
   type ZkEnsemble,
   type ZkEnsembleMember,
   type ZkEnsembleOptions,
+} from './ensemble.js';
+export { isZkError, ZK_CODES, type ZkCodeName, ZkError } from './errors.js';
+export { fourLetterWord } from './four-letter.js';
+export { PERMS } from './jute.js';
+export { openClient } from './open-client.js';
+export {
+  startZkServer,
   type ZkServer,
   type ZkServerConfig,
   type ZkServerOptions,
-  type ZooKeeperInstall,
 } from './server.js';
+export { type FindZooKeeperOptions, findZooKeeper, type ZooKeeperInstall } from './server-install.js';
+export { Session } from './session.js';
 export {
   type Action,
   type ActionResult,
-  type ConnectOptions,
   connect,
-  ensureChroot,
   fatal,
-  type Logger,
-  openClient,
-  Session,
   type SessionState,
   Supervisor,
-} from './session.js';
+} from './supervisor.js';
 export {
   type PreparedTls,
   prepareTls,

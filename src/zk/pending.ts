@@ -35,6 +35,14 @@ export interface Pending {
   noNodeIsNull: boolean;
 }
 
+/** What a caller may add to a request (see `Pending`). */
+export type RequestExtra = {
+  watch?: WatchCallback;
+  watchKind?: WatchKind;
+  onAnswer?: () => void;
+  noNodeIsNull?: boolean;
+};
+
 export class PendingQueue {
   readonly #now: () => number;
   readonly #timeout: number;

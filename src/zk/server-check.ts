@@ -17,9 +17,9 @@
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import type { ZkClient } from './client.js';
 import { isZkError } from './errors.js';
-import { fourLetterWord } from './server.js';
+import { fourLetterWord } from './four-letter.js';
 
-/** Marked fatal: a supervisor stops instead of retrying (see `fatal` in session.ts). */
+/** Marked fatal: a supervisor stops instead of retrying (see `fatal` in supervisor.ts). */
 function fatalError(code: string, message: string): ZkfarmError {
   return Object.assign(new ZkfarmError(code, message), { fatal: true });
 }

@@ -56,6 +56,16 @@ export class ServerList {
     return this.#servers.length;
   }
 
+  /**
+   * One deadline for an attempt's TCP connect and handshake: the session timeout shared among the
+   * servers, but at most a third of it (at least 1 s), so even a single server is tried again well
+   * before the session would expire.
+   */
+  attemptDeadline(sessionTimeout: number): number {
+    const t = sessionTimeout;
+    return Math.min(Math.floor(t / this.#servers.length), Math.max(1000, Math.floor(t / 3)));
+  }
+
   /** The server to try next, and the pause before trying it (0 within a round). */
   next(): { server: ServerAddress; delayMs: number } {
     let delayMs = 0;

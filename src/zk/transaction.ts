@@ -8,7 +8,7 @@
  */
 import type { ZkClient } from './client.js';
 import { ZK_CODES, ZkError } from './errors.js';
-import { type Acl, encodedAcl, OP } from './jute.js';
+import { type Acl, encodedAcl, OP, type Reader, type Writer } from './jute.js';
 import {
   CreateMode,
   type CreateModeValue,
@@ -91,73 +91,81 @@ export class Transaction {
       OP.multi,
       'multi',
       ops[0]!.path,
-      (w) => {
-        for (const op of ops) {
-          w.int(op.type);
-          w.bool(false);
-          w.int(-1);
-          w.ustring(conn.serverPath(op.path));
-          switch (op.type) {
-            case OP.create:
-              w.buffer(op.data);
-              w.raw(op.acl);
-              w.int(op.mode);
-              break;
-            case OP.setData:
-              w.buffer(op.data);
-              w.int(op.version);
-              break;
-            default:
-              w.int(op.version);
-          }
-        }
-        writeMultiEnd(w);
-      },
-      (r) => {
-        const results: OpResult[] = [];
-        let failure: ZkError | undefined;
-        for (;;) {
-          const type = r.int();
-          const done = r.bool();
-          r.int();
-          if (done) break;
-          const i = results.length;
-          switch (type) {
-            case OP.create:
-              results.push({ path: conn.clientPath(r.ustring() ?? ops[i]?.path ?? '') });
-              break;
-            case OP.create2: {
-              const path = conn.clientPath(r.ustring() ?? ops[i]?.path ?? '');
-              results.push({ path, stat: r.stat() });
-              break;
-            }
-            case OP.setData:
-              results.push({ stat: r.stat() });
-              break;
-            case OP.delete:
-            case OP.check:
-              results.push({});
-              break;
-            case OP.error: {
-              const err = r.int();
-              // Operations before the failing one report 0, those after it RUNTIME_INCONSISTENCY.
-              if (err !== 0 && failure === undefined)
-                failure = new ZkError(err, 'multi', ops[i]?.path, undefined, { opIndex: i });
-              results.push({});
-              break;
-            }
-            default:
-              throw new ZkError(
-                ZK_CODES.MARSHALLING_ERROR,
-                'multi',
-                ops[i]?.path,
-                `unexpected result type ${type}`,
-              );
-          }
-        }
-        if (failure) throw failure;
-        return results;
-      },
+      (w) => writeOps(w, ops, (p) => conn.serverPath(p)),
+      (r) => readResults(r, ops, (p) => conn.clientPath(p)),
     );
   }
+}
+
+/** The multi request's operations, each with its header, then the end marker. */
+function writeOps(w: Writer, ops: readonly TxOp[], serverPath: (p: string) => string): void {
+  for (const op of ops) {
+    w.int(op.type);
+    w.bool(false);
+    w.int(-1);
+    w.ustring(serverPath(op.path));
+    switch (op.type) {
+      case OP.create:
+        w.buffer(op.data);
+        w.raw(op.acl);
+        w.int(op.mode);
+        break;
+      case OP.setData:
+        w.buffer(op.data);
+        w.int(op.version);
+        break;
+      default:
+        w.int(op.version);
+    }
+  }
+  writeMultiEnd(w);
+}
+
+/**
+ * The multi answer: one result per operation, or the ZkError of the first operation that failed (with
+ * its index: operations before it report 0, those after it RUNTIME_INCONSISTENCY).
+ */
+function readResults(r: Reader, ops: readonly TxOp[], clientPath: (p: string) => string): OpResult[] {
+  const results: OpResult[] = [];
+  let failure: ZkError | undefined;
+  for (;;) {
+    const type = r.int();
+    const done = r.bool();
+    r.int();
+    if (done) break;
+    const i = results.length;
+    switch (type) {
+      case OP.create:
+        results.push({ path: clientPath(r.ustring() ?? ops[i]?.path ?? '') });
+        break;
+      case OP.create2: {
+        const path = clientPath(r.ustring() ?? ops[i]?.path ?? '');
+        results.push({ path, stat: r.stat() });
+        break;
+      }
+      case OP.setData:
+        results.push({ stat: r.stat() });
+        break;
+      case OP.delete:
+      case OP.check:
+        results.push({});
+        break;
+      case OP.error: {
+        const err = r.int();
+        if (err !== 0 && failure === undefined)
+          failure = new ZkError(err, 'multi', ops[i]?.path, undefined, { opIndex: i });
+        results.push({});
+        break;
+      }
+      default:
+        throw new ZkError(
+          ZK_CODES.MARSHALLING_ERROR,
+          'multi',
+          ops[i]?.path,
+          `unexpected result type ${type}`,
+        );
+    }
+  }
+  if (failure) throw failure;
+  return results;
 }

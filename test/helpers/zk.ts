@@ -15,8 +15,8 @@
  */
 import { after, before } from 'node:test';
 import type { ZkClient } from '../../src/zk/client.js';
+import { openClient } from '../../src/zk/open-client.js';
 import { startZkServer, type ZkServer, type ZkServerOptions } from '../../src/zk/server.js';
-import { openClient } from '../../src/zk/session.js';
 import type { ZkTlsOptions } from '../../src/zk/transport.js';
 
 export interface RawClientOptions {

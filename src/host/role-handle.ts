@@ -1,0 +1,151 @@
+/**
+ * The host's handle on one role thread: the thread, its Comlink proxy and its channels, and its state
+ * from start to exit. The host (host.ts) decides what to start, stop and restart; this is how one thread
+ * is made and talked to.
+ *
+ * - A strong reference to the thread, its proxy and the host's ends of its channels is kept for the
+ *   thread's lifetime (a collected proxy would release the channel and the thread would stop listening;
+ *   an unreferenced port could be collected and the thread's pool calls never answered).
+ * - Comlink never settles a call whose thread exited: every call races the thread's exit and rejects
+ *   with ZKFARM_ROLE_EXITED.
+ * - Log lines come back on a channel to the host's single writer; a worker with handler modules gets a
+ *   channel to the host's shared handler pool (shared-pool.ts).
+ */
+import { MessageChannel, Worker as Thread, type WorkerOptions } from 'node:worker_threads';
+import type pino from 'pino';
+import { Backoff } from '../backoff.js';
+import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
+import type { HandlerPool } from '../exec/index.js';
+import { Comlink, nodeEndpoint } from './comlink.js';
+import { writeThreadLine } from './logging.js';
+import { servePool } from './shared-pool.js';
+import type { FarmSettings, RoleSpec, RoleThreadApi, RoleThreadInfo } from './types.js';
+
+/** The role threads' entry file: .ts when the host itself runs from its sources. */
+const ENTRY = new URL(
+  import.meta.url.endsWith('.ts') ? '../../workers/role-thread.ts' : '../../workers/role-thread.js',
+  import.meta.url,
+);
+
+/**
+ * Makes a role's thread from the entry file and the options the host chose (its ports in `workerData`
+ * and `transferList`, its name). The default is `new Worker(entry, options)`.
+ */
+export type SpawnRoleThread = (entry: URL, options: WorkerOptions, role: RoleSpec) => Thread;
+
+export const spawnThread: SpawnRoleThread = (entry, options) => {
+  if (entry.pathname.endsWith('.ts')) {
+    throw new ZkfarmError(
+      ErrorCodes.INVALID_ARGUMENT,
+      'role threads cannot start from TypeScript sources on their own: build zkfarm (npm run build), or ' +
+        "pass zkfarm/testing's sourceThreads as the host's spawn option",
+    );
+  }
+  return new Thread(entry, options);
+};
+
+/** What a handle needs from its host to start its thread. */
+export interface LaunchContext {
+  settings: FarmSettings;
+  log: pino.Logger;
+  logLevel: string;
+  spawn: SpawnRoleThread;
+  /** The host's shared handler pool (made on first use). */
+  pool(): HandlerPool;
+  /** The thread ended, asked to or not. */
+  onExit(rt: RoleThread, thread: Thread, code: number): void;
+}
+
+type ThreadState = 'starting' | 'running' | 'stopping' | 'exited' | 'restarting';
+
+/** Restarts of a thread that keeps failing wait longer each time, up to this long (ms). */
+const MAX_RESTART_DELAY_MS = 30_000;
+
+/** One role's thread, its control proxy, and its lifecycle. */
+export class RoleThread {
+  readonly spec: RoleSpec;
+  state: ThreadState = 'starting';
+  thread!: Thread;
+  api!: Comlink.Remote<RoleThreadApi>;
+  /** The host's ends of the thread's log and handler-pool channels: held so they cannot be collected. */
+  ports: Array<{ close(): void }> = [];
+  exited!: Promise<never>;
+  exitCode: number | undefined;
+  /** Delays before restarting this role (src/backoff.ts, no jitter: one thread, no herd to spread). */
+  readonly restarts: Backoff;
+  startedAt = 0;
+  /** Set when the host asked it to end (stop, remove, kill without restart). */
+  wanted = true;
+  restartTimer: NodeJS.Timeout | undefined;
+  lastInfo: RoleThreadInfo | undefined;
+
+  constructor(spec: RoleSpec, restartDelayMs: number) {
+    this.spec = spec;
+    this.restarts = new Backoff({
+      initialMs: Math.min(restartDelayMs, MAX_RESTART_DELAY_MS),
+      maxMs: MAX_RESTART_DELAY_MS,
+      jitter: 'none',
+    });
+  }
+
+  /** Race a call against the thread's exit (Comlink alone would wait forever). */
+  call<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.exited]);
+  }
+
+  /** Make the thread and start its role; resolves with the role's info once it runs. */
+  async launch(host: LaunchContext): Promise<RoleThreadInfo> {
+    const { spec } = this;
+    const { workerData, transferList } = this.#channels(host);
+    const thread = host.spawn(
+      ENTRY,
+      { workerData, transferList, name: `zkfarm ${spec.kind} ${spec.name}`, stdout: false, stderr: false },
+      spec,
+    );
+    this.thread = thread;
+    this.api = Comlink.wrap<RoleThreadApi>(nodeEndpoint(thread as never));
+    this.state = 'starting';
+    this.exitCode = undefined;
+    this.exited = new Promise<never>((_, reject) => {
+      thread.once('exit', (code) => {
+        this.exitCode = code;
+        reject(
+          new ZkfarmError(ErrorCodes.ROLE_EXITED, `role ${spec.name} exited (code ${code}) before answering`),
+        );
+        host.onExit(this, thread, code);
+      });
+    });
+    this.exited.catch(() => {});
+    thread.on('error', (err) => {
+      host.log.error({ role: spec.name, err }, `role ${spec.name} thread error: ${describeError(err)}`);
+    });
+    const info = await this.call(this.api.start({ spec, settings: host.settings, logLevel: host.logLevel }));
+    this.state = 'running';
+    this.startedAt = Date.now();
+    this.lastInfo = info;
+    return info;
+  }
+
+  /** The thread's log channel, and its handler-pool channel when it is a worker with handler modules. */
+  #channels(host: LaunchContext): { workerData: object; transferList: never[] } {
+    const { spec } = this;
+    const logChannel = new MessageChannel();
+    logChannel.port1.on('message', (line: string) => writeThreadLine(host.log, line));
+    logChannel.port1.unref();
+    for (const p of this.ports) p.close();
+    this.ports = [logChannel.port1];
+    const needsPool =
+      spec.kind === 'worker' &&
+      ((host.settings.handlerModules?.length ?? 0) > 0 || (spec.handlerModules?.length ?? 0) > 0);
+    if (!needsPool)
+      return { workerData: { log: logChannel.port2 }, transferList: [logChannel.port2 as never] };
+    const ch = new MessageChannel();
+    servePool(host.pool(), ch.port1);
+    ch.port1.unref();
+    this.ports.push(ch.port1);
+    return {
+      workerData: { log: logChannel.port2, pool: ch.port2 },
+      transferList: [logChannel.port2 as never, ch.port2 as never],
+    };
+  }
+}
