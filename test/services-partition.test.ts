@@ -41,7 +41,10 @@ test('a partitioned worker stops its instance before the replacement starts: nev
     env: { IGNORE_TERM: '1' },
   });
   const before = await waitHealthy(client, 'bg', 2, 60_000);
-  assert.ok(before.instances.some((i) => i.run?.worker === 'a'), 'an instance on the worker to cut off');
+  assert.ok(
+    before.instances.some((i) => i.run?.worker === 'a'),
+    'an instance on the worker to cut off',
+  );
 
   let worst = 0;
   let probing = true;
