@@ -75,6 +75,12 @@ export const ErrorCodes = {
   TASK_UNREADABLE: 'ZKFARM_TASK_UNREADABLE',
   /** A queue's controls kept changing while we tried to change them (another admin): try again. */
   QUEUE_CONFLICT: 'ZKFARM_QUEUE_CONFLICT',
+  /** A service definition does not fit the model (services/model.ts): the message names each problem. */
+  INVALID_SERVICE: 'ZKFARM_INVALID_SERVICE',
+  /** No service of that name exists. */
+  SERVICE_NOT_FOUND: 'ZKFARM_SERVICE_NOT_FOUND',
+  /** A service of that name exists already (create), or it changed meanwhile (update: read it again). */
+  SERVICE_CONFLICT: 'ZKFARM_SERVICE_CONFLICT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -7,6 +7,7 @@ import { addPoint, makeCharts, redrawCharts } from './charts.js';
 import { applyControls } from './controls.js';
 import { $, ago, el, fmtMs, fmtNum, fmtRate, msParts } from './dom.js';
 import { renderQueues } from './queues.js';
+import { startServicesPanel } from './services.js';
 import { state } from './state.js';
 
 let source;
@@ -155,3 +156,4 @@ function renderAges() {
 makeCharts();
 applyControls();
 connectFeed();
+startServicesPanel();

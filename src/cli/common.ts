@@ -22,6 +22,7 @@ const USAGE_CODES: readonly string[] = [
   ErrorCodes.INVALID_ARGUMENT,
   ErrorCodes.INVALID_NAME,
   ErrorCodes.INVALID_TASK,
+  ErrorCodes.INVALID_SERVICE,
 ];
 
 export function exitCodeFor(err: unknown): number {

@@ -9,6 +9,7 @@ import { registerBench } from './bench.js';
 import type { Io } from './common.js';
 import { registerDashboard } from './dashboard.js';
 import { registerQueue } from './queue.js';
+import { registerService } from './service.js';
 import { registerStart } from './start.js';
 import { registerStatus } from './status.js';
 import { registerSubmit } from './submit.js';
@@ -63,6 +64,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
   registerStatus(program, io, setExit);
   registerQueue(program, io, setExit);
   registerDashboard(program, io, setExit);
+  registerService(program, io, setExit);
   registerBench(program, io, setExit);
   return program;
 }

@@ -20,6 +20,7 @@ import { createLogger, flushLogger, Host, ROLE_STOP_GRACE_MS } from '../host/ind
 import { type RuntimeFlag, runtimeFlags } from '../host/options.js';
 import type { SpawnRoleThread } from '../host/role-handle.js';
 import type { FarmSpec } from '../host/types.js';
+import { changeService, createService, listServices, type ServiceSpec } from '../services/index.js';
 import { type Dashboard, type RoleFaults, startDashboard } from '../web/index.js';
 import { prepareTls, readTlsFiles, splitConnectString } from '../zk/index.js';
 import { EXIT_FAILURE, EXIT_OK, type FlagField, flagOption, type Io, openSession } from './common.js';
@@ -103,6 +104,7 @@ export async function planFarm(
   source: ConnectSource | 'config' | 'embedded';
   tls: TlsSetting | undefined;
   httpToken?: string;
+  services?: ServiceSpec[];
 }> {
   if (opts.httpChaos && !(opts.httpControls && opts.http !== undefined)) {
     throw new ZkfarmError(
@@ -126,7 +128,13 @@ export async function planFarm(
           : 'embedded';
   const tls = mergeTls(config?.zkTls, tlsSettingFromFlags(opts));
   checkTls(spec, source, tls);
-  return { spec, source, tls, ...(config?.httpToken !== undefined ? { httpToken: config.httpToken } : {}) };
+  return {
+    spec,
+    source,
+    tls,
+    ...(config?.httpToken !== undefined ? { httpToken: config.httpToken } : {}),
+    ...(config?.services !== undefined ? { services: config.services } : {}),
+  };
 }
 
 /**
@@ -289,8 +297,34 @@ class RunningFarm {
   }
 }
 
+/** The config file's services: created, or changed to match the file (a change rolls out as any update). */
+async function applyConfigServices(
+  spec: FarmSpec,
+  services: ServiceSpec[],
+  opts: StartOptions,
+  io: Io,
+): Promise<void> {
+  const sup = await openSession(spec.connect, 'config', {
+    ...(spec.auth !== undefined ? { auth: spec.auth } : {}),
+    ...(spec.tls !== undefined ? { tls: spec.tls } : {}),
+    connectTimeout: opts.connectTimeout,
+  });
+  try {
+    const client = sup.session!.client;
+    for (const s of services) {
+      const known = (await listServices(client)).includes(s.name);
+      const rec = known ? await changeService(client, s.name, () => s) : await createService(client, s);
+      io.err(
+        `runtime: service ${s.name}: ${known ? 'kept in line with' : 'created from'} the config file (revision ${rec.revision})`,
+      );
+    }
+  } finally {
+    await sup.stop();
+  }
+}
+
 export async function runStart(opts: StartOptions, io: Io): Promise<number> {
-  const { spec, source, tls, httpToken } = await planFarm(opts);
+  const { spec, source, tls, httpToken, services } = await planFarm(opts);
   const farm = new RunningFarm();
   const signals = new StopSignals(io, opts.drainTimeout, (code) => farm.exitAtOnce(code));
   try {
@@ -307,6 +341,7 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
     if ((await Promise.race([started.then(() => 'started' as const), signals.requested])) === 'stop')
       return await farm.stop(opts.drainTimeout, io);
     await farm.dashboardFor(host, opts, { faults: threads.faults, token: httpToken }, io);
+    if (services) await applyConfigServices(spec, services, opts, io);
     const zkHint = source === 'embedded' ? '' : ` --zk ${spec.connect}${tlsHint(tls)}`;
     io.err(
       `runtime: ready: ${count(spec, 'master')}, ${count(spec, 'worker')} on ${spec.connect} ` +

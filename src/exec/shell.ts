@@ -100,7 +100,7 @@ class OutputLimiter extends Transform {
 }
 
 /** Signal every process of the group led by `pid`; false when the group has no process left. */
-function killGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
+export function killGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
   try {
     process.kill(-pid, signal);
     return true;
@@ -112,8 +112,8 @@ function killGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
 const GROUP_EXIT_WAIT_MS = 2000;
 
 /** Wait, bounded, until no process of group `pgid` is still running (zombies have finished exiting). */
-async function groupExited(pgid: number): Promise<void> {
-  const deadline = performance.now() + GROUP_EXIT_WAIT_MS;
+export async function groupExited(pgid: number, waitMs = GROUP_EXIT_WAIT_MS): Promise<void> {
+  const deadline = performance.now() + waitMs;
   while (groupRunning(pgid) && performance.now() < deadline) await sleep(5);
 }
 
@@ -121,7 +121,7 @@ async function groupExited(pgid: number): Promise<void> {
  * Does a process of group `pgid` still run? `kill(-pgid, 0)` also counts zombies, which may never be
  * reaped in a container whose init does not reap, so on Linux /proc tells running from exited.
  */
-function groupRunning(pgid: number): boolean {
+export function groupRunning(pgid: number): boolean {
   if (!killGroup(pgid, 0)) return false;
   if (process.platform !== 'linux') return false;
   for (const entry of readdirSync('/proc')) {

@@ -4,7 +4,7 @@
  * Znodes: /masters/<name> (ephemeral: every master, its name claimed), /election/<name>-NNNNNNNNNN
  * (ephemeral sequential: its place in line), /master (ephemeral: the leader's announcement, with a
  * summary of what waits in the queue and why); as leader it reads /workers/*, moves tasks between
- * /tasks, /assign/<worker> and /status (leader.ts).
+ * /tasks, /assign/<worker> and /status (leader.ts), and keeps the services (services/reconciler.ts).
  *
  * Election: the Election recipe (recipes/election.ts). Each master joins the line on its session and
  * watches only the one before it; the first in line leads. A term starts a Leader; when its start
@@ -23,6 +23,7 @@
 import { once } from 'node:events';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { Election, type Term } from '../recipes/election.js';
+import { ServiceReconciler } from '../services/reconciler.js';
 import type { DataWatch, Session } from '../zk/index.js';
 import { Leader, type LeaderOptions, type LeaderStats } from './leader.js';
 import { checkMasterOptions } from './options.js';
@@ -122,6 +123,10 @@ export class Master extends Role {
       { once: true },
     );
     this.emit('leader', true);
+    // Services are kept by the leader too, for the same term (services/reconciler.ts).
+    new ServiceReconciler(session, term.signal, this.log).start().catch((err) => {
+      if (!term.signal.aborted) this.log.warn({ err }, 'the service reconciler did not start');
+    });
     await leader.start();
   }
 

@@ -331,6 +331,8 @@ export interface WorkerInfo {
   /** The queues it serves (no field: `default` alone). */
   queues: ServedQueue[];
   queueOrder: QueueOrder;
+  /** Its session's negotiated timeout (ms): how long a service instance may outlive it (services/runner.ts). */
+  sessionTimeout?: number;
 }
 
 export function parseWorkerInfo(data: Buffer | null): WorkerInfo | undefined {

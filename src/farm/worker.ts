@@ -4,7 +4,8 @@
  * Znodes: /workers/<name> (ephemeral: capacity, prefetch, paused, shell, handlers, queues), /assign/<name> (its
  * assignments, kept by a ChildrenCache), and the moves that end a task (moves.ts): complete, requeue
  * for a retry, give back on pause or drain, fail, discard. Its parts: the tasks it holds
- * (held-tasks.ts), the completion queue (completion-queue.ts), the executor (exec/).
+ * (held-tasks.ts), the completion queue (completion-queue.ts), the executor (exec/). It also runs the
+ * service instances the leader places on it, one ServiceRunner per session (services/runner.ts).
  *
  * Each assignment the cache reports is read (a burst in one multiRead), checked and queued; queued
  * tasks start while slots are free; each outcome becomes a move in the completion queue. It runs up
@@ -24,9 +25,11 @@
  */
 import { EventEmitter, once } from 'node:events';
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { describeError, ErrorCodes } from '../errors.js';
 import { type ExecOutcome, Executor, type ExecutorOptions, type HandlerPool } from '../exec/index.js';
 import { ChildrenCache } from '../recipes/children-cache.js';
+import { ServiceRunner } from '../services/runner.js';
 import type { Session } from '../zk/index.js';
 import { CompletionQueue } from './completion-queue.js';
 import { type Held, HeldTasks } from './held-tasks.js';
@@ -102,6 +105,8 @@ export class Worker extends Role {
   #paused = false;
   #draining = false;
   #cache: ChildrenCache | undefined;
+  /** The service instances placed here, run for the current session (services/runner.ts). */
+  #services: ServiceRunner | undefined;
   /** The live session's id (for the execution log), undefined between sessions. */
   #sessionId: string | undefined;
   /** The execution log line of each run is built only when debug logging is on (a pino logger says). */
@@ -201,6 +206,7 @@ export class Worker extends Role {
       host: hostname(),
       pid: process.pid,
       startedAt: Date.now(),
+      sessionTimeout: this.supervisor?.sessionTimeout,
     };
   }
 
@@ -225,6 +231,29 @@ export class Worker extends Role {
     );
     // Completions left over from a lost session go on this one.
     this.#completions.flush();
+    this.#startServices(session);
+  }
+
+  #startServices(session: Session): void {
+    // A setup retried on the same session keeps its runner.
+    if (this.#services?.session === session) return;
+    const previous = this.#services;
+    const runner = new ServiceRunner(session, {
+      worker: this.name,
+      workdir: resolve(this.#opts.workdir ?? 'zkfarm-work'),
+      allowShell: this.#opts.allowShell === true,
+      runHandler: (taskId, spec, signal) =>
+        this.#executor
+          .run({ taskId, workerName: this.name, spec, attempt: 1, signal })
+          .then((o) => ({ error: o.state === 'failed' ? (o.error ?? 'failed') : undefined })),
+      pastSessions: this.pastSessions,
+      after: previous?.stop(),
+      log: this.log,
+    });
+    this.#services = runner;
+    runner.start().catch((err) => {
+      if (session.alive) this.log.warn({ err }, `service runner did not start: ${describeError(err)}`);
+    });
   }
 
   #sessionLost(): void {
@@ -359,6 +388,7 @@ export class Worker extends Role {
     // Let the last completions go out (bounded).
     await this.#waitIdle(Date.now() + 5000, true);
     this.#cache?.close();
+    await this.#services?.stop();
     await this.#executor.close();
   }
 

@@ -19,6 +19,7 @@ import {
   type OptionsOf,
   problemLine,
 } from '../farm/option-schema.js';
+import { parseServiceSpec, type ServiceSpec } from '../services/model.js';
 import type { ZkTlsFiles } from '../zk/transport.js';
 import { fileFields, ROLE_ENTRY_EXPECTED, roleEntryFields, WORKER_ONLY } from './options.js';
 import type { FarmSpec } from './types.js';
@@ -80,6 +81,8 @@ export interface ConfigFile {
   namePrefix?: string;
   /** Roles, with their handlerModules resolved like the top-level ones. */
   roles?: ConfigRole[];
+  /** Services to create, or change to match, once the roles run (checked against the service model). */
+  services?: ServiceSpec[];
 }
 
 function lineColumn(text: string, offset: number): { line: number; col: number } {
@@ -217,6 +220,7 @@ async function finishConfig(label: string, abs: string, data: RawConfig): Promis
   if (data.outputRetention !== undefined) config.outputRetention = data.outputRetention;
   if (data.httpToken !== undefined) config.httpToken = data.httpToken;
   if (data.namePrefix !== undefined) config.namePrefix = data.namePrefix;
+  if (data.services !== undefined) config.services = checkServices(label, data.services);
   if (data.roles !== undefined) {
     config.roles = [];
     for (const [i, role] of (data.roles as ConfigRole[]).entries()) {
@@ -239,4 +243,21 @@ function zkTlsFrom(
     if (tls[key] !== undefined) out[key] = resolve(dir, tls[key]);
   if (tls.servername !== undefined) out.servername = tls.servername;
   return out;
+}
+
+/** A config file's services, each checked against the service model; a name listed twice is refused. */
+function checkServices(label: string, list: Record<string, unknown>[]): ServiceSpec[] {
+  const names = new Set<string>();
+  return list.map((raw, i) => {
+    let spec: ServiceSpec;
+    try {
+      spec = parseServiceSpec(raw);
+    } catch (err) {
+      throw configError(`${label}: services[${i}]: ${(err as Error).message}`);
+    }
+    if (names.has(spec.name))
+      throw configError(`${label}: services[${i}].name: "${spec.name}" is listed twice`);
+    names.add(spec.name);
+    return spec;
+  });
 }

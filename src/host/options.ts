@@ -197,6 +197,12 @@ export const fileFields = {
       "the dashboard's token for `runtime --http`: its controls need it (see dashboard.md, The token)",
   }),
   namePrefix,
+  services: field(z.array(z.record(z.string(), z.unknown())), {
+    expected: 'a list of services like {name: web, cmd: "...", instances: 3} (docs/services.md)',
+    defaultText: 'none',
+    description:
+      'services this host makes sure exist once its roles run: each is created, or changed to match the file (see services.md)',
+  }),
   roles: list(roleEntryFields, {
     expected: 'a list of roles like {type: worker, count: 4}',
     defaultText: '1 master, 2 workers',

@@ -1,12 +1,12 @@
 /**
  * The dashboard's requests, one route per path: the checks every request passes (its Host, and for a
  * POST its Origin and the token), then the table of GET routes (the page's assets, the live feed,
- * health, metrics, the state and history, a task's details) or the controls for a POST. The server
+ * health, metrics, the state and history, a task's details, the services) or the controls for a POST. The server
  * (server.ts) answers any error a route throws with its status and stable code (http.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Host } from '../host/host.js';
-import type { Logger, Supervisor } from '../zk/index.js';
+import type { Logger, Supervisor, ZkClient } from '../zk/index.js';
 import type { Access } from './access.js';
 import type { Asset } from './assets.js';
 import { type RoleFaults, runControl } from './controls.js';
@@ -16,6 +16,7 @@ import { health } from './health.js';
 import type { HostView } from './host-view.js';
 import { HttpError, readJson, SECURITY_HEADERS, sendJson, WebErrorCodes } from './http.js';
 import type { FarmMetrics } from './metrics.js';
+import { readServices, serviceMetricsFor } from './services-view.js';
 import type { Snapshot } from './snapshot.js';
 import { taskDetails } from './task-details.js';
 
@@ -64,6 +65,7 @@ const GET_ROUTES: ReadonlyMap<string, GetRoute> = new Map<string, GetRoute>([
     },
   ],
   ['/api/history', (ctx, _req, res) => sendJson(res, 200, ctx.observer.history.points())],
+  ['/api/services', async (ctx, _req, res) => sendJson(res, 200, await readServices(liveClient(ctx)))],
 ]);
 
 const TASK_ROUTE = /^\/api\/task\/([^/]+)$/;
@@ -176,6 +178,8 @@ async function metricsText(
 ): Promise<void> {
   await ctx.hostView?.refresh();
   ctx.updateMetrics(ctx.snapshot());
+  const zk = ctx.supervisor.session?.client;
+  if (zk) serviceMetricsFor(ctx.metrics.registry).update(await readServices(zk).catch(() => []));
   const text = await ctx.metrics.metrics();
   res.writeHead(200, {
     'content-type': ctx.metrics.contentType,
@@ -185,8 +189,8 @@ async function metricsText(
   res.end(head ? undefined : text);
 }
 
-/** `GET /api/task/<id>`: a task's JSON, status and output files, read through the live session. */
-async function sendTask(ctx: DashboardContext, res: ServerResponse, id: string): Promise<void> {
+/** The dashboard's live session's client, or a 503 that says there is none now. */
+function liveClient(ctx: DashboardContext): ZkClient {
   const client = ctx.supervisor.session?.client;
   if (!client)
     throw new HttpError(
@@ -194,7 +198,12 @@ async function sendTask(ctx: DashboardContext, res: ServerResponse, id: string):
       WebErrorCodes.NOT_CONNECTED,
       `the dashboard has no ZooKeeper session right now (${ctx.supervisor.state}); try again in a moment`,
     );
-  sendJson(res, 200, await taskDetails(client, id, { workdir: ctx.workdir }));
+  return client;
+}
+
+/** `GET /api/task/<id>`: a task's JSON, status and output files, read through the live session. */
+async function sendTask(ctx: DashboardContext, res: ServerResponse, id: string): Promise<void> {
+  sendJson(res, 200, await taskDetails(liveClient(ctx), id, { workdir: ctx.workdir }));
 }
 
 function sendAsset(res: ServerResponse, asset: Asset, head: boolean): void {

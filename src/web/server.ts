@@ -6,7 +6,8 @@
  *                           `snapshot` every second and on every change of masters or workers
  *   GET  /api/state         the current snapshot as JSON (what the page shows)
  *   GET  /api/task/<id>     a task's JSON, status and output files (task-details.ts)
- *   GET  /metrics           Prometheus text format (metrics.ts)
+ *   GET  /metrics           Prometheus text format (metrics.ts, services-view.ts)
+ *   GET  /api/services      every service's state (services-view.ts)
  *   GET  /healthz           200 once every role of the host runs with a live session, else 503 + reason
  *   POST /api/...           controls (controls.ts): 403 unless `controls` is on
  *

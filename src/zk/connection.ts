@@ -119,6 +119,14 @@ export class ZkConnection extends EventEmitter {
     return this.#handshake.timeout;
   }
 
+  /**
+   * When bytes last came from a server (the connection's monotonic clock, `performance.now()` unless
+   * injected): whoever must act before the servers expire the session counts from here.
+   */
+  get lastAnswerAt(): number {
+    return this.#liveness.lastRecv;
+  }
+
   /** The session id as 16 hex digits (zeros before the first handshake). */
   get sessionId(): string {
     return this.#handshake.sessionId;

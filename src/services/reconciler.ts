@@ -1,0 +1,343 @@
+/**
+ * The leader's side of services, for one term: keep every service's desired state (plan.ts decides,
+ * this file reads and writes).
+ *
+ * Znodes: reads /workers/* (live workers, their capacity, shell, handlers, queues), /services/<name>
+ * (desired state), its instances/*, running/* (the workers' fences and states) and status; writes
+ * instances/<n>, status, and /service-placements/<worker>/<name>.<n>.
+ *
+ * Each change of an instance is one multi: its record in instances/<n> (version-checked) and its
+ * placement under the worker(s) it leaves and joins, so a worker is told to run exactly what the
+ * record says. A pass reads everything, plans, and applies; a refused multi (something moved
+ * meanwhile) is planned again by the next pass. Passes run when /workers or anything under /services
+ * changes, every second while there are services (rollout timeouts), and when a gone worker's
+ * instances may move.
+ *
+ * SUSPENDED: passes fail and are retried with a backoff (src/backoff.ts).
+ * LOST, or the term's end: the term's signal aborts; watches, timers and writes stop.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Backoff } from '../backoff.js';
+import { describeError } from '../errors.js';
+import { isZkError, type Logger, type Session, type ZkClient } from '../zk/index.js';
+import {
+  decode,
+  encodeJson,
+  endpointsDir,
+  type InstanceRecord,
+  instancePath,
+  instancesDir,
+  type Placement,
+  placementPath,
+  placementsDir,
+  type RunRecord,
+  runningDir,
+  SERVICE_PATHS,
+  type ServiceRecord,
+  type ServiceSpec,
+  type ServiceStatus,
+  servicePath,
+  serviceStatusPath,
+} from './model.js';
+import { type Action, plan, type ServiceView, type WorkerView } from './plan.js';
+import { FENCE_MARGIN_MS, stillRunsAfterExpiry } from './runner.js';
+
+const WORKERS = '/workers';
+const TICK_MS = 1000;
+
+type Stored<T> = T & { version: number };
+
+export class ServiceReconciler {
+  readonly #session: Session;
+  readonly #client: ZkClient;
+  readonly #signal: AbortSignal;
+  readonly #log: Logger;
+  readonly #goneSince = new Map<string, number>();
+  #wake: NodeJS.Timeout | undefined;
+  #wakeTime = Infinity;
+  readonly #ready = new Set<string>();
+  #running = false;
+  #again = false;
+  #timer: NodeJS.Timeout | undefined;
+  /** Services seen by the last pass. */
+  #services = 0;
+  #unwatch: (() => void) | undefined;
+
+  constructor(session: Session, signal: AbortSignal, log: Logger) {
+    this.#session = session;
+    this.#client = session.client;
+    this.#signal = signal;
+    this.#log = log;
+  }
+
+  get #active(): boolean {
+    return !this.#signal.aborted && this.#session.alive;
+  }
+
+  async start(): Promise<void> {
+    this.#signal.addEventListener('abort', () => this.#stop(), { once: true });
+    await this.#client.ensurePath(SERVICE_PATHS.services);
+    await this.#client.ensurePath(SERVICE_PATHS.placements);
+    if (!this.#active) return;
+    this.#unwatch = await this.#client.addWatch(SERVICE_PATHS.services, 'persistentRecursive', () =>
+      this.kick(),
+    );
+    this.#session.watchChildren(WORKERS, () => this.kick());
+    // The tick only times rollouts and moves: a farm without services is not read every second.
+    this.#timer = setInterval(() => {
+      if (this.#services > 0) this.kick();
+    }, TICK_MS);
+    this.#timer.unref();
+    this.kick();
+  }
+
+  /** Plan again at `time` (ms since the epoch), not a tick later. */
+  #wakeAt(time: number): void {
+    if (time >= this.#wakeTime && this.#wake) return;
+    clearTimeout(this.#wake);
+    this.#wakeTime = time;
+    this.#wake = setTimeout(
+      () => {
+        this.#wake = undefined;
+        this.#wakeTime = Infinity;
+        this.kick();
+      },
+      Math.max(0, time - Date.now()) + 5,
+    );
+    this.#wake.unref();
+  }
+
+  #stop(): void {
+    clearTimeout(this.#wake);
+    clearInterval(this.#timer);
+    this.#unwatch?.();
+  }
+
+  /** Run a pass (single flight; a call during one makes another follow). */
+  kick(): void {
+    if (!this.#active) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = true;
+    void this.#loop().finally(() => {
+      this.#running = false;
+    });
+  }
+
+  async #loop(): Promise<void> {
+    const backoff = new Backoff({ initialMs: 100, maxMs: 5000 });
+    do {
+      this.#again = false;
+      try {
+        await this.#pass();
+        backoff.reset();
+      } catch (err) {
+        if (!this.#active) return;
+        this.#log.warn({ err }, `service reconciliation failed; trying again: ${describeError(err)}`);
+        this.#again = true;
+        await sleep(backoff.next(), undefined, { signal: this.#signal }).catch(() => {});
+      }
+    } while (this.#again && this.#active);
+  }
+
+  async #pass(): Promise<void> {
+    const [workers, services] = await Promise.all([this.#readWorkers(), this.#readServices()]);
+    if (!this.#active) return;
+    this.#services = services.length;
+    const now = Date.now();
+    const live = new Set(workers.map((w) => w.name));
+    for (const s of services)
+      for (const i of s.instances.values())
+        if (!live.has(i.worker) && !this.#goneSince.has(i.worker)) this.#goneSince.set(i.worker, now);
+    for (const w of live) this.#goneSince.delete(w);
+    const mayStillRun = (inst: InstanceRecord, spec: ServiceSpec) =>
+      // A worker that did not say its session timeout: assume the worst (the whole grace past the margin).
+      inst.sessionTimeout
+        ? stillRunsAfterExpiry(inst.sessionTimeout, spec.stopGraceMs)
+        : spec.stopGraceMs + FENCE_MARGIN_MS;
+    const actions = plan({
+      now,
+      workers,
+      services,
+      goneSince: this.#goneSince,
+      mayStillRun,
+      wakeAt: (t) => this.#wakeAt(t),
+    });
+    const byName = new Map(services.map((s) => [s.name, s]));
+    for (const a of actions) {
+      if (!this.#active) return;
+      try {
+        await this.#apply(a, byName.get(a.service)!);
+      } catch (err) {
+        // Something changed meanwhile (a version, a node): the next pass plans again from what is there.
+        if (!isZkError(err)) throw err;
+        this.#log.debug(
+          { err, action: a.kind, service: a.service },
+          'service change refused; planning again',
+        );
+        this.#again = true;
+      }
+    }
+  }
+
+  async #readWorkers(): Promise<WorkerView[]> {
+    const names = await this.#client.getChildren(WORKERS);
+    const data = await this.#client.getDataMany(names.map((n) => `${WORKERS}/${n}`));
+    const out: WorkerView[] = [];
+    names.forEach((name, i) => {
+      const d = data[i];
+      if (!d || d instanceof Error) return;
+      const w = workerView(name, d.data);
+      if (w) out.push(w);
+    });
+    return out;
+  }
+
+  async #readServices(): Promise<(ServiceView & { versions: Map<number, number> })[]> {
+    const names = await this.#client.getChildren(SERVICE_PATHS.services);
+    const out = await Promise.all(names.map((n) => this.#readService(n)));
+    return out.filter((s) => s !== undefined);
+  }
+
+  async #readService(name: string): Promise<(ServiceView & { versions: Map<number, number> }) | undefined> {
+    const c = this.#client;
+    let record: ServiceRecord | undefined;
+    try {
+      record = decode<ServiceRecord>((await c.getData(servicePath(name))).data);
+    } catch (err) {
+      if (isZkError(err, 'NO_NODE')) return undefined;
+      throw err;
+    }
+    if (!record?.spec) return undefined;
+    if (!this.#ready.has(name)) {
+      for (const dir of [instancesDir(name), runningDir(name), endpointsDir(name)]) await c.ensurePath(dir);
+      this.#ready.add(name);
+    }
+    const [inst, runs, status] = await Promise.all([
+      readAll<InstanceRecord & { spec?: ServiceSpec }>(c, instancesDir(name)),
+      readAll<RunRecord>(c, runningDir(name)),
+      c.getData(serviceStatusPath(name)).then(
+        (r) => decode<ServiceStatus>(r.data),
+        () => undefined,
+      ),
+    ]);
+    const versions = new Map([...inst].map(([n, v]) => [n, v.version]));
+    return { name, record, status, instances: inst, running: runs, versions };
+  }
+
+  async #apply(a: Action, s: ServiceView & { versions: Map<number, number> }): Promise<void> {
+    const c = this.#client;
+    switch (a.kind) {
+      case 'place': {
+        const rec: InstanceRecord & { spec: ServiceSpec } = {
+          worker: a.worker,
+          sessionTimeout: a.sessionTimeout,
+          revision: a.revision,
+          placedAt: Date.now(),
+          failedOn: a.failedOn,
+          state: 'placed',
+          spec: a.spec,
+        };
+        const p: Placement = { service: a.service, instance: a.instance, revision: a.revision, spec: a.spec };
+        await c.ensurePath(placementsDir(a.worker));
+        const tx = c.transaction();
+        const version = s.versions.get(a.instance);
+        if (version === undefined) tx.create(instancePath(a.service, a.instance), encodeJson(rec));
+        else tx.setData(instancePath(a.service, a.instance), encodeJson(rec), version);
+        if (a.from !== undefined && (await c.exists(placementPath(a.from, a.service, a.instance))))
+          tx.remove(placementPath(a.from, a.service, a.instance));
+        tx.create(placementPath(a.worker, a.service, a.instance), encodeJson(p));
+        await tx.commit();
+        this.#log.info(
+          { service: a.service, instance: a.instance, worker: a.worker, revision: a.revision },
+          `service instance placed: ${a.why}`,
+        );
+        return;
+      }
+      case 'remove':
+      case 'fail': {
+        const tx = c.transaction();
+        if (a.kind === 'remove')
+          tx.remove(instancePath(a.service, a.instance), s.versions.get(a.instance) ?? -1);
+        else {
+          const old = s.instances.get(a.instance)!;
+          tx.setData(
+            instancePath(a.service, a.instance),
+            encodeJson({ ...old, state: 'failed', reason: a.reason, failedOn: a.failedOn }),
+            s.versions.get(a.instance) ?? -1,
+          );
+        }
+        if (await c.exists(placementPath(a.worker, a.service, a.instance)))
+          tx.remove(placementPath(a.worker, a.service, a.instance));
+        await tx.commit();
+        if (a.kind === 'fail')
+          this.#log.warn(
+            { service: a.service, instance: a.instance },
+            `service instance failed: ${a.reason}`,
+          );
+        return;
+      }
+      case 'status': {
+        const data = encodeJson(a.status);
+        try {
+          await c.setData(serviceStatusPath(a.service), data);
+        } catch (err) {
+          if (!isZkError(err, 'NO_NODE')) throw err;
+          await c.create(serviceStatusPath(a.service), data);
+        }
+        const r = a.status.rollout;
+        if (r?.state === 'failed')
+          this.#log.warn({ service: a.service, revision: r.revision }, `rolling update stopped: ${r.reason}`);
+        return;
+      }
+      case 'delete':
+        await c.removeRecursive(servicePath(a.service));
+        this.#ready.delete(a.service);
+        this.#log.info({ service: a.service }, 'service removed');
+        return;
+    }
+  }
+}
+
+async function readAll<T>(c: ZkClient, dir: string): Promise<Map<number, Stored<T>>> {
+  let names: string[];
+  try {
+    names = await c.getChildren(dir);
+  } catch (err) {
+    if (isZkError(err, 'NO_NODE')) return new Map();
+    throw err;
+  }
+  const nums = names.map(Number).filter((n) => Number.isInteger(n) && n >= 0);
+  const data = await c.getDataMany(nums.map((n) => `${dir}/${n}`));
+  const out = new Map<number, Stored<T>>();
+  nums.forEach((n, i) => {
+    const d = data[i];
+    if (!d || d instanceof Error) return;
+    const v = decode<T>(d.data);
+    if (v) out.set(n, { ...v, version: d.stat.version });
+  });
+  return out;
+}
+
+/** A worker as /workers/<name> describes it; `queues` defaults to the default queue. */
+export function workerView(name: string, data: Buffer): WorkerView | undefined {
+  const v = decode<Record<string, unknown>>(data);
+  if (!v || typeof v['capacity'] !== 'number') return undefined;
+  const queues = Array.isArray(v['queues'])
+    ? v['queues']
+        .map((q) => (typeof q === 'string' ? q : String((q as { name?: unknown })?.name ?? '')))
+        .filter(Boolean)
+    : ['default'];
+  return {
+    name,
+    host: String(v['host'] ?? ''),
+    capacity: Math.max(1, Math.floor(v['capacity'])),
+    shell: v['shell'] === true,
+    handlers: Array.isArray(v['handlers']) ? v['handlers'].filter((h) => typeof h === 'string') : [],
+    queues,
+    draining: v['draining'] === true,
+    sessionTimeout: typeof v['sessionTimeout'] === 'number' ? v['sessionTimeout'] : undefined,
+  };
+}

@@ -1,0 +1,394 @@
+/**
+ * The worker's side of services, for one session: run what the leader placed here.
+ *
+ * Znodes: watches /service-placements/<worker> (a ChildrenCache), reads each placement; creates
+ * /services/<name>/running/<n> (ephemeral: the fence) before starting instance n and writes its state
+ * there; creates /services/<name>/endpoints/<n> (ephemeral) while the instance is healthy.
+ *
+ * Fencing (docs/services.md): instance n runs only while this worker's session holds running/<n>.
+ * - The fence is taken before the program starts. One held by another session is waited for (its
+ *   holder stops, or its session expires); one held by an earlier session of this worker is ours to
+ *   remove, once the runner of that session has stopped everything (`after`).
+ * - The servers expire a session T (the negotiated timeout) after they last heard from it. This runner
+ *   stops every instance as soon as no server has answered for T − FENCE_MARGIN (counted from the last
+ *   answer, which came after the server last heard us), so each instance is stopped within
+ *   T − FENCE_MARGIN + stopGraceMs of the last answer, and the leader places a replacement only
+ *   stopGraceMs + FENCE_MARGIN after it saw the worker gone. If the session then turns out alive
+ *   (the connection came back in time), the instances start again.
+ * SUSPENDED: instances go on until the fence deadline above.
+ * LOST: every instance is stopped; the next session's runner starts them again once this one is done.
+ */
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { describeError } from '../errors.js';
+import { ChildrenCache, type ChildrenUpdate } from '../recipes/children-cache.js';
+import { isZkError, type Logger, type Session } from '../zk/index.js';
+import { type HandlerRunner, InstanceRun } from './instance.js';
+import {
+  decode,
+  type Endpoint,
+  encodeJson,
+  endpointPath,
+  instancePorts,
+  type Placement,
+  placementKey,
+  placementsDir,
+  type RunRecord,
+  runningPath,
+} from './model.js';
+
+/** Stop instances this long before the session's expiry could be reached (ms, at most T/4). */
+export const FENCE_MARGIN_MS = 1000;
+
+/** Silence (ms without an answer) after which an instance with this stop grace is stopped. */
+export function stopAfterSilence(sessionTimeout: number, stopGraceMs: number): number {
+  const margin = Math.min(FENCE_MARGIN_MS, sessionTimeout / 4);
+  return Math.max(sessionTimeout / 2, sessionTimeout - margin - stopGraceMs);
+}
+
+/**
+ * How long after its worker's session expired an instance may still run at worst (0 when it is surely
+ * stopped by then): the leader waits this long before placing a replacement.
+ */
+export function stillRunsAfterExpiry(sessionTimeout: number, stopGraceMs: number): number {
+  const margin = Math.min(FENCE_MARGIN_MS, sessionTimeout / 4);
+  return Math.max(0, stopAfterSilence(sessionTimeout, stopGraceMs) + stopGraceMs - (sessionTimeout - margin));
+}
+const WATCHDOG_MS = 100;
+const FENCE_WAIT_POLL_MS = 500;
+
+export interface RunnerOptions {
+  worker: string;
+  /** Root of instance logs: `<workdir>/services/<name>/<n>/`. */
+  workdir: string;
+  allowShell: boolean;
+  runHandler?: HandlerRunner;
+  /** Sessions this worker held before: a fence node of one of them is a stale node of ours. */
+  pastSessions: ReadonlySet<string>;
+  /** The previous session's runner has stopped everything (nothing starts before). */
+  after?: Promise<void>;
+  log: Logger;
+}
+
+interface Slot {
+  /** Operations on this instance, one at a time. */
+  chain: Promise<void>;
+  run?: InstanceRun;
+  placement?: Placement;
+  czxid?: bigint;
+  /** Aborted when the slot's current start is to be given up (placement gone, runner stopping). */
+  cancel?: AbortController;
+  /** The record last written to running/<n>. */
+  record?: RunRecord;
+  writes: Promise<void>;
+}
+
+export class ServiceRunner {
+  readonly #session: Session;
+  readonly #opts: RunnerOptions;
+  readonly #log: Logger;
+  readonly #slots = new Map<string, Slot>();
+  readonly #host = hostname();
+  #cache: ChildrenCache | undefined;
+  #watchdog: NodeJS.Timeout | undefined;
+  #fenced = false;
+  #closing = false;
+  /** Resolves once every instance of this runner has stopped. */
+  readonly closed: Promise<void>;
+  #resolveClosed!: () => void;
+
+  constructor(session: Session, options: RunnerOptions) {
+    this.#session = session;
+    this.#opts = options;
+    this.#log = options.log;
+    this.closed = new Promise((r) => {
+      this.#resolveClosed = r;
+    });
+    session.signal.addEventListener('abort', () => void this.stop(), { once: true });
+  }
+
+  /** Start watching this worker's placements (after the previous runner is done). */
+  async start(): Promise<void> {
+    await this.#opts.after;
+    if (this.#closing) return;
+    const c = this.#session.client;
+    await c.ensurePath(placementsDir(this.#opts.worker));
+    if (this.#closing) return;
+    this.#cache = new ChildrenCache(this.#session, placementsDir(this.#opts.worker), (u) => this.#update(u));
+    this.#watchdog = setInterval(() => this.#checkFence(), WATCHDOG_MS);
+    this.#watchdog.unref();
+  }
+
+  get session(): Session {
+    return this.#session;
+  }
+
+  /** What runs here now: instance key → its last state. */
+  instances(): Map<string, RunRecord | undefined> {
+    return new Map([...this.#slots].map(([k, s]) => [k, s.record]));
+  }
+
+  #update(u: ChildrenUpdate): void {
+    const keys = new Set<string>(
+      u.listed ? [...u.children, ...this.#slots.keys()] : u.events.map((e) => e.name),
+    );
+    for (const key of keys) this.#sync(key);
+  }
+
+  /** Bring one instance in line with its placement (read anew): start, restart on a new revision, stop. */
+  #sync(key: string): void {
+    let slot = this.#slots.get(key);
+    if (!slot) {
+      slot = { chain: Promise.resolve(), writes: Promise.resolve() };
+      this.#slots.set(key, slot);
+    }
+    const s = slot;
+    s.cancel?.abort();
+    s.chain = s.chain
+      .then(() => this.#apply(key, s))
+      .catch((err) => {
+        if (this.#session.alive && !this.#closing)
+          this.#log.warn({ err, instance: key }, `service instance ${key}: ${describeError(err)}`);
+      });
+  }
+
+  async #apply(key: string, s: Slot): Promise<void> {
+    if (this.#closing) return;
+    const c = this.#session.client;
+    let placement: Placement | undefined;
+    let czxid: bigint | undefined;
+    try {
+      const r = await c.getData(`${placementsDir(this.#opts.worker)}/${key}`);
+      placement = decode<Placement>(r.data);
+      czxid = r.stat.czxid;
+    } catch (err) {
+      if (!isZkError(err, 'NO_NODE')) throw err;
+    }
+    const same = s.run && placement && s.czxid === czxid && !this.#fenced;
+    if (same) return;
+    await this.#stopSlot(s);
+    if (!placement || this.#fenced || this.#closing) {
+      if (!placement) this.#slots.delete(key);
+      return;
+    }
+    s.cancel = new AbortController();
+    await this.#claimFence(placement, s.cancel.signal);
+    if (s.cancel.signal.aborted || this.#closing || this.#fenced) return;
+    s.placement = placement;
+    s.czxid = czxid;
+    this.#startRun(s, placement);
+  }
+
+  #startRun(s: Slot, p: Placement): void {
+    const path = runningPath(p.service, p.instance);
+    const logDir = join(this.#opts.workdir, 'services', p.service, String(p.instance));
+    s.record = {
+      worker: this.#opts.worker,
+      host: this.#host,
+      revision: p.revision,
+      state: 'starting',
+      restarts: 0,
+      since: Date.now(),
+      logDir,
+      sessionTimeout: this.#session.client.connection.sessionTimeout,
+    };
+    s.run = new InstanceRun({
+      service: p.service,
+      instance: p.instance,
+      revision: p.revision,
+      spec: p.spec,
+      logDir,
+      allowShell: this.#opts.allowShell,
+      runHandler: this.#opts.runHandler,
+      log: this.#log,
+      report: (update) => {
+        s.record = { ...s.record!, ...update };
+        const data = encodeJson(s.record);
+        s.writes = s.writes.then(() => this.#write(path, data));
+      },
+      healthy: (ok) => {
+        s.writes = s.writes.then(() => this.#endpoint(p, ok));
+      },
+    });
+  }
+
+  async #write(path: string, data: Buffer): Promise<void> {
+    if (!this.#session.alive) return;
+    await this.#session.client.setData(path, data).catch((err) => {
+      if (this.#session.alive)
+        this.#log.warn({ err, path }, `could not record instance state: ${describeError(err)}`);
+    });
+  }
+
+  /** Publish (healthy) or withdraw the endpoint of an instance this session fences. */
+  async #endpoint(p: Placement, ok: boolean): Promise<void> {
+    if (!this.#session.alive) return;
+    const c = this.#session.client;
+    const path = endpointPath(p.service, p.instance);
+    try {
+      if (!ok) {
+        const st = await c.exists(path);
+        if (st && st.ephemeralOwner === this.#session.id) await c.removeIfExists(path);
+        return;
+      }
+      const ep: Endpoint = {
+        service: p.service,
+        instance: p.instance,
+        host: this.#host,
+        ports: instancePorts(p.spec, p.instance),
+        worker: this.#opts.worker,
+        revision: p.revision,
+      };
+      // We hold the fence of this instance: any other endpoint of it is stale (its session is gone or going).
+      for (;;) {
+        try {
+          await c.createEphemeral(path, encodeJson(ep));
+          return;
+        } catch (err) {
+          if (!isZkError(err, 'NODE_EXISTS')) throw err;
+          await c.removeIfExists(path);
+        }
+      }
+    } catch (err) {
+      if (this.#session.alive)
+        this.#log.warn({ err, path }, `could not update the endpoint: ${describeError(err)}`);
+    }
+  }
+
+  /**
+   * Take running/<n> for this session. Held by this session: ours already. Held by an earlier session
+   * of ours: its runner has stopped (see `after`), remove it. Held by another worker: wait until it
+   * goes (that worker stops the instance and removes it, or its session expires).
+   */
+  async #claimFence(p: Placement, cancel: AbortSignal): Promise<void> {
+    const c = this.#session.client;
+    const path = runningPath(p.service, p.instance);
+    const record: RunRecord = {
+      worker: this.#opts.worker,
+      host: this.#host,
+      revision: p.revision,
+      state: 'starting',
+      restarts: 0,
+      since: Date.now(),
+    };
+    let waited = false;
+    // One watcher function for the whole wait: the client registers a function once per path.
+    let wake = () => {};
+    const onChange = () => wake();
+    while (!cancel.aborted && this.#session.alive) {
+      try {
+        await c.createEphemeral(path, encodeJson(record));
+        return;
+      } catch (err) {
+        if (!isZkError(err, 'NODE_EXISTS')) throw err;
+      }
+      const st = await c.exists(path);
+      if (!st) continue;
+      if (st.ephemeralOwner === this.#session.id) return;
+      if (this.#opts.pastSessions.has(st.ephemeralOwner)) {
+        await c.removeIfExists(path, st.version);
+        continue;
+      }
+      if (!waited)
+        this.#log.info(
+          { path, owner: st.ephemeralOwner },
+          `instance ${p.service}.${p.instance} still runs elsewhere; waiting for it to stop`,
+        );
+      waited = true;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, FENCE_WAIT_POLL_MS);
+        const done = () => {
+          clearTimeout(t);
+          cancel.removeEventListener('abort', done);
+          resolve();
+        };
+        wake = done;
+        cancel.addEventListener('abort', done, { once: true });
+        c.exists(path, onChange).then(
+          (x) => {
+            if (!x) done();
+          },
+          () => done(),
+        );
+      });
+    }
+  }
+
+  /** Stop the slot's instance and give its fence and endpoint up (when the session still holds them). */
+  async #stopSlot(s: Slot): Promise<void> {
+    const run = s.run;
+    const p = s.placement;
+    s.run = undefined;
+    s.czxid = undefined;
+    if (!run || !p) return;
+    await run.stop();
+    await s.writes;
+    if (!this.#session.alive) return;
+    const c = this.#session.client;
+    for (const path of [endpointPath(p.service, p.instance), runningPath(p.service, p.instance)]) {
+      const st = await c.exists(path).catch(() => null);
+      if (st && st.ephemeralOwner === this.#session.id) await c.removeIfExists(path, -1).catch(() => {});
+    }
+  }
+
+  /**
+   * No answer from ZooKeeper for a while: the session may expire before we hear of it, and a
+   * replacement may then start elsewhere. Each instance is stopped once the silence reaches
+   * `stopAfterSilence` (its stop grace before T − margin, at least T/2), so that it is gone by
+   * `fenceDeadline` of silence; the leader waits for what is left of that after the expiry. Looked at
+   * again after pending I/O (a thread that was busy is not a silent server). When ZooKeeper answers
+   * again and the session lives, the instances start again.
+   */
+  #checkFence(): void {
+    const conn = this.#session.client.connection;
+    const t = conn.sessionTimeout;
+    if (t <= 0 || this.#closing) return;
+    const silence = () => performance.now() - conn.lastAnswerAt;
+    const due = [...this.#slots.values()].filter(
+      (s) => s.run && s.placement && silence() >= stopAfterSilence(t, s.placement.spec.stopGraceMs),
+    );
+    if (due.length > 0) {
+      setImmediate(() => {
+        if (this.#closing) return;
+        for (const s of due) {
+          if (!s.run || !s.placement || silence() < stopAfterSilence(t, s.placement.spec.stopGraceMs))
+            continue;
+          this.#fenced = true;
+          this.#log.warn(
+            {
+              instance: placementKey(s.placement.service, s.placement.instance),
+              silentMs: Math.round(silence()),
+              sessionTimeout: t,
+            },
+            'no answer from ZooKeeper for too long: stopping the service instance before its session can expire (fence)',
+          );
+          s.cancel?.abort();
+          s.chain = s.chain.then(() => this.#stopSlot(s));
+        }
+      });
+    } else if (this.#fenced && silence() < t / 3 && this.#session.alive) {
+      this.#fenced = false;
+      this.#log.info(
+        {},
+        'ZooKeeper answers again and the session lives: starting the service instances again',
+      );
+      for (const key of [...(this.#cache?.children ?? [])]) this.#sync(key);
+    }
+  }
+
+  /** Stop every instance (stop grace each) and give up their nodes; safe to call twice. */
+  async stop(): Promise<void> {
+    if (!this.#closing) {
+      this.#closing = true;
+      clearInterval(this.#watchdog);
+      this.#cache?.close();
+      const all = [...this.#slots.values()].map((s) => {
+        s.cancel?.abort();
+        s.chain = s.chain.then(() => this.#stopSlot(s)).catch(() => {});
+        return s.chain;
+      });
+      void Promise.all(all).then(() => this.#resolveClosed());
+    }
+    await this.closed;
+  }
+}
