@@ -77,84 +77,114 @@ export async function submitFile(
   io: Io,
   keepIds: boolean,
 ): Promise<FileOutcome> {
-  const label = opts.file === '-' ? 'stdin' : opts.file;
-  const input = opts.file === '-' ? process.stdin : createReadStream(opts.file);
-  const opened = new Promise<void>((resolve, reject) => {
-    if (opts.file === '-') resolve();
-    else input.once('open', () => resolve()).once('error', reject);
-  });
-  await opened.catch((err: unknown) => {
+  const input = await openInput(opts.file);
+  return new FileRun(opts, io, keepIds).run(submitter, input);
+}
+
+async function openInput(file: string): Promise<Readable> {
+  if (file === '-') return process.stdin;
+  const input = createReadStream(file);
+  await new Promise<void>((resolve, reject) => {
+    input.once('open', () => resolve()).once('error', reject);
+  }).catch((err: unknown) => {
     const code = (err as { code?: string }).code;
     throw new ZkfarmError(
       ErrorCodes.INVALID_ARGUMENT,
-      `--file ${opts.file}: cannot read it (${code === 'ENOENT' ? 'no such file' : (err as Error).message})`,
+      `--file ${file}: cannot read it (${code === 'ENOENT' ? 'no such file' : (err as Error).message})`,
     );
   });
-  const progress = new ProgressLine(label);
-  /** Line numbers of the tasks handed over and not yet confirmed, oldest first. */
-  const pending: number[] = [];
-  let pendingHead = 0;
-  let lastConfirmedLine = opts.skip;
-  let skippedLines = 0;
-  let bad: { line: number; message: string } | undefined;
-  const ids: string[] | undefined = keepIds ? [] : undefined;
+  return input;
+}
 
-  async function* tasks(): AsyncGenerator<Task> {
+/** One run over a file: which line each confirmed task came from, what was bad, what to print. */
+class FileRun {
+  readonly #opts: FileOptions;
+  readonly #io: Io;
+  readonly #label: string;
+  readonly #progress: ProgressLine;
+  /** Line numbers of the tasks handed over, oldest first, from #head on not yet confirmed. */
+  #pending: number[] = [];
+  #head = 0;
+  #lastConfirmedLine: number;
+  #skippedLines = 0;
+  #bad: { line: number; message: string } | undefined;
+  readonly #ids: string[] | undefined;
+
+  constructor(opts: FileOptions, io: Io, keepIds: boolean) {
+    this.#opts = opts;
+    this.#io = io;
+    this.#label = opts.file === '-' ? 'stdin' : opts.file;
+    this.#progress = new ProgressLine(this.#label);
+    this.#lastConfirmedLine = opts.skip;
+    this.#ids = keepIds ? [] : undefined;
+  }
+
+  async run(submitter: Submitter, input: Readable): Promise<FileOutcome> {
+    let submitted: number;
+    try {
+      const r = await submitter.submitStream(this.#tasks(input), {
+        ...(this.#opts.maxInbox !== undefined ? { maxInbox: this.#opts.maxInbox } : {}),
+        onSubmitted: (batch) => this.#confirmed(batch),
+        onProgress: (p) => this.#progress.show(p, this.#lastConfirmedLine),
+      });
+      submitted = r.submitted;
+    } catch (err) {
+      this.#progress.clear();
+      const e = err as SubmitStreamError;
+      const at = this.#lastConfirmedLine;
+      if (typeof e.submitted === 'number')
+        e.message += ` (resume after line ${at}: runtime submit --file ${this.#opts.file} --skip ${at})`;
+      throw err;
+    }
+    this.#progress.clear();
+    this.#summary(submitted);
+    return { ids: this.#ids, submitted, stopped: this.#bad !== undefined, skippedLines: this.#skippedLines };
+  }
+
+  async *#tasks(input: Readable): AsyncGenerator<Task> {
     for await (const line of readLines(input)) {
-      if (line.number <= opts.skip || (line.text.trim() === '' && !line.tooLong)) continue;
-      const task = parseLine(line, label);
-      if (task instanceof Error) {
-        if (opts.onBad === 'skip') {
-          skippedLines++;
-          progress.clear();
-          io.err(`runtime submit: ${task.message} (skipped)`);
-          continue;
-        }
-        bad = { line: line.number, message: task.message };
+      if (line.number <= this.#opts.skip || (line.text.trim() === '' && !line.tooLong)) continue;
+      const task = parseLine(line, this.#label);
+      if (!(task instanceof Error)) {
+        this.#pending.push(line.number);
+        yield task;
+      } else if (this.#opts.onBad === 'skip') {
+        this.#skippedLines++;
+        this.#progress.clear();
+        this.#io.err(`runtime submit: ${task.message} (skipped)`);
+      } else {
+        this.#bad = { line: line.number, message: task.message };
         return;
       }
-      pending.push(line.number);
-      yield task;
     }
   }
 
-  let submitted = 0;
-  try {
-    const r = await submitter.submitStream(tasks(), {
-      ...(opts.maxInbox !== undefined ? { maxInbox: opts.maxInbox } : {}),
-      onSubmitted: (batch) => {
-        pendingHead += batch.length;
-        lastConfirmedLine = pending[pendingHead - 1] ?? lastConfirmedLine;
-        if (pendingHead > 4096) {
-          pending.splice(0, pendingHead);
-          pendingHead = 0;
-        }
-        for (const id of batch) io.out(id);
-        ids?.push(...batch);
-      },
-      onProgress: (p) => progress.show(p, lastConfirmedLine),
-    });
-    submitted = r.submitted;
-  } catch (err) {
-    progress.clear();
-    const e = err as SubmitStreamError;
-    if (typeof e.submitted === 'number')
-      e.message += ` (resume after line ${lastConfirmedLine}: runtime submit --file ${opts.file} --skip ${lastConfirmedLine})`;
-    throw err;
+  #confirmed(batch: string[]): void {
+    this.#head += batch.length;
+    this.#lastConfirmedLine = this.#pending[this.#head - 1] ?? this.#lastConfirmedLine;
+    if (this.#head > 4096) {
+      this.#pending.splice(0, this.#head);
+      this.#head = 0;
+    }
+    for (const id of batch) this.#io.out(id);
+    this.#ids?.push(...batch);
   }
-  progress.clear();
-  if (bad) {
-    io.err(
-      `runtime submit: ${bad.message}; stopped there: ${submitted} tasks before it were submitted. Fix line ` +
-        `${bad.line} and go on from it with: runtime submit --file ${opts.file} --skip ${bad.line - 1}` +
-        ' (or pass --on-bad skip to skip bad lines)',
-    );
+
+  #summary(submitted: number): void {
+    const bad = this.#bad;
+    if (bad) {
+      this.#io.err(
+        `runtime submit: ${bad.message}; stopped there: ${submitted} tasks before it were submitted. Fix line ` +
+          `${bad.line} and go on from it with: runtime submit --file ${this.#opts.file} --skip ${bad.line - 1}` +
+          ' (or pass --on-bad skip to skip bad lines)',
+      );
+    }
+    const skipped = this.#skippedLines;
+    if (this.#progress.tty || skipped > 0)
+      this.#io.err(
+        `runtime submit: ${submitted} tasks submitted from ${this.#label}${skipped ? `, ${skipped} bad lines skipped` : ''}`,
+      );
   }
-  if (progress.tty || skippedLines > 0)
-    io.err(
-      `runtime submit: ${submitted} tasks submitted from ${label}${skippedLines ? `, ${skippedLines} bad lines skipped` : ''}`,
-    );
-  return { ids, submitted, stopped: bad !== undefined, skippedLines };
 }
 
 function parseLine(line: Line & { tooLong?: boolean }, label: string): Task | Error {

@@ -181,51 +181,66 @@ export async function runSubmit(task: string | undefined, opts: SubmitOptions, i
     throw hasCode(err, ErrorCodes.ZK_UNREACHABLE) ? unreachable(connect, source, opts.connectTimeout) : err;
   });
   try {
-    let ids: string[];
-    if (opts.file !== undefined) {
-      const fileOpts = {
-        file: opts.file,
-        skip: opts.skip ?? 0,
-        onBad: opts.onBad ?? 'stop',
-        maxInbox: opts.maxInbox,
-      };
-      const r = await submitFile(submitter, fileOpts, io, opts.wait === true);
-      if (r.stopped) return EXIT_USAGE;
-      if (r.submitted === 0 && r.skippedLines === 0) {
-        io.err(`runtime submit: --file ${opts.file}: no tasks in it (every line is blank)`);
-        return EXIT_USAGE;
-      }
-      ids = r.ids ?? [];
-    } else {
-      ids = tasks.length === 1 ? [await submitter.submit(tasks[0]!)] : await submitter.submitMany(tasks);
-      for (const id of ids) io.out(id);
-    }
-    if (!opts.wait) return EXIT_OK;
-
-    let failed = 0;
-    let missing = 0;
-    const deadline = opts.timeout;
-    await Promise.all(
-      ids.map(async (id) => {
-        try {
-          const status = await submitter.waitFor(id, deadline !== undefined ? { timeoutMs: deadline } : {});
-          if (status.state !== 'succeeded') failed++;
-          io.out(JSON.stringify({ id, ...status }));
-        } catch (err) {
-          missing++;
-          io.err(`runtime submit: ${errorLine(err)}`);
-        }
-      }),
-    );
-    if (failed > 0 || missing > 0) {
-      const parts = [failed > 0 ? `${failed} failed` : '', missing > 0 ? `${missing} without a result` : ''];
-      io.err(
-        `runtime submit: ${parts.filter(Boolean).join(', ')} of ${ids.length} task${ids.length === 1 ? '' : 's'}`,
-      );
-      return EXIT_FAILURE;
-    }
-    return EXIT_OK;
+    const ids = await submitAll(submitter, tasks, opts, io);
+    if (typeof ids === 'number') return ids;
+    return opts.wait ? await waitAll(submitter, ids, opts.timeout, io) : EXIT_OK;
   } finally {
     await closeQuickly(() => submitter.close());
   }
+}
+
+/** Submit the tasks (or stream the --file); their ids, or the exit code of a run that stopped. */
+async function submitAll(
+  submitter: Submitter,
+  tasks: Task[],
+  opts: SubmitOptions,
+  io: Io,
+): Promise<string[] | number> {
+  if (opts.file === undefined) {
+    const ids = tasks.length === 1 ? [await submitter.submit(tasks[0]!)] : await submitter.submitMany(tasks);
+    for (const id of ids) io.out(id);
+    return ids;
+  }
+  const fileOpts = {
+    file: opts.file,
+    skip: opts.skip ?? 0,
+    onBad: opts.onBad ?? 'stop',
+    maxInbox: opts.maxInbox,
+  };
+  const r = await submitFile(submitter, fileOpts, io, opts.wait === true);
+  if (r.stopped) return EXIT_USAGE;
+  if (r.submitted === 0 && r.skippedLines === 0) {
+    io.err(`runtime submit: --file ${opts.file}: no tasks in it (every line is blank)`);
+    return EXIT_USAGE;
+  }
+  return r.ids ?? [];
+}
+
+/** --wait: print each result as it comes; exit 1 if any failed or has none in time. */
+async function waitAll(
+  submitter: Submitter,
+  ids: string[],
+  timeout: number | undefined,
+  io: Io,
+): Promise<number> {
+  let failed = 0;
+  let missing = 0;
+  await Promise.all(
+    ids.map(async (id) => {
+      try {
+        const status = await submitter.waitFor(id, timeout !== undefined ? { timeoutMs: timeout } : {});
+        if (status.state !== 'succeeded') failed++;
+        io.out(JSON.stringify({ id, ...status }));
+      } catch (err) {
+        missing++;
+        io.err(`runtime submit: ${errorLine(err)}`);
+      }
+    }),
+  );
+  if (failed === 0 && missing === 0) return EXIT_OK;
+  const parts = [failed > 0 ? `${failed} failed` : '', missing > 0 ? `${missing} without a result` : ''];
+  io.err(
+    `runtime submit: ${parts.filter(Boolean).join(', ')} of ${ids.length} task${ids.length === 1 ? '' : 's'}`,
+  );
+  return EXIT_FAILURE;
 }
