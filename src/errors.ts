@@ -81,6 +81,12 @@ export const ErrorCodes = {
   SERVICE_NOT_FOUND: 'ZKFARM_SERVICE_NOT_FOUND',
   /** A service of that name exists already (create), or it changed meanwhile (update: read it again). */
   SERVICE_CONFLICT: 'ZKFARM_SERVICE_CONFLICT',
+  /** A schedule does not fit the model (farm/schedules/model.ts): a bad cron expression, zone or task. */
+  INVALID_SCHEDULE: 'ZKFARM_INVALID_SCHEDULE',
+  /** No schedule of that name exists. */
+  SCHEDULE_NOT_FOUND: 'ZKFARM_SCHEDULE_NOT_FOUND',
+  /** A schedule of that name exists already (create), or it kept changing while we changed it. */
+  SCHEDULE_CONFLICT: 'ZKFARM_SCHEDULE_CONFLICT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -79,7 +79,15 @@ test('children made before the farm started are adopted: no forged result, no in
   await squatter.create(statusPath('task-0000000007'), '{"state":"succeeded","result":"real"}');
   await squatter.create(assignDir('w1'));
   await squatter.createEphemeral(workerPath('rogue'), '{"capacity":100,"prefetch":0,"paused":false}');
+  await squatter.create(PATHS.schedules);
+  await squatter.create(`${PATHS.schedules}/nightly`, '{"every":60000,"task":{"handler":"noop"}}');
   await startMaster(root);
+  // Nor change a schedule into one that runs his command, nor add a schedule of his own.
+  await assert.rejects(
+    squatter.setData(`${PATHS.schedules}/nightly`, '{"every":1000,"task":{"cmd":"id"}}'),
+    noAuth,
+  );
+  await assert.rejects(squatter.create(`${PATHS.schedules}/mine`, '{"every":1000,"task":{"cmd":"id"}}'), noAuth);
   // The stranger can no longer rewrite the result nor hand the worker a task of his own.
   await assert.rejects(squatter.setData(statusPath('task-0000000007'), '{"state":"failed"}'), noAuth);
   await assert.rejects(squatter.create(assignPath('w1', 'task-0000000042'), '{"cmd":"id"}'), noAuth);

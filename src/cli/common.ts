@@ -23,6 +23,7 @@ const USAGE_CODES: readonly string[] = [
   ErrorCodes.INVALID_NAME,
   ErrorCodes.INVALID_TASK,
   ErrorCodes.INVALID_SERVICE,
+  ErrorCodes.INVALID_SCHEDULE,
 ];
 
 export function exitCodeFor(err: unknown): number {

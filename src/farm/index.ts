@@ -31,6 +31,8 @@ export {
   type RoleState,
   type StopOptions,
 } from './role.js';
+export { ScheduleAdmin, type ScheduleInfo } from './schedules/admin.js';
+export type { CatchUp, ScheduleRecord, ScheduleSpec } from './schedules/model.js';
 export type {
   StreamProgress,
   StreamResult,

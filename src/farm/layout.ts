@@ -1,10 +1,10 @@
 /**
  * The farm's layout, and with access control, closing it.
  *
- * Znodes: creates /tasks, /status, /assign, /workers, /masters, /election, /queues when missing (and a worker's
- * own /assign/<name>). With `auth` it also reads, and where needed rewrites, the ACL of the chroot's root
- * (when the connect string has a chroot) and of those nodes' children: /tasks/*, /status/* and
- * /status/<bucket>/*,
+ * Znodes: creates /tasks, /status, /assign, /workers, /masters, /election, /queues, /schedules when missing
+ * (and a worker's own /assign/<name>). With `auth` it also reads, and where needed rewrites, the ACL of the
+ * chroot's root (when the connect string has a chroot) and of those nodes' children: /tasks/*, /status/*
+ * and /status/<bucket>/*, /schedules/*,
  * /assign/<w>, /assign/<w>/*, /workers/*, /masters/*, /election/*, /master.
  *
  * What "closed" means: a node's ACL is exactly the farm identity's digest ACL (all rights, to nobody
@@ -56,6 +56,7 @@ export const LAYOUT_PATHS: readonly string[] = [
   PATHS.masters,
   PATHS.election,
   PATHS.queues,
+  PATHS.schedules,
 ];
 
 /** What a sweep did, for the log and for tests. */
@@ -96,12 +97,14 @@ export async function ensureLayout(session: Session, options: LayoutOptions): Pr
 }
 
 async function sweepSubtrees(sweep: Sweep): Promise<void> {
-  const [tasks, statuses, workerDirs] = await Promise.all([
+  const [tasks, statuses, workerDirs, schedules] = await Promise.all([
     sweep.children(PATHS.tasks),
     sweep.children(PATHS.status),
     sweep.children(PATHS.assign),
+    // A schedule makes tasks: one a stranger could change would inject them.
+    sweep.children(PATHS.schedules),
   ]);
-  await sweep.persistent([...tasks, ...statuses, ...workerDirs]);
+  await sweep.persistent([...tasks, ...statuses, ...workerDirs, ...schedules]);
   // Results live in buckets (/status/<bucket>/<id>); the other children of /status are results of the
   // flat layout, swept above.
   const buckets = statuses.filter((p) => isStatusBucket(p.slice(PATHS.status.length + 1)));

@@ -4,7 +4,8 @@
  * Znodes: /masters/<name> (ephemeral: every master, its name claimed), /election/<name>-NNNNNNNNNN
  * (ephemeral sequential: its place in line), /master (ephemeral: the leader's announcement, with a
  * summary of what waits in the queue and why); as leader it reads /workers/*, moves tasks between
- * /tasks, /assign/<worker> and /status (leader.ts), and keeps the services (services/reconciler.ts).
+ * /tasks, /assign/<worker> and /status (leader.ts), keeps the services (services/reconciler.ts) and
+ * makes the schedules' ticks (schedules/scheduler.ts).
  *
  * Election: the Election recipe (recipes/election.ts). Each master joins the line on its session and
  * watches only the one before it; the first in line leads. A term starts a Leader; when its start
@@ -29,6 +30,7 @@ import { Leader, type LeaderOptions, type LeaderStats } from './leader.js';
 import { checkMasterOptions } from './options.js';
 import { encode, type MasterInfo, masterPath, PATHS } from './protocol.js';
 import { HOST, Role, type RoleInfo, type RoleOptions } from './role.js';
+import { Scheduler } from './schedules/scheduler.js';
 import { watchTaskIds } from './task-ids.js';
 
 export interface MasterOptions extends RoleOptions, LeaderOptions {}
@@ -127,6 +129,8 @@ export class Master extends Role {
     new ServiceReconciler(session, term.signal, this.log).start().catch((err) => {
       if (!term.signal.aborted) this.log.warn({ err }, 'the service reconciler did not start');
     });
+    // So are the schedules: a tick's task is made by whoever leads when it is due (schedules/scheduler.ts).
+    new Scheduler(session, term.signal, this.log).start();
     await leader.start();
   }
 

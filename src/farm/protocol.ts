@@ -40,6 +40,7 @@ export const PATHS = {
   workers: '/workers',
   assign: '/assign',
   queues: '/queues',
+  schedules: '/schedules',
 } as const;
 
 export const TASK_PREFIX = 'task-';
