@@ -87,7 +87,10 @@ test('children made before the farm started are adopted: no forged result, no in
     squatter.setData(`${PATHS.schedules}/nightly`, '{"every":1000,"task":{"cmd":"id"}}'),
     noAuth,
   );
-  await assert.rejects(squatter.create(`${PATHS.schedules}/mine`, '{"every":1000,"task":{"cmd":"id"}}'), noAuth);
+  await assert.rejects(
+    squatter.create(`${PATHS.schedules}/mine`, '{"every":1000,"task":{"cmd":"id"}}'),
+    noAuth,
+  );
   // The stranger can no longer rewrite the result nor hand the worker a task of his own.
   await assert.rejects(squatter.setData(statusPath('task-0000000007'), '{"state":"failed"}'), noAuth);
   await assert.rejects(squatter.create(assignPath('w1', 'task-0000000042'), '{"cmd":"id"}'), noAuth);

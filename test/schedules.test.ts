@@ -105,13 +105,24 @@ test('paused schedules make nothing; resumed ones start from the next tick, not 
   const resumed = await admin.resume('p');
   assert.ok(resumed.next! > Date.now() - 1000, 'the next tick is after the resume');
   await until(async () => (await made(client)).length >= 2, 15_000, 'ticks after the resume');
-  assert.ok((await made(client)).every((s) => s.tick >= resumed.next!), 'no tick from while it was paused');
+  assert.ok(
+    (await made(client)).every((s) => s.tick >= resumed.next!),
+    'no tick from while it was paused',
+  );
 });
 
 test('runtime schedule create, ls, pause, rm, and clear errors for bad input', async () => {
   const root = await zk.chroot('cli');
   const cli = (...args: string[]) => runCli(['schedule', ...args, '--zk', root]);
-  const ok = await cli('create', 'nightly', '{"handler":"noop"}', '--cron', '0 3 * * *', '--tz', 'Europe/Paris');
+  const ok = await cli(
+    'create',
+    'nightly',
+    '{"handler":"noop"}',
+    '--cron',
+    '0 3 * * *',
+    '--tz',
+    'Europe/Paris',
+  );
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /schedule nightly created: cron "0 3 \* \* \*" Europe\/Paris, next tick \d{4}-/);
   const again = await cli('create', 'nightly', '{"handler":"noop"}', '--every', '1h');
