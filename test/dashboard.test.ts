@@ -17,6 +17,7 @@ import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { QueueAdmin } from '../src/farm/queue-admin.js';
+import { ScheduleAdmin } from '../src/farm/schedules/admin.js';
 import { Submitter } from '../src/farm/submitter.js';
 import { createLogger, Host } from '../src/host/index.js';
 import { type Dashboard, startDashboard } from '../src/web/index.js';
@@ -231,6 +232,24 @@ test('the dashboard in Chromium: leader and workers, a task submitted from the p
   assert.equal(stored.paused, true, 'the pause is stored in ZooKeeper');
   await page.click(`${row} [data-action="queue-resume"]`);
   await page.locator(`${row} [data-action="queue-pause"]`).waitFor();
+
+  // The schedules panel: a schedule made by the library appears with its ticks; pause it, then remove it
+  // from the page (a confirm dialog), and both reach ZooKeeper.
+  const schedules = new ScheduleAdmin((await sup.ready).client);
+  await schedules.create('beat', { every: 1000, task: { handler: 'noop' } });
+  const srow = '#schedules tr[data-schedule="beat"]';
+  await page.locator(`${srow}[data-state="active"]`).waitFor();
+  await page.waitForFunction(
+    (sel) => Number(document.querySelector(`${sel} td:nth-child(5)`)?.textContent) > 0,
+    srow,
+  );
+  assert.equal(await page.locator(`${srow} td:nth-child(2)`).textContent(), 'every 1s');
+  await page.click(`${srow} [data-action="schedule-pause"]`);
+  await page.locator(`${srow}[data-state="paused"]`).waitFor();
+  assert.equal((await schedules.get('beat')).record?.paused, true, 'the pause is stored in ZooKeeper');
+  await page.click(`${srow} [data-action="schedule-remove"]`);
+  await page.locator('#schedules-panel').waitFor({ state: 'hidden' });
+  assert.equal((await schedules.list()).length, 0, 'the schedule is removed from ZooKeeper');
 
   // Let the charts gather some history under load.
   await page.waitForFunction(() => Number(document.querySelector('#stat-rate .v')?.textContent) > 0);

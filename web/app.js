@@ -7,6 +7,7 @@ import { addPoint, makeCharts, redrawCharts } from './charts.js';
 import { applyControls } from './controls.js';
 import { $, ago, el, fmtMs, fmtNum, fmtRate, msParts } from './dom.js';
 import { renderQueues } from './queues.js';
+import { startSchedulesPanel } from './schedules.js';
 import { startServicesPanel } from './services.js';
 import { state } from './state.js';
 
@@ -157,3 +158,4 @@ makeCharts();
 applyControls();
 connectFeed();
 startServicesPanel();
+startSchedulesPanel();

@@ -31,7 +31,8 @@ import { checkControls, describeControls, isQueueName, type QueueControls } from
 import { ensureFreshTaskIds } from '../farm/task-ids.js';
 import type { Host } from '../host/host.js';
 import type { Logger, Supervisor } from '../zk/index.js';
-import { HttpError, WebErrorCodes } from './http.js';
+import { HttpError, liveClient, WebErrorCodes } from './http.js';
+import { scheduleControl } from './schedule-controls.js';
 
 /** What the Crash control needs: zkfarm/testing's FaultInjector has it. */
 export interface RoleFaults {
@@ -81,12 +82,24 @@ export async function runControl(
 ): Promise<ControlAnswer | undefined> {
   const roleAction = /^\/api\/roles\/([^/]+)\/([a-z]+)$/.exec(path);
   const queueAction = /^\/api\/queues\/([^/]+)\/([a-z]+)$/.exec(path);
+  const scheduleAction = /^\/api\/schedules\/([^/]+)\/([a-z]+)$/.exec(path);
   const isControl =
-    roleAction !== null || queueAction !== null || path === '/api/roles' || path === '/api/tasks';
+    roleAction !== null ||
+    queueAction !== null ||
+    scheduleAction !== null ||
+    path === '/api/roles' ||
+    path === '/api/tasks';
   if (!isControl) return undefined;
   if (!ctx.enabled) throw controlsDisabled();
   if (path === '/api/tasks') return submitTestTask(ctx, body);
   if (queueAction) return queueControl(ctx, decodeURIComponent(queueAction[1]!), queueAction[2]!, body);
+  if (scheduleAction)
+    return scheduleControl(
+      liveClient(ctx.supervisor),
+      ctx.log,
+      decodeURIComponent(scheduleAction[1]!),
+      scheduleAction[2]!,
+    );
   const host = needHost(ctx);
   if (path === '/api/roles') return addWorker(ctx, host, body);
   const name = decodeURIComponent(roleAction![1]!);
@@ -272,9 +285,7 @@ async function queueControl(
   action: string,
   body: unknown,
 ): Promise<ControlAnswer> {
-  const client = ctx.supervisor.session?.client;
-  if (!client)
-    throw new HttpError(503, WebErrorCodes.BAD_REQUEST, 'not connected to ZooKeeper right now; try again');
+  const client = liveClient(ctx.supervisor);
   const bad = (message: string) => new HttpError(400, WebErrorCodes.BAD_REQUEST, message);
   if (!isQueueName(queue)) throw bad(`not a queue name: ${JSON.stringify(String(queue).slice(0, 70))}`);
   let change: Partial<QueueControls>;

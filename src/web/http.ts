@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
+import type { Supervisor, ZkClient } from '../zk/index.js';
 
 /** Dashboard error codes (JSON answers carry them as `error.code`). */
 export const WebErrorCodes = {
@@ -149,4 +150,16 @@ export function hostName(header: string | undefined): string {
   const m = /^\[([^\]]+)\](?::\d+)?$/.exec(header);
   if (m) return m[1]!;
   return header.replace(/:\d+$/, '');
+}
+
+/** The dashboard's live session's client, or a 503 that says there is none now. */
+export function liveClient(supervisor: Supervisor): ZkClient {
+  const client = supervisor.session?.client;
+  if (!client)
+    throw new HttpError(
+      503,
+      WebErrorCodes.NOT_CONNECTED,
+      `the dashboard has no ZooKeeper session right now (${supervisor.state}); try again in a moment`,
+    );
+  return client;
 }

@@ -5,8 +5,9 @@
  * (server.ts) answers any error a route throws with its status and stable code (http.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ScheduleAdmin } from '../farm/schedules/admin.js';
 import type { Host } from '../host/host.js';
-import type { Logger, Supervisor, ZkClient } from '../zk/index.js';
+import type { Logger, Supervisor } from '../zk/index.js';
 import type { Access } from './access.js';
 import type { Asset } from './assets.js';
 import { type RoleFaults, runControl } from './controls.js';
@@ -14,7 +15,7 @@ import type { EventHub } from './event-hub.js';
 import type { FarmObserver, ObserverTick } from './farm-observer.js';
 import { health } from './health.js';
 import type { HostView } from './host-view.js';
-import { HttpError, readJson, SECURITY_HEADERS, sendJson, WebErrorCodes } from './http.js';
+import { HttpError, liveClient, readJson, SECURITY_HEADERS, sendJson, WebErrorCodes } from './http.js';
 import type { FarmMetrics } from './metrics.js';
 import { readServices, serviceMetricsFor } from './services-view.js';
 import type { Snapshot } from './snapshot.js';
@@ -65,7 +66,14 @@ const GET_ROUTES: ReadonlyMap<string, GetRoute> = new Map<string, GetRoute>([
     },
   ],
   ['/api/history', (ctx, _req, res) => sendJson(res, 200, ctx.observer.history.points())],
-  ['/api/services', async (ctx, _req, res) => sendJson(res, 200, await readServices(liveClient(ctx)))],
+  [
+    '/api/services',
+    async (ctx, _req, res) => sendJson(res, 200, await readServices(liveClient(ctx.supervisor))),
+  ],
+  [
+    '/api/schedules',
+    async (ctx, _req, res) => sendJson(res, 200, await new ScheduleAdmin(liveClient(ctx.supervisor)).list()),
+  ],
 ]);
 
 const TASK_ROUTE = /^\/api\/task\/([^/]+)$/;
@@ -189,21 +197,9 @@ async function metricsText(
   res.end(head ? undefined : text);
 }
 
-/** The dashboard's live session's client, or a 503 that says there is none now. */
-function liveClient(ctx: DashboardContext): ZkClient {
-  const client = ctx.supervisor.session?.client;
-  if (!client)
-    throw new HttpError(
-      503,
-      WebErrorCodes.NOT_CONNECTED,
-      `the dashboard has no ZooKeeper session right now (${ctx.supervisor.state}); try again in a moment`,
-    );
-  return client;
-}
-
 /** `GET /api/task/<id>`: a task's JSON, status and output files, read through the live session. */
 async function sendTask(ctx: DashboardContext, res: ServerResponse, id: string): Promise<void> {
-  sendJson(res, 200, await taskDetails(liveClient(ctx), id, { workdir: ctx.workdir }));
+  sendJson(res, 200, await taskDetails(liveClient(ctx.supervisor), id, { workdir: ctx.workdir }));
 }
 
 function sendAsset(res: ServerResponse, asset: Asset, head: boolean): void {
