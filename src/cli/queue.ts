@@ -6,25 +6,11 @@ import type { Command } from 'commander';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { QueueAdmin, type QueueOverview } from '../farm/queue-admin.js';
 import { describeControls, type QueueControls } from '../farm/queues.js';
-import { discoverConnect } from '../host/embedded.js';
-import {
-  clientFlags,
-  closeQuickly,
-  EXIT_OK,
-  EXIT_USAGE,
-  errorLine,
-  flagOption,
-  type Io,
-  openSession,
-  table,
-} from './common.js';
-import { addTlsOptions, loadTls, type TlsFlags, tlsSettingFromFlags } from './zk-tls.js';
+import { type ClientCommandFlags, withClient, withClientFlags } from './client-command.js';
+import { type Io, table } from './common.js';
 
-interface QueueFlags extends TlsFlags {
-  zk?: string;
-  auth?: string;
+interface QueueFlags extends ClientCommandFlags {
   json?: boolean;
-  connectTimeout: number;
   rateLimit?: string;
   concurrency?: string;
 }
@@ -36,18 +22,13 @@ export function registerQueue(program: Command, io: Io, setExit: (code: number) 
     .command('queue')
     .description('see and change per-queue controls: pause, resume, rate limit, concurrency cap');
   const add = (name: string, description: string, action: Action, extra?: (c: Command) => Command) => {
-    let cmd = queue
-      .command(name)
-      .description(description)
-      .addOption(flagOption(clientFlags.zk))
-      .addOption(flagOption(clientFlags.auth))
-      .addOption(flagOption(clientFlags.connectTimeout, { applyDefault: true }));
+    let cmd = queue.command(name).description(description);
     if (extra) cmd = extra(cmd);
-    addTlsOptions(cmd).action(async (...args: unknown[]) => {
+    withClientFlags(cmd).action(async (...args: unknown[]) => {
       // commander passes the <queue> argument (if any), the options, then the command.
       const flags = args[args.length - 2] as QueueFlags;
       const name = typeof args[0] === 'string' ? args[0] : '';
-      setExit(await runQueue(flags, io, (admin) => action(admin, io, flags, name)));
+      setExit(await withClient(flags, (client) => action(new QueueAdmin(client), io, flags, name)));
     });
   };
   add(
@@ -102,32 +83,6 @@ function setChange(f: QueueFlags): Partial<QueueControls> {
       'queue set: give --rate-limit <n|none> and/or --concurrency <n|none>',
     );
   return change;
-}
-
-async function runQueue(
-  flags: QueueFlags,
-  io: Io,
-  action: (admin: QueueAdmin) => Promise<void>,
-): Promise<number> {
-  const { connect, source, tls } = discoverConnect(flags.zk);
-  let sup: Awaited<ReturnType<typeof openSession>> | undefined;
-  try {
-    sup = await openSession(connect, source, {
-      auth: flags.auth,
-      tls: loadTls(tlsSettingFromFlags(flags), tls, connect),
-      connectTimeout: flags.connectTimeout,
-    });
-    await action(new QueueAdmin(sup.session!.client));
-    return EXIT_OK;
-  } catch (err) {
-    if (err instanceof ZkfarmError && err.code === ErrorCodes.INVALID_ARGUMENT) {
-      io.err(`runtime: ${errorLine(err)}`);
-      return EXIT_USAGE;
-    }
-    throw err;
-  } finally {
-    if (sup) await closeQuickly(() => sup!.stop());
-  }
 }
 
 /** `3 (p9: 1, p0: 2)`: waiting tasks, by priority, the highest first. */
