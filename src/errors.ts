@@ -87,6 +87,8 @@ export const ErrorCodes = {
   SCHEDULE_NOT_FOUND: 'ZKFARM_SCHEDULE_NOT_FOUND',
   /** A schedule of that name exists already (create), or it kept changing while we changed it. */
   SCHEDULE_CONFLICT: 'ZKFARM_SCHEDULE_CONFLICT',
+  /** A task asked to be re-run has nothing to re-run (it did not fail, has no result, or its result keeps no task). */
+  NOT_RETRYABLE: 'ZKFARM_NOT_RETRYABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

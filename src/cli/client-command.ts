@@ -3,9 +3,11 @@
  * flags (--zk, --auth, --connect-timeout, TLS) and a session opened from them, closed quickly after.
  */
 import type { Command } from 'commander';
+import { ErrorCodes, hasCode } from '../errors.js';
+import { Submitter } from '../farm/submitter.js';
 import { discoverConnect } from '../host/embedded.js';
 import type { Supervisor, ZkClient } from '../zk/index.js';
-import { clientFlags, closeQuickly, EXIT_OK, flagOption, openSession } from './common.js';
+import { clientFlags, closeQuickly, EXIT_OK, flagOption, openSession, unreachable } from './common.js';
 import { addTlsOptions, loadTls, type TlsFlags, tlsSettingFromFlags } from './zk-tls.js';
 
 export interface ClientCommandFlags extends TlsFlags {
@@ -43,5 +45,27 @@ export async function withClient(
     return EXIT_OK;
   } finally {
     await closeQuickly(() => sup.stop());
+  }
+}
+
+/** Run `fn` with a Submitter opened from the flags (closed quickly afterwards); returns what `fn` returns. */
+export async function withSubmitter(
+  flags: ClientCommandFlags,
+  fn: (submitter: Submitter) => Promise<number>,
+): Promise<number> {
+  const { connect, source, tls } = discoverConnect(flags.zk);
+  const submitter = await Submitter.open({
+    connect,
+    auth: flags.auth,
+    tls: loadTls(tlsSettingFromFlags(flags), tls, connect),
+    connectTimeout: flags.connectTimeout,
+  }).catch((err: unknown) => {
+    // Say where the connect string came from and what to do.
+    throw hasCode(err, ErrorCodes.ZK_UNREACHABLE) ? unreachable(connect, source, flags.connectTimeout) : err;
+  });
+  try {
+    return await fn(submitter);
+  } finally {
+    await closeQuickly(() => submitter.close());
   }
 }

@@ -9,6 +9,7 @@ import { registerBench } from './bench.js';
 import type { Io } from './common.js';
 import { registerDashboard } from './dashboard.js';
 import { registerQueue } from './queue.js';
+import { registerRetry } from './retry.js';
 import { registerSchedule } from './schedule.js';
 import { registerService } from './service.js';
 import { registerStart } from './start.js';
@@ -67,6 +68,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
   registerDashboard(program, io, setExit);
   registerService(program, io, setExit);
   registerSchedule(program, io, setExit);
+  registerRetry(program, io, setExit);
   registerBench(program, io, setExit);
   return program;
 }

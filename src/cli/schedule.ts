@@ -12,6 +12,7 @@ import type { ScheduleRecord, ScheduleSpec } from '../farm/schedules/model.js';
 import type { ZkClient } from '../zk/index.js';
 import { type ClientCommandFlags, withClient, withClientFlags } from './client-command.js';
 import { type Io, table } from './common.js';
+import { duration } from './time-flags.js';
 
 interface CreateFlags extends ClientCommandFlags {
   every?: string;
@@ -27,14 +28,6 @@ interface CreateFlags extends ClientCommandFlags {
 
 function usage(message: string): ZkfarmError {
   return new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, message);
-}
-
-/** "30s", "5m", "1500" (ms) → ms. */
-export function duration(flag: string, v: string): number {
-  const n = /^\d+$/.test(v) ? Number(v) : ms(v as ms.StringValue);
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0)
-    throw usage(`${flag}: expected a duration like 1500 (ms), 30s, 5m, 2h or 1d, got ${JSON.stringify(v)}`);
-  return n;
 }
 
 function parseJson(what: string, text: string): unknown {

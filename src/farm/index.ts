@@ -2,6 +2,7 @@
  * The farm: masters, workers, submitters, and the public layout of the znodes they share (docs/protocol.md).
  * A deliberate list: what is not here is internal (see docs/library.md).
  */
+export type { FailedFilter, FailedResult } from './dead-letters.js';
 export type { LeaderOptions, LeaderStats } from './leader.js';
 export { Master, type MasterOptions, type MasterRoleInfo } from './master.js';
 export {
@@ -10,6 +11,7 @@ export {
   type MasterInfo,
   PATHS,
   parseStatus,
+  type RetryPolicy,
   statusBucket,
   statusPath,
   TASK_PREFIX,

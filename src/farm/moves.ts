@@ -33,6 +33,7 @@ import {
   lostOnWorker,
   maxAttemptsOf,
   statusPath,
+  submittedTask,
   type Task,
   type TaskStatus,
   taskMeta,
@@ -90,7 +91,8 @@ export function giveBack(id: string, worker: string, task: Task, version = -1): 
 
 /**
  * After a failed run: back to the queue for another attempt when the task allows one and the failure
- * is retryable, its next run not before `retryDelayMs` × 2^(attempt − 1) (at most 30 s); else undefined.
+ * is retryable; else undefined. Its next run waits as the task's `retry` says (`retryWait`), or by
+ * default `retryDelayMs` × 2^(attempt − 1), at most 30 s.
  */
 export function requeue(
   id: string,
@@ -104,12 +106,21 @@ export function requeue(
   const attempt = meta.attempts + 1;
   if (outcome.state !== 'failed' || outcome.retryable === false || attempt >= maxAttemptsOf(task))
     return undefined;
-  const delay = backoffDelay({ initialMs: retryDelayMs, maxMs: 30_000, jitter: 'none' }, attempt - 1);
+  const delay = retryWait(task, attempt, retryDelayMs);
   const next: Task = {
     ...task,
     _zkfarm: { ...meta, attempts: attempt, notBefore: now + delay, lastError: outcome.error },
   };
   return fromAssignment('requeue', id, worker, -1, { op: 'create', path: taskPath(id), data: encode(next) });
+}
+
+/** The wait before run `attempt + 1` of a task (after `attempt` failed runs). */
+export function retryWait(task: Task, attempt: number, defaultDelayMs: number): number {
+  const r = task.retry;
+  if (!r) return backoffDelay({ initialMs: defaultDelayMs, maxMs: 30_000, jitter: 'none' }, attempt - 1);
+  if (r.backoff === 'fixed') return r.delayMs;
+  const maxMs = r.maxDelayMs ?? Math.max(30_000, r.delayMs);
+  return backoffDelay({ initialMs: r.delayMs, maxMs, jitter: 'none' }, attempt - 1);
 }
 
 /** Record a run's outcome (see `requeue` for a failure that goes round again). */
@@ -128,6 +139,9 @@ export function complete(id: string, worker: string, task: Task, outcome: ExecOu
     error: outcome.error,
     errorCode: outcome.errorCode,
     outputDir: outcome.outputDir,
+    // A failure keeps the task as submitted: it can be re-run or exported as a dead letter.
+    task: outcome.state === 'failed' ? submittedTask(task) : undefined,
+    retryOf: meta.retryOf,
   };
   return recording('complete', id, worker, status, assignPath(worker, id), -1);
 }
@@ -176,6 +190,7 @@ export function afterLoss(id: string, worker: string, task: Task, version = -1, 
       errorCode: ErrorCodes.WORKER_LOST,
       attempts: lost.fail.attempts,
       submittedAt: meta.submittedAt,
+      task,
     },
     version,
   );
@@ -188,6 +203,8 @@ export interface Failure {
   /** Runs so far. @defaultValue 0 */
   attempts?: number;
   submittedAt?: number;
+  /** The task, when it was read: kept (as submitted) in the failed status. */
+  task?: Task;
 }
 
 /** The one failed-status object of the farm (for tasks that end without a run's own outcome). */
@@ -201,6 +218,8 @@ export function failedStatus(f: Failure & { worker: string | null; now?: number 
     finishedAt: f.now ?? Date.now(),
     error: f.error,
     errorCode: f.errorCode,
+    ...(f.task ? { task: submittedTask(f.task) } : {}),
+    ...(f.task?._zkfarm?.retryOf ? { retryOf: f.task._zkfarm.retryOf } : {}),
   };
 }
 
@@ -208,6 +227,11 @@ export function failedStatus(f: Failure & { worker: string | null; now?: number 
 export function encodeStatus(status: TaskStatus): Buffer {
   const buf = encode(status);
   if (buf.length <= STATUS_MAX_BYTES) return buf;
+  if (status.task !== undefined) {
+    // A large task is the first thing to leave out: its submitter has it.
+    const { task: _task, ...withoutTask } = status;
+    return encodeStatus({ ...withoutTask, taskOmitted: true });
+  }
   const { result: _dropped, ...rest } = status;
   const note = `result too large for ZooKeeper (${buf.length} bytes); see result.json in the output directory`;
   const slim = encode({ ...rest, resultTruncated: true, note });

@@ -113,7 +113,22 @@ export interface TaskMeta {
   lostOn?: string[];
   /** When the task was submitted (its /tasks znode's creation time, ms), copied by the master. */
   submittedAt?: number;
+  /** The task this one re-runs (`runtime retry`): its result carries the link too. */
+  retryOf?: string;
 }
+
+/** How a task's failed runs are spaced (the task's `retry` field; else the worker's retryDelayMs). */
+export interface RetryPolicy {
+  /** The wait before the second run (ms). */
+  delayMs: number;
+  /** "fixed": every wait is delayMs; "exponential": it doubles each run. @defaultValue "exponential" */
+  backoff?: 'fixed' | 'exponential';
+  /** The longest wait (ms). @defaultValue 30000, or delayMs when larger */
+  maxDelayMs?: number;
+}
+
+/** The longest retry wait a task may ask for: a day. */
+export const MAX_RETRY_DELAY_MS = 86_400_000;
 
 /** The largest time a Date holds (ms since the epoch): a `notBefore` beyond it is not a time. */
 export const MAX_TIME_MS = 8.64e15;
@@ -130,8 +145,23 @@ const metaSchema = z
     lastError: z.string().optional(),
     lostOn: z.array(z.string()).optional(),
     submittedAt: z.number().optional(),
+    retryOf: z.string().optional(),
   })
   .loose();
+
+const delayMs = z
+  .number()
+  .int(`must be a whole number of ms from 0 to ${MAX_RETRY_DELAY_MS} (a day)`)
+  .min(0, `must be a whole number of ms from 0 to ${MAX_RETRY_DELAY_MS} (a day)`)
+  .max(MAX_RETRY_DELAY_MS, `must be a whole number of ms from 0 to ${MAX_RETRY_DELAY_MS} (a day)`);
+
+const retrySchema = z
+  .object({
+    delayMs,
+    backoff: z.enum(['fixed', 'exponential']).optional(),
+    maxDelayMs: delayMs.optional(),
+  })
+  .strict();
 
 /** The schema of a task (exported for the tests that hold the fast check to it). */
 export const taskSchema = z
@@ -151,6 +181,7 @@ export const taskSchema = z
       .min(MIN_PRIORITY, `must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY} (higher runs first)`)
       .max(MAX_PRIORITY, `must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY} (higher runs first)`)
       .optional(),
+    retry: retrySchema.optional(),
     _zkfarm: metaSchema.optional(),
   })
   .loose()
@@ -168,6 +199,8 @@ export interface Task {
   queue?: string;
   /** 0-9, higher runs first within its queue. @defaultValue 0 */
   priority?: number;
+  /** How failed runs are spaced when `maxAttempts` allows another. */
+  retry?: RetryPolicy;
   _zkfarm?: TaskMeta;
   [key: string]: unknown;
 }
@@ -221,8 +254,8 @@ const isSafeInt = (v: unknown): v is number => Number.isSafeInteger(v);
  * without building anything); false means "ask the schema", not "invalid". Tested against the schema.
  */
 export function isPlainValidTask(v: Record<string, unknown>): boolean {
-  const { cmd, handler, timeoutMs, maxAttempts, queue, priority, _zkfarm: meta } = v;
-  if ((cmd === undefined) === (handler === undefined)) return false;
+  const { cmd, handler, timeoutMs, maxAttempts, queue, priority, retry, _zkfarm: meta } = v;
+  if ((cmd === undefined) === (handler === undefined) || retry !== undefined) return false;
   if (!optionalIs(queue, isQueueName) || !optionalIs(priority, isPriority)) return false;
   if (!optionalIs(cmd, isNonEmptyString) || !optionalIs(handler, isNonEmptyString)) return false;
   if (!optionalIs(timeoutMs, (t) => isSafeInt(t) && t > 0)) return false;
@@ -235,6 +268,7 @@ export function isPlainValidTask(v: Record<string, unknown>): boolean {
     optionalIs(m['notBefore'], (t) => isSafeInt(t) && t >= 0 && t <= MAX_TIME_MS) &&
     optionalIs(m['lastError'], isString) &&
     optionalIs(m['submittedAt'], isNumber) &&
+    optionalIs(m['retryOf'], isString) &&
     optionalIs(m['lostOn'], (l) => Array.isArray(l) && l.every(isString))
   );
 }
@@ -297,7 +331,17 @@ export interface TaskStatus {
   errorCode?: string;
   /** The task's output directory on the worker's machine, when it has one (see docs/protocol.md). */
   outputDir?: string;
+  /** A failed task as it was submitted (without `_zkfarm`): what `runtime retry` submits again. */
+  task?: Task;
+  /** The task this one re-ran. */
+  retryOf?: string;
   [key: string]: unknown;
+}
+
+/** A task as its submitter gave it: the farm's bookkeeping (`_zkfarm`) left out. */
+export function submittedTask(task: Task): Task {
+  const { _zkfarm: _meta, ...rest } = task;
+  return rest;
 }
 
 const statusSchema = z

@@ -19,8 +19,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
-import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
 import { type ConnectOptions, connect, isZkError, type Supervisor } from '../zk/index.js';
+import { type FailedFilter, type FailedResult, failedResults, rerunOf } from './dead-letters.js';
 import { checkSubmitterOptions } from './options.js';
 import {
   encodeTask,
@@ -236,6 +237,28 @@ export class Submitter {
       }
       await sleep(backoff.next());
     }
+  }
+
+  /**
+   * Re-run failed tasks: each is submitted again as it was first submitted, linked to the original
+   * (dead-letters.ts). One answer per id, in order: the new task's id, or why it was not re-run.
+   */
+  async retry(ids: readonly string[]): Promise<Array<{ id: string; retry?: string; error?: string }>> {
+    const out: Array<{ id: string; retry?: string; error?: string }> = [];
+    for (const id of ids) {
+      try {
+        out.push({ id, retry: await this.submit(rerunOf(id, await this.result(id))) });
+      } catch (err) {
+        if (!hasCode(err, ErrorCodes.NOT_RETRYABLE)) throw err;
+        out.push({ id, error: (err as Error).message });
+      }
+    }
+    return out;
+  }
+
+  /** The kept failed results that match, in id order (dead-letters.ts). */
+  failed(filter: FailedFilter = {}): AsyncGenerator<FailedResult> {
+    return failedResults(this.#client(), filter);
   }
 
   /** Read a task's result, or undefined when it has none yet. */

@@ -133,3 +133,40 @@ test('admission: reject what is not a task or too large or badly scheduled; wait
   const again = admit(data, 77, now);
   assert.ok(again.verdict === 'run' && again.data === data, 'a task that has its submit time moves as it is');
 });
+
+test("a task's own retry policy spaces its runs: fixed, or exponential up to its cap", () => {
+  const base = { handler: 'fail', maxAttempts: 10 };
+  const wait = (retry: object, attempts: number) =>
+    json(requeue(T, 'w1', { ...base, retry, _zkfarm: { attempts } } as never, { state: 'failed' }, 500, 0)!)
+      ._zkfarm.notBefore;
+  assert.deepEqual(
+    [0, 1, 2, 3].map((a) => wait({ delayMs: 2000, backoff: 'fixed' }, a)),
+    [2000, 2000, 2000, 2000],
+  );
+  assert.deepEqual(
+    [0, 1, 2, 3].map((a) => wait({ delayMs: 1000, maxDelayMs: 5000 }, a)),
+    [1000, 2000, 4000, 5000],
+  );
+  assert.equal(wait({ delayMs: 60_000 }, 3), 60_000, 'without a cap a long first wait is its own cap');
+});
+
+test('a failed status keeps the task as submitted (for re-runs); a succeeded one does not', () => {
+  const task = {
+    handler: 'fail',
+    input: 1,
+    _zkfarm: { attempts: 0, submittedAt: 5, retryOf: 'task-0000000001' },
+  };
+  const failed = complete(T, 'w1', task, { state: 'failed', startedAt: 1, finishedAt: 2, error: 'x' });
+  assert.deepEqual(failed.status!.task, { handler: 'fail', input: 1 });
+  assert.equal(failed.status!.retryOf, 'task-0000000001', 'the link to the task it re-ran');
+  const ok = complete(T, 'w1', task, { state: 'succeeded', startedAt: 1, finishedAt: 2 });
+  assert.equal(ok.status!.task, undefined);
+  const lost = afterLoss(T, 'w1', { handler: 'noop', _zkfarm: { attempts: 2, lostOn: ['w1', 'w2'] } });
+  assert.deepEqual(lost.status!.task, { handler: 'noop' }, 'a task failed by worker loss too');
+  const huge = { handler: 'fail', input: 'x'.repeat(STATUS_MAX_BYTES) };
+  const stored = JSON.parse(
+    String(encodeStatus(complete(T, 'w1', huge, { state: 'failed', startedAt: 1, finishedAt: 2 }).status!)),
+  );
+  assert.equal(stored.task, undefined, 'a task too large for the status is left out');
+  assert.equal(stored.taskOmitted, true);
+});

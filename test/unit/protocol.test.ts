@@ -40,6 +40,13 @@ test('tasks: each kind of bad data gets a readable reason', () => {
   assert.match(reason('{"handler":""}'), /"handler": must be a non-empty string/);
   assert.match(reason('{"handler":"echo","timeoutMs":-5}'), /"timeoutMs"/);
   assert.match(reason('{"handler":"echo","maxAttempts":0}'), /"maxAttempts"/);
+  assert.match(
+    reason('{"handler":"echo","retry":{"delayMs":-1}}'),
+    /"retry.delayMs": must be a whole number of ms/,
+  );
+  assert.match(reason('{"handler":"echo","retry":{"delayMs":5,"backoff":"linear"}}'), /"retry.backoff"/);
+  assert.match(reason('{"handler":"echo","retry":{"delayMs":5,"jitter":true}}'), /"retry"/);
+  assert.equal(parseTask('{"handler":"echo","retry":{"delayMs":5,"backoff":"fixed"}}').ok, true);
   assert.throws(
     () => checkTask({ nothing: true }),
     (e: unknown) => (e as { code?: string }).code === 'ZKFARM_INVALID_TASK',
