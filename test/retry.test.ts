@@ -52,7 +52,12 @@ test('failed tasks keep their task; a re-run submits it again, linked; the CLI l
   const cli = (...args: string[]) => runCli([...args, '--zk', root]);
   const ls = await cli('failed');
   assert.equal(ls.code, 0, ls.stderr);
-  assert.match(ls.stdout, new RegExp(`${a}\\s+\\S+\\s+default\\s+2\\s+ZKFARM_HANDLER_FAILED\\s+handler "flaky" failed: a is broken`));
+  assert.match(
+    ls.stdout,
+    new RegExp(
+      `${a}\\s+\\S+\\s+default\\s+2\\s+ZKFARM_HANDLER_FAILED\\s+handler "flaky" failed: a is broken`,
+    ),
+  );
   const ndjson = (await cli('failed', '--json', '--since', '1h')).stdout
     .trim()
     .split('\n')
