@@ -475,15 +475,18 @@ test('two roles claiming one name: the second is refused with NAME_TAKEN, the fi
     }),
     (e: unknown) => hasCode(e, ErrorCodes.CONFIG_INVALID) && /appears twice/.test((e as Error).message),
   );
-  // A second host on the same farm with a worker and a master named like live ones.
-  for (const spec of [
-    { kind: 'worker' as const, name: 'w1' },
-    { kind: 'master' as const, name: 'm1' },
-  ]) {
+  // A second host on the same farm with a worker and a master named like live ones (both at once: each
+  // waits its whole bound for the live role's node to go before it is refused).
+  const claim = async (spec: { kind: 'worker' | 'master'; name: string }) => {
     const t0 = Date.now();
     await assert.rejects(
       Host.start(
-        { connect: farm.root, sessionTimeout: SESSION_TIMEOUT, workdir: join(tmp, 'dup'), roles: [spec] },
+        {
+          connect: farm.root,
+          sessionTimeout: SESSION_TIMEOUT,
+          workdir: join(tmp, `dup-${spec.name}`),
+          roles: [spec],
+        },
         {
           logger: createLogger({ level: 'fatal', pretty: false, destination: sink }),
           restart: false,
@@ -498,7 +501,8 @@ test('two roles claiming one name: the second is refused with NAME_TAKEN, the fi
       },
     );
     assert.ok(Date.now() - t0 < 60_000, 'refused within a bounded wait');
-  }
+  };
+  await Promise.all([claim({ kind: 'worker', name: 'w1' }), claim({ kind: 'master', name: 'm1' })]);
   await assertWhole(farm);
 });
 
