@@ -1,7 +1,8 @@
 /**
  * A handler service (no shell): an inline handler that runs until its signal aborts, placed only on
- * the worker that has it, its instances told apart by their id; scaling down aborts exactly the
- * instance removed, and stopping the worker aborts the rest.
+ * the worker that has it, its instances told apart by their id; the worker's task timeout
+ * (`defaultTimeoutMs`) does not apply to it; scaling down aborts exactly the instance removed, and
+ * stopping the worker aborts the rest.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -33,7 +34,9 @@ test('a handler service runs until its signal aborts, only where the handler is,
   };
   await farm.master(root, 'm1');
   await farm.worker(root, 'plain');
-  const w = await farm.worker(root, 'serving', { handlers: { serve } });
+  // A task timeout far shorter than the test: a service is not a task and runs until it is stopped.
+  const TASK_TIMEOUT = 300;
+  const w = await farm.worker(root, 'serving', { handlers: { serve }, defaultTimeoutMs: TASK_TIMEOUT });
   const client = await farm.admin(root);
   await createService(client, {
     name: 'svc',
@@ -44,6 +47,13 @@ test('a handler service runs until its signal aborts, only where the handler is,
   });
   await until(async () => (await serviceState(client, 'svc')).healthy === 2, 30_000, '2 healthy');
   assert.deepEqual([...running.keys()].sort(), ['service-svc-0', 'service-svc-1']);
+  const signals = [...running.values()];
+  await new Promise((r) => setTimeout(r, 4 * TASK_TIMEOUT));
+  assert.ok(
+    signals.every((sig) => !sig.aborted),
+    `the task timeout aborted a service: ${signals.map((sig) => String(sig.reason))}`,
+  );
+  assert.equal((await serviceState(client, 'svc')).restarts, 0, 'no instance was restarted');
   const s = await serviceState(client, 'svc');
   assert.ok(
     s.instances.every((i) => i.run?.worker === 'serving'),

@@ -21,10 +21,13 @@ import type { Logger } from '../zk/index.js';
 import { monitorHealth, probe } from './health.js';
 import { expand, instancePorts, type RunRecord, type ServiceSpec } from './model.js';
 
-/** Runs a handler service until `signal` aborts; resolves when the handler returned (or threw). */
+/**
+ * Runs a handler service until `signal` aborts; resolves when the handler returned (or threw). The spec
+ * carries `timeoutMs: 0` so that the executor's task timeout (`defaultTimeoutMs`) never stops a service.
+ */
 export type HandlerRunner = (
   id: string,
-  spec: { handler: string; input?: unknown },
+  spec: { handler: string; input?: unknown; timeoutMs: 0 },
   signal: AbortSignal,
 ) => Promise<{ error?: string }>;
 
@@ -201,7 +204,7 @@ export class InstanceRun {
     const id = `service-${this.#ctx.service}-${this.#ctx.instance}`;
     const ended = (
       runHandler
-        ? runHandler(id, { handler: spec.handler!, input: spec.input }, ac.signal)
+        ? runHandler(id, { handler: spec.handler!, input: spec.input, timeoutMs: 0 }, ac.signal)
         : Promise.resolve({ error: 'this worker cannot run handler services' })
     ).then((r) =>
       r.error
