@@ -3,7 +3,9 @@
  *
  * Znodes: watches /service-placements/<worker> (a ChildrenCache), reads each placement; creates
  * /services/<name>/running/<n> (ephemeral: the fence) before starting instance n and writes its state
- * there; creates /services/<name>/endpoints/<n> (ephemeral) while the instance is healthy.
+ * there; creates /services/<name>/endpoints/<n> (ephemeral) while the instance is healthy. Clears the
+ * data of /service-placements/<worker> when it starts and writes the hand-over mark there when it stops
+ * with its session alive (a clean stop: see `stop`).
  *
  * Fencing (docs/services.md): instance n runs only while this worker's session holds running/<n>.
  * - The fence is taken before the program starts. One held by another session is waited for (its
@@ -17,6 +19,8 @@
  *   (the connection came back in time), the instances start again.
  * SUSPENDED: instances go on until the fence deadline above.
  * LOST: every instance is stopped; the next session's runner starts them again once this one is done.
+ * A clean stop (the session still lives): every instance is stopped and its fence given up, then the
+ * hand-over mark tells the leader it may place them elsewhere at once, not after the fence bound.
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +33,7 @@ import {
   type Endpoint,
   encodeJson,
   endpointPath,
+  type HandOver,
   instancePorts,
   type Placement,
   placementKey,
@@ -112,7 +117,12 @@ export class ServiceRunner {
     await this.#opts.after;
     if (this.#closing) return;
     const c = this.#session.client;
-    await c.ensurePath(placementsDir(this.#opts.worker));
+    const dir = placementsDir(this.#opts.worker);
+    await c.ensurePath(dir);
+    // An earlier session's hand-over mark is no longer true once this one may run instances.
+    await c.setData(dir, Buffer.alloc(0)).catch((err) => {
+      if (!isZkError(err, 'NO_NODE')) throw err;
+    });
     if (this.#closing) return;
     this.#cache = new ChildrenCache(this.#session, placementsDir(this.#opts.worker), (u) => this.#update(u));
     this.#watchdog = setInterval(() => this.#checkFence(), WATCHDOG_MS);
@@ -376,7 +386,11 @@ export class ServiceRunner {
     }
   }
 
-  /** Stop every instance (stop grace each) and give up their nodes; safe to call twice. */
+  /**
+   * Stop every instance (stop grace each) and give up their nodes; safe to call twice. A stop while the
+   * session lives (the worker stops cleanly: nothing runs services on this session after it) then
+   * marks the placements hand-over, so that the leader moves them at once (placements.ts).
+   */
   async stop(): Promise<void> {
     if (!this.#closing) {
       this.#closing = true;
@@ -387,8 +401,22 @@ export class ServiceRunner {
         s.chain = s.chain.then(() => this.#stopSlot(s)).catch(() => {});
         return s.chain;
       });
-      void Promise.all(all).then(() => this.#resolveClosed());
+      void Promise.all(all)
+        .then(() => this.#handOver())
+        .then(() => this.#resolveClosed());
     }
     await this.closed;
+  }
+
+  async #handOver(): Promise<void> {
+    if (!this.#session.alive || this.#fenced) return;
+    const mark: HandOver = { handedOver: true, session: this.#session.id, at: Date.now() };
+    await this.#session.client.setData(placementsDir(this.#opts.worker), encodeJson(mark)).then(
+      () => this.#log.info({}, 'service instances stopped and handed over to the leader'),
+      (err) => {
+        if (this.#session.alive && !isZkError(err, 'NO_NODE'))
+          this.#log.warn({ err }, `could not hand the service instances over: ${describeError(err)}`);
+      },
+    );
   }
 }
