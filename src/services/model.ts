@@ -246,6 +246,9 @@ export interface Placement {
   spec: ServiceSpec;
 }
 
+/** A service runs shell commands (its program or its health check): only workers with allowShell take it. */
+export const needsShell = (spec: ServiceSpec) => spec.cmd !== undefined || spec.health?.type === 'cmd';
+
 /** The ports of instance n: each base port + n. */
 export function instancePorts(spec: ServiceSpec, n: number): Record<string, number> {
   const out: Record<string, number> = {};

@@ -4,12 +4,18 @@
  * service's status). Pure: no I/O.
  *
  * Stages, in order: live and not stopping; not a worker the instance may not go back to; runs shell
- * (for a `cmd`) or has the handler; serves one of `placement.queues`; is on one of `placement.hosts`;
+ * (for a `cmd` or a `cmd` health check); has the handler; serves one of `placement.queues`; is on one of `placement.hosts`;
  * has room (instances < capacity); its host has fewer than `placement.maxPerHost` of the service. Among
  * the workers left, the one with the fewest of the service on its host, then on itself, then the
  * fewest instances in all (then by name).
  */
-import type { InstanceRecord, ServiceSpec, UnplaceableCode, Unplaced } from './model.js';
+import {
+  type InstanceRecord,
+  needsShell,
+  type ServiceSpec,
+  type UnplaceableCode,
+  type Unplaced,
+} from './model.js';
 
 /** Why no worker may take one more instance. */
 export type Unplaceable = Omit<Unplaced, 'instance'>;
@@ -81,13 +87,14 @@ function stages(spec: ServiceSpec, load: Load, exclude: readonly string[]): Stag
     },
     {
       code: 'no-match',
-      keep: (w) =>
-        (spec.cmd === undefined || w.shell) &&
-        (spec.handler === undefined || w.handlers.includes(spec.handler)),
+      keep: (w) => !needsShell(spec) || w.shell,
       why: () =>
-        spec.cmd !== undefined
-          ? 'no live worker runs shell commands (start one with --allow-shell)'
-          : `no live worker has the handler "${spec.handler}"`,
+        `no live worker runs shell commands, which its ${spec.cmd !== undefined ? 'cmd' : 'health check'} needs (start one with --allow-shell)`,
+    },
+    {
+      code: 'no-match',
+      keep: (w) => spec.handler === undefined || w.handlers.includes(spec.handler),
+      why: () => `no live worker has the handler "${spec.handler}"`,
     },
     {
       code: 'no-match',

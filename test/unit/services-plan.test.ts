@@ -168,6 +168,15 @@ test('an instance that cannot be placed says why: no worker, no match, no room, 
   const noShell = one({}, [worker('w1', 'h1', { shell: false })]);
   assert.equal(noShell?.code, 'no-match');
   assert.match(noShell!.reason, /--allow-shell/);
+  const healthCmd = one({ cmd: undefined, handler: 'serve', health: { type: 'cmd', cmd: 'true' } }, [
+    worker('w1', 'h1', { shell: false, handlers: ['serve'] }),
+  ]);
+  assert.equal(healthCmd?.code, 'no-match', 'a cmd health check is a shell command too');
+  assert.match(healthCmd!.reason, /health check needs/);
+  assert.equal(
+    one({ cmd: undefined, handler: 'serve' }, [worker('w1', 'h1', { shell: false })])?.code,
+    'no-match',
+  );
   const queue = one({ placement: { queues: ['gpu'] } }, [worker('w1', 'h1')]);
   assert.equal(queue?.code, 'no-match');
   assert.match(queue!.reason, /placement\.queues \(gpu\)/);
