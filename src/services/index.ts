@@ -32,6 +32,8 @@ export {
   type ServiceSpecInput,
   type ServiceStatus,
   serviceSpecSchema,
+  type UnplaceableCode,
+  type Unplaced,
 } from './model.js';
 export { ServiceReconciler } from './reconciler.js';
 export { FENCE_MARGIN_MS, ServiceRunner } from './runner.js';
