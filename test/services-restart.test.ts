@@ -11,9 +11,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createService, serviceState } from '../src/services/index.js';
-import { connect } from '../src/zk/index.js';
 import { useCleanups } from './helpers/cleanups.js';
-import { ask, freePorts, serverCmd, useHosts, waitHealthy } from './helpers/services.js';
+import { ask, freePorts, serverCmd, twoHosts, waitHealthy } from './helpers/services.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
@@ -31,13 +30,7 @@ const health = {
 
 test('exits restart with backoff, a failing health check restarts only its instance, a crash loop fails one instance and spares the rest', async () => {
   const root = await zk.chroot('services-restart');
-  const farm = useHosts(cleanups, root, 4000);
-  await farm.start('alpha');
-  await farm.start('beta');
-  const sup = connect({ connect: root, sessionTimeout: 10_000 });
-  cleanups.push(() => sup.stop());
-  const client = (await sup.ready).client;
-  const tag = `svc-restart-${process.pid}`;
+  const { farm, client, tag } = await twoHosts(cleanups, root, 4000, 'restart');
   const base = await freePorts(3);
   const unhealthy = (n: number) => join(farm.workdir, `unhealthy-${n}`);
   await createService(client, {

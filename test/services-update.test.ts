@@ -7,9 +7,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createService, serviceState, updateService } from '../src/services/index.js';
-import { connect } from '../src/zk/index.js';
 import { useCleanups } from './helpers/cleanups.js';
-import { ask, freePorts, serverCmd, useHosts, waitHealthy } from './helpers/services.js';
+import { ask, freePorts, serverCmd, twoHosts, waitHealthy } from './helpers/services.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
@@ -18,13 +17,7 @@ const cleanups = useCleanups();
 
 test('a rolling update keeps 2 of 3 answering; a bad update stops after one instance and leaves 2 on the old version', async () => {
   const root = await zk.chroot('services-update');
-  const farm = useHosts(cleanups, root, 4000);
-  await farm.start('alpha');
-  await farm.start('beta');
-  const sup = connect({ connect: root, sessionTimeout: 10_000 });
-  cleanups.push(() => sup.stop());
-  const client = (await sup.ready).client;
-  const tag = `svc-update-${process.pid}`;
+  const { client, tag } = await twoHosts(cleanups, root, 4000, 'update');
   const base = await freePorts(3);
   await createService(client, {
     name: 'web',
