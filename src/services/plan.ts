@@ -6,7 +6,7 @@
  * - Instances numbered ≥ desired are removed (scale down, rm).
  * - An instance number below desired without a placement is placed, with the current revision.
  * - An instance whose worker is gone is moved, keeping its revision, once the worker has been gone
- *   long enough for the instance to have stopped (`mayStillRun`, from runner.ts's fence bound), or at
+ *   long enough for the instance to have stopped (`mayStillRun`, from the fence bound: fence.ts), or at
  *   once when the worker stopped cleanly and handed its instances over (`handedOver`).
  * - An instance its worker reports `failed` (a crash loop) moves to a worker it has not failed on, until
  *   it has failed on `restart.maxWorkers` workers or none is left: then it is failed for good.
@@ -62,7 +62,7 @@ export interface PlanInput {
   services: readonly ServiceView[];
   /** When each worker that instances are placed on was first seen gone (ms). */
   goneSince: ReadonlyMap<string, number>;
-  /** How long after its worker is gone an instance may still run (runner.ts: stillRunsAfterExpiry). */
+  /** How long after its worker is gone an instance may still run (fence.ts: stillRunsAfterExpiry). */
   mayStillRun(inst: InstanceRecord, spec: ServiceSpec): number;
   /** Told when a gone worker's instance may move (the caller plans again then). */
   wakeAt?(time: number): void;

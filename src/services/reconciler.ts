@@ -22,6 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
 import { describeError } from '../errors.js';
 import { isZkError, type Logger, type Session, type ZkClient } from '../zk/index.js';
+import { FENCE_MARGIN_MS, stillRunsAfterExpiry } from './fence.js';
 import {
   decode,
   encodeJson,
@@ -43,7 +44,6 @@ import {
 } from './model.js';
 import { prunePlacements, readHandOvers } from './placements.js';
 import { type Action, plan, type ServiceView, type WorkerView } from './plan.js';
-import { FENCE_MARGIN_MS, stillRunsAfterExpiry } from './runner.js';
 
 const WORKERS = '/workers';
 const TICK_MS = 1000;

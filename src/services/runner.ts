@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import { describeError } from '../errors.js';
 import { ChildrenCache, type ChildrenUpdate } from '../recipes/children-cache.js';
 import { isZkError, type Logger, type Session } from '../zk/index.js';
+import { stopAfterSilence } from './fence.js';
 import { type HandlerRunner, InstanceRun } from './instance.js';
 import {
   decode,
@@ -42,23 +43,6 @@ import {
   runningPath,
 } from './model.js';
 
-/** Stop instances this long before the session's expiry could be reached (ms, at most T/4). */
-export const FENCE_MARGIN_MS = 1000;
-
-/** Silence (ms without an answer) after which an instance with this stop grace is stopped. */
-export function stopAfterSilence(sessionTimeout: number, stopGraceMs: number): number {
-  const margin = Math.min(FENCE_MARGIN_MS, sessionTimeout / 4);
-  return Math.max(sessionTimeout / 2, sessionTimeout - margin - stopGraceMs);
-}
-
-/**
- * How long after its worker's session expired an instance may still run at worst (0 when it is surely
- * stopped by then): the leader waits this long before placing a replacement.
- */
-export function stillRunsAfterExpiry(sessionTimeout: number, stopGraceMs: number): number {
-  const margin = Math.min(FENCE_MARGIN_MS, sessionTimeout / 4);
-  return Math.max(0, stopAfterSilence(sessionTimeout, stopGraceMs) + stopGraceMs - (sessionTimeout - margin));
-}
 const WATCHDOG_MS = 100;
 const FENCE_WAIT_POLL_MS = 500;
 
