@@ -91,5 +91,7 @@ export {
   serviceEndpoints,
   serviceSpecSchema,
   serviceState,
+  type UnplaceableCode,
+  type Unplaced,
   updateService,
 } from './services/index.js';
