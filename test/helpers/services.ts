@@ -96,16 +96,18 @@ export function useHosts(cleanups: Cleanup[], connect: string, sessionTimeout: n
 
 /**
  * The usual setup: hosts `alpha` and `beta` started side by side (1 master, 1 worker with shell each,
- * session timeout `sessionTimeout`), an admin client of its own, and a tag for the service's copies.
+ * session timeout `sessionTimeout`, `extra` flags), an admin client of its own, and a tag for the
+ * service's copies.
  */
 export async function twoHosts(
   cleanups: Cleanup[],
   root: string,
   sessionTimeout: number,
   name: string,
+  extra: string[] = [],
 ): Promise<{ farm: Hosts; client: ZkClient; tag: string }> {
   const farm = useHosts(cleanups, root, sessionTimeout);
-  await Promise.all([farm.start('alpha'), farm.start('beta')]);
+  await Promise.all([farm.start('alpha', extra), farm.start('beta', extra)]);
   const sup = connect({ connect: root, sessionTimeout: 10_000 });
   cleanups.push(() => sup.stop());
   const client = (await sup.ready).client;
