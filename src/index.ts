@@ -50,5 +50,7 @@ export {
   serviceEndpoints,
   serviceSpecSchema,
   serviceState,
+  type UnplaceableCode,
+  type Unplaced,
   updateService,
 } from './services/index.js';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { redisUnavailable } from '../benchmarks/harness/redis.js';
 import type { RunRecord } from '../benchmarks/harness/report.js';
-import { SCENARIOS, type ScenarioReport, type Spread } from '../benchmarks/harness/types.js';
+import { DEFAULT_SCENARIOS, type ScenarioReport, type Spread } from '../benchmarks/harness/types.js';
 
 const out = mkdtempSync(join(tmpdir(), 'zkfarm-bench-test-'));
 after(() => rmSync(out, { recursive: true, force: true }));
@@ -71,7 +71,7 @@ test('a tiny run of every scenario writes JSON, Markdown and SVG, and every chec
   assert.match(latest.versions.zookeeper, /^3\./);
   assert.equal(latest.zookeeper.settings['clientPortAddress'], '127.0.0.1');
 
-  for (const name of SCENARIOS) {
+  for (const name of DEFAULT_SCENARIOS) {
     const report = latest.scenarios[name] as ScenarioReport | undefined;
     assert.ok(report, `latest.json has ${name}`);
     const file = latest.files[name];
@@ -204,7 +204,7 @@ test('a tiny run of every scenario writes JSON, Markdown and SVG, and every chec
     '# zkfarm benchmark results',
     '## Machine and versions',
     '## ZooKeeper settings',
-    ...SCENARIOS.map((n) => `## ${n}: `),
+    ...DEFAULT_SCENARIOS.map((n) => `## ${n}: `),
   ]) {
     assert.ok(md.includes(heading), `latest.md has "${heading}"`);
   }

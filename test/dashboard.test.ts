@@ -10,32 +10,21 @@
  * (the README's screenshot), so an ordinary test run leaves the working tree as it was.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { QueueAdmin } from '../src/farm/queue-admin.js';
 import { ScheduleAdmin } from '../src/farm/schedules/admin.js';
 import { Submitter } from '../src/farm/submitter.js';
 import { createLogger, Host } from '../src/host/index.js';
 import { type Dashboard, startDashboard } from '../src/web/index.js';
 import { connect } from '../src/zk/index.js';
+import { openBrowser, watchErrors } from './helpers/browser.js';
 import { FaultInjector } from './helpers/faults.js';
 import { useZooKeeper } from './helpers/zk.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 const zk = useZooKeeper();
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -96,40 +85,11 @@ function backgroundLoad(sub: Submitter): { stop(): Promise<void>; submitted: () 
   };
 }
 
-async function openBrowser(): Promise<BrowserContext> {
-  assert.ok(
-    existsSync(CHROMIUM),
-    `Chromium is not installed at ${CHROMIUM}; the dashboard's browser test needs it: run scripts/setup.sh --browser (it installs Debian's chromium package)`,
-  );
-  const profile = mkdtempSync(join(tmpdir(), 'zkfarm-chromium-'));
-  cleanups.push(() => rmSync(profile, { recursive: true, force: true }));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    args: CHROMIUM_ARGS,
-    headless: true,
-    viewport: { width: 1600, height: 1000 },
-    deviceScaleFactor: 1,
-    timeout: 60_000,
-  });
-  cleanups.push(() => context.close());
-  return context;
-}
-
-/** Page errors and console errors (a CSP violation is one) fail the test. */
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('pageerror', (err) => errors.push(`page error: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(`console error: ${msg.text()}`);
-  });
-  return errors;
-}
-
 let passed = false;
 const leaderOf = (page: Page) => page.locator('#leader-name').getAttribute('data-leader');
 
 test('the dashboard in Chromium: leader and workers, a task submitted from the page, failover after crashing the leader', async () => {
-  const context = await openBrowser();
+  const context = await openBrowser(cleanups);
   const root = await zk.chroot('dashboard');
   // The page's Crash control is fault injection: the dashboard gets the injector that made the threads.
   const faults = new FaultInjector();

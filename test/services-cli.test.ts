@@ -61,13 +61,22 @@ test('a service from the config file, then service ls, status, endpoints, scale,
     ['healthy', 'healthy'],
   );
   assert.ok(panel[0]!.instances.every((i) => i.run?.logDir?.startsWith(farm.workdir)));
-  const ls = await cli('ls');
+  // The reading commands side by side (each is a process of its own), and a bad service file.
+  const bad = join(farm.workdir, 'bad.yaml');
+  writeFileSync(bad, stringify({ name: 'x', cmd: 'true', instances: -1 }));
+  const [ls, status, endpoints, refused] = await Promise.all([
+    cli('ls'),
+    cli('status', 'web'),
+    cli('endpoints', 'web', '--json'),
+    cli('create', bad),
+  ]);
   assert.equal(ls.code, 0, ls.stderr);
   assert.match(ls.stdout, /^web\s+2\s+2\s+2\s+0\s+1\s+-$/m);
-  const status = await cli('status', 'web');
   assert.match(status.stdout, /instances 2 desired, 2 running, 2 healthy/);
   assert.match(status.stdout, /alpha-worker-1/);
-  const eps = JSON.parse((await cli('endpoints', 'web', '--json')).stdout) as {
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /instances/);
+  const eps = JSON.parse(endpoints.stdout) as {
     instance: number;
     ports: { http: number };
   }[];
@@ -103,12 +112,6 @@ test('a service from the config file, then service ls, status, endpoints, scale,
     'every instance restarted',
     200,
   );
-
-  const bad = join(farm.workdir, 'bad.yaml');
-  writeFileSync(bad, stringify({ name: 'x', cmd: 'true', instances: -1 }));
-  const refused = await cli('create', bad);
-  assert.equal(refused.code, 2);
-  assert.match(refused.stderr, /instances/);
 
   // Instance logs: stdout.log under the workdir.
   const logDir = (await serviceState(client, 'web')).instances[0]!.run!.logDir!;

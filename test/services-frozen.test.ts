@@ -8,9 +8,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createService, serviceState } from '../src/services/index.js';
-import { connect } from '../src/zk/index.js';
 import { useCleanups } from './helpers/cleanups.js';
-import { copiesByInstance, serverCmd, useHosts, waitHealthy } from './helpers/services.js';
+import { copiesByInstance, serverCmd, twoHosts, waitHealthy } from './helpers/services.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
@@ -20,13 +19,7 @@ const SESSION_TIMEOUT = 4000;
 
 test('a host frozen past its session timeout stops its instances when it resumes: one copy of each instance again', async () => {
   const root = await zk.chroot('services-frozen');
-  const farm = useHosts(cleanups, root, SESSION_TIMEOUT);
-  await farm.start('alpha');
-  await farm.start('beta');
-  const sup = connect({ connect: root, sessionTimeout: 10_000 });
-  cleanups.push(() => sup.stop());
-  const client = (await sup.ready).client;
-  const tag = `svc-frozen-${process.pid}`;
+  const { farm, client, tag } = await twoHosts(cleanups, root, SESSION_TIMEOUT, 'frozen');
   // No ports: the frozen host's copies and their replacements can run side by side on this one machine.
   await createService(client, { name: 'bg', cmd: serverCmd(tag), instances: 3, stopGraceMs: 1000 });
   const before = await waitHealthy(client, 'bg', 3, 60_000);

@@ -1,5 +1,5 @@
-// The services panel: every service's instances (where, state, restarts, endpoint, logs), read from
-// /api/services every 2 s. Hidden while the farm has no service.
+// The services panel: every service's instances (where, state, restarts, endpoint, logs, and why one
+// cannot be placed), read from /api/services every 2 s. Hidden while the farm has no service.
 
 import { $, ago, el, setChildren } from './dom.js';
 
@@ -16,8 +16,11 @@ function render(services) {
   const rows = [];
   for (const s of services) {
     const rollout = s.status?.rollout;
+    const unplaced = s.unplaced?.length ?? 0;
     const note =
-      rollout && rollout.state !== 'done' ? ` · update to revision ${rollout.revision} ${rollout.state}` : '';
+      (rollout && rollout.state !== 'done'
+        ? ` · update to revision ${rollout.revision} ${rollout.state}`
+        : '') + (unplaced ? ` · ${unplaced} cannot be placed` : '');
     rows.push(
       el(
         'tr',
@@ -33,16 +36,19 @@ function render(services) {
     for (const i of s.instances) {
       const failed = i.placement?.state === 'failed';
       const run = i.run;
+      const state = failed ? 'failed' : (run?.state ?? (i.placement ? 'placed' : 'unplaced'));
+      const reason = failed
+        ? i.placement.reason
+        : i.unplaced
+          ? `cannot be placed: ${i.unplaced.reason}`
+          : (run?.reason ?? run?.lastExit);
       rows.push(
         el(
           'tr',
           { dataset: { instance: `${s.name}.${i.instance}` } },
           el('td', { text: String(i.instance) }),
           el('td', { text: run ? `${run.worker} on ${run.host}` : (i.placement?.worker ?? '–') }),
-          el('td', {
-            class: `state ${failed ? 'failed' : (run?.state ?? 'placed')}`,
-            text: failed ? 'failed' : (run?.state ?? 'placed'),
-          }),
+          el('td', { class: `state ${state}`, text: state }),
           el('td', { text: String(run?.restarts ?? 0) }),
           el('td', {
             text: i.endpoint
@@ -54,9 +60,7 @@ function render(services) {
           el('td', { class: 'mono', text: run?.logDir ?? '–' }),
           el('td', {
             class: 'reason',
-            text:
-              (failed ? i.placement.reason : (run?.reason ?? run?.lastExit)) ??
-              (run ? `since ${ago(run.since)}` : ''),
+            text: reason ?? (run ? `since ${ago(run.since)}` : ''),
           }),
         ),
       );

@@ -27,15 +27,23 @@ import { runFailover } from './scenarios/failover.js';
 import { runLatency } from './scenarios/latency.js';
 import { measureBullOnce, peerReport } from './scenarios/peer.js';
 import { runScaling } from './scenarios/scaling.js';
+import { runServices } from './scenarios/services.js';
 import { measureFarmOnce, throughputReport } from './scenarios/throughput.js';
 import { renderText, spread } from './stats.js';
-import type { BullmqResult, FarmResult, FarmShape, ScenarioName, ScenarioReport } from './types.js';
+import {
+  type BullmqResult,
+  DEFAULT_SCENARIOS,
+  type FarmResult,
+  type FarmShape,
+  type ScenarioName,
+  type ScenarioReport,
+} from './types.js';
 
 export type { BenchOptions } from './options.js';
 export { PRESETS, parseScenarios } from './options.js';
 export type { RunRecord } from './report.js';
 export { writeReport } from './report.js';
-export { SCENARIOS, type ScenarioName, type ScenarioReport, type Size } from './types.js';
+export { DEFAULT_SCENARIOS, SCENARIOS, type ScenarioName, type ScenarioReport, type Size } from './types.js';
 
 export interface BenchResult {
   /** Every scenario completed and every check passed. */
@@ -56,6 +64,7 @@ const TITLES: Record<ScenarioName, string> = {
   scaling: 'Scaling and memory',
   failover: 'Failover during a steady stream',
   peer: 'zkfarm vs BullMQ on Redis',
+  services: 'Services: SIGKILL of a host',
 };
 
 function emptyReport(scenario: ScenarioName, fields: Partial<ScenarioReport>): Body {
@@ -197,6 +206,7 @@ function planCount(opts: ResolvedOptions): number {
   if (has('latency')) n += p.repeats.latency;
   if (has('scaling')) n += p.scaling.workers.length * p.repeats.scaling + p.scaling.rssRoles.length;
   if (has('failover')) n += p.repeats.failover * (p.failover.together ? 1 : p.failover.faults.length);
+  if (has('services')) n += p.services.repeats;
   return n;
 }
 
@@ -433,6 +443,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     if (has('latency')) await attempt('latency', () => runLatency(ctx));
     if (has('scaling')) await attempt('scaling', () => runScaling(ctx));
     if (has('failover')) await attempt('failover', () => runFailover(ctx));
+    if (has('services')) await attempt('services', () => runServices(ctx));
 
     const all = Object.values(reports);
     const redisInfo = redis ? await redis : undefined;
@@ -492,7 +503,10 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
 function commandLine(opts: ResolvedOptions, options: BenchOptions): string {
   const parts = ['runtime bench'];
   if (opts.size !== 'full') parts.push(opts.size === 'quick' ? '--quick' : `--size ${opts.size}`);
-  if (opts.scenarios.length !== 6) parts.push(`--scenario ${opts.scenarios.join(',')}`);
+  const defaults =
+    opts.scenarios.length === DEFAULT_SCENARIOS.length &&
+    DEFAULT_SCENARIOS.every((s) => opts.scenarios.includes(s));
+  if (!defaults) parts.push(`--scenario ${opts.scenarios.join(',')}`);
   if (options.repeats !== undefined) parts.push(`--repeats ${options.repeats}`);
   if (options.tasks !== undefined) parts.push(`--tasks ${options.tasks}`);
   if (opts.redisPersistence !== 'everysec') parts.push(`--redis-persistence ${opts.redisPersistence}`);

@@ -40,6 +40,8 @@ const DESCRIPTIONS: Record<ScenarioName, string> = {
     'Throughput (cold: the first N tasks after start) with 1 to 32 workers against the ZooKeeper ceiling, and the host’s memory (RSS) per role thread.',
   failover:
     'Faults during a steady stream: the leading master crashed (its session left to expire) and stopped gracefully, and the busiest worker crashed. Gap without new statuses, time until every earlier task has its status, re-executions.',
+  services:
+    'A service of 3 instances of a small HTTP server across two runtime hosts (one master, one worker each); the host running two of them is SIGKILLed. Time until 3 healthy endpoints again on the other host, until the killed host’s copies are gone, and the most copies alive and instances answering at once. Run by name only (`--scenario services`).',
   peer: 'BullMQ on Redis doing the same no-op jobs with the same total concurrency, in the same two passes on one queue (N jobs, then N more), alternating with the farm’s throughput runs; the ratio farm ÷ BullMQ, cold and in the steady state.',
 };
 

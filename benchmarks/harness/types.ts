@@ -3,7 +3,17 @@
  * (benchmarks/harness/worker-scenario.ts). Only plain JSON crosses between them.
  */
 
-export const SCENARIOS = ['ceiling', 'throughput', 'latency', 'scaling', 'failover', 'peer'] as const;
+export const SCENARIOS = [
+  'ceiling',
+  'throughput',
+  'latency',
+  'scaling',
+  'failover',
+  'peer',
+  'services',
+] as const;
+/** What a run without `--scenario` measures: every scenario but `services` (run by name: two runtime hosts and a SIGKILL). */
+export const DEFAULT_SCENARIOS: readonly ScenarioName[] = SCENARIOS.filter((s) => s !== 'services');
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 /** How big a run is: `full` for the committed report, `quick` for a look, `tiny` for the test. */
@@ -163,7 +173,19 @@ export interface FailoverJob {
   timeoutMs: number;
 }
 
-export type Job = CeilingJob | FarmJob | BullmqJob | LatencyJob | RssJob | FailoverJob;
+export interface ServicesJob {
+  kind: 'services';
+  zk: ZkTarget;
+  /** Of the runtime hosts' roles. */
+  sessionTimeout: number;
+  /** The service's stop grace. */
+  stopGraceMs: number;
+  /** The host SIGKILLed (the one with two instances) is the leader's, or the other host leads. */
+  killLeader: boolean;
+  timeoutMs: number;
+}
+
+export type Job = CeilingJob | FarmJob | BullmqJob | LatencyJob | RssJob | FailoverJob | ServicesJob;
 
 /** Messages a measurement process sends to the orchestrator. */
 export type ChildMessage =
@@ -346,4 +368,27 @@ export interface FailoverResult {
   tasks: number;
   faults: FaultResult[];
   check: FarmCheckSummary;
+}
+
+/** One run of the services scenario (scenarios/services.ts); times in ms from the SIGKILL. */
+export interface ServicesResult {
+  sessionTimeout: number;
+  stopGraceMs: number;
+  /** Creation of the service → 3 healthy instances. */
+  startMs: number;
+  /** → 3 healthy endpoints, all on the surviving host. */
+  healthyAgainMs: number;
+  /** → all 3 ports answer HTTP again. */
+  answeringAgainMs: number;
+  /** → the killed host's copies are gone from /proc. */
+  copiesGoneMs: number;
+  /** Most copies of the server alive at once (/proc), and most instances answering at once (HTTP). */
+  mostCopies: number;
+  mostAnswering: number;
+  /** The killed host held the leading master. */
+  leaderKilled: boolean;
+  /** Instances the killed host ran. */
+  onVictim: number;
+  /** Copies still alive after the surviving host stopped (SIGTERM). */
+  leftAfterStop: number;
 }

@@ -10,6 +10,7 @@ import { measureFailover } from './scenarios/failover.js';
 import { measureLatency } from './scenarios/latency.js';
 import { measureBullmq } from './scenarios/peer.js';
 import { measureRss } from './scenarios/scaling.js';
+import { measureServices } from './scenarios/services.js';
 import { measureFarm } from './scenarios/throughput.js';
 import type { ChildMessage, Job } from './types.js';
 
@@ -34,6 +35,8 @@ async function run(job: Job, io: BenchIo): Promise<unknown> {
       return measureRss(job, io);
     case 'failover':
       return measureFailover(job, io);
+    case 'services':
+      return measureServices(job, io);
   }
 }
 

@@ -283,6 +283,7 @@ const summary = (s: ServiceState) => ({
   restarts: s.restarts,
   revision: s.record.revision,
   rollout: s.status?.rollout,
+  unplaced: s.unplaced,
 });
 
 const row = (s: ServiceState) => [
@@ -302,20 +303,27 @@ export function renderService(s: ServiceState): string[] {
   ];
   const r = s.status?.rollout;
   if (r) lines.push(`rollout   revision ${r.revision} ${r.state}${r.reason ? `: ${r.reason}` : ''}`);
+  for (const u of s.unplaced)
+    lines.push(`unplaced  instance ${u.instance} cannot be placed (${u.code}): ${u.reason}`);
   lines.push('');
   const rows = [['#', 'WORKER', 'HOST', 'STATE', 'REV', 'RESTARTS', 'ENDPOINT', 'LOGS', 'NOTE']];
   for (const i of s.instances) {
     const failed = i.placement?.state === 'failed';
+    const note = failed
+      ? i.placement?.reason
+      : i.unplaced
+        ? `cannot be placed: ${i.unplaced.reason}`
+        : (i.run?.reason ?? i.run?.lastExit);
     rows.push([
       String(i.instance),
       i.run?.worker ?? i.placement?.worker ?? '-',
       i.run?.host ?? '-',
-      failed ? 'failed' : (i.run?.state ?? 'placed'),
+      failed ? 'failed' : (i.run?.state ?? (i.placement ? 'placed' : 'unplaced')),
       String(i.run?.revision ?? i.placement?.revision ?? '-'),
       String(i.run?.restarts ?? 0),
       i.endpoint ? Object.values(i.endpoint.ports).join(',') || 'yes' : '-',
       i.run?.logDir ?? '-',
-      (failed ? i.placement?.reason : (i.run?.reason ?? i.run?.lastExit)) ?? '',
+      note ?? '',
     ]);
   }
   lines.push(...table(rows));

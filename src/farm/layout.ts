@@ -1,11 +1,13 @@
 /**
  * The farm's layout, and with access control, closing it.
  *
- * Znodes: creates /tasks, /status, /assign, /workers, /masters, /election, /queues, /schedules when missing
- * (and a worker's own /assign/<name>). With `auth` it also reads, and where needed rewrites, the ACL of the
+ * Znodes: creates /tasks, /status, /assign, /workers, /masters, /election, /queues, /schedules,
+ * /services, /service-placements when missing (and a worker's own /assign/<name> and
+ * /service-placements/<name>). With `auth` it also reads, and where needed rewrites, the ACL of the
  * chroot's root (when the connect string has a chroot) and of those nodes' children: /tasks/*, /status/*
  * and /status/<bucket>/*, /schedules/*,
- * /assign/<w>, /assign/<w>/*, /workers/*, /masters/*, /election/*, /master.
+ * /assign/<w>, /assign/<w>/*, /workers/*, /masters/*, /election/*, /master, and the services' nodes
+ * (sweepServices).
  *
  * What "closed" means: a node's ACL is exactly the farm identity's digest ACL (all rights, to nobody
  * else). Any other ACL (world:anyone, `ip:…`, another digest, `auth` of someone else, an extra entry
@@ -29,6 +31,7 @@
  * docs/security.md gives the measured cost for a farm with many kept results.
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { placementsDir, SERVICE_PATHS } from '../services/model.js';
 import { type Acl, fatal, isZkError, type Logger, type Session, type ZkClient } from '../zk/index.js';
 import { assignDir, isStatusBucket, PATHS } from './protocol.js';
 
@@ -57,6 +60,8 @@ export const LAYOUT_PATHS: readonly string[] = [
   PATHS.election,
   PATHS.queues,
   PATHS.schedules,
+  SERVICE_PATHS.services,
+  SERVICE_PATHS.placements,
 ];
 
 /** What a sweep did, for the log and for tests. */
@@ -71,7 +76,7 @@ export interface SecureReport {
 /** Create the layout; with `auth`, close it (see the module comment). Idempotent. */
 export async function ensureLayout(session: Session, options: LayoutOptions): Promise<SecureReport> {
   const c = session.client;
-  const own = options.worker ? [assignDir(options.worker)] : [];
+  const own = options.worker ? [assignDir(options.worker), placementsDir(options.worker)] : [];
   await Promise.all(LAYOUT_PATHS.map((p) => c.ensurePath(p)));
   await Promise.all(own.map((p) => c.ensurePath(p)));
   const report: SecureReport = { checked: 0, adopted: [], removed: [] };
@@ -116,6 +121,29 @@ async function sweepSubtrees(sweep: Sweep): Promise<void> {
     PATHS.master,
   ];
   await sweep.roleNodes(roles);
+  await sweepServices(sweep);
+}
+
+/**
+ * /services/<name> and its status, instances, running and endpoints directories, each instance record,
+ * and every worker's placements are persistent; a fence (running/<n>) or an endpoint of another
+ * identity is a role node: removed, so that it neither blocks an instance nor misdirects a client.
+ */
+async function sweepServices(sweep: Sweep): Promise<void> {
+  const [services, placementDirs] = await Promise.all([
+    sweep.children(SERVICE_PATHS.services),
+    sweep.children(SERVICE_PATHS.placements),
+  ]);
+  await sweep.persistent([...services, ...placementDirs]);
+  const parts = (await Promise.all(services.map((s) => sweep.children(s)))).flat();
+  await sweep.persistent(parts);
+  const byKind = async (kind: string) =>
+    (await Promise.all(parts.filter((p) => p.endsWith(`/${kind}`)).map((p) => sweep.children(p)))).flat();
+  await sweep.persistent([
+    ...(await byKind('instances')),
+    ...(await Promise.all(placementDirs.map((d) => sweep.children(d)))).flat(),
+  ]);
+  await sweep.roleNodes([...(await byKind('running')), ...(await byKind('endpoints'))]);
 }
 
 class Sweep {

@@ -22,6 +22,7 @@ import {
   type ServiceStatus,
   servicePath,
   serviceStatusPath,
+  type Unplaced,
 } from './model.js';
 
 /** Create a service; ZKFARM_SERVICE_CONFLICT when one of that name exists. */
@@ -133,6 +134,8 @@ export interface InstanceState {
   /** What the worker that runs it reports. */
   run?: RunRecord;
   endpoint?: Endpoint;
+  /** The leader cannot place it (anew) now: why. */
+  unplaced?: Omit<Unplaced, 'instance'>;
 }
 
 export interface ServiceState {
@@ -143,6 +146,8 @@ export interface ServiceState {
   running: number;
   healthy: number;
   restarts: number;
+  /** Instances the leader cannot place now, and why (from its status). */
+  unplaced: Unplaced[];
   instances: InstanceState[];
 }
 
@@ -177,7 +182,12 @@ export async function serviceState(client: ZkClient, name: string): Promise<Serv
       () => undefined,
     ),
   ]);
-  const numbers = [...new Set([...placed.keys(), ...runs.keys(), ...eps.keys()])].sort((a, b) => a - b);
+  const desired = record.removing ? 0 : record.spec.instances;
+  const unplaced = (status?.unplaced ?? []).filter((u) => u.instance < desired);
+  const why = new Map(unplaced.map(({ instance, ...u }) => [instance, u]));
+  const numbers = [...new Set([...placed.keys(), ...runs.keys(), ...eps.keys(), ...why.keys()])].sort(
+    (a, b) => a - b,
+  );
   const instances = numbers.map((n) => {
     const p = placed.get(n);
     let placement: InstanceState['placement'];
@@ -185,17 +195,18 @@ export async function serviceState(client: ZkClient, name: string): Promise<Serv
       const { spec: _spec, ...rest } = p;
       placement = rest;
     }
-    return { instance: n, placement, run: runs.get(n), endpoint: eps.get(n) };
+    return { instance: n, placement, run: runs.get(n), endpoint: eps.get(n), unplaced: why.get(n) };
   });
   const live = (r?: RunRecord) => r && ['starting', 'running', 'healthy', 'unhealthy'].includes(r.state);
   return {
     name,
     record,
     status,
-    desired: record.removing ? 0 : record.spec.instances,
+    desired,
     running: instances.filter((i) => live(i.run)).length,
     healthy: instances.filter((i) => i.run?.state === 'healthy').length,
     restarts: instances.reduce((sum, i) => sum + (i.run?.restarts ?? 0), 0),
+    unplaced,
     instances,
   };
 }

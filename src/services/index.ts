@@ -16,6 +16,7 @@ export {
   serviceState,
   updateService,
 } from './api.js';
+export { FENCE_MARGIN_MS } from './fence.js';
 export type { HandlerRunner } from './instance.js';
 export {
   type Endpoint,
@@ -32,6 +33,8 @@ export {
   type ServiceSpecInput,
   type ServiceStatus,
   serviceSpecSchema,
+  type UnplaceableCode,
+  type Unplaced,
 } from './model.js';
 export { ServiceReconciler } from './reconciler.js';
-export { FENCE_MARGIN_MS, ServiceRunner } from './runner.js';
+export { ServiceRunner } from './runner.js';

@@ -19,12 +19,15 @@ import { describeError, ErrorCodes } from '../errors.js';
 import { ServiceProcess } from '../exec/service-process.js';
 import type { Logger } from '../zk/index.js';
 import { monitorHealth, probe } from './health.js';
-import { expand, instancePorts, type RunRecord, type ServiceSpec } from './model.js';
+import { expand, instancePorts, needsShell, type RunRecord, type ServiceSpec } from './model.js';
 
-/** Runs a handler service until `signal` aborts; resolves when the handler returned (or threw). */
+/**
+ * Runs a handler service until `signal` aborts; resolves when the handler returned (or threw). The spec
+ * carries `timeoutMs: 0` so that the executor's task timeout (`defaultTimeoutMs`) never stops a service.
+ */
 export type HandlerRunner = (
   id: string,
-  spec: { handler: string; input?: unknown },
+  spec: { handler: string; input?: unknown; timeoutMs: 0 },
   signal: AbortSignal,
 ) => Promise<{ error?: string }>;
 
@@ -71,10 +74,10 @@ export class InstanceRun {
     const { spec, log } = this.#ctx;
     const r = spec.restart;
     const signal = this.#stop.signal;
-    if (spec.cmd !== undefined && !this.#ctx.allowShell) {
+    if (needsShell(spec) && !this.#ctx.allowShell) {
       this.#ctx.report({
         state: 'failed',
-        reason: `${ErrorCodes.SHELL_DISABLED}: this worker does not run shell commands; start it with allowShell (--allow-shell) or give the service a handler`,
+        reason: `${ErrorCodes.SHELL_DISABLED}: this worker does not run shell commands (the service's ${spec.cmd !== undefined ? 'cmd' : 'health check'}); start it with allowShell (--allow-shell), or give the service a handler and a tcp or http health check`,
       });
       return;
     }
@@ -201,7 +204,7 @@ export class InstanceRun {
     const id = `service-${this.#ctx.service}-${this.#ctx.instance}`;
     const ended = (
       runHandler
-        ? runHandler(id, { handler: spec.handler!, input: spec.input }, ac.signal)
+        ? runHandler(id, { handler: spec.handler!, input: spec.input, timeoutMs: 0 }, ac.signal)
         : Promise.resolve({ error: 'this worker cannot run handler services' })
     ).then((r) =>
       r.error

@@ -7,6 +7,8 @@
  *   /services/<name>/instances/<n>         persistent  placement of instance n (leader): {"worker", "revision", ...}
  *   /services/<name>/running/<n>           ephemeral   the fence: held by the session of the worker running n
  *   /services/<name>/endpoints/<n>         ephemeral   discovery: a running, healthy instance's host and ports
+ *   /service-placements/<worker>            persistent the worker's placements; its data: the hand-over mark
+ *                                                      {"handedOver": true, ...} of a worker that stopped cleanly
  *   /service-placements/<worker>/<name>.<n> persistent what a worker is to run: {"service", "instance", "revision", "spec"}
  *
  * Instance numbers are 0 … instances-1; each number has at most one placement and at most one fence
@@ -208,10 +210,32 @@ export interface Endpoint {
   revision: number;
 }
 
+/** Why the leader cannot place an instance now (plan.ts): a stable code and a sentence. */
+export type UnplaceableCode = 'no-workers' | 'no-match' | 'no-room' | 'max-per-host';
+export interface Unplaced {
+  instance: number;
+  code: UnplaceableCode;
+  reason: string;
+}
+
 /** /services/<name>/status: the leader's account of the service. */
 export interface ServiceStatus {
   rollout?: { revision: number; state: 'rolling' | 'done' | 'failed'; reason?: string; instance?: number };
+  /** Instances the leader cannot place now, and why (absent when every instance has a place). */
+  unplaced?: Unplaced[];
   updatedAt: number;
+}
+
+/**
+ * The data of /service-placements/<worker> once the worker stopped cleanly: every instance of its
+ * session was stopped and its fence given up, so the leader moves them at once instead of waiting
+ * out the fence bound. Cleared (empty data) by the worker's next session before it runs anything.
+ */
+export interface HandOver {
+  handedOver: true;
+  /** The session that stopped (hex id). */
+  session: string;
+  at: number;
 }
 
 /** /service-placements/<worker>/<name>.<n> */
@@ -221,6 +245,9 @@ export interface Placement {
   revision: number;
   spec: ServiceSpec;
 }
+
+/** A service runs shell commands (its program or its health check): only workers with allowShell take it. */
+export const needsShell = (spec: ServiceSpec) => spec.cmd !== undefined || spec.health?.type === 'cmd';
 
 /** The ports of instance n: each base port + n. */
 export function instancePorts(spec: ServiceSpec, n: number): Record<string, number> {

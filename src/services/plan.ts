@@ -6,31 +6,29 @@
  * - Instances numbered ≥ desired are removed (scale down, rm).
  * - An instance number below desired without a placement is placed, with the current revision.
  * - An instance whose worker is gone is moved, keeping its revision, once the worker has been gone
- *   long enough for the instance to have stopped (`mayStillRun`, from runner.ts's fence bound).
+ *   long enough for the instance to have stopped (`mayStillRun`, from the fence bound: fence.ts), or at
+ *   once when the worker stopped cleanly and handed its instances over (`handedOver`).
  * - An instance its worker reports `failed` (a crash loop) moves to a worker it has not failed on, until
  *   it has failed on `restart.maxWorkers` workers or none is left: then it is failed for good.
  * - Rolling update: while instances run an older revision, one at a time is given the current one,
  *   the next only once every instance on the current revision is healthy. An instance of the current
  *   revision that fails, or is not healthy within `updateTimeoutMs`, fails the rollout: it stops, and
  *   the rest keep their older revision until the service is changed again.
- * Placement: live workers that are not draining, run shell (for a `cmd`) or have the handler, serve
- * one of `placement.queues`, are on one of `placement.hosts`, and have room (instances < capacity) and
- * at most `maxPerHost` of the service on their host; among them the one with the fewest of the service
- * on its host, then on itself, then the fewest instances in all.
+ * Placement follows placement-rules.ts; when no worker may take an instance, the rule that left none is
+ * why (`Unplaced`: a code and a sentence), kept in the service's status until the instance has a
+ * place. The status action is planned only when what the status says changes.
  */
-import type { InstanceRecord, RunRecord, ServiceRecord, ServiceSpec, ServiceStatus } from './model.js';
+import type {
+  InstanceRecord,
+  RunRecord,
+  ServiceRecord,
+  ServiceSpec,
+  ServiceStatus,
+  Unplaced,
+} from './model.js';
+import { addLoad, chooseWorker, type Load, loads, type WorkerView } from './placement-rules.js';
 
-export interface WorkerView {
-  name: string;
-  host: string;
-  capacity: number;
-  shell: boolean;
-  handlers: readonly string[];
-  queues: readonly string[];
-  draining: boolean;
-  /** Its session's timeout, when it publishes it. */
-  sessionTimeout?: number;
-}
+export type { WorkerView } from './placement-rules.js';
 
 export interface ServiceView {
   name: string;
@@ -64,78 +62,30 @@ export interface PlanInput {
   services: readonly ServiceView[];
   /** When each worker that instances are placed on was first seen gone (ms). */
   goneSince: ReadonlyMap<string, number>;
-  /** How long after its worker is gone an instance may still run (runner.ts: stillRunsAfterExpiry). */
+  /** How long after its worker is gone an instance may still run (fence.ts: stillRunsAfterExpiry). */
   mayStillRun(inst: InstanceRecord, spec: ServiceSpec): number;
   /** Told when a gone worker's instance may move (the caller plans again then). */
   wakeAt?(time: number): void;
+  /** Gone workers that stopped cleanly: they stopped their instances and handed them over (runner.ts). */
+  handedOver?: ReadonlySet<string>;
 }
-
-type Load = { total: Map<string, number>; byService: Map<string, Map<string, number>> };
-
-function loads(services: readonly ServiceView[]): Load {
-  const total = new Map<string, number>();
-  const byService = new Map<string, Map<string, number>>();
-  for (const s of services) {
-    const m = new Map<string, number>();
-    byService.set(s.name, m);
-    for (const i of s.instances.values()) {
-      if (i.state !== 'placed') continue;
-      total.set(i.worker, (total.get(i.worker) ?? 0) + 1);
-      m.set(i.worker, (m.get(i.worker) ?? 0) + 1);
-    }
-  }
-  return { total, byService };
-}
-
-function addLoad(load: Load, service: string, worker: string, delta: number): void {
-  load.total.set(worker, (load.total.get(worker) ?? 0) + delta);
-  const m = load.byService.get(service)!;
-  m.set(worker, (m.get(worker) ?? 0) + delta);
-}
-
-/** The best worker for one more instance of `spec`, or undefined when none may take it. */
-export function chooseWorker(
-  spec: ServiceSpec,
-  workers: readonly WorkerView[],
-  load: Load,
-  exclude: readonly string[],
-): WorkerView | undefined {
-  const mine = load.byService.get(spec.name) ?? new Map<string, number>();
-  const hostCount = new Map<string, number>();
-  for (const w of workers) hostCount.set(w.host, (hostCount.get(w.host) ?? 0) + (mine.get(w.name) ?? 0));
-  const p = spec.placement;
-  let best: WorkerView | undefined;
-  let bestKey: number[] = [];
-  for (const w of workers) {
-    if (w.draining || exclude.includes(w.name)) continue;
-    if (spec.cmd !== undefined && !w.shell) continue;
-    if (spec.handler !== undefined && !w.handlers.includes(spec.handler)) continue;
-    if (p.queues && !p.queues.some((q) => w.queues.includes(q))) continue;
-    if (p.hosts && !p.hosts.includes(w.host)) continue;
-    if ((load.total.get(w.name) ?? 0) >= w.capacity) continue;
-    const onHost = hostCount.get(w.host) ?? 0;
-    if (p.maxPerHost !== undefined && onHost >= p.maxPerHost) continue;
-    const key = [onHost, mine.get(w.name) ?? 0, load.total.get(w.name) ?? 0];
-    if (!best || lexLess(key, bestKey) || (lexEqual(key, bestKey) && w.name < best.name)) {
-      best = w;
-      bestKey = key;
-    }
-  }
-  return best;
-}
-
-const lexLess = (a: number[], b: number[]) => {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]!;
-  return false;
-};
-const lexEqual = (a: number[], b: number[]) => a.every((v, i) => v === b[i]);
 
 export function plan(input: PlanInput): Action[] {
   const live = new Map(input.workers.map((w) => [w.name, w]));
-  const load = loads(input.services);
+  const load = loads(input.services, input.workers);
   const actions: Action[] = [];
   for (const s of input.services) planService(s, input, live, load, actions);
   return actions;
+}
+
+/** What one service's plan adds up to: its actions and what its status should say. */
+interface ServicePlan {
+  out: Action[];
+  unplaced: Unplaced[];
+  /** A new rollout state (undefined: unchanged). */
+  rollout?: ServiceStatus['rollout'];
+  /** Instances given a new place (or failed) in this pass: the rollout leaves them alone. */
+  touched: Set<number>;
 }
 
 function planService(
@@ -146,8 +96,7 @@ function planService(
   out: Action[],
 ): void {
   const { record } = s;
-  const spec = record.spec;
-  const desired = record.removing ? 0 : spec.instances;
+  const desired = record.removing ? 0 : record.spec.instances;
   for (const [n, inst] of s.instances) {
     if (n < desired) continue;
     out.push({ kind: 'remove', service: s.name, instance: n, worker: inst.worker });
@@ -157,96 +106,169 @@ function planService(
     if (s.instances.size === 0 && s.running.size === 0) out.push({ kind: 'delete', service: s.name });
     return;
   }
-  const workers = [...live.values()];
-  const touched = new Set<number>();
-  const place = (
-    n: number,
-    why: string,
-    revision: number,
-    instSpec: ServiceSpec,
-    exclude: string[],
-    failedOn: string[],
-    from?: string,
-  ) => {
-    const w = chooseWorker(instSpec, workers, load, exclude);
-    if (!w) return false;
-    touched.add(n);
-    out.push({
-      kind: 'place',
-      service: s.name,
-      instance: n,
-      worker: w.name,
-      sessionTimeout: w.sessionTimeout,
-      from,
-      revision,
-      spec: instSpec,
-      failedOn,
-      why,
-    });
-    addLoad(load, s.name, w.name, 1);
-    if (from !== undefined) addLoad(load, s.name, from, -1);
-    return true;
+  const p: ServicePlan = { out, unplaced: [], touched: new Set() };
+  for (let n = 0; n < desired; n++) planInstance(s, n, input, live, load, p);
+  planRollout(s, input.now, desired, p, (i) => !p.touched.has(i) && live.has(s.instances.get(i)!.worker));
+  const status: ServiceStatus = {
+    rollout: p.rollout ?? s.status?.rollout,
+    unplaced: p.unplaced.length > 0 ? p.unplaced : undefined,
+    updatedAt: input.now,
   };
-  for (let n = 0; n < desired; n++) {
-    const inst = s.instances.get(n);
-    const run = s.running.get(n);
-    if (!inst) {
-      place(n, 'new instance', record.revision, spec, [], []);
-      continue;
-    }
-    if (inst.state === 'failed') {
-      // Failed for good until the service changes: a new revision gets a fresh start.
-      if (inst.revision < record.revision)
-        place(n, `new revision ${record.revision}`, record.revision, spec, [], [], inst.worker);
-      continue;
-    }
-    const instSpec = inst.spec ?? spec;
-    if (!live.has(inst.worker)) {
-      const since = input.goneSince.get(inst.worker) ?? input.now;
-      const movable = since + input.mayStillRun(inst, instSpec);
-      if (input.now < movable) input.wakeAt?.(movable);
-      else
-        place(
-          n,
-          `worker ${inst.worker} is gone`,
-          inst.revision,
-          instSpec,
-          [inst.worker],
-          inst.failedOn,
-          inst.worker,
-        );
-      continue;
-    }
-    if (run && run.worker === inst.worker && run.revision === inst.revision && run.state === 'failed') {
-      if (inst.revision === record.revision && isRolling(s)) continue; // the rollout decides (below)
-      const failedOn = [...inst.failedOn, inst.worker];
-      const reason = run.reason ?? 'failed';
-      if (
-        failedOn.length >= instSpec.restart.maxWorkers ||
-        !place(
-          n,
-          `failed on ${inst.worker}: ${reason}`,
-          inst.revision,
-          instSpec,
-          failedOn,
-          failedOn,
-          inst.worker,
-        )
-      ) {
-        touched.add(n);
-        out.push({
-          kind: 'fail',
-          service: s.name,
-          instance: n,
-          worker: inst.worker,
-          failedOn,
-          reason: `failed on ${failedOn.join(', ')}: ${reason}`,
-        });
-        addLoad(load, s.name, inst.worker, -1);
-      }
-    }
+  if (!sameStatus(status, s.status)) out.push({ kind: 'status', service: s.name, status });
+}
+
+/** Place instance n of `s` on the best worker; false (and why, for the status) when none may take it. */
+function place(
+  s: ServiceView,
+  n: number,
+  to: {
+    why: string;
+    revision: number;
+    spec: ServiceSpec;
+    exclude: string[];
+    failedOn: string[];
+    from?: string;
+  },
+  workers: readonly WorkerView[],
+  load: Load,
+  p: ServicePlan,
+): boolean {
+  const chosen = chooseWorker(to.spec, workers, load, to.exclude);
+  if ('unplaceable' in chosen) {
+    p.unplaced.push({ instance: n, ...chosen.unplaceable });
+    return false;
   }
-  planRollout(s, input.now, desired, out, (i) => !touched.has(i) && live.has(s.instances.get(i)!.worker));
+  const w = chosen.worker;
+  p.touched.add(n);
+  p.out.push({
+    kind: 'place',
+    service: s.name,
+    instance: n,
+    worker: w.name,
+    sessionTimeout: w.sessionTimeout,
+    from: to.from,
+    revision: to.revision,
+    spec: to.spec,
+    failedOn: to.failedOn,
+    why: to.why,
+  });
+  addLoad(load, s.name, w.name, 1);
+  if (to.from !== undefined) addLoad(load, s.name, to.from, -1);
+  return true;
+}
+
+function planInstance(
+  s: ServiceView,
+  n: number,
+  input: PlanInput,
+  live: Map<string, WorkerView>,
+  load: Load,
+  p: ServicePlan,
+): void {
+  const { record } = s;
+  const spec = record.spec;
+  const workers = [...live.values()];
+  const inst = s.instances.get(n);
+  const run = s.running.get(n);
+  if (!inst) {
+    place(
+      s,
+      n,
+      { why: 'new instance', revision: record.revision, spec, exclude: [], failedOn: [] },
+      workers,
+      load,
+      p,
+    );
+    return;
+  }
+  if (inst.state === 'failed') {
+    // Failed for good until the service changes: a new revision gets a fresh start.
+    if (inst.revision < record.revision)
+      place(
+        s,
+        n,
+        {
+          why: `new revision ${record.revision}`,
+          revision: record.revision,
+          spec,
+          exclude: [],
+          failedOn: [],
+          from: inst.worker,
+        },
+        workers,
+        load,
+        p,
+      );
+    return;
+  }
+  const instSpec = inst.spec ?? spec;
+  if (!live.has(inst.worker)) {
+    // A worker that stopped cleanly stopped its instances first: they may move at once.
+    const since = input.goneSince.get(inst.worker) ?? input.now;
+    const movable = input.handedOver?.has(inst.worker)
+      ? input.now
+      : since + input.mayStillRun(inst, instSpec);
+    if (input.now < movable) input.wakeAt?.(movable);
+    else
+      place(
+        s,
+        n,
+        {
+          why: input.handedOver?.has(inst.worker)
+            ? `worker ${inst.worker} stopped and handed it over`
+            : `worker ${inst.worker} is gone`,
+          revision: inst.revision,
+          spec: instSpec,
+          exclude: [inst.worker],
+          failedOn: inst.failedOn,
+          from: inst.worker,
+        },
+        workers,
+        load,
+        p,
+      );
+    return;
+  }
+  if (!run || run.worker !== inst.worker || run.revision !== inst.revision || run.state !== 'failed') return;
+  if (inst.revision === record.revision && isRolling(s)) return; // the rollout decides (below)
+  const failedOn = [...inst.failedOn, inst.worker];
+  const reason = run.reason ?? 'failed';
+  const moved =
+    failedOn.length < instSpec.restart.maxWorkers &&
+    place(
+      s,
+      n,
+      {
+        why: `failed on ${inst.worker}: ${reason}`,
+        revision: inst.revision,
+        spec: instSpec,
+        exclude: failedOn,
+        failedOn,
+        from: inst.worker,
+      },
+      workers,
+      load,
+      p,
+    );
+  if (moved) return;
+  // Nowhere else to go: failed for good, which is not "unplaced".
+  p.unplaced = p.unplaced.filter((u) => u.instance !== n);
+  p.touched.add(n);
+  p.out.push({
+    kind: 'fail',
+    service: s.name,
+    instance: n,
+    worker: inst.worker,
+    failedOn,
+    reason: `failed on ${failedOn.join(', ')}: ${reason}`,
+  });
+  addLoad(load, s.name, inst.worker, -1);
+}
+
+/** The same account, but for when it was written. */
+function sameStatus(a: ServiceStatus, b: ServiceStatus | undefined): boolean {
+  const key = (x: ServiceStatus | undefined) => JSON.stringify([x?.rollout ?? null, x?.unplaced ?? null]);
+  return key(a) === key(b);
 }
 
 /** Instances below the current revision remain (and the rollout of this revision has not failed). */
@@ -258,7 +280,7 @@ function planRollout(
   s: ServiceView,
   now: number,
   desired: number,
-  out: Action[],
+  p: ServicePlan,
   free: (n: number) => boolean,
 ): void {
   const rev = s.record.revision;
@@ -269,11 +291,7 @@ function planRollout(
   if (rollout?.revision === rev && rollout.state === 'failed') return;
   if (list.every(([, i]) => current(i))) {
     if (rollout?.revision === rev && rollout.state === 'rolling')
-      out.push({
-        kind: 'status',
-        service: s.name,
-        status: { rollout: { revision: rev, state: 'done' }, updatedAt: now },
-      });
+      p.rollout = { revision: rev, state: 'done' };
     return;
   }
   for (const [n, i] of list.filter(([, i]) => current(i))) {
@@ -286,11 +304,7 @@ function planRollout(
       const reason = failed
         ? `instance ${n} of revision ${rev} failed on ${i.worker}: ${run.reason ?? run.lastExit ?? run.state}`
         : `instance ${n} of revision ${rev} was not healthy within ${s.record.spec.updateTimeoutMs} ms (updateTimeoutMs)`;
-      out.push({
-        kind: 'status',
-        service: s.name,
-        status: { rollout: { revision: rev, state: 'failed', reason, instance: n }, updatedAt: now },
-      });
+      p.rollout = { revision: rev, state: 'failed', reason, instance: n };
     }
     return; // one at a time: wait for this one
   }
@@ -298,7 +312,7 @@ function planRollout(
   // The next old instance: one that is not healthy first (it serves nobody now).
   old.sort(([a], [b]) => healthRank(s.running.get(a)) - healthRank(s.running.get(b)) || a - b);
   const [n, i] = old[0]!;
-  out.push({
+  p.out.push({
     kind: 'place',
     service: s.name,
     instance: n,
@@ -311,11 +325,7 @@ function planRollout(
     why: `rolling update to revision ${rev}`,
   });
   if (rollout?.revision !== rev || rollout.state !== 'rolling')
-    out.push({
-      kind: 'status',
-      service: s.name,
-      status: { rollout: { revision: rev, state: 'rolling', instance: n }, updatedAt: now },
-    });
+    p.rollout = { revision: rev, state: 'rolling', instance: n };
 }
 
 const healthRank = (r: RunRecord | undefined) => (r?.state === 'healthy' ? 1 : 0);

@@ -4,14 +4,16 @@
  *
  * Znodes: reads /workers/* (live workers, their capacity, shell, handlers, queues), /services/<name>
  * (desired state), its instances/*, running/* (the workers' fences and states) and status; writes
- * instances/<n>, status, and /service-placements/<worker>/<name>.<n>.
+ * instances/<n>, status, and /service-placements/<worker>/<name>.<n>; reads the hand-over mark of gone
+ * workers and prunes their /service-placements/<worker> once empty (placements.ts).
  *
  * Each change of an instance is one multi: its record in instances/<n> (version-checked) and its
  * placement under the worker(s) it leaves and joins, so a worker is told to run exactly what the
  * record says. A pass reads everything, plans, and applies; a refused multi (something moved
  * meanwhile) is planned again by the next pass. Passes run when /workers or anything under /services
  * changes, every second while there are services (rollout timeouts), and when a gone worker's
- * instances may move.
+ * instances may move. The status says which instances cannot be placed and why (plan.ts); it is
+ * written only when that, or the rollout, changes.
  *
  * SUSPENDED: passes fail and are retried with a backoff (src/backoff.ts).
  * LOST, or the term's end: the term's signal aborts; watches, timers and writes stop.
@@ -20,6 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
 import { describeError } from '../errors.js';
 import { isZkError, type Logger, type Session, type ZkClient } from '../zk/index.js';
+import { FENCE_MARGIN_MS, stillRunsAfterExpiry } from './fence.js';
 import {
   decode,
   encodeJson,
@@ -39,8 +42,8 @@ import {
   servicePath,
   serviceStatusPath,
 } from './model.js';
+import { prunePlacements, readHandOvers } from './placements.js';
 import { type Action, plan, type ServiceView, type WorkerView } from './plan.js';
-import { FENCE_MARGIN_MS, stillRunsAfterExpiry } from './runner.js';
 
 const WORKERS = '/workers';
 const TICK_MS = 1000;
@@ -148,10 +151,14 @@ export class ServiceReconciler {
     this.#services = services.length;
     const now = Date.now();
     const live = new Set(workers.map((w) => w.name));
+    const gone = new Set<string>();
     for (const s of services)
-      for (const i of s.instances.values())
-        if (!live.has(i.worker) && !this.#goneSince.has(i.worker)) this.#goneSince.set(i.worker, now);
-    for (const w of live) this.#goneSince.delete(w);
+      for (const i of s.instances.values()) if (!live.has(i.worker)) gone.add(i.worker);
+    for (const w of this.#goneSince.keys()) if (!gone.has(w)) this.#goneSince.delete(w);
+    for (const w of gone) if (!this.#goneSince.has(w)) this.#goneSince.set(w, now);
+    // Read after the listing of /workers that found them gone (placements.ts says why that matters).
+    const handedOver = await readHandOvers(this.#client, [...gone]);
+    if (!this.#active) return;
     const mayStillRun = (inst: InstanceRecord, spec: ServiceSpec) =>
       // A worker that did not say its session timeout: assume the worst (the whole grace past the margin).
       inst.sessionTimeout
@@ -164,6 +171,7 @@ export class ServiceReconciler {
       goneSince: this.#goneSince,
       mayStillRun,
       wakeAt: (t) => this.#wakeAt(t),
+      handedOver,
     });
     const byName = new Map(services.map((s) => [s.name, s]));
     for (const a of actions) {
@@ -180,6 +188,9 @@ export class ServiceReconciler {
         this.#again = true;
       }
     }
+    if (!this.#active || this.#again) return;
+    const pruned = await prunePlacements(this.#client, live, (name, n) => byName.get(name)?.instances.get(n));
+    if (pruned.length > 0) this.#log.info({ workers: pruned }, 'placements of gone workers pruned');
   }
 
   async #readWorkers(): Promise<WorkerView[]> {

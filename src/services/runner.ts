@@ -3,7 +3,9 @@
  *
  * Znodes: watches /service-placements/<worker> (a ChildrenCache), reads each placement; creates
  * /services/<name>/running/<n> (ephemeral: the fence) before starting instance n and writes its state
- * there; creates /services/<name>/endpoints/<n> (ephemeral) while the instance is healthy.
+ * there; creates /services/<name>/endpoints/<n> (ephemeral) while the instance is healthy. Clears the
+ * data of /service-placements/<worker> when it starts and writes the hand-over mark there when it stops
+ * with its session alive (a clean stop: see `stop`).
  *
  * Fencing (docs/services.md): instance n runs only while this worker's session holds running/<n>.
  * - The fence is taken before the program starts. One held by another session is waited for (its
@@ -17,18 +19,22 @@
  *   (the connection came back in time), the instances start again.
  * SUSPENDED: instances go on until the fence deadline above.
  * LOST: every instance is stopped; the next session's runner starts them again once this one is done.
+ * A clean stop (the session still lives): every instance is stopped and its fence given up, then the
+ * hand-over mark tells the leader it may place them elsewhere at once, not after the fence bound.
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describeError } from '../errors.js';
 import { ChildrenCache, type ChildrenUpdate } from '../recipes/children-cache.js';
 import { isZkError, type Logger, type Session } from '../zk/index.js';
+import { stopAfterSilence } from './fence.js';
 import { type HandlerRunner, InstanceRun } from './instance.js';
 import {
   decode,
   type Endpoint,
   encodeJson,
   endpointPath,
+  type HandOver,
   instancePorts,
   type Placement,
   placementKey,
@@ -37,23 +43,6 @@ import {
   runningPath,
 } from './model.js';
 
-/** Stop instances this long before the session's expiry could be reached (ms, at most T/4). */
-export const FENCE_MARGIN_MS = 1000;
-
-/** Silence (ms without an answer) after which an instance with this stop grace is stopped. */
-export function stopAfterSilence(sessionTimeout: number, stopGraceMs: number): number {
-  const margin = Math.min(FENCE_MARGIN_MS, sessionTimeout / 4);
-  return Math.max(sessionTimeout / 2, sessionTimeout - margin - stopGraceMs);
-}
-
-/**
- * How long after its worker's session expired an instance may still run at worst (0 when it is surely
- * stopped by then): the leader waits this long before placing a replacement.
- */
-export function stillRunsAfterExpiry(sessionTimeout: number, stopGraceMs: number): number {
-  const margin = Math.min(FENCE_MARGIN_MS, sessionTimeout / 4);
-  return Math.max(0, stopAfterSilence(sessionTimeout, stopGraceMs) + stopGraceMs - (sessionTimeout - margin));
-}
 const WATCHDOG_MS = 100;
 const FENCE_WAIT_POLL_MS = 500;
 
@@ -112,7 +101,12 @@ export class ServiceRunner {
     await this.#opts.after;
     if (this.#closing) return;
     const c = this.#session.client;
-    await c.ensurePath(placementsDir(this.#opts.worker));
+    const dir = placementsDir(this.#opts.worker);
+    await c.ensurePath(dir);
+    // An earlier session's hand-over mark is no longer true once this one may run instances.
+    await c.setData(dir, Buffer.alloc(0)).catch((err) => {
+      if (!isZkError(err, 'NO_NODE')) throw err;
+    });
     if (this.#closing) return;
     this.#cache = new ChildrenCache(this.#session, placementsDir(this.#opts.worker), (u) => this.#update(u));
     this.#watchdog = setInterval(() => this.#checkFence(), WATCHDOG_MS);
@@ -376,7 +370,11 @@ export class ServiceRunner {
     }
   }
 
-  /** Stop every instance (stop grace each) and give up their nodes; safe to call twice. */
+  /**
+   * Stop every instance (stop grace each) and give up their nodes; safe to call twice. A stop while the
+   * session lives (the worker stops cleanly: nothing runs services on this session after it) then
+   * marks the placements hand-over, so that the leader moves them at once (placements.ts).
+   */
   async stop(): Promise<void> {
     if (!this.#closing) {
       this.#closing = true;
@@ -387,8 +385,22 @@ export class ServiceRunner {
         s.chain = s.chain.then(() => this.#stopSlot(s)).catch(() => {});
         return s.chain;
       });
-      void Promise.all(all).then(() => this.#resolveClosed());
+      void Promise.all(all)
+        .then(() => this.#handOver())
+        .then(() => this.#resolveClosed());
     }
     await this.closed;
+  }
+
+  async #handOver(): Promise<void> {
+    if (!this.#session.alive || this.#fenced) return;
+    const mark: HandOver = { handedOver: true, session: this.#session.id, at: Date.now() };
+    await this.#session.client.setData(placementsDir(this.#opts.worker), encodeJson(mark)).then(
+      () => this.#log.info({}, 'service instances stopped and handed over to the leader'),
+      (err) => {
+        if (this.#session.alive && !isZkError(err, 'NO_NODE'))
+          this.#log.warn({ err }, `could not hand the service instances over: ${describeError(err)}`);
+      },
+    );
   }
 }

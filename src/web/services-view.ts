@@ -6,6 +6,8 @@
  *   zkfarm_service_instances_running{service}   instances whose worker runs them (starting to unhealthy)
  *   zkfarm_service_instances_healthy{service}   instances that pass their health check (endpoints)
  *   zkfarm_service_restarts{service}            restarts of the instances now running, on their workers
+ *   zkfarm_service_instances_unplaced{service,reason}  instances the leader cannot place now, by why
+ *                                               (no-workers, no-match, no-room, max-per-host)
  */
 import client from 'prom-client';
 import { listServices, type ServiceState, serviceState } from '../services/index.js';
@@ -35,6 +37,7 @@ export class ServiceMetrics {
   readonly #running: client.Gauge<'service'>;
   readonly #healthy: client.Gauge<'service'>;
   readonly #restarts: client.Gauge<'service'>;
+  readonly #unplaced: client.Gauge<'service' | 'reason'>;
 
   constructor(registry: client.Registry) {
     const gauge = (name: string, help: string) =>
@@ -55,16 +58,23 @@ export class ServiceMetrics {
       'zkfarm_service_restarts',
       'Restarts of the instances of a service now running, on their workers',
     );
+    this.#unplaced = new client.Gauge({
+      name: 'zkfarm_service_instances_unplaced',
+      help: 'Instances of a service the leader cannot place now, by reason (no-workers, no-match, no-room, max-per-host)',
+      labelNames: ['service', 'reason'],
+      registers: [registry],
+    });
   }
 
   update(states: readonly ServiceState[]): void {
-    for (const g of [this.#desired, this.#running, this.#healthy, this.#restarts]) g.reset();
+    for (const g of [this.#desired, this.#running, this.#healthy, this.#restarts, this.#unplaced]) g.reset();
     for (const s of states) {
       const labels = { service: s.name };
       this.#desired.set(labels, s.desired);
       this.#running.set(labels, s.running);
       this.#healthy.set(labels, s.healthy);
       this.#restarts.set(labels, s.restarts);
+      for (const u of s.unplaced) this.#unplaced.inc({ service: s.name, reason: u.code });
     }
   }
 }

@@ -1,14 +1,18 @@
 /**
  * Services tests: two `runtime` host processes on one ZooKeeper, a small HTTP server as the service
  * (test/fixtures/service-http.mjs), free ports for its instances, a count of its live copies read from
- * /proc (the truth about "how many run", whatever ZooKeeper says), and waits on its state.
+ * /proc (the truth about "how many run", whatever ZooKeeper says), and waits on its state. The /proc
+ * count and the free ports are the benchmark's `services` scenario's, so both count alike.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+
+export { freePorts };
+
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePorts, liveCopies } from '../../benchmarks/harness/scenarios/services.js';
 import { type ServiceState, serviceState } from '../../src/services/index.js';
-import type { ZkClient } from '../../src/zk/index.js';
+import { connect, type ZkClient } from '../../src/zk/index.js';
 import { REPO_ROOT, type RuntimeProcess, spawnRuntime } from './chaos.js';
 import type { Cleanup } from './cleanups.js';
 import { until } from './wait.js';
@@ -19,51 +23,16 @@ export const FIXTURE = join(REPO_ROOT, 'test', 'fixtures', 'service-http.mjs');
 export const serverCmd = (tag: string) =>
   `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(FIXTURE)} ${tag} "$ZKFARM_INSTANCE"`;
 
-/** A base port with `count` free ports after it (loopback). */
-export async function freePorts(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    let ok = true;
-    for (let i = 0; i < count && ok; i++) ok = await portFree(base + i);
-    if (ok) return base;
-  }
-  throw new Error('no free ports found');
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
 /** Live (not zombie) node processes running the fixture with `tag`. */
 export function copiesOf(tag: string): number[] {
   return copiesByInstance(tag).map((c) => c.pid);
 }
 
-/** The live copies of the fixture with `tag`, with their instance numbers. */
+/** The live copies of the fixture with `tag`, with their instance numbers (from /proc). */
 export function copiesByInstance(tag: string): { pid: number; instance: number }[] {
-  const found: { pid: number; instance: number }[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (
-        !argv[0]?.endsWith('node') ||
-        !argv.includes(tag) ||
-        !argv.some((a) => a.endsWith('service-http.mjs'))
-      )
-        continue;
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z')
-        found.push({ pid: Number(entry), instance: Number(argv[argv.indexOf(tag) + 1]) });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
+  return liveCopies(tag)
+    .filter((c) => c.argv.some((a) => a.endsWith('service-http.mjs')))
+    .map((c) => ({ pid: c.pid, instance: Number(c.argv[c.argv.indexOf(tag) + 1]) }));
 }
 
 /** Ask instance n's port who answers; undefined when nothing does. */
@@ -79,6 +48,7 @@ export async function ask(
 }
 
 export interface Hosts {
+  /** In the order of the `start` calls. */
   hosts: RuntimeProcess[];
   workdir: string;
   start(prefix: string, extra?: string[]): Promise<RuntimeProcess>;
@@ -122,6 +92,26 @@ export function useHosts(cleanups: Cleanup[], connect: string, sessionTimeout: n
       return p;
     },
   };
+}
+
+/**
+ * The usual setup: hosts `alpha` and `beta` started side by side (1 master, 1 worker with shell each,
+ * session timeout `sessionTimeout`, `extra` flags), an admin client of its own, and a tag for the
+ * service's copies.
+ */
+export async function twoHosts(
+  cleanups: Cleanup[],
+  root: string,
+  sessionTimeout: number,
+  name: string,
+  extra: string[] = [],
+): Promise<{ farm: Hosts; client: ZkClient; tag: string }> {
+  const farm = useHosts(cleanups, root, sessionTimeout);
+  await Promise.all([farm.start('alpha', extra), farm.start('beta', extra)]);
+  const sup = connect({ connect: root, sessionTimeout: 10_000 });
+  cleanups.push(() => sup.stop());
+  const client = (await sup.ready).client;
+  return { farm, client, tag: `svc-${name}-${process.pid}` };
 }
 
 /** Wait until the service has `count` healthy instances with endpoints (and matching `extra`). */

@@ -153,3 +153,77 @@ test('a rolling update goes one instance at a time, waits for health, and stops 
   const status = a.find((x) => x.kind === 'status');
   assert.ok(status?.kind === 'status' && status.status.rollout?.state === 'failed', JSON.stringify(a));
 });
+
+const statusOf = (a: Action[]) => a.find((x) => x.kind === 'status');
+const unplacedOf = (a: Action[]) => {
+  const s = statusOf(a);
+  return s?.kind === 'status' ? (s.status.unplaced ?? []) : undefined;
+};
+
+test('an instance that cannot be placed says why: no worker, no match, no room, one per host', () => {
+  const one = (input: Partial<ServiceSpecInput>, workers: WorkerView[]) =>
+    unplacedOf(run([service({ instances: 1, ...input })], workers))?.[0];
+  assert.equal(one({}, [])?.code, 'no-workers');
+  assert.equal(one({}, [worker('w1', 'h1', { draining: true })])?.code, 'no-workers');
+  const noShell = one({}, [worker('w1', 'h1', { shell: false })]);
+  assert.equal(noShell?.code, 'no-match');
+  assert.match(noShell!.reason, /--allow-shell/);
+  const healthCmd = one({ cmd: undefined, handler: 'serve', health: { type: 'cmd', cmd: 'true' } }, [
+    worker('w1', 'h1', { shell: false, handlers: ['serve'] }),
+  ]);
+  assert.equal(healthCmd?.code, 'no-match', 'a cmd health check is a shell command too');
+  assert.match(healthCmd!.reason, /health check needs/);
+  assert.equal(
+    one({ cmd: undefined, handler: 'serve' }, [worker('w1', 'h1', { shell: false })])?.code,
+    'no-match',
+  );
+  const queue = one({ placement: { queues: ['gpu'] } }, [worker('w1', 'h1')]);
+  assert.equal(queue?.code, 'no-match');
+  assert.match(queue!.reason, /placement\.queues \(gpu\)/);
+  assert.equal(one({ placement: { hosts: ['h9'] } }, [worker('w1', 'h1')])?.code, 'no-match');
+  assert.equal(
+    unplacedOf(run([service({}, { 0: {} })], [worker('w1', 'h1', { capacity: 1 })]))
+      ?.map((u) => [u.instance, u.code])
+      .join(),
+    '1,no-room,2,no-room',
+  );
+  const perHost = unplacedOf(
+    run([service({ placement: { maxPerHost: 1 } })], [worker('w1', 'h1'), worker('w2', 'h1')]),
+  );
+  assert.deepEqual(
+    perHost?.map((u) => [u.instance, u.code]),
+    [
+      [1, 'max-per-host'],
+      [2, 'max-per-host'],
+    ],
+  );
+  assert.match(perHost![0]!.reason, /maxPerHost \(1\)/);
+});
+
+test('the status is planned only when what it says changes, and the reason goes once the instance has a place', () => {
+  const w = [worker('w1', 'h1', { capacity: 2 })];
+  const first = run([service({})], w);
+  const said = statusOf(first);
+  assert.ok(said?.kind === 'status');
+  assert.equal(said.status.unplaced?.length, 1);
+  const again = service({}, { 0: {}, 1: {} });
+  const stored = { ...again, status: said.status };
+  assert.equal(statusOf(run([stored], w, 200_000)), undefined, 'the same reason is not written again');
+  const room = run([stored], [worker('w1', 'h1', { capacity: 3 })]);
+  assert.equal(places(room).length, 1);
+  const cleared = statusOf(room);
+  assert.ok(cleared?.kind === 'status' && cleared.status.unplaced === undefined, 'the reason is cleared');
+  assert.equal(statusOf(run([service({}, { 0: {}, 1: {}, 2: {} })], w)), undefined, 'nothing to say');
+});
+
+test('a worker that handed its instances over has them moved at once, not after the fence bound', () => {
+  const s = service({}, { 0: { worker: 'gone' }, 1: {}, 2: {} });
+  const w = [worker('w1', 'h1')];
+  const gone = new Map([['gone', 100_000]]);
+  const at = (handedOver: Set<string>) =>
+    plan({ now: 100_000, workers: w, services: [s], goneSince: gone, mayStillRun: () => 60_000, handedOver });
+  assert.equal(places(at(new Set())).length, 0, 'a gone worker that did not hand over: wait');
+  const moved = places(at(new Set(['gone'])));
+  assert.equal(moved.length, 1);
+  assert.ok(moved[0]!.kind === 'place' && moved[0]!.from === 'gone' && /handed it over/.test(moved[0]!.why));
+});
