@@ -7,7 +7,6 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { discoverConnect } from '../host/embedded.js';
 import {
   createService,
   listServices,
@@ -21,13 +20,10 @@ import {
   updateService,
 } from '../services/index.js';
 import type { ZkClient } from '../zk/index.js';
-import { clientFlags, closeQuickly, EXIT_OK, flagOption, type Io, openSession } from './common.js';
-import { addTlsOptions, loadTls, type TlsFlags, tlsSettingFromFlags } from './zk-tls.js';
+import { type ClientCommandFlags, withClient, withClientFlags } from './client-command.js';
+import type { Io } from './common.js';
 
-interface ClientOpts extends TlsFlags {
-  zk?: string;
-  auth?: string;
-  connectTimeout: number;
+interface ClientOpts extends ClientCommandFlags {
   json?: boolean;
 }
 
@@ -50,14 +46,6 @@ interface SpecFlags {
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-function withClientOptions(cmd: Command): Command {
-  cmd
-    .addOption(flagOption(clientFlags.zk))
-    .addOption(flagOption(clientFlags.auth))
-    .addOption(flagOption(clientFlags.connectTimeout, { applyDefault: true }));
-  return addTlsOptions(cmd);
-}
 
 function withSpecOptions(cmd: Command): Command {
   return cmd
@@ -151,21 +139,6 @@ export function specFromInput(file: string | undefined, f: SpecFlags): Record<st
   return spec;
 }
 
-async function withClient(opts: ClientOpts, fn: (c: ZkClient) => Promise<void>): Promise<number> {
-  const { connect, source, tls } = discoverConnect(opts.zk);
-  const sup = await openSession(connect, source, {
-    auth: opts.auth,
-    tls: loadTls(tlsSettingFromFlags(opts), tls, connect),
-    connectTimeout: opts.connectTimeout,
-  });
-  try {
-    await fn(sup.session!.client);
-    return EXIT_OK;
-  } finally {
-    await closeQuickly(() => sup.stop());
-  }
-}
-
 export function registerService(program: Command, io: Io, setExit: (code: number) => void): void {
   const svc = program
     .command('service')
@@ -178,7 +151,7 @@ export function registerService(program: Command, io: Io, setExit: (code: number
       setExit(await withClient(opts, (c) => fn(c, opts, command.args)));
     };
 
-  withClientOptions(
+  withClientFlags(
     withSpecOptions(
       svc.command('create [file]').description('create a service from a YAML/JSON file and/or flags'),
     ),
@@ -188,7 +161,7 @@ export function registerService(program: Command, io: Io, setExit: (code: number
       io.out(`service ${rec.spec.name} created: ${rec.spec.instances} instance(s), revision ${rec.revision}`);
     }),
   );
-  withClientOptions(
+  withClientFlags(
     svc.command('ls').description('list the services').option('--json', 'one JSON object'),
   ).action(
     run(async (c, opts) => {
@@ -202,7 +175,7 @@ export function registerService(program: Command, io: Io, setExit: (code: number
         io.out(line);
     }),
   );
-  withClientOptions(
+  withClientFlags(
     svc
       .command('status <name>')
       .description("a service's instances: where, health, restarts, logs")
@@ -214,7 +187,7 @@ export function registerService(program: Command, io: Io, setExit: (code: number
       for (const line of renderService(s)) io.out(line);
     }),
   );
-  withClientOptions(
+  withClientFlags(
     svc.command('scale <name> <instances>').description('change the number of instances'),
   ).action(
     run(async (c, _opts, [name, n]) => {
@@ -228,7 +201,7 @@ export function registerService(program: Command, io: Io, setExit: (code: number
       io.out(`service ${name} scaled to ${count}`);
     }),
   );
-  withClientOptions(
+  withClientFlags(
     withSpecOptions(
       svc.command('update <name> [file]').description('change a service (rolled out one instance at a time)'),
     ),
@@ -238,23 +211,19 @@ export function registerService(program: Command, io: Io, setExit: (code: number
       io.out(`service ${name} updated: revision ${rec.revision}`);
     }),
   );
-  withClientOptions(
-    svc.command('restart <name>').description('restart every instance, one at a time'),
-  ).action(
+  withClientFlags(svc.command('restart <name>').description('restart every instance, one at a time')).action(
     run(async (c, _opts, [name]) => {
       const rec = await restartService(c, name!);
       io.out(`service ${name} restarting: revision ${rec.revision}`);
     }),
   );
-  withClientOptions(
-    svc.command('rm <name>').description('stop every instance and remove the service'),
-  ).action(
+  withClientFlags(svc.command('rm <name>').description('stop every instance and remove the service')).action(
     run(async (c, _opts, [name]) => {
       await removeService(c, name!);
       io.out(`service ${name} is being removed`);
     }),
   );
-  withClientOptions(
+  withClientFlags(
     svc
       .command('endpoints <name>')
       .description('the running, healthy instances: host and ports')

@@ -126,9 +126,7 @@ export class Master extends Role {
     );
     this.emit('leader', true);
     // Services are kept by the leader too, for the same term (services/reconciler.ts).
-    new ServiceReconciler(session, term.signal, this.log).start().catch((err) => {
-      if (!term.signal.aborted) this.log.warn({ err }, 'the service reconciler did not start');
-    });
+    new ServiceReconciler(session, term.signal, this.log).start();
     // So are the schedules: a tick's task is made by whoever leads when it is due (schedules/scheduler.ts).
     new Scheduler(session, term.signal, this.log).start();
     await leader.start();

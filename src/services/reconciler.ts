@@ -15,12 +15,11 @@
  * instances may move. The status says which instances cannot be placed and why (plan.ts); it is
  * written only when that, or the rollout, changes.
  *
- * SUSPENDED: passes fail and are retried with a backoff (src/backoff.ts).
+ * SUSPENDED: passes fail and are retried with a backoff (recipes/pass-loop.ts).
  * LOST, or the term's end: the term's signal aborts; watches, timers and writes stop.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Backoff } from '../backoff.js';
-import { describeError } from '../errors.js';
+
+import { PassLoop } from '../recipes/pass-loop.js';
 import { isZkError, type Logger, type Session, type ZkClient } from '../zk/index.js';
 import { FENCE_MARGIN_MS, stillRunsAfterExpiry } from './fence.js';
 import {
@@ -56,11 +55,8 @@ export class ServiceReconciler {
   readonly #signal: AbortSignal;
   readonly #log: Logger;
   readonly #goneSince = new Map<string, number>();
-  #wake: NodeJS.Timeout | undefined;
-  #wakeTime = Infinity;
   readonly #ready = new Set<string>();
-  #running = false;
-  #again = false;
+  readonly #loop: PassLoop;
   #timer: NodeJS.Timeout | undefined;
   /** Services seen by the last pass. */
   #services = 0;
@@ -71,21 +67,16 @@ export class ServiceReconciler {
     this.#client = session.client;
     this.#signal = signal;
     this.#log = log;
+    this.#loop = new PassLoop(() => this.#pass(), { what: 'service reconciliation', signal, log });
   }
 
   get #active(): boolean {
     return !this.#signal.aborted && this.#session.alive;
   }
 
-  async start(): Promise<void> {
+  /** Start passes (the first one sets up the watches; a failure there is retried like any pass). */
+  start(): void {
     this.#signal.addEventListener('abort', () => this.#stop(), { once: true });
-    await this.#client.ensurePath(SERVICE_PATHS.services);
-    await this.#client.ensurePath(SERVICE_PATHS.placements);
-    if (!this.#active) return;
-    this.#unwatch = await this.#client.addWatch(SERVICE_PATHS.services, 'persistentRecursive', () =>
-      this.kick(),
-    );
-    this.#session.watchChildren(WORKERS, () => this.kick());
     // The tick only times rollouts and moves: a farm without services is not read every second.
     this.#timer = setInterval(() => {
       if (this.#services > 0) this.kick();
@@ -94,58 +85,29 @@ export class ServiceReconciler {
     this.kick();
   }
 
-  /** Plan again at `time` (ms since the epoch), not a tick later. */
-  #wakeAt(time: number): void {
-    if (time >= this.#wakeTime && this.#wake) return;
-    clearTimeout(this.#wake);
-    this.#wakeTime = time;
-    this.#wake = setTimeout(
-      () => {
-        this.#wake = undefined;
-        this.#wakeTime = Infinity;
-        this.kick();
-      },
-      Math.max(0, time - Date.now()) + 5,
+  async #watch(): Promise<void> {
+    await this.#client.ensurePath(SERVICE_PATHS.services);
+    await this.#client.ensurePath(SERVICE_PATHS.placements);
+    const unwatch = await this.#client.addWatch(SERVICE_PATHS.services, 'persistentRecursive', () =>
+      this.kick(),
     );
-    this.#wake.unref();
+    if (this.#signal.aborted) return unwatch();
+    this.#unwatch = unwatch;
+    this.#session.watchChildren(WORKERS, () => this.kick());
   }
 
   #stop(): void {
-    clearTimeout(this.#wake);
     clearInterval(this.#timer);
     this.#unwatch?.();
   }
 
-  /** Run a pass (single flight; a call during one makes another follow). */
+  /** Run a pass (single flight; a call during one makes another follow: recipes/pass-loop.ts). */
   kick(): void {
-    if (!this.#active) return;
-    if (this.#running) {
-      this.#again = true;
-      return;
-    }
-    this.#running = true;
-    void this.#loop().finally(() => {
-      this.#running = false;
-    });
-  }
-
-  async #loop(): Promise<void> {
-    const backoff = new Backoff({ initialMs: 100, maxMs: 5000 });
-    do {
-      this.#again = false;
-      try {
-        await this.#pass();
-        backoff.reset();
-      } catch (err) {
-        if (!this.#active) return;
-        this.#log.warn({ err }, `service reconciliation failed; trying again: ${describeError(err)}`);
-        this.#again = true;
-        await sleep(backoff.next(), undefined, { signal: this.#signal }).catch(() => {});
-      }
-    } while (this.#again && this.#active);
+    if (this.#active) this.#loop.kick();
   }
 
   async #pass(): Promise<void> {
+    if (!this.#unwatch) await this.#watch();
     const [workers, services] = await Promise.all([this.#readWorkers(), this.#readServices()]);
     if (!this.#active) return;
     this.#services = services.length;
@@ -170,10 +132,11 @@ export class ServiceReconciler {
       services,
       goneSince: this.#goneSince,
       mayStillRun,
-      wakeAt: (t) => this.#wakeAt(t),
+      wakeAt: (t) => this.#loop.wakeAt(t),
       handedOver,
     });
     const byName = new Map(services.map((s) => [s.name, s]));
+    let refused = false;
     for (const a of actions) {
       if (!this.#active) return;
       try {
@@ -185,10 +148,11 @@ export class ServiceReconciler {
           { err, action: a.kind, service: a.service },
           'service change refused; planning again',
         );
-        this.#again = true;
+        refused = true;
+        this.kick();
       }
     }
-    if (!this.#active || this.#again) return;
+    if (!this.#active || refused) return;
     const pruned = await prunePlacements(this.#client, live, (name, n) => byName.get(name)?.instances.get(n));
     if (pruned.length > 0) this.#log.info({ workers: pruned }, 'placements of gone workers pruned');
   }
