@@ -4,7 +4,7 @@
  * Znodes: creates /tasks, /status, /assign, /workers, /masters, /election, /queues when missing (and a worker's
  * own /assign/<name>). With `auth` it also reads, and where needed rewrites, the ACL of the chroot's root
  * (when the connect string has a chroot) and of those nodes' children: /tasks/*, /status/* and
- * /status/<bucket>/*,
+ * /status/<bucket>/*, /queues/<q> and its backlog (/queues/<q>/p<p>, its buckets and their tasks),
  * /assign/<w>, /assign/<w>/*, /workers/*, /masters/*, /election/*, /master.
  *
  * What "closed" means: a node's ACL is exactly the farm identity's digest ACL (all rights, to nobody
@@ -106,6 +106,7 @@ async function sweepSubtrees(sweep: Sweep): Promise<void> {
   // flat layout, swept above.
   const buckets = statuses.filter((p) => isStatusBucket(p.slice(PATHS.status.length + 1)));
   for (const dir of [...buckets, ...workerDirs]) await sweep.persistent(await sweep.children(dir));
+  await sweepBacklog(sweep);
   const roles = [
     ...(await sweep.children(PATHS.workers)),
     ...(await sweep.children(PATHS.masters)),
@@ -113,6 +114,18 @@ async function sweepSubtrees(sweep: Sweep): Promise<void> {
     PATHS.master,
   ];
   await sweep.roleNodes(roles);
+}
+
+/** /queues/<q>, and its backlog: lanes, buckets, tasks, each level closed before it is listed. */
+async function sweepBacklog(sweep: Sweep): Promise<void> {
+  let level = await sweep.children(PATHS.queues);
+  for (let depth = 0; depth < 4 && level.length > 0; depth++) {
+    await sweep.persistent(level);
+    if (depth === 3) break;
+    const next: string[] = [];
+    for (const dir of level) next.push(...(await sweep.children(dir)));
+    level = next;
+  }
 }
 
 class Sweep {
