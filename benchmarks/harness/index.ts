@@ -26,6 +26,7 @@ import { ceilingFigures, ceilingRepeat, runCeiling } from './scenarios/ceiling.j
 import { runFailover } from './scenarios/failover.js';
 import { runLatency } from './scenarios/latency.js';
 import { measureBullOnce, peerReport } from './scenarios/peer.js';
+import { runScale } from './scenarios/scale.js';
 import { runScaling } from './scenarios/scaling.js';
 import { measureFarmOnce, throughputReport } from './scenarios/throughput.js';
 import { renderText, spread } from './stats.js';
@@ -56,6 +57,7 @@ const TITLES: Record<ScenarioName, string> = {
   scaling: 'Scaling and memory',
   failover: 'Failover during a steady stream',
   peer: 'zkfarm vs BullMQ on Redis',
+  scale: 'A million tasks queued and drained',
 };
 
 function emptyReport(scenario: ScenarioName, fields: Partial<ScenarioReport>): Body {
@@ -433,6 +435,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     if (has('latency')) await attempt('latency', () => runLatency(ctx));
     if (has('scaling')) await attempt('scaling', () => runScaling(ctx));
     if (has('failover')) await attempt('failover', () => runFailover(ctx));
+    if (has('scale')) await attempt('scale', () => runScale(ctx));
 
     const all = Object.values(reports);
     const redisInfo = redis ? await redis : undefined;

@@ -6,7 +6,14 @@
  * tasks). Every load loop is bounded by the counts below and by the timeouts derived from them.
  */
 import { ErrorCodes, ZkfarmError } from '../../src/errors.js';
-import { type FaultKind, type RedisPersistence, SCENARIOS, type ScenarioName, type Size } from './types.js';
+import {
+  type FaultKind,
+  ON_REQUEST,
+  type RedisPersistence,
+  SCENARIOS,
+  type ScenarioName,
+  type Size,
+} from './types.js';
 
 export interface BenchOptions {
   /** Scenarios to run, in any order (they always run in the order of SCENARIOS). @defaultValue all */
@@ -60,6 +67,8 @@ export interface Preset {
     /** Offered rate as a fraction of the measured capacity. */
     rateFraction: number;
   };
+  /** Tasks queued then drained, and the raw creates' window (run only when named). */
+  scale: { tasks: number; window: number };
   /** Session timeout of the roles outside failover (the farm's default). */
   sessionTimeout: number;
 }
@@ -82,6 +91,7 @@ export const PRESETS: Record<Size, Preset> = {
     latency: { idleTasks: 30, idleGapMs: 100, fractions: [0.1, 0.25, 0.5, 0.75, 0.9], durationMs: 8000 },
     scaling: { workers: [1, 2, 4, 8, 16, 32], tasks: 5000, rssRoles: [8, 32, 64] },
     failover: { faults: FAULTS, together: false, sessionTimeout: 10_000, steadyMs: 4000, rateFraction: 0.5 },
+    scale: { tasks: 1_000_000, window: 256 },
     sessionTimeout: 10_000,
   },
   quick: {
@@ -99,6 +109,7 @@ export const PRESETS: Record<Size, Preset> = {
     latency: { idleTasks: 10, idleGapMs: 50, fractions: [0.25, 0.5, 0.75], durationMs: 2000 },
     scaling: { workers: [1, 4, 16], tasks: 800, rssRoles: [8, 32] },
     failover: { faults: FAULTS, together: true, sessionTimeout: 4000, steadyMs: 1500, rateFraction: 0.5 },
+    scale: { tasks: 20_000, window: 256 },
     sessionTimeout: 10_000,
   },
   tiny: {
@@ -122,6 +133,7 @@ export const PRESETS: Record<Size, Preset> = {
       steadyMs: 600,
       rateFraction: 0.3,
     },
+    scale: { tasks: 4000, window: 64 },
     sessionTimeout: 10_000,
   },
 };
@@ -173,16 +185,19 @@ export function resolveOptions(options: BenchOptions, defaultOut: string): Resol
     preset.repeats = { ceiling: r, throughput: r, latency: r, scaling: r, failover: r };
   }
   if (options.tasks !== undefined) {
-    if (!Number.isInteger(options.tasks) || options.tasks < 10 || options.tasks > 200_000) {
-      throw invalid(`tasks: expected a whole number from 10 to 200000, got ${options.tasks}`);
+    if (!Number.isInteger(options.tasks) || options.tasks < 10 || options.tasks > 1_000_000) {
+      throw invalid(`tasks: expected a whole number from 10 to 1000000, got ${options.tasks}`);
     }
     preset.throughput.tasks = options.tasks;
+    preset.scale.tasks = options.tasks;
   }
   const persistence = options.redisPersistence ?? 'everysec';
   if (!['none', 'everysec', 'always'].includes(persistence)) {
     throw invalid(`redisPersistence: expected none, everysec or always, got ${JSON.stringify(persistence)}`);
   }
-  const selected = options.scenarios?.length ? options.scenarios : [...SCENARIOS];
+  const selected = options.scenarios?.length
+    ? options.scenarios
+    : SCENARIOS.filter((s) => !ON_REQUEST.includes(s));
   for (const s of selected) {
     if (!(SCENARIOS as readonly string[]).includes(s))
       throw invalid(`scenarios: unknown scenario "${s}"; expected ${SCENARIOS.join(', ')}`);

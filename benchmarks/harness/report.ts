@@ -41,6 +41,8 @@ const DESCRIPTIONS: Record<ScenarioName, string> = {
   failover:
     'Faults during a steady stream: the leading master crashed (its session left to expire) and stopped gracefully, and the busiest worker crashed. Gap without new statuses, time until every earlier task has its status, re-executions.',
   peer: 'BullMQ on Redis doing the same no-op jobs with the same total concurrency, in the same two passes on one queue (N jobs, then N more), alternating with the farm’s throughput runs; the ratio farm ÷ BullMQ, cold and in the steady state.',
+  scale:
+    'Run only when named. N no-op tasks queued on a paused queue (half by `runtime submit --file`, half by raw `create -s /tasks/task-`, at once), then drained by the default farm, on a ZooKeeper sized as the embedded one: submit and drain rates, the largest child listing of any node the farm writes, the memory of the leader and of ZooKeeper, and a check that every task has exactly one result.',
 };
 
 const spreadOf = (x: unknown): Spread | undefined =>

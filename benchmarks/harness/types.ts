@@ -3,7 +3,17 @@
  * (benchmarks/harness/worker-scenario.ts). Only plain JSON crosses between them.
  */
 
-export const SCENARIOS = ['ceiling', 'throughput', 'latency', 'scaling', 'failover', 'peer'] as const;
+export const SCENARIOS = [
+  'ceiling',
+  'throughput',
+  'latency',
+  'scaling',
+  'failover',
+  'peer',
+  'scale',
+] as const;
+/** Scenarios that run only when named (`--scenario scale`): they load the machine for minutes. */
+export const ON_REQUEST: readonly ScenarioName[] = ['scale'];
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 /** How big a run is: `full` for the committed report, `quick` for a look, `tiny` for the test. */
@@ -163,7 +173,48 @@ export interface FailoverJob {
   timeoutMs: number;
 }
 
-export type Job = CeilingJob | FarmJob | BullmqJob | LatencyJob | RssJob | FailoverJob;
+export interface ScaleJob {
+  kind: 'scale';
+  tasks: number;
+  /** Raw creates in flight at once. */
+  window: number;
+  shape: FarmShape;
+  timeoutMs: number;
+}
+
+export interface ScaleResult {
+  tasks: number;
+  window: number;
+  fileTasks: number;
+  rawTasks: number;
+  submitMs: number;
+  submitPerSec: number;
+  fileMs: number;
+  filePerSec: number;
+  rawMs: number;
+  rawPerSec: number;
+  submitRssMb: number;
+  shelveMs: number;
+  drainMs: number;
+  drainPerSec: number;
+  inboxPeak: number;
+  largest: { path: string; children: number; bytes: number };
+  farmRssMbPeak: number;
+  leaderHeapMbPeak: number;
+  zk: {
+    heapMaxMb: number;
+    rssMbPeak: number;
+    liveMbQueued: number;
+    liveMbDone: number;
+    znodesQueued: number;
+    znodesDone: number;
+    dataDirMb: number;
+    snapshots: number;
+  };
+  check: { ok: boolean; problems: string[] };
+}
+
+export type Job = CeilingJob | FarmJob | BullmqJob | LatencyJob | RssJob | FailoverJob | ScaleJob;
 
 /** Messages a measurement process sends to the orchestrator. */
 export type ChildMessage =

@@ -211,7 +211,6 @@ export class StreamSubmit {
 
   /** Wait until the batch fits in the inbox and in its queues (see Backpressure in the module comment). */
   async #room(batch: Batch): Promise<void> {
-    const n = batch.data.length;
     if (this.#estimateKnown && this.#blocker(batch) === undefined) return;
     const backoff = new Backoff({ initialMs: 50, maxMs: 1000 });
     // Our multis in flight settle first, so that the depth read counts them.
