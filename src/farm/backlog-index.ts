@@ -16,6 +16,7 @@
  * frontier never passes an id that is in the backlog and not loaded.
  */
 import { OTHER_BUCKET, statusBucket } from './protocol.js';
+import type { BacklogLane, QueueWait, ReadyTask, WhyWaiting } from './queue-view.js';
 import { MAX_PRIORITY } from './queues.js';
 import { byBucket } from './status-store.js';
 
@@ -204,4 +205,32 @@ function insertFrom(l: Listing, id: string): void {
     else hi = mid;
   }
   l.ids.splice(lo, 0, id);
+}
+
+/** For the view's summary: backlog tasks not loaded are waiting, by priority, held back by their queue's reason if it has one. */
+export function backlogSummary(
+  ready: Iterable<ReadyTask>,
+  backlog: Iterable<BacklogLane>,
+  waitOf: (queue: string) => QueueWait,
+  why: WhyWaiting,
+): void {
+  const loaded = new Map<string, number>();
+  for (const t of ready)
+    if (t.from !== undefined) {
+      const key = `${t.queue}\n${t.priority}`;
+      loaded.set(key, (loaded.get(key) ?? 0) + 1);
+    }
+  for (const { queue, priority, tasks } of backlog) {
+    const w = waitOf(queue);
+    w.backlog = (w.backlog ?? 0) + tasks;
+    const n = Math.max(0, tasks - (loaded.get(`${queue}\n${priority}`) ?? 0));
+    if (n === 0) continue;
+    w.waiting += n;
+    w.byPriority[priority] = (w.byPriority[priority] ?? 0) + n;
+    const r = why(queue, '');
+    if (r === undefined || r.byNeed) continue;
+    const b = w.blocked.find((x) => x.reason === r.reason && x.needs === undefined);
+    if (b) b.tasks += n;
+    else w.blocked.push({ reason: r.reason, tasks: n });
+  }
 }

@@ -30,6 +30,8 @@
  */
 import { type BackoffPolicy, backoffDelay } from '../backoff.js';
 import type { Need } from './assignment-policy.js';
+import { backlogSummary } from './backlog-index.js';
+import { IdLane as Lane } from './id-lane.js';
 import { MAX_PRIORITY } from './queues.js';
 
 /** The longest a leader sleeps before looking at delayed or set-aside tasks again. */
@@ -120,34 +122,6 @@ interface Aside {
   reason: string;
   retryAt: number;
   tries: number;
-}
-
-/** Ids in order, consumed from `head`; sorted again when an older id comes in. */
-class Lane {
-  ids: string[] = [];
-  head = 0;
-  stale = false;
-
-  add(id: string): void {
-    const last = this.ids.length > this.head ? this.ids[this.ids.length - 1]! : undefined;
-    if (last !== undefined && id <= last) this.stale = true;
-    this.ids.push(id);
-  }
-
-  /** The ids from the head on, in order, dropping those `keep` refuses from the front. */
-  live(keep: (id: string) => boolean): string[] {
-    if (this.stale) {
-      this.ids = [...new Set(this.ids.slice(this.head).filter(keep))].sort();
-      this.head = 0;
-      this.stale = false;
-    }
-    while (this.head < this.ids.length && !keep(this.ids[this.head]!)) this.head++;
-    if (this.head > 4096 && this.head > this.ids.length / 2) {
-      this.ids = this.ids.slice(this.head);
-      this.head = 0;
-    }
-    return this.ids;
-  }
 }
 
 export class QueueView {
@@ -406,7 +380,7 @@ export class QueueView {
         byNeed.set(t.need, n);
       }
     }
-    this.#backlogSummary(backlog, waitOf, why);
+    backlogSummary(this.#ready.values(), backlog, waitOf, why);
     const aside = [...this.#aside].sort((a, b) => (a[0] < b[0] ? -1 : 1));
     return {
       blocked: [...byNeed.values()],
@@ -416,33 +390,6 @@ export class QueueView {
       unread: this.#queue.size - (this.#ready.size - this.#loaded),
       queues: [...queues.values()].sort((a, b) => (a.queue < b.queue ? -1 : 1)),
     };
-  }
-
-  /** Backlog tasks not loaded: waiting, by priority, held back by their queue's reason if it has one. */
-  #backlogSummary(
-    backlog: Iterable<BacklogLane>,
-    waitOf: (queue: string) => QueueWait,
-    why: WhyWaiting,
-  ): void {
-    const loaded = new Map<string, number>();
-    for (const t of this.#ready.values())
-      if (t.from !== undefined) {
-        const key = `${t.queue}\n${t.priority}`;
-        loaded.set(key, (loaded.get(key) ?? 0) + 1);
-      }
-    for (const { queue, priority, tasks } of backlog) {
-      const w = waitOf(queue);
-      w.backlog = (w.backlog ?? 0) + tasks;
-      const n = Math.max(0, tasks - (loaded.get(`${queue}\n${priority}`) ?? 0));
-      if (n === 0) continue;
-      w.waiting += n;
-      w.byPriority[priority] = (w.byPriority[priority] ?? 0) + n;
-      const r = why(queue, '');
-      if (r === undefined || r.byNeed) continue;
-      const b = w.blocked.find((x) => x.reason === r.reason && x.needs === undefined);
-      if (b) b.tasks += n;
-      else w.blocked.push({ reason: r.reason, tasks: n });
-    }
   }
 
   #unready(id: string): void {
