@@ -117,6 +117,8 @@ export class Backlog {
     const depth = this.#view.size;
     if (depth <= SHELVE_HELD_AFTER) return [];
     const heldQueues = new Map<string, boolean>();
+    // The common case, a busy farm whose queues all flow: nothing to walk.
+    if (depth <= SHELVE_ALL_AFTER && ![...this.#view.queues()].some((q) => held(q))) return [];
     const out: Array<[string, ReadyTask]> = [];
     for (const e of this.#view.inboxReady()) {
       const q = e[1].queue;

@@ -221,6 +221,11 @@ export class QueueView {
     this.#file(id, task);
   }
 
+  /** The queues that have had tasks read (their lanes). */
+  queues(): Iterable<string> {
+    return this.#lanes.keys();
+  }
+
   /** Tasks read from the inbox and held, not in flight (what the leader may shelve). */
   *inboxReady(): Iterable<[string, ReadyTask]> {
     for (const e of this.#ready) if (e[1].from === undefined && !this.#inflight.has(e[0])) yield e;
