@@ -5,7 +5,8 @@
  * waiter that is not told would wait for ever.
  *
  * Znodes: reads only. A few ids: `exists` on each place, in the order a task moves forward (queued,
- * assigned, finished); the backlog's places are one per lane (a listing of /queues and of each queue). Many ids: listings of /tasks and /assign/<w> first (a waited-for task is mostly
+ * assigned, finished); the backlog's places are one per lane (a listing of /queues and of each queue).
+ * Many ids: the backlog buckets they could be in are listed too. Many ids: listings of /tasks and /assign/<w> first (a waited-for task is mostly
  * still queued or running; a finished one's waiter is told by its watch), then `exists` on each place
  * for the ids they did not show.
  *
@@ -19,11 +20,13 @@
 import { isZkError, type ZkClient } from '../zk/index.js';
 import {
   assignPath,
+  backlogLanePath,
   backlogPath,
   flatStatusPath,
   lanePriority,
   PATHS,
   queuePath,
+  statusBucket,
   statusPath,
   taskPath,
 } from './protocol.js';
@@ -102,8 +105,10 @@ export class TaskLocator {
         }
       }
     } catch (err) {
-      // A check that fails counts for nothing (connection trouble, a lost session): the next one tries.
-      if (!isZkError(err) && (err as { code?: string })?.code !== 'ZKFARM_SESSION_LOST') throw err;
+      // A check that fails counts for nothing (connection trouble, a lost or closed session): the next
+      // one tries, if the locator is still open.
+      const code = (err as { code?: string })?.code;
+      if (!isZkError(err) && code !== 'ZKFARM_SESSION_LOST' && code !== 'ZKFARM_STOPPED') throw err;
     } finally {
       this.#checking = false;
       this.#schedule(this.#everyMs);
@@ -119,6 +124,7 @@ export class TaskLocator {
       for (const list of await Promise.all(dirs.map((w) => children(client, `${PATHS.assign}/${w}`))))
         for (const id of list) seen.add(id);
       suspects = ids.filter((id) => !seen.has(id));
+      if (suspects.length > FEW) suspects = await notInBacklog(client, suspects);
     }
     const out = new Set<string>();
     if (suspects.length === 0) return out;
@@ -140,6 +146,19 @@ export class TaskLocator {
     );
     return out;
   }
+}
+
+/** Of these ids, those not in a backlog bucket (one listing per bucket they could be in). */
+async function notInBacklog(client: ZkClient, ids: string[]): Promise<string[]> {
+  const wanted = new Set(ids.map(statusBucket));
+  const seen = new Set<string>();
+  for (const l of await backlogLanes(client)) {
+    const lane = backlogLanePath(l.queue, l.priority);
+    const buckets = (await children(client, lane)).filter((b) => wanted.has(b));
+    for (const list of await Promise.all(buckets.map((b) => children(client, `${lane}/${b}`))))
+      for (const id of list) seen.add(id);
+  }
+  return ids.filter((id) => !seen.has(id));
 }
 
 /** Every lane of the deep-queue backlog (a queue's priority that has a node), from listings. */
