@@ -13,12 +13,16 @@ import { Master } from '../src/farm/master.js';
 import {
   assignDir,
   assignPath,
+  backlogBucketPath,
+  backlogLanePath,
   PATHS,
+  queuePath,
   statusBucket,
   statusBucketPath,
   statusPath,
   workerPath,
 } from '../src/farm/protocol.js';
+import { QueueAdmin } from '../src/farm/queue-admin.js';
 import { Worker } from '../src/farm/worker.js';
 import { type Acl, connect, digestAcl, isZkError, PERMS, type ZkClient } from '../src/zk/index.js';
 import { useZooKeeper } from './helpers/zk.js';
@@ -153,4 +157,24 @@ test('the sweep is idempotent: a second pass over a closed farm changes nothing'
   assert.deepEqual(report.adopted, []);
   assert.deepEqual(report.removed, []);
   assert.ok(report.checked >= 55, `checked ${report.checked} nodes`);
+});
+
+test("a queue's controls and its backlog are closed: made open before the farm, adopted; QueueAdmin writes with the farm's ACL", async () => {
+  const root = await zk.chroot('squat-queues');
+  const squatter = await client(root);
+  const shelved = `${backlogBucketPath('q', 0, '000000')}/task-0000000001`;
+  await squatter.ensurePath(backlogBucketPath('q', 0, '000000'));
+  await squatter.create(shelved, '{"cmd":"id"}');
+  await startMaster(root);
+  await assert.rejects(squatter.setData(queuePath('q'), '{"paused":true}'), noAuth);
+  await assert.rejects(
+    squatter.create(`${backlogBucketPath('q', 0, '000000')}/task-0000000002`, '{}'),
+    noAuth,
+  );
+  await assert.rejects(squatter.setData(shelved, '{"cmd":"rm -rf /"}'), noAuth);
+  const farm = await client(root, AUTH);
+  for (const p of [queuePath('q'), backlogLanePath('q', 0), shelved])
+    assert.deepEqual((await farm.getAcl(p)).acl, digestAcl(AUTH), `${p} carries the farm's ACL alone`);
+  await new QueueAdmin(farm).pause('fresh');
+  assert.deepEqual((await farm.getAcl(queuePath('fresh'))).acl, digestAcl(AUTH));
 });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Handler } from '../src/exec/index.js';
 import { type MasterInfo, PATHS, type Task } from '../src/farm/protocol.js';
+import { QueueAdmin } from '../src/farm/queue-admin.js';
 import type { QueueWait } from '../src/farm/queue-view.js';
 import { CreateMode } from '../src/zk/index.js';
 import { useCleanups } from './helpers/cleanups.js';
@@ -177,4 +178,54 @@ test('a bad queue or priority is bad task data: a failed status that says what w
   assert.equal(s.errorCode, 'ZKFARM_INVALID_TASK');
   assert.match(String(s.error), /"priority": must be a whole number from 0 to 9/);
   await assert.rejects(sub.submit({ handler: 'echo', queue: 'no/slash' }), { code: 'ZKFARM_INVALID_TASK' });
+});
+
+test('a pause and a concurrency cap hold across a leader that vanished without a word (its session expired)', async () => {
+  const root = await zk.chroot('controls-crash');
+  const admin = await farm.admin(root);
+  const queues = new QueueAdmin(admin);
+  await queues.pause('p');
+  await queues.update('c', { concurrency: 2 });
+  const { proxy, connect } = await farm.proxied(root);
+  await farm.master(connect, 'm1');
+  await farm.master(root, 'm2');
+  let running = 0;
+  let most = 0;
+  const started: string[] = [];
+  let release!: () => void;
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  const rec: Handler = async (input) => {
+    started.push(String(input));
+    most = Math.max(most, ++running);
+    await held; // the capped queue's first two stay running across the change of leader
+    running--;
+    return input;
+  };
+  await farm.worker(root, 'w', { queues: ['p', 'c'], capacity: 8, handlers: { rec } });
+  const sub = await farm.submitter(root);
+  const paused = await sub.submitMany(Array.from({ length: 4 }, (_, i) => task(`p${i}`, 'p')));
+  const capped = await sub.submitMany(Array.from({ length: 10 }, (_, i) => task(`c${i}`, 'c')));
+  await until(() => started.length === 2, 30_000, 'two tasks of the capped queue running under m1');
+  // m1 is cut off without closing its session: it is gone only when ZooKeeper expires it.
+  proxy.blackhole(true);
+  await until(
+    async () => (await admin.getJson<MasterInfo>(PATHS.master).catch(() => undefined))?.value.name === 'm2',
+    30_000,
+    'm2 leading once m1 expired',
+  );
+  // m2 counts m1's two assignments (it did not make them) and says the cap holds the rest.
+  await waitsIn(root, 'c', (q) => q.blocked.some((b) => /2 tasks out, its concurrency cap/.test(b.reason)));
+  assert.deepEqual(
+    started.sort(),
+    ['c0', 'c1'],
+    'nothing more of the capped queue, nothing of the paused one',
+  );
+  release();
+  await Promise.all(capped.map((id) => sub.waitFor(id, { timeoutMs: 60_000 })));
+  assert.ok(most <= 2, `at most 2 of the capped queue ran at once, across the change (${most})`);
+  assert.ok(!started.some((x) => x.startsWith('p')), 'nothing of the paused queue started');
+  await queues.resume('p');
+  await Promise.all(paused.map((id) => sub.waitFor(id, { timeoutMs: 30_000 })));
 });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { readLines } from '../src/cli/submit-file.js';
 import { PATHS, type Task } from '../src/farm/protocol.js';
+import { QueueAdmin } from '../src/farm/queue-admin.js';
 import { countResults } from '../src/farm/status-store.js';
 import type { StreamProgress, SubmitStreamError } from '../src/farm/submit-stream.js';
 import type { ZkClient } from '../src/zk/index.js';
@@ -136,4 +137,39 @@ test('a big file is read only as fast as it is submitted: while the stream waits
   await done;
   input.destroy();
   assert.ok(read < size / 10, `read ${read} of ${size} bytes while the inbox was full`);
+});
+
+test('per-queue backpressure: a stream to a paused queue over its depth waits, and says why, while a stream to another queue flows', async () => {
+  const root = await zk.chroot('stream-per-queue');
+  const raw = await zk.rawClient(root);
+  await new QueueAdmin(raw).pause('a');
+  await farm.master(root, 'm1');
+  await farm.worker(root, 'wb', { queues: ['b'], capacity: 64 });
+  const sub = await farm.submitter(root, { batchSize: 100 });
+  const stop = new AbortController();
+  let aWaits: string | undefined;
+  const of = (queue: string, n: number) =>
+    (async function* () {
+      for (let i = 0; i < n; i++) yield { handler: 'noop', input: i, queue } satisfies Task;
+    })();
+  // Queue a's bound (3,000) is over the inbox bound (2,000): only the backlog lets the inbox drain.
+  const a = sub.submitStream(of('a', 20_000), {
+    maxInbox: 2000,
+    maxQueueDepth: 3000,
+    signal: stop.signal,
+    onProgress: (p) => {
+      if (p.waiting && /queue "a"/.test(p.waitingFor ?? '')) aWaits = p.waitingFor;
+    },
+  });
+  await until(() => aWaits !== undefined, 60_000, 'the stream of the paused queue to wait for it');
+  assert.match(aWaits!, /queue "a" holds \d+ tasks waiting \(this stream keeps it under 3000\)/);
+  const b = await sub.submitStream(of('b', 3000), { maxInbox: 2000, maxQueueDepth: 3000 });
+  assert.equal(b.submitted, 3000, 'the other queue flowed');
+  await until(async () => (await countResults(raw)) === 3000, 60_000, 'every task of b has its result');
+  stop.abort();
+  const r = await a;
+  assert.ok(
+    r.submitted < 20_000 && r.submitted >= 3000,
+    `queue a's stream stopped near its bound (${r.submitted})`,
+  );
 });

@@ -67,7 +67,7 @@ export function addBenchOptions(cmd: Command): Command {
     )
     .option(
       '--tasks <n>',
-      'tasks per throughput and peer measurement (default: from the size preset)',
+      'tasks per throughput, peer and scale measurement (default: from the size preset)',
       wholeNumber('--tasks'),
     )
     .addOption(

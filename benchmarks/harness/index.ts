@@ -26,6 +26,7 @@ import { ceilingFigures, ceilingRepeat, runCeiling } from './scenarios/ceiling.j
 import { runFailover } from './scenarios/failover.js';
 import { runLatency } from './scenarios/latency.js';
 import { measureBullOnce, peerReport } from './scenarios/peer.js';
+import { runScale } from './scenarios/scale.js';
 import { runScaling } from './scenarios/scaling.js';
 import { runServices } from './scenarios/services.js';
 import { measureFarmOnce, throughputReport } from './scenarios/throughput.js';
@@ -65,6 +66,7 @@ const TITLES: Record<ScenarioName, string> = {
   failover: 'Failover during a steady stream',
   peer: 'zkfarm vs BullMQ on Redis',
   services: 'Services: SIGKILL of a host',
+  scale: 'A million tasks queued and drained',
 };
 
 function emptyReport(scenario: ScenarioName, fields: Partial<ScenarioReport>): Body {
@@ -444,6 +446,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     if (has('scaling')) await attempt('scaling', () => runScaling(ctx));
     if (has('failover')) await attempt('failover', () => runFailover(ctx));
     if (has('services')) await attempt('services', () => runServices(ctx));
+    if (has('scale')) await attempt('scale', () => runScale(ctx));
 
     const all = Object.values(reports);
     const redisInfo = redis ? await redis : undefined;

@@ -69,6 +69,8 @@ export interface Preset {
   };
   /** Two runtime hosts, a service of 3, the host with two SIGKILLed (scenarios/services.ts). */
   services: { repeats: number; sessionTimeout: number; stopGraceMs: number };
+  /** Tasks queued then drained, and the raw creates' window (run only when named). */
+  scale: { tasks: number; window: number };
   /** Session timeout of the roles outside failover (the farm's default). */
   sessionTimeout: number;
 }
@@ -92,6 +94,7 @@ export const PRESETS: Record<Size, Preset> = {
     scaling: { workers: [1, 2, 4, 8, 16, 32], tasks: 5000, rssRoles: [8, 32, 64] },
     failover: { faults: FAULTS, together: false, sessionTimeout: 10_000, steadyMs: 4000, rateFraction: 0.5 },
     services: { repeats: 5, sessionTimeout: 4000, stopGraceMs: 1000 },
+    scale: { tasks: 1_000_000, window: 256 },
     sessionTimeout: 10_000,
   },
   quick: {
@@ -110,6 +113,7 @@ export const PRESETS: Record<Size, Preset> = {
     scaling: { workers: [1, 4, 16], tasks: 800, rssRoles: [8, 32] },
     failover: { faults: FAULTS, together: true, sessionTimeout: 4000, steadyMs: 1500, rateFraction: 0.5 },
     services: { repeats: 1, sessionTimeout: 4000, stopGraceMs: 1000 },
+    scale: { tasks: 20_000, window: 256 },
     sessionTimeout: 10_000,
   },
   tiny: {
@@ -134,6 +138,7 @@ export const PRESETS: Record<Size, Preset> = {
       rateFraction: 0.3,
     },
     services: { repeats: 1, sessionTimeout: 4000, stopGraceMs: 1000 },
+    scale: { tasks: 4000, window: 64 },
     sessionTimeout: 10_000,
   },
 };
@@ -186,10 +191,11 @@ export function resolveOptions(options: BenchOptions, defaultOut: string): Resol
     preset.services.repeats = r;
   }
   if (options.tasks !== undefined) {
-    if (!Number.isInteger(options.tasks) || options.tasks < 10 || options.tasks > 200_000) {
-      throw invalid(`tasks: expected a whole number from 10 to 200000, got ${options.tasks}`);
+    if (!Number.isInteger(options.tasks) || options.tasks < 10 || options.tasks > 1_000_000) {
+      throw invalid(`tasks: expected a whole number from 10 to 1000000, got ${options.tasks}`);
     }
     preset.throughput.tasks = options.tasks;
+    preset.scale.tasks = options.tasks;
   }
   const persistence = options.redisPersistence ?? 'everysec';
   if (!['none', 'everysec', 'always'].includes(persistence)) {

@@ -43,6 +43,8 @@ const DESCRIPTIONS: Record<ScenarioName, string> = {
   services:
     'A service of 3 instances of a small HTTP server across two runtime hosts (one master, one worker each); the host running two of them is SIGKILLed. Time until 3 healthy endpoints again on the other host, until the killed host’s copies are gone, and the most copies alive and instances answering at once. Run by name only (`--scenario services`).',
   peer: 'BullMQ on Redis doing the same no-op jobs with the same total concurrency, in the same two passes on one queue (N jobs, then N more), alternating with the farm’s throughput runs; the ratio farm ÷ BullMQ, cold and in the steady state.',
+  scale:
+    'Run only when named. N no-op tasks queued on a paused queue (half by `runtime submit --file`, half by raw `create -s /tasks/task-`, at once), then drained by the default farm, on a ZooKeeper sized as the embedded one: submit and drain rates, the largest child listing of any node the farm writes, the memory of the leader and of ZooKeeper, and a check that every task has exactly one result.',
 };
 
 const spreadOf = (x: unknown): Spread | undefined =>

@@ -11,9 +11,15 @@ export const SCENARIOS = [
   'failover',
   'peer',
   'services',
+  'scale',
 ] as const;
-/** What a run without `--scenario` measures: every scenario but `services` (run by name: two runtime hosts and a SIGKILL). */
-export const DEFAULT_SCENARIOS: readonly ScenarioName[] = SCENARIOS.filter((s) => s !== 'services');
+/**
+ * What a run without `--scenario` measures: every scenario but those run only by name, `services` (two
+ * runtime hosts and a SIGKILL) and `scale` (a million tasks: it loads the machine for minutes).
+ */
+export const DEFAULT_SCENARIOS: readonly ScenarioName[] = SCENARIOS.filter(
+  (s) => s !== 'services' && s !== 'scale',
+);
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 /** How big a run is: `full` for the committed report, `quick` for a look, `tiny` for the test. */
@@ -185,7 +191,56 @@ export interface ServicesJob {
   timeoutMs: number;
 }
 
-export type Job = CeilingJob | FarmJob | BullmqJob | LatencyJob | RssJob | FailoverJob | ServicesJob;
+export interface ScaleJob {
+  kind: 'scale';
+  tasks: number;
+  /** Raw creates in flight at once. */
+  window: number;
+  shape: FarmShape;
+  timeoutMs: number;
+}
+
+export interface ScaleResult {
+  tasks: number;
+  window: number;
+  fileTasks: number;
+  rawTasks: number;
+  submitMs: number;
+  submitPerSec: number;
+  fileMs: number;
+  filePerSec: number;
+  rawMs: number;
+  rawPerSec: number;
+  submitRssMb: number;
+  shelveMs: number;
+  drainMs: number;
+  drainPerSec: number;
+  inboxPeak: number;
+  largest: { path: string; children: number; bytes: number };
+  farmRssMbPeak: number;
+  leaderHeapMbPeak: number;
+  zk: {
+    heapMaxMb: number;
+    rssMbPeak: number;
+    liveMbQueued: number;
+    liveMbDone: number;
+    znodesQueued: number;
+    znodesDone: number;
+    dataDirMb: number;
+    snapshots: number;
+  };
+  check: { ok: boolean; problems: string[] };
+}
+
+export type Job =
+  | CeilingJob
+  | FarmJob
+  | BullmqJob
+  | LatencyJob
+  | RssJob
+  | FailoverJob
+  | ServicesJob
+  | ScaleJob;
 
 /** Messages a measurement process sends to the orchestrator. */
 export type ChildMessage =

@@ -9,6 +9,7 @@ import { measureCeiling } from './scenarios/ceiling.js';
 import { measureFailover } from './scenarios/failover.js';
 import { measureLatency } from './scenarios/latency.js';
 import { measureBullmq } from './scenarios/peer.js';
+import { measureScale } from './scenarios/scale.js';
 import { measureRss } from './scenarios/scaling.js';
 import { measureServices } from './scenarios/services.js';
 import { measureFarm } from './scenarios/throughput.js';
@@ -37,6 +38,8 @@ async function run(job: Job, io: BenchIo): Promise<unknown> {
       return measureFailover(job, io);
     case 'services':
       return measureServices(job, io);
+    case 'scale':
+      return measureScale(job, io);
   }
 }
 

@@ -12,7 +12,7 @@ import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { checkTask, TASK_MAX_BYTES, type Task } from '../farm/protocol.js';
-import type { SubmitStreamError } from '../farm/submit-stream.js';
+import type { StreamProgress, SubmitStreamError } from '../farm/submit-stream.js';
 import type { Submitter } from '../farm/submitter.js';
 import type { Io } from './common.js';
 
@@ -27,6 +27,7 @@ export interface FileOptions {
   skip: number;
   onBad: 'stop' | 'skip';
   maxInbox?: number;
+  maxQueueDepth?: number;
 }
 
 export interface FileOutcome {
@@ -124,6 +125,7 @@ class FileRun {
     try {
       const r = await submitter.submitStream(this.#tasks(input), {
         ...(this.#opts.maxInbox !== undefined ? { maxInbox: this.#opts.maxInbox } : {}),
+        ...(this.#opts.maxQueueDepth !== undefined ? { maxQueueDepth: this.#opts.maxQueueDepth } : {}),
         onSubmitted: (batch) => this.#confirmed(batch),
         onProgress: (p) => this.#progress.show(p, this.#lastConfirmedLine),
       });
@@ -215,12 +217,12 @@ class ProgressLine {
 
   constructor(private readonly label: string) {}
 
-  show(p: { submitted: number; skipped: number; inbox: number; waiting: boolean }, line: number): void {
+  show(p: StreamProgress, line: number): void {
     if (!this.tty) return;
     const now = Date.now();
     if (now - this.#drawnAt < REDRAW_MS) return;
     this.#drawnAt = now;
-    const wait = p.waiting ? ' · waiting for the farm to drain the inbox' : '';
+    const wait = p.waiting ? ` · waiting: ${p.waitingFor ?? 'the farm to drain the inbox'}` : '';
     const text = `${this.label}: ${p.submitted.toLocaleString('en')} submitted (line ${line.toLocaleString('en')}) · inbox ${p.inbox.toLocaleString('en')}${wait}`;
     process.stderr.write(`\r\x1b[2K${text.slice(0, (process.stderr.columns ?? 100) - 1)}`);
     this.#drawn = true;

@@ -37,6 +37,7 @@ interface SubmitOptions extends TlsFlags {
   skip?: number;
   onBad?: 'stop' | 'skip';
   maxInbox?: number;
+  maxQueueDepth?: number;
   auth?: string;
   connectTimeout: number;
 }
@@ -81,6 +82,15 @@ export function registerSubmit(program: Command, io: Io, setExit: (code: number)
         flag: '--max-inbox <tasks>',
         ...field(z.int().min(1), {
           description: 'with --file: wait while /tasks holds more than this (default: 20000)',
+        }),
+      }),
+    )
+    .addOption(
+      flagOption({
+        flag: '--max-queue-depth <tasks>',
+        ...field(z.int().min(1), {
+          description:
+            "with --file: wait while the task's queue holds more than this waiting, inbox and backlog (default: 1000000)",
         }),
       }),
     )
@@ -166,9 +176,12 @@ export async function runSubmit(task: string | undefined, opts: SubmitOptions, i
     throw usage('give either a TASK_JSON argument or --file, not both');
   if (
     opts.file === undefined &&
-    (opts.skip !== undefined || opts.onBad !== undefined || opts.maxInbox !== undefined)
+    (opts.skip !== undefined ||
+      opts.onBad !== undefined ||
+      opts.maxInbox !== undefined ||
+      opts.maxQueueDepth !== undefined)
   )
-    throw usage('--skip, --on-bad and --max-inbox go with --file');
+    throw usage('--skip, --on-bad, --max-inbox and --max-queue-depth go with --file');
   const tasks = opts.file === undefined ? await gatherTasks(task) : [];
   const { connect, source, tls } = discoverConnect(opts.zk);
   const submitter = await Submitter.open({
@@ -206,6 +219,7 @@ async function submitAll(
     skip: opts.skip ?? 0,
     onBad: opts.onBad ?? 'stop',
     maxInbox: opts.maxInbox,
+    maxQueueDepth: opts.maxQueueDepth,
   };
   const r = await submitFile(submitter, fileOpts, io, opts.wait === true);
   if (r.stopped) return EXIT_USAGE;

@@ -220,3 +220,22 @@ export function planAssignments(
   }
   return { assignments };
 }
+/** Tasks picked, every queue together. */
+export function countOf(picked: Map<string, Candidate[]>): number {
+  let n = 0;
+  for (const c of picked.values()) n += c.length;
+  return n;
+}
+
+/** The workers serving each queue, worked out once per round. */
+export function servingCache(loads: WorkerLoad[]): (queue: string) => WorkerLoad[] {
+  const cache = new Map<string, WorkerLoad[]>();
+  return (q) => {
+    let s = cache.get(q);
+    if (!s) {
+      s = servingOf(loads, q);
+      cache.set(q, s);
+    }
+    return s;
+  };
+}

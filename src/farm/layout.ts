@@ -5,9 +5,9 @@
  * /services, /service-placements when missing (and a worker's own /assign/<name> and
  * /service-placements/<name>). With `auth` it also reads, and where needed rewrites, the ACL of the
  * chroot's root (when the connect string has a chroot) and of those nodes' children: /tasks/*, /status/*
- * and /status/<bucket>/*, /schedules/*,
- * /assign/<w>, /assign/<w>/*, /workers/*, /masters/*, /election/*, /master, and the services' nodes
- * (sweepServices).
+ * and /status/<bucket>/*, /queues/<q> and its backlog (/queues/<q>/p<p>, its buckets and their tasks),
+ * /schedules/*, /assign/<w>, /assign/<w>/*, /workers/*, /masters/*, /election/*, /master, and the
+ * services' nodes (sweepServices).
  *
  * What "closed" means: a node's ACL is exactly the farm identity's digest ACL (all rights, to nobody
  * else). Any other ACL (world:anyone, `ip:…`, another digest, `auth` of someone else, an extra entry
@@ -114,6 +114,7 @@ async function sweepSubtrees(sweep: Sweep): Promise<void> {
   // flat layout, swept above.
   const buckets = statuses.filter((p) => isStatusBucket(p.slice(PATHS.status.length + 1)));
   for (const dir of [...buckets, ...workerDirs]) await sweep.persistent(await sweep.children(dir));
+  await sweepBacklog(sweep);
   const roles = [
     ...(await sweep.children(PATHS.workers)),
     ...(await sweep.children(PATHS.masters)),
@@ -144,6 +145,18 @@ async function sweepServices(sweep: Sweep): Promise<void> {
     ...(await Promise.all(placementDirs.map((d) => sweep.children(d)))).flat(),
   ]);
   await sweep.roleNodes([...(await byKind('running')), ...(await byKind('endpoints'))]);
+}
+
+/** /queues/<q>, and its backlog: lanes, buckets, tasks, each level closed before it is listed. */
+async function sweepBacklog(sweep: Sweep): Promise<void> {
+  let level = await sweep.children(PATHS.queues);
+  for (let depth = 0; depth < 4 && level.length > 0; depth++) {
+    await sweep.persistent(level);
+    if (depth === 3) break;
+    const next: string[] = [];
+    for (const dir of level) next.push(...(await sweep.children(dir)));
+    level = next;
+  }
 }
 
 class Sweep {

@@ -13,11 +13,15 @@
  * over the workers (assignment-policy.ts: each worker's queues, weights, needs) and assigned in multis
  * sent together. Reading goes on while the workers are busy, so a queue's order is known before a slot
  * frees. Rounds follow one another while there is
- * work and room. A move ZooKeeper refuses is sorted out by the failing operation: a worker found gone
+ * work and room. What the inbox holds but cannot hand out now goes into the queue's backlog
+ * (backlog.ts) when the inbox is deep, or its queue is held back (paused, unserved, at its rate limit or
+ * cap) and the inbox is not shallow; the backlog is handed out from as the inbox, in the same order.
+ * A move ZooKeeper refuses is sorted out by the failing operation: a worker found gone
  * is left out of the next round at once (its tasks stay queued and are planned again); a task that
  * cannot be moved is set aside, with its reason, and tried again later.
  *
  * Znodes: lists and reads /tasks (inbox.ts), moves tasks (moves.ts), watches /queues (queue-gate.ts),
+ * keeps the backlog under /queues/<q>/p<p> (backlog.ts),
  * sweeps /status (retention.ts), moves results of the flat layout into buckets (status-upgrade.ts), and
  * publishes what waits and why through `publish` (master.ts writes it in /master).
  *
@@ -28,21 +32,23 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
 import { describeError } from '../errors.js';
 import type { Term } from '../recipes/election.js';
-import { MultiBatcher, type Refusal } from '../recipes/multi-batcher.js';
+import { MultiBatcher } from '../recipes/multi-batcher.js';
 import type { Logger, Session, ZkClient } from '../zk/index.js';
 import {
   blockedReason,
+  countOf,
   planAssignments,
   type RoundRobin,
   roomFor,
-  servingOf,
+  servingCache,
   totalFreeSlots,
   type WorkerLoad,
 } from './assignment-policy.js';
+import { Backlog } from './backlog.js';
 import { GiveBacks } from './give-back.js';
 import { Inbox } from './inbox.js';
+import { type RefusalHooks, sortOutRefusal } from './leader-refusals.js';
 import { assign, type Move } from './moves.js';
-import { taskPath } from './protocol.js';
 import { QueueGate } from './queue-gate.js';
 import type { Candidate, QueueSummary, QueueView } from './queue-view.js';
 import { type RetentionOptions, RetentionSweeper } from './retention.js';
@@ -68,6 +74,8 @@ export interface LeaderStats {
   since: number;
   /** Tasks set aside this term (they could not be moved). */
   setAside: number;
+  /** Tasks moved into the deep-queue backlog this term. */
+  shelved: number;
 }
 
 /** Tasks handed out per round: a round costs about the same whatever its size. */
@@ -90,6 +98,8 @@ export class Leader {
   readonly #batcher: MultiBatcher;
   readonly #stats: LeaderStats;
   readonly #gate: QueueGate;
+  readonly #backlog: Backlog;
+  readonly #refusalHooks: RefusalHooks;
   readonly #roundRobin: RoundRobin = new Map();
   /** Per queue, its tasks out, as last counted (each round when a queue is capped, else once a second). */
   #counts = new Map<string, number>();
@@ -136,6 +146,8 @@ export class Leader {
       setAside: () => this.#stats.setAside++,
     });
     this.#view = this.#inbox.view;
+    this.#backlog = new Backlog(this.#client, this.#view, log, (moves) => this.#commit(moves));
+    this.#refusalHooks = { view: this.#view, inbox: this.#inbox, roster: this.#roster };
     this.#gate = new QueueGate(session, term.signal, () => this.#kick(), log);
     this.#giveBacks = new GiveBacks(session, term.signal, this.#batcher, {
       maxLost: options.maxLost,
@@ -151,7 +163,16 @@ export class Leader {
   }
 
   static emptyStats(): LeaderStats {
-    return { assigned: 0, givenBack: 0, rejected: 0, queued: 0, workers: 0, since: 0, setAside: 0 };
+    return {
+      assigned: 0,
+      givenBack: 0,
+      rejected: 0,
+      queued: 0,
+      workers: 0,
+      since: 0,
+      setAside: 0,
+      shelved: 0,
+    };
   }
 
   get active(): boolean {
@@ -167,15 +188,19 @@ export class Leader {
     const now = Date.now();
     const serving = servingCache(this.#roster.loads());
     const running = Object.fromEntries([...this.#counts].filter(([q, n]) => q !== '' && n > 0));
-    const summary = this.#view.summary(now, (queue, need) => {
-      // Paused first: an operator's choice says more than a missing worker.
-      const held = this.#gate.why(queue, now, this.#counts.get(queue) ?? 0);
-      if (held === undefined && !this.#roster.serves(queue))
-        return { reason: `no live worker serves queue "${queue}"`, byNeed: false };
-      if (held !== undefined) return { reason: held, byNeed: false };
-      const r = blockedReason(serving(queue), need);
-      return r === undefined ? undefined : { reason: r, byNeed: true };
-    });
+    const summary = this.#view.summary(
+      now,
+      (queue, need) => {
+        // Paused first: an operator's choice says more than a missing worker.
+        const held = this.#gate.why(queue, now, this.#counts.get(queue) ?? 0);
+        if (held === undefined && !this.#roster.serves(queue))
+          return { reason: `no live worker serves queue "${queue}"`, byNeed: false };
+        if (held !== undefined) return { reason: held, byNeed: false };
+        const r = blockedReason(serving(queue), need);
+        return r === undefined ? undefined : { reason: r, byNeed: true };
+      },
+      this.#backlog.index.lanes(),
+    );
     return { ...summary, running };
   }
 
@@ -185,6 +210,8 @@ export class Leader {
     await this.#roster.start();
     if (!this.active) return;
     await this.#gate.start();
+    if (!this.active) return;
+    await this.#backlog.start();
     if (!this.active) return;
     this.#controlsKnown = true;
     this.#kick();
@@ -271,25 +298,31 @@ export class Leader {
     const want = Math.min(totalFreeSlots(loads), this.#batch);
     if (this.#inbox.listDue) await this.#inbox.list();
     let worked = await this.#inbox.readAhead(this.#batch);
-    if (want === 0) return worked;
+    if (want === 0) return (await this.#shelve()) || worked;
+    worked = (await this.#backlog.load((q) => !this.#held(q, Date.now()))) || worked;
     let picked = await this.#candidates(loads, want);
     if (countOf(picked) < want && this.#inbox.dirty) {
       await this.#inbox.list();
       worked = (await this.#inbox.readAhead(this.#batch)) || worked;
       picked = await this.#candidates(loads, want);
     }
-    if (picked.size === 0) return worked;
+    const assigned = picked.size > 0 && (await this.#assign(picked));
+    return (await this.#shelve()) || assigned || worked;
+  }
+
+  /** Hand out the picked tasks (false: the plan gave none out). */
+  async #assign(picked: Map<string, Candidate[]>): Promise<boolean> {
     const ids = [...picked.values()].flatMap((c) => c.map((t) => t.id));
     this.#view.begin(ids);
     try {
       const plan = planAssignments(picked, this.#roster.loads(), this.#rotate++, this.#roundRobin);
-      if (plan.assignments.length === 0) return worked;
+      if (plan.assignments.length === 0) return false;
       const now = Date.now();
       const moves: Move[] = [];
       const perQueue = new Map<string, number>();
       for (const a of plan.assignments) {
         const r = this.#view.get(a.task)!;
-        moves.push(assign(a.task, a.worker, r.data, r.version));
+        moves.push(assign(a.task, a.worker, r.data, r.version, r.from));
         perQueue.set(a.queue, (perQueue.get(a.queue) ?? 0) + 1);
         this.#gate.assigned(a.task, a.queue);
       }
@@ -299,6 +332,28 @@ export class Leader {
     } finally {
       this.#view.end(ids);
     }
+  }
+
+  /** Its tasks cannot go now for the queue's sake: paused, no worker serves it, its rate or cap holds. */
+  #held(queue: string, now: number): boolean {
+    return (
+      !this.#roster.serves(queue) || this.#gate.allowance(queue, now, this.#counts.get(queue) ?? 0) === 0
+    );
+  }
+
+  /** Tasks read and not handed out that must not wait in the inbox go into the backlog (backlog.ts). */
+  async #shelve(): Promise<boolean> {
+    const now = Date.now();
+    const out = this.#backlog.toShelve((q) => this.#held(q, now));
+    if (out.length === 0) return false;
+    const ids = out.map((e) => e[0]);
+    this.#view.begin(ids);
+    try {
+      await this.#commit(await this.#backlog.shelve(out));
+    } finally {
+      this.#view.end(ids);
+    }
+    return true;
   }
 
   /**
@@ -314,47 +369,25 @@ export class Leader {
       (q) =>
         Math.min(want, totalFreeSlots(serving(q)), this.#gate.allowance(q, now, this.#counts.get(q) ?? 0)),
       (q, need) => roomFor(serving(q), need) > 0,
+      (q, p) => this.#backlog.index.frontier(q, p),
     );
   }
 
   async #commit(moves: Move[]): Promise<void> {
     const r = await writeMoves(this.#batcher, this.#client, moves, (written, mark) => {
       for (const m of written) {
+        this.#backlog.written(m);
         this.#view.moved(m.id, mark);
         if (m.kind === 'assign') this.#stats.assigned++;
+        else if (m.kind === 'shelve') this.#stats.shelved++;
         else this.#stats.rejected++;
       }
     });
-    for (const refusal of r.refused) this.#refused(refusal);
+    for (const refusal of r.refused) {
+      if (sortOutRefusal(refusal, this.#refusalHooks) === 'replan') this.#again = true;
+      this.#backlog.refused(refusal.item, refusal.error);
+    }
     if (r.stoppedBy !== undefined && this.active) throw r.stoppedBy;
-  }
-
-  /** A move ZooKeeper refused, sorted out by the operation that failed. */
-  #refused({ item: m, error, afterLoss, guard }: Refusal<Move>): void {
-    if (guard !== undefined) {
-      // The worker's registration is gone: the task stays queued and goes elsewhere, now.
-      this.#roster.suspect(m.worker!);
-      this.#again = true;
-      return;
-    }
-    const onTask = error.path === taskPath(m.id);
-    if (error.code === 'NO_NODE' && onTask) {
-      this.#view.moved(m.id); // moved or deleted by someone else
-    } else if (error.code === 'NO_NODE' && m.kind === 'assign') {
-      this.#roster.ensureDir(m.worker!); // its /assign dir is gone: made again, then planned again
-    } else if (error.code === 'NODE_EXISTS' && afterLoss) {
-      // Our own attempt whose answer was lost may have done it: the next listing tells.
-      this.#inbox.dirty = true;
-      this.#view.moved(m.id);
-    } else if (error.code === 'NODE_EXISTS') {
-      this.#inbox.setAside(m.id, `${error.path} already exists (another task with the same id?)`);
-    } else if (error.code === 'BAD_VERSION') {
-      this.#view.reread(m.id); // changed since it was read: the next round reads it again
-    } else {
-      const hint =
-        error.code === 'NOT_EMPTY' ? ': the task node has child nodes of its own; remove them' : '';
-      this.#inbox.setAside(m.id, `ZooKeeper refused to move it (${error.code} on ${error.path})${hint}`);
-    }
   }
 
   /** One timer for the soonest delayed or set-aside task, or rate-limit token (never beyond the timer range). */
@@ -392,23 +425,4 @@ export class Leader {
     }, wait);
     this.#publishTimer.unref?.();
   }
-}
-
-function countOf(picked: Map<string, Candidate[]>): number {
-  let n = 0;
-  for (const c of picked.values()) n += c.length;
-  return n;
-}
-
-/** The workers serving each queue, worked out once per round. */
-function servingCache(loads: WorkerLoad[]): (queue: string) => WorkerLoad[] {
-  const cache = new Map<string, WorkerLoad[]>();
-  return (q) => {
-    let s = cache.get(q);
-    if (!s) {
-      s = servingOf(loads, q);
-      cache.set(q, s);
-    }
-    return s;
-  };
 }

@@ -5,6 +5,9 @@
  *
  *   assign     /tasks/<id> → /assign/<w>/<id>    create the assignment (task JSON), delete the task at
  *                                               the version read; guard: /workers/<w> still exists
+ *                                               (or from the backlog: /queues/<q>/p<p>/<b>/<id>)
+ *   shelve     /tasks/<id> → /queues/<q>/p<p>/<b>/<id>  into the deep-queue backlog: create it there with
+ *                                               the same data, delete the task at the version read
  *   giveBack   /assign/<w>/<id> → /tasks/<id>    create the task unchanged (pause, drain), delete the
  *                                               assignment (at the version read)
  *   requeue    /assign/<w>/<id> → /tasks/<id>    the same with one more attempt counted: after a failed
@@ -41,7 +44,15 @@ import {
   workerPath,
 } from './protocol.js';
 
-export type MoveKind = 'assign' | 'give-back' | 'requeue' | 'complete' | 'fail' | 'reject' | 'discard';
+export type MoveKind =
+  | 'assign'
+  | 'shelve'
+  | 'give-back'
+  | 'requeue'
+  | 'complete'
+  | 'fail'
+  | 'reject'
+  | 'discard';
 
 /** One step of one task: a batch item (its operations, its guards) that says what it is. */
 export interface Move extends BatchItem {
@@ -51,21 +62,40 @@ export interface Move extends BatchItem {
   readonly worker?: string;
   /** The result it records (complete, fail, reject). */
   readonly status?: TaskStatus;
+  /** Where the task is taken from when not /tasks/<id> (assign, reject: a backlog node). */
+  readonly from?: string;
+  /** Where it goes when not one of the usual places (shelve: its backlog node). */
+  readonly to?: string;
 }
 
 /** The largest status kept in a znode; a larger result is left out (it is in result.json). */
 export const STATUS_MAX_BYTES = 256 * 1024;
 
-export function assign(id: string, worker: string, task: Buffer, version: number): Move {
+/** `from`: the backlog node the task is handed out from (else its /tasks node). */
+export function assign(id: string, worker: string, task: Buffer, version: number, from?: string): Move {
   return {
     kind: 'assign',
     id,
     worker,
     ops: [
       { op: 'create', path: assignPath(worker, id), data: task },
-      { op: 'delete', path: taskPath(id), version },
+      { op: 'delete', path: from ?? taskPath(id), version },
     ],
     guards: guardOf(worker),
+    ...(from !== undefined ? { from } : {}),
+  };
+}
+
+/** A task of a deep inbox into its queue's backlog (`to`: backlogPath), its data unchanged. */
+export function shelve(id: string, to: string, task: Buffer, version: number): Move {
+  return {
+    kind: 'shelve',
+    id,
+    to,
+    ops: [
+      { op: 'create', path: to, data: task },
+      { op: 'delete', path: taskPath(id), version },
+    ],
   };
 }
 
@@ -151,9 +181,17 @@ export function fail(id: string, worker: string, why: Failure, version = -1): Mo
   return recording('fail', id, worker, failedStatus({ worker, ...why }), assignPath(worker, id), version);
 }
 
-/** A failed status for a queued task that cannot run (bad data, unreadable, too large). */
-export function reject(id: string, why: Failure, version = -1): Move {
-  return recording('reject', id, undefined, failedStatus({ worker: null, ...why }), taskPath(id), version);
+/** A failed status for a queued task that cannot run (bad data, unreadable, too large); `from`: its backlog node. */
+export function reject(id: string, why: Failure, version = -1, from?: string): Move {
+  const m = recording(
+    'reject',
+    id,
+    undefined,
+    failedStatus({ worker: null, ...why }),
+    from ?? taskPath(id),
+    version,
+  );
+  return from !== undefined ? { ...m, from } : m;
 }
 
 /** Drop an assignment whose task already has its result (only if it has: the check fences it). */

@@ -11,6 +11,8 @@
  *   /workers/<name>                 ephemeral               a live worker: {"capacity", "prefetch", "paused", ...}
  *   /assign/<worker>/<task-id>      persistent              a task handed to a worker (the task's JSON + "_zkfarm")
  *   /queues/<queue>                 persistent              a queue's controls: {"paused", "rateLimit", "concurrency"}
+ *   /queues/<queue>/p<prio>/<bucket>/<task-id>  persistent  the deep-queue backlog (backlogPath): a task the
+ *                                                           leader moved out of a deep inbox, same data
  *
  * A task's internal bookkeeping travels in its JSON under the reserved key `_zkfarm`
  * (attempts so far, the last error, when it may run again). Every other field is kept as submitted.
@@ -89,6 +91,17 @@ export const assignDir = (worker: string) => `${PATHS.assign}/${worker}`;
 export const assignPath = (worker: string, id: string) => `${PATHS.assign}/${worker}/${id}`;
 /** A queue's controls (queues.ts). */
 export const queuePath = (queue: string) => `${PATHS.queues}/${queue}`;
+/** One priority of a queue's backlog: its children are buckets (statusBucket's rule). */
+export const backlogLanePath = (queue: string, priority: number) => `${PATHS.queues}/${queue}/p${priority}`;
+export const backlogBucketPath = (queue: string, priority: number, bucket: string) =>
+  `${backlogLanePath(queue, priority)}/${bucket}`;
+/** Where the leader keeps a task of a deep queue: `/queues/<queue>/p<priority>/<bucket>/<task-id>`. */
+export const backlogPath = (queue: string, priority: number, id: string) =>
+  `${backlogBucketPath(queue, priority, statusBucket(id))}/${id}`;
+/** The priority a backlog lane's name (`p0`…`p9`) stands for; undefined for any other name. */
+export function lanePriority(name: string): number | undefined {
+  return /^p\d$/.test(name) ? Number(name.slice(1)) : undefined;
+}
 
 /** A role or task name that is safe as a znode name and as a directory name (see exec/names.ts). */
 export function validateName(kind: string, name: string): string {

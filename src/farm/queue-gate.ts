@@ -2,8 +2,8 @@
  * The leader's per-queue controls, for one term: what /queues/<queue> says (pause, rate limit,
  * concurrency cap) and how much of each queue may go now.
  *
- * Znodes: watches the children of /queues (a ChildrenCache) and the data of each /queues/<queue> (a
- * data watch each); reads /assign/<worker>/<task-id> of assignments it did not make itself (a former
+ * Znodes: watches the children of /queues (a one-shot watch, re-armed: a recursive one would hear of
+ * every task of the backlog below it) and the data of each /queues/<queue> (a data watch each); reads /assign/<worker>/<task-id> of assignments it did not make itself (a former
  * leader's), once each, when a queue has a concurrency cap.
  *
  * - Pause: nothing of the queue is handed out; its tasks stay queued.
@@ -15,8 +15,7 @@
  *
  * SUSPENDED: the controls stand as last seen. LOST, or the term's end (`signal`): every watch closes.
  */
-import { ChildrenCache } from '../recipes/children-cache.js';
-import type { DataWatch, Logger, Session } from '../zk/index.js';
+import type { ChildrenWatcher, DataWatch, Logger, Session } from '../zk/index.js';
 import { assignPath, PATHS, parseTask, queueOf, queuePath } from './protocol.js';
 import { NO_CONTROLS, parseControls, type QueueControls, TokenBucket } from './queues.js';
 
@@ -35,7 +34,7 @@ export class QueueGate {
   readonly #throttled = new Set<string>();
   /** Task id → its queue, for the assignments out there. */
   readonly #queueOfTask = new Map<string, string>();
-  #cache: ChildrenCache | undefined;
+  #list: ChildrenWatcher | undefined;
   #closed = false;
 
   constructor(session: Session, signal: AbortSignal, changed: () => void, log: Logger) {
@@ -52,11 +51,10 @@ export class QueueGate {
   async start(): Promise<void> {
     if (this.#closed) return;
     await this.#session.client.ensurePath(PATHS.queues);
-    const cache = new ChildrenCache(this.#session, PATHS.queues, (u) => this.#sync(u.children));
-    this.#cache = cache;
-    await cache.ready;
+    const list = this.#session.watchChildren(PATHS.queues, (c) => this.#sync(new Set(c.children)));
+    this.#list = list;
     // Every queue's controls are known before the first round: a new leader never starts unlimited.
-    this.#sync(cache.children);
+    await list.ready;
     const ended = new Promise<void>((r) => this.#signal.addEventListener('abort', () => r(), { once: true }));
     if (!this.#signal.aborted)
       await Promise.race([Promise.all([...this.#watches.values()].map((w) => w.ready)), ended]);
@@ -206,7 +204,7 @@ export class QueueGate {
 
   #close(): void {
     this.#closed = true;
-    this.#cache?.close();
+    this.#list?.close();
     for (const w of this.#watches.values()) w.close();
   }
 }

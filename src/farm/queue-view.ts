@@ -11,6 +11,11 @@
  *   lower ones wait (a share between kinds of work is what separate queues with weights give).
  * - Read ahead, bounded: at most READ_AHEAD_TASKS tasks and READ_AHEAD_BYTES of their data are held
  *   read; the rest stays unread (in id order) until room frees. The order is exact among the tasks read.
+ *   Tasks read from the inbox take at most INBOX_SHARE of it: the rest is kept for tasks loaded from the
+ *   deep-queue backlog (`load`, backlog.ts), so a full read-ahead never stops a backlog from flowing.
+ * - Backlog: a lane (queue, priority) with a backlog has a frontier, the lowest backlog id not loaded
+ *   yet (backlog-index.ts); `pick` hands out nothing of the lane at or above it, so FIFO holds across
+ *   inbox and backlog.
  * - Listings and our own moves: a listing sent before one of our multis may still show a task that
  *   multi moved. Each move records the client's request number of its multi (`mark`); a listing sent
  *   earlier does not bring the task back.
@@ -25,6 +30,8 @@
  */
 import { type BackoffPolicy, backoffDelay } from '../backoff.js';
 import type { Need } from './assignment-policy.js';
+import { backlogSummary } from './backlog-index.js';
+import { IdLane as Lane } from './id-lane.js';
 import { MAX_PRIORITY } from './queues.js';
 
 /** The longest a leader sleeps before looking at delayed or set-aside tasks again. */
@@ -35,6 +42,8 @@ export const SET_ASIDE_BACKOFF: BackoffPolicy = { initialMs: 5000, maxMs: 300_00
 export const READ_AHEAD_TASKS = 10_000;
 /** Most bytes of task data held read at once. */
 export const READ_AHEAD_BYTES = 64 * 1024 * 1024;
+/** The share of the read-ahead that tasks read from the inbox may take (the rest: the backlog's). */
+export const INBOX_SHARE = 0.8;
 /** Tasks listed by name in a summary's `setAside` (the count is exact). */
 const LISTED_ASIDE = 20;
 
@@ -57,6 +66,15 @@ export interface QueueWait {
   delayed: number;
   /** Why tasks of this queue wait now, with how many each reason holds back. */
   blocked: Array<{ reason: string; tasks: number; needs?: Need }>;
+  /** Of `waiting`, the tasks in the deep-queue backlog (/queues/<queue>/p<priority>/...). */
+  backlog?: number;
+}
+
+/** A backlog lane's size, for the summary. */
+export interface BacklogLane {
+  queue: string;
+  priority: number;
+  tasks: number;
 }
 
 /** What the leader publishes about tasks that wait for a reason (in /master, for status and the dashboard). */
@@ -90,6 +108,8 @@ export interface ReadyTask {
   need: Need;
   data: Buffer;
   version: number;
+  /** Its backlog node, when it was loaded from the backlog (else it is /tasks/<id>). */
+  from?: string;
 }
 
 /**
@@ -104,40 +124,15 @@ interface Aside {
   tries: number;
 }
 
-/** Ids in order, consumed from `head`; sorted again when an older id comes in. */
-class Lane {
-  ids: string[] = [];
-  head = 0;
-  stale = false;
-
-  add(id: string): void {
-    const last = this.ids.length > this.head ? this.ids[this.ids.length - 1]! : undefined;
-    if (last !== undefined && id <= last) this.stale = true;
-    this.ids.push(id);
-  }
-
-  /** The ids from the head on, in order, dropping those `keep` refuses from the front. */
-  live(keep: (id: string) => boolean): string[] {
-    if (this.stale) {
-      this.ids = [...new Set(this.ids.slice(this.head).filter(keep))].sort();
-      this.head = 0;
-      this.stale = false;
-    }
-    while (this.head < this.ids.length && !keep(this.ids[this.head]!)) this.head++;
-    if (this.head > 4096 && this.head > this.ids.length / 2) {
-      this.ids = this.ids.slice(this.head);
-      this.head = 0;
-    }
-    return this.ids;
-  }
-}
-
 export class QueueView {
   #queue = new Set<string>();
   /** Unread ids in id order (ids read, moved or forgotten are skipped as they come up). */
   readonly #unread = new Lane();
   readonly #ready = new Map<string, ReadyTask>();
   #readyBytes = 0;
+  /** Of the ready tasks, those loaded from the backlog (and their bytes). */
+  #loaded = 0;
+  #loadedBytes = 0;
   /** Queue → one lane per priority, for the ready tasks. */
   readonly #lanes = new Map<string, Lane[]>();
   readonly #moved = new Map<string, number>();
@@ -180,11 +175,11 @@ export class QueueView {
     return added;
   }
 
-  /** The task left /tasks (moved by us: `mark` is that multi's request number). */
+  /** The task left /tasks or the backlog (moved by us: `mark` is that multi's request number). */
   moved(id: string, mark?: number): void {
-    this.#queue.delete(id);
+    const inbox = this.#queue.delete(id);
     this.#forget(id);
-    if (mark !== undefined) this.#moved.set(id, mark);
+    if (mark !== undefined && inbox) this.#moved.set(id, mark);
   }
 
   begin(ids: Iterable<string>): void {
@@ -200,8 +195,9 @@ export class QueueView {
    * within the read-ahead bounds.
    */
   toRead(n: number, now: number): string[] {
-    const room = Math.min(n, READ_AHEAD_TASKS - this.#ready.size);
-    if (room <= 0 || this.#readyBytes >= READ_AHEAD_BYTES) return [];
+    const inboxReady = this.#ready.size - this.#loaded;
+    const room = Math.min(n, Math.floor(READ_AHEAD_TASKS * INBOX_SHARE) - inboxReady);
+    if (room <= 0 || this.#readyBytes - this.#loadedBytes >= READ_AHEAD_BYTES * INBOX_SHARE) return [];
     const ids = this.#unread.live((id) => this.#queue.has(id) && !this.#ready.has(id));
     const out: string[] = [];
     for (let i = this.#unread.head; i < ids.length && out.length < room; i++) {
@@ -213,13 +209,48 @@ export class QueueView {
     return out;
   }
 
+  /** Room for tasks loaded from the backlog (the whole read-ahead, less what is held). */
+  get loadRoom(): number {
+    if (this.#readyBytes >= READ_AHEAD_BYTES) return 0;
+    return Math.max(0, READ_AHEAD_TASKS - this.#ready.size);
+  }
+
+  /** A task loaded from the backlog (`task.from`): hold it like one read from the inbox. */
+  load(id: string, task: ReadyTask): void {
+    if (this.#ready.has(id) || this.#queue.has(id)) return;
+    this.#file(id, task);
+  }
+
+  /** The queues that have had tasks read (their lanes). */
+  queues(): Iterable<string> {
+    return this.#lanes.keys();
+  }
+
+  /** Tasks read from the inbox and held, not in flight (what the leader may shelve). */
+  *inboxReady(): Iterable<[string, ReadyTask]> {
+    for (const e of this.#ready) if (e[1].from === undefined && !this.#inflight.has(e[0])) yield e;
+  }
+
+  /** Held ready (read, or loaded) or being moved: not to be loaded again. */
+  holds(id: string): boolean {
+    return this.#ready.has(id) || this.#inflight.has(id);
+  }
+
   /** The task was read: hold it, filed by its queue and priority. */
   ready(id: string, task: ReadyTask): void {
     if (!this.#queue.has(id)) return;
     this.#unready(id);
     this.#delayed.delete(id);
+    this.#file(id, task);
+  }
+
+  #file(id: string, task: ReadyTask): void {
     this.#ready.set(id, task);
     this.#readyBytes += task.data.length;
+    if (task.from !== undefined) {
+      this.#loaded++;
+      this.#loadedBytes += task.data.length;
+    }
     let lanes = this.#lanes.get(task.queue);
     if (!lanes) {
       lanes = Array.from({ length: MAX_PRIORITY + 1 }, () => new Lane());
@@ -233,11 +264,12 @@ export class QueueView {
     return this.#ready.get(id);
   }
 
-  /** Read the task again (it changed since it was read). */
+  /** Read the task again (it changed since it was read); a backlog task is loaded again. */
   reread(id: string): void {
-    if (!this.#ready.has(id)) return;
+    const t = this.#ready.get(id);
+    if (t === undefined) return;
     this.#unready(id);
-    this.#unread.add(id);
+    if (t.from === undefined) this.#unread.add(id);
   }
 
   /** The task may not run before `at` (ms since the epoch): unread until then. */
@@ -263,12 +295,14 @@ export class QueueView {
 
   /**
    * Per queue, the ready tasks to hand out now, in order: at most `limit(queue)` of them, none in
-   * flight or waiting for a retry, passing over those whose need has no room in their queue (`hasRoom`).
+   * flight or waiting for a retry, passing over those whose need has no room in their queue (`hasRoom`),
+   * none at or above its lane's backlog frontier (`frontier`).
    */
   pick(
     now: number,
     limit: (queue: string) => number,
     hasRoom: (queue: string, need: Need) => boolean,
+    frontier: (queue: string, priority: number) => string | undefined = () => undefined,
   ): Map<string, Candidate[]> {
     const out = new Map<string, Candidate[]>();
     const keep = (id: string) => this.#ready.has(id);
@@ -281,8 +315,10 @@ export class QueueView {
         const lane = lanes[p]!;
         if (lane.ids.length === lane.head) continue;
         const ids = lane.live(keep);
+        const stop = frontier(queue, p);
         for (let i = lane.head; i < ids.length && picked.length < max; i++) {
           const id = ids[i]!;
+          if (stop !== undefined && id >= stop) break;
           const t = this.#ready.get(id);
           if (t === undefined || t.priority !== p || this.#inflight.has(id)) continue;
           if ((this.#aside.get(id)?.retryAt ?? 0) > now) continue;
@@ -308,8 +344,11 @@ export class QueueView {
     return Math.min(MAX_SLEEP_MS, Math.max(0, soonest - now));
   }
 
-  /** What waits and why, per queue and per need; `why` says why a queue's tasks with a need wait. */
-  summary(now: number, why: WhyWaiting): QueueSummary {
+  /**
+   * What waits and why, per queue and per need; `why` says why a queue's tasks with a need wait.
+   * `backlog`: each backlog lane's size (its tasks not loaded count as waiting, by the queue's reason).
+   */
+  summary(now: number, why: WhyWaiting, backlog: Iterable<BacklogLane> = []): QueueSummary {
     const queues = new Map<string, QueueWait>();
     const waitOf = (queue: string) => {
       let w = queues.get(queue);
@@ -346,13 +385,14 @@ export class QueueView {
         byNeed.set(t.need, n);
       }
     }
+    backlogSummary(this.#ready.values(), backlog, waitOf, why);
     const aside = [...this.#aside].sort((a, b) => (a[0] < b[0] ? -1 : 1));
     return {
       blocked: [...byNeed.values()],
       delayed,
       setAside: aside.slice(0, LISTED_ASIDE).map(([id, a]) => ({ id, reason: a.reason })),
       setAsideCount: aside.length,
-      unread: this.#queue.size - this.#ready.size,
+      unread: this.#queue.size - (this.#ready.size - this.#loaded),
       queues: [...queues.values()].sort((a, b) => (a.queue < b.queue ? -1 : 1)),
     };
   }
@@ -362,6 +402,10 @@ export class QueueView {
     if (t === undefined) return;
     this.#ready.delete(id);
     this.#readyBytes -= t.data.length;
+    if (t.from !== undefined) {
+      this.#loaded--;
+      this.#loadedBytes -= t.data.length;
+    }
   }
 
   #forget(id: string): void {

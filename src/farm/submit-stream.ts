@@ -3,7 +3,7 @@
  * and backpressure that waits for the farm instead of refusing.
  *
  * Znodes: creates /tasks/task-NNNNNNNNNN (persistent sequential), many per multi; reads /tasks' stat
- * (its child count) for backpressure.
+ * (its child count) and /master (the leader's per-queue summary) for backpressure.
  *
  * Memory: the tasks of the batch being filled and of at most SUBMIT_WINDOW multis in flight; the source
  * is pulled one task at a time (an async iterator is not read ahead), and ids are handed to
@@ -15,8 +15,12 @@
  * 1 s, src/backoff.ts) while it does not fit, for as long as it takes the farm to drain. Other clients'
  * tasks count in the depth read but not in between: the bound holds for this stream, and the inbox may
  * pass it by what others add meanwhile.
- * Per-queue depth (a queue whose own backlog is over its limit) comes from the leader's summary in
- * /master once named queues publish it: see `queueRoom` below, the one place it is checked.
+ * Per queue: a queue's own depth (its tasks read and waiting, in the inbox or the deep-queue backlog, as
+ * the leading master last published them in /master, plus what this stream sent of it since) is kept
+ * under `maxQueueDepth`: a batch holding tasks of a queue over it waits the same way, and the progress
+ * says which queue it waits for. Since the leader drains the inbox into the backlog (even for a paused
+ * queue), a deep or paused queue holds back only the streams of that queue, never those of the others.
+ * Without a leader (no /master) only the inbox bound holds.
  *
  * Order and failure: multis are answered in order, so ids keep the source's order. A bad task stops the
  * stream (after what was sent is confirmed) or is skipped (`onBad: 'skip'`), reported with its position.
@@ -27,17 +31,32 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import type { ZkClient } from '../zk/index.js';
-import { encodeTask, PATHS, TASK_MAX_BYTES, TASK_PREFIX, type Task } from './protocol.js';
+import {
+  encodeTask,
+  type MasterInfo,
+  PATHS,
+  queueOf,
+  TASK_MAX_BYTES,
+  TASK_PREFIX,
+  type Task,
+} from './protocol.js';
 import { ensureFreshTaskIds, idsChecked } from './task-ids.js';
 
 /** Multis in flight at once (see submitter.ts SUBMIT_WINDOW for why a few). */
 const WINDOW = 4;
+/** The default bound of one queue's depth: the million tasks the layout is sized for (docs/configuration.md). */
+export const MAX_QUEUE_DEPTH = 1_000_000;
 
 export interface SubmitStreamOptions {
   /** A bad task stops the stream (what was sent before it stays submitted) or is skipped. @defaultValue 'stop' */
   onBad?: 'stop' | 'skip';
   /** Most tasks in /tasks this stream lets it reach. @defaultValue the submitter's maxQueue (20000) */
   maxInbox?: number;
+  /**
+   * Most tasks waiting in one queue (inbox and backlog, as the leader publishes them) this stream lets it
+   * reach: a batch of a queue over it waits. @defaultValue 1000000
+   */
+  maxQueueDepth?: number;
   /** Each confirmed batch's ids, in order; `first` is the position (0-based) of the first in the source. */
   onSubmitted?: (ids: string[], first: number) => void;
   /** A skipped task: its position (0-based) and why (with `onBad: 'skip'`). */
@@ -56,8 +75,10 @@ export interface StreamProgress {
   skipped: number;
   /** The inbox depth last read. */
   inbox: number;
-  /** Waiting for the farm to drain the inbox. */
+  /** Waiting for the farm to drain the inbox, or a queue. */
   waiting: boolean;
+  /** While waiting: what for (the inbox, or which queue, with its depth and bound). */
+  waitingFor?: string;
 }
 
 export interface StreamResult {
@@ -80,12 +101,17 @@ interface Batch {
   first: number;
   data: Buffer[];
   bytes: number;
+  /** Tasks per queue. */
+  queues: Map<string, number>;
 }
 
 export class StreamSubmit {
   readonly #host: StreamHost;
   readonly #opts: SubmitStreamOptions;
   readonly #bound: number;
+  readonly #queueBound: number;
+  /** Per queue: its depth as the leader last published it, plus what this stream sent of it since. */
+  #depths = new Map<string, number>();
   readonly #progress: StreamProgress = { read: 0, submitted: 0, skipped: 0, inbox: 0, waiting: false };
   readonly #inFlight = new Set<Promise<void>>();
   /** Depth last read plus what was sent since. */
@@ -104,10 +130,16 @@ export class StreamSubmit {
         ErrorCodes.INVALID_ARGUMENT,
         `maxInbox: expected a whole number ≥ 1, got ${String(options.maxInbox)}`,
       );
+    this.#queueBound = options.maxQueueDepth ?? MAX_QUEUE_DEPTH;
+    if (!Number.isSafeInteger(this.#queueBound) || this.#queueBound < 1)
+      throw new ZkfarmError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `maxQueueDepth: expected a whole number ≥ 1, got ${String(options.maxQueueDepth)}`,
+      );
   }
 
   async run(source: AsyncIterable<Task> | Iterable<Task>): Promise<StreamResult> {
-    let batch: Batch = { first: 0, data: [], bytes: 0 };
+    let batch: Batch = { first: 0, data: [], bytes: 0, queues: new Map() };
     let stop: SubmitStreamError | undefined;
     for await (const task of source) {
       const position = this.#progress.read++;
@@ -131,11 +163,13 @@ export class StreamSubmit {
         (batch.data.length >= this.#host.batchSize || batch.bytes + data.length > TASK_MAX_BYTES)
       ) {
         await this.#send(batch);
-        batch = { first: position, data: [], bytes: 0 };
+        batch = { first: position, data: [], bytes: 0, queues: new Map() };
       }
       if (batch.data.length === 0) batch.first = position;
       batch.data.push(data);
       batch.bytes += data.length;
+      const q = queueOf(task);
+      batch.queues.set(q, (batch.queues.get(q) ?? 0) + 1);
     }
     if (batch.data.length > 0 && !this.#failed && !this.#opts.signal?.aborted) await this.#send(batch);
     await Promise.all(this.#inFlight);
@@ -151,11 +185,12 @@ export class StreamSubmit {
   }
 
   async #send(batch: Batch): Promise<void> {
-    await this.#room(batch.data.length);
+    await this.#room(batch);
     if (this.#failed || this.#opts.signal?.aborted) return;
     const tx = this.#host.client().transaction();
     for (const d of batch.data) tx.create(`${PATHS.tasks}/${TASK_PREFIX}`, d, 2);
     this.#estimate += batch.data.length;
+    for (const [q, n] of batch.queues) this.#depths.set(q, (this.#depths.get(q) ?? 0) + n);
     const sent = tx.commit().then(
       (results) => {
         const ids = results.map((r) => r.path!.slice(PATHS.tasks.length + 1));
@@ -174,9 +209,9 @@ export class StreamSubmit {
     if (this.#inFlight.size >= WINDOW) await Promise.race(this.#inFlight);
   }
 
-  /** Wait until `n` more tasks fit in the inbox (see Backpressure in the module comment). */
-  async #room(n: number): Promise<void> {
-    if (this.#estimateKnown && this.#estimate + n <= this.#bound && this.#queueRoom()) return;
+  /** Wait until the batch fits in the inbox and in its queues (see Backpressure in the module comment). */
+  async #room(batch: Batch): Promise<void> {
+    if (this.#estimateKnown && this.#blocker(batch) === undefined) return;
     const backoff = new Backoff({ initialMs: 50, maxMs: 1000 });
     // Our multis in flight settle first, so that the depth read counts them.
     await Promise.all(this.#inFlight);
@@ -189,11 +224,15 @@ export class StreamSubmit {
       this.#estimate = stat?.numChildren ?? 0;
       this.#estimateKnown = true;
       this.#progress.inbox = this.#estimate;
-      if (this.#estimate + n <= this.#bound && this.#queueRoom()) {
+      this.#depths = await queueDepths(client);
+      const blocker = this.#blocker(batch);
+      if (blocker === undefined) {
         this.#progress.waiting = false;
+        delete this.#progress.waitingFor;
         return;
       }
       this.#progress.waiting = true;
+      this.#progress.waitingFor = blocker;
       this.#opts.onProgress?.(this.#progress);
       await sleep(
         backoff.next(),
@@ -203,13 +242,26 @@ export class StreamSubmit {
     }
   }
 
-  /**
-   * Room in the task's own queue. Named queues (the leader's per-queue depth in /master, and each queue's
-   * limit) plug in here; until they publish it, the inbox bound is the only one.
-   */
-  #queueRoom(): boolean {
-    return true;
+  /** What the batch waits for (the inbox, or one of its queues), or undefined: it fits. */
+  #blocker(batch: Batch): string | undefined {
+    const n = batch.data.length;
+    if (this.#estimate + n > this.#bound)
+      return `the inbox /tasks holds ${this.#estimate} tasks (this stream keeps it under ${this.#bound})`;
+    for (const [q, k] of batch.queues) {
+      const depth = this.#depths.get(q) ?? 0;
+      if (depth + k > this.#queueBound)
+        return `queue "${q}" holds ${depth} tasks waiting (this stream keeps it under ${this.#queueBound})`;
+    }
+    return undefined;
   }
+}
+
+/** Each queue's tasks waiting (read, or in its backlog) as the leading master last published them. */
+async function queueDepths(client: ZkClient): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const master = await client.getJson<MasterInfo>(PATHS.master).catch(() => undefined);
+  for (const q of master?.value.queue?.queues ?? []) out.set(q.queue, q.waiting + q.delayed);
+  return out;
 }
 
 function streamLoss(err: unknown, submitted: number): SubmitStreamError {

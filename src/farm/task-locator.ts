@@ -1,10 +1,12 @@
 /**
- * Where waited-for tasks are: queued (/tasks/<id>), assigned (/assign/<w>/<id>), finished
+ * Where waited-for tasks are: queued (/tasks/<id>, or in its queue's backlog
+ * /queues/<q>/p<p>/<bucket>/<id>), assigned (/assign/<w>/<id>), finished
  * (/status/<bucket>/<id>, or the flat /status/<id> before an upgrade), or nowhere: deleted, or finished and its result already removed by retention. A
  * waiter that is not told would wait for ever.
  *
  * Znodes: reads only. A few ids: `exists` on each place, in the order a task moves forward (queued,
- * assigned, finished). Many ids: listings of /tasks and /assign/<w> first (a waited-for task is mostly
+ * assigned, finished); the backlog's places are one per lane (a listing of /queues and of each queue).
+ * Many ids: the backlog buckets they could be in are listed too. Many ids: listings of /tasks and /assign/<w> first (a waited-for task is mostly
  * still queued or running; a finished one's waiter is told by its watch), then `exists` on each place
  * for the ids they did not show.
  *
@@ -16,7 +18,18 @@
  * SUSPENDED / LOST: a check that fails counts for nothing; the next one tries again.
  */
 import { isZkError, type ZkClient } from '../zk/index.js';
-import { assignPath, flatStatusPath, PATHS, statusPath, taskPath } from './protocol.js';
+import {
+  assignPath,
+  backlogLanePath,
+  backlogPath,
+  flatStatusPath,
+  lanePriority,
+  PATHS,
+  queuePath,
+  statusBucket,
+  statusPath,
+  taskPath,
+} from './protocol.js';
 
 export interface TaskLocatorOptions {
   /** Between two checks (ms). @defaultValue 5000 */
@@ -92,8 +105,10 @@ export class TaskLocator {
         }
       }
     } catch (err) {
-      // A check that fails counts for nothing (connection trouble, a lost session): the next one tries.
-      if (!isZkError(err) && (err as { code?: string })?.code !== 'ZKFARM_SESSION_LOST') throw err;
+      // A check that fails counts for nothing (connection trouble, a lost or closed session): the next
+      // one tries, if the locator is still open.
+      const code = (err as { code?: string })?.code;
+      if (!isZkError(err) && code !== 'ZKFARM_SESSION_LOST' && code !== 'ZKFARM_STOPPED') throw err;
     } finally {
       this.#checking = false;
       this.#schedule(this.#everyMs);
@@ -109,15 +124,17 @@ export class TaskLocator {
       for (const list of await Promise.all(dirs.map((w) => children(client, `${PATHS.assign}/${w}`))))
         for (const id of list) seen.add(id);
       suspects = ids.filter((id) => !seen.has(id));
+      if (suspects.length > FEW) suspects = await notInBacklog(client, suspects);
     }
     const out = new Set<string>();
     if (suspects.length === 0) return out;
-    const workers = await children(client, PATHS.assign);
+    const [workers, lanes] = await Promise.all([children(client, PATHS.assign), backlogLanes(client)]);
     await Promise.all(
       suspects.map(async (id) => {
         // The flat path last: a result of a farm not yet upgraded (the leader moves it to its bucket).
         const places = [
           taskPath(id),
+          ...lanes.map((l) => backlogPath(l.queue, l.priority, id)),
           ...workers.map((w) => assignPath(w, id)),
           statusPath(id),
           flatStatusPath(id),
@@ -129,6 +146,31 @@ export class TaskLocator {
     );
     return out;
   }
+}
+
+/** Of these ids, those not in a backlog bucket (one listing per bucket they could be in). */
+async function notInBacklog(client: ZkClient, ids: string[]): Promise<string[]> {
+  const wanted = new Set(ids.map(statusBucket));
+  const seen = new Set<string>();
+  for (const l of await backlogLanes(client)) {
+    const lane = backlogLanePath(l.queue, l.priority);
+    const buckets = (await children(client, lane)).filter((b) => wanted.has(b));
+    for (const list of await Promise.all(buckets.map((b) => children(client, `${lane}/${b}`))))
+      for (const id of list) seen.add(id);
+  }
+  return ids.filter((id) => !seen.has(id));
+}
+
+/** Every lane of the deep-queue backlog (a queue's priority that has a node), from listings. */
+export async function backlogLanes(client: ZkClient): Promise<Array<{ queue: string; priority: number }>> {
+  const queues = await children(client, PATHS.queues);
+  const lists = await Promise.all(queues.map((q) => children(client, queuePath(q))));
+  return queues.flatMap((queue, i) =>
+    lists[i]!.flatMap((name) => {
+      const priority = lanePriority(name);
+      return priority === undefined ? [] : [{ queue, priority }];
+    }),
+  );
 }
 
 async function children(client: ZkClient, path: string): Promise<string[]> {

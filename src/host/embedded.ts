@@ -23,7 +23,13 @@ import { fourLetterWord } from '../zk/four-letter.js';
 import { startZkServer, type ZkServer } from '../zk/server.js';
 import { prepareTls, readTlsFiles, type ZkTlsFiles } from '../zk/transport.js';
 import { DEFAULT_CONNECT } from './config.js';
-import { type AdmissionFigures, embeddedJavaOpts, type HeapPlan, planEmbeddedHeap } from './embedded-heap.js';
+import {
+  type AdmissionFigures,
+  EMBEDDED_SERVER_CONFIG,
+  embeddedJavaOpts,
+  type HeapPlan,
+  planEmbeddedHeap,
+} from './embedded-heap.js';
 import { embeddedCertificates } from './embedded-tls.js';
 
 /** The port the embedded ZooKeeper tries first (ZooKeeper's usual one). */
@@ -262,6 +268,7 @@ export async function startEmbeddedZooKeeper(options: EmbeddedOptions): Promise<
       keepData: true,
       startTimeoutMs: options.startTimeoutMs ?? 30_000,
       javaOpts: embeddedJavaOpts(heap),
+      extraConfig: EMBEDDED_SERVER_CONFIG,
       ...(certs ? { tls: certs.server } : {}),
     };
     const preferred = certs ? EMBEDDED_TLS_PORT : EMBEDDED_DEFAULT_PORT;

@@ -15,8 +15,9 @@ import { constants } from 'node:fs';
 import { open, readdir } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { isSafeName } from '../exec/names.js';
-import { assignPath, isTaskId, PATHS, taskPath } from '../farm/protocol.js';
+import { assignPath, backlogPath, isTaskId, PATHS, taskPath } from '../farm/protocol.js';
 import { readResult } from '../farm/status-store.js';
+import { backlogLanes } from '../farm/task-locator.js';
 import { isZkError, type ZkClient } from '../zk/index.js';
 import { HttpError, WebErrorCodes } from './http.js';
 
@@ -30,8 +31,10 @@ export interface OutputFile {
 
 export interface TaskDetails {
   id: string;
-  /** finished: has a status; queued: in /tasks; assigned: in /assign/<worker>; unknown: none (never, or removed by retention). */
+  /** finished: has a status; queued: in /tasks or its queue's backlog; assigned: in /assign/<worker>; unknown: none (never, or removed by retention). */
   where: 'finished' | 'queued' | 'assigned' | 'unknown';
+  /** Queued in the deep-queue backlog (/queues/<q>/p<p>/<bucket>/<id>), not in /tasks. */
+  backlog?: boolean;
   worker?: string;
   /** The task's JSON as stored (from /tasks or /assign), with the farm's `_zkfarm` bookkeeping. */
   task?: unknown;
@@ -83,6 +86,11 @@ export async function taskDetails(
   }
   const queued = await read(client, taskPath(id));
   if (queued) return { id, where: 'queued', task: parse(queued.data), since: ctime(queued.stat) };
+  for (const l of await backlogLanes(client)) {
+    const shelved = await read(client, backlogPath(l.queue, l.priority, id));
+    if (shelved)
+      return { id, where: 'queued', backlog: true, task: parse(shelved.data), since: ctime(shelved.stat) };
+  }
   let workers: string[] = [];
   try {
     workers = await client.getChildren(PATHS.assign);

@@ -1,15 +1,15 @@
 /** The embedded ZooKeeper's heap plan (src/host/embedded-heap.ts): pure arithmetic on the admission figures. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { GC_HEADROOM, MIB, planEmbeddedHeap } from '../../src/host/embedded-heap.js';
+import { GC_HEADROOM, MIB, NODE_BYTES, planEmbeddedHeap } from '../../src/host/embedded-heap.js';
 
 const GIB = 1024 * MIB;
 
 test('the heap covers what small limits admit, with headroom, when the machine has room', () => {
-  const p = planEmbeddedHeap({ maxQueue: 300, keptResults: 300 }, 24 * GIB);
+  const p = planEmbeddedHeap({ maxQueue: 300, keptResults: 300, queuedTasks: 0 }, 24 * GIB);
   assert.equal(p.capped, false);
-  // 2 × 300 tasks × 512 KiB + 300 × 256 KiB + 500 × 512 KiB
-  assert.equal(p.admitted, 300 * MIB + 75 * MIB + 250 * MIB);
+  // 2 × 300 tasks × 512 KiB + 300 × 256 KiB + 500 × 512 KiB, and 300 result znodes
+  assert.equal(p.admitted, 300 * MIB + 75 * MIB + 250 * MIB + 300 * NODE_BYTES);
   assert.ok(p.heapMb * MIB >= p.admitted * GC_HEADROOM, JSON.stringify(p));
   assert.ok(p.tasksThatFit >= 600, 'both the queue and the tasks held by workers fit');
 });
@@ -23,4 +23,17 @@ test("the farm's default limits exceed a machine's memory: the heap is capped at
   assert.equal(small.heapMb, 1024);
   assert.ok(small.tasksThatFit < p.tasksThatFit);
   assert.ok(planEmbeddedHeap({}, 0.5 * GIB).heapMb >= 512, 'never below 4 × the base');
+});
+
+test('a million small tasks queued and a million results kept: their znodes are in the plan', () => {
+  const p = planEmbeddedHeap(
+    { maxQueue: 300, keptResults: 1_000_000, statusBytes: 200, taskBytes: 200 },
+    24 * GIB,
+  );
+  assert.equal(p.capped, false);
+  assert.ok(p.admitted >= 2_000_000 * NODE_BYTES, JSON.stringify(p));
+  assert.ok(
+    p.heapMb * MIB >= 2_000_000 * NODE_BYTES * GC_HEADROOM,
+    'room for two million znodes, with headroom',
+  );
 });

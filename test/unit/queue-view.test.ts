@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MAX_SLEEP_MS, QueueView, READ_AHEAD_TASKS } from '../../src/farm/queue-view.js';
+import { INBOX_SHARE, MAX_SLEEP_MS, QueueView, READ_AHEAD_TASKS } from '../../src/farm/queue-view.js';
 
 const id = (n: number) => `task-${String(n).padStart(10, '0')}`;
 const ids = (...ns: number[]) => ns.map(id);
@@ -141,20 +141,51 @@ test('the summary says per queue how many wait, by priority, and why', () => {
 
 test('read ahead is bounded; a task read again (it changed) is unread until then', () => {
   const v = new QueueView();
-  const all = Array.from({ length: READ_AHEAD_TASKS + 5 }, (_, i) => id(i));
+  const inbox = READ_AHEAD_TASKS * INBOX_SHARE;
+  const all = Array.from({ length: inbox + 5 }, (_, i) => id(i));
   v.listed(all, 0);
-  const first = v.toRead(READ_AHEAD_TASKS + 5, 0);
-  assert.equal(first.length, READ_AHEAD_TASKS);
+  const first = v.toRead(inbox + 5, 0);
+  assert.equal(first.length, inbox, 'the inbox takes its share of the read-ahead');
   read(
     v,
     first.map((t) => Number(t.slice(5))),
   );
   assert.deepEqual(v.toRead(10, 0), [], 'no room to hold more');
+  assert.equal(v.loadRoom, READ_AHEAD_TASKS - inbox, 'the rest is kept for the backlog');
   v.moved(id(0), 1);
-  assert.deepEqual(v.toRead(10, 0), [id(READ_AHEAD_TASKS)]);
+  assert.deepEqual(v.toRead(10, 0), [id(inbox)]);
   v.reread(id(1));
   assert.equal(v.get(id(1)), undefined);
-  assert.deepEqual(v.toRead(10, 0), ids(1, READ_AHEAD_TASKS));
+  assert.deepEqual(v.toRead(10, 0), ids(1, inbox));
+});
+
+test('backlog: loaded tasks go with the inbox in id order; nothing of a lane goes at or above its frontier', () => {
+  const v = new QueueView();
+  v.listed(ids(5, 20, 30), 0);
+  read(v, [5, 20, 30]);
+  const from = (n: number) => `/queues/default/p0/000000/${id(n)}`;
+  for (const n of [10, 11])
+    v.load(id(n), { queue: 'default', priority: 0, need: 'handler:echo', data, version: 0, from: from(n) });
+  const frontier = (at: number | undefined) => () => (at === undefined ? undefined : id(at));
+  const pick = (at: number | undefined) =>
+    (v.pick(0, noLimit, always, frontier(at)).get('default') ?? []).map((c) => c.id);
+  assert.deepEqual(pick(12), ids(5, 10, 11), 'backlog id 12 is not loaded yet: inbox 20 and 30 wait');
+  assert.deepEqual(pick(undefined), ids(5, 10, 11, 20, 30));
+  assert.equal(v.summary(0, () => undefined, [{ queue: 'default', priority: 0, tasks: 5 }]).unread, 0);
+  const w = v.summary(0, () => ({ reason: 'paused', byNeed: false }), [
+    { queue: 'default', priority: 0, tasks: 5 },
+  ]).queues![0]!;
+  assert.equal(w.backlog, 5);
+  assert.equal(w.waiting, 3 + 5, 'the 2 loaded count once: 3 inbox + 5 in the backlog');
+  assert.deepEqual(w.blocked, [{ reason: 'paused', tasks: 8 }]);
+  assert.deepEqual(
+    [...v.inboxReady()].map((e) => e[0]),
+    ids(5, 20, 30),
+    'only inbox tasks may be shelved',
+  );
+  v.moved(id(10));
+  assert.equal(v.holds(id(10)), false);
+  assert.equal(v.holds(id(11)), true);
 });
 
 test('a wait beyond the timer range is bounded; a task that left the queue is forgotten', () => {
