@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { readFarmState } from '../src/cli/farm-state.js';
 import type { Handler } from '../src/exec/index.js';
 import { SHELVE_HELD_AFTER } from '../src/farm/backlog.js';
 import { backlogLanePath, type MasterInfo, PATHS, type Task } from '../src/farm/protocol.js';
@@ -86,6 +87,10 @@ test('a flood of raw creates whose /tasks listing passes 1 MB is shelved without
   const s = (await summaryOf(admin, 'default'))!;
   assert.ok(s.waiting >= b.tasks, 'the backlog counts as waiting');
   assert.ok(s.blocked.some((x) => /no live worker serves/.test(x.reason)));
+  // `runtime status` counts shelved tasks as queued (they are: only somewhere else).
+  const state = await readFarmState(admin);
+  assert.equal(state.backlog, b.tasks);
+  assert.equal(state.queued, N, 'every task counts as queued, inbox and backlog');
   // A waiter's locator finds a shelved task (and not a task that never was).
   // More than a few: the locator lists where they could be (the backlog's buckets among them).
   const shelved = (await admin.getChildren(`${backlogLanePath('default', 0)}/000000`)).slice(0, 40);

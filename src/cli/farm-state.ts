@@ -7,6 +7,7 @@
  * highest buckets: recent failures). The reads are not one snapshot: a task
  * moving while we read may be counted in two places or none.
  */
+import { backlogTotal } from '../farm/backlog-index.js';
 import { type MasterInfo, PATHS, parseStatus, parseWorkerInfo, type TaskStatus } from '../farm/protocol.js';
 import { QueueAdmin, type QueueOverview } from '../farm/queue-admin.js';
 import { countResults, newestResultIds, readResult } from '../farm/status-store.js';
@@ -39,8 +40,10 @@ export interface FarmState {
   /** Masters other than the leader, by name. */
   standbys: string[];
   workers: WorkerState[];
-  /** Tasks waiting in /tasks. */
+  /** Tasks waiting: in /tasks, and in the deep-queue backlog as the leader last counted it (`backlog`). */
   queued: number;
+  /** Of `queued`, the tasks in the deep-queue backlog (/queues/<q>/p<p>/...), from the leader's summary. */
+  backlog: number;
   /** Tasks in /assign/* (including those of workers that are gone and not yet given back). */
   assigned: number;
   /** Results kept in /status. */
@@ -166,11 +169,13 @@ export async function readFarmState(client: ZkClient, options: ReadOptions = {})
       return f;
     });
 
+  const backlog = backlogTotal(leader?.queue);
   return {
     leader,
     standbys: masters.filter((m) => m !== leader?.name).sort(),
     workers,
-    queued,
+    queued: queued + backlog,
+    backlog,
     assigned: [...loads.values()].reduce((a, b) => a + b, 0),
     queues: await new QueueAdmin(client).list(),
     statuses: statusCount,

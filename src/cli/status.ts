@@ -100,7 +100,7 @@ export function renderStatus(connect: string, s: FarmState): string[] {
   lines.push(`standbys  ${s.standbys.length ? s.standbys.join(', ') : 'none'}`);
   const capacity = s.workers.reduce((a, w) => a + w.capacity, 0);
   lines.push(
-    `queue     ${s.queued} waiting, ${s.assigned} assigned, ${s.statuses} results kept` +
+    `queue     ${s.queued} waiting${s.backlog > 0 ? ` (${s.backlog} in the backlog)` : ''}, ${s.assigned} assigned, ${s.statuses} results kept` +
       `, ${s.workers.length} workers with capacity ${capacity}`,
   );
   lines.push(...renderWaiting(s));

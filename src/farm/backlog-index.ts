@@ -234,3 +234,10 @@ export function backlogSummary(
     else w.blocked.push({ reason: r.reason, tasks: n });
   }
 }
+
+/** Tasks in the deep-queue backlog as a leader's summary counts them (0 without one). */
+export function backlogTotal(summary: { queues?: Array<{ backlog?: number }> } | undefined): number {
+  let n = 0;
+  for (const q of summary?.queues ?? []) n += q.backlog ?? 0;
+  return n;
+}

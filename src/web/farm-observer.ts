@@ -5,8 +5,9 @@
  *   /master, /masters/<m>, /workers/<w>   watches (they change rarely: elections, joins, pause; the
  *                                         leader rewrites /master when what waits in its queue changes)
  *   /masters, /workers                    children watches
- *   /tasks                                `exists` every `queuePollMs`: numChildren is the queue depth,
- *                                         cversion feeds the submit clock (submit-clock.ts)
+ *   /tasks                                `exists` every `queuePollMs`: numChildren (plus the backlog the
+ *                                         leader's summary counts) is the queue depth, cversion feeds
+ *                                         the submit clock (submit-clock.ts)
  *   /assign, /assign/<w>                  every `pollMs`: one listing of /assign and one `exists` per
  *                                         worker (numChildren: tasks in flight on it)
  *   /status                               every `pollMs` through the StatusFeed (status-feed.ts)
@@ -19,6 +20,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { describeError } from '../errors.js';
+import { backlogTotal } from '../farm/backlog-index.js';
 import {
   type MasterInfo,
   masterPath,
@@ -256,7 +258,8 @@ export class FarmObserver extends EventEmitter {
   async #pollQueue(client: ZkClient): Promise<void> {
     const stat = await client.exists(PATHS.tasks);
     const at = Date.now();
-    this.#queue = stat?.numChildren ?? 0;
+    // Queued: /tasks and the deep-queue backlog the leader last counted (a shelved task is still queued).
+    this.#queue = (stat?.numChildren ?? 0) + backlogTotal(this.#leader?.queue);
     if (stat) this.clock.record(stat.cversion, at);
   }
 
