@@ -81,6 +81,11 @@ export const ErrorCodes = {
   SERVICE_NOT_FOUND: 'ZKFARM_SERVICE_NOT_FOUND',
   /** A service of that name exists already (create), or it changed meanwhile (update: read it again). */
   SERVICE_CONFLICT: 'ZKFARM_SERVICE_CONFLICT',
+  /**
+   * A task with the submitted key exists, but its id is not known yet (the answer to its submission was
+   * lost and no worker has started it): nothing was created twice; submit again later to learn the id.
+   */
+  KEY_PENDING: 'ZKFARM_KEY_PENDING',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

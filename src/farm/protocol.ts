@@ -44,6 +44,9 @@ export const PATHS = {
 
 export const TASK_PREFIX = 'task-';
 
+/** A task's `key` is 1 to KEY_MAX_LENGTH characters (task-keys.ts). */
+export const KEY_MAX_LENGTH = 256;
+
 export const taskPath = (id: string) => `${PATHS.tasks}/${id}`;
 
 /**
@@ -150,6 +153,13 @@ export const taskSchema = z
       .min(MIN_PRIORITY, `must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY} (higher runs first)`)
       .max(MAX_PRIORITY, `must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY} (higher runs first)`)
       .optional(),
+    key: z
+      .string()
+      .min(1, `must be a string of 1 to ${KEY_MAX_LENGTH} characters`)
+      .max(KEY_MAX_LENGTH, `must be a string of 1 to ${KEY_MAX_LENGTH} characters`)
+      .optional(),
+    traceparent: z.string().optional(),
+    tracestate: z.string().optional(),
     _zkfarm: metaSchema.optional(),
   })
   .loose()
@@ -167,6 +177,11 @@ export interface Task {
   queue?: string;
   /** 0-9, higher runs first within its queue. @defaultValue 0 */
   priority?: number;
+  /** The submitter's idempotency key: a second submission with it creates nothing (task-keys.ts). */
+  key?: string;
+  /** W3C trace context of the submitter's span (tracing.ts). */
+  traceparent?: string;
+  tracestate?: string;
   _zkfarm?: TaskMeta;
   [key: string]: unknown;
 }
@@ -220,8 +235,11 @@ const isSafeInt = (v: unknown): v is number => Number.isSafeInteger(v);
  * without building anything); false means "ask the schema", not "invalid". Tested against the schema.
  */
 export function isPlainValidTask(v: Record<string, unknown>): boolean {
-  const { cmd, handler, timeoutMs, maxAttempts, queue, priority, _zkfarm: meta } = v;
+  const { cmd, handler, timeoutMs, maxAttempts, queue, priority, key, _zkfarm: meta } = v;
   if ((cmd === undefined) === (handler === undefined)) return false;
+  if (!optionalIs(key, (k) => typeof k === 'string' && k.length > 0 && k.length <= KEY_MAX_LENGTH))
+    return false;
+  if (!optionalIs(v['traceparent'], isString) || !optionalIs(v['tracestate'], isString)) return false;
   if (!optionalIs(queue, isQueueName) || !optionalIs(priority, isPriority)) return false;
   if (!optionalIs(cmd, isNonEmptyString) || !optionalIs(handler, isNonEmptyString)) return false;
   if (!optionalIs(timeoutMs, (t) => isSafeInt(t) && t > 0)) return false;

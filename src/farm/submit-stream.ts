@@ -29,6 +29,7 @@ import { ErrorCodes, ZkfarmError } from '../errors.js';
 import type { ZkClient } from '../zk/index.js';
 import { encodeTask, PATHS, TASK_MAX_BYTES, TASK_PREFIX, type Task } from './protocol.js';
 import { ensureFreshTaskIds, idsChecked } from './task-ids.js';
+import { createKeyed } from './task-keys.js';
 
 /** Multis in flight at once (see submitter.ts SUBMIT_WINDOW for why a few). */
 const WINDOW = 4;
@@ -74,11 +75,15 @@ export interface StreamHost {
   client(): ZkClient;
   batchSize: number;
   maxInbox: number;
+  /** Keyed tasks: see SubmitterOptions.keyWaitMs. */
+  keyWaitMs: number;
 }
 
 interface Batch {
   first: number;
   data: Buffer[];
+  /** Each task's key, when any has one (task-keys.ts). */
+  keys: Array<string | undefined>;
   bytes: number;
 }
 
@@ -107,7 +112,7 @@ export class StreamSubmit {
   }
 
   async run(source: AsyncIterable<Task> | Iterable<Task>): Promise<StreamResult> {
-    let batch: Batch = { first: 0, data: [], bytes: 0 };
+    let batch: Batch = { first: 0, data: [], keys: [], bytes: 0 };
     let stop: SubmitStreamError | undefined;
     for await (const task of source) {
       const position = this.#progress.read++;
@@ -131,10 +136,11 @@ export class StreamSubmit {
         (batch.data.length >= this.#host.batchSize || batch.bytes + data.length > TASK_MAX_BYTES)
       ) {
         await this.#send(batch);
-        batch = { first: position, data: [], bytes: 0 };
+        batch = { first: position, data: [], keys: [], bytes: 0 };
       }
       if (batch.data.length === 0) batch.first = position;
       batch.data.push(data);
+      batch.keys.push(task.key);
       batch.bytes += data.length;
     }
     if (batch.data.length > 0 && !this.#failed && !this.#opts.signal?.aborted) await this.#send(batch);
@@ -152,13 +158,12 @@ export class StreamSubmit {
 
   async #send(batch: Batch): Promise<void> {
     await this.#room(batch.data.length);
+    const keyed = batch.keys.some((k) => k !== undefined);
+    if (keyed) await Promise.all(this.#inFlight);
     if (this.#failed || this.#opts.signal?.aborted) return;
-    const tx = this.#host.client().transaction();
-    for (const d of batch.data) tx.create(`${PATHS.tasks}/${TASK_PREFIX}`, d, 2);
     this.#estimate += batch.data.length;
-    const sent = tx.commit().then(
-      (results) => {
-        const ids = results.map((r) => r.path!.slice(PATHS.tasks.length + 1));
+    const sent = this.#commit(batch).then(
+      (ids) => {
         this.#reported = this.#reported.then(() => {
           this.#progress.submitted += ids.length;
           this.#opts.onSubmitted?.(ids, batch.first);
@@ -171,7 +176,22 @@ export class StreamSubmit {
     );
     this.#inFlight.add(sent);
     void sent.finally(() => this.#inFlight.delete(sent));
-    if (this.#inFlight.size >= WINDOW) await Promise.race(this.#inFlight);
+    // Keyed batches one at a time (see Submitter.submitMany): ids keep the order of the tasks.
+    if (keyed) await Promise.all(this.#inFlight);
+    else if (this.#inFlight.size >= WINDOW) await Promise.race(this.#inFlight);
+  }
+
+  /** One batch in one multi; with keys through task-keys.ts (a task whose key is held is not created). */
+  async #commit(batch: Batch): Promise<string[]> {
+    if (batch.keys.some((k) => k !== undefined)) {
+      const items = batch.data.map((data, k) => ({ data, key: batch.keys[k] }));
+      const outcomes = await createKeyed(() => this.#host.client(), items, { waitMs: this.#host.keyWaitMs });
+      return outcomes.map((o) => o.id);
+    }
+    const tx = this.#host.client().transaction();
+    for (const d of batch.data) tx.create(`${PATHS.tasks}/${TASK_PREFIX}`, d, 2);
+    const results = await tx.commit();
+    return results.map((r) => r.path!.slice(PATHS.tasks.length + 1));
   }
 
   /** Wait until `n` more tasks fit in the inbox (see Backpressure in the module comment). */

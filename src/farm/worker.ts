@@ -40,6 +40,7 @@ import { AutoPrefetch } from './prefetch.js';
 import { assignDir, encode, taskMeta, type WorkerInfo, workerPath } from './protocol.js';
 import { type QueueOrder, type ServedQueue, servedQueues } from './queues.js';
 import { Role, type RoleOptions, type StopOptions } from './role.js';
+import { fillKeyId } from './task-keys.js';
 
 export interface WorkerOptions extends RoleOptions {
   /** Tasks run at once. @defaultValue 4 */
@@ -295,6 +296,9 @@ export class Worker extends Role {
         'task started',
       );
     }
+    // A keyed task whose submitter never learnt its id (an answer lost with the connection): fill it in.
+    const session = this.supervisor?.session;
+    if (h.task.key !== undefined && session) void fillKeyId(session.client, h.task, h.id).catch(() => {});
     const began = performance.now();
     let outcome: ExecOutcome;
     try {
