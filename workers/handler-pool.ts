@@ -9,9 +9,11 @@
  * stops even a handler that blocks its event loop.
  */
 import { mkdirSync } from 'node:fs';
+import { parentPort } from 'node:worker_threads';
 import { describeError, ErrorCodes } from '../src/errors.js';
 import { toJson } from '../src/exec/json.js';
 import type { PoolListReply, PoolRequest, PoolRunReply } from '../src/exec/pool-protocol.js';
+import { readProgress } from '../src/exec/progress.js';
 import type { Handler, HandlerContext } from '../src/exec/types.js';
 
 const NEVER_ABORTED = new AbortController().signal;
@@ -89,6 +91,11 @@ export default async function handlerPoolTask(request: PoolRequest): Promise<Poo
       return request.outputDir;
     },
     signal: NEVER_ABORTED,
+    progress(report, message) {
+      const progress = readProgress(report, message);
+      if (progress && request.callId !== undefined)
+        parentPort?.postMessage({ zkfarmProgress: { callId: request.callId, progress } });
+    },
   };
   let result: unknown;
   try {

@@ -20,7 +20,8 @@ import { resolve as importMetaResolve } from 'import-meta-resolve';
 import { Piscina } from 'piscina';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { describeValue, failureFromAbort, TaskFailure, timeoutFailure } from './failure.js';
-import type { PoolListReply, PoolRequest, PoolRunReply } from './pool-protocol.js';
+import { isPoolProgress, type PoolListReply, type PoolRequest, type PoolRunReply } from './pool-protocol.js';
+import type { TaskProgress } from './progress.js';
 
 /** One handler call. */
 export interface HandlerCall {
@@ -42,6 +43,8 @@ export interface HandlerRunOptions {
   signal?: AbortSignal;
   /** Stop the call after this many ms (`ZKFARM_TASK_TIMEOUT`). 0 or absent: no timeout. */
   timeoutMs?: number;
+  /** Told the handler's progress reports (`context.progress`), as they come from its thread. */
+  onProgress?: (progress: TaskProgress) => void;
 }
 
 export interface HandlerPool {
@@ -128,6 +131,9 @@ class PiscinaHandlerPool implements HandlerPool {
   readonly #slots: number;
   #busy = 0;
   readonly #waiting: Waiter[] = [];
+  /** The progress listeners of the calls running, by call id. */
+  readonly #listeners = new Map<number, (progress: TaskProgress) => void>();
+  #nextCall = 0;
 
   constructor(options: HandlerPoolOptions) {
     const known = new Set(['maxThreads', 'minThreads', 'idleTimeout', 'onError']);
@@ -163,6 +169,9 @@ class PiscinaHandlerPool implements HandlerPool {
       atomics: 'disabled',
     });
     this.#piscina.on('error', onError);
+    this.#piscina.on('message', (m: unknown) => {
+      if (isPoolProgress(m)) this.#listeners.get(m.zkfarmProgress.callId)?.(m.zkfarmProgress.progress);
+    });
     this.#slots = maxThreads;
   }
 
@@ -214,14 +223,21 @@ class PiscinaHandlerPool implements HandlerPool {
     } catch (reason) {
       throw failureFromAbort(reason);
     }
+    const callId = options.onProgress ? ++this.#nextCall : undefined;
+    if (callId !== undefined) this.#listeners.set(callId, options.onProgress!);
     try {
-      return await this.#runNow(call, signal, timeoutMs);
+      return await this.#runNow(callId === undefined ? call : { ...call, callId }, signal, timeoutMs);
     } finally {
+      if (callId !== undefined) this.#listeners.delete(callId);
       this.#release();
     }
   }
 
-  async #runNow(call: HandlerCall, signal: AbortSignal | undefined, timeoutMs: number): Promise<unknown> {
+  async #runNow(
+    call: HandlerCall & { callId?: number },
+    signal: AbortSignal | undefined,
+    timeoutMs: number,
+  ): Promise<unknown> {
     let runSignal = signal;
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;

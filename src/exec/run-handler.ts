@@ -7,6 +7,7 @@ import { describeError, ErrorCodes } from '../errors.js';
 import { failureFromAbort, TaskFailure } from './failure.js';
 import type { HandlerPool } from './handler-pool.js';
 import { toJson } from './json.js';
+import { readProgress } from './progress.js';
 import type { Executed } from './result-file.js';
 import { isThenable, type StopSwitch, untilAborted } from './stop-switch.js';
 import type { TaskDir } from './task-dir.js';
@@ -41,7 +42,7 @@ export async function runPoolHandler(
         outputDir: dir.path,
         dirMode,
       },
-      { signal: run.stop.signal },
+      { signal: run.stop.signal, onProgress: req.onProgress },
     );
   } finally {
     // The pool thread makes the directory when its handler asks for it.
@@ -63,6 +64,10 @@ export async function runInlineHandler(fn: Handler, run: HandlerRun): Promise<Ex
     // Made on first use: a handler that writes no files costs the file system nothing.
     get outputDir() {
       return dir.make();
+    },
+    progress(report, message) {
+      const p = readProgress(report, message);
+      if (p) req.onProgress?.(p);
     },
   };
   let value: unknown;

@@ -1,3 +1,5 @@
+import type { ProgressReport, TaskProgress } from './progress.js';
+
 /**
  * What the execution layer promises the farm: turn one task into output files and one outcome,
  * never throwing, never leaving a child process behind.
@@ -25,6 +27,8 @@ export interface ExecRequest {
   attempt: number;
   /** Aborted when the worker gives the task up (drain deadline, lost assignment). */
   signal?: AbortSignal;
+  /** Told each progress report of the task (handlers' `context.progress`, shell progress lines). */
+  onProgress?: (progress: TaskProgress) => void;
 }
 
 export interface ExecOutcome {
@@ -52,6 +56,12 @@ export interface HandlerContext {
   signal: AbortSignal;
   /** The task's output directory: a handler may write files there. */
   outputDir: string;
+  /**
+   * Report progress: a number (a percentage, a count), a short message, or both
+   * (`progress(40, 'copying')`, `progress('resizing')`, `progress({ value: 3, message })`). Call it as
+   * often as you like: the worker publishes the latest at a bounded rate.
+   */
+  progress(report: ProgressReport, message?: string): void;
 }
 
 export type Handler = (input: unknown, context: HandlerContext) => unknown | Promise<unknown>;

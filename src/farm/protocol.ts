@@ -11,6 +11,8 @@
  *   /workers/<name>                 ephemeral               a live worker: {"capacity", "prefetch", "paused", ...}
  *   /assign/<worker>/<task-id>      persistent              a task handed to a worker (the task's JSON + "_zkfarm")
  *   /queues/<queue>                 persistent              a queue's controls: {"paused", "rateLimit", "concurrency"}
+ *   /keys/<xx>/<sha256 of key>      persistent              an idempotency key: {"key", "id"?} (task-keys.ts)
+ *   /progress/<task-id>             ephemeral               a running task's latest progress (progress.ts)
  *
  * A task's internal bookkeeping travels in its JSON under the reserved key `_zkfarm`
  * (attempts so far, the last error, when it may run again). Every other field is kept as submitted.
@@ -40,6 +42,10 @@ export const PATHS = {
   workers: '/workers',
   assign: '/assign',
   queues: '/queues',
+  /** Running tasks' progress (progress.ts). */
+  progress: '/progress',
+  /** Idempotency keys (task-keys.ts). */
+  keys: '/keys',
 } as const;
 
 export const TASK_PREFIX = 'task-';

@@ -22,6 +22,7 @@ import { Backoff } from '../backoff.js';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { type ConnectOptions, connect, isZkError, type Supervisor } from '../zk/index.js';
 import { checkSubmitterOptions } from './options.js';
+import { type ProgressRecord, readTaskProgress } from './progress.js';
 import {
   encodeTask,
   PATHS,
@@ -315,6 +316,11 @@ export class Submitter {
       }
       await sleep(backoff.next());
     }
+  }
+
+  /** A running task's latest progress (progress.ts), or undefined when it reported none or is not running. */
+  progress(id: string): Promise<ProgressRecord | undefined> {
+    return readTaskProgress(this.#client(), id);
   }
 
   /** Read a task's result, or undefined when it has none yet. */

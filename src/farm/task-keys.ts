@@ -32,7 +32,7 @@ import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { isZkError, type Stat, type ZkClient } from '../zk/index.js';
 import { assignDir, encode, PATHS, TASK_PREFIX, type Task } from './protocol.js';
 
-export const KEYS_PATH = '/keys';
+export const KEYS_PATH = PATHS.keys;
 /** Keyed tasks read at once while searching for a task whose id was not filled. */
 const SEARCH_CHUNK = 500;
 

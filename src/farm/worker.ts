@@ -37,6 +37,7 @@ import { Intake } from './intake.js';
 import { complete, giveBack, type Move, requeue } from './moves.js';
 import { checkWorkerOptions } from './options.js';
 import { AutoPrefetch } from './prefetch.js';
+import { ProgressPublisher } from './progress.js';
 import { assignDir, encode, taskMeta, type WorkerInfo, workerPath } from './protocol.js';
 import { type QueueOrder, type ServedQueue, servedQueues } from './queues.js';
 import { Role, type RoleOptions, type StopOptions } from './role.js';
@@ -101,6 +102,7 @@ export class Worker extends Role {
   readonly #held = new HeldTasks();
   readonly #completions: CompletionQueue;
   readonly #intake: Intake;
+  readonly #progress: ProgressPublisher;
   readonly #events = new EventEmitter();
   #running = 0;
   #paused = false;
@@ -155,8 +157,12 @@ export class Worker extends Role {
           this.#stats.fenced++;
           this.log.warn({ task: m.id }, why);
           this.#held.release(m.id);
+          this.#progress.end(m.id);
         },
-        dropped: (m) => this.#held.release(m.id),
+        dropped: (m) => {
+          this.#held.release(m.id);
+          this.#progress.end(m.id);
+        },
         retake: (id) => {
           this.#held.release(id);
           const s = this.supervisor?.session;
@@ -166,6 +172,7 @@ export class Worker extends Role {
       this.log,
     );
     this.#completions.on('idle', () => this.#events.emit('idle'));
+    this.#progress = new ProgressPublisher(this.name, () => this.supervisor?.session, this.log);
     this.#intake = new Intake(
       this.name,
       this.#held,
@@ -301,6 +308,7 @@ export class Worker extends Role {
     if (h.task.key !== undefined && session) void fillKeyId(session.client, h.task, h.id).catch(() => {});
     const began = performance.now();
     let outcome: ExecOutcome;
+    let over = false;
     try {
       outcome = await this.#executor.run({
         taskId: h.id,
@@ -308,6 +316,10 @@ export class Worker extends Role {
         spec: h.task,
         attempt,
         signal: this.#abandon.signal,
+        // Reports after the run ended (a handler's stray timer) are dropped: its node is on its way out.
+        onProgress: (p) => {
+          if (!over) this.#progress.report(h.id, attempt, p);
+        },
       });
     } catch (err) {
       // The executor promises never to throw; if it does, the task still gets an outcome.
@@ -320,8 +332,10 @@ export class Worker extends Role {
         finishedAt: now,
       };
     }
+    over = true;
     this.#running--;
     if (this.#abandon.signal.aborted && this.state === 'stopping') {
+      this.#progress.end(h.id);
       // Given up at the drain deadline: no result; the master gives the task back when our session closes.
       this.#held.release(h.id, h);
       this.#events.emit('idle');
@@ -340,6 +354,7 @@ export class Worker extends Role {
 
   #written(m: Move): void {
     this.#held.release(m.id);
+    this.#progress.end(m.id);
     if (m.kind === 'requeue') this.#stats.retried++;
     else if (m.status?.state === 'succeeded') this.#stats.succeeded++;
     else if (m.status) this.#stats.failed++;
