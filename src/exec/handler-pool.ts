@@ -36,6 +36,8 @@ export interface HandlerCall {
   outputDir: string;
   /** @defaultValue `0o700` */
   dirMode?: number;
+  /** The run span's W3C context: the handler runs with it as its parent in the pool thread. */
+  traceparent?: string;
 }
 
 export interface HandlerRunOptions {

@@ -26,6 +26,8 @@ export interface PoolRunRequest {
   dirMode?: number;
   /** Names the call in its progress messages (PoolProgressMessage); absent: nobody listens. */
   callId?: number;
+  /** The run span's W3C context (exec/trace-context.ts). */
+  traceparent?: string;
 }
 
 /** A progress report from a pool thread, posted on its parentPort (Piscina re-emits it as 'message'). */

@@ -41,6 +41,7 @@ export async function runPoolHandler(
         attempt: req.attempt,
         outputDir: dir.path,
         dirMode,
+        ...(req.traceparent !== undefined ? { traceparent: req.traceparent } : {}),
       },
       { signal: run.stop.signal, onProgress: req.onProgress },
     );
@@ -69,6 +70,7 @@ export async function runInlineHandler(fn: Handler, run: HandlerRun): Promise<Ex
       const p = readProgress(report, message);
       if (p) req.onProgress?.(p);
     },
+    traceparent: req.traceparent,
   };
   let value: unknown;
   try {

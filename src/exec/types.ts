@@ -29,6 +29,8 @@ export interface ExecRequest {
   signal?: AbortSignal;
   /** Told each progress report of the task (handlers' `context.progress`, shell progress lines). */
   onProgress?: (progress: TaskProgress) => void;
+  /** The W3C trace context of the task's run span: a pool handler's parent (exec/trace-context.ts). */
+  traceparent?: string;
 }
 
 export interface ExecOutcome {
@@ -62,6 +64,11 @@ export interface HandlerContext {
    * often as you like: the worker publishes the latest at a bounded rate.
    */
   progress(report: ProgressReport, message?: string): void;
+  /**
+   * The W3C `traceparent` of the farm's span of this run, when it is traced. Inline handlers run with
+   * that span active; pool handlers too when their thread has an SDK (ZKFARM_THREAD_IMPORT).
+   */
+  traceparent?: string;
 }
 
 export type Handler = (input: unknown, context: HandlerContext) => unknown | Promise<unknown>;

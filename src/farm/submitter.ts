@@ -20,6 +20,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
+import type { TraceCarrier } from '../exec/trace-context.js';
 import { type ConnectOptions, connect, isZkError, type Supervisor } from '../zk/index.js';
 import { checkSubmitterOptions } from './options.js';
 import { type ProgressRecord, readTaskProgress } from './progress.js';
@@ -38,6 +39,7 @@ import { type StreamResult, StreamSubmit, type SubmitStreamOptions } from './sub
 import { ensureFreshTaskIds, idsChecked } from './task-ids.js';
 import { createKeyed, type KeyedOutcome } from './task-keys.js';
 import { TaskLocator } from './task-locator.js';
+import { inSubmitSpan, stamped } from './tracing.js';
 
 export interface SubmitterOptions extends Omit<ConnectOptions, 'connect'> {
   /** @defaultValue 127.0.0.1:2181 */
@@ -128,8 +130,12 @@ export class Submitter {
    * Submit one task; returns its id (`task-NNNNNNNNNN`). A task with a `key` is created at most once
    * while its key is remembered: a second submit returns the first task's id (see submitKeyed).
    */
-  async submit(task: Task): Promise<string> {
-    if (task.key !== undefined) return (await this.submitKeyed(task)).id;
+  submit(task: Task): Promise<string> {
+    if (task?.key !== undefined) return this.submitKeyed(task).then((o) => o.id);
+    return inSubmitSpan({ 'zkfarm.tasks': 1 }, (carrier) => this.#submitOne(stamped(task, carrier)));
+  }
+
+  async #submitOne(task: Task): Promise<string> {
     const data = encodeTask(task);
     await this.#room(1);
     try {
@@ -146,9 +152,14 @@ export class Submitter {
    * it, and nothing was created now. Connection trouble in the middle is retried (safe with a key) for up
    * to `keyWaitMs`; ZKFARM_KEY_PENDING when the key is held but its task's id cannot be learnt in time.
    */
-  async submitKeyed(task: Task): Promise<KeyedOutcome> {
-    if (typeof task.key !== 'string')
-      throw new ZkfarmError(ErrorCodes.INVALID_TASK, 'submitKeyed: the task has no "key"');
+  submitKeyed(task: Task): Promise<KeyedOutcome> {
+    if (typeof task?.key !== 'string')
+      return Promise.reject(new ZkfarmError(ErrorCodes.INVALID_TASK, 'submitKeyed: the task has no "key"'));
+    const attributes = { 'zkfarm.tasks': 1, 'zkfarm.key': task.key };
+    return inSubmitSpan(attributes, (carrier) => this.#submitKeyed(stamped(task, carrier)));
+  }
+
+  async #submitKeyed(task: Task): Promise<KeyedOutcome> {
     const data = encodeTask(task);
     await this.#room(1);
     const [outcome] = await createKeyed(() => this.#client(), [{ data, key: task.key }], {
@@ -164,8 +175,15 @@ export class Submitter {
    * so the ids keep the order of `tasks`). If it fails part-way, the error carries `submitted`: the ids
    * ZooKeeper confirmed, in order, which are in /tasks and will run; see its message for the rest.
    */
-  async submitMany(tasks: Iterable<Task>): Promise<string[]> {
+  submitMany(tasks: Iterable<Task>): Promise<string[]> {
     const list = [...tasks];
+    // One span for the call: its context goes into every task (a span per task would cost more than the task).
+    return inSubmitSpan({ 'zkfarm.tasks': list.length }, (carrier) =>
+      this.#submitMany(list.map((t) => stamped(t, carrier))),
+    );
+  }
+
+  async #submitMany(list: Task[]): Promise<string[]> {
     const encoded = list.map((t, i) => {
       try {
         return encodeTask(t);
@@ -291,7 +309,9 @@ export class Submitter {
       maxInbox: this.#maxQueue,
       keyWaitMs: this.#keyWaitMs,
     };
-    return new StreamSubmit(host, options).run(tasks);
+    return inSubmitSpan({ 'zkfarm.stream': true }, (carrier) =>
+      new StreamSubmit(host, options).run(carrier.traceparent ? stampAll(tasks, carrier) : tasks),
+    );
   }
 
   /** Wait for room in /tasks (see Backpressure in the module comment). */
@@ -394,6 +414,14 @@ export class Submitter {
     this.#locator.close();
     return this.supervisor.stop();
   }
+}
+
+/** The tasks of a stream, each with the stream's trace context (pulled one at a time, as the stream does). */
+async function* stampAll(
+  tasks: AsyncIterable<Task> | Iterable<Task>,
+  carrier: TraceCarrier,
+): AsyncGenerator<Task> {
+  for await (const t of tasks) yield stamped(t, carrier);
 }
 
 function lossCaveat(err: unknown, submittedBefore?: number): unknown {

@@ -34,14 +34,13 @@ import type { Session } from '../zk/index.js';
 import { CompletionQueue } from './completion-queue.js';
 import { type Held, HeldTasks } from './held-tasks.js';
 import { Intake } from './intake.js';
+import { TaskLifecycle } from './lifecycle.js';
 import { complete, giveBack, type Move, requeue } from './moves.js';
 import { checkWorkerOptions } from './options.js';
 import { AutoPrefetch } from './prefetch.js';
-import { ProgressPublisher } from './progress.js';
 import { assignDir, encode, taskMeta, type WorkerInfo, workerPath } from './protocol.js';
 import { type QueueOrder, type ServedQueue, servedQueues } from './queues.js';
 import { Role, type RoleOptions, type StopOptions } from './role.js';
-import { fillKeyId } from './task-keys.js';
 
 export interface WorkerOptions extends RoleOptions {
   /** Tasks run at once. @defaultValue 4 */
@@ -102,7 +101,8 @@ export class Worker extends Role {
   readonly #held = new HeldTasks();
   readonly #completions: CompletionQueue;
   readonly #intake: Intake;
-  readonly #progress: ProgressPublisher;
+  /** Keys, progress and traces around each run (lifecycle.ts). */
+  readonly #life: TaskLifecycle;
   readonly #events = new EventEmitter();
   #running = 0;
   #paused = false;
@@ -157,11 +157,11 @@ export class Worker extends Role {
           this.#stats.fenced++;
           this.log.warn({ task: m.id }, why);
           this.#held.release(m.id);
-          this.#progress.end(m.id);
+          this.#life.ended(m.id, 'fenced');
         },
         dropped: (m) => {
           this.#held.release(m.id);
-          this.#progress.end(m.id);
+          this.#life.ended(m.id, 'dropped');
         },
         retake: (id) => {
           this.#held.release(id);
@@ -172,7 +172,7 @@ export class Worker extends Role {
       this.log,
     );
     this.#completions.on('idle', () => this.#events.emit('idle'));
-    this.#progress = new ProgressPublisher(this.name, () => this.supervisor?.session, this.log);
+    this.#life = new TaskLifecycle(this.name, () => this.supervisor?.session, this.log);
     this.#intake = new Intake(
       this.name,
       this.#held,
@@ -303,24 +303,17 @@ export class Worker extends Role {
         'task started',
       );
     }
-    // A keyed task whose submitter never learnt its id (an answer lost with the connection): fill it in.
-    const session = this.supervisor?.session;
-    if (h.task.key !== undefined && session) void fillKeyId(session.client, h.task, h.id).catch(() => {});
     const began = performance.now();
     let outcome: ExecOutcome;
-    let over = false;
     try {
-      outcome = await this.#executor.run({
+      const req = {
         taskId: h.id,
         workerName: this.name,
         spec: h.task,
         attempt,
         signal: this.#abandon.signal,
-        // Reports after the run ended (a handler's stray timer) are dropped: its node is on its way out.
-        onProgress: (p) => {
-          if (!over) this.#progress.report(h.id, attempt, p);
-        },
-      });
+      };
+      outcome = await this.#life.run(h.task, req, (r) => this.#executor.run(r));
     } catch (err) {
       // The executor promises never to throw; if it does, the task still gets an outcome.
       const now = Date.now();
@@ -332,10 +325,9 @@ export class Worker extends Role {
         finishedAt: now,
       };
     }
-    over = true;
     this.#running--;
     if (this.#abandon.signal.aborted && this.state === 'stopping') {
-      this.#progress.end(h.id);
+      this.#life.ended(h.id, 'abandoned');
       // Given up at the drain deadline: no result; the master gives the task back when our session closes.
       this.#held.release(h.id, h);
       this.#events.emit('idle');
@@ -354,7 +346,7 @@ export class Worker extends Role {
 
   #written(m: Move): void {
     this.#held.release(m.id);
-    this.#progress.end(m.id);
+    this.#life.ended(m.id, m.kind === 'requeue' ? 'requeued' : 'completed');
     if (m.kind === 'requeue') this.#stats.retried++;
     else if (m.status?.state === 'succeeded') this.#stats.succeeded++;
     else if (m.status) this.#stats.failed++;
