@@ -28,34 +28,37 @@ export class TaskLifecycle {
     this.#traces = new TaskTraces(worker);
   }
 
-  /** Run `req` (task `task`) with `exec`: its key filled in, its progress published, its spans made. */
-  async run(
-    task: Task,
-    req: ExecRequest,
-    exec: (req: ExecRequest) => Promise<ExecOutcome>,
-  ): Promise<ExecOutcome> {
+  /**
+   * Run `req` (task `task`) with `exec`: its key filled in, its progress published, its spans made. `req`
+   * is the caller's own object and gets `onProgress` and `traceparent` (no copy: this is per task).
+   */
+  run(task: Task, req: ExecRequest, exec: (req: ExecRequest) => Promise<ExecOutcome>): Promise<ExecOutcome> {
     const id = req.taskId;
     // A keyed task whose submitter never learnt its id (an answer lost with the connection): fill it in.
-    const session = this.#session();
-    if (task.key !== undefined && session) void fillKeyId(session.client, task, id).catch(() => {});
+    const session = task.key !== undefined ? this.#session() : undefined;
+    if (session) void fillKeyId(session.client, task, id).catch(() => {});
     let over = false;
-    const full: ExecRequest = {
-      ...req,
-      // Reports after the run ended (a handler's stray timer) are dropped: its node is on its way out.
-      onProgress: (p) => {
-        if (!over) this.#progress.report(id, req.attempt, p);
-      },
+    // Reports after the run ended (a handler's stray timer) are dropped: its node is on its way out.
+    req.onProgress = (p) => {
+      if (!over) this.#progress.report(id, req.attempt, p);
     };
     const traced = this.#traces.started(id, task, req.attempt);
-    try {
-      const outcome = traced
-        ? await context.with(traced.context, () => exec({ ...full, traceparent: traced.carrier.traceparent }))
-        : await exec(full);
-      this.#traces.ran(id, outcome);
-      return outcome;
-    } finally {
-      over = true;
-    }
+    let running: Promise<ExecOutcome>;
+    if (traced) {
+      req.traceparent = traced.carrier.traceparent;
+      running = context.with(traced.context, exec, undefined, req);
+    } else running = exec(req);
+    return running.then(
+      (outcome) => {
+        over = true;
+        this.#traces.ran(id, outcome);
+        return outcome;
+      },
+      (err: unknown) => {
+        over = true;
+        throw err;
+      },
+    );
   }
 
   /** The run's completion was written (or will never be): its progress node and its spans end. */
