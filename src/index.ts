@@ -6,11 +6,13 @@
  * A deliberate list: what is not exported here is internal and may change (docs/library.md lists it all).
  */
 export { describeError, type ErrorCode, ErrorCodes, hasCode, ZkfarmError } from './errors.js';
-export type { Handler, HandlerContext, TaskDirs } from './exec/index.js';
+export type { Handler, HandlerContext, ProgressReport, TaskDirs, TaskProgress } from './exec/index.js';
 export {
   checkTask,
   DEFAULT_QUEUE,
   isTaskId,
+  type KeyedOutcome,
+  keyPath,
   type LeaderOptions,
   type LeaderStats,
   Master,
@@ -18,7 +20,9 @@ export {
   type MasterOptions,
   type MasterRoleInfo,
   PATHS,
+  type ProgressRecord,
   parseStatus,
+  progressPath,
   QueueAdmin,
   type QueueControls,
   type QueueOrder,

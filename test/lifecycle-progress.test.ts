@@ -126,18 +126,22 @@ test("a pool handler reports from its thread: on a worker of its own, and throug
     return remote.close();
   });
   const seen: TaskProgress[] = [];
-  const result = await remote.run(
+  // The handler waits for its own gate: a report that arrives after its call ended is dropped (its
+  // task's progress is over), so the call must still run when the report comes back.
+  const gate = join(tmp, 'shared-pool-gate');
+  const running = remote.run(
     {
       module,
       handler: 'reportAndWait',
-      input: { value: 55, message: 'shared', release },
+      input: { value: 55, message: 'shared', release: gate },
       taskId: 'task-0000000001',
       attempt: 1,
       outputDir: join(tmp, 'remote-out'),
     },
     { onProgress: (p) => seen.push(p) },
   );
-  assert.deepEqual(result, { released: true });
-  await until(() => seen.length > 0, 5000, 'the report through the shared pool');
+  await until(() => seen.length > 0, 15_000, 'the report through the shared pool');
+  writeFileSync(gate, '');
+  assert.deepEqual(await running, { released: true });
   assert.deepEqual(seen, [{ value: 55, message: 'shared' }]);
 });

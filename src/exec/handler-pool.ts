@@ -133,7 +133,11 @@ class PiscinaHandlerPool implements HandlerPool {
   readonly #slots: number;
   #busy = 0;
   readonly #waiting: Waiter[] = [];
-  /** The progress listeners of the calls running, by call id. */
+  /**
+   * The progress listeners of the calls running, by call id. A report comes on the thread's parentPort
+   * and the result on Piscina's own port, in no set order: one that arrives after its call ended is
+   * dropped (the task's progress is over).
+   */
   readonly #listeners = new Map<number, (progress: TaskProgress) => void>();
   #nextCall = 0;
 

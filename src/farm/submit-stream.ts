@@ -22,6 +22,9 @@
  * stream (after what was sent is confirmed) or is skipped (`onBad: 'skip'`), reported with its position.
  * A multi that fails (connection loss) stops the stream; its batch may or may not be in /tasks; the error
  * says how many tasks were confirmed before it, so a caller can resume after them.
+ *
+ * Keys: a batch with keyed tasks goes through task-keys.ts (a task whose key is held is not created; it
+ * gets the holder's id), alone in flight, so that ids keep the source's order.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';

@@ -16,6 +16,10 @@
  * A caveat ZooKeeper imposes on every client: if the connection drops while a sequential create is in
  * flight, the server may have created the task without the client learning its name. Such a submit
  * fails with CONNECTION_LOSS and a message that says so; it is not retried, which could duplicate it.
+ * A task with a `key` is the exception: its multi also creates its key node, so sending it again cannot
+ * make a second task, and it is sent again (task-keys.ts).
+ *
+ * Traces: each call is a `zkfarm submit` span whose W3C context goes into its tasks (tracing.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
