@@ -1,8 +1,8 @@
 /**
  * The farm's layout, and with access control, closing it.
  *
- * Znodes: creates /tasks, /status, /assign, /workers, /masters, /election, /queues when missing (and a worker's
- * own /assign/<name>). With `auth` it also reads, and where needed rewrites, the ACL of the chroot's root
+ * Znodes: creates /tasks, /status, /assign, /workers, /masters, /election, /queues, /keys, /progress
+ * when missing (and a worker's own /assign/<name>). With `auth` it also reads, and where needed rewrites, the ACL of the chroot's root
  * (when the connect string has a chroot) and of those nodes' children: /tasks/*, /status/* and
  * /status/<bucket>/*,
  * /assign/<w>, /assign/<w>/*, /workers/*, /masters/*, /election/*, /master.
@@ -56,6 +56,8 @@ export const LAYOUT_PATHS: readonly string[] = [
   PATHS.masters,
   PATHS.election,
   PATHS.queues,
+  PATHS.keys,
+  PATHS.progress,
 ];
 
 /** What a sweep did, for the log and for tests. */
