@@ -89,6 +89,11 @@ export const ErrorCodes = {
   SCHEDULE_CONFLICT: 'ZKFARM_SCHEDULE_CONFLICT',
   /** A task asked to be re-run has nothing to re-run (it did not fail, has no result, or its result keeps no task). */
   NOT_RETRYABLE: 'ZKFARM_NOT_RETRYABLE',
+  /**
+   * A task with the submitted key exists, but its id is not known yet (the answer to its submission was
+   * lost and no worker has started it): nothing was created twice; submit again later to learn the id.
+   */
+  KEY_PENDING: 'ZKFARM_KEY_PENDING',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -6,7 +6,7 @@
  * A deliberate list: what is not exported here is internal and may change (docs/library.md lists it all).
  */
 export { describeError, type ErrorCode, ErrorCodes, hasCode, ZkfarmError } from './errors.js';
-export type { Handler, HandlerContext, TaskDirs } from './exec/index.js';
+export type { Handler, HandlerContext, ProgressReport, TaskDirs, TaskProgress } from './exec/index.js';
 export * from './farm/index.js';
 export {
   type CliFlags,

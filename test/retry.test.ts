@@ -79,6 +79,8 @@ test('failed tasks keep their task; a re-run submits it again, linked; the CLI l
   assert.equal(rerun.state, 'succeeded');
   assert.equal(rerun.retryOf, a);
   assert.equal(rerun.attempts, 1, 'a re-run starts its attempts afresh');
+  const [again] = await sub.retry([a!]);
+  assert.equal(again?.retry, answer.retry, 'asking again for the same re-run submits nothing new');
 
   // What cannot be re-run says why, and the others still go (exit 1 for the refused one).
   broken.delete('b');

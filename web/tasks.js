@@ -26,7 +26,11 @@ export function trackTask(id, task) {
         item.dataset.state = s;
         const tag = $('.state-tag', item);
         tag.dataset.state = s;
-        tag.textContent = s === 'assigned' ? `running on ${d.worker}` : s;
+        const p = d.progress;
+        const how = p
+          ? ` · ${p.value !== undefined ? fmtNum(p.value) : ''}${p.message ? ` ${p.message}` : ''}`
+          : '';
+        tag.textContent = s === 'assigned' ? `running on ${d.worker}${how}` : s;
         if (state.openTask === id) renderTask(d);
         if (d.where === 'finished') return;
       }
@@ -57,12 +61,43 @@ async function openTask(id) {
     const res = await fetch(`/api/task/${encodeURIComponent(id)}`);
     const d = await res.json();
     if (!res.ok) throw new Error(d.error?.message ?? res.statusText);
-    if (state.openTask === id) renderTask(d);
+    if (state.openTask !== id) return;
+    renderTask(d);
+    // A task still on its way: look again while its panel is open (its progress, then its result).
+    if (d.where === 'queued' || d.where === 'assigned')
+      setTimeout(() => {
+        if (state.openTask === id) openTaskAgain(id);
+      }, 1000);
   } catch (err) {
     $('#drawer-body').replaceChildren(
       el('p', { class: 'empty', text: `Could not load ${id}: ${err.message}` }),
     );
   }
+}
+
+async function openTaskAgain(id) {
+  try {
+    const res = await fetch(`/api/task/${encodeURIComponent(id)}`);
+    const d = await res.json();
+    if (!res.ok || state.openTask !== id) return;
+    renderTask(d);
+    if (d.where === 'queued' || d.where === 'assigned') setTimeout(() => openTaskAgain(id), 1000);
+  } catch {
+    if (state.openTask === id) setTimeout(() => openTaskAgain(id), 2000);
+  }
+}
+
+/** A running task's progress: its number (a percentage shown with a bar when it is one) and message. */
+function progressView(p) {
+  const parts = [];
+  if (typeof p.value === 'number') {
+    if (p.value >= 0 && p.value <= 100)
+      parts.push(el('progress', { max: '100', value: String(p.value), class: 'task-progress' }));
+    parts.push(el('span', { text: ` ${fmtNum(p.value)}${p.value >= 0 && p.value <= 100 ? '%' : ''}` }));
+  }
+  if (p.message) parts.push(el('span', { class: 'progress-message', text: ` ${p.message}` }));
+  parts.push(el('span', { class: 'size', text: ` (${ago(p.at)})` }));
+  return el('span', { dataset: { progress: '' } }, ...parts);
 }
 
 function renderTask(d) {
@@ -72,6 +107,7 @@ function renderTask(d) {
   const rows = [
     ['State', el('span', { class: 'state-tag', dataset: { state: where }, text: where })],
     ['Worker', d.worker ?? '—'],
+    d.progress ? ['Progress', progressView(d.progress)] : null,
     d.since
       ? [
           d.where === 'finished' ? 'Recorded' : 'Since',

@@ -9,12 +9,18 @@
  * stops even a handler that blocks its event loop.
  */
 import { mkdirSync } from 'node:fs';
+import { parentPort } from 'node:worker_threads';
+import { context as otelContext } from '@opentelemetry/api';
 import { describeError, ErrorCodes } from '../src/errors.js';
 import { toJson } from '../src/exec/json.js';
 import type { PoolListReply, PoolRequest, PoolRunReply } from '../src/exec/pool-protocol.js';
+import { readProgress } from '../src/exec/progress.js';
+import { contextFrom, importThreadModules } from '../src/exec/trace-context.js';
 import type { Handler, HandlerContext } from '../src/exec/types.js';
 
 const NEVER_ABORTED = new AbortController().signal;
+// Not a top-level await: Piscina may load this file through require(), which refuses one.
+const threadModules = importThreadModules();
 const modules = new Map<string, Promise<Map<string, Handler>>>();
 
 /** Handlers of a module: its named function exports, and the functions of a default-export object. */
@@ -48,6 +54,7 @@ function failure(code: string, message: string, retryable: boolean) {
 }
 
 export default async function handlerPoolTask(request: PoolRequest): Promise<PoolListReply | PoolRunReply> {
+  await threadModules;
   let handlers: Map<string, Handler>;
   try {
     handlers = await load(request.module);
@@ -89,10 +96,18 @@ export default async function handlerPoolTask(request: PoolRequest): Promise<Poo
       return request.outputDir;
     },
     signal: NEVER_ABORTED,
+    traceparent: request.traceparent,
+    progress(report, message) {
+      const progress = readProgress(report, message);
+      if (progress && request.callId !== undefined)
+        parentPort?.postMessage({ zkfarmProgress: { callId: request.callId, progress } });
+    },
   };
   let result: unknown;
   try {
-    result = await handler(request.input, context);
+    // The handler's own spans nest under the farm's run span (when this thread has an SDK).
+    const parent = contextFrom({ traceparent: request.traceparent });
+    result = await otelContext.with(parent, () => handler(request.input, context));
   } catch (err) {
     if (dirError !== undefined) return failure(ErrorCodes.WORKDIR_UNWRITABLE, dirError.message, true);
     const retryable = (err as { retryable?: unknown } | null)?.retryable !== false;

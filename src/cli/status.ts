@@ -1,12 +1,27 @@
 /**
- * `runtime status [--zk CONNECT] [--json]`: the farm as ZooKeeper sees it.
+ * `runtime status [--zk CONNECT] [--json] [TASK_ID]`: the farm as ZooKeeper sees it, or one task: where
+ * it is, its latest progress while it runs, its result once it has one (web/task-details.ts reads it).
  */
 
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { field } from '../farm/option-schema.js';
+import type { TaskStatus } from '../farm/protocol.js';
 import { discoverConnect } from '../host/embedded.js';
-import { clientFlags, closeQuickly, EXIT_OK, flagOption, type Io, openSession, table } from './common.js';
+import { HttpError } from '../web/http.js';
+import { type TaskDetails, taskDetails } from '../web/task-details.js';
+import type { ZkClient } from '../zk/index.js';
+import {
+  clientFlags,
+  closeQuickly,
+  EXIT_FAILURE,
+  EXIT_OK,
+  flagOption,
+  type Io,
+  openSession,
+  table,
+} from './common.js';
 import { type FarmState, readFarmState } from './farm-state.js';
 import { queueRows, queueWaitLines } from './queue.js';
 import { addTlsOptions, loadTls, type TlsFlags, tlsSettingFromFlags } from './zk-tls.js';
@@ -25,6 +40,7 @@ export function registerStatus(program: Command, io: Io, setExit: (code: number)
     .description(
       'show the farm as ZooKeeper sees it: leader, standbys, workers and their load, queue, failures',
     )
+    .argument('[task]', 'a task id (task-NNNNNNNNNN): show that task (where it is, its progress, its result)')
     .addOption(flagOption(clientFlags.zk))
     .option('--json', 'print one JSON object instead of a table')
     .addOption(
@@ -38,12 +54,12 @@ export function registerStatus(program: Command, io: Io, setExit: (code: number)
     )
     .addOption(flagOption(clientFlags.auth))
     .addOption(flagOption(clientFlags.connectTimeout, { applyDefault: true }));
-  addTlsOptions(cmd).action(async (opts: StatusOptions) => {
-    setExit(await runStatus(opts, io));
+  addTlsOptions(cmd).action(async (task: string | undefined, opts: StatusOptions) => {
+    setExit(await runStatus(opts, io, task));
   });
 }
 
-export async function runStatus(opts: StatusOptions, io: Io): Promise<number> {
+export async function runStatus(opts: StatusOptions, io: Io, task?: string): Promise<number> {
   const { connect, source, tls } = discoverConnect(opts.zk);
   const sup = await openSession(connect, source, {
     auth: opts.auth,
@@ -52,12 +68,57 @@ export async function runStatus(opts: StatusOptions, io: Io): Promise<number> {
   });
   try {
     const client = sup.session!.client;
+    if (task !== undefined) return await showTask(client, task, opts.json === true, io);
     const state = await readFarmState(client, { maxFailures: opts.failures });
     if (opts.json) io.out(JSON.stringify({ connect, source, ...state }));
     else for (const line of renderStatus(connect, state)) io.out(line);
     return EXIT_OK;
   } finally {
     await closeQuickly(() => sup.stop());
+  }
+}
+
+/** One task: exit 0 when it is known (queued, running, finished), 1 when it is nowhere. */
+async function showTask(client: ZkClient, id: string, json: boolean, io: Io): Promise<number> {
+  let d: TaskDetails;
+  try {
+    d = await taskDetails(client, id);
+  } catch (err) {
+    if (err instanceof HttpError) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, err.message);
+    throw err;
+  }
+  if (json) io.out(JSON.stringify(d));
+  else for (const line of renderTask(d)) io.out(line);
+  return d.where === 'unknown' ? EXIT_FAILURE : EXIT_OK;
+}
+
+export function renderTask(d: TaskDetails): string[] {
+  const since = d.since ? ` (${ago(d.since)})` : '';
+  const status = (d.status ?? {}) as Partial<TaskStatus>;
+  switch (d.where) {
+    case 'unknown':
+      return [`${d.id}  nowhere: never submitted, or finished and its result removed by retention`];
+    case 'queued':
+      return [`${d.id}  queued${since}`];
+    case 'assigned': {
+      const lines = [`${d.id}  running on ${d.worker}${since}`];
+      const p = d.progress;
+      if (p) {
+        const value = p.value !== undefined ? `${p.value} ` : '';
+        lines.push(
+          `progress  ${value}${p.message ?? ''}`.trimEnd() + ` (${ago(p.at)}, attempt ${p.attempt})`,
+        );
+      } else lines.push('progress  none reported');
+      return lines;
+    }
+    case 'finished': {
+      const lines = [`${d.id}  ${status.state ?? 'finished'} on ${status.worker ?? 'no worker'}${since}`];
+      if (status.error)
+        lines.push(`error     ${status.errorCode ? `${status.errorCode}: ` : ''}${status.error}`);
+      if (status.result !== undefined) lines.push(`result    ${JSON.stringify(status.result).slice(0, 500)}`);
+      if (status.exitCode !== undefined) lines.push(`exit code ${status.exitCode}`);
+      return lines;
+    }
   }
 }
 

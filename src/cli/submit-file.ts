@@ -28,6 +28,8 @@ export interface FileOptions {
   onBad: 'stop' | 'skip';
   maxInbox?: number;
   maxQueueDepth?: number;
+  /** Each line's task gets its idempotency key from this field of its JSON (--key-field). */
+  keyField?: string;
 }
 
 export interface FileOutcome {
@@ -146,7 +148,7 @@ class FileRun {
   async *#tasks(input: Readable): AsyncGenerator<Task> {
     for await (const line of readLines(input)) {
       if (line.number <= this.#opts.skip || (line.text.trim() === '' && !line.tooLong)) continue;
-      const task = parseLine(line, this.#label);
+      const task = parseLine(line, this.#label, this.#opts.keyField);
       if (!(task instanceof Error)) {
         this.#pending.push(line.number);
         yield task;
@@ -189,7 +191,7 @@ class FileRun {
   }
 }
 
-function parseLine(line: Line & { tooLong?: boolean }, label: string): Task | Error {
+function parseLine(line: Line & { tooLong?: boolean }, label: string, keyField?: string): Task | Error {
   const where = `${label}:${line.number}`;
   if (line.tooLong)
     return new ZkfarmError(
@@ -203,10 +205,25 @@ function parseLine(line: Line & { tooLong?: boolean }, label: string): Task | Er
     return new ZkfarmError(ErrorCodes.INVALID_TASK, `${where}: not valid JSON (${(err as Error).message})`);
   }
   try {
-    return checkTask(value);
+    return checkTask(keyField === undefined ? value : keyFrom(value, keyField));
   } catch (err) {
     return new ZkfarmError(ErrorCodes.INVALID_TASK, `${where}: ${(err as Error).message}`);
   }
+}
+
+/**
+ * A task whose idempotency key is the value of its own field `field` (`--key-field`): a string, or a
+ * number written as in JSON. Throws ZKFARM_INVALID_TASK when the task has no such field.
+ */
+export function keyFrom(value: unknown, field: string): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const v = (value as Record<string, unknown>)[field];
+  if (typeof v !== 'string' && typeof v !== 'number')
+    throw new ZkfarmError(
+      ErrorCodes.INVALID_TASK,
+      `--key-field ${field}: the task has no "${field}" holding a string or a number to use as its key`,
+    );
+  return { ...value, key: String(v) };
 }
 
 /** Progress on a terminal: one stderr line, redrawn in place; nothing when stderr is not a terminal. */

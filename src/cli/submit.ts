@@ -26,7 +26,7 @@ import {
   type Io,
   unreachable,
 } from './common.js';
-import { submitFile } from './submit-file.js';
+import { keyFrom, submitFile } from './submit-file.js';
 import { addTlsOptions, loadTls, type TlsFlags, tlsSettingFromFlags } from './zk-tls.js';
 
 interface SubmitOptions extends TlsFlags {
@@ -38,6 +38,8 @@ interface SubmitOptions extends TlsFlags {
   onBad?: 'stop' | 'skip';
   maxInbox?: number;
   maxQueueDepth?: number;
+  key?: string;
+  keyField?: string;
   auth?: string;
   connectTimeout: number;
 }
@@ -94,6 +96,14 @@ export function registerSubmit(program: Command, io: Io, setExit: (code: number)
         }),
       }),
     )
+    .option(
+      '--key <key>',
+      'an idempotency key for the one task: submitting it again with the same key (within the key window, a day by default) creates nothing and prints the first id',
+    )
+    .option(
+      '--key-field <field>',
+      "with --file or JSON lines on stdin: each task's key is the value of its own field <field>",
+    )
     .addOption(flagOption(clientFlags.auth))
     .addOption(flagOption(clientFlags.connectTimeout, { applyDefault: true }));
   addTlsOptions(cmd)
@@ -106,6 +116,8 @@ export function registerSubmit(program: Command, io: Io, setExit: (code: number)
         '  echo \'{"cmd":"ps -e"}\' | runtime submit --wait      (needs a farm started with --allow-shell)',
         '  runtime submit --file tasks.ndjson           (a million lines: streamed, waits while the farm drains)',
         '  runtime submit --file tasks.ndjson --skip 5000 --on-bad skip',
+        '  runtime submit --key order-42 \'{"handler":"mail","input":{"order":42}}\'   (again: same id, nothing new)',
+        '  runtime submit --file orders.ndjson --key-field orderId',
       ].join('\n'),
     )
     .action(async (task: string | undefined, opts: SubmitOptions) => {
@@ -174,6 +186,8 @@ export async function gatherTasks(task: string | undefined): Promise<Task[]> {
 export async function runSubmit(task: string | undefined, opts: SubmitOptions, io: Io): Promise<number> {
   if (task !== undefined && opts.file !== undefined)
     throw usage('give either a TASK_JSON argument or --file, not both');
+  if (opts.file !== undefined && opts.key !== undefined)
+    throw usage("--key names one task's key; with --file use --key-field <field>");
   if (
     opts.file === undefined &&
     (opts.skip !== undefined ||
@@ -182,7 +196,7 @@ export async function runSubmit(task: string | undefined, opts: SubmitOptions, i
       opts.maxQueueDepth !== undefined)
   )
     throw usage('--skip, --on-bad, --max-inbox and --max-queue-depth go with --file');
-  const tasks = opts.file === undefined ? await gatherTasks(task) : [];
+  const tasks = opts.file === undefined ? withKeys(await gatherTasks(task), opts) : [];
   const { connect, source, tls } = discoverConnect(opts.zk);
   const submitter = await Submitter.open({
     connect,
@@ -202,6 +216,24 @@ export async function runSubmit(task: string | undefined, opts: SubmitOptions, i
   }
 }
 
+/** --key for one task, --key-field for tasks from JSON lines on stdin (a --file gets it line by line). */
+function withKeys(tasks: Task[], opts: SubmitOptions): Task[] {
+  if (opts.key !== undefined && opts.keyField !== undefined) throw usage('give either --key or --key-field');
+  if (opts.key !== undefined) {
+    if (tasks.length !== 1)
+      throw usage(`--key names one task's key, and ${tasks.length} tasks were given: use --key-field`);
+    return [checkTask({ ...tasks[0], key: opts.key })];
+  }
+  if (opts.keyField === undefined) return tasks;
+  return tasks.map((t, i) => {
+    try {
+      return checkTask(keyFrom(t, opts.keyField!));
+    } catch (err) {
+      throw new ZkfarmError(ErrorCodes.INVALID_TASK, `task #${i + 1}: ${(err as Error).message}`);
+    }
+  });
+}
+
 /** Submit the tasks (or stream the --file); their ids, or the exit code of a run that stopped. */
 async function submitAll(
   submitter: Submitter,
@@ -209,6 +241,15 @@ async function submitAll(
   opts: SubmitOptions,
   io: Io,
 ): Promise<string[] | number> {
+  if (opts.file === undefined && tasks.length === 1 && tasks[0]!.key !== undefined) {
+    const { id, existed } = await submitter.submitKeyed(tasks[0]!);
+    if (existed)
+      io.err(
+        `runtime submit: the key ${JSON.stringify(tasks[0]!.key)} is held by ${id}: nothing new submitted`,
+      );
+    io.out(id);
+    return [id];
+  }
   if (opts.file === undefined) {
     const ids = tasks.length === 1 ? [await submitter.submit(tasks[0]!)] : await submitter.submitMany(tasks);
     for (const id of ids) io.out(id);
@@ -220,6 +261,7 @@ async function submitAll(
     onBad: opts.onBad ?? 'stop',
     maxInbox: opts.maxInbox,
     maxQueueDepth: opts.maxQueueDepth,
+    keyField: opts.keyField,
   };
   const r = await submitFile(submitter, fileOpts, io, opts.wait === true);
   if (r.stopped) return EXIT_USAGE;

@@ -20,7 +20,8 @@ import { resolve as importMetaResolve } from 'import-meta-resolve';
 import { Piscina } from 'piscina';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { describeValue, failureFromAbort, TaskFailure, timeoutFailure } from './failure.js';
-import type { PoolListReply, PoolRequest, PoolRunReply } from './pool-protocol.js';
+import { isPoolProgress, type PoolListReply, type PoolRequest, type PoolRunReply } from './pool-protocol.js';
+import type { TaskProgress } from './progress.js';
 
 /** One handler call. */
 export interface HandlerCall {
@@ -35,6 +36,8 @@ export interface HandlerCall {
   outputDir: string;
   /** @defaultValue `0o700` */
   dirMode?: number;
+  /** The run span's W3C context: the handler runs with it as its parent in the pool thread. */
+  traceparent?: string;
 }
 
 export interface HandlerRunOptions {
@@ -42,6 +45,8 @@ export interface HandlerRunOptions {
   signal?: AbortSignal;
   /** Stop the call after this many ms (`ZKFARM_TASK_TIMEOUT`). 0 or absent: no timeout. */
   timeoutMs?: number;
+  /** Told the handler's progress reports (`context.progress`), as they come from its thread. */
+  onProgress?: (progress: TaskProgress) => void;
 }
 
 export interface HandlerPool {
@@ -128,6 +133,13 @@ class PiscinaHandlerPool implements HandlerPool {
   readonly #slots: number;
   #busy = 0;
   readonly #waiting: Waiter[] = [];
+  /**
+   * The progress listeners of the calls running, by call id. A report comes on the thread's parentPort
+   * and the result on Piscina's own port, in no set order: one that arrives after its call ended is
+   * dropped (the task's progress is over).
+   */
+  readonly #listeners = new Map<number, (progress: TaskProgress) => void>();
+  #nextCall = 0;
 
   constructor(options: HandlerPoolOptions) {
     const known = new Set(['maxThreads', 'minThreads', 'idleTimeout', 'onError']);
@@ -163,6 +175,9 @@ class PiscinaHandlerPool implements HandlerPool {
       atomics: 'disabled',
     });
     this.#piscina.on('error', onError);
+    this.#piscina.on('message', (m: unknown) => {
+      if (isPoolProgress(m)) this.#listeners.get(m.zkfarmProgress.callId)?.(m.zkfarmProgress.progress);
+    });
     this.#slots = maxThreads;
   }
 
@@ -214,14 +229,21 @@ class PiscinaHandlerPool implements HandlerPool {
     } catch (reason) {
       throw failureFromAbort(reason);
     }
+    const callId = options.onProgress ? ++this.#nextCall : undefined;
+    if (callId !== undefined) this.#listeners.set(callId, options.onProgress!);
     try {
-      return await this.#runNow(call, signal, timeoutMs);
+      return await this.#runNow(callId === undefined ? call : { ...call, callId }, signal, timeoutMs);
     } finally {
+      if (callId !== undefined) this.#listeners.delete(callId);
       this.#release();
     }
   }
 
-  async #runNow(call: HandlerCall, signal: AbortSignal | undefined, timeoutMs: number): Promise<unknown> {
+  async #runNow(
+    call: HandlerCall & { callId?: number },
+    signal: AbortSignal | undefined,
+    timeoutMs: number,
+  ): Promise<unknown> {
     let runSignal = signal;
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;

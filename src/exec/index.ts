@@ -24,4 +24,11 @@ export {
 export { NotSerializableError, toJson } from './json.js';
 export { assertSafeName, invalidName, isSafeName } from './names.js';
 export { OUTPUT_RETENTION_DEFAULTS, type OutputRetention, type SweepReport } from './output-retention.js';
+export {
+  type ProgressReport,
+  parseProgressLine,
+  readProgress,
+  SHELL_PROGRESS_PREFIX,
+  type TaskProgress,
+} from './progress.js';
 export type { ExecOutcome, ExecRequest, Handler, HandlerContext, TaskSpec } from './types.js';

@@ -1,3 +1,5 @@
+import type { TaskProgress } from './progress.js';
+
 /**
  * The only shapes that cross between the handler pool (src/exec/handler-pool.ts) and its threads
  * (workers/handler-pool.ts). Replies are plain data: Error objects lose custom fields (`code`) when
@@ -22,6 +24,19 @@ export interface PoolRunRequest {
   /** Made on the handler's first read of `context.outputDir`, with `dirMode`. */
   outputDir: string;
   dirMode?: number;
+  /** Names the call in its progress messages (PoolProgressMessage); absent: nobody listens. */
+  callId?: number;
+  /** The run span's W3C context (exec/trace-context.ts). */
+  traceparent?: string;
+}
+
+/** A progress report from a pool thread, posted on its parentPort (Piscina re-emits it as 'message'). */
+export interface PoolProgressMessage {
+  zkfarmProgress: { callId: number; progress: TaskProgress };
+}
+
+export function isPoolProgress(m: unknown): m is PoolProgressMessage {
+  return typeof m === 'object' && m !== null && 'zkfarmProgress' in m;
 }
 
 export type PoolRequest = PoolListRequest | PoolRunRequest;

@@ -5,6 +5,7 @@
  */
 import { describeError, ErrorCodes } from '../errors.js';
 import { failureFromAbort, TaskFailure } from './failure.js';
+import { SHELL_PROGRESS_PREFIX } from './progress.js';
 import type { Executed } from './result-file.js';
 import { runShell, type ShellResult } from './shell.js';
 import type { TaskDir } from './task-dir.js';
@@ -46,7 +47,9 @@ export async function runCommand(
         ZKFARM_WORKER: req.workerName,
         ZKFARM_ATTEMPT: String(req.attempt),
         ZKFARM_OUTPUT_DIR: dir,
+        ZKFARM_PROGRESS_PREFIX: SHELL_PROGRESS_PREFIX,
       },
+      onProgress: req.onProgress,
       signal,
       maxOutputBytes: options.maxOutputBytes,
       fileMode: options.fileMode,

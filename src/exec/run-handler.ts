@@ -7,6 +7,7 @@ import { describeError, ErrorCodes } from '../errors.js';
 import { failureFromAbort, TaskFailure } from './failure.js';
 import type { HandlerPool } from './handler-pool.js';
 import { toJson } from './json.js';
+import { readProgress } from './progress.js';
 import type { Executed } from './result-file.js';
 import { isThenable, type StopSwitch, untilAborted } from './stop-switch.js';
 import type { TaskDir } from './task-dir.js';
@@ -40,8 +41,9 @@ export async function runPoolHandler(
         attempt: req.attempt,
         outputDir: dir.path,
         dirMode,
+        ...(req.traceparent !== undefined ? { traceparent: req.traceparent } : {}),
       },
-      { signal: run.stop.signal },
+      { signal: run.stop.signal, onProgress: req.onProgress },
     );
   } finally {
     // The pool thread makes the directory when its handler asks for it.
@@ -64,6 +66,11 @@ export async function runInlineHandler(fn: Handler, run: HandlerRun): Promise<Ex
     get outputDir() {
       return dir.make();
     },
+    progress(report, message) {
+      const p = readProgress(report, message);
+      if (p) req.onProgress?.(p);
+    },
+    traceparent: req.traceparent,
   };
   let value: unknown;
   try {

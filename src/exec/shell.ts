@@ -23,6 +23,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ProgressLines, type TaskProgress } from './progress.js';
 import { WRITE_NO_FOLLOW } from './workdir.js';
 
 export interface ShellRun {
@@ -34,6 +35,8 @@ export interface ShellRun {
   maxOutputBytes: number;
   fileMode: number;
   killGraceMs: number;
+  /** Told each progress line the command writes on stdout (progress.ts); the line stays in the log. */
+  onProgress?: (progress: TaskProgress) => void;
 }
 
 export interface ShellResult {
@@ -164,7 +167,9 @@ export async function runShell(run: ShellRun): Promise<ShellResult> {
   }
   // Streams close their FileHandle when they finish (autoClose).
   const logs = Promise.allSettled([
-    pipeline(child.stdout, outLimiter, out.createWriteStream()),
+    run.onProgress
+      ? pipeline(child.stdout, new ProgressLines(run.onProgress), outLimiter, out.createWriteStream())
+      : pipeline(child.stdout, outLimiter, out.createWriteStream()),
     pipeline(child.stderr, errLimiter, err.createWriteStream()),
   ]);
   const { exit, killed } = await exitOf(child, run);

@@ -1,3 +1,5 @@
+import type { ProgressReport, TaskProgress } from './progress.js';
+
 /**
  * What the execution layer promises the farm: turn one task into output files and one outcome,
  * never throwing, never leaving a child process behind.
@@ -25,6 +27,10 @@ export interface ExecRequest {
   attempt: number;
   /** Aborted when the worker gives the task up (drain deadline, lost assignment). */
   signal?: AbortSignal;
+  /** Told each progress report of the task (handlers' `context.progress`, shell progress lines). */
+  onProgress?: (progress: TaskProgress) => void;
+  /** The W3C trace context of the task's run span: a pool handler's parent (exec/trace-context.ts). */
+  traceparent?: string;
 }
 
 export interface ExecOutcome {
@@ -52,6 +58,17 @@ export interface HandlerContext {
   signal: AbortSignal;
   /** The task's output directory: a handler may write files there. */
   outputDir: string;
+  /**
+   * Report progress: a number (a percentage, a count), a short message, or both
+   * (`progress(40, 'copying')`, `progress('resizing')`, `progress({ value: 3, message })`). Call it as
+   * often as you like: the worker publishes the latest at a bounded rate.
+   */
+  progress(report: ProgressReport, message?: string): void;
+  /**
+   * The W3C `traceparent` of the farm's span of this run, when it is traced. Inline handlers run with
+   * that span active; pool handlers too when their thread has an SDK (ZKFARM_THREAD_IMPORT).
+   */
+  traceparent?: string;
 }
 
 export type Handler = (input: unknown, context: HandlerContext) => unknown | Promise<unknown>;

@@ -6,7 +6,8 @@
  * READ_CHUNK results at a time); nothing is written here (a re-run is submitted by the Submitter).
  *
  * A failed result carries the task as it was submitted (`task`, protocol.ts), so a re-run needs nothing
- * but the result. Results are immutable: the link goes from the re-run to the original
+ * but the result. A re-run carries the key `zkfarm-rerun:<original id>` (task-keys.ts), so asking twice
+ * for the same re-run within the key window submits it once and answers the same id. Results are immutable: the link goes from the re-run to the original
  * (`_zkfarm.retryOf`, copied into the re-run's own result as `retryOf`).
  *
  * Cost: `failedResults` reads every kept result once, bucket by bucket, in id order; memory holds one
@@ -18,6 +19,9 @@ import type { ZkClient } from '../zk/index.js';
 import { flatStatusPath, parseStatus, statusPath, type Task, type TaskStatus } from './protocol.js';
 import { DEFAULT_QUEUE } from './queues.js';
 import { bucketIds, statusChildren } from './status-store.js';
+
+/** The idempotency key of a re-run: this prefix and the original's id. */
+export const RERUN_KEY_PREFIX = 'zkfarm-rerun:';
 
 /** Results read per multiRead while scanning. */
 const READ_CHUNK = 500;
@@ -91,5 +95,8 @@ export function rerunOf(id: string, status: TaskStatus | undefined): Task {
         ? 'the task was too large to keep in its result: submit it again yourself'
         : 'its result does not keep the task (it failed before it could be read, or before zkfarm kept failed tasks)',
     );
-  return { ...status.task, _zkfarm: { attempts: 0, retryOf: id } };
+  // Its own idempotency key: re-running one failure twice (within the key window) makes one task. The
+  // original's key is not reused: it is held by the original, so the re-run would be taken for it.
+  const { key: _original, ...task } = status.task;
+  return { ...task, key: `${RERUN_KEY_PREFIX}${id}`, _zkfarm: { attempts: 0, retryOf: id } };
 }

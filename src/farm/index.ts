@@ -5,6 +5,7 @@
 export type { FailedFilter, FailedResult } from './dead-letters.js';
 export type { LeaderOptions, LeaderStats } from './leader.js';
 export { Master, type MasterOptions, type MasterRoleInfo } from './master.js';
+export { type ProgressRecord, progressPath } from './progress.js';
 export {
   checkTask,
   isTaskId,
@@ -42,4 +43,5 @@ export type {
   SubmitStreamOptions,
 } from './submit-stream.js';
 export { type SubmitManyError, Submitter, type SubmitterOptions } from './submitter.js';
+export { type KeyedOutcome, keyPath } from './task-keys.js';
 export { Worker, type WorkerOptions, type WorkerStats } from './worker.js';

@@ -47,6 +47,7 @@ import {
 import { Backlog } from './backlog.js';
 import { GiveBacks } from './give-back.js';
 import { Inbox } from './inbox.js';
+import { KeySweeper } from './key-sweeper.js';
 import { type RefusalHooks, sortOutRefusal } from './leader-refusals.js';
 import { assign, type Move } from './moves.js';
 import { QueueGate } from './queue-gate.js';
@@ -220,7 +221,12 @@ export class Leader {
     this.#kick();
     void this.#upgradeLayout();
     const sweeper = new RetentionSweeper(this.#client, this.#retention, this.#term.signal);
-    this.#retentionTimer = setInterval(() => void this.#sweep(sweeper), this.#retention.intervalMs ?? 60_000);
+    const keys = new KeySweeper(this.#client, this.#retention.keyWindowMs, this.#log, this.#term.signal);
+    void keys.makeBuckets();
+    this.#retentionTimer = setInterval(
+      () => void this.#sweep(sweeper).then(() => keys.sweep()),
+      this.#retention.intervalMs ?? 60_000,
+    );
     this.#retentionTimer.unref?.();
   }
 

@@ -90,6 +90,12 @@ export const retentionFields = {
     description: 'remove results older than this (a day by default)',
   }),
   intervalMs: field(wholeNumber(1), { unit: 'ms', default: 60_000, description: 'how often to sweep' }),
+  keyWindowMs: field(wholeNumber(1), {
+    unit: 'ms',
+    default: 86_400_000,
+    description:
+      'how long an idempotency key (a task\'s "key") is remembered at least; forgotten within this plus about 16 sweeps',
+  }),
 };
 
 /** How much task output a worker keeps on disk (defaults: the exec layer's, OUTPUT_RETENTION_DEFAULTS). */
@@ -216,6 +222,12 @@ export const submitterFields = {
     default: 100,
     description:
       "tasks per multi when submitting many (at most 200 are used: ZooKeeper's bounds on one multi)",
+  }),
+  keyWaitMs: field(wholeNumber(0, INT32_MAX), {
+    unit: 'ms',
+    default: 60_000,
+    description:
+      'keyed tasks: how long a submit keeps sending through connection trouble, and waits for the id of a task its key already holds, before failing (ZKFARM_KEY_PENDING)',
   }),
 } satisfies FieldsFor<SubmitterOptions>;
 

@@ -13,6 +13,9 @@
  *   /queues/<queue>                 persistent              a queue's controls: {"paused", "rateLimit", "concurrency"}
  *   /queues/<queue>/p<prio>/<bucket>/<task-id>  persistent  the deep-queue backlog (backlogPath): a task the
  *                                                           leader moved out of a deep inbox, same data
+ *   /schedules/<name>               persistent              a recurring task: spec and state (schedules/model.ts)
+ *   /keys/<xx>/<sha256 of key>      persistent              an idempotency key: {"key", "id"?} (task-keys.ts)
+ *   /progress/<task-id>             ephemeral               a running task's latest progress (progress.ts)
  *
  * A task's internal bookkeeping travels in its JSON under the reserved key `_zkfarm`
  * (attempts so far, the last error, when it may run again). Every other field is kept as submitted.
@@ -43,9 +46,16 @@ export const PATHS = {
   assign: '/assign',
   queues: '/queues',
   schedules: '/schedules',
+  /** Running tasks' progress (progress.ts). */
+  progress: '/progress',
+  /** Idempotency keys (task-keys.ts). */
+  keys: '/keys',
 } as const;
 
 export const TASK_PREFIX = 'task-';
+
+/** A task's `key` is 1 to KEY_MAX_LENGTH characters (task-keys.ts). */
+export const KEY_MAX_LENGTH = 256;
 
 export const taskPath = (id: string) => `${PATHS.tasks}/${id}`;
 
@@ -195,6 +205,13 @@ export const taskSchema = z
       .max(MAX_PRIORITY, `must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY} (higher runs first)`)
       .optional(),
     retry: retrySchema.optional(),
+    key: z
+      .string()
+      .min(1, `must be a string of 1 to ${KEY_MAX_LENGTH} characters`)
+      .max(KEY_MAX_LENGTH, `must be a string of 1 to ${KEY_MAX_LENGTH} characters`)
+      .optional(),
+    traceparent: z.string().optional(),
+    tracestate: z.string().optional(),
     _zkfarm: metaSchema.optional(),
   })
   .loose()
@@ -214,6 +231,11 @@ export interface Task {
   priority?: number;
   /** How failed runs are spaced when `maxAttempts` allows another. */
   retry?: RetryPolicy;
+  /** The submitter's idempotency key: a second submission with it creates nothing (task-keys.ts). */
+  key?: string;
+  /** W3C trace context of the submitter's span (tracing.ts). */
+  traceparent?: string;
+  tracestate?: string;
   _zkfarm?: TaskMeta;
   [key: string]: unknown;
 }
@@ -267,8 +289,11 @@ const isSafeInt = (v: unknown): v is number => Number.isSafeInteger(v);
  * without building anything); false means "ask the schema", not "invalid". Tested against the schema.
  */
 export function isPlainValidTask(v: Record<string, unknown>): boolean {
-  const { cmd, handler, timeoutMs, maxAttempts, queue, priority, retry, _zkfarm: meta } = v;
+  const { cmd, handler, timeoutMs, maxAttempts, queue, priority, key, retry, _zkfarm: meta } = v;
   if ((cmd === undefined) === (handler === undefined) || retry !== undefined) return false;
+  if (!optionalIs(key, (k) => typeof k === 'string' && k.length > 0 && k.length <= KEY_MAX_LENGTH))
+    return false;
+  if (!optionalIs(v['traceparent'], isString) || !optionalIs(v['tracestate'], isString)) return false;
   if (!optionalIs(queue, isQueueName) || !optionalIs(priority, isPriority)) return false;
   if (!optionalIs(cmd, isNonEmptyString) || !optionalIs(handler, isNonEmptyString)) return false;
   if (!optionalIs(timeoutMs, (t) => isSafeInt(t) && t > 0)) return false;

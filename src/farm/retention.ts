@@ -38,6 +38,8 @@ export interface RetentionOptions {
   maxAgeMs?: number;
   /** Sweep interval (ms). @defaultValue 60000 */
   intervalMs?: number;
+  /** How long an idempotency key is remembered at least (key-sweeper.ts). @defaultValue 86400000 (one day) */
+  keyWindowMs?: number;
 }
 
 /** Stats read at once, at most. */

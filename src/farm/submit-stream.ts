@@ -22,6 +22,9 @@
  * queue), a deep or paused queue holds back only the streams of that queue, never those of the others.
  * Without a leader (no /master) only the inbox bound holds.
  *
+ * Keys: a batch with keyed tasks goes through task-keys.ts (a task whose key is held is not created; it
+ * gets the holder's id), alone in flight, so that ids keep the source's order.
+ *
  * Order and failure: multis are answered in order, so ids keep the source's order. A bad task stops the
  * stream (after what was sent is confirmed) or is skipped (`onBad: 'skip'`), reported with its position.
  * A multi that fails (connection loss) stops the stream; its batch may or may not be in /tasks; the error
@@ -41,6 +44,7 @@ import {
   type Task,
 } from './protocol.js';
 import { ensureFreshTaskIds, idsChecked } from './task-ids.js';
+import { createKeyed } from './task-keys.js';
 
 /** Multis in flight at once (see submitter.ts SUBMIT_WINDOW for why a few). */
 const WINDOW = 4;
@@ -95,6 +99,8 @@ export interface StreamHost {
   client(): ZkClient;
   batchSize: number;
   maxInbox: number;
+  /** Keyed tasks: see SubmitterOptions.keyWaitMs. */
+  keyWaitMs: number;
 }
 
 interface Batch {
@@ -103,6 +109,8 @@ interface Batch {
   bytes: number;
   /** Tasks per queue. */
   queues: Map<string, number>;
+  /** Each task's key, when any has one (task-keys.ts). */
+  keys: Array<string | undefined>;
 }
 
 export class StreamSubmit {
@@ -139,7 +147,7 @@ export class StreamSubmit {
   }
 
   async run(source: AsyncIterable<Task> | Iterable<Task>): Promise<StreamResult> {
-    let batch: Batch = { first: 0, data: [], bytes: 0, queues: new Map() };
+    let batch: Batch = { first: 0, data: [], bytes: 0, queues: new Map(), keys: [] };
     let stop: SubmitStreamError | undefined;
     for await (const task of source) {
       const position = this.#progress.read++;
@@ -163,10 +171,11 @@ export class StreamSubmit {
         (batch.data.length >= this.#host.batchSize || batch.bytes + data.length > TASK_MAX_BYTES)
       ) {
         await this.#send(batch);
-        batch = { first: position, data: [], bytes: 0, queues: new Map() };
+        batch = { first: position, data: [], bytes: 0, queues: new Map(), keys: [] };
       }
       if (batch.data.length === 0) batch.first = position;
       batch.data.push(data);
+      batch.keys.push(task.key);
       batch.bytes += data.length;
       const q = queueOf(task);
       batch.queues.set(q, (batch.queues.get(q) ?? 0) + 1);
@@ -186,14 +195,13 @@ export class StreamSubmit {
 
   async #send(batch: Batch): Promise<void> {
     await this.#room(batch);
+    const keyed = batch.keys.some((k) => k !== undefined);
+    if (keyed) await Promise.all(this.#inFlight);
     if (this.#failed || this.#opts.signal?.aborted) return;
-    const tx = this.#host.client().transaction();
-    for (const d of batch.data) tx.create(`${PATHS.tasks}/${TASK_PREFIX}`, d, 2);
     this.#estimate += batch.data.length;
     for (const [q, n] of batch.queues) this.#depths.set(q, (this.#depths.get(q) ?? 0) + n);
-    const sent = tx.commit().then(
-      (results) => {
-        const ids = results.map((r) => r.path!.slice(PATHS.tasks.length + 1));
+    const sent = this.#commit(batch).then(
+      (ids) => {
         this.#reported = this.#reported.then(() => {
           this.#progress.submitted += ids.length;
           this.#opts.onSubmitted?.(ids, batch.first);
@@ -206,7 +214,22 @@ export class StreamSubmit {
     );
     this.#inFlight.add(sent);
     void sent.finally(() => this.#inFlight.delete(sent));
-    if (this.#inFlight.size >= WINDOW) await Promise.race(this.#inFlight);
+    // Keyed batches one at a time (see Submitter.submitMany): ids keep the order of the tasks.
+    if (keyed) await Promise.all(this.#inFlight);
+    else if (this.#inFlight.size >= WINDOW) await Promise.race(this.#inFlight);
+  }
+
+  /** One batch in one multi; with keys through task-keys.ts (a task whose key is held is not created). */
+  async #commit(batch: Batch): Promise<string[]> {
+    if (batch.keys.some((k) => k !== undefined)) {
+      const items = batch.data.map((data, k) => ({ data, key: batch.keys[k] }));
+      const outcomes = await createKeyed(() => this.#host.client(), items, { waitMs: this.#host.keyWaitMs });
+      return outcomes.map((o) => o.id);
+    }
+    const tx = this.#host.client().transaction();
+    for (const d of batch.data) tx.create(`${PATHS.tasks}/${TASK_PREFIX}`, d, 2);
+    const results = await tx.commit();
+    return results.map((r) => r.path!.slice(PATHS.tasks.length + 1));
   }
 
   /** Wait until the batch fits in the inbox and in its queues (see Backpressure in the module comment). */

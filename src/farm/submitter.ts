@@ -16,13 +16,19 @@
  * A caveat ZooKeeper imposes on every client: if the connection drops while a sequential create is in
  * flight, the server may have created the task without the client learning its name. Such a submit
  * fails with CONNECTION_LOSS and a message that says so; it is not retried, which could duplicate it.
+ * A task with a `key` is the exception: its multi also creates its key node, so sending it again cannot
+ * make a second task, and it is sent again (task-keys.ts).
+ *
+ * Traces: each call is a `zkfarm submit` span whose W3C context goes into its tasks (tracing.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
 import { ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
+import type { TraceCarrier } from '../exec/trace-context.js';
 import { type ConnectOptions, connect, isZkError, type Supervisor } from '../zk/index.js';
 import { type FailedFilter, type FailedResult, failedResults, rerunOf } from './dead-letters.js';
 import { checkSubmitterOptions } from './options.js';
+import { type ProgressRecord, readTaskProgress } from './progress.js';
 import {
   encodeTask,
   PATHS,
@@ -36,7 +42,9 @@ import {
 import { readResult } from './status-store.js';
 import { type StreamResult, StreamSubmit, type SubmitStreamOptions } from './submit-stream.js';
 import { ensureFreshTaskIds, idsChecked } from './task-ids.js';
+import { createKeyed, type KeyedOutcome } from './task-keys.js';
 import { TaskLocator } from './task-locator.js';
+import { inSubmitSpan, stamped } from './tracing.js';
 
 export interface SubmitterOptions extends Omit<ConnectOptions, 'connect'> {
   /** @defaultValue 127.0.0.1:2181 */
@@ -47,6 +55,11 @@ export interface SubmitterOptions extends Omit<ConnectOptions, 'connect'> {
   queueWaitMs?: number;
   /** Tasks per multi when submitting many (at most 200). @defaultValue 100 */
   batchSize?: number;
+  /**
+   * Keyed tasks: how long a submit keeps sending through connection trouble, and waits for the id of a
+   * task its key already holds (task-keys.ts). @defaultValue 60000
+   */
+  keyWaitMs?: number;
 }
 
 /**
@@ -64,6 +77,7 @@ export class Submitter {
   readonly #maxQueue: number;
   readonly #queueWaitMs: number;
   readonly #batchSize: number;
+  readonly #keyWaitMs: number;
   /** Estimated depth of /tasks: last read plus what we added since. */
   #depth = 0;
   #depthReadAt = 0;
@@ -87,6 +101,7 @@ export class Submitter {
     this.#maxQueue = options.maxQueue;
     this.#queueWaitMs = options.queueWaitMs;
     this.#batchSize = Math.min(options.batchSize, 200);
+    this.#keyWaitMs = options.keyWaitMs;
   }
 
   /** Connect (pass-through mode: the session stays open until `close()`). */
@@ -116,8 +131,16 @@ export class Submitter {
     return s.client;
   }
 
-  /** Submit one task; returns its id (`task-NNNNNNNNNN`). */
-  async submit(task: Task): Promise<string> {
+  /**
+   * Submit one task; returns its id (`task-NNNNNNNNNN`). A task with a `key` is created at most once
+   * while its key is remembered: a second submit returns the first task's id (see submitKeyed).
+   */
+  submit(task: Task): Promise<string> {
+    if (task?.key !== undefined) return this.submitKeyed(task).then((o) => o.id);
+    return inSubmitSpan({ 'zkfarm.tasks': 1 }, (carrier) => this.#submitOne(stamped(task, carrier)));
+  }
+
+  async #submitOne(task: Task): Promise<string> {
     const data = encodeTask(task);
     await this.#room(1);
     try {
@@ -130,13 +153,43 @@ export class Submitter {
   }
 
   /**
+   * Submit a task with a `key` (task-keys.ts): `existed` says an earlier submission with the key made
+   * it, and nothing was created now. Connection trouble in the middle is retried (safe with a key) for up
+   * to `keyWaitMs`; ZKFARM_KEY_PENDING when the key is held but its task's id cannot be learnt in time.
+   */
+  submitKeyed(task: Task): Promise<KeyedOutcome> {
+    if (typeof task?.key !== 'string')
+      return Promise.reject(new ZkfarmError(ErrorCodes.INVALID_TASK, 'submitKeyed: the task has no "key"'));
+    const attributes = { 'zkfarm.tasks': 1, 'zkfarm.key': task.key };
+    return inSubmitSpan(attributes, (carrier) => this.#submitKeyed(stamped(task, carrier)));
+  }
+
+  async #submitKeyed(task: Task): Promise<KeyedOutcome> {
+    const data = encodeTask(task);
+    await this.#room(1);
+    const [outcome] = await createKeyed(() => this.#client(), [{ data, key: task.key }], {
+      waitMs: this.#keyWaitMs,
+    });
+    if (!outcome!.existed) this.#depth++;
+    return outcome!;
+  }
+
+  /**
    * Submit many tasks in batched multis; returns their ids in order. All are checked before any is sent.
    * Up to SUBMIT_WINDOW multis are in flight at once (ZooKeeper answers one session's requests in order,
    * so the ids keep the order of `tasks`). If it fails part-way, the error carries `submitted`: the ids
    * ZooKeeper confirmed, in order, which are in /tasks and will run; see its message for the rest.
    */
-  async submitMany(tasks: Iterable<Task>): Promise<string[]> {
-    const encoded = [...tasks].map((t, i) => {
+  submitMany(tasks: Iterable<Task>): Promise<string[]> {
+    const list = [...tasks];
+    // One span for the call: its context goes into every task (a span per task would cost more than the task).
+    return inSubmitSpan({ 'zkfarm.tasks': list.length }, (carrier) =>
+      this.#submitMany(list.map((t) => stamped(t, carrier))),
+    );
+  }
+
+  async #submitMany(list: Task[]): Promise<string[]> {
+    const encoded = list.map((t, i) => {
       try {
         return encodeTask(t);
       } catch (err) {
@@ -144,6 +197,70 @@ export class Submitter {
         throw err;
       }
     });
+    // A key twice in one call: its first task is sent, the later ones get its id.
+    const firstOfKey = new Map<string, number>();
+    const send: number[] = [];
+    list.forEach((t, i) => {
+      if (t.key !== undefined && firstOfKey.has(t.key)) return;
+      if (t.key !== undefined) firstOfKey.set(t.key, i);
+      send.push(i);
+    });
+    const ids = await this.#submitEncoded(
+      send.map((i) => encoded[i]!),
+      send.map((i) => list[i]!.key),
+    );
+    if (send.length === list.length) return ids;
+    const idOf = new Map(send.map((i, k) => [i, ids[k]!]));
+    return list.map((t, i) => idOf.get(i) ?? idOf.get(firstOfKey.get(t.key!)!)!);
+  }
+
+  /** submitMany's tasks, encoded, with their keys (none twice): batched multis, a window in flight. */
+  async #submitEncoded(encoded: Buffer[], keys: Array<string | undefined>): Promise<string[]> {
+    const batches = this.#batches(encoded);
+    // Keyed batches one at a time: one whose key is held is sent again without it, before the next goes,
+    // so that ids keep the order of the tasks.
+    const window = keys.some((k) => k !== undefined) ? 1 : SUBMIT_WINDOW;
+    const inFlight = new Set<Promise<void>>();
+    /** A multi that failed (its batch may or may not be in /tasks), and a failure before sending one. */
+    let lost: { err: unknown } | undefined;
+    let refused: { err: unknown } | undefined;
+    for (const batch of batches) {
+      if (lost) break;
+      try {
+        await this.#room(batch.to - batch.from);
+        if (lost) break;
+        const sent: Promise<void> = this.#sendBatch(encoded, keys, batch.from, batch.to).then(
+          (ids) => {
+            batch.ids = ids;
+          },
+          (err: unknown) => {
+            lost ??= { err };
+          },
+        );
+        inFlight.add(sent);
+        void sent.finally(() => inFlight.delete(sent));
+      } catch (err) {
+        refused = { err };
+        break;
+      }
+      this.#depth += batch.to - batch.from;
+      if (inFlight.size >= window) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+    const ids = batches.flatMap((b) => b.ids ?? []);
+    // A multi that failed outranks a refusal: its batch's fate is unknown, and the message must say so.
+    if (lost || refused) {
+      const err = lost ? lossCaveat(lost.err, ids.length) : refused!.err;
+      if (!lost && ids.length > 0 && err instanceof Error)
+        err.message += ` (the first ${ids.length} tasks of this call were submitted: their ids are in the error's \`submitted\`)`;
+      if (typeof err === 'object' && err !== null) Object.assign(err, { submitted: ids });
+      throw err;
+    }
+    return ids;
+  }
+
+  /** Consecutive runs of tasks for one multi each: at most batchSize tasks and TASK_MAX_BYTES of data. */
+  #batches(encoded: readonly Buffer[]): Array<{ from: number; to: number; ids?: string[] }> {
     const batches: Array<{ from: number; to: number; ids?: string[] }> = [];
     for (let i = 0; i < encoded.length; ) {
       let bytes = 0;
@@ -159,45 +276,25 @@ export class Submitter {
       batches.push({ from: i, to: j });
       i = j;
     }
-    const inFlight = new Set<Promise<void>>();
-    /** A multi that failed (its batch may or may not be in /tasks), and a failure before sending one. */
-    let lost: { err: unknown } | undefined;
-    let refused: { err: unknown } | undefined;
-    for (const batch of batches) {
-      if (lost) break;
-      try {
-        await this.#room(batch.to - batch.from);
-        if (lost) break;
-        const tx = this.#client().transaction();
-        for (let k = batch.from; k < batch.to; k++) tx.create(`${PATHS.tasks}/${TASK_PREFIX}`, encoded[k], 2);
-        const sent: Promise<void> = tx.commit().then(
-          (results) => {
-            batch.ids = results.map((r) => r.path!.slice(PATHS.tasks.length + 1));
-          },
-          (err: unknown) => {
-            lost ??= { err };
-          },
-        );
-        inFlight.add(sent);
-        void sent.finally(() => inFlight.delete(sent));
-      } catch (err) {
-        refused = { err };
-        break;
-      }
-      this.#depth += batch.to - batch.from;
-      if (inFlight.size >= SUBMIT_WINDOW) await Promise.race(inFlight);
+    return batches;
+  }
+
+  /** One batch in one multi; with keys through task-keys.ts (tasks whose key is held are not created). */
+  async #sendBatch(
+    encoded: readonly Buffer[],
+    keys: ReadonlyArray<string | undefined>,
+    from: number,
+    to: number,
+  ): Promise<string[]> {
+    if (keys.slice(from, to).some((k) => k !== undefined)) {
+      const items = encoded.slice(from, to).map((data, k) => ({ data, key: keys[from + k] }));
+      const outcomes = await createKeyed(() => this.#client(), items, { waitMs: this.#keyWaitMs });
+      return outcomes.map((o) => o.id);
     }
-    await Promise.all(inFlight);
-    const ids = batches.flatMap((b) => b.ids ?? []);
-    // A multi that failed outranks a refusal: its batch's fate is unknown, and the message must say so.
-    if (lost || refused) {
-      const err = lost ? lossCaveat(lost.err, ids.length) : refused!.err;
-      if (!lost && ids.length > 0 && err instanceof Error)
-        err.message += ` (the first ${ids.length} tasks of this call were submitted: their ids are in the error's \`submitted\`)`;
-      if (typeof err === 'object' && err !== null) Object.assign(err, { submitted: ids });
-      throw err;
-    }
-    return ids;
+    const tx = this.#client().transaction();
+    for (let k = from; k < to; k++) tx.create(`${PATHS.tasks}/${TASK_PREFIX}`, encoded[k], 2);
+    const results = await tx.commit();
+    return results.map((r) => r.path!.slice(PATHS.tasks.length + 1));
   }
 
   /**
@@ -211,8 +308,15 @@ export class Submitter {
     tasks: AsyncIterable<Task> | Iterable<Task>,
     options: SubmitStreamOptions = {},
   ): Promise<StreamResult> {
-    const host = { client: () => this.#client(), batchSize: this.#batchSize, maxInbox: this.#maxQueue };
-    return new StreamSubmit(host, options).run(tasks);
+    const host = {
+      client: () => this.#client(),
+      batchSize: this.#batchSize,
+      maxInbox: this.#maxQueue,
+      keyWaitMs: this.#keyWaitMs,
+    };
+    return inSubmitSpan({ 'zkfarm.stream': true }, (carrier) =>
+      new StreamSubmit(host, options).run(carrier.traceparent ? stampAll(tasks, carrier) : tasks),
+    );
   }
 
   /** Wait for room in /tasks (see Backpressure in the module comment). */
@@ -237,6 +341,11 @@ export class Submitter {
       }
       await sleep(backoff.next());
     }
+  }
+
+  /** A running task's latest progress (progress.ts), or undefined when it reported none or is not running. */
+  progress(id: string): Promise<ProgressRecord | undefined> {
+    return readTaskProgress(this.#client(), id);
   }
 
   /**
@@ -332,6 +441,14 @@ export class Submitter {
     this.#locator.close();
     return this.supervisor.stop();
   }
+}
+
+/** The tasks of a stream, each with the stream's trace context (pulled one at a time, as the stream does). */
+async function* stampAll(
+  tasks: AsyncIterable<Task> | Iterable<Task>,
+  carrier: TraceCarrier,
+): AsyncGenerator<Task> {
+  for await (const t of tasks) yield stamped(t, carrier);
 }
 
 function lossCaveat(err: unknown, submittedBefore?: number): unknown {

@@ -34,6 +34,7 @@ import type { Session } from '../zk/index.js';
 import { CompletionQueue } from './completion-queue.js';
 import { type Held, HeldTasks } from './held-tasks.js';
 import { Intake } from './intake.js';
+import { TaskLifecycle } from './lifecycle.js';
 import { complete, giveBack, type Move, requeue } from './moves.js';
 import { checkWorkerOptions } from './options.js';
 import { AutoPrefetch } from './prefetch.js';
@@ -100,6 +101,8 @@ export class Worker extends Role {
   readonly #held = new HeldTasks();
   readonly #completions: CompletionQueue;
   readonly #intake: Intake;
+  /** Keys, progress and traces around each run (lifecycle.ts). */
+  readonly #life: TaskLifecycle;
   readonly #events = new EventEmitter();
   #running = 0;
   #paused = false;
@@ -154,8 +157,12 @@ export class Worker extends Role {
           this.#stats.fenced++;
           this.log.warn({ task: m.id }, why);
           this.#held.release(m.id);
+          this.#life.ended(m.id, 'fenced');
         },
-        dropped: (m) => this.#held.release(m.id),
+        dropped: (m) => {
+          this.#held.release(m.id);
+          this.#life.ended(m.id, 'dropped');
+        },
         retake: (id) => {
           this.#held.release(id);
           const s = this.supervisor?.session;
@@ -165,6 +172,7 @@ export class Worker extends Role {
       this.log,
     );
     this.#completions.on('idle', () => this.#events.emit('idle'));
+    this.#life = new TaskLifecycle(this.name, () => this.supervisor?.session, this.log);
     this.#intake = new Intake(
       this.name,
       this.#held,
@@ -298,13 +306,14 @@ export class Worker extends Role {
     const began = performance.now();
     let outcome: ExecOutcome;
     try {
-      outcome = await this.#executor.run({
+      const req = {
         taskId: h.id,
         workerName: this.name,
         spec: h.task,
         attempt,
         signal: this.#abandon.signal,
-      });
+      };
+      outcome = await this.#life.run(h.task, req, (r) => this.#executor.run(r));
     } catch (err) {
       // The executor promises never to throw; if it does, the task still gets an outcome.
       const now = Date.now();
@@ -318,6 +327,7 @@ export class Worker extends Role {
     }
     this.#running--;
     if (this.#abandon.signal.aborted && this.state === 'stopping') {
+      this.#life.ended(h.id, 'abandoned');
       // Given up at the drain deadline: no result; the master gives the task back when our session closes.
       this.#held.release(h.id, h);
       this.#events.emit('idle');
@@ -336,6 +346,7 @@ export class Worker extends Role {
 
   #written(m: Move): void {
     this.#held.release(m.id);
+    this.#life.ended(m.id, m.kind === 'requeue' ? 'requeued' : 'completed');
     if (m.kind === 'requeue') this.#stats.retried++;
     else if (m.status?.state === 'succeeded') this.#stats.succeeded++;
     else if (m.status) this.#stats.failed++;

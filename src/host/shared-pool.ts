@@ -6,26 +6,38 @@
  * the role thread, which gives the Executor an ordinary `HandlerPool`. Aborting a call in the role thread
  * aborts it in the pool (which terminates the pool thread running it).
  */
-import type { MessagePort } from 'node:worker_threads';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { ErrorCodes } from '../errors.js';
-import { type HandlerCall, type HandlerPool, TaskFailure } from '../exec/index.js';
+import { type HandlerCall, type HandlerPool, TaskFailure, type TaskProgress } from '../exec/index.js';
 import { Comlink, nodeEndpoint } from './comlink.js';
 
 interface PoolService {
-  run(id: number, call: HandlerCall, timeoutMs: number | undefined): Promise<unknown>;
+  run(id: number, call: HandlerCall, timeoutMs: number | undefined, progress: boolean): Promise<unknown>;
   abort(id: number, reason: string): void;
   listHandlers(module: string): Promise<string[]>;
+  /** Where the progress reports of the calls that ask for them go (one port per role thread). */
+  progressPort(port: MessagePort): void;
+}
+
+/** A progress report of call `id`, on the progress port. */
+interface ProgressNote {
+  id: number;
+  progress: TaskProgress;
 }
 
 /** Host side: answer calls arriving on `port` with `pool`. */
 export function servePool(pool: HandlerPool, port: MessagePort): void {
   const running = new Map<number, AbortController>();
+  let notes: MessagePort | undefined;
   const service: PoolService = {
-    async run(id, call, timeoutMs) {
+    async run(id, call, timeoutMs, progress) {
       const ac = new AbortController();
       running.set(id, ac);
+      const onProgress = progress
+        ? (p: TaskProgress) => notes?.postMessage({ id, progress: p } satisfies ProgressNote)
+        : undefined;
       try {
-        return await pool.run(call, { signal: ac.signal, timeoutMs });
+        return await pool.run(call, { signal: ac.signal, timeoutMs, onProgress });
       } finally {
         running.delete(id);
       }
@@ -34,6 +46,9 @@ export function servePool(pool: HandlerPool, port: MessagePort): void {
       running.get(id)?.abort(new TaskFailure(ErrorCodes.TASK_ABORTED, reason, { retryable: true }));
     },
     listHandlers: (module) => pool.listHandlers(module),
+    progressPort(p) {
+      notes = p;
+    },
   };
   Comlink.expose(service, nodeEndpoint(port as never));
 }
@@ -42,17 +57,24 @@ export function servePool(pool: HandlerPool, port: MessagePort): void {
 export function remotePool(port: MessagePort): HandlerPool {
   const remote = Comlink.wrap<PoolService>(nodeEndpoint(port as never));
   let next = 0;
+  // Progress comes back on a channel of its own, made once; unreferenced, so it never keeps the thread up.
+  const listeners = new Map<number, (p: TaskProgress) => void>();
+  const notes = new MessageChannel();
+  notes.port1.on('message', (n: ProgressNote) => listeners.get(n.id)?.(n.progress));
+  notes.port1.unref();
+  void remote.progressPort(Comlink.transfer(notes.port2, [notes.port2 as never])).catch(() => {});
   return {
     async run(call, options = {}) {
       const id = ++next;
-      const { signal } = options;
+      const { signal, onProgress } = options;
+      if (onProgress) listeners.set(id, onProgress);
       const onAbort = () => {
         const r = signal?.reason;
         void remote.abort(id, r instanceof Error ? r.message : String(r ?? 'aborted')).catch(() => {});
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
-        return await remote.run(id, call, options.timeoutMs);
+        return await remote.run(id, call, options.timeoutMs, onProgress !== undefined);
       } catch (err) {
         const e = err as { code?: string; message?: string; retryable?: boolean };
         // If our own signal aborted, its reason (a timeout, a drain) is the truer account.
@@ -61,11 +83,13 @@ export function remotePool(port: MessagePort): HandlerPool {
           retryable: e.retryable !== false,
         });
       } finally {
+        listeners.delete(id);
         signal?.removeEventListener('abort', onAbort);
       }
     },
     listHandlers: (module) => remote.listHandlers(module),
     async close() {
+      notes.port1.close();
       port.close();
     },
     threads: 0,

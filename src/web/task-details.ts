@@ -15,6 +15,7 @@ import { constants } from 'node:fs';
 import { open, readdir } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { isSafeName } from '../exec/names.js';
+import { type ProgressRecord, readTaskProgress } from '../farm/progress.js';
 import { assignPath, backlogPath, isTaskId, PATHS, taskPath } from '../farm/protocol.js';
 import { readResult } from '../farm/status-store.js';
 import { backlogLanes } from '../farm/task-locator.js';
@@ -40,6 +41,8 @@ export interface TaskDetails {
   task?: unknown;
   /** The result in /status/<bucket>/<id>. */
   status?: unknown;
+  /** A running task's latest progress (/progress/<id>). */
+  progress?: ProgressRecord;
   /** When the znode holding it was created (ms). */
   since?: number;
   /** Output files of a finished task, when its output directory is on this machine. */
@@ -99,8 +102,16 @@ export async function taskDetails(
   }
   for (const w of workers) {
     const assigned = await read(client, assignPath(w, id));
-    if (assigned)
-      return { id, where: 'assigned', worker: w, task: parse(assigned.data), since: ctime(assigned.stat) };
+    if (!assigned) continue;
+    const progress = await readTaskProgress(client, id);
+    const out: TaskDetails = {
+      id,
+      where: 'assigned',
+      worker: w,
+      task: parse(assigned.data),
+      since: ctime(assigned.stat),
+    };
+    return progress ? { ...out, progress } : out;
   }
   // A last look: it may have finished while we searched.
   const late = await readResult(client, id);

@@ -1,0 +1,62 @@
+/**
+ * W3C trace context (`traceparent`, `tracestate`) carried with a task, through OpenTelemetry's API: a
+ * no-op unless the process (or thread) registered an SDK. Always W3C, whatever propagator the user
+ * registered, because the task's fields are part of the farm's public contract (docs/protocol.md).
+ */
+import {
+  type Context,
+  context,
+  defaultTextMapGetter,
+  defaultTextMapSetter,
+  ROOT_CONTEXT,
+  trace,
+} from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+
+const w3c = new W3CTraceContextPropagator();
+
+/** The two W3C fields, as a task (or a pool call) carries them. */
+export interface TraceCarrier {
+  traceparent?: string;
+  tracestate?: string;
+}
+
+/** A context whose remote parent is the carrier's span (or `base` unchanged when it holds none). */
+export function contextFrom(carrier: TraceCarrier, base: Context = ROOT_CONTEXT): Context {
+  if (typeof carrier.traceparent !== 'string') return base;
+  return w3c.extract(base, carrier, defaultTextMapGetter);
+}
+
+/** The W3C fields of the span active in `ctx` (empty when there is no valid span). */
+export function carrierOf(ctx: Context = context.active()): TraceCarrier {
+  const out: TraceCarrier = {};
+  if (trace.getSpanContext(ctx) === undefined) return out;
+  w3c.inject(ctx, out, defaultTextMapSetter);
+  return out;
+}
+
+/**
+ * Modules named in ZKFARM_THREAD_IMPORT (comma-separated specifiers; paths are resolved against the
+ * current directory), imported first in every thread zkfarm starts (role threads, handler-pool threads):
+ * `node --import` reaches the main thread only, and each thread has its own OpenTelemetry globals, so
+ * this is where an SDK is registered for them. A module that fails to load is a process warning.
+ */
+export async function importThreadModules(): Promise<void> {
+  const list = process.env['ZKFARM_THREAD_IMPORT'];
+  if (!list) return;
+  const { pathToFileURL } = await import('node:url');
+  const { resolve } = await import('node:path');
+  for (const spec of list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const url = /^[./]/.test(spec) ? pathToFileURL(resolve(spec)).href : spec;
+    try {
+      await import(url);
+    } catch (err) {
+      process.emitWarning(
+        `zkfarm: ZKFARM_THREAD_IMPORT module ${spec} failed to load: ${(err as Error).message}`,
+      );
+    }
+  }
+}
