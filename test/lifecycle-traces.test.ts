@@ -23,6 +23,7 @@ import { PATHS } from '../src/farm/protocol.js';
 import { Host } from '../src/host/index.js';
 import { createLogger } from '../src/host/logging.js';
 import { sourceThreads } from '../src/testing/index.js';
+import { summary } from './fixtures/otel-thread-setup.mjs';
 import { useCleanups } from './helpers/cleanups.js';
 import { useFarm } from './helpers/farm.js';
 import { until } from './helpers/wait.js';
@@ -39,29 +40,14 @@ context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(local)] }));
 const tracer = trace.getTracer('test');
 
-interface SpanSeen {
-  name: string;
-  traceId: string;
-  spanId: string;
-  parentSpanId: string | undefined;
-  attributes: Record<string, unknown>;
-  thread: number;
-}
+type SpanSeen = ReturnType<typeof summary>;
 const remote: SpanSeen[] = [];
 const channel = new BroadcastChannel('zkfarm-test-spans');
 channel.onmessage = (e) => remote.push((e as { data: SpanSeen }).data);
 cleanups.push(() => channel.close());
 
 function seen(): SpanSeen[] {
-  const here = local.getFinishedSpans().map((s) => ({
-    name: s.name,
-    traceId: s.spanContext().traceId,
-    spanId: s.spanContext().spanId,
-    parentSpanId: s.parentSpanContext?.spanId,
-    attributes: { ...s.attributes },
-    thread: threadId,
-  }));
-  return [...here, ...remote];
+  return [...local.getFinishedSpans().map((s) => summary(s)), ...remote];
 }
 
 const one = (name: string, id?: string): SpanSeen => {
