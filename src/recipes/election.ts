@@ -31,7 +31,7 @@
  * LOST: the term's signal aborts at once (it follows the session's) and the Election is over; a new
  * session needs a new Election.
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BackoffPolicy, backoffDelay } from '../backoff.js';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
@@ -223,6 +223,9 @@ export class Election extends EventEmitter {
    */
   async #lead(): Promise<unknown> {
     const controller = new AbortController();
+    // Each part of the term's work (the leader's passes, caches, batchers, timers) listens on its
+    // signal once: a dozen listeners are expected; a leak would still pass this bound and be warned of.
+    setMaxListeners(50, controller.signal);
     const number = ++this.#terms;
     let failure: { reason: unknown } | undefined;
     const term = {
