@@ -39,7 +39,8 @@ function assertOneLine(stderr: string): string {
   return lines[0]!;
 }
 
-describe('usage and config errors: exit 2, one line, nothing started', () => {
+// Each case is its own short-lived process with its own files: three at a time keep both cores busy.
+describe('usage and config errors: exit 2, one line, nothing started', { concurrency: 3 }, () => {
   let n = 0;
   const config = (text: string) => {
     const path = join(tmp, `farm-${++n}.yaml`);
@@ -148,12 +149,13 @@ describe('usage and config errors: exit 2, one line, nothing started', () => {
   });
 
   test('--help on every command: exit 0', async () => {
-    for (const args of [['--help'], ['start', '--help'], ['submit', '--help'], ['status', '--help']]) {
-      const r = await cli(args, { timeoutMs: 30_000 });
-      assert.equal(r.code, 0, args.join(' '));
+    const helps = [['--help'], ['start', '--help'], ['submit', '--help'], ['status', '--help']];
+    const answers = await Promise.all(helps.map((args) => cli(args, { timeoutMs: 30_000 })));
+    answers.forEach((r, i) => {
+      assert.equal(r.code, 0, helps[i]!.join(' '));
       assert.match(r.stdout, /^Usage: runtime/);
-    }
-    const start = await cli(['start', '--help']);
+    });
+    const start = answers[1]!;
     for (const flag of [
       '--masters',
       '--workers',

@@ -37,6 +37,7 @@ import type { Host } from '../../src/host/index.js';
 import type { RoleThreadInfo } from '../../src/host/types.js';
 import type { FaultInjector } from '../../src/testing/index.js';
 import type { ZkEnsemble, ZkServer } from '../../src/zk/index.js';
+import { runtimeArgv } from './runtime-bin.js';
 
 /** A host and the FaultInjector that made its role threads. */
 export interface HostFarm {
@@ -561,7 +562,7 @@ export interface RuntimeProcess {
 }
 
 /**
- * Start `runtime <args>` from source (`node --import tsx src/cli/main.ts`) in the repository root. The
+ * Start `runtime <args>` (compiled, or from source: runtime-bin.ts) in the repository root. The
  * discovery file goes to a private XDG_RUNTIME_DIR unless `env` says otherwise, so a test never finds
  * (or is found by) someone else's farm.
  */
@@ -574,7 +575,7 @@ export function spawnRuntime(
   if (options.env?.['ZKFARM_ZK'] !== undefined) env['ZKFARM_ZK'] = options.env['ZKFARM_ZK'];
   if (options.xdgDir) env['XDG_RUNTIME_DIR'] = options.xdgDir;
   env['NO_COLOR'] = '1';
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+  const child = spawn(process.execPath, [...runtimeArgv(), ...args], {
     cwd: REPO_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,10 +1,11 @@
 /**
- * `runtime ...` as a user runs it: a child process of the CLI (from source), its output collected as it
+ * `runtime ...` as a user runs it: a child process of the CLI (compiled, or from source: runtime-bin.ts), its output collected as it
  * comes, every wait bounded. Children still running when a test file ends are killed by `killRuntimes()`.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { runtimeArgv } from './runtime-bin.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const children = new Set<ChildProcess>();
@@ -24,7 +25,7 @@ export class Cli {
   readonly done: Promise<Result>;
 
   constructor(args: string[], options: { env: NodeJS.ProcessEnv; input?: string }) {
-    this.proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    this.proc = spawn(process.execPath, [...runtimeArgv(), ...args], {
       cwd: ROOT,
       env: options.env,
       stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
