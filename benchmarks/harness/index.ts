@@ -24,6 +24,7 @@ import { type RedisServer, redisUnavailable, startRedis } from './redis.js';
 import { type RunRecord, writeReport } from './report.js';
 import { ceilingFigures, ceilingRepeat, runCeiling } from './scenarios/ceiling.js';
 import { runFailover } from './scenarios/failover.js';
+import { runFresh } from './scenarios/fresh.js';
 import { runLatency } from './scenarios/latency.js';
 import { measureBullOnce, peerReport } from './scenarios/peer.js';
 import { runScale } from './scenarios/scale.js';
@@ -67,6 +68,7 @@ const TITLES: Record<ScenarioName, string> = {
   peer: 'zkfarm vs BullMQ on Redis',
   services: 'Services: SIGKILL of a host',
   scale: 'A million tasks queued and drained',
+  fresh: 'A new runtime against a new BullMQ',
 };
 
 function emptyReport(scenario: ScenarioName, fields: Partial<ScenarioReport>): Body {
@@ -209,6 +211,7 @@ function planCount(opts: ResolvedOptions): number {
   if (has('scaling')) n += p.scaling.workers.length * p.repeats.scaling + p.scaling.rssRoles.length;
   if (has('failover')) n += p.repeats.failover * (p.failover.together ? 1 : p.failover.faults.length);
   if (has('services')) n += p.services.repeats;
+  if (has('fresh')) n += 2 * p.fresh.repeats;
   return n;
 }
 
@@ -447,6 +450,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     if (has('failover')) await attempt('failover', () => runFailover(ctx));
     if (has('services')) await attempt('services', () => runServices(ctx));
     if (has('scale')) await attempt('scale', () => runScale(ctx));
+    if (has('fresh')) await attempt('fresh', () => runFresh(ctx));
 
     const all = Object.values(reports);
     const redisInfo = redis ? await redis : undefined;

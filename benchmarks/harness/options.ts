@@ -71,6 +71,8 @@ export interface Preset {
   services: { repeats: number; sessionTimeout: number; stopGraceMs: number };
   /** Tasks queued then drained, and the raw creates' window (run only when named). */
   scale: { tasks: number; window: number };
+  /** Alternating pairs of a new runtime and a new BullMQ, N tasks each (scenarios/fresh.ts). */
+  fresh: { repeats: number; tasks: number };
   /** Session timeout of the roles outside failover (the farm's default). */
   sessionTimeout: number;
 }
@@ -95,6 +97,7 @@ export const PRESETS: Record<Size, Preset> = {
     failover: { faults: FAULTS, together: false, sessionTimeout: 10_000, steadyMs: 4000, rateFraction: 0.5 },
     services: { repeats: 5, sessionTimeout: 4000, stopGraceMs: 1000 },
     scale: { tasks: 1_000_000, window: 256 },
+    fresh: { repeats: 5, tasks: 20_000 },
     sessionTimeout: 10_000,
   },
   quick: {
@@ -114,6 +117,7 @@ export const PRESETS: Record<Size, Preset> = {
     failover: { faults: FAULTS, together: true, sessionTimeout: 4000, steadyMs: 1500, rateFraction: 0.5 },
     services: { repeats: 1, sessionTimeout: 4000, stopGraceMs: 1000 },
     scale: { tasks: 20_000, window: 256 },
+    fresh: { repeats: 2, tasks: 5000 },
     sessionTimeout: 10_000,
   },
   tiny: {
@@ -139,6 +143,7 @@ export const PRESETS: Record<Size, Preset> = {
     },
     services: { repeats: 1, sessionTimeout: 4000, stopGraceMs: 1000 },
     scale: { tasks: 4000, window: 64 },
+    fresh: { repeats: 1, tasks: 300 },
     sessionTimeout: 10_000,
   },
 };
@@ -189,6 +194,7 @@ export function resolveOptions(options: BenchOptions, defaultOut: string): Resol
     const r = options.repeats;
     preset.repeats = { ceiling: r, throughput: r, latency: r, scaling: r, failover: r };
     preset.services.repeats = r;
+    preset.fresh.repeats = r;
   }
   if (options.tasks !== undefined) {
     if (!Number.isInteger(options.tasks) || options.tasks < 10 || options.tasks > 1_000_000) {
@@ -196,6 +202,7 @@ export function resolveOptions(options: BenchOptions, defaultOut: string): Resol
     }
     preset.throughput.tasks = options.tasks;
     preset.scale.tasks = options.tasks;
+    preset.fresh.tasks = options.tasks;
   }
   const persistence = options.redisPersistence ?? 'everysec';
   if (!['none', 'everysec', 'always'].includes(persistence)) {

@@ -45,6 +45,8 @@ const DESCRIPTIONS: Record<ScenarioName, string> = {
   peer: 'BullMQ on Redis doing the same no-op jobs with the same total concurrency, in the same two passes on one queue (N jobs, then N more), alternating with the farm’s throughput runs; the ratio farm ÷ BullMQ, cold and in the steady state.',
   scale:
     'Run only when named. N no-op tasks queued on a paused queue (half by `runtime submit --file`, half by raw `create -s /tasks/task-`, at once), then drained by the default farm, on a ZooKeeper sized as the embedded one: submit and drain rates, the largest child listing of any node the farm writes, the memory of the leader and of ZooKeeper, and a check that every task has exactly one result.',
+  fresh:
+    'Run only when named. The farm as a new user meets it: a new `runtime --masters 2 --workers 8` process with the embedded ZooKeeper it starts itself, N no-op tasks from `runtime submit --file` in another process once it says ready, results counted by a separate client; against a new redis-server, a process of BullMQ Workers and a separate producer process. Tasks/s = N ÷ (submitting process started → last result written), per alternating pair.',
 };
 
 const spreadOf = (x: unknown): Spread | undefined =>

@@ -12,13 +12,14 @@ export const SCENARIOS = [
   'peer',
   'services',
   'scale',
+  'fresh',
 ] as const;
 /**
  * What a run without `--scenario` measures: every scenario but those run only by name, `services` (two
  * runtime hosts and a SIGKILL) and `scale` (a million tasks: it loads the machine for minutes).
  */
 export const DEFAULT_SCENARIOS: readonly ScenarioName[] = SCENARIOS.filter(
-  (s) => s !== 'services' && s !== 'scale',
+  (s) => s !== 'services' && s !== 'scale' && s !== 'fresh',
 );
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -423,6 +424,25 @@ export interface FailoverResult {
   tasks: number;
   faults: FaultResult[];
   check: FarmCheckSummary;
+}
+
+/** One side of a pair of the fresh scenario (scenarios/fresh.ts). */
+export interface FreshSide {
+  /** From its start to `ready` (ms). */
+  readyMs: number;
+  /** How long the submitting process ran (ms). */
+  submitMs: number;
+  /** N ÷ (submitting process started → the last result written). */
+  perSecond: number;
+  /** What its check found wrong (empty: every task one result). */
+  problems: string[];
+}
+
+/** One alternating pair of the fresh scenario. */
+export interface FreshRun {
+  farm: FreshSide;
+  bull: FreshSide;
+  ratio: number;
 }
 
 /** One run of the services scenario (scenarios/services.ts); times in ms from the SIGKILL. */

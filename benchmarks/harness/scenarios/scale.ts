@@ -46,10 +46,10 @@ import {
 } from '../../../src/host/embedded-heap.js';
 import { fourLetterWord } from '../../../src/zk/four-letter.js';
 import { CreateMode, openClient, startZkServer, type ZkClient } from '../../../src/zk/index.js';
-import { FROM_SOURCE } from '../child.js';
 import type { BenchContext } from '../context.js';
 import { type BenchIo, type Farm, startFarm, throwIfAborted, waitUntil } from '../farm-fixture.js';
 import { rssMb } from '../proc.js';
+import { runtimeArgs } from '../processes.js';
 import { num } from '../stats.js';
 import type { ScaleJob, ScaleResult, ScenarioReport } from '../types.js';
 
@@ -230,8 +230,7 @@ export async function measureScale(job: ScaleJob, io: BenchIo): Promise<ScaleRes
 
 /** `runtime submit --file` in a child process; its ids to `idsFile`, its peak RSS from /usr/bin/time. */
 async function submitFile(connect: string, file: string, idsFile: string, depth: number, t0: number) {
-  const cli = FROM_SOURCE ? ['--import', 'tsx', 'src/cli/main.ts'] : ['bin/runtime.js'];
-  const args = ['-f', '%M', process.execPath, ...cli, 'submit', '--zk', connect, '--file', file];
+  const args = ['-f', '%M', process.execPath, ...runtimeArgs(), 'submit', '--zk', connect, '--file', file];
   const out = createWriteStream(idsFile);
   await new Promise((r) => out.once('open', r));
   const child = spawn('/usr/bin/time', [...args, '--max-queue-depth', String(depth * 2)], {

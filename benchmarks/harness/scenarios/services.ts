@@ -25,7 +25,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type MasterInfo, PATHS } from '../../../src/farm/protocol.js';
 import { createService, serviceState } from '../../../src/services/index.js';
-import { FROM_SOURCE } from '../child.js';
 import { type BenchContext, someOrThrow, tolerant } from '../context.js';
 import {
   type BenchIo,
@@ -37,6 +36,7 @@ import {
   waitUntil,
 } from '../farm-fixture.js';
 import { repoRoot } from '../machine.js';
+import { runtimeArgs } from '../processes.js';
 import { num, spread } from '../stats.js';
 import type { ScenarioReport, ServicesJob, ServicesResult, Table } from '../types.js';
 import { cell } from './latency.js';
@@ -190,11 +190,8 @@ interface Host {
 
 /** A `runtime` host (1 master, 1 worker with shell) on `connect`, ready when its roles run. */
 async function startHost(job: ServicesJob, dir: string, prefix: string, io: BenchIo): Promise<Host> {
-  const cli = FROM_SOURCE
-    ? ['--import', 'tsx', join(repoRoot(), 'src', 'cli', 'main.ts')]
-    : [join(repoRoot(), 'bin', 'runtime.js')];
   const args = [
-    ...cli,
+    ...runtimeArgs(),
     ...['--zk', job.zk.connect, '--masters', '1', '--workers', '1', '--name-prefix', prefix],
     ...['--allow-shell', '--session-timeout', String(job.sessionTimeout), '--workdir', join(dir, prefix)],
   ];
