@@ -1,0 +1,324 @@
+/**
+ * EventStream: a farm's task events (task-events.ts) as an async iterator, on a session of its own.
+ *
+ * Znodes: one persistent recursive watch (ZooKeeper 3.6+ `addWatch`) on each of /tasks, /assign,
+ * /progress, /status and /queues; reads the node each notification names (one `getData`; the backlog's
+ * path alone says its queue). Writes nothing: events cost the farm no write per task.
+ *
+ * Guarantees:
+ * - Order: ZooKeeper sends a session's notifications in the order of its changes, and a task moves by one
+ *   multi at a time. Reads are pipelined, but events leave in the order of their notifications (a read
+ *   that is slow holds back the events after it), so each task's events are in the order of its moves:
+ *   `queued` (or `retrying`) before `started`, `progress` between `started` and the result.
+ * - A stream begins when `ready` resolves: it reports what happens from then on; a task already queued or
+ *   running shows its later events only.
+ * - A node gone before it was read still makes its event (a task that moved on at once: `queued` without
+ *   its data's time, a result with its later data), except a progress report: the next, or the result,
+ *   supersedes it.
+ * - Bounded: at most `bufferSize` events wait for the consumer (and notifications for their reads). A
+ *   consumer that falls further behind ends the stream: it has the events buffered, then the iterator
+ *   throws ZKFARM_EVENTS_OVERFLOW (open a new stream, and read the state it missed with `runtime status`).
+ *
+ * SUSPENDED: the client registers the watches again when it reconnects, but ZooKeeper keeps no
+ * notifications for them meanwhile: the stream reads the farm's state once the session resumes and makes
+ * the events it infers, with `seen: false` (event-catchup.ts), in order with the rest.
+ * LOST: a new session adds the watches again and catches up the same way.
+ */
+import { ErrorCodes, ZkfarmError } from '../errors.js';
+import {
+  type ConnectOptions,
+  connect,
+  isZkError,
+  type Session,
+  type Supervisor,
+  type ZkClient,
+} from '../zk/index.js';
+import { catchUpEvents, type FollowedTask, idNumber } from './event-catchup.js';
+import { PATHS } from './protocol.js';
+import {
+  classifyChange,
+  EVENT_ROOTS,
+  eventOf,
+  isFinal,
+  type NodeRead,
+  queueInData,
+  type RawChange,
+  type TaskEvent,
+} from './task-events.js';
+
+/** Which tasks a stream reports. Empty: every task of the farm. */
+export interface EventFilter {
+  /** Only tasks of these queues. */
+  queue?: string | readonly string[];
+  /** Only these tasks. */
+  task?: string | readonly string[];
+}
+
+export interface EventStreamOptions extends EventFilter {
+  /** Events (and notifications being read) held for a slow consumer before the stream overflows. @defaultValue 10000 */
+  bufferSize?: number;
+}
+
+export const DEFAULT_EVENT_BUFFER = 10_000;
+
+type Item = { raw: RawChange; read: Promise<NodeRead | undefined> | undefined } | { catchUp: Session };
+
+const list = (v: string | readonly string[] | undefined) =>
+  v === undefined ? undefined : new Set(typeof v === 'string' ? [v] : v);
+
+async function readNode(client: ZkClient, path: string): Promise<NodeRead | undefined> {
+  try {
+    const { data, stat } = await client.getData(path);
+    return { json: JSON.parse(data.toString('utf8')), ctime: stat.ctime };
+  } catch (err) {
+    // Gone (the task moved on), not JSON, or connection trouble (the catch-up after it covers it).
+    if (isZkError(err) || err instanceof SyntaxError) return undefined;
+    throw err;
+  }
+}
+
+export class EventStream implements AsyncIterable<TaskEvent> {
+  /** Resolves once the watches are in place: events from then on are reported. */
+  readonly ready: Promise<void>;
+  readonly #supervisor: Supervisor;
+  readonly #queues: Set<string> | undefined;
+  readonly #tasks: Set<string> | undefined;
+  readonly #limit: number;
+  readonly #pending: Item[] = [];
+  readonly #buffer: TaskEvent[] = [];
+  /** Tasks seen and not finished: what a catch-up starts from, and each task's queue. */
+  readonly #followed = new Map<string, FollowedTask>();
+  #highest = -1;
+  #draining = false;
+  #error: Error | undefined;
+  #ended = false;
+  #wake: (() => void) | undefined;
+  #resolveReady!: () => void;
+  #rejectReady!: (err: Error) => void;
+  readonly #unsubscribe: () => void;
+
+  constructor(options: ConnectOptions, filter: EventStreamOptions = {}) {
+    const size = filter.bufferSize ?? DEFAULT_EVENT_BUFFER;
+    if (!Number.isInteger(size) || size < 1)
+      throw new ZkfarmError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `bufferSize must be a whole number ≥ 1, got ${size}`,
+      );
+    this.#limit = size;
+    this.#queues = list(filter.queue);
+    this.#tasks = list(filter.task);
+    this.ready = new Promise((resolve, reject) => {
+      this.#resolveReady = resolve;
+      this.#rejectReady = reject;
+    });
+    // A caller that only iterates learns of the failure there.
+    this.ready.catch(() => {});
+    let first = true;
+    this.#supervisor = connect(options, async (session) => {
+      await Promise.all(
+        EVENT_ROOTS.map((p) => session.client.addWatch(p, 'persistentRecursive', this.#onChange)),
+      );
+      if (first) {
+        first = false;
+        await this.#markStart(session.client);
+        this.#resolveReady();
+      } else this.#enqueue({ catchUp: session });
+    });
+    this.#unsubscribe = this.#supervisor.onReconnect(() => {
+      const s = this.#supervisor.session;
+      if (s) this.#enqueue({ catchUp: s });
+    });
+    this.#supervisor.ready.catch((err: Error) => this.#end(err));
+    this.#supervisor.done.then(
+      () => this.#end(),
+      (err: Error) => this.#end(err),
+    );
+  }
+
+  /** The ids below the counter of /tasks existed before the stream: a catch-up leaves them out. */
+  async #markStart(client: ZkClient): Promise<void> {
+    const stat = await client.exists(PATHS.tasks);
+    if (stat) this.#highest = Math.max(this.#highest, stat.cversion - 1);
+  }
+
+  #onChange = (type: number, path: string): void => {
+    if (this.#ended) return;
+    const raw = classifyChange(type, path);
+    if (!raw || (this.#tasks && !this.#tasks.has(raw.id))) return;
+    const client = this.#supervisor.session?.client;
+    const read = raw.kind !== 'backlog' && client ? readNode(client, raw.path) : undefined;
+    this.#enqueue({ raw, read });
+  };
+
+  #enqueue(item: Item): void {
+    if (this.#ended) return;
+    this.#pending.push(item);
+    if (this.#pending.length + this.#buffer.length > this.#limit) {
+      this.#end(
+        new ZkfarmError(
+          ErrorCodes.EVENTS_OVERFLOW,
+          `the event stream fell more than ${this.#limit} events behind and stopped: consume events faster, ` +
+            'raise bufferSize (runtime watch --buffer), or narrow the stream to a queue or tasks; then watch again',
+        ),
+      );
+      return;
+    }
+    void this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      while (this.#pending.length > 0 && !this.#ended) {
+        const item = this.#pending[0]!;
+        if ('catchUp' in item) await this.#catchUp(item.catchUp);
+        else await this.#emitChange(item.raw, item.read);
+        this.#pending.shift();
+      }
+    } catch (err) {
+      this.#end(err as Error);
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  async #emitChange(raw: RawChange, read: Promise<NodeRead | undefined> | undefined): Promise<void> {
+    const data = read ? await read : undefined;
+    const followed = this.#followed.get(raw.id);
+    let queue = queueInData(raw, data?.json) ?? followed?.queue;
+    if (queue !== undefined && followed) followed.queue = queue;
+    const ev = eventOf(raw, data, Date.now());
+    if (!ev) {
+      if (raw.kind === 'backlog' && queue !== undefined && !followed)
+        this.#followed.set(raw.id, { last: 'queued', queue });
+      return;
+    }
+    if (queue === undefined && this.#queues) queue = await this.#queueAhead(raw.id);
+    if (queue !== undefined) ev.queue = queue;
+    this.#deliver(ev);
+  }
+
+  /**
+   * The queue of a task whose node was gone when read: its next node says it. ZooKeeper sends the
+   * notification of that next node before the answer that found the first gone, so it is already here.
+   */
+  async #queueAhead(id: string): Promise<string | undefined> {
+    for (const item of this.#pending.slice(1)) {
+      if ('catchUp' in item || item.raw.id !== id) continue;
+      const q = queueInData(item.raw, item.read ? (await item.read)?.json : undefined);
+      if (q !== undefined) return q;
+    }
+    return undefined;
+  }
+
+  async #catchUp(session: Session): Promise<void> {
+    if (!session.alive) return;
+    let events: TaskEvent[];
+    try {
+      events = await catchUpEvents(
+        session.client,
+        this.#followed,
+        this.#highest,
+        (id) => !this.#tasks || this.#tasks.has(id),
+      );
+    } catch {
+      // The connection dropped again: its own catch-up follows when it resumes.
+      return;
+    }
+    for (const ev of events) {
+      const q = ev.queue ?? this.#followed.get(ev.id)?.queue;
+      if (q !== undefined) ev.queue = q;
+      this.#deliver(ev);
+    }
+  }
+
+  #deliver(ev: TaskEvent): void {
+    const n = idNumber(ev.id);
+    if (n > this.#highest) this.#highest = n;
+    const followed = this.#followed.get(ev.id);
+    // A catch-up may have told what a notification still in the pipeline tells again: say it once.
+    if (followed && followed.last === ev.type && followed.worker === ev.worker && ev.type !== 'progress')
+      return;
+    if (!followed && (ev.type === 'started' || ev.type === 'progress') && this.#finished(ev.id)) return;
+    if (isFinal(ev)) {
+      this.#followed.delete(ev.id);
+      this.#rememberFinished(ev.id);
+    } else {
+      const queue = ev.queue ?? followed?.queue;
+      this.#followed.set(ev.id, {
+        last: ev.type,
+        ...(ev.worker ? { worker: ev.worker } : {}),
+        ...(queue !== undefined ? { queue } : {}),
+      });
+    }
+    if (this.#queues && (ev.queue === undefined || !this.#queues.has(ev.queue))) return;
+    this.#buffer.push(ev);
+    this.#wake?.();
+  }
+
+  /** The last ids finished (bounded): a late duplicate of a finished task's earlier step is dropped. */
+  readonly #recent = new Set<string>();
+  #rememberFinished(id: string): void {
+    this.#recent.add(id);
+    if (this.#recent.size > 10_000) this.#recent.delete(this.#recent.values().next().value!);
+  }
+  #finished(id: string): boolean {
+    return this.#recent.has(id);
+  }
+
+  #end(err?: Error): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#error = err;
+    this.#pending.length = 0;
+    this.#unsubscribe();
+    if (err) this.#rejectReady(err);
+    else this.#resolveReady();
+    void this.#supervisor.stop();
+    this.#wake?.();
+  }
+
+  /** Stop the stream and close its session; buffered events are dropped. Safe to call twice. */
+  async close(): Promise<void> {
+    this.#buffer.length = 0;
+    this.#end();
+    await this.#supervisor.stop();
+  }
+
+  /** The next event; `undefined` once the stream ended (it throws instead if it ended on an error). */
+  async next(): Promise<TaskEvent | undefined> {
+    for (;;) {
+      const ev = this.#buffer.shift();
+      if (ev) return ev;
+      if (this.#ended) {
+        if (this.#error) throw this.#error;
+        return undefined;
+      }
+      await new Promise<void>((r) => {
+        this.#wake = r;
+      });
+      this.#wake = undefined;
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<TaskEvent, void, undefined> {
+    try {
+      for (;;) {
+        const ev = await this.next();
+        if (!ev) return;
+        yield ev;
+      }
+    } finally {
+      await this.close();
+    }
+  }
+}
+
+/**
+ * Stream a farm's task events on a session of its own (closed with the stream). Await `ready` before
+ * causing what you want to see; iterate with `for await`, and `break` (or `close()`) to stop.
+ */
+export function watchEvents(options: ConnectOptions, filter: EventStreamOptions = {}): EventStream {
+  return new EventStream(options, filter);
+}

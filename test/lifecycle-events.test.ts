@@ -1,0 +1,192 @@
+/**
+ * Task events (src/farm/task-events.ts, event-stream.ts) on a real farm: a stream sees every transition
+ * of 1,000 tasks in order per task (queued, started, progress between started and the result, the
+ * result), a failing-then-retried task's retry, and only what its queue or task filter names; a slow
+ * consumer overflows with a stable code; `runtime watch --json` prints the same as NDJSON.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Handler } from '../src/exec/index.js';
+import type { EventStream, TaskEvent } from '../src/farm/index.js';
+import { useCleanups } from './helpers/cleanups.js';
+import { Cli } from './helpers/cli.js';
+import { useFarm } from './helpers/farm.js';
+import { useZooKeeper } from './helpers/zk.js';
+
+const cleanups = useCleanups();
+const zk = useZooKeeper();
+const workdir = mkdtempSync(join(tmpdir(), 'zkfarm-events-test-'));
+cleanups.push(() => rmSync(workdir, { recursive: true, force: true }));
+const farm = useFarm(cleanups, { workdir });
+
+const failedOnce = new Set<string>();
+let openGate!: () => void;
+const gate = new Promise<void>((r) => {
+  openGate = r;
+});
+const handlers: Record<string, Handler> = {
+  /** Reports progress, then holds a moment so the report is written before the result. */
+  report: async (input, ctx) => {
+    ctx.progress(50, `half of ${String(input)}`);
+    await sleep(150);
+    return input;
+  },
+  /** Waits for the test, then reports progress. */
+  gated: async (_input, ctx) => {
+    await gate;
+    ctx.progress(1, 'released');
+    await sleep(150);
+    return 'done';
+  },
+  /** Fails its first run, succeeds the second. */
+  flaky: async (input) => {
+    const key = String(input);
+    if (!failedOnce.has(key)) {
+      failedOnce.add(key);
+      throw new Error(`first run of ${key} fails`);
+    }
+    return key;
+  },
+};
+
+const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
+
+/** Read events until every id in `ids` has its result (bounded by `timeoutMs`); events by task id. */
+async function collect(stream: EventStream, ids: readonly string[], timeoutMs: number) {
+  const byTask = new Map<string, TaskEvent[]>();
+  const open = new Set(ids);
+  const timer = setTimeout(() => void stream.close(), timeoutMs);
+  try {
+    for await (const ev of stream) {
+      const list = byTask.get(ev.id) ?? [];
+      list.push(ev);
+      byTask.set(ev.id, list);
+      if (FINAL.has(ev.type)) open.delete(ev.id);
+      if (open.size === 0) break;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  assert.equal(open.size, 0, `results seen for every task; missing e.g. ${[...open].slice(0, 3).join(', ')}`);
+  return byTask;
+}
+
+const types = (evs: readonly TaskEvent[] | undefined) => (evs ?? []).map((e) => e.type).join(' ');
+
+test('a stream sees every transition of 1,000 tasks in order per task, a retry, and only what its filters name', async () => {
+  const root = await zk.chroot('events');
+  await farm.master(root, 'm1');
+  await farm.worker(root, 'w1', { handlers, queues: ['default', 'q2'], capacity: 8 });
+  await farm.worker(root, 'w2', { handlers, queues: ['default', 'q2'], capacity: 8 });
+  const sub = await farm.submitter(root);
+
+  const all = sub.events();
+  const q2 = sub.events({ queue: 'q2' });
+  await Promise.all([all.ready, q2.ready]);
+
+  const gated = await sub.submit({ handler: 'gated' });
+  const one = sub.events({ task: gated });
+  await one.ready;
+  const plain = await sub.submitMany(Array.from({ length: 959 }, (_, i) => ({ handler: 'noop', input: i })));
+  const reporting = await sub.submitMany(
+    Array.from({ length: 20 }, (_, i) => ({ handler: 'report', input: i })),
+  );
+  const inQ2 = await sub.submitMany(
+    Array.from({ length: 19 }, (_, i) => ({ handler: 'noop', input: i, queue: 'q2' })),
+  );
+  const retried = await sub.submit({
+    handler: 'flaky',
+    input: 'x',
+    maxAttempts: 2,
+    retry: { delayMs: 50, backoff: 'fixed' },
+  });
+  openGate();
+  const ids = [...plain, ...reporting, ...inQ2, retried, gated];
+  assert.equal(ids.length, 1000);
+
+  const [seen, seenQ2] = await Promise.all([collect(all, ids, 60_000), collect(q2, inQ2, 60_000)]);
+
+  for (const id of [...plain, ...inQ2]) assert.equal(types(seen.get(id)), 'queued started succeeded', id);
+  for (const id of reporting) assert.equal(types(seen.get(id)), 'queued started progress succeeded', id);
+  assert.equal(types(seen.get(retried)), 'queued started retrying started succeeded');
+  assert.equal(types(seen.get(gated)), 'queued started progress succeeded');
+
+  const evs = seen.get(retried)!;
+  assert.match(evs[2]!.error ?? '', /first run of x fails/, 'the retry says why the run failed');
+  assert.deepEqual(
+    evs.map((e) => e.attempt),
+    [1, 1, 2, 2, 2],
+    'the run each event concerns',
+  );
+  for (const list of seen.values()) {
+    for (const ev of list) {
+      assert.equal(ev.seen, true, 'reported as it happened');
+      if (ev.type === 'started') assert.match(ev.worker ?? '', /^w[12]$/);
+      assert.equal(ev.queue, inQ2.includes(ev.id) ? 'q2' : 'default');
+    }
+  }
+  const progress = seen.get(reporting[3]!)!.find((e) => e.type === 'progress')!;
+  assert.equal(progress.value, 50);
+  assert.equal(progress.message, 'half of 3');
+
+  assert.deepEqual([...seenQ2.keys()].sort(), [...inQ2].sort(), 'the queue filter sees its queue only');
+  for (const id of inQ2) assert.equal(types(seenQ2.get(id)), 'queued started succeeded', id);
+
+  // The task filter began after its task was queued: it sees what came after, and no other task.
+  const only = await collect(one, [gated], 30_000);
+  assert.deepEqual([...only.keys()], [gated]);
+  assert.match(types(only.get(gated)), /^(started )?progress succeeded$/);
+});
+
+test('a consumer that falls behind its buffer gets ZKFARM_EVENTS_OVERFLOW after the events it had', async () => {
+  const root = await zk.chroot('events-overflow');
+  await farm.master(root, 'm1');
+  await farm.worker(root, 'w1', { handlers });
+  const sub = await farm.submitter(root);
+  const stream = sub.events({ bufferSize: 20 });
+  await stream.ready;
+  await sub.submitMany(Array.from({ length: 30 }, (_, i) => ({ handler: 'noop', input: i })));
+  await sleep(1000);
+  const got: TaskEvent[] = [];
+  await assert.rejects(
+    (async () => {
+      for await (const ev of stream) got.push(ev);
+    })(),
+    (err: Error & { code?: string }) =>
+      err.code === 'ZKFARM_EVENTS_OVERFLOW' && /fell more than 20 events behind/.test(err.message),
+  );
+  assert.ok(got.length > 0 && got.length <= 20, `the buffered events first (${got.length})`);
+});
+
+test('runtime watch --json prints one event a line for a queue, and stops after --count', async () => {
+  const root = await zk.chroot('events-cli');
+  await farm.master(root, 'm1');
+  await farm.worker(root, 'w1', { handlers, queues: ['default', 'mail'] });
+  const sub = await farm.submitter(root);
+  const env = { ...process.env };
+  delete env['ZKFARM_ZK'];
+  const watch = new Cli(['watch', '--zk', root, '--queue', 'mail', '--json', '--count', '15'], { env });
+  await watch.waitForErr(/watching/, 30_000);
+  await sub.submitMany(Array.from({ length: 5 }, (_, i) => ({ handler: 'noop', input: i })));
+  const mail = await sub.submitMany(
+    Array.from({ length: 5 }, (_, i) => ({ handler: 'noop', input: i, queue: 'mail' })),
+  );
+  const r = await watch.exit(30_000);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as TaskEvent);
+  assert.equal(lines.length, 15);
+  for (const id of mail) {
+    assert.equal(types(lines.filter((e) => e.id === id)), 'queued started succeeded', id);
+  }
+  assert.ok(
+    lines.every((e) => e.queue === 'mail'),
+    'only the queue asked for',
+  );
+});
