@@ -28,7 +28,6 @@ import { ErrorCodes, ZkfarmError } from '../errors.js';
 import {
   type ConnectOptions,
   connect,
-  isZkError,
   type Session,
   type Supervisor,
   type ZkClient,
@@ -66,14 +65,16 @@ type Item = { raw: RawChange; read: Promise<NodeRead | undefined> | undefined } 
 const list = (v: string | readonly string[] | undefined) =>
   v === undefined ? undefined : new Set(typeof v === 'string' ? [v] : v);
 
+/**
+ * A node's JSON and creation time; undefined when it is gone (the task moved on), not JSON, or the read
+ * failed (connection trouble: the catch-up after it covers it; the stream's end: nobody waits for it).
+ */
 async function readNode(client: ZkClient, path: string): Promise<NodeRead | undefined> {
   try {
     const { data, stat } = await client.getData(path);
     return { json: JSON.parse(data.toString('utf8')), ctime: stat.ctime };
-  } catch (err) {
-    // Gone (the task moved on), not JSON, or connection trouble (the catch-up after it covers it).
-    if (isZkError(err) || err instanceof SyntaxError) return undefined;
-    throw err;
+  } catch {
+    return undefined;
   }
 }
 
