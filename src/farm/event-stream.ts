@@ -25,13 +25,7 @@
  * LOST: a new session adds the watches again and catches up the same way.
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import {
-  type ConnectOptions,
-  connect,
-  type Session,
-  type Supervisor,
-  type ZkClient,
-} from '../zk/index.js';
+import { type ConnectOptions, connect, type Session, type Supervisor, type ZkClient } from '../zk/index.js';
 import { catchUpEvents, type FollowedTask, idNumber } from './event-catchup.js';
 import { PATHS } from './protocol.js';
 import {
