@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Handler } from '../src/exec/index.js';
-import type { EventStream, TaskEvent } from '../src/farm/index.js';
+import { type EventStream, type TaskEvent, watchEvents } from '../src/farm/index.js';
 import { useCleanups } from './helpers/cleanups.js';
 import { Cli } from './helpers/cli.js';
 import { useFarm } from './helpers/farm.js';
+import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const cleanups = useCleanups();
@@ -27,6 +28,10 @@ const failedOnce = new Set<string>();
 let openGate!: () => void;
 const gate = new Promise<void>((r) => {
   openGate = r;
+});
+let release!: () => void;
+const hold = new Promise<void>((r) => {
+  release = r;
 });
 const handlers: Record<string, Handler> = {
   /** Reports progress, then holds a moment so the report is written before the result. */
@@ -41,6 +46,11 @@ const handlers: Record<string, Handler> = {
     ctx.progress(1, 'released');
     await sleep(150);
     return 'done';
+  },
+  /** Waits for the test's second gate. */
+  held: async () => {
+    await hold;
+    return 'held';
   },
   /** Fails its first run, succeeds the second. */
   flaky: async (input) => {
@@ -189,4 +199,77 @@ test('runtime watch --json prints one event a line for a queue, and stops after 
     lines.every((e) => e.queue === 'mail'),
     'only the queue asked for',
   );
+});
+
+test('after a reconnection and after a lost session, the stream infers what it missed, in order, with seen: false', async () => {
+  const root = await zk.chroot('events-catchup');
+  await farm.master(root, 'm1');
+  await farm.worker(root, 'w1', { handlers });
+  const sub = await farm.submitter(root);
+  const link = await farm.proxied(root);
+  const stream = watchEvents({ connect: link.connect, sessionTimeout: 4000 });
+  cleanups.push(() => stream.close());
+  await stream.ready;
+  const got: TaskEvent[] = [];
+  const reading = (async () => {
+    for await (const ev of stream) got.push(ev);
+  })();
+  const eventsOf = (id: string) => got.filter((e) => e.id === id);
+  const a = await sub.submit({ handler: 'held' });
+  await until(() => types(eventsOf(a)) === 'queued started', 20_000, 'a running');
+
+  // Cut for less than the session timeout: the same session resumes; what happened meanwhile is inferred.
+  link.proxy.cut();
+  release();
+  const [b, c] = await sub.submitMany([{ handler: 'noop' }, { handler: 'noop' }]);
+  await sub.waitForAll([a, b!, c!], { timeoutMs: 20_000 });
+  link.proxy.restore();
+  await until(
+    () => [a, b!, c!].every((id) => eventsOf(id).some((e) => FINAL.has(e.type))),
+    30_000,
+    'results',
+  );
+  assert.deepEqual(
+    eventsOf(a).map((e) => [e.type, e.seen]),
+    [
+      ['queued', true],
+      ['started', true],
+      ['succeeded', false],
+    ],
+  );
+  for (const id of [b!, c!]) {
+    assert.deepEqual(
+      eventsOf(id).map((e) => [e.type, e.seen, e.worker]),
+      [
+        ['queued', false, undefined],
+        ['started', false, 'w1'],
+        ['succeeded', false, 'w1'],
+      ],
+      id,
+    );
+  }
+
+  // Cut for longer than the session timeout: the session is lost; a new one watches again and catches up.
+  link.proxy.cut();
+  const d = await sub.submit({ handler: 'noop' });
+  await sub.waitFor(d, { timeoutMs: 20_000 });
+  await sleep(7000);
+  link.proxy.restore();
+  await until(() => eventsOf(d).some((e) => FINAL.has(e.type)), 30_000, 'the result after a new session');
+  assert.equal(types(eventsOf(d)), 'queued started succeeded');
+  assert.ok(eventsOf(d).every((e) => !e.seen));
+
+  // And it goes on reporting as things happen.
+  const e = await sub.submit({ handler: 'noop' });
+  await until(() => eventsOf(e).some((x) => FINAL.has(x.type)), 20_000, 'a live result');
+  assert.deepEqual(
+    eventsOf(e).map((x) => [x.type, x.seen]),
+    [
+      ['queued', true],
+      ['started', true],
+      ['succeeded', true],
+    ],
+  );
+  await stream.close();
+  await reading;
 });
