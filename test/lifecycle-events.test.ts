@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Handler } from '../src/exec/index.js';
 import { type EventStream, type TaskEvent, watchEvents } from '../src/farm/index.js';
+import { startDashboard } from '../src/web/index.js';
 import { useCleanups } from './helpers/cleanups.js';
 import { Cli } from './helpers/cli.js';
 import { useFarm } from './helpers/farm.js';
@@ -272,4 +273,42 @@ test('after a reconnection and after a lost session, the stream infers what it m
   );
   await stream.close();
   await reading;
+});
+
+test('the dashboard keeps the recent task events (GET /api/events) and sends new ones on its live feed', async () => {
+  const root = await zk.chroot('events-dashboard');
+  await farm.master(root, 'm1');
+  await farm.worker(root, 'w1', { handlers });
+  const dash = await startDashboard({ http: '127.0.0.1:0', connect: root });
+  cleanups.push(() => dash.close());
+  const feed = new AbortController();
+  cleanups.push(() => feed.abort());
+  const res = await fetch(new URL('/events', dash.url), { signal: feed.signal });
+  assert.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  let text = '';
+  const sub = await farm.submitter(root);
+  const id = await sub.submit({ handler: 'report', input: 'page' });
+  await sub.waitFor(id, { timeoutMs: 20_000 });
+
+  // The live feed: `task-events` frames with the task's events, in order.
+  const fromFeed: TaskEvent[] = [];
+  await until(
+    async () => {
+      const { value } = await reader.read();
+      text += new TextDecoder().decode(value);
+      fromFeed.length = 0;
+      for (const m of text.matchAll(/event: task-events\ndata: (.*)\n/g))
+        fromFeed.push(...(JSON.parse(m[1]!) as { events: TaskEvent[] }).events.filter((e) => e.id === id));
+      return fromFeed.some((e) => e.type === 'succeeded');
+    },
+    20_000,
+    'the task events on the live feed',
+  );
+  assert.equal(types(fromFeed), 'queued started progress succeeded');
+
+  const recent = (await (await fetch(new URL('/api/events', dash.url))).json()) as TaskEvent[];
+  assert.equal(types(recent.filter((e) => e.id === id)), 'queued started progress succeeded');
+  assert.equal(recent.find((e) => e.type === 'progress')?.message, 'half of page');
+  feed.abort();
 });
