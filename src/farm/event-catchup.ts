@@ -24,6 +24,8 @@ export interface FollowedTask {
   last: string;
   worker?: string;
   queue?: string;
+  /** The run its last event concerned. */
+  attempt?: number;
 }
 
 /** The number that ends a task id (its place in /tasks' sequence), or -1. */

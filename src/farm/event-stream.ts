@@ -54,7 +54,8 @@ export interface EventStreamOptions extends EventFilter {
 
 export const DEFAULT_EVENT_BUFFER = 10_000;
 
-type Item = { raw: RawChange; read: Promise<NodeRead | undefined> | undefined } | { catchUp: Session };
+type Change = { raw: RawChange; read: Promise<NodeRead | undefined> | undefined };
+type Item = Change | { catchUp: Session };
 
 const list = (v: string | readonly string[] | undefined) =>
   v === undefined ? undefined : new Set(typeof v === 'string' ? [v] : v);
@@ -140,9 +141,10 @@ export class EventStream implements AsyncIterable<TaskEvent> {
     if (this.#ended) return;
     const raw = classifyChange(type, path);
     if (!raw || (this.#tasks && !this.#tasks.has(raw.id))) return;
-    const client = this.#supervisor.session?.client;
-    const read = raw.kind !== 'backlog' && client ? readNode(client, raw.path) : undefined;
-    this.#enqueue({ raw, read });
+    // An assignment's data says only the queue and the run, which its task's `queued` event told the
+    // stream already: it is read when the event leaves, and only for a task the stream did not follow.
+    const eager = raw.kind !== 'backlog' && raw.kind !== 'assign';
+    this.#enqueue({ raw, read: eager ? this.#read(raw) : undefined });
   };
 
   #enqueue(item: Item): void {
@@ -168,7 +170,7 @@ export class EventStream implements AsyncIterable<TaskEvent> {
       while (this.#pending.length > 0 && !this.#ended) {
         const item = this.#pending[0]!;
         if ('catchUp' in item) await this.#catchUp(item.catchUp);
-        else await this.#emitChange(item.raw, item.read);
+        else await this.#emitChange(item);
         this.#pending.shift();
       }
     } catch (err) {
@@ -178,12 +180,26 @@ export class EventStream implements AsyncIterable<TaskEvent> {
     }
   }
 
-  async #emitChange(raw: RawChange, read: Promise<NodeRead | undefined> | undefined): Promise<void> {
-    const data = read ? await read : undefined;
+  #read(raw: RawChange): Promise<NodeRead | undefined> | undefined {
+    const client = this.#supervisor.session?.client;
+    return raw.kind !== 'backlog' && client ? readNode(client, raw.path) : undefined;
+  }
+
+  /** The data of a change, read now if it was left for later (see #onChange). */
+  #dataOf(item: Change): Promise<NodeRead | undefined> | undefined {
+    item.read ??= this.#read(item.raw);
+    return item.read;
+  }
+
+  async #emitChange(item: Change): Promise<void> {
+    const { raw } = item;
     const followed = this.#followed.get(raw.id);
+    const known = raw.kind === 'assign' && followed?.queue !== undefined && followed.attempt !== undefined;
+    const data = known ? undefined : await this.#dataOf(item);
     let queue = queueInData(raw, data?.json) ?? followed?.queue;
     if (queue !== undefined && followed) followed.queue = queue;
     const ev = eventOf(raw, data, Date.now());
+    if (ev && known) ev.attempt = followed.attempt;
     if (!ev) {
       if (raw.kind === 'backlog' && queue !== undefined && !followed)
         this.#followed.set(raw.id, { last: 'queued', queue });
@@ -201,7 +217,7 @@ export class EventStream implements AsyncIterable<TaskEvent> {
   async #queueAhead(id: string): Promise<string | undefined> {
     for (const item of this.#pending.slice(1)) {
       if ('catchUp' in item || item.raw.id !== id) continue;
-      const q = queueInData(item.raw, item.read ? (await item.read)?.json : undefined);
+      const q = queueInData(item.raw, (await this.#dataOf(item))?.json);
       if (q !== undefined) return q;
     }
     return undefined;
@@ -241,10 +257,12 @@ export class EventStream implements AsyncIterable<TaskEvent> {
       this.#rememberFinished(ev.id);
     } else {
       const queue = ev.queue ?? followed?.queue;
+      const attempt = ev.attempt ?? followed?.attempt;
       this.#followed.set(ev.id, {
         last: ev.type,
         ...(ev.worker ? { worker: ev.worker } : {}),
         ...(queue !== undefined ? { queue } : {}),
+        ...(attempt !== undefined ? { attempt } : {}),
       });
     }
     if (this.#queues && (ev.queue === undefined || !this.#queues.has(ev.queue))) return;
