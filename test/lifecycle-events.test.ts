@@ -311,4 +311,10 @@ test('the dashboard keeps the recent task events (GET /api/events) and sends new
   assert.equal(types(recent.filter((e) => e.id === id)), 'queued started progress succeeded');
   assert.equal(recent.find((e) => e.type === 'progress')?.message, 'half of page');
   feed.abort();
+
+  const off = await startDashboard({ http: '127.0.0.1:0', connect: root, taskEvents: false });
+  cleanups.push(() => off.close());
+  const none = await fetch(new URL('/api/events', off.url));
+  assert.equal(none.status, 404, 'no stream, no events: said so');
+  assert.match(await none.text(), /task events are off/);
 });

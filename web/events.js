@@ -43,6 +43,8 @@ export function onTaskEvents(batch) {
 
 export async function startEventsPanel() {
   const res = await fetch('/api/events').catch(() => undefined);
+  // 404: the dashboard runs without task events (option taskEvents): no panel.
+  if (res?.status === 404) $('.task-events').hidden = true;
   if (!res?.ok) return;
   events = (await res.json()).concat(events).slice(-SHOWN);
   render();

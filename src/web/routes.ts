@@ -27,8 +27,8 @@ export interface DashboardContext {
   access: Access;
   assets: Map<string, Asset>;
   hub: EventHub;
-  /** The farm's recent task events (recent-events.ts). */
-  events: RecentEvents;
+  /** The farm's recent task events (recent-events.ts); undefined when the dashboard's `taskEvents` is off. */
+  events: RecentEvents | undefined;
   observer: FarmObserver;
   hostView: HostView | undefined;
   metrics: FarmMetrics;
@@ -69,7 +69,7 @@ const GET_ROUTES: ReadonlyMap<string, GetRoute> = new Map<string, GetRoute>([
     },
   ],
   ['/api/history', (ctx, _req, res) => sendJson(res, 200, ctx.observer.history.points())],
-  ['/api/events', (ctx, _req, res) => sendJson(res, 200, ctx.events.recent())],
+  ['/api/events', recentEvents],
   [
     '/api/services',
     async (ctx, _req, res) => sendJson(res, 200, await readServices(liveClient(ctx.supervisor))),
@@ -79,6 +79,16 @@ const GET_ROUTES: ReadonlyMap<string, GetRoute> = new Map<string, GetRoute>([
     async (ctx, _req, res) => sendJson(res, 200, await new ScheduleAdmin(liveClient(ctx.supervisor)).list()),
   ],
 ]);
+
+function recentEvents(ctx: DashboardContext, _req: IncomingMessage, res: ServerResponse): void {
+  if (!ctx.events)
+    throw new HttpError(
+      404,
+      WebErrorCodes.NOT_FOUND,
+      'task events are off in this dashboard (option taskEvents)',
+    );
+  sendJson(res, 200, ctx.events.recent());
+}
 
 const TASK_ROUTE = /^\/api\/task\/([^/]+)$/;
 

@@ -87,10 +87,10 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
   server.on('error', (err) => log.error({ err }, `dashboard server error: ${describeError(err)}`));
   ctx.observer.start();
   ctx.hostView?.start();
-  ctx.events.start();
+  ctx.events?.start();
   // Counters count from the first look at the farm: take it before answering, unless ZooKeeper is slow.
   await Promise.race([
-    Promise.all([ctx.observer.ready, ctx.events.ready]),
+    Promise.all([ctx.observer.ready, ctx.events?.ready]),
     new Promise((r) => setTimeout(r, opts.startWaitMs ?? 5000).unref?.()),
   ]);
   const port = (server.address() as AddressInfo).port;
@@ -137,7 +137,7 @@ async function dashboardContext(
     access,
     assets,
     hub,
-    events: new RecentEvents(supervisor.options, hub, log),
+    events: opts.taskEvents === false ? undefined : new RecentEvents(supervisor.options, hub, log),
     observer,
     hostView,
     metrics,
@@ -261,7 +261,7 @@ function dashboard(
         clearTimeout(connectWarn);
         ctx.hub.close();
         ctx.observer.stop();
-        await ctx.events.close();
+        await ctx.events?.close();
         ctx.hostView?.stop();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
