@@ -4,7 +4,6 @@
  */
 export type { FailedFilter, FailedResult } from './dead-letters.js';
 export {
-  DEFAULT_EVENT_BUFFER,
   type EventFilter,
   EventStream,
   type EventStreamOptions,
