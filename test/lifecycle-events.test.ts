@@ -318,3 +318,26 @@ test('the dashboard keeps the recent task events (GET /api/events) and sends new
   assert.equal(none.status, 404, 'no stream, no events: said so');
   assert.match(await none.text(), /task events are off/);
 });
+
+test('on a slow link, tasks gone before their nodes are read still make their events, with their queue', async () => {
+  const root = await zk.chroot('events-slow');
+  await farm.master(root, 'm1');
+  await farm.worker(root, 'w1', { handlers, queues: ['default', 'q2'], capacity: 8 });
+  const sub = await farm.submitter(root);
+  const link = await farm.proxied(root);
+  // Every read leaves 2 × 60 ms after the change it follows: the leader has moved the task by then.
+  const stream = watchEvents({ connect: link.connect, sessionTimeout: 10_000 }, { queue: 'q2' });
+  cleanups.push(() => stream.close());
+  await stream.ready;
+  link.proxy.setDelay(60);
+  const other = await sub.submitMany(Array.from({ length: 10 }, (_, i) => ({ handler: 'noop', input: i })));
+  const q2 = await sub.submitMany(
+    Array.from({ length: 10 }, (_, i) => ({ handler: 'noop', input: i, queue: 'q2' })),
+  );
+  const seen = await collect(stream, q2, 30_000);
+  assert.deepEqual([...seen.keys()].sort(), [...q2].sort(), `only q2 (not ${other[0]}...)`);
+  for (const id of q2) {
+    assert.equal(types(seen.get(id)), 'queued started succeeded', id);
+    assert.ok(seen.get(id)!.every((e) => e.queue === 'q2'));
+  }
+});

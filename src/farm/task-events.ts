@@ -131,6 +131,7 @@ export function queueInData(raw: RawChange, json: unknown): string | undefined {
   if (raw.kind === 'task' || raw.kind === 'assign')
     return typeof t.queue === 'string' ? t.queue : DEFAULT_QUEUE;
   if (raw.kind === 'status') {
+    if (typeof (t as TaskStatus).queue === 'string') return (t as TaskStatus).queue;
     const task = (t as TaskStatus).task;
     return task ? (typeof task.queue === 'string' ? task.queue : DEFAULT_QUEUE) : undefined;
   }
