@@ -160,6 +160,10 @@ test('a consumer that falls behind its buffer gets ZKFARM_EVENTS_OVERFLOW after 
   const sub = await farm.submitter(root);
   const stream = sub.events({ bufferSize: 20 });
   await stream.ready;
+  // 15 events wait in the buffer, unread; then a burst of 90 more cannot fit.
+  const first = await sub.submitMany(Array.from({ length: 5 }, (_, i) => ({ handler: 'noop', input: i })));
+  await sub.waitForAll(first, { timeoutMs: 20_000 });
+  await sleep(1000);
   await sub.submitMany(Array.from({ length: 30 }, (_, i) => ({ handler: 'noop', input: i })));
   await sleep(1000);
   const got: TaskEvent[] = [];
@@ -170,7 +174,9 @@ test('a consumer that falls behind its buffer gets ZKFARM_EVENTS_OVERFLOW after 
     (err: Error & { code?: string }) =>
       err.code === 'ZKFARM_EVENTS_OVERFLOW' && /fell more than 20 events behind/.test(err.message),
   );
-  assert.ok(got.length > 0 && got.length <= 20, `the buffered events first (${got.length})`);
+
+  assert.ok(got.length >= 15 && got.length <= 20, `the buffered events first (${got.length})`);
+  assert.deepEqual(new Set(got.slice(0, 15).map((e) => e.id)), new Set(first), 'the first five tasks');
 });
 
 test('runtime watch --json prints one event a line for a queue, and stops after --count', async () => {

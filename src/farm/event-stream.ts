@@ -150,17 +150,20 @@ export class EventStream implements AsyncIterable<TaskEvent> {
   #enqueue(item: Item): void {
     if (this.#ended) return;
     this.#pending.push(item);
-    if (this.#pending.length + this.#buffer.length > this.#limit) {
-      this.#end(
-        new ZkfarmError(
-          ErrorCodes.EVENTS_OVERFLOW,
-          `the event stream fell more than ${this.#limit} events behind and stopped: consume events faster, ` +
-            'raise bufferSize (runtime watch --buffer), or narrow the stream to a queue or tasks; then watch again',
-        ),
-      );
-      return;
-    }
-    void this.#drain();
+    if (!this.#overflowed()) void this.#drain();
+  }
+
+  /** More waits for the consumer than the buffer holds: end the stream with ZKFARM_EVENTS_OVERFLOW. */
+  #overflowed(): boolean {
+    if (this.#pending.length + this.#buffer.length <= this.#limit) return false;
+    this.#end(
+      new ZkfarmError(
+        ErrorCodes.EVENTS_OVERFLOW,
+        `the event stream fell more than ${this.#limit} events behind and stopped: consume events faster, ` +
+          'raise bufferSize (runtime watch --buffer), or narrow the stream to a queue or tasks; then watch again',
+      ),
+    );
+    return true;
   }
 
   async #drain(): Promise<void> {
@@ -266,7 +269,9 @@ export class EventStream implements AsyncIterable<TaskEvent> {
       });
     }
     if (this.#queues && (ev.queue === undefined || !this.#queues.has(ev.queue))) return;
+    if (this.#ended) return;
     this.#buffer.push(ev);
+    this.#overflowed();
     this.#wake?.();
   }
 

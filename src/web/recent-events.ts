@@ -69,9 +69,10 @@ export class RecentEvents {
     this.#recent.push(ev);
     if (this.#recent.length > this.#keep) this.#recent.shift();
     this.#batch.push(ev);
+    // A batch carries at most `keep` events (the page shows no more than that): drop the older ones now.
+    if (this.#batch.length > 2 * this.#keep) this.#batch = this.#batch.slice(-this.#keep);
     this.#timer ??= setTimeout(() => {
       this.#timer = undefined;
-      // A batch carries at most `keep` events: the page shows no more than that anyway.
       const events = this.#batch.slice(-this.#keep);
       this.#batch = [];
       this.#hub.broadcast('task-events', { gap: false, events });
