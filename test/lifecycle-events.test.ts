@@ -179,7 +179,7 @@ test('a consumer that falls behind its buffer gets ZKFARM_EVENTS_OVERFLOW after 
   assert.deepEqual(new Set(got.slice(0, 15).map((e) => e.id)), new Set(first), 'the first five tasks');
 });
 
-test('runtime watch --json prints one event a line for a queue, and stops after --count', async () => {
+test('runtime watch --json prints one event a line for a queue and stops after --count; the line form stops on Ctrl-C', async () => {
   const root = await zk.chroot('events-cli');
   await farm.master(root, 'm1');
   await farm.worker(root, 'w1', { handlers, queues: ['default', 'mail'] });
@@ -206,6 +206,17 @@ test('runtime watch --json prints one event a line for a queue, and stops after 
     lines.every((e) => e.queue === 'mail'),
     'only the queue asked for',
   );
+
+  // The human form, until Ctrl-C.
+  const human = new Cli(['watch', '--zk', root], { env });
+  await human.waitForErr(/watching/, 30_000);
+  const id = await sub.submit({ handler: 'noop' });
+  await human.waitForOut(new RegExp(`${id} {2}succeeded`), 30_000);
+  human.proc.kill('SIGINT');
+  const h = await human.exit(30_000);
+  assert.equal(h.code, 0, h.stderr);
+  assert.match(h.stdout, new RegExp(`^\\S+Z {2}${id} {2}queued {5}attempt 1$`, 'm'));
+  assert.match(h.stdout, new RegExp(`^\\S+Z {2}${id} {2}started {4}on w1 {2}attempt 1$`, 'm'));
 });
 
 test('after a reconnection and after a lost session, the stream infers what it missed, in order, with seen: false', async () => {
