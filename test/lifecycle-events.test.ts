@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Handler } from '../src/exec/index.js';
 import { type EventStream, type TaskEvent, watchEvents } from '../src/farm/index.js';
 import { startDashboard } from '../src/web/index.js';
+import { openBrowser, watchErrors } from './helpers/browser.js';
 import { useCleanups } from './helpers/cleanups.js';
 import { Cli } from './helpers/cli.js';
 import { useFarm } from './helpers/farm.js';
@@ -328,6 +329,23 @@ test('the dashboard keeps the recent task events (GET /api/events) and sends new
   assert.equal(types(recent.filter((e) => e.id === id)), 'queued started progress succeeded');
   assert.equal(recent.find((e) => e.type === 'progress')?.message, 'half of page');
   feed.abort();
+
+  // The page's panel shows them (a real browser: Debian's Chromium, headless).
+  const browser = await openBrowser(cleanups);
+  const page = await browser.newPage();
+  const errors = watchErrors(page);
+  await page.goto(dash.url);
+  await page.locator(`#events tr[data-task="${id}"][data-type="succeeded"]`).waitFor({ timeout: 30_000 });
+  const later = await sub.submit({ handler: 'noop' });
+  await page.locator(`#events tr[data-task="${later}"][data-type="succeeded"]`).waitFor({ timeout: 30_000 });
+  assert.deepEqual(
+    await page
+      .locator(`#events tr[data-task="${later}"]`)
+      .evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset['type'])),
+    ['succeeded', 'started', 'queued'],
+    'newest first, live from the feed',
+  );
+  assert.deepEqual(errors, []);
 
   const off = await startDashboard({ http: '127.0.0.1:0', connect: root, taskEvents: false });
   cleanups.push(() => off.close());
