@@ -39,7 +39,10 @@ export interface TaskEvent {
   queue?: string;
   /** `started`, `progress` and results: the worker. */
   worker?: string;
-  /** When it happened (ms since the epoch): the node's creation time, or a progress report's time. */
+  /**
+   * When it happened (ms since the epoch): the node's creation time; for `started`, when the stream learnt
+   * it; for `progress`, the report's time; for a result, its `finishedAt`.
+   */
   at: number;
   /** The run it concerns: the run handed out (`started`), the next run (`queued`, `retrying`), runs made (results). */
   attempt?: number;
