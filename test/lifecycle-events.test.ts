@@ -35,6 +35,8 @@ let release!: () => void;
 const hold = new Promise<void>((r) => {
   release = r;
 });
+/** Parked tasks, by input: the test lets each go. */
+const parked = new Map<string, () => void>();
 const handlers: Record<string, Handler> = {
   /** Reports progress, then holds a moment so the report is written before the result. */
   report: async (input, ctx) => {
@@ -53,6 +55,11 @@ const handlers: Record<string, Handler> = {
   held: async () => {
     await hold;
     return 'held';
+  },
+  /** Waits until the test lets it go. */
+  parked: async (input) => {
+    await new Promise<void>((r) => parked.set(String(input), r));
+    return 'let go';
   },
   /** Fails its first run, succeeds the second. */
   flaky: async (input) => {
@@ -180,7 +187,7 @@ test('a consumer that falls behind its buffer gets ZKFARM_EVENTS_OVERFLOW after 
   assert.deepEqual(new Set(got.slice(0, 15).map((e) => e.id)), new Set(first), 'the first five tasks');
 });
 
-test('runtime watch --json prints one event a line for a queue and stops after --count; the line form stops on Ctrl-C', async () => {
+test('runtime watch --json prints one event a line for a queue and stops after --count or --until-done; the line form stops on Ctrl-C', async () => {
   const root = await zk.chroot('events-cli');
   await farm.master(root, 'm1');
   await farm.worker(root, 'w1', { handlers, queues: ['default', 'mail'] });
@@ -207,6 +214,21 @@ test('runtime watch --json prints one event a line for a queue and stops after -
     lines.every((e) => e.queue === 'mail'),
     'only the queue asked for',
   );
+
+  // Until the named tasks are done.
+  const waiting = await sub.submit({ handler: 'parked', input: 'cli' });
+  const untilDone = new Cli(['watch', '--zk', root, '--task', waiting, '--until-done', '--json'], { env });
+  await untilDone.waitForErr(/watching/, 30_000);
+  await until(() => parked.has('cli'), 20_000, 'the parked task running');
+  parked.get('cli')!();
+  const u = await untilDone.exit(30_000);
+  assert.equal(u.code, 0, u.stderr);
+  const uLines = u.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as TaskEvent);
+  assert.deepEqual(new Set(uLines.map((e) => e.id)), new Set([waiting]));
+  assert.match(types(uLines), /^(queued )?(started )?succeeded$/, 'its result, and then it stopped');
 
   // The human form, until Ctrl-C.
   const human = new Cli(['watch', '--zk', root], { env });
