@@ -34,6 +34,7 @@ import {
   eventOf,
   isFinal,
   type NodeRead,
+  notAhead,
   queueInData,
   type RawChange,
   type TaskEvent,
@@ -54,7 +55,8 @@ export interface EventStreamOptions extends EventFilter {
 
 export const DEFAULT_EVENT_BUFFER = 10_000;
 
-type Change = { raw: RawChange; read: Promise<NodeRead | undefined> | undefined };
+/** `seq`: the notification's place in the stream (see #stale). */
+type Change = { raw: RawChange; read: Promise<NodeRead | undefined> | undefined; seq: number };
 type Item = Change | { catchUp: Session };
 
 const list = (v: string | readonly string[] | undefined) =>
@@ -85,6 +87,10 @@ export class EventStream implements AsyncIterable<TaskEvent> {
   /** Tasks seen and not finished: what a catch-up starts from, and each task's queue. */
   readonly #followed = new Map<string, FollowedTask>();
   #highest = -1;
+  /** Notifications received so far; those before `#caughtUpAt` were sent before a catch-up's reads. */
+  #seq = 0;
+  #caughtUpAt = 0;
+  readonly #inferred = new Set<string>();
   #draining = false;
   #error: Error | undefined;
   #ended = false;
@@ -144,7 +150,7 @@ export class EventStream implements AsyncIterable<TaskEvent> {
     // An assignment's data says only the queue and the run, which its task's `queued` event told the
     // stream already: it is read when the event leaves, and only for a task the stream did not follow.
     const eager = raw.kind !== 'backlog' && raw.kind !== 'assign';
-    this.#enqueue({ raw, read: eager ? this.#read(raw) : undefined });
+    this.#enqueue({ raw, read: eager ? this.#read(raw) : undefined, seq: this.#seq++ });
   };
 
   #enqueue(item: Item): void {
@@ -210,7 +216,7 @@ export class EventStream implements AsyncIterable<TaskEvent> {
     }
     if (queue === undefined && this.#queues) queue = await this.#queueAhead(raw.id);
     if (queue !== undefined) ev.queue = queue;
-    this.#deliver(ev);
+    if (!this.#stale(ev, item.seq)) this.#deliver(ev);
   }
 
   /**
@@ -240,11 +246,24 @@ export class EventStream implements AsyncIterable<TaskEvent> {
       // The connection dropped again: its own catch-up follows when it resumes.
       return;
     }
+    this.#caughtUpAt = this.#seq;
+    this.#inferred.clear();
     for (const ev of events) {
+      this.#inferred.add(ev.id);
       const q = ev.queue ?? this.#followed.get(ev.id)?.queue;
       if (q !== undefined) ev.queue = q;
       this.#deliver(ev);
     }
+  }
+
+  /**
+   * A notification the catch-up's reads already reflected (it came before their answers), of a task the
+   * catch-up told about: it is told only if it takes the task further (a later run, or a later step).
+   */
+  #stale(ev: TaskEvent, seq: number): boolean {
+    if (seq >= this.#caughtUpAt || !this.#inferred.has(ev.id) || ev.type === 'progress') return false;
+    const last = this.#followed.get(ev.id);
+    return last !== undefined && notAhead(ev, last);
   }
 
   #deliver(ev: TaskEvent): void {
@@ -254,7 +273,9 @@ export class EventStream implements AsyncIterable<TaskEvent> {
     // A catch-up may have told what a notification still in the pipeline tells again: say it once.
     if (followed && followed.last === ev.type && followed.worker === ev.worker && ev.type !== 'progress')
       return;
-    if (!followed && (ev.type === 'started' || ev.type === 'progress') && this.#finished(ev.id)) return;
+    // A task's result is its last event: what comes after is late (a progress write racing the result,
+    // or a notification a catch-up already told).
+    if (this.#finished(ev.id)) return;
     if (isFinal(ev)) {
       this.#followed.delete(ev.id);
       this.#rememberFinished(ev.id);
@@ -275,7 +296,7 @@ export class EventStream implements AsyncIterable<TaskEvent> {
     this.#wake?.();
   }
 
-  /** The last ids finished (bounded): a late duplicate of a finished task's earlier step is dropped. */
+  /** The last ids finished (bounded): a late event of a finished task is dropped. */
   readonly #recent = new Set<string>();
   #rememberFinished(id: string): void {
     this.#recent.add(id);

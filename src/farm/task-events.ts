@@ -220,3 +220,19 @@ export function formatEvent(ev: TaskEvent): string {
   if (!ev.seen) parts.push('(inferred)');
   return parts.join('  ');
 }
+
+/** How far along a run a step is (a result ends the task). */
+const RANK: Readonly<Record<string, number>> = { queued: 1, retrying: 1, started: 2, progress: 2 };
+
+/**
+ * Does `ev` take a task no further than its last event told (`last`: its type and run)? An earlier run,
+ * or in the same run a step not after the last one (a result always goes further).
+ */
+export function notAhead(ev: TaskEvent, last: { last: string; attempt?: number }): boolean {
+  const rank = RANK[ev.type];
+  if (rank === undefined) return false;
+  const attempt = ev.attempt ?? last.attempt;
+  if (attempt !== undefined && last.attempt !== undefined && attempt !== last.attempt)
+    return attempt < last.attempt;
+  return rank <= (RANK[last.last] ?? 0);
+}

@@ -5,7 +5,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { idNumber } from '../../src/farm/event-catchup.js';
-import { classifyChange, eventOf, formatEvent, isFinal, queueInData } from '../../src/farm/task-events.js';
+import {
+  classifyChange,
+  eventOf,
+  formatEvent,
+  isFinal,
+  notAhead,
+  queueInData,
+} from '../../src/farm/task-events.js';
 
 const CREATED = 1;
 const DELETED = 2;
@@ -159,4 +166,25 @@ test('the queue a node says, and the line runtime watch prints', () => {
   );
   assert.equal(idNumber(ID), 42);
   assert.equal(idNumber('job-7'), -1);
+});
+
+test('after a catch-up, a notification it already reflected is told only if it takes the task further', () => {
+  const ev = (type: string, attempt?: number) => ({
+    type,
+    id: ID,
+    at: 0,
+    seen: true,
+    ...(attempt ? { attempt } : {}),
+  });
+  // The catch-up told `started` for a task it had never seen: the notifications of its queueing and
+  // assignment, still in the pipeline, are behind it.
+  assert.ok(notAhead(ev('queued', 1), { last: 'started' }));
+  assert.ok(notAhead(ev('started'), { last: 'started' }));
+  // Its result, or a later run, goes further.
+  assert.ok(!notAhead(ev('succeeded'), { last: 'started' }));
+  assert.ok(!notAhead(ev('retrying', 2), { last: 'started', attempt: 1 }));
+  assert.ok(!notAhead(ev('started', 2), { last: 'retrying', attempt: 2 }));
+  assert.ok(notAhead(ev('started', 1), { last: 'retrying', attempt: 2 }), 'an earlier run');
+  assert.ok(!notAhead(ev('started'), { last: 'queued' }));
+  assert.ok(!notAhead(ev('progress'), { last: 'queued' }));
 });
