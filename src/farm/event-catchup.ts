@@ -16,7 +16,8 @@
  * (still queued), and results already removed by retention.
  */
 import { isZkError, type ZkClient } from '../zk/index.js';
-import { PATHS, parseStatus, statusBucket, statusPath, type TaskStatus, taskPath } from './protocol.js';
+import { OTHER_BUCKET, PATHS, parseStatus, statusBucket, type TaskStatus, taskPath } from './protocol.js';
+import { bucketIds, readResult, statusChildren } from './status-store.js';
 import { eventOf, type NodeRead, resultEvent, type TaskEvent } from './task-events.js';
 
 /** What a stream knows of a task it follows (not finished yet). */
@@ -34,7 +35,8 @@ export function idNumber(id: string): number {
   return m ? Number(m[1]) : -1;
 }
 
-async function read(client: ZkClient, path: string): Promise<NodeRead | undefined> {
+/** A node's JSON and creation time; undefined when it is gone or not JSON. Connection trouble throws. */
+export async function readNode(client: ZkClient, path: string): Promise<NodeRead | undefined> {
   try {
     const { data, stat } = await client.getData(path);
     return { json: JSON.parse(data.toString('utf8')), ctime: stat.ctime };
@@ -45,11 +47,11 @@ async function read(client: ZkClient, path: string): Promise<NodeRead | undefine
 }
 
 async function readStatus(client: ZkClient, id: string): Promise<TaskStatus | undefined> {
+  const found = await readResult(client, id);
   try {
-    return parseStatus((await client.getData(statusPath(id))).data);
-  } catch (err) {
-    if (isZkError(err, 'NO_NODE') || err instanceof SyntaxError) return undefined;
-    throw err;
+    return found ? parseStatus(found.data) : undefined;
+  } catch {
+    return undefined; // not JSON: no event can be made of it
   }
 }
 
@@ -93,7 +95,7 @@ async function followedNow(
   if (places.queued.has(id)) {
     if (!running) return [];
     return inferred(
-      eventOf({ kind: 'task', id, path: taskPath(id) }, await read(client, taskPath(id)), Date.now()),
+      eventOf({ kind: 'task', id, path: taskPath(id) }, await readNode(client, taskPath(id)), Date.now()),
     );
   }
   return inferred(resultEvent(id, await readStatus(client, id), Date.now(), false));
@@ -103,7 +105,9 @@ async function followedNow(
 async function unseenNow(client: ZkClient, id: string, places: Awaited<ReturnType<typeof placesNow>>) {
   const now = Date.now();
   if (places.queued.has(id))
-    return inferred(eventOf({ kind: 'task', id, path: taskPath(id) }, await read(client, taskPath(id)), now));
+    return inferred(
+      eventOf({ kind: 'task', id, path: taskPath(id) }, await readNode(client, taskPath(id)), now),
+    );
   const worker = places.assigned.get(id);
   if (worker !== undefined) {
     return [
@@ -124,8 +128,8 @@ async function unseenNow(client: ZkClient, id: string, places: Awaited<ReturnTyp
 /** Ids of results above `above` (the highest id the stream knew), from its bucket up. */
 async function newerResults(client: ZkClient, above: number): Promise<string[]> {
   const from = statusBucket(`task-${String(Math.max(above, 0)).padStart(10, '0')}`);
-  const buckets = (await children(client, PATHS.status)).filter((b) => /^\d{6}$/.test(b) && b >= from).sort();
-  const lists = await Promise.all(buckets.map((b) => children(client, `${PATHS.status}/${b}`)));
+  const buckets = (await statusChildren(client)).buckets.filter((b) => b !== OTHER_BUCKET && b >= from);
+  const lists = await Promise.all(buckets.map((b) => bucketIds(client, b)));
   return lists.flat().filter((id) => idNumber(id) > above);
 }
 

@@ -26,7 +26,7 @@
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { type ConnectOptions, connect, type Session, type Supervisor, type ZkClient } from '../zk/index.js';
-import { catchUpEvents, type FollowedTask, idNumber } from './event-catchup.js';
+import { catchUpEvents, type FollowedTask, idNumber, readNode } from './event-catchup.js';
 import { PATHS } from './protocol.js';
 import {
   classifyChange,
@@ -61,19 +61,6 @@ type Item = Change | { catchUp: Session };
 
 const list = (v: string | readonly string[] | undefined) =>
   v === undefined ? undefined : new Set(typeof v === 'string' ? [v] : v);
-
-/**
- * A node's JSON and creation time; undefined when it is gone (the task moved on), not JSON, or the read
- * failed (connection trouble: the catch-up after it covers it; the stream's end: nobody waits for it).
- */
-async function readNode(client: ZkClient, path: string): Promise<NodeRead | undefined> {
-  try {
-    const { data, stat } = await client.getData(path);
-    return { json: JSON.parse(data.toString('utf8')), ctime: stat.ctime };
-  } catch {
-    return undefined;
-  }
-}
 
 export class EventStream implements AsyncIterable<TaskEvent> {
   /** Resolves once the watches are in place: events from then on are reported. */
@@ -191,7 +178,9 @@ export class EventStream implements AsyncIterable<TaskEvent> {
 
   #read(raw: RawChange): Promise<NodeRead | undefined> | undefined {
     const client = this.#supervisor.session?.client;
-    return raw.kind !== 'backlog' && client ? readNode(client, raw.path) : undefined;
+    // Undefined when the read fails too: connection trouble is covered by the catch-up after it, and a
+    // read the stream's end cut short has nobody waiting for it.
+    return raw.kind !== 'backlog' && client ? readNode(client, raw.path).catch(() => undefined) : undefined;
   }
 
   /** The data of a change, read now if it was left for later (see #onChange). */
