@@ -94,6 +94,8 @@ export const ErrorCodes = {
    * lost and no worker has started it): nothing was created twice; submit again later to learn the id.
    */
   KEY_PENDING: 'ZKFARM_KEY_PENDING',
+  /** A task event stream's consumer fell more than its buffer behind: the stream stopped (event-stream.ts). */
+  EVENTS_OVERFLOW: 'ZKFARM_EVENTS_OVERFLOW',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -6,6 +6,7 @@ import { renderFailures, renderMasters, renderWorkers } from './cards.js';
 import { addPoint, makeCharts, redrawCharts } from './charts.js';
 import { applyControls } from './controls.js';
 import { $, ago, el, fmtMs, fmtNum, fmtRate, msParts } from './dom.js';
+import { onTaskEvents, startEventsPanel } from './events.js';
 import { renderQueues } from './queues.js';
 import { startSchedulesPanel } from './schedules.js';
 import { startServicesPanel } from './services.js';
@@ -18,6 +19,7 @@ function connectFeed() {
   source = new EventSource('/events');
   source.addEventListener('hello', (e) => onHello(JSON.parse(e.data)));
   source.addEventListener('snapshot', (e) => onSnapshot(JSON.parse(e.data)));
+  source.addEventListener('task-events', (e) => onTaskEvents(JSON.parse(e.data)));
   source.onopen = () => setConn('live');
   source.onerror = () => {
     setConn('reconnecting');
@@ -159,3 +161,4 @@ applyControls();
 connectFeed();
 startServicesPanel();
 startSchedulesPanel();
+void startEventsPanel();

@@ -15,6 +15,7 @@ interface DashboardCommandOptions extends TlsFlags {
   auth?: string;
   workdir?: string;
   logLevel: string;
+  taskEvents: boolean;
 }
 
 export function registerDashboard(program: Command, io: Io, setExit: (code: number) => void): void {
@@ -27,6 +28,10 @@ export function registerDashboard(program: Command, io: Io, setExit: (code: numb
     .option(
       '--workdir <dir>',
       "the workers' output root, to show a finished task's files (same machine only)",
+    )
+    .option(
+      '--no-task-events',
+      'no task events panel (it reads about three nodes per task: for very busy farms)',
     )
     .option('--log-level <level>', 'log level', 'warn');
   addTlsOptions(cmd).action(async (opts: DashboardCommandOptions) => {
@@ -43,6 +48,7 @@ export async function runDashboard(opts: DashboardCommandOptions, io: Io): Promi
     auth: opts.auth,
     tls: loadTls(tlsSettingFromFlags(opts), tls, connect),
     workdir: opts.workdir,
+    taskEvents: opts.taskEvents,
     logger,
   });
   io.err(`runtime: dashboard of ${connect} at ${dash.loginUrl} (read-only); Ctrl-C stops it`);

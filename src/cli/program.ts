@@ -15,6 +15,7 @@ import { registerService } from './service.js';
 import { registerStart } from './start.js';
 import { registerStatus } from './status.js';
 import { registerSubmit } from './submit.js';
+import { registerWatch } from './watch.js';
 
 /** zkfarm's version, from the nearest package.json named zkfarm above this file. */
 function version(): string {
@@ -69,6 +70,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
   registerService(program, io, setExit);
   registerSchedule(program, io, setExit);
   registerRetry(program, io, setExit);
+  registerWatch(program, io, setExit);
   registerBench(program, io, setExit);
   return program;
 }

@@ -3,6 +3,12 @@
  * A deliberate list: what is not here is internal (see docs/library.md).
  */
 export type { FailedFilter, FailedResult } from './dead-letters.js';
+export {
+  type EventFilter,
+  EventStream,
+  type EventStreamOptions,
+  watchEvents,
+} from './event-stream.js';
 export type { LeaderOptions, LeaderStats } from './leader.js';
 export { Master, type MasterOptions, type MasterRoleInfo } from './master.js';
 export { type ProgressRecord, progressPath } from './progress.js';
@@ -43,5 +49,6 @@ export type {
   SubmitStreamOptions,
 } from './submit-stream.js';
 export { type SubmitManyError, Submitter, type SubmitterOptions } from './submitter.js';
+export { formatEvent, type TaskEvent, type TaskEventType } from './task-events.js';
 export { type KeyedOutcome, keyPath } from './task-keys.js';
 export { Worker, type WorkerOptions, type WorkerStats } from './worker.js';

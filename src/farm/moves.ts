@@ -35,6 +35,7 @@ import {
   encode,
   lostOnWorker,
   maxAttemptsOf,
+  queueOf,
   statusPath,
   submittedTask,
   type Task,
@@ -43,6 +44,7 @@ import {
   taskPath,
   workerPath,
 } from './protocol.js';
+import { isQueueName } from './queues.js';
 
 export type MoveKind =
   | 'assign'
@@ -160,6 +162,8 @@ export function complete(id: string, worker: string, task: Task, outcome: ExecOu
   const status: TaskStatus = {
     state: outcome.state,
     worker,
+    // The task's queue: a result alone then says it (event streams filter by it).
+    queue: queueOf(task),
     attempts: meta.attempts + 1,
     submittedAt: meta.submittedAt,
     startedAt: outcome.startedAt,
@@ -256,6 +260,7 @@ export function failedStatus(f: Failure & { worker: string | null; now?: number 
     finishedAt: f.now ?? Date.now(),
     error: f.error,
     errorCode: f.errorCode,
+    ...(f.task && isQueueName(queueOf(f.task)) ? { queue: queueOf(f.task) } : {}),
     ...(f.task ? { task: submittedTask(f.task) } : {}),
     ...(f.task?._zkfarm?.retryOf ? { retryOf: f.task._zkfarm.retryOf } : {}),
   };

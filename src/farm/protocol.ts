@@ -358,6 +358,8 @@ export function lostOnWorker(task: Task, worker: string, maxLost?: number): Lost
 export interface TaskStatus {
   state: 'succeeded' | 'failed';
   worker: string | null;
+  /** The task's queue (results written since task events: a stream filters by it). */
+  queue?: string;
   attempts: number;
   /** When the task was submitted (ms), when known. */
   submittedAt?: number;

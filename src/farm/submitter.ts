@@ -27,6 +27,7 @@ import { ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
 import type { TraceCarrier } from '../exec/trace-context.js';
 import { type ConnectOptions, connect, isZkError, type Supervisor } from '../zk/index.js';
 import { type FailedFilter, type FailedResult, failedResults, rerunOf } from './dead-letters.js';
+import { type EventStream, type EventStreamOptions, watchEvents } from './event-stream.js';
 import { checkSubmitterOptions } from './options.js';
 import { type ProgressRecord, readTaskProgress } from './progress.js';
 import {
@@ -346,6 +347,14 @@ export class Submitter {
   /** A running task's latest progress (progress.ts), or undefined when it reported none or is not running. */
   progress(id: string): Promise<ProgressRecord | undefined> {
     return readTaskProgress(this.#client(), id);
+  }
+
+  /**
+   * The farm's task events as an async iterator, on a session of its own (event-stream.ts): await
+   * `ready`, then `for await (const ev of stream)`; `break` or `close()` ends it.
+   */
+  events(filter: EventStreamOptions = {}): EventStream {
+    return watchEvents(this.supervisor.options, filter);
   }
 
   /**

@@ -45,6 +45,11 @@ export interface DashboardOptions {
   statusReadsPerSecond?: number;
   /** Session timeout of the dashboard's own ZooKeeper session (ms). @defaultValue 10000 */
   sessionTimeout?: number;
+  /**
+   * The task events panel: one event stream of the farm (about three reads per task it sees; turn it off
+   * for a farm running thousands of tasks a second). @defaultValue true
+   */
+  taskEvents?: boolean;
   /** Most live-feed connections at once. @defaultValue 64 */
   maxClients?: number;
   /**
@@ -72,6 +77,8 @@ export function checkDashboardOptions(o: DashboardOptions): DashboardOptions {
     throw bad('allowedHosts', 'an array of host names', o.allowedHosts);
   if (o.controls !== undefined && typeof o.controls !== 'boolean')
     throw bad('controls', 'true or false', o.controls);
+  if (o.taskEvents !== undefined && typeof o.taskEvents !== 'boolean')
+    throw bad('taskEvents', 'true or false', o.taskEvents);
   if (o.faults !== undefined && typeof o.faults?.crash !== 'function')
     throw bad('faults', "zkfarm/testing's FaultInjector (something with crash(name))", typeof o.faults);
   if (o.connect !== undefined && (typeof o.connect !== 'string' || o.connect.trim() === ''))

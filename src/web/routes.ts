@@ -17,6 +17,7 @@ import { health } from './health.js';
 import type { HostView } from './host-view.js';
 import { HttpError, liveClient, readJson, SECURITY_HEADERS, sendJson, WebErrorCodes } from './http.js';
 import type { FarmMetrics } from './metrics.js';
+import type { RecentEvents } from './recent-events.js';
 import { readServices, serviceMetricsFor } from './services-view.js';
 import type { Snapshot } from './snapshot.js';
 import { taskDetails } from './task-details.js';
@@ -26,6 +27,8 @@ export interface DashboardContext {
   access: Access;
   assets: Map<string, Asset>;
   hub: EventHub;
+  /** The farm's recent task events (recent-events.ts); undefined when the dashboard's `taskEvents` is off. */
+  events: RecentEvents | undefined;
   observer: FarmObserver;
   hostView: HostView | undefined;
   metrics: FarmMetrics;
@@ -66,6 +69,7 @@ const GET_ROUTES: ReadonlyMap<string, GetRoute> = new Map<string, GetRoute>([
     },
   ],
   ['/api/history', (ctx, _req, res) => sendJson(res, 200, ctx.observer.history.points())],
+  ['/api/events', recentEvents],
   [
     '/api/services',
     async (ctx, _req, res) => sendJson(res, 200, await readServices(liveClient(ctx.supervisor))),
@@ -75,6 +79,16 @@ const GET_ROUTES: ReadonlyMap<string, GetRoute> = new Map<string, GetRoute>([
     async (ctx, _req, res) => sendJson(res, 200, await new ScheduleAdmin(liveClient(ctx.supervisor)).list()),
   ],
 ]);
+
+function recentEvents(ctx: DashboardContext, _req: IncomingMessage, res: ServerResponse): void {
+  if (!ctx.events)
+    throw new HttpError(
+      404,
+      WebErrorCodes.NOT_FOUND,
+      'task events are off in this dashboard (option taskEvents)',
+    );
+  sendJson(res, 200, ctx.events.recent());
+}
 
 const TASK_ROUTE = /^\/api\/task\/([^/]+)$/;
 

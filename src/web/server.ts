@@ -33,6 +33,7 @@ import { FarmObserver, type ObserverTick } from './farm-observer.js';
 import { HostView } from './host-view.js';
 import { HttpError, isLoopback, parseListen, sendError } from './http.js';
 import { FarmMetrics } from './metrics.js';
+import { RecentEvents } from './recent-events.js';
 import { type DashboardContext, handleRequest } from './routes.js';
 import { buildSnapshot, type Snapshot } from './snapshot.js';
 
@@ -86,9 +87,10 @@ export async function startDashboard(options: DashboardOptions = {}): Promise<Da
   server.on('error', (err) => log.error({ err }, `dashboard server error: ${describeError(err)}`));
   ctx.observer.start();
   ctx.hostView?.start();
+  ctx.events?.start();
   // Counters count from the first look at the farm: take it before answering, unless ZooKeeper is slow.
   await Promise.race([
-    ctx.observer.ready,
+    Promise.all([ctx.observer.ready, ctx.events?.ready]),
     new Promise((r) => setTimeout(r, opts.startWaitMs ?? 5000).unref?.()),
   ]);
   const port = (server.address() as AddressInfo).port;
@@ -130,10 +132,12 @@ async function dashboardContext(
   const snapshot = (point?: ObserverTick['point']): Snapshot =>
     buildSnapshot({ observer, hostView, zkState: supervisor.state, connect: shown, controls, point });
   const dashboardRequests = requestCounter(supervisor);
+  const hub = new EventHub(opts.maxClients ?? 64, () => snapshot());
   const ctx: DashboardContext = {
     access,
     assets,
-    hub: new EventHub(opts.maxClients ?? 64, () => snapshot()),
+    hub,
+    events: opts.taskEvents === false ? undefined : new RecentEvents(supervisor.options, hub, log),
     observer,
     hostView,
     metrics,
@@ -257,6 +261,7 @@ function dashboard(
         clearTimeout(connectWarn);
         ctx.hub.close();
         ctx.observer.stop();
+        await ctx.events?.close();
         ctx.hostView?.stop();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());

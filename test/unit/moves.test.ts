@@ -71,6 +71,7 @@ test('complete, fail, reject and discard: the one status object, and where each 
   assert.deepEqual(json(done), {
     state: 'succeeded',
     worker: 'w1',
+    queue: 'default',
     attempts: 2,
     submittedAt: 9,
     startedAt: 10,
