@@ -42,6 +42,7 @@ export type {
   SubmitStreamError,
   SubmitStreamOptions,
 } from './submit-stream.js';
+export { type CancelOptions, type CancelOutcome, type CancelResult } from './cancel-client.js';
 export { type SubmitManyError, Submitter, type SubmitterOptions } from './submitter.js';
 export { type KeyedOutcome, keyPath } from './task-keys.js';
 export { Worker, type WorkerOptions, type WorkerStats } from './worker.js';

@@ -1,0 +1,117 @@
+/**
+ * Cancelling tasks from the library (Submitter.cancel) and the CLI: request, then wait a bounded time
+ * for the task's final status, which says what happened.
+ *
+ * Znodes: creates /cancel/<id> (cancel-request.ts; NODE_EXISTS: asked already, which is fine), reads
+ * /status/<bucket>/<id> (watched through `waitFor`), reads where the task is (task-locator.ts), and
+ * deletes its own request for a task found nowhere (nothing else would answer it sooner).
+ *
+ * Outcomes, one per id: `cancelled` (its status is `cancelled`), `finished-first` (it has another
+ * final status: it ended before the cancel reached it, and that result stands), `not-found` (neither
+ * waiting, held, nor finished: never submitted, or its result removed by retention), `pending` (the
+ * request stands but no status came within `waitMs`: the farm answers it when a master or the worker
+ * holding the task gets to it).
+ *
+ * SUSPENDED / LOST: a request whose create fails for connection trouble is reported by the error
+ * (the create is safe to send again: NODE_EXISTS then means it was made).
+ */
+import { ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
+import { assertSafeName } from '../exec/names.js';
+import { isZkError, type ZkClient } from '../zk/index.js';
+import { type CancelRequest, cancelPath, encodeCancelRequest } from './cancel-request.js';
+import { PATHS, parseStatus, type TaskStatus } from './protocol.js';
+import { readResult } from './status-store.js';
+import { whereIs } from './task-locator.js';
+
+export type CancelOutcome = 'cancelled' | 'finished-first' | 'not-found' | 'pending';
+
+export interface CancelResult {
+  id: string;
+  outcome: CancelOutcome;
+  /** The task's final status, when it has one. */
+  status?: TaskStatus;
+}
+
+export interface CancelOptions extends CancelRequest {
+  /** How long to wait for each task's final status (ms); 0: do not wait. @defaultValue 10000 */
+  waitMs?: number;
+}
+
+export interface CancelPorts {
+  client: () => ZkClient;
+  /** The task's final status (rejects with ZKFARM_WAIT_TIMEOUT, or ZKFARM_TASK_NOT_FOUND). */
+  waitFor: (id: string, timeoutMs: number) => Promise<TaskStatus>;
+}
+
+/** Ids worked on at once. */
+const WINDOW = 32;
+/** Between the two looks that find a task nowhere (a task given back between reads is seen by the second). */
+const RECHECK_MS = 250;
+
+export async function cancelTasks(
+  ports: CancelPorts,
+  ids: readonly string[],
+  options: CancelOptions = {},
+): Promise<CancelResult[]> {
+  for (const id of ids) assertSafeName(id, 'task id');
+  const waitMs = options.waitMs ?? 10_000;
+  if (!Number.isFinite(waitMs) || waitMs < 0)
+    throw new ZkfarmError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `cancel: waitMs must be a number of milliseconds ≥ 0, got ${String(waitMs)}`,
+    );
+  const out: CancelResult[] = [];
+  for (let i = 0; i < ids.length; i += WINDOW)
+    out.push(
+      ...(await Promise.all(ids.slice(i, i + WINDOW).map((id) => cancelOne(ports, id, options, waitMs)))),
+    );
+  return out;
+}
+
+/** What a final status says about a cancel. */
+export function outcomeOf(status: TaskStatus): CancelResult {
+  return { id: '', outcome: status.state === 'cancelled' ? 'cancelled' : 'finished-first', status };
+}
+
+async function cancelOne(ports: CancelPorts, id: string, request: CancelRequest, waitMs: number) {
+  const client = ports.client();
+  const done = await readResult(client, id);
+  if (done) return { ...outcomeOf(parseStatus(done.data)), id };
+  await createRequest(client, id, request);
+  if (await nowhere(client, id)) {
+    await client.remove(cancelPath(id)).catch(() => {});
+    // It may have finished between the reads: its status says so.
+    const late = await readResult(client, id);
+    return late ? { ...outcomeOf(parseStatus(late.data)), id } : { id, outcome: 'not-found' as const };
+  }
+  if (waitMs === 0) return { id, outcome: 'pending' as const };
+  try {
+    return { ...outcomeOf(await ports.waitFor(id, waitMs)), id };
+  } catch (err) {
+    if (hasCode(err, ErrorCodes.WAIT_TIMEOUT)) return { id, outcome: 'pending' as const };
+    if (hasCode(err, ErrorCodes.TASK_NOT_FOUND)) return { id, outcome: 'not-found' as const };
+    throw err;
+  }
+}
+
+/** Create the request; one already there is the same request. */
+async function createRequest(client: ZkClient, id: string, request: CancelRequest): Promise<void> {
+  const data = encodeCancelRequest({ by: request.by, reason: request.reason });
+  try {
+    await client.create(cancelPath(id), data);
+  } catch (err) {
+    if (isZkError(err, 'NODE_EXISTS')) return;
+    if (!isZkError(err, 'NO_NODE')) throw err;
+    // A farm whose masters predate cancellation has no /cancel yet.
+    await client.ensurePath(PATHS.cancel);
+    await client.create(cancelPath(id), data).catch((e: unknown) => {
+      if (!isZkError(e, 'NODE_EXISTS')) throw e;
+    });
+  }
+}
+
+async function nowhere(client: ZkClient, id: string): Promise<boolean> {
+  if ((await whereIs(client, id)).kind !== 'nowhere') return false;
+  await new Promise((r) => setTimeout(r, RECHECK_MS));
+  return (await whereIs(client, id)).kind === 'nowhere';
+}
