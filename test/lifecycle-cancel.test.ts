@@ -13,6 +13,7 @@ import { test } from 'node:test';
 import { cancelPath } from '../src/farm/cancel-request.js';
 import { assignDir, PATHS, parseStatus, statusPath, taskPath } from '../src/farm/protocol.js';
 import { useCleanups } from './helpers/cleanups.js';
+import { Cli } from './helpers/cli.js';
 import { useFarm } from './helpers/farm.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
@@ -23,6 +24,12 @@ const tmp = mkdtempSync(join(tmpdir(), 'zkfarm-cancel-'));
 cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
 const farm = useFarm(cleanups, { workdir: join(tmp, 'work') });
 const fixture = join(import.meta.dirname, 'fixtures', 'cancel-handlers.mjs');
+
+function runtime(...args: string[]) {
+  const env = { ...process.env };
+  delete env['ZKFARM_ZK'];
+  return new Cli(args, { env }).exit(60_000);
+}
 
 /** A process is gone once /proc has no live entry for it (a zombie waiting to be reaped has exited). */
 function alive(pid: number): boolean {
@@ -193,4 +200,40 @@ test('cancels racing completion: each task has one final status, and the answer 
   assert.equal(s.succeeded, n - cancelled);
   await until(async () => (await raw.getChildren(PATHS.cancel)).length === 0, 10_000, 'requests deleted');
   console.log(`race: ${cancelled} cancelled, ${n - cancelled} finished first`);
+});
+
+test('runtime cancel: by id (status shows who and why), by queue with --yes, exit codes', async () => {
+  const root = await zk.chroot('cancel-cli');
+  const raw = await zk.rawClient(root);
+  await farm.master(root, 'm1');
+  const sub = await farm.submitter(root);
+  // No worker: everything stays queued.
+  const q2 = await sub.submitMany([1, 2, 3].map((input) => ({ handler: 'echo', input, queue: 'q2' })));
+  const [other, one] = await sub.submitMany([{ handler: 'echo' }, { handler: 'echo' }]);
+
+  const byId = await runtime('cancel', '--zk', root, one!, '--by', 'bob', '--reason', 'duplicate');
+  assert.equal(byId.code, 0, byId.stderr);
+  assert.equal(byId.stdout.trim(), `${one} cancelled`);
+  const shown = await runtime('status', '--zk', root, one!);
+  assert.match(shown.stdout, new RegExp(`${one}  cancelled on no worker`));
+  assert.match(shown.stdout, /cancelled while queued by bob: duplicate/);
+
+  const ask = await runtime('cancel', '--zk', root, '--queue', 'q2');
+  assert.equal(ask.code, 2);
+  assert.match(ask.stderr, /3 waiting task\(s\) of queue "q2"; nothing cancelled: add --yes/);
+  assert.equal((await raw.getChildren(PATHS.tasks)).length, 4, 'nothing cancelled without --yes');
+
+  const all = await runtime('cancel', '--zk', root, '--queue', 'q2', '--yes');
+  assert.equal(all.code, 0, all.stderr);
+  assert.deepEqual(
+    all.stdout.trim().split('\n').sort(),
+    q2.map((id) => `${id} cancelled`),
+  );
+  assert.deepEqual(await raw.getChildren(PATHS.tasks), [other], "only the other queue's task waits");
+
+  const again = await runtime('cancel', '--zk', root, one!, 'task-0000999999', '--wait-ms', '1000');
+  assert.equal(again.code, 1, 'not every task named was cancelled now');
+  assert.deepEqual(again.stdout.trim().split('\n'), [`${one} cancelled`, 'task-0000999999 not-found']);
+  const usage = await runtime('cancel', '--zk', root);
+  assert.equal(usage.code, 2);
 });

@@ -19,9 +19,17 @@ import { ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
 import { assertSafeName } from '../exec/names.js';
 import { isZkError, type ZkClient } from '../zk/index.js';
 import { type CancelRequest, cancelPath, encodeCancelRequest } from './cancel-request.js';
-import { PATHS, parseStatus, type TaskStatus } from './protocol.js';
+import {
+  backlogLanePath,
+  PATHS,
+  parseStatus,
+  parseTask,
+  queueOf,
+  type TaskStatus,
+  taskPath,
+} from './protocol.js';
 import { readResult } from './status-store.js';
-import { whereIs } from './task-locator.js';
+import { backlogLanes, whereIs } from './task-locator.js';
 
 export type CancelOutcome = 'cancelled' | 'finished-first' | 'not-found' | 'pending';
 
@@ -114,4 +122,35 @@ async function nowhere(client: ZkClient, id: string): Promise<boolean> {
   if ((await whereIs(client, id)).kind !== 'nowhere') return false;
   await new Promise((r) => setTimeout(r, RECHECK_MS));
   return (await whereIs(client, id)).kind === 'nowhere';
+}
+
+/**
+ * The ids of the tasks of `queue` still waiting (in /tasks, read in multiReads, and in the queue's
+ * backlog lanes), in id order: what `runtime cancel --queue` cancels. Data that is not a task belongs
+ * to no queue. A listing, not a snapshot: tasks handed out meanwhile are answered `finished-first` or
+ * `cancelled` by the worker, tasks submitted meanwhile are not included.
+ */
+export async function waitingTasksOf(client: ZkClient, queue: string): Promise<string[]> {
+  const ids = new Set<string>();
+  const inbox = await client.getChildren(PATHS.tasks);
+  const reads = await client.getDataMany(inbox.map(taskPath));
+  reads.forEach((r, i) => {
+    if (!('data' in r)) return;
+    const parsed = parseTask(r.data);
+    if (parsed.ok && queueOf(parsed.task) === queue) ids.add(inbox[i]!);
+  });
+  for (const lane of await backlogLanes(client)) {
+    if (lane.queue !== queue) continue;
+    const lanePath = backlogLanePath(lane.queue, lane.priority);
+    for (const bucket of await childrenOf(client, lanePath))
+      for (const id of await childrenOf(client, `${lanePath}/${bucket}`)) ids.add(id);
+  }
+  return [...ids].sort();
+}
+
+async function childrenOf(client: ZkClient, path: string): Promise<string[]> {
+  return client.getChildren(path).catch((err: unknown) => {
+    if (isZkError(err, 'NO_NODE')) return [];
+    throw err;
+  });
 }

@@ -26,7 +26,7 @@ import { Backoff } from '../backoff.js';
 import { ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
 import type { TraceCarrier } from '../exec/trace-context.js';
 import { type ConnectOptions, connect, isZkError, type Supervisor } from '../zk/index.js';
-import { type CancelOptions, type CancelResult, cancelTasks } from './cancel-client.js';
+import { type CancelOptions, type CancelResult, cancelTasks, waitingTasksOf } from './cancel-client.js';
 import { type FailedFilter, type FailedResult, failedResults, rerunOf } from './dead-letters.js';
 import { checkSubmitterOptions } from './options.js';
 import { type ProgressRecord, readTaskProgress } from './progress.js';
@@ -373,6 +373,11 @@ export class Submitter {
   cancel(ids: readonly string[], options: CancelOptions = {}): Promise<CancelResult[]> {
     const waitFor = (id: string, timeoutMs: number) => this.waitFor(id, { timeoutMs });
     return cancelTasks({ client: () => this.#client(), waitFor }, ids, options);
+  }
+
+  /** The ids of a queue's tasks still waiting (not handed to a worker), in id order. */
+  waiting(queue: string): Promise<string[]> {
+    return waitingTasksOf(this.#client(), queue);
   }
 
   /** The kept failed results that match, in id order (dead-letters.ts). */
