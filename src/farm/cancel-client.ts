@@ -154,3 +154,21 @@ async function childrenOf(client: ZkClient, path: string): Promise<string[]> {
     throw err;
   });
 }
+
+/**
+ * A `waitFor` for callers without a Submitter (the dashboard): the status read every 100 ms until it
+ * is there, or ZKFARM_WAIT_TIMEOUT. Cancels are few and short waits, so a poll costs less than a watch
+ * kept for each.
+ */
+export function pollingWaitFor(client: () => ZkClient): CancelPorts['waitFor'] {
+  return async (id, timeoutMs) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = await readResult(client(), id);
+      if (found) return parseStatus(found.data);
+      if (Date.now() >= deadline)
+        throw new ZkfarmError(ErrorCodes.WAIT_TIMEOUT, `no result for ${id} within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+}
