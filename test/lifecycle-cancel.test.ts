@@ -58,6 +58,9 @@ test('a queued task is cancelled with who and why; a finished one and an unknown
   assert.deepEqual(status.task, { handler: 'echo', input: 'never runs', queue: 'q1' });
   assert.equal(await raw.exists(taskPath(id)), null, 'the task is gone from the queue');
   await until(async () => (await raw.exists(cancelPath(id))) === null, 10_000, 'the request to be deleted');
+  // Cancelled by mistake: it can be re-run, linked to the original.
+  const [rerun] = await sub.retry([id]);
+  assert.ok(rerun!.retry, rerun!.error);
 
   // A task that finished first keeps its result; the answer says so.
   await farm.worker(root, 'w1', { queues: ['default'] });
