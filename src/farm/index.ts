@@ -2,6 +2,8 @@
  * The farm: masters, workers, submitters, and the public layout of the znodes they share (docs/protocol.md).
  * A deliberate list: what is not here is internal (see docs/library.md).
  */
+
+export type { CancelOptions, CancelOutcome, CancelResult } from './cancel-client.js';
 export type { FailedFilter, FailedResult } from './dead-letters.js';
 export type { LeaderOptions, LeaderStats } from './leader.js';
 export { Master, type MasterOptions, type MasterRoleInfo } from './master.js';
@@ -42,7 +44,6 @@ export type {
   SubmitStreamError,
   SubmitStreamOptions,
 } from './submit-stream.js';
-export { type CancelOptions, type CancelOutcome, type CancelResult } from './cancel-client.js';
 export { type SubmitManyError, Submitter, type SubmitterOptions } from './submitter.js';
 export { type KeyedOutcome, keyPath } from './task-keys.js';
 export { Worker, type WorkerOptions, type WorkerStats } from './worker.js';
