@@ -10,8 +10,17 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { SHELVE_HELD_AFTER } from '../src/farm/backlog.js';
 import { cancelPath } from '../src/farm/cancel-request.js';
-import { assignDir, PATHS, parseStatus, statusPath, taskPath } from '../src/farm/protocol.js';
+import {
+  assignDir,
+  backlogLanePath,
+  PATHS,
+  parseStatus,
+  statusPath,
+  taskPath,
+} from '../src/farm/protocol.js';
+import { QueueAdmin } from '../src/farm/queue-admin.js';
 import { useCleanups } from './helpers/cleanups.js';
 import { Cli } from './helpers/cli.js';
 import { useFarm } from './helpers/farm.js';
@@ -239,4 +248,40 @@ test('runtime cancel: by id (status shows who and why), by queue with --yes, exi
   assert.deepEqual(again.stdout.trim().split('\n'), [`${one} cancelled`, 'task-0000999999 not-found']);
   const usage = await runtime('cancel', '--zk', root);
   assert.equal(usage.code, 2);
+});
+
+test("a task in a paused deep queue's backlog is cancelled where it waits; the leader hands out the rest", async () => {
+  const root = await zk.chroot('cancel-backlog');
+  const raw = await zk.rawClient(root);
+  await new QueueAdmin(raw).pause('deep');
+  await farm.master(root, 'm1');
+  const sub = await farm.submitter(root);
+  const ids = await sub.submitMany(
+    Array.from({ length: SHELVE_HELD_AFTER + 200 }, (_, i) => ({ handler: 'echo', input: i, queue: 'deep' })),
+  );
+  const lane = backlogLanePath('deep', 0);
+  const shelved = async () => {
+    const buckets = await raw.getChildren(lane).catch(() => [] as string[]);
+    return (await Promise.all(buckets.map((b) => raw.getChildren(`${lane}/${b}`)))).flat();
+  };
+  await until(async () => (await shelved()).length > 0, 30_000, 'the paused deep queue shelved');
+  const victim = (await shelved()).sort()[0]!;
+  assert.ok(ids.includes(victim));
+  assert.equal(await raw.exists(taskPath(victim)), null, 'it waits in the backlog, not in /tasks');
+
+  const [r] = await sub.cancel([victim], { reason: 'backlog' });
+  assert.equal(r!.outcome, 'cancelled');
+  assert.equal(r!.status?.cancelledWhile, 'queued');
+  assert.ok(!(await shelved()).includes(victim), 'gone from the backlog');
+  assert.equal((await sub.waiting('deep')).length, ids.length - 1, 'the others still wait');
+
+  // Resumed, the leader hands out every other task (its view of the backlog forgot the cancelled one).
+  await new QueueAdmin(raw).resume('deep');
+  await farm.worker(root, 'w1', { queues: ['deep'], capacity: 16 });
+  const results = await sub.waitForAll(
+    ids.filter((id) => id !== victim),
+    { timeoutMs: 40_000 },
+  );
+  assert.ok(results.every((s) => s.state === 'succeeded'));
+  assert.equal(parseStatus((await raw.getData(statusPath(victim))).data).state, 'cancelled');
 });
