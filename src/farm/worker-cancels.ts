@@ -68,7 +68,8 @@ export class WorkerCancels {
     const request = await this.#request(h.id);
     return cancel(h.id, h.task, request, {
       from: assignPath(this.#worker, h.id),
-      // A run's end may find its assignment rewritten by nobody else: the version read fences the rest.
+      // As `complete` does after a run (the assignment's delete fences a task that moved on); a task
+      // not started is taken at the version read, as a give-back takes it.
       version: state === 'running' ? -1 : h.version,
       while: state,
       worker: this.#worker,
