@@ -20,7 +20,7 @@
  * A pass runs when requests come and again every `everyMs` while any is unsettled.
  *
  * SUSPENDED: a pass that fails is retried after a backoff (PassLoop). LOST, or the term's end: the
- * cache closes and the loop stops with the term's signal.
+ * loop stops with the term's signal, and the cache closes (with its session, or by `close()`).
  */
 import { ChildrenCache } from '../recipes/children-cache.js';
 import { PassLoop } from '../recipes/pass-loop.js';
@@ -78,7 +78,11 @@ export class CancelDesk {
     this.#cache = new ChildrenCache(this.#session, PATHS.cancel, (u) => {
       if (u.events.some((e) => e.type === 'added')) this.#loop.kick();
     });
-    this.#signal.addEventListener('abort', () => this.#cache?.close(), { once: true });
+  }
+
+  /** The term ended (the leader calls it: one listener on the term's signal for all its parts). */
+  close(): void {
+    this.#cache?.close();
   }
 
   async #pass(): Promise<void> {

@@ -241,6 +241,7 @@ export class Leader {
     clearTimeout(this.#wake);
     clearTimeout(this.#publishTimer);
     clearInterval(this.#retentionTimer);
+    this.#cancels.close();
   }
 
   #workerGone(worker: string): void {
