@@ -220,7 +220,10 @@ test('runtime cancel: by id (status shows who and why), by queue with --yes, exi
   await farm.master(root, 'm1');
   const sub = await farm.submitter(root);
   // No worker: everything stays queued.
-  const q2 = await sub.submitMany([1, 2, 3].map((input) => ({ handler: 'echo', input, queue: 'q2' })));
+  // Hundreds: the requests go out together and are answered together, well within one wait.
+  const q2 = await sub.submitMany(
+    Array.from({ length: 300 }, (_, input) => ({ handler: 'echo', input, queue: 'q2' })),
+  );
   const [other, one] = await sub.submitMany([{ handler: 'echo' }, { handler: 'echo' }]);
 
   const byId = await runtime('cancel', '--zk', root, one!, '--by', 'bob', '--reason', 'duplicate');
@@ -232,8 +235,8 @@ test('runtime cancel: by id (status shows who and why), by queue with --yes, exi
 
   const ask = await runtime('cancel', '--zk', root, '--queue', 'q2');
   assert.equal(ask.code, 2);
-  assert.match(ask.stderr, /3 waiting task\(s\) of queue "q2"; nothing cancelled: add --yes/);
-  assert.equal((await raw.getChildren(PATHS.tasks)).length, 4, 'nothing cancelled without --yes');
+  assert.match(ask.stderr, /300 waiting task\(s\) of queue "q2"; nothing cancelled: add --yes/);
+  assert.equal((await raw.getChildren(PATHS.tasks)).length, 301, 'nothing cancelled without --yes');
 
   const all = await runtime('cancel', '--zk', root, '--queue', 'q2', '--yes');
   assert.equal(all.code, 0, all.stderr);

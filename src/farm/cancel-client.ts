@@ -51,11 +51,17 @@ export interface CancelPorts {
   waitFor: (id: string, timeoutMs: number) => Promise<TaskStatus>;
 }
 
-/** Ids worked on at once. */
-const WINDOW = 32;
+/** Requests sent at once, and waits held at once (each a watch). */
+const WINDOW = 256;
+/** At most this many ids are each checked at once for being nowhere; beyond, the waits' locator tells. */
+const FEW = 32;
 /** Between the two looks that find a task nowhere (a task given back between reads is seen by the second). */
 const RECHECK_MS = 250;
 
+/**
+ * Every request is made first, then the outcomes are awaited together: the farm answers many requests
+ * in one pass (cancel-desk.ts), so a queue's thousands of tasks take one wait, not one each.
+ */
 export async function cancelTasks(
   ports: CancelPorts,
   ids: readonly string[],
@@ -68,11 +74,21 @@ export async function cancelTasks(
       ErrorCodes.INVALID_ARGUMENT,
       `cancel: waitMs must be a number of milliseconds ≥ 0, got ${String(waitMs)}`,
     );
-  const out: CancelResult[] = [];
-  for (let i = 0; i < ids.length; i += WINDOW)
-    out.push(
-      ...(await Promise.all(ids.slice(i, i + WINDOW).map((id) => cancelOne(ports, id, options, waitMs)))),
-    );
+  const request = { by: options.by, reason: options.reason };
+  const checkNowhere = ids.length <= FEW;
+  const asked = await windowed(ids, (id) => ask(ports, id, request, checkNowhere));
+  const deadline = Date.now() + waitMs;
+  return windowed(ids, async (id, i) => asked[i] ?? (await settle(ports, id, deadline)));
+}
+
+/** `fn` over `items`, WINDOW at a time, answers in order. */
+async function windowed<T>(
+  items: readonly string[],
+  fn: (id: string, i: number) => Promise<T>,
+): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < items.length; i += WINDOW)
+    out.push(...(await Promise.all(items.slice(i, i + WINDOW).map((id, j) => fn(id, i + j)))));
   return out;
 }
 
@@ -81,23 +97,32 @@ export function outcomeOf(status: TaskStatus): CancelResult {
   return { id: '', outcome: status.state === 'cancelled' ? 'cancelled' : 'finished-first', status };
 }
 
-async function cancelOne(ports: CancelPorts, id: string, request: CancelRequest, waitMs: number) {
+/** The request made; an answer already when the task has its status (or, checked, is nowhere). */
+async function ask(
+  ports: CancelPorts,
+  id: string,
+  request: CancelRequest,
+  checkNowhere: boolean,
+): Promise<CancelResult | undefined> {
   const client = ports.client();
   const done = await readResult(client, id);
   if (done) return { ...outcomeOf(parseStatus(done.data)), id };
   await createRequest(client, id, request);
-  if (await nowhere(client, id)) {
-    await client.remove(cancelPath(id)).catch(() => {});
-    // It may have finished between the reads: its status says so.
-    const late = await readResult(client, id);
-    return late ? { ...outcomeOf(parseStatus(late.data)), id } : { id, outcome: 'not-found' as const };
-  }
-  if (waitMs === 0) return { id, outcome: 'pending' as const };
+  if (!checkNowhere || !(await nowhere(client, id))) return undefined;
+  await client.remove(cancelPath(id)).catch(() => {});
+  // It may have finished between the reads: its status says so.
+  const late = await readResult(client, id);
+  return late ? { ...outcomeOf(parseStatus(late.data)), id } : { id, outcome: 'not-found' };
+}
+
+async function settle(ports: CancelPorts, id: string, deadline: number): Promise<CancelResult> {
+  const left = deadline - Date.now();
+  if (left <= 0) return { id, outcome: 'pending' };
   try {
-    return { ...outcomeOf(await ports.waitFor(id, waitMs)), id };
+    return { ...outcomeOf(await ports.waitFor(id, left)), id };
   } catch (err) {
-    if (hasCode(err, ErrorCodes.WAIT_TIMEOUT)) return { id, outcome: 'pending' as const };
-    if (hasCode(err, ErrorCodes.TASK_NOT_FOUND)) return { id, outcome: 'not-found' as const };
+    if (hasCode(err, ErrorCodes.WAIT_TIMEOUT)) return { id, outcome: 'pending' };
+    if (hasCode(err, ErrorCodes.TASK_NOT_FOUND)) return { id, outcome: 'not-found' };
     throw err;
   }
 }
