@@ -14,11 +14,14 @@ import { SHELVE_HELD_AFTER } from '../src/farm/backlog.js';
 import { cancelPath } from '../src/farm/cancel-request.js';
 import {
   assignDir,
+  assignPath,
   backlogLanePath,
+  encode,
   PATHS,
   parseStatus,
   statusPath,
   taskPath,
+  workerPath,
 } from '../src/farm/protocol.js';
 import { QueueAdmin } from '../src/farm/queue-admin.js';
 import { useCleanups } from './helpers/cleanups.js';
@@ -287,4 +290,35 @@ test("a task in a paused deep queue's backlog is cancelled where it waits; the l
   );
   assert.ok(results.every((s) => s.state === 'succeeded'));
   assert.equal(parseStatus((await raw.getData(statusPath(victim))).data).state, 'cancelled');
+});
+
+test('a task held by a worker that never answers (gone, or older than cancellation) is cancelled once it is given back', async () => {
+  const root = await zk.chroot('cancel-lost');
+  const raw = await zk.rawClient(root);
+  // A worker that registers and takes tasks, but knows nothing of /cancel.
+  const old = await zk.rawClient(root);
+  await old.ensurePath(assignDir('old'));
+  await old.ensurePath(PATHS.workers);
+  const info = { capacity: 1, prefetch: 0, paused: false, queues: [{ name: 'default', weight: 1 }] };
+  await old.createEphemeral(workerPath('old'), encode({ ...info, host: 'h', pid: 1, startedAt: Date.now() }));
+  await farm.master(root, 'm1');
+  const sub = await farm.submitter(root);
+  const id = await sub.submit({ handler: 'echo', input: 'held' });
+  await until(
+    async () => (await raw.exists(assignPath('old', id))) !== null,
+    20_000,
+    'the old worker to hold it',
+  );
+
+  const [r] = await sub.cancel([id], { reason: 'stuck', waitMs: 1000 });
+  assert.equal(r!.outcome, 'pending', 'the worker holding it does not answer');
+  assert.notEqual(await raw.exists(cancelPath(id)), null, 'the request stands');
+
+  // The worker goes; the master gives the task back, and answers the request where the task then waits.
+  old.connection.close();
+  const status = await sub.waitFor(id, { timeoutMs: 20_000 });
+  assert.equal(status.state, 'cancelled');
+  assert.equal(status.cancelledWhile, 'queued');
+  assert.equal(status.reason, 'stuck');
+  await until(async () => (await raw.exists(cancelPath(id))) === null, 10_000, 'the request deleted');
 });
