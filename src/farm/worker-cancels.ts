@@ -20,6 +20,7 @@
  */
 import { ErrorCodes } from '../errors.js';
 import { TaskFailure } from '../exec/failure.js';
+import type { ExecOutcome } from '../exec/index.js';
 import { ChildrenCache } from '../recipes/children-cache.js';
 import { isZkError, type Logger, type Session } from '../zk/index.js';
 import { type CancelledWhile, type CancelRequest, cancelPath, parseCancelRequest } from './cancel-request.js';
@@ -34,17 +35,25 @@ export function cancelReason(): TaskFailure {
   });
 }
 
+/** What of the worker a cancel acts on. */
+export interface CancelPortsOfWorker {
+  held(id: string): Held | undefined;
+  /** Stop a running task (Executor.stop). */
+  stop(id: string, reason: unknown): void;
+  /** Queue the move that ends a held task (it is `completing` by then), and start what may start. */
+  end(h: Held, move: Move): void;
+}
+
 export class WorkerCancels {
   readonly #worker: string;
-  readonly #onRequested: (ids: string[]) => void;
+  readonly #ports: CancelPortsOfWorker;
   readonly #log: Logger;
   #cache: ChildrenCache | undefined;
   #session: Session | undefined;
 
-  /** `onRequested`: ids newly requested (the worker keeps those it holds). */
-  constructor(worker: string, onRequested: (ids: string[]) => void, log: Logger) {
+  constructor(worker: string, ports: CancelPortsOfWorker, log: Logger) {
     this.#worker = worker;
-    this.#onRequested = onRequested;
+    this.#ports = ports;
     this.#log = log;
   }
 
@@ -54,8 +63,34 @@ export class WorkerCancels {
     this.#cache = new ChildrenCache(session, PATHS.cancel, (u) => {
       // After a listing, every child: one deleted and made again while disconnected is new to us too.
       const ids = u.listed ? [...u.children] : u.events.filter((e) => e.type === 'added').map((e) => e.name);
-      if (ids.length > 0) this.#onRequested(ids);
+      for (const id of ids) this.#requested(id);
     });
+  }
+
+  /** A request for a task held here: one not started ends at once, a running one is stopped. */
+  #requested(id: string): void {
+    const h = this.#ports.held(id);
+    if (h?.state === 'queued') this.#endCancelled(h, 'assigned');
+    else if (h?.state === 'running') this.#ports.stop(id, cancelReason());
+  }
+
+  /** Before a held task starts: true when it was asked to cancel (it ends now instead). */
+  endIfRequested(h: Held): boolean {
+    if (!this.requested(h.id)) return false;
+    this.#endCancelled(h, 'assigned');
+    return true;
+  }
+
+  /** After a run: true when it was stopped by a cancel (it ends cancelled); else its outcome stands. */
+  endIfCancelled(h: Held, outcome: ExecOutcome): boolean {
+    if (outcome.errorCode !== ErrorCodes.TASK_CANCELLED) return false;
+    this.#endCancelled(h, 'running', outcome.startedAt);
+    return true;
+  }
+
+  #endCancelled(h: Held, state: CancelledWhile, startedAt?: number): void {
+    h.state = 'completing';
+    void this.#moveFor(h, state, startedAt).then((m) => this.#ports.end(h, m));
   }
 
   /** A cancel of this task has been requested (as far as this session's cache knows). */
@@ -64,7 +99,7 @@ export class WorkerCancels {
   }
 
   /** The move that ends a held task as cancelled (its request read for who and why). */
-  async moveFor(h: Held, state: CancelledWhile, startedAt?: number): Promise<Move> {
+  async #moveFor(h: Held, state: CancelledWhile, startedAt?: number): Promise<Move> {
     const request = await this.#request(h.id);
     return cancel(h.id, h.task, request, {
       from: assignPath(this.#worker, h.id),

@@ -41,7 +41,7 @@ import { AutoPrefetch } from './prefetch.js';
 import { assignDir, encode, taskMeta, type WorkerInfo, workerPath } from './protocol.js';
 import { type QueueOrder, type ServedQueue, servedQueues } from './queues.js';
 import { Role, type RoleOptions, type StopOptions } from './role.js';
-import { cancelReason, WorkerCancels } from './worker-cancels.js';
+import { WorkerCancels } from './worker-cancels.js';
 
 export interface WorkerOptions extends RoleOptions {
   /** Tasks run at once. @defaultValue 4 */
@@ -177,7 +177,18 @@ export class Worker extends Role {
     );
     this.#completions.on('idle', () => this.#events.emit('idle'));
     this.#life = new TaskLifecycle(this.name, () => this.supervisor?.session, this.log);
-    this.#cancels = new WorkerCancels(this.name, (ids) => this.#cancelRequested(ids), this.log);
+    this.#cancels = new WorkerCancels(
+      this.name,
+      {
+        held: (id) => this.#held.get(id),
+        stop: (id, reason) => this.#executor.stop(id, reason),
+        end: (h, move) => {
+          this.#end(h, move);
+          this.#startMore();
+        },
+      },
+      this.log,
+    );
     this.#intake = new Intake(
       this.name,
       this.#held,
@@ -291,10 +302,7 @@ export class Worker extends Role {
       for (const h of this.#held.values()) {
         if (this.#running >= this.capacity) break;
         if (h.state !== 'queued') continue;
-        if (this.#cancels.requested(h.id)) {
-          this.#endCancelled(h, 'assigned');
-          continue;
-        }
+        if (this.#cancels.endIfRequested(h)) continue;
         h.state = 'running';
         this.#running++;
         void this.#run(h);
@@ -349,8 +357,7 @@ export class Worker extends Role {
     // The master reads the prefetch from /workers/<name>: publish it when the durations moved it.
     if (this.#autoPrefetch?.observe(performance.now() - began, outcome.finishedAt) !== undefined)
       void this.#publish();
-    if (outcome.errorCode === ErrorCodes.TASK_CANCELLED)
-      return this.#endCancelled(h, 'running', outcome.startedAt);
+    if (this.#cancels.endIfCancelled(h, outcome)) return;
     const retry = requeue(h.id, this.name, h.task, outcome, this.#opts.retryDelayMs ?? 500);
     this.#end(h, retry ?? complete(h.id, this.name, h.task, outcome));
     this.#startMore();
@@ -365,23 +372,6 @@ export class Worker extends Role {
     } else if (m.kind === 'requeue') this.#stats.retried++;
     else if (m.status?.state === 'succeeded') this.#stats.succeeded++;
     else if (m.status) this.#stats.failed++;
-  }
-
-  /** Requests for tasks held here: one not started ends at once, a running one is stopped. */
-  #cancelRequested(ids: string[]): void {
-    for (const id of ids) {
-      const h = this.#held.get(id);
-      if (h?.state === 'queued') this.#endCancelled(h, 'assigned');
-      else if (h?.state === 'running') this.#executor.stop(id, cancelReason());
-    }
-  }
-
-  #endCancelled(h: Held, state: 'assigned' | 'running', startedAt?: number): void {
-    h.state = 'completing';
-    void this.#cancels.moveFor(h, state, startedAt).then((m) => {
-      this.#end(h, m);
-      this.#startMore();
-    });
   }
 
   /** Hand queued (not started) tasks back to /tasks unchanged. */
