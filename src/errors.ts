@@ -55,6 +55,8 @@ export const ErrorCodes = {
   WAIT_TIMEOUT: 'ZKFARM_WAIT_TIMEOUT',
   /** A task was given up before it finished (its worker aborted it, or the executor closed). */
   TASK_ABORTED: 'ZKFARM_TASK_ABORTED',
+  /** A task was cancelled on request (runtime cancel, Submitter.cancel, a create of /cancel/<id>). */
+  TASK_CANCELLED: 'ZKFARM_TASK_CANCELLED',
   /** ZooKeeper refused access to the farm's nodes (they are access-controlled). */
   NOT_AUTHORIZED: 'ZKFARM_NOT_AUTHORIZED',
   /** The ZooKeeper server is older than zkfarm needs (3.6). */

@@ -29,8 +29,8 @@ export function applyControls() {
       ? "Controls need the dashboard's token (see the banner above)"
       : '';
   for (const b of document.querySelectorAll('.ctl')) {
-    // The test-task form, the queue and schedule controls act through ZooKeeper: they need no host.
-    const viaZk = /^(queue|schedule)-/.test(b.dataset.action ?? '');
+    // The test-task form, the queue, schedule and task controls act through ZooKeeper: they need no host.
+    const viaZk = /^(queue|schedule|task)-/.test(b.dataset.action ?? '');
     const needsHost = b.id !== 'submit-button' && !viaZk;
     const off = !state.controls || !state.authorized || (needsHost && state.readOnly);
     b.disabled = off;

@@ -1,5 +1,6 @@
 // Tasks: following the test tasks submitted from the page, and the details panel of any task.
 
+import { applyControls, controlButton, postControl } from './controls.js';
 import { $, ago, el, fmtMs, fmtNum } from './dom.js';
 import { state } from './state.js';
 
@@ -118,6 +119,7 @@ function renderTask(d) {
     status.startedAt && status.finishedAt ? ['Ran for', fmtMs(status.finishedAt - status.startedAt)] : null,
     status.exitCode !== undefined && status.exitCode !== null ? ['Exit code', String(status.exitCode)] : null,
     status.error ? ['Error', `${status.errorCode ? `${status.errorCode}: ` : ''}${status.error}`] : null,
+    status.state === 'cancelled' ? ['Cancelled', cancelledText(status)] : null,
   ].filter(Boolean);
   const parts = [
     el(
@@ -161,7 +163,33 @@ function renderTask(d) {
         text: 'No such task now: never submitted, or its status was removed by retention.',
       }),
     );
+  // A task not finished yet can be cancelled from its panel (POST /api/tasks/<id>/cancel).
+  const open = d.where === 'queued' || d.where === 'assigned';
+  if (open) parts.unshift(el('div', { class: 'drawer-actions' }, cancelButton(d.id)));
   body.replaceChildren(...parts);
+  if (open) applyControls();
+}
+
+function cancelButton(id) {
+  return controlButton(
+    'Cancel task',
+    'danger',
+    async (e) => {
+      e.target.disabled = true;
+      await postControl(`/api/tasks/${encodeURIComponent(id)}/cancel`, {
+        reason: 'cancelled from the dashboard',
+      });
+      if (state.openTask === id) openTaskAgain(id);
+    },
+    'task-cancel',
+  );
+}
+
+/** `while running, by dashboard: why` */
+function cancelledText(s) {
+  const who = s.cancelledBy ? `, by ${s.cancelledBy}` : '';
+  const why = s.reason ? `: ${s.reason}` : '';
+  return `while ${s.cancelledWhile ?? 'queued'}${who}${why}`;
 }
 
 function section(title, ...children) {

@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { registerBench } from './bench.js';
+import { registerCancel } from './cancel.js';
 import type { Io } from './common.js';
 import { registerDashboard } from './dashboard.js';
 import { registerQueue } from './queue.js';
@@ -71,6 +72,7 @@ export function createProgram(io: Io, setExit: (code: number) => void): Command 
   registerSchedule(program, io, setExit);
   registerRetry(program, io, setExit);
   registerWatch(program, io, setExit);
+  registerCancel(program, io, setExit);
   registerBench(program, io, setExit);
   return program;
 }

@@ -117,9 +117,17 @@ export function renderTask(d: TaskDetails): string[] {
         lines.push(`error     ${status.errorCode ? `${status.errorCode}: ` : ''}${status.error}`);
       if (status.result !== undefined) lines.push(`result    ${JSON.stringify(status.result).slice(0, 500)}`);
       if (status.exitCode !== undefined) lines.push(`exit code ${status.exitCode}`);
+      if (status.state === 'cancelled') lines.push(cancelledLine(status));
       return lines;
     }
   }
+}
+
+/** `cancelled while running by alice: not needed` */
+function cancelledLine(s: { cancelledWhile?: unknown; cancelledBy?: unknown; reason?: unknown }): string {
+  const who = typeof s.cancelledBy === 'string' ? ` by ${s.cancelledBy}` : '';
+  const why = typeof s.reason === 'string' ? `: ${s.reason}` : '';
+  return `cancelled while ${String(s.cancelledWhile ?? 'queued')}${who}${why}`;
 }
 
 /** What the leader says waits in the queue for a reason (blocked, delayed, set aside). */

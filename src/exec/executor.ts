@@ -192,6 +192,7 @@ export class Executor {
     if (!isSafeName(req.taskId)) return failed(nameFailure(req.taskId, 'task id'), startedAt);
 
     const stop = new StopSwitch();
+    stop.taskId = req.taskId;
     this.#running.add(stop);
     try {
       // After the first task, `#ready` spares the hot path an await.
@@ -269,6 +270,21 @@ export class Executor {
     const run: HandlerRun = { req, name, input, dir, stop };
     if (entry.kind === 'pool') return runPoolHandler(this.#pool!, entry.module, run, this.options.dirMode);
     return runInlineHandler(entry.fn, run);
+  }
+
+  /**
+   * Stop one running task as its timeout would (a shell command's whole process group, a handler's
+   * `context.signal`, a pool call's thread): it ends as a failed outcome carrying `reason`'s code.
+   * False when no task of that id runs here.
+   */
+  stop(taskId: string, reason: unknown): boolean {
+    let found = false;
+    for (const stop of this.#running)
+      if (stop.taskId === taskId) {
+        stop.abort(reason);
+        found = true;
+      }
+    return found;
   }
 
   /**

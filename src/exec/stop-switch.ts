@@ -13,6 +13,8 @@
 export class StopSwitch {
   /** The task's directory while it runs (retention leaves it alone). */
   dir: string | undefined;
+  /** The task it stops (Executor.stop finds it by id). */
+  taskId: string | undefined;
   #controller: AbortController | undefined;
   #outer: AbortSignal | undefined;
   #onOuter: (() => void) | undefined;

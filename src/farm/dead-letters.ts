@@ -88,7 +88,9 @@ export function rerunOf(id: string, status: TaskStatus | undefined): Task {
   const no = (why: string) =>
     new ZkfarmError(ErrorCodes.NOT_RETRYABLE, `task ${id} cannot be re-run: ${why}`);
   if (!status) throw no('it has no result (still queued or running, or its result was removed by retention)');
-  if (status.state !== 'failed') throw no(`it ${status.state}: only failed tasks are re-run`);
+  // A cancelled task keeps its task too: cancelled by mistake, it can be run after all.
+  if (status.state !== 'failed' && status.state !== 'cancelled')
+    throw no(`it ${status.state}: only failed or cancelled tasks are re-run`);
   if (!status.task)
     throw no(
       status['taskOmitted']

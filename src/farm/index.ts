@@ -2,6 +2,8 @@
  * The farm: masters, workers, submitters, and the public layout of the znodes they share (docs/protocol.md).
  * A deliberate list: what is not here is internal (see docs/library.md).
  */
+
+export type { CancelOptions, CancelOutcome, CancelResult } from './cancel-client.js';
 export type { FailedFilter, FailedResult } from './dead-letters.js';
 export {
   type EventFilter,

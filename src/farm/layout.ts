@@ -64,6 +64,7 @@ export const LAYOUT_PATHS: readonly string[] = [
   SERVICE_PATHS.placements,
   PATHS.keys,
   PATHS.progress,
+  PATHS.cancel,
 ];
 
 /** What a sweep did, for the log and for tests. */

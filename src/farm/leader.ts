@@ -45,6 +45,7 @@ import {
   type WorkerLoad,
 } from './assignment-policy.js';
 import { Backlog } from './backlog.js';
+import { CancelDesk } from './cancel-desk.js';
 import { GiveBacks } from './give-back.js';
 import { Inbox } from './inbox.js';
 import { KeySweeper } from './key-sweeper.js';
@@ -77,6 +78,8 @@ export interface LeaderStats {
   setAside: number;
   /** Tasks moved into the deep-queue backlog this term. */
   shelved: number;
+  /** Waiting tasks cancelled this term (cancel-desk.ts). */
+  cancelled?: number;
 }
 
 /** Tasks handed out per round: a round costs about the same whatever its size. */
@@ -101,6 +104,7 @@ export class Leader {
   readonly #gate: QueueGate;
   readonly #backlog: Backlog;
   readonly #refusalHooks: RefusalHooks;
+  readonly #cancels: CancelDesk;
   readonly #roundRobin: RoundRobin = new Map();
   /** Per queue, its tasks out, as last counted (each round when a queue is capped, else once a second). */
   #counts = new Map<string, number>();
@@ -149,6 +153,7 @@ export class Leader {
     this.#view = this.#inbox.view;
     this.#backlog = new Backlog(this.#client, this.#view, log, (moves) => this.#commit(moves));
     this.#refusalHooks = { view: this.#view, inbox: this.#inbox, roster: this.#roster };
+    this.#cancels = new CancelDesk(session, term.signal, (moves) => this.#commit(moves), log);
     this.#gate = new QueueGate(session, term.signal, () => this.#kick(), log);
     this.#giveBacks = new GiveBacks(session, term.signal, this.#batcher, {
       maxLost: options.maxLost,
@@ -181,7 +186,8 @@ export class Leader {
   }
 
   stats(): LeaderStats {
-    return { ...this.#stats, queued: this.#view.size, workers: this.#roster.names().length };
+    const cancelled = this.#cancels.cancelled;
+    return { ...this.#stats, queued: this.#view.size, workers: this.#roster.names().length, cancelled };
   }
 
   /** What waits in /tasks for a reason, and why, and what runs, per queue. */
@@ -216,6 +222,7 @@ export class Leader {
     if (!this.active) return;
     this.#controlsKnown = true;
     this.#kick();
+    await this.#cancels.start();
     await this.#giveBacks.recover();
     if (!this.active) return;
     this.#kick();
@@ -234,6 +241,7 @@ export class Leader {
     clearTimeout(this.#wake);
     clearTimeout(this.#publishTimer);
     clearInterval(this.#retentionTimer);
+    this.#cancels.close();
   }
 
   #workerGone(worker: string): void {
@@ -386,7 +394,7 @@ export class Leader {
         this.#view.moved(m.id, mark);
         if (m.kind === 'assign') this.#stats.assigned++;
         else if (m.kind === 'shelve') this.#stats.shelved++;
-        else this.#stats.rejected++;
+        else if (m.kind !== 'cancel') this.#stats.rejected++;
       }
     });
     for (const refusal of r.refused) {

@@ -16,6 +16,9 @@
  *   complete   /assign/<w>/<id> → /status/<b>/<id>  create the status (the run's outcome), delete the assignment
  *   fail       /assign/<w>/<id> → /status/<b>/<id>  create a failed status (why), delete the assignment
  *   reject     /tasks/<id> → /status/<b>/<id>       create a failed status (why), delete the task
+ *   cancel     /tasks/<id> (or wherever it waits) or /assign/<w>/<id> → /status/<b>/<id>  create the
+ *                                               `cancelled` status (who, why: cancel-request.ts), delete
+ *                                               the task where it was, at the version read
  *   discard    /assign/<w>/<id> → (nothing)       delete the assignment, checking that /status/<b>/<id>
  *                                               exists: a task given back after its result was
  *                                               recorded is not run twice
@@ -30,6 +33,7 @@ import { backoffDelay } from '../backoff.js';
 import { ErrorCodes } from '../errors.js';
 import type { ExecOutcome } from '../exec/index.js';
 import type { BatchItem } from '../recipes/multi-batcher.js';
+import { type CancelledWhile, type CancelRequest, cancelledStatus } from './cancel-request.js';
 import {
   assignPath,
   encode,
@@ -54,6 +58,7 @@ export type MoveKind =
   | 'complete'
   | 'fail'
   | 'reject'
+  | 'cancel'
   | 'discard';
 
 /** One step of one task: a batch item (its operations, its guards) that says what it is. */
@@ -196,6 +201,29 @@ export function reject(id: string, why: Failure, version = -1, from?: string): M
     version,
   );
   return from !== undefined ? { ...m, from } : m;
+}
+
+/**
+ * A cancelled status for a task, taken from where it is: `from` is where it waits (its /tasks node, a
+ * backlog node, any place the locator finds) or its assignment (`worker` set). Creating the status in
+ * the same multi as the delete makes a cancel that races the task's completion end with one status:
+ * whichever multi comes first; the other is refused.
+ */
+export function cancel(
+  id: string,
+  task: Task,
+  request: CancelRequest,
+  at: { from: string; version: number; while: CancelledWhile; worker?: string; startedAt?: number | null },
+): Move {
+  const status = cancelledStatus({
+    task,
+    request,
+    while: at.while,
+    worker: at.worker ?? null,
+    startedAt: at.startedAt,
+  });
+  const m = recording('cancel', id, at.worker, status, at.from, at.version);
+  return at.from !== taskPath(id) && at.worker === undefined ? { ...m, from: at.from } : m;
 }
 
 /** Drop an assignment whose task already has its result (only if it has: the check fences it). */

@@ -16,6 +16,7 @@
  *   /schedules/<name>               persistent              a recurring task: spec and state (schedules/model.ts)
  *   /keys/<xx>/<sha256 of key>      persistent              an idempotency key: {"key", "id"?} (task-keys.ts)
  *   /progress/<task-id>             ephemeral               a running task's latest progress (progress.ts)
+ *   /cancel/<task-id>               persistent              a request to cancel a task: {"by"?, "reason"?} (cancel-request.ts)
  *
  * A task's internal bookkeeping travels in its JSON under the reserved key `_zkfarm`
  * (attempts so far, the last error, when it may run again). Every other field is kept as submitted.
@@ -50,6 +51,8 @@ export const PATHS = {
   progress: '/progress',
   /** Idempotency keys (task-keys.ts). */
   keys: '/keys',
+  /** Requests to cancel a task (cancel-request.ts). */
+  cancel: '/cancel',
 } as const;
 
 export const TASK_PREFIX = 'task-';
@@ -356,7 +359,7 @@ export function lostOnWorker(task: Task, worker: string, maxLost?: number): Lost
 
 /** A task's result in `/status/<bucket>/<task-id>` (statusPath). */
 export interface TaskStatus {
-  state: 'succeeded' | 'failed';
+  state: 'succeeded' | 'failed' | 'cancelled';
   worker: string | null;
   /** The task's queue (results written since task events: a stream filters by it). */
   queue?: string;
@@ -375,6 +378,10 @@ export interface TaskStatus {
   task?: Task;
   /** The task this one re-ran. */
   retryOf?: string;
+  /** A cancelled task: who asked, why, and where it was then (cancel-request.ts). */
+  cancelledBy?: string;
+  reason?: string;
+  cancelledWhile?: 'queued' | 'assigned' | 'running';
   [key: string]: unknown;
 }
 
@@ -386,7 +393,7 @@ export function submittedTask(task: Task): Task {
 
 const statusSchema = z
   .object({
-    state: z.enum(['succeeded', 'failed']),
+    state: z.enum(['succeeded', 'failed', 'cancelled']),
     worker: z.string().nullable(),
     attempts: z.number().int().min(0),
     startedAt: z.number().nullable(),

@@ -26,6 +26,7 @@ import { Backoff } from '../backoff.js';
 import { ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
 import type { TraceCarrier } from '../exec/trace-context.js';
 import { type ConnectOptions, connect, isZkError, type Supervisor } from '../zk/index.js';
+import { type CancelOptions, type CancelResult, cancelTasks, waitingTasksOf } from './cancel-client.js';
 import { type FailedFilter, type FailedResult, failedResults, rerunOf } from './dead-letters.js';
 import { type EventStream, type EventStreamOptions, watchEvents } from './event-stream.js';
 import { checkSubmitterOptions } from './options.js';
@@ -372,6 +373,20 @@ export class Submitter {
       }
     }
     return out;
+  }
+
+  /**
+   * Cancel tasks: one answer per id, in order: `cancelled`, `finished-first`, `not-found` or `pending`
+   * (no final status within `waitMs`; the request stands). See cancel-client.ts.
+   */
+  cancel(ids: readonly string[], options: CancelOptions = {}): Promise<CancelResult[]> {
+    const waitFor = (id: string, timeoutMs: number) => this.waitFor(id, { timeoutMs });
+    return cancelTasks({ client: () => this.#client(), waitFor }, ids, options);
+  }
+
+  /** The ids of a queue's tasks still waiting (not handed to a worker), in id order. */
+  waiting(queue: string): Promise<string[]> {
+    return waitingTasksOf(this.#client(), queue);
   }
 
   /** The kept failed results that match, in id order (dead-letters.ts). */

@@ -181,3 +181,53 @@ async function children(client: ZkClient, path: string): Promise<string[]> {
     throw err;
   }
 }
+
+/** Where one task is now, read with its data where it waits (to move it from there at that version). */
+export type TaskPlace =
+  | { kind: 'waiting'; path: string; data: Buffer; version: number }
+  | { kind: 'assigned'; worker: string; path: string; data: Buffer; version: number }
+  | { kind: 'finished'; path: string }
+  | { kind: 'nowhere' };
+
+/**
+ * The places a task waits before a worker holds it: /tasks/<id>, then its queue's backlog lanes. Every
+ * place a task can wait in is listed here, so whoever acts on waiting tasks (cancel-desk.ts) covers a
+ * new one by its addition here.
+ */
+export async function waitingPaths(client: ZkClient, id: string): Promise<string[]> {
+  const lanes = await backlogLanes(client);
+  return [taskPath(id), ...lanes.map((l) => backlogPath(l.queue, l.priority, id))];
+}
+
+/**
+ * Where `id` is, read place by place in the order a task moves forward (waiting, assigned, finished), so
+ * a task that moves forward between two reads is still found. Reads only; one that is given back (from
+ * /assign to /tasks) between two reads can be missed: call again before concluding `nowhere`.
+ */
+export async function whereIs(client: ZkClient, id: string): Promise<TaskPlace> {
+  for (const path of await waitingPaths(client, id)) {
+    const got = await getData(client, path);
+    if (got) return { kind: 'waiting', path, data: got.data, version: got.version };
+  }
+  for (const worker of await children(client, PATHS.assign)) {
+    const path = assignPath(worker, id);
+    const got = await getData(client, path);
+    if (got) return { kind: 'assigned', worker, path, data: got.data, version: got.version };
+  }
+  for (const path of [statusPath(id), flatStatusPath(id)])
+    if ((await client.exists(path)) !== null) return { kind: 'finished', path };
+  return { kind: 'nowhere' };
+}
+
+async function getData(
+  client: ZkClient,
+  path: string,
+): Promise<{ data: Buffer; version: number } | undefined> {
+  try {
+    const r = await client.getData(path);
+    return { data: r.data, version: r.stat.version };
+  } catch (err) {
+    if (isZkError(err, 'NO_NODE')) return undefined;
+    throw err;
+  }
+}

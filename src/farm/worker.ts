@@ -41,6 +41,7 @@ import { AutoPrefetch } from './prefetch.js';
 import { assignDir, encode, taskMeta, type WorkerInfo, workerPath } from './protocol.js';
 import { type QueueOrder, type ServedQueue, servedQueues } from './queues.js';
 import { Role, type RoleOptions, type StopOptions } from './role.js';
+import { WorkerCancels } from './worker-cancels.js';
 
 export interface WorkerOptions extends RoleOptions {
   /** Tasks run at once. @defaultValue 4 */
@@ -81,6 +82,8 @@ export interface WorkerStats {
   succeeded: number;
   failed: number;
   retried: number;
+  /** Tasks cancelled here (worker-cancels.ts). */
+  cancelled?: number;
   /** Completions refused because the task had moved on (fenced). */
   fenced: number;
   /** Tasks held but not started when a session was lost (the master gave them back). */
@@ -103,6 +106,7 @@ export class Worker extends Role {
   readonly #intake: Intake;
   /** Keys, progress and traces around each run (lifecycle.ts). */
   readonly #life: TaskLifecycle;
+  readonly #cancels: WorkerCancels;
   readonly #events = new EventEmitter();
   #running = 0;
   #paused = false;
@@ -173,6 +177,18 @@ export class Worker extends Role {
     );
     this.#completions.on('idle', () => this.#events.emit('idle'));
     this.#life = new TaskLifecycle(this.name, () => this.supervisor?.session, this.log);
+    this.#cancels = new WorkerCancels(
+      this.name,
+      {
+        held: (id) => this.#held.get(id),
+        stop: (id, reason) => this.#executor.stop(id, reason),
+        end: (h, move) => {
+          this.#end(h, move);
+          this.#startMore();
+        },
+      },
+      this.log,
+    );
     this.#intake = new Intake(
       this.name,
       this.#held,
@@ -237,6 +253,7 @@ export class Worker extends Role {
     this.#cache = new ChildrenCache(session, assignDir(this.name), (u) =>
       this.#intake.update(session, registeredZxid, u),
     );
+    this.#cancels.watch(session);
     // Completions left over from a lost session go on this one.
     this.#completions.flush();
     this.#startServices(session);
@@ -285,6 +302,7 @@ export class Worker extends Role {
       for (const h of this.#held.values()) {
         if (this.#running >= this.capacity) break;
         if (h.state !== 'queued') continue;
+        if (this.#cancels.endIfRequested(h)) continue;
         h.state = 'running';
         this.#running++;
         void this.#run(h);
@@ -339,6 +357,7 @@ export class Worker extends Role {
     // The master reads the prefetch from /workers/<name>: publish it when the durations moved it.
     if (this.#autoPrefetch?.observe(performance.now() - began, outcome.finishedAt) !== undefined)
       void this.#publish();
+    if (this.#cancels.endIfCancelled(h, outcome)) return;
     const retry = requeue(h.id, this.name, h.task, outcome, this.#opts.retryDelayMs ?? 500);
     this.#end(h, retry ?? complete(h.id, this.name, h.task, outcome));
     this.#startMore();
@@ -347,7 +366,10 @@ export class Worker extends Role {
   #written(m: Move): void {
     this.#held.release(m.id);
     this.#life.ended(m.id, m.kind === 'requeue' ? 'requeued' : 'completed');
-    if (m.kind === 'requeue') this.#stats.retried++;
+    if (m.kind === 'cancel') {
+      this.#stats.cancelled = (this.#stats.cancelled ?? 0) + 1;
+      this.#cancels.settled(m.id);
+    } else if (m.kind === 'requeue') this.#stats.retried++;
     else if (m.status?.state === 'succeeded') this.#stats.succeeded++;
     else if (m.status) this.#stats.failed++;
   }
@@ -399,6 +421,7 @@ export class Worker extends Role {
     // Let the last completions go out (bounded).
     await this.#waitIdle(Date.now() + 5000, true);
     this.#cache?.close();
+    this.#cancels.close();
     await this.#services?.stop();
     await this.#executor.close();
   }

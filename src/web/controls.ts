@@ -13,6 +13,7 @@
  *                                    the page still run: 429 beyond)
  *   POST /api/tasks                  {"handler": string, "input"?: any, "timeoutMs"?, "maxAttempts"?}
  *                                    submits a test task; shell tasks ("cmd") are refused here
+ *   POST /api/tasks/<id>/cancel      {"reason"?, "by"?} cancels a task (task-controls.ts)
  *   POST /api/queues/<q>/pause       the queue's tasks stay queued (its /queues/<q>; every host honours it)
  *   POST /api/queues/<q>/resume
  *   POST /api/queues/<q>/set         {"rateLimit"?: number | null, "concurrency"?: number | null}
@@ -33,6 +34,7 @@ import type { Host } from '../host/host.js';
 import type { Logger, Supervisor } from '../zk/index.js';
 import { HttpError, liveClient, WebErrorCodes } from './http.js';
 import { scheduleControl } from './schedule-controls.js';
+import { taskControl } from './task-controls.js';
 
 /** What the Crash control needs: zkfarm/testing's FaultInjector has it. */
 export interface RoleFaults {
@@ -83,15 +85,21 @@ export async function runControl(
   const roleAction = /^\/api\/roles\/([^/]+)\/([a-z]+)$/.exec(path);
   const queueAction = /^\/api\/queues\/([^/]+)\/([a-z]+)$/.exec(path);
   const scheduleAction = /^\/api\/schedules\/([^/]+)\/([a-z]+)$/.exec(path);
+  const taskAction = /^\/api\/tasks\/([^/]+)\/([a-z]+)$/.exec(path);
   const isControl =
     roleAction !== null ||
     queueAction !== null ||
     scheduleAction !== null ||
+    taskAction !== null ||
     path === '/api/roles' ||
     path === '/api/tasks';
   if (!isControl) return undefined;
   if (!ctx.enabled) throw controlsDisabled();
   if (path === '/api/tasks') return submitTestTask(ctx, body);
+  if (taskAction) {
+    const id = decodeURIComponent(taskAction[1]!);
+    return taskControl(liveClient(ctx.supervisor), ctx.log, id, taskAction[2]!, body);
+  }
   if (queueAction) return queueControl(ctx, decodeURIComponent(queueAction[1]!), queueAction[2]!, body);
   if (scheduleAction)
     return scheduleControl(

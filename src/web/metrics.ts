@@ -46,6 +46,7 @@ export class FarmMetrics {
   );
   readonly succeeded = this.#counter('zkfarm_tasks_succeeded_total', 'New statuses with state "succeeded"');
   readonly failed = this.#counter('zkfarm_tasks_failed_total', 'New statuses with state "failed"');
+  readonly cancelled = this.#counter('zkfarm_tasks_cancelled_total', 'New statuses with state "cancelled"');
   readonly retried = this.#counter(
     'zkfarm_tasks_retried_total',
     'Runs tried again: attempts - 1 of each new status',
@@ -290,6 +291,7 @@ export class FarmMetrics {
     this.#sync(this.completed, t.completed);
     this.#sync(this.succeeded, t.succeeded);
     this.#sync(this.failed, t.failed);
+    this.#sync(this.cancelled, t.cancelled);
     this.#sync(this.retried, t.retried);
     this.#sync(this.statusesRead, t.read);
     this.#sync(this.statusesUnread, t.unread);

@@ -23,7 +23,7 @@ import { type SubmitClock, taskSequence } from './submit-clock.js';
 
 export interface StatusRecord {
   id: string;
-  state: 'succeeded' | 'failed';
+  state: 'succeeded' | 'failed' | 'cancelled';
   worker: string | null;
   attempts: number;
   startedAt: number | null;
@@ -55,6 +55,8 @@ export interface FeedTotals {
   failed: number;
   /** Σ (attempts − 1): runs that failed and were tried again. */
   retried: number;
+  /** Tasks cancelled on request (their status is `cancelled`). */
+  cancelled: number;
   /** Σ attempts of tasks a worker ran: one assignment per run. */
   assigned: number;
   /** New ids gone before they could be read. */
@@ -81,6 +83,7 @@ export class StatusFeed {
     succeeded: 0,
     failed: 0,
     retried: 0,
+    cancelled: 0,
     assigned: 0,
     unknown: 0,
     read: 0,
@@ -172,6 +175,9 @@ export class StatusFeed {
       if (r.state === 'succeeded') {
         succeeded += weight;
         if (w) w.succeeded += weight;
+      } else if (r.state === 'cancelled') {
+        // Neither: a cancel is the user's choice, not the task's failure.
+        t.cancelled += weight;
       } else {
         failed += weight;
         if (w) w.failed += weight;
@@ -277,13 +283,13 @@ async function readStatus(
   } catch {
     return undefined;
   }
-  if (typeof v !== 'object' || v === null || (v['state'] !== 'succeeded' && v['state'] !== 'failed'))
-    return undefined;
+  const known = v?.['state'] === 'succeeded' || v?.['state'] === 'failed' || v?.['state'] === 'cancelled';
+  if (typeof v !== 'object' || v === null || !known) return undefined;
   const finishedAt = num(v['finishedAt']) ?? Date.now();
   const startedAt = num(v['startedAt']) ?? null;
   const r: StatusRecord = {
     id,
-    state: v['state'],
+    state: v['state'] as StatusRecord['state'],
     worker: typeof v['worker'] === 'string' ? v['worker'] : null,
     attempts: num(v['attempts']) ?? 0,
     startedAt,
