@@ -2,7 +2,7 @@
  * The farm's layout, and with access control, closing it.
  *
  * Znodes: creates /tasks, /status, /assign, /workers, /masters, /election, /queues, /schedules,
- * /services, /service-placements, /keys, /progress when missing (and a worker's own /assign/<name> and
+ * /services, /service-placements, /keys, /progress, /delayed when missing (and a worker's own /assign/<name> and
  * /service-placements/<name>). With `auth` it also reads, and where needed rewrites, the ACL of the
  * chroot's root (when the connect string has a chroot) and of those nodes' children: /tasks/*, /status/*
  * and /status/<bucket>/*, /queues/<q> and its backlog (/queues/<q>/p<p>, its buckets and their tasks),
@@ -64,6 +64,8 @@ export const LAYOUT_PATHS: readonly string[] = [
   SERVICE_PATHS.placements,
   PATHS.keys,
   PATHS.progress,
+  // The due-time area: its slots and tasks are made by the leading master only, with the farm's ACL.
+  PATHS.delayed,
 ];
 
 /** What a sweep did, for the log and for tests. */

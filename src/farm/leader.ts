@@ -21,7 +21,7 @@
  * cannot be moved is set aside, with its reason, and tried again later.
  *
  * Znodes: lists and reads /tasks (inbox.ts), moves tasks (moves.ts), watches /queues (queue-gate.ts),
- * keeps the backlog under /queues/<q>/p<p> (backlog.ts),
+ * keeps the backlog under /queues/<q>/p<p> (backlog.ts), keeps tasks due later in /delayed (delayed-area.ts),
  * sweeps /status (retention.ts), moves results of the flat layout into buckets (status-upgrade.ts), and
  * publishes what waits and why through `publish` (master.ts writes it in /master).
  *
@@ -45,6 +45,7 @@ import {
   type WorkerLoad,
 } from './assignment-policy.js';
 import { Backlog } from './backlog.js';
+import { DelayedArea } from './delayed-area.js';
 import { GiveBacks } from './give-back.js';
 import { Inbox } from './inbox.js';
 import { KeySweeper } from './key-sweeper.js';
@@ -64,6 +65,8 @@ export interface LeaderOptions {
   maxLost?: number;
   /** Status retention (see retention.ts). */
   retention?: RetentionOptions;
+  /** A task due further ahead than this (ms) waits in /delayed, not /tasks (delayed-area.ts). @defaultValue 10000 */
+  delayThresholdMs?: number;
 }
 
 export interface LeaderStats {
@@ -77,6 +80,8 @@ export interface LeaderStats {
   setAside: number;
   /** Tasks moved into the deep-queue backlog this term. */
   shelved: number;
+  /** Tasks moved into the due-time area (/delayed) this term. */
+  delayed?: number;
 }
 
 /** Tasks handed out per round: a round costs about the same whatever its size. */
@@ -100,6 +105,7 @@ export class Leader {
   readonly #stats: LeaderStats;
   readonly #gate: QueueGate;
   readonly #backlog: Backlog;
+  readonly #delays: DelayedArea;
   readonly #refusalHooks: RefusalHooks;
   readonly #roundRobin: RoundRobin = new Map();
   /** Per queue, its tasks out, as last counted (each round when a queue is capped, else once a second). */
@@ -131,6 +137,11 @@ export class Leader {
     this.#publish = publish;
     this.#stats = { ...Leader.emptyStats(), since: Date.now() };
     this.#batcher = new MultiBatcher(this.#client, { signal: term.signal });
+    this.#delays = new DelayedArea(this.#client, this.#batcher, {
+      thresholdMs: options.delayThresholdMs ?? 10_000,
+      signal: term.signal,
+      log,
+    });
     this.#roster = new WorkerRoster(
       session,
       term.signal,
@@ -145,6 +156,7 @@ export class Leader {
       wake: () => this.#scheduleWake(),
       commit: (moves) => this.#commit(moves),
       setAside: () => this.#stats.setAside++,
+      delays: this.#delays,
     });
     this.#view = this.#inbox.view;
     this.#backlog = new Backlog(this.#client, this.#view, log, (moves) => this.#commit(moves));
@@ -202,7 +214,8 @@ export class Leader {
       },
       this.#backlog.index.lanes(),
     );
-    return { ...summary, running };
+    // The due-time area's tasks count as delayed (by slot: their queues are not read until due).
+    return { ...summary, running, delayed: summary.delayed + this.#delays.count(), delayedArea: this.#delays.count() };
   }
 
   /** Watch the workers, recover what dead workers held, start the rounds. Throws if recovery fails. */
@@ -215,6 +228,7 @@ export class Leader {
     await this.#backlog.start();
     if (!this.active) return;
     this.#controlsKnown = true;
+    this.#delays.start();
     this.#kick();
     await this.#giveBacks.recover();
     if (!this.active) return;
@@ -383,15 +397,18 @@ export class Leader {
     const r = await writeMoves(this.#batcher, this.#client, moves, (written, mark) => {
       for (const m of written) {
         this.#backlog.written(m);
+        this.#delays.written(m);
         this.#view.moved(m.id, mark);
         if (m.kind === 'assign') this.#stats.assigned++;
         else if (m.kind === 'shelve') this.#stats.shelved++;
+        else if (m.kind === 'delay') this.#stats.delayed = (this.#stats.delayed ?? 0) + 1;
         else this.#stats.rejected++;
       }
     });
     for (const refusal of r.refused) {
       if (sortOutRefusal(refusal, this.#refusalHooks) === 'replan') this.#again = true;
       this.#backlog.refused(refusal.item, refusal.error);
+      this.#delays.refused(refusal.item, refusal.error);
     }
     if (r.stoppedBy !== undefined && this.active) throw r.stoppedBy;
   }
