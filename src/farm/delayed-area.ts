@@ -115,10 +115,9 @@ export class DelayedArea {
     const slot = slotOf(due);
     this.#slots.set(slot, (this.#slots.get(slot) ?? 0) + 1);
     const open = this.#open.get(slot);
-    if (open) {
-      open.set(m.id, due);
-      this.#loop.wakeAt(due - this.thresholdMs);
-    }
+    open?.set(m.id, due);
+    // An open slot's task wakes the pass for itself; a slot not open yet, for its hour.
+    this.#loop.wakeAt((open ? due : slotStart(slot)) - this.thresholdMs);
   }
 
   /** A delay move ZooKeeper refused for its slot's sake: the slot is made again next time. */
