@@ -28,6 +28,7 @@
  * SUSPENDED: requests fail or wait; a failed round goes again after a backoff (src/backoff.ts).
  * LOST, or the term's end: the term's signal aborts; every watch, timer and write of this leader stops.
  */
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
 import { describeError } from '../errors.js';
@@ -136,6 +137,8 @@ export class Leader {
     this.#retention = options.retention ?? {};
     this.#publish = publish;
     this.#stats = { ...Leader.emptyStats(), since: Date.now() };
+    // Each of the term's parts (watches, loops, batcher) follows its signal: a dozen listeners, not a leak.
+    setMaxListeners(32, term.signal);
     this.#batcher = new MultiBatcher(this.#client, { signal: term.signal });
     this.#delays = new DelayedArea(this.#client, this.#batcher, {
       thresholdMs: options.delayThresholdMs ?? 10_000,
