@@ -88,7 +88,11 @@ test('a task due in 40 days is accepted, waits in /delayed with its due time, an
   const d = (await inDelayed(raw, far))!;
   assert.equal(d.task._zkfarm?.notBefore, ctime + 40 * DAY, 'its due time: 40 days after its creation');
   assert.equal(d.task._zkfarm?.submittedAt, ctime);
-  assert.equal(d.path, `${delayedSlotPath(slotOf(ctime + 40 * DAY))}/${far}`, "the slot is the due time's hour");
+  assert.equal(
+    d.path,
+    `${delayedSlotPath(slotOf(ctime + 40 * DAY))}/${far}`,
+    "the slot is the due time's hour",
+  );
   assert.deepEqual(await raw.getChildren(PATHS.tasks), [], 'not in /tasks');
 
   // Others flow as ever, and the leader does not spin on the far task: over 3 s of nothing to do, a
@@ -142,7 +146,10 @@ test('a delayed task survives the death of the leader and starts on time', async
   const first = leaderOf(masters)!;
   await expireSession(first.sessionSupervisor!);
   await until(async () => leaderOf(masters) !== undefined, 15_000, 'a leader after the kill');
-  assert.ok(Date.now() < due - 1000, 'the new leader leads before the task is due (else the test proves less)');
+  assert.ok(
+    Date.now() < due - 1000,
+    'the new leader leads before the task is due (else the test proves less)',
+  );
   const s = await sub.waitFor(id, { timeoutMs: 30_000 });
   assert.equal(s.state, 'succeeded', s.error);
   assert.ok(s.startedAt! >= due, `started ${due - s.startedAt!} ms early`);
@@ -166,10 +173,19 @@ test('bad runAt or delayMs: refused by the submitter, a failed status for a fore
     [{ handler: 'echo', runAt: Date.now() + 400 * DAY }, /"runAt": .* days after the task was submitted/],
   ];
   const ids: string[] = [];
-  for (const [task] of bad) ids.push((await raw.create(`${PATHS.tasks}/task-`, encode(task), CreateMode.PERSISTENT_SEQUENTIAL)).split('/').pop()!);
+  for (const [task] of bad)
+    ids.push(
+      (await raw.create(`${PATHS.tasks}/task-`, encode(task), CreateMode.PERSISTENT_SEQUENTIAL))
+        .split('/')
+        .pop()!,
+    );
   for (let i = 0; i < bad.length; i++) {
     const path = statusPath(ids[i]!);
-    await until(async () => (await raw.exists(path)) !== null, 10_000, `a status for ${JSON.stringify(bad[i]![0])}`);
+    await until(
+      async () => (await raw.exists(path)) !== null,
+      10_000,
+      `a status for ${JSON.stringify(bad[i]![0])}`,
+    );
     const s = parseStatus((await raw.getData(path)).data);
     assert.equal(s.state, 'failed');
     assert.equal(s.errorCode, ErrorCodes.INVALID_TASK);

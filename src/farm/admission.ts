@@ -37,7 +37,8 @@ export function admit(data: Buffer, ctime: number, now: number): Admission {
   const far = tooFarAhead(task, ctime);
   if (far !== undefined) return reject(far, ctime);
   const due = dueOf(task, ctime);
-  if (due !== undefined && due > now) return { verdict: 'wait', until: due, need, queue: queueOf(task), task };
+  if (due !== undefined && due > now)
+    return { verdict: 'wait', until: due, need, queue: queueOf(task), task };
   if (task._zkfarm?.submittedAt !== undefined) return { verdict: 'run', task, data, need };
   task._zkfarm = { attempts: 0, ...task._zkfarm, submittedAt: ctime };
   return { verdict: 'run', task, data: encode(task), need };

@@ -28,14 +28,7 @@
 import type { MultiBatcher } from '../recipes/multi-batcher.js';
 import { PassLoop } from '../recipes/pass-loop.js';
 import { isZkError, type Logger, type ZkClient, type ZkError } from '../zk/index.js';
-import {
-  DELAYED_ROOT,
-  delayedSlotPath,
-  SLOT_MS,
-  slotOf,
-  slotOfName,
-  slotStart,
-} from './due-time.js';
+import { DELAYED_ROOT, delayedSlotPath, SLOT_MS, slotOf, slotOfName, slotStart } from './due-time.js';
 import { delay, type Move, undelay } from './moves.js';
 import { parseTask, type Task } from './protocol.js';
 import { writeMoves } from './status-store.js';
@@ -203,7 +196,8 @@ export class DelayedArea {
     });
     for (const { item, error } of r.refused) {
       if (error.code === 'NO_NODE' && error.path === item.from) this.#left(slot, item.id);
-      else if (error.code === 'BAD_VERSION') continue; // changed since read: the next pass reads it again
+      else if (error.code === 'BAD_VERSION')
+        continue; // changed since read: the next pass reads it again
       else
         this.#log.warn(
           { task: item.id, code: error.code, path: error.path },
@@ -214,7 +208,8 @@ export class DelayedArea {
   }
 
   #left(slot: number, id: string): void {
-    if (this.#open.get(slot)?.delete(id)) this.#slots.set(slot, Math.max(0, (this.#slots.get(slot) ?? 1) - 1));
+    if (this.#open.get(slot)?.delete(id))
+      this.#slots.set(slot, Math.max(0, (this.#slots.get(slot) ?? 1) - 1));
   }
 
   /**

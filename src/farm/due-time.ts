@@ -45,7 +45,11 @@ export const runAtSchema = z.union(
 const DELAY_EXPECTED = `must be a whole number of ms from 0 to ${MAX_DELAY_MS} (366 days)`;
 
 /** `delayMs` in the task schema (protocol.ts). */
-export const delayMsSchema = z.number().int(DELAY_EXPECTED).min(0, DELAY_EXPECTED).max(MAX_DELAY_MS, DELAY_EXPECTED);
+export const delayMsSchema = z
+  .number()
+  .int(DELAY_EXPECTED)
+  .min(0, DELAY_EXPECTED)
+  .max(MAX_DELAY_MS, DELAY_EXPECTED);
 
 /** A `runAt` as ms since the epoch; undefined when it is not a time. */
 export function runAtMs(v: unknown): number | undefined {

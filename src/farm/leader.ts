@@ -218,7 +218,12 @@ export class Leader {
       this.#backlog.index.lanes(),
     );
     // The due-time area's tasks count as delayed (by slot: their queues are not read until due).
-    return { ...summary, running, delayed: summary.delayed + this.#delays.count(), delayedArea: this.#delays.count() };
+    return {
+      ...summary,
+      running,
+      delayed: summary.delayed + this.#delays.count(),
+      delayedArea: this.#delays.count(),
+    };
   }
 
   /** Watch the workers, recover what dead workers held, start the rounds. Throws if recovery fails. */

@@ -32,10 +32,10 @@
  * The assign guard fences a worker that vanished while the leader planned: it gets nothing.
  */
 import { backoffDelay } from '../backoff.js';
-import { delayedPath } from './due-time.js';
 import { ErrorCodes } from '../errors.js';
 import type { ExecOutcome } from '../exec/index.js';
 import type { BatchItem } from '../recipes/multi-batcher.js';
+import { delayedPath } from './due-time.js';
 import {
   assignPath,
   encode,
@@ -115,7 +115,10 @@ export function shelve(id: string, to: string, task: Buffer, version: number): M
  */
 export function delay(id: string, task: Task, due: number, ctime: number, version: number): Move {
   const meta = taskMeta(task);
-  const data = encode({ ...task, _zkfarm: { ...meta, submittedAt: meta.submittedAt ?? ctime, notBefore: due } });
+  const data = encode({
+    ...task,
+    _zkfarm: { ...meta, submittedAt: meta.submittedAt ?? ctime, notBefore: due },
+  });
   const to = delayedPath(due, id);
   return {
     kind: 'delay',

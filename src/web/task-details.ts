@@ -98,7 +98,8 @@ export async function taskDetails(
   }
   for (const slot of await delayedSlots(client)) {
     const later = await read(client, `${slot}/${id}`);
-    if (later) return { id, where: 'queued', delayed: true, task: parse(later.data), since: ctime(later.stat) };
+    if (later)
+      return { id, where: 'queued', delayed: true, task: parse(later.data), since: ctime(later.stat) };
   }
   let workers: string[] = [];
   try {
