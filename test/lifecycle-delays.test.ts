@@ -18,6 +18,7 @@ import { encode, PATHS, parseStatus, statusPath, type Task } from '../src/farm/p
 import { TaskLocator } from '../src/farm/task-locator.js';
 import { CreateMode, type ZkClient } from '../src/zk/index.js';
 import { useCleanups } from './helpers/cleanups.js';
+import { Cli } from './helpers/cli.js';
 import { useFarm } from './helpers/farm.js';
 import { expireSession } from './helpers/faults.js';
 import { until } from './helpers/wait.js';
@@ -191,4 +192,33 @@ test('bad runAt or delayMs: refused by the submitter, a failed status for a fore
     assert.equal(s.errorCode, ErrorCodes.INVALID_TASK);
     assert.match(s.error!, bad[i]![1]);
   }
+});
+
+test('runtime submit --delay and --at; runtime status says where and when; a bad --at is a usage error', async () => {
+  const root = await zk.chroot('delays-cli');
+  await farm.master(root, 'm1');
+  const raw = await zk.rawClient(root);
+  const env = { ...process.env };
+  delete env['ZKFARM_ZK'];
+  const cli = (...args: string[]) => new Cli(args, { env }).exit(60_000);
+  const later = await cli('submit', '--zk', root, '--delay', '40d', '{"handler":"echo","input":1}');
+  assert.equal(later.code, 0, later.stderr);
+  const id = later.stdout.trim();
+  const at = '2027-06-01T12:00:00Z';
+  const atRun = await cli('submit', '--zk', root, '--at', at, '{"handler":"echo","input":2}');
+  assert.equal(atRun.code, 0, atRun.stderr);
+  const atId = atRun.stdout.trim();
+  await until(async () => (await inDelayed(raw, id)) !== undefined, 10_000, 'the --delay task in /delayed');
+  await until(async () => (await inDelayed(raw, atId)) !== undefined, 10_000, 'the --at task in /delayed');
+  const d = (await inDelayed(raw, id))!;
+  assert.equal(d.task.delayMs, 40 * DAY);
+  assert.equal((await inDelayed(raw, atId))!.task._zkfarm?.notBefore, Date.parse(at));
+  const status = await cli('status', '--zk', root, atId);
+  assert.equal(status.code, 0, status.stderr);
+  assert.match(status.stdout, new RegExp(`${atId}  queued .*, due 2027-06-01T12:00:00.000Z`));
+  const bad = await cli('submit', '--zk', root, '--at', 'next tuesday', '{"handler":"echo"}');
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--at: expected an ISO-8601 time with its zone/);
+  const both = await cli('submit', '--zk', root, '--at', at, '--delay', '5m', '{"handler":"echo"}');
+  assert.match(both.stderr, /either --delay or --at/);
 });
