@@ -153,11 +153,24 @@ export class DelayedArea {
   /** List a slot whose hour has come and learn its tasks' due times. */
   async #openSlot(slot: number): Promise<void> {
     const path = delayedSlotPath(slot);
+    // Open before listing: a delay written meanwhile (`written`) lands in the map whether or not the
+    // listing shows it, so none is left behind.
+    const dues = new Map<string, number>();
+    this.#open.set(slot, dues);
+    try {
+      await this.#learn(path, dues);
+    } catch (err) {
+      this.#open.delete(slot);
+      throw err;
+    }
+    this.#slots.set(slot, dues.size);
+  }
+
+  async #learn(path: string, dues: Map<string, number>): Promise<void> {
     const ids = await this.#client.getChildren(path).catch((err: unknown) => {
       if (isZkError(err, 'NO_NODE')) return [];
       throw err;
     });
-    const dues = new Map<string, number>();
     for (let i = 0; i < ids.length; i += READS) {
       const part = ids.slice(i, i + READS);
       const reads = await this.#client.getDataMany(part.map((id) => `${path}/${id}`));
@@ -167,8 +180,6 @@ export class DelayedArea {
         else if (!isZkError(r, 'NO_NODE')) throw r;
       });
     }
-    this.#open.set(slot, dues);
-    this.#slots.set(slot, ids.length);
   }
 
   /** Move the open slot's tasks due by `horizon` back into /tasks. */
