@@ -15,7 +15,8 @@ import { ErrorCodes } from '../src/errors.js';
 import { delayedSlotPath, slotOf } from '../src/farm/due-time.js';
 import type { Master } from '../src/farm/master.js';
 import { encode, PATHS, parseStatus, statusPath, type Task } from '../src/farm/protocol.js';
-import { TaskLocator } from '../src/farm/task-locator.js';
+import { findDelayed, TaskLocator } from '../src/farm/task-locator.js';
+import { taskDetails } from '../src/web/task-details.js';
 import { CreateMode, type ZkClient } from '../src/zk/index.js';
 import { useCleanups } from './helpers/cleanups.js';
 import { Cli } from './helpers/cli.js';
@@ -95,6 +96,10 @@ test('a task due in 40 days is accepted, waits in /delayed with its due time, an
     "the slot is the due time's hour",
   );
   assert.deepEqual(await raw.getChildren(PATHS.tasks), [], 'not in /tasks');
+  assert.equal(await findDelayed(raw, far), d.path, 'the locator reports its place');
+  const details = await taskDetails(raw, far);
+  assert.equal(details.where, 'queued');
+  assert.equal(details.delayed, true, "the dashboard's task view says it is delayed");
 
   // Others flow as ever, and the leader does not spin on the far task: over 3 s of nothing to do, a
   // handful of requests (a leader that woke for it at once would make thousands).

@@ -176,6 +176,13 @@ async function notDelayed(client: ZkClient, ids: string[]): Promise<string[]> {
   return ids.filter((id) => !seen.has(id));
 }
 
+/** Where a task waits in the due-time area (`/delayed/<slot>/<id>`), or undefined (one listing, a stat per slot). */
+export async function findDelayed(client: ZkClient, id: string): Promise<string | undefined> {
+  const places = (await delayedSlots(client)).map((slot) => `${slot}/${id}`);
+  const found = await Promise.all(places.map((p) => client.exists(p)));
+  return places[found.findIndex((st) => st !== null)];
+}
+
 /** The paths of the due-time area's slots (/delayed/<slot>), from a listing. */
 export async function delayedSlots(client: ZkClient): Promise<string[]> {
   const names = await children(client, DELAYED_ROOT);

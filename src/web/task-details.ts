@@ -18,7 +18,7 @@ import { isSafeName } from '../exec/names.js';
 import { type ProgressRecord, readTaskProgress } from '../farm/progress.js';
 import { assignPath, backlogPath, isTaskId, PATHS, taskPath } from '../farm/protocol.js';
 import { readResult } from '../farm/status-store.js';
-import { backlogLanes, delayedSlots } from '../farm/task-locator.js';
+import { backlogLanes, findDelayed } from '../farm/task-locator.js';
 import { isZkError, type ZkClient } from '../zk/index.js';
 import { HttpError, WebErrorCodes } from './http.js';
 
@@ -96,11 +96,9 @@ export async function taskDetails(
     if (shelved)
       return { id, where: 'queued', backlog: true, task: parse(shelved.data), since: ctime(shelved.stat) };
   }
-  for (const slot of await delayedSlots(client)) {
-    const later = await read(client, `${slot}/${id}`);
-    if (later)
-      return { id, where: 'queued', delayed: true, task: parse(later.data), since: ctime(later.stat) };
-  }
+  const delayedAt = await findDelayed(client, id);
+  const later = delayedAt === undefined ? null : await read(client, delayedAt);
+  if (later) return { id, where: 'queued', delayed: true, task: parse(later.data), since: ctime(later.stat) };
   let workers: string[] = [];
   try {
     workers = await client.getChildren(PATHS.assign);
