@@ -107,9 +107,12 @@ test('a task due in 40 days is accepted, waits in /delayed with its due time, an
   assert.equal((await sub.waitFor(now, { timeoutMs: 10_000 })).state, 'succeeded');
   await sleep(1500); // the summary's publication after the last round
   const before = m.sessionSupervisor!.requests;
+  const passes = m.stats().delayPasses!;
   await sleep(3000);
   const spent = m.sessionSupervisor!.requests - before;
   assert.ok(spent < 30, `the leader sent ${spent} requests in 3 s while only a 40-day task waited`);
+  const more = m.stats().delayPasses! - passes;
+  assert.ok(more <= 1, `${more} passes over /delayed in 3 s while only a 40-day task waited`);
   assert.ok(await inDelayed(raw, far), 'still delayed');
   const master = JSON.parse(String((await raw.getData(PATHS.master)).data)) as {
     queue?: { delayed: number; delayedArea?: number };

@@ -83,6 +83,8 @@ export interface LeaderStats {
   shelved: number;
   /** Tasks moved into the due-time area (/delayed) this term. */
   delayed?: number;
+  /** Passes over the due-time area this term (each wakes for the next task or hour due). */
+  delayPasses?: number;
 }
 
 /** Tasks handed out per round: a round costs about the same whatever its size. */
@@ -196,7 +198,8 @@ export class Leader {
   }
 
   stats(): LeaderStats {
-    return { ...this.#stats, queued: this.#view.size, workers: this.#roster.names().length };
+    const delayPasses = this.#delays.passes;
+    return { ...this.#stats, queued: this.#view.size, workers: this.#roster.names().length, delayPasses };
   }
 
   /** What waits in /tasks for a reason, and why, and what runs, per queue. */
