@@ -230,3 +230,19 @@ test('runtime submit --delay and --at; runtime status says where and when; a bad
   const both = await cli('submit', '--zk', root, '--at', at, '--delay', '5m', '{"handler":"echo"}');
   assert.match(both.stderr, /either --delay or --at/);
 });
+
+test('a due task that cannot go back (a node with its id is in /tasks) stays in /delayed, tried again later, without spinning', async () => {
+  const root = await zk.chroot('delays-refused');
+  const m = await farm.master(root, 'm1', { delayThresholdMs: 1000 }); // no worker: /tasks keeps what it holds
+  const sub = await farm.submitter(root);
+  const raw = await zk.rawClient(root);
+  const id = await sub.submit({ handler: 'echo', input: 'x', delayMs: 2500 });
+  await until(async () => (await inDelayed(raw, id)) !== undefined, 5000, 'the task moved into /delayed');
+  await raw.create(`${PATHS.tasks}/${id}`, encode({ handler: 'echo', input: 'a squatter' }));
+  await sleep(3000); // past its time
+  const passes = m.stats().delayPasses!;
+  await sleep(2000);
+  const more = m.stats().delayPasses! - passes;
+  assert.ok(more <= 1, `${more} passes in 2 s over a task ZooKeeper refuses to move`);
+  assert.ok(await inDelayed(raw, id), 'the task stays in /delayed, not lost');
+});

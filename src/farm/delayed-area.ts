@@ -51,6 +51,8 @@ export interface DelayedAreaOptions {
 
 /** Reads of an open slot's tasks per round trip. */
 const READS = 100;
+/** A task ZooKeeper refused to move back is tried again this much later. */
+const RETRY_REFUSED_MS = 60_000;
 
 export class DelayedArea {
   readonly thresholdMs: number;
@@ -209,11 +211,14 @@ export class DelayedArea {
       if (error.code === 'NO_NODE' && error.path === item.from) this.#left(slot, item.id);
       else if (error.code === 'BAD_VERSION')
         continue; // changed since read: the next pass reads it again
-      else
+      else {
+        // Tried again a minute on (not at once: the next pass would only be refused again).
+        this.#open.get(slot)?.set(item.id, Date.now() + RETRY_REFUSED_MS);
         this.#log.warn(
           { task: item.id, code: error.code, path: error.path },
-          `task ${item.id} is due but cannot go back to /tasks (${error.code} on ${error.path}); it stays in ${item.from} and is tried again`,
+          `task ${item.id} is due but cannot go back to /tasks (${error.code} on ${error.path}); it stays in ${item.from} and is tried again in a minute`,
         );
+      }
     }
     if (r.stoppedBy !== undefined) throw r.stoppedBy;
   }
