@@ -70,7 +70,7 @@ export interface Move extends BatchItem {
   readonly worker?: string;
   /** The result it records (complete, fail, reject). */
   readonly status?: TaskStatus;
-  /** Where the task is taken from when not /tasks/<id> (assign, reject: a backlog node). */
+  /** Where the task is taken from when not /tasks/<id> (assign, reject: a backlog node; undelay: its /delayed node). */
   readonly from?: string;
   /** Where it goes when not one of the usual places (shelve: its backlog node; delay: its /delayed node). */
   readonly to?: string;
