@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { ErrorCodes, hasCode } from '../src/errors.js';
+import { delayedPath } from '../src/farm/due-time.js';
 import { ensureLayout } from '../src/farm/layout.js';
 import { Master } from '../src/farm/master.js';
 import {
@@ -85,7 +86,11 @@ test('children made before the farm started are adopted: no forged result, no in
   await squatter.createEphemeral(workerPath('rogue'), '{"capacity":100,"prefetch":0,"paused":false}');
   await squatter.create(PATHS.schedules);
   await squatter.create(`${PATHS.schedules}/nightly`, '{"every":60000,"task":{"handler":"noop"}}');
+  const delayedAt = delayedPath(Date.now() + 30 * 86_400_000, 'task-0000000009');
+  await squatter.ensurePath(delayedAt, '{"handler":"noop","_zkfarm":{"attempts":0,"submittedAt":1}}');
   await startMaster(root);
+  // Nor change a delayed task into his command.
+  await assert.rejects(squatter.setData(delayedAt, '{"cmd":"id"}'), noAuth);
   // Nor change a schedule into one that runs his command, nor add a schedule of his own.
   await assert.rejects(
     squatter.setData(`${PATHS.schedules}/nightly`, '{"every":1000,"task":{"cmd":"id"}}'),

@@ -322,3 +322,30 @@ test('a task held by a worker that never answers (gone, or older than cancellati
   assert.equal(status.reason, 'stuck');
   await until(async () => (await raw.exists(cancelPath(id))) === null, 10_000, 'the request deleted');
 });
+
+test('a delayed task is cancelled in the due-time area; the leader moves nothing back for it', async () => {
+  const root = await zk.chroot('cancel-delayed');
+  const raw = await zk.rawClient(root);
+  await farm.master(root, 'm1', { delayThresholdMs: 1000 });
+  await farm.worker(root, 'w1');
+  const sub = await farm.submitter(root);
+  const id = await sub.submit({ handler: 'echo', input: 'later', delayMs: 4000 });
+  const slotOf = async () => {
+    for (const slot of await raw.getChildren(PATHS.delayed).catch(() => [] as string[]))
+      if (await raw.exists(`${PATHS.delayed}/${slot}/${id}`)) return slot;
+    return undefined;
+  };
+  await until(async () => (await slotOf()) !== undefined, 10_000, 'the task in /delayed');
+
+  const [r] = await sub.cancel([id], { by: 'bob', reason: 'plans changed' });
+  assert.equal(r!.outcome, 'cancelled');
+  const status = parseStatus((await raw.getData(statusPath(id))).data);
+  assert.equal(status.state, 'cancelled');
+  assert.equal(status.cancelledWhile, 'queued');
+  assert.equal(status.cancelledBy, 'bob');
+  assert.equal(await slotOf(), undefined, 'gone from the due-time area');
+  // Past its due time nothing came back to the queue for it, and its one status stands.
+  await new Promise((resolve) => setTimeout(resolve, 4500));
+  assert.equal(await raw.exists(taskPath(id)), null);
+  assert.equal(parseStatus((await raw.getData(statusPath(id))).data).state, 'cancelled');
+});

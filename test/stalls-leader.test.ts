@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readFarmState } from '../src/cli/farm-state.js';
 import { renderStatus } from '../src/cli/status.js';
+import { delayedPath } from '../src/farm/due-time.js';
 import {
   assignDir,
   assignPath,
@@ -288,7 +289,8 @@ test('stall 10: a notBefore beyond the timer range waits without spinning; bad s
   const c = await farm.admin(root);
   const raw = async (task: object) =>
     (await c.createSequential(`${PATHS.tasks}/task-`, encode(task))).slice(PATHS.tasks.length + 1);
-  const far = await raw({ handler: 'noop', _zkfarm: { attempts: 0, notBefore: Date.now() + 30 * DAY } });
+  const farAt = Date.now() + 30 * DAY;
+  const far = await raw({ handler: 'noop', _zkfarm: { attempts: 0, notBefore: farAt } });
   const bad = await raw({ handler: 'noop', _zkfarm: { attempts: 0, notBefore: 1e300 } });
   const nearAt = Date.now() + 1500;
   const near = await raw({ handler: 'echo', input: 'on time', _zkfarm: { attempts: 0, notBefore: nearAt } });
@@ -301,14 +303,15 @@ test('stall 10: a notBefore beyond the timer range waits without spinning; bad s
   assert.equal(ran.result, 'on time');
   assert.ok((ran.startedAt ?? 0) >= nearAt, 'not before its time');
 
-  // The far task waits in /tasks, and the leader is idle meanwhile (a spinning leader re-reads it
-  // thousands of times a second).
+  // The far task waits in the due-time area /delayed (not /tasks), and the leader is idle meanwhile
+  // (a spinning leader re-reads it thousands of times a second).
   const client = m.sessionSupervisor!.session!.client;
   const before = client.requests;
   await sleep(2000);
   const spent = client.requests - before;
   assert.ok(spent < 50, `the leader sent ${spent} requests in 2 s while idle`);
-  assert.ok(await c.exists(taskPath(far)));
+  assert.ok(await c.exists(delayedPath(farAt, far)), 'the far task waits in /delayed');
+  assert.equal(await c.exists(taskPath(far)), null, 'not in /tasks');
   await until(
     async () => (await readFarmState(c)).leader?.queue?.delayed === 1,
     10_000,

@@ -6,8 +6,9 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { dueOf } from '../farm/due-time.js';
 import { field } from '../farm/option-schema.js';
-import type { TaskStatus } from '../farm/protocol.js';
+import type { Task, TaskStatus } from '../farm/protocol.js';
 import { discoverConnect } from '../host/embedded.js';
 import { HttpError } from '../web/http.js';
 import { type TaskDetails, taskDetails } from '../web/task-details.js';
@@ -99,7 +100,7 @@ export function renderTask(d: TaskDetails): string[] {
     case 'unknown':
       return [`${d.id}  nowhere: never submitted, or finished and its result removed by retention`];
     case 'queued':
-      return [`${d.id}  queued${since}`];
+      return [`${d.id}  queued${since}${dueText(d)}`];
     case 'assigned': {
       const lines = [`${d.id}  running on ${d.worker}${since}`];
       const p = d.progress;
@@ -130,6 +131,13 @@ function cancelledLine(s: { cancelledWhile?: unknown; cancelledBy?: unknown; rea
   return `cancelled while ${String(s.cancelledWhile ?? 'queued')}${who}${why}`;
 }
 
+/** ", due <time>" for a queued task not due yet (runAt, delayMs, notBefore: due-time.ts). */
+function dueText(d: TaskDetails): string {
+  const ok = typeof d.task === 'object' && d.task !== null && d.since !== undefined;
+  const due = ok ? dueOf(d.task as Task, d.since!) : undefined;
+  return due !== undefined && due > Date.now() ? `, due ${new Date(due).toISOString()}` : '';
+}
+
 /** What the leader says waits in the queue for a reason (blocked, delayed, set aside). */
 function renderWaiting(s: FarmState): string[] {
   const q = s.leader?.queue;
@@ -141,7 +149,10 @@ function renderWaiting(s: FarmState): string[] {
     const needs = b.needs === 'shell' ? 'shell' : `handler "${b.needs.replace(/^handler:/, '')}"`;
     lines.push(`waiting   ${tasks(b.tasks)} that need ${needs}: ${b.reason}`);
   }
-  if (q.delayed > 0) lines.push(`waiting   ${tasks(q.delayed)} not due yet (notBefore, retry backoff)`);
+  if (q.delayed > 0) {
+    const area = q.delayedArea ? `; ${q.delayedArea} of them in /delayed` : '';
+    lines.push(`waiting   ${tasks(q.delayed)} not due yet (runAt, delayMs, retry backoff${area})`);
+  }
   if (q.setAsideCount > 0) {
     lines.push(`set aside ${tasks(q.setAsideCount)} the leader cannot move:`);
     for (const t of q.setAside) lines.push(`          ${t.id}: ${t.reason}`);

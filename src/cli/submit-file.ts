@@ -30,6 +30,8 @@ export interface FileOptions {
   maxQueueDepth?: number;
   /** Each line's task gets its idempotency key from this field of its JSON (--key-field). */
   keyField?: string;
+  /** Fields every line's task gets (--delay, --at). */
+  extra?: Record<string, unknown>;
 }
 
 export interface FileOutcome {
@@ -148,7 +150,7 @@ class FileRun {
   async *#tasks(input: Readable): AsyncGenerator<Task> {
     for await (const line of readLines(input)) {
       if (line.number <= this.#opts.skip || (line.text.trim() === '' && !line.tooLong)) continue;
-      const task = parseLine(line, this.#label, this.#opts.keyField);
+      const task = parseLine(line, this.#label, this.#opts.keyField, this.#opts.extra);
       if (!(task instanceof Error)) {
         this.#pending.push(line.number);
         yield task;
@@ -191,7 +193,12 @@ class FileRun {
   }
 }
 
-function parseLine(line: Line & { tooLong?: boolean }, label: string, keyField?: string): Task | Error {
+function parseLine(
+  line: Line & { tooLong?: boolean },
+  label: string,
+  keyField?: string,
+  extra?: Record<string, unknown>,
+): Task | Error {
   const where = `${label}:${line.number}`;
   if (line.tooLong)
     return new ZkfarmError(
@@ -205,10 +212,16 @@ function parseLine(line: Line & { tooLong?: boolean }, label: string, keyField?:
     return new ZkfarmError(ErrorCodes.INVALID_TASK, `${where}: not valid JSON (${(err as Error).message})`);
   }
   try {
-    return checkTask(keyField === undefined ? value : keyFrom(value, keyField));
+    const keyed = keyField === undefined ? value : keyFrom(value, keyField);
+    const withExtra = extra && isObject(keyed) ? { ...keyed, ...extra } : keyed;
+    return checkTask(withExtra);
   } catch (err) {
     return new ZkfarmError(ErrorCodes.INVALID_TASK, `${where}: ${(err as Error).message}`);
   }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * `runtime submit [--zk CONNECT] [--wait] [--timeout MS] [--file tasks.ndjson|-] [TASK_JSON]`
+ * `runtime submit [--zk CONNECT] [--wait] [--timeout MS] [--delay 5m | --at ISO] [--file tasks.ndjson|-] [TASK_JSON]`
  *
  * Tasks come from the argument, from a file of JSON lines streamed (submit-file.ts: bounded memory,
  * backpressure, progress on a terminal, bad lines by line number), or from stdin when neither is given
@@ -26,10 +26,11 @@ import {
   type Io,
   unreachable,
 } from './common.js';
+import { type DelayFlags, delayFields } from './submit-delay.js';
 import { keyFrom, submitFile } from './submit-file.js';
 import { addTlsOptions, loadTls, type TlsFlags, tlsSettingFromFlags } from './zk-tls.js';
 
-interface SubmitOptions extends TlsFlags {
+interface SubmitOptions extends TlsFlags, DelayFlags {
   zk?: string;
   wait?: boolean;
   timeout?: number;
@@ -101,6 +102,14 @@ export function registerSubmit(program: Command, io: Io, setExit: (code: number)
       'an idempotency key for the one task: submitting it again with the same key (within the key window, a day by default) creates nothing and prints the first id',
     )
     .option(
+      '--delay <duration>',
+      'start the tasks no sooner than this after submitting: 90s, 5m, 2h, 40d (at most 366d)',
+    )
+    .option(
+      '--at <time>',
+      'start the tasks no sooner than this ISO-8601 time, with its zone: 2026-12-24T18:00:00Z',
+    )
+    .option(
       '--key-field <field>',
       "with --file or JSON lines on stdin: each task's key is the value of its own field <field>",
     )
@@ -118,6 +127,8 @@ export function registerSubmit(program: Command, io: Io, setExit: (code: number)
         '  runtime submit --file tasks.ndjson --skip 5000 --on-bad skip',
         '  runtime submit --key order-42 \'{"handler":"mail","input":{"order":42}}\'   (again: same id, nothing new)',
         '  runtime submit --file orders.ndjson --key-field orderId',
+        '  runtime submit --delay 40d \'{"handler":"renew","input":{"user":7}}\'',
+        '  runtime submit --at 2026-12-24T18:00:00Z \'{"cmd":"./greet.sh"}\'',
       ].join('\n'),
     )
     .action(async (task: string | undefined, opts: SubmitOptions) => {
@@ -196,7 +207,11 @@ export async function runSubmit(task: string | undefined, opts: SubmitOptions, i
       opts.maxQueueDepth !== undefined)
   )
     throw usage('--skip, --on-bad, --max-inbox and --max-queue-depth go with --file');
-  const tasks = opts.file === undefined ? withKeys(await gatherTasks(task), opts) : [];
+  const later = delayFields(opts);
+  const tasks =
+    opts.file === undefined
+      ? withKeys(await gatherTasks(task), opts).map((t) => checkTask({ ...t, ...later }))
+      : [];
   const { connect, source, tls } = discoverConnect(opts.zk);
   const submitter = await Submitter.open({
     connect,
@@ -262,6 +277,7 @@ async function submitAll(
     maxInbox: opts.maxInbox,
     maxQueueDepth: opts.maxQueueDepth,
     keyField: opts.keyField,
+    extra: delayFields(opts),
   };
   const r = await submitFile(submitter, fileOpts, io, opts.wait === true);
   if (r.stopped) return EXIT_USAGE;

@@ -4,18 +4,21 @@
  *   reject   data that is not a task (bad JSON, bad shape, bad scheduling data such as a `notBefore`
  *            that is not a time, a `queue` that is not a queue name, a `priority` outside 0-9), or a
  *            task over TASK_MAX_BYTES: a failed status says why
- *   wait     its `notBefore` is ahead: it waits in the queue, passed over until then
+ *   reject   also a `runAt` more than 366 days after the task's submission (due-time.ts)
+ *   wait     its due time (`runAt`, `delayMs` or `notBefore`: due-time.ts) is ahead: it waits, passed
+ *            over until then (in the queue, or in the due-time area when it is far ahead: delayed-area.ts)
  *   run      it may be assigned now; the first time, its submit time (the /tasks znode's ctime) is
  *            added, so that its result can say how long it took
  */
 import { ErrorCodes } from '../errors.js';
 import { type Need, needOf } from './assignment-policy.js';
+import { dueOf, tooFarAhead } from './due-time.js';
 import type { Failure } from './moves.js';
 import { encode, parseTask, queueOf, TASK_MAX_BYTES, type Task } from './protocol.js';
 
 export type Admission =
   | { verdict: 'reject'; failure: Failure }
-  | { verdict: 'wait'; until: number; need: Need; queue: string }
+  | { verdict: 'wait'; until: number; need: Need; queue: string; task: Task }
   | { verdict: 'run'; task: Task; data: Buffer; need: Need };
 
 /** Decide for a task read at `now` (`ctime`: its node's creation time). */
@@ -31,9 +34,11 @@ export function admit(data: Buffer, ctime: number, now: number): Admission {
   }
   const task = parsed.task;
   const need = needOf(task);
-  const notBefore = task._zkfarm?.notBefore;
-  if (notBefore !== undefined && notBefore > now)
-    return { verdict: 'wait', until: notBefore, need, queue: queueOf(task) };
+  const far = tooFarAhead(task, ctime);
+  if (far !== undefined) return reject(far, ctime);
+  const due = dueOf(task, ctime);
+  if (due !== undefined && due > now)
+    return { verdict: 'wait', until: due, need, queue: queueOf(task), task };
   if (task._zkfarm?.submittedAt !== undefined) return { verdict: 'run', task, data, need };
   task._zkfarm = { attempts: 0, ...task._zkfarm, submittedAt: ctime };
   return { verdict: 'run', task, data: encode(task), need };

@@ -2,8 +2,9 @@
  * The leader's reading of the inbox, /tasks, for one term: it lists /tasks, reads the tasks it does not
  * know yet (oldest first, within the view's read-ahead bounds) and files each by queue and priority in
  * the queue view (queue-view.ts), or sorts it out (admission.ts): data that is not a task, or is too
- * large, or may not be read, gets a failed status; a task not due yet waits for its `notBefore`; a task
- * that cannot be read now is set aside and tried again later.
+ * large, or may not be read, gets a failed status; a task not due yet waits for its `notBefore`, or when
+ * due beyond the due-time area's threshold is moved there (delayed-area.ts); a task that cannot be read
+ * now is set aside and tried again later.
  *
  * Znodes: lists /tasks (with a child watch: a change marks the listing stale, see `list`), reads
  * /tasks/<id>; the moves it needs (rejections) go through the leader's `commit`.
@@ -13,6 +14,7 @@
 import { ErrorCodes } from '../errors.js';
 import type { Logger, ZkClient, ZkError } from '../zk/index.js';
 import { admit } from './admission.js';
+import type { DueLater } from './delayed-area.js';
 import { type Move, reject } from './moves.js';
 import { PATHS, priorityOf, queueOf, taskPath } from './protocol.js';
 import { QueueView } from './queue-view.js';
@@ -26,6 +28,8 @@ export interface InboxHooks {
   commit(moves: Move[]): Promise<void>;
   /** A task was set aside for the first time. */
   setAside(): void;
+  /** The due-time area (delayed-area.ts): tasks due beyond its threshold are moved there. */
+  delays?: { readonly thresholdMs: number; delayMoves(tasks: readonly DueLater[]): Promise<Move[]> };
 }
 
 export class Inbox {
@@ -108,7 +112,9 @@ export class Inbox {
   async #read(ids: string[]): Promise<Move[]> {
     const reads = await this.#client.getDataMany(ids.map(taskPath));
     const moves: Move[] = [];
+    const later: DueLater[] = [];
     const now = Date.now();
+    const farAfter = now + (this.#hooks.delays?.thresholdMs ?? Number.POSITIVE_INFINITY);
     for (let i = 0; i < reads.length; i++) {
       const id = ids[i]!;
       const r = reads[i]!;
@@ -119,6 +125,8 @@ export class Inbox {
       }
       const a = admit(r.data, r.stat.ctime, now);
       if (a.verdict === 'reject') moves.push(reject(id, a.failure, r.stat.version));
+      else if (a.verdict === 'wait' && a.until > farAfter)
+        later.push({ id, task: a.task, due: a.until, ctime: r.stat.ctime, version: r.stat.version });
       else if (a.verdict === 'wait') this.view.delay(id, a.until, a.queue);
       else {
         const { task, data, need } = a;
@@ -132,6 +140,7 @@ export class Inbox {
         this.view.ready(id, ready);
       }
     }
+    if (later.length > 0) moves.push(...(await this.#hooks.delays!.delayMoves(later)));
     this.#hooks.wake();
     return moves;
   }

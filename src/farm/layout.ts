@@ -2,10 +2,11 @@
  * The farm's layout, and with access control, closing it.
  *
  * Znodes: creates /tasks, /status, /assign, /workers, /masters, /election, /queues, /schedules,
- * /services, /service-placements, /keys, /progress when missing (and a worker's own /assign/<name> and
+ * /services, /service-placements, /keys, /progress, /delayed when missing (and a worker's own /assign/<name> and
  * /service-placements/<name>). With `auth` it also reads, and where needed rewrites, the ACL of the
  * chroot's root (when the connect string has a chroot) and of those nodes' children: /tasks/*, /status/*
  * and /status/<bucket>/*, /queues/<q> and its backlog (/queues/<q>/p<p>, its buckets and their tasks),
+ * the due-time area (/delayed/<slot> and its tasks),
  * /schedules/*, /assign/<w>, /assign/<w>/*, /workers/*, /masters/*, /election/*, /master, and the
  * services' nodes (sweepServices).
  *
@@ -65,6 +66,8 @@ export const LAYOUT_PATHS: readonly string[] = [
   PATHS.keys,
   PATHS.progress,
   PATHS.cancel,
+  // The due-time area: its slots and tasks are made by the leading master only, with the farm's ACL.
+  PATHS.delayed,
 ];
 
 /** What a sweep did, for the log and for tests. */
@@ -118,6 +121,10 @@ async function sweepSubtrees(sweep: Sweep): Promise<void> {
   const buckets = statuses.filter((p) => isStatusBucket(p.slice(PATHS.status.length + 1)));
   for (const dir of [...buckets, ...workerDirs]) await sweep.persistent(await sweep.children(dir));
   await sweepBacklog(sweep);
+  // Delayed tasks are tasks: a stranger who could change one would choose what runs.
+  const slots = await sweep.children(PATHS.delayed);
+  await sweep.persistent(slots);
+  for (const slot of slots) await sweep.persistent(await sweep.children(slot));
   const roles = [
     ...(await sweep.children(PATHS.workers)),
     ...(await sweep.children(PATHS.masters)),

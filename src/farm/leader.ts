@@ -21,7 +21,7 @@
  * cannot be moved is set aside, with its reason, and tried again later.
  *
  * Znodes: lists and reads /tasks (inbox.ts), moves tasks (moves.ts), watches /queues (queue-gate.ts),
- * keeps the backlog under /queues/<q>/p<p> (backlog.ts),
+ * keeps the backlog under /queues/<q>/p<p> (backlog.ts), keeps tasks due later in /delayed (delayed-area.ts),
  * sweeps /status (retention.ts), moves results of the flat layout into buckets (status-upgrade.ts), and
  * publishes what waits and why through `publish` (master.ts writes it in /master).
  *
@@ -46,6 +46,7 @@ import {
 } from './assignment-policy.js';
 import { Backlog } from './backlog.js';
 import { CancelDesk } from './cancel-desk.js';
+import { DelayedArea } from './delayed-area.js';
 import { GiveBacks } from './give-back.js';
 import { Inbox } from './inbox.js';
 import { KeySweeper } from './key-sweeper.js';
@@ -65,6 +66,8 @@ export interface LeaderOptions {
   maxLost?: number;
   /** Status retention (see retention.ts). */
   retention?: RetentionOptions;
+  /** A task due further ahead than this (ms) waits in /delayed, not /tasks (delayed-area.ts). @defaultValue 10000 */
+  delayThresholdMs?: number;
 }
 
 export interface LeaderStats {
@@ -80,6 +83,10 @@ export interface LeaderStats {
   shelved: number;
   /** Waiting tasks cancelled this term (cancel-desk.ts). */
   cancelled?: number;
+  /** Tasks moved into the due-time area (/delayed) this term. */
+  delayed?: number;
+  /** Passes over the due-time area this term (each wakes for the next task or hour due). */
+  delayPasses?: number;
 }
 
 /** Tasks handed out per round: a round costs about the same whatever its size. */
@@ -103,6 +110,7 @@ export class Leader {
   readonly #stats: LeaderStats;
   readonly #gate: QueueGate;
   readonly #backlog: Backlog;
+  readonly #delays: DelayedArea;
   readonly #refusalHooks: RefusalHooks;
   readonly #cancels: CancelDesk;
   readonly #roundRobin: RoundRobin = new Map();
@@ -135,6 +143,11 @@ export class Leader {
     this.#publish = publish;
     this.#stats = { ...Leader.emptyStats(), since: Date.now() };
     this.#batcher = new MultiBatcher(this.#client, { signal: term.signal });
+    this.#delays = new DelayedArea(this.#client, this.#batcher, {
+      thresholdMs: options.delayThresholdMs ?? 10_000,
+      signal: term.signal,
+      log,
+    });
     this.#roster = new WorkerRoster(
       session,
       term.signal,
@@ -149,6 +162,7 @@ export class Leader {
       wake: () => this.#scheduleWake(),
       commit: (moves) => this.#commit(moves),
       setAside: () => this.#stats.setAside++,
+      delays: this.#delays,
     });
     this.#view = this.#inbox.view;
     this.#backlog = new Backlog(this.#client, this.#view, log, (moves) => this.#commit(moves));
@@ -187,7 +201,9 @@ export class Leader {
 
   stats(): LeaderStats {
     const cancelled = this.#cancels.cancelled;
-    return { ...this.#stats, queued: this.#view.size, workers: this.#roster.names().length, cancelled };
+    const delayPasses = this.#delays.passes;
+    const { queued, names } = { queued: this.#view.size, names: this.#roster.names() };
+    return { ...this.#stats, queued, workers: names.length, cancelled, delayPasses };
   }
 
   /** What waits in /tasks for a reason, and why, and what runs, per queue. */
@@ -208,7 +224,13 @@ export class Leader {
       },
       this.#backlog.index.lanes(),
     );
-    return { ...summary, running };
+    // The due-time area's tasks count as delayed (by slot: their queues are not read until due).
+    return {
+      ...summary,
+      running,
+      delayed: summary.delayed + this.#delays.count(),
+      delayedArea: this.#delays.count(),
+    };
   }
 
   /** Watch the workers, recover what dead workers held, start the rounds. Throws if recovery fails. */
@@ -221,6 +243,7 @@ export class Leader {
     await this.#backlog.start();
     if (!this.active) return;
     this.#controlsKnown = true;
+    this.#delays.start();
     this.#kick();
     await this.#cancels.start();
     await this.#giveBacks.recover();
@@ -391,15 +414,18 @@ export class Leader {
     const r = await writeMoves(this.#batcher, this.#client, moves, (written, mark) => {
       for (const m of written) {
         this.#backlog.written(m);
+        this.#delays.written(m);
         this.#view.moved(m.id, mark);
         if (m.kind === 'assign') this.#stats.assigned++;
         else if (m.kind === 'shelve') this.#stats.shelved++;
+        else if (m.kind === 'delay') this.#stats.delayed = (this.#stats.delayed ?? 0) + 1;
         else if (m.kind !== 'cancel') this.#stats.rejected++;
       }
     });
     for (const refusal of r.refused) {
       if (sortOutRefusal(refusal, this.#refusalHooks) === 'replan') this.#again = true;
       this.#backlog.refused(refusal.item, refusal.error);
+      this.#delays.refused(refusal.item, refusal.error);
     }
     if (r.stoppedBy !== undefined && this.active) throw r.stoppedBy;
   }

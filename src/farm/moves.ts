@@ -8,6 +8,11 @@
  *                                               (or from the backlog: /queues/<q>/p<p>/<b>/<id>)
  *   shelve     /tasks/<id> → /queues/<q>/p<p>/<b>/<id>  into the deep-queue backlog: create it there with
  *                                               the same data, delete the task at the version read
+ *   delay      /tasks/<id> → /delayed/<slot>/<id>  into the due-time area (a task due later than the
+ *                                               leader's threshold): create it there with its due time
+ *                                               in `_zkfarm.notBefore`, delete the task at the version read
+ *   undelay    /delayed/<slot>/<id> → /tasks/<id>  back to the queue once (nearly) due: create the task
+ *                                               unchanged, delete the area's node at the version read
  *   giveBack   /assign/<w>/<id> → /tasks/<id>    create the task unchanged (pause, drain), delete the
  *                                               assignment (at the version read)
  *   requeue    /assign/<w>/<id> → /tasks/<id>    the same with one more attempt counted: after a failed
@@ -34,6 +39,7 @@ import { ErrorCodes } from '../errors.js';
 import type { ExecOutcome } from '../exec/index.js';
 import type { BatchItem } from '../recipes/multi-batcher.js';
 import { type CancelledWhile, type CancelRequest, cancelledStatus } from './cancel-request.js';
+import { delayedPath } from './due-time.js';
 import {
   assignPath,
   encode,
@@ -53,6 +59,8 @@ import { isQueueName } from './queues.js';
 export type MoveKind =
   | 'assign'
   | 'shelve'
+  | 'delay'
+  | 'undelay'
   | 'give-back'
   | 'requeue'
   | 'complete'
@@ -69,10 +77,12 @@ export interface Move extends BatchItem {
   readonly worker?: string;
   /** The result it records (complete, fail, reject). */
   readonly status?: TaskStatus;
-  /** Where the task is taken from when not /tasks/<id> (assign, reject: a backlog node). */
+  /** Where the task is taken from when not /tasks/<id> (assign, reject: a backlog node; undelay: its /delayed node). */
   readonly from?: string;
-  /** Where it goes when not one of the usual places (shelve: its backlog node). */
+  /** Where it goes when not one of the usual places (shelve: its backlog node; delay: its /delayed node). */
   readonly to?: string;
+  /** When it is due (delay). */
+  readonly due?: number;
 }
 
 /** The largest status kept in a znode; a larger result is left out (it is in result.json). */
@@ -102,6 +112,42 @@ export function shelve(id: string, to: string, task: Buffer, version: number): M
     ops: [
       { op: 'create', path: to, data: task },
       { op: 'delete', path: taskPath(id), version },
+    ],
+  };
+}
+
+/**
+ * A task due at `due` into the due-time area, `_zkfarm.notBefore` = `due` and `submittedAt` = its
+ * /tasks node's creation (`ctime`), so that it is not delayed again when it comes back with a new ctime.
+ */
+export function delay(id: string, task: Task, due: number, ctime: number, version: number): Move {
+  const meta = taskMeta(task);
+  const data = encode({
+    ...task,
+    _zkfarm: { ...meta, submittedAt: meta.submittedAt ?? ctime, notBefore: due },
+  });
+  const to = delayedPath(due, id);
+  return {
+    kind: 'delay',
+    id,
+    to,
+    due,
+    ops: [
+      { op: 'create', path: to, data },
+      { op: 'delete', path: taskPath(id), version },
+    ],
+  };
+}
+
+/** A task of the due-time area (`from`: its node there) back into /tasks, its data unchanged. */
+export function undelay(id: string, from: string, data: Buffer, version: number): Move {
+  return {
+    kind: 'undelay',
+    id,
+    from,
+    ops: [
+      { op: 'create', path: taskPath(id), data },
+      { op: 'delete', path: from, version },
     ],
   };
 }

@@ -132,6 +132,12 @@ export const masterFields = {
     defaultText: "max(3, the task's maxAttempts)",
     description: 'a task lost with this many workers (crash, expiry) ends failed with ZKFARM_WORKER_LOST',
   }),
+  delayThresholdMs: field(wholeNumber(1, INT32_MAX), {
+    unit: 'ms',
+    default: 10_000,
+    description:
+      'a task due further ahead than this waits in the due-time area /delayed instead of /tasks, and goes back this long before it is due',
+  }),
   retention: group(retentionFields, {
     description: 'status retention (the fields below)',
     defaultText: 'see below',

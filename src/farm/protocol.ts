@@ -17,6 +17,7 @@
  *   /keys/<xx>/<sha256 of key>      persistent              an idempotency key: {"key", "id"?} (task-keys.ts)
  *   /progress/<task-id>             ephemeral               a running task's latest progress (progress.ts)
  *   /cancel/<task-id>               persistent              a request to cancel a task: {"by"?, "reason"?} (cancel-request.ts)
+ *   /delayed/<slot>/<task-id>       persistent              a task due later: the leader's due-time area (due-time.ts)
  *
  * A task's internal bookkeeping travels in its JSON under the reserved key `_zkfarm`
  * (attempts so far, the last error, when it may run again). Every other field is kept as submitted.
@@ -24,6 +25,7 @@
 import { z } from 'zod';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { assertSafeName } from '../exec/names.js';
+import { DELAYED_ROOT, delayMsSchema, runAtSchema } from './due-time.js';
 import type { QueueSummary } from './queue-view.js';
 import {
   DEFAULT_QUEUE,
@@ -53,6 +55,8 @@ export const PATHS = {
   keys: '/keys',
   /** Requests to cancel a task (cancel-request.ts). */
   cancel: '/cancel',
+  /** Tasks due later, by the hour they are due (due-time.ts). */
+  delayed: DELAYED_ROOT,
 } as const;
 
 export const TASK_PREFIX = 'task-';
@@ -215,6 +219,8 @@ export const taskSchema = z
       .optional(),
     traceparent: z.string().optional(),
     tracestate: z.string().optional(),
+    runAt: runAtSchema.optional(),
+    delayMs: delayMsSchema.optional(),
     _zkfarm: metaSchema.optional(),
   })
   .loose()
@@ -239,6 +245,10 @@ export interface Task {
   /** W3C trace context of the submitter's span (tracing.ts). */
   traceparent?: string;
   tracestate?: string;
+  /** Not before this time: ms since the epoch, or an ISO-8601 time with its zone (due-time.ts). */
+  runAt?: number | string;
+  /** Not before this long after its submission (ms, at most 366 days; due-time.ts). */
+  delayMs?: number;
   _zkfarm?: TaskMeta;
   [key: string]: unknown;
 }
@@ -294,6 +304,7 @@ const isSafeInt = (v: unknown): v is number => Number.isSafeInteger(v);
 export function isPlainValidTask(v: Record<string, unknown>): boolean {
   const { cmd, handler, timeoutMs, maxAttempts, queue, priority, key, retry, _zkfarm: meta } = v;
   if ((cmd === undefined) === (handler === undefined) || retry !== undefined) return false;
+  if (v['runAt'] !== undefined || v['delayMs'] !== undefined) return false; // the schema words their errors
   if (!optionalIs(key, (k) => typeof k === 'string' && k.length > 0 && k.length <= KEY_MAX_LENGTH))
     return false;
   if (!optionalIs(v['traceparent'], isString) || !optionalIs(v['tracestate'], isString)) return false;

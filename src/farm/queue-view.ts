@@ -81,8 +81,10 @@ export interface BacklogLane {
 export interface QueueSummary {
   /** Tasks no ready worker can take now, by need (every queue together). */
   blocked: BlockedNeed[];
-  /** Tasks waiting for their `notBefore`. */
+  /** Tasks waiting for their `notBefore` (with those in the due-time area, /delayed). */
   delayed: number;
+  /** Of `delayed`, the tasks in the due-time area /delayed (their queues are not read until due). */
+  delayedArea?: number;
   /** Tasks the leader cannot move, the oldest first (at most 20 listed; `setAsideCount` is exact). */
   setAside: Array<{ id: string; reason: string }>;
   setAsideCount: number;

@@ -13,6 +13,7 @@
  * | `/progress/<id>` created or changed           | `progress` (`value`, `message`)                   |
  * | `/status/<bucket>/<id>` created               | the result's `state`: `succeeded`, `failed`, ...  |
  * | `/queues/<q>/p<p>/<bucket>/<id>` created      | none (still queued: moved to the backlog); says its queue |
+ * | `/delayed/<slot>/<id>` created                | `delayed` until its due time (`until`); when due, it is `queued` (or `retrying`) again |
  *
  * Deletes make no event: every move that deletes a task's node creates its next node in the same multi,
  * and that create is the event.
@@ -25,6 +26,7 @@ import { DEFAULT_QUEUE } from './queues.js';
 /** The kinds of task events; a result's `state` other than these (a newer farm's) passes as it is. */
 export type TaskEventType =
   | 'queued'
+  | 'delayed'
   | 'retrying'
   | 'started'
   | 'progress'
@@ -46,6 +48,8 @@ export interface TaskEvent {
   at: number;
   /** The run it concerns: the run handed out (`started`), the next run (`queued`, `retrying`), runs made (results). */
   attempt?: number;
+  /** `delayed`: when it is due (ms since the epoch). */
+  until?: number;
   /** `progress`: the task's number and message. */
   value?: number;
   message?: string;
@@ -65,7 +69,8 @@ export type RawChange =
   | { kind: 'assign'; id: string; worker: string; path: string }
   | { kind: 'progress'; id: string; path: string }
   | { kind: 'status'; id: string; path: string }
-  | { kind: 'backlog'; id: string; queue: string };
+  | { kind: 'backlog'; id: string; queue: string }
+  | { kind: 'delayed'; id: string; path: string };
 
 /** The subtrees a stream watches (recursively). */
 export const EVENT_ROOTS: readonly string[] = [
@@ -74,6 +79,7 @@ export const EVENT_ROOTS: readonly string[] = [
   PATHS.progress,
   PATHS.status,
   PATHS.queues,
+  PATHS.delayed,
 ];
 
 const CREATED = 1;
@@ -107,6 +113,8 @@ export function classifyChange(type: number, path: string): RawChange | undefine
       return parts.length === 4 && isStatusBucket(parts[2]!)
         ? { kind: 'status', id: parts[3]!, path }
         : undefined;
+    case PATHS.delayed:
+      return parts.length === 4 ? { kind: 'delayed', id: parts[3]!, path } : undefined;
     case PATHS.queues:
       return parts.length === 6 && /^p\d$/.test(parts[3]!)
         ? { kind: 'backlog', id: parts[5]!, queue: parts[2]! }
@@ -131,7 +139,7 @@ export function queueInData(raw: RawChange, json: unknown): string | undefined {
   if (raw.kind === 'backlog') return raw.queue;
   const t = taskOf(json);
   if (!t) return undefined;
-  if (raw.kind === 'task' || raw.kind === 'assign')
+  if (raw.kind === 'task' || raw.kind === 'assign' || raw.kind === 'delayed')
     return typeof t.queue === 'string' ? t.queue : DEFAULT_QUEUE;
   if (raw.kind === 'status') {
     if (typeof (t as TaskStatus).queue === 'string') return (t as TaskStatus).queue;
@@ -161,6 +169,15 @@ export function eventOf(raw: RawChange, read: NodeRead | undefined, now: number)
       if (attempts === 0) return { type: 'queued', ...base, attempt: 1 };
       const error = t?._zkfarm?.lastError;
       return { type: 'retrying', ...base, attempt: attempts + 1, ...(error ? { error } : {}) };
+    }
+    case 'delayed': {
+      const until = t?._zkfarm?.notBefore;
+      return {
+        type: 'delayed',
+        ...base,
+        attempt: attemptsOf(t) + 1,
+        ...(until !== undefined ? { until } : {}),
+      };
     }
     case 'assign':
       return { type: 'started', ...base, worker: raw.worker, ...(t ? { attempt: attemptsOf(t) + 1 } : {}) };
@@ -204,7 +221,7 @@ export function resultEvent(
 
 /** Is this event a task's last (a result)? */
 export function isFinal(ev: TaskEvent): boolean {
-  return ev.type !== 'queued' && ev.type !== 'retrying' && ev.type !== 'started' && ev.type !== 'progress';
+  return !['queued', 'delayed', 'retrying', 'started', 'progress'].includes(ev.type);
 }
 
 /** One line for a terminal: time, id, type and what the event says. */
@@ -213,6 +230,7 @@ export function formatEvent(ev: TaskEvent): string {
   if (ev.worker) parts.push(`on ${ev.worker}`);
   if (ev.queue && ev.queue !== DEFAULT_QUEUE) parts.push(`queue ${ev.queue}`);
   if (ev.attempt !== undefined) parts.push(`attempt ${ev.attempt}`);
+  if (ev.until !== undefined) parts.push(`until ${new Date(ev.until).toISOString()}`);
   if (ev.value !== undefined) parts.push(String(ev.value));
   if (ev.message) parts.push(ev.message);
   if (ev.errorCode) parts.push(ev.errorCode);

@@ -1,11 +1,12 @@
 /**
- * Where waited-for tasks are: queued (/tasks/<id>, or in its queue's backlog
- * /queues/<q>/p<p>/<bucket>/<id>), assigned (/assign/<w>/<id>), finished
+ * Where waited-for tasks are: delayed (/delayed/<slot>/<id>, due later: delayed-area.ts), queued
+ * (/tasks/<id>, or in its queue's backlog /queues/<q>/p<p>/<bucket>/<id>), assigned (/assign/<w>/<id>), finished
  * (/status/<bucket>/<id>, or the flat /status/<id> before an upgrade), or nowhere: deleted, or finished and its result already removed by retention. A
  * waiter that is not told would wait for ever.
  *
  * Znodes: reads only. A few ids: `exists` on each place, in the order a task moves forward (queued,
- * assigned, finished); the backlog's places are one per lane (a listing of /queues and of each queue).
+ * assigned, finished); the backlog's places are one per lane (a listing of /queues and of each queue),
+ * the due-time area's one per slot (a listing of /delayed: one slot per hour that has delayed tasks).
  * Many ids: the backlog buckets they could be in are listed too. Many ids: listings of /tasks and /assign/<w> first (a waited-for task is mostly
  * still queued or running; a finished one's waiter is told by its watch), then `exists` on each place
  * for the ids they did not show.
@@ -18,6 +19,7 @@
  * SUSPENDED / LOST: a check that fails counts for nothing; the next one tries again.
  */
 import { isZkError, type ZkClient } from '../zk/index.js';
+import { DELAYED_ROOT, slotOfName } from './due-time.js';
 import {
   assignPath,
   backlogLanePath,
@@ -125,14 +127,20 @@ export class TaskLocator {
         for (const id of list) seen.add(id);
       suspects = ids.filter((id) => !seen.has(id));
       if (suspects.length > FEW) suspects = await notInBacklog(client, suspects);
+      if (suspects.length > FEW) suspects = await notDelayed(client, suspects);
     }
     const out = new Set<string>();
     if (suspects.length === 0) return out;
-    const [workers, lanes] = await Promise.all([children(client, PATHS.assign), backlogLanes(client)]);
+    const [workers, lanes, slots] = await Promise.all([
+      children(client, PATHS.assign),
+      backlogLanes(client),
+      delayedSlots(client),
+    ]);
     await Promise.all(
       suspects.map(async (id) => {
         // The flat path last: a result of a farm not yet upgraded (the leader moves it to its bucket).
         const places = [
+          ...slots.map((s) => `${s}/${id}`),
           taskPath(id),
           ...lanes.map((l) => backlogPath(l.queue, l.priority, id)),
           ...workers.map((w) => assignPath(w, id)),
@@ -159,6 +167,26 @@ async function notInBacklog(client: ZkClient, ids: string[]): Promise<string[]> 
       for (const id of list) seen.add(id);
   }
   return ids.filter((id) => !seen.has(id));
+}
+
+/** Of these ids, those not in the due-time area (one listing per slot). */
+async function notDelayed(client: ZkClient, ids: string[]): Promise<string[]> {
+  const seen = new Set<string>();
+  for (const slot of await delayedSlots(client)) for (const id of await children(client, slot)) seen.add(id);
+  return ids.filter((id) => !seen.has(id));
+}
+
+/** Where a task waits in the due-time area (`/delayed/<slot>/<id>`), or undefined (one listing, a stat per slot). */
+export async function findDelayed(client: ZkClient, id: string): Promise<string | undefined> {
+  const places = (await delayedSlots(client)).map((slot) => `${slot}/${id}`);
+  const found = await Promise.all(places.map((p) => client.exists(p)));
+  return places[found.findIndex((st) => st !== null)];
+}
+
+/** The paths of the due-time area's slots (/delayed/<slot>), from a listing. */
+export async function delayedSlots(client: ZkClient): Promise<string[]> {
+  const names = await children(client, DELAYED_ROOT);
+  return names.filter((n) => slotOfName(n) !== undefined).map((n) => `${DELAYED_ROOT}/${n}`);
 }
 
 /** Every lane of the deep-queue backlog (a queue's priority that has a node), from listings. */
@@ -190,13 +218,18 @@ export type TaskPlace =
   | { kind: 'nowhere' };
 
 /**
- * The places a task waits before a worker holds it: /tasks/<id>, then its queue's backlog lanes. Every
+ * The places a task waits before a worker holds it: /tasks/<id>, its queue's backlog lanes, the due-time
+ * area's slots. Every
  * place a task can wait in is listed here, so whoever acts on waiting tasks (cancel-desk.ts) covers a
  * new one by its addition here.
  */
 export async function waitingPaths(client: ZkClient, id: string): Promise<string[]> {
-  const lanes = await backlogLanes(client);
-  return [taskPath(id), ...lanes.map((l) => backlogPath(l.queue, l.priority, id))];
+  const [lanes, slots] = await Promise.all([backlogLanes(client), delayedSlots(client)]);
+  return [
+    taskPath(id),
+    ...lanes.map((l) => backlogPath(l.queue, l.priority, id)),
+    ...slots.map((slot) => `${slot}/${id}`),
+  ];
 }
 
 /**

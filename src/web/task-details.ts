@@ -18,7 +18,7 @@ import { isSafeName } from '../exec/names.js';
 import { type ProgressRecord, readTaskProgress } from '../farm/progress.js';
 import { assignPath, backlogPath, isTaskId, PATHS, taskPath } from '../farm/protocol.js';
 import { readResult } from '../farm/status-store.js';
-import { backlogLanes } from '../farm/task-locator.js';
+import { backlogLanes, findDelayed } from '../farm/task-locator.js';
 import { isZkError, type ZkClient } from '../zk/index.js';
 import { HttpError, WebErrorCodes } from './http.js';
 
@@ -36,6 +36,8 @@ export interface TaskDetails {
   where: 'finished' | 'queued' | 'assigned' | 'unknown';
   /** Queued in the deep-queue backlog (/queues/<q>/p<p>/<bucket>/<id>), not in /tasks. */
   backlog?: boolean;
+  /** Queued in the due-time area (/delayed/<slot>/<id>): due at its `_zkfarm.notBefore`. */
+  delayed?: boolean;
   worker?: string;
   /** The task's JSON as stored (from /tasks or /assign), with the farm's `_zkfarm` bookkeeping. */
   task?: unknown;
@@ -94,6 +96,9 @@ export async function taskDetails(
     if (shelved)
       return { id, where: 'queued', backlog: true, task: parse(shelved.data), since: ctime(shelved.stat) };
   }
+  const delayedAt = await findDelayed(client, id);
+  const later = delayedAt === undefined ? null : await read(client, delayedAt);
+  if (later) return { id, where: 'queued', delayed: true, task: parse(later.data), since: ctime(later.stat) };
   let workers: string[] = [];
   try {
     workers = await client.getChildren(PATHS.assign);

@@ -5,6 +5,7 @@ import {
   afterLoss,
   assign,
   complete,
+  delay,
   discard,
   encodeStatus,
   fail,
@@ -13,6 +14,7 @@ import {
   reject,
   requeue,
   STATUS_MAX_BYTES,
+  undelay,
 } from '../../src/farm/moves.js';
 import { encode, MAX_TIME_MS, TASK_MAX_BYTES } from '../../src/farm/protocol.js';
 
@@ -115,12 +117,11 @@ test('admission: reject what is not a task or too large or badly scheduled; wait
     1,
     now,
   );
-  assert.deepEqual(later, {
-    verdict: 'wait',
-    until: now + 30 * 86_400_000,
-    need: 'handler:noop',
-    queue: 'default',
-  });
+  assert.ok(later.verdict === 'wait');
+  assert.deepEqual(
+    { until: later.until, need: later.need, queue: later.queue },
+    { until: now + 30 * 86_400_000, need: 'handler:noop', queue: 'default' },
+  );
   const badQueue = admit(encode({ handler: 'noop', queue: 'a/b' }), 1, now);
   assert.ok(badQueue.verdict === 'reject' && badQueue.failure.errorCode === 'ZKFARM_INVALID_TASK');
   assert.match(badQueue.failure.error, /"queue": must be a queue name/);
@@ -170,4 +171,44 @@ test('a failed status keeps the task as submitted (for re-runs); a succeeded one
   );
   assert.equal(stored.task, undefined, 'a task too large for the status is left out');
   assert.equal(stored.taskOmitted, true);
+});
+
+test('delay: /tasks → /delayed/<slot>/<id> at the version read, the due time and submit time written in; undelay: back, unchanged', () => {
+  const due = 1_800_000_000_000 + 5; // the hour 500000
+  const task = { handler: 'echo', delayMs: 60_000, _zkfarm: { attempts: 0 } };
+  const m = delay(T, task, due, 1234, 2);
+  assert.equal(m.kind, 'delay');
+  assert.equal(m.due, due);
+  assert.deepEqual(ops(m), [`create /delayed/0000500000/${T}`, `delete /tasks/${T} @2`]);
+  assert.equal(m.to, `/delayed/0000500000/${T}`);
+  assert.deepEqual(json(m), { ...task, _zkfarm: { attempts: 0, submittedAt: 1234, notBefore: due } });
+  const retried = delay(T, { handler: 'echo', _zkfarm: { attempts: 2, submittedAt: 9 } }, due, 1234, 0);
+  assert.equal(json(retried)._zkfarm.submittedAt, 9, 'a task taken in before keeps its submit time');
+  const data = encode(json(m));
+  const back = undelay(T, m.to!, data, 4);
+  assert.equal(back.kind, 'undelay');
+  assert.deepEqual(ops(back), [`create /tasks/${T}`, `delete /delayed/0000500000/${T} @4`]);
+  const create = back.ops[0]!;
+  assert.ok(create.op === 'create' && create.data === data, 'data unchanged');
+});
+
+test('admission of runAt and delayMs: due from the node creation, counted once, too far ahead refused', () => {
+  const ctime = 1_000_000;
+  const waitOf = (t: object, now = ctime) => {
+    const a = admit(encode({ handler: 'noop', ...t }), ctime, now);
+    return a.verdict === 'wait' ? a.until : a.verdict;
+  };
+  assert.equal(waitOf({ delayMs: 2000 }), ctime + 2000, "delayMs counts from the node's ctime");
+  assert.equal(waitOf({ delayMs: 2000 }, ctime + 2000), 'run', 'due: it runs');
+  assert.equal(waitOf({ runAt: ctime + 500 }), ctime + 500);
+  assert.equal(waitOf({ runAt: new Date(ctime + 500).toISOString() }), ctime + 500, 'an ISO time');
+  assert.equal(waitOf({ runAt: ctime + 500, delayMs: 900 }), ctime + 900, 'the later of the two');
+  assert.equal(
+    waitOf({ delayMs: 2000, _zkfarm: { attempts: 1, submittedAt: 1 } }),
+    'run',
+    'a task the farm took in before is not delayed again (only its notBefore counts)',
+  );
+  const far = admit(encode({ handler: 'noop', runAt: ctime + 367 * 86_400_000 }), ctime, ctime);
+  assert.ok(far.verdict === 'reject' && far.failure.errorCode === 'ZKFARM_INVALID_TASK');
+  assert.match(far.failure.error, /"runAt": .* 367 days after the task was submitted; .* at most 366 days/);
 });

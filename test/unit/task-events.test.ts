@@ -188,3 +188,28 @@ test('after a catch-up, a notification it already reflected is told only if it t
   assert.ok(!notAhead(ev('started'), { last: 'queued' }));
   assert.ok(!notAhead(ev('progress'), { last: 'queued' }));
 });
+
+test('a delayed task: its node in the due-time area makes `delayed` until its due time; a slot makes none', () => {
+  const path = `/delayed/0000493000/${ID}`;
+  assert.deepEqual(classifyChange(CREATED, path), { kind: 'delayed', id: ID, path });
+  assert.equal(classifyChange(CREATED, '/delayed/0000493000'), undefined, 'a slot');
+  assert.equal(
+    classifyChange(DELETED, path),
+    undefined,
+    'moved back when due: the /tasks create is the event',
+  );
+  const raw = classifyChange(CREATED, path)!;
+  const json = {
+    handler: 'echo',
+    queue: 'mail',
+    delayMs: 60_000,
+    _zkfarm: { attempts: 0, notBefore: 1_775_000_060_000 },
+  };
+  const ev = eventOf(raw, { json, ctime: 1_775_000_000_100 }, 0)!;
+  assert.equal(ev.type, 'delayed');
+  assert.equal(ev.until, 1_775_000_060_000);
+  assert.equal(ev.attempt, 1);
+  assert.equal(ev.at, 1_775_000_000_100);
+  assert.equal(queueInData(raw, json), 'mail');
+  assert.equal(isFinal(ev), false);
+});
