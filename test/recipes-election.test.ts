@@ -157,3 +157,23 @@ test('an announcement goes with its candidate in one multi; a candidate node of 
   assert.equal(await admin.exists('/leader'), null);
   assert.deepEqual(await admin.getChildren('/election'), []);
 });
+
+test('a candidate stopped while it reads its turn after the leader left stops, and never leads', async () => {
+  // The stop lands at a different moment of the takeover each time (the read of the line is a round
+  // trip of a few ms); a stop that came while the turn was read used to leave the term running for ever.
+  for (let delay = 0; delay < 16; delay++) {
+    const root = await zk.chroot(`election-stop-${delay}`);
+    const a = await candidate(root, 'a');
+    await until(() => a.election.leading, 10_000, 'a to lead');
+    const b = await candidate(root, 'b');
+    await until(() => b.election.leaderName === 'a', 10_000, 'b to wait on a');
+    void a.election.stop();
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    const stopped = await Promise.race([
+      b.election.stop().then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000)),
+    ]);
+    assert.ok(stopped, `b's stop returned (stopped ${delay} ms after a's)`);
+    assert.equal(b.election.leading, false);
+  }
+});

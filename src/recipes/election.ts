@@ -242,6 +242,9 @@ export class Election extends EventEmitter {
     };
     const onEnd = () => term.abort(this.#signal.reason);
     this.#signal.addEventListener('abort', onEnd, { once: true });
+    // A stop (or the session's end) that came while our turn was being read has fired already: an
+    // aborted signal does not fire again, and nothing else would end this term.
+    if (this.#signal.aborted) onEnd();
     this.#leaderName = this.#opts.name;
     let announced = false;
     try {
