@@ -11,7 +11,7 @@ import { backlogTotal } from '../farm/backlog-index.js';
 import { type MasterInfo, PATHS, parseStatus, parseWorkerInfo, type TaskStatus } from '../farm/protocol.js';
 import { QueueAdmin, type QueueOverview } from '../farm/queue-admin.js';
 import { countResults, newestResultIds, readResult } from '../farm/status-store.js';
-import { isZkError, type ZkClient } from '../zk/index.js';
+import { childrenIfExists as children, isZkError, type ZkClient } from '../zk/index.js';
 
 export interface WorkerState {
   name: string;
@@ -61,15 +61,6 @@ export interface ReadOptions {
   window?: number;
   /** Failures to report at most. @defaultValue 10 */
   maxFailures?: number;
-}
-
-async function children(client: ZkClient, path: string): Promise<string[]> {
-  try {
-    return await client.getChildren(path);
-  } catch (err) {
-    if (isZkError(err, 'NO_NODE')) return [];
-    throw err;
-  }
 }
 
 async function dataOf(client: ZkClient, path: string): Promise<Buffer | null> {

@@ -15,7 +15,7 @@
  * started and given back during the gap (the task is simply queued), a task in the deep-queue backlog
  * (still queued), and results already removed by retention.
  */
-import { isZkError, type ZkClient } from '../zk/index.js';
+import { childrenIfExists as children, isZkError, type ZkClient } from '../zk/index.js';
 import { OTHER_BUCKET, PATHS, parseStatus, statusBucket, type TaskStatus, taskPath } from './protocol.js';
 import { bucketIds, readResult, statusChildren } from './status-store.js';
 import { eventOf, type NodeRead, resultEvent, type TaskEvent } from './task-events.js';
@@ -52,15 +52,6 @@ async function readStatus(client: ZkClient, id: string): Promise<TaskStatus | un
     return found ? parseStatus(found.data) : undefined;
   } catch {
     return undefined; // not JSON: no event can be made of it
-  }
-}
-
-async function children(client: ZkClient, path: string): Promise<string[]> {
-  try {
-    return await client.getChildren(path);
-  } catch (err) {
-    if (isZkError(err, 'NO_NODE')) return [];
-    throw err;
   }
 }
 

@@ -10,7 +10,7 @@
  * keeps its value. A queue's node is created on its first change.
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { isZkError, type ZkClient } from '../zk/index.js';
+import { childrenIfExists as children, isZkError, type ZkClient } from '../zk/index.js';
 import { encode, type MasterInfo, PATHS, parseWorkerInfo, queuePath, type WorkerInfo } from './protocol.js';
 import type { QueueSummary } from './queue-view.js';
 import {
@@ -182,13 +182,4 @@ function checkName(queue: string): void {
       ErrorCodes.INVALID_ARGUMENT,
       `queue: expected ${QUEUE_NAME_EXPECTED}, got ${JSON.stringify(queue)}`,
     );
-}
-
-async function children(client: ZkClient, path: string): Promise<string[]> {
-  try {
-    return await client.getChildren(path);
-  } catch (err) {
-    if (isZkError(err, 'NO_NODE')) return [];
-    throw err;
-  }
 }

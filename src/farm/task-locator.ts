@@ -18,7 +18,7 @@
  *
  * SUSPENDED / LOST: a check that fails counts for nothing; the next one tries again.
  */
-import { isZkError, type ZkClient } from '../zk/index.js';
+import { childrenIfExists as children, isZkError, type ZkClient } from '../zk/index.js';
 import { DELAYED_ROOT, slotOfName } from './due-time.js';
 import {
   assignPath,
@@ -199,15 +199,6 @@ export async function backlogLanes(client: ZkClient): Promise<Array<{ queue: str
       return priority === undefined ? [] : [{ queue, priority }];
     }),
   );
-}
-
-async function children(client: ZkClient, path: string): Promise<string[]> {
-  try {
-    return await client.getChildren(path);
-  } catch (err) {
-    if (isZkError(err, 'NO_NODE')) return [];
-    throw err;
-  }
 }
 
 /** Where one task is now, read with its data where it waits (to move it from there at that version). */

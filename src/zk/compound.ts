@@ -65,3 +65,13 @@ export async function secure(client: ZkClient, path: string): Promise<boolean> {
   await client.setAcl(path, client.acl);
   return true;
 }
+
+/** The names of a node's children, or none when the node does not exist. */
+export async function childrenIfExists(client: ZkClient, path: string): Promise<string[]> {
+  try {
+    return await client.getChildren(path);
+  } catch (err) {
+    if (isZkError(err, 'NO_NODE')) return [];
+    throw err;
+  }
+}

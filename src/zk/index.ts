@@ -21,6 +21,7 @@ export {
   ZkClient,
   type ZkClientOptions,
 } from './client.js';
+export { childrenIfExists } from './compound.js';
 export type { ConnectOptions, Logger } from './connect-options.js';
 export {
   connectStringProblem,
