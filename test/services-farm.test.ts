@@ -121,9 +121,20 @@ test('a handler service runs until stopped (no task timeout), only where the han
   );
 
   // The placements of workers that are gone are pruned: one that ran an instance, one that never did.
+  // A worker makes its node as it starts, a moment before it registers (`starting`, never registered
+  // here): the pass that a worker's stop brings leaves it alone; it goes once it stayed away 5 s.
+  await client.create(`${SERVICE_PATHS.placements}/starting`);
   await plain.stop();
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.ok(await client.exists(`${SERVICE_PATHS.placements}/starting`), 'a starting worker keeps its node');
   const left = async () => (await client.getChildren(SERVICE_PATHS.placements)).sort().join();
   await until(async () => (await left()) === 'spare', 30_000, 'only the live worker keeps its placements');
+  const pruned = master.lines.filter((l) => l.msg === 'placements of gone workers pruned');
+  assert.deepEqual(pruned.flatMap((l) => l.obj['workers'] as string[]).sort(), [
+    'plain',
+    'serving',
+    'starting',
+  ]);
 });
 
 /** Runs until stopped; instance 1 of `web` ends once by itself first (a restart to show). */

@@ -49,6 +49,7 @@ export async function prunePlacements(
   client: ZkClient,
   live: ReadonlySet<string>,
   placedOn: (service: string, instance: number) => InstanceRecord | undefined,
+  mayPrune: (worker: string) => boolean = () => true,
 ): Promise<string[]> {
   let dirs: string[];
   try {
@@ -58,7 +59,7 @@ export async function prunePlacements(
     throw err;
   }
   const pruned: string[] = [];
-  for (const worker of dirs.filter((w) => !live.has(w))) {
+  for (const worker of dirs.filter((w) => !live.has(w) && mayPrune(w))) {
     const dir = placementsDir(worker);
     const keys = await client.getChildren(dir).catch((err) => {
       if (isZkError(err, 'NO_NODE')) return undefined;

@@ -49,6 +49,9 @@ const TICK_MS = 1000;
 
 type Stored<T> = T & { version: number };
 
+/** How long a worker with a placements node must be unregistered before the node is pruned. */
+const PRUNE_GRACE_MS = 5000;
+
 export class ServiceReconciler {
   readonly #session: Session;
   readonly #client: ZkClient;
@@ -57,6 +60,8 @@ export class ServiceReconciler {
   readonly #goneSince = new Map<string, number>();
   readonly #ready = new Set<string>();
   readonly #loop: PassLoop;
+  /** Workers with a placements node and no registration: since when (placements pruned after a grace). */
+  readonly #unregisteredSince = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   /** Services seen by the last pass. */
   #services = 0;
@@ -153,8 +158,30 @@ export class ServiceReconciler {
       }
     }
     if (!this.#active || refused) return;
-    const pruned = await prunePlacements(this.#client, live, (name, n) => byName.get(name)?.instances.get(n));
+    const pruned = await prunePlacements(
+      this.#client,
+      live,
+      (name, n) => byName.get(name)?.instances.get(n),
+      (w) => this.#goneLongEnough(w, live),
+    );
     if (pruned.length > 0) this.#log.info({ workers: pruned }, 'placements of gone workers pruned');
+  }
+
+  /**
+   * A worker makes its placements node as it starts, a moment before it registers: one not seen live for
+   * PRUNE_GRACE_MS is gone, one just missing is more likely starting (its node is left alone).
+   */
+  #goneLongEnough(worker: string, live: ReadonlySet<string>): boolean {
+    for (const w of this.#unregisteredSince.keys()) if (live.has(w)) this.#unregisteredSince.delete(w);
+    const now = Date.now();
+    const since = this.#unregisteredSince.get(worker) ?? now;
+    this.#unregisteredSince.set(worker, since);
+    if (now - since >= PRUNE_GRACE_MS) {
+      this.#unregisteredSince.delete(worker);
+      return true;
+    }
+    this.#loop.wakeAt(since + PRUNE_GRACE_MS);
+    return false;
   }
 
   async #readWorkers(): Promise<WorkerView[]> {
