@@ -7,6 +7,11 @@ bash scripts/setup.sh --all
 npm run --silent lint
 mkdir -p test-output
 # Test files run one at a time: each starts its own JVMs, and the machine has 2 cores.
-exec node --import tsx --test --test-concurrency=1 --test-timeout=600000 \
+rc=0
+node --import tsx --test --test-concurrency=1 --test-timeout=600000 \
   --test-reporter=spec --test-reporter-destination=stdout \
-  test/unit/*.test.ts test/*.test.ts
+  --test-reporter=./test/helpers/file-times-reporter.mjs --test-reporter-destination=test-output/file-times.txt \
+  test/unit/*.test.ts test/*.test.ts || rc=$?
+echo '# the longest test files (all: test-output/file-times.txt)'
+head -12 test-output/file-times.txt || true
+exit "$rc"

@@ -31,12 +31,20 @@ cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** The execution log of the outage farm (its workers log each run they start at debug level). */
 const runs = new RunLog();
+/** The outage farm's warnings and errors (the last 100), printed if it fails. */
+const farmWarnings: string[] = [];
 const quiet = createLogger({
   level: 'debug',
   pretty: false,
   destination: new Writable({
     write(chunk, _e, cb) {
-      for (const l of String(chunk).split('\n')) if (l.includes('"task started"')) runs.record(JSON.parse(l));
+      for (const l of String(chunk).split('\n')) {
+        if (l.includes('"task started"')) runs.record(JSON.parse(l));
+        else if (/"level":(40|50|60)/.test(l)) {
+          farmWarnings.push(l.slice(0, 400));
+          if (farmWarnings.length > 100) farmWarnings.shift();
+        }
+      }
       cb();
     },
   }),
@@ -92,7 +100,10 @@ test('ZooKeeper down for longer than the session timeout (killed, started again 
   const sup = connect({ connect: root, sessionTimeout: 20_000 });
   cleanups.push(() => sup.stop());
   const admin = (await sup.ready).client;
-  await waitForStatuses(admin, ids, 120_000);
+  await waitForStatuses(admin, ids, 120_000).catch((err: Error) => {
+    err.message += `\nthe farm's last warnings:\n${farmWarnings.join('\n')}`;
+    throw err;
+  });
   await until(
     async () => (await host.roles()).every((r) => r.state === 'running' && r.session === 'connected'),
     60_000,

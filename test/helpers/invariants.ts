@@ -25,6 +25,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { assignDir, PATHS, parseStatus, statusPath, type TaskStatus } from '../../src/farm/protocol.js';
 import { allResultIds } from '../../src/farm/status-store.js';
+import { whereIs } from '../../src/farm/task-locator.js';
 import { type ConnectOptions, connect, isZkError, type ZkClient } from '../../src/zk/index.js';
 import { checkRuns, type RunLog } from './run-log.js';
 
@@ -212,19 +213,42 @@ export async function waitForStatuses(
   const pollMs = ids.length > 1000 ? 250 : 100;
   for (;;) {
     let n = 0;
+    const missing: string[] = [];
     try {
       const have = new Set(await allResultIds(client));
-      for (const id of want) if (have.has(id)) n++;
+      for (const id of want)
+        if (have.has(id)) n++;
+        else missing.push(id);
       if (n === want.size) return;
     } catch (err) {
       // A ZooKeeper member may be down right now: keep polling until the deadline.
       if (!isZkError(err) || !err.transient) throw err;
     }
     if (Date.now() > deadline)
-      throw new Error(`only ${n} of ${want.size} tasks have a status after ${timeoutMs} ms`);
+      throw new Error(
+        `only ${n} of ${want.size} tasks have a status after ${timeoutMs} ms; ${await describeMissing(client, missing)}`,
+      );
     await new Promise((r) => setTimeout(r, pollMs));
   }
 }
+
+/** Where the first few tasks without a status are, and who is registered, for a failure's message. */
+async function describeMissing(client: ZkClient, missing: readonly string[]): Promise<string> {
+  try {
+    const places = await Promise.all(
+      missing
+        .slice(0, 5)
+        .map(async (id) => `${id}: ${JSON.stringify(await whereIs(client, id), placeReplacer)}`),
+    );
+    const workers = await client.getChildren(PATHS.workers).catch(() => ['?']);
+    return `where: ${places.join('; ')}; registered workers: ${workers.join(',')}`;
+  } catch (err) {
+    return `(could not look: ${(err as Error).message})`;
+  }
+}
+
+const placeReplacer = (key: string, v: unknown) =>
+  key === 'data' && v && typeof v === 'object' ? Buffer.from((v as { data: number[] }).data).toString() : v;
 
 /** What a watcher of /tasks saw of re-queued tasks. */
 export interface TaskHistory {
