@@ -26,10 +26,11 @@ function hold(port: number): Promise<Server | undefined> {
   });
 }
 
-test('runs on another port when 2181 is taken; publishes and withdraws its discovery file', async () => {
+test('runs on another port when 2181 is taken; publishes and withdraws its discovery file; ZKFARM_ZK_JAVA_OPTS reaches its JVM', async () => {
   const held = await hold(2181); // undefined: someone else holds it, which serves as well
   const workdir = join(tmp, 'a');
-  const zk = await startEmbeddedZooKeeper({ workdir, env });
+  // The planned heap is at least 512 MiB: a smaller -Xmx from the environment must win.
+  const zk = await startEmbeddedZooKeeper({ workdir, env: { ...env, ZKFARM_ZK_JAVA_OPTS: ' -Xmx300m ' } });
   try {
     assert.notEqual(zk.port, 2181);
     assert.equal(zk.connect, `127.0.0.1:${zk.port}`);
@@ -42,6 +43,11 @@ test('runs on another port when 2181 is taken; publishes and withdraws its disco
     );
     assert.deepEqual(discoverConnect(undefined, env), { connect: zk.connect, source: 'embedded' });
     assert.equal(await zk.server.fourLetter('ruok'), 'imok');
+    const maxMb = Number(/os\.memory\.max=(\d+)MB/.exec(await zk.server.fourLetter('envi'))?.[1]);
+    assert.ok(
+      maxMb > 250 && maxMb <= 300,
+      `the server's heap follows ZKFARM_ZK_JAVA_OPTS' -Xmx300m: ${maxMb} MB`,
+    );
   } finally {
     await zk.stop();
     await new Promise((r) => (held ? held.close(r) : r(undefined)));

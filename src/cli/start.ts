@@ -15,7 +15,12 @@ import { ErrorCodes, ZkfarmError } from '../errors.js';
 import type { OptionsOf } from '../farm/option-schema.js';
 import { type CliFlags, resolveFarmSpec } from '../host/config.js';
 import { loadConfigFile } from '../host/config-file.js';
-import { type ConnectSource, type EmbeddedZooKeeper, startEmbeddedZooKeeper } from '../host/embedded.js';
+import {
+  type ConnectSource,
+  type EmbeddedZooKeeper,
+  extraJavaOpts,
+  startEmbeddedZooKeeper,
+} from '../host/embedded.js';
 import { createLogger, flushLogger, Host, ROLE_STOP_GRACE_MS } from '../host/index.js';
 import { type RuntimeFlag, runtimeFlags } from '../host/options.js';
 import type { SpawnRoleThread } from '../host/role-handle.js';
@@ -233,6 +238,9 @@ class RunningFarm {
           (embedded.tls ? `, TLS only with certificates in ${dirname(embedded.tls.ca)}` : '') +
           ` (data kept in ${embedded.dataDir}, heap ${embedded.heap.heapMb} MiB)`,
       );
+      const extra = extraJavaOpts(process.env);
+      if (extra.length > 0)
+        io.err(`runtime: the embedded ZooKeeper runs with ZKFARM_ZK_JAVA_OPTS: ${extra.join(' ')}`);
       if (embedded.heap.capped)
         io.err(
           `runtime: the embedded ZooKeeper's heap holds about ${embedded.heap.tasksThatFit} tasks of 512 KiB ` +

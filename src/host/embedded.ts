@@ -32,6 +32,14 @@ import {
 } from './embedded-heap.js';
 import { embeddedCertificates } from './embedded-tls.js';
 
+/**
+ * JVM options an operator adds to the embedded server's (env ZKFARM_ZK_JAVA_OPTS, split on whitespace):
+ * they come last, so they override the planned heap and collector.
+ */
+export function extraJavaOpts(env: NodeJS.ProcessEnv): string[] {
+  return (env['ZKFARM_ZK_JAVA_OPTS'] ?? '').split(/\s+/).filter((o) => o !== '');
+}
+
 /** The port the embedded ZooKeeper tries first (ZooKeeper's usual one). */
 export const EMBEDDED_DEFAULT_PORT = 2181;
 /** The port a TLS-only embedded ZooKeeper tries first (the usual secureClientPort). */
@@ -267,7 +275,7 @@ export async function startEmbeddedZooKeeper(options: EmbeddedOptions): Promise<
       dataDir,
       keepData: true,
       startTimeoutMs: options.startTimeoutMs ?? 30_000,
-      javaOpts: embeddedJavaOpts(heap),
+      javaOpts: [...embeddedJavaOpts(heap), ...extraJavaOpts(env)],
       extraConfig: EMBEDDED_SERVER_CONFIG,
       ...(certs ? { tls: certs.server } : {}),
     };
