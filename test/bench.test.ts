@@ -82,7 +82,7 @@ test('a tiny run of every scenario writes JSON, Markdown and SVG, and every chec
     };
     assert.equal(own.scenario, name);
     assert.ok(own.run.machine, 'each file says where it ran');
-    if (name === 'peer' && redisUnavailable()) {
+    if ((name === 'peer' || name === 'fresh') && redisUnavailable()) {
       assert.match(report.skipped ?? '', /redis-server/);
       continue;
     }
@@ -211,9 +211,23 @@ test('a tiny run of every scenario writes JSON, Markdown and SVG, and every chec
   assert.match(md, /\| zkfarm tasks\/s/);
   if (!redisUnavailable()) {
     // The headline has both ratios, each labelled, the steady state first.
+    // The headline leads with the fresh ratio (what a new user meets), then the steady state, then cold.
+    const fresh = md.indexOf('| zkfarm ÷ BullMQ, fresh (a new runtime, the first 300 tasks after ready) |');
     const steady = md.indexOf('| zkfarm ÷ BullMQ, steady state (second 200 after start) |');
     const cold = md.indexOf('| zkfarm ÷ BullMQ, cold (first 200 after start) |');
-    assert.ok(steady >= 0 && cold > steady, 'latest.md has both ratio rows, steady state first');
+    assert.ok(
+      fresh >= 0 && steady > fresh && cold > steady,
+      'latest.md has the three ratio rows, fresh first',
+    );
+    // Each fresh pair: both sides' tasks/s and where their CPU went (the app's process and the server).
+    const pairs = s.fresh!.runs as Array<
+      Record<'farm' | 'bull', { perSecond: number; cpu: { appMs: number; serverMs: number } }>
+    >;
+    assert.equal(pairs.length, 1);
+    for (const side of [pairs[0]!.farm, pairs[0]!.bull]) {
+      assert.ok(isPositive(side.perSecond), `fresh tasks/s: ${side.perSecond}`);
+      assert.ok(side.cpu.appMs > 0 && side.cpu.serverMs > 0, `fresh CPU: ${JSON.stringify(side.cpu)}`);
+    }
   }
   assert.match(md, /ZooKeeper[^\n]*warmed up[^\n]*persistent recursive watch/);
   assert.match(md, /!\[scaling chart\]\(scaling\.svg\)/);

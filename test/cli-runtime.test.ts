@@ -65,7 +65,14 @@ describe('runtime --masters 2 --workers 8 with the embedded ZooKeeper', () => {
     });
     const listening = await farm.waitForErr(/embedded ZooKeeper listening on (127\.0\.0\.1:\d+)/, 120_000);
     connect = listening[1]!;
+    // Warmed while the roles start, before ready (host/embedded-warm-up.ts).
+    const warmed = await farm.waitForErr(
+      /the embedded ZooKeeper was warmed in [\d.]+ s \((\d+) nodes/,
+      120_000,
+    );
+    assert.ok(Number(warmed[1]) > 0, warmed[0]);
     const ready = await farm.waitForErr(READY, 180_000);
+    assert.ok(farm.stderr.indexOf(warmed[0]) < farm.stderr.search(READY), 'warmed before ready');
     assert.equal(ready[1], '2');
     assert.equal(ready[2], '8');
     assert.equal(ready[3], connect);

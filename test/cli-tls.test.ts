@@ -49,6 +49,7 @@ describe('runtime --zk-tls: its own TLS-only embedded ZooKeeper', () => {
     farm = new Cli(['--zk-tls', '--masters', '1', '--workers', '1', '--workdir', workdir], { env });
     await farm.waitForErr(/embedded ZooKeeper listening on \S+, TLS only with certificates in /, 120_000);
     await farm.waitForErr(READY, 120_000);
+    assert.match(farm.stderr, /the embedded ZooKeeper was warmed in /, 'the warm-up speaks TLS too');
     const submitted = await cli(['submit', TASK, '--wait', '--timeout', '60000']);
     assert.equal(submitted.code, 0, submitted.stderr);
     assert.match(submitted.stdout, /"state":"succeeded".*"result":"over tls"/);

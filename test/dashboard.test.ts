@@ -26,6 +26,8 @@ import { openBrowser, watchErrors } from './helpers/browser.js';
 import { FaultInjector } from './helpers/faults.js';
 import { useZooKeeper } from './helpers/zk.js';
 
+/** ZKFARM_SCREENSHOT=1: also copy the page's screenshot to docs/images, after a longer history. */
+const SCREENSHOT = process.env['ZKFARM_SCREENSHOT'] === '1';
 const zk = useZooKeeper();
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 after(async () => {
@@ -211,9 +213,9 @@ test('the dashboard in Chromium: leader and workers, a task submitted from the p
   await page.locator('#schedules-panel').waitFor({ state: 'hidden' });
   assert.equal((await schedules.list()).length, 0, 'the schedule is removed from ZooKeeper');
 
-  // Let the charts gather some history under load.
+  // Let the charts gather some history under load (a full one only for the docs' screenshot).
   await page.waitForFunction(() => Number(document.querySelector('#stat-rate .v')?.textContent) > 0);
-  await sleep(8000);
+  await sleep(SCREENSHOT ? 8000 : 2000);
 
   // Crash the leader from the page: a standby takes over.
   await page.click(`#masters [data-role="${first}"] [data-action="crash"]`);
@@ -240,10 +242,10 @@ test('the dashboard in Chromium: leader and workers, a task submitted from the p
 
   // More history after the failover, then the screenshot (with the failure list filled in).
   await page.locator('#failures tr').first().waitFor({ timeout: 90_000 });
-  await sleep(10_000);
+  await sleep(SCREENSHOT ? 10_000 : 1000);
   mkdirSync('test-output', { recursive: true });
   await page.screenshot({ path: 'test-output/dashboard.png', fullPage: true });
-  if (process.env['ZKFARM_SCREENSHOT'] === '1') {
+  if (SCREENSHOT) {
     mkdirSync('docs/images', { recursive: true });
     copyFileSync('test-output/dashboard.png', 'docs/images/dashboard.png');
   }

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { connect, isZkError, type Supervisor, startZkServer, type ZkError } from '../src/zk/index.js';
+import { removeTree, warmUpServer } from '../src/zk/warm-up.js';
 import { startFaultProxy } from './helpers/faults.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
@@ -298,4 +299,28 @@ test('sync waits for the server to catch up and answers with the path; a write b
   assert.equal(await reader.sync('/n'), '/n');
   assert.equal((await reader.getData('/n')).data.toString(), 'written');
   await assert.rejects(reader.sync('relative'), (e: unknown) => isZkError(e, 'BAD_ARGUMENTS'));
+});
+
+test('warmUpServer runs both phases within its bounds and leaves nothing behind; removeTree takes a deep tree', async () => {
+  const root = await zk.chroot('warm-up');
+  const client = await zk.rawClient(root);
+  const before = await client.getChildren('/');
+  const w = await warmUpServer(client, { createsMs: 300, createsMax: 2000, mixMs: 300, mixRounds: 3 });
+  // In flight when the count is reached: up to 32 single creates and two multis of 100.
+  assert.ok(w.creates > 0 && w.creates <= 2000 + 32 + 200, `creates within the count: ${w.creates}`);
+  assert.ok(
+    w.moved > 0 && w.moved <= 4 * 3 * 50,
+    `the mix moved nodes, at most lanes × rounds × 50: ${w.moved}`,
+  );
+  assert.ok(w.notifications >= w.moved, `the watch heard the moves: ${w.notifications}`);
+  assert.deepEqual(await client.getChildren('/'), before, 'the throwaway root is gone');
+  // A tree wider than one multi of deletes, with inner nodes, goes whole.
+  for (let i = 0; i < 3; i++) {
+    const tx = client.transaction();
+    for (let k = 0; k < 150; k++) tx.create(`/deep-${i}-${k}`, Buffer.alloc(0));
+    await tx.commit();
+  }
+  await client.ensurePath('/deep-0-0/a/b/c');
+  await removeTree(client, '/');
+  assert.deepEqual(await client.getChildren('/'), []);
 });

@@ -15,14 +15,11 @@ import { Submitter } from '../../src/farm/submitter.js';
 import { createLogger, Host } from '../../src/host/index.js';
 import type { RoleSpec } from '../../src/host/types.js';
 import { FaultInjector, sourceThreads } from '../../src/testing/index.js';
-import {
-  connect,
-  isZkError,
-  type Supervisor,
-  splitConnectString,
-  type ZkClient,
-} from '../../src/zk/index.js';
+import { connect, type Supervisor, splitConnectString, type ZkClient } from '../../src/zk/index.js';
+import { removeTree } from '../../src/zk/warm-up.js';
 import type { FarmShape, ZkTarget } from './types.js';
+
+export { removeTree };
 
 export interface BenchIo {
   signal: AbortSignal;
@@ -315,45 +312,5 @@ export async function removeChroot(connectString: string): Promise<void> {
     await removeTree(client, chroot);
   } finally {
     await stopSession(sup);
-  }
-}
-
-/**
- * Remove `root` and everything under it. Nodes are deleted in multis of up to 200, four in flight, and a
- * node is listed only when deleting it fails because it has children, so leaves (statuses, tasks) cost
- * no reads of their own.
- */
-export async function removeTree(client: ZkClient, root: string): Promise<void> {
-  const removeOne = async (path: string): Promise<void> => {
-    try {
-      await client.remove(path);
-    } catch (err) {
-      if (isZkError(err, 'NO_NODE')) return;
-      if (!isZkError(err, 'NOT_EMPTY')) throw err;
-      const kids = await client.getChildren(path).catch(() => [] as string[]);
-      await removeAll(kids.map((k) => `${path === '/' ? '' : path}/${k}`));
-      await client.removeIfExists(path);
-    }
-  };
-  const removeBatch = async (part: string[]): Promise<void> => {
-    const tx = client.transaction();
-    for (const p of part) tx.remove(p);
-    try {
-      await tx.commit();
-    } catch {
-      // One of them has children or is gone: one by one (rare, and only for inner nodes).
-      for (const p of part) await removeOne(p);
-    }
-  };
-  async function removeAll(paths: string[]): Promise<void> {
-    const batches: string[][] = [];
-    for (let i = 0; i < paths.length; i += 200) batches.push(paths.slice(i, i + 200));
-    for (let i = 0; i < batches.length; i += 4) await Promise.all(batches.slice(i, i + 4).map(removeBatch));
-  }
-  if (root === '/') {
-    const kids = await client.getChildren('/');
-    await removeAll(kids.filter((k) => k !== 'zookeeper').map((k) => `/${k}`));
-  } else {
-    await removeOne(root);
   }
 }

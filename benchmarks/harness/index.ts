@@ -11,10 +11,11 @@
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeError } from '../../src/errors.js';
-import { CreateMode, startZkServer, type ZkClient, type ZkServer } from '../../src/zk/index.js';
+import { startZkServer, type ZkServer } from '../../src/zk/index.js';
+import { warmUpServer } from '../../src/zk/warm-up.js';
 import { killChildren, runChild } from './child.js';
 import { type BenchContext, type CeilingFigures, someOrThrow, tolerant } from './context.js';
-import { openSession, removeTree, stopSession } from './farm-fixture.js';
+import { openSession, stopSession } from './farm-fixture.js';
 import { machineInfo, packageVersion, repoRoot, versions } from './machine.js';
 import { type BenchOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { loadAverage } from './proc.js';
@@ -85,106 +86,22 @@ function emptyReport(scenario: ScenarioName, fields: Partial<ScenarioReport>): B
   };
 }
 
-/** The warm-up's bounds: each phase stops at its deadline or at its count, whichever comes first. */
-const WARM_CREATES_MS = 2500;
-const WARM_CREATES_MAX = 100_000;
-const WARM_MIX_MS = 2500;
-const WARM_MIX_LANES = 4;
-const WARM_MIX_ROUNDS = 100;
-const WARM_MIX_BATCH = 50;
-
-/** Phase 1: creates, single (32 in flight) and 100 to a multi, under `dir`. Returns how many were made. */
-async function warmUpCreates(client: ZkClient, dir: string, signal: AbortSignal): Promise<number> {
-  await client.ensurePath(dir);
-  let writes = 0;
-  const until = Date.now() + WARM_CREATES_MS;
-  const payload = Buffer.from('{"handler":"noop"}');
-  const lane = async (multi: boolean) => {
-    while (Date.now() < until && writes < WARM_CREATES_MAX && !signal.aborted) {
-      if (multi) {
-        const tx = client.transaction();
-        for (let i = 0; i < 100; i++) tx.create(`${dir}/n-`, payload, CreateMode.PERSISTENT_SEQUENTIAL);
-        await tx.commit();
-        writes += 100;
-      } else {
-        await client.createSequential(`${dir}/n-`, payload);
-        writes++;
-      }
-    }
-  };
-  await Promise.all([...Array.from({ length: 32 }, () => lane(false)), lane(true), lane(true)]);
-  return writes;
-}
-
 /**
- * Phase 2: the farm's mix, so the first measurement does not meet a server whose JIT has never seen
- * it. Each lane moves batches of 50 nodes the way tasks move: created (sequential, in one multi), listed
- * (getChildren) and read (multiRead), moved to an assignment dir (one multi of creates and deletes),
- * read again, and moved to a status dir; all under `dir`, which a persistent recursive watch follows.
- */
-async function warmUpMix(
-  client: ZkClient,
-  dir: string,
-  signal: AbortSignal,
-): Promise<{ tasks: number; notifications: number; ms: number }> {
-  await client.ensurePath(dir);
-  let notifications = 0;
-  const unwatch = await client.addWatch(dir, 'persistentRecursive', () => {
-    notifications++;
-  });
-  const t0 = Date.now();
-  const until = t0 + WARM_MIX_MS;
-  const payload = Buffer.from('{"handler":"noop"}');
-  const status = Buffer.from('{"state":"succeeded","attempts":1}');
-  let tasks = 0;
-  const lane = async (k: number) => {
-    const [queued, assigned, done] = ['tasks', 'assign', 'status'].map((d) => `${dir}/lane-${k}/${d}`);
-    for (const d of [queued!, assigned!, done!]) await client.ensurePath(d);
-    for (let round = 0; round < WARM_MIX_ROUNDS && Date.now() < until && !signal.aborted; round++) {
-      const submit = client.transaction();
-      for (let i = 0; i < WARM_MIX_BATCH; i++)
-        submit.create(`${queued}/t-`, payload, CreateMode.PERSISTENT_SEQUENTIAL);
-      const names = (await submit.commit()).map((r) => r.path!.slice(r.path!.lastIndexOf('/') + 1));
-      await client.getChildren(queued!);
-      await client.getDataMany(names.map((n) => `${queued}/${n}`));
-      const assign = client.transaction();
-      for (const n of names) assign.create(`${assigned}/${n}`, payload).remove(`${queued}/${n}`);
-      await assign.commit();
-      await client.getDataMany(names.map((n) => `${assigned}/${n}`));
-      const complete = client.transaction();
-      for (const n of names) complete.create(`${done}/${n}`, status).remove(`${assigned}/${n}`);
-      await complete.commit();
-      tasks += names.length;
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: WARM_MIX_LANES }, (_, k) => lane(k)));
-  } finally {
-    unwatch();
-  }
-  return { tasks, notifications, ms: Date.now() - t0 };
-}
-
-/**
- * Load ZooKeeper for a few seconds before the first measurement, so no measurement meets a cold JVM:
- * creates, then the farm's mix (warmUpMix), in a throwaway root removed afterwards (its removal is
- * multis of deletes too). Bounded in time and in count. Returns the sentence the report prints.
+ * Load ZooKeeper for a few seconds before the first measurement, so no measurement meets a cold JVM
+ * (src/zk/warm-up.ts: creates, then the farm's mix, in a throwaway root removed afterwards). Returns the
+ * sentence the report prints.
  */
 async function warmUp(connectString: string, signal: AbortSignal): Promise<string> {
   const { client, sup } = await openSession(connectString);
-  const root = '/zkfarm-bench-warmup';
   try {
-    const writes = await warmUpCreates(client, `${root}/creates`, signal);
-    await removeTree(client, `${root}/creates`);
-    const mix = await warmUpMix(client, `${root}/mix`, signal);
-    await removeTree(client, root);
+    const w = await warmUpServer(client, { root: '/zkfarm-bench-warmup', signal });
     const n = (x: number) => x.toLocaleString('en-US');
     return (
-      `It was warmed up before the first measurement with ${n(writes)} creates (${WARM_CREATES_MS / 1000} s, ` +
-      `single and 100 to a multi), then ${(mix.ms / 1000).toFixed(1)} s of the farm's mix: ` +
-      `${n(mix.tasks)} nodes moved the way tasks move, ${WARM_MIX_BATCH} at a time (a multi of sequential ` +
+      `It was warmed up before the first measurement with ${n(w.creates)} creates (${(w.createsMs / 1000).toFixed(1)} s, ` +
+      `single and 100 to a multi), then ${(w.mixMs / 1000).toFixed(1)} s of the farm's mix: ` +
+      `${n(w.moved)} nodes moved the way tasks move, 50 at a time (a multi of sequential ` +
       'creates, getChildren, multiRead, a multi of creates and deletes to an assignment dir, multiRead, a ' +
-      `multi to a status dir), under a persistent recursive watch that heard ${n(mix.notifications)} changes; ` +
+      `multi to a status dir), under a persistent recursive watch that heard ${n(w.notifications)} changes; ` +
       'all in a throwaway root, removed afterwards.'
     );
   } finally {
@@ -450,7 +367,13 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     if (has('failover')) await attempt('failover', () => runFailover(ctx));
     if (has('services')) await attempt('services', () => runServices(ctx));
     if (has('scale')) await attempt('scale', () => runScale(ctx));
-    if (has('fresh')) await attempt('fresh', () => runFresh(ctx));
+    if (has('fresh')) {
+      const why = redisUnavailable();
+      if (why) {
+        progress.log(`fresh skipped: ${why}`);
+        finish(emptyReport('fresh', { skipped: why }), Date.now());
+      } else await attempt('fresh', () => runFresh(ctx));
+    }
 
     const all = Object.values(reports);
     const redisInfo = redis ? await redis : undefined;

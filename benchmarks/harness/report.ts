@@ -46,7 +46,7 @@ const DESCRIPTIONS: Record<ScenarioName, string> = {
   scale:
     'Run only when named. N no-op tasks queued on a paused queue (half by `runtime submit --file`, half by raw `create -s /tasks/task-`, at once), then drained by the default farm, on a ZooKeeper sized as the embedded one: submit and drain rates, the largest child listing of any node the farm writes, the memory of the leader and of ZooKeeper, and a check that every task has exactly one result.',
   fresh:
-    'Run only when named. The farm as a new user meets it: a new `runtime --masters 2 --workers 8` process with the embedded ZooKeeper it starts itself, N no-op tasks from `runtime submit --file` in another process once it says ready, results counted by a separate client; against a new redis-server, a process of BullMQ Workers and a separate producer process. Tasks/s = N ÷ (submitting process started → last result written), per alternating pair.',
+    'The farm as a new user meets it: a new `runtime --masters 2 --workers 8` process with the embedded ZooKeeper it starts itself, N no-op tasks from `runtime submit --file` in another process once it says ready, results counted by a separate client; against a new redis-server, a process of BullMQ Workers and a separate producer process. Tasks/s = N ÷ (submitting process started → last result written), per alternating pair.',
 };
 
 const spreadOf = (x: unknown): Spread | undefined =>
@@ -76,9 +76,15 @@ function headline(run: RunRecord): Table | undefined {
   const passes = [...PASS_NAMES].reverse();
   const label = (pass: PassName) => (Number.isFinite(n) ? passLabel(pass, n) : PASS_SHORT[pass]);
   const times = (x: number) => `${sig(x)}x`;
+  // What a new user meets first: a new runtime and a new BullMQ, the first N tasks after ready.
+  const f = s.fresh?.summary;
+  const fresh = `fresh (a new runtime, the first ${num(Number(s.fresh?.params['tasks']))} tasks after ready)`;
+  add(`zkfarm ÷ BullMQ, ${fresh}`, spreadOf(f?.['ratio']), times);
   for (const pass of passes) {
     add(`zkfarm ÷ BullMQ, ${label(pass)}`, spreadOf(passSummary(p, pass)?.['ratioPerPair']), times);
   }
+  add(`zkfarm tasks/s, ${fresh}`, spreadOf(f?.['farmPerSecond']), (x) => num(x));
+  add(`BullMQ jobs/s, ${fresh}`, spreadOf(f?.['bullPerSecond']), (x) => num(x));
   for (const pass of passes) {
     add(
       `zkfarm tasks/s (${shape?.masters ?? 2} masters, ${w} workers × ${c}), ${label(pass)}`,

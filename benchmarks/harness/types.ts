@@ -19,7 +19,7 @@ export const SCENARIOS = [
  * runtime hosts and a SIGKILL) and `scale` (a million tasks: it loads the machine for minutes).
  */
 export const DEFAULT_SCENARIOS: readonly ScenarioName[] = SCENARIOS.filter(
-  (s) => s !== 'services' && s !== 'scale' && s !== 'fresh',
+  (s) => s !== 'services' && s !== 'scale',
 );
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -434,6 +434,11 @@ export interface FreshSide {
   submitMs: number;
   /** N ÷ (submitting process started → the last result written). */
   perSecond: number;
+  /**
+   * CPU (ms) from the submit's start until every result was counted: the process that runs the roles
+   * (runtime; BullMQ's workers process) and the server (the embedded ZooKeeper's JVM; redis-server).
+   */
+  cpu: { appMs: number; serverMs: number };
   /** What its check found wrong (empty: every task one result). */
   problems: string[];
 }

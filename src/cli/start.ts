@@ -21,6 +21,7 @@ import {
   extraJavaOpts,
   startEmbeddedZooKeeper,
 } from '../host/embedded.js';
+import { warmEmbedded, warmUpBudget } from '../host/embedded-warm-up.js';
 import { createLogger, flushLogger, Host, ROLE_STOP_GRACE_MS } from '../host/index.js';
 import { type RuntimeFlag, runtimeFlags } from '../host/options.js';
 import type { SpawnRoleThread } from '../host/role-handle.js';
@@ -214,6 +215,8 @@ class RunningFarm {
   host: Host | undefined;
   dashboard: Dashboard | undefined;
   embedded: EmbeddedZooKeeper | undefined;
+  /** The embedded ZooKeeper's warm-up, under way while the roles start (host/embedded-warm-up.ts). */
+  warming: Promise<string | undefined> = Promise.resolve(undefined);
   logger: pino.Logger | undefined;
 
   /** The embedded ZooKeeper, or a first look at the given one (a clear message beats roles retrying). */
@@ -231,6 +234,7 @@ class RunningFarm {
         tls: tls !== undefined,
       });
       this.embedded = embedded;
+      this.warming = warmEmbedded(embedded, warmUpBudget(process.env));
       spec.connect = embedded.connect;
       if (embedded.tls) spec.tls = readTlsFiles(embedded.tls);
       io.err(
@@ -351,6 +355,8 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
     await farm.dashboardFor(host, opts, { faults: threads.faults, token: httpToken }, io);
     if (services) await applyConfigServices(spec, services, opts, io);
     const zkHint = source === 'embedded' ? '' : ` --zk ${spec.connect}${tlsHint(tls)}`;
+    const warmed = await farm.warming;
+    if (warmed) io.err(warmed);
     io.err(
       `runtime: ready: ${count(spec, 'master')}, ${count(spec, 'worker')} on ${spec.connect} ` +
         `(workdir ${spec.workdir})`,

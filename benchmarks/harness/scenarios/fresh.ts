@@ -17,13 +17,14 @@
  * each side took from its start to `ready`, and how long its submitting process ran. Checks: every
  * submitted task has exactly one status and succeeded; every job completed, none failed.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { countResults } from '../../../src/farm/status-store.js';
 import { type BenchContext, someOrThrow, tolerant } from '../context.js';
 import { openSession, stopSession, waitUntil } from '../farm-fixture.js';
 import { readStatuses } from '../invariants.js';
+import { processCpuMs } from '../proc.js';
 import { harnessScriptArgs, runtimeArgs, startNode } from '../processes.js';
 import { redisCommand, startRedis } from '../redis.js';
 import { num, ratio, sig, spread } from '../stats.js';
@@ -75,6 +76,7 @@ export async function runFresh(ctx: BenchContext): Promise<Omit<ScenarioReport, 
           'zkfarm ÷ BullMQ',
           'ready ms (farm / BullMQ)',
           'submitting process ms (farm / BullMQ)',
+          'CPU ms, app + server (farm / BullMQ)',
         ],
         rows: runs.map((x, i) => [
           i + 1,
@@ -83,8 +85,10 @@ export async function runFresh(ctx: BenchContext): Promise<Omit<ScenarioReport, 
           `${sig(x.ratio)}x`,
           `${num(x.farm.readyMs)} / ${num(x.bull.readyMs)}`,
           `${num(x.farm.submitMs)} / ${num(x.bull.submitMs)}`,
+          `${cpuCell(x.farm.cpu)} / ${cpuCell(x.bull.cpu)}`,
         ]),
         notes: [
+          'CPU: from the submit to the last result counted; app: the runtime process (every role thread) or the BullMQ workers process; server: the embedded ZooKeeper JVM or redis-server.',
           `zkfarm: runtime --masters ${shape.masters} --workers ${shape.workers} (capacity ${shape.capacity}) on the embedded ZooKeeper it starts; BullMQ: ${shape.workers} Workers × concurrency ${shape.capacity} on a new redis-server (${ctx.opts.redisPersistence}).`,
           ...failures,
         ],
@@ -94,6 +98,8 @@ export async function runFresh(ctx: BenchContext): Promise<Omit<ScenarioReport, 
     notes: [],
   };
 }
+
+const cpuCell = (c: FreshSide['cpu']) => `${num(c.appMs)} + ${num(c.serverMs)}`;
 
 /** One measurement, shown as the others are (begin, then a line with what it found). */
 async function step(ctx: BenchContext, label: string, run: () => Promise<FreshSide>): Promise<FreshSide> {
@@ -131,6 +137,8 @@ async function farmRun(ctx: BenchContext, tasks: number): Promise<FreshSide> {
     const readyMs = Date.now() - started;
     session = await openSession(ready[1]!);
     const client = session.client;
+    const javaPid = readJson<{ javaPid?: number }>(join(dir, 'work', 'zookeeper', 'runtime.lock'))?.javaPid;
+    const cpu = cpuMeter(host.child.pid, javaPid);
     const t0 = Date.now();
     const submit = startNode([...runtimeArgs(), 'submit', '--file', file], env, 64 * tasks + 10_000);
     await waitUntil(
@@ -140,6 +148,7 @@ async function farmRun(ctx: BenchContext, tasks: number): Promise<FreshSide> {
       ctx.signal,
       50,
     );
+    const used = cpu();
     const code = await submit.gone;
     const submitMs = Date.now() - t0;
     if (code !== 0) throw new Error(`runtime submit --file exited ${code}: ${submit.output().slice(-2000)}`);
@@ -157,11 +166,27 @@ async function farmRun(ctx: BenchContext, tasks: number): Promise<FreshSide> {
     if (failed) problems.push(`${failed} tasks did not succeed`);
     const total = await countResults(client);
     if (total !== tasks) problems.push(`${total} statuses for ${tasks} tasks`);
-    return { readyMs, submitMs, perSecond: (tasks / (last - t0)) * 1000, problems };
+    return { readyMs, submitMs, perSecond: (tasks / (last - t0)) * 1000, cpu: used, problems };
   } finally {
     if (session) await stopSession(session.sup);
     await host.stop('SIGINT', 30_000);
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** CPU used by the app's process and the server's since this call (ms); 0 for a pid not known. */
+function cpuMeter(appPid: number | undefined, serverPid: number | undefined): () => FreshSide['cpu'] {
+  const read = (pid: number | undefined) => (pid === undefined ? 0 : processCpuMs(pid));
+  const app0 = read(appPid);
+  const server0 = read(serverPid);
+  return () => ({ appMs: read(appPid) - app0, serverMs: read(serverPid) - server0 });
+}
+
+function readJson<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch {
+    return undefined;
   }
 }
 
@@ -181,6 +206,7 @@ async function bullRun(ctx: BenchContext, jobs: number): Promise<FreshSide> {
   try {
     await workers.waitFor(/^ready$/m, READY_MS, 'BullMQ workers ready', ctx.signal);
     const readyMs = Date.now() - started;
+    const cpu = cpuMeter(workers.child.pid, redis.pid);
     const t0 = Date.now();
     const add = startNode(
       [...harnessScriptArgs('fresh-bullmq'), 'add', String(redis.port), queue, String(jobs), '1000'],
@@ -195,6 +221,7 @@ async function bullRun(ctx: BenchContext, jobs: number): Promise<FreshSide> {
       ctx.signal,
       50,
     );
+    const used = cpu();
     const code = await add.gone;
     const submitMs = Date.now() - t0;
     if (code !== 0) throw new Error(`the BullMQ producer exited ${code}: ${add.output().slice(-2000)}`);
@@ -207,7 +234,7 @@ async function bullRun(ctx: BenchContext, jobs: number): Promise<FreshSide> {
     const failed = Number(await redisCommand(redis.port, ['ZCARD', `bull:${queue}:failed`]));
     if (failed) problems.push(`${failed} jobs failed`);
     if (!Number.isFinite(last)) problems.push(`no finish time of the last job: ${newest.slice(0, 200)}`);
-    return { readyMs, submitMs, perSecond: (jobs / (last - t0)) * 1000, problems };
+    return { readyMs, submitMs, perSecond: (jobs / (last - t0)) * 1000, cpu: used, problems };
   } finally {
     await workers.stop('SIGTERM', 10_000);
     await redis.stop();
