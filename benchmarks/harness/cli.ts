@@ -56,7 +56,7 @@ export function addBenchOptions(cmd: Command): Command {
     )
     .option(
       '--scenario <list>',
-      `comma-separated scenarios to run: ${SCENARIOS.join(', ')} (default: all but services, scale and fresh)`,
+      `comma-separated scenarios to run: ${SCENARIOS.join(', ')} (default: all but services, scale and multi-host)`,
       scenarioList,
     )
     .option('--out <dir>', 'directory for the JSON, Markdown and SVG files (default: benchmarks/results)')

@@ -50,6 +50,8 @@ export interface BenchContext {
   capacity(): Promise<number>;
   /** The ceiling of this run: the ceiling scenario's, or one repeat measured now. */
   ceiling(): Promise<CeilingFigures>;
+  /** Warm up another server (an ensemble) as the run's own was; resolves with the report's sentence. */
+  warmUp(connectString: string): Promise<string>;
 }
 
 /**

@@ -27,6 +27,7 @@ import { ceilingFigures, ceilingRepeat, runCeiling } from './scenarios/ceiling.j
 import { runFailover } from './scenarios/failover.js';
 import { runFresh } from './scenarios/fresh.js';
 import { runLatency } from './scenarios/latency.js';
+import { runMultiHost } from './scenarios/multi-host.js';
 import { measureBullOnce, peerReport } from './scenarios/peer.js';
 import { runScale } from './scenarios/scale.js';
 import { runScaling } from './scenarios/scaling.js';
@@ -70,6 +71,7 @@ const TITLES: Record<ScenarioName, string> = {
   services: 'Services: SIGKILL of a host',
   scale: 'A million tasks queued and drained',
   fresh: 'A new runtime against a new BullMQ',
+  'multi-host': 'One and two hosts on a 3-member ensemble, and the capacity model',
 };
 
 function emptyReport(scenario: ScenarioName, fields: Partial<ScenarioReport>): Body {
@@ -129,6 +131,7 @@ function planCount(opts: ResolvedOptions): number {
   if (has('failover')) n += p.repeats.failover * (p.failover.together ? 1 : p.failover.faults.length);
   if (has('services')) n += p.services.repeats;
   if (has('fresh')) n += 2 * p.fresh.repeats;
+  if (has('multi-host')) n += 2 * p.multiHost.repeats;
   return n;
 }
 
@@ -264,6 +267,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
         })();
         return ceiling;
       },
+      warmUp: (connectString) => warmUp(connectString, abort.signal),
     };
 
     const finish = (body: Body, t0: number) => {
@@ -374,6 +378,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
         finish(emptyReport('fresh', { skipped: why }), Date.now());
       } else await attempt('fresh', () => runFresh(ctx));
     }
+    if (has('multi-host')) await attempt('multi-host', () => runMultiHost(ctx));
 
     const all = Object.values(reports);
     const redisInfo = redis ? await redis : undefined;

@@ -73,6 +73,8 @@ export interface Preset {
   scale: { tasks: number; window: number };
   /** Alternating pairs of a new runtime and a new BullMQ, N tasks each (scenarios/fresh.ts). */
   fresh: { repeats: number; tasks: number };
+  /** Alternating pairs of one and two runtime processes on a 3-member ensemble, N tasks a pass (scenarios/multi-host.ts). */
+  multiHost: { repeats: number; tasks: number };
   /** Session timeout of the roles outside failover (the farm's default). */
   sessionTimeout: number;
 }
@@ -98,6 +100,7 @@ export const PRESETS: Record<Size, Preset> = {
     services: { repeats: 5, sessionTimeout: 4000, stopGraceMs: 1000 },
     scale: { tasks: 1_000_000, window: 256 },
     fresh: { repeats: 5, tasks: 20_000 },
+    multiHost: { repeats: 3, tasks: 20_000 },
     sessionTimeout: 10_000,
   },
   quick: {
@@ -118,6 +121,7 @@ export const PRESETS: Record<Size, Preset> = {
     services: { repeats: 1, sessionTimeout: 4000, stopGraceMs: 1000 },
     scale: { tasks: 20_000, window: 256 },
     fresh: { repeats: 2, tasks: 5000 },
+    multiHost: { repeats: 2, tasks: 3000 },
     sessionTimeout: 10_000,
   },
   tiny: {
@@ -144,6 +148,7 @@ export const PRESETS: Record<Size, Preset> = {
     services: { repeats: 1, sessionTimeout: 4000, stopGraceMs: 1000 },
     scale: { tasks: 4000, window: 64 },
     fresh: { repeats: 1, tasks: 300 },
+    multiHost: { repeats: 1, tasks: 300 },
     sessionTimeout: 10_000,
   },
 };
@@ -195,6 +200,7 @@ export function resolveOptions(options: BenchOptions, defaultOut: string): Resol
     preset.repeats = { ceiling: r, throughput: r, latency: r, scaling: r, failover: r };
     preset.services.repeats = r;
     preset.fresh.repeats = r;
+    preset.multiHost.repeats = r;
   }
   if (options.tasks !== undefined) {
     if (!Number.isInteger(options.tasks) || options.tasks < 10 || options.tasks > 1_000_000) {
@@ -203,6 +209,7 @@ export function resolveOptions(options: BenchOptions, defaultOut: string): Resol
     preset.throughput.tasks = options.tasks;
     preset.scale.tasks = options.tasks;
     preset.fresh.tasks = options.tasks;
+    preset.multiHost.tasks = options.tasks;
   }
   const persistence = options.redisPersistence ?? 'everysec';
   if (!['none', 'everysec', 'always'].includes(persistence)) {

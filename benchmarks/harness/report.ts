@@ -47,6 +47,8 @@ const DESCRIPTIONS: Record<ScenarioName, string> = {
     'Run only when named. N no-op tasks queued on a paused queue (half by `runtime submit --file`, half by raw `create -s /tasks/task-`, at once), then drained by the default farm, on a ZooKeeper sized as the embedded one: submit and drain rates, the largest child listing of any node the farm writes, the memory of the leader and of ZooKeeper, and a check that every task has exactly one result.',
   fresh:
     'The farm as a new user meets it: a new `runtime --masters 2 --workers 8` process with the embedded ZooKeeper it starts itself, N no-op tasks from `runtime submit --file` in another process once it says ready, results counted by a separate client; against a new redis-server, a process of BullMQ Workers and a separate producer process. Tasks/s = N ÷ (submitting process started → last result written), per alternating pair.',
+  'multi-host':
+    'Run only when named. The default farm’s roles in one runtime process and split over two, on a 3-member ZooKeeper ensemble started by the harness, alternating: tasks/s in two passes, each process’s and each member’s CPU per task, ZooKeeper requests, notifications, write transactions and bytes per task from every member’s `mntr`; the capacity model checked against them on this machine, and its prediction for N hosts on 3 and 5 members (benchmarks/README.md, "Capacity model: beyond one machine").',
 };
 
 const spreadOf = (x: unknown): Spread | undefined =>

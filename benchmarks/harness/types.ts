@@ -13,13 +13,15 @@ export const SCENARIOS = [
   'services',
   'scale',
   'fresh',
+  'multi-host',
 ] as const;
 /**
  * What a run without `--scenario` measures: every scenario but those run only by name, `services` (two
  * runtime hosts and a SIGKILL) and `scale` (a million tasks: it loads the machine for minutes).
+ * `multi-host` is named only too: it starts a 3-member ensemble and runtime processes of its own.
  */
 export const DEFAULT_SCENARIOS: readonly ScenarioName[] = SCENARIOS.filter(
-  (s) => s !== 'services' && s !== 'scale',
+  (s) => s !== 'services' && s !== 'scale' && s !== 'multi-host',
 );
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -233,6 +235,32 @@ export interface ScaleResult {
   check: { ok: boolean; problems: string[] };
 }
 
+/** A member of the multi-host scenario's ensemble, as a measurement process reaches it. */
+export interface EnsembleMemberTarget {
+  id: number;
+  host: string;
+  port: number;
+  /** The java process, for its CPU time. */
+  pid: number;
+}
+
+/** One measurement of the multi-host scenario (scenarios/multi-host.ts): `hosts` runtime processes, one farm. */
+export interface MultiHostJob {
+  kind: 'multi-host';
+  /** The ensemble's members, comma-separated, with this measurement's own chroot. */
+  connect: string;
+  members: EnsembleMemberTarget[];
+  /** runtime processes the farm's roles are split over. */
+  hosts: number;
+  /** The roles of the whole farm, over all hosts. */
+  shape: FarmShape;
+  /** Tasks per pass. */
+  tasks: number;
+  passes: Passes;
+  /** Give up waiting for one pass's results after this long. */
+  timeoutMs: number;
+}
+
 export type Job =
   | CeilingJob
   | FarmJob
@@ -241,7 +269,8 @@ export type Job =
   | RssJob
   | FailoverJob
   | ServicesJob
-  | ScaleJob;
+  | ScaleJob
+  | MultiHostJob;
 
 /** Messages a measurement process sends to the orchestrator. */
 export type ChildMessage =
@@ -471,4 +500,60 @@ export interface ServicesResult {
   onVictim: number;
   /** Copies still alive after the surviving host stopped (SIGTERM). */
   leftAfterStop: number;
+}
+
+/** One ensemble member over a pass of the multi-host scenario: its CPU and its `mntr` counters' changes. */
+export interface MemberPass {
+  id: number;
+  /** `zk_server_state` was leader. */
+  leader: boolean;
+  cpuMs: number;
+  /** zk_packets_received / zk_packets_sent: client requests in, responses and notifications out. */
+  packetsReceived: number;
+  packetsSent: number;
+  /** zk_bytes_received_count / zk_response_bytes: client bytes in, and out. */
+  bytesReceived: number;
+  bytesSent: number;
+  /** Client connections at the end of the pass (zk_num_alive_connections). */
+  connections: number;
+}
+
+/** The figures of one pass of N tasks of the multi-host scenario. */
+export interface MultiHostPass {
+  /** First submit sent → the pass's last status created (its znode's ctime). */
+  elapsedMs: number;
+  tasksPerSecond: number;
+  /** First submit sent → the harness saw every status: the window the CPU and counters cover. */
+  windowMs: number;
+  submitMs: number;
+  /** CPU of each runtime process over the window, in host order. */
+  hostsCpuMs: number[];
+  /** CPU of the measurement process (the submitter, and the harness counting statuses). */
+  measurerCpuMs: number;
+  members: MemberPass[];
+  /** Requests of the harness's own session (left out of the farm's count), and of the submitter. */
+  adminRequests: number;
+  submitterRequests: number;
+  /** Write transactions: the leader's proposals (zk_proposal_count). */
+  txns: number;
+  /** Change of zk_approximate_data_size: the bytes of data the pass left in the tree. */
+  dataBytes: number;
+  /** Tasks of the pass each host's workers ran, in host order. */
+  tasksByHost: number[];
+}
+
+/** One measurement of the multi-host scenario: one farm over `hosts` runtime processes, one or two passes. */
+export interface MultiHostResult {
+  hosts: number;
+  /** The roles of each host, in host order. */
+  perHost: Array<{ masters: number; workers: number }>;
+  capacity: number;
+  tasks: number;
+  /** The first runtime started → every host said ready, a leader and every worker registered. */
+  startMs: number;
+  /** The host whose master led (index in host order). */
+  leaderHost: number;
+  /** Cold (the first N after start), then the steady state (N more on the same farm). */
+  passes: MultiHostPass[];
+  check: FarmCheckSummary;
 }

@@ -8,6 +8,7 @@ import type { BenchIo } from './farm-fixture.js';
 import { measureCeiling } from './scenarios/ceiling.js';
 import { measureFailover } from './scenarios/failover.js';
 import { measureLatency } from './scenarios/latency.js';
+import { measureMultiHost } from './scenarios/multi-host.js';
 import { measureBullmq } from './scenarios/peer.js';
 import { measureScale } from './scenarios/scale.js';
 import { measureRss } from './scenarios/scaling.js';
@@ -40,6 +41,8 @@ async function run(job: Job, io: BenchIo): Promise<unknown> {
       return measureServices(job, io);
     case 'scale':
       return measureScale(job, io);
+    case 'multi-host':
+      return measureMultiHost(job, io);
   }
 }
 
