@@ -1,5 +1,5 @@
-// A node:test reporter: each test file's wall time, longest first, when files run one at a time (npm test
-// writes it to test-output/file-times.txt). A file's time runs from the previous file's last event to its own.
+// A node:test reporter: each test file's wall time, longest first (npm test writes one file per phase
+// to test-output/file-times-<phase>.txt). A file's time runs from the previous file's last event to its own.
 export default async function* fileTimes(source) {
   const start = Date.now();
   const files = new Map();
