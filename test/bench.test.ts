@@ -212,7 +212,9 @@ test('a tiny run of every scenario writes JSON, Markdown and SVG, and every chec
   if (!redisUnavailable()) {
     // The headline has both ratios, each labelled, the steady state first.
     // The headline leads with the fresh ratio (what a new user meets), then the steady state, then cold.
-    const fresh = md.indexOf('| zkfarm ÷ BullMQ, fresh (a new runtime, the first 300 tasks after ready) |');
+    const fresh = md.indexOf(
+      '| zkfarm ÷ BullMQ, fresh (each side started anew, the first 300 after ready) |',
+    );
     const steady = md.indexOf('| zkfarm ÷ BullMQ, steady state (second 200 after start) |');
     const cold = md.indexOf('| zkfarm ÷ BullMQ, cold (first 200 after start) |');
     assert.ok(

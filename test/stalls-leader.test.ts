@@ -22,7 +22,9 @@ import {
   statusBucketPath,
   statusPath,
   taskPath,
+  workerPath,
 } from '../src/farm/protocol.js';
+import { WorkerRoster } from '../src/farm/worker-roster.js';
 import { FarmObserver } from '../src/web/farm-observer.js';
 import { FarmMetrics } from '../src/web/metrics.js';
 import { buildSnapshot } from '../src/web/snapshot.js';
@@ -317,4 +319,39 @@ test('stall 10: a notBefore beyond the timer range waits without spinning; bad s
     10_000,
     'the leader to publish the waiting task',
   );
+});
+
+test('stall 11: a worker a refused move made suspect is planned again when its registration is there', async () => {
+  const root = await zk.chroot('suspect');
+  const sup = connect({ connect: root, sessionTimeout: 10_000 });
+  cleanups.push(() => sup.stop());
+  const session = await sup.ready;
+  await session.client.ensurePath(PATHS.workers);
+  const term = new AbortController();
+  cleanups.push(() => term.abort());
+  let changes = 0;
+  const roster = new WorkerRoster(
+    session,
+    term.signal,
+    { changed: () => changes++, gone() {} },
+    captureLogger(),
+  );
+  await roster.start();
+  const worker = await zk.rawClient(root);
+  await worker.create(workerPath('w'), Buffer.from(JSON.stringify({ capacity: 2 })), CreateMode.EPHEMERAL);
+  await until(() => roster.loads().some((l) => l.name === 'w'), 10_000, 'w assignable');
+  // A refusal of a multi sent during the worker's re-registration, handled after the data watch said it
+  // was back: the registration is there, so the worker must not stay out of the plans.
+  const before = changes;
+  roster.suspect('w');
+  assert.equal(roster.isLive('w'), false, 'out of the plans at once');
+  await until(() => roster.isLive('w'), 10_000, 'w live again');
+  assert.ok(roster.loads().some((l) => l.name === 'w'));
+  assert.ok(changes > before, 'the leader is told it may plan again');
+  // A worker that is really gone stays out.
+  await worker.remove(workerPath('w'));
+  await until(() => !roster.isLive('w'), 10_000, 'w gone');
+  roster.suspect('w');
+  await sleep(500);
+  assert.equal(roster.isLive('w'), false);
 });

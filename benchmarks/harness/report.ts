@@ -80,7 +80,7 @@ function headline(run: RunRecord): Table | undefined {
   const times = (x: number) => `${sig(x)}x`;
   // What a new user meets first: a new runtime and a new BullMQ, the first N tasks after ready.
   const f = s.fresh?.summary;
-  const fresh = `fresh (a new runtime, the first ${num(Number(s.fresh?.params['tasks']))} tasks after ready)`;
+  const fresh = `fresh (each side started anew, the first ${num(Number(s.fresh?.params['tasks']))} after ready)`;
   add(`zkfarm ÷ BullMQ, ${fresh}`, spreadOf(f?.['ratio']), times);
   for (const pass of passes) {
     add(`zkfarm ÷ BullMQ, ${label(pass)}`, spreadOf(passSummary(p, pass)?.['ratioPerPair']), times);

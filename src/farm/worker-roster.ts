@@ -111,11 +111,23 @@ export class WorkerRoster {
 
   /**
    * A multi found the worker's registration gone: take it out of the plans now (its data watch puts it
-   * back if it registers again; the children watch reports it gone).
+   * back if it registers again; the children watch reports it gone). The refusal may be handled after
+   * the data watch already reported the worker registered again (both came in one read from the socket),
+   * so one `exists` asked now, answered after everything seen so far, puts a worker that is registered
+   * back: without it the worker stayed out of every plan for the rest of the term.
    */
   suspect(name: string): void {
     const e = this.#entries.get(name);
-    if (e) e.live = false;
+    if (!e) return;
+    e.live = false;
+    void this.#session.client.exists(workerPath(name)).then(
+      (stat) => {
+        if (!stat || this.#closed || this.#entries.get(name) !== e || e.live) return;
+        e.live = true;
+        this.#hooks.changed();
+      },
+      () => {}, // connection trouble: the data watch reports what comes next
+    );
   }
 
   /** Make sure the worker's /assign dir exists (a give-back may have removed it), then say it changed. */
