@@ -6,8 +6,8 @@
  *
  * Pure: it touches no znode and holds no session, so SUSPENDED and LOST mean nothing here. A bad task
  * is never thrown at a role: parseTask returns the reason, which becomes the task's failed status.
- * A leaf of the farm's imports (only type imports point back at protocol.ts), so protocol.ts can
- * re-export it without an evaluation cycle.
+ * A leaf of the farm's imports (none of the modules it imports imports protocol.ts), so protocol.ts
+ * can re-export it without an evaluation cycle.
  */
 import { z } from 'zod';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
