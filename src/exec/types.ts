@@ -5,7 +5,7 @@ import type { ProgressReport, TaskProgress } from './progress.js';
  * never throwing, never leaving a child process behind.
  */
 
-/** A task as a worker receives it (already parsed and shape-checked by farm/protocol.ts). */
+/** A task as a worker receives it (already parsed and shape-checked by farm/task-schema.ts). */
 export interface TaskSpec {
   /** Shell command, run through `/bin/sh -c` (only when the worker allows shell). */
   cmd?: string;

@@ -13,7 +13,7 @@
  *                                            listing holds one hour's tasks and slots sort by time
  */
 import { z } from 'zod';
-import type { Task } from './protocol.js';
+import type { Task } from './task-schema.js';
 
 /** The root of the due-time area (protocol.ts PATHS.delayed). */
 export const DELAYED_ROOT = '/delayed';
@@ -33,7 +33,7 @@ const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2
 const RUN_AT_EXPECTED =
   'must be a time: ms since the epoch (a whole number), or an ISO-8601 time with its zone such as "2026-12-24T18:00:00Z"';
 
-/** `runAt` in the task schema (protocol.ts). */
+/** `runAt` in the task schema (task-schema.ts). */
 export const runAtSchema = z.union(
   [
     z.number().int(RUN_AT_EXPECTED).min(0, RUN_AT_EXPECTED).max(MAX_TIME_MS, RUN_AT_EXPECTED),
@@ -44,7 +44,7 @@ export const runAtSchema = z.union(
 
 const DELAY_EXPECTED = `must be a whole number of ms from 0 to ${MAX_DELAY_MS} (366 days)`;
 
-/** `delayMs` in the task schema (protocol.ts). */
+/** `delayMs` in the task schema (task-schema.ts). */
 export const delayMsSchema = z
   .number()
   .int(DELAY_EXPECTED)

@@ -26,7 +26,7 @@ import { assignDir, assignPath, PATHS, parseTask } from './protocol.js';
 import { writeMoves } from './status-store.js';
 
 export interface GiveBackOptions {
-  /** A task lost with this many workers ends failed (see protocol.ts lostOnWorker). */
+  /** A task lost with this many workers ends failed (see task-schema.ts lostOnWorker). */
   maxLost?: number;
   /** Is this worker registered now? */
   isLive(worker: string): boolean;

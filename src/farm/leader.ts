@@ -22,8 +22,8 @@
  *
  * Znodes: lists and reads /tasks (inbox.ts), moves tasks (moves.ts), watches /queues (queue-gate.ts),
  * keeps the backlog under /queues/<q>/p<p> (backlog.ts), keeps tasks due later in /delayed (delayed-area.ts),
- * sweeps /status (retention.ts), moves results of the flat layout into buckets (status-upgrade.ts), and
- * publishes what waits and why through `publish` (master.ts writes it in /master).
+ * sweeps /status and /keys and moves results of the flat layout into buckets (leader-housekeeping.ts), and
+ * publishes what waits and why through `publish` (leader-summary.ts; master.ts writes it in /master).
  *
  * SUSPENDED: requests fail or wait; a failed round goes again after a backoff (src/backoff.ts).
  * LOST, or the term's end: the term's signal aborts; every watch, timer and write of this leader stops.
@@ -35,7 +35,6 @@ import type { Term } from '../recipes/election.js';
 import { MultiBatcher } from '../recipes/multi-batcher.js';
 import type { Logger, Session, ZkClient } from '../zk/index.js';
 import {
-  blockedReason,
   countOf,
   planAssignments,
   type RoundRobin,
@@ -49,15 +48,19 @@ import { CancelDesk } from './cancel-desk.js';
 import { DelayedArea } from './delayed-area.js';
 import { GiveBacks } from './give-back.js';
 import { Inbox } from './inbox.js';
-import { KeySweeper } from './key-sweeper.js';
+import { LeaderHousekeeping } from './leader-housekeeping.js';
 import { type RefusalHooks, sortOutRefusal } from './leader-refusals.js';
+import { countGivenBack, countWritten, emptyLeaderStats, type LeaderStats } from './leader-stats.js';
+import { queueSummary, SummaryPublisher } from './leader-summary.js';
 import { assign, type Move } from './moves.js';
 import { QueueGate } from './queue-gate.js';
 import type { Candidate, QueueSummary, QueueView } from './queue-view.js';
-import { type RetentionOptions, RetentionSweeper } from './retention.js';
+import type { RetentionOptions } from './retention.js';
 import { writeMoves } from './status-store.js';
-import { upgradeStatusLayout } from './status-upgrade.js';
 import { WorkerRoster } from './worker-roster.js';
+
+// A term's counters live in leader-stats.ts; the type stays importable from here.
+export type { LeaderStats } from './leader-stats.js';
 
 export interface LeaderOptions {
   /** Most tasks handed out in one round (see benchmarks/README.md for why rounds are large). @defaultValue 800 */
@@ -70,29 +73,8 @@ export interface LeaderOptions {
   delayThresholdMs?: number;
 }
 
-export interface LeaderStats {
-  assigned: number;
-  givenBack: number;
-  rejected: number;
-  queued: number;
-  workers: number;
-  since: number;
-  /** Tasks set aside this term (they could not be moved). */
-  setAside: number;
-  /** Tasks moved into the deep-queue backlog this term. */
-  shelved: number;
-  /** Waiting tasks cancelled this term (cancel-desk.ts). */
-  cancelled?: number;
-  /** Tasks moved into the due-time area (/delayed) this term. */
-  delayed?: number;
-  /** Passes over the due-time area this term (each wakes for the next task or hour due). */
-  delayPasses?: number;
-}
-
 /** Tasks handed out per round: a round costs about the same whatever its size. */
 const ROUND_TASKS = 800;
-/** A published summary is rewritten at most this often. */
-const PUBLISH_EVERY_MS = 1000;
 
 export class Leader {
   readonly #session: Session;
@@ -100,8 +82,6 @@ export class Leader {
   readonly #term: Term;
   readonly #log: Logger;
   readonly #batch: number;
-  readonly #retention: RetentionOptions;
-  readonly #publish: ((s: QueueSummary) => void) | undefined;
   readonly #inbox: Inbox;
   readonly #view: QueueView;
   readonly #roster: WorkerRoster;
@@ -113,6 +93,8 @@ export class Leader {
   readonly #delays: DelayedArea;
   readonly #refusalHooks: RefusalHooks;
   readonly #cancels: CancelDesk;
+  readonly #housekeeping: LeaderHousekeeping;
+  readonly #publisher: SummaryPublisher | undefined;
   readonly #roundRobin: RoundRobin = new Map();
   /** Per queue, its tasks out, as last counted (each round when a queue is capped, else once a second). */
   #counts = new Map<string, number>();
@@ -122,10 +104,6 @@ export class Leader {
   #again = false;
   #rotate = 0;
   #wake: NodeJS.Timeout | undefined;
-  #retentionTimer: NodeJS.Timeout | undefined;
-  #publishTimer: NodeJS.Timeout | undefined;
-  #published = '';
-  #publishedAt = 0;
 
   constructor(
     session: Session,
@@ -139,8 +117,6 @@ export class Leader {
     this.#term = term;
     this.#log = log;
     this.#batch = options.batchSize ?? ROUND_TASKS; // checked by Master: a whole number ≥ 1
-    this.#retention = options.retention ?? {};
-    this.#publish = publish;
     this.#stats = { ...Leader.emptyStats(), since: Date.now() };
     this.#batcher = new MultiBatcher(this.#client, { signal: term.signal });
     this.#delays = new DelayedArea(this.#client, this.#batcher, {
@@ -173,26 +149,36 @@ export class Leader {
       maxLost: options.maxLost,
       isLive: (w) => this.#roster.isLive(w),
       moved: (moves) => {
-        this.#stats.givenBack += moves.filter((m) => m.kind === 'requeue').length;
-        this.#stats.rejected += moves.filter((m) => m.kind === 'fail').length;
+        countGivenBack(this.#stats, moves);
         this.#inbox.dirty = true;
         this.#kick();
       },
       log,
     });
+    this.#housekeeping = new LeaderHousekeeping(
+      this.#client,
+      options.retention ?? {},
+      log,
+      term.signal,
+      () => this.active,
+    );
+    this.#publisher = publish && this.#publisherFor(publish);
+  }
+
+  /** Publishes the summary after rounds (leader-summary.ts); the counts it takes are kept for the rounds. */
+  #publisherFor(publish: (summary: QueueSummary) => void): SummaryPublisher {
+    return new SummaryPublisher(publish, {
+      active: () => this.active,
+      count: () => this.#gate.counts(this.#roster.assigned()).catch(() => undefined),
+      summary: (running) => {
+        if (running) this.#counts = running;
+        return this.summary();
+      },
+    });
   }
 
   static emptyStats(): LeaderStats {
-    return {
-      assigned: 0,
-      givenBack: 0,
-      rejected: 0,
-      queued: 0,
-      workers: 0,
-      since: 0,
-      setAside: 0,
-      shelved: 0,
-    };
+    return emptyLeaderStats();
   }
 
   get active(): boolean {
@@ -206,31 +192,10 @@ export class Leader {
     return { ...this.#stats, queued, workers: names.length, cancelled, delayPasses };
   }
 
-  /** What waits in /tasks for a reason, and why, and what runs, per queue. */
+  /** What waits in /tasks for a reason, and why, and what runs, per queue (leader-summary.ts). */
   summary(): QueueSummary {
-    const now = Date.now();
-    const serving = servingCache(this.#roster.loads());
-    const running = Object.fromEntries([...this.#counts].filter(([q, n]) => q !== '' && n > 0));
-    const summary = this.#view.summary(
-      now,
-      (queue, need) => {
-        // Paused first: an operator's choice says more than a missing worker.
-        const held = this.#gate.why(queue, now, this.#counts.get(queue) ?? 0);
-        if (held === undefined && !this.#roster.serves(queue))
-          return { reason: `no live worker serves queue "${queue}"`, byNeed: false };
-        if (held !== undefined) return { reason: held, byNeed: false };
-        const r = blockedReason(serving(queue), need);
-        return r === undefined ? undefined : { reason: r, byNeed: true };
-      },
-      this.#backlog.index.lanes(),
-    );
-    // The due-time area's tasks count as delayed (by slot: their queues are not read until due).
-    return {
-      ...summary,
-      running,
-      delayed: summary.delayed + this.#delays.count(),
-      delayedArea: this.#delays.count(),
-    };
+    const parts = { view: this.#view, gate: this.#gate, roster: this.#roster, backlog: this.#backlog };
+    return queueSummary({ ...parts, delays: this.#delays }, this.#counts);
   }
 
   /** Watch the workers, recover what dead workers held, start the rounds. Throws if recovery fails. */
@@ -249,21 +214,13 @@ export class Leader {
     await this.#giveBacks.recover();
     if (!this.active) return;
     this.#kick();
-    void this.#upgradeLayout();
-    const sweeper = new RetentionSweeper(this.#client, this.#retention, this.#term.signal);
-    const keys = new KeySweeper(this.#client, this.#retention.keyWindowMs, this.#log, this.#term.signal);
-    void keys.makeBuckets();
-    this.#retentionTimer = setInterval(
-      () => void this.#sweep(sweeper).then(() => keys.sweep()),
-      this.#retention.intervalMs ?? 60_000,
-    );
-    this.#retentionTimer.unref?.();
+    this.#housekeeping.start();
   }
 
   #stop(): void {
     clearTimeout(this.#wake);
-    clearTimeout(this.#publishTimer);
-    clearInterval(this.#retentionTimer);
+    this.#publisher?.stop();
+    this.#housekeeping.stop();
     this.#cancels.close();
   }
 
@@ -271,29 +228,6 @@ export class Leader {
     if (!this.active) return;
     this.#log.info({ worker }, 'worker gone; giving its tasks back');
     void this.#giveBacks.start(worker);
-  }
-
-  /** Move results still at flat /status paths into their buckets (status-upgrade.ts). */
-  async #upgradeLayout(): Promise<void> {
-    try {
-      await upgradeStatusLayout(this.#client, this.#log, this.#term.signal);
-    } catch (err) {
-      if (this.active)
-        this.#log.warn(
-          { err },
-          `moving results into buckets failed: ${describeError(err)}; the next sweep retries`,
-        );
-    }
-  }
-
-  async #sweep(sweeper: RetentionSweeper): Promise<void> {
-    await this.#upgradeLayout();
-    try {
-      const removed = await sweeper.sweep();
-      if (removed > 0) this.#log.info({ removed }, 'removed old statuses');
-    } catch (err) {
-      if (this.active) this.#log.warn({ err }, `status retention sweep failed: ${describeError(err)}`);
-    }
   }
 
   /** Run rounds (single flight; a call while they run makes them go on). */
@@ -416,10 +350,7 @@ export class Leader {
         this.#backlog.written(m);
         this.#delays.written(m);
         this.#view.moved(m.id, mark);
-        if (m.kind === 'assign') this.#stats.assigned++;
-        else if (m.kind === 'shelve') this.#stats.shelved++;
-        else if (m.kind === 'delay') this.#stats.delayed = (this.#stats.delayed ?? 0) + 1;
-        else if (m.kind !== 'cancel') this.#stats.rejected++;
+        countWritten(this.#stats, m);
       }
     });
     for (const refusal of r.refused) {
@@ -444,25 +375,9 @@ export class Leader {
     this.#wake.unref?.();
   }
 
-  /** After rounds: wake for what waits; publish the summary when it changed (at most once a second). */
+  /** After rounds: wake for what waits; publish the summary when it changed (leader-summary.ts). */
   #afterRounds(): void {
     this.#scheduleWake();
-    if (!this.#publish || !this.active || this.#publishTimer) return;
-    const wait = Math.max(0, this.#publishedAt + PUBLISH_EVERY_MS - Date.now());
-    this.#publishTimer = setTimeout(async () => {
-      if (!this.active) return;
-      // Looked at once a second at most (a summary walks the whole queue), published when it changed.
-      this.#publishedAt = Date.now();
-      const running = await this.#gate.counts(this.#roster.assigned()).catch(() => undefined);
-      this.#publishTimer = undefined;
-      if (!this.active) return;
-      if (running) this.#counts = running;
-      const summary = this.summary();
-      const text = JSON.stringify(summary);
-      if (text === this.#published) return;
-      this.#published = text;
-      this.#publish!(summary);
-    }, wait);
-    this.#publishTimer.unref?.();
+    this.#publisher?.schedule();
   }
 }

@@ -46,7 +46,7 @@ import {
 import { ensureFreshTaskIds, idsChecked } from './task-ids.js';
 import { createKeyed } from './task-keys.js';
 
-/** Multis in flight at once (see submitter.ts SUBMIT_WINDOW for why a few). */
+/** Multis in flight at once (see submit-many.ts SUBMIT_WINDOW for why a few). */
 const WINDOW = 4;
 /** The default bound of one queue's depth: the million tasks the layout is sized for (docs/configuration.md). */
 export const MAX_QUEUE_DEPTH = 1_000_000;

@@ -2,7 +2,7 @@
  * Submitter: puts tasks into /tasks and waits for their results in /status.
  *
  * Znodes: creates /tasks/task-NNNNNNNNNN (persistent sequential); many at once go in one multi per batch
- * (all of a batch is submitted, or none). Reads /tasks' child count for backpressure, and watches
+ * (all of a batch is submitted, or none; submit-many.ts). Reads /tasks' child count for backpressure, and watches
  * /status/<id> to wait for a result (a watch, not polling; it survives a new session).
  *
  * Waiting: a watch on /status/<id>, plus a check every few seconds that the task is still somewhere
@@ -36,12 +36,12 @@ import {
   PATHS,
   parseStatus,
   statusPath,
-  TASK_MAX_BYTES,
   TASK_PREFIX,
   type Task,
   type TaskStatus,
 } from './protocol.js';
 import { readResult } from './status-store.js';
+import { type BatchHost, lossCaveat, submitMany } from './submit-many.js';
 import { type StreamResult, StreamSubmit, type SubmitStreamOptions } from './submit-stream.js';
 import { ensureFreshTaskIds, idsChecked } from './task-ids.js';
 import { createKeyed, type KeyedOutcome } from './task-keys.js';
@@ -64,15 +64,8 @@ export interface SubmitterOptions extends Omit<ConnectOptions, 'connect'> {
   keyWaitMs?: number;
 }
 
-/**
- * Multis one submitMany() keeps in flight. Each waits for ZooKeeper's commit (an fsync shared with other
- * requests): with one at a time, submitting runs at one batch per commit round trip, below what the farm
- * drains (benchmarks/README.md has the measurements); a few in flight keep the commits busy.
- */
-export const SUBMIT_WINDOW = 4;
-
-/** The error of a submitMany() that failed part-way: `submitted` are the ids confirmed, in order. */
-export type SubmitManyError = Error & { submitted: string[] };
+// submitMany's batching lives in submit-many.ts; its names stay importable from here.
+export { SUBMIT_WINDOW, type SubmitManyError } from './submit-many.js';
 
 export class Submitter {
   readonly supervisor: Supervisor;
@@ -86,6 +79,8 @@ export class Submitter {
   readonly #locator: TaskLocator;
   /** Waiters by task id, told when the task is nowhere. */
   readonly #nowhere = new Map<string, Array<(err: Error) => void>>();
+  /** What submitMany (submit-many.ts) needs of this submitter. */
+  readonly #batchHost: BatchHost;
 
   private constructor(supervisor: Supervisor, options: ReturnType<typeof checkSubmitterOptions>) {
     this.supervisor = supervisor;
@@ -104,6 +99,15 @@ export class Submitter {
     this.#queueWaitMs = options.queueWaitMs;
     this.#batchSize = Math.min(options.batchSize, 200);
     this.#keyWaitMs = options.keyWaitMs;
+    this.#batchHost = {
+      client: () => this.#client(),
+      room: (n) => this.#room(n),
+      added: (n) => {
+        this.#depth += n;
+      },
+      batchSize: this.#batchSize,
+      keyWaitMs: this.#keyWaitMs,
+    };
   }
 
   /** Connect (pass-through mode: the session stays open until `close()`). */
@@ -186,117 +190,11 @@ export class Submitter {
     const list = [...tasks];
     // One span for the call: its context goes into every task (a span per task would cost more than the task).
     return inSubmitSpan({ 'zkfarm.tasks': list.length }, (carrier) =>
-      this.#submitMany(list.map((t) => stamped(t, carrier))),
+      submitMany(
+        this.#batchHost,
+        list.map((t) => stamped(t, carrier)),
+      ),
     );
-  }
-
-  async #submitMany(list: Task[]): Promise<string[]> {
-    const encoded = list.map((t, i) => {
-      try {
-        return encodeTask(t);
-      } catch (err) {
-        (err as Error).message = `task #${i + 1}: ${(err as Error).message}`;
-        throw err;
-      }
-    });
-    // A key twice in one call: its first task is sent, the later ones get its id.
-    const firstOfKey = new Map<string, number>();
-    const send: number[] = [];
-    list.forEach((t, i) => {
-      if (t.key !== undefined && firstOfKey.has(t.key)) return;
-      if (t.key !== undefined) firstOfKey.set(t.key, i);
-      send.push(i);
-    });
-    const ids = await this.#submitEncoded(
-      send.map((i) => encoded[i]!),
-      send.map((i) => list[i]!.key),
-    );
-    if (send.length === list.length) return ids;
-    const idOf = new Map(send.map((i, k) => [i, ids[k]!]));
-    return list.map((t, i) => idOf.get(i) ?? idOf.get(firstOfKey.get(t.key!)!)!);
-  }
-
-  /** submitMany's tasks, encoded, with their keys (none twice): batched multis, a window in flight. */
-  async #submitEncoded(encoded: Buffer[], keys: Array<string | undefined>): Promise<string[]> {
-    const batches = this.#batches(encoded);
-    // Keyed batches one at a time: one whose key is held is sent again without it, before the next goes,
-    // so that ids keep the order of the tasks.
-    const window = keys.some((k) => k !== undefined) ? 1 : SUBMIT_WINDOW;
-    const inFlight = new Set<Promise<void>>();
-    /** A multi that failed (its batch may or may not be in /tasks), and a failure before sending one. */
-    let lost: { err: unknown } | undefined;
-    let refused: { err: unknown } | undefined;
-    for (const batch of batches) {
-      if (lost) break;
-      try {
-        await this.#room(batch.to - batch.from);
-        if (lost) break;
-        const sent: Promise<void> = this.#sendBatch(encoded, keys, batch.from, batch.to).then(
-          (ids) => {
-            batch.ids = ids;
-          },
-          (err: unknown) => {
-            lost ??= { err };
-          },
-        );
-        inFlight.add(sent);
-        void sent.finally(() => inFlight.delete(sent));
-      } catch (err) {
-        refused = { err };
-        break;
-      }
-      this.#depth += batch.to - batch.from;
-      if (inFlight.size >= window) await Promise.race(inFlight);
-    }
-    await Promise.all(inFlight);
-    const ids = batches.flatMap((b) => b.ids ?? []);
-    // A multi that failed outranks a refusal: its batch's fate is unknown, and the message must say so.
-    if (lost || refused) {
-      const err = lost ? lossCaveat(lost.err, ids.length) : refused!.err;
-      if (!lost && ids.length > 0 && err instanceof Error)
-        err.message += ` (the first ${ids.length} tasks of this call were submitted: their ids are in the error's \`submitted\`)`;
-      if (typeof err === 'object' && err !== null) Object.assign(err, { submitted: ids });
-      throw err;
-    }
-    return ids;
-  }
-
-  /** Consecutive runs of tasks for one multi each: at most batchSize tasks and TASK_MAX_BYTES of data. */
-  #batches(encoded: readonly Buffer[]): Array<{ from: number; to: number; ids?: string[] }> {
-    const batches: Array<{ from: number; to: number; ids?: string[] }> = [];
-    for (let i = 0; i < encoded.length; ) {
-      let bytes = 0;
-      let j = i;
-      while (
-        j < encoded.length &&
-        j - i < this.#batchSize &&
-        (j === i || bytes + encoded[j]!.length <= TASK_MAX_BYTES)
-      ) {
-        bytes += encoded[j]!.length;
-        j++;
-      }
-      batches.push({ from: i, to: j });
-      i = j;
-    }
-    return batches;
-  }
-
-  /** One batch in one multi; with keys through task-keys.ts (tasks whose key is held are not created). */
-  async #sendBatch(
-    encoded: readonly Buffer[],
-    keys: ReadonlyArray<string | undefined>,
-    from: number,
-    to: number,
-  ): Promise<string[]> {
-    if (keys.slice(from, to).some((k) => k !== undefined)) {
-      const items = encoded.slice(from, to).map((data, k) => ({ data, key: keys[from + k] }));
-      const outcomes = await createKeyed(() => this.#client(), items, { waitMs: this.#keyWaitMs });
-      return outcomes.map((o) => o.id);
-    }
-    const tx = this.#client().transaction();
-    for (let k = from; k < to; k++) tx.create(`${PATHS.tasks}/${TASK_PREFIX}`, encoded[k], 2);
-    const results = await tx.commit();
-    return results.map((r) => r.path!.slice(PATHS.tasks.length + 1));
   }
 
   /**
@@ -473,19 +371,4 @@ async function* stampAll(
   carrier: TraceCarrier,
 ): AsyncGenerator<Task> {
   for await (const t of tasks) yield stamped(t, carrier);
-}
-
-function lossCaveat(err: unknown, submittedBefore?: number): unknown {
-  if (
-    isZkError(err, 'CONNECTION_LOSS', 'OPERATION_TIMEOUT') ||
-    (err as { code?: string })?.code === ErrorCodes.SESSION_LOST
-  ) {
-    const e = err as Error;
-    const before =
-      submittedBefore !== undefined
-        ? ` (${submittedBefore} tasks were confirmed: their ids are in the error's \`submitted\`)`
-        : '';
-    e.message += `; the connection dropped while submitting, so the task may or may not be in /tasks${before}: check before submitting again`;
-  }
-  return err;
 }

@@ -4,8 +4,9 @@
  * Znodes: /workers/<name> (ephemeral: capacity, prefetch, paused, shell, handlers, queues), /assign/<name> (its
  * assignments, kept by a ChildrenCache), and the moves that end a task (moves.ts): complete, requeue
  * for a retry, give back on pause or drain, fail, discard. Its parts: the tasks it holds
- * (held-tasks.ts), the completion queue (completion-queue.ts), the executor (exec/). It also runs the
- * service instances the leader places on it, one ServiceRunner per session (services/runner.ts).
+ * (held-tasks.ts), the completion queue (completion-queue.ts), the executor (exec/), its counters
+ * (worker-stats.ts). It also runs the service instances the leader places on it, one ServiceRunner per
+ * session (worker-services.ts).
  *
  * Each assignment the cache reports is read (a burst in one multiRead), checked and queued; queued
  * tasks start while slots are free; each outcome becomes a move in the completion queue. It runs up
@@ -25,11 +26,9 @@
  */
 import { EventEmitter, once } from 'node:events';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
-import { describeError, ErrorCodes } from '../errors.js';
-import { type ExecOutcome, Executor, type ExecutorOptions, type HandlerPool } from '../exec/index.js';
+import { describeError } from '../errors.js';
+import { Executor, type ExecutorOptions, type HandlerPool } from '../exec/index.js';
 import { ChildrenCache } from '../recipes/children-cache.js';
-import { ServiceRunner } from '../services/runner.js';
 import type { Session } from '../zk/index.js';
 import { CompletionQueue } from './completion-queue.js';
 import { type Held, HeldTasks } from './held-tasks.js';
@@ -38,10 +37,13 @@ import { TaskLifecycle } from './lifecycle.js';
 import { complete, giveBack, type Move, requeue } from './moves.js';
 import { checkWorkerOptions } from './options.js';
 import { AutoPrefetch } from './prefetch.js';
-import { assignDir, encode, taskMeta, type WorkerInfo, workerPath } from './protocol.js';
+import { assignDir, encode, type WorkerInfo, workerPath } from './protocol.js';
 import { type QueueOrder, type ServedQueue, servedQueues } from './queues.js';
 import { Role, type RoleOptions, type StopOptions } from './role.js';
 import { WorkerCancels } from './worker-cancels.js';
+import { type RunContext, runHeld } from './worker-run.js';
+import { WorkerServices } from './worker-services.js';
+import { countWritten, emptyWorkerStats, recordDuration, type WorkerStats } from './worker-stats.js';
 
 export interface WorkerOptions extends RoleOptions {
   /** Tasks run at once. @defaultValue 4 */
@@ -76,22 +78,8 @@ export interface WorkerOptions extends RoleOptions {
   queueOrder?: QueueOrder;
 }
 
-export interface WorkerStats {
-  running: number;
-  queued: number;
-  succeeded: number;
-  failed: number;
-  retried: number;
-  /** Tasks cancelled here (worker-cancels.ts). */
-  cancelled?: number;
-  /** Completions refused because the task had moved on (fenced). */
-  fenced: number;
-  /** Tasks held but not started when a session was lost (the master gave them back). */
-  dropped: number;
-  paused: boolean;
-  /** Durations of the last tasks (ms), newest last, at most 1000. */
-  durations: number[];
-}
+// A worker's counters live in worker-stats.ts; the type stays importable from here.
+export type { WorkerStats } from './worker-stats.js';
 
 export class Worker extends Role {
   readonly kind = 'worker' as const;
@@ -112,23 +100,13 @@ export class Worker extends Role {
   #paused = false;
   #draining = false;
   #cache: ChildrenCache | undefined;
-  /** The service instances placed here, run for the current session (services/runner.ts). */
-  #services: ServiceRunner | undefined;
+  /** The service instances placed here, run for the current session (worker-services.ts). */
+  readonly #services: WorkerServices;
   /** The live session's id (for the execution log), undefined between sessions. */
   #sessionId: string | undefined;
-  /** The execution log line of each run is built only when debug logging is on (a pino logger says). */
-  readonly #logRuns: boolean;
-  readonly #stats: WorkerStats = {
-    running: 0,
-    queued: 0,
-    succeeded: 0,
-    failed: 0,
-    retried: 0,
-    fenced: 0,
-    dropped: 0,
-    paused: false,
-    durations: [],
-  };
+  /** What each run needs (worker-run.ts). */
+  readonly #runContext: RunContext;
+  readonly #stats: WorkerStats = emptyWorkerStats();
   /** Aborted at the drain deadline: every task still running is abandoned (one signal for all of them). */
   readonly #abandon = new AbortController();
 
@@ -136,8 +114,6 @@ export class Worker extends Role {
     super(options);
     const checked = checkWorkerOptions(options);
     this.#opts = { ...options, ...checked };
-    this.#logRuns =
-      (this.log as { isLevelEnabled?: (l: string) => boolean }).isLevelEnabled?.('debug') ?? true;
     this.capacity = checked.capacity;
     this.#served = servedQueues(checked.queues);
     if (checked.prefetch === 'auto') this.#autoPrefetch = new AutoPrefetch(this.capacity);
@@ -152,29 +128,7 @@ export class Worker extends Role {
       taskDirs: options.taskDirs,
       outputRetention: options.outputRetention,
     });
-    this.#completions = new CompletionQueue(
-      this.name,
-      () => this.supervisor?.session,
-      {
-        written: (m) => this.#written(m),
-        fenced: (m, why) => {
-          this.#stats.fenced++;
-          this.log.warn({ task: m.id }, why);
-          this.#held.release(m.id);
-          this.#life.ended(m.id, 'fenced');
-        },
-        dropped: (m) => {
-          this.#held.release(m.id);
-          this.#life.ended(m.id, 'dropped');
-        },
-        retake: (id) => {
-          this.#held.release(id);
-          const s = this.supervisor?.session;
-          if (s) void this.#intake.take(s, [id], 0n);
-        },
-      },
-      this.log,
-    );
+    this.#completions = this.#completionQueue();
     this.#completions.on('idle', () => this.#events.emit('idle'));
     this.#life = new TaskLifecycle(this.name, () => this.supervisor?.session, this.log);
     this.#cancels = new WorkerCancels(
@@ -197,6 +151,51 @@ export class Worker extends Role {
         read: () => {
           if (this.#paused || this.#draining) this.#giveBackQueued();
           else this.#startMore();
+        },
+      },
+      this.log,
+    );
+    this.#services = new WorkerServices({
+      worker: this.name,
+      workdir: this.#opts.workdir,
+      allowShell: this.#opts.allowShell === true,
+      executor: this.#executor,
+      pastSessions: this.pastSessions,
+      log: this.log,
+    });
+    this.#runContext = {
+      worker: this.name,
+      life: this.#life,
+      executor: this.#executor,
+      abandon: this.#abandon.signal,
+      log: this.log,
+      // The execution log line of each run is built only when debug logging is on (a pino logger says).
+      logRuns: (this.log as { isLevelEnabled?: (l: string) => boolean }).isLevelEnabled?.('debug') ?? true,
+      sessionId: () => this.#sessionId,
+    };
+  }
+
+  /** Where each run's end goes to be written (completion-queue.ts), and what becomes of it there. */
+  #completionQueue(): CompletionQueue {
+    return new CompletionQueue(
+      this.name,
+      () => this.supervisor?.session,
+      {
+        written: (m) => this.#written(m),
+        fenced: (m, why) => {
+          this.#stats.fenced++;
+          this.log.warn({ task: m.id }, why);
+          this.#held.release(m.id);
+          this.#life.ended(m.id, 'fenced');
+        },
+        dropped: (m) => {
+          this.#held.release(m.id);
+          this.#life.ended(m.id, 'dropped');
+        },
+        retake: (id) => {
+          this.#held.release(id);
+          const s = this.supervisor?.session;
+          if (s) void this.#intake.take(s, [id], 0n);
         },
       },
       this.log,
@@ -256,29 +255,7 @@ export class Worker extends Role {
     this.#cancels.watch(session);
     // Completions left over from a lost session go on this one.
     this.#completions.flush();
-    this.#startServices(session);
-  }
-
-  #startServices(session: Session): void {
-    // A setup retried on the same session keeps its runner.
-    if (this.#services?.session === session) return;
-    const previous = this.#services;
-    const runner = new ServiceRunner(session, {
-      worker: this.name,
-      workdir: resolve(this.#opts.workdir ?? 'zkfarm-work'),
-      allowShell: this.#opts.allowShell === true,
-      runHandler: (taskId, spec, signal) =>
-        this.#executor
-          .run({ taskId, workerName: this.name, spec, attempt: 1, signal })
-          .then((o) => ({ error: o.state === 'failed' ? (o.error ?? 'failed') : undefined })),
-      pastSessions: this.pastSessions,
-      after: previous?.stop(),
-      log: this.log,
-    });
-    this.#services = runner;
-    runner.start().catch((err) => {
-      if (session.alive) this.log.warn({ err }, `service runner did not start: ${describeError(err)}`);
-    });
+    this.#services.start(session);
   }
 
   #sessionLost(): void {
@@ -312,37 +289,7 @@ export class Worker extends Role {
   }
 
   async #run(h: Held): Promise<void> {
-    const attempt = taskMeta(h.task).attempts + 1;
-    // The execution log (debug level): which assignment ran, on which session.
-    if (this.#logRuns) {
-      const session = this.#sessionId;
-      this.log.debug(
-        { task: h.id, attempt, assignment: String(h.czxid), heldOn: h.session, session },
-        'task started',
-      );
-    }
-    const began = performance.now();
-    let outcome: ExecOutcome;
-    try {
-      const req = {
-        taskId: h.id,
-        workerName: this.name,
-        spec: h.task,
-        attempt,
-        signal: this.#abandon.signal,
-      };
-      outcome = await this.#life.run(h.task, req, (r) => this.#executor.run(r));
-    } catch (err) {
-      // The executor promises never to throw; if it does, the task still gets an outcome.
-      const now = Date.now();
-      outcome = {
-        state: 'failed',
-        error: describeError(err),
-        errorCode: ErrorCodes.HANDLER_FAILED,
-        startedAt: now,
-        finishedAt: now,
-      };
-    }
+    const { outcome, began } = await runHeld(h, this.#runContext);
     this.#running--;
     if (this.#abandon.signal.aborted && this.state === 'stopping') {
       this.#life.ended(h.id, 'abandoned');
@@ -351,9 +298,7 @@ export class Worker extends Role {
       this.#events.emit('idle');
       return;
     }
-    const durations = this.#stats.durations;
-    durations.push(outcome.finishedAt - outcome.startedAt);
-    if (durations.length > 1000) durations.splice(0, 500);
+    recordDuration(this.#stats, outcome.finishedAt - outcome.startedAt);
     // The master reads the prefetch from /workers/<name>: publish it when the durations moved it.
     if (this.#autoPrefetch?.observe(performance.now() - began, outcome.finishedAt) !== undefined)
       void this.#publish();
@@ -366,12 +311,8 @@ export class Worker extends Role {
   #written(m: Move): void {
     this.#held.release(m.id);
     this.#life.ended(m.id, m.kind === 'requeue' ? 'requeued' : 'completed');
-    if (m.kind === 'cancel') {
-      this.#stats.cancelled = (this.#stats.cancelled ?? 0) + 1;
-      this.#cancels.settled(m.id);
-    } else if (m.kind === 'requeue') this.#stats.retried++;
-    else if (m.status?.state === 'succeeded') this.#stats.succeeded++;
-    else if (m.status) this.#stats.failed++;
+    countWritten(this.#stats, m);
+    if (m.kind === 'cancel') this.#cancels.settled(m.id);
   }
 
   /** Hand queued (not started) tasks back to /tasks unchanged. */
@@ -422,7 +363,7 @@ export class Worker extends Role {
     await this.#waitIdle(Date.now() + 5000, true);
     this.#cache?.close();
     this.#cancels.close();
-    await this.#services?.stop();
+    await this.#services.stop();
     await this.#executor.close();
   }
 

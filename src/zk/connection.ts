@@ -17,7 +17,8 @@
  *   requests made while disconnected wait for the next connection. A request larger than the servers'
  *   jute.maxbuffer (`maxBuffer`) is refused before it is sent (request-frame.ts): the server would drop
  *   the connection.
- *   Xids wrap before 2^31 (jute.ts `nextXid`). Requests made in one tick go out in one socket write.
+ *   Xids wrap before 2^31 (jute.ts `nextXid`). Requests made in one tick go out in one socket write
+ *   (outbox.ts).
  * - User callbacks (watchers, listeners, `onAnswer`, event listeners) are isolated (callbacks.ts): one
  *   that throws is reported as `callbackError` and nothing else is disturbed.
  * - A close is orderly: requests already sent keep their place in the queue until their answers come,
@@ -34,6 +35,7 @@ import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { AnswerReader } from './answers.js';
 import { emitSafely, reportCallbackError } from './callbacks.js';
+import { withChroot, withoutChroot } from './chroot-paths.js';
 import {
   type ConnectionOptions,
   DEFAULT_MAX_ANSWER_BYTES,
@@ -44,8 +46,9 @@ import { FrameReader } from './frames.js';
 import { SessionHandshake } from './handshake.js';
 import { nextXid, OP, pingRequest, type Reader, Writer } from './jute.js';
 import { Liveness } from './liveness.js';
+import { Outbox } from './outbox.js';
 import { PendingQueue, type RequestExtra } from './pending.js';
-import { closedError, endedError, frameRequest } from './request-frame.js';
+import { closedError, endedError } from './request-frame.js';
 import { type ServerAddress, ServerList } from './servers.js';
 import { openSocket } from './transport.js';
 import { type PersistentListener, type PersistentMode, WatchManager } from './watch-manager.js';
@@ -75,8 +78,8 @@ export class ZkConnection extends EventEmitter {
   /** The last xid used; protected so that a test can start near the wrap, as ZooKeeper's own tests do. */
   protected xid = 0;
   readonly #queue: PendingQueue;
-  readonly #out = new Writer();
-  #flushScheduled = false;
+  /** Requests framed and queued, sent once per tick (outbox.ts). */
+  readonly #outbox: Outbox;
   readonly #liveness: Liveness;
   readonly #frames: FrameReader;
   readonly #watches = new WatchManager();
@@ -93,6 +96,7 @@ export class ZkConnection extends EventEmitter {
     this.#maxBuffer = options.maxBuffer ?? DEFAULT_MAX_BUFFER;
     this.#frames = new FrameReader(options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES);
     this.#queue = new PendingQueue(this.#now, options.requestTimeout);
+    this.#outbox = new Outbox(this.#queue, this.#maxBuffer, () => this.#flush());
     this.#answers = new AnswerReader(
       this.#queue,
       this.#watches,
@@ -184,17 +188,14 @@ export class ZkConnection extends EventEmitter {
     if (this.#state === 'connected' && this.#socket) this.#socket.write(packet);
   }
 
-  /** Path as the server sees it (with the chroot). */
+  /** Path as the server sees it (with the chroot; chroot-paths.ts). */
   serverPath(path: string): string {
-    if (!this.#chroot) return path;
-    return path === '/' ? this.#chroot : this.#chroot + path;
+    return withChroot(this.#chroot, path);
   }
 
-  /** Path as the caller sees it (without the chroot). */
+  /** Path as the caller sees it (without the chroot; chroot-paths.ts). */
   clientPath(path: string): string {
-    const c = this.#chroot;
-    if (!c || !path.startsWith(c)) return path;
-    return path.length === c.length ? '/' : path.slice(c.length);
+    return withoutChroot(this.#chroot, path);
   }
 
   /**
@@ -215,28 +216,11 @@ export class ZkConnection extends EventEmitter {
       );
     }
     const xid = nextXid(this.xid);
-    const frame = frameRequest(this.#out, { xid, type, op, path }, encode, this.#maxBuffer);
-    if (frame instanceof ZkError) return Promise.reject(frame);
+    const answer = this.#outbox.add<T>({ xid, type, op, path }, encode, decode, extra);
+    if (answer instanceof ZkError) return Promise.reject(answer);
     this.xid = xid;
-    return new Promise<T>((resolve, reject) => {
-      this.#queue.add({
-        xid,
-        op,
-        path,
-        decode,
-        resolve: resolve as (v: unknown) => void,
-        reject,
-        deadline: 0,
-        settled: false,
-        start: frame.start,
-        end: frame.end,
-        watch: extra?.watch,
-        watchKind: extra?.watchKind ?? 0,
-        onAnswer: extra?.onAnswer,
-        noNodeIsNull: extra?.noNodeIsNull ?? false,
-      });
-      if (this.#state === 'connected') this.#scheduleFlush();
-    });
+    if (this.#state === 'connected') this.#outbox.schedule();
+    return answer;
   }
 
   /**
@@ -245,7 +229,7 @@ export class ZkConnection extends EventEmitter {
    */
   failAll(err: Error): void {
     this.#queue.failAll(err);
-    this.#out.pos = 0;
+    this.#outbox.clear();
   }
 
   /** Close the session (its ephemeral nodes go at once); `disconnected` is emitted when it is done. */
@@ -258,7 +242,7 @@ export class ZkConnection extends EventEmitter {
     }
     // Requests not sent yet would only race the close: fail them now. Those sent keep their place.
     this.#queue.failUnsent(closedError());
-    this.#out.pos = 0;
+    this.#outbox.clear();
     const p = this.request<void>(OP.closeSession, 'closeSession', undefined, () => {}, undefined);
     this.#state = 'closing';
     const done = () => this.#finish('closed');
@@ -357,7 +341,7 @@ export class ZkConnection extends EventEmitter {
     clearTimeout(this.#retryTimer);
     this.#liveness.stop();
     this.#queue.close(this.#deadError);
-    this.#out.pos = 0;
+    this.#outbox.clear();
     const socket = this.#socket;
     this.#socket = undefined;
     socket?.destroy();
@@ -389,19 +373,10 @@ export class ZkConnection extends EventEmitter {
   // Sending and receiving
   // -------------------------------------------------------------------------------------------------
 
-  #scheduleFlush(): void {
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    process.nextTick(() => {
-      this.#flushScheduled = false;
-      this.#flush();
-    });
-  }
-
   #flush(): void {
     const socket = this.#socket;
     if (!socket || (this.#state !== 'connected' && this.#state !== 'closing')) return;
-    const bytes = this.#queue.takeUnsent(this.#out);
+    const bytes = this.#outbox.take();
     if (bytes.length === 0) return;
     this.#liveness.lastSend = this.#now();
     socket.write(bytes);

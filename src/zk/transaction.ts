@@ -3,8 +3,8 @@
  *
  * Every operation is checked as it is added (path, data size); the first problem is kept and `commit()`
  * rejects with it, naming the operation (`opIndex`), before anything is sent. The whole request is
- * checked against the servers' jute.maxbuffer when it is encoded (connection.ts): a multi whose
- * operations together pass it is refused locally, since the server would drop the connection.
+ * checked against the servers' jute.maxbuffer when it is framed (outbox.ts, request-frame.ts): a multi
+ * whose operations together pass it is refused locally, since the server would drop the connection.
  */
 import type { ZkClient } from './client.js';
 import { ZK_CODES, ZkError } from './errors.js';

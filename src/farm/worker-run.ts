@@ -1,0 +1,65 @@
+/**
+ * One run of a task a worker holds: the execution log line (debug level: which assignment ran, on which
+ * session), the run itself through the task's lifecycle (lifecycle.ts: key, progress, traces) and the
+ * executor (exec/), and an outcome whatever happens: the executor promises never to throw, and if it
+ * does the task still gets a failed outcome, so that it still gets its one result.
+ *
+ * Znodes: none of its own (the lifecycle's: lifecycle.ts).
+ *
+ * SUSPENDED / LOST: a run goes on through both (execution is at least once); only the abandon signal,
+ * aborted at the drain deadline, ends it early.
+ */
+import { describeError, ErrorCodes } from '../errors.js';
+import type { ExecOutcome, Executor } from '../exec/index.js';
+import type { Logger } from '../zk/index.js';
+import type { Held } from './held-tasks.js';
+import type { TaskLifecycle } from './lifecycle.js';
+import { taskMeta } from './protocol.js';
+
+/** What a run needs of its worker (built once per worker: this is per task). */
+export interface RunContext {
+  worker: string;
+  life: TaskLifecycle;
+  executor: Executor;
+  /** Aborted at the drain deadline: every task still running is abandoned. */
+  abandon: AbortSignal;
+  log: Logger;
+  /** The execution log line is built only when debug logging is on. */
+  logRuns: boolean;
+  /** The live session's id (for the execution log), undefined between sessions. */
+  sessionId(): string | undefined;
+}
+
+/** Run a held task; never throws. `began`: performance.now() when the run began (after the log line). */
+export async function runHeld(h: Held, ctx: RunContext): Promise<{ outcome: ExecOutcome; began: number }> {
+  const attempt = taskMeta(h.task).attempts + 1;
+  if (ctx.logRuns) {
+    const session = ctx.sessionId();
+    ctx.log.debug(
+      { task: h.id, attempt, assignment: String(h.czxid), heldOn: h.session, session },
+      'task started',
+    );
+  }
+  const began = performance.now();
+  let outcome: ExecOutcome;
+  try {
+    const req = {
+      taskId: h.id,
+      workerName: ctx.worker,
+      spec: h.task,
+      attempt,
+      signal: ctx.abandon,
+    };
+    outcome = await ctx.life.run(h.task, req, (r) => ctx.executor.run(r));
+  } catch (err) {
+    const now = Date.now();
+    outcome = {
+      state: 'failed',
+      error: describeError(err),
+      errorCode: ErrorCodes.HANDLER_FAILED,
+      startedAt: now,
+      finishedAt: now,
+    };
+  }
+  return { outcome, began };
+}
