@@ -228,13 +228,14 @@ class RunningFarm {
     io: Io,
   ) {
     if (source === 'embedded') {
+      const warmUpMs = warmUpBudget(process.env); // a bad value is refused before anything starts
       const embedded = await startEmbeddedZooKeeper({
         workdir: spec.workdir,
         admission: { keptResults: spec.retention?.maxCount },
         tls: tls !== undefined,
       });
       this.embedded = embedded;
-      this.warming = warmEmbedded(embedded, warmUpBudget(process.env));
+      this.warming = warmEmbedded(embedded, warmUpMs);
       spec.connect = embedded.connect;
       if (embedded.tls) spec.tls = readTlsFiles(embedded.tls);
       io.err(

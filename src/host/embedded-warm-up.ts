@@ -22,7 +22,8 @@ export function warmUpBudget(env: NodeJS.ProcessEnv): number {
   if (raw === undefined || raw.trim() === '') return DEFAULT_WARM_UP_MS;
   const ms = Number(raw);
   if (!Number.isSafeInteger(ms) || ms < 0)
-    throw new Error(
+    throw new ZkfarmError(
+      ErrorCodes.INVALID_ARGUMENT,
       `ZKFARM_ZK_WARM_UP_MS: expected a whole number of milliseconds (0: no warm-up), got "${raw}"`,
     );
   return ms;

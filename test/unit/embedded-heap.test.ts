@@ -1,7 +1,9 @@
 /** The embedded ZooKeeper's heap plan (src/host/embedded-heap.ts): pure arithmetic on the admission figures. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { ErrorCodes, hasCode } from '../../src/errors.js';
 import { GC_HEADROOM, MIB, NODE_BYTES, planEmbeddedHeap } from '../../src/host/embedded-heap.js';
+import { DEFAULT_WARM_UP_MS, warmUpBudget } from '../../src/host/embedded-warm-up.js';
 
 const GIB = 1024 * MIB;
 
@@ -36,4 +38,16 @@ test('a million small tasks queued and a million results kept: their znodes are 
     p.heapMb * MIB >= 2_000_000 * NODE_BYTES * GC_HEADROOM,
     'room for two million znodes, with headroom',
   );
+});
+
+test('the warm-up budget: ZKFARM_ZK_WARM_UP_MS in whole ms, 0 turns it off, anything else is refused', () => {
+  assert.equal(warmUpBudget({}), DEFAULT_WARM_UP_MS);
+  assert.equal(warmUpBudget({ ZKFARM_ZK_WARM_UP_MS: ' ' }), DEFAULT_WARM_UP_MS);
+  assert.equal(warmUpBudget({ ZKFARM_ZK_WARM_UP_MS: '0' }), 0);
+  assert.equal(warmUpBudget({ ZKFARM_ZK_WARM_UP_MS: '1500' }), 1500);
+  for (const bad of ['-1', '1.5', 'soon', '3s'])
+    assert.throws(
+      () => warmUpBudget({ ZKFARM_ZK_WARM_UP_MS: bad }),
+      (e: unknown) => hasCode(e, ErrorCodes.INVALID_ARGUMENT) && (e as Error).message.includes(`"${bad}"`),
+    );
 });
