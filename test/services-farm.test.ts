@@ -201,7 +201,9 @@ test('the services panel in Chromium: instances, where, health, restarts, and wh
     /^web: 3\/3 healthy, 3 running, 1 restarts, revision 1$/,
   );
 
-  // batch: no worker serves the queue it asks for; the panel, /metrics and the CLI say so.
+  // batch: no worker serves the queue it asks for; the panel, /metrics and the CLI say so (its row comes
+  // with the leader's pass that finds it unplaced, which the web rows above do not wait for).
+  await until(async () => (await cells('batch.0'))[2] === 'unplaced', 30_000, 'batch shown unplaced', 200);
   const [, , state, , , , note] = await cells('batch.0');
   assert.equal(state, 'unplaced');
   assert.equal(note, 'cannot be placed: no live worker serves placement.queues (gpu)');
