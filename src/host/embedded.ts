@@ -125,6 +125,11 @@ function readJson<T>(path: string): T | undefined {
   }
 }
 
+/** The pid of the java process of the embedded ZooKeeper a runtime on `workdir` runs (its lock file), if any. */
+export function embeddedJavaPid(workdir: string): number | undefined {
+  return readJson<Partial<LockInfo>>(join(workdir, 'zookeeper', 'runtime.lock'))?.javaPid;
+}
+
 /** The discovery file's content when it names a live runtime, else undefined. */
 export function readDiscovery(env: NodeJS.ProcessEnv = process.env): DiscoveryInfo | undefined {
   const info = readJson<Partial<DiscoveryInfo>>(discoveryFilePath(env));

@@ -17,10 +17,11 @@
  * each side took from its start to `ready`, and how long its submitting process ran. Checks: every
  * submitted task has exactly one status and succeeded; every job completed, none failed.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { countResults } from '../../../src/farm/status-store.js';
+import { embeddedJavaPid } from '../../../src/host/embedded.js';
 import { type BenchContext, someOrThrow, tolerant } from '../context.js';
 import { openSession, stopSession, waitUntil } from '../farm-fixture.js';
 import { readStatuses } from '../invariants.js';
@@ -137,7 +138,7 @@ async function farmRun(ctx: BenchContext, tasks: number): Promise<FreshSide> {
     const readyMs = Date.now() - started;
     session = await openSession(ready[1]!);
     const client = session.client;
-    const javaPid = readJson<{ javaPid?: number }>(join(dir, 'work', 'zookeeper', 'runtime.lock'))?.javaPid;
+    const javaPid = embeddedJavaPid(join(dir, 'work'));
     const cpu = cpuMeter(host.child.pid, javaPid);
     const t0 = Date.now();
     const submit = startNode([...runtimeArgs(), 'submit', '--file', file], env, 64 * tasks + 10_000);
@@ -180,14 +181,6 @@ function cpuMeter(appPid: number | undefined, serverPid: number | undefined): ()
   const app0 = read(appPid);
   const server0 = read(serverPid);
   return () => ({ appMs: read(appPid) - app0, serverMs: read(serverPid) - server0 });
-}
-
-function readJson<T>(file: string): T | undefined {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as T;
-  } catch {
-    return undefined;
-  }
 }
 
 /** One run of BullMQ from nothing: a new redis-server, a workers process, a producer process. */
