@@ -196,8 +196,13 @@ test('a tiny run of every scenario writes JSON, Markdown and SVG, and every chec
     ['leader-stop', 'worker-crash'],
   );
   for (const f of failover) assert.ok(isSpread(f.gapMs) && isSpread(f.recoverMs));
-  const latency = s.latency!.summary as { idle: { p50: Spread }; rates: Array<{ p99: Spread }> };
+  const latency = s.latency!.summary as {
+    idle: { p50: Spread; roundTrip: Spread };
+    rates: Array<{ p99: Spread }>;
+  };
   assert.ok(isSpread(latency.idle.p50) && latency.rates.length === 1 && isSpread(latency.rates[0]!.p99));
+  // The idle round trip is timed, not left out: a positive figure the idle table shows.
+  assert.ok(isSpread(latency.idle.roundTrip) && latency.idle.roundTrip.min > 0, 'idle round trip measured');
 
   const md = readFileSync(join(out, 'latest.md'), 'utf8');
   for (const heading of [
@@ -234,6 +239,7 @@ test('a tiny run of every scenario writes JSON, Markdown and SVG, and every chec
   assert.match(md, /ZooKeeper[^\n]*warmed up[^\n]*persistent recursive watch/);
   assert.match(md, /!\[scaling chart\]\(scaling\.svg\)/);
   assert.match(md, /!\[latency chart\]\(latency\.svg\)/);
+  assert.match(md, /\| one ZooKeeper round trip after the same idle gap, p50 \| [0-9]/);
 
   for (const svg of ['scaling.svg', 'latency.svg']) {
     assert.ok(existsSync(join(out, svg)), `${svg} written`);

@@ -400,6 +400,11 @@ export interface LatencyResult {
   firstTaskMs: number;
   /** Single tasks on an idle farm. */
   idle: Percentiles;
+  /**
+   * One ZooKeeper read (`exists`) after the same idle gap, in ms: what each of the round trips on an idle
+   * task's path costs on this machine when ZooKeeper's threads and the client's have gone to sleep.
+   */
+  idleRoundTrip?: Percentiles;
   rates: RateLatency[];
   check: FarmCheckSummary;
 }

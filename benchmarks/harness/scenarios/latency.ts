@@ -21,7 +21,15 @@ import { type BenchIo, sleep, startFarm, throwIfAborted, waitForStatusCount } fr
 import { checkFarm, ctimeOf, readStatuses, summaryOf } from '../invariants.js';
 import { RateStream } from '../load.js';
 import { num, percentiles, sig, spread } from '../stats.js';
-import type { LatencyJob, LatencyResult, RateLatency, ScenarioReport, Spread, Table } from '../types.js';
+import type {
+  LatencyJob,
+  LatencyResult,
+  Percentiles,
+  RateLatency,
+  ScenarioReport,
+  Spread,
+  Table,
+} from '../types.js';
 import { farmProblems } from './throughput.js';
 
 /** `median` or `median (min–max)` when there were repeats. */
@@ -70,6 +78,7 @@ export async function runLatency(
     p50: spread(runs.map((r) => r.idle.p50)),
     p95: spread(runs.map((r) => r.idle.p95)),
     max: spread(runs.map((r) => r.idle.max)),
+    roundTrip: spread(runs.map((r) => r.idleRoundTrip?.p50 ?? Number.NaN)),
   };
   const perRate = rates.map((rate, i) => {
     const xs = runs.map((r) => r.rates[i]!).filter(Boolean);
@@ -103,6 +112,19 @@ export async function runLatency(
       ],
       ['single tasks, p95', num(idle.p95.min), num(idle.p95.median), num(idle.p95.max)],
       ['single tasks, max', num(idle.max.min), num(idle.max.median), num(idle.max.max)],
+      [
+        'one ZooKeeper round trip after the same idle gap, p50',
+        sig(idle.roundTrip.min),
+        sig(idle.roundTrip.median),
+        sig(idle.roundTrip.max),
+      ],
+    ],
+    notes: [
+      `Single tasks run one at a time, ${p.idleGapMs} ms apart. An idle task's path holds ${IDLE_PATH_ROUND_TRIPS} round trips ` +
+        "to ZooKeeper before its status is recorded: the submit's create; the leader's listing of /tasks, its read " +
+        "and its assignment multi; the worker's read and its completion multi (recorded when it arrives). On a " +
+        "quiet machine each waits for ZooKeeper's threads and the client's to wake, so the last row times " +
+        '`exists` after the same gap: an idle task cannot take much less than that many of these round trips.',
     ],
   };
   const loadTable: Table = {
@@ -158,6 +180,26 @@ export async function runLatency(
 // In the measurement process
 // ---------------------------------------------------------------------------------------------------
 
+/** Round trips to ZooKeeper on an idle task's path before its status is recorded (see the idle table's note). */
+const IDLE_PATH_ROUND_TRIPS = 6;
+
+/** `exists` timed after each of `idleTasks` gaps of `idleGapMs`, as the idle series waits between tasks. */
+async function idleRoundTrips(
+  admin: { exists(path: string): Promise<unknown> },
+  job: LatencyJob,
+  io: BenchIo,
+): Promise<Percentiles> {
+  const times: number[] = [];
+  for (let i = 0; i < job.idleTasks; i++) {
+    throwIfAborted(io.signal);
+    await sleep(job.idleGapMs, io.signal);
+    const t0 = performance.now();
+    await admin.exists('/');
+    times.push(performance.now() - t0);
+  }
+  return percentiles(times);
+}
+
 export async function measureLatency(job: LatencyJob, io: BenchIo): Promise<LatencyResult> {
   const farm = await startFarm(job.zk, job.shape, io);
   const ids: string[] = [];
@@ -182,6 +224,7 @@ export async function measureLatency(job: LatencyJob, io: BenchIo): Promise<Late
       idle.push((await oneTask()).latency);
       io.progress(i + 1, job.idleTasks, 'idle tasks');
     }
+    const idleRoundTrip = await idleRoundTrips(farm.admin, job, io);
     const rates: RateLatency[] = [];
     for (const rate of job.rates) {
       throwIfAborted(io.signal);
@@ -218,6 +261,7 @@ export async function measureLatency(job: LatencyJob, io: BenchIo): Promise<Late
       hostStartMs: farm.hostStartMs,
       firstTaskMs: first.latency,
       idle: percentiles(idle),
+      idleRoundTrip,
       rates,
       check: summaryOf(check),
     };
