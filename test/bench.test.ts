@@ -199,8 +199,12 @@ test('a tiny run of every scenario writes JSON, Markdown and SVG, and every chec
   const latency = s.latency!.summary as {
     idle: { p50: Spread; roundTrip: Spread };
     rates: Array<{ p99: Spread }>;
+    warmRates: Array<{ p99: Spread; toStartP99: Spread }>;
   };
   assert.ok(isSpread(latency.idle.p50) && latency.rates.length === 1 && isSpread(latency.rates[0]!.p99));
+  // The load series runs again on the warmed farm, reported second.
+  assert.ok(latency.warmRates.length === 1 && isSpread(latency.warmRates[0]!.p99), 'warm series');
+  assert.ok(isSpread(latency.warmRates[0]!.toStartP99) && latency.warmRates[0]!.toStartP99.min >= 0);
   // The idle round trip is timed, not left out: a positive figure the idle table shows.
   assert.ok(isSpread(latency.idle.roundTrip) && latency.idle.roundTrip.min > 0, 'idle round trip measured');
 
@@ -240,6 +244,11 @@ test('a tiny run of every scenario writes JSON, Markdown and SVG, and every chec
   assert.match(md, /!\[scaling chart\]\(scaling\.svg\)/);
   assert.match(md, /!\[latency chart\]\(latency\.svg\)/);
   assert.match(md, /\| one ZooKeeper round trip after the same idle gap, p50 \| [0-9]/);
+  assert.match(
+    md,
+    /latency p99 at 50% of capacity, farm just started[^\n]*\n[^\n]*latency p99 at 50% of capacity, warm/,
+  );
+  assert.match(md, /### the same rates again, on the same farm warmed by the series above/);
 
   for (const svg of ['scaling.svg', 'latency.svg']) {
     assert.ok(existsSync(join(out, svg)), `${svg} written`);

@@ -109,11 +109,17 @@ function headline(run: RunRecord): Table | undefined {
   add(`zkfarm ÷ ZooKeeper multi-create ceiling, ${of}`, spreadOf(ts?.['ratioToMultiCeiling']), times);
   add(`ZooKeeper requests per task, ${of}`, spreadOf(ts?.['requestsPerTask']), (x) => sig(x));
   const lat = s.latency?.summary as
-    | { idle?: { p50?: Spread }; rates?: Array<{ fraction: number; p99: Spread }> }
+    | {
+        idle?: { p50?: Spread };
+        rates?: Array<{ fraction: number; p99: Spread }>;
+        warmRates?: Array<{ fraction: number; p99: Spread }>;
+      }
     | undefined;
   add('latency p50 on an idle farm, ms', lat?.idle?.p50, (x) => num(x));
   const half = lat?.rates?.find((r) => r.fraction === 0.5);
-  add('latency p99 at 50% of capacity, ms', half?.p99, (x) => num(x));
+  add('latency p99 at 50% of capacity, farm just started, ms', half?.p99, (x) => num(x));
+  const warmHalf = lat?.warmRates?.find((r) => r.fraction === 0.5);
+  add('latency p99 at 50% of capacity, warm (the series again), ms', warmHalf?.p99, (x) => num(x));
   const rss = (
     s.scaling?.summary as { rss?: Array<{ roles: number; perRoleMb: number }> } | undefined
   )?.rss?.at(-1);

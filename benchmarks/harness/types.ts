@@ -405,7 +405,10 @@ export interface LatencyResult {
    * task's path costs on this machine when ZooKeeper's threads and the client's have gone to sleep.
    */
   idleRoundTrip?: Percentiles;
+  /** The load series as a farm just started meets it. */
   rates: RateLatency[];
+  /** The same series again on the same farm, warmed by the first. */
+  warmRates?: RateLatency[];
   check: FarmCheckSummary;
 }
 

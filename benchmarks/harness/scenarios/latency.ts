@@ -59,7 +59,9 @@ export async function runLatency(
       durationMs: p.durationMs,
       timeoutMs: 60_000 + loadTasks * 20,
     };
-    const timeout = job.timeoutMs + rates.length * (p.durationMs + 30_000) + p.idleTasks * 10_000 + 120_000;
+    // The load series runs twice (cold, then warm).
+    const timeout =
+      job.timeoutMs * 2 + 2 * rates.length * (p.durationMs + 30_000) + p.idleTasks * 10_000 + 120_000;
     const label = `latency #${r + 1}/${repeats}`;
     const run = await tolerant(ctx.signal, failures, label, () =>
       ctx.measure<LatencyResult>(
@@ -80,20 +82,16 @@ export async function runLatency(
     max: spread(runs.map((r) => r.idle.max)),
     roundTrip: spread(runs.map((r) => r.idleRoundTrip?.p50 ?? Number.NaN)),
   };
-  const perRate = rates.map((rate, i) => {
-    const xs = runs.map((r) => r.rates[i]!).filter(Boolean);
-    return {
-      rate,
-      fraction: p.fractions[i]!,
-      achieved: spread(xs.map((x) => x.achievedRate)),
-      p50: spread(xs.map((x) => x.latency.p50)),
-      p95: spread(xs.map((x) => x.latency.p95)),
-      p99: spread(xs.map((x) => x.latency.p99)),
-      max: spread(xs.map((x) => x.latency.max)),
-      toStartP50: spread(xs.map((x) => x.toStart.p50)),
-      lag: spread(xs.map((x) => x.maxSubmitLagMs)),
-    };
-  });
+  const perRate = perRateOf(
+    rates,
+    p.fractions,
+    runs.map((r) => r.rates),
+  );
+  const warmRates = perRateOf(
+    rates,
+    p.fractions,
+    runs.map((r) => r.warmRates ?? []),
+  );
   const idleTable: Table = {
     title: 'latency on an idle farm (submit sent → status created), ms',
     columns: ['figure', 'min', 'median', 'max'],
@@ -127,34 +125,16 @@ export async function runLatency(
         '`exists` after the same gap: an idle task cannot take much less than that many of these round trips.',
     ],
   };
-  const loadTable: Table = {
-    title: `latency under load at fractions of the measured capacity (${num(capacity)} tasks/s), ms — median (min–max) over ${repeats} repeat(s)`,
-    columns: [
-      'load',
-      'offered/s',
-      'achieved/s',
-      'p50',
-      'p95',
-      'p99',
-      'max',
-      'sent→started p50',
-      'max submit lag',
-    ],
-    rows: perRate.map((x) => [
-      `${Math.round(x.fraction * 100)}%`,
-      num(x.rate),
-      cell(x.achieved),
-      cell(x.p50),
-      cell(x.p95),
-      cell(x.p99),
-      cell(x.max),
-      cell(x.toStartP50),
-      cell(x.lag),
-    ]),
-    notes: [
-      `Each rate held ${sig(p.durationMs / 1000)} s; every task of it counts. Latency = status znode ctime − client send time.`,
-    ],
-  };
+  const loadTable = rateTable(
+    `latency under load at fractions of the measured capacity (${num(capacity)} tasks/s), ms — median (min–max) over ${repeats} repeat(s)`,
+    perRate,
+    p.durationMs,
+  );
+  const warmTable = rateTable(
+    `the same rates again, on the same farm warmed by the series above (warm, second), ms — median (min–max) over ${repeats} repeat(s)`,
+    warmRates,
+    p.durationMs,
+  );
   const problems = [...failures, ...farmProblems(runs)];
   return {
     scenario: 'latency',
@@ -168,11 +148,65 @@ export async function runLatency(
       idleTasks: p.idleTasks,
       repeats,
     },
-    summary: { capacity, idle, rates: perRate },
+    summary: { capacity, idle, rates: perRate, warmRates },
     runs,
-    tables: [idleTable, loadTable],
+    tables: [idleTable, loadTable, warmTable],
     invariants: { ok: problems.length === 0, problems },
     notes: [],
+  };
+}
+
+type PerRate = ReturnType<typeof perRateOf>[number];
+
+/** Per offered rate, each figure's spread over the repeats (`series[r][i]`: repeat r's rate i). */
+function perRateOf(rates: readonly number[], fractions: readonly number[], series: RateLatency[][]) {
+  return rates.map((rate, i) => {
+    const xs = series.map((s) => s[i]!).filter(Boolean);
+    return {
+      rate,
+      fraction: fractions[i]!,
+      achieved: spread(xs.map((x) => x.achievedRate)),
+      p50: spread(xs.map((x) => x.latency.p50)),
+      p95: spread(xs.map((x) => x.latency.p95)),
+      p99: spread(xs.map((x) => x.latency.p99)),
+      max: spread(xs.map((x) => x.latency.max)),
+      toStartP50: spread(xs.map((x) => x.toStart.p50)),
+      toStartP99: spread(xs.map((x) => x.toStart.p99)),
+      lag: spread(xs.map((x) => x.maxSubmitLagMs)),
+    };
+  });
+}
+
+function rateTable(title: string, perRate: PerRate[], durationMs: number): Table {
+  return {
+    title,
+    columns: [
+      'load',
+      'offered/s',
+      'achieved/s',
+      'p50',
+      'p95',
+      'p99',
+      'max',
+      'sent→started p50',
+      'sent→started p99',
+      'max submit lag',
+    ],
+    rows: perRate.map((x) => [
+      `${Math.round(x.fraction * 100)}%`,
+      num(x.rate),
+      cell(x.achieved),
+      cell(x.p50),
+      cell(x.p95),
+      cell(x.p99),
+      cell(x.max),
+      cell(x.toStartP50),
+      cell(x.toStartP99),
+      cell(x.lag),
+    ]),
+    notes: [
+      `Each rate held ${sig(durationMs / 1000)} s; every task of it counts. Latency = status znode ctime − client send time.`,
+    ],
   };
 }
 
@@ -225,36 +259,9 @@ export async function measureLatency(job: LatencyJob, io: BenchIo): Promise<Late
       io.progress(i + 1, job.idleTasks, 'idle tasks');
     }
     const idleRoundTrip = await idleRoundTrips(farm.admin, job, io);
-    const rates: RateLatency[] = [];
-    for (const rate of job.rates) {
-      throwIfAborted(io.signal);
-      await sleep(500, io.signal);
-      const stream = new RateStream(sub, rate);
-      const total = Math.max(1, Math.round((rate * job.durationMs) / 1000));
-      await stream.run({ total, maxMs: job.durationMs * 3, signal: io.signal });
-      for (const s of stream.sent) ids.push(s.id);
-      await waitForStatusCount(farm.admin, ids.length, job.timeoutMs, io, `tasks done at ${rate}/s`);
-      const { records } = await readStatuses(
-        farm.admin,
-        stream.sent.map((s) => s.id),
-      );
-      const lat: number[] = [];
-      const toStart: number[] = [];
-      for (const s of stream.sent) {
-        const r = records.get(s.id);
-        if (!r) continue;
-        lat.push(r.ctime - s.sentAt);
-        if (typeof r.status.startedAt === 'number') toStart.push(r.status.startedAt - s.sentAt);
-      }
-      rates.push({
-        rate,
-        achievedRate: stream.achievedRate,
-        tasks: stream.sent.length,
-        latency: percentiles(lat),
-        toStart: percentiles(toStart),
-        maxSubmitLagMs: stream.maxLagMs,
-      });
-    }
+    // The series twice: first as a farm just started meets it, then again once that series warmed it.
+    const rates = await measureRates(farm, job, ids, io);
+    const warmRates = await measureRates(farm, job, ids, io);
     const check = await checkFarm(farm.admin, ids, { workdir: farm.workdir });
     return {
       shape: job.shape,
@@ -263,9 +270,51 @@ export async function measureLatency(job: LatencyJob, io: BenchIo): Promise<Late
       idle: percentiles(idle),
       idleRoundTrip,
       rates,
+      warmRates,
       check: summaryOf(check),
     };
   } finally {
     await farm.close();
   }
+}
+
+/** Every rate of `job` in turn, each held `durationMs` and waited for to the last status. */
+async function measureRates(
+  farm: Awaited<ReturnType<typeof startFarm>>,
+  job: LatencyJob,
+  ids: string[],
+  io: BenchIo,
+): Promise<RateLatency[]> {
+  const sub = farm.submitter;
+  const rates: RateLatency[] = [];
+  for (const rate of job.rates) {
+    throwIfAborted(io.signal);
+    await sleep(500, io.signal);
+    const stream = new RateStream(sub, rate);
+    const total = Math.max(1, Math.round((rate * job.durationMs) / 1000));
+    await stream.run({ total, maxMs: job.durationMs * 3, signal: io.signal });
+    for (const s of stream.sent) ids.push(s.id);
+    await waitForStatusCount(farm.admin, ids.length, job.timeoutMs, io, `tasks done at ${rate}/s`);
+    const { records } = await readStatuses(
+      farm.admin,
+      stream.sent.map((s) => s.id),
+    );
+    const lat: number[] = [];
+    const toStart: number[] = [];
+    for (const s of stream.sent) {
+      const r = records.get(s.id);
+      if (!r) continue;
+      lat.push(r.ctime - s.sentAt);
+      if (typeof r.status.startedAt === 'number') toStart.push(r.status.startedAt - s.sentAt);
+    }
+    rates.push({
+      rate,
+      achievedRate: stream.achievedRate,
+      tasks: stream.sent.length,
+      latency: percentiles(lat),
+      toStart: percentiles(toStart),
+      maxSubmitLagMs: stream.maxLagMs,
+    });
+  }
+  return rates;
 }
