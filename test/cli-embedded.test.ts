@@ -11,7 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ErrorCodes, hasCode } from '../src/errors.js';
-import { discoverConnect, discoveryFilePath, startEmbeddedZooKeeper } from '../src/host/embedded.js';
+import {
+  discoverConnect,
+  discoveryFilePath,
+  embeddedJavaPid,
+  startEmbeddedZooKeeper,
+} from '../src/host/embedded.js';
 import { openClient, readTlsFiles } from '../src/zk/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'zkfarm-embedded-test-'));
@@ -26,12 +31,20 @@ function hold(port: number): Promise<Server | undefined> {
   });
 }
 
-test('runs on another port when 2181 is taken; publishes and withdraws its discovery file; ZKFARM_ZK_JAVA_OPTS reaches its JVM', async () => {
+test('runs on another port when 2181 is taken; publishes and withdraws its discovery file; ZKFARM_ZK_JAVA_OPTS reaches its JVM, its collector in place of ours', async () => {
   const held = await hold(2181); // undefined: someone else holds it, which serves as well
   const workdir = join(tmp, 'a');
-  // The planned heap is at least 512 MiB: a smaller -Xmx from the environment must win.
-  const zk = await startEmbeddedZooKeeper({ workdir, env: { ...env, ZKFARM_ZK_JAVA_OPTS: ' -Xmx300m ' } });
+  // The planned heap is at least 512 MiB: a smaller -Xmx from the environment must win. A collector
+  // named there replaces ours (a JVM given two refuses to start).
+  const zk = await startEmbeddedZooKeeper({
+    workdir,
+    env: { ...env, ZKFARM_ZK_JAVA_OPTS: ' -Xmx300m -XX:+UseParallelGC ' },
+  });
   try {
+    const javaPid = embeddedJavaPid(workdir);
+    const cmdline = readFileSync(`/proc/${javaPid}/cmdline`, 'utf8').split('\0');
+    assert.ok(cmdline.includes('-XX:+UseParallelGC'), cmdline.join(' '));
+    assert.ok(!cmdline.includes('-XX:+UseSerialGC') && !cmdline.includes('-Xmn32m'), cmdline.join(' '));
     assert.notEqual(zk.port, 2181);
     assert.equal(zk.connect, `127.0.0.1:${zk.port}`);
     assert.equal(zk.dataDir, join(workdir, 'zookeeper'));

@@ -22,6 +22,7 @@
  * 512 KiB tasks the heap holds besides the rest, and the runtime says so (queue limits in docs).
  */
 import { totalmem } from 'node:os';
+import { SERVER_GC_OPTS } from '../zk/server-config.js';
 
 export const MIB = 1024 * 1024;
 /** What ZooKeeper needs with no data: classes, threads, connection buffers. */
@@ -98,5 +99,5 @@ export function planEmbeddedHeap(figures: AdmissionFigures = {}, memory: number 
 
 /** JVM options for the plan (the collector zkfarm's servers use, and the heap). */
 export function embeddedJavaOpts(plan: HeapPlan): string[] {
-  return [`-Xmx${plan.heapMb}m`, '-XX:+UseSerialGC'];
+  return [`-Xmx${plan.heapMb}m`, ...SERVER_GC_OPTS];
 }

@@ -21,6 +21,7 @@ import { join, resolve } from 'node:path';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { fourLetterWord } from '../zk/four-letter.js';
 import { startZkServer, type ZkServer } from '../zk/server.js';
+import { withJavaOpts } from '../zk/server-config.js';
 import { prepareTls, readTlsFiles, type ZkTlsFiles } from '../zk/transport.js';
 import { DEFAULT_CONNECT } from './config.js';
 import {
@@ -34,7 +35,7 @@ import { embeddedCertificates } from './embedded-tls.js';
 
 /**
  * JVM options an operator adds to the embedded server's (env ZKFARM_ZK_JAVA_OPTS, split on whitespace):
- * they come last, so they override the planned heap and collector.
+ * they come last, so they override the planned heap; a collector named there replaces ours (withJavaOpts).
  */
 export function extraJavaOpts(env: NodeJS.ProcessEnv): string[] {
   return (env['ZKFARM_ZK_JAVA_OPTS'] ?? '').split(/\s+/).filter((o) => o !== '');
@@ -280,7 +281,7 @@ export async function startEmbeddedZooKeeper(options: EmbeddedOptions): Promise<
       dataDir,
       keepData: true,
       startTimeoutMs: options.startTimeoutMs ?? 30_000,
-      javaOpts: [...embeddedJavaOpts(heap), ...extraJavaOpts(env)],
+      javaOpts: withJavaOpts(embeddedJavaOpts(heap), extraJavaOpts(env)),
       extraConfig: EMBEDDED_SERVER_CONFIG,
       ...(certs ? { tls: certs.server } : {}),
     };

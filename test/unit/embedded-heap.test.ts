@@ -2,8 +2,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ErrorCodes, hasCode } from '../../src/errors.js';
-import { GC_HEADROOM, MIB, NODE_BYTES, planEmbeddedHeap } from '../../src/host/embedded-heap.js';
+import {
+  embeddedJavaOpts,
+  GC_HEADROOM,
+  MIB,
+  NODE_BYTES,
+  planEmbeddedHeap,
+} from '../../src/host/embedded-heap.js';
 import { DEFAULT_WARM_UP_MS, warmUpBudget } from '../../src/host/embedded-warm-up.js';
+import { javaOptions, SERVER_GC_OPTS, withJavaOpts } from '../../src/zk/server-config.js';
 
 const GIB = 1024 * MIB;
 
@@ -50,4 +57,22 @@ test('the warm-up budget: ZKFARM_ZK_WARM_UP_MS in whole ms, 0 turns it off, anyt
       () => warmUpBudget({ ZKFARM_ZK_WARM_UP_MS: bad }),
       (e: unknown) => hasCode(e, ErrorCodes.INVALID_ARGUMENT) && (e as Error).message.includes(`"${bad}"`),
     );
+});
+
+test("the servers' collector: serial with a 32 MB young generation; an operator's collector replaces it, other options add", () => {
+  const planned = embeddedJavaOpts(planEmbeddedHeap({}, 24 * GIB));
+  assert.deepEqual(planned, ['-Xmx12288m', '-XX:+UseSerialGC', '-Xmn32m']);
+  assert.ok(
+    SERVER_GC_OPTS.every((o) => javaOptions(undefined).includes(o)),
+    'the launcher default too',
+  );
+  // A JVM refuses two collectors: the operator's wins, with its own young generation.
+  assert.deepEqual(withJavaOpts(planned, ['-XX:+UseG1GC', '-Xmx2g']), [
+    '-Xmx12288m',
+    '-XX:+UseG1GC',
+    '-Xmx2g',
+  ]);
+  // Anything else comes after ours, so that it wins where the JVM takes the last (-Xmx, -Xmn).
+  assert.deepEqual(withJavaOpts(planned, ['-Xmn64m', '-Xlog:gc']), [...planned, '-Xmn64m', '-Xlog:gc']);
+  assert.deepEqual(withJavaOpts(planned, []), planned);
 });
