@@ -4,6 +4,7 @@
  * end of the session.
  */
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ChildEvent, ChildrenCache, type ChildrenUpdate } from '../src/recipes/children-cache.js';
@@ -138,4 +139,35 @@ test('the node itself deleted: every child is removed; the cache ends with its s
   await c.create('/q/late');
   await sleep(300);
   assert.equal(r.updates.length, n, 'no delivery after the session ended');
+});
+
+test('a cache closed before its session leaves no listener on it; a dozen caches on one session raise no leak warning', async () => {
+  const root = await zk.chroot('cache-listeners');
+  const c = await zk.rawClient(root);
+  const s = await session(root);
+  const baseline = getEventListeners(s.signal, 'abort').length;
+  const warnings: Error[] = [];
+  const onWarning = (w: Error) => {
+    if (w.name === 'MaxListenersExceededWarning') warnings.push(w);
+  };
+  process.on('warning', onWarning);
+  try {
+    // One per worker on the leader: a farm of twelve workers.
+    const caches = [];
+    for (let i = 0; i < 12; i++) {
+      await c.create(`/w${i}`);
+      caches.push(new ChildrenCache(s, `/w${i}`, () => {}));
+    }
+    await Promise.all(caches.map((cache) => cache.ready));
+    assert.equal(getEventListeners(s.signal, 'abort').length, baseline + 12);
+    for (const cache of caches) cache.close();
+    assert.equal(getEventListeners(s.signal, 'abort').length, baseline);
+    await sleep(50); // warnings are emitted on a later tick
+    assert.deepEqual(
+      warnings.map((w) => w.message),
+      [],
+    );
+  } finally {
+    process.off('warning', onWarning);
+  }
 });

@@ -64,6 +64,7 @@ export class ChildrenCache {
   #duringListing: Array<{ seq: number; type: number; name: string }> | undefined;
   #removeWatch: (() => void) | undefined;
   #unsubscribe: (() => void) | undefined;
+  readonly #onSessionEnd: () => void;
   #listing = false;
   #relist = false;
 
@@ -76,7 +77,10 @@ export class ChildrenCache {
       this.#resolveReady = r;
     });
     this.#unsubscribe = session.supervisor.onReconnect(() => this.#sync());
-    session.signal.addEventListener('abort', () => this.close(), { once: true });
+    // Removed on close: a cache closed before its session (a worker gone from the leader's roster)
+    // must not stay reachable from the session's signal until the session ends.
+    this.#onSessionEnd = () => this.close();
+    session.signal.addEventListener('abort', this.#onSessionEnd, { once: true });
     if (!session.alive) this.close();
     else this.#sync();
   }
@@ -106,6 +110,7 @@ export class ChildrenCache {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#session.signal.removeEventListener('abort', this.#onSessionEnd);
     this.#removeWatch?.();
     this.#unsubscribe?.();
     this.#resolveReady();

@@ -3,6 +3,7 @@
  * aborts the moment the session is lost or closed. Watches made through it end with it; the
  * supervisor ends it (every request in flight fails with the reason) and makes a new one.
  */
+import { setMaxListeners } from 'node:events';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import type { ZkClient } from './client.js';
 import type { Supervisor } from './supervisor.js';
@@ -26,6 +27,10 @@ export class Session {
   readonly #watches = new Set<{ close(): void }>();
 
   constructor(supervisor: Supervisor, client: ZkClient, number: number) {
+    // The session's signal is a fan-out point: every watch and cache made through it listens (the
+    // leader holds one per worker), so Node's leak warning at 11 listeners would fire on any farm of
+    // more than ten workers. Whoever listens removes its listener when it closes before the session.
+    setMaxListeners(0, this.#abort.signal);
     this.supervisor = supervisor;
     this.client = client;
     this.number = number;
