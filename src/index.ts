@@ -21,6 +21,7 @@ export {
   type LoggerOptions,
   loadConfigFile,
   type ResolveContext,
+  ROLE_RESOURCE_LIMITS,
   ROLE_STOP_GRACE_MS,
   type RoleSpec,
   type RoleThreadInfo,

@@ -1,7 +1,7 @@
 /**
  * The workdir is checked and nothing below it is written through a link (src/exec/workdir.ts), and a
  * handler module named by package is resolved once, from the current directory, to the file the pool
- * thread then loads (src/exec/handler-pool.ts resolveHandlerModule). No ZooKeeper: the Executor alone.
+ * thread then loads (src/exec/handler-module.ts resolveHandlerModule). No ZooKeeper: the Executor alone.
  */
 import assert from 'node:assert/strict';
 import {

@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
 import { allResultIds } from '../src/farm/status-store.js';
 import { Submitter } from '../src/farm/submitter.js';
-import { createLogger, Host } from '../src/host/index.js';
+import { createLogger, Host, type HostOptions, ROLE_RESOURCE_LIMITS } from '../src/host/index.js';
 import type { RoleSpec } from '../src/host/types.js';
 import { connect } from '../src/zk/index.js';
 import { FaultInjector } from './helpers/faults.js';
@@ -43,7 +43,12 @@ function roles(masters: number, workers: number, capacity = 4): RoleSpec[] {
 }
 
 /** A host whose roles a test can crash or expire (`faults`). */
-async function startHost(root: string, masters: number, workers: number, extra: { restart?: boolean } = {}) {
+async function startHost(
+  root: string,
+  masters: number,
+  workers: number,
+  extra: Pick<HostOptions, 'restart' | 'roleResourceLimits'> = {},
+) {
   const faults = new FaultInjector();
   const host = await Host.start(
     { connect: root, sessionTimeout: 4000, workdir, roles: roles(masters, workers) },
@@ -213,4 +218,25 @@ test('pause() stops a worker taking tasks and resume() brings it back; stop() dr
   assert.ok(running.length >= 1, 'tasks that were running when stop() came finished with a status');
   const left = (await c.getChildren('/tasks')).length + running.length;
   assert.equal(left, 5, 'every other task is back in /tasks, none lost');
+});
+
+test('role threads run with a small young generation (ROLE_RESOURCE_LIMITS) unless the host says otherwise', async () => {
+  // V8's heap size limit is its old generation plus its young generation: read inside each thread, it
+  // shows the young generation V8 actually reserved, not just what the host asked for.
+  const youngMb = (heap: { heapSizeLimit: number; resourceLimits: { maxOldGenerationSizeMb?: number } }) =>
+    heap.heapSizeLimit / 2 ** 20 - heap.resourceLimits.maxOldGenerationSizeMb!;
+  assert.equal(ROLE_RESOURCE_LIMITS.maxYoungGenerationSizeMb, 3);
+  const small = await startHost(await zk.chroot('host-limits'), 1, 1);
+  for (const name of ['m1', 'w1']) {
+    const heap = await small.faults.heap(name);
+    assert.equal(heap.resourceLimits.maxYoungGenerationSizeMb, 3, name);
+    assert.equal(youngMb(heap), 3, `${name}: the young generation V8 reserved (MB)`);
+  }
+  // 0 leaves the field to V8 (whose young generation is far larger); other fields merge over the default.
+  const own = await startHost(await zk.chroot('host-limits-own'), 0, 1, {
+    roleResourceLimits: { maxYoungGenerationSizeMb: 0, maxOldGenerationSizeMb: 256 },
+  });
+  const heap = await own.faults.heap('w1');
+  assert.equal(heap.resourceLimits.maxOldGenerationSizeMb, 256);
+  assert.ok(youngMb(heap) > 3, `V8's own young generation: ${youngMb(heap)} MB`);
 });

@@ -164,6 +164,8 @@ export interface RssJob {
   shape: FarmShape;
   /** Let the roles settle this long before reading RSS. */
   settleMs: number;
+  /** The host's `roleResourceLimits` (absent: the host's default, ROLE_RESOURCE_LIMITS). */
+  roleResourceLimits?: { maxYoungGenerationSizeMb?: number };
 }
 
 export type FaultKind = 'leader-crash' | 'leader-stop' | 'worker-crash';
@@ -415,6 +417,7 @@ export interface LatencyResult {
 export interface RssResult {
   roles: number;
   shape: FarmShape;
+  /** RSS of the process with its host made and no role started yet. */
   beforeMb: number;
   afterMb: number;
   perRoleMb: number;

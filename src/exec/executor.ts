@@ -36,7 +36,7 @@ import {
   timeoutFailure,
   toFailure,
 } from './failure.js';
-import { createHandlerPool, type HandlerPool } from './handler-pool.js';
+import type { HandlerPool } from './handler-pool.js';
 import { type HandlerEntry, loadModuleHandlers, unknownHandler } from './handler-table.js';
 import { isSafeName } from './names.js';
 import { type SweepReport, sweepOutputs } from './output-retention.js';
@@ -117,7 +117,9 @@ export class Executor {
       this.#ready = true;
       return;
     }
-    const pool = this.options.pool ?? createHandlerPool();
+    // Piscina is loaded only for an executor that runs a pool of its own: a role thread that borrows
+    // the host's pool, or has no handler modules, never loads it.
+    const pool = this.options.pool ?? (await import('./handler-pool.js')).createHandlerPool();
     const owned = this.options.pool === undefined;
     try {
       const entries = await loadModuleHandlers(pool, modules, this.options.handlers);

@@ -5,7 +5,8 @@
  */
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { TaskFailure } from './failure.js';
-import { type HandlerPool, resolveHandlerModule } from './handler-pool.js';
+import { resolveHandlerModule } from './handler-module.js';
+import type { HandlerPool } from './handler-pool.js';
 import type { Handler } from './types.js';
 
 export type HandlerEntry = { kind: 'inline'; fn: Handler } | { kind: 'pool'; module: string };

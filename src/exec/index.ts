@@ -12,6 +12,7 @@ export {
   type TaskDirs,
 } from './executor.js';
 export { TaskFailure } from './failure.js';
+export { resolveHandlerModule } from './handler-module.js';
 export {
   createHandlerPool,
   HANDLER_POOL_DEFAULTS,
@@ -19,7 +20,6 @@ export {
   type HandlerPool,
   type HandlerPoolOptions,
   type HandlerRunOptions,
-  resolveHandlerModule,
 } from './handler-pool.js';
 export { NotSerializableError, toJson } from './json.js';
 export { assertSafeName, invalidName, isSafeName } from './names.js';

@@ -3,6 +3,7 @@
  * no-op unless the process (or thread) registered an SDK. Always W3C, whatever propagator the user
  * registered, because the task's fields are part of the farm's public contract (docs/protocol.md).
  */
+import { createRequire } from 'node:module';
 import {
   type Context,
   context,
@@ -11,9 +12,25 @@ import {
   ROOT_CONTEXT,
   trace,
 } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import type { W3CTraceContextPropagator } from '@opentelemetry/core';
 
-const w3c = new W3CTraceContextPropagator();
+let w3c: W3CTraceContextPropagator | undefined;
+
+/**
+ * The propagator, loaded on first use: most role threads never see a traced task, and
+ * @opentelemetry/core is a cost in every thread that loads it. It is a CommonJS package (no `exports`,
+ * no `type`), so `require` here returns the very module a static `import` would, and synchronously,
+ * which keeps contextFrom and carrierOf synchronous.
+ */
+function propagator(): W3CTraceContextPropagator {
+  if (w3c === undefined) {
+    const core = createRequire(import.meta.url)(
+      '@opentelemetry/core',
+    ) as typeof import('@opentelemetry/core');
+    w3c = new core.W3CTraceContextPropagator();
+  }
+  return w3c;
+}
 
 /** The two W3C fields, as a task (or a pool call) carries them. */
 export interface TraceCarrier {
@@ -24,14 +41,14 @@ export interface TraceCarrier {
 /** A context whose remote parent is the carrier's span (or `base` unchanged when it holds none). */
 export function contextFrom(carrier: TraceCarrier, base: Context = ROOT_CONTEXT): Context {
   if (typeof carrier.traceparent !== 'string') return base;
-  return w3c.extract(base, carrier, defaultTextMapGetter);
+  return propagator().extract(base, carrier, defaultTextMapGetter);
 }
 
 /** The W3C fields of the span active in `ctx` (empty when there is no valid span). */
 export function carrierOf(ctx: Context = context.active()): TraceCarrier {
   const out: TraceCarrier = {};
   if (trace.getSpanContext(ctx) === undefined) return out;
-  w3c.inject(ctx, out, defaultTextMapSetter);
+  propagator().inject(ctx, out, defaultTextMapSetter);
   return out;
 }
 

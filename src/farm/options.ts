@@ -10,8 +10,9 @@
  */
 import { z } from 'zod';
 import { ErrorCodes } from '../errors.js';
-import { OUTPUT_RETENTION_DEFAULTS, TASK_DIRS } from '../exec/index.js';
+import { TASK_DIRS } from '../exec/executor-options.js';
 import { isSafeName } from '../exec/names.js';
+import { OUTPUT_RETENTION_DEFAULTS } from '../exec/output-retention.js';
 import { CONNECT_STRING_EXPECTED, connectStringProblem } from '../zk/connect-string.js';
 import type { MasterOptions } from './master.js';
 import {

@@ -27,7 +27,8 @@
 import { EventEmitter, once } from 'node:events';
 import { hostname } from 'node:os';
 import { describeError } from '../errors.js';
-import { Executor, type ExecutorOptions, type HandlerPool } from '../exec/index.js';
+import { Executor, type ExecutorOptions } from '../exec/executor.js';
+import type { HandlerPool } from '../exec/handler-pool.js';
 import { ChildrenCache } from '../recipes/children-cache.js';
 import type { Session } from '../zk/index.js';
 import { CompletionQueue } from './completion-queue.js';

@@ -11,13 +11,19 @@
  */
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Worker as Thread } from 'node:worker_threads';
+import type { ResourceLimits, Worker as Thread } from 'node:worker_threads';
 import type pino from 'pino';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { createHandlerPool, type HandlerPool } from '../exec/index.js';
 import { validateName } from '../farm/protocol.js';
 import { createLogger } from './logging.js';
-import { type LaunchContext, RoleThread, type SpawnRoleThread, spawnThread } from './role-handle.js';
+import {
+  type LaunchContext,
+  ROLE_RESOURCE_LIMITS,
+  RoleThread,
+  type SpawnRoleThread,
+  spawnThread,
+} from './role-handle.js';
 import type { FarmSettings, FarmSpec, RoleSpec, RoleThreadInfo, RoleThreadStats } from './types.js';
 
 export interface HostOptions {
@@ -32,6 +38,13 @@ export interface HostOptions {
    * sessions. @defaultValue `new Worker(entry, options)` (compiled JavaScript)
    */
   spawn?: SpawnRoleThread;
+  /**
+   * V8 limits of each role thread (the Worker constructor's `resourceLimits`), merged over
+   * ROLE_RESOURCE_LIMITS: `{ maxOldGenerationSizeMb: 512 }` keeps the small young generation, and a
+   * field given as 0 is left to V8 (`{ maxYoungGenerationSizeMb: 0 }` is V8's own young generation).
+   * @defaultValue `ROLE_RESOURCE_LIMITS` (`{ maxYoungGenerationSizeMb: 3 }`)
+   */
+  roleResourceLimits?: ResourceLimits;
 }
 
 /**
@@ -61,6 +74,7 @@ export class Host extends EventEmitter {
       log: this.log,
       logLevel: this.log.level,
       spawn: options.spawn ?? spawnThread,
+      resourceLimits: { ...ROLE_RESOURCE_LIMITS, ...options.roleResourceLimits },
       pool: () => {
         this.#pool ??= createHandlerPool();
         return this.#pool;

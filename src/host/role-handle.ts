@@ -11,7 +11,12 @@
  * - Log lines come back on a channel to the host's single writer; a worker with handler modules gets a
  *   channel to the host's shared handler pool (shared-pool.ts).
  */
-import { MessageChannel, Worker as Thread, type WorkerOptions } from 'node:worker_threads';
+import {
+  MessageChannel,
+  type ResourceLimits,
+  Worker as Thread,
+  type WorkerOptions,
+} from 'node:worker_threads';
 import type pino from 'pino';
 import { Backoff } from '../backoff.js';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
@@ -44,12 +49,24 @@ export const spawnThread: SpawnRoleThread = (entry, options) => {
   return new Thread(entry, options);
 };
 
+/**
+ * V8 limits of every role thread unless the host's `roleResourceLimits` says otherwise. A thread's heap
+ * is sized as if it were a whole process: its young generation may grow to 48 MB (semi-spaces of
+ * 16 MB), and a role that allocates steadily (a session's reads, a worker's tasks) fills it before it
+ * scavenges, so each thread keeps tens of MB resident that it does not need. A role's live data is
+ * small and short-lived, so a 3 MB young generation scavenges more often, each time over less.
+ * benchmarks/README.md (Memory per role thread) has the figures.
+ */
+export const ROLE_RESOURCE_LIMITS: Readonly<ResourceLimits> = Object.freeze({ maxYoungGenerationSizeMb: 3 });
+
 /** What a handle needs from its host to start its thread. */
 export interface LaunchContext {
   settings: FarmSettings;
   log: pino.Logger;
   logLevel: string;
   spawn: SpawnRoleThread;
+  /** V8 limits of the thread (ROLE_RESOURCE_LIMITS merged with the host's option). */
+  resourceLimits: ResourceLimits;
   /** The host's shared handler pool (made on first use). */
   pool(): HandlerPool;
   /** The thread ended, asked to or not. */
@@ -99,7 +116,14 @@ export class RoleThread {
     const { workerData, transferList } = this.#channels(host);
     const thread = host.spawn(
       ENTRY,
-      { workerData, transferList, name: `zkfarm ${spec.kind} ${spec.name}`, stdout: false, stderr: false },
+      {
+        workerData,
+        transferList,
+        name: `zkfarm ${spec.kind} ${spec.name}`,
+        stdout: false,
+        stderr: false,
+        resourceLimits: { ...host.resourceLimits },
+      },
       spec,
     );
     this.thread = thread;

@@ -8,7 +8,9 @@
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { ErrorCodes } from '../errors.js';
-import { type HandlerCall, type HandlerPool, TaskFailure, type TaskProgress } from '../exec/index.js';
+import { TaskFailure } from '../exec/failure.js';
+import type { HandlerCall, HandlerPool } from '../exec/handler-pool.js';
+import type { TaskProgress } from '../exec/progress.js';
 import { Comlink, nodeEndpoint } from './comlink.js';
 
 interface PoolService {

@@ -3,7 +3,8 @@
  * the testing port the injector put in `workerData`. A role thread made without it has no such port,
  * and nothing of this in it.
  */
-import { workerData } from 'node:worker_threads';
+import { getHeapStatistics } from 'node:v8';
+import { type ResourceLimits, resourceLimits, workerData } from 'node:worker_threads';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { Comlink, nodeEndpoint } from '../host/comlink.js';
 import { threadRole } from '../host/role-runtime.js';
@@ -12,6 +13,8 @@ import { expireSession } from './expire.js';
 export interface TestingThreadApi {
   /** The server expires the role's session; resolves once it runs on a new one. */
   expireSession(timeoutMs?: number): Promise<void>;
+  /** The thread's V8 heap as V8 sized it: its heap size limit (bytes) and its resource limits. */
+  heap(): { heapSizeLimit: number; resourceLimits: ResourceLimits };
 }
 
 const api: TestingThreadApi = {
@@ -21,6 +24,9 @@ const api: TestingThreadApi = {
       throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, 'the role of this thread has not started yet');
     }
     await expireSession(supervisor, { timeoutMs });
+  },
+  heap() {
+    return { heapSizeLimit: getHeapStatistics().heap_size_limit, resourceLimits };
   },
 };
 

@@ -5,7 +5,8 @@
  *   inherit tsx's loader, and Node refuses a .ts entry file, so the thread starts from a few lines of
  *   evaluated code that register tsx inside it and then import the entry.
  * - `FaultInjector` does the same and keeps a handle on every thread it made, by role name, so a test
- *   (or the dashboard, when `runtime --http-chaos` asks for it) can crash a role or expire its session:
+ *   (or the dashboard, when `runtime --http-chaos` asks for it) can crash a role or expire its session
+ *   (and a test can read how V8 sized the role's heap: `heap(name)`):
  *
  *       const faults = new FaultInjector();
  *       const host = await Host.start(spec, { spawn: faults.spawn });
@@ -13,7 +14,13 @@
  *       await faults.expireSession('m1');   // the server expires its session; it carries on with a new one
  */
 import { once } from 'node:events';
-import { MessageChannel, type MessagePort, Worker as Thread, type WorkerOptions } from 'node:worker_threads';
+import {
+  MessageChannel,
+  type MessagePort,
+  type ResourceLimits,
+  Worker as Thread,
+  type WorkerOptions,
+} from 'node:worker_threads';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { Comlink, nodeEndpoint } from '../host/comlink.js';
 import type { SpawnRoleThread } from '../host/role-handle.js';
@@ -103,5 +110,14 @@ export class FaultInjector {
     });
     exited.catch(() => {});
     await Promise.race([api.expireSession(options.timeoutMs), exited]);
+  }
+
+  /**
+   * The role thread's heap as V8 sized it, read inside the thread: `heapSizeLimit` (bytes) is its old
+   * generation plus its young generation, `resourceLimits` what the thread was given (with V8's values
+   * where it was given none).
+   */
+  async heap(name: string): Promise<{ heapSizeLimit: number; resourceLimits: ResourceLimits }> {
+    return this.#get(name).api.heap();
   }
 }

@@ -5,9 +5,10 @@
  * 32 workers, each a fresh process, drawn against the raw ZooKeeper ceiling of the same run. One pass
  * only (the cold figure: the first N tasks after start), so six worker counts stay cheap; the warm-up
  * each extra role thread (V8 isolate) adds is part of what this table shows.
- * Memory: a fresh host process reads its RSS (all threads: RSS is per process), starts R roles (2 masters
- * and R − 2 workers, each a thread with its own ZooKeeper session), waits until all are registered and
- * idle for a moment, and reads RSS again; (after − before) ÷ R is the cost of one role thread.
+ * Memory: a fresh process makes an empty host (no thread yet) and reads its RSS (all threads: RSS is
+ * per process), starts R roles (2 masters and R − 2 workers, each a thread with its own ZooKeeper
+ * session), waits until all are registered and idle for a moment, and reads RSS again; (after − before)
+ * ÷ R is the cost of one role thread. benchmarks/harness/role-memory.ts runs this measurement alone.
  * From source (tsx) every role thread also loads tsx's loader, so the figure is higher than from the
  * compiled JS; the report says which mode ran.
  */
@@ -31,7 +32,7 @@ import {
 } from '../farm-fixture.js';
 import { rssMb } from '../proc.js';
 import { num, sig, spread, spreadCells } from '../stats.js';
-import type { FarmResult, RssJob, RssResult, ScenarioReport, Table } from '../types.js';
+import type { FarmResult, FarmShape, RssJob, RssResult, ScenarioReport, Table } from '../types.js';
 import { farmProblems, measureFarmOnce } from './throughput.js';
 
 export interface ScalingPoint {
@@ -59,11 +60,7 @@ export async function runScaling(
   }
   const rss: RssResult[] = [];
   for (const roles of p.rssRoles) {
-    const shape = {
-      ...ctx.defaultShape,
-      masters: Math.min(2, roles - 1),
-      workers: roles - Math.min(2, roles - 1),
-    };
+    const shape = rssShape(ctx.defaultShape, roles);
     const job: RssJob = { kind: 'rss', zk: ctx.target('rss'), shape, settleMs: 2000 };
     const label = `memory with ${roles} roles`;
     const run = await tolerant(ctx.signal, failures, label, () =>
@@ -137,6 +134,12 @@ export async function runScaling(
   };
 }
 
+/** `roles` roles as a memory measurement runs them: 2 masters (1 when `roles` is 2) and the rest workers. */
+export function rssShape(base: FarmShape, roles: number): FarmShape {
+  const masters = Math.min(2, roles - 1);
+  return { ...base, masters, workers: roles - masters };
+}
+
 // ---------------------------------------------------------------------------------------------------
 // In the measurement process
 // ---------------------------------------------------------------------------------------------------
@@ -147,18 +150,19 @@ export async function measureRss(job: RssJob, io: BenchIo): Promise<RssResult> {
   const workdir = mkdtempSync(join(tmpdir(), 'zkfarm-bench-rss-'));
   let host: Host | undefined;
   try {
+    // The baseline is an empty host (its modules loaded, no thread yet), so the difference is the roles'.
+    host = Host.create(
+      { connect: job.zk.connect, sessionTimeout: job.shape.sessionTimeout, workdir },
+      {
+        logger: createLogger({ level: 'warn', pretty: false }),
+        spawn: sourceThreads,
+        roleResourceLimits: job.roleResourceLimits,
+      },
+    );
     await sleep(500, io.signal);
     const before = rssMb();
     const t0 = Date.now();
-    host = await Host.start(
-      {
-        connect: job.zk.connect,
-        sessionTimeout: job.shape.sessionTimeout,
-        workdir,
-        roles: roleSpecs(job.shape),
-      },
-      { logger: createLogger({ level: 'warn', pretty: false }), spawn: sourceThreads },
-    );
+    await host.startRoles(roleSpecs(job.shape));
     await waitUntil(
       async () =>
         ((await admin.client.exists(PATHS.workers))?.numChildren ?? 0) >= job.shape.workers &&
