@@ -464,3 +464,27 @@ test('ensemble: killing the member a session is connected to moves the session, 
   await sup.session!.client.create('/written-after', '');
   assert.ok(await sup.session!.client.exists('/written-after'));
 });
+
+test("a session lets go of a watch closed before it ends (the leader's watch on each departed worker)", async () => {
+  const root = await zk.chroot('let-go');
+  const sup = connect({ connect: root });
+  sups.push(sup);
+  const session = await sup.ready;
+  await session.client.create('/w');
+  const baseline = session.openWatches;
+  const watches = [];
+  for (let i = 0; i < 5; i++) watches.push(session.watchData(`/w/worker-${i}`, () => {}));
+  watches.push(session.watchChildren('/w', () => {}, { persistent: true }));
+  watches.push(session.watchChildren('/w', () => {}));
+  await Promise.all(watches.map((w) => w.ready));
+  assert.equal(session.openWatches, baseline + 7);
+  for (const w of watches) w.close();
+  assert.equal(session.openWatches, baseline, 'closed watches are not held until the session ends');
+  // One still open ends with the session, as before.
+  const open = session.watchData('/w', () => {});
+  await open.ready;
+  assert.equal(session.openWatches, baseline + 1);
+  await sup.stop();
+  assert.ok(open.closed, 'a watch open at the end of the session is closed with it');
+  assert.equal(session.openWatches, 0);
+});

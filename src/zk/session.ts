@@ -60,6 +60,8 @@ export class Session {
       client: () => (this.alive ? this.client : undefined),
       onReconnect: (rearm) => this.supervisor.onReconnect(rearm),
       onError: (err) => this.supervisor.reportError(err, 'watch'),
+      // A watch closed before its session (the leader's watch on a departed worker) is let go now.
+      onClosed: (w) => this.#watches.delete(w),
     };
   }
 
@@ -81,6 +83,11 @@ export class Session {
     return w;
   }
 
+  /** @internal Watches made through this session and still open (a test's view of what it holds). */
+  get openWatches(): number {
+    return this.#watches.size;
+  }
+
   #track(w: { close(): void }): void {
     if (!this.alive) w.close();
     else this.#watches.add(w);
@@ -90,7 +97,7 @@ export class Session {
   end(reason: Error): void {
     if (!this.alive) return;
     this.#abort.abort(reason);
-    for (const w of this.#watches) w.close();
+    for (const w of [...this.#watches]) w.close();
     this.#watches.clear();
     this.client.failPending(reason);
   }

@@ -48,6 +48,8 @@ export interface ClientSource {
   onReconnect?(rearm: () => void): () => void;
   /** Reports an error the watch could not handle itself. */
   onError?(err: unknown): void;
+  /** The watch was closed (a session forgets it then, instead of holding it until the session ends). */
+  onClosed?(watch: Watch): void;
 }
 
 export interface Watch {
@@ -164,9 +166,11 @@ abstract class BaseWatch implements Watch {
   }
 
   close(): void {
+    if (this.closed) return;
     this.closed = true;
     this.#unsubscribe?.();
     this.#resolveReady();
+    this.source.onClosed?.(this);
   }
 }
 
