@@ -124,3 +124,8 @@ export function describeError(err: unknown): string {
   }
   return String(err);
 }
+
+/** `ZKFARM_CONFIG_INVALID`: the options or files a user gave are wrong; the message says which and how. */
+export function configError(message: string): ZkfarmError {
+  return new ZkfarmError(ErrorCodes.CONFIG_INVALID, message);
+}

@@ -3,7 +3,7 @@
  * that reject a bad option with a message naming it, what was expected and what was received.
  */
 import { resolve } from 'node:path';
-import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { configError, type ZkfarmError } from '../errors.js';
 import { describeValue } from './failure.js';
 import type { HandlerPool } from './handler-pool.js';
 import { OUTPUT_RETENTION_DEFAULTS, type OutputRetention } from './output-retention.js';
@@ -93,10 +93,6 @@ export const EXECUTOR_DEFAULTS: Readonly<ResolvedExecutorOptions> = Object.freez
   taskDirs: 'on-demand',
   outputRetention: OUTPUT_RETENTION_DEFAULTS,
 });
-
-function configError(message: string): ZkfarmError {
-  return new ZkfarmError(ErrorCodes.CONFIG_INVALID, message);
-}
 
 /** Merge `options` over the defaults and check each one (`ZKFARM_CONFIG_INVALID`). */
 export function checkOptions(options: ExecutorOptions): ResolvedExecutorOptions {

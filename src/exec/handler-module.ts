@@ -7,11 +7,7 @@
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
-
-function configError(message: string): ZkfarmError {
-  return new ZkfarmError(ErrorCodes.CONFIG_INVALID, message);
-}
+import { configError, describeError } from '../errors.js';
 
 /**
  * Turn a handler module as the user wrote it into the one URL a pool thread imports, so that what is

@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
-import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
+import { configError, describeError, ErrorCodes } from '../errors.js';
 import { describeValue, failureFromAbort, TaskFailure, timeoutFailure } from './failure.js';
 import { isPoolProgress, type PoolListReply, type PoolRequest, type PoolRunReply } from './pool-protocol.js';
 import type { TaskProgress } from './progress.js';
@@ -98,10 +98,6 @@ function poolThreadEntry(): { filename: string; execArgv?: string[] } {
     filename: fileURLToPath(new URL('../../workers/handler-pool.ts', import.meta.url)),
     execArgv: ['--import', tsxLoader],
   };
-}
-
-function configError(message: string): ZkfarmError {
-  return new ZkfarmError(ErrorCodes.CONFIG_INVALID, message);
 }
 
 function checkInteger(name: string, value: unknown, min: number): number {

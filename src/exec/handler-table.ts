@@ -3,17 +3,13 @@
  * calling thread; the functions exported by `handlerModules` run on the handler pool. A module that
  * cannot be loaded, exports no function, or defines a name twice is a configuration error naming it.
  */
-import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
+import { configError, describeError, ErrorCodes } from '../errors.js';
 import { TaskFailure } from './failure.js';
 import { resolveHandlerModule } from './handler-module.js';
 import type { HandlerPool } from './handler-pool.js';
 import type { Handler } from './types.js';
 
 export type HandlerEntry = { kind: 'inline'; fn: Handler } | { kind: 'pool'; module: string };
-
-function configError(message: string): ZkfarmError {
-  return new ZkfarmError(ErrorCodes.CONFIG_INVALID, message);
-}
 
 /**
  * The pool handlers of `modules`, listed by the pool (ZKFARM_CONFIG_INVALID naming a module that is
