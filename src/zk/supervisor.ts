@@ -352,6 +352,7 @@ export class Supervisor extends EventEmitter {
       },
       onReconnect: (rearm) => this.onReconnect(rearm),
       onError: (err) => this.reportError(err, 'watch'),
+      onClosed: (w) => this.#watches.delete(w),
     };
   }
 
@@ -372,14 +373,9 @@ export class Supervisor extends EventEmitter {
     return this.#keep(new DataWatch(this.#source(), path, onChange));
   }
 
-  /** Track a watch until it is closed (by its owner or by stop()). */
+  /** Track a watch until it is closed (by its owner, then `onClosed` lets it go, or by stop()). */
   #keep<W extends { close(): void }>(w: W): W {
     this.#watches.add(w);
-    const close = w.close.bind(w);
-    w.close = () => {
-      this.#watches.delete(w);
-      close();
-    };
     return w;
   }
 
