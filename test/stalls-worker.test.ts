@@ -111,3 +111,55 @@ test('stall 8: tasks a worker held but had not started when its session was lost
   const c = await farm.admin(root);
   assert.deepEqual((await checkInvariants(c, [long, ...held], { runs: farm.runs(root) })).problems, []);
 });
+
+test('stall 12: an assignment made again to the same worker while its first run was being fenced is run, not stranded', async () => {
+  const root = await zk.chroot('fenced-again');
+  // No master: the test moves the task itself, as a leader giving it back and assigning it again would.
+  let release!: () => void;
+  const running = new Promise<void>((r) => {
+    release = r;
+  });
+  let runs = 0;
+  const w = await farm.worker(root, 'w1', {
+    capacity: 1,
+    prefetch: 0,
+    handlers: {
+      hold: async () => {
+        runs++;
+        if (runs === 1) await running;
+        return `run ${runs}`;
+      },
+    },
+  });
+  const c = await farm.admin(root);
+  const id = 'task-0000000001';
+  await c.create(assignPath('w1', id), encode({ handler: 'hold' }));
+  await until(() => w.stats().running === 1, 10_000, 'the first run to start');
+  // Given back while it runs (the worker's session was lost, say): its completion will find no assignment.
+  await c.remove(assignPath('w1', id));
+  // The assignment is made again between ZooKeeper's refusal of that completion and the worker handling
+  // the refusal: the worker hears of the new assignment while it still holds the task.
+  const session = w.sessionSupervisor?.session;
+  assert.ok(session, 'the worker has a session');
+  const transaction = session.client.transaction.bind(session.client);
+  let armed = true;
+  session.client.transaction = () => {
+    const tx = transaction();
+    if (!armed) return tx;
+    armed = false;
+    const commit = tx.commit.bind(tx);
+    tx.commit = async () => {
+      try {
+        return await commit();
+      } finally {
+        await c.create(assignPath('w1', id), encode({ handler: 'hold' }));
+        await sleep(300); // the worker's notification of it arrives and is handled meanwhile
+      }
+    };
+    return tx;
+  };
+  release();
+  await until(async () => (await c.exists(statusPath(id))) !== null, 20_000, 'a status for the task');
+  assert.equal(parseStatus((await c.getData(statusPath(id))).data).result, 'run 2');
+  assert.deepEqual(await c.getChildren(assignDir('w1')), []);
+});

@@ -33,8 +33,11 @@ import { writeMoves } from './status-store.js';
 export interface CompletionHooks {
   /** The move is written (or, after a lost answer, its assignment is gone: it was ours). */
   written(move: Move): void;
-  /** The task had moved on: the move did nothing. */
-  fenced(move: Move, why: string): void;
+  /**
+   * The task had moved on: the move did nothing. `assignmentGone`: its assignment here was gone, so a
+   * new assignment of the same task to this worker may already be there, reported while it was held.
+   */
+  fenced(move: Move, why: string, assignmentGone?: boolean): void;
   /** The move cannot be written; its task is let go (the reason is logged). */
   dropped(move: Move): void;
   /** A discard found no result after all: the task must be read and run. */
@@ -128,7 +131,11 @@ export class CompletionQueue extends EventEmitter {
       // taken away); otherwise the task moved on while it ran here.
       if (afterLoss) this.#hooks.written(m);
       else
-        this.#hooks.fenced(m, `task ${m.id} was reassigned while it ran here; not recording a second result`);
+        this.#hooks.fenced(
+          m,
+          `task ${m.id} was reassigned while it ran here; not recording a second result`,
+          true,
+        );
     } else if (error.code === 'NO_NODE' && m.kind === 'discard') {
       this.#hooks.retake(m.id);
     } else if (error.code === 'NODE_EXISTS' && path === statusPath(m.id)) {

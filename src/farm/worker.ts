@@ -183,11 +183,13 @@ export class Worker extends Role {
       () => this.supervisor?.session,
       {
         written: (m) => this.#written(m),
-        fenced: (m, why) => {
+        fenced: (m, why, assignmentGone) => {
           this.#stats.fenced++;
           this.log.warn({ task: m.id }, why);
           this.#held.release(m.id);
           this.#life.ended(m.id, 'fenced');
+          // Assigned here again while this run held it: that report was set aside, so read it now.
+          if (assignmentGone && this.#cache?.has(m.id)) this.#takeAgain(m.id);
         },
         dropped: (m) => {
           this.#held.release(m.id);
@@ -195,12 +197,17 @@ export class Worker extends Role {
         },
         retake: (id) => {
           this.#held.release(id);
-          const s = this.supervisor?.session;
-          if (s) void this.#intake.take(s, [id], 0n);
+          this.#takeAgain(id);
         },
       },
       this.log,
     );
+  }
+
+  /** Read a task's assignment again, as a new one (it is not inherited from an earlier session). */
+  #takeAgain(id: string): void {
+    const s = this.supervisor?.session;
+    if (s) void this.#intake.take(s, [id], 0n);
   }
 
   override async start(): Promise<void> {
