@@ -21,7 +21,7 @@ import {
   extraJavaOpts,
   startEmbeddedZooKeeper,
 } from '../host/embedded.js';
-import { warmEmbedded, warmUpBudget } from '../host/embedded-warm-up.js';
+import { rehearsalLine, rehearsalTasks, warmEmbedded, warmUpBudget } from '../host/embedded-warm-up.js';
 import { createLogger, flushLogger, Host, ROLE_STOP_GRACE_MS } from '../host/index.js';
 import { type RuntimeFlag, runtimeFlags } from '../host/options.js';
 import type { SpawnRoleThread } from '../host/role-handle.js';
@@ -217,6 +217,8 @@ class RunningFarm {
   embedded: EmbeddedZooKeeper | undefined;
   /** The embedded ZooKeeper's warm-up, under way while the roles start (host/embedded-warm-up.ts). */
   warming: Promise<string | undefined> = Promise.resolve(undefined);
+  /** Tasks the roles rehearse with before they start (host/rehearsal.ts): on the embedded ZooKeeper only. */
+  rehearsal = 0;
   logger: pino.Logger | undefined;
 
   /** The embedded ZooKeeper, or a first look at the given one (a clear message beats roles retrying). */
@@ -229,6 +231,7 @@ class RunningFarm {
   ) {
     if (source === 'embedded') {
       const warmUpMs = warmUpBudget(process.env); // a bad value is refused before anything starts
+      this.rehearsal = rehearsalTasks(process.env);
       const embedded = await startEmbeddedZooKeeper({
         workdir: spec.workdir,
         admission: { keptResults: spec.retention?.maxCount },
@@ -349,10 +352,11 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
     const host = Host.create(settings, { logger: farm.logger, restart: opts.restart, spawn: threads.spawn });
     farm.host = host;
     // A signal during the start stops the host, whatever its roles are waiting for.
-    const started = host.startRoles(roles);
+    const started = host.startRoles(roles, { rehearsal: { tasks: farm.rehearsal } });
     started.catch(() => {});
-    if ((await Promise.race([started.then(() => 'started' as const), signals.requested])) === 'stop')
-      return await farm.stop(opts.drainTimeout, io);
+    const first = await Promise.race([started, signals.requested]);
+    if (first === 'stop') return await farm.stop(opts.drainTimeout, io);
+    if (first) io.err(rehearsalLine(first));
     await farm.dashboardFor(host, opts, { faults: threads.faults, token: httpToken }, io);
     if (services) await applyConfigServices(spec, services, opts, io);
     const zkHint = source === 'embedded' ? '' : ` --zk ${spec.connect}${tlsHint(tls)}`;

@@ -12,21 +12,34 @@ import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { openClient, readTlsFiles } from '../zk/index.js';
 import { warmUpServer } from '../zk/warm-up.js';
 import type { EmbeddedZooKeeper } from './embedded.js';
+import type { RehearsalReport } from './rehearsal.js';
 
 /** The warm-up's bound when ZKFARM_ZK_WARM_UP_MS is not set (ms). */
 export const DEFAULT_WARM_UP_MS = 3000;
 
+/** Tasks the roles rehearse with on the embedded ZooKeeper when ZKFARM_REHEARSAL_TASKS is not set. */
+export const DEFAULT_REHEARSAL_TASKS = 20_000;
+
 /** Its bound from the environment: ZKFARM_ZK_WARM_UP_MS, a whole number of ms (0: off). */
 export function warmUpBudget(env: NodeJS.ProcessEnv): number {
-  const raw = env['ZKFARM_ZK_WARM_UP_MS'];
-  if (raw === undefined || raw.trim() === '') return DEFAULT_WARM_UP_MS;
-  const ms = Number(raw);
-  if (!Number.isSafeInteger(ms) || ms < 0)
+  return wholeNumber(env, 'ZKFARM_ZK_WARM_UP_MS', DEFAULT_WARM_UP_MS, 'milliseconds (0: no warm-up)');
+}
+
+/** The roles' rehearsal (host/rehearsal.ts) from the environment: ZKFARM_REHEARSAL_TASKS (0: off). */
+export function rehearsalTasks(env: NodeJS.ProcessEnv): number {
+  return wholeNumber(env, 'ZKFARM_REHEARSAL_TASKS', DEFAULT_REHEARSAL_TASKS, 'tasks (0: no rehearsal)');
+}
+
+function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, unit: string): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 0)
     throw new ZkfarmError(
       ErrorCodes.INVALID_ARGUMENT,
-      `ZKFARM_ZK_WARM_UP_MS: expected a whole number of milliseconds (0: no warm-up), got "${raw}"`,
+      `${name}: expected a whole number of ${unit}, got "${raw}"`,
     );
-  return ms;
+  return n;
 }
 
 /** Warm the embedded server within `budgetMs`; resolves to the line runtime prints, never rejects. */
@@ -55,4 +68,12 @@ export async function warmEmbedded(
   } catch (err) {
     return `runtime: warming the embedded ZooKeeper failed (${describeError(err)}); the farm runs, its first tasks more slowly`;
   }
+}
+
+/** runtime's line about the roles' rehearsal. */
+export function rehearsalLine(r: RehearsalReport): string {
+  const secs = (r.ms / 1000).toFixed(1);
+  if (r.error)
+    return `runtime: the roles' rehearsal failed after ${secs} s (${r.error}); the farm runs, its first tasks more slowly`;
+  return `runtime: the roles rehearsed with ${r.tasks} tasks in ${secs} s (ZKFARM_REHEARSAL_TASKS=0 skips it)`;
 }

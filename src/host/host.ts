@@ -17,6 +17,7 @@ import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { createHandlerPool, type HandlerPool } from '../exec/index.js';
 import { validateName } from '../farm/protocol.js';
 import { createLogger } from './logging.js';
+import { type RehearsalOptions, type RehearsalReport, rehearse } from './rehearsal.js';
 import {
   type LaunchContext,
   ROLE_RESOURCE_LIMITS,
@@ -109,20 +110,47 @@ export class Host extends EventEmitter {
   /**
    * Start roles: masters first, so that workers find a leader; within a kind, all at once. Rejects on the
    * first role that cannot start (or when stop() ends the start); the roles started stay up.
+   *
+   * With `rehearsal`, the roles' threads first run them in a throwaway farm (rehearsal.ts), and the
+   * master that led it starts first; the rehearsal's report comes back (a failed one says why in
+   * `error`, and the roles start as they would have without it).
    */
-  async startRoles(roles: readonly RoleSpec[]): Promise<void> {
+  async startRoles(
+    roles: readonly RoleSpec[],
+    options: { rehearsal?: RehearsalOptions } = {},
+  ): Promise<RehearsalReport | undefined> {
     const names = new Set<string>();
     for (const r of roles) {
       if (names.has(r.name))
         throw new ZkfarmError(ErrorCodes.CONFIG_INVALID, `role name ${r.name} appears twice`);
       names.add(r.name);
     }
-    await Promise.all(roles.filter((r) => r.kind === 'master').map((r) => this.addRole(r)));
-    await Promise.all(roles.filter((r) => r.kind === 'worker').map((r) => this.addRole(r)));
+    const masters = roles.filter((r) => r.kind === 'master');
+    const workers = roles.filter((r) => r.kind === 'worker');
+    if (!options.rehearsal || options.rehearsal.tasks <= 0) {
+      await Promise.all(masters.map((r) => this.addRole(r)));
+      await Promise.all(workers.map((r) => this.addRole(r)));
+      return undefined;
+    }
+    const threads = roles.map((r) => this.#register(r));
+    for (const rt of threads) rt.spawn(this.#launch);
+    const report = await rehearse(threads, this.#launch, options.rehearsal);
+    const first = masters.filter((r) => r.name === report.leader);
+    await Promise.all(first.map((r) => this.#startRegistered(this.#get(r.name))));
+    await Promise.all(
+      masters.filter((r) => r.name !== report.leader).map((r) => this.#startRegistered(this.#get(r.name))),
+    );
+    await Promise.all(workers.map((r) => this.#startRegistered(this.#get(r.name))));
+    return report;
   }
 
   /** Start one more role. Rejects if the name is used on this host, or the role cannot start. */
   async addRole(spec: RoleSpec): Promise<RoleThreadInfo> {
+    return this.#startRegistered(this.#register(spec));
+  }
+
+  /** Check a role's spec and take its name on this host (its thread not made yet). */
+  #register(spec: RoleSpec): RoleThread {
     validateName('role', spec.name);
     if (spec.kind !== 'master' && spec.kind !== 'worker') {
       throw new ZkfarmError(
@@ -136,11 +164,19 @@ export class Host extends EventEmitter {
     }
     const rt = new RoleThread(spec, this.#restartDelay);
     this.#threads.set(spec.name, rt);
+    return rt;
+  }
+
+  /** Start a registered role: in the thread a rehearsal left empty, else in a new one. */
+  async #startRegistered(rt: RoleThread): Promise<RoleThreadInfo> {
     try {
-      return await this.#start(rt);
+      if (rt.state !== 'starting' || !rt.thread) return await this.#start(rt);
+      const info = await rt.start(this.#launch);
+      this.emit('role-started', info);
+      return info;
     } catch (err) {
       rt.wanted = false;
-      this.#threads.delete(spec.name);
+      this.#threads.delete(rt.spec.name);
       await rt.thread?.terminate().catch(() => {});
       throw err;
     }
@@ -154,7 +190,9 @@ export class Host extends EventEmitter {
 
   #onExit(rt: RoleThread, thread: Thread, code: number): void {
     if (rt.thread !== thread) return;
+    const rehearsing = rt.state === 'rehearsing';
     rt.state = 'exited';
+    if (rehearsing) return; // the rehearsal ends; the real start makes the thread again
     this.emit('role-exit', { name: rt.spec.name, code, wanted: !rt.wanted });
     if (!rt.wanted || this.#stopping || !this.#restart || this.#threads.get(rt.spec.name) !== rt) {
       return;

@@ -24,7 +24,7 @@ import type { HandlerPool } from '../exec/index.js';
 import { Comlink, nodeEndpoint } from './comlink.js';
 import { writeThreadLine } from './logging.js';
 import { servePool } from './shared-pool.js';
-import type { FarmSettings, RoleSpec, RoleThreadApi, RoleThreadInfo } from './types.js';
+import type { FarmSettings, RoleSpec, RoleThreadApi, RoleThreadInfo, RoleThreadInit } from './types.js';
 
 /** The role threads' entry file: .ts when the host itself runs from its sources. */
 const ENTRY = new URL(
@@ -73,7 +73,8 @@ export interface LaunchContext {
   onExit(rt: RoleThread, thread: Thread, code: number): void;
 }
 
-type ThreadState = 'starting' | 'running' | 'stopping' | 'exited' | 'restarting';
+/** `rehearsing`: the thread runs a rehearsal role (rehearsal.ts); an exit then is not restarted. */
+type ThreadState = 'starting' | 'rehearsing' | 'running' | 'stopping' | 'exited' | 'restarting';
 
 /** Restarts of a thread that keeps failing wait longer each time, up to this long (ms). */
 const MAX_RESTART_DELAY_MS = 30_000;
@@ -112,6 +113,23 @@ export class RoleThread {
 
   /** Make the thread and start its role; resolves with the role's info once it runs. */
   async launch(host: LaunchContext): Promise<RoleThreadInfo> {
+    this.spawn(host);
+    return this.start(host);
+  }
+
+  /** Start the role in the thread spawn() made (again, after a rehearsal role there has stopped). */
+  async start(host: LaunchContext, init?: RoleThreadInit): Promise<RoleThreadInfo> {
+    const info = await this.call(
+      this.api.start(init ?? { spec: this.spec, settings: host.settings, logLevel: host.logLevel }),
+    );
+    this.state = 'running';
+    this.startedAt = Date.now();
+    this.lastInfo = info;
+    return info;
+  }
+
+  /** Make the thread, with no role in it yet: start() gives it one. */
+  spawn(host: LaunchContext): void {
     const { spec } = this;
     const { workerData, transferList } = this.#channels(host);
     const thread = host.spawn(
@@ -143,11 +161,6 @@ export class RoleThread {
     thread.on('error', (err) => {
       host.log.error({ role: spec.name, err }, `role ${spec.name} thread error: ${describeError(err)}`);
     });
-    const info = await this.call(this.api.start({ spec, settings: host.settings, logLevel: host.logLevel }));
-    this.state = 'running';
-    this.startedAt = Date.now();
-    this.lastInfo = info;
-    return info;
   }
 
   /** The thread's log channel, and its handler-pool channel when it is a worker with handler modules. */

@@ -24,8 +24,14 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-/** This thread's role, once started (a thread runs one). */
+/**
+ * This thread's role, once started. A thread runs one role at a time: a role may start after the
+ * previous one has stopped (the host's rehearsal, rehearsal.ts, runs one before the real one), so that
+ * the code both run is already compiled when the real role meets its first task.
+ */
 let role: Master | Worker | undefined;
+/** The current role has been asked to stop. */
+let stopped = false;
 
 /** The role this thread runs, for code loaded into the thread beside it (zkfarm/testing's fault controls). */
 export function threadRole(): Role | undefined {
@@ -39,7 +45,9 @@ export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
   };
   const api: RoleThreadApi = {
     async start(init: RoleThreadInit) {
-      if (role) throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `role ${role.name} is already started`);
+      if (role && !stopped)
+        throw new ZkfarmError(ErrorCodes.INVALID_ARGUMENT, `role ${role.name} is already started`);
+      stopped = false;
       const { spec, settings } = init;
       // One line per write, posted to the host; threads never write fd 1 themselves.
       const logger = pino(
@@ -73,7 +81,9 @@ export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
           outputRetention: settings.outputRetention,
         });
       }
-      (role as Role).on('failed', (err: Error) => {
+      const started = role;
+      (started as Role).on('failed', (err: Error) => {
+        if (started !== role) return; // a stopped rehearsal role's late failure is not this thread's
         logger.fatal({ err }, `role ${spec.name} failed: ${err.message}`);
         // A role that cannot go on ends its thread; the host decides whether to restart it.
         setTimeout(() => process.exit(3), 50);
@@ -141,6 +151,7 @@ export function createRoleThreadApi(ports: RoleThreadPorts): RoleThreadApi {
       await r.resume();
     },
     async stop(options) {
+      stopped = true;
       await role?.stop(options);
     },
   };

@@ -1,0 +1,186 @@
+/**
+ * The host's rehearsal: before its roles start for real, each role thread runs its role in a throwaway
+ * farm under a root of its own, and a few thousand no-op tasks go through that farm. A role thread is
+ * its own V8 isolate, and a new isolate runs the farm's hot path interpreted until it has compiled it;
+ * a new ZooKeeper server does the same with its request path. Without a rehearsal a new user's first
+ * tens of thousands of tasks pay for both (benchmarks/README.md, the fresh scenario).
+ *
+ * What it guarantees:
+ * - Nothing of the real farm is touched: the throwaway farm lives under `root` on the same servers
+ *   (removed afterwards, also after a failure), its workers write under `<workdir>/.rehearsal`
+ *   (removed too), and its roles run without handler modules, output retention or result retention.
+ * - The real roles are new objects in the same threads: no task, session or count carries over, only
+ *   the threads' compiled code (and the server's).
+ * - Bounded: at most `tasks` tasks, and the task phase ends after `budgetMs`.
+ * - Never fatal: a rehearsal that fails is reported and the farm starts as it would have without one;
+ *   a thread that does not stop its rehearsal role in time is ended, and the host makes it again.
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describeError } from '../errors.js';
+import { statusBucket, statusBucketPath } from '../farm/protocol.js';
+import { Submitter } from '../farm/submitter.js';
+import { splitConnectString, connect as zkConnect } from '../zk/index.js';
+import { removeTree } from '../zk/warm-up.js';
+import type { LaunchContext, RoleThread } from './role-handle.js';
+import type { FarmSettings, RoleSpec } from './types.js';
+
+export interface RehearsalOptions {
+  /** Tasks through the throwaway farm, at most (0: no rehearsal). */
+  tasks: number;
+  /** The task phase ends after this long (ms). @defaultValue 6000 */
+  budgetMs?: number;
+  /** The throwaway farm's root on the farm's servers. @defaultValue '/zkfarm-rehearsal' */
+  root?: string;
+}
+
+export interface RehearsalReport {
+  /** Tasks that went through and have a status. */
+  tasks: number;
+  ms: number;
+  /** The master that led the rehearsal: starting it first makes it the real farm's leader too. */
+  leader: string | undefined;
+  /** Why the rehearsal ended early, if it failed. */
+  error?: string;
+}
+
+/** Tasks per submitted chunk: each chunk is waited for, so the budget is checked between chunks. */
+const CHUNK = 2500;
+/** How long a rehearsal role may take to stop before its thread is ended (ms). */
+const STOP_BOUND_MS = 5000;
+const POLL_MS = 20;
+
+/**
+ * Rehearse in `threads` (made with spawn(), no role in them yet); resolves, never rejects, once every
+ * thread is empty again: each ready for start(), or exited (state `exited`) for the host to make again.
+ */
+export async function rehearse(
+  threads: readonly RoleThread[],
+  host: LaunchContext,
+  options: RehearsalOptions,
+): Promise<RehearsalReport> {
+  const t0 = Date.now();
+  const root = options.root ?? '/zkfarm-rehearsal';
+  const servers = splitConnectString(host.settings.connect).hosts.join(',');
+  const settings = rehearsalSettings(host.settings, `${servers}${root}`);
+  const report: RehearsalReport = { tasks: 0, ms: 0, leader: undefined };
+  try {
+    for (const kind of ['master', 'worker'] as const) {
+      const ofKind = threads.filter((rt) => rt.spec.kind === kind);
+      await Promise.all(ofKind.map((rt) => startRehearsal(rt, host, settings)));
+    }
+    for (const rt of threads.filter((t) => t.spec.kind === 'master')) {
+      if ((await rt.call(rt.api.info())).leader) report.leader = rt.spec.name;
+    }
+    report.tasks = await runTasks(settings, options.tasks, t0 + (options.budgetMs ?? 6000));
+  } catch (err) {
+    report.error = describeError(err);
+  } finally {
+    await Promise.all(threads.map((rt) => endRehearsal(rt)));
+    await removeThrowaway(servers, root, host.settings).catch((err) => {
+      report.error ??= `removing ${root}: ${describeError(err)}`;
+    });
+    rmSync(settings.workdir, { recursive: true, force: true });
+  }
+  report.ms = Date.now() - t0;
+  return report;
+}
+
+/** The real farm's settings, on the throwaway root, with nothing that outlives the rehearsal. */
+function rehearsalSettings(real: FarmSettings, connect: string): FarmSettings {
+  const { handlerModules: _h, retention: _r, ...rest } = real;
+  return { ...rest, connect, workdir: join(real.workdir, '.rehearsal'), outputRetention: false };
+}
+
+async function startRehearsal(rt: RoleThread, host: LaunchContext, settings: FarmSettings): Promise<void> {
+  const { handlerModules: _h, ...spec } = rt.spec;
+  rt.state = 'rehearsing';
+  await rt.start(host, { spec: spec as RoleSpec, settings, logLevel: host.logLevel });
+  rt.state = 'rehearsing'; // start() says running; the real role is not
+}
+
+/** Stop the thread's rehearsal role; a thread that does not stop in time is ended (and made again later). */
+async function endRehearsal(rt: RoleThread): Promise<void> {
+  if (rt.state !== 'rehearsing') return;
+  const stopped = await Promise.race([
+    rt.call(rt.api.stop({ drain: false, deadlineMs: 1000 })).then(
+      () => true,
+      () => false,
+    ),
+    sleep(STOP_BOUND_MS, false, { ref: false }),
+  ]);
+  if (stopped) {
+    rt.state = 'starting';
+    return;
+  }
+  await rt.thread.terminate().catch(() => {});
+  rt.state = 'exited';
+}
+
+/**
+ * Submit no-op tasks in chunks until `max` or the deadline. One chunk is submitted ahead of the one
+ * waited for, so the farm is never idle between chunks; the deadline is checked between chunks.
+ */
+async function runTasks(settings: FarmSettings, max: number, deadline: number): Promise<number> {
+  const submitter = await Submitter.open({
+    connect: settings.connect,
+    ...(settings.auth !== undefined ? { auth: settings.auth } : {}),
+    ...(settings.tls !== undefined ? { tls: settings.tls } : {}),
+    connectTimeout: 10_000,
+  });
+  try {
+    const client = () => submitter.supervisor.session!.client;
+    const pending: Array<Map<string, number>> = [];
+    const total = new Map<string, number>();
+    let sent = 0;
+    let done = 0;
+    while ((sent < max && Date.now() < deadline) || pending.length > 0) {
+      if (sent < max && Date.now() < deadline) {
+        const n = Math.min(CHUNK, max - sent);
+        const ids = await submitter.submitMany(
+          Array.from({ length: n }, (_, i) => (i % 2 ? { handler: 'noop' } : { handler: 'echo', input: i })),
+        );
+        for (const id of ids) total.set(statusBucket(id), (total.get(statusBucket(id)) ?? 0) + 1);
+        pending.push(new Map(total));
+        sent += n;
+        if (pending.length < 2 && sent < max) continue;
+      }
+      const want = pending.shift()!;
+      while (!(await allThere(client(), want))) {
+        if (Date.now() > deadline + STOP_BOUND_MS)
+          throw new Error('the rehearsal farm stopped finishing tasks');
+        await sleep(POLL_MS);
+      }
+      done = [...want.values()].reduce((a, b) => a + b, 0);
+    }
+    return done;
+  } finally {
+    await submitter.close();
+  }
+}
+
+async function allThere(
+  client: { exists(path: string): Promise<{ numChildren: number } | null> },
+  perBucket: Map<string, number>,
+): Promise<boolean> {
+  for (const [bucket, want] of perBucket) {
+    if (((await client.exists(statusBucketPath(bucket)))?.numChildren ?? 0) < want) return false;
+  }
+  return true;
+}
+
+async function removeThrowaway(servers: string, root: string, real: FarmSettings): Promise<void> {
+  const sup = zkConnect({
+    connect: servers,
+    connectTimeout: 10_000,
+    ...(real.auth !== undefined ? { auth: real.auth } : {}),
+    ...(real.tls !== undefined ? { tls: real.tls } : {}),
+  });
+  try {
+    await Promise.race([sup.ready, sup.done.then(() => Promise.reject(new Error('ZooKeeper unreachable')))]);
+    await removeTree(sup.session!.client, root);
+  } finally {
+    await sup.stop();
+  }
+}

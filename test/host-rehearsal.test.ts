@@ -1,0 +1,128 @@
+/**
+ * The host's rehearsal (src/host/rehearsal.ts) against a real ZooKeeper: role threads run their roles in
+ * a throwaway farm first, then the real roles start in the same threads; nothing of the throwaway farm
+ * is left, nothing of it reaches the real one, and a rehearsal that goes wrong never stops the farm.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { after, test } from 'node:test';
+import { allResultIds } from '../src/farm/status-store.js';
+import { Submitter } from '../src/farm/submitter.js';
+import { createLogger, Host } from '../src/host/index.js';
+import type { RoleSpec } from '../src/host/types.js';
+import { connect } from '../src/zk/index.js';
+import { FaultInjector } from './helpers/faults.js';
+import { checkInvariants } from './helpers/invariants.js';
+import { until } from './helpers/wait.js';
+import { useZooKeeper } from './helpers/zk.js';
+
+const zk = useZooKeeper();
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+const workdir = mkdtempSync(join(tmpdir(), 'zkfarm-rehearsal-test-'));
+cleanups.push(() => rmSync(workdir, { recursive: true, force: true }));
+
+const quiet = new Writable({ write: (_c, _e, cb) => cb() });
+
+const ROLES: RoleSpec[] = [
+  { kind: 'master', name: 'm1' },
+  { kind: 'master', name: 'm2' },
+  { kind: 'worker', name: 'w1', capacity: 4 },
+  { kind: 'worker', name: 'w2', capacity: 4 },
+  { kind: 'worker', name: 'w3', capacity: 4 },
+];
+
+function newHost(root: string, faults: FaultInjector): Host {
+  const host = Host.create(
+    { connect: root, sessionTimeout: 4000, workdir },
+    { logger: createLogger({ level: 'info', pretty: false, destination: quiet }), spawn: faults.spawn },
+  );
+  cleanups.push(() => host.stop({ drain: false }));
+  return host;
+}
+
+async function admin(connectString: string) {
+  const sup = connect({ connect: connectString });
+  cleanups.push(() => sup.stop());
+  return (await sup.ready).client;
+}
+
+/** The real farm moves tasks, each with one status, and its /status holds nothing else. */
+async function realFarmWorks(root: string): Promise<void> {
+  const sub = await Submitter.open({ connect: root });
+  cleanups.push(() => sub.close());
+  const ids = await sub.submitMany(Array.from({ length: 50 }, (_, i) => ({ handler: 'echo', input: i })));
+  await sub.waitForAll(ids, { timeoutMs: 60_000 });
+  const client = await admin(root);
+  assert.deepEqual((await checkInvariants(client, ids, { workdir })).problems, []);
+  assert.deepEqual(
+    (await allResultIds(client)).sort(),
+    [...ids].sort(),
+    'no rehearsal result in the real farm',
+  );
+}
+
+test('a rehearsal runs its tasks, leaves nothing behind, and its leader leads the real farm', async () => {
+  const root = await zk.chroot('rehearsal');
+  const throwaway = `/rehearsal-${process.pid}-a`;
+  const host = newHost(root, new FaultInjector());
+  const report = await host.startRoles(ROLES, { rehearsal: { tasks: 600, root: throwaway } });
+  assert.ok(report, 'a report');
+  assert.equal(report.error, undefined);
+  assert.equal(report.tasks, 600);
+  assert.ok(report.leader === 'm1' || report.leader === 'm2', `a master led it: ${report.leader}`);
+  const servers = await admin(zk.server.connectString);
+  assert.equal(await servers.exists(throwaway), null, 'the throwaway root is removed');
+  assert.equal(existsSync(join(workdir, '.rehearsal')), false, 'its workdir is removed');
+  const infos = await host.roles();
+  assert.deepEqual(infos.map((i) => i.state).sort(), Array(5).fill('running'));
+  await until(async () => (await host.roles()).some((r) => r.leader), 10_000, 'a leader');
+  assert.equal((await host.roles()).find((r) => r.leader)?.name, report.leader, 'started first, it leads');
+  const workerStats = (await host.allStats()).filter((s) => s.kind === 'worker');
+  assert.equal(
+    workerStats.reduce((n, s) => n + (s.succeeded ?? 0), 0),
+    0,
+    'no rehearsal count carries over',
+  );
+  await realFarmWorks(root);
+});
+
+test('a worker thread that dies during the rehearsal is made again; the farm starts whole', async () => {
+  const root = await zk.chroot('rehearsal-crash');
+  const throwaway = `/rehearsal-${process.pid}-b`;
+  const faults = new FaultInjector();
+  const host = newHost(root, faults);
+  const servers = await admin(zk.server.connectString);
+  const started = host.startRoles(ROLES, { rehearsal: { tasks: 100_000, budgetMs: 4000, root: throwaway } });
+  await until(
+    async () => ((await servers.exists(`${throwaway}/workers`))?.numChildren ?? 0) === 3,
+    30_000,
+    'the rehearsal farm has its workers',
+  );
+  await faults.crash('w2');
+  const report = await started;
+  assert.ok(report && report.tasks > 0, `the others went on: ${JSON.stringify(report)}`);
+  assert.equal(await servers.exists(throwaway), null, 'the throwaway root is removed');
+  await until(
+    async () => (await host.roles()).every((r) => r.state === 'running'),
+    20_000,
+    'every role running',
+  );
+  await realFarmWorks(root);
+});
+
+test('a rehearsal that cannot run is reported, and the roles start without it', async () => {
+  const root = await zk.chroot('rehearsal-bad');
+  const host = newHost(root, new FaultInjector());
+  // Not a path: the throwaway farm's roles cannot connect.
+  const report = await host.startRoles(ROLES, { rehearsal: { tasks: 100, root: 'no-slash' } });
+  assert.ok(report?.error, 'the failure is reported');
+  assert.equal(report.tasks, 0);
+  assert.deepEqual((await host.roles()).map((i) => i.state).sort(), Array(5).fill('running'));
+  await realFarmWorks(root);
+});
