@@ -23,6 +23,7 @@ import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import type { HandlerPool } from '../exec/index.js';
 import { Comlink, nodeEndpoint } from './comlink.js';
 import { writeThreadLine } from './logging.js';
+import { checkRoleThreadInit } from './options.js';
 import { servePool } from './shared-pool.js';
 import type { FarmSettings, RoleSpec, RoleThreadApi, RoleThreadInfo } from './types.js';
 
@@ -113,6 +114,8 @@ export class RoleThread {
   /** Make the thread and start its role; resolves with the role's info once it runs. */
   async launch(host: LaunchContext): Promise<RoleThreadInfo> {
     const { spec } = this;
+    // Here, not in the thread: the thread trusts its options (workers/role-thread.ts).
+    checkRoleThreadInit(spec, host.settings);
     const { workerData, transferList } = this.#channels(host);
     const thread = host.spawn(
       ENTRY,
