@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
+import { BroadcastChannel, Worker as Thread } from 'node:worker_threads';
 import { allResultIds } from '../src/farm/status-store.js';
 import { Submitter } from '../src/farm/submitter.js';
 import { createLogger, Host, type HostOptions, ROLE_RESOURCE_LIMITS } from '../src/host/index.js';
@@ -218,6 +219,45 @@ test('pause() stops a worker taking tasks and resume() brings it back; stop() dr
   assert.ok(running.length >= 1, 'tasks that were running when stop() came finished with a status');
   const left = (await c.getChildren('/tasks')).length + running.length;
   assert.equal(left, 5, 'every other task is back in /tasks, none lost');
+});
+
+test('a started role thread has not loaded zod; the host still refuses a bad role option with its message', async () => {
+  const probe = new URL('./fixtures/zod-probe.ts', import.meta.url);
+  const tsx = import.meta.resolve('tsx/esm/api');
+  // sourceThreads' bootstrap, with the probe imported before the entry.
+  const spawn: HostOptions['spawn'] = (entry, options) =>
+    new Thread(
+      `(async () => { (await import(${JSON.stringify(tsx)})).register(); await import(${JSON.stringify(probe.href)}); await import(${JSON.stringify(entry.href)}); })();`,
+      { ...options, eval: true },
+    );
+  const root = await zk.chroot('host-no-zod');
+  const host = await Host.start(
+    { connect: root, sessionTimeout: 4000, workdir, roles: roles(1, 1) },
+    { logger: createLogger({ level: 'info', pretty: false, destination: sink }), spawn },
+  );
+  cleanups.push(() => host.stop({ drain: false }));
+  const sub = await submitter(root);
+  const id = await sub.submit({ handler: 'echo', input: 1 });
+  const c = await admin(root);
+  await until(async () => (await allResultIds(c)).includes(id), 10_000, 'the task ran');
+  const channel = new BroadcastChannel('zkfarm-zod-probe');
+  const answers: Array<{ threadId: number; zod: boolean }> = [];
+  channel.onmessage = (m) => answers.push((m as { data: { threadId: number; zod: boolean } }).data);
+  channel.postMessage('ask');
+  await until(async () => answers.length === 2, 5000, 'both role threads answer');
+  channel.close();
+  assert.deepEqual(
+    answers.map((a) => a.zod),
+    [false, false],
+    'zod loaded in a role thread',
+  );
+  await assert.rejects(host.addRole({ kind: 'worker', name: 'w9', capacity: 0 }), (e: unknown) => {
+    const err = e as { code?: string; message: string };
+    return (
+      err.code === 'ZKFARM_INVALID_ARGUMENT' &&
+      err.message === 'capacity: expected a whole number from 1 to 1024, got 0'
+    );
+  });
 });
 
 test('role threads run with a small young generation (ROLE_RESOURCE_LIMITS) unless the host says otherwise', async () => {

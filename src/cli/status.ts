@@ -4,7 +4,6 @@
  */
 
 import type { Command } from 'commander';
-import { z } from 'zod';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { dueOf } from '../farm/due-time.js';
 import { field } from '../farm/option-schema.js';
@@ -48,7 +47,7 @@ export function registerStatus(program: Command, io: Io, setExit: (code: number)
       flagOption(
         {
           flag: '--failures <n>',
-          ...field(z.int().min(0), { default: 10, description: 'recent failures to show' }),
+          ...field((z) => z.int().min(0), { default: 10, description: 'recent failures to show' }),
         },
         { applyDefault: true },
       ),

@@ -9,7 +9,6 @@
  */
 
 import type { Command } from 'commander';
-import { z } from 'zod';
 import { ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
 import { field } from '../farm/option-schema.js';
 import { checkTask, type Task } from '../farm/protocol.js';
@@ -55,7 +54,7 @@ export function registerSubmit(program: Command, io: Io, setExit: (code: number)
     .addOption(
       flagOption({
         flag: '--timeout <ms>',
-        ...field(z.int().min(1), {
+        ...field((z) => z.int().min(1), {
           unit: 'ms',
           description: 'with --wait: give up waiting after this long (exit 1)',
         }),
@@ -68,13 +67,15 @@ export function registerSubmit(program: Command, io: Io, setExit: (code: number)
     .addOption(
       flagOption({
         flag: '--skip <lines>',
-        ...field(z.int().min(0), { description: 'with --file: skip the first N lines (already submitted)' }),
+        ...field((z) => z.int().min(0), {
+          description: 'with --file: skip the first N lines (already submitted)',
+        }),
       }),
     )
     .addOption(
       flagOption({
         flag: '--on-bad <what>',
-        ...field(z.enum(['stop', 'skip']), {
+        ...field((z) => z.enum(['stop', 'skip']), {
           description:
             'with --file: a bad line stops the run (what came before stays submitted), or is skipped',
         }),
@@ -83,7 +84,7 @@ export function registerSubmit(program: Command, io: Io, setExit: (code: number)
     .addOption(
       flagOption({
         flag: '--max-inbox <tasks>',
-        ...field(z.int().min(1), {
+        ...field((z) => z.int().min(1), {
           description: 'with --file: wait while /tasks holds more than this (default: 20000)',
         }),
       }),
@@ -91,7 +92,7 @@ export function registerSubmit(program: Command, io: Io, setExit: (code: number)
     .addOption(
       flagOption({
         flag: '--max-queue-depth <tasks>',
-        ...field(z.int().min(1), {
+        ...field((z) => z.int().min(1), {
           description:
             "with --file: wait while the task's queue holds more than this waiting, inbox and backlog (default: 1000000)",
         }),

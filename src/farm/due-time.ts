@@ -12,7 +12,7 @@
  *                                            the due time's hour since the epoch, ten digits, so that a
  *                                            listing holds one hour's tasks and slots sort by time
  */
-import { z } from 'zod';
+import type { Zod } from '../lazy-zod.js';
 import type { Task } from './task-schema.js';
 
 /** The root of the due-time area (protocol.ts PATHS.delayed). */
@@ -33,23 +33,21 @@ const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2
 const RUN_AT_EXPECTED =
   'must be a time: ms since the epoch (a whole number), or an ISO-8601 time with its zone such as "2026-12-24T18:00:00Z"';
 
-/** `runAt` in the task schema (task-schema.ts). */
-export const runAtSchema = z.union(
-  [
-    z.number().int(RUN_AT_EXPECTED).min(0, RUN_AT_EXPECTED).max(MAX_TIME_MS, RUN_AT_EXPECTED),
-    z.string().refine((s) => runAtMs(s) !== undefined, RUN_AT_EXPECTED),
-  ],
-  { error: RUN_AT_EXPECTED },
-);
+/** `runAt` in the task schema (task-schema.ts builds it, with zod, on its first use). */
+export const runAtSchema = (z: Zod) =>
+  z.union(
+    [
+      z.number().int(RUN_AT_EXPECTED).min(0, RUN_AT_EXPECTED).max(MAX_TIME_MS, RUN_AT_EXPECTED),
+      z.string().refine((s) => runAtMs(s) !== undefined, RUN_AT_EXPECTED),
+    ],
+    { error: RUN_AT_EXPECTED },
+  );
 
 const DELAY_EXPECTED = `must be a whole number of ms from 0 to ${MAX_DELAY_MS} (366 days)`;
 
 /** `delayMs` in the task schema (task-schema.ts). */
-export const delayMsSchema = z
-  .number()
-  .int(DELAY_EXPECTED)
-  .min(0, DELAY_EXPECTED)
-  .max(MAX_DELAY_MS, DELAY_EXPECTED);
+export const delayMsSchema = (z: Zod) =>
+  z.number().int(DELAY_EXPECTED).min(0, DELAY_EXPECTED).max(MAX_DELAY_MS, DELAY_EXPECTED);
 
 /** A `runAt` as ms since the epoch; undefined when it is not a time. */
 export function runAtMs(v: unknown): number | undefined {

@@ -9,9 +9,14 @@
  * - the config file's parser (strict mappings: unknown keys are refused, with a "did you mean");
  * - the command line's parsers (`parseFlagValue`);
  * - the options tables of docs/configuration.md (`renderTable`, used by scripts/options-docs.ts).
+ *
+ * A field's schema is built the first time it is read (lazy-zod.ts): a table of fields costs a thread
+ * nothing until something is checked against it, and a role thread whose options the host checked never
+ * builds one (options.ts, `trustHostCheckedOptions`).
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import { ZkfarmError } from '../errors.js';
+import { type Zod, zod } from '../lazy-zod.js';
 
 export interface Field<T = unknown> {
   /** Type and range. Fields are optional in a mapping unless `required`. */
@@ -45,15 +50,34 @@ export type ResolvedOf<F extends Fields> = {
   [K in keyof F as F[K] extends { default: unknown } ? K : never]-?: ValueOf<F[K]>;
 } & { [K in keyof F as F[K] extends { default: unknown } ? never : K]?: ValueOf<F[K]> };
 
+/** What makes a field's schema, given zod (called once, on the schema's first use). */
+export type SchemaBuilder<T> = (z: Zod) => z.ZodType<T>;
+
 export function field<T, const M extends Omit<Field<T>, 'schema'>>(
-  schema: z.ZodType<T>,
+  build: SchemaBuilder<T>,
   meta: M,
 ): Field<T> & M {
-  return { schema, ...meta };
+  return withSchema(() => build(zod()), meta);
+}
+
+/**
+ * `meta` with a `schema` built on its first read and kept. The getter is enumerable, so a field spread
+ * into another (`{ ...workerFields.capacity, flag: '--capacity <n>' }`) carries the schema, built then.
+ */
+function withSchema<T, M extends object>(build: () => z.ZodType<T>, meta: M): Field<T> & M {
+  let schema: z.ZodType<T> | undefined;
+  const get = () => {
+    schema ??= build();
+    return schema;
+  };
+  return Object.defineProperty({ ...meta }, 'schema', { get, enumerable: true }) as Field<T> & M;
 }
 
 /** A whole number in a range (`unit: 'ms'` for durations). */
-export const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) => z.int().min(min).max(max);
+export const wholeNumber =
+  (min: number, max = Number.MAX_SAFE_INTEGER): SchemaBuilder<number> =>
+  (z) =>
+    z.int().min(min).max(max);
 
 /** The largest value ZooKeeper's int32 fields (timeouts) can carry. */
 export const INT32_MAX = 2_147_483_647;
@@ -62,7 +86,7 @@ export const INT32_MAX = 2_147_483_647;
 export function mappingOf(fields: Fields, strict = true): z.ZodObject {
   const shape: Record<string, z.ZodType> = {};
   for (const [key, f] of Object.entries(fields)) shape[key] = f.required ? f.schema : f.schema.optional();
-  return strict ? z.strictObject(shape) : z.object(shape);
+  return strict ? zod().strictObject(shape) : zod().object(shape);
 }
 
 /** A field that is a mapping of its own fields (config file: `retention: {maxCount, ...}`). */
@@ -70,7 +94,7 @@ export function group<F extends Fields>(
   fields: F,
   meta: Omit<Field<OptionsOf<F>>, 'schema' | 'fields'>,
 ): Field<OptionsOf<F>> & { fields: F } {
-  return { schema: mappingOf(fields) as unknown as z.ZodType<OptionsOf<F>>, fields, ...meta };
+  return withSchema(() => mappingOf(fields) as unknown as z.ZodType<OptionsOf<F>>, { fields, ...meta });
 }
 
 /** A field that is a list of mappings (config file: `roles: [{type: worker, count: 4}, ...]`). */
@@ -78,7 +102,10 @@ export function list<F extends Fields>(
   items: F,
   meta: Omit<Field<OptionsOf<F>[]>, 'schema' | 'items'>,
 ): Field<OptionsOf<F>[]> & { items: F } {
-  return { schema: z.array(mappingOf(items)) as unknown as z.ZodType<OptionsOf<F>[]>, items, ...meta };
+  return withSchema(() => zod().array(mappingOf(items)) as unknown as z.ZodType<OptionsOf<F>[]>, {
+    items,
+    ...meta,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -139,7 +166,7 @@ export function expectedOf(f: Field<unknown>): string {
   if (f.expected) return f.expected;
   if (f.fields) return `a mapping with ${either(Object.keys(f.fields))}`.replace(/ or (\w+)$/, ' and/or $1');
   const unit = f.unit === 'ms' ? ' of milliseconds' : f.unit === 'bytes' ? ' of bytes' : '';
-  const words = jsonWords(z.toJSONSchema(f.schema, { unrepresentable: 'any' }) as Json, unit);
+  const words = jsonWords(zod().toJSONSchema(f.schema, { unrepresentable: 'any' }) as Json, unit);
   if (!words) throw new Error(`option field "${f.description}" needs its expected value in words`);
   return words;
 }
@@ -287,9 +314,20 @@ export function checkOptions<F extends Fields>(fields: F, value: unknown, how: C
   }
   const parsed = mappingOf(fields).safeParse(own);
   if (!parsed.success) throw new ZkfarmError(how.code, problemLine(fields, parsed.error, own, how));
-  const out: Record<string, unknown> = { ...parsed.data };
+  return withDefaults(fields, parsed.data);
+}
+
+/**
+ * The fields' values of `value` with every default filled in, checking nothing: for options already
+ * checked against the same fields (a role thread's, checked by its host). Keys that are not fields are
+ * left out, as checkOptions leaves them.
+ */
+export function withDefaults<F extends Fields>(fields: F, value: object): ResolvedOf<F> {
+  const out: Record<string, unknown> = {};
   for (const [key, f] of Object.entries(fields)) {
-    if (out[key] === undefined && f.default !== undefined) out[key] = f.default;
+    const v = (value as Record<string, unknown>)[key];
+    if (v !== undefined) out[key] = v;
+    else if (f.default !== undefined) out[key] = f.default;
   }
   return out as ResolvedOf<F>;
 }

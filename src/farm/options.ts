@@ -8,7 +8,7 @@
  * run `npm run docs:options`. A field the config file or the flags should take also goes into a table of
  * host/options.ts (usually the same field object).
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import { ErrorCodes } from '../errors.js';
 import { TASK_DIRS } from '../exec/executor-options.js';
 import { isSafeName } from '../exec/names.js';
@@ -19,13 +19,16 @@ import {
   type CheckHow,
   checkOptions,
   type Field,
+  type Fields,
   field,
   group,
   INT32_MAX,
   mappingOf,
   type OptionsOf,
   type ResolvedOf,
+  type SchemaBuilder,
   wholeNumber,
+  withDefaults,
 } from './option-schema.js';
 import { MAX_WEIGHT, parseServedQueue, QUEUE_NAME_EXPECTED } from './queues.js';
 import type { RoleOptions } from './role.js';
@@ -38,21 +41,19 @@ type FieldsFor<T> = { [K in keyof T]?: Field<NonNullable<T[K]>> };
 export const NAME_EXPECTED = 'a name of letters, digits, ".", "_" or "-", starting with a letter or digit';
 
 /** A connect string, checked the one way the zk layer checks it. */
-export const connectString = z.string().refine((s) => connectStringProblem(s) === undefined);
+export const connectString: SchemaBuilder<string> = (z) =>
+  z.string().refine((s) => connectStringProblem(s) === undefined);
 
 /** Digest credentials `user:password`. */
-export const credentials = z.string().regex(/^[^:\s]+:.+$/);
+export const credentials: SchemaBuilder<string> = (z) => z.string().regex(/^[^:\s]+:.+$/);
 
 /** What every role shares: its name and its ZooKeeper session. */
 export const roleFields = {
-  name: field(
-    z.string().refine((s) => isSafeName(s)),
-    {
-      required: true,
-      expected: `${NAME_EXPECTED}, at most 128 characters`,
-      description: "the role's name, unique in the farm (it names its znodes and its output directory)",
-    },
-  ),
+  name: field((z) => z.string().refine((s) => isSafeName(s)), {
+    required: true,
+    expected: `${NAME_EXPECTED}, at most 128 characters`,
+    description: "the role's name, unique in the farm (it names its znodes and its output directory)",
+  }),
   connect: field(connectString, {
     default: '127.0.0.1:2181',
     expected: CONNECT_STRING_EXPECTED,
@@ -151,23 +152,23 @@ const PREFETCH_MAX = 65_536;
 /** What a worker adds. */
 export const workerFields = {
   capacity: field(wholeNumber(1, 1024), { default: 4, description: 'tasks the worker runs at once' }),
-  prefetch: field(z.union([wholeNumber(0, PREFETCH_MAX), z.literal('auto')]), {
+  prefetch: field((z) => z.union([wholeNumber(0, PREFETCH_MAX)(z), z.literal('auto')]), {
     default: 'auto',
     description:
       "tasks the master may hand it beyond capacity, queued at the worker so it never idles; `auto` follows the tasks' durations (capacity for tasks of 100 ms or more, up to 64 × capacity for sub-millisecond ones), `0` holds only what it runs",
   }),
-  workdir: field(z.string().min(1), {
+  workdir: field((z) => z.string().min(1), {
     default: './zkfarm-work',
     expected: 'a directory path',
     description:
       'tasks with output write `<workdir>/<worker>/<task-id>/` (`stdout.log`, `stderr.log`, `result.json`)',
   }),
-  allowShell: field(z.boolean(), {
+  allowShell: field((z) => z.boolean(), {
     default: false,
     description:
       'run `{"cmd": ...}` tasks through /bin/sh. Off by default: whoever can write /tasks could otherwise run anything on the worker',
   }),
-  handlerModules: field(z.array(z.string().min(1)), {
+  handlerModules: field((z) => z.array(z.string().min(1)), {
     defaultText: 'none',
     expected: 'a list of module paths or package names',
     description:
@@ -178,31 +179,36 @@ export const workerFields = {
     default: 0,
     description: 'timeout of tasks that set no `timeoutMs` (0: none)',
   }),
-  taskDirs: field(z.enum(TASK_DIRS), {
+  taskDirs: field((z) => z.enum(TASK_DIRS), {
     default: 'on-demand',
     description:
       'when a task gets its output directory with `result.json`: `on-demand` for shell tasks and handlers that read their `outputDir`, `always` for every task',
   }),
-  outputRetention: {
-    schema: z.union([z.literal(false), mappingOf(outputRetentionFields)]),
-    fields: outputRetentionFields,
-    expected: 'false, or a mapping with maxAgeMs, maxCount, maxBytes and/or intervalMs',
-    defaultText: 'see below',
-    description:
-      'how much task output the worker keeps on disk, by age, count and bytes (the fields below), or `false` to keep everything',
-  } as Field<false | OptionsOf<typeof outputRetentionFields>>,
+  outputRetention: field(
+    (z) =>
+      z.union([z.literal(false), mappingOf(outputRetentionFields)]) as z.ZodType<
+        false | OptionsOf<typeof outputRetentionFields>
+      >,
+    {
+      fields: outputRetentionFields,
+      expected: 'false, or a mapping with maxAgeMs, maxCount, maxBytes and/or intervalMs',
+      defaultText: 'see below',
+      description:
+        'how much task output the worker keeps on disk, by age, count and bytes (the fields below), or `false` to keep everything',
+    },
+  ),
   retryDelayMs: field(wholeNumber(1, INT32_MAX), {
     unit: 'ms',
     default: 500,
     description: 'first delay before a failed task runs again, doubled per attempt up to 30 s',
   }),
-  queues: field(z.array(z.string().refine((s) => parseServedQueue(s) !== undefined)).min(1), {
+  queues: field((z) => z.array(z.string().refine((s) => parseServedQueue(s) !== undefined)).min(1), {
     default: ['default'],
     expected: `a list of "name" or "name:weight" (${QUEUE_NAME_EXPECTED}; weight 1-${MAX_WEIGHT})`,
     description:
       'the queues the worker takes tasks from, each `name` or `name:weight`; a task of a queue no live worker serves waits',
   }),
-  queueOrder: field(z.enum(['weighted', 'strict']), {
+  queueOrder: field((z) => z.enum(['weighted', 'strict']), {
     default: 'weighted',
     description:
       '`weighted`: its queues share its slots by weight (smooth weighted round robin over those with a task it may take); `strict`: the first listed queue with such a task wins',
@@ -240,17 +246,34 @@ export const submitterFields = {
 
 const fromCode: CheckHow = { code: ErrorCodes.INVALID_ARGUMENT };
 
+/**
+ * Whether this thread's roles take options a host has checked against these same fields. Only a role
+ * thread's entry (workers/role-thread.ts) turns it on: its master or worker is made from a spec and
+ * settings the host checked before it started the thread (host/options.ts, checkRoleThreadInit), so the
+ * role fills in the defaults without building a schema, and the thread never loads zod for it.
+ * Masters and workers made anywhere else check their options themselves.
+ */
+let hostChecked = false;
+
+export function trustHostCheckedOptions(): void {
+  hostChecked = true;
+}
+
+function checkRole<F extends Fields>(fields: F, options: object): ResolvedOf<F> {
+  return hostChecked ? withDefaults(fields, options) : checkOptions(fields, options, fromCode);
+}
+
 /** A role's shared options with their defaults; ZKFARM_INVALID_ARGUMENT naming a bad one. */
 export function checkRoleOptions(options: RoleOptions): ResolvedOf<typeof roleFields> {
-  return checkOptions(roleFields, options, fromCode);
+  return checkRole(roleFields, options);
 }
 
 export function checkMasterOptions(options: MasterOptions): ResolvedOf<typeof masterFields> {
-  return checkOptions(masterFields, options, fromCode);
+  return checkRole(masterFields, options);
 }
 
 export function checkWorkerOptions(options: WorkerOptions): ResolvedOf<typeof workerFields> {
-  return checkOptions(workerFields, options, fromCode);
+  return checkRole(workerFields, options);
 }
 
 export function checkSubmitterOptions(options: SubmitterOptions): ResolvedOf<typeof submitterFields> {

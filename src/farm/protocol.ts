@@ -23,9 +23,9 @@
  * (attempts so far, the last error, when it may run again). Every other field is kept as submitted.
  * The task's schema and that bookkeeping: task-schema.ts.
  */
-import { z } from 'zod';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { assertSafeName } from '../exec/names.js';
+import { lazily } from '../lazy-zod.js';
 import { DELAYED_ROOT } from './due-time.js';
 import type { QueueSummary } from './queue-view.js';
 import { type QueueOrder, readServed, type ServedQueue } from './queues.js';
@@ -170,19 +170,21 @@ export interface TaskStatus {
   [key: string]: unknown;
 }
 
-const statusSchema = z
-  .object({
-    state: z.enum(['succeeded', 'failed', 'cancelled']),
-    worker: z.string().nullable(),
-    attempts: z.number().int().min(0),
-    startedAt: z.number().nullable(),
-    finishedAt: z.number(),
-  })
-  .loose();
+const statusSchema = lazily((z) =>
+  z
+    .object({
+      state: z.enum(['succeeded', 'failed', 'cancelled']),
+      worker: z.string().nullable(),
+      attempts: z.number().int().min(0),
+      startedAt: z.number().nullable(),
+      finishedAt: z.number(),
+    })
+    .loose(),
+);
 
 export function parseStatus(data: Buffer | string): TaskStatus {
   const value = JSON.parse(typeof data === 'string' ? data : data.toString('utf8'));
-  return statusSchema.parse(value) as TaskStatus;
+  return statusSchema().parse(value) as TaskStatus;
 }
 
 /** Data a worker advertises in `/workers/<name>`. */

@@ -9,8 +9,8 @@
  * A leaf of the farm's imports (none of the modules it imports imports protocol.ts), so protocol.ts
  * can re-export it without an evaluation cycle.
  */
-import { z } from 'zod';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { lazily, type Zod } from '../lazy-zod.js';
 import { delayMsSchema, runAtSchema } from './due-time.js';
 import {
   DEFAULT_QUEUE,
@@ -56,70 +56,73 @@ export const MAX_RETRY_DELAY_MS = 86_400_000;
 /** The largest time a Date holds (ms since the epoch): a `notBefore` beyond it is not a time. */
 export const MAX_TIME_MS = 8.64e15;
 
-const metaSchema = z
-  .object({
-    attempts: z.number().int().min(0).default(0),
-    notBefore: z
-      .number()
-      .int('must be a whole number of ms since the epoch')
-      .min(0, 'must be a time in ms since the epoch')
-      .max(MAX_TIME_MS, `must be a time in ms since the epoch, at most ${MAX_TIME_MS}`)
-      .optional(),
-    lastError: z.string().optional(),
-    lostOn: z.array(z.string()).optional(),
-    submittedAt: z.number().optional(),
-    retryOf: z.string().optional(),
-  })
-  .loose();
+const metaSchema = (z: Zod) =>
+  z
+    .object({
+      attempts: z.number().int().min(0).default(0),
+      notBefore: z
+        .number()
+        .int('must be a whole number of ms since the epoch')
+        .min(0, 'must be a time in ms since the epoch')
+        .max(MAX_TIME_MS, `must be a time in ms since the epoch, at most ${MAX_TIME_MS}`)
+        .optional(),
+      lastError: z.string().optional(),
+      lostOn: z.array(z.string()).optional(),
+      submittedAt: z.number().optional(),
+      retryOf: z.string().optional(),
+    })
+    .loose();
 
-const delayMs = z
-  .number()
-  .int(`must be a whole number of ms from 0 to ${MAX_RETRY_DELAY_MS} (a day)`)
-  .min(0, `must be a whole number of ms from 0 to ${MAX_RETRY_DELAY_MS} (a day)`)
-  .max(MAX_RETRY_DELAY_MS, `must be a whole number of ms from 0 to ${MAX_RETRY_DELAY_MS} (a day)`);
+const DELAY_EXPECTED = `must be a whole number of ms from 0 to ${MAX_RETRY_DELAY_MS} (a day)`;
+const PRIORITY_EXPECTED = `must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY} (higher runs first)`;
+const KEY_EXPECTED = `must be a string of 1 to ${KEY_MAX_LENGTH} characters`;
 
-const retrySchema = z
-  .object({
-    delayMs,
-    backoff: z.enum(['fixed', 'exponential']).optional(),
-    maxDelayMs: delayMs.optional(),
-  })
-  .strict();
+const retrySchema = (z: Zod) => {
+  const delayMs = z
+    .number()
+    .int(DELAY_EXPECTED)
+    .min(0, DELAY_EXPECTED)
+    .max(MAX_RETRY_DELAY_MS, DELAY_EXPECTED);
+  return z
+    .object({ delayMs, backoff: z.enum(['fixed', 'exponential']).optional(), maxDelayMs: delayMs.optional() })
+    .strict();
+};
 
-/** The schema of a task (exported for the tests that hold the fast check to it). */
-export const taskSchema = z
-  .object({
-    cmd: z.string().min(1, 'must be a non-empty string').optional(),
-    handler: z.string().min(1, 'must be a non-empty string').optional(),
-    input: z.unknown().optional(),
-    timeoutMs: z.number().int().positive().optional(),
-    maxAttempts: z.number().int().min(1).max(100).optional(),
-    queue: z
-      .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, `must be ${QUEUE_NAME_EXPECTED}`)
-      .optional(),
-    priority: z
-      .number()
-      .int(`must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY} (higher runs first)`)
-      .min(MIN_PRIORITY, `must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY} (higher runs first)`)
-      .max(MAX_PRIORITY, `must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY} (higher runs first)`)
-      .optional(),
-    retry: retrySchema.optional(),
-    key: z
-      .string()
-      .min(1, `must be a string of 1 to ${KEY_MAX_LENGTH} characters`)
-      .max(KEY_MAX_LENGTH, `must be a string of 1 to ${KEY_MAX_LENGTH} characters`)
-      .optional(),
-    traceparent: z.string().optional(),
-    tracestate: z.string().optional(),
-    runAt: runAtSchema.optional(),
-    delayMs: delayMsSchema.optional(),
-    _zkfarm: metaSchema.optional(),
-  })
-  .loose()
-  .refine((t) => (t.cmd === undefined) !== (t.handler === undefined), {
-    message: 'a task names exactly one of "cmd" (a shell command) or "handler" (a handler name)',
-  });
+/**
+ * The schema of a task, built on its first use (lazy-zod.ts): a role thread whose tasks all pass
+ * isPlainValidTask never builds it. Exported for the tests that hold the fast check to it.
+ */
+export const taskSchema = lazily((z) =>
+  z
+    .object({
+      cmd: z.string().min(1, 'must be a non-empty string').optional(),
+      handler: z.string().min(1, 'must be a non-empty string').optional(),
+      input: z.unknown().optional(),
+      timeoutMs: z.number().int().positive().optional(),
+      maxAttempts: z.number().int().min(1).max(100).optional(),
+      queue: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, `must be ${QUEUE_NAME_EXPECTED}`)
+        .optional(),
+      priority: z
+        .number()
+        .int(PRIORITY_EXPECTED)
+        .min(MIN_PRIORITY, PRIORITY_EXPECTED)
+        .max(MAX_PRIORITY, PRIORITY_EXPECTED)
+        .optional(),
+      retry: retrySchema(z).optional(),
+      key: z.string().min(1, KEY_EXPECTED).max(KEY_MAX_LENGTH, KEY_EXPECTED).optional(),
+      traceparent: z.string().optional(),
+      tracestate: z.string().optional(),
+      runAt: runAtSchema(z).optional(),
+      delayMs: delayMsSchema(z).optional(),
+      _zkfarm: metaSchema(z).optional(),
+    })
+    .loose()
+    .refine((t) => (t.cmd === undefined) !== (t.handler === undefined), {
+      message: 'a task names exactly one of "cmd" (a shell command) or "handler" (a handler name)',
+    }),
+);
 
 export interface Task {
   cmd?: string;
@@ -175,7 +178,7 @@ export function parseTask(data: Buffer | string | null | undefined): ParsedTask 
   }
   // Most tasks are plain: a cheap check settles them; zod decides (and words the error) for the rest.
   if (isPlainValidTask(value as Record<string, unknown>)) return { ok: true, task: value as Task };
-  const r = taskSchema.safeParse(value);
+  const r = taskSchema().safeParse(value);
   if (!r.success) {
     const issue = r.error.issues[0];
     const where = issue?.path.length ? `"${issue.path.join('.')}": ` : '';

@@ -8,9 +8,11 @@
  * role), and/or `runtimeFlags` (a flag, with its `--name <value>`); carry it into FarmSpec in config.ts;
  * run `npm run docs:options` (test/unit/options-docs.test.ts fails until the docs match).
  */
-import { z } from 'zod';
+import type { z } from 'zod';
+import { ErrorCodes } from '../errors.js';
 import { isSafeName } from '../exec/names.js';
 import {
+  checkOptions,
   type Field,
   type Fields,
   field,
@@ -22,6 +24,7 @@ import {
 import { connectString, masterFields, NAME_EXPECTED, roleFields, workerFields } from '../farm/options.js';
 import { CONNECT_STRING_EXPECTED } from '../zk/connect-string.js';
 import { LOG_LEVELS } from './logging.js';
+import type { FarmSettings, RoleSpec } from './types.js';
 
 /** Workers' output root when nothing says otherwise (relative to the current directory). */
 export const DEFAULT_WORKDIR = 'zkfarm-work';
@@ -31,14 +34,11 @@ export const DEFAULT_ROLE_COUNTS = { master: 1, worker: 2 } as const;
 const MAX_ROLES = 1024;
 
 /** A role name prefix: the shortest name it makes must be a valid name. */
-const namePrefix = field(
-  z.string().refine((p) => isSafeName(`${p}-worker-1`)),
-  {
-    expected: `a name prefix (letters, digits, ".", "_" or "-"), starting with a letter or digit`,
-    defaultText: 'the short host name',
-    description: 'generated role names are `<namePrefix>-master-<i>` and `<namePrefix>-worker-<i>`',
-  },
-);
+const namePrefix = field((z) => z.string().refine((p) => isSafeName(`${p}-worker-1`)), {
+  expected: `a name prefix (letters, digits, ".", "_" or "-"), starting with a letter or digit`,
+  defaultText: 'the short host name',
+  description: 'generated role names are `<namePrefix>-master-<i>` and `<namePrefix>-worker-<i>`',
+});
 
 const zk = field(connectString, {
   expected: CONNECT_STRING_EXPECTED,
@@ -49,22 +49,22 @@ const zk = field(connectString, {
 
 /** TLS to ZooKeeper: the PEM files and the name its certificates carry (file paths, read at start). */
 export const zkTlsFields = {
-  ca: field(z.string().min(1), {
+  ca: field((z) => z.string().min(1), {
     expected: 'the path of a PEM file (the CA certificate)',
     defaultText: "the embedded ZooKeeper's own",
     description: "the CA certificate that signed the servers' certificates",
   }),
-  cert: field(z.string().min(1), {
+  cert: field((z) => z.string().min(1), {
     expected: 'the path of a PEM file (the client certificate)',
     defaultText: 'none',
     description: "this client's certificate, for servers that require one",
   }),
-  key: field(z.string().min(1), {
+  key: field((z) => z.string().min(1), {
     expected: 'the path of a PEM file (the client key)',
     defaultText: 'none',
     description: 'the private key of `cert`',
   }),
-  servername: field(z.string().min(1), {
+  servername: field((z) => z.string().min(1), {
     expected: "the host name the servers' certificates carry",
     defaultText: 'the connect host',
     description: "the name the servers' certificates must carry",
@@ -74,30 +74,38 @@ export const zkTlsFields = {
 /** The config file's `zk` as a mapping: the connect string and TLS. */
 const zkMappingFields = {
   connect: { ...zk, description: 'the connect string (as `zk` itself would be)' },
-  tls: {
-    schema: z.union([z.boolean(), mappingOf(zkTlsFields)]),
-    fields: zkTlsFields,
-    expected: 'true, false, or a mapping with ca, cert, key (PEM file paths) and servername',
-    defaultText: 'plain TCP',
-    description:
-      "speak TLS to ZooKeeper's secureClientPort: `true` (the embedded ZooKeeper makes its own certificates), or the files below, relative to the file's directory",
-  } as Field<boolean | OptionsOf<typeof zkTlsFields>>,
+  tls: field(
+    (z) =>
+      z.union([z.boolean(), mappingOf(zkTlsFields)]) as z.ZodType<boolean | OptionsOf<typeof zkTlsFields>>,
+    {
+      fields: zkTlsFields,
+      expected: 'true, false, or a mapping with ca, cert, key (PEM file paths) and servername',
+      defaultText: 'plain TCP',
+      description:
+        "speak TLS to ZooKeeper's secureClientPort: `true` (the embedded ZooKeeper makes its own certificates), or the files below, relative to the file's directory",
+    },
+  ),
 };
 
 /** `zk` in a config file: a connect string, or a mapping with `connect` and `tls`. */
-const zkSetting = {
-  schema: z.union([connectString, mappingOf(zkMappingFields)]),
-  fields: zkMappingFields,
-  expected: `${CONNECT_STRING_EXPECTED}, or a mapping with connect and tls (true, or ca, cert, key and servername)`,
-  defaultText: zk.defaultText,
-  description: `${zk.description}. As a mapping, \`zk.connect\` is the connect string and \`zk.tls\` turns TLS on`,
-} as Field<string | OptionsOf<typeof zkMappingFields>>;
+const zkSetting = field(
+  (z) =>
+    z.union([connectString(z), mappingOf(zkMappingFields)]) as z.ZodType<
+      string | OptionsOf<typeof zkMappingFields>
+    >,
+  {
+    fields: zkMappingFields,
+    expected: `${CONNECT_STRING_EXPECTED}, or a mapping with connect and tls (true, or ca, cert, key and servername)`,
+    defaultText: zk.defaultText,
+    description: `${zk.description}. As a mapping, \`zk.connect\` is the connect string and \`zk.tls\` turns TLS on`,
+  },
+);
 
 /** The TLS flags every command that talks to ZooKeeper takes (the same fields as `zk.tls`). */
 export const tlsFlags = {
   zkTls: {
     flag: '--zk-tls',
-    ...field(z.boolean(), {
+    ...field((z) => z.boolean(), {
       defaultText: 'plain TCP',
       description:
         "speak TLS to ZooKeeper's secureClientPort (implied by the --zk-ca/cert/key flags); without --zk, the embedded ZooKeeper serves TLS only, with certificates of its own",
@@ -136,8 +144,8 @@ const workdir: Field<string> = {
 
 /** One entry of the config file's `roles`: one role, or `count` alike. */
 export const roleEntryFields = {
-  type: field(z.enum(['master', 'worker']), { required: true, description: 'the kind of role' }),
-  name: field(roleFields.name.schema, {
+  type: field((z) => z.enum(['master', 'worker']), { required: true, description: 'the kind of role' }),
+  name: field(() => roleFields.name.schema, {
     defaultText: 'generated',
     expected: `a role name (${NAME_EXPECTED.replace(/^a name of /, '')}, at most 128 characters)`,
     description: 'a fixed name for one role (not with `count` > 1)',
@@ -189,7 +197,7 @@ export const fileFields = {
   },
   retention: masterFields.retention,
   outputRetention: workerFields.outputRetention,
-  httpToken: field(z.string().min(16), {
+  httpToken: field((z) => z.string().min(16), {
     secret: true,
     expected: "the dashboard's token: a string of at least 16 characters",
     defaultText: '$ZKFARM_DASHBOARD_TOKEN, else a random one per start',
@@ -197,7 +205,7 @@ export const fileFields = {
       "the dashboard's token for `runtime --http`: its controls need it (see dashboard.md, The token)",
   }),
   namePrefix,
-  services: field(z.array(z.record(z.string(), z.unknown())), {
+  services: field((z) => z.array(z.record(z.string(), z.unknown())), {
     expected: 'a list of services like {name: web, cmd: "...", instances: 3} (docs/services.md)',
     defaultText: 'none',
     description:
@@ -235,7 +243,7 @@ export const runtimeFlags = {
   zk: { flag: '--zk <connect>', ...zk },
   config: {
     flag: '-c, --config <file>',
-    ...field(z.string().min(1), {
+    ...field((z) => z.string().min(1), {
       expected: 'a file path',
       defaultText: 'none',
       description: 'a YAML or JSON config file (flags override it)',
@@ -257,19 +265,22 @@ export const runtimeFlags = {
   taskDirs: { flag: '--task-dirs <when>', ...workerFields.taskDirs },
   queues: {
     flag: '--queues <list>',
-    ...workerFields.queues,
-    // On the command line, one comma-separated list: `--queues a,b:3` (as an object: the list).
-    schema: z.union([
-      workerFields.queues.schema,
-      z
-        .string()
-        .transform((s) => s.split(',').map((q) => q.trim()))
-        .pipe(workerFields.queues.schema as z.ZodType<string[], string[]>),
-    ]) as unknown as typeof workerFields.queues.schema,
-    expected: `a comma-separated list of "name" or "name:weight", e.g. a,b:3`,
-    default: undefined,
-    defaultText: 'default',
-    description: `${workerFields.queues.description}; overrides the config file's per-role values`,
+    ...field(
+      // On the command line, one comma-separated list: `--queues a,b:3` (as an object: the list).
+      (z) =>
+        z.union([
+          workerFields.queues.schema,
+          z
+            .string()
+            .transform((s) => s.split(',').map((q) => q.trim()))
+            .pipe(workerFields.queues.schema as z.ZodType<string[], string[]>),
+        ]) as unknown as typeof workerFields.queues.schema,
+      {
+        expected: `a comma-separated list of "name" or "name:weight", e.g. a,b:3`,
+        defaultText: 'default',
+        description: `${workerFields.queues.description}; overrides the config file's per-role values`,
+      },
+    ),
   },
   queueOrder: {
     flag: '--queue-order <order>',
@@ -286,7 +297,10 @@ export const runtimeFlags = {
   namePrefix: { flag: '--name-prefix <prefix>', ...namePrefix },
   logLevel: {
     flag: '--log-level <level>',
-    ...field(z.enum(LOG_LEVELS), { default: 'info', description: 'how much the roles log (on stdout)' }),
+    ...field((z) => z.enum(LOG_LEVELS), {
+      default: 'info',
+      description: 'how much the roles log (on stdout)',
+    }),
   },
   auth: { flag: '--auth <user:password>', ...roleFields.auth },
   ...tlsFlags,
@@ -307,7 +321,7 @@ export const runtimeFlags = {
   },
   restart: {
     flag: '--no-restart',
-    ...field(z.boolean(), {
+    ...field((z) => z.boolean(), {
       default: true,
       defaultText: 'restart them',
       description: 'do not restart role threads that die (by default they are restarted, with backoff)',
@@ -315,7 +329,7 @@ export const runtimeFlags = {
   },
   http: {
     flag: '--http <host:port>',
-    ...field(z.string().min(1), {
+    ...field((z) => z.string().min(1), {
       expected: 'host:port',
       defaultText: 'none',
       description: 'serve the dashboard, /metrics and /healthz there (loopback unless you say otherwise)',
@@ -323,14 +337,14 @@ export const runtimeFlags = {
   },
   httpControls: {
     flag: '--http-controls',
-    ...field(z.boolean(), {
+    ...field((z) => z.boolean(), {
       default: false,
       description: "let the dashboard pause, drain, add and remove this host's roles",
     }),
   },
   httpChaos: {
     flag: '--http-chaos',
-    ...field(z.boolean(), {
+    ...field((z) => z.boolean(), {
       default: false,
       description:
         'with --http-controls: a Crash button on each role, fault injection to practise failover (zkfarm/testing)',
@@ -344,4 +358,19 @@ export type RuntimeFlag = keyof typeof runtimeFlags;
 export function flagName(key: PropertyKey): string {
   const f = (runtimeFlags as Record<string, { flag: string }>)[String(key)];
   return f ? (/--[a-z-]+/.exec(f.flag)?.[0] ?? String(key)) : String(key);
+}
+
+/**
+ * A role's spec and the host's settings, checked against the role kind's own fields (farm/options.ts)
+ * before its thread starts, with the message and code the role itself would give
+ * (ZKFARM_INVALID_ARGUMENT). The thread's master or worker is made of these values, so it takes them as
+ * checked (farm/options.ts, trustHostCheckedOptions) and the thread does not load zod to check them again.
+ */
+export function checkRoleThreadInit(spec: RoleSpec, settings: FarmSettings): void {
+  const how = { code: ErrorCodes.INVALID_ARGUMENT };
+  const kindFields = spec.kind === 'master' ? masterFields : workerFields;
+  checkOptions({ ...roleFields, ...kindFields }, spec, how);
+  // The settings name no role: every other field of the role's is checked.
+  const { name: _name, ...shared } = roleFields;
+  checkOptions({ ...shared, ...kindFields }, settings, how);
 }

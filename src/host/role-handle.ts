@@ -23,6 +23,7 @@ import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import type { HandlerPool } from '../exec/index.js';
 import { Comlink, nodeEndpoint } from './comlink.js';
 import { writeThreadLine } from './logging.js';
+import { checkRoleThreadInit } from './options.js';
 import { servePool } from './shared-pool.js';
 import type { FarmSettings, RoleSpec, RoleThreadApi, RoleThreadInfo, RoleThreadInit } from './types.js';
 
@@ -131,6 +132,8 @@ export class RoleThread {
   /** Make the thread, with no role in it yet: start() gives it one. */
   spawn(host: LaunchContext): void {
     const { spec } = this;
+    // Here, not in the thread: the thread trusts its options (workers/role-thread.ts).
+    checkRoleThreadInit(spec, host.settings);
     const { workerData, transferList } = this.#channels(host);
     const thread = host.spawn(
       ENTRY,

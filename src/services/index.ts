@@ -32,9 +32,17 @@ export {
   type ServiceSpec,
   type ServiceSpecInput,
   type ServiceStatus,
-  serviceSpecSchema,
   type UnplaceableCode,
   type Unplaced,
 } from './model.js';
+
+import { serviceSchemas } from './model.js';
+
 export { ServiceReconciler } from './reconciler.js';
+
+/**
+ * A service definition's zod schema, as the library has always exported it. Built when this entry is
+ * imported (role threads import services/model.ts alone, which builds it on first use).
+ */
+export const serviceSpecSchema = serviceSchemas().spec;
 export { ServiceRunner } from './runner.js';

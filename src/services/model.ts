@@ -14,8 +14,9 @@
  * Instance numbers are 0 … instances-1; each number has at most one placement and at most one fence
  * holder, so never more instances run than desired (docs/services.md states the bounds).
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
+import { lazily, type Zod } from '../lazy-zod.js';
 
 export const SERVICE_PATHS = {
   services: '/services',
@@ -45,112 +46,125 @@ export function parsePlacementKey(key: string): { service: string; instance: num
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 const QUEUE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const ms = (max: number) => z.number().int().min(0).max(max);
+/** The schemas of a service (zod, built on their first use: lazy-zod.ts). */
+function buildSchemas(z: Zod) {
+  const ms = (max: number) => z.number().int().min(0).max(max);
 
-const healthBase = {
-  /** Between probes. */
-  intervalMs: ms(3_600_000).default(2000),
-  /** One probe's limit. */
-  timeoutMs: ms(600_000).default(1000),
-  /** Consecutive passes before the instance counts as healthy. */
-  healthyThreshold: z.number().int().min(1).max(100).default(1),
-  /** Consecutive failures (once healthy, or after the start period) before it is restarted. */
-  unhealthyThreshold: z.number().int().min(1).max(100).default(3),
-  /** After a start, failures do not count for this long (the program is still starting). */
-  startPeriodMs: ms(3_600_000).default(10_000),
-};
+  const healthBase = {
+    /** Between probes. */
+    intervalMs: ms(3_600_000).default(2000),
+    /** One probe's limit. */
+    timeoutMs: ms(600_000).default(1000),
+    /** Consecutive passes before the instance counts as healthy. */
+    healthyThreshold: z.number().int().min(1).max(100).default(1),
+    /** Consecutive failures (once healthy, or after the start period) before it is restarted. */
+    unhealthyThreshold: z.number().int().min(1).max(100).default(3),
+    /** After a start, failures do not count for this long (the program is still starting). */
+    startPeriodMs: ms(3_600_000).default(10_000),
+  };
 
-export const healthSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('cmd'), cmd: z.string().min(1), ...healthBase }).strict(),
-  z
-    .object({
-      type: z.literal('tcp'),
-      port: z.union([z.number().int().min(1).max(65535), z.string()]),
-      host: z.string().default('127.0.0.1'),
-      ...healthBase,
-    })
-    .strict(),
-  z.object({ type: z.literal('http'), url: z.string().min(1), ...healthBase }).strict(),
-]);
-
-export const restartSchema = z
-  .object({
-    /** `always`: restart whatever the exit; `on-failure`: an exit with code 0 ends the instance. */
-    policy: z.enum(['always', 'on-failure']).default('always'),
-    /** First restart delay, doubled per restart (src/backoff.ts) up to `maxDelayMs`. */
-    initialDelayMs: ms(3_600_000).default(500),
-    maxDelayMs: ms(3_600_000).default(30_000),
-    /** A run that lasted this long resets the delay. */
-    resetAfterMs: ms(86_400_000).default(30_000),
-    /** More than `maxRestarts` restarts within `windowMs`: the instance is failed on that worker. */
-    maxRestarts: z.number().int().min(0).max(1000).default(5),
-    windowMs: ms(86_400_000).default(60_000),
-    /** Workers an instance failed on before it is marked failed for good (it moves elsewhere before). */
-    maxWorkers: z.number().int().min(1).max(100).default(2),
-  })
-  .strict();
-
-export const placementSchema = z
-  .object({
-    /** Only workers serving one of these queues (their `queues` in /workers/<name>). */
-    queues: z.array(z.string().regex(QUEUE)).min(1).optional(),
-    /** Only workers on these hosts (host names as workers publish them). */
-    hosts: z.array(z.string().min(1)).min(1).optional(),
-    /** At most this many instances of the service on one host. */
-    maxPerHost: z.number().int().min(1).optional(),
-  })
-  .strict();
-
-export const serviceSpecSchema = z
-  .object({
-    name: z.string().regex(NAME, 'letters, digits, "_" and "-", starting with a letter or digit, at most 63'),
-    /** A shell command (runs only on workers that allow shell, like shell tasks). */
-    cmd: z.string().min(1).optional(),
-    /** A handler that runs until its AbortSignal fires. */
-    handler: z.string().min(1).optional(),
-    input: z.unknown().optional(),
-    instances: z.number().int().min(0).max(1000).default(1),
-    placement: placementSchema.default({}),
-    /** Base ports: instance n gets base + n, in ZKFARM_PORT_<NAME> (and ZKFARM_PORT for the first). */
-    ports: z
-      .record(z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,31}$/), z.number().int().min(1).max(65535))
-      .default({}),
-    health: healthSchema.optional(),
-    restart: restartSchema.default(restartSchema.parse({})),
-    /** SIGTERM, then SIGKILL after this long. */
-    stopGraceMs: ms(600_000).default(10_000),
-    /** A new instance of a rolling update must be healthy within this long, or the update fails. */
-    updateTimeoutMs: ms(3_600_000).default(300_000),
-    env: z.record(z.string(), z.string()).default({}),
-    /** Working directory ({instance} is replaced by the instance number). @defaultValue its log directory */
-    cwd: z.string().min(1).optional(),
-    logs: z
+  const health = z.discriminatedUnion('type', [
+    z.object({ type: z.literal('cmd'), cmd: z.string().min(1), ...healthBase }).strict(),
+    z
       .object({
-        maxBytes: z
-          .number()
-          .int()
-          .min(1024)
-          .default(10 * 1024 * 1024),
-        keep: z.number().int().min(0).max(100).default(3),
+        type: z.literal('tcp'),
+        port: z.union([z.number().int().min(1).max(65535), z.string()]),
+        host: z.string().default('127.0.0.1'),
+        ...healthBase,
       })
-      .strict()
-      .default({ maxBytes: 10 * 1024 * 1024, keep: 3 }),
-    /** Changed by `service restart` alone: a new revision that rolls every instance. */
-    restartedAt: z.number().optional(),
-  })
-  .strict()
-  .refine((s) => (s.cmd === undefined) !== (s.handler === undefined), {
-    message: 'a service names exactly one of "cmd" (a shell command) or "handler" (a handler name)',
-  });
+      .strict(),
+    z.object({ type: z.literal('http'), url: z.string().min(1), ...healthBase }).strict(),
+  ]);
 
-export type ServiceSpecInput = z.input<typeof serviceSpecSchema>;
-export type ServiceSpec = z.output<typeof serviceSpecSchema>;
-export type HealthCheck = z.output<typeof healthSchema>;
-export type RestartPolicy = z.output<typeof restartSchema>;
+  const restart = z
+    .object({
+      /** `always`: restart whatever the exit; `on-failure`: an exit with code 0 ends the instance. */
+      policy: z.enum(['always', 'on-failure']).default('always'),
+      /** First restart delay, doubled per restart (src/backoff.ts) up to `maxDelayMs`. */
+      initialDelayMs: ms(3_600_000).default(500),
+      maxDelayMs: ms(3_600_000).default(30_000),
+      /** A run that lasted this long resets the delay. */
+      resetAfterMs: ms(86_400_000).default(30_000),
+      /** More than `maxRestarts` restarts within `windowMs`: the instance is failed on that worker. */
+      maxRestarts: z.number().int().min(0).max(1000).default(5),
+      windowMs: ms(86_400_000).default(60_000),
+      /** Workers an instance failed on before it is marked failed for good (it moves elsewhere before). */
+      maxWorkers: z.number().int().min(1).max(100).default(2),
+    })
+    .strict();
+
+  const placement = z
+    .object({
+      /** Only workers serving one of these queues (their `queues` in /workers/<name>). */
+      queues: z.array(z.string().regex(QUEUE)).min(1).optional(),
+      /** Only workers on these hosts (host names as workers publish them). */
+      hosts: z.array(z.string().min(1)).min(1).optional(),
+      /** At most this many instances of the service on one host. */
+      maxPerHost: z.number().int().min(1).optional(),
+    })
+    .strict();
+
+  const spec = z
+    .object({
+      name: z
+        .string()
+        .regex(NAME, 'letters, digits, "_" and "-", starting with a letter or digit, at most 63'),
+      /** A shell command (runs only on workers that allow shell, like shell tasks). */
+      cmd: z.string().min(1).optional(),
+      /** A handler that runs until its AbortSignal fires. */
+      handler: z.string().min(1).optional(),
+      input: z.unknown().optional(),
+      instances: z.number().int().min(0).max(1000).default(1),
+      placement: placement.default({}),
+      /** Base ports: instance n gets base + n, in ZKFARM_PORT_<NAME> (and ZKFARM_PORT for the first). */
+      ports: z
+        .record(z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,31}$/), z.number().int().min(1).max(65535))
+        .default({}),
+      health: health.optional(),
+      restart: restart.default(restart.parse({})),
+      /** SIGTERM, then SIGKILL after this long. */
+      stopGraceMs: ms(600_000).default(10_000),
+      /** A new instance of a rolling update must be healthy within this long, or the update fails. */
+      updateTimeoutMs: ms(3_600_000).default(300_000),
+      env: z.record(z.string(), z.string()).default({}),
+      /** Working directory ({instance} is replaced by the instance number). @defaultValue its log directory */
+      cwd: z.string().min(1).optional(),
+      logs: z
+        .object({
+          maxBytes: z
+            .number()
+            .int()
+            .min(1024)
+            .default(10 * 1024 * 1024),
+          keep: z.number().int().min(0).max(100).default(3),
+        })
+        .strict()
+        .default({ maxBytes: 10 * 1024 * 1024, keep: 3 }),
+      /** Changed by `service restart` alone: a new revision that rolls every instance. */
+      restartedAt: z.number().optional(),
+    })
+    .strict()
+    .refine((s) => (s.cmd === undefined) !== (s.handler === undefined), {
+      message: 'a service names exactly one of "cmd" (a shell command) or "handler" (a handler name)',
+    });
+  return { health, restart, placement, spec };
+}
+
+/**
+ * The service schemas, built on first use: a master or worker that reads no service definition never
+ * builds them (nor loads zod).
+ */
+export const serviceSchemas = lazily(buildSchemas);
+type Schemas = ReturnType<typeof buildSchemas>;
+
+export type ServiceSpecInput = z.input<Schemas['spec']>;
+export type ServiceSpec = z.output<Schemas['spec']>;
+export type HealthCheck = z.output<Schemas['health']>;
+export type RestartPolicy = z.output<Schemas['restart']>;
 
 /** Check a service definition; ZKFARM_INVALID_SERVICE naming every problem. */
 export function parseServiceSpec(input: unknown): ServiceSpec {
-  const r = serviceSpecSchema.safeParse(input);
+  const r = serviceSchemas().spec.safeParse(input);
   if (r.success) return r.data;
   const problems = r.error.issues.map((i) => `${i.path.join('.') || 'service'}: ${i.message}`).join('; ');
   throw new ZkfarmError(ErrorCodes.INVALID_SERVICE, `invalid service definition: ${problems}`);

@@ -5,7 +5,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { test } from 'node:test';
 import { monitorHealth, type ProbeResult, probe } from '../../src/services/health.js';
-import { healthSchema } from '../../src/services/model.js';
+import { serviceSchemas } from '../../src/services/model.js';
 
 const listen = (s: Server) =>
   new Promise<number>((resolve) =>
@@ -31,16 +31,19 @@ function running(needle: string): string[] {
 test('tcp, http and command probes pass and fail as they should; a slow command is cut at its timeout', async () => {
   const tcp = createServer((c) => c.end());
   const port = await listen(tcp);
-  assert.equal((await probe(healthSchema.parse({ type: 'tcp', port }), same, process.env, '/')).ok, true);
+  assert.equal(
+    (await probe(serviceSchemas().health.parse({ type: 'tcp', port }), same, process.env, '/')).ok,
+    true,
+  );
   await new Promise((r) => tcp.close(r));
-  const closed = await probe(healthSchema.parse({ type: 'tcp', port }), same, process.env, '/');
+  const closed = await probe(serviceSchemas().health.parse({ type: 'tcp', port }), same, process.env, '/');
   assert.equal(closed.ok, false);
   assert.match(closed.detail, /ECONNREFUSED/);
 
   let status = 200;
   const http = createHttpServer((_req, res) => res.writeHead(status).end());
   const hport = await listen(http as unknown as Server);
-  const check = healthSchema.parse({ type: 'http', url: 'http://127.0.0.1:{port}/health' });
+  const check = serviceSchemas().health.parse({ type: 'http', url: 'http://127.0.0.1:{port}/health' });
   const fill = (s: string) => s.replace('{port}', String(hport));
   assert.equal((await probe(check, fill, process.env, '/')).ok, true);
   status = 503;
@@ -51,7 +54,7 @@ test('tcp, http and command probes pass and fail as they should; a slow command 
   await new Promise((r) => http.close(r));
 
   const cmd = (c: string, timeoutMs = 2000) =>
-    probe(healthSchema.parse({ type: 'cmd', cmd: c, timeoutMs }), same, process.env, '/');
+    probe(serviceSchemas().health.parse({ type: 'cmd', cmd: c, timeoutMs }), same, process.env, '/');
   assert.equal((await cmd('exit 0')).ok, true);
   assert.match((await cmd('exit 7')).detail, /exited with code 7/);
   const slow = await cmd('sleep 31.25', 200);
@@ -61,7 +64,7 @@ test('tcp, http and command probes pass and fail as they should; a slow command 
 });
 
 test('thresholds: healthy after healthyThreshold passes, unhealthy after unhealthyThreshold failures once healthy', async () => {
-  const check = healthSchema.parse({
+  const check = serviceSchemas().health.parse({
     type: 'cmd',
     cmd: 'x',
     intervalMs: 0,

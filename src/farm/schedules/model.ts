@@ -12,8 +12,8 @@
  * documents), in the schedule's IANA time zone (default UTC).
  */
 import { Cron } from 'croner';
-import { z } from 'zod';
 import { ErrorCodes, ZkfarmError } from '../../errors.js';
+import { lazily } from '../../lazy-zod.js';
 import { checkTask, PATHS, type Task } from '../protocol.js';
 
 export const SCHEDULES_PATH = PATHS.schedules;
@@ -64,26 +64,28 @@ export interface ScheduleRecord extends ScheduleSpec {
   createdAt?: number;
 }
 
-const specSchema = z
-  .object({
-    every: z
-      .number()
-      .int()
-      .min(MIN_EVERY_MS, `must be a whole number of ms, at least ${MIN_EVERY_MS}`)
-      .optional(),
-    cron: z.string().min(1).optional(),
-    tz: z.string().min(1).optional(),
-    task: z.record(z.string(), z.unknown()),
-    paused: z.boolean().optional(),
-    catchUp: z.enum(['skip', 'once']).optional(),
-    graceMs: z.number().int().min(0).max(86_400_000).optional(),
-    start: z.number().int().min(0).optional(),
-  })
-  .loose()
-  .refine((s) => (s.every === undefined) !== (s.cron === undefined), {
-    message: 'a schedule names exactly one of "every" (ms) or "cron" (an expression)',
-  })
-  .refine((s) => s.tz === undefined || s.cron !== undefined, { message: '"tz" applies to "cron" only' });
+const specSchema = lazily((z) =>
+  z
+    .object({
+      every: z
+        .number()
+        .int()
+        .min(MIN_EVERY_MS, `must be a whole number of ms, at least ${MIN_EVERY_MS}`)
+        .optional(),
+      cron: z.string().min(1).optional(),
+      tz: z.string().min(1).optional(),
+      task: z.record(z.string(), z.unknown()),
+      paused: z.boolean().optional(),
+      catchUp: z.enum(['skip', 'once']).optional(),
+      graceMs: z.number().int().min(0).max(86_400_000).optional(),
+      start: z.number().int().min(0).optional(),
+    })
+    .loose()
+    .refine((s) => (s.every === undefined) !== (s.cron === undefined), {
+      message: 'a schedule names exactly one of "every" (ms) or "cron" (an expression)',
+    })
+    .refine((s) => s.tz === undefined || s.cron !== undefined, { message: '"tz" applies to "cron" only' }),
+);
 
 export function isScheduleName(name: unknown): name is string {
   return typeof name === 'string' && SCHEDULE_NAME_RE.test(name);
@@ -95,7 +97,7 @@ function invalid(message: string): ZkfarmError {
 
 /** Check a spec (throws ZKFARM_INVALID_SCHEDULE saying what is wrong); returns it with the task checked. */
 export function checkSpec(spec: unknown): ScheduleSpec {
-  const r = specSchema.safeParse(spec);
+  const r = specSchema().safeParse(spec);
   if (!r.success) {
     const issue = r.error.issues[0];
     const where = issue?.path.length ? `"${issue.path.join('.')}": ` : '';
