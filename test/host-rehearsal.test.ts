@@ -126,3 +126,15 @@ test('a rehearsal that cannot run is reported, and the roles start without it', 
   assert.deepEqual((await host.roles()).map((i) => i.state).sort(), Array(5).fill('running'));
   await realFarmWorks(root);
 });
+
+test('a role with bad options is refused before any rehearsal, and no thread is left behind', async () => {
+  const root = await zk.chroot('rehearsal-refused');
+  const host = newHost(root, new FaultInjector());
+  await assert.rejects(
+    host.startRoles([...ROLES, { kind: 'worker', name: 'w4', capacity: 0 }], { rehearsal: { tasks: 100 } }),
+    /capacity/,
+  );
+  assert.equal(host.size, 0, 'no role registered');
+  await host.startRoles(ROLES);
+  await realFarmWorks(root);
+});

@@ -132,8 +132,18 @@ export class Host extends EventEmitter {
       await Promise.all(workers.map((r) => this.addRole(r)));
       return undefined;
     }
-    const threads = roles.map((r) => this.#register(r));
-    for (const rt of threads) rt.spawn(this.#launch);
+    const threads: RoleThread[] = [];
+    try {
+      for (const r of roles) threads.push(this.#register(r));
+      for (const rt of threads) rt.spawn(this.#launch); // checks each role's options first
+    } catch (err) {
+      for (const rt of threads) {
+        rt.wanted = false;
+        this.#threads.delete(rt.spec.name);
+        await rt.thread?.terminate().catch(() => {});
+      }
+      throw err;
+    }
     const report = await rehearse(threads, this.#launch, options.rehearsal);
     const first = masters.filter((r) => r.name === report.leader);
     await Promise.all(first.map((r) => this.#startRegistered(this.#get(r.name))));
