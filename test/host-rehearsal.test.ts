@@ -8,22 +8,20 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { allResultIds } from '../src/farm/status-store.js';
 import { Submitter } from '../src/farm/submitter.js';
 import { createLogger, Host } from '../src/host/index.js';
 import type { RoleSpec } from '../src/host/types.js';
 import { connect } from '../src/zk/index.js';
+import { useCleanups } from './helpers/cleanups.js';
 import { FaultInjector } from './helpers/faults.js';
 import { checkInvariants } from './helpers/invariants.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const zk = useZooKeeper();
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
+const cleanups = useCleanups();
 const workdir = mkdtempSync(join(tmpdir(), 'zkfarm-rehearsal-test-'));
 cleanups.push(() => rmSync(workdir, { recursive: true, force: true }));
 

@@ -145,12 +145,9 @@ export class Host extends EventEmitter {
       throw err;
     }
     const report = await rehearse(threads, this.#launch, options.rehearsal);
-    const first = masters.filter((r) => r.name === report.leader);
-    await Promise.all(first.map((r) => this.#startRegistered(this.#get(r.name))));
-    await Promise.all(
-      masters.filter((r) => r.name !== report.leader).map((r) => this.#startRegistered(this.#get(r.name))),
-    );
-    await Promise.all(workers.map((r) => this.#startRegistered(this.#get(r.name))));
+    const leads = (r: RoleSpec) => r.name === report.leader;
+    for (const group of [masters.filter(leads), masters.filter((r) => !leads(r)), workers])
+      await Promise.all(group.map((r) => this.#startRegistered(this.#get(r.name))));
     return report;
   }
 
