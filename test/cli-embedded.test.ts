@@ -11,12 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ErrorCodes, hasCode } from '../src/errors.js';
-import {
-  discoverConnect,
-  discoveryFilePath,
-  embeddedJavaPid,
-  startEmbeddedZooKeeper,
-} from '../src/host/embedded.js';
+import { discoverConnect, discoveryFilePath, embeddedJavaPid } from '../src/host/discovery.js';
+import { startEmbeddedZooKeeper } from '../src/host/embedded.js';
 import { openClient, readTlsFiles } from '../src/zk/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'zkfarm-embedded-test-'));

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { statusPath } from '../src/farm/protocol.js';
 import { Submitter } from '../src/farm/submitter.js';
-import { discoveryFilePath } from '../src/host/embedded.js';
+import { discoveryFilePath } from '../src/host/discovery.js';
 import { Cli, killRuntimes } from './helpers/cli.js';
 
 const _ROOT = join(import.meta.dirname, '..');

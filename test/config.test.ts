@@ -11,7 +11,7 @@ import { after, describe, test } from 'node:test';
 import { ErrorCodes, ZkfarmError } from '../src/errors.js';
 import { resolveFarmSpec } from '../src/host/config.js';
 import { type ConfigFile, loadConfigFile } from '../src/host/config-file.js';
-import { discoverConnect, discoveryFilePath } from '../src/host/embedded.js';
+import { discoverConnect, discoveryFilePath } from '../src/host/discovery.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'zkfarm-config-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

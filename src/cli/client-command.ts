@@ -5,8 +5,9 @@
 import type { Command } from 'commander';
 import { ErrorCodes, hasCode } from '../errors.js';
 import { Submitter } from '../farm/submitter.js';
-import { discoverConnect } from '../host/embedded.js';
-import type { Supervisor, ZkClient } from '../zk/index.js';
+import { discoverConnect } from '../host/discovery.js';
+import type { ZkClient } from '../zk/client.js';
+import type { Supervisor } from '../zk/supervisor.js';
 import { clientFlags, closeQuickly, EXIT_OK, flagOption, openSession, unreachable } from './common.js';
 import { addTlsOptions, loadTls, type TlsFlags, tlsSettingFromFlags } from './zk-tls.js';
 

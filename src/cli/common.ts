@@ -9,8 +9,9 @@ import { InvalidArgumentError, Option } from 'commander';
 import { describeError, ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
 import { defaultOf, type Field, parseFlagValue } from '../farm/option-schema.js';
 import { roleFields } from '../farm/options.js';
-import { type ConnectSource, describeSource } from '../host/embedded.js';
-import { type Supervisor, type ZkTlsOptions, connect as zkConnect } from '../zk/index.js';
+import { type ConnectSource, describeSource } from '../host/discovery.js';
+import { type Supervisor, connect as zkConnect } from '../zk/supervisor.js';
+import type { ZkTlsOptions } from '../zk/transport.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;

@@ -3,7 +3,7 @@
  * (no roles run here, so it is read-only).
  */
 import type { Command } from 'commander';
-import { discoverConnect } from '../host/embedded.js';
+import { discoverConnect } from '../host/discovery.js';
 import { createLogger } from '../host/index.js';
 import { startDashboard } from '../web/index.js';
 import { clientFlags, EXIT_OK, flagOption, type Io } from './common.js';

@@ -11,7 +11,9 @@ import { backlogTotal } from '../farm/backlog-index.js';
 import { type MasterInfo, PATHS, parseStatus, parseWorkerInfo, type TaskStatus } from '../farm/protocol.js';
 import { QueueAdmin, type QueueOverview } from '../farm/queue-admin.js';
 import { countResults, newestResultIds, readResult } from '../farm/status-store.js';
-import { childrenIfExists as children, isZkError, type ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import { childrenIfExists as children } from '../zk/compound.js';
+import { isZkError } from '../zk/errors.js';
 
 export interface WorkerState {
   name: string;

@@ -11,10 +11,14 @@ import { createProgram } from './program.js';
 /** Run the command line; resolves with the exit code (does not exit). */
 export async function main(argv: readonly string[] = process.argv, io: Io = processIo): Promise<number> {
   let code = EXIT_OK;
-  const program = createProgram(io, (c) => {
-    code = c;
-  });
   try {
+    const program = await createProgram(
+      io,
+      (c) => {
+        code = c;
+      },
+      argv,
+    );
     await program.parseAsync([...argv]);
     return code;
   } catch (err) {

@@ -9,7 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { ScheduleAdmin, type ScheduleInfo } from '../farm/schedules/admin.js';
 import type { ScheduleRecord, ScheduleSpec } from '../farm/schedules/model.js';
-import type { ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
 import { type ClientCommandFlags, withClient, withClientFlags } from './client-command.js';
 import { type Io, table } from './common.js';
 import { duration } from './time-flags.js';

@@ -19,7 +19,7 @@ import {
   serviceState,
   updateService,
 } from '../services/index.js';
-import type { ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
 import { type ClientCommandFlags, withClient, withClientFlags } from './client-command.js';
 import type { Io } from './common.js';
 

@@ -15,12 +15,8 @@ import { ErrorCodes, ZkfarmError } from '../errors.js';
 import type { OptionsOf } from '../farm/option-schema.js';
 import { type CliFlags, resolveFarmSpec } from '../host/config.js';
 import { loadConfigFile } from '../host/config-file.js';
-import {
-  type ConnectSource,
-  type EmbeddedZooKeeper,
-  extraJavaOpts,
-  startEmbeddedZooKeeper,
-} from '../host/embedded.js';
+import type { ConnectSource } from '../host/discovery.js';
+import { type EmbeddedZooKeeper, extraJavaOpts, startEmbeddedZooKeeper } from '../host/embedded.js';
 import { rehearsalLine, rehearsalTasks, warmEmbedded, warmUpBudget } from '../host/embedded-warm-up.js';
 import { createLogger, flushLogger, Host, ROLE_STOP_GRACE_MS } from '../host/index.js';
 import { type RuntimeFlag, runtimeFlags } from '../host/options.js';
@@ -28,7 +24,8 @@ import type { SpawnRoleThread } from '../host/role-handle.js';
 import type { FarmSpec } from '../host/types.js';
 import { changeService, createService, listServices, type ServiceSpec } from '../services/index.js';
 import { type Dashboard, type RoleFaults, startDashboard } from '../web/index.js';
-import { prepareTls, readTlsFiles, splitConnectString } from '../zk/index.js';
+import { splitConnectString } from '../zk/connect-string.js';
+import { prepareTls, readTlsFiles } from '../zk/transport.js';
 import { EXIT_FAILURE, EXIT_OK, type FlagField, flagOption, type Io, openSession } from './common.js';
 import { loadTls, mergeTls, type TlsSetting, tlsHint, tlsSettingFromFlags } from './zk-tls.js';
 

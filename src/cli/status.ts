@@ -8,10 +8,10 @@ import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { dueOf } from '../farm/due-time.js';
 import { field } from '../farm/option-schema.js';
 import type { Task, TaskStatus } from '../farm/protocol.js';
-import { discoverConnect } from '../host/embedded.js';
+import { discoverConnect } from '../host/discovery.js';
 import { HttpError } from '../web/http.js';
 import { type TaskDetails, taskDetails } from '../web/task-details.js';
-import type { ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
 import {
   clientFlags,
   closeQuickly,

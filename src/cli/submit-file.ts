@@ -172,7 +172,8 @@ class FileRun {
       this.#pending.splice(0, this.#head);
       this.#head = 0;
     }
-    for (const id of batch) this.#io.out(id);
+    // One write per batch, not per id: for a file of tasks the writes cost more than the submit itself.
+    if (batch.length > 0) this.#io.out(batch.join('\n'));
     this.#ids?.push(...batch);
   }
 

@@ -13,7 +13,7 @@ import { ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
 import { field } from '../farm/option-schema.js';
 import { checkTask, type Task } from '../farm/protocol.js';
 import { Submitter } from '../farm/submitter.js';
-import { discoverConnect } from '../host/embedded.js';
+import { discoverConnect } from '../host/discovery.js';
 import {
   clientFlags,
   closeQuickly,
@@ -268,7 +268,8 @@ async function submitAll(
   }
   if (opts.file === undefined) {
     const ids = tasks.length === 1 ? [await submitter.submit(tasks[0]!)] : await submitter.submitMany(tasks);
-    for (const id of ids) io.out(id);
+    // One write for all the ids: a write per id cost more than the submit itself for large batches.
+    if (ids.length > 0) io.out(ids.join('\n'));
     return ids;
   }
   const fileOpts = {

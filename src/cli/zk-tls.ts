@@ -13,7 +13,7 @@
 import type { Command } from 'commander';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { tlsFlags } from '../host/options.js';
-import { readTlsFiles, type ZkTlsFiles, type ZkTlsOptions } from '../zk/index.js';
+import { readTlsFiles, type ZkTlsFiles, type ZkTlsOptions } from '../zk/transport.js';
 import { flagOption } from './common.js';
 
 export interface TlsFlags {

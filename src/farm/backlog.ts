@@ -18,7 +18,9 @@
  * end: the leader stops; nothing here outlives the term.
  */
 import { describeError } from '../errors.js';
-import { isZkError, type Logger, type ZkClient, type ZkError } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import type { Logger } from '../zk/connect-options.js';
+import { isZkError, type ZkError } from '../zk/errors.js';
 import { admit } from './admission.js';
 import { BacklogIndex } from './backlog-index.js';
 import { type Move, reject, shelve } from './moves.js';

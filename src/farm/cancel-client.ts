@@ -17,7 +17,8 @@
  */
 import { ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
 import { assertSafeName } from '../exec/names.js';
-import { isZkError, type ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import { isZkError } from '../zk/errors.js';
 import { type CancelRequest, cancelPath, encodeCancelRequest } from './cancel-request.js';
 import {
   backlogLanePath,

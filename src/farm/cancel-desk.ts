@@ -24,7 +24,10 @@
  */
 import { ChildrenCache } from '../recipes/children-cache.js';
 import { PassLoop } from '../recipes/pass-loop.js';
-import { isZkError, type Logger, type Session, type ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import type { Logger } from '../zk/connect-options.js';
+import { isZkError } from '../zk/errors.js';
+import type { Session } from '../zk/session.js';
 import { cancelPath, parseCancelRequest } from './cancel-request.js';
 import { cancel, type Move } from './moves.js';
 import { PATHS, parseTask, type Task } from './protocol.js';

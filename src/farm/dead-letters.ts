@@ -15,7 +15,7 @@
  * hot path.
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import type { ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
 import { flatStatusPath, parseStatus, statusPath, type Task, type TaskStatus } from './protocol.js';
 import { DEFAULT_QUEUE } from './queues.js';
 import { bucketIds, statusChildren } from './status-store.js';

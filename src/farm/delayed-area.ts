@@ -27,7 +27,9 @@
  */
 import type { MultiBatcher } from '../recipes/multi-batcher.js';
 import { PassLoop } from '../recipes/pass-loop.js';
-import { isZkError, type Logger, type ZkClient, type ZkError } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import type { Logger } from '../zk/connect-options.js';
+import { isZkError, type ZkError } from '../zk/errors.js';
 import { DELAYED_ROOT, delayedSlotPath, SLOT_MS, slotOf, slotOfName, slotStart } from './due-time.js';
 import { delay, type Move, undelay } from './moves.js';
 import { parseTask, type Task } from './protocol.js';

@@ -15,7 +15,9 @@
  * started and given back during the gap (the task is simply queued), a task in the deep-queue backlog
  * (still queued), and results already removed by retention.
  */
-import { childrenIfExists as children, isZkError, type ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import { childrenIfExists as children } from '../zk/compound.js';
+import { isZkError } from '../zk/errors.js';
 import { OTHER_BUCKET, PATHS, parseStatus, statusBucket, type TaskStatus, taskPath } from './protocol.js';
 import { bucketIds, readResult, statusChildren } from './status-store.js';
 import { eventOf, type NodeRead, resultEvent, type TaskEvent } from './task-events.js';

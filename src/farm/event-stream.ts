@@ -25,7 +25,10 @@
  * LOST: a new session adds the watches again and catches up the same way.
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { type ConnectOptions, connect, type Session, type Supervisor, type ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import type { ConnectOptions } from '../zk/connect-options.js';
+import type { Session } from '../zk/session.js';
+import { connect, type Supervisor } from '../zk/supervisor.js';
 import { catchUpEvents, type FollowedTask, idNumber, readNode } from './event-catchup.js';
 import { PATHS } from './protocol.js';
 import {

@@ -12,7 +12,9 @@
  * SUSPENDED: reads fail or wait; the leader's round goes again after a backoff.
  */
 import { ErrorCodes } from '../errors.js';
-import type { Logger, ZkClient, ZkError } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import type { Logger } from '../zk/connect-options.js';
+import type { ZkError } from '../zk/errors.js';
 import { admit } from './admission.js';
 import type { DueLater } from './delayed-area.js';
 import { type Move, reject } from './moves.js';

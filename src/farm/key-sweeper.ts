@@ -17,7 +17,9 @@
  */
 import { describeError } from '../errors.js';
 import { MultiBatcher } from '../recipes/multi-batcher.js';
-import { isZkError, type Logger, type ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import type { Logger } from '../zk/connect-options.js';
+import { isZkError } from '../zk/errors.js';
 import { KEY_BUCKETS, KEYS_PATH, keyBucketPath } from './task-keys.js';
 
 /** Buckets read by one sweep. */

@@ -33,7 +33,11 @@
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { placementsDir, SERVICE_PATHS } from '../services/model.js';
-import { type Acl, fatal, isZkError, type Logger, type Session, type ZkClient } from '../zk/index.js';
+import type { Acl, ZkClient } from '../zk/client.js';
+import type { Logger } from '../zk/connect-options.js';
+import { isZkError } from '../zk/errors.js';
+import type { Session } from '../zk/session.js';
+import { fatal } from '../zk/supervisor.js';
 import { assignDir, isStatusBucket, PATHS } from './protocol.js';
 
 export interface LayoutOptions {

@@ -11,7 +11,8 @@
  * the signal, and its failure is not logged once the leader is no longer active.
  */
 import { describeError } from '../errors.js';
-import type { Logger, ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import type { Logger } from '../zk/connect-options.js';
 import { KeySweeper } from './key-sweeper.js';
 import { type RetentionOptions, RetentionSweeper } from './retention.js';
 import { upgradeStatusLayout } from './status-upgrade.js';

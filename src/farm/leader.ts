@@ -33,7 +33,9 @@ import { Backoff } from '../backoff.js';
 import { describeError } from '../errors.js';
 import type { Term } from '../recipes/election.js';
 import { MultiBatcher } from '../recipes/multi-batcher.js';
-import type { Logger, Session, ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import type { Logger } from '../zk/connect-options.js';
+import type { Session } from '../zk/session.js';
 import {
   countOf,
   planAssignments,

@@ -9,7 +9,8 @@
  */
 import { context } from '@opentelemetry/api';
 import type { ExecOutcome, ExecRequest } from '../exec/index.js';
-import type { Logger, Session } from '../zk/index.js';
+import type { Logger } from '../zk/connect-options.js';
+import type { Session } from '../zk/session.js';
 import { ProgressPublisher } from './progress.js';
 import type { Task } from './protocol.js';
 import { fillKeyId } from './task-keys.js';

@@ -17,7 +17,10 @@
  */
 import { describeError } from '../errors.js';
 import type { TaskProgress } from '../exec/index.js';
-import { CreateMode, isZkError, type Logger, type Session, type ZkClient } from '../zk/index.js';
+import { CreateMode, type ZkClient } from '../zk/client.js';
+import type { Logger } from '../zk/connect-options.js';
+import { isZkError } from '../zk/errors.js';
+import type { Session } from '../zk/session.js';
 import { encode, PATHS } from './protocol.js';
 
 export const progressPath = (id: string) => `${PATHS.progress}/${id}`;

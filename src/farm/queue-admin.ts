@@ -10,7 +10,9 @@
  * keeps its value. A queue's node is created on its first change.
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { childrenIfExists as children, isZkError, type ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import { childrenIfExists as children } from '../zk/compound.js';
+import { isZkError } from '../zk/errors.js';
 import { encode, type MasterInfo, PATHS, parseWorkerInfo, queuePath, type WorkerInfo } from './protocol.js';
 import type { QueueSummary } from './queue-view.js';
 import {

@@ -15,7 +15,9 @@
  *
  * SUSPENDED: the controls stand as last seen. LOST, or the term's end (`signal`): every watch closes.
  */
-import type { ChildrenWatcher, DataWatch, Logger, Session } from '../zk/index.js';
+import type { Logger } from '../zk/connect-options.js';
+import type { Session } from '../zk/session.js';
+import type { ChildrenWatcher, DataWatch } from '../zk/watchers.js';
 import { assignPath, PATHS, parseTask, queueOf, queuePath } from './protocol.js';
 import { NO_CONTROLS, parseControls, type QueueControls, TokenBucket } from './queues.js';
 

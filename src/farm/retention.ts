@@ -27,7 +27,8 @@
  * yet upgraded) are not swept: the leader moves them into buckets first (status-upgrade.ts).
  */
 import { MultiBatcher } from '../recipes/multi-batcher.js';
-import { isZkError, type Stat, type ZkClient } from '../zk/index.js';
+import type { Stat, ZkClient } from '../zk/client.js';
+import { isZkError } from '../zk/errors.js';
 import { OTHER_BUCKET, statusBucketPath } from './protocol.js';
 import { bucketIds, forgetBucket, statusChildren } from './status-store.js';
 

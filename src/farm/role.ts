@@ -10,20 +10,14 @@
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
-import {
-  type ConnectOptions,
-  connect,
-  ensureChroot,
-  fatal,
-  isZkError,
-  type Logger,
-  type Session,
-  type SessionState,
-  type Stat,
-  type Supervisor,
-  splitConnectString,
-  type ZkTlsOptions,
-} from '../zk/index.js';
+import { ensureChroot } from '../zk/chroot.js';
+import type { Stat } from '../zk/client.js';
+import type { ConnectOptions, Logger } from '../zk/connect-options.js';
+import { splitConnectString } from '../zk/connect-string.js';
+import { isZkError } from '../zk/errors.js';
+import type { Session } from '../zk/session.js';
+import { connect, fatal, type SessionState, type Supervisor } from '../zk/supervisor.js';
+import type { ZkTlsOptions } from '../zk/transport.js';
 import { ensureLayout } from './layout.js';
 import { checkRoleOptions } from './options.js';
 import { validateName } from './protocol.js';

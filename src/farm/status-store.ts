@@ -16,7 +16,8 @@
  * remembered for a bucket whose create did not answer.
  */
 import type { MultiBatcher, Refusal, WriteResult } from '../recipes/multi-batcher.js';
-import { isZkError, type Stat, type ZkClient } from '../zk/index.js';
+import type { Stat, ZkClient } from '../zk/client.js';
+import { isZkError } from '../zk/errors.js';
 import type { Move } from './moves.js';
 import {
   flatStatusPath,

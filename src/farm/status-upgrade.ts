@@ -26,7 +26,9 @@
  * not moved stays flat (still readable) and the next run, or the next leader, moves it.
  */
 import { MultiBatcher } from '../recipes/multi-batcher.js';
-import { isZkError, type Logger, type Stat, type ZkClient } from '../zk/index.js';
+import type { Stat, ZkClient } from '../zk/client.js';
+import type { Logger } from '../zk/connect-options.js';
+import { isZkError } from '../zk/errors.js';
 import { encode, flatStatusPath, PATHS, statusPath } from './protocol.js';
 import { ensureBucketsOf, statusChildren } from './status-store.js';
 

@@ -13,7 +13,8 @@
  * before it, in order. Submitter.submit uses lossCaveat for its single create too.
  */
 import { ErrorCodes } from '../errors.js';
-import { isZkError, type ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import { isZkError } from '../zk/errors.js';
 import { encodeTask, PATHS, TASK_MAX_BYTES, TASK_PREFIX, type Task } from './protocol.js';
 import { createKeyed } from './task-keys.js';
 

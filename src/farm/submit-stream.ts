@@ -33,7 +33,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import type { ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
 import {
   encodeTask,
   type MasterInfo,

@@ -29,7 +29,10 @@
  * /tasks/zkfarm-id-floor inside multis.
  */
 import { describeError } from '../errors.js';
-import { isZkError, type Logger, type Session, type ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import type { Logger } from '../zk/connect-options.js';
+import { isZkError } from '../zk/errors.js';
+import type { Session } from '../zk/session.js';
 import { encode, OTHER_BUCKET, PATHS } from './protocol.js';
 import { bucketIds, statusChildren } from './status-store.js';
 

@@ -29,7 +29,8 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { isZkError, type Stat, type ZkClient } from '../zk/index.js';
+import type { Stat, ZkClient } from '../zk/client.js';
+import { isZkError } from '../zk/errors.js';
 import { assignDir, encode, PATHS, TASK_PREFIX, type Task } from './protocol.js';
 
 export const KEYS_PATH = PATHS.keys;

@@ -18,7 +18,9 @@
  *
  * SUSPENDED / LOST: a check that fails counts for nothing; the next one tries again.
  */
-import { childrenIfExists as children, isZkError, type ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import { childrenIfExists as children } from '../zk/compound.js';
+import { isZkError } from '../zk/errors.js';
 import { DELAYED_ROOT, slotOfName } from './due-time.js';
 import {
   assignPath,

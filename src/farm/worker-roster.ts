@@ -15,7 +15,9 @@
  */
 import { describeError } from '../errors.js';
 import { ChildrenCache } from '../recipes/children-cache.js';
-import type { ChildrenChange, DataWatch, Logger, Session } from '../zk/index.js';
+import type { Logger } from '../zk/connect-options.js';
+import type { Session } from '../zk/session.js';
+import type { ChildrenChange, DataWatch } from '../zk/watchers.js';
 import type { WorkerLoad } from './assignment-policy.js';
 import { assignDir, PATHS, parseWorkerInfo, type WorkerInfo, workerPath } from './protocol.js';
 

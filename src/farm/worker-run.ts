@@ -11,7 +11,7 @@
  */
 import { describeError, ErrorCodes } from '../errors.js';
 import type { ExecOutcome, Executor } from '../exec/index.js';
-import type { Logger } from '../zk/index.js';
+import type { Logger } from '../zk/connect-options.js';
 import type { Held } from './held-tasks.js';
 import type { TaskLifecycle } from './lifecycle.js';
 import { taskMeta } from './protocol.js';

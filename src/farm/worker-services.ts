@@ -14,7 +14,7 @@ import { resolve } from 'node:path';
 import { describeError } from '../errors.js';
 import type { Executor } from '../exec/index.js';
 import { type RunnerOptions, ServiceRunner } from '../services/runner.js';
-import type { Session } from '../zk/index.js';
+import type { Session } from '../zk/session.js';
 
 /**
  * A runner's options but its workdir (resolved when each runner starts), `after` (the previous runner)

@@ -30,7 +30,7 @@ import { describeError } from '../errors.js';
 import { Executor, type ExecutorOptions } from '../exec/executor.js';
 import type { HandlerPool } from '../exec/handler-pool.js';
 import { ChildrenCache } from '../recipes/children-cache.js';
-import type { Session } from '../zk/index.js';
+import type { Session } from '../zk/session.js';
 import { CompletionQueue } from './completion-queue.js';
 import { type Held, HeldTasks } from './held-tasks.js';
 import { Intake } from './intake.js';

@@ -15,13 +15,12 @@ import { resolve } from 'node:path';
 import { ErrorCodes } from '../errors.js';
 import { checkOptions, type OptionsOf } from '../farm/option-schema.js';
 import { type ConfigFile, type ConfigRole, configError } from './config-file.js';
+import { DEFAULT_CONNECT } from './discovery.js';
 import { DEFAULT_ROLE_COUNTS, DEFAULT_WORKDIR, flagName, runtimeFlags } from './options.js';
 import type { FarmSpec, RoleSpec } from './types.js';
 
+export { DEFAULT_CONNECT } from './discovery.js';
 export { DEFAULT_ROLE_COUNTS, DEFAULT_WORKDIR } from './options.js';
-
-/** Where the farm's ZooKeeper is when nothing says otherwise. */
-export const DEFAULT_CONNECT = '127.0.0.1:2181';
 
 /** The command-line flags that shape a farm (all optional; `undefined` means "not given"). */
 export type CliFlags = Pick<

@@ -9,7 +9,8 @@
  * farm's mix; 0 turns it off). A warm-up that fails only costs speed: it is reported, never fatal.
  */
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
-import { openClient, readTlsFiles } from '../zk/index.js';
+import { openClient } from '../zk/open-client.js';
+import { readTlsFiles } from '../zk/transport.js';
 import { warmUpServer } from '../zk/warm-up.js';
 import type { EmbeddedZooKeeper } from './embedded.js';
 import type { RehearsalReport } from './rehearsal.js';

@@ -7,23 +7,22 @@
  * - A lock file `<workdir>/zookeeper/runtime.lock` (our pid, the java pid, the connect string) keeps
  *   a second runtime off the same data dir: two servers on one data dir would corrupt it. A lock whose
  *   pid is dead is taken over, unless its ZooKeeper still answers for this data dir.
- * - A discovery file `${XDG_RUNTIME_DIR ?? os.tmpdir()}/zkfarm-<uid>/embedded.json`
+ * - A discovery file (discovery.ts) `${XDG_RUNTIME_DIR ?? os.tmpdir()}/zkfarm-<uid>/embedded.json`
  *   ({connect, pid, workdir, dataDir, startedAt}) lets `runtime submit` and `runtime status` in another
  *   terminal find the farm without flags. It is removed on stop (and on process exit); the newest
  *   runtime's file wins when several run.
  * - With `tls`, the server is TLS-only (port 2281 when free) with certificates of its own in
  *   `<workdir>/tls/` (embedded-tls.ts); the lock and the discovery file name the client's files.
  */
-import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { fourLetterWord } from '../zk/four-letter.js';
 import { startZkServer, type ZkServer } from '../zk/server.js';
 import { withJavaOpts } from '../zk/server-config.js';
 import { prepareTls, readTlsFiles, type ZkTlsFiles } from '../zk/transport.js';
-import { DEFAULT_CONNECT } from './config.js';
+import { type DiscoveryInfo, discoveryFilePath, type LockInfo, pidAlive, readJson } from './discovery.js';
 import {
   type AdmissionFigures,
   EMBEDDED_SERVER_CONFIG,
@@ -76,100 +75,6 @@ export interface EmbeddedZooKeeper {
   stop(): Promise<void>;
   /** SIGKILL now; keeps the data. */
   kill(): Promise<void>;
-}
-
-/** What the discovery file holds. */
-export interface DiscoveryInfo {
-  connect: string;
-  pid: number;
-  workdir: string;
-  dataDir?: string;
-  startedAt: number;
-  /** Present when the server is TLS-only: the client's certificate files. */
-  tls?: ZkTlsFiles;
-}
-
-interface LockInfo {
-  pid: number;
-  javaPid?: number;
-  connect?: string;
-  startedAt: number;
-  tls?: ZkTlsFiles;
-}
-
-function uid(): string {
-  return typeof process.getuid === 'function' ? String(process.getuid()) : 'user';
-}
-
-/** `${XDG_RUNTIME_DIR ?? os.tmpdir()}/zkfarm-<uid>/embedded.json` */
-export function discoveryFilePath(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env['XDG_RUNTIME_DIR'] || tmpdir();
-  return join(base, `zkfarm-${uid()}`, 'embedded.json');
-}
-
-/** Is a process with this pid alive (ours or another user's)? */
-export function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as { code?: string }).code === 'EPERM';
-  }
-}
-
-function readJson<T>(path: string): T | undefined {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The pid of the java process of the embedded ZooKeeper a runtime on `workdir` runs (its lock file), if any. */
-export function embeddedJavaPid(workdir: string): number | undefined {
-  return readJson<Partial<LockInfo>>(join(workdir, 'zookeeper', 'runtime.lock'))?.javaPid;
-}
-
-/** The discovery file's content when it names a live runtime, else undefined. */
-export function readDiscovery(env: NodeJS.ProcessEnv = process.env): DiscoveryInfo | undefined {
-  const info = readJson<Partial<DiscoveryInfo>>(discoveryFilePath(env));
-  if (!info || typeof info.connect !== 'string' || typeof info.pid !== 'number') return undefined;
-  if (!pidAlive(info.pid)) return undefined;
-  return info as DiscoveryInfo;
-}
-
-export type ConnectSource = 'flag' | 'env' | 'embedded' | 'default';
-
-/**
- * Where a client command should connect: `--zk` > env `ZKFARM_ZK` > the embedded ZooKeeper of a running
- * `runtime` on this machine (its discovery file, when its pid is alive) > `127.0.0.1:2181`.
- */
-export function discoverConnect(
-  flag?: string,
-  env: NodeJS.ProcessEnv = process.env,
-): { connect: string; source: ConnectSource; tls?: ZkTlsFiles } {
-  if (flag !== undefined && flag !== '') return { connect: flag, source: 'flag' };
-  const fromEnv = env['ZKFARM_ZK'];
-  if (fromEnv !== undefined && fromEnv.trim() !== '') return { connect: fromEnv.trim(), source: 'env' };
-  const found = readDiscovery(env);
-  // A TLS-only embedded server comes with the client files to reach it.
-  if (found) return { connect: found.connect, source: 'embedded', ...(found.tls ? { tls: found.tls } : {}) };
-  return { connect: DEFAULT_CONNECT, source: 'default' };
-}
-
-/** A few words on where a connect string came from, for messages. */
-export function describeSource(source: ConnectSource): string {
-  switch (source) {
-    case 'flag':
-      return 'from --zk';
-    case 'env':
-      return 'from ZKFARM_ZK';
-    case 'embedded':
-      return 'the embedded ZooKeeper of a running `runtime` on this machine';
-    default:
-      return 'the default: no --zk, no ZKFARM_ZK, and no running `runtime` found on this machine';
-  }
 }
 
 function writeAtomic(path: string, value: unknown): void {

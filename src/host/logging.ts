@@ -17,8 +17,6 @@ export interface LoggerOptions {
   destination?: NodeJS.WritableStream;
 }
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-
 export function createLogger(options: LoggerOptions = {}): pino.Logger {
   const level = options.level ?? 'info';
   const pretty = options.pretty ?? process.stdout.isTTY === true;

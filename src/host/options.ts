@@ -23,8 +23,10 @@ import {
 } from '../farm/option-schema.js';
 import { connectString, masterFields, NAME_EXPECTED, roleFields, workerFields } from '../farm/options.js';
 import { CONNECT_STRING_EXPECTED } from '../zk/connect-string.js';
-import { LOG_LEVELS } from './logging.js';
 import type { FarmSettings, RoleSpec } from './types.js';
+
+/** pino's levels, for --log-level (here, not in logging.ts, so that checking flags does not load pino). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** Workers' output root when nothing says otherwise (relative to the current directory). */
 export const DEFAULT_WORKDIR = 'zkfarm-work';

@@ -25,7 +25,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BackoffPolicy, backoffDelay } from '../backoff.js';
-import { isZkError, type Session } from '../zk/index.js';
+import { isZkError } from '../zk/errors.js';
+import type { Session } from '../zk/session.js';
 import { EVENT } from '../zk/watch-manager.js';
 
 export interface ChildEvent {

@@ -35,7 +35,9 @@ import { EventEmitter, setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BackoffPolicy, backoffDelay } from '../backoff.js';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { CreateMode, isZkError, type Session, type Stat } from '../zk/index.js';
+import { CreateMode, type Stat } from '../zk/client.js';
+import { isZkError } from '../zk/errors.js';
+import type { Session } from '../zk/session.js';
 
 export interface Term {
   /** 1 for this Election's first term, then 2, ... */

@@ -29,14 +29,8 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BackoffPolicy, backoffDelay } from '../backoff.js';
-import {
-  CreateMode,
-  type CreateModeValue,
-  isZkError,
-  ZK_CODES,
-  type ZkClient,
-  ZkError,
-} from '../zk/index.js';
+import { CreateMode, type CreateModeValue, type ZkClient } from '../zk/client.js';
+import { isZkError, ZK_CODES, ZkError } from '../zk/errors.js';
 import { encodedAcl } from '../zk/jute.js';
 
 export type Op =

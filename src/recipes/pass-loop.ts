@@ -18,7 +18,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff, type BackoffPolicy } from '../backoff.js';
 import { describeError } from '../errors.js';
-import type { Logger } from '../zk/index.js';
+import type { Logger } from '../zk/connect-options.js';
 
 export interface PassLoopOptions {
   /** What the log says failed ("schedule pass", "service reconciliation"). */

@@ -4,7 +4,8 @@
  * /services/<name> (read, change, setData(version)); the leading master does the rest (reconciler.ts).
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { isZkError, type ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import { isZkError } from '../zk/errors.js';
 import {
   decode,
   type Endpoint,

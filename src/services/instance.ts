@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
 import { describeError, ErrorCodes } from '../errors.js';
 import { ServiceProcess } from '../exec/service-process.js';
-import type { Logger } from '../zk/index.js';
+import type { Logger } from '../zk/connect-options.js';
 import { monitorHealth, probe } from './health.js';
 import { expand, instancePorts, needsShell, type RunRecord, type ServiceSpec } from './model.js';
 

@@ -19,7 +19,8 @@
  * SUSPENDED / LOST: reads and removals fail; the reconciler's pass is retried (reconciler.ts), and a
  * removal refused because something changed is simply planned again by the next pass.
  */
-import { isZkError, type ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import { isZkError } from '../zk/errors.js';
 import {
   decode,
   type HandOver,

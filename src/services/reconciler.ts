@@ -20,7 +20,10 @@
  */
 
 import { PassLoop } from '../recipes/pass-loop.js';
-import { isZkError, type Logger, type Session, type ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import type { Logger } from '../zk/connect-options.js';
+import { isZkError } from '../zk/errors.js';
+import type { Session } from '../zk/session.js';
 import { FENCE_MARGIN_MS, stillRunsAfterExpiry } from './fence.js';
 import {
   decode,

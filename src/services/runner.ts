@@ -26,7 +26,9 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describeError } from '../errors.js';
 import { ChildrenCache, type ChildrenUpdate } from '../recipes/children-cache.js';
-import { isZkError, type Logger, type Session } from '../zk/index.js';
+import type { Logger } from '../zk/connect-options.js';
+import { isZkError } from '../zk/errors.js';
+import type { Session } from '../zk/session.js';
 import { stopAfterSilence } from './fence.js';
 import { type HandlerRunner, InstanceRun } from './instance.js';
 import {

@@ -10,8 +10,9 @@
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import { splitConnectString } from '../zk/connect-string.js';
-import { prepareTls, type Supervisor, type ZkTlsOptions } from '../zk/index.js';
 import { createConnection } from '../zk/open-client.js';
+import type { Supervisor } from '../zk/supervisor.js';
+import { prepareTls, type ZkTlsOptions } from '../zk/transport.js';
 
 export interface KillSessionOptions {
   /** Give up (ZKFARM_WAIT_TIMEOUT) after this long. @defaultValue 30000 */

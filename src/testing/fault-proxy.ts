@@ -18,7 +18,7 @@
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { parseConnectString } from '../zk/index.js';
+import { parseConnectString } from '../zk/connect-string.js';
 
 export type ProxyTarget = string | { host: string; port: number };
 

@@ -4,7 +4,8 @@
  */
 import { ErrorCodes, ZkfarmError } from '../errors.js';
 import type { Host } from '../host/host.js';
-import type { Logger, ZkTlsOptions } from '../zk/index.js';
+import type { Logger } from '../zk/connect-options.js';
+import type { ZkTlsOptions } from '../zk/transport.js';
 import type { RoleFaults } from './controls.js';
 
 export interface DashboardOptions {

@@ -32,7 +32,11 @@ import {
 } from '../farm/protocol.js';
 import { type QueueOverview, queueOverview } from '../farm/queue-admin.js';
 import { parseControls, type QueueControls } from '../farm/queues.js';
-import { type DataWatch, isZkError, type Logger, type Supervisor, type ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import type { Logger } from '../zk/connect-options.js';
+import { isZkError } from '../zk/errors.js';
+import type { Supervisor } from '../zk/supervisor.js';
+import type { DataWatch } from '../zk/watchers.js';
 import { History, type Point } from './history.js';
 import { type FeedTick, StatusFeed, type StatusFeedOptions } from './status-feed.js';
 import { SubmitClock } from './submit-clock.js';

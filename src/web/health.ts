@@ -3,7 +3,7 @@
  * dashboard's own session is live), else 503 with the reason, for load balancers and supervisors.
  */
 import type { Host } from '../host/host.js';
-import type { Supervisor } from '../zk/index.js';
+import type { Supervisor } from '../zk/supervisor.js';
 import type { HostView } from './host-view.js';
 
 export interface HealthSources {

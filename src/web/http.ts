@@ -5,7 +5,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import type { Supervisor, ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import type { Supervisor } from '../zk/supervisor.js';
 
 /** Dashboard error codes (JSON answers carry them as `error.code`). */
 export const WebErrorCodes = {

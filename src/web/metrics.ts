@@ -12,7 +12,7 @@
  * since the last update; a total that went down (a role thread restarted) counts as a reset.
  */
 import client from 'prom-client';
-import type { SessionState } from '../zk/index.js';
+import type { SessionState } from '../zk/supervisor.js';
 import type { ObserverTick } from './farm-observer.js';
 import type { Snapshot } from './snapshot.js';
 

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError } from '../errors.js';
 import { type EventStream, watchEvents } from '../farm/event-stream.js';
 import type { TaskEvent } from '../farm/task-events.js';
-import type { ConnectOptions, Logger } from '../zk/index.js';
+import type { ConnectOptions, Logger } from '../zk/connect-options.js';
 import type { EventHub } from './event-hub.js';
 
 const BATCH_MS = 250;

@@ -7,7 +7,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ScheduleAdmin } from '../farm/schedules/admin.js';
 import type { Host } from '../host/host.js';
-import type { Logger, Supervisor } from '../zk/index.js';
+import type { Logger } from '../zk/connect-options.js';
+import type { Supervisor } from '../zk/supervisor.js';
 import type { Access } from './access.js';
 import type { Asset } from './assets.js';
 import { type RoleFaults, runControl } from './controls.js';

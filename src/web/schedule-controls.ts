@@ -8,7 +8,8 @@
 import { ErrorCodes, hasCode } from '../errors.js';
 import { ScheduleAdmin } from '../farm/schedules/admin.js';
 import { isScheduleName } from '../farm/schedules/model.js';
-import type { Logger, ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import type { Logger } from '../zk/connect-options.js';
 import { HttpError, WebErrorCodes } from './http.js';
 
 export interface ScheduleAnswer {

@@ -24,7 +24,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
-import { connect, type Logger, type Session, type Supervisor } from '../zk/index.js';
+import type { Logger } from '../zk/connect-options.js';
+import type { Session } from '../zk/session.js';
+import { connect, type Supervisor } from '../zk/supervisor.js';
 import { Access } from './access.js';
 import { loadAssets } from './assets.js';
 import { checkDashboardOptions, type DashboardOptions } from './dashboard-options.js';

@@ -11,7 +11,7 @@
  */
 import client from 'prom-client';
 import { listServices, type ServiceState, serviceState } from '../services/index.js';
-import type { ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
 
 export async function readServices(zk: ZkClient): Promise<ServiceState[]> {
   const names = await listServices(zk);

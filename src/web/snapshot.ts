@@ -10,7 +10,7 @@
 import type { QueueOverview } from '../farm/queue-admin.js';
 import type { QueueSummary } from '../farm/queue-view.js';
 import type { RoleThreadInfo, RoleThreadStats } from '../host/types.js';
-import type { SessionState } from '../zk/index.js';
+import type { SessionState } from '../zk/supervisor.js';
 import type { FarmObserver } from './farm-observer.js';
 import type { Point } from './history.js';
 import type { HostView } from './host-view.js';

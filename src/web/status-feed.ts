@@ -18,7 +18,7 @@
  */
 import { statusBucketPath } from '../farm/protocol.js';
 import { bucketIds, readResult, statusChildren } from '../farm/status-store.js';
-import type { ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
 import { type SubmitClock, taskSequence } from './submit-clock.js';
 
 export interface StatusRecord {

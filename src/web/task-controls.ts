@@ -7,7 +7,8 @@
  */
 import { isSafeName } from '../exec/names.js';
 import { cancelTasks, pollingWaitFor } from '../farm/cancel-client.js';
-import type { Logger, ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import type { Logger } from '../zk/connect-options.js';
 import { HttpError, WebErrorCodes } from './http.js';
 
 export interface TaskAnswer {

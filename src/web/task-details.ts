@@ -19,7 +19,8 @@ import { type ProgressRecord, readTaskProgress } from '../farm/progress.js';
 import { assignPath, backlogPath, isTaskId, PATHS, taskPath } from '../farm/protocol.js';
 import { readResult } from '../farm/status-store.js';
 import { backlogLanes, findDelayed } from '../farm/task-locator.js';
-import { isZkError, type ZkClient } from '../zk/index.js';
+import type { ZkClient } from '../zk/client.js';
+import { isZkError } from '../zk/errors.js';
 import { HttpError, WebErrorCodes } from './http.js';
 
 export interface OutputFile {

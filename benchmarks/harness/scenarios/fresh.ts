@@ -21,7 +21,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { countResults } from '../../../src/farm/status-store.js';
-import { embeddedJavaPid } from '../../../src/host/embedded.js';
+import { embeddedJavaPid } from '../../../src/host/discovery.js';
 import { type BenchContext, someOrThrow, tolerant } from '../context.js';
 import { openSession, stopSession, waitUntil } from '../farm-fixture.js';
 import { readStatuses } from '../invariants.js';

@@ -9,7 +9,8 @@
  * `ticks`) is never overwritten with an older one.
  */
 import { ErrorCodes, ZkfarmError } from '../../errors.js';
-import { isZkError, type ZkClient } from '../../zk/index.js';
+import type { ZkClient } from '../../zk/client.js';
+import { isZkError } from '../../zk/errors.js';
 import { encode } from '../protocol.js';
 import {
   isScheduleName,

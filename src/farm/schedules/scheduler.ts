@@ -24,7 +24,10 @@
  */
 
 import { PassLoop } from '../../recipes/pass-loop.js';
-import { CreateMode, isZkError, type Logger, type Session, type ZkClient } from '../../zk/index.js';
+import { CreateMode, type ZkClient } from '../../zk/client.js';
+import type { Logger } from '../../zk/connect-options.js';
+import { isZkError } from '../../zk/errors.js';
+import type { Session } from '../../zk/session.js';
 import { encode, PATHS, TASK_MAX_BYTES, TASK_PREFIX, type Task } from '../protocol.js';
 import {
   nextTick,
