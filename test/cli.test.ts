@@ -472,6 +472,35 @@ describe('bin/runtime.js (the installed command)', () => {
   });
 });
 
+describe('what a command loads', () => {
+  // `runtime submit` is started once per batch of tasks by scripts: it must not pay for the host, the
+  // server launcher, the config file's YAML parser, the metrics client or the logger.
+  test("runtime submit loads its own modules, not the other commands'", async () => {
+    const probe = join(ROOT, 'test', 'fixtures', 'load-probe.mjs');
+    const r = await new Cli(['submit', '--help'], { env: childEnv(), nodeArgs: ['--import', probe] }).exit(
+      30_000,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Usage: runtime submit/);
+    const loaded = [...r.stderr.matchAll(/^load-probe: (.*)$/gm)].map((m) => m[1]!);
+    assert.ok(
+      loaded.some((u) => /\/src\/cli\/submit\.[jt]s$/.test(u)),
+      'the probe saw submit load',
+    );
+    const unwanted = [
+      /\/node_modules\/(yaml|prom-client|pino|cron-parser)\//,
+      /\/src\/host\/(host|embedded)\.[jt]s$/,
+      /\/src\/zk\/server\.[jt]s$/,
+      /\/src\/cli\/start\.[jt]s$/,
+    ];
+    assert.deepEqual(
+      loaded.filter((u) => unwanted.some((w) => w.test(u))),
+      [],
+      'modules runtime submit does not need',
+    );
+  });
+});
+
 describe('client commands without a farm', () => {
   test('submit to nothing: exit 1 with a line that says what to do', async () => {
     const r = await cli(['submit', '--connect-timeout', '1000', '{"handler":"noop"}'], {

@@ -24,8 +24,9 @@ export class Cli {
   stderr = '';
   readonly done: Promise<Result>;
 
-  constructor(args: string[], options: { env: NodeJS.ProcessEnv; input?: string }) {
-    this.proc = spawn(process.execPath, [...runtimeArgv(), ...args], {
+  /** `nodeArgs` go to node before the CLI's entry (e.g. `--import` of a probe). */
+  constructor(args: string[], options: { env: NodeJS.ProcessEnv; input?: string; nodeArgs?: string[] }) {
+    this.proc = spawn(process.execPath, [...(options.nodeArgs ?? []), ...runtimeArgv(), ...args], {
       cwd: ROOT,
       env: options.env,
       stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
