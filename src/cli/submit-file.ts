@@ -11,7 +11,7 @@
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { ErrorCodes, ZkfarmError } from '../errors.js';
-import { checkTask, TASK_MAX_BYTES, type Task } from '../farm/protocol.js';
+import { checkTask, checkTaskValue, TASK_MAX_BYTES, type Task } from '../farm/protocol.js';
 import type { StreamProgress, SubmitStreamError } from '../farm/submit-stream.js';
 import type { Submitter } from '../farm/submitter.js';
 import type { Io } from './common.js';
@@ -215,7 +215,11 @@ function parseLine(
   try {
     const keyed = keyField === undefined ? value : keyFrom(value, keyField);
     const withExtra = extra && isObject(keyed) ? { ...keyed, ...extra } : keyed;
-    return checkTask(withExtra);
+    if (!isObject(withExtra)) return checkTask(withExtra); // throws: not an object
+    // Parsed from JSON (the flags' fields too): checked as it is, not written and read again.
+    const r = checkTaskValue(withExtra);
+    if (!r.ok) throw new ZkfarmError(ErrorCodes.INVALID_TASK, r.error);
+    return r.task;
   } catch (err) {
     return new ZkfarmError(ErrorCodes.INVALID_TASK, `${where}: ${(err as Error).message}`);
   }

@@ -29,11 +29,12 @@ import { lazily } from '../lazy-zod.js';
 import { DELAYED_ROOT } from './due-time.js';
 import type { QueueSummary } from './queue-view.js';
 import { type QueueOrder, readServed, type ServedQueue } from './queues.js';
-import { checkTask, type Task } from './task-schema.js';
+import { checkedTaskJson, type Task } from './task-schema.js';
 
 // A task's JSON, its parse and its bookkeeping live in task-schema.ts; every module imports them from here.
 export {
   checkTask,
+  checkTaskValue,
   isPlainValidTask,
   KEY_MAX_LENGTH,
   type LostTask,
@@ -253,7 +254,7 @@ export const encode = (v: unknown): Buffer => Buffer.from(JSON.stringify(v), 'ut
 
 /** A task checked and encoded for /tasks (throws ZKFARM_INVALID_TASK: not a task, or over TASK_MAX_BYTES). */
 export function encodeTask(task: unknown): Buffer {
-  const data = encode(checkTask(task));
+  const data = Buffer.from(checkedTaskJson(task).json, 'utf8');
   if (data.length > TASK_MAX_BYTES) {
     throw new ZkfarmError(
       ErrorCodes.INVALID_TASK,

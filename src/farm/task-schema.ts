@@ -176,8 +176,16 @@ export function parseTask(data: Buffer | string | null | undefined): ParsedTask 
       error: `task data must be a JSON object, got ${Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'null' : typeof value}`,
     };
   }
+  return checkTaskValue(value as Record<string, unknown>);
+}
+
+/**
+ * Check an object that is already plain JSON (what JSON.parse returns: no undefined, no toJSON, no
+ * class instances) without writing and reading it again; never throws.
+ */
+export function checkTaskValue(value: Record<string, unknown>): ParsedTask {
   // Most tasks are plain: a cheap check settles them; zod decides (and words the error) for the rest.
-  if (isPlainValidTask(value as Record<string, unknown>)) return { ok: true, task: value as Task };
+  if (isPlainValidTask(value)) return { ok: true, task: value as Task };
   const r = taskSchema().safeParse(value);
   if (!r.success) {
     const issue = r.error.issues[0];
@@ -223,9 +231,19 @@ export function isPlainValidTask(v: Record<string, unknown>): boolean {
 
 /** Check a task before submitting it (throws ZKFARM_INVALID_TASK with the reason). */
 export function checkTask(task: unknown): Task {
-  const r = parseTask(JSON.stringify(task ?? null));
+  return checkedTaskJson(task).task;
+}
+
+/**
+ * Check a task and return its JSON text with it (throws ZKFARM_INVALID_TASK with the reason). The task
+ * is written and read back once, so that what is checked is what ZooKeeper will hold (undefined fields
+ * dropped, toJSON applied); the text is that JSON, ready to encode without writing it again.
+ */
+export function checkedTaskJson(task: unknown): { task: Task; json: string } {
+  const json = JSON.stringify(task ?? null);
+  const r = parseTask(json);
   if (!r.ok) throw new ZkfarmError(ErrorCodes.INVALID_TASK, r.error);
-  return r.task;
+  return { task: r.task, json };
 }
 
 function preview(text: string): string {
