@@ -73,6 +73,11 @@ describe('runtime --masters 2 --workers 8 with the embedded ZooKeeper', () => {
     assert.ok(Number(warmed[1]) > 0, warmed[0]);
     const ready = await farm.waitForErr(READY, 180_000);
     assert.ok(farm.stderr.indexOf(warmed[0]) < farm.stderr.search(READY), 'warmed before ready');
+    // Then its per-request path, once the roles have started, and only then ready.
+    const requests = /and its request path with (\d+) small requests in [\d.]+ s/.exec(farm.stderr);
+    assert.ok(requests && Number(requests[1]) > 0, farm.stderr);
+    assert.ok(farm.stderr.search(/the roles rehearsed/) < requests.index, 'after the roles started');
+    assert.ok(requests.index < farm.stderr.search(READY), 'before ready');
     assert.equal(ready[1], '2');
     assert.equal(ready[2], '8');
     assert.equal(ready[3], connect);

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { connect, isZkError, type Supervisor, startZkServer, type ZkError } from '../src/zk/index.js';
-import { removeTree, warmUpServer } from '../src/zk/warm-up.js';
+import { removeTree, warmUpRequests, warmUpServer } from '../src/zk/warm-up.js';
 import { startFaultProxy } from './helpers/faults.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
@@ -299,6 +299,21 @@ test('sync waits for the server to catch up and answers with the path; a write b
   assert.equal(await reader.sync('/n'), '/n');
   assert.equal((await reader.getData('/n')).data.toString(), 'written');
   await assert.rejects(reader.sync('relative'), (e: unknown) => isZkError(e, 'BAD_ARGUMENTS'));
+});
+
+test('warmUpRequests sends small requests within its bounds, leaves nothing behind, and stops when asked', async () => {
+  const root = await zk.chroot('warm-up-requests');
+  const client = await zk.rawClient(root);
+  const before = await client.getChildren('/');
+  const n = await warmUpRequests(client, { ms: 5000, max: 400 });
+  // Each of 32 lanes may finish the round of 8 it has begun when the count is reached.
+  assert.ok(n >= 400 && n <= 400 + 32 * 8, `requests within the count: ${n}`);
+  assert.equal(n % 8, 0, 'whole rounds of the eight kinds');
+  assert.deepEqual(await client.getChildren('/'), before, 'the throwaway root is gone');
+  const stop = new AbortController();
+  stop.abort();
+  assert.equal(await warmUpRequests(client, { ms: 5000, signal: stop.signal }), 0, 'none once stopped');
+  assert.deepEqual(await client.getChildren('/'), before);
 });
 
 test('warmUpServer runs both phases within its bounds and leaves nothing behind; removeTree takes a deep tree', async () => {

@@ -17,8 +17,14 @@ import { type CliFlags, resolveFarmSpec } from '../host/config.js';
 import { loadConfigFile } from '../host/config-file.js';
 import type { ConnectSource } from '../host/discovery.js';
 import { type EmbeddedZooKeeper, extraJavaOpts, startEmbeddedZooKeeper } from '../host/embedded.js';
-import { rehearsalLine, rehearsalTasks, warmEmbedded, warmUpBudget } from '../host/embedded-warm-up.js';
-import { createLogger, flushLogger, Host, ROLE_STOP_GRACE_MS } from '../host/index.js';
+import {
+  rehearsalLine,
+  rehearsalTasks,
+  warmEmbedded,
+  warmEmbeddedRequests,
+  warmUpBudget,
+} from '../host/embedded-warm-up.js';
+import { createLogger, flushLogger, Host } from '../host/index.js';
 import { type RuntimeFlag, runtimeFlags } from '../host/options.js';
 import type { SpawnRoleThread } from '../host/role-handle.js';
 import type { FarmSpec } from '../host/types.js';
@@ -26,7 +32,7 @@ import { changeService, createService, listServices, type ServiceSpec } from '..
 import { type Dashboard, type RoleFaults, startDashboard } from '../web/index.js';
 import { splitConnectString } from '../zk/connect-string.js';
 import { prepareTls, readTlsFiles } from '../zk/transport.js';
-import { EXIT_FAILURE, EXIT_OK, type FlagField, flagOption, type Io, openSession } from './common.js';
+import { EXIT_OK, type FlagField, flagOption, type Io, openSession } from './common.js';
 import { loadTls, mergeTls, type TlsSetting, tlsHint, tlsSettingFromFlags } from './zk-tls.js';
 
 /** The options of `runtime start`, as commander hands them over (see host/options.ts for each). */
@@ -56,14 +62,9 @@ const FARM_FLAGS = [
 /** Flags whose default commander fills in: those that no config file setting could supply instead. */
 const CLI_DEFAULTS: ReadonlySet<RuntimeFlag> = new Set(['logLevel', 'drainTimeout', 'connectTimeout']);
 
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+import { StopSignals } from './stop-signals.js';
 
-/**
- * How long past --drain-timeout a stop may take before runtime ends at once: the roles' own grace
- * (ROLE_STOP_GRACE_MS, after which their threads are terminated), then the dashboard and the embedded
- * ZooKeeper (stopped with SIGTERM, then SIGKILL after 5 s).
- */
-export const STOP_BOUND_MS = ROLE_STOP_GRACE_MS + 10_000;
+export { STOP_BOUND_MS } from './stop-signals.js';
 
 export function registerStart(program: Command, io: Io, setExit: (code: number) => void): void {
   const command = program.command('start', { isDefault: true });
@@ -165,48 +166,6 @@ function count(spec: FarmSpec, kind: 'master' | 'worker'): string {
   return `${n} ${kind}${n === 1 ? '' : 's'}`;
 }
 
-/**
- * The signals runtime answers. The first asks for a stop and arms its bound (--drain-timeout +
- * STOP_BOUND_MS, docs/reliability.md), past which runtime stops at once; a second stops at once.
- */
-class StopSignals {
-  count = 0;
-  readonly requested: Promise<'stop'>;
-  #request!: () => void;
-
-  constructor(
-    private readonly io: Io,
-    private readonly drainTimeout: number,
-    private readonly atOnce: (code: number) => void,
-  ) {
-    this.requested = new Promise((resolve) => {
-      this.#request = () => resolve('stop');
-    });
-    for (const sig of SIGNALS) process.on(sig, this.#onSignal);
-  }
-
-  readonly #onSignal = (sig: NodeJS.Signals) => {
-    if (++this.count > 1) {
-      this.io.err(`runtime: ${sig} again: stopping at once`);
-      this.atOnce(130);
-      return;
-    }
-    this.io.err(
-      `runtime: ${sig}: stopping (workers drain up to ${this.drainTimeout} ms); press Ctrl-C again to stop at once`,
-    );
-    const bound = this.drainTimeout + STOP_BOUND_MS;
-    setTimeout(() => {
-      this.io.err(`runtime: the stop did not end within ${bound} ms; stopping at once`);
-      this.atOnce(EXIT_FAILURE);
-    }, bound).unref();
-    this.#request();
-  };
-
-  close(): void {
-    for (const sig of SIGNALS) process.removeListener(sig, this.#onSignal);
-  }
-}
-
 /** What runtime has started, so that a stop, a failure or a second signal can end each part. */
 class RunningFarm {
   host: Host | undefined;
@@ -214,9 +173,20 @@ class RunningFarm {
   embedded: EmbeddedZooKeeper | undefined;
   /** The embedded ZooKeeper's warm-up, under way while the roles start (host/embedded-warm-up.ts). */
   warming: Promise<string | undefined> = Promise.resolve(undefined);
+  /** Its bound (ZKFARM_ZK_WARM_UP_MS); the request path is warmed after the roles' start within half of it. */
+  warmUpMs = 0;
   /** Tasks the roles rehearse with before they start (host/rehearsal.ts): on the embedded ZooKeeper only. */
   rehearsal = 0;
   logger: pino.Logger | undefined;
+
+  /** The embedded server's per-request path, once the roles have started and the machine is quiet. */
+  async warmRequestPath(stopRequested: Promise<unknown>, io: Io): Promise<void> {
+    if (!this.embedded) return;
+    const stop = new AbortController();
+    void stopRequested.then(() => stop.abort());
+    const line = await warmEmbeddedRequests(this.embedded, this.warmUpMs, stop.signal);
+    if (line) io.err(line);
+  }
 
   /** The embedded ZooKeeper, or a first look at the given one (a clear message beats roles retrying). */
   async zooKeeper(
@@ -228,6 +198,7 @@ class RunningFarm {
   ) {
     if (source === 'embedded') {
       const warmUpMs = warmUpBudget(process.env); // a bad value is refused before anything starts
+      this.warmUpMs = warmUpMs;
       this.rehearsal = rehearsalTasks(process.env);
       const embedded = await startEmbeddedZooKeeper({
         workdir: spec.workdir,
@@ -359,6 +330,8 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
     const zkHint = source === 'embedded' ? '' : ` --zk ${spec.connect}${tlsHint(tls)}`;
     const warmed = await farm.warming;
     if (warmed) io.err(warmed);
+    await farm.warmRequestPath(signals.requested, io);
+    if (signals.count > 0) return await farm.stop(opts.drainTimeout, io);
     io.err(
       `runtime: ready: ${count(spec, 'master')}, ${count(spec, 'worker')} on ${spec.connect} ` +
         `(workdir ${spec.workdir})`,

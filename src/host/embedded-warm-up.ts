@@ -6,12 +6,16 @@
  *
  * It runs beside the role threads' start, which leaves ZooKeeper mostly idle, and `runtime` says ready
  * once both are done. Bounded by ZKFARM_ZK_WARM_UP_MS (milliseconds in all, half creates and half the
- * farm's mix; 0 turns it off). A warm-up that fails only costs speed: it is reported, never fatal.
+ * farm's mix; 0 turns it off). Then, once the roles have started and the machine is quiet again, a
+ * burst of small requests of every kind (warmUpRequests) for at most half that again: the server's
+ * per-request code, which the busy first part leaves half compiled (benchmarks/README.md, "The embedded
+ * ZooKeeper's per-request path"). A warm-up that fails only costs speed: it is reported, never fatal.
  */
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
+import type { ZkClient } from '../zk/client.js';
 import { openClient } from '../zk/open-client.js';
 import { readTlsFiles } from '../zk/transport.js';
-import { warmUpServer } from '../zk/warm-up.js';
+import { warmUpRequests, warmUpServer } from '../zk/warm-up.js';
 import type { EmbeddedZooKeeper } from './embedded.js';
 import type { RehearsalReport } from './rehearsal.js';
 
@@ -51,25 +55,54 @@ export async function warmEmbedded(
   if (budgetMs === 0) return undefined;
   const t0 = Date.now();
   try {
-    const client = await openClient(embedded.connect, {
-      sessionTimeout: 10_000,
-      timeoutMs: 10_000,
-      ...(embedded.tls ? { tls: readTlsFiles(embedded.tls) } : {}),
-    });
-    try {
+    return await withClient(embedded, async (client) => {
       const half = Math.ceil(budgetMs / 2);
       const w = await warmUpServer(client, { createsMs: half, mixMs: half });
       return (
-        `runtime: the embedded ZooKeeper was warmed in ${((Date.now() - t0) / 1000).toFixed(1)} s ` +
+        `runtime: the embedded ZooKeeper was warmed in ${secondsSince(t0)} s ` +
         `(${w.creates + w.moved} nodes; ZKFARM_ZK_WARM_UP_MS=0 skips it)`
       );
-    } finally {
-      client.connection.close();
-    }
+    });
   } catch (err) {
     return `runtime: warming the embedded ZooKeeper failed (${describeError(err)}); the farm runs, its first tasks more slowly`;
   }
 }
+
+/**
+ * The second part, once the roles have started: small requests for at most half of `budgetMs` (and
+ * 20,000 requests), ended early by `signal`. Resolves to the line runtime prints, never rejects.
+ */
+export async function warmEmbeddedRequests(
+  embedded: EmbeddedZooKeeper,
+  budgetMs: number,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
+  if (budgetMs === 0 || signal?.aborted) return undefined;
+  const t0 = Date.now();
+  try {
+    const n = await withClient(embedded, (client) =>
+      warmUpRequests(client, { ms: Math.ceil(budgetMs / 2), ...(signal ? { signal } : {}) }),
+    );
+    return `runtime: and its request path with ${n} small requests in ${secondsSince(t0)} s`;
+  } catch (err) {
+    return `runtime: warming the embedded ZooKeeper's request path failed (${describeError(err)}); the farm runs`;
+  }
+}
+
+async function withClient<T>(embedded: EmbeddedZooKeeper, use: (client: ZkClient) => Promise<T>): Promise<T> {
+  const client = await openClient(embedded.connect, {
+    sessionTimeout: 10_000,
+    timeoutMs: 10_000,
+    ...(embedded.tls ? { tls: readTlsFiles(embedded.tls) } : {}),
+  });
+  try {
+    return await use(client);
+  } finally {
+    client.connection.close();
+  }
+}
+
+const secondsSince = (t0: number) => ((Date.now() - t0) / 1000).toFixed(1);
 
 /** runtime's line about the roles' rehearsal. */
 export function rehearsalLine(r: RehearsalReport): string {

@@ -10,6 +10,13 @@
  *   listed (getChildren) and read (multiRead), moved to an assignment dir (one multi of creates and
  *   deletes), read again, moved to a status dir — under a persistent recursive watch.
  *
+ * And a third, apart (warmUpRequests): one small request of each kind a farm sends, in turn, 32 in
+ * flight. What a server does once per request (not per node: reading the packet, queueing it through
+ * its request processors, answering) is compiled only after tens of thousands of requests, and for the
+ * kinds it has seen, while a farm batches its nodes into few requests. Warmed while the machine is busy
+ * (the roles starting), that code is still being compiled when the first real tasks arrive, so `runtime`
+ * sends these requests once its roles have started.
+ *
  * Used by `runtime` for its embedded ZooKeeper (src/cli/start.ts) and by the benchmark harness for the
  * server it measures on. Stops early when `signal` aborts; a failed request ends the warm-up (the
  * caller decides what a failure means: for `runtime` it is only a warning).
@@ -72,6 +79,30 @@ export async function warmUpServer(client: ZkClient, opts: WarmUpOptions = {}): 
   }
 }
 
+export interface WarmUpRequestsOptions {
+  /** The throwaway root (removed afterwards). @defaultValue '/zkfarm-warm-up-requests' */
+  root?: string;
+  /** Bounds: time, and requests. @defaultValue 1500 ms, 20,000 requests */
+  ms?: number;
+  max?: number;
+  signal?: AbortSignal;
+}
+
+/** Warm the server's per-request path (see the module comment); resolves to the requests sent. */
+export async function warmUpRequests(client: ZkClient, opts: WarmUpRequestsOptions = {}): Promise<number> {
+  const root = opts.root ?? '/zkfarm-warm-up-requests';
+  const signal = opts.signal ?? new AbortController().signal;
+  try {
+    return await warmRequests(client, root, {
+      until: Date.now() + (opts.ms ?? 1500),
+      max: opts.max ?? 20_000,
+      signal,
+    });
+  } finally {
+    await removeTree(client, root).catch(() => {});
+  }
+}
+
 interface Bounds {
   until: number;
   signal: AbortSignal;
@@ -95,6 +126,30 @@ async function warmCreates(client: ZkClient, dir: string, b: Bounds & { max: num
   };
   await Promise.all([...Array.from({ length: 32 }, () => lane(false)), lane(true), lane(true)]);
   return writes;
+}
+
+/** Lanes of one request at a time, each lane going through the kinds of request a farm sends. */
+async function warmRequests(client: ZkClient, dir: string, b: Bounds & { max: number }): Promise<number> {
+  await client.ensurePath(dir);
+  let requests = 0;
+  const lane = async (k: number) => {
+    const own = `${dir}/lane-${k}`;
+    await client.ensurePath(own);
+    while (Date.now() < b.until && requests < b.max && !b.signal.aborted) {
+      const node = await client.createSequential(`${own}/t-`, PAYLOAD);
+      await client.exists(node, () => {}); // a one-shot watch, which the delete below sets off
+      await client.getData(node);
+      await client.getChildren(own);
+      await client.setData(node, STATUS);
+      await client.getDataMany([node]);
+      const moved = `${node}-moved`;
+      await client.transaction().create(moved, PAYLOAD).remove(node).commit();
+      await client.remove(moved);
+      requests += 8;
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, (_, k) => lane(k)));
+  return requests;
 }
 
 async function warmMix(
