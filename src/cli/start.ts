@@ -33,6 +33,7 @@ import { type Dashboard, type RoleFaults, startDashboard } from '../web/index.js
 import { splitConnectString } from '../zk/connect-string.js';
 import { prepareTls, readTlsFiles } from '../zk/transport.js';
 import { EXIT_OK, type FlagField, flagOption, type Io, openSession } from './common.js';
+import { StopSignals } from './stop-signals.js';
 import { loadTls, mergeTls, type TlsSetting, tlsHint, tlsSettingFromFlags } from './zk-tls.js';
 
 /** The options of `runtime start`, as commander hands them over (see host/options.ts for each). */
@@ -61,8 +62,6 @@ const FARM_FLAGS = [
 
 /** Flags whose default commander fills in: those that no config file setting could supply instead. */
 const CLI_DEFAULTS: ReadonlySet<RuntimeFlag> = new Set(['logLevel', 'drainTimeout', 'connectTimeout']);
-
-import { StopSignals } from './stop-signals.js';
 
 export { STOP_BOUND_MS } from './stop-signals.js';
 
