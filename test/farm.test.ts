@@ -265,6 +265,17 @@ test('the leading master dies mid-stream: a standby takes over and the stream co
   );
 });
 
+test('masters started one after another lead in that order, even when the first has a slow link', async () => {
+  const root = await zk.chroot('master-order');
+  const link = await proxied(root);
+  link.proxy.setDelay(200);
+  // m1's start resolves only once it stands in line: m2, on a fast link, cannot get ahead of it.
+  const m1 = await master(link.connect, 'm1');
+  const m2 = await master(root, 'm2');
+  await until(() => m1.isLeader || m2.isLeader, 30_000, 'a leader');
+  assert.deepEqual([m1.isLeader, m2.isLeader], [true, false], 'the master started first leads');
+});
+
 test("a master that starts while a dead worker's assignments are stranded gives them back", async () => {
   const root = await zk.chroot('stranded');
   const c = await admin(root);

@@ -70,8 +70,9 @@ test('one leader; the line is the order of joining; each waits on its predecesso
   assert.equal(a.terms[0]!.signal.aborted, true);
   // a joins again: at the end of the line, behind c.
   const again = await candidate(root, 'a');
-  // start() joins in the background: wait for its candidate node before reading the line.
-  await until(async () => (await admin.getChildren('/election')).length === 3, 10_000, 'a to join again');
+  // start() joins in the background; `joined` resolves once its candidate node is in line.
+  await again.election.joined;
+  assert.ok(again.election.node?.startsWith('a-'), `a's node once joined: ${again.election.node}`);
   const line = (await admin.getChildren('/election')).sort(
     (x, y) => Number(x.slice(-10)) - Number(y.slice(-10)),
   );

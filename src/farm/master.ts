@@ -95,6 +95,9 @@ export class Master extends Role {
     this.#election = election;
     this.#electionSession = session;
     election.start();
+    // The role is started once it stands in line: a host that starts masters one after another (the
+    // rehearsal's leader first) gets them in line in that order.
+    await election.joined;
   }
 
   /** Who leads, as /master says (every master reads it when it changes). */

@@ -83,6 +83,10 @@ export class Election extends EventEmitter {
   #terms = 0;
   #leaderName: string | undefined;
   #running: Promise<void> | undefined;
+  #markJoined: () => void = () => {};
+  readonly #joined = new Promise<void>((resolve) => {
+    this.#markJoined = resolve;
+  });
 
   constructor(session: Session, options: ElectionOptions, work: LeaderWork) {
     super();
@@ -96,6 +100,15 @@ export class Election extends EventEmitter {
   /** Join the line and lead when our turn comes, until `stop()` or the end of the session. */
   start(): void {
     this.#running ??= this.#campaign();
+  }
+
+  /**
+   * Resolves once the first attempt to join the line is over: our node is in line, or the attempt
+   * failed (a retry follows), or the election ended. Never rejects. Awaiting it after start() orders
+   * candidates started one after another: each joins the line behind the one before.
+   */
+  get joined(): Promise<void> {
+    return this.#joined;
   }
 
   get leading(): boolean {
@@ -136,9 +149,11 @@ export class Election extends EventEmitter {
   }
 
   async #campaign(): Promise<void> {
+    if (this.#signal.aborted) this.#markJoined();
+    this.#signal.addEventListener('abort', () => this.#markJoined(), { once: true });
     for (let attempt = 0; !this.#signal.aborted; ) {
       try {
-        await this.#join();
+        await this.#join().finally(() => this.#markJoined());
         if (!(await this.#waitForTurn())) continue;
         const failed = await this.#lead();
         if (failed === undefined) return; // the session ended, or stop()
