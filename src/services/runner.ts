@@ -7,6 +7,8 @@
  * data of /service-placements/<worker> when it starts and writes the hand-over mark there when it stops
  * with its session alive (a clean stop: see `stop`).
  *
+ * The nodes themselves are taken and given up in instance-nodes.ts.
+ *
  * Fencing (docs/services.md): instance n runs only while this worker's session holds running/<n>.
  * - The fence is taken before the program starts. One held by another session is waited for (its
  *   holder stops, or its session expires); one held by an earlier session of this worker is ours to
@@ -31,11 +33,11 @@ import { isZkError } from '../zk/errors.js';
 import type { Session } from '../zk/session.js';
 import { stopAfterSilence } from './fence.js';
 import { type HandlerRunner, InstanceRun } from './instance.js';
+import { claimFence, releaseNodes, setEndpoint } from './instance-nodes.js';
 import {
   decode,
   type Endpoint,
   encodeJson,
-  endpointPath,
   type HandOver,
   instancePorts,
   type Placement,
@@ -46,7 +48,6 @@ import {
 } from './model.js';
 
 const WATCHDOG_MS = 100;
-const FENCE_WAIT_POLL_MS = 500;
 
 export interface RunnerOptions {
   worker: string;
@@ -217,48 +218,22 @@ export class ServiceRunner {
   }
 
   /** Publish (healthy) or withdraw the endpoint of an instance this session fences. */
-  async #endpoint(p: Placement, ok: boolean): Promise<void> {
-    if (!this.#session.alive) return;
-    const c = this.#session.client;
-    const path = endpointPath(p.service, p.instance);
-    try {
-      if (!ok) {
-        const st = await c.exists(path);
-        if (st && st.ephemeralOwner === this.#session.id) await c.removeIfExists(path);
-        return;
-      }
-      const ep: Endpoint = {
-        service: p.service,
-        instance: p.instance,
-        host: this.#host,
-        ports: instancePorts(p.spec, p.instance),
-        worker: this.#opts.worker,
-        revision: p.revision,
-      };
-      // We hold the fence of this instance: any other endpoint of it is stale (its session is gone or going).
-      for (;;) {
-        try {
-          await c.createEphemeral(path, encodeJson(ep));
-          return;
-        } catch (err) {
-          if (!isZkError(err, 'NODE_EXISTS')) throw err;
-          await c.removeIfExists(path);
+  #endpoint(p: Placement, ok: boolean): Promise<void> {
+    const ep: Endpoint | undefined = ok
+      ? {
+          service: p.service,
+          instance: p.instance,
+          host: this.#host,
+          ports: instancePorts(p.spec, p.instance),
+          worker: this.#opts.worker,
+          revision: p.revision,
         }
-      }
-    } catch (err) {
-      if (this.#session.alive)
-        this.#log.warn({ err, path }, `could not update the endpoint: ${describeError(err)}`);
-    }
+      : undefined;
+    return setEndpoint(this.#session, p, ep, this.#log);
   }
 
-  /**
-   * Take running/<n> for this session. Held by this session: ours already. Held by an earlier session
-   * of ours: its runner has stopped (see `after`), remove it. Held by another worker: wait until it
-   * goes (that worker stops the instance and removes it, or its session expires).
-   */
-  async #claimFence(p: Placement, cancel: AbortSignal): Promise<void> {
-    const c = this.#session.client;
-    const path = runningPath(p.service, p.instance);
+  /** Take running/<n> for this session (instance-nodes.ts), recording the instance as starting. */
+  #claimFence(p: Placement, cancel: AbortSignal): Promise<void> {
     const record: RunRecord = {
       worker: this.#opts.worker,
       host: this.#host,
@@ -267,47 +242,7 @@ export class ServiceRunner {
       restarts: 0,
       since: Date.now(),
     };
-    let waited = false;
-    // One watcher function for the whole wait: the client registers a function once per path.
-    let wake = () => {};
-    const onChange = () => wake();
-    while (!cancel.aborted && this.#session.alive) {
-      try {
-        await c.createEphemeral(path, encodeJson(record));
-        return;
-      } catch (err) {
-        if (!isZkError(err, 'NODE_EXISTS')) throw err;
-      }
-      const st = await c.exists(path);
-      if (!st) continue;
-      if (st.ephemeralOwner === this.#session.id) return;
-      if (this.#opts.pastSessions.has(st.ephemeralOwner)) {
-        await c.removeIfExists(path, st.version);
-        continue;
-      }
-      if (!waited)
-        this.#log.info(
-          { path, owner: st.ephemeralOwner },
-          `instance ${p.service}.${p.instance} still runs elsewhere; waiting for it to stop`,
-        );
-      waited = true;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, FENCE_WAIT_POLL_MS);
-        const done = () => {
-          clearTimeout(t);
-          cancel.removeEventListener('abort', done);
-          resolve();
-        };
-        wake = done;
-        cancel.addEventListener('abort', done, { once: true });
-        c.exists(path, onChange).then(
-          (x) => {
-            if (!x) done();
-          },
-          () => done(),
-        );
-      });
-    }
+    return claimFence(this.#session, p, record, this.#opts.pastSessions, cancel, this.#log);
   }
 
   /** Stop the slot's instance and give its fence and endpoint up (when the session still holds them). */
@@ -319,12 +254,7 @@ export class ServiceRunner {
     if (!run || !p) return;
     await run.stop();
     await s.writes;
-    if (!this.#session.alive) return;
-    const c = this.#session.client;
-    for (const path of [endpointPath(p.service, p.instance), runningPath(p.service, p.instance)]) {
-      const st = await c.exists(path).catch(() => null);
-      if (st && st.ephemeralOwner === this.#session.id) await c.removeIfExists(path, -1).catch(() => {});
-    }
+    await releaseNodes(this.#session, p);
   }
 
   /**

@@ -9,17 +9,17 @@
  * - Every request is counted (`requests`; a supervisor adds up its sessions'); a `multi` counts once.
  * - Versions are passed exactly (0 means version 0, -1 means any), in transactions too.
  *
- * Operations made of several requests are in compound.ts, multiRead's encoding in multi-read.ts, the
- * ACLs in acl.ts, transactions in transaction.ts.
+ * Operations made of several requests are in compound.ts, multiRead in multi-read.ts, the ACLs and their
+ * requests in acl.ts, transactions in transaction.ts.
  */
 
-import { OPEN_ACL } from './acl.js';
+import { getAcl, OPEN_ACL, setAcl } from './acl.js';
 import { ensurePath, move, removeRecursive, secure } from './compound.js';
 import type { ZkConnection } from './connection.js';
 import { DEFAULT_MAX_BUFFER } from './connection-options.js';
 import { isZkError } from './errors.js';
 import { type Acl, encodedAcl, OP, type Reader, type Stat, type Writer } from './jute.js';
-import { MULTI_READ_PATHS, type ReadResult, readMultiRead, writeMultiRead } from './multi-read.js';
+import { getDataMany, type ReadResult } from './multi-read.js';
 import {
   badArgument,
   CreateMode,
@@ -177,28 +177,8 @@ export class ZkClient {
    * paths to a request, all sent at once). Each result is the node's data and stat, or a ZkError
    * (NO_NODE, ...) for that path alone; the others are unaffected.
    */
-  async getDataMany(paths: readonly string[]): Promise<ReadResult[]> {
-    if (paths.length <= MULTI_READ_PATHS) return this.#multiRead(paths);
-    const parts: Array<Promise<ReadResult[]>> = [];
-    for (let i = 0; i < paths.length; i += MULTI_READ_PATHS)
-      parts.push(this.#multiRead(paths.slice(i, i + MULTI_READ_PATHS)));
-    return (await Promise.all(parts)).flat();
-  }
-
-  #multiRead(paths: readonly string[]): Promise<ReadResult[]> {
-    if (paths.length === 0) return Promise.resolve([]);
-    for (const p of paths) {
-      const problem = pathProblem(p);
-      if (problem) return badArgument('multiRead', p, problem);
-    }
-    const conn = this.connection;
-    return this.send(
-      OP.multiRead,
-      'multiRead',
-      paths[0],
-      (w) => writeMultiRead(w, paths, (p) => conn.serverPath(p)),
-      (r) => readMultiRead(r, paths),
-    );
+  getDataMany(paths: readonly string[]): Promise<ReadResult[]> {
+    return getDataMany(this, paths);
   }
 
   /**
@@ -353,37 +333,12 @@ export class ZkClient {
 
   /** A node's ACL and stat. */
   getAcl(path: string): Promise<{ acl: Acl[]; stat: Stat }> {
-    const problem = pathProblem(path);
-    if (problem) return badArgument('getACL', path, problem);
-    const conn = this.connection;
-    return this.send(
-      OP.getACL,
-      'getACL',
-      path,
-      (w) => w.ustring(conn.serverPath(path)),
-      (r) => {
-        const acl = r.acls();
-        return { acl, stat: r.stat() };
-      },
-    );
+    return getAcl(this, path);
   }
 
   /** Set a node's ACL (`version` -1: any). */
   setAcl(path: string, acl: readonly Acl[], version = -1): Promise<Stat> {
-    const problem = pathProblem(path);
-    if (problem) return badArgument('setACL', path, problem);
-    const conn = this.connection;
-    return this.send(
-      OP.setACL,
-      'setACL',
-      path,
-      (w) => {
-        w.ustring(conn.serverPath(path));
-        w.raw(encodedAcl(acl));
-        w.int(version);
-      },
-      readStat,
-    );
+    return setAcl(this, path, acl, version);
   }
 
   /**

@@ -3,9 +3,10 @@
  * own (its data and stat, or the ZkError of that path alone). A request is bounded in paths, since its
  * answer holds every node's data.
  */
+import type { ZkClient } from './client.js';
 import { ZK_CODES, ZkError } from './errors.js';
 import { OP, type Reader, type Stat, type Writer } from './jute.js';
-import { readData, writeMultiEnd } from './ops.js';
+import { badArgument, pathProblem, readData, writeMultiEnd } from './ops.js';
 
 /** Most paths in one multiRead: an answer holds every node's data, so this bounds its size. */
 export const MULTI_READ_PATHS = 100;
@@ -45,4 +46,32 @@ export function readMultiRead(r: Reader, paths: readonly string[]): ReadResult[]
       );
   }
   return out;
+}
+
+/**
+ * Read the data of many nodes in one round trip (ZkClient.getDataMany): at most MULTI_READ_PATHS paths
+ * to a request, all requests sent at once.
+ */
+export async function getDataMany(client: ZkClient, paths: readonly string[]): Promise<ReadResult[]> {
+  if (paths.length <= MULTI_READ_PATHS) return multiRead(client, paths);
+  const parts: Array<Promise<ReadResult[]>> = [];
+  for (let i = 0; i < paths.length; i += MULTI_READ_PATHS)
+    parts.push(multiRead(client, paths.slice(i, i + MULTI_READ_PATHS)));
+  return (await Promise.all(parts)).flat();
+}
+
+function multiRead(client: ZkClient, paths: readonly string[]): Promise<ReadResult[]> {
+  if (paths.length === 0) return Promise.resolve([]);
+  for (const p of paths) {
+    const problem = pathProblem(p);
+    if (problem) return badArgument('multiRead', p, problem);
+  }
+  const conn = client.connection;
+  return client.send(
+    OP.multiRead,
+    'multiRead',
+    paths[0],
+    (w) => writeMultiRead(w, paths, (p) => conn.serverPath(p)),
+    (r) => readMultiRead(r, paths),
+  );
 }

@@ -35,10 +35,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { digestAcl, OPEN_ACL } from './acl.js';
+import { fatal, stoppingError } from './action-errors.js';
 import { type Attempt, newAttempt } from './attempt.js';
 import { emitSafely } from './callbacks.js';
 import { type ConnectOptions, checkConnectOptions, type Logger, silentLogger } from './connect-options.js';
-import { isZkError } from './errors.js';
 import type { Acl } from './jute.js';
 import { checkServer } from './server-check.js';
 import { Session } from './session.js';
@@ -59,11 +59,7 @@ export type SessionState = 'connecting' | 'connected' | 'suspended' | 'reconnect
 export type ActionResult = undefined | 'completed';
 export type Action = (session: Session) => unknown;
 
-/** Mark an error as fatal: thrown from an action, it stops the supervisor instead of being retried. */
-export function fatal<E extends Error>(err: E): E {
-  (err as E & { fatal: boolean }).fatal = true;
-  return err;
-}
+export { fatal } from './action-errors.js';
 
 export class Supervisor extends EventEmitter {
   readonly options: Readonly<ConnectOptions>;
@@ -244,22 +240,9 @@ export class Supervisor extends EventEmitter {
         return;
       } catch (err) {
         if (!session.alive || this.#stopped) return;
-        if ((err as { fatal?: boolean }).fatal) {
-          this.#fail(err as Error);
-          return;
-        }
-        if (isZkError(err, 'NO_AUTH', 'AUTH_FAILED', 'INVALID_ACL')) {
-          // Retrying cannot help: this identity may not touch these nodes.
-          this.#fail(
-            fatal(
-              new ZkfarmError(
-                ErrorCodes.NOT_AUTHORIZED,
-                `ZooKeeper refused ${err.op} ${err.path ?? ''} (${err.code}): the nodes are access-controlled; ` +
-                  "connect with the farm's identity (--auth user:password)",
-                { cause: err },
-              ),
-            ),
-          );
+        const stopping = stoppingError(err);
+        if (stopping) {
+          this.#fail(stopping);
           return;
         }
         this.reportError(err, 'action');
