@@ -9,18 +9,29 @@
  *
  * Task i is due at t0 + i/rate; what is due goes out in one submitMany, one call at a time. Sent = the
  * clock just before the call; started = the status's startedAt; recorded = the status znode's ctime.
+ *
+ * With --hops, an observer session of its own holds persistent recursive watches on /tasks and /assign
+ * and notes when it hears of each task's znode there: queued (its create in /tasks, the submit's
+ * commit) and assigned (its create in /assign/<worker>, the leader's move). The time between two hops
+ * is then split: sent→queued, queued→assigned (the leader: notice, list, read, plan, move),
+ * assigned→started (the worker: notice, read, queue), started→recorded (run, status write). The
+ * observer's times are when it heard, a little after each commit, and its watches add two
+ * notifications per task to ZooKeeper's work: the figures are for locating the wait, not for the
+ * headline.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { statusPath } from '../src/farm/protocol.js';
+import { PATHS, statusPath } from '../src/farm/protocol.js';
 import { Submitter } from '../src/farm/submitter.js';
 import { discoverConnect } from '../src/host/discovery.js';
+import { connect as connectZk, type Supervisor } from '../src/zk/index.js';
 
 const { values } = parseArgs({
   options: {
     zk: { type: 'string' },
     rate: { type: 'string', default: '800' },
     seconds: { type: 'string', default: '8' },
+    hops: { type: 'boolean', default: false },
   },
 });
 const RATE = Number(values.rate);
@@ -29,6 +40,7 @@ const found = discoverConnect(values.zk);
 const connect = found.connect;
 
 interface Row {
+  id: string;
   sent: number;
   started: number;
   recorded: number;
@@ -36,6 +48,52 @@ interface Row {
 }
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.floor(p * (xs.length - 1))]!;
+
+/** When the observer first heard of each task id in /tasks (queued) and in /assign (assigned). */
+interface Heard {
+  queued: Map<string, number>;
+  assigned: Map<string, number>;
+}
+
+const CREATED = 1;
+
+/** An observer session with persistent recursive watches on /tasks and /assign (see --hops above). */
+async function observe(): Promise<{ heard: Heard; sup: Supervisor }> {
+  const heard: Heard = { queued: new Map(), assigned: new Map() };
+  const sup = connectZk({ connect, connectTimeout: 10_000, ...(found.tls ? { tls: found.tls } : {}) });
+  const client = (await sup.ready).client;
+  const note = (into: Map<string, number>, depth: number) => (type: number, path: string) => {
+    const parts = path.split('/');
+    if (type !== CREATED || parts.length !== depth) return;
+    const id = parts[parts.length - 1]!;
+    if (!into.has(id)) into.set(id, Date.now());
+  };
+  await client.addWatch(PATHS.tasks, 'persistentRecursive', note(heard.queued, 3));
+  await client.addWatch(PATHS.assign, 'persistentRecursive', note(heard.assigned, 4));
+  return { heard, sup };
+}
+
+/** Each hop's p50 / p99, over all tasks and over the slowest 1% (sent→started at or over its p99). */
+function printHops(rows: Row[], heard: Heard): void {
+  const full = rows.filter((r) => heard.queued.has(r.id) && heard.assigned.has(r.id));
+  const hops: Array<[string, (r: Row) => number]> = [
+    ['sent→queued', (r) => heard.queued.get(r.id)! - r.sent],
+    ['queued→assigned (leader)', (r) => heard.assigned.get(r.id)! - heard.queued.get(r.id)!],
+    ['assigned→started (worker)', (r) => r.started - heard.assigned.get(r.id)!],
+    ['started→recorded', (r) => r.recorded - r.started],
+  ];
+  const limit = pct(
+    full.map((r) => r.started - r.sent),
+    0.99,
+  );
+  const slow = full.filter((r) => r.started - r.sent >= limit);
+  const mean = (xs: number[]) => (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(1);
+  console.log(`hops of ${full.length} tasks heard in both (ms): p50 / p99, and the mean in the slowest 1%`);
+  for (const [name, f] of hops) {
+    const all = full.map(f);
+    console.log(`  ${name.padEnd(27)} ${pct(all, 0.5)} / ${pct(all, 0.99)}; slowest ${mean(slow.map(f))}`);
+  }
+}
 
 async function submitPaced(sub: Submitter): Promise<{ id: string; sent: number }[]> {
   const sent: { id: string; sent: number }[] = [];
@@ -65,7 +123,13 @@ async function timelines(sub: Submitter, sent: { id: string; sent: number }[]): 
       if (r instanceof Error) return;
       const status = JSON.parse(r.data.toString('utf8')) as { startedAt: number; worker: string };
       const s = part[j]!;
-      rows.push({ sent: s.sent, started: status.startedAt, recorded: r.stat.ctime, worker: status.worker });
+      rows.push({
+        id: s.id,
+        sent: s.sent,
+        started: status.startedAt,
+        recorded: r.stat.ctime,
+        worker: status.worker,
+      });
     });
   }
   return rows;
@@ -76,6 +140,7 @@ const sub = await Submitter.open({
   connectTimeout: 10_000,
   ...(found.tls ? { tls: found.tls } : {}),
 });
+const observer = values.hops ? await observe() : undefined;
 try {
   const sent = await submitPaced(sub);
   await sleep(2000); // the last results
@@ -100,7 +165,9 @@ try {
   console.log(`${slow.length} tasks at or over the p99 (${limit} ms) by 100 ms window since the first send:`);
   console.log(`  ${list(new Map([...windows].sort((a, b) => a[0] - b[0])))}`);
   console.log(`  by worker: ${list(workers)}`);
+  if (observer) printHops(rows, observer.heard);
 } finally {
+  await observer?.sup.stop();
   await sub.close();
 }
 process.exit(0);
