@@ -25,6 +25,8 @@ import { PATHS, statusPath } from '../src/farm/protocol.js';
 import { Submitter } from '../src/farm/submitter.js';
 import { discoverConnect } from '../src/host/discovery.js';
 import { connect as connectZk, type Supervisor } from '../src/zk/index.js';
+import { EVENT } from '../src/zk/watch-manager.js';
+import { percentiles } from './harness/stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -47,15 +49,11 @@ interface Row {
   worker: string;
 }
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.floor(p * (xs.length - 1))]!;
-
 /** When the observer first heard of each task id in /tasks (queued) and in /assign (assigned). */
 interface Heard {
   queued: Map<string, number>;
   assigned: Map<string, number>;
 }
-
-const CREATED = 1;
 
 /** An observer session with persistent recursive watches on /tasks and /assign (see --hops above). */
 async function observe(): Promise<{ heard: Heard; sup: Supervisor }> {
@@ -64,7 +62,7 @@ async function observe(): Promise<{ heard: Heard; sup: Supervisor }> {
   const client = (await sup.ready).client;
   const note = (into: Map<string, number>, depth: number) => (type: number, path: string) => {
     const parts = path.split('/');
-    if (type !== CREATED || parts.length !== depth) return;
+    if (type !== EVENT.created || parts.length !== depth) return;
     const id = parts[parts.length - 1]!;
     if (!into.has(id)) into.set(id, Date.now());
   };
@@ -73,25 +71,22 @@ async function observe(): Promise<{ heard: Heard; sup: Supervisor }> {
   return { heard, sup };
 }
 
-/** Each hop's p50 / p99, over all tasks and over the slowest 1% (sent→started at or over its p99). */
-function printHops(rows: Row[], heard: Heard): void {
-  const full = rows.filter((r) => heard.queued.has(r.id) && heard.assigned.has(r.id));
+/** Each hop's p50 / p99, over all tasks and over `slow` (sent→started at or over its p99). */
+function printHops(rows: Row[], slow: Row[], heard: Heard): void {
+  const heardOf = (r: Row) => heard.queued.has(r.id) && heard.assigned.has(r.id);
+  const full = rows.filter(heardOf);
+  const slowHeard = slow.filter(heardOf);
   const hops: Array<[string, (r: Row) => number]> = [
     ['sent→queued', (r) => heard.queued.get(r.id)! - r.sent],
     ['queued→assigned (leader)', (r) => heard.assigned.get(r.id)! - heard.queued.get(r.id)!],
     ['assigned→started (worker)', (r) => r.started - heard.assigned.get(r.id)!],
     ['started→recorded', (r) => r.recorded - r.started],
   ];
-  const limit = pct(
-    full.map((r) => r.started - r.sent),
-    0.99,
-  );
-  const slow = full.filter((r) => r.started - r.sent >= limit);
   const mean = (xs: number[]) => (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(1);
   console.log(`hops of ${full.length} tasks heard in both (ms): p50 / p99, and the mean in the slowest 1%`);
   for (const [name, f] of hops) {
-    const all = full.map(f);
-    console.log(`  ${name.padEnd(27)} ${pct(all, 0.5)} / ${pct(all, 0.99)}; slowest ${mean(slow.map(f))}`);
+    const all = percentiles(full.map(f));
+    console.log(`  ${name.padEnd(27)} ${all.p50} / ${all.p99}; slowest ${mean(slowHeard.map(f))}`);
   }
 }
 
@@ -145,13 +140,13 @@ try {
   const sent = await submitPaced(sub);
   await sleep(2000); // the last results
   const rows = await timelines(sub, sent);
-  const started = rows.map((r) => r.started - r.sent);
-  const recorded = rows.map((r) => r.recorded - r.sent);
+  const started = percentiles(rows.map((r) => r.started - r.sent));
+  const recorded = percentiles(rows.map((r) => r.recorded - r.sent));
   console.log(
-    `${rows.length} of ${sent.length} tasks recorded at ${RATE}/s; sent→started p50 ${pct(started, 0.5)} ` +
-      `p99 ${pct(started, 0.99)} ms; sent→recorded p50 ${pct(recorded, 0.5)} p99 ${pct(recorded, 0.99)} ms`,
+    `${rows.length} of ${sent.length} tasks recorded at ${RATE}/s; sent→started p50 ${started.p50} ` +
+      `p99 ${started.p99} ms; sent→recorded p50 ${recorded.p50} p99 ${recorded.p99} ms`,
   );
-  const limit = pct(started, 0.99);
+  const limit = started.p99;
   const slow = rows.filter((r) => r.started - r.sent >= limit);
   const t0 = sent[0]!.sent;
   const windows = new Map<number, number>();
@@ -165,7 +160,7 @@ try {
   console.log(`${slow.length} tasks at or over the p99 (${limit} ms) by 100 ms window since the first send:`);
   console.log(`  ${list(new Map([...windows].sort((a, b) => a[0] - b[0])))}`);
   console.log(`  by worker: ${list(workers)}`);
-  if (observer) printHops(rows, observer.heard);
+  if (observer) printHops(rows, slow, observer.heard);
 } finally {
   await observer?.sup.stop();
   await sub.close();

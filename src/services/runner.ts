@@ -180,12 +180,7 @@ export class ServiceRunner {
     const path = runningPath(p.service, p.instance);
     const logDir = join(this.#opts.workdir, 'services', p.service, String(p.instance));
     s.record = {
-      worker: this.#opts.worker,
-      host: this.#host,
-      revision: p.revision,
-      state: 'starting',
-      restarts: 0,
-      since: Date.now(),
+      ...this.#startingRecord(p),
       logDir,
       sessionTimeout: this.#session.client.connection.sessionTimeout,
     };
@@ -234,7 +229,12 @@ export class ServiceRunner {
 
   /** Take running/<n> for this session (instance-nodes.ts), recording the instance as starting. */
   #claimFence(p: Placement, cancel: AbortSignal): Promise<void> {
-    const record: RunRecord = {
+    return claimFence(this.#session, p, this.#startingRecord(p), this.#opts.pastSessions, cancel, this.#log);
+  }
+
+  /** The state of an instance of `p` about to start on this worker. */
+  #startingRecord(p: Placement): RunRecord {
+    return {
       worker: this.#opts.worker,
       host: this.#host,
       revision: p.revision,
@@ -242,7 +242,6 @@ export class ServiceRunner {
       restarts: 0,
       since: Date.now(),
     };
-    return claimFence(this.#session, p, record, this.#opts.pastSessions, cancel, this.#log);
   }
 
   /** Stop the slot's instance and give its fence and endpoint up (when the session still holds them). */
