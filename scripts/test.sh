@@ -13,7 +13,7 @@ mkdir -p test-output
 # file runs alone afterwards, so a new file is alone until it is added here.
 SHARED=(
   acl acl-layout backlog bad-input cli-embedded cli-runtime cli-tls cli config examples example-nzc
-  exec-handlers exec-pool exec-retention exec-service-process exec-shell exec-workdir exports farm
+  exec-handlers exec-pool exec-retention exec-service-process exec-shell exec-workdir exports farm inbox
   fault-proxy lifecycle-cancel lifecycle-events lifecycle-keys lifecycle-progress lifecycle-traces
   metrics metrics-units queues recipes-children-cache recipes-election recipes-multi-batcher
   results-layout results-upgrade retry services-cli services-farm stop submit-stream task-ids testing

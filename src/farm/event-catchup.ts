@@ -18,7 +18,15 @@
 import type { ZkClient } from '../zk/client.js';
 import { childrenIfExists as children } from '../zk/compound.js';
 import { isZkError } from '../zk/errors.js';
-import { OTHER_BUCKET, PATHS, parseStatus, statusBucket, type TaskStatus, taskPath } from './protocol.js';
+import {
+  OTHER_BUCKET,
+  PATHS,
+  parseStatus,
+  statusBucket,
+  type TaskStatus,
+  taskIdOf,
+  taskPath,
+} from './protocol.js';
 import { bucketIds, readResult, statusChildren } from './status-store.js';
 import { eventOf, type NodeRead, resultEvent, type TaskEvent } from './task-events.js';
 
@@ -120,7 +128,7 @@ async function unseenNow(client: ZkClient, id: string, places: Awaited<ReturnTyp
 
 /** Ids of results above `above` (the highest id the stream knew), from its bucket up. */
 async function newerResults(client: ZkClient, above: number): Promise<string[]> {
-  const from = statusBucket(`task-${String(Math.max(above, 0)).padStart(10, '0')}`);
+  const from = statusBucket(taskIdOf(Math.max(above, 0)));
   const buckets = (await statusChildren(client)).buckets.filter((b) => b !== OTHER_BUCKET && b >= from);
   const lists = await Promise.all(buckets.map((b) => bucketIds(client, b)));
   return lists.flat().filter((id) => idNumber(id) > above);

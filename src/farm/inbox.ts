@@ -15,10 +15,11 @@ import { ErrorCodes } from '../errors.js';
 import type { ZkClient } from '../zk/client.js';
 import type { Logger } from '../zk/connect-options.js';
 import type { ZkError } from '../zk/errors.js';
+import type { ReadResult } from '../zk/multi-read.js';
 import { admit } from './admission.js';
 import type { DueLater } from './delayed-area.js';
 import { type Move, reject } from './moves.js';
-import { PATHS, priorityOf, queueOf, taskPath } from './protocol.js';
+import { isTaskId, PATHS, priorityOf, queueOf, taskIdOf, taskPath } from './protocol.js';
 import { QueueView } from './queue-view.js';
 
 export interface InboxHooks {
@@ -42,6 +43,12 @@ export class Inbox {
   /** /tasks changed since the last listing (its watch fired). */
   dirty = true;
   #lastListAt = 0;
+  /** The highest sequence number of a task id listed so far (-1: none yet). */
+  #highest = -1;
+  /** How many ids the next early read guesses. */
+  #guess = EARLY_MIN;
+  /** Tasks the last listing's early read brought, by id, until the next read takes them. */
+  readonly #early = new Map<string, Exclude<ReadResult, Error>>();
 
   constructor(client: ZkClient, log: Logger, hooks: InboxHooks) {
     this.#client = client;
@@ -69,17 +76,42 @@ export class Inbox {
     this.dirty = false;
     this.#lastListAt = Date.now();
     const mark = this.#client.requests;
-    const children = await this.#client
-      .getChildren(PATHS.tasks, () => {
-        this.dirty = true;
-        this.#hooks.kick();
-      })
-      .catch((err: unknown) => {
-        // No watch was set (e.g. /tasks deleted, to be made again): list again on the next round.
-        this.dirty = true;
-        throw err;
-      });
-    this.view.listed(children, mark);
+    const listing = this.#client.getChildren(PATHS.tasks, () => {
+      this.dirty = true;
+      this.#hooks.kick();
+    });
+    const early = this.#readEarly();
+    const children = await listing.catch((err: unknown) => {
+      // No watch was set (e.g. /tasks deleted, to be made again): list again on the next round.
+      this.dirty = true;
+      throw err;
+    });
+    const added = this.view.listed(children, mark);
+    this.#guess = Math.min(EARLY_MAX, Math.max(EARLY_MIN, 2 * added.length));
+    for (const id of added) if (isTaskId(id)) this.#highest = Math.max(this.#highest, Number(id.slice(5)));
+    const reads = await early.reads;
+    this.#early.clear();
+    for (let i = 0; i < reads.length; i++) {
+      const r = reads[i]!;
+      // Kept only for tasks the listing names, read without error: any other is read the usual way.
+      if (!(r instanceof Error) && this.view.has(early.ids[i]!)) this.#early.set(early.ids[i]!, r);
+    }
+  }
+
+  /**
+   * With the listing, when the view holds no task (the leader has caught up): read the ids ZooKeeper
+   * gives next (task ids are /tasks' sequence numbers), so that a task submitted to an idle farm is known
+   * and read in one round trip instead of two. Sent right after the listing, so answered right after it.
+   * A guess that does not exist yet costs ZooKeeper a lookup; the guess grows with the last listing's news.
+   */
+  #readEarly(): { ids: string[]; reads: Promise<ReadResult[]> } {
+    const ids: string[] = [];
+    if (this.view.size === 0 && this.#highest >= 0)
+      for (let n = this.#highest + 1; ids.length < this.#guess && n <= MAX_TASK_SEQ; n++)
+        ids.push(taskIdOf(n));
+    if (ids.length === 0) return { ids, reads: Promise.resolve([]) };
+    // A failed early read only means reading the usual way.
+    return { ids, reads: this.#client.getDataMany(ids.map(taskPath)).catch(() => []) };
   }
 
   /** Read up to `batch` of the oldest unread tasks: file them by queue, or sort them out. */
@@ -112,7 +144,7 @@ export class Inbox {
 
   /** Read tasks in one round trip; sort out what cannot run or must wait (admission.ts). */
   async #read(ids: string[]): Promise<Move[]> {
-    const reads = await this.#client.getDataMany(ids.map(taskPath));
+    const reads = await this.#fetch(ids);
     const moves: Move[] = [];
     const later: DueLater[] = [];
     const now = Date.now();
@@ -147,6 +179,25 @@ export class Inbox {
     return moves;
   }
 
+  /** The tasks' data: what the listing's early read brought (`#readEarly`), the rest in one round trip. */
+  async #fetch(ids: string[]): Promise<ReadResult[]> {
+    const early = this.#early;
+    if (early.size === 0) return this.#client.getDataMany(ids.map(taskPath));
+    const out: ReadResult[] = new Array(ids.length);
+    const rest: number[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const r = early.get(ids[i]!);
+      if (r === undefined) rest.push(i);
+      else out[i] = r;
+    }
+    early.clear(); // read once: data kept longer could be stale
+    if (rest.length > 0) {
+      const reads = await this.#client.getDataMany(rest.map((i) => taskPath(ids[i]!)));
+      for (let j = 0; j < rest.length; j++) out[rest[j]!] = reads[j]!;
+    }
+    return out;
+  }
+
   /** A task that could not be read: gone, not ours to read (a failed status says so), or try later. */
   #unreadable(id: string, err: ZkError): Move | undefined {
     if (err.code === 'NO_NODE') {
@@ -164,6 +215,12 @@ export class Inbox {
     return undefined;
   }
 }
+
+/** Ids an early read guesses: at least a few (an idle farm's next task), at most a multiRead's worth. */
+const EARLY_MIN = 4;
+const EARLY_MAX = 64;
+/** ZooKeeper's sequence numbers are signed 32-bit. */
+const MAX_TASK_SEQ = 2_147_483_647;
 
 /** How old a listing of /tasks may get while `known` queued tasks are known: 200 ms, up to 2 s. */
 function relistAfterMs(known: number): number {

@@ -138,6 +138,11 @@ export function validateName(kind: string, name: string): string {
   return name;
 }
 
+/** The task id ZooKeeper's sequence number `n` gives a child of /tasks created as `task-`. */
+export function taskIdOf(n: number): string {
+  return `task-${String(n).padStart(10, '0')}`;
+}
+
 /** Is this a task id as the farm creates them (`task-` and 10 digits)? */
 export function isTaskId(id: string): boolean {
   return /^task-\d{10}$/.test(id);
