@@ -119,8 +119,9 @@ export async function runLatency(
     ],
     notes: [
       `Single tasks run one at a time, ${p.idleGapMs} ms apart. An idle task's path holds ${IDLE_PATH_ROUND_TRIPS} round trips ` +
-        "to ZooKeeper before its status is recorded: the submit's create; the leader's listing of /tasks, its read " +
-        "and its assignment multi; the worker's read and its completion multi (recorded when it arrives). On a " +
+        "to ZooKeeper before its status is recorded: the submit's create; the leader's listing of /tasks with its " +
+        "read of the next ids, and its assignment multi; the worker's read and its completion multi (recorded " +
+        'when it arrives). On a ' +
         "quiet machine each waits for ZooKeeper's threads and the client's to wake, so the last row times " +
         '`exists` after the same gap: an idle task cannot take much less than that many of these round trips.',
     ],
@@ -215,7 +216,7 @@ function rateTable(title: string, perRate: PerRate[], durationMs: number): Table
 // ---------------------------------------------------------------------------------------------------
 
 /** Round trips to ZooKeeper on an idle task's path before its status is recorded (see the idle table's note). */
-const IDLE_PATH_ROUND_TRIPS = 6;
+const IDLE_PATH_ROUND_TRIPS = 5;
 
 /** `exists` timed after each of `idleTasks` gaps of `idleGapMs`, as the idle series waits between tasks. */
 async function idleRoundTrips(
