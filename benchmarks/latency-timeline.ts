@@ -82,7 +82,6 @@ function printHops(rows: Row[], slow: Row[], heard: Heard): void {
     ['assigned→started (worker)', (r) => r.started - heard.assigned.get(r.id)!],
     ['started→recorded', (r) => r.recorded - r.started],
   ];
-  const mean = (xs: number[]) => (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(1);
   console.log(`hops of ${full.length} tasks heard in both (ms): p50 / p99, and the mean in the slowest 1%`);
   for (const [name, f] of hops) {
     const all = percentiles(full.map(f));

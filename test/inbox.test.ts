@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Inbox } from '../src/farm/inbox.js';
-import type { Move } from '../src/farm/moves.js';
 import { PATHS, taskPath } from '../src/farm/protocol.js';
 import { CreateMode, type ZkClient } from '../src/zk/client.js';
 import { useZooKeeper } from './helpers/zk.js';
@@ -14,19 +13,11 @@ import { useZooKeeper } from './helpers/zk.js';
 const zk = useZooKeeper();
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
-async function inboxOn(name: string): Promise<{ client: ZkClient; inbox: Inbox; commits: Move[][] }> {
+async function inboxOn(name: string): Promise<{ client: ZkClient; inbox: Inbox }> {
   const client = await zk.rawClient(await zk.chroot(name));
   await client.create(PATHS.tasks);
-  const commits: Move[][] = [];
-  const inbox = new Inbox(client, silent, {
-    kick() {},
-    wake() {},
-    async commit(moves) {
-      commits.push(moves);
-    },
-    setAside() {},
-  });
-  return { client, inbox, commits };
+  const inbox = new Inbox(client, silent, { kick() {}, wake() {}, async commit() {}, setAside() {} });
+  return { client, inbox };
 }
 
 /** Submit as a user's client does: a sequential create under /tasks. */

@@ -19,6 +19,7 @@ import type { ZkClient } from '../zk/client.js';
 import { childrenIfExists as children } from '../zk/compound.js';
 import { isZkError } from '../zk/errors.js';
 import {
+  idNumber,
   OTHER_BUCKET,
   PATHS,
   parseStatus,
@@ -37,12 +38,6 @@ export interface FollowedTask {
   queue?: string;
   /** The run its last event concerned. */
   attempt?: number;
-}
-
-/** The number that ends a task id (its place in /tasks' sequence), or -1. */
-export function idNumber(id: string): number {
-  const m = /(\d{10})$/.exec(id);
-  return m ? Number(m[1]) : -1;
 }
 
 /** A node's JSON and creation time; undefined when it is gone or not JSON. Connection trouble throws. */

@@ -29,8 +29,8 @@ import type { ZkClient } from '../zk/client.js';
 import type { ConnectOptions } from '../zk/connect-options.js';
 import type { Session } from '../zk/session.js';
 import { connect, type Supervisor } from '../zk/supervisor.js';
-import { catchUpEvents, type FollowedTask, idNumber, readNode } from './event-catchup.js';
-import { PATHS } from './protocol.js';
+import { catchUpEvents, type FollowedTask, readNode } from './event-catchup.js';
+import { idNumber, PATHS } from './protocol.js';
 import {
   classifyChange,
   EVENT_ROOTS,

@@ -19,7 +19,7 @@ import type { ReadResult } from '../zk/multi-read.js';
 import { admit } from './admission.js';
 import type { DueLater } from './delayed-area.js';
 import { type Move, reject } from './moves.js';
-import { isTaskId, PATHS, priorityOf, queueOf, taskIdOf, taskPath } from './protocol.js';
+import { idNumber, isTaskId, PATHS, priorityOf, queueOf, taskIdOf, taskPath } from './protocol.js';
 import { QueueView } from './queue-view.js';
 
 export interface InboxHooks {
@@ -88,7 +88,12 @@ export class Inbox {
     });
     const added = this.view.listed(children, mark);
     this.#guess = Math.min(EARLY_MAX, Math.max(EARLY_MIN, 2 * added.length));
-    for (const id of added) if (isTaskId(id)) this.#highest = Math.max(this.#highest, Number(id.slice(5)));
+    // `added` is sorted, and task ids have one width: the last task id in it is the highest.
+    for (let i = added.length - 1; i >= 0; i--)
+      if (isTaskId(added[i]!)) {
+        this.#highest = Math.max(this.#highest, idNumber(added[i]!));
+        break;
+      }
     const reads = await early.reads;
     this.#early.clear();
     for (let i = 0; i < reads.length; i++) {

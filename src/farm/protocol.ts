@@ -138,7 +138,13 @@ export function validateName(kind: string, name: string): string {
   return name;
 }
 
-/** The task id ZooKeeper's sequence number `n` gives a child of /tasks created as `task-`. */
+/** The number that ends a task id (its place in /tasks' sequence), or -1. */
+export function idNumber(id: string): number {
+  const m = /(\d{10})$/.exec(id);
+  return m ? Number(m[1]) : -1;
+}
+
+/** The task id ZooKeeper's sequence number `n` gives a child of /tasks created as `task-` (idNumber's inverse). */
 export function taskIdOf(n: number): string {
   return `task-${String(n).padStart(10, '0')}`;
 }

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { idNumber } from '../../src/farm/event-catchup.js';
+import { idNumber } from '../../src/farm/protocol.js';
 import {
   classifyChange,
   eventOf,
