@@ -163,6 +163,7 @@ export class Leader {
       log,
       term.signal,
       () => this.active,
+      { assigned: () => this.#stats.assigned },
     );
     this.#publisher = publish && this.#publisherFor(publish);
   }

@@ -119,17 +119,22 @@ async function farmRun(ctx: BenchContext, tasks: number): Promise<FreshSide> {
   const env = { XDG_RUNTIME_DIR: dir, ZKFARM_ZK: '' };
   const file = join(dir, 'tasks.ndjson');
   writeFileSync(file, '{"handler":"noop"}\n'.repeat(tasks));
+  // Every result kept, as BullMQ keeps every completed job by default (and the check reads them all):
+  // a busy leader's retention would remove results beyond the default 10,000 while they are counted.
+  const config = join(dir, 'farm.json');
+  writeFileSync(config, JSON.stringify({ retention: { maxCount: 1_000_000, intervalMs: 86_400_000 } }));
   const shape = ctx.defaultShape;
   const started = Date.now();
   const host = startNode(
-    [...runtimeArgs(), '--masters', String(shape.masters), '--workers', String(shape.workers)].concat([
-      '--capacity',
-      String(shape.capacity),
-      '--workdir',
-      join(dir, 'work'),
-      '--log-level',
-      'warn',
-    ]),
+    [
+      ...runtimeArgs(),
+      '--config',
+      config,
+      '--masters',
+      String(shape.masters),
+      '--workers',
+      String(shape.workers),
+    ].concat(['--capacity', String(shape.capacity), '--workdir', join(dir, 'work'), '--log-level', 'warn']),
     env,
   );
   let session: Awaited<ReturnType<typeof openSession>> | undefined;
