@@ -35,9 +35,9 @@ const ROLES: RoleSpec[] = [
   { kind: 'worker', name: 'w3', capacity: 4 },
 ];
 
-function newHost(root: string, faults: FaultInjector): Host {
+function newHost(root: string, faults: FaultInjector, sessionTimeout = 4000): Host {
   const host = Host.create(
-    { connect: root, sessionTimeout: 4000, workdir },
+    { connect: root, sessionTimeout, workdir },
     { logger: createLogger({ level: 'info', pretty: false, destination: quiet }), spawn: faults.spawn },
   );
   cleanups.push(() => host.stop({ drain: false }));
@@ -90,21 +90,43 @@ test('a rehearsal runs its tasks, leaves nothing behind, and its leader leads th
   await realFarmWorks(root);
 });
 
-test('a worker thread that dies during the rehearsal is made again; the farm starts whole', async () => {
-  const root = await zk.chroot('rehearsal-crash');
+test('a worker thread that dies before its rehearsal role answers is left out; the rehearsal goes on', async () => {
+  const root = await zk.chroot('rehearsal-early-crash');
   const throwaway = `/rehearsal-${process.pid}-b`;
   const faults = new FaultInjector();
   const host = newHost(root, faults);
   const servers = await admin(zk.server.connectString);
+  const started = host.startRoles(ROLES, { rehearsal: { tasks: 3000, root: throwaway } });
+  await faults.crash('w2'); // spawned by startRoles, not yet answering its start
+  const report = await started;
+  assert.equal(report?.error, undefined, 'the others rehearse without it');
+  assert.equal(report?.tasks, 3000);
+  assert.equal(await servers.exists(throwaway), null, 'the throwaway root is removed');
+  await until(
+    async () => (await host.roles()).every((r) => r.state === 'running'),
+    20_000,
+    'every role running, w2 in a new thread',
+  );
+  await realFarmWorks(root);
+});
+
+test('a worker thread that dies with rehearsal tasks in hand: the rehearsal says how far it got; the farm starts whole', async () => {
+  const root = await zk.chroot('rehearsal-crash');
+  const throwaway = `/rehearsal-${process.pid}-c`;
+  const faults = new FaultInjector();
+  // Its session outlives the rehearsal: the tasks w2 held never finish there.
+  const host = newHost(root, faults, 30_000);
+  const servers = await admin(zk.server.connectString);
   const started = host.startRoles(ROLES, { rehearsal: { tasks: 100_000, budgetMs: 4000, root: throwaway } });
   await until(
-    async () => ((await servers.exists(`${throwaway}/workers`))?.numChildren ?? 0) === 3,
+    async () => ((await servers.exists(`${throwaway}/status`))?.numChildren ?? 0) > 0,
     30_000,
-    'the rehearsal farm has its workers',
+    'the rehearsal farm finishing tasks',
   );
   await faults.crash('w2');
   const report = await started;
-  assert.ok(report && report.tasks > 0, `the others went on: ${JSON.stringify(report)}`);
+  assert.match(report?.error ?? '', /stopped finishing tasks/);
+  assert.ok(report && report.tasks > 0, `the others went on, and it is counted: ${JSON.stringify(report)}`);
   assert.equal(await servers.exists(throwaway), null, 'the throwaway root is removed');
   await until(
     async () => (await host.roles()).every((r) => r.state === 'running'),

@@ -49,7 +49,8 @@ async function* noops(n: number): AsyncGenerator<Task> {
 test('30,000 tasks streamed with an inbox bound of 1,000: the stream waits, the inbox stays within the bound, all run', async () => {
   const root = await zk.chroot('stream-backpressure');
   const raw = await zk.rawClient(root);
-  await farm.master(root, 'm1');
+  // Every result is counted at the end, so none may be removed: more than the default 10,000 of them.
+  await farm.master(root, 'm1', { retention: { maxCount: 100_000 } });
   const sub = await farm.submitter(root, { batchSize: 100 });
   const depth = watchDepth(raw);
   cleanups.push(() => depth.stop());

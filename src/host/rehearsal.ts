@@ -18,7 +18,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeError } from '../errors.js';
+import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import { statusBucket, statusBucketPath } from '../farm/protocol.js';
 import { Submitter } from '../farm/submitter.js';
 import { splitConnectString } from '../zk/connect-string.js';
@@ -66,15 +66,19 @@ export async function rehearse(
   const servers = splitConnectString(host.settings.connect).hosts.join(',');
   const settings = rehearsalSettings(host.settings, `${servers}${root}`);
   const report: RehearsalReport = { tasks: 0, ms: 0, leader: undefined };
+  // From now on a thread that dies is the rehearsal's loss: the host leaves it for the real start to
+  // make again, instead of restarting it as a real role (which the real start would then start twice).
+  for (const rt of threads) rt.state = 'rehearsing';
   try {
+    const started: RoleThread[] = [];
     for (const kind of ['master', 'worker'] as const) {
-      const ofKind = threads.filter((rt) => rt.spec.kind === kind);
-      await Promise.all(ofKind.map((rt) => startRehearsal(rt, host, settings)));
+      started.push(...(await startKind(threads, kind, host, settings)));
     }
-    for (const rt of threads.filter((t) => t.spec.kind === 'master')) {
-      if ((await rt.call(rt.api.info())).leader) report.leader = rt.spec.name;
+    for (const rt of started.filter((t) => t.spec.kind === 'master')) {
+      const info = await rt.call(rt.api.info()).catch(() => undefined); // it may have died since
+      if (info?.leader) report.leader = rt.spec.name;
     }
-    report.tasks = await runTasks(settings, options.tasks, t0 + (options.budgetMs ?? 6000));
+    await runTasks(settings, options.tasks, t0 + (options.budgetMs ?? 6000), report);
   } catch (err) {
     report.error = describeError(err);
   } finally {
@@ -94,9 +98,30 @@ function rehearsalSettings(real: FarmSettings, connect: string): FarmSettings {
   return { ...rest, connect, workdir: join(real.workdir, '.rehearsal'), outputRetention: false };
 }
 
+/**
+ * Start the rehearsal roles of one kind, all at once. A thread that dies or fails to start is left out
+ * (the host makes a dead one again for the real start); the rehearsal goes on with the others, and
+ * fails only when none of the kind started.
+ */
+async function startKind(
+  threads: readonly RoleThread[],
+  kind: RoleSpec['kind'],
+  host: LaunchContext,
+  settings: FarmSettings,
+): Promise<RoleThread[]> {
+  const ofKind = threads.filter((rt) => rt.spec.kind === kind);
+  const results = await Promise.allSettled(ofKind.map((rt) => startRehearsal(rt, host, settings)));
+  const started = ofKind.filter((_, i) => results[i]!.status === 'fulfilled');
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (ofKind.length > 0 && started.length === 0) throw failed!.reason;
+  return started;
+}
+
 async function startRehearsal(rt: RoleThread, host: LaunchContext, settings: FarmSettings): Promise<void> {
   const { handlerModules: _h, ...spec } = rt.spec;
-  rt.state = 'rehearsing';
+  if (rt.state === 'exited') {
+    throw new ZkfarmError(ErrorCodes.ROLE_EXITED, `role ${rt.spec.name} exited before its rehearsal`);
+  }
   await rt.start(host, { spec: spec as RoleSpec, settings, logLevel: host.logLevel });
   rt.state = 'rehearsing'; // start() says running; the real role is not
 }
@@ -122,8 +147,15 @@ async function endRehearsal(rt: RoleThread): Promise<void> {
 /**
  * Submit no-op tasks in chunks until `max` or the deadline. One chunk is submitted ahead of the one
  * waited for, so the farm is never idle between chunks; the deadline is checked between chunks.
+ * `report.tasks` counts the statuses seen as they come, so a rehearsal that stalls (a worker died with
+ * tasks in hand, and its session has not expired yet) still says how far it got.
  */
-async function runTasks(settings: FarmSettings, max: number, deadline: number): Promise<number> {
+async function runTasks(
+  settings: FarmSettings,
+  max: number,
+  deadline: number,
+  report: RehearsalReport,
+): Promise<void> {
   const submitter = await Submitter.open({
     connect: settings.connect,
     ...(settings.auth !== undefined ? { auth: settings.auth } : {}),
@@ -135,7 +167,6 @@ async function runTasks(settings: FarmSettings, max: number, deadline: number): 
     const pending: Array<Map<string, number>> = [];
     const total = new Map<string, number>();
     let sent = 0;
-    let done = 0;
     while ((sent < max && Date.now() < deadline) || pending.length > 0) {
       if (sent < max && Date.now() < deadline) {
         const n = Math.min(CHUNK, max - sent);
@@ -148,27 +179,29 @@ async function runTasks(settings: FarmSettings, max: number, deadline: number): 
         if (pending.length < 2 && sent < max) continue;
       }
       const want = pending.shift()!;
-      while (!(await allThere(client(), want))) {
+      const wanted = [...want.values()].reduce((a, b) => a + b, 0);
+      for (;;) {
+        report.tasks = await countThere(client(), want);
+        if (report.tasks >= wanted) break;
         if (Date.now() > deadline + STOP_BOUND_MS)
           throw new Error('the rehearsal farm stopped finishing tasks');
         await sleep(POLL_MS);
       }
-      done = [...want.values()].reduce((a, b) => a + b, 0);
     }
-    return done;
   } finally {
     await submitter.close();
   }
 }
 
-async function allThere(
+/** Statuses present, counting at most `want` in each bucket (the throwaway /status holds nothing else). */
+async function countThere(
   client: { exists(path: string): Promise<{ numChildren: number } | null> },
   perBucket: Map<string, number>,
-): Promise<boolean> {
-  for (const [bucket, want] of perBucket) {
-    if (((await client.exists(statusBucketPath(bucket)))?.numChildren ?? 0) < want) return false;
-  }
-  return true;
+): Promise<number> {
+  const stats = await Promise.all(
+    [...perBucket.keys()].map((bucket) => client.exists(statusBucketPath(bucket))),
+  );
+  return [...perBucket.values()].reduce((n, want, i) => n + Math.min(want, stats[i]?.numChildren ?? 0), 0);
 }
 
 async function removeThrowaway(servers: string, root: string, real: FarmSettings): Promise<void> {
