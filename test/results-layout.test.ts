@@ -56,7 +56,7 @@ test('retention by count removes the results that finished first across buckets,
     'task-0000000005',
   ]);
   // One sweeper for every sweep, as the leader keeps it (it remembers each bucket's oldest result).
-  const sweeper = new RetentionSweeper(c, { maxCount: 3 });
+  const sweeper = new RetentionSweeper(c, { maxCount: 3, minAgeMs: 0 }); // written a moment ago
   assert.equal(await sweeper.sweep(), 2);
   assert.deepEqual((await c.getChildren(statusBucketPath('000000'))).sort(), [
     'task-0000000003',

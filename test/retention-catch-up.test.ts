@@ -2,14 +2,15 @@
  * Status retention keeps up with a fast farm, against a real ZooKeeper: one pass of the leader's
  * housekeeping removes every result over `maxCount`, even when more finished in an interval than one
  * sweep removes (SWEEP_MAX), sweeping again until it has caught up; passes never overlap; a leader
- * that has assigned many tasks gets a pass before the interval is up.
+ * that has assigned many tasks gets a pass before the interval is up; no result goes before it is
+ * `minAgeMs` old, whatever the count.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type HousekeepingHooks, LeaderHousekeeping } from '../src/farm/leader-housekeeping.js';
 import { PATHS, statusBucketPath, statusPath, taskIdOf } from '../src/farm/protocol.js';
-import { SWEEP_MAX } from '../src/farm/retention.js';
+import { RetentionSweeper, SWEEP_MAX } from '../src/farm/retention.js';
 import { countResults } from '../src/farm/status-store.js';
 import { MultiBatcher } from '../src/recipes/multi-batcher.js';
 import type { ZkClient } from '../src/zk/client.js';
@@ -20,9 +21,9 @@ import { useZooKeeper } from './helpers/zk.js';
 const cleanups = useCleanups();
 const zk = useZooKeeper();
 
-/** `n` results of tasks 0..n-1, in their buckets, written in multis. */
-async function putResults(c: ZkClient, n: number): Promise<void> {
-  const ids = Array.from({ length: n }, (_, i) => taskIdOf(i));
+/** `n` results of tasks from..from+n-1, in their buckets, written in multis. */
+async function putResults(c: ZkClient, n: number, from = 0): Promise<void> {
+  const ids = Array.from({ length: n }, (_, i) => taskIdOf(from + i));
   await c.ensurePath(PATHS.status);
   for (const bucket of new Set(ids.map((id) => id.slice(5, 11))))
     await c.ensurePath(statusBucketPath(bucket));
@@ -49,7 +50,9 @@ function firstPass(
       },
       warn: (obj: object, msg?: string) => reject(new Error(`${msg}: ${JSON.stringify(obj)}`)),
     };
-    const hk = new LeaderHousekeeping(c, { maxCount, intervalMs }, log, term.signal, () => true, hooks);
+    // Results written a moment ago: no grace (minAgeMs), or none would be removed.
+    const retention = { maxCount, intervalMs, minAgeMs: 0 };
+    const hk = new LeaderHousekeeping(c, retention, log, term.signal, () => true, hooks);
     hk.start();
     cleanups.push(() => {
       hk.stop();
@@ -119,4 +122,22 @@ test('a leader that has assigned many tasks since the last pass sweeps before th
   const removed = await Promise.race([pass, sleep(15_000).then(() => 'no pass within 15 s')]);
   assert.equal(removed, 200);
   assert.equal(await countResults(c), 100);
+});
+
+test('a result younger than minAgeMs is kept over the count, and goes once it has aged', async () => {
+  const root = await zk.chroot('retention-min-age');
+  const c = await zk.rawClient(root);
+  await putResults(c, 150);
+  await sleep(1200);
+  await putResults(c, 150, 150);
+  const sweeper = new RetentionSweeper(c, { maxCount: 100, minAgeMs: 1000 });
+  assert.equal(await sweeper.sweep(), 150, 'the 150 older than a second, not the 200 over the count');
+  assert.equal(sweeper.behind, false, 'what is left over the count is young: no sweep again at once');
+  assert.equal(await c.exists(statusPath(taskIdOf(149))), null);
+  assert.notEqual(await c.exists(statusPath(taskIdOf(150))), null);
+  assert.equal(await sweeper.sweep(), 0, 'still young');
+  await sleep(1200);
+  assert.equal(await sweeper.sweep(), 50);
+  assert.equal(await countResults(c), 100);
+  assert.notEqual(await c.exists(statusPath(taskIdOf(200))), null, 'the last to finish are kept');
 });

@@ -35,7 +35,6 @@ export interface FileOptions {
 }
 
 export interface FileOutcome {
-  ids: string[] | undefined;
   submitted: number;
   /** A bad line stopped the run (already reported). */
   stopped: boolean;
@@ -75,15 +74,18 @@ export async function* readLines(input: Readable): AsyncGenerator<Line & { tooLo
   else if (carry !== '') yield { number: number + 1, text: carry };
 }
 
-/** Stream the file's tasks into the farm; bad lines handled as `onBad` says (see the module comment). */
+/**
+ * Stream the file's tasks into the farm; bad lines handled as `onBad` says (see the module comment).
+ * `onIds` gets each batch's ids once confirmed (`--wait` starts waiting for them then).
+ */
 export async function submitFile(
   submitter: Submitter,
   opts: FileOptions,
   io: Io,
-  keepIds: boolean,
+  onIds?: (ids: string[]) => void,
 ): Promise<FileOutcome> {
   const input = await openInput(opts.file);
-  return new FileRun(opts, io, keepIds).run(submitter, input);
+  return new FileRun(opts, io, onIds).run(submitter, input);
 }
 
 async function openInput(file: string): Promise<Readable> {
@@ -113,15 +115,15 @@ class FileRun {
   #lastConfirmedLine: number;
   #skippedLines = 0;
   #bad: { line: number; message: string } | undefined;
-  readonly #ids: string[] | undefined;
+  readonly #onIds: ((ids: string[]) => void) | undefined;
 
-  constructor(opts: FileOptions, io: Io, keepIds: boolean) {
+  constructor(opts: FileOptions, io: Io, onIds: ((ids: string[]) => void) | undefined) {
     this.#opts = opts;
     this.#io = io;
     this.#label = opts.file === '-' ? 'stdin' : opts.file;
     this.#progress = new ProgressLine(this.#label);
     this.#lastConfirmedLine = opts.skip;
-    this.#ids = keepIds ? [] : undefined;
+    this.#onIds = onIds;
   }
 
   async run(submitter: Submitter, input: Readable): Promise<FileOutcome> {
@@ -144,7 +146,7 @@ class FileRun {
     }
     this.#progress.clear();
     this.#summary(submitted);
-    return { ids: this.#ids, submitted, stopped: this.#bad !== undefined, skippedLines: this.#skippedLines };
+    return { submitted, stopped: this.#bad !== undefined, skippedLines: this.#skippedLines };
   }
 
   async *#tasks(input: Readable): AsyncGenerator<Task> {
@@ -174,7 +176,7 @@ class FileRun {
     }
     // One write per batch, not per id: for a file of tasks the writes cost more than the submit itself.
     if (batch.length > 0) this.#io.out(batch.join('\n'));
-    this.#ids?.push(...batch);
+    this.#onIds?.(batch);
   }
 
   #summary(submitted: number): void {

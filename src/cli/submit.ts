@@ -4,8 +4,9 @@
  * Tasks come from the argument, from a file of JSON lines streamed (submit-file.ts: bounded memory,
  * backpressure, progress on a terminal, bad lines by line number), or from stdin when neither is given
  * and stdin is not a terminal (the original's `echo '{"cmd":"ps -e"}' | sendtask`; checked as a whole
- * before any is sent). Prints one task id per line as tasks are confirmed; with --wait, then one JSON
- * line per result as results arrive, and exits 1 if any task failed or did not finish in time.
+ * before any is sent). Prints one task id per line as tasks are confirmed; with --wait, also one JSON
+ * line per result as results arrive (a --file's results between the ids of its later batches), and
+ * exits 1 if any task failed or did not finish in time.
  */
 
 import type { Command } from 'commander';
@@ -223,10 +224,11 @@ export async function runSubmit(task: string | undefined, opts: SubmitOptions, i
     // Say where the connect string came from and what to do.
     throw hasCode(err, ErrorCodes.ZK_UNREACHABLE) ? unreachable(connect, source, opts.connectTimeout) : err;
   });
+  const waits = opts.wait ? new ResultWaits(submitter, opts.timeout, io) : undefined;
   try {
-    const ids = await submitAll(submitter, tasks, opts, io);
+    const ids = await submitAll(submitter, tasks, opts, io, waits);
     if (typeof ids === 'number') return ids;
-    return opts.wait ? await waitAll(submitter, ids, opts.timeout, io) : EXIT_OK;
+    return waits ? await waits.end() : EXIT_OK;
   } finally {
     await closeQuickly(() => submitter.close());
   }
@@ -250,12 +252,16 @@ function withKeys(tasks: Task[], opts: SubmitOptions): Task[] {
   });
 }
 
-/** Submit the tasks (or stream the --file); their ids, or the exit code of a run that stopped. */
+/**
+ * Submit the tasks (or stream the --file); their ids, or the exit code of a run that stopped. With
+ * `waits`, each id is waited for from the moment it is confirmed.
+ */
 async function submitAll(
   submitter: Submitter,
   tasks: Task[],
   opts: SubmitOptions,
   io: Io,
+  waits: ResultWaits | undefined,
 ): Promise<string[] | number> {
   if (opts.file === undefined && tasks.length === 1 && tasks[0]!.key !== undefined) {
     const { id, existed } = await submitter.submitKeyed(tasks[0]!);
@@ -264,12 +270,14 @@ async function submitAll(
         `runtime submit: the key ${JSON.stringify(tasks[0]!.key)} is held by ${id}: nothing new submitted`,
       );
     io.out(id);
+    waits?.add([id]);
     return [id];
   }
   if (opts.file === undefined) {
     const ids = tasks.length === 1 ? [await submitter.submit(tasks[0]!)] : await submitter.submitMany(tasks);
     // One write for all the ids: a write per id cost more than the submit itself for large batches.
     if (ids.length > 0) io.out(ids.join('\n'));
+    waits?.add(ids);
     return ids;
   }
   const fileOpts = {
@@ -281,40 +289,65 @@ async function submitAll(
     keyField: opts.keyField,
     extra: delayFields(opts),
   };
-  const r = await submitFile(submitter, fileOpts, io, opts.wait === true);
+  const r = await submitFile(submitter, fileOpts, io, waits && ((ids) => waits.add(ids)));
   if (r.stopped) return EXIT_USAGE;
   if (r.submitted === 0 && r.skippedLines === 0) {
     io.err(`runtime submit: --file ${opts.file}: no tasks in it (every line is blank)`);
     return EXIT_USAGE;
   }
-  return r.ids ?? [];
+  return [];
 }
 
-/** --wait: print each result as it comes; exit 1 if any failed or has none in time. */
-async function waitAll(
-  submitter: Submitter,
-  ids: string[],
-  timeout: number | undefined,
-  io: Io,
-): Promise<number> {
-  let failed = 0;
-  let missing = 0;
-  await Promise.all(
-    ids.map(async (id) => {
-      try {
-        const status = await submitter.waitFor(id, timeout !== undefined ? { timeoutMs: timeout } : {});
-        if (status.state !== 'succeeded') failed++;
-        io.out(JSON.stringify({ id, ...status }));
-      } catch (err) {
-        missing++;
-        io.err(`runtime submit: ${errorLine(err)}`);
-      }
-    }),
-  );
-  if (failed === 0 && missing === 0) return EXIT_OK;
-  const parts = [failed > 0 ? `${failed} failed` : '', missing > 0 ? `${missing} without a result` : ''];
-  io.err(
-    `runtime submit: ${parts.filter(Boolean).join(', ')} of ${ids.length} task${ids.length === 1 ? '' : 's'}`,
-  );
-  return EXIT_FAILURE;
+/**
+ * --wait: each id is waited for from the moment it is confirmed, and its result printed as it comes.
+ * Waiting only once a whole file was submitted missed results: a farm keeps `retention.maxCount`
+ * results (beyond `retention.minAgeMs`), and a long file's first results were removed by then.
+ */
+class ResultWaits {
+  readonly #submitter: Submitter;
+  readonly #timeout: number | undefined;
+  readonly #io: Io;
+  readonly #pending = new Set<Promise<void>>();
+  #count = 0;
+  #failed = 0;
+  #missing = 0;
+
+  constructor(submitter: Submitter, timeout: number | undefined, io: Io) {
+    this.#submitter = submitter;
+    this.#timeout = timeout;
+    this.#io = io;
+  }
+
+  add(ids: readonly string[]): void {
+    for (const id of ids) {
+      this.#count++;
+      const p = this.#one(id).finally(() => this.#pending.delete(p));
+      this.#pending.add(p);
+    }
+  }
+
+  async #one(id: string): Promise<void> {
+    try {
+      const options = this.#timeout !== undefined ? { timeoutMs: this.#timeout } : {};
+      const status = await this.#submitter.waitFor(id, options);
+      if (status.state !== 'succeeded') this.#failed++;
+      this.#io.out(JSON.stringify({ id, ...status }));
+    } catch (err) {
+      this.#missing++;
+      this.#io.err(`runtime submit: ${errorLine(err)}`);
+    }
+  }
+
+  /** Once every task is submitted: wait for the rest; exit 1 if any failed or has none in time. */
+  async end(): Promise<number> {
+    while (this.#pending.size > 0) await Promise.all(this.#pending);
+    if (this.#failed === 0 && this.#missing === 0) return EXIT_OK;
+    const n = this.#count;
+    const parts = [
+      this.#failed > 0 ? `${this.#failed} failed` : '',
+      this.#missing > 0 ? `${this.#missing} without a result` : '',
+    ];
+    this.#io.err(`runtime submit: ${parts.filter(Boolean).join(', ')} of ${n} task${n === 1 ? '' : 's'}`);
+    return EXIT_FAILURE;
+  }
 }

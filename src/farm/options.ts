@@ -91,6 +91,12 @@ export const retentionFields = {
     default: 86_400_000,
     description: 'remove results older than this (a day by default)',
   }),
+  minAgeMs: field(wholeNumber(0), {
+    unit: 'ms',
+    default: 10_000,
+    description:
+      "keep every result at least this long after its task finished, even over maxCount, so that a waiter that starts waiting within it finds it (ages are the leading master's clock against ZooKeeper's)",
+  }),
   intervalMs: field(wholeNumber(1), { unit: 'ms', default: 60_000, description: 'how often to sweep' }),
   keyWindowMs: field(wholeNumber(1), {
     unit: 'ms',

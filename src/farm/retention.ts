@@ -41,6 +41,11 @@ export interface RetentionOptions {
   maxCount?: number;
   /** Delete statuses older than this (ms). @defaultValue 86400000 (one day) */
   maxAgeMs?: number;
+  /**
+   * Keep every status at least this long after its task finished (ms), even over `maxCount`: a waiter
+   * that starts waiting within it finds the result. @defaultValue 10000
+   */
+  minAgeMs?: number;
   /** Sweep interval (ms). @defaultValue 60000 */
   intervalMs?: number;
   /** How long an idempotency key is remembered at least (key-sweeper.ts). @defaultValue 86400000 (one day) */
@@ -51,6 +56,8 @@ export interface RetentionOptions {
 const READ_WINDOW = 256;
 /** Buckets whose stats are held at once while merging (10,000 results each at most). */
 const LOADED_MAX = 8;
+/** A result is kept at least this long after it finished (ms), whatever the count (RetentionOptions). */
+export const MIN_AGE_MS = 10_000;
 /** Results removed by one sweep at most (the next sweep goes on). */
 export const SWEEP_MAX = 50_000;
 /**
@@ -92,6 +99,7 @@ export class RetentionSweeper {
   readonly #client: ZkClient;
   readonly #maxCount: number;
   readonly #maxAge: number;
+  readonly #minAge: number;
   readonly #signal: AbortSignal | undefined;
   readonly #sweepMax: number;
   /** bucket → its summary as of its cversion. */
@@ -107,6 +115,7 @@ export class RetentionSweeper {
     this.#client = client;
     this.#maxCount = options.maxCount ?? 10_000;
     this.#maxAge = options.maxAgeMs ?? 86_400_000;
+    this.#minAge = Math.min(options.minAgeMs ?? MIN_AGE_MS, this.#maxAge);
     this.#signal = signal;
     this.#sweepMax = tuning.sweepMax ?? SWEEP_MAX;
   }
@@ -150,7 +159,7 @@ export class RetentionSweeper {
     // leader passes every few thousand tasks, leader-housekeeping.ts).
     const aged = live.some((b) => now - this.#summaries.get(b)!.oldestCtime > this.#maxAge);
     if (excess === 0 && !aged) return 0;
-    const doomed = await this.#oldest(live, excess, now);
+    const { doomed, young } = await this.#oldest(live, excess, now);
     if (doomed.length === 0) return 0;
     const batcher = new MultiBatcher(this.#client, {
       window: SWEEP_WINDOW,
@@ -163,16 +172,25 @@ export class RetentionSweeper {
       })),
     );
     if (r.stoppedBy !== undefined && r.written.length === 0) throw r.stoppedBy;
-    // Over the count still, or every removal allowed was made (more may be older than maxAge).
-    this.#behind = excess > r.written.length || r.written.length >= this.#sweepMax;
+    // Over the count still, or every removal allowed was made (more may be older than maxAge); not
+    // when the rest is younger than minAge: the next pass removes it once it has aged.
+    this.#behind =
+      (excess > r.written.length && !young) ||
+      r.written.length >= this.#sweepMax ||
+      r.written.length < doomed.length;
     return r.written.length;
   }
 
   /**
    * The results to remove: the `excess` that finished first, then any older than maxAge, in finish
-   * order across buckets (a merge of the buckets, read lazily in the order of their oldest result).
+   * order across buckets (a merge of the buckets, read lazily in the order of their oldest result),
+   * none younger than minAge (`young`: the merge stopped at one).
    */
-  async #oldest(buckets: string[], excess: number, now: number): Promise<Entry[]> {
+  async #oldest(
+    buckets: string[],
+    excess: number,
+    now: number,
+  ): Promise<{ doomed: Entry[]; young: boolean }> {
     const order = buckets
       .map((b) => ({ b, oldest: this.#summaries.get(b)!.oldestZxid }))
       .sort((x, y) => (x.oldest < y.oldest ? -1 : x.oldest > y.oldest ? 1 : 0));
@@ -187,7 +205,7 @@ export class RetentionSweeper {
         next < order.length &&
         (head >= candidates.length || order[next]!.oldest < candidates[head]!.zxid)
       ) {
-        if (loaded >= LOADED_MAX) return doomed; // certain no further: the next sweep goes on
+        if (loaded >= LOADED_MAX) return { doomed, young: false }; // the next sweep goes on
         candidates = [...candidates.slice(head), ...(await this.#entries(order[next]!.b))].sort(byZxid);
         head = 0;
         next++;
@@ -195,10 +213,12 @@ export class RetentionSweeper {
       }
       const e = candidates[head];
       if (!e || !(doomed.length < excess || now - e.ctime > this.#maxAge)) break;
+      // Finish order: every later candidate is younger still.
+      if (now - e.ctime < this.#minAge) return { doomed, young: true };
       doomed.push(e);
       head++;
     }
-    return doomed;
+    return { doomed, young: false };
   }
 
   /** The stats of one bucket's results; its summary becomes exact. */

@@ -74,7 +74,7 @@ export interface ConfigFile {
   auth?: string;
   /** Absolute paths (or package names), checked to exist. */
   handlerModules?: string[];
-  retention?: { maxCount?: number; maxAgeMs?: number; intervalMs?: number };
+  retention?: { maxCount?: number; maxAgeMs?: number; minAgeMs?: number; intervalMs?: number };
   outputRetention?: FarmSpec['outputRetention'];
   /** The dashboard's token (`runtime --http`). */
   httpToken?: string;

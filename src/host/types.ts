@@ -25,7 +25,7 @@ export interface FarmSettings {
   /** When a task gets its output directory (see `ExecutorOptions.taskDirs`). @defaultValue 'on-demand' */
   taskDirs?: TaskDirs;
   /** Master status retention. */
-  retention?: { maxCount?: number; maxAgeMs?: number; intervalMs?: number };
+  retention?: { maxCount?: number; maxAgeMs?: number; minAgeMs?: number; intervalMs?: number };
   /** Workers' output retention (see `ExecutorOptions.outputRetention`). @defaultValue 7 days, 10,000, 10 GiB */
   outputRetention?: { maxAgeMs?: number; maxCount?: number; maxBytes?: number; intervalMs?: number } | false;
   /** Give up starting a role when ZooKeeper cannot be reached within this many ms. */

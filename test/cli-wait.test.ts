@@ -1,0 +1,45 @@
+/**
+ * `runtime submit --file --wait` on a farm that removes results as it goes (a small retention.maxCount
+ * and no minAgeMs, so that only the waiter's timing can save a result): every task's result is
+ * printed, because each batch is waited for from the moment it is confirmed, not once the whole file
+ * is in.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { useCleanups } from './helpers/cleanups.js';
+import { Cli } from './helpers/cli.js';
+import { useFarm } from './helpers/farm.js';
+import { useZooKeeper } from './helpers/zk.js';
+
+const cleanups = useCleanups();
+const zk = useZooKeeper();
+const tmp = mkdtempSync(join(tmpdir(), 'zkfarm-cli-wait-'));
+cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
+const farm = useFarm(cleanups, { workdir: join(tmp, 'work') });
+
+test('submit --file --wait prints every result, also of a file ten times longer than the results a farm keeps', async () => {
+  const root = await zk.chroot('cli-wait');
+  await farm.master(root, 'm1', { retention: { maxCount: 1000, minAgeMs: 0 } });
+  await farm.worker(root, 'w1', { capacity: 64 });
+  const n = 10_000;
+  const file = join(tmp, 'tasks.ndjson');
+  writeFileSync(file, Array.from({ length: n }, (_, i) => `{"handler":"noop","input":${i}}\n`).join(''));
+  // A small inbox: the file goes in over several seconds while the farm finishes (and removes) results.
+  const args = ['submit', '--zk', root, '--file', file, '--max-inbox', '500', '--wait'];
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: join(tmp, 'xdg') };
+  delete env['ZKFARM_ZK'];
+  const r = await new Cli(args, { env }).exit(180_000);
+  const lines = r.stdout.trimEnd().split('\n');
+  const ids = lines.filter((l) => !l.startsWith('{'));
+  const results = lines
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { id: string; state: string });
+  assert.equal(r.code, 0, r.stderr.split('\n').slice(-3).join('\n'));
+  assert.equal(ids.length, n);
+  assert.equal(results.length, n, 'one result per task');
+  assert.deepEqual(new Set(results.map((s) => s.id)), new Set(ids));
+  assert.ok(results.every((s) => s.state === 'succeeded'));
+});
