@@ -65,6 +65,22 @@ async function realFarmWorks(root: string): Promise<void> {
   );
 }
 
+/** After a rehearsal a role thread died in: nothing of it left, every role running (the dead one in a new thread), the farm works. */
+async function startsWhole(
+  host: Host,
+  servers: Awaited<ReturnType<typeof admin>>,
+  throwaway: string,
+  root: string,
+): Promise<void> {
+  assert.equal(await servers.exists(throwaway), null, 'the throwaway root is removed');
+  await until(
+    async () => (await host.roles()).every((r) => r.state === 'running'),
+    20_000,
+    'every role running, w2 in a new thread',
+  );
+  await realFarmWorks(root);
+}
+
 test('a rehearsal runs its tasks, leaves nothing behind, and its leader leads the real farm', async () => {
   const root = await zk.chroot('rehearsal');
   const throwaway = `/rehearsal-${process.pid}-a`;
@@ -101,13 +117,7 @@ test('a worker thread that dies before its rehearsal role answers is left out; t
   const report = await started;
   assert.equal(report?.error, undefined, 'the others rehearse without it');
   assert.equal(report?.tasks, 3000);
-  assert.equal(await servers.exists(throwaway), null, 'the throwaway root is removed');
-  await until(
-    async () => (await host.roles()).every((r) => r.state === 'running'),
-    20_000,
-    'every role running, w2 in a new thread',
-  );
-  await realFarmWorks(root);
+  await startsWhole(host, servers, throwaway, root);
 });
 
 test('a worker thread that dies with rehearsal tasks in hand: the rehearsal says how far it got; the farm starts whole', async () => {
@@ -127,13 +137,7 @@ test('a worker thread that dies with rehearsal tasks in hand: the rehearsal says
   const report = await started;
   assert.match(report?.error ?? '', /stopped finishing tasks/);
   assert.ok(report && report.tasks > 0, `the others went on, and it is counted: ${JSON.stringify(report)}`);
-  assert.equal(await servers.exists(throwaway), null, 'the throwaway root is removed');
-  await until(
-    async () => (await host.roles()).every((r) => r.state === 'running'),
-    20_000,
-    'every role running',
-  );
-  await realFarmWorks(root);
+  await startsWhole(host, servers, throwaway, root);
 });
 
 test('a rehearsal that cannot run is reported, and the roles start without it', async () => {

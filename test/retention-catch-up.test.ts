@@ -141,3 +141,20 @@ test('a result younger than minAgeMs is kept over the count, and goes once it ha
   assert.equal(await countResults(c), 100);
   assert.notEqual(await c.exists(statusPath(taskIdOf(200))), null, 'the last to finish are kept');
 });
+
+test('a farm whose results are all younger than minAgeMs reads none of them, however many over the count', async () => {
+  const root = await zk.chroot('retention-all-young');
+  const c = await zk.rawClient(root);
+  await putResults(c, 300);
+  let reads = 0;
+  const getDataMany = c.getDataMany.bind(c);
+  c.getDataMany = (...args) => {
+    reads++;
+    return getDataMany(...args);
+  };
+  const sweeper = new RetentionSweeper(c, { maxCount: 100, minAgeMs: 60_000 });
+  assert.equal(await sweeper.sweep(), 0);
+  assert.equal(reads, 0, 'no result read: the buckets themselves are younger than minAgeMs');
+  assert.equal(await sweeper.sweep(Date.now() + 61_000), 200, 'once they have aged, the excess goes');
+  assert.ok(reads > 0);
+});

@@ -159,6 +159,8 @@ export class RetentionSweeper {
     // leader passes every few thousand tasks, leader-housekeeping.ts).
     const aged = live.some((b) => now - this.#summaries.get(b)!.oldestCtime > this.#maxAge);
     if (excess === 0 && !aged) return 0;
+    // Nothing can be older than minAge (a new farm's first seconds): none may go, none needs reading.
+    if (live.every((b) => now - this.#summaries.get(b)!.oldestCtime < this.#minAge)) return 0;
     const { doomed, young } = await this.#oldest(live, excess, now);
     if (doomed.length === 0) return 0;
     const batcher = new MultiBatcher(this.#client, {
