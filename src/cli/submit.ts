@@ -57,7 +57,8 @@ export function registerSubmit(program: Command, io: Io, setExit: (code: number)
         flag: '--timeout <ms>',
         ...field((z) => z.int().min(1), {
           unit: 'ms',
-          description: 'with --wait: give up waiting after this long (exit 1)',
+          description:
+            'with --wait: give up on a task without a result this long after it was submitted (exit 1)',
         }),
       }),
     )
