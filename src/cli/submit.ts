@@ -227,8 +227,8 @@ export async function runSubmit(task: string | undefined, opts: SubmitOptions, i
   });
   const waits = opts.wait ? new ResultWaits(submitter, opts.timeout, io) : undefined;
   try {
-    const ids = await submitAll(submitter, tasks, opts, io, waits);
-    if (typeof ids === 'number') return ids;
+    const stopped = await submitAll(submitter, tasks, opts, io, waits);
+    if (stopped !== undefined) return stopped;
     return waits ? await waits.end() : EXIT_OK;
   } finally {
     await closeQuickly(() => submitter.close());
@@ -254,8 +254,8 @@ function withKeys(tasks: Task[], opts: SubmitOptions): Task[] {
 }
 
 /**
- * Submit the tasks (or stream the --file); their ids, or the exit code of a run that stopped. With
- * `waits`, each id is waited for from the moment it is confirmed.
+ * Submit the tasks (or stream the --file), printing their ids; the exit code of a run that stopped, or
+ * undefined. With `waits`, each id is waited for from the moment it is confirmed.
  */
 async function submitAll(
   submitter: Submitter,
@@ -263,7 +263,7 @@ async function submitAll(
   opts: SubmitOptions,
   io: Io,
   waits: ResultWaits | undefined,
-): Promise<string[] | number> {
+): Promise<number | undefined> {
   if (opts.file === undefined && tasks.length === 1 && tasks[0]!.key !== undefined) {
     const { id, existed } = await submitter.submitKeyed(tasks[0]!);
     if (existed)
@@ -272,14 +272,14 @@ async function submitAll(
       );
     io.out(id);
     waits?.add([id]);
-    return [id];
+    return undefined;
   }
   if (opts.file === undefined) {
     const ids = tasks.length === 1 ? [await submitter.submit(tasks[0]!)] : await submitter.submitMany(tasks);
     // One write for all the ids: a write per id cost more than the submit itself for large batches.
     if (ids.length > 0) io.out(ids.join('\n'));
     waits?.add(ids);
-    return ids;
+    return undefined;
   }
   const fileOpts = {
     file: opts.file,
@@ -296,7 +296,7 @@ async function submitAll(
     io.err(`runtime submit: --file ${opts.file}: no tasks in it (every line is blank)`);
     return EXIT_USAGE;
   }
-  return [];
+  return undefined;
 }
 
 /**

@@ -18,7 +18,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
+import { describeError } from '../errors.js';
 import { statusBucket, statusBucketPath } from '../farm/protocol.js';
 import { Submitter } from '../farm/submitter.js';
 import { splitConnectString } from '../zk/connect-string.js';
@@ -119,9 +119,7 @@ async function startKind(
 
 async function startRehearsal(rt: RoleThread, host: LaunchContext, settings: FarmSettings): Promise<void> {
   const { handlerModules: _h, ...spec } = rt.spec;
-  if (rt.state === 'exited') {
-    throw new ZkfarmError(ErrorCodes.ROLE_EXITED, `role ${rt.spec.name} exited before its rehearsal`);
-  }
+  // A thread that already exited rejects at once (start() races its exit).
   await rt.start(host, { spec: spec as RoleSpec, settings, logLevel: host.logLevel });
   rt.state = 'rehearsing'; // start() says running; the real role is not
 }
