@@ -189,6 +189,8 @@ test('the services panel in Chromium: instances, where, health, restarts, and wh
   );
   await until(async () => (await cells('web.1'))[3] === '1', 30_000, 'the panel shows the restart', 200);
   for (const n of [0, 1, 2]) {
+    // The run's state and its endpoint are two writes: a poll between them shows healthy without it.
+    await until(async () => (await cells(`web.${n}`))[4] !== '–', 10_000, `web.${n}'s endpoint`, 200);
     const [num, where, state, restarts, endpoint] = await cells(`web.${n}`);
     assert.equal(num, String(n));
     assert.match(where!, new RegExp(`^w[12] on ${hostname()}$`));
