@@ -15,7 +15,7 @@ SHARED=(
   acl acl-layout backlog bad-input cli-embedded cli-runtime cli-tls cli config examples example-nzc
   exec-handlers exec-pool exec-retention exec-service-process exec-shell exec-workdir exports farm inbox
   fault-proxy lifecycle-cancel lifecycle-events lifecycle-keys lifecycle-progress lifecycle-traces
-  metrics metrics-units queues recipes-children-cache recipes-election recipes-multi-batcher
+  metrics metrics-units queues recipes-children-cache recipes-node-waits recipes-election recipes-multi-batcher
   results-layout results-upgrade retention-catch-up retry cli-wait services-cli services-farm stop submit-stream task-ids testing
   zk-client zk-differential zk-server zk-tls
 )

@@ -2,13 +2,14 @@
  * `runtime submit --file --wait` on a farm that removes results as it goes (a small retention.maxCount
  * and no minAgeMs, so that only the waiter's timing can save a result): every task's result is
  * printed, because each batch is waited for from the moment it is confirmed, not once the whole file
- * is in.
+ * is in. And waiting for many results at once costs a notification each, not requests each.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { useCleanups } from './helpers/cleanups.js';
 import { Cli } from './helpers/cli.js';
 import { useFarm } from './helpers/farm.js';
@@ -42,4 +43,27 @@ test('submit --file --wait prints every result, also of a file ten times longer 
   assert.equal(results.length, n, 'one result per task');
   assert.deepEqual(new Set(results.map((s) => s.id)), new Set(ids));
   assert.ok(results.every((s) => s.state === 'succeeded'));
+});
+
+test('waiting for 2,000 results makes far fewer requests than results: the waits share a watch on their bucket', async () => {
+  const root = await zk.chroot('wait-many');
+  await farm.master(root, 'm1');
+  const s = await farm.submitter(root);
+  const n = 2000;
+  const ids = await s.submitMany(Array.from({ length: n }, (_, i) => ({ handler: 'noop', input: i })));
+  const before = s.supervisor.requests;
+  // The last id twice (both waits on the bucket's watch): two waits for one result, both answered.
+  const waiting = s.waitForAll([...ids, ids.at(-1)!], { timeoutMs: 120_000 });
+  // The worker comes once the waits are on: most results are heard of, not found already there.
+  await sleep(300);
+  await farm.worker(root, 'w1', { capacity: 64 });
+  const results = await waiting;
+  const used = s.supervisor.requests - before;
+  assert.deepEqual(
+    results.map((r) => r.state),
+    [...ids, ids.at(-1)!].map(() => 'succeeded'),
+  );
+  // A data watch per task costs two or three requests each (6,000 here); the bucket's watch, a read per
+  // hundred results at most, and a few data watches before the bucket's watch pays.
+  assert.ok(used < n / 4, `${used} requests to wait for ${n} results`);
 });

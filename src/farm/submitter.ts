@@ -3,7 +3,8 @@
  *
  * Znodes: creates /tasks/task-NNNNNNNNNN (persistent sequential); many at once go in one multi per batch
  * (all of a batch is submitted, or none; submit-many.ts). Reads /tasks' child count for backpressure, and watches
- * /status/<id> to wait for a result (a watch, not polling; it survives a new session).
+ * /status/<bucket>/<id> to wait for a result (a watch, not polling; it survives a new session; many waits
+ * in one bucket share a watch on the bucket: result-watches.ts).
  *
  * Waiting: a watch on /status/<id>, plus a check every few seconds that the task is still somewhere
  * (task-locator.ts): a task that is neither queued, assigned nor finished (deleted, or its result
@@ -33,15 +34,8 @@ import { type FailedFilter, type FailedResult, failedResults, rerunOf } from './
 import { type EventStream, type EventStreamOptions, watchEvents } from './event-stream.js';
 import { checkSubmitterOptions } from './options.js';
 import { type ProgressRecord, readTaskProgress } from './progress.js';
-import {
-  encodeTask,
-  PATHS,
-  parseStatus,
-  statusPath,
-  TASK_PREFIX,
-  type Task,
-  type TaskStatus,
-} from './protocol.js';
+import { encodeTask, PATHS, parseStatus, TASK_PREFIX, type Task, type TaskStatus } from './protocol.js';
+import { ResultWatches } from './result-watches.js';
 import { readResult } from './status-store.js';
 import { type BatchHost, lossCaveat, submitMany } from './submit-many.js';
 import { type StreamResult, StreamSubmit, type SubmitStreamOptions } from './submit-stream.js';
@@ -79,6 +73,7 @@ export class Submitter {
   #depth = 0;
   #depthReadAt = 0;
   readonly #locator: TaskLocator;
+  readonly #results: ResultWatches;
   /** Waiters by task id, told when the task is nowhere. */
   readonly #nowhere = new Map<string, Array<(err: Error) => void>>();
   /** What submitMany (submit-many.ts) needs of this submitter. */
@@ -86,6 +81,7 @@ export class Submitter {
 
   private constructor(supervisor: Supervisor, options: ReturnType<typeof checkSubmitterOptions>) {
     this.supervisor = supervisor;
+    this.#results = new ResultWatches(supervisor);
     this.#locator = new TaskLocator(
       () => supervisor.session?.client,
       (id) => {
@@ -325,8 +321,7 @@ export class Submitter {
       };
       const onAbort = () => finish(new ZkfarmError(ErrorCodes.STOPPED, `stopped waiting for ${id}`));
       const onNowhere = (err: Error) => finish(err);
-      const watch = this.supervisor.watchData(statusPath(id), ({ data }) => {
-        if (!data) return;
+      const watch = this.#results.watch(id, (data) => {
         try {
           finish(undefined, parseStatus(data));
         } catch (err) {
@@ -363,6 +358,7 @@ export class Submitter {
 
   close(): Promise<void> {
     this.#locator.close();
+    this.#results.close();
     return this.supervisor.stop();
   }
 }

@@ -326,13 +326,16 @@ export class Supervisor extends EventEmitter {
     return () => this.off('state', listener);
   }
 
+  /** Call `fn` each time a new session starts (after an expiry, too); returns an unsubscribe function. */
+  onNewSession(fn: () => void): () => void {
+    this.#newSessionListeners.add(fn);
+    return () => this.#newSessionListeners.delete(fn);
+  }
+
   #source(): ClientSource {
     return {
       client: () => this.session?.client,
-      onNewSession: (rearm) => {
-        this.#newSessionListeners.add(rearm);
-        return () => this.#newSessionListeners.delete(rearm);
-      },
+      onNewSession: (rearm) => this.onNewSession(rearm),
       onReconnect: (rearm) => this.onReconnect(rearm),
       onError: (err) => this.reportError(err, 'watch'),
       onClosed: (w) => this.#watches.delete(w),
