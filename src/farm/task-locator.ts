@@ -7,9 +7,10 @@
  * Znodes: reads only. A few ids: `exists` on each place, in the order a task moves forward (queued,
  * assigned, finished); the backlog's places are one per lane (a listing of /queues and of each queue),
  * the due-time area's one per slot (a listing of /delayed: one slot per hour that has delayed tasks).
- * Many ids: the backlog buckets they could be in are listed too. Many ids: listings of /tasks and /assign/<w> first (a waited-for task is mostly
- * still queued or running; a finished one's waiter is told by its watch), then `exists` on each place
- * for the ids they did not show.
+ * Many ids: listings of /tasks and /assign/<w> first (a waited-for task is mostly still queued or
+ * running), then their results read a hundred to a request (a finished one's waiter may not be told
+ * yet), then the backlog buckets they could be in and the due-time slots listed, then `exists` on each
+ * place for the ids none of these showed.
  *
  * Guarantees: reads of several nodes are not one snapshot; a task that moves forward between two reads
  * is still seen (it is read in its new place later), but one given back (from /assign to /tasks) between
@@ -128,6 +129,7 @@ export class TaskLocator {
       for (const list of await Promise.all(dirs.map((w) => children(client, `${PATHS.assign}/${w}`))))
         for (const id of list) seen.add(id);
       suspects = ids.filter((id) => !seen.has(id));
+      if (suspects.length > FEW) suspects = await notFinished(client, suspects);
       if (suspects.length > FEW) suspects = await notInBacklog(client, suspects);
       if (suspects.length > FEW) suspects = await notDelayed(client, suspects);
     }
@@ -156,6 +158,16 @@ export class TaskLocator {
     );
     return out;
   }
+}
+
+/**
+ * Of these ids, those without a result in their bucket (multiReads of a hundred): a waiter that lags a
+ * busy farm holds many finished tasks not yet told, and an `exists` on each place for each of them
+ * was most of a long wait's requests.
+ */
+async function notFinished(client: ZkClient, ids: string[]): Promise<string[]> {
+  const reads = await client.getDataMany(ids.map(statusPath));
+  return ids.filter((_, i) => reads[i] instanceof Error);
 }
 
 /** Of these ids, those not in a backlog bucket (one listing per bucket they could be in). */

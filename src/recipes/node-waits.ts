@@ -14,7 +14,8 @@
  *   the watch's request on the same connection, so ZooKeeper answers it after taking the watch; a node
  *   created before that read is in its answer, one created after it is reported by the watch. (Both, for
  *   a create in between: the second finds the wait gone.)
- * - Reads made in one tick go out together, at most 100 paths to a request (getDataMany).
+ * - One read at a time: the names of one tick, and those that came while the last read was in flight,
+ *   go out together, at most 100 paths to a request (getDataMany).
  * - Notifications of other children (creates of names not waited for, deletes, data changes,
  *   grandchildren) are ignored. The parent need not exist yet.
  *
@@ -49,6 +50,8 @@ export class NodeWaits {
   #armedOn: ZkClient | undefined;
   #removeListener: (() => void) | undefined;
   #flushQueued = false;
+  /** A read is in flight. */
+  #reading = false;
   #retry: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #unsubscribe: Array<() => void>;
@@ -129,18 +132,23 @@ export class NodeWaits {
 
   async #flush(): Promise<void> {
     const client = this.#sup.session?.client;
-    // No live session: the next one reads every wait (onNewSession).
-    if (this.#closed || this.#toRead.size === 0 || !client) return;
+    // No live session: the next one reads every wait (onNewSession). A read in flight: what comes
+    // meanwhile goes in the next one, so a busy stream of notifications is read in large batches.
+    if (this.#closed || this.#toRead.size === 0 || !client || this.#reading) return;
     if (this.#armedOn !== client) this.#arm(client);
     const names = [...this.#toRead];
     this.#toRead.clear();
     let reads: Awaited<ReturnType<ZkClient['getDataMany']>>;
+    this.#reading = true;
     try {
       reads = await client.getDataMany(names.map((n) => this.#prefix + n));
     } catch (err) {
       // Connection trouble: the reconnection or the next session reads every wait again.
       if (!isZkError(err) || !err.transient) this.#later(names, err);
       return;
+    } finally {
+      this.#reading = false;
+      if (this.#toRead.size > 0) this.#schedule();
     }
     const refused: string[] = [];
     let firstError: unknown;
@@ -158,6 +166,7 @@ export class NodeWaits {
       const waiters = this.#waits.get(name);
       if (!waiters) continue;
       this.#waits.delete(name);
+      this.#toRead.delete(name); // its create's notification may have come during the read
       for (const onData of waiters) onData(r.data);
     }
     if (refused.length > 0) this.#later(refused, firstError);
