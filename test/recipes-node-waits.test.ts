@@ -107,15 +107,23 @@ test('a name waited for twice is delivered to both waits; a stopped one is not',
   const stopU = r.add('u', 'u2');
   stopU();
   stop();
+  // One function given twice is two waits: stopping one leaves the other.
+  let sameCalls = 0;
+  const same = () => sameCalls++;
+  r.waits.add('v', same);
+  const stopOneSame = r.waits.add('v', same);
+  stopOneSame();
   await c.create('/b/t', 'data of t');
   await c.create('/b/u', 'data of u');
-  await until(() => r.got.size === 3, 10_000, 'three deliveries');
+  await c.create('/b/v', 'data of v');
+  await until(() => r.got.size === 3 && sameCalls === 1, 10_000, 'four deliveries');
   await sleep(200);
   assert.deepEqual([...r.got].sort(), [
     ['first', 'data of t'],
     ['second', 'data of t'],
     ['u1', 'data of u'],
   ]);
+  assert.equal(sameCalls, 1);
   assert.equal(r.waits.size, 0);
 });
 

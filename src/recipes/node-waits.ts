@@ -84,12 +84,11 @@ export class NodeWaits {
   }
 
   #remove(name: string, onData: (data: Buffer) => void): void {
-    const waiters = this.#waits.get(name)?.filter((w) => w !== onData);
-    if (waiters === undefined) return;
-    if (waiters.length > 0) {
-      this.#waits.set(name, waiters);
-      return;
-    }
+    const waiters = this.#waits.get(name);
+    const i = waiters?.indexOf(onData) ?? -1;
+    if (i < 0) return; // delivered, or stopped already
+    waiters!.splice(i, 1);
+    if (waiters!.length > 0) return;
     this.#waits.delete(name);
     this.#toRead.delete(name);
   }
