@@ -16,6 +16,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createService, serviceState, updateService } from '../src/services/index.js';
+import { endpointsDir, type RunRecord, runningDir, servicePath } from '../src/services/model.js';
+import type { ZkClient } from '../src/zk/index.js';
 import { useCleanups } from './helpers/cleanups.js';
 import { ask, freePorts, serverCmd, twoHosts, waitHealthy } from './helpers/services.js';
 import { until } from './helpers/wait.js';
@@ -42,10 +44,39 @@ const health = {
   startPeriodMs: 2000,
 };
 
+/**
+ * After every change to an instance's record or endpoint, read both in one multiRead (one snapshot):
+ * a record that says healthy must have its endpoint, and an endpoint must have a record that says
+ * healthy. Returns what broke that, and how many snapshots showed a healthy instance with its endpoint.
+ */
+async function watchConsistency(client: ZkClient, service: string) {
+  const broken: string[] = [];
+  let serving = 0;
+  const check = async (n: string) => {
+    const [run, ep] = await client.getDataMany([
+      `${runningDir(service)}/${n}`,
+      `${endpointsDir(service)}/${n}`,
+    ]);
+    const state = run instanceof Error ? undefined : (JSON.parse(run!.data.toString()) as RunRecord).state;
+    const hasEndpoint = !(ep instanceof Error);
+    if ((state === 'healthy') !== hasEndpoint)
+      broken.push(`instance ${n}: ${state ?? 'no record'}, endpoint ${hasEndpoint}`);
+    else if (hasEndpoint) serving++;
+  };
+  const prefixes = [`${runningDir(service)}/`, `${endpointsDir(service)}/`];
+  const remove = await client.addWatch(servicePath(service), 'persistentRecursive', (_type, path) => {
+    const prefix = prefixes.find((x) => path.startsWith(x));
+    if (prefix) void check(path.slice(prefix.length)).catch(() => {});
+  });
+  cleanups.push(() => remove());
+  return { broken, serving: () => serving };
+}
+
 test('exits restart with backoff, a failing health check restarts only its instance, a crash loop fails one instance and spares the rest', async () => {
   const { farm, client } = await sharedHosts();
   const tag = `svc-restart-${process.pid}`;
   const base = await freePorts(3);
+  const consistency = await watchConsistency(client, 'web');
   const unhealthy = (n: number) => join(farm.workdir, `unhealthy-${n}`);
   await createService(client, {
     name: 'web',
@@ -88,6 +119,9 @@ test('exits restart with backoff, a failing health check restarts only its insta
   assert.notEqual((await ask(base + 2))!.pid, pids[2], 'instance 2 runs a new process');
   assert.equal((await ask(base))!.pid, pid0, 'instance 0 untouched by the health restart');
   assert.equal((await ask(base + 1))!.pid, pids[1], 'instance 1 untouched by the health restart');
+  // Through starts, an exit and an unhealthy run, a reader never saw the record and the endpoint disagree.
+  assert.deepEqual(consistency.broken, [], 'record and endpoint written together');
+  assert.ok(consistency.serving() >= 3, `${consistency.serving()} snapshots of a serving instance`);
 
   // A crash loop: instance 1 of another service exits at once, every time.
   const base2 = await freePorts(3);

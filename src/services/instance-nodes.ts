@@ -1,10 +1,12 @@
 /**
  * The two ephemeral nodes of a service instance a worker runs (runner.ts): its fence
  * /services/<name>/running/<n>, taken before the program starts and held while it runs, and its
- * endpoint /services/<name>/endpoints/<n>, there while the instance is healthy. A node is only ever
- * removed by the session that holds it, or by this worker for one of its own earlier sessions.
+ * endpoint /services/<name>/endpoints/<n>, there while the instance is healthy (written in one multi with
+ * the fence's record: writeRun). A node is only ever removed by the session that holds it, or by this
+ * worker for one of its own earlier sessions.
  */
 import { describeError } from '../errors.js';
+import { CreateMode } from '../zk/client.js';
 import type { Logger } from '../zk/connect-options.js';
 import { isZkError } from '../zk/errors.js';
 import type { Session } from '../zk/session.js';
@@ -78,43 +80,60 @@ export async function claimFence(
   }
 }
 
-/** Publish `ep` (healthy) or withdraw the endpoint (undefined) of an instance `session` fences. */
-export async function setEndpoint(
+/**
+ * Write the run record of an instance `session` fences (running/<n>'s data), and in the same multi
+ * publish its endpoint (`ep`) or withdraw it (null; undefined leaves it as it is). One multi, so that
+ * a reader never sees the record say healthy while the endpoint is missing, nor an endpoint beside a
+ * record that says unhealthy. Publishing replaces an endpoint of another session (we hold the fence:
+ * it is stale); withdrawing removes only this session's. A record that cannot be written (the fence is
+ * gone, the session lost) is logged: the runner stops the instance when it loses its fence.
+ */
+export async function writeRun(
   session: Session,
   p: Placement,
-  ep: Endpoint | undefined,
+  record: Buffer,
+  ep: Endpoint | null | undefined,
   log: Logger,
 ): Promise<void> {
   if (!session.alive) return;
   const c = session.client;
+  const run = runningPath(p.service, p.instance);
   const path = endpointPath(p.service, p.instance);
   try {
-    if (!ep) {
-      const st = await c.exists(path);
-      if (st && st.ephemeralOwner === session.id) await c.removeIfExists(path);
-      return;
-    }
-    // We hold the fence of this instance: any other endpoint of it is stale (its session is gone or going).
-    for (;;) {
+    for (let attempt = 0; ; attempt++) {
+      const tx = c.transaction().setData(run, record);
+      if (ep !== undefined) {
+        const st = await c.exists(path);
+        if (st && (ep !== null || st.ephemeralOwner === session.id)) tx.remove(path, st.version);
+        if (ep !== null) tx.create(path, encodeJson(ep), CreateMode.EPHEMERAL);
+      }
       try {
-        await c.createEphemeral(path, encodeJson(ep));
+        await tx.commit();
         return;
       } catch (err) {
-        if (!isZkError(err, 'NODE_EXISTS')) throw err;
-        await c.removeIfExists(path);
+        // The endpoint changed between the look and the multi (its old session ended): look again.
+        const onEndpoint = isZkError(err) && err.path === path;
+        if (!onEndpoint || attempt >= 2) throw err;
       }
     }
   } catch (err) {
-    if (session.alive) log.warn({ err, path }, `could not update the endpoint: ${describeError(err)}`);
+    if (session.alive) log.warn({ err, path: run }, `could not record instance state: ${describeError(err)}`);
   }
 }
 
-/** Give up the endpoint and the fence of a stopped instance, where `session` holds them. */
+/**
+ * Give up the endpoint and the fence of a stopped instance, where `session` holds them: in one multi,
+ * so that no reader sees the fence's record (healthy) without the endpoint.
+ */
 export async function releaseNodes(session: Session, p: Placement): Promise<void> {
   if (!session.alive) return;
   const c = session.client;
-  for (const path of [endpointPath(p.service, p.instance), runningPath(p.service, p.instance)]) {
-    const st = await c.exists(path).catch(() => null);
-    if (st && st.ephemeralOwner === session.id) await c.removeIfExists(path, -1).catch(() => {});
-  }
+  const paths = [endpointPath(p.service, p.instance), runningPath(p.service, p.instance)];
+  const stats = await Promise.all(paths.map((path) => c.exists(path).catch(() => null)));
+  const ours = paths.filter((_, i) => stats[i] && stats[i]!.ephemeralOwner === session.id);
+  if (ours.length === 0) return;
+  const tx = c.transaction();
+  for (const path of ours) tx.remove(path);
+  // One gone meanwhile (its session ended): remove the rest one by one.
+  await tx.commit().catch(() => Promise.all(ours.map((path) => c.removeIfExists(path, -1).catch(() => {}))));
 }

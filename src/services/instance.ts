@@ -1,7 +1,7 @@
 /**
  * One service instance on a worker: run it, check its health, restart it with backoff, give up on a
- * crash loop. Knows nothing of ZooKeeper: it reports its state through `report` and its health through
- * `healthy` (the runner turns them into the fence node's data and the endpoint).
+ * crash loop. Knows nothing of ZooKeeper: it reports its state, and whether it serves, through `report`
+ * (the runner turns them into the fence node's data and the endpoint, in one write).
  *
  * A run ends when the program exits, when its health check fails `unhealthyThreshold` times (the run is
  * stopped: SIGTERM, SIGKILL after `stopGraceMs`), or when the instance is stopped. After a run:
@@ -39,8 +39,11 @@ export interface InstanceContext {
   logDir: string;
   allowShell: boolean;
   runHandler?: HandlerRunner;
-  report(update: Partial<RunRecord>): void;
-  healthy(ok: boolean): void;
+  /**
+   * The instance's state changed. `endpoint`: true publishes its endpoint, false withdraws it, in the
+   * same write as the record (undefined leaves it as it is).
+   */
+  report(update: Partial<RunRecord>, endpoint?: boolean): void;
   log: Logger;
 }
 
@@ -90,10 +93,10 @@ export class InstanceRun {
     let restarts = 0;
     while (!signal.aborted) {
       const end = await this.#runOnce();
-      this.#ctx.healthy(false);
+      // Stopped: the runner gives up the endpoint and the fence together (releaseNodes).
       if (signal.aborted) return;
       if (end.clean && r.policy === 'on-failure') {
-        this.#ctx.report({ state: 'exited', lastExit: end.reason, pid: undefined });
+        this.#ctx.report({ state: 'exited', lastExit: end.reason, pid: undefined }, false);
         return;
       }
       const now = performance.now();
@@ -102,19 +105,22 @@ export class InstanceRun {
       if (ends.length > r.maxRestarts) {
         const reason = `crash loop: ended ${ends.length} times within ${r.windowMs} ms (restart.maxRestarts ${r.maxRestarts}); last: ${end.reason}`;
         log.warn({ service: this.#ctx.service, instance: this.#ctx.instance }, reason);
-        this.#ctx.report({ state: 'failed', reason, lastExit: end.reason, pid: undefined });
+        this.#ctx.report({ state: 'failed', reason, lastExit: end.reason, pid: undefined }, false);
         return;
       }
       if (end.uptimeMs >= r.resetAfterMs) backoff.reset();
       const delay = Math.round(backoff.next());
       restarts++;
-      this.#ctx.report({
-        state: 'backoff',
-        restarts,
-        lastExit: end.reason,
-        reason: `restarting in ${delay} ms`,
-        pid: undefined,
-      });
+      this.#ctx.report(
+        {
+          state: 'backoff',
+          restarts,
+          lastExit: end.reason,
+          reason: `restarting in ${delay} ms`,
+          pid: undefined,
+        },
+        false,
+      );
       await sleep(delay, undefined, { signal }).catch(() => {});
     }
   }
@@ -139,22 +145,17 @@ export class InstanceRun {
       this.#stop.signal.addEventListener('abort', () => resolve('stopped'), { once: true });
     });
     const program = this.#startProgram(env, cwd, runStop.signal);
-    this.#ctx.report({
-      state: spec.health ? 'running' : 'healthy',
-      pid: program.pid,
-      since: Date.now(),
-      reason: undefined,
-    });
-    if (!spec.health) this.#ctx.healthy(true);
+    // Without a health check it serves once started: the record and the endpoint in one write.
+    this.#ctx.report(
+      { state: spec.health ? 'running' : 'healthy', pid: program.pid, since: Date.now(), reason: undefined },
+      spec.health ? undefined : true,
+    );
     const health = spec.health
       ? monitorHealth(
           spec.health,
           () => probe(spec.health!, (s) => expand(s, n, ports), env, cwd),
           {
-            healthy: (detail) => {
-              this.#ctx.report({ state: 'healthy', reason: detail });
-              this.#ctx.healthy(true);
-            },
+            healthy: (detail) => this.#ctx.report({ state: 'healthy', reason: detail }, true),
           },
           runStop.signal,
         )
@@ -164,7 +165,8 @@ export class InstanceRun {
       health.then((reason) => ({ kind: 'unhealthy' as const, reason })),
       stopped.then(() => ({ kind: 'stopped' as const })),
     ]);
-    if (first3.kind === 'unhealthy') this.#ctx.report({ state: 'unhealthy', reason: first3.reason });
+    // Unhealthy: the endpoint goes with the record, before the program is stopped (its grace).
+    if (first3.kind === 'unhealthy') this.#ctx.report({ state: 'unhealthy', reason: first3.reason }, false);
     runStop.abort();
     const exit = first3.kind === 'exit' ? first3 : await program.stop(spec.stopGraceMs);
     const uptimeMs = performance.now() - started;

@@ -33,7 +33,7 @@ import { isZkError } from '../zk/errors.js';
 import type { Session } from '../zk/session.js';
 import { stopAfterSilence } from './fence.js';
 import { type HandlerRunner, InstanceRun } from './instance.js';
-import { claimFence, releaseNodes, setEndpoint } from './instance-nodes.js';
+import { claimFence, releaseNodes, writeRun } from './instance-nodes.js';
 import {
   decode,
   type Endpoint,
@@ -44,7 +44,6 @@ import {
   placementKey,
   placementsDir,
   type RunRecord,
-  runningPath,
 } from './model.js';
 
 const WATCHDOG_MS = 100;
@@ -177,7 +176,6 @@ export class ServiceRunner {
   }
 
   #startRun(s: Slot, p: Placement): void {
-    const path = runningPath(p.service, p.instance);
     const logDir = join(this.#opts.workdir, 'services', p.service, String(p.instance));
     s.record = {
       ...this.#startingRecord(p),
@@ -193,38 +191,25 @@ export class ServiceRunner {
       allowShell: this.#opts.allowShell,
       runHandler: this.#opts.runHandler,
       log: this.#log,
-      report: (update) => {
+      report: (update, endpoint) => {
         s.record = { ...s.record!, ...update };
         const data = encodeJson(s.record);
-        s.writes = s.writes.then(() => this.#write(path, data));
-      },
-      healthy: (ok) => {
-        s.writes = s.writes.then(() => this.#endpoint(p, ok));
+        const ep = endpoint === undefined ? undefined : endpoint ? this.#endpointOf(p) : null;
+        s.writes = s.writes.then(() => writeRun(this.#session, p, data, ep, this.#log));
       },
     });
   }
 
-  async #write(path: string, data: Buffer): Promise<void> {
-    if (!this.#session.alive) return;
-    await this.#session.client.setData(path, data).catch((err) => {
-      if (this.#session.alive)
-        this.#log.warn({ err, path }, `could not record instance state: ${describeError(err)}`);
-    });
-  }
-
-  /** Publish (healthy) or withdraw the endpoint of an instance this session fences. */
-  #endpoint(p: Placement, ok: boolean): Promise<void> {
-    const ep: Endpoint | undefined = ok
-      ? {
-          service: p.service,
-          instance: p.instance,
-          host: this.#host,
-          ports: instancePorts(p.spec, p.instance),
-          worker: this.#opts.worker,
-          revision: p.revision,
-        }
-      : undefined;
-    return setEndpoint(this.#session, p, ep, this.#log);
+  /** What a healthy instance of `p` on this worker publishes. */
+  #endpointOf(p: Placement): Endpoint {
+    return {
+      service: p.service,
+      instance: p.instance,
+      host: this.#host,
+      ports: instancePorts(p.spec, p.instance),
+      worker: this.#opts.worker,
+      revision: p.revision,
+    };
   }
 
   /** Take running/<n> for this session (instance-nodes.ts), recording the instance as starting. */
