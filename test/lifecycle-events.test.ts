@@ -385,16 +385,31 @@ test('on a slow link, tasks gone before their nodes are read still make their ev
   // Every read leaves 2 × 60 ms after the change it follows: the leader has moved the task by then.
   const stream = watchEvents({ connect: link.connect, sessionTimeout: 10_000 }, { queue: 'q2' });
   cleanups.push(() => stream.close());
-  await stream.ready;
+  // And one of every queue: it looks no queue up ahead, so a task read gone is followed without one.
+  const all = watchEvents({ connect: link.connect, sessionTimeout: 10_000 });
+  cleanups.push(() => all.close());
+  await Promise.all([stream.ready, all.ready]);
   link.proxy.setDelay(60);
   const other = await sub.submitMany(Array.from({ length: 10 }, (_, i) => ({ handler: 'noop', input: i })));
   const q2 = await sub.submitMany(
     Array.from({ length: 10 }, (_, i) => ({ handler: 'noop', input: i, queue: 'q2' })),
   );
-  const seen = await collect(stream, q2, 30_000);
+  const [seen, every] = await Promise.all([
+    collect(stream, q2, 30_000),
+    collect(all, [...other, ...q2], 30_000),
+  ]);
   assert.deepEqual([...seen.keys()].sort(), [...q2].sort(), `only q2 (not ${other[0]}...)`);
   for (const id of q2) {
     assert.equal(types(seen.get(id)), 'queued started succeeded', id);
     assert.ok(seen.get(id)!.every((e) => e.queue === 'q2'));
+  }
+  // Every event names its run, also a `started` whose assignment was gone when read.
+  for (const id of [...other, ...q2]) {
+    assert.equal(types(every.get(id)), 'queued started succeeded', id);
+    assert.deepEqual(
+      every.get(id)!.map((e) => e.attempt),
+      [1, 1, 1],
+      `${id}: ${JSON.stringify(every.get(id))}`,
+    );
   }
 });

@@ -200,7 +200,9 @@ export class EventStream implements AsyncIterable<TaskEvent> {
     let queue = queueInData(raw, data?.json) ?? followed?.queue;
     if (queue !== undefined && followed) followed.queue = queue;
     const ev = eventOf(raw, data, Date.now());
-    if (ev && known) ev.attempt = followed.attempt;
+    // An assignment read gone (the task finished first) says no run: its `queued` event told it.
+    if (ev && raw.kind === 'assign' && ev.attempt === undefined && followed?.attempt !== undefined)
+      ev.attempt = followed.attempt;
     if (!ev) {
       if (raw.kind === 'backlog' && queue !== undefined && !followed)
         this.#followed.set(raw.id, { last: 'queued', queue });
@@ -216,7 +218,10 @@ export class EventStream implements AsyncIterable<TaskEvent> {
    * notification of that next node before the answer that found the first gone, so it is already here.
    */
   async #queueAhead(id: string): Promise<string | undefined> {
-    for (const item of this.#pending.slice(1)) {
+    // By index over the live queue: a notification that arrives while a read here is answered (the
+    // result's, once the assignment is read gone) is looked at too.
+    for (let i = 1; i < this.#pending.length; i++) {
+      const item = this.#pending[i]!;
       if ('catchUp' in item || item.raw.id !== id) continue;
       const q = queueInData(item.raw, (await this.#dataOf(item))?.json);
       if (q !== undefined) return q;
