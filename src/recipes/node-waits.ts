@@ -19,9 +19,9 @@
  * - Notifications of other children (creates of names not waited for, deletes, data changes,
  *   grandchildren) are ignored. The parent need not exist yet.
  *
- * Cost caveat: the server keeps a persistent watch until the session ends (ZooKeeper 3.8 cannot remove
- * one), so once armed on a session the watch reports every create and delete under `parent` for the
- * rest of that session, also while nothing is waited for. Use it for a parent whose traffic is bounded
+ * Cost caveat: the server keeps a persistent watch until the session ends (zkfarm's client removes
+ * listeners, not server watches), so once armed on a session the watch reports every create and delete
+ * under `parent` for the rest of that session, also while nothing is waited for. Use it for a parent whose traffic is bounded
  * (a status bucket holds 10,000 ids) and for many waits at once; for a few, a data watch each is cheaper.
  *
  * SUSPENDED: ZooKeeper keeps no events for a persistent watch across a dropped connection. On the
