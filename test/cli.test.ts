@@ -269,6 +269,25 @@ describe('a farm on a given ZooKeeper (--zk with a chroot)', () => {
     assert.deepEqual(new Set(results.map((s) => s.id)), new Set(ids));
   });
 
+  test('submit --wait of plain tasks loads neither zod nor @opentelemetry/core (a short-lived command pays each load)', async () => {
+    const file = join(tmp, 'plain.ndjson');
+    writeFileSync(file, `${Array.from({ length: 5 }, () => '{"handler":"noop"}').join('\n')}\n`);
+    const probe = join(ROOT, 'test', 'fixtures', 'require-probe.mjs');
+    const args = ['submit', '--zk', connect, '--connect-timeout', '20000', '--file', file, '--wait'];
+    const r = await new Cli(args, { env: childEnv(), nodeArgs: ['--import', probe] }).exit(60_000);
+    assert.equal(r.code, 0, r.stderr);
+    const out = r.stdout.trimEnd().split('\n');
+    assert.equal(out.filter((l) => /^task-\d{10}$/.test(l)).length, 5, r.stdout);
+    assert.equal(out.filter((l) => l.startsWith('{') && JSON.parse(l).state === 'succeeded').length, 5);
+    const loaded = /^require-probe: (.*)$/m.exec(r.stderr)?.[1]?.split(' ') ?? [];
+    assert.ok(loaded.includes('@opentelemetry/api'), `the probe sees what submit loads: ${loaded.join(' ')}`);
+    assert.deepEqual(
+      loaded.filter((p) => p === 'zod' || p === '@opentelemetry/core'),
+      [],
+      'loaded by a submit of plain tasks',
+    );
+  });
+
   test('submit --file with a bad line: exit 2 naming the line; what came before is submitted; --skip goes on', async () => {
     const raw = await zk.rawClient(connect);
     const before = await countResults(raw);

@@ -7,7 +7,7 @@
  */
 import { InvalidArgumentError, Option } from 'commander';
 import { describeError, ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
-import { defaultOf, type Field, parseFlagValue } from '../farm/option-schema.js';
+import { defaultOf, type Field, like, parseFlagValue } from '../farm/option-schema.js';
 import { roleFields } from '../farm/options.js';
 import { type ConnectSource, describeSource } from '../host/discovery.js';
 import { type Supervisor, connect as zkConnect } from '../zk/supervisor.js';
@@ -86,23 +86,20 @@ export const DEFAULT_CONNECT_TIMEOUT = 10_000;
 
 /** The flags client commands (submit, status, dashboard) share. */
 export const clientFlags = {
-  zk: {
+  zk: like(roleFields.connect, {
     flag: '--zk <connect>',
-    ...roleFields.connect,
     defaultText: '$ZKFARM_ZK, a running runtime, 127.0.0.1:2181',
     description: 'ZooKeeper connect string',
-  },
-  auth: {
+  }),
+  auth: like(roleFields.auth, {
     flag: '--auth <user:password>',
-    ...roleFields.auth,
     description: 'digest credentials of an access-controlled farm',
-  },
-  connectTimeout: {
+  }),
+  connectTimeout: like(roleFields.connectTimeout, {
     flag: '--connect-timeout <ms>',
-    ...roleFields.connectTimeout,
     default: DEFAULT_CONNECT_TIMEOUT,
     description: 'give up connecting after this long',
-  },
+  }),
 } satisfies Record<string, FlagField>;
 
 /** Open a session for a client command; fail with a message that says where the connect string came from. */

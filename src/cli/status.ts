@@ -45,10 +45,11 @@ export function registerStatus(program: Command, io: Io, setExit: (code: number)
     .option('--json', 'print one JSON object instead of a table')
     .addOption(
       flagOption(
-        {
+        field((z) => z.int().min(0), {
           flag: '--failures <n>',
-          ...field((z) => z.int().min(0), { default: 10, description: 'recent failures to show' }),
-        },
+          default: 10,
+          description: 'recent failures to show',
+        }),
         { applyDefault: true },
       ),
     )

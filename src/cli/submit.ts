@@ -53,52 +53,52 @@ export function registerSubmit(program: Command, io: Io, setExit: (code: number)
     .addOption(flagOption(clientFlags.zk))
     .option('--wait', 'wait for every result, print each as a JSON line, exit 1 if any failed')
     .addOption(
-      flagOption({
-        flag: '--timeout <ms>',
-        ...field((z) => z.int().min(1), {
+      flagOption(
+        field((z) => z.int().min(1), {
+          flag: '--timeout <ms>',
           unit: 'ms',
           description:
             'with --wait: give up on a task without a result this long after it was submitted (exit 1)',
         }),
-      }),
+      ),
     )
     .option(
       '-f, --file <file>',
       'stream this NDJSON file (one task per line, blank lines skipped; - for stdin) with bounded memory',
     )
     .addOption(
-      flagOption({
-        flag: '--skip <lines>',
-        ...field((z) => z.int().min(0), {
+      flagOption(
+        field((z) => z.int().min(0), {
+          flag: '--skip <lines>',
           description: 'with --file: skip the first N lines (already submitted)',
         }),
-      }),
+      ),
     )
     .addOption(
-      flagOption({
-        flag: '--on-bad <what>',
-        ...field((z) => z.enum(['stop', 'skip']), {
+      flagOption(
+        field((z) => z.enum(['stop', 'skip']), {
+          flag: '--on-bad <what>',
           description:
             'with --file: a bad line stops the run (what came before stays submitted), or is skipped',
         }),
-      }),
+      ),
     )
     .addOption(
-      flagOption({
-        flag: '--max-inbox <tasks>',
-        ...field((z) => z.int().min(1), {
+      flagOption(
+        field((z) => z.int().min(1), {
+          flag: '--max-inbox <tasks>',
           description: 'with --file: wait while /tasks holds more than this (default: 20000)',
         }),
-      }),
+      ),
     )
     .addOption(
-      flagOption({
-        flag: '--max-queue-depth <tasks>',
-        ...field((z) => z.int().min(1), {
+      flagOption(
+        field((z) => z.int().min(1), {
+          flag: '--max-queue-depth <tasks>',
           description:
             "with --file: wait while the task's queue holds more than this waiting, inbox and backlog (default: 1000000)",
         }),
-      }),
+      ),
     )
     .option(
       '--key <key>',

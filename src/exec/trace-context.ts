@@ -47,7 +47,10 @@ export function contextFrom(carrier: TraceCarrier, base: Context = ROOT_CONTEXT)
 /** The W3C fields of the span active in `ctx` (empty when there is no valid span). */
 export function carrierOf(ctx: Context = context.active()): TraceCarrier {
   const out: TraceCarrier = {};
-  if (trace.getSpanContext(ctx) === undefined) return out;
+  // The propagator writes nothing for an invalid span context, which is what every span is without an
+  // SDK: checked here, so that a process that traces nothing never loads @opentelemetry/core.
+  const span = trace.getSpanContext(ctx);
+  if (span === undefined || !trace.isSpanContextValid(span)) return out;
   propagator().inject(ctx, out, defaultTextMapSetter);
   return out;
 }

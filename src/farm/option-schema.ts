@@ -12,7 +12,9 @@
  *
  * A field's schema is built the first time it is read (lazy-zod.ts): a table of fields costs a thread
  * nothing until something is checked against it, and a role thread whose options the host checked never
- * builds one (options.ts, `trustHostCheckedOptions`).
+ * builds one (options.ts, `trustHostCheckedOptions`). A field made from another is made with `like`, not
+ * spread (a spread reads the schema). The common rules (whole numbers, connect strings, credentials) are
+ * also plain predicates (`plain`), so options and flags made only of such values never load zod.
  */
 import type { z } from 'zod';
 import { ZkfarmError } from '../errors.js';
@@ -38,6 +40,11 @@ export interface Field<T = unknown> {
   readonly fields?: Fields;
   /** A list of mappings of these fields (see `list`). */
   readonly items?: Fields;
+  /**
+   * The schema's rule as a plain predicate, from its builder (`plain`): a value it accepts is checked
+   * without zod. Never wider than the schema; a value it refuses goes through the schema, for the message.
+   */
+  readonly accepts?: (value: unknown) => boolean;
 }
 
 export type Fields = Readonly<Record<string, Field<never> | Field<unknown>>>;
@@ -51,18 +58,48 @@ export type ResolvedOf<F extends Fields> = {
 } & { [K in keyof F as F[K] extends { default: unknown } ? never : K]?: ValueOf<F[K]> };
 
 /** What makes a field's schema, given zod (called once, on the schema's first use). */
-export type SchemaBuilder<T> = (z: Zod) => z.ZodType<T>;
+export type SchemaBuilder<T> = ((z: Zod) => z.ZodType<T>) & {
+  readonly accepts?: (value: unknown) => boolean;
+};
+
+/**
+ * A schema builder whose rule is also the predicate `accepts` (the same rule, for a value zod would take
+ * unchanged): options made only of such values are checked without loading zod (`checkOptions`), which
+ * is ~45 ms of every short-lived command's start. test/unit/option-schema.test.ts holds the two to agree.
+ */
+export function plain<T>(
+  accepts: (value: unknown) => boolean,
+  build: (z: Zod) => z.ZodType<T>,
+): SchemaBuilder<T> {
+  return Object.assign((z: Zod) => build(z), { accepts });
+}
 
 export function field<T, const M extends Omit<Field<T>, 'schema'>>(
   build: SchemaBuilder<T>,
   meta: M,
 ): Field<T> & M {
-  return withSchema(() => build(zod()), meta);
+  return withSchema(() => build(zod()), build.accepts ? { ...meta, accepts: build.accepts } : meta);
 }
 
 /**
- * `meta` with a `schema` built on its first read and kept. The getter is enumerable, so a field spread
- * into another (`{ ...workerFields.capacity, flag: '--capacity <n>' }`) carries the schema, built then.
+ * A field made from `base` with `meta` over it (a flag, a description or default of its own), its schema
+ * still built on first read. Spreading a field (`{ ...base, flag }`) reads its schema, and so loads zod,
+ * when the module that spreads it loads: every command would pay for zod (~45 ms) at start.
+ */
+export function like<B extends Field<never> | Field<unknown>, const M extends object>(
+  base: B,
+  meta: M,
+): Omit<B, keyof M> & M {
+  const rest: Record<string, unknown> = {};
+  for (const [key, d] of Object.entries(Object.getOwnPropertyDescriptors(base))) {
+    if (key !== 'schema') rest[key] = d.value;
+  }
+  return withSchema(() => base.schema, { ...rest, ...meta }) as unknown as Omit<B, keyof M> & M;
+}
+
+/**
+ * `meta` with a `schema` built on its first read and kept. The getter is enumerable, so a spread copy
+ * carries the schema, built then (`like` makes a copy that does not build it).
  */
 function withSchema<T, M extends object>(build: () => z.ZodType<T>, meta: M): Field<T> & M {
   let schema: z.ZodType<T> | undefined;
@@ -74,10 +111,11 @@ function withSchema<T, M extends object>(build: () => z.ZodType<T>, meta: M): Fi
 }
 
 /** A whole number in a range (`unit: 'ms'` for durations). */
-export const wholeNumber =
-  (min: number, max = Number.MAX_SAFE_INTEGER): SchemaBuilder<number> =>
-  (z) =>
-    z.int().min(min).max(max);
+export const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER): SchemaBuilder<number> =>
+  plain(
+    (v) => Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max,
+    (z) => z.int().min(min).max(max),
+  );
 
 /** The largest value ZooKeeper's int32 fields (timeouts) can carry. */
 export const INT32_MAX = 2_147_483_647;
@@ -308,10 +346,13 @@ export function checkOptions<F extends Fields>(fields: F, value: unknown, how: C
     );
   }
   const own: Record<string, unknown> = {};
-  for (const key of Object.keys(fields)) {
+  let plainOnly = true;
+  for (const [key, f] of Object.entries(fields)) {
     const v = (value as Record<string, unknown>)[key];
     if (v !== undefined) own[key] = v;
+    if (v === undefined ? f.required === true : f.accepts?.(v) !== true) plainOnly = false;
   }
+  if (plainOnly) return withDefaults(fields, own);
   const parsed = mappingOf(fields).safeParse(own);
   if (!parsed.success) throw new ZkfarmError(how.code, problemLine(fields, parsed.error, own, how));
   return withDefaults(fields, parsed.data);
@@ -346,6 +387,7 @@ export function parseFlagValue<T>(f: Field<T>, text: string): { value: T } | { p
   if (/^-?\d+(\.\d+)?$/.test(trimmed)) candidates.unshift(Number(trimmed));
   if (trimmed === 'true' || trimmed === 'false') candidates.unshift(trimmed === 'true');
   for (const c of candidates) {
+    if (f.accepts?.(c) === true) return { value: c as T };
     const r = f.schema.safeParse(c);
     if (r.success) return { value: r.data };
   }

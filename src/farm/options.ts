@@ -25,6 +25,7 @@ import {
   INT32_MAX,
   mappingOf,
   type OptionsOf,
+  plain,
   type ResolvedOf,
   type SchemaBuilder,
   wholeNumber,
@@ -41,11 +42,18 @@ type FieldsFor<T> = { [K in keyof T]?: Field<NonNullable<T[K]>> };
 export const NAME_EXPECTED = 'a name of letters, digits, ".", "_" or "-", starting with a letter or digit';
 
 /** A connect string, checked the one way the zk layer checks it. */
-export const connectString: SchemaBuilder<string> = (z) =>
-  z.string().refine((s) => connectStringProblem(s) === undefined);
+export const connectString: SchemaBuilder<string> = plain(
+  (v) => typeof v === 'string' && connectStringProblem(v) === undefined,
+  (z) => z.string().refine((s) => connectStringProblem(s) === undefined),
+);
+
+const CREDENTIALS = /^[^:\s]+:.+$/;
 
 /** Digest credentials `user:password`. */
-export const credentials: SchemaBuilder<string> = (z) => z.string().regex(/^[^:\s]+:.+$/);
+export const credentials: SchemaBuilder<string> = plain(
+  (v) => typeof v === 'string' && CREDENTIALS.test(v),
+  (z) => z.string().regex(CREDENTIALS),
+);
 
 /** What every role shares: its name and its ZooKeeper session. */
 export const roleFields = {

@@ -182,7 +182,8 @@ export interface TaskStatus {
   [key: string]: unknown;
 }
 
-const statusSchema = lazily((z) =>
+/** The schema of a result, built on its first use (lazy-zod.ts). Exported for the test of isPlainStatus. */
+export const statusSchema = lazily((z) =>
   z
     .object({
       state: z.enum(['succeeded', 'failed', 'cancelled']),
@@ -196,7 +197,25 @@ const statusSchema = lazily((z) =>
 
 export function parseStatus(data: Buffer | string): TaskStatus {
   const value = JSON.parse(typeof data === 'string' ? data : data.toString('utf8'));
+  // Results as workers write them pass a cheap check: a waiting command (`runtime submit --wait`) never
+  // loads zod for them. zod decides, and words the error, for the rest.
+  if (isPlainStatus(value)) return value;
   return statusSchema().parse(value) as TaskStatus;
+}
+
+/** True only for a value `statusSchema` certainly accepts; false means "ask the schema". Tested against it. */
+export function isPlainStatus(v: unknown): v is TaskStatus {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const { state, worker, attempts, startedAt, finishedAt } = v as Record<string, unknown>;
+  return (
+    (state === 'succeeded' || state === 'failed' || state === 'cancelled') &&
+    (worker === null || typeof worker === 'string') &&
+    Number.isSafeInteger(attempts) &&
+    (attempts as number) >= 0 &&
+    (startedAt === null || (typeof startedAt === 'number' && Number.isFinite(startedAt))) &&
+    typeof finishedAt === 'number' &&
+    Number.isFinite(finishedAt)
+  );
 }
 
 /** Data a worker advertises in `/workers/<name>`. */

@@ -16,6 +16,7 @@ import {
   type Field,
   type Fields,
   field,
+  like,
   list,
   mappingOf,
   type OptionsOf,
@@ -75,7 +76,7 @@ export const zkTlsFields = {
 
 /** The config file's `zk` as a mapping: the connect string and TLS. */
 const zkMappingFields = {
-  connect: { ...zk, description: 'the connect string (as `zk` itself would be)' },
+  connect: like(zk, { description: 'the connect string (as `zk` itself would be)' }),
   tls: field(
     (z) =>
       z.union([z.boolean(), mappingOf(zkTlsFields)]) as z.ZodType<boolean | OptionsOf<typeof zkTlsFields>>,
@@ -105,44 +106,37 @@ const zkSetting = field(
 
 /** The TLS flags every command that talks to ZooKeeper takes (the same fields as `zk.tls`). */
 export const tlsFlags = {
-  zkTls: {
+  zkTls: field((z) => z.boolean(), {
     flag: '--zk-tls',
-    ...field((z) => z.boolean(), {
-      defaultText: 'plain TCP',
-      description:
-        "speak TLS to ZooKeeper's secureClientPort (implied by the --zk-ca/cert/key flags); without --zk, the embedded ZooKeeper serves TLS only, with certificates of its own",
-    }),
-  },
-  zkCa: {
+    defaultText: 'plain TCP',
+    description:
+      "speak TLS to ZooKeeper's secureClientPort (implied by the --zk-ca/cert/key flags); without --zk, the embedded ZooKeeper serves TLS only, with certificates of its own",
+  }),
+  zkCa: like(zkTlsFields.ca, {
     flag: '--zk-ca <file>',
-    ...zkTlsFields.ca,
     description: `with TLS: ${zkTlsFields.ca.description} (PEM)`,
-  },
-  zkCert: {
+  }),
+  zkCert: like(zkTlsFields.cert, {
     flag: '--zk-cert <file>',
-    ...zkTlsFields.cert,
     description: `with TLS: ${zkTlsFields.cert.description} (PEM)`,
-  },
-  zkKey: {
+  }),
+  zkKey: like(zkTlsFields.key, {
     flag: '--zk-key <file>',
-    ...zkTlsFields.key,
     description: 'with TLS: the private key (PEM) of --zk-cert',
-  },
-  zkServername: {
+  }),
+  zkServername: like(zkTlsFields.servername, {
     flag: '--zk-servername <name>',
-    ...zkTlsFields.servername,
     defaultText: 'the --zk host',
     description: `with TLS: ${zkTlsFields.servername.description}`,
-  },
+  }),
 } satisfies Record<string, Fields[string] & { flag: string }>;
 
-const workdir: Field<string> = {
-  ...workerFields.workdir,
+const workdir: Field<string> = like(workerFields.workdir, {
   default: undefined,
   defaultText: '`./zkfarm-work` (of the current directory)',
   description:
     "workers write `<workdir>/<worker>/<task-id>/` for tasks with output (see `taskDirs`); the embedded ZooKeeper keeps its data in `<workdir>/zookeeper`. In a file, relative to the file's directory",
-};
+});
 
 /** One entry of the config file's `roles`: one role, or `count` alike. */
 export const roleEntryFields = {
@@ -156,16 +150,15 @@ export const roleEntryFields = {
     default: 1,
     description: 'this many roles with generated names',
   }),
-  sessionTimeout: { ...roleFields.sessionTimeout, default: undefined, defaultText: 'the top-level one' },
+  sessionTimeout: like(roleFields.sessionTimeout, { default: undefined, defaultText: 'the top-level one' }),
   capacity: workerFields.capacity,
   prefetch: workerFields.prefetch,
-  allowShell: { ...workerFields.allowShell, default: undefined, defaultText: 'the top-level one' },
+  allowShell: like(workerFields.allowShell, { default: undefined, defaultText: 'the top-level one' }),
   defaultTimeoutMs: workerFields.defaultTimeoutMs,
-  taskDirs: { ...workerFields.taskDirs, default: undefined, defaultText: 'the top-level one' },
-  handlerModules: {
-    ...workerFields.handlerModules,
+  taskDirs: like(workerFields.taskDirs, { default: undefined, defaultText: 'the top-level one' }),
+  handlerModules: like(workerFields.handlerModules, {
     description: 'handler modules of this worker, added to the top-level ones',
-  },
+  }),
   queues: workerFields.queues,
   queueOrder: workerFields.queueOrder,
 } satisfies Fields;
@@ -185,18 +178,16 @@ export const WORKER_ONLY = [
 /** The config file's top level. */
 export const fileFields = {
   zk: zkSetting,
-  sessionTimeout: {
-    ...roleFields.sessionTimeout,
+  sessionTimeout: like(roleFields.sessionTimeout, {
     description: `${roleFields.sessionTimeout.description}; of every role`,
-  },
+  }),
   workdir,
   allowShell: workerFields.allowShell,
   taskDirs: workerFields.taskDirs,
   auth: roleFields.auth,
-  handlerModules: {
-    ...workerFields.handlerModules,
+  handlerModules: like(workerFields.handlerModules, {
     description: `${workerFields.handlerModules.description}. Paths (\`./h.mjs\`, anything ending in .js/.mjs/.cjs/.ts) are relative to the file's directory and must exist; other names are packages installed where the file is`,
-  },
+  }),
   retention: masterFields.retention,
   outputRetention: workerFields.outputRetention,
   httpToken: field((z) => z.string().min(16), {
@@ -228,130 +219,105 @@ export const ROLE_ENTRY_EXPECTED = 'a role like {type: worker, count: 4} or {typ
  * is ZKFARM_CONFIG_INVALID naming the flag; on the command line, commander reports it.
  */
 export const runtimeFlags = {
-  masters: {
+  masters: field(wholeNumber(0, MAX_ROLES), {
     flag: '--masters <n>',
-    ...field(wholeNumber(0, MAX_ROLES), {
-      defaultText: '1',
-      description: "masters to run (0 for a host of workers only); replaces the config file's masters",
-    }),
-  },
-  workers: {
+    defaultText: '1',
+    description: "masters to run (0 for a host of workers only); replaces the config file's masters",
+  }),
+  workers: field(wholeNumber(0, MAX_ROLES), {
     flag: '--workers <n>',
-    ...field(wholeNumber(0, MAX_ROLES), {
-      defaultText: '2',
-      description: "workers to run; replaces the config file's workers",
-    }),
-  },
-  zk: { flag: '--zk <connect>', ...zk },
-  config: {
+    defaultText: '2',
+    description: "workers to run; replaces the config file's workers",
+  }),
+  zk: like(zk, { flag: '--zk <connect>' }),
+  config: field((z) => z.string().min(1), {
     flag: '-c, --config <file>',
-    ...field((z) => z.string().min(1), {
-      expected: 'a file path',
-      defaultText: 'none',
-      description: 'a YAML or JSON config file (flags override it)',
-    }),
-  },
-  workdir: { flag: '--workdir <dir>', ...workdir },
-  capacity: {
+    expected: 'a file path',
+    defaultText: 'none',
+    description: 'a YAML or JSON config file (flags override it)',
+  }),
+  workdir: like(workdir, { flag: '--workdir <dir>' }),
+  capacity: like(workerFields.capacity, {
     flag: '--capacity <n>',
-    ...workerFields.capacity,
     description: `${workerFields.capacity.description}; overrides the config file's per-role values`,
-  },
-  prefetch: {
+  }),
+  prefetch: like(workerFields.prefetch, {
     flag: '--prefetch <n|auto>',
-    ...workerFields.prefetch,
     description:
       "tasks each worker may hold beyond its capacity: a whole number, or `auto` to follow task durations; overrides the config file's per-role values",
-  },
-  allowShell: { flag: '--allow-shell', ...workerFields.allowShell },
-  taskDirs: { flag: '--task-dirs <when>', ...workerFields.taskDirs },
-  queues: {
-    flag: '--queues <list>',
-    ...field(
-      // On the command line, one comma-separated list: `--queues a,b:3` (as an object: the list).
-      (z) =>
-        z.union([
-          workerFields.queues.schema,
-          z
-            .string()
-            .transform((s) => s.split(',').map((q) => q.trim()))
-            .pipe(workerFields.queues.schema as z.ZodType<string[], string[]>),
-        ]) as unknown as typeof workerFields.queues.schema,
-      {
-        expected: `a comma-separated list of "name" or "name:weight", e.g. a,b:3`,
-        defaultText: 'default',
-        description: `${workerFields.queues.description}; overrides the config file's per-role values`,
-      },
-    ),
-  },
-  queueOrder: {
+  }),
+  allowShell: like(workerFields.allowShell, { flag: '--allow-shell' }),
+  taskDirs: like(workerFields.taskDirs, { flag: '--task-dirs <when>' }),
+  // On the command line, one comma-separated list: `--queues a,b:3` (as an object: the list).
+  queues: field(
+    (z) =>
+      z.union([
+        workerFields.queues.schema,
+        z
+          .string()
+          .transform((s) => s.split(',').map((q) => q.trim()))
+          .pipe(workerFields.queues.schema as z.ZodType<string[], string[]>),
+      ]) as unknown as typeof workerFields.queues.schema,
+    {
+      flag: '--queues <list>',
+      expected: `a comma-separated list of "name" or "name:weight", e.g. a,b:3`,
+      defaultText: 'default',
+      description: `${workerFields.queues.description}; overrides the config file's per-role values`,
+    },
+  ),
+  queueOrder: like(workerFields.queueOrder, {
     flag: '--queue-order <order>',
-    ...workerFields.queueOrder,
     default: undefined,
     defaultText: 'weighted',
     description: `${workerFields.queueOrder.description}; overrides the config file's per-role values`,
-  },
-  sessionTimeout: {
+  }),
+  sessionTimeout: like(roleFields.sessionTimeout, {
     flag: '--session-timeout <ms>',
-    ...roleFields.sessionTimeout,
     description: `${roleFields.sessionTimeout.description}; of every role, overriding per-role values`,
-  },
-  namePrefix: { flag: '--name-prefix <prefix>', ...namePrefix },
-  logLevel: {
+  }),
+  namePrefix: like(namePrefix, { flag: '--name-prefix <prefix>' }),
+  logLevel: field((z) => z.enum(LOG_LEVELS), {
     flag: '--log-level <level>',
-    ...field((z) => z.enum(LOG_LEVELS), {
-      default: 'info',
-      description: 'how much the roles log (on stdout)',
-    }),
-  },
-  auth: { flag: '--auth <user:password>', ...roleFields.auth },
+    default: 'info',
+    description: 'how much the roles log (on stdout)',
+  }),
+  auth: like(roleFields.auth, { flag: '--auth <user:password>' }),
   ...tlsFlags,
-  drainTimeout: {
+  drainTimeout: field(wholeNumber(0, 2_147_483_647), {
     flag: '--drain-timeout <ms>',
-    ...field(wholeNumber(0, 2_147_483_647), {
-      unit: 'ms',
-      default: 30_000,
-      description: 'on stop, how long workers may finish the tasks they run',
-    }),
-  },
-  connectTimeout: {
+    unit: 'ms',
+    default: 30_000,
+    description: 'on stop, how long workers may finish the tasks they run',
+  }),
+  connectTimeout: like(roleFields.connectTimeout, {
     flag: '--connect-timeout <ms>',
-    ...roleFields.connectTimeout,
     default: 15_000,
     defaultText: undefined,
     description: 'with --zk: give up (exit 1) when ZooKeeper cannot be reached this long',
-  },
-  restart: {
+  }),
+  restart: field((z) => z.boolean(), {
     flag: '--no-restart',
-    ...field((z) => z.boolean(), {
-      default: true,
-      defaultText: 'restart them',
-      description: 'do not restart role threads that die (by default they are restarted, with backoff)',
-    }),
-  },
-  http: {
+    default: true,
+    defaultText: 'restart them',
+    description: 'do not restart role threads that die (by default they are restarted, with backoff)',
+  }),
+  http: field((z) => z.string().min(1), {
     flag: '--http <host:port>',
-    ...field((z) => z.string().min(1), {
-      expected: 'host:port',
-      defaultText: 'none',
-      description: 'serve the dashboard, /metrics and /healthz there (loopback unless you say otherwise)',
-    }),
-  },
-  httpControls: {
+    expected: 'host:port',
+    defaultText: 'none',
+    description: 'serve the dashboard, /metrics and /healthz there (loopback unless you say otherwise)',
+  }),
+  httpControls: field((z) => z.boolean(), {
     flag: '--http-controls',
-    ...field((z) => z.boolean(), {
-      default: false,
-      description: "let the dashboard pause, drain, add and remove this host's roles",
-    }),
-  },
-  httpChaos: {
+    default: false,
+    description: "let the dashboard pause, drain, add and remove this host's roles",
+  }),
+  httpChaos: field((z) => z.boolean(), {
     flag: '--http-chaos',
-    ...field((z) => z.boolean(), {
-      default: false,
-      description:
-        'with --http-controls: a Crash button on each role, fault injection to practise failover (zkfarm/testing)',
-    }),
-  },
+    default: false,
+    description:
+      'with --http-controls: a Crash button on each role, fault injection to practise failover (zkfarm/testing)',
+  }),
 } satisfies Record<string, Fields[string] & { flag: string }>;
 
 export type RuntimeFlag = keyof typeof runtimeFlags;

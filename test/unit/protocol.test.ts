@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   checkTask,
+  isPlainStatus,
   isPlainValidTask,
   isStatusBucket,
   isTaskId,
@@ -10,6 +11,7 @@ import {
   parseWorkerInfo,
   statusBucket,
   statusPath,
+  statusSchema,
   taskSchema,
   validateName,
 } from '../../src/farm/protocol.js';
@@ -62,6 +64,37 @@ test('status: required fields are checked', () => {
     parseStatus('{"state":"done","worker":"w1","attempts":1,"startedAt":1,"finishedAt":2}'),
   );
   assert.throws(() => parseStatus('{"state":"failed"}'));
+});
+
+test('the fast result check never accepts what the schema refuses, and accepts what workers write', () => {
+  const base = { state: 'succeeded', worker: 'w1', attempts: 1, startedAt: 1, finishedAt: 2 };
+  const variants: unknown[] = [
+    base,
+    { ...base, worker: null, startedAt: null, attempts: 0, state: 'cancelled', reason: 'x' },
+    { ...base, state: 'failed', error: 'boom', task: { handler: 'h' } },
+    { ...base, state: 'done' },
+    { ...base, state: undefined },
+    { ...base, worker: 5 },
+    { ...base, worker: undefined },
+    { ...base, attempts: -1 },
+    { ...base, attempts: 1.5 },
+    { ...base, attempts: '1' },
+    { ...base, startedAt: '1' },
+    { ...base, startedAt: undefined },
+    { ...base, finishedAt: null },
+    { ...base, finishedAt: undefined },
+    null,
+    [],
+    'succeeded',
+    7,
+  ];
+  for (const v of variants) {
+    const accepted = statusSchema().safeParse(v).success;
+    if (isPlainStatus(v))
+      assert.ok(accepted, `fast check accepted what the schema refuses: ${JSON.stringify(v)}`);
+    else assert.equal(accepted, false, `fast check refused what the schema accepts: ${JSON.stringify(v)}`);
+  }
+  assert.ok(isPlainStatus(base));
 });
 
 test('names: safe as znode and directory names, path escapes refused', () => {
