@@ -97,7 +97,7 @@ export class AnswerReader {
     const path = this.#clientPath(r.ustring() ?? '');
     const { oneShot, persistent } = this.#watches.materialize(type, path);
     for (const fn of persistent) callSafely(fn, [type, path], 'persistent watch listener', this.#report);
-    if (oneShot.size === 0) return;
+    if (oneShot.length === 0) return;
     const event = { type, state, path };
     for (const fn of oneShot) callSafely(fn, [event], 'watch callback', this.#report);
   }
