@@ -2,7 +2,7 @@
  * `runtime submit --file --wait` on a farm that removes results as it goes (a small retention.maxCount
  * and no minAgeMs, so that only the waiter's timing can save a result): every task's result is
  * printed, because each batch is waited for from the moment it is confirmed, not once the whole file
- * is in. And waiting for many results at once costs a notification each, not requests each.
+ * is in (JSON lines on stdin likewise, a thousand at a time). And waiting for many results at once costs a notification each, not requests each.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,6 +43,26 @@ test('submit --file --wait prints every result, also of a file ten times longer 
   assert.equal(results.length, n, 'one result per task');
   assert.deepEqual(new Set(results.map((s) => s.id)), new Set(ids));
   assert.ok(results.every((s) => s.state === 'succeeded'));
+});
+
+test('JSON lines on stdin with --wait: every result printed, each part waited for once it is in', async () => {
+  const root = await zk.chroot('cli-wait-stdin');
+  await farm.master(root, 'm1', { retention: { maxCount: 1000, minAgeMs: 0 } });
+  await farm.worker(root, 'w1', { capacity: 64 });
+  const n = 40_000;
+  const input = Array.from({ length: n }, (_, i) => `{"handler":"noop","input":${i}}\n`).join('');
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: join(tmp, 'xdg') };
+  delete env['ZKFARM_ZK'];
+  const r = await new Cli(['submit', '--zk', root, '--wait'], { env, input }).exit(180_000);
+  const lines = r.stdout.trimEnd().split('\n');
+  const ids = lines.filter((l) => !l.startsWith('{'));
+  const results = lines
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { id: string; state: string });
+  assert.equal(r.code, 0, r.stderr.split('\n').slice(-3).join('\n'));
+  assert.equal(ids.length, n);
+  assert.equal(results.length, n, 'one result per task');
+  assert.deepEqual(new Set(results.map((s) => s.id)), new Set(ids));
 });
 
 test('waiting for 2,000 results makes far fewer requests than results: the waits share a watch on their bucket', async () => {

@@ -253,6 +253,9 @@ function withKeys(tasks: Task[], opts: SubmitOptions): Task[] {
   });
 }
 
+/** Tasks from stdin submitted at a time with --wait (every one was checked before the first is sent). */
+const WAIT_PART = 1000;
+
 /**
  * Submit the tasks (or stream the --file), printing their ids; the exit code of a run that stopped, or
  * undefined. With `waits`, each id is waited for from the moment it is confirmed.
@@ -275,10 +278,16 @@ async function submitAll(
     return undefined;
   }
   if (opts.file === undefined) {
-    const ids = tasks.length === 1 ? [await submitter.submit(tasks[0]!)] : await submitter.submitMany(tasks);
-    // One write for all the ids: a write per id cost more than the submit itself for large batches.
-    if (ids.length > 0) io.out(ids.join('\n'));
-    waits?.add(ids);
+    // With --wait, JSON lines go in a part at a time, each waited for once confirmed (as a --file's
+    // batches are): waiting only once all were in missed results the farm had removed by then.
+    const part = waits ? WAIT_PART : tasks.length;
+    for (let i = 0; i < tasks.length; i += part) {
+      const some = tasks.slice(i, i + part);
+      const ids = some.length === 1 ? [await submitter.submit(some[0]!)] : await submitter.submitMany(some);
+      // One write for all the ids: a write per id cost more than the submit itself for large batches.
+      if (ids.length > 0) io.out(ids.join('\n'));
+      waits?.add(ids);
+    }
     return undefined;
   }
   const fileOpts = {
