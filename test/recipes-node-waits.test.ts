@@ -1,17 +1,19 @@
 /**
  * NodeWaits against a real ZooKeeper: nodes that exist before their wait and nodes created after, each
  * delivered once with its data, in batched reads; other changes ignored; a removed wait never
- * delivered; nodes created while the connection was down, and while there was no session.
+ * delivered; nodes created while the connection was down, and while there was no session. And a
+ * Submitter's shared watch on a bucket (farm/result-watches.ts), removed from the server once idle.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { MANY_IN_BUCKET, ResultWatches } from '../src/farm/result-watches.js';
 import { NodeWaits } from '../src/recipes/node-waits.js';
 import { connect, type Supervisor } from '../src/zk/index.js';
 import { useCleanups } from './helpers/cleanups.js';
 import { proxyConnectString, startFaultProxy } from './helpers/faults.js';
 import { until } from './helpers/wait.js';
-import { useZooKeeper } from './helpers/zk.js';
+import { useZooKeeper, watchedPaths } from './helpers/zk.js';
 
 const cleanups = useCleanups();
 const zk = useZooKeeper();
@@ -166,4 +168,43 @@ test('nodes created while there was no session are delivered on the next session
   assert.equal(sup.sessionCount, 2, 'a new session');
   for (const n of names(10, 10)) await c.create(`/b/${n}`, 'after');
   await until(() => r.got.size === 20, 10_000, 'the ten created after: the watch is on the new session');
+});
+
+test("a Submitter's shared watch on a bucket leaves the server once its waits are done and it sat idle", async () => {
+  const root = await zk.chroot('waits-idle');
+  const c = await zk.rawClient(root);
+  await c.ensurePath('/status/000000');
+  const sup = await supervisor(root);
+  const idleMs = 300;
+  const results = new ResultWatches(sup, idleMs);
+  cleanups.push(() => results.close());
+  const ids = Array.from({ length: MANY_IN_BUCKET + 4 }, (_, i) => `task-${String(i).padStart(10, '0')}`);
+  const got = new Set<string>();
+  const wait = (id: string) => {
+    const w = results.watch(id, () => {
+      got.add(id);
+      w.close();
+    });
+  };
+  for (const id of ids) wait(id);
+  assert.equal(results.bucketsWatched, 1, 'enough waits in one bucket share its watch');
+  const session = () => sup.session!.client.connection.sessionId;
+  await until(async () => (await watchedPaths(root, session())).includes('/status/000000'), 5000, 'armed');
+  for (const id of ids) await c.create(`/status/000000/${id}`, '{"state":"succeeded"}');
+  await until(() => got.size === ids.length, 10_000, 'every result');
+
+  // A wait within the pause keeps the same watch.
+  await sleep(idleMs / 3);
+  const late = 'task-0000000099';
+  wait(late);
+  await c.create(`/status/000000/${late}`, '{"state":"succeeded"}');
+  await until(() => got.has(late), 10_000, 'the later result');
+  assert.equal(results.bucketsWatched, 1);
+
+  await until(() => results.bucketsWatched === 0, 5000, 'the idle bucket closed');
+  await until(
+    async () => !(await watchedPaths(root, session())).includes('/status/000000'),
+    5000,
+    "the bucket's watch removed from the server",
+  );
 });

@@ -8,7 +8,7 @@ import { connect, isZkError, type Supervisor, startZkServer, type ZkError } from
 import { removeTree, warmUpRequests, warmUpServer } from '../src/zk/warm-up.js';
 import { startFaultProxy } from './helpers/faults.js';
 import { until } from './helpers/wait.js';
-import { useZooKeeper } from './helpers/zk.js';
+import { useZooKeeper, watchedPaths } from './helpers/zk.js';
 
 const zk = useZooKeeper();
 const sups: Supervisor[] = [];
@@ -338,4 +338,49 @@ test('warmUpServer runs both phases within its bounds and leaves nothing behind;
   await client.ensurePath('/deep-0-0/a/b/c');
   await removeTree(client, '/');
   assert.deepEqual(await client.getChildren('/'), []);
+});
+
+test('the last persistent watch at a path removed here is removed from the server; one kept there keeps it', async () => {
+  const root = await zk.chroot('remove-watches');
+  const c = await session(root);
+  // `wchc`: the paths the server watches for this session.
+  const watched = () => watchedPaths(root, c.connection.sessionId);
+  await c.ensurePath('/b');
+  const heard: string[] = [];
+  const off = await c.addWatch('/b', 'persistentRecursive', (_t, p) => heard.push(`a ${p}`));
+  assert.deepEqual(await watched(), ['/b']);
+  off();
+  await c.sync('/'); // answered after the removal, which went out first
+  assert.deepEqual(await watched(), [], 'no listener left: the server watch is gone');
+
+  // Two listeners: removing one keeps the watch for the other.
+  const offA = await c.addWatch('/b', 'persistentRecursive', (_t, p) => heard.push(`a ${p}`));
+  const offB = await c.addWatch('/b', 'persistentRecursive', (_t, p) => heard.push(`b ${p}`));
+  offA();
+  await c.create('/b/one');
+  await until(async () => heard.includes('b /b/one'), 5000, 'the other listener hears the create');
+  assert.equal(heard.includes('a /b/one'), false, 'a removed listener hears nothing');
+  assert.deepEqual(await watched(), ['/b']);
+
+  // A one-shot watch at the path also keeps it, and still fires.
+  let fired = false;
+  await c.exists('/b', () => {
+    fired = true;
+  });
+  offB();
+  offB(); // twice: nothing more
+  await c.sync('/');
+  assert.deepEqual(await watched(), ['/b'], 'the one-shot watch is still on the server');
+  await c.setData('/b', 'x');
+  await until(async () => fired, 5000, 'the one-shot watch fires');
+  await c.sync('/');
+  assert.deepEqual(await watched(), []);
+
+  // Removed and added again at once: the removal is answered first, the watch stays.
+  const offC = await c.addWatch('/b', 'persistentRecursive', () => {});
+  offC();
+  await c.addWatch('/b', 'persistentRecursive', (_t, p) => heard.push(`d ${p}`));
+  await c.create('/b/two');
+  await until(async () => heard.includes('d /b/two'), 5000, 'the watch added again hears the create');
+  assert.deepEqual(await watched(), ['/b']);
 });

@@ -7,9 +7,11 @@
  *
  * Znodes: watches /status/<bucket>/<id> (a data watch), or /status/<bucket> recursively; reads results.
  *
- * A bucket's NodeWaits is kept until the Submitter closes: its watch stays on the server for the
- * session anyway (see node-waits.ts), and a bucket's traffic ends once the farm's ids have passed it.
- * Waits that began on a data watch stay on it.
+ * A bucket's NodeWaits is closed once none of its waits is left for IDLE_MS, which removes its watch
+ * from the server (the client's `addWatch` remover): a long-lived Submitter that once waited for many
+ * results does not hear every later result of the bucket. The pause keeps the watch across the gaps of
+ * a stream of waits (a `--wait` whose batches the farm finishes before the next is in). Waits that began
+ * on a data watch stay on it.
  *
  * SUSPENDED / LOST: both kinds of watch read again after a reconnection or on the next session.
  */
@@ -20,6 +22,9 @@ import { PATHS, statusBucket, statusPath } from './protocol.js';
 /** Waits in one bucket at once from which the bucket's watch pays (a data watch costs 2–3 requests). */
 export const MANY_IN_BUCKET = 16;
 
+/** How long a bucket's watch outlives its last wait (ms). */
+export const IDLE_MS = 10_000;
+
 export interface ResultWatch {
   close(): void;
 }
@@ -29,9 +34,18 @@ export class ResultWatches {
   /** Open data watches per bucket. */
   readonly #few = new Map<string, number>();
   readonly #many = new Map<string, NodeWaits>();
+  /** Buckets whose watch has no wait left, and the timer that closes it. */
+  readonly #idle = new Map<string, NodeJS.Timeout>();
+  readonly #idleMs: number;
 
-  constructor(supervisor: Supervisor) {
+  constructor(supervisor: Supervisor, idleMs = IDLE_MS) {
     this.#sup = supervisor;
+    this.#idleMs = idleMs;
+  }
+
+  /** Buckets watched as a whole now. */
+  get bucketsWatched(): number {
+    return this.#many.size;
   }
 
   /** Call `onData` once with the result of task `id` when it is recorded; `close()` stops waiting. */
@@ -43,7 +57,7 @@ export class ResultWatches {
       waits = new NodeWaits(this.#sup, `${PATHS.status}/${bucket}`);
       this.#many.set(bucket, waits);
     }
-    if (waits) return { close: waits.add(id, onData) };
+    if (waits) return this.#inBucket(bucket, waits, id, onData);
     this.#few.set(bucket, few + 1);
     const watch = this.#sup.watchData(statusPath(id), ({ data }) => {
       if (data) onData(data);
@@ -61,7 +75,28 @@ export class ResultWatches {
     };
   }
 
+  #inBucket(bucket: string, waits: NodeWaits, id: string, onData: (data: Buffer) => void): ResultWatch {
+    clearTimeout(this.#idle.get(bucket));
+    this.#idle.delete(bucket);
+    const stop = waits.add(id, onData);
+    return {
+      close: () => {
+        stop();
+        if (waits.size > 0 || this.#many.get(bucket) !== waits || this.#idle.has(bucket)) return;
+        const timer = setTimeout(() => {
+          this.#idle.delete(bucket);
+          this.#many.delete(bucket);
+          waits.close();
+        }, this.#idleMs);
+        timer.unref?.();
+        this.#idle.set(bucket, timer);
+      },
+    };
+  }
+
   close(): void {
+    for (const t of this.#idle.values()) clearTimeout(t);
+    this.#idle.clear();
     for (const w of this.#many.values()) w.close();
     this.#many.clear();
   }

@@ -19,10 +19,10 @@
  * - Notifications of other children (creates of names not waited for, deletes, data changes,
  *   grandchildren) are ignored. The parent need not exist yet.
  *
- * Cost caveat: the server keeps a persistent watch until the session ends (zkfarm's client removes
- * listeners, not server watches), so once armed on a session the watch reports every create and delete
- * under `parent` for the rest of that session, also while nothing is waited for. Use it for a parent whose traffic is bounded
- * (a status bucket holds 10,000 ids) and for many waits at once; for a few, a data watch each is cheaper.
+ * Cost: once armed on a session the watch reports every create and delete under `parent` until `close`
+ * (which removes it from the server when nothing else of this client watches `parent`), also while
+ * nothing is waited for. Use it for many waits at once under a parent whose traffic is bounded (a status
+ * bucket holds 10,000 ids), and close it when they are done; for a few, a data watch each is cheaper.
  *
  * SUSPENDED: ZooKeeper keeps no events for a persistent watch across a dropped connection. On the
  * resumed connection (the watch is registered again with SetWatches2) every name still waited for is

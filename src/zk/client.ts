@@ -54,6 +54,9 @@ export interface ZkClientOptions {
  */
 export const MAX_DATA_BYTES = DEFAULT_MAX_BUFFER;
 
+/** removeWatches' WatcherType.Any (Children 1, Data 2). */
+const WATCHER_TYPE_ANY = 3;
+
 export class ZkClient {
   readonly connection: ZkConnection;
   readonly acl: readonly Acl[];
@@ -188,8 +191,10 @@ export class ZkClient {
    * until the returned function is called. The watch survives reconnects (it is registered again with
    * SetWatches2), but changes made while disconnected are not reported: re-read after a reconnect. It
    * ends with the session. The listener is registered before the request goes out, so nothing the
-   * server reports after it took the watch is missed. Removing it here stops the callbacks; the server
-   * keeps the watch until the session ends.
+   * server reports after it took the watch is missed. Calling the returned function stops the callbacks;
+   * when it removes the last watch this client keeps at `path` (of any kind), the server's watch is
+   * removed too (`removeWatches`, sent without waiting: ZooKeeper 3.8 removes every kind of watch at a
+   * path at once, hence only then). Otherwise the server keeps it until the session ends.
    */
   async addWatch(
     path: string,
@@ -215,7 +220,32 @@ export class ZkClient {
       remove();
       throw err;
     }
-    return remove;
+    let removed = false;
+    return () => {
+      if (removed) return;
+      removed = true;
+      remove();
+      // Requests are answered in order: an addWatch sent after this removal still leaves a watch.
+      if (!conn.hasWatches(path)) void this.#removeWatches(path).catch(() => {});
+    };
+  }
+
+  /**
+   * Remove every watch of this session at `path` from the server (WatcherType.Any; NO_WATCHER when it
+   * has none). A lost connection removes them anyway: a new one registers what the tables hold.
+   */
+  #removeWatches(path: string): Promise<void> {
+    const conn = this.connection;
+    return this.send<void>(
+      OP.removeWatches,
+      'removeWatches',
+      path,
+      (w) => {
+        w.ustring(conn.serverPath(path));
+        w.int(WATCHER_TYPE_ANY);
+      },
+      undefined,
+    );
   }
 
   /**

@@ -182,6 +182,11 @@ export class ZkConnection extends EventEmitter {
     return this.#watches.addPersistent(mode, path, listener);
   }
 
+  /** Whether any watch (one-shot or persistent) is at `path` (without chroot), or on its way there. */
+  hasWatches(path: string): boolean {
+    return this.#watches.hasAny(path) || this.#queue.watching(path);
+  }
+
   /** Add an authentication identity: sent now when connected, and on every later connection. */
   addAuth(scheme: string, auth: Buffer): void {
     const packet = this.#handshake.addAuth(scheme, auth);

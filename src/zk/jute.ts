@@ -28,6 +28,7 @@ export const OP = {
   check: 13,
   multi: 14,
   create2: 15,
+  removeWatches: 18,
   multiRead: 22,
   auth: 100,
   setWatches: 101,

@@ -65,6 +65,15 @@ export class PendingQueue {
     return n;
   }
 
+  /** Whether a request not answered yet will register a one-shot watch at `path`. */
+  watching(path: string): boolean {
+    for (let i = this.#head; i < this.#inflight.length; i++) {
+      const p = this.#inflight[i]!;
+      if (!p.settled && p.watch !== undefined && p.path === path) return true;
+    }
+    return this.#unsent.some((p) => !p.settled && p.watch !== undefined && p.path === path);
+  }
+
   add(p: Pending): void {
     p.deadline = this.#now() + this.#timeout;
     this.#unsent.push(p);

@@ -129,6 +129,17 @@ export class WatchManager {
     return { oneShot: oneShot ?? NONE, persistent: persistent ?? NONE };
   }
 
+  /** Whether any table holds `path`. */
+  hasAny(path: string): boolean {
+    return (
+      this.data.has(path) ||
+      this.exist.has(path) ||
+      this.child.has(path) ||
+      this.persistent.has(path) ||
+      this.persistentRecursive.has(path)
+    );
+  }
+
   get empty(): boolean {
     return (
       this.data.size === 0 &&

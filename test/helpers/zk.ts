@@ -15,6 +15,7 @@
  */
 import { after, before } from 'node:test';
 import type { ZkClient } from '../../src/zk/client.js';
+import { fourLetterWord } from '../../src/zk/four-letter.js';
 import { openClient } from '../../src/zk/open-client.js';
 import { startZkServer, type ZkServer, type ZkServerOptions } from '../../src/zk/server.js';
 import type { ZkTlsOptions } from '../../src/zk/transport.js';
@@ -103,4 +104,25 @@ export function useZooKeeper(
     },
   };
   return fixture;
+}
+
+/**
+ * The paths the server holds watches on for one session (`wchc`), as the session's client sees them:
+ * the chroot of `connect` taken off. `sessionId` as our client gives it (16 hex digits).
+ */
+export async function watchedPaths(connect: string, sessionId: string): Promise<string[]> {
+  const slash = connect.indexOf('/');
+  const [host, port] = (slash < 0 ? connect : connect.slice(0, slash)).split(',')[0]!.split(':');
+  const chroot = slash < 0 ? '' : connect.slice(slash);
+  const text = await fourLetterWord(host!, Number(port), 'wchc');
+  const mine = BigInt(`0x${sessionId}`);
+  const section = text
+    .split(/\n(?=0x)/)
+    .find((s) => s.startsWith('0x') && BigInt(s.split('\n')[0]!.trim()) === mine);
+  return (section ?? '')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith(chroot) && l !== '')
+    .map((l) => l.slice(chroot.length) || '/');
 }
