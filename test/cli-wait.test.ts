@@ -21,18 +21,24 @@ const tmp = mkdtempSync(join(tmpdir(), 'zkfarm-cli-wait-'));
 cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
 const farm = useFarm(cleanups, { workdir: join(tmp, 'work') });
 
-test('submit --file --wait prints every result, also of a file ten times longer than the results a farm keeps', async () => {
-  const root = await zk.chroot('cli-wait');
+/**
+ * `runtime submit <args> --wait` of n no-op tasks (a --file of them, or `input` on stdin) on a farm that
+ * keeps 1,000 results and removes the rest at once: every task's id and result must be printed.
+ */
+async function everyResult(
+  name: string,
+  n: number,
+  args: (lines: string) => { args: string[]; input?: string },
+) {
+  const root = await zk.chroot(name);
   await farm.master(root, 'm1', { retention: { maxCount: 1000, minAgeMs: 0 } });
   await farm.worker(root, 'w1', { capacity: 64 });
-  const n = 10_000;
-  const file = join(tmp, 'tasks.ndjson');
-  writeFileSync(file, Array.from({ length: n }, (_, i) => `{"handler":"noop","input":${i}}\n`).join(''));
-  // A small inbox: the file goes in over several seconds while the farm finishes (and removes) results.
-  const args = ['submit', '--zk', root, '--file', file, '--max-inbox', '500', '--wait'];
+  const run = args(Array.from({ length: n }, (_, i) => `{"handler":"noop","input":${i}}\n`).join(''));
   const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: join(tmp, 'xdg') };
   delete env['ZKFARM_ZK'];
-  const r = await new Cli(args, { env }).exit(180_000);
+  const r = await new Cli(['submit', '--zk', root, ...run.args, '--wait'], { env, input: run.input }).exit(
+    180_000,
+  );
   const lines = r.stdout.trimEnd().split('\n');
   const ids = lines.filter((l) => !l.startsWith('{'));
   const results = lines
@@ -43,26 +49,19 @@ test('submit --file --wait prints every result, also of a file ten times longer 
   assert.equal(results.length, n, 'one result per task');
   assert.deepEqual(new Set(results.map((s) => s.id)), new Set(ids));
   assert.ok(results.every((s) => s.state === 'succeeded'));
+}
+
+test('submit --file --wait prints every result, also of a file ten times longer than the results a farm keeps', async () => {
+  await everyResult('cli-wait', 10_000, (lines) => {
+    const file = join(tmp, 'tasks.ndjson');
+    writeFileSync(file, lines);
+    // A small inbox: the file goes in over several seconds while the farm finishes (and removes) results.
+    return { args: ['--file', file, '--max-inbox', '500'] };
+  });
 });
 
 test('JSON lines on stdin with --wait: every result printed, each part waited for once it is in', async () => {
-  const root = await zk.chroot('cli-wait-stdin');
-  await farm.master(root, 'm1', { retention: { maxCount: 1000, minAgeMs: 0 } });
-  await farm.worker(root, 'w1', { capacity: 64 });
-  const n = 40_000;
-  const input = Array.from({ length: n }, (_, i) => `{"handler":"noop","input":${i}}\n`).join('');
-  const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: join(tmp, 'xdg') };
-  delete env['ZKFARM_ZK'];
-  const r = await new Cli(['submit', '--zk', root, '--wait'], { env, input }).exit(180_000);
-  const lines = r.stdout.trimEnd().split('\n');
-  const ids = lines.filter((l) => !l.startsWith('{'));
-  const results = lines
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as { id: string; state: string });
-  assert.equal(r.code, 0, r.stderr.split('\n').slice(-3).join('\n'));
-  assert.equal(ids.length, n);
-  assert.equal(results.length, n, 'one result per task');
-  assert.deepEqual(new Set(results.map((s) => s.id)), new Set(ids));
+  await everyResult('cli-wait-stdin', 40_000, (lines) => ({ args: [], input: lines }));
 });
 
 test('waiting for 2,000 results makes far fewer requests than results: the waits share a watch on their bucket', async () => {

@@ -385,7 +385,7 @@ test('on a slow link, tasks gone before their nodes are read still make their ev
   // Every read leaves 2 × 60 ms after the change it follows: the leader has moved the task by then.
   const stream = watchEvents({ connect: link.connect, sessionTimeout: 10_000 }, { queue: 'q2' });
   cleanups.push(() => stream.close());
-  // And one of every queue: it looks no queue up ahead, so a task read gone is followed without one.
+  // And one of every queue: a task read gone gets its queue from its next node there too.
   const all = watchEvents({ connect: link.connect, sessionTimeout: 10_000 });
   cleanups.push(() => all.close());
   await Promise.all([stream.ready, all.ready]);
@@ -403,12 +403,17 @@ test('on a slow link, tasks gone before their nodes are read still make their ev
     assert.equal(types(seen.get(id)), 'queued started succeeded', id);
     assert.ok(seen.get(id)!.every((e) => e.queue === 'q2'));
   }
-  // Every event names its run, also a `started` whose assignment was gone when read.
+  // Every event names its run and its queue, also a `started` whose assignment was gone when read.
   for (const id of [...other, ...q2]) {
     assert.equal(types(every.get(id)), 'queued started succeeded', id);
+    const queue = q2.includes(id) ? 'q2' : 'default';
     assert.deepEqual(
-      every.get(id)!.map((e) => e.attempt),
-      [1, 1, 1],
+      every.get(id)!.map((e) => [e.attempt, e.queue]),
+      [
+        [1, queue],
+        [1, queue],
+        [1, queue],
+      ],
       `${id}: ${JSON.stringify(every.get(id))}`,
     );
   }

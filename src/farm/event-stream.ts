@@ -208,7 +208,7 @@ export class EventStream implements AsyncIterable<TaskEvent> {
         this.#followed.set(raw.id, { last: 'queued', queue });
       return;
     }
-    if (queue === undefined && this.#queues) queue = await this.#queueAhead(raw.id);
+    if (queue === undefined) queue = await this.#queueAhead(raw.id);
     if (queue !== undefined) ev.queue = queue;
     if (!this.#stale(ev, item.seq)) this.#deliver(ev);
   }
