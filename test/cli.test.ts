@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { countResults } from '../src/farm/status-store.js';
 import { Cli, type Result } from './helpers/cli.js';
+import { proxyConnectString, startFaultProxy } from './helpers/faults.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
@@ -313,6 +314,34 @@ describe('a farm on a given ZooKeeper (--zk with a chroot)', () => {
       .map((l) => JSON.parse(l).result);
     assert.deepEqual(results.sort(), [3, 4]);
     await until(async () => (await countResults(raw)) === before + 4, 30_000, 'four results, none twice');
+  });
+
+  test('JSON lines on stdin cut off part-way: exit 1, and the ids ZooKeeper confirmed are printed', async () => {
+    const root = await zk.chroot('cli-cut'); // no farm: what is submitted stays in /tasks
+    const admin = await zk.rawClient(root);
+    await admin.create('/tasks');
+    const proxy = await startFaultProxy({ target: zk.server.connectString });
+    after(() => proxy.close());
+    proxy.setDelay(40); // each multi's answer comes 80 ms after it was sent: time to cut between them
+    const input = Array.from({ length: 6000 }, (_, i) => `{"handler":"echo","input":${i}}\n`).join('');
+    const run = new Cli(['submit', '--zk', proxyConnectString(proxy, root), '--connect-timeout', '20000'], {
+      env: childEnv(),
+      input,
+    });
+    await until(async () => (await admin.getChildren('/tasks')).length >= 1000, 30_000, 'a part is in');
+    proxy.cut();
+    const r = await run.exit(60_000);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /may or may not be in \/tasks.*runtime submit printed the \d+ ids confirmed/);
+    const printed = r.stdout.trimEnd().split('\n').filter(Boolean);
+    assert.ok(printed.length > 0, `the confirmed ids are printed; stderr: ${r.stderr}`);
+    const inTasks = new Set(await admin.getChildren('/tasks'));
+    assert.deepEqual(
+      printed.filter((id) => !inTasks.has(id)),
+      [],
+      'every id printed is in /tasks',
+    );
+    assert.ok(inTasks.size < 6000, 'the cut came before the end');
   });
 
   test('submit --file --on-bad skip: each bad line is reported with its number and skipped', async () => {

@@ -13,7 +13,7 @@ import type { Command } from 'commander';
 import { ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
 import { field } from '../farm/option-schema.js';
 import { checkTask, type Task } from '../farm/protocol.js';
-import { Submitter } from '../farm/submitter.js';
+import { type SubmitManyError, Submitter } from '../farm/submitter.js';
 import { discoverConnect } from '../host/discovery.js';
 import {
   clientFlags,
@@ -253,6 +253,23 @@ function withKeys(tasks: Task[], opts: SubmitOptions): Task[] {
   });
 }
 
+/**
+ * submitMany, and when it fails part-way, the ids ZooKeeper confirmed before the failure printed first:
+ * the library's error carries them (`submitted`), and a command's user sees only its output.
+ */
+async function manyOrConfirmed(submitter: Submitter, tasks: Task[], io: Io): Promise<string[]> {
+  try {
+    return await submitter.submitMany(tasks);
+  } catch (err) {
+    const confirmed = (err as Partial<SubmitManyError>).submitted;
+    if (err instanceof Error && Array.isArray(confirmed) && confirmed.length > 0) {
+      io.out(confirmed.join('\n'));
+      err.message += `; runtime submit printed the ${confirmed.length} ids confirmed before it failed`;
+    }
+    throw err;
+  }
+}
+
 /** Tasks from stdin submitted at a time with --wait (every one was checked before the first is sent). */
 const WAIT_PART = 1000;
 
@@ -283,7 +300,8 @@ async function submitAll(
     const part = waits ? WAIT_PART : tasks.length;
     for (let i = 0; i < tasks.length; i += part) {
       const some = tasks.slice(i, i + part);
-      const ids = some.length === 1 ? [await submitter.submit(some[0]!)] : await submitter.submitMany(some);
+      const ids =
+        some.length === 1 ? [await submitter.submit(some[0]!)] : await manyOrConfirmed(submitter, some, io);
       // One write for all the ids: a write per id cost more than the submit itself for large batches.
       if (ids.length > 0) io.out(ids.join('\n'));
       waits?.add(ids);
