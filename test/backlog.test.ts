@@ -15,11 +15,11 @@ import { backlogLanePath, type MasterInfo, PATHS, type Task } from '../src/farm/
 import { QueueAdmin } from '../src/farm/queue-admin.js';
 import type { QueueWait } from '../src/farm/queue-view.js';
 import { allResultIds } from '../src/farm/status-store.js';
-import { TaskLocator } from '../src/farm/task-locator.js';
 import type { ZkClient } from '../src/zk/index.js';
 import { useCleanups } from './helpers/cleanups.js';
 import { useFarm } from './helpers/farm.js';
 import { checkInvariants } from './helpers/invariants.js';
+import { locateAll, NEVER_WAS } from './helpers/locator.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
@@ -94,18 +94,9 @@ test('a flood of raw creates whose /tasks listing passes 1 MB is shelved without
   // A waiter's locator finds a shelved task (and not a task that never was).
   // More than a few: the locator lists where they could be (the backlog's buckets among them).
   const shelved = (await admin.getChildren(`${backlogLanePath('default', 0)}/000000`)).slice(0, 40);
-  const nowhere: string[] = [];
-  const locator = new TaskLocator(
-    () => admin,
-    (id) => nowhere.push(id),
-    { everyMs: 50, firstMs: 10 },
-  );
-  cleanups.push(() => locator.close());
-  for (const id of shelved) locator.add(id);
-  locator.add('task-9999999999');
-  await until(() => nowhere.length > 0, 10_000, 'the locator giving up on a task that never was');
+  const { nowhere } = await locateAll(admin, shelved, cleanups);
   await new Promise((r) => setTimeout(r, 200));
-  assert.deepEqual(nowhere, ['task-9999999999']);
+  assert.deepEqual(nowhere, [NEVER_WAS]);
 });
 
 test('strict priorities and FIFO hold across inbox and backlog; buckets go once empty; each task one result', async () => {

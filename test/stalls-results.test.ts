@@ -6,10 +6,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PATHS, statusPath } from '../src/farm/protocol.js';
-import { TaskLocator } from '../src/farm/task-locator.js';
 import { useCleanups } from './helpers/cleanups.js';
 import { useFarm } from './helpers/farm.js';
-import { until } from './helpers/wait.js';
+import { locateAll, NEVER_WAS } from './helpers/locator.js';
 import { useZooKeeper } from './helpers/zk.js';
 
 const cleanups = useCleanups();
@@ -44,19 +43,8 @@ test('checking on many finished tasks whose waiters have not been told yet reads
   const tx = admin.transaction();
   for (const id of finished) tx.create(statusPath(id), '{"state":"succeeded"}');
   await tx.commit();
-  const nowhere: string[] = [];
-  const locator = new TaskLocator(
-    () => admin,
-    (id) => nowhere.push(id),
-    { everyMs: 50, firstMs: 10 },
-  );
-  cleanups.push(() => locator.close());
-  const before = admin.requests;
-  for (const id of finished) locator.add(id);
-  locator.add('task-9999999999');
-  await until(() => nowhere.length > 0, 10_000, 'the locator giving up on a task that never was');
-  const used = admin.requests - before;
-  assert.deepEqual(nowhere, ['task-9999999999']);
+  const { nowhere, requests: used } = await locateAll(admin, finished, cleanups);
+  assert.deepEqual(nowhere, [NEVER_WAS]);
   // Two checks (a task is nowhere after two). An `exists` on each place for each finished task was
   // ~2,400 per check here (six places each).
   assert.ok(used < 100, `${used} requests for two checks of 401 tasks`);
