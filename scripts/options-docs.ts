@@ -10,7 +10,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type Field, renderTable, rowsOf, type TableRow } from '../src/farm/option-schema.js';
+import type { Field } from '../src/farm/option-schema.js';
+import { renderTable, rowsOf, type TableRow } from '../src/farm/option-text.js';
 import { masterFields, roleFields, submitterFields, workerFields } from '../src/farm/options.js';
 import { fileFields, roleEntryFields, runtimeFlags, WORKER_ONLY } from '../src/host/options.js';
 

@@ -7,7 +7,8 @@
  */
 import { InvalidArgumentError, Option } from 'commander';
 import { describeError, ErrorCodes, hasCode, ZkfarmError } from '../errors.js';
-import { defaultOf, type Field, like, parseFlagValue } from '../farm/option-schema.js';
+import { defaultOf, type Field, like } from '../farm/option-schema.js';
+import { parseFlagValue } from '../farm/option-text.js';
 import { roleFields } from '../farm/options.js';
 import { type ConnectSource, describeSource } from '../host/discovery.js';
 import { type Supervisor, connect as zkConnect } from '../zk/supervisor.js';

@@ -7,8 +7,9 @@
  *   line that names the option, what was expected and what was received, e.g.
  *   `capacity: expected a whole number >= 1, got 0` (the caller chooses the error code and a prefix);
  * - the config file's parser (strict mappings: unknown keys are refused, with a "did you mean");
- * - the command line's parsers (`parseFlagValue`);
- * - the options tables of docs/configuration.md (`renderTable`, used by scripts/options-docs.ts).
+ * - the command line's parsers (`parseFlagValue`, option-text.ts);
+ * - the options tables of docs/configuration.md (`renderTable`, option-text.ts, used by
+ *   scripts/options-docs.ts).
  *
  * A field's schema is built the first time it is read (lazy-zod.ts): a table of fields costs a thread
  * nothing until something is checked against it, and a role thread whose options the host checked never
@@ -163,7 +164,7 @@ export function describeValue(value: unknown): string {
 }
 
 /** What a message says instead of a secret value someone gave. */
-const SECRET = 'a value that is not shown';
+export const SECRET = 'a value that is not shown';
 
 /** `a or b`, `a, b or c` */
 function either(words: string[]): string {
@@ -371,67 +372,4 @@ export function withDefaults<F extends Fields>(fields: F, value: object): Resolv
     else if (f.default !== undefined) out[key] = f.default;
   }
   return out as ResolvedOf<F>;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Command line and docs
-// ---------------------------------------------------------------------------------------------------
-
-/**
- * A flag's text as a value of `f`: numbers from digits, `true`/`false` for booleans, strings as given.
- * Returns the value, or a message "expected ..., got "..."" for the command line parser to report.
- */
-export function parseFlagValue<T>(f: Field<T>, text: string): { value: T } | { problem: string } {
-  const trimmed = text.trim();
-  const candidates: unknown[] = [trimmed];
-  if (/^-?\d+(\.\d+)?$/.test(trimmed)) candidates.unshift(Number(trimmed));
-  if (trimmed === 'true' || trimmed === 'false') candidates.unshift(trimmed === 'true');
-  for (const c of candidates) {
-    if (f.accepts?.(c) === true) return { value: c as T };
-    const r = f.schema.safeParse(c);
-    if (r.success) return { value: r.data };
-  }
-  const got = f.secret ? SECRET : JSON.stringify(text);
-  return { problem: `expected ${expectedOf(f as Field<unknown>)}, got ${got}` };
-}
-
-/** One row of an options table: a key (a field path or a flag), its field, and optional overrides. */
-export interface TableRow {
-  key: string;
-  field: Field<unknown>;
-  /** The `for` column (which roles take it). */
-  for?: string;
-  /** What to show as accepted instead of the field's expected value (a flag that takes none). */
-  accepts?: string;
-}
-
-/** A Markdown table of fields: `| key | accepts | default | meaning |` (and a `for` column when asked). */
-export function renderTable(
-  rows: TableRow[],
-  columns: { key: string; for?: string } = { key: 'field' },
-): string {
-  const head = [columns.key, ...(columns.for ? [columns.for] : []), 'accepts', 'default', 'meaning'];
-  const cell = (s: string) => s.replace(/\|/g, '\\|');
-  const lines = [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`];
-  for (const r of rows) {
-    const cells = [
-      `\`${r.key}\``,
-      ...(columns.for ? [r.for ?? 'all'] : []),
-      r.accepts ?? expectedOf(r.field),
-      defaultOf(r.field),
-      r.field.description,
-    ];
-    lines.push(`| ${cells.map(cell).join(' | ')} |`);
-  }
-  return lines.join('\n');
-}
-
-/** Rows for a table of fields, a group's fields under `name.` after the group itself. */
-export function rowsOf(fields: Fields, prefix = ''): TableRow[] {
-  const rows: TableRow[] = [];
-  for (const [key, f] of Object.entries(fields)) {
-    rows.push({ key: `${prefix}${key}`, field: f as Field<unknown> });
-    if (f.fields) rows.push(...rowsOf(f.fields, `${prefix}${key}.`));
-  }
-  return rows;
 }

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { optionTables, pages } from '../../scripts/options-docs.js';
-import { checkOptions, expectedOf, parseFlagValue } from '../../src/farm/option-schema.js';
+import { checkOptions, expectedOf } from '../../src/farm/option-schema.js';
+import { parseFlagValue } from '../../src/farm/option-text.js';
 import { workerFields } from '../../src/farm/options.js';
 
 test('the options tables in docs/ match the option fields (npm run docs:options rewrites them)', () => {
