@@ -2,7 +2,8 @@
  * Stalls of the leader's side, each against a real ZooKeeper: head-of-line blocking (1), a /tasks child
  * the leader cannot read or delete (3), two leaders on one session after a failed takeover (4), a
  * give-back lost to a dropped connection (5), a task whose worker vanished left idle (6), a `notBefore`
- * beyond the timer range (10). Each failed on the code before the farm core was rebuilt on recipes.
+ * beyond the timer range (10), a worker a refused move made suspect (11), a give-back refused because the
+ * worker queued the task first (14). Each failed on the code before its fix.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { readFarmState } from '../src/cli/farm-state.js';
 import { renderStatus } from '../src/cli/status.js';
 import { delayedPath } from '../src/farm/due-time.js';
+import { GiveBacks } from '../src/farm/give-back.js';
 import {
   assignDir,
   assignPath,
@@ -25,6 +27,7 @@ import {
   workerPath,
 } from '../src/farm/protocol.js';
 import { WorkerRoster } from '../src/farm/worker-roster.js';
+import { MultiBatcher } from '../src/recipes/multi-batcher.js';
 import { FarmObserver } from '../src/web/farm-observer.js';
 import { FarmMetrics } from '../src/web/metrics.js';
 import { buildSnapshot } from '../src/web/snapshot.js';
@@ -354,4 +357,52 @@ test('stall 11: a worker a refused move made suspect is planned again when its r
   roster.suspect('w');
   await sleep(500);
   assert.equal(roster.isLive('w'), false);
+});
+
+test('stall 14: a give-back that finds the task queued already is not set aside: lost again in the term, the task comes back', async () => {
+  const root = await zk.chroot('queued-by-worker');
+  const sup = connect({ connect: root, sessionTimeout: 10_000 });
+  cleanups.push(() => sup.stop());
+  const session = await sup.ready;
+  const c = await farm.admin(root);
+  await Promise.all([c.ensurePath(PATHS.tasks), c.ensurePath(assignDir('w'))]);
+  const [id, copy] = ['task-0000000001', 'task-0000000002'];
+  const task = encode({ handler: 'echo', input: 1 });
+  await c.create(assignPath('w', id), task);
+  const term = new AbortController();
+  cleanups.push(() => term.abort());
+  const log = captureLogger();
+  const batcher = new MultiBatcher(session.client, { signal: term.signal });
+  const giveBacks = new GiveBacks(session, term.signal, batcher, { isLive: () => false, moved() {}, log });
+  // The worker's restarted run gives the task back between the leader's read and the leader's move.
+  const transaction = session.client.transaction.bind(session.client);
+  let armed = true;
+  session.client.transaction = () => {
+    const tx = transaction();
+    if (!armed) return tx;
+    armed = false;
+    const commit = tx.commit.bind(tx);
+    tx.commit = async () => {
+      await c.transaction().create(taskPath(id), task).remove(assignPath('w', id)).commit();
+      return commit();
+    };
+    return tx;
+  };
+  await giveBacks.start('w');
+  assert.equal(armed, false, 'the race was staged');
+  assert.equal(giveBacks.stuck, 0);
+  // Assigned to the worker again and lost again within the term: it must come back to /tasks.
+  await c.ensurePath(assignDir('w'));
+  await c.transaction().remove(taskPath(id)).create(assignPath('w', id), task).commit();
+  await giveBacks.start('w');
+  assert.ok(await c.exists(taskPath(id)), 'given back');
+  assert.equal(await c.exists(assignPath('w', id)), null);
+  // An assignment still there beside a queued copy of its task is set aside, reported once.
+  await c.ensurePath(assignDir('w'));
+  await c.create(taskPath(copy), task);
+  await c.create(assignPath('w', copy), task);
+  await giveBacks.start('w');
+  assert.equal(giveBacks.stuck, 1);
+  assert.equal(log.lines.filter((l) => /cannot give back/.test(l.msg)).length, 1);
+  assert.ok(await c.exists(assignPath('w', copy)));
 });

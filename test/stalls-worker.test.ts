@@ -1,7 +1,8 @@
 /**
  * Stalls of the worker's side, each against a real ZooKeeper: batched writes past ZooKeeper's request
  * limit (2), a delete and re-create of an assignment in one tick (7), prefetched tasks that outlive
- * their session (8). Each failed on the code before the farm core was rebuilt on recipes.
+ * their session (8), a new assignment heard while the old one's move was being fenced (12, 13). Each
+ * failed on the code before its fix.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +11,15 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Worker } from '../src/farm/index.js';
-import { assignDir, assignPath, encode, PATHS, parseStatus, statusPath } from '../src/farm/protocol.js';
+import {
+  assignDir,
+  assignPath,
+  encode,
+  PATHS,
+  parseStatus,
+  statusPath,
+  taskPath,
+} from '../src/farm/protocol.js';
 import { useCleanups } from './helpers/cleanups.js';
 import { useFarm } from './helpers/farm.js';
 import { expireSession } from './helpers/faults.js';
@@ -162,4 +171,82 @@ test('stall 12: an assignment made again to the same worker while its first run 
   await until(async () => (await c.exists(statusPath(id))) !== null, 20_000, 'a status for the task');
   assert.equal(parseStatus((await c.getData(statusPath(id))).data).result, 'run 2');
   assert.deepEqual(await c.getChildren(assignDir('w1')), []);
+});
+
+test('stall 13: a hand-back refused because the master queued the task first, then assigned here again: the new assignment is read', async () => {
+  const root = await zk.chroot('queued-first');
+  // No master: the test moves the task itself, as a leader giving back an earlier run's assignments
+  // (while the restarted worker gives them back too) and assigning one here again would.
+  const w = await farm.worker(root, 'w1', {
+    capacity: 1,
+    prefetch: 1,
+    handlers: { hold: () => new Promise<string>(() => {}) },
+  });
+  const c = await farm.admin(root);
+  const [running, id] = ['task-0000000001', 'task-0000000002'];
+  await c.create(assignPath('w1', running), encode({ handler: 'hold' }));
+  await until(() => w.stats().running === 1, 10_000, 'the first task to run');
+  await c.create(assignPath('w1', id), encode({ handler: 'echo', input: 'x' }));
+  await until(() => w.stats().queued === 1, 10_000, 'the second task held, queued');
+  const session = w.sessionSupervisor?.session;
+  assert.ok(session, 'the worker has a session');
+  const transaction = session.client.transaction.bind(session.client);
+  let armed = true;
+  session.client.transaction = () => {
+    const tx = transaction();
+    if (!armed) return tx;
+    armed = false;
+    const commit = tx.commit.bind(tx);
+    tx.commit = async () => {
+      // The master gives the task back just before the worker's own hand-back arrives ...
+      await c
+        .transaction()
+        .create(taskPath(id), encode({ handler: 'echo', input: 'x' }))
+        .remove(assignPath('w1', id))
+        .commit();
+      try {
+        return await commit();
+      } finally {
+        // ... and assigns it here again before the worker handles the refusal.
+        await c
+          .transaction()
+          .remove(taskPath(id))
+          .create(assignPath('w1', id), encode({ handler: 'echo', input: 'y' }))
+          .commit();
+        await sleep(300); // the worker's notification of it arrives and is handled meanwhile
+      }
+    };
+    return tx;
+  };
+  // Paused, the worker hands its queued task back: that hand-back is the one ZooKeeper refuses.
+  await w.pause();
+  // The new assignment is read, and (the worker being paused) handed back in turn.
+  await until(async () => (await c.exists(taskPath(id))) !== null, 20_000, 'the task back in /tasks');
+  assert.deepEqual(await c.getChildren(assignDir('w1')), [running]);
+  assert.equal(w.stats().queued, 0);
+});
+
+test('stall 13, the corner: a task both queued and assigned here is handed back once, then left alone, not in a loop', async () => {
+  const root = await zk.chroot('queued-and-assigned');
+  const w = await farm.worker(root, 'w1', {
+    capacity: 1,
+    prefetch: 1,
+    handlers: { hold: () => new Promise<string>(() => {}) },
+  });
+  const c = await farm.admin(root);
+  const [running, id] = ['task-0000000001', 'task-0000000002'];
+  await c.create(assignPath('w1', running), encode({ handler: 'hold' }));
+  await until(() => w.stats().running === 1, 10_000, 'the first task to run');
+  // A copy of the task in /tasks next to its assignment (a client re-submitted it under its id, say).
+  await c.create(taskPath(id), encode({ handler: 'echo', input: 'x' }));
+  await c.create(assignPath('w1', id), encode({ handler: 'echo', input: 'x' }));
+  await until(() => w.stats().queued === 1, 10_000, 'the second task held, queued');
+  await w.pause();
+  await until(() => w.stats().fenced >= 1, 10_000, 'the hand-back refused');
+  // Read again and found to be the same assignment, it is not handed back again and again.
+  await sleep(1000);
+  assert.equal(w.stats().fenced, 1);
+  assert.equal(w.stats().queued, 0);
+  assert.deepEqual((await c.getChildren(assignDir('w1'))).sort(), [running, id]);
+  assert.ok(await c.exists(taskPath(id)));
 });

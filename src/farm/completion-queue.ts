@@ -13,9 +13,10 @@
  * - No move is dropped for connection trouble: it is written on the current session, or, when that
  *   session is lost, on the next one, where it succeeds only if the assignment is still ours (its
  *   delete fences it).
- * - A refusal is sorted out by the operation that failed: the assignment gone means the task moved on
- *   (the result is fenced, not recorded); a status already there means the task has its result (the
- *   assignment is discarded); anything else is reported once, with the reason.
+ * - A refusal is sorted out by the operation that failed: the assignment gone, or the task back in
+ *   /tasks, means the task moved on (the result is fenced, not recorded, and a new assignment of it
+ *   here is read); a status already there means the task has its result (the assignment is
+ *   discarded); anything else is reported once, with the reason.
  *
  * SUSPENDED: the MultiBatcher sends again after a backoff, on the resumed connection.
  * LOST: what was not written waits for the next session (the worker calls `flush()` on it).
@@ -143,8 +144,11 @@ export class CompletionQueue extends EventEmitter {
       // It has its result already (an earlier run recorded it): our assignment goes, fenced by the result.
       if (m.kind !== 'discard') this.push(discard(m.id, this.#worker));
       this.#hooks.fenced(m, `task ${m.id} already has a result; not recording a second one`);
-    } else if (error.code === 'NODE_EXISTS' && path === taskPath(m.id) && afterLoss) {
-      this.#hooks.written(m);
+    } else if (error.code === 'NODE_EXISTS' && path === taskPath(m.id)) {
+      // Queued already. After a lost answer, by our own write. Otherwise the master gave the assignment
+      // back first (an earlier run's, which we were giving back too), and may have assigned it here again.
+      if (afterLoss) this.#hooks.written(m);
+      else this.#hooks.fenced(m, `task ${m.id} was given back to the queue already`, true);
     } else {
       this.#log.error(
         { task: m.id, move: m.kind, code: error.code, path },

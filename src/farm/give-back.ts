@@ -9,7 +9,11 @@
  * - A give-back is retried until it is done or the term ends: connection trouble and timeouts wait a
  *   backoff (src/backoff.ts) and go again; nothing is only logged and dropped.
  * - A task that cannot be moved (its node has children, a queued copy with its id exists, the farm may
- *   not read it) is reported once, with the reason, and counted; the others go on.
+ *   not read it) is reported once, with the reason, and counted; the others go on. It is that
+ *   assignment (its czxid) that is set aside: the same task assigned to the worker again is given back.
+ * - A move refused because the task is in /tasks already is tried once more: the worker's restarted
+ *   run gives back what its earlier run held too, and usually it was first (its move deleted the
+ *   assignment). Only an assignment still there beside a queued copy is set aside.
  * - Recovery (at the start of a term) lists /assign: the directories of workers that are not registered
  *   are given back. A failure to list fails the term (the election then retries it cleanly).
  *
@@ -24,7 +28,7 @@ import type { Logger } from '../zk/connect-options.js';
 import { isZkError } from '../zk/errors.js';
 import type { Session } from '../zk/session.js';
 import { afterLoss, fail, type Move } from './moves.js';
-import { assignDir, assignPath, PATHS, parseTask } from './protocol.js';
+import { assignDir, assignPath, PATHS, parseTask, taskPath } from './protocol.js';
 import { writeMoves } from './status-store.js';
 
 export interface GiveBackOptions {
@@ -45,8 +49,10 @@ export class GiveBacks {
   readonly #batcher: MultiBatcher;
   readonly #opts: GiveBackOptions;
   readonly #running = new Map<string, Promise<void>>();
-  /** Tasks that could not be moved this term (reported once). */
+  /** Assignments (worker/id@czxid) that could not be moved this term (reported once). */
   readonly #stuck = new Set<string>();
+  /** Assignments whose move found the task queued already (set aside when it happens again). */
+  readonly #queued = new Set<string>();
 
   constructor(session: Session, signal: AbortSignal, batcher: MultiBatcher, options: GiveBackOptions) {
     this.#session = session;
@@ -114,19 +120,20 @@ export class GiveBacks {
     const c = this.#session.client;
     let ids: string[];
     try {
-      ids = (await c.getChildren(assignDir(worker))).filter((id) => !this.#stuck.has(`${worker}/${id}`));
+      ids = await c.getChildren(assignDir(worker));
     } catch (err) {
       if (isZkError(err, 'NO_NODE')) return true;
       throw err;
     }
-    const moves = await this.#plan(worker, ids);
+    const keys = new Map<Move, string>();
+    const moves = await this.#plan(worker, ids, keys);
     let again = false;
     if (moves.length > 0) {
       this.#opts.log.info({ worker, tasks: moves.length }, 'giving back tasks');
       const r = await writeMoves(this.#batcher, this.#session.client, moves);
       if (r.stoppedBy !== undefined) throw r.stoppedBy;
       if (r.written.length > 0) this.#opts.moved(r.written);
-      for (const refusal of r.refused) again = this.#refused(worker, refusal) || again;
+      for (const refusal of r.refused) again = this.#refused(worker, refusal, keys) || again;
     }
     if (again) return false;
     // Its directory goes when it is empty and the worker is still gone (NOT_EMPTY, NO_NODE: leave it).
@@ -134,8 +141,8 @@ export class GiveBacks {
     return true;
   }
 
-  /** Read the tasks and decide each one's move. */
-  async #plan(worker: string, ids: string[]): Promise<Move[]> {
+  /** Read the tasks and decide each one's move (`keys`: each move's assignment, as worker/id@czxid). */
+  async #plan(worker: string, ids: string[], keys: Map<Move, string>): Promise<Move[]> {
     const reads = await this.#session.client.getDataMany(ids.map((id) => assignPath(worker, id)));
     const moves: Move[] = [];
     reads.forEach((r, i) => {
@@ -143,37 +150,42 @@ export class GiveBacks {
       if (r instanceof Error) {
         if (r.code === 'NO_NODE') return;
         if (r.transient) throw r;
-        this.#stuckOnce(worker, id, `it cannot be read (${r.code})`);
+        this.#stuckOnce(`${worker}/${id}`, worker, id, `it cannot be read (${r.code})`);
         return;
       }
+      const key = `${worker}/${id}@${r.stat.czxid}`;
+      if (this.#stuck.has(key)) return;
       const parsed = parseTask(r.data);
-      if (!parsed.ok) {
-        moves.push(
-          fail(
+      const move = parsed.ok
+        ? afterLoss(id, worker, parsed.task, r.stat.version, this.#opts.maxLost)
+        : fail(
             id,
             worker,
             { error: parsed.error, errorCode: ErrorCodes.INVALID_TASK, attempts: 1 },
             r.stat.version,
-          ),
-        );
-        return;
-      }
-      moves.push(afterLoss(id, worker, parsed.task, r.stat.version, this.#opts.maxLost));
+          );
+      keys.set(move, key);
+      moves.push(move);
     });
     return moves;
   }
 
   /** A move refused: true when another pass may do it (changed meanwhile, or an unknown outcome). */
-  #refused(worker: string, r: Refusal<Move>): boolean {
-    const code = r.error.code;
-    if (code === 'NO_NODE' && r.error.path === assignPath(worker, r.item.id)) return false; // gone already
+  #refused(worker: string, r: Refusal<Move>, keys: Map<Move, string>): boolean {
+    const { code, path } = r.error;
+    const id = r.item.id;
+    if (code === 'NO_NODE' && path === assignPath(worker, id)) return false; // gone already
     if (code === 'BAD_VERSION' || r.afterLoss) return true;
-    this.#stuckOnce(worker, r.item.id, `ZooKeeper refused the move (${code} on ${r.error.path})`);
+    const key = keys.get(r.item) ?? `${worker}/${id}`;
+    if (code === 'NODE_EXISTS' && path === taskPath(id) && !this.#queued.has(key)) {
+      this.#queued.add(key);
+      return true; // queued by the worker's own give-back, most likely: the next pass finds it gone
+    }
+    this.#stuckOnce(key, worker, id, `ZooKeeper refused the move (${code} on ${path})`);
     return false;
   }
 
-  #stuckOnce(worker: string, id: string, why: string): void {
-    const key = `${worker}/${id}`;
+  #stuckOnce(key: string, worker: string, id: string, why: string): void {
     if (this.#stuck.has(key)) return;
     this.#stuck.add(key);
     this.#opts.log.warn(

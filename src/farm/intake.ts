@@ -65,8 +65,17 @@ export class Intake {
     if (fresh.size > 0) void this.take(session, [...fresh], registeredZxid);
   }
 
-  /** Read assignments (one multiRead), check them, queue them. */
-  async take(session: Session, ids: string[], registeredZxid: bigint, attempt = 0): Promise<void> {
+  /**
+   * Read assignments (one multiRead), check them, queue them. `stale`: the czxid of an assignment this
+   * worker could not move (its task is queued too); found again, it is left where it is.
+   */
+  async take(
+    session: Session,
+    ids: string[],
+    registeredZxid: bigint,
+    attempt = 0,
+    stale?: bigint,
+  ): Promise<void> {
     const mine = this.#held.reserve(ids, session.id);
     if (mine.length === 0) return;
     let reads: Awaited<ReturnType<typeof session.client.getDataMany>>;
@@ -90,6 +99,10 @@ export class Intake {
       if (r instanceof Error) {
         this.#held.release(h.id, h);
         if (r.code !== 'NO_NODE') void this.#retry(session, [h.id], registeredZxid, r, attempt);
+        continue;
+      }
+      if (r.stat.czxid === stale) {
+        this.#stranded(h);
         continue;
       }
       const parsed = parseTask(r.data);
@@ -137,6 +150,16 @@ export class Intake {
     }
     this.#log.info({ task: h.id }, 'task already has a status; dropping the duplicate assignment');
     this.#hooks.end(h, discard(h.id, this.#worker));
+  }
+
+  /** The assignment of a task that is also queued: neither runs it here nor loops on moving it. */
+  #stranded(h: Held): void {
+    this.#held.release(h.id, h);
+    this.#log.error(
+      { task: h.id },
+      `task ${h.id} is both queued in /tasks and assigned in ${assignPath(this.#worker, h.id)}; the ` +
+        'queued copy runs, and the assignment stays until this worker goes and the master gives it back',
+    );
   }
 
   /** An assignment of an earlier run under our name: back to the queue, the loss counted. */

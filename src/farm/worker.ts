@@ -186,10 +186,11 @@ export class Worker extends Role {
         fenced: (m, why, assignmentGone) => {
           this.#stats.fenced++;
           this.log.warn({ task: m.id }, why);
+          const was = this.#held.get(m.id)?.czxid;
           this.#held.release(m.id);
           this.#life.ended(m.id, 'fenced');
           // Assigned here again while this run held it: that report was set aside, so read it now.
-          if (assignmentGone && this.#cache?.has(m.id)) this.#takeAgain(m.id);
+          if (assignmentGone && this.#cache?.has(m.id)) this.#takeAgain(m.id, was);
         },
         dropped: (m) => {
           this.#held.release(m.id);
@@ -204,10 +205,13 @@ export class Worker extends Role {
     );
   }
 
-  /** Read a task's assignment again, as a new one (it is not inherited from an earlier session). */
-  #takeAgain(id: string): void {
+  /**
+   * Read a task's assignment again, as a new one (it is not inherited from an earlier session); `was`:
+   * the assignment just let go, which is not taken again if it is still there.
+   */
+  #takeAgain(id: string, was?: bigint): void {
     const s = this.supervisor?.session;
-    if (s) void this.#intake.take(s, [id], 0n);
+    if (s) void this.#intake.take(s, [id], 0n, 0, was);
   }
 
   override async start(): Promise<void> {
