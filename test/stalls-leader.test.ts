@@ -34,6 +34,7 @@ import { buildSnapshot } from '../src/web/snapshot.js';
 import { CreateMode, connect, digestAcl, OPEN_ACL, PERMS, type Supervisor } from '../src/zk/index.js';
 import { useCleanups } from './helpers/cleanups.js';
 import { captureLogger, useFarm } from './helpers/farm.js';
+import { aroundNextCommit } from './helpers/interpose.js';
 import { checkInvariants } from './helpers/invariants.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
@@ -375,21 +376,11 @@ test('stall 14: a give-back that finds the task queued already is not set aside:
   const batcher = new MultiBatcher(session.client, { signal: term.signal });
   const giveBacks = new GiveBacks(session, term.signal, batcher, { isLive: () => false, moved() {}, log });
   // The worker's restarted run gives the task back between the leader's read and the leader's move.
-  const transaction = session.client.transaction.bind(session.client);
-  let armed = true;
-  session.client.transaction = () => {
-    const tx = transaction();
-    if (!armed) return tx;
-    armed = false;
-    const commit = tx.commit.bind(tx);
-    tx.commit = async () => {
-      await c.transaction().create(taskPath(id), task).remove(assignPath('w', id)).commit();
-      return commit();
-    };
-    return tx;
-  };
+  const race = aroundNextCommit(session.client, {
+    before: () => c.transaction().create(taskPath(id), task).remove(assignPath('w', id)).commit(),
+  });
   await giveBacks.start('w');
-  assert.equal(armed, false, 'the race was staged');
+  assert.ok(race.fired, 'the race was staged');
   assert.equal(giveBacks.stuck, 0);
   // Assigned to the worker again and lost again within the term: it must come back to /tasks.
   await c.ensurePath(assignDir('w'));

@@ -23,6 +23,7 @@ import {
 import { useCleanups } from './helpers/cleanups.js';
 import { useFarm } from './helpers/farm.js';
 import { expireSession } from './helpers/faults.js';
+import { aroundNextCommit } from './helpers/interpose.js';
 import { checkInvariants } from './helpers/invariants.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
@@ -150,33 +151,20 @@ test('stall 12: an assignment made again to the same worker while its first run 
   // the refusal: the worker hears of the new assignment while it still holds the task.
   const session = w.sessionSupervisor?.session;
   assert.ok(session, 'the worker has a session');
-  const transaction = session.client.transaction.bind(session.client);
-  let armed = true;
-  session.client.transaction = () => {
-    const tx = transaction();
-    if (!armed) return tx;
-    armed = false;
-    const commit = tx.commit.bind(tx);
-    tx.commit = async () => {
-      try {
-        return await commit();
-      } finally {
-        await c.create(assignPath('w1', id), encode({ handler: 'hold' }));
-        await sleep(300); // the worker's notification of it arrives and is handled meanwhile
-      }
-    };
-    return tx;
-  };
+  aroundNextCommit(session.client, {
+    after: async () => {
+      await c.create(assignPath('w1', id), encode({ handler: 'hold' }));
+      await sleep(300); // the worker's notification of it arrives and is handled meanwhile
+    },
+  });
   release();
   await until(async () => (await c.exists(statusPath(id))) !== null, 20_000, 'a status for the task');
   assert.equal(parseStatus((await c.getData(statusPath(id))).data).result, 'run 2');
   assert.deepEqual(await c.getChildren(assignDir('w1')), []);
 });
 
-test('stall 13: a hand-back refused because the master queued the task first, then assigned here again: the new assignment is read', async () => {
-  const root = await zk.chroot('queued-first');
-  // No master: the test moves the task itself, as a leader giving back an earlier run's assignments
-  // (while the restarted worker gives them back too) and assigning one here again would.
+/** A worker of one slot (prefetch 1) running a task that never ends: the next task it gets waits, queued. */
+async function busyWorker(root: string) {
   const w = await farm.worker(root, 'w1', {
     capacity: 1,
     prefetch: 1,
@@ -186,38 +174,36 @@ test('stall 13: a hand-back refused because the master queued the task first, th
   const [running, id] = ['task-0000000001', 'task-0000000002'];
   await c.create(assignPath('w1', running), encode({ handler: 'hold' }));
   await until(() => w.stats().running === 1, 10_000, 'the first task to run');
+  return { w, c, running, id };
+}
+
+test('stall 13: a hand-back refused because the master queued the task first, then assigned here again: the new assignment is read', async () => {
+  const root = await zk.chroot('queued-first');
+  // No master: the test moves the task itself, as a leader giving back an earlier run's assignments
+  // (while the restarted worker gives them back too) and assigning one here again would.
+  const { w, c, running, id } = await busyWorker(root);
   await c.create(assignPath('w1', id), encode({ handler: 'echo', input: 'x' }));
   await until(() => w.stats().queued === 1, 10_000, 'the second task held, queued');
   const session = w.sessionSupervisor?.session;
   assert.ok(session, 'the worker has a session');
-  const transaction = session.client.transaction.bind(session.client);
-  let armed = true;
-  session.client.transaction = () => {
-    const tx = transaction();
-    if (!armed) return tx;
-    armed = false;
-    const commit = tx.commit.bind(tx);
-    tx.commit = async () => {
-      // The master gives the task back just before the worker's own hand-back arrives ...
-      await c
+  aroundNextCommit(session.client, {
+    // The master gives the task back just before the worker's own hand-back arrives ...
+    before: () =>
+      c
         .transaction()
         .create(taskPath(id), encode({ handler: 'echo', input: 'x' }))
         .remove(assignPath('w1', id))
+        .commit(),
+    // ... and assigns it here again before the worker handles the refusal.
+    after: async () => {
+      await c
+        .transaction()
+        .remove(taskPath(id))
+        .create(assignPath('w1', id), encode({ handler: 'echo', input: 'y' }))
         .commit();
-      try {
-        return await commit();
-      } finally {
-        // ... and assigns it here again before the worker handles the refusal.
-        await c
-          .transaction()
-          .remove(taskPath(id))
-          .create(assignPath('w1', id), encode({ handler: 'echo', input: 'y' }))
-          .commit();
-        await sleep(300); // the worker's notification of it arrives and is handled meanwhile
-      }
-    };
-    return tx;
-  };
+      await sleep(300); // the worker's notification of it arrives and is handled meanwhile
+    },
+  });
   // Paused, the worker hands its queued task back: that hand-back is the one ZooKeeper refuses.
   await w.pause();
   // The new assignment is read, and (the worker being paused) handed back in turn.
@@ -228,15 +214,7 @@ test('stall 13: a hand-back refused because the master queued the task first, th
 
 test('stall 13, the corner: a task both queued and assigned here is handed back once, then left alone, not in a loop', async () => {
   const root = await zk.chroot('queued-and-assigned');
-  const w = await farm.worker(root, 'w1', {
-    capacity: 1,
-    prefetch: 1,
-    handlers: { hold: () => new Promise<string>(() => {}) },
-  });
-  const c = await farm.admin(root);
-  const [running, id] = ['task-0000000001', 'task-0000000002'];
-  await c.create(assignPath('w1', running), encode({ handler: 'hold' }));
-  await until(() => w.stats().running === 1, 10_000, 'the first task to run');
+  const { w, c, running, id } = await busyWorker(root);
   // A copy of the task in /tasks next to its assignment (a client re-submitted it under its id, say).
   await c.create(taskPath(id), encode({ handler: 'echo', input: 'x' }));
   await c.create(assignPath('w1', id), encode({ handler: 'echo', input: 'x' }));
