@@ -1,7 +1,7 @@
 /**
  * Stalls of the worker's side, each against a real ZooKeeper: batched writes past ZooKeeper's request
  * limit (2), a delete and re-create of an assignment in one tick (7), prefetched tasks that outlive
- * their session (8), a new assignment heard while the old one's move was being fenced (12, 13). Each
+ * their session (8), a new assignment heard while the old one's move was on its way (12, 13, 15). Each
  * failed on the code before its fix.
  */
 import assert from 'node:assert/strict';
@@ -227,4 +227,42 @@ test('stall 13, the corner: a task both queued and assigned here is handed back 
   assert.equal(w.stats().queued, 0);
   assert.deepEqual((await c.getChildren(assignDir('w1'))).sort(), [running, id]);
   assert.ok(await c.exists(taskPath(id)));
+});
+
+test('stall 15: a task assigned here again before this worker has handled the answer to its requeue is read and run', async () => {
+  const root = await zk.chroot('requeued-then-back');
+  // No master: the test assigns the requeued task back here, as a leader with this worker's slot free would.
+  let runs = 0;
+  const w = await farm.worker(root, 'w1', {
+    capacity: 1,
+    prefetch: 0,
+    retryDelayMs: 1,
+    handlers: {
+      flaky: () => {
+        runs++;
+        if (runs === 1) throw new Error('first run fails');
+        return `run ${runs}`;
+      },
+    },
+  });
+  const c = await farm.admin(root);
+  await c.ensurePath(PATHS.tasks);
+  const id = 'task-0000000001';
+  const session = w.sessionSupervisor?.session;
+  assert.ok(session, 'the worker has a session');
+  const race = aroundNextCommit(session.client, {
+    // The requeue is written; the task comes back before the worker handles the answer (a busy event
+    // loop reads both at once, or the answer was lost and the worker resends after a pause).
+    after: async () => {
+      const { data } = await c.getData(taskPath(id));
+      await c.transaction().remove(taskPath(id)).create(assignPath('w1', id), data).commit();
+      await sleep(300); // the worker's notification of it arrives and is handled meanwhile
+    },
+  });
+  await c.create(assignPath('w1', id), encode({ handler: 'flaky', maxAttempts: 2 }));
+  await until(async () => (await c.exists(statusPath(id))) !== null, 20_000, 'a status for the task');
+  assert.ok(race.fired, 'the race was staged');
+  const status = parseStatus((await c.getData(statusPath(id))).data);
+  assert.equal(status.result, 'run 2');
+  assert.equal(status.attempts, 2);
 });

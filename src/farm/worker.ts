@@ -15,7 +15,8 @@
  * already has its result. An assignment made before this session registered that this process does
  * not hold belongs to an earlier run under our name that died: it goes back to the queue with the loss
  * counted (moves.afterLoss), so a task that crashes its worker cannot keep a restarted worker in a
- * crash loop.
+ * crash loop. A new assignment of a task heard while the move of its old one was on its way is read once
+ * that move is answered (written, fenced, or refused because the task was queued already).
  *
  * SUSPENDED: running tasks go on; completions wait and are sent again.
  * LOST: running tasks go on (execution is at least once), and tasks held but not started are dropped:
@@ -205,10 +206,7 @@ export class Worker extends Role {
     );
   }
 
-  /**
-   * Read a task's assignment again, as a new one (it is not inherited from an earlier session); `was`:
-   * the assignment just let go, which is not taken again if it is still there.
-   */
+  /** Read a task's new assignment (not inherited); `was`: the one just let go, left if still there. */
   #takeAgain(id: string, was?: bigint): void {
     const s = this.supervisor?.session;
     if (s) void this.#intake.take(s, [id], 0n, 0, was);
@@ -322,6 +320,8 @@ export class Worker extends Role {
 
   #written(m: Move): void {
     this.#held.release(m.id);
+    // The move deleted our assignment: one in the cache now is a new one, heard while this was held.
+    if (this.#cache?.has(m.id)) this.#takeAgain(m.id);
     this.#life.ended(m.id, m.kind === 'requeue' ? 'requeued' : 'completed');
     countWritten(this.#stats, m);
     if (m.kind === 'cancel') this.#cancels.settled(m.id);
