@@ -170,6 +170,14 @@ function ago(ms: number, now = Date.now()): string {
   return `${Math.round(s / 3600)}h ago`;
 }
 
+/**
+ * The per-queue table is what the leader last published (at most once a second); the `queue` line is
+ * counted now. Right after a burst the table may still show tasks that have all finished.
+ */
+function leaderBehind(s: FarmState): boolean {
+  return s.queued === 0 && s.assigned === 0 && s.queues.some((q) => q.waiting > 0 || q.running > 0);
+}
+
 export function renderStatus(connect: string, s: FarmState): string[] {
   const lines: string[] = [];
   const leader = s.leader
@@ -187,6 +195,10 @@ export function renderStatus(connect: string, s: FarmState): string[] {
   if (s.queues.length > 0) {
     lines.push('');
     lines.push(...table(queueRows(s.queues)), ...queueWaitLines(s.queues));
+    if (leaderBehind(s))
+      lines.push(
+        "(per queue: the leader's last count, at most about a second old; the queue line above is read now: nothing waits or runs)",
+      );
   }
   if (s.workers.length > 0) {
     lines.push('');
