@@ -320,11 +320,11 @@ export class Worker extends Role {
 
   #written(m: Move): void {
     this.#held.release(m.id);
-    // The move deleted our assignment: one in the cache now is a new one, heard while this was held.
-    if (this.#cache?.has(m.id)) this.#takeAgain(m.id);
     this.#life.ended(m.id, m.kind === 'requeue' ? 'requeued' : 'completed');
     countWritten(this.#stats, m);
     if (m.kind === 'cancel') this.#cancels.settled(m.id);
+    // The move deleted our assignment: one in the cache now is a new one, heard while this was held.
+    if (this.#cache?.has(m.id)) this.#takeAgain(m.id);
   }
 
   /** Hand queued (not started) tasks back to /tasks unchanged. */
