@@ -164,16 +164,6 @@ export class ZkConnection extends EventEmitter {
     return this.#queue.pendingCount;
   }
 
-  /** Plain persistent watch listeners by watched path (without chroot). */
-  get persistent(): Map<string, Set<PersistentListener>> {
-    return this.#watches.persistent;
-  }
-
-  /** Persistent recursive watch listeners by watched path (without chroot). */
-  get persistentRecursive(): Map<string, Set<PersistentListener>> {
-    return this.#watches.persistentRecursive;
-  }
-
   /**
    * Listen to a persistent watch's events (the `addWatch` request is the caller's); the path is registered
    * again on every new connection. Returns the function that removes the listener.
