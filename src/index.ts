@@ -20,6 +20,7 @@ export {
   LOG_LEVELS,
   type LoggerOptions,
   loadConfigFile,
+  MASTER_RESOURCE_LIMITS,
   type ResolveContext,
   ROLE_RESOURCE_LIMITS,
   ROLE_STOP_GRACE_MS,

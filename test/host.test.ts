@@ -11,7 +11,13 @@ import { after, test } from 'node:test';
 import { BroadcastChannel, Worker as Thread } from 'node:worker_threads';
 import { allResultIds } from '../src/farm/status-store.js';
 import { Submitter } from '../src/farm/submitter.js';
-import { createLogger, Host, type HostOptions, ROLE_RESOURCE_LIMITS } from '../src/host/index.js';
+import {
+  createLogger,
+  Host,
+  type HostOptions,
+  MASTER_RESOURCE_LIMITS,
+  ROLE_RESOURCE_LIMITS,
+} from '../src/host/index.js';
 import type { RoleSpec } from '../src/host/types.js';
 import { connect } from '../src/zk/index.js';
 import { FaultInjector } from './helpers/faults.js';
@@ -260,18 +266,26 @@ test('a started role thread has not loaded zod; the host still refuses a bad rol
   });
 });
 
-test('role threads run with a small young generation (ROLE_RESOURCE_LIMITS) unless the host says otherwise', async () => {
+test('workers run with a small young generation (ROLE_RESOURCE_LIMITS), masters a larger one (MASTER_RESOURCE_LIMITS), unless the host says otherwise', async () => {
   // V8's heap size limit is its old generation plus its young generation: read inside each thread, it
   // shows the young generation V8 actually reserved, not just what the host asked for.
   const youngMb = (heap: { heapSizeLimit: number; resourceLimits: { maxOldGenerationSizeMb?: number } }) =>
     heap.heapSizeLimit / 2 ** 20 - heap.resourceLimits.maxOldGenerationSizeMb!;
   assert.equal(ROLE_RESOURCE_LIMITS.maxYoungGenerationSizeMb, 3);
+  assert.equal(MASTER_RESOURCE_LIMITS.maxYoungGenerationSizeMb, 16);
   const small = await startHost(await zk.chroot('host-limits'), 1, 1);
-  for (const name of ['m1', 'w1']) {
-    const heap = await small.faults.heap(name);
-    assert.equal(heap.resourceLimits.maxYoungGenerationSizeMb, 3, name);
-    assert.equal(youngMb(heap), 3, `${name}: the young generation V8 reserved (MB)`);
-  }
+  const m1 = await small.faults.heap('m1');
+  const w1 = await small.faults.heap('w1');
+  assert.equal(m1.resourceLimits.maxYoungGenerationSizeMb, 16);
+  assert.equal(w1.resourceLimits.maxYoungGenerationSizeMb, 3);
+  // V8 rounds a semi-space up to a power of two: 16 MB asked is 8 MB semi-spaces, 24 MB in all.
+  assert.ok(youngMb(m1) >= 16, `m1: the young generation V8 reserved: ${youngMb(m1)} MB`);
+  assert.equal(youngMb(w1), 3, 'w1: the young generation V8 reserved (MB)');
+  // The host's option merges over both kinds' defaults.
+  const same = await startHost(await zk.chroot('host-limits-same'), 1, 1, {
+    roleResourceLimits: { maxYoungGenerationSizeMb: 3 },
+  });
+  for (const name of ['m1', 'w1']) assert.equal(youngMb(await same.faults.heap(name)), 3, name);
   // 0 leaves the field to V8 (whose young generation is far larger); other fields merge over the default.
   const own = await startHost(await zk.chroot('host-limits-own'), 0, 1, {
     roleResourceLimits: { maxYoungGenerationSizeMb: 0, maxOldGenerationSizeMb: 256 },

@@ -19,8 +19,8 @@ import { validateName } from '../farm/protocol.js';
 import { createLogger } from './logging.js';
 import { type RehearsalOptions, type RehearsalReport, rehearse } from './rehearsal.js';
 import {
+  defaultResourceLimits,
   type LaunchContext,
-  ROLE_RESOURCE_LIMITS,
   RoleThread,
   type SpawnRoleThread,
   spawnThread,
@@ -40,10 +40,11 @@ export interface HostOptions {
    */
   spawn?: SpawnRoleThread;
   /**
-   * V8 limits of each role thread (the Worker constructor's `resourceLimits`), merged over
-   * ROLE_RESOURCE_LIMITS: `{ maxOldGenerationSizeMb: 512 }` keeps the small young generation, and a
-   * field given as 0 is left to V8 (`{ maxYoungGenerationSizeMb: 0 }` is V8's own young generation).
-   * @defaultValue `ROLE_RESOURCE_LIMITS` (`{ maxYoungGenerationSizeMb: 3 }`)
+   * V8 limits of each role thread (the Worker constructor's `resourceLimits`), merged over the
+   * defaults of its kind, ROLE_RESOURCE_LIMITS for workers and MASTER_RESOURCE_LIMITS for masters:
+   * `{ maxOldGenerationSizeMb: 512 }` keeps the young generations, and a field given as 0 is left to V8
+   * (`{ maxYoungGenerationSizeMb: 0 }` is V8's own young generation).
+   * @defaultValue workers `{ maxYoungGenerationSizeMb: 3 }`, masters `{ maxYoungGenerationSizeMb: 16 }`
    */
   roleResourceLimits?: ResourceLimits;
 }
@@ -75,7 +76,7 @@ export class Host extends EventEmitter {
       log: this.log,
       logLevel: this.log.level,
       spawn: options.spawn ?? spawnThread,
-      resourceLimits: { ...ROLE_RESOURCE_LIMITS, ...options.roleResourceLimits },
+      resourceLimits: (kind) => ({ ...defaultResourceLimits(kind), ...options.roleResourceLimits }),
       pool: () => {
         this.#pool ??= createHandlerPool();
         return this.#pool;

@@ -4,5 +4,5 @@ export { type ConfigFile, loadConfigFile } from './config-file.js';
 export { Host, type HostOptions, ROLE_STOP_GRACE_MS } from './host.js';
 export { createLogger, flushLogger, type LoggerOptions } from './logging.js';
 export { LOG_LEVELS } from './options.js';
-export { ROLE_RESOURCE_LIMITS, type SpawnRoleThread } from './role-handle.js';
+export { MASTER_RESOURCE_LIMITS, ROLE_RESOURCE_LIMITS, type SpawnRoleThread } from './role-handle.js';
 export type { FarmSettings, FarmSpec, RoleSpec, RoleThreadInfo, RoleThreadStats } from './types.js';

@@ -21,6 +21,7 @@ import type pino from 'pino';
 import { Backoff } from '../backoff.js';
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import type { HandlerPool } from '../exec/index.js';
+import type { RoleKind } from '../farm/role.js';
 import { Comlink, nodeEndpoint } from './comlink.js';
 import { writeThreadLine } from './logging.js';
 import { checkRoleThreadInit } from './options.js';
@@ -51,14 +52,31 @@ export const spawnThread: SpawnRoleThread = (entry, options) => {
 };
 
 /**
- * V8 limits of every role thread unless the host's `roleResourceLimits` says otherwise. A thread's heap
- * is sized as if it were a whole process: its young generation may grow to 48 MB (semi-spaces of
- * 16 MB), and a role that allocates steadily (a session's reads, a worker's tasks) fills it before it
- * scavenges, so each thread keeps tens of MB resident that it does not need. A role's live data is
- * small and short-lived, so a 3 MB young generation scavenges more often, each time over less.
- * benchmarks/README.md (Memory per role thread) has the figures.
+ * V8 limits of every worker thread (and the base of a master's) unless the host's `roleResourceLimits`
+ * says otherwise. A thread's heap is sized as if it were a whole process: its young generation may grow
+ * to 48 MB (semi-spaces of 16 MB), and a role that allocates steadily (a session's reads, a worker's
+ * tasks) fills it before it scavenges, so each thread keeps tens of MB resident that it does not need.
+ * A worker's live data is small and short-lived, so a 3 MB young generation scavenges more often, each
+ * time over less. benchmarks/README.md (Memory per role thread) has the figures.
  */
 export const ROLE_RESOURCE_LIMITS: Readonly<ResourceLimits> = Object.freeze({ maxYoungGenerationSizeMb: 3 });
+
+/**
+ * A master's: a 16 MB young generation (V8 makes it 8 MB semi-spaces, 24 MB with the space for large
+ * objects). The leader handles every task of the farm on one thread, and
+ * what it holds between a task's listing and its assignment (the queue view, the reads in flight)
+ * survives a small young generation's scavenges: at 3 MB it scavenged ~200 times per 20,000 tasks.
+ * At 16 MB the farm's CPU per task fell ~6% (benchmarks/README.md, "The leader's young generation").
+ * There are few masters, so the memory of a host of many roles hardly moves.
+ */
+export const MASTER_RESOURCE_LIMITS: Readonly<ResourceLimits> = Object.freeze({
+  maxYoungGenerationSizeMb: 16,
+});
+
+/** The V8 limits a role of `kind` starts from, before the host's `roleResourceLimits` is merged over them. */
+export function defaultResourceLimits(kind: RoleKind): Readonly<ResourceLimits> {
+  return kind === 'master' ? MASTER_RESOURCE_LIMITS : ROLE_RESOURCE_LIMITS;
+}
 
 /** What a handle needs from its host to start its thread. */
 export interface LaunchContext {
@@ -66,8 +84,8 @@ export interface LaunchContext {
   log: pino.Logger;
   logLevel: string;
   spawn: SpawnRoleThread;
-  /** V8 limits of the thread (ROLE_RESOURCE_LIMITS merged with the host's option). */
-  resourceLimits: ResourceLimits;
+  /** V8 limits of a role's thread (its kind's defaults merged with the host's option). */
+  resourceLimits(kind: RoleKind): ResourceLimits;
   /** The host's shared handler pool (made on first use). */
   pool(): HandlerPool;
   /** The thread ended, asked to or not. */
@@ -143,7 +161,7 @@ export class RoleThread {
         name: `zkfarm ${spec.kind} ${spec.name}`,
         stdout: false,
         stderr: false,
-        resourceLimits: { ...host.resourceLimits },
+        resourceLimits: host.resourceLimits(spec.kind),
       },
       spec,
     );
