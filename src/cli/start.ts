@@ -205,7 +205,9 @@ class RunningFarm {
         tls: tls !== undefined,
       });
       this.embedded = embedded;
-      this.warming = warmEmbedded(embedded, warmUpMs);
+      // A rehearsal drives the server with the farm's own requests; a warm-up beside it would only
+      // compete with it for the cores (benchmarks/README.md, "The rehearsal in place of the warm-up").
+      if (this.rehearsal === 0) this.warming = warmEmbedded(embedded, warmUpMs);
       spec.connect = embedded.connect;
       if (embedded.tls) spec.tls = readTlsFiles(embedded.tls);
       io.err(

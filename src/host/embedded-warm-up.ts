@@ -1,15 +1,16 @@
 /**
- * The embedded ZooKeeper is warmed while the roles start (src/zk/warm-up.ts), so that a farm a user has
- * just started is fast from its first task: a new JVM runs ZooKeeper's request path interpreted until it
- * has compiled it, which otherwise slows the farm's first tens of thousands of tasks
- * (benchmarks/README.md, the fresh scenario).
+ * The embedded ZooKeeper is warmed before `runtime` says ready, so that a farm a user has just started is
+ * fast from its first task: a new JVM runs ZooKeeper's request path interpreted until it has compiled
+ * it, which otherwise slows the farm's first tens of thousands of tasks (benchmarks/README.md, the fresh
+ * scenario).
  *
- * It runs beside the role threads' start, which leaves ZooKeeper mostly idle, and `runtime` says ready
- * once both are done. Bounded by ZKFARM_ZK_WARM_UP_MS (milliseconds in all, half creates and half the
- * farm's mix; 0 turns it off). Then, once the roles have started and the machine is quiet again, a
- * burst of small requests of every kind (warmUpRequests) for at most half that again: the server's
- * per-request code, which the busy first part leaves half compiled (benchmarks/README.md, "The embedded
- * ZooKeeper's per-request path"). A warm-up that fails only costs speed: it is reported, never fatal.
+ * The roles' rehearsal (host/rehearsal.ts) does most of it: its tasks are the farm's own requests. Only
+ * without a rehearsal (ZKFARM_REHEARSAL_TASKS=0) does a first part run beside the role threads' start:
+ * creates and the farm's mix (warmUpServer) within ZKFARM_ZK_WARM_UP_MS (0 turns every part off). Then,
+ * once the roles have started and the machine is quiet again, a burst of small requests of every kind
+ * (warmUpRequests) for at most half that: the server's per-request code, which batched tasks exercise
+ * rarely (benchmarks/README.md, "The embedded ZooKeeper's per-request path"). A warm-up that fails only
+ * costs speed: it is reported, never fatal.
  */
 import { describeError, ErrorCodes, ZkfarmError } from '../errors.js';
 import type { ZkClient } from '../zk/client.js';
@@ -23,7 +24,7 @@ import type { RehearsalReport } from './rehearsal.js';
 export const DEFAULT_WARM_UP_MS = 3000;
 
 /** Tasks the roles rehearse with on the embedded ZooKeeper when ZKFARM_REHEARSAL_TASKS is not set. */
-export const DEFAULT_REHEARSAL_TASKS = 20_000;
+export const DEFAULT_REHEARSAL_TASKS = 30_000;
 
 /** Its bound from the environment: ZKFARM_ZK_WARM_UP_MS, a whole number of ms (0: off). */
 export function warmUpBudget(env: NodeJS.ProcessEnv): number {

@@ -1,6 +1,6 @@
 /**
  * The host's rehearsal: before its roles start for real, each role thread runs its role in a throwaway
- * farm under a root of its own, and a few thousand no-op tasks go through that farm. A role thread is
+ * farm under a root of its own, and tens of thousands of no-op tasks go through that farm. A role thread is
  * its own V8 isolate, and a new isolate runs the farm's hot path interpreted until it has compiled it;
  * a new ZooKeeper server does the same with its request path. Without a rehearsal a new user's first
  * tens of thousands of tasks pay for both (benchmarks/README.md, the fresh scenario).
@@ -30,7 +30,7 @@ import type { FarmSettings, RoleSpec } from './types.js';
 export interface RehearsalOptions {
   /** Tasks through the throwaway farm, at most (0: no rehearsal). */
   tasks: number;
-  /** The task phase ends after this long (ms). @defaultValue 6000 */
+  /** The task phase ends after this long (ms). @defaultValue 8000 */
   budgetMs?: number;
   /** The throwaway farm's root on the farm's servers. @defaultValue '/zkfarm-rehearsal' */
   root?: string;
@@ -46,6 +46,8 @@ export interface RehearsalReport {
   error?: string;
 }
 
+/** The task phase's bound when none is given (ms): 30,000 tasks take ~5 s of it on two cores. */
+const DEFAULT_BUDGET_MS = 8000;
 /** Tasks per submitted chunk: each chunk is waited for, so the budget is checked between chunks. */
 const CHUNK = 2500;
 /** How long a rehearsal role may take to stop before its thread is ended (ms). */
@@ -78,7 +80,7 @@ export async function rehearse(
       const info = await rt.call(rt.api.info()).catch(() => undefined); // it may have died since
       if (info?.leader) report.leader = rt.spec.name;
     }
-    await runTasks(settings, options.tasks, t0 + (options.budgetMs ?? 6000), report);
+    await runTasks(settings, options.tasks, t0 + (options.budgetMs ?? DEFAULT_BUDGET_MS), report);
   } catch (err) {
     report.error = describeError(err);
   } finally {
