@@ -19,10 +19,11 @@ import {
   InMemorySpanExporter,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
-import { PATHS } from '../src/farm/protocol.js';
+import { encode, PATHS } from '../src/farm/protocol.js';
 import { Host } from '../src/host/index.js';
 import { createLogger } from '../src/host/logging.js';
 import { sourceThreads } from '../src/testing/index.js';
+import { CreateMode } from '../src/zk/index.js';
 import { summary } from './fixtures/otel-thread-setup.mjs';
 import { useCleanups } from './helpers/cleanups.js';
 import { useFarm } from './helpers/farm.js';
@@ -143,4 +144,29 @@ test('an inline handler runs with the run span active: its own span nests under 
   const work = one('inline work');
   assert.equal(work.parentSpanId, run.spanId);
   assert.equal(run.parentSpanId, one('zkfarm submit').spanId, 'with no span active, submit starts the trace');
+});
+
+test('a task without a trace context, from a plain ZooKeeper client: its worker, with an SDK, starts one trace at the run', async () => {
+  const root = await zk.chroot('traces-foreign');
+  local.reset();
+  remote.length = 0;
+  await farm.master(root, 'm1');
+  await farm.worker(root, 'w1');
+  const raw = await zk.rawClient(root);
+  const path = await raw.create(
+    `${PATHS.tasks}/task-`,
+    encode({ handler: 'echo', input: 'untraced' }),
+    CreateMode.PERSISTENT_SEQUENTIAL,
+  );
+  const id = path.split('/').pop()!;
+  await until(
+    () => seen().some((s) => s.name === 'zkfarm complete' && s.attributes['zkfarm.task.id'] === id),
+    30_000,
+    'the completion span',
+  );
+  const run = one('zkfarm run', id);
+  assert.equal(run.parentSpanId, undefined, 'no parent: the run starts the trace');
+  const complete = one('zkfarm complete', id);
+  assert.equal(complete.traceId, run.traceId, 'one trace');
+  assert.equal(complete.parentSpanId, run.spanId);
 });

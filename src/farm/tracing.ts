@@ -8,15 +8,17 @@
  *   zkfarm run          worker     the run; active while an inline handler runs, handed to a pool thread as
  *                                  its handler's parent (so the handler's own spans nest under it)
  *   zkfarm complete     worker     from the run's end to its completion written (or fenced, or dropped)
- * The three worker spans are children of the task's `traceparent` (a new trace when it has none).
+ * The three worker spans are children of the task's `traceparent`; a task without one starts a new trace
+ * at its run span, and its queue-wait and complete spans are the run's children.
  *
- * Znodes: none. Cost on the hot path: a task without `traceparent` in a thread without an SDK makes one
- * non-recording span and nothing else.
+ * Znodes: none. Cost on the hot path: a task without `traceparent` in a thread without an SDK makes no
+ * span; one with `traceparent` makes a non-recording span that carries it to the run (and a pool thread).
  */
 import {
   type Attributes,
   type Context,
   context,
+  ProxyTracerProvider,
   type Span,
   SpanKind,
   SpanStatusCode,
@@ -27,6 +29,18 @@ import { carrierOf, contextFrom, type TraceCarrier } from '../exec/trace-context
 import { queueOf, type Task } from './protocol.js';
 
 const tracer = trace.getTracer('zkfarm');
+
+/** What a ProxyTracerProvider delegates to while no SDK is registered: the API's no-op provider. */
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
+
+/**
+ * Whether this thread has registered a tracer provider (an SDK). Asked per task, so that one registered
+ * late still counts; a provider from another copy of the API is not our proxy, and counts as one.
+ */
+function sdkRegistered(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== NOOP_PROVIDER;
+}
 
 /**
  * Run `fn` inside a `zkfarm submit` span (a child of the active span); `fn` gets the W3C fields of the
@@ -80,6 +94,9 @@ export class TaskTraces {
    * task is not traced (no trace context, no SDK).
    */
   started(id: string, task: Task, attempt: number): { context: Context; carrier: TraceCarrier } | undefined {
+    // Nothing to record and nothing to pass on: no span at all (a non-recording one is made, checked
+    // and dropped otherwise, on every task of every farm that does not trace).
+    if (task.traceparent === undefined && !sdkRegistered()) return undefined;
     const parent = contextFrom(task);
     const attributes = {
       'zkfarm.task.id': id,
@@ -90,17 +107,19 @@ export class TaskTraces {
     };
     const run = tracer.startSpan('zkfarm run', { kind: SpanKind.CONSUMER, attributes }, parent);
     if (!run.isRecording() && task.traceparent === undefined) return undefined;
+    const runContext = trace.setSpan(parent, run);
+    // A task with no (valid) trace context: its run starts the trace, and its other spans join it.
+    const family = trace.getSpanContext(parent) === undefined ? runContext : parent;
     const submittedAt = task._zkfarm?.submittedAt;
     if (submittedAt !== undefined && attempt === 1)
       tracer
         .startSpan(
           'zkfarm queue wait',
           { startTime: submittedAt, attributes: { 'zkfarm.task.id': id } },
-          parent,
+          family,
         )
         .end();
-    const runContext = trace.setSpan(parent, run);
-    this.#tasks.set(id, { parent, run, runContext });
+    this.#tasks.set(id, { parent: family, run, runContext });
     return { context: runContext, carrier: carrierOf(runContext) };
   }
 
