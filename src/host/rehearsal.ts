@@ -1,7 +1,7 @@
 /**
  * The host's rehearsal: before its roles start for real, each role thread runs its role in a throwaway
- * farm under a root of its own, and tens of thousands of no-op tasks go through that farm. A role thread is
- * its own V8 isolate, and a new isolate runs the farm's hot path interpreted until it has compiled it;
+ * farm under a root of its own, and tens of thousands of no-op tasks go through that farm. A role thread
+ * is its own V8 isolate, and a new isolate runs the farm's hot path interpreted until it has compiled it;
  * a new ZooKeeper server does the same with its request path. Without a rehearsal a new user's first
  * tens of thousands of tasks pay for both (benchmarks/README.md, the fresh scenario).
  *
