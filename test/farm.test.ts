@@ -337,6 +337,46 @@ test('stop() drains: running tasks finish and record their status before the ses
   assert.equal(await c.exists('/workers/drainer'), null, 'its ephemeral node is gone');
 });
 
+test('stop() past its drain deadline stops the running task, records nothing, and the task runs again elsewhere', async () => {
+  const root = await zk.chroot('drain-deadline');
+  await master(root, 'm1');
+  const reasons: unknown[] = [];
+  const stuck = await worker(root, 'stuck', {
+    capacity: 1,
+    prefetch: 0,
+    handlers: {
+      // Runs until it is stopped, and keeps why.
+      wait: (_input, ctx) =>
+        new Promise((_resolve, reject) => {
+          ctx.signal.addEventListener('abort', () => {
+            reasons.push(ctx.signal.reason);
+            reject(ctx.signal.reason);
+          });
+        }),
+    },
+  });
+  const sub = await submitter(root);
+  const [id] = await sub.submitMany([{ handler: 'wait', input: 1 }]);
+  await until(() => stuck.stats().running === 1, 10_000, 'running on stuck');
+  await stuck.stop({ drain: true, deadlineMs: 200 });
+  assert.equal(reasons.length, 1, 'the running task was stopped');
+  const why = reasons[0] as { code?: string; message?: string };
+  assert.equal(why.code, 'ZKFARM_TASK_ABORTED');
+  assert.match(
+    why.message ?? '',
+    /drain deadline passed/,
+    'stopped by the drain deadline, not by the close after it',
+  );
+  const c = await admin(root);
+  assert.equal(await c.exists(statusPath(id!)), null, 'the stopped run records no result');
+  await worker(root, 'next', { handlers: { wait: (input) => ({ again: input }) } });
+  await waitForStatuses(c, [id!], 20_000);
+  const s = parseStatus((await c.getData(statusPath(id!))).data);
+  assert.equal(s.worker, 'next');
+  assert.equal(s.state, 'succeeded');
+  assert.deepEqual(s.result, { again: 1 });
+});
+
 test('a second worker with a live name is refused; a task that already has a status is not run again', async () => {
   const root = await zk.chroot('names');
   await master(root, 'm1');

@@ -6,10 +6,11 @@
  *
  * Znodes: none of its own (the lifecycle's: lifecycle.ts).
  *
- * SUSPENDED / LOST: a run goes on through both (execution is at least once); only the abandon signal,
- * aborted at the drain deadline, ends it early.
+ * SUSPENDED / LOST: a run goes on through both (execution is at least once); only the worker's drain
+ * deadline (Executor.stop on every running task) ends it early.
  */
 import { describeError, ErrorCodes } from '../errors.js';
+import { TaskFailure } from '../exec/failure.js';
 import type { ExecOutcome, Executor } from '../exec/index.js';
 import type { Logger } from '../zk/connect-options.js';
 import type { Held } from './held-tasks.js';
@@ -21,8 +22,6 @@ export interface RunContext {
   worker: string;
   life: TaskLifecycle;
   executor: Executor;
-  /** Aborted at the drain deadline: every task still running is abandoned. */
-  abandon: AbortSignal;
   log: Logger;
   /** The execution log line is built only when debug logging is on. */
   logRuns: boolean;
@@ -48,7 +47,6 @@ export async function runHeld(h: Held, ctx: RunContext): Promise<{ outcome: Exec
       workerName: ctx.worker,
       spec: h.task,
       attempt,
-      signal: ctx.abandon,
     };
     outcome = await ctx.life.run(h.task, req, (r) => ctx.executor.run(r));
   } catch (err) {
@@ -62,4 +60,13 @@ export async function runHeld(h: Held, ctx: RunContext): Promise<{ outcome: Exec
     };
   }
   return { outcome, began };
+}
+
+/** Why a task still running at its worker's drain deadline was stopped (it gets no result; it runs again). */
+export function abandonFailure(worker: string): TaskFailure {
+  return new TaskFailure(
+    ErrorCodes.TASK_ABORTED,
+    `worker ${worker} stopped and its drain deadline passed: the task runs again elsewhere`,
+    { retryable: true },
+  );
 }

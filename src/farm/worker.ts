@@ -43,7 +43,7 @@ import { assignDir, encode, type WorkerInfo, workerPath } from './protocol.js';
 import { type QueueOrder, type ServedQueue, servedQueues } from './queues.js';
 import { Role, type RoleOptions, type StopOptions } from './role.js';
 import { WorkerCancels } from './worker-cancels.js';
-import { type RunContext, runHeld } from './worker-run.js';
+import { abandonFailure, type RunContext, runHeld } from './worker-run.js';
 import { WorkerServices } from './worker-services.js';
 import { countWritten, emptyWorkerStats, recordDuration, type WorkerStats } from './worker-stats.js';
 
@@ -109,8 +109,12 @@ export class Worker extends Role {
   /** What each run needs (worker-run.ts). */
   readonly #runContext: RunContext;
   readonly #stats: WorkerStats = emptyWorkerStats();
-  /** Aborted at the drain deadline: every task still running is abandoned (one signal for all of them). */
-  readonly #abandon = new AbortController();
+  /**
+   * The drain deadline passed: the running tasks were stopped and get no result. Not an AbortSignal on
+   * every run: a new role's signal can have a new V8 map, which threw away the run path's optimized
+   * code at each start after the rehearsal (benchmarks/README.md, "Warm code across the switch").
+   */
+  #abandoned = false;
 
   constructor(options: WorkerOptions) {
     super(options);
@@ -169,7 +173,6 @@ export class Worker extends Role {
       worker: this.name,
       life: this.#life,
       executor: this.#executor,
-      abandon: this.#abandon.signal,
       log: this.log,
       // The execution log line of each run is built only when debug logging is on (a pino logger says).
       logRuns: (this.log as { isLevelEnabled?: (l: string) => boolean }).isLevelEnabled?.('debug') ?? true,
@@ -301,7 +304,7 @@ export class Worker extends Role {
   async #run(h: Held): Promise<void> {
     const { outcome, began } = await runHeld(h, this.#runContext);
     this.#running--;
-    if (this.#abandon.signal.aborted && this.state === 'stopping') {
+    if (this.#abandoned && this.state === 'stopping') {
       this.#life.ended(h.id, 'abandoned');
       // Given up at the drain deadline: no result; the master gives the task back when our session closes.
       this.#held.release(h.id, h);
@@ -369,7 +372,7 @@ export class Worker extends Role {
         { running: this.#running },
         'drain deadline passed; abandoning running tasks (they will run again elsewhere)',
       );
-      this.#abandon.abort();
+      this.#abandonRunning();
     }
     // Let the last completions go out (bounded).
     await this.#waitIdle(Date.now() + 5000, true);
@@ -377,6 +380,13 @@ export class Worker extends Role {
     this.#cancels.close();
     await this.#services.stop();
     await this.#executor.close();
+  }
+
+  /** Stop every running task: it ends without a result (#run), and the master gives it back. */
+  #abandonRunning(): void {
+    this.#abandoned = true;
+    const reason = abandonFailure(this.name);
+    for (const h of this.#held.values()) if (h.state === 'running') this.#executor.stop(h.id, reason);
   }
 
   /** Resolve when nothing runs and no completion waits to be written, or at the deadline. */

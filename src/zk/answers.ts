@@ -11,6 +11,7 @@
  * - A notification fires the callbacks watch-manager.ts collects for it, each once, each isolated.
  */
 import { type CallbackErrorReporter, callSafely } from './callbacks.js';
+import { withoutChroot } from './chroot-paths.js';
 import { ZK_CODES, ZkError } from './errors.js';
 import { type Reader, XID } from './jute.js';
 import type { Pending, PendingQueue } from './pending.js';
@@ -21,18 +22,17 @@ export class AnswerReader {
   readonly lastZxid = Buffer.alloc(8);
   readonly #queue: PendingQueue;
   readonly #watches: WatchManager;
-  readonly #clientPath: (path: string) => string;
+  /** The connection's chroot, taken off every event's path (a string, not a callback: see the constructor). */
+  readonly #chroot: string;
   readonly #report: CallbackErrorReporter;
 
-  constructor(
-    queue: PendingQueue,
-    watches: WatchManager,
-    clientPath: (path: string) => string,
-    report: CallbackErrorReporter,
-  ) {
+  constructor(queue: PendingQueue, watches: WatchManager, chroot: string, report: CallbackErrorReporter) {
+    // Each connection used to pass its own `(p) => this.clientPath(p)`. A new session's closure was a new
+    // call target for the optimized event path, which V8 then threw away and compiled again: once per
+    // role thread at every start after the rehearsal (benchmarks/README.md, "Warm code across the switch").
     this.#queue = queue;
     this.#watches = watches;
-    this.#clientPath = clientPath;
+    this.#chroot = chroot;
     this.#report = report;
   }
 
@@ -94,7 +94,7 @@ export class AnswerReader {
   #onEvent(r: Reader): void {
     const type = r.int();
     const state = r.int();
-    const path = this.#clientPath(r.ustring() ?? '');
+    const path = withoutChroot(this.#chroot, r.ustring() ?? '');
     const { oneShot, persistent } = this.#watches.materialize(type, path);
     for (const fn of persistent) callSafely(fn, [type, path], 'persistent watch listener', this.#report);
     if (oneShot.length === 0) return;

@@ -97,12 +97,7 @@ export class ZkConnection extends EventEmitter {
     this.#frames = new FrameReader(options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES);
     this.#queue = new PendingQueue(this.#now, options.requestTimeout);
     this.#outbox = new Outbox(this.#queue, this.#maxBuffer, () => this.#flush());
-    this.#answers = new AnswerReader(
-      this.#queue,
-      this.#watches,
-      (p) => this.clientPath(p),
-      this.#reportCallbackError,
-    );
+    this.#answers = new AnswerReader(this.#queue, this.#watches, chroot, this.#reportCallbackError);
     this.#liveness = new Liveness({
       now: this.#now,
       connected: () => this.#state === 'connected' || this.#state === 'closing',
