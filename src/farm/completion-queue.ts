@@ -26,6 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
 import { describeError } from '../errors.js';
 import { MultiBatcher, type Refusal } from '../recipes/multi-batcher.js';
+import { objectArray } from '../v8-shapes.js';
 import type { Logger } from '../zk/connect-options.js';
 import type { Session } from '../zk/session.js';
 import { discard, type Move } from './moves.js';
@@ -52,7 +53,7 @@ export class CompletionQueue extends EventEmitter {
   readonly #session: () => Session | undefined;
   readonly #hooks: CompletionHooks;
   readonly #log: Logger;
-  #pending: Move[] = [];
+  #pending: Move[] = objectArray();
   #writing = 0;
   #flushing = false;
   #scheduled = false;

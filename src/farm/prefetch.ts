@@ -54,10 +54,14 @@ export class AutoPrefetch {
 
   /** What the recent durations call for, before hysteresis. */
   target(): number {
-    if (this.#samples < this.#capacity) return this.#capacity;
+    // Every field is read before the choice: a new worker's first runs (fewer than capacity) happen
+    // before V8 collects type feedback here, and a field read only on their branch made the optimized
+    // code throw itself away at each new worker (benchmarks/README.md, "Warm code across the switch").
+    const capacity = this.#capacity;
     // Below 0.1 ms a duration says only "very short".
-    const ideal = Math.floor((this.#capacity * this.#queueMs) / Math.max(this.#mean, 0.1));
-    return Math.min(this.#max, Math.max(this.#capacity, ideal));
+    const ideal = Math.floor((capacity * this.#queueMs) / Math.max(this.#mean, 0.1));
+    const target = Math.min(this.#max, Math.max(capacity, ideal));
+    return this.#samples < capacity ? capacity : target;
   }
 
   /**

@@ -47,9 +47,31 @@ export function countWritten(stats: WorkerStats, m: Move): void {
   else if (m.status) stats.failed++;
 }
 
-/** Keep a run's duration: the last 1000 at most (cut by half when over, so not every run shifts the array). */
-export function recordDuration(stats: WorkerStats, ms: number): void {
-  const durations = stats.durations;
-  durations.push(ms);
-  if (durations.length > 1000) durations.splice(0, 500);
+/**
+ * The durations of a worker's last runs (ms), at most `size`, in a ring of doubles: recording one
+ * allocates nothing and never shifts an array. (An array that starts empty holds small integers until its
+ * first duration, so each new worker's first run threw away the run path's optimized code, compiled
+ * for an array of doubles during the rehearsal: benchmarks/README.md, "Warm code across the switch".)
+ */
+export class RecentDurations {
+  readonly #ring: Float64Array;
+  #count = 0;
+  #next = 0;
+
+  constructor(size = 1000) {
+    this.#ring = new Float64Array(size);
+  }
+
+  record(ms: number): void {
+    this.#ring[this.#next] = ms;
+    this.#next = this.#next + 1 === this.#ring.length ? 0 : this.#next + 1;
+    if (this.#count < this.#ring.length) this.#count++;
+  }
+
+  /** Oldest first. */
+  list(): number[] {
+    const size = this.#ring.length;
+    const first = (this.#next - this.#count + size) % size;
+    return Array.from({ length: this.#count }, (_, i) => this.#ring[(first + i) % size]!);
+  }
 }

@@ -45,7 +45,7 @@ import { Role, type RoleOptions, type StopOptions } from './role.js';
 import { WorkerCancels } from './worker-cancels.js';
 import { abandonFailure, type RunContext, runHeld } from './worker-run.js';
 import { WorkerServices } from './worker-services.js';
-import { countWritten, emptyWorkerStats, recordDuration, type WorkerStats } from './worker-stats.js';
+import { countWritten, emptyWorkerStats, RecentDurations, type WorkerStats } from './worker-stats.js';
 
 export interface WorkerOptions extends RoleOptions {
   /** Tasks run at once. @defaultValue 4 */
@@ -109,6 +109,7 @@ export class Worker extends Role {
   /** What each run needs (worker-run.ts). */
   readonly #runContext: RunContext;
   readonly #stats: WorkerStats = emptyWorkerStats();
+  readonly #durations = new RecentDurations();
   /**
    * The drain deadline passed: the running tasks were stopped and get no result. Not an AbortSignal on
    * every run: a new role's signal can have a new V8 map, which threw away the run path's optimized
@@ -311,7 +312,7 @@ export class Worker extends Role {
       this.#events.emit('idle');
       return;
     }
-    recordDuration(this.#stats, outcome.finishedAt - outcome.startedAt);
+    this.#durations.record(outcome.finishedAt - outcome.startedAt);
     // The master reads the prefetch from /workers/<name>: publish it when the durations moved it.
     if (this.#autoPrefetch?.observe(performance.now() - began, outcome.finishedAt) !== undefined)
       void this.#publish();
@@ -404,7 +405,7 @@ export class Worker extends Role {
       ...this.#stats,
       running: this.#running,
       queued: this.#held.count('queued'),
-      durations: [...this.#stats.durations],
+      durations: this.#durations.list(),
     };
   }
 }

@@ -10,6 +10,8 @@
  * Deadlines grow along the queue (every request gets the same timeout), so one timer, armed for the
  * oldest request still waiting, watches them all. Times come from the connection's monotonic clock.
  */
+
+import { objectArray } from '../v8-shapes.js';
 import { ZK_CODES, ZkError } from './errors.js';
 import { DecodeError, type Reader, type Writer } from './jute.js';
 import type { WatchCallback, WatchKind } from './watch-manager.js';
@@ -47,7 +49,7 @@ export class PendingQueue {
   readonly #now: () => number;
   readonly #timeout: number;
   /** Requests sent and not answered yet, oldest first (`#head` is the first live index). */
-  #inflight: Pending[] = [];
+  #inflight: Pending[] = objectArray();
   #head = 0;
   /** Requests encoded into the connection's buffer, not sent yet. */
   #unsent: Pending[] = [];
