@@ -9,22 +9,14 @@
  *   npm run build && node --import tsx benchmarks/alloc-per-task.ts [--tasks 20000] [--passes 2] [--top 12]
  *     [--runtime /path/to/another/checkout/bin/runtime.js]   # the roles of another build
  */
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { countResults } from '../src/farm/status-store.js';
 import { openSession, stopSession, waitUntil } from './harness/farm-fixture.js';
 import { startNode } from './harness/processes.js';
+import { runtimePlace } from './harness/runtime-place.js';
 
 const { values } = parseArgs({
   options: {
@@ -47,18 +39,12 @@ interface Report {
   top: Array<[string, number]>;
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'zkfarm-alloc-'));
-const probeDir = join(dir, 'probe');
+const place = runtimePlace('alloc', TASKS, { env: { ZKFARM_THREAD_IMPORT: probe } });
+const probeDir = join(place.dir, 'probe');
 mkdirSync(probeDir);
-const env = { XDG_RUNTIME_DIR: dir, ZKFARM_ZK: '', ZKFARM_THREAD_IMPORT: probe, ALLOC_PROBE_DIR: probeDir };
-const file = join(dir, 'tasks.ndjson');
-writeFileSync(file, '{"handler":"noop"}\n'.repeat(TASKS));
-const config = join(dir, 'farm.json');
-writeFileSync(config, JSON.stringify({ retention: { maxCount: 10_000_000, intervalMs: 86_400_000 } }));
-const host = startNode(
-  [runtime, '--config', config, '--masters', '2', '--workers', '8', '--workdir', join(dir, 'work')],
-  env,
-);
+const env = { ...place.env, ALLOC_PROBE_DIR: probeDir };
+const file = place.tasksFile;
+const host = startNode([runtime, ...place.farmArgs], env);
 try {
   const ready = await host.waitFor(/runtime: ready: .* on (\S+) /, 120_000, 'runtime ready', signal);
   const connect = ready[1]!;
@@ -81,7 +67,7 @@ try {
   print(reports, TASKS * PASSES);
 } finally {
   await host.stop('SIGINT', 30_000);
-  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  place.remove();
 }
 
 function print(reports: Report[], tasks: number): void {

@@ -12,14 +12,13 @@
  *   npm run build && node --import tsx benchmarks/fresh-passes.ts [--tasks 20000] [--passes 2] [--runs 3]
  *     [--runtime bin/runtime.js,/path/to/another/checkout/bin/runtime.js] [--jit]
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { embeddedJavaPid } from '../src/host/discovery.js';
 import { statCpuMs } from '../src/host/proc-stat.js';
 import { processCpuMs } from './harness/proc.js';
 import { startNode } from './harness/processes.js';
+import { runtimePlace } from './harness/runtime-place.js';
 
 const { values } = parseArgs({
   options: {
@@ -69,18 +68,10 @@ function jitSince(before: Map<string, number>, pid: number | undefined): number 
 }
 
 async function measure(runtime: string, run: number): Promise<Pass[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'zkfarm-passes-'));
-  const env = { XDG_RUNTIME_DIR: dir, ZKFARM_ZK: '' };
-  const file = join(dir, 'tasks.ndjson');
-  writeFileSync(file, '{"handler":"noop"}\n'.repeat(TASKS));
-  const config = join(dir, 'farm.json');
-  writeFileSync(config, JSON.stringify({ retention: { maxCount: 10_000_000, intervalMs: 86_400_000 } }));
-  const args = ['--config', config, '--masters', '2', '--workers', '8', '--workdir', join(dir, 'work')];
-  const host = startNode(
-    [...(values.jit ? ['--trace-opt', '--trace-deopt'] : []), runtime, ...args],
-    env,
-    4000,
-  );
+  const place = runtimePlace('passes', TASKS);
+  const { env } = place;
+  const trace = values.jit ? ['--trace-opt', '--trace-deopt'] : [];
+  const host = startNode([...trace, runtime, ...place.farmArgs], env, 4000);
   const seen = { compiles: 0, deopts: 0, ready: false };
   // V8's traces come on stdout, runtime's own lines on stderr: each stream is split into lines apart.
   for (const stream of [host.child.stdout!, host.child.stderr!]) {
@@ -103,12 +94,12 @@ async function measure(runtime: string, run: number): Promise<Pass[]> {
       await new Promise((r) => setTimeout(r, 100));
     }
     const pid = host.child.pid!;
-    const javaPid = embeddedJavaPid(join(dir, 'work'));
+    const javaPid = embeddedJavaPid(place.workdir);
     for (let pass = 1; pass <= PASSES; pass++) {
       const t0 = performance.now();
       const [rt0, zk0, jit0] = [processCpuMs(pid), javaPid ? processCpuMs(javaPid) : 0, jitThreads(javaPid)];
       const [c0, d0] = [seen.compiles, seen.deopts];
-      const submit = startNode([runtime, 'submit', '--wait', '--file', file], env, 2000);
+      const submit = startNode([runtime, 'submit', '--wait', '--file', place.tasksFile], env, 2000);
       if ((await submit.gone) !== 0) throw new Error(`runtime submit failed: ${submit.output()}`);
       out.push({
         build: runtime,
@@ -124,7 +115,7 @@ async function measure(runtime: string, run: number): Promise<Pass[]> {
     }
   } finally {
     await host.stop('SIGINT', 30_000);
-    rmSync(dir, { recursive: true, force: true });
+    place.remove();
   }
   return out;
 }

@@ -8,9 +8,6 @@
  *   npm run build && node --import tsx benchmarks/wait-cost.ts [--tasks 20000] [--pairs 2]
  *     [--submit /path/to/another/checkout/bin/runtime.js]   # the submitting command of another build
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { countResults } from '../src/farm/status-store.js';
@@ -19,6 +16,7 @@ import { fourLetterWord } from '../src/zk/four-letter.js';
 import { openSession, stopSession, waitUntil } from './harness/farm-fixture.js';
 import { processCpuMs } from './harness/proc.js';
 import { startNode } from './harness/processes.js';
+import { runtimePlace } from './harness/runtime-place.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,17 +32,9 @@ const runtime = fileURLToPath(new URL('../bin/runtime.js', import.meta.url));
 const submitArgs = [values.submit ?? runtime];
 const signal = new AbortController().signal;
 
-const dir = mkdtempSync(join(tmpdir(), 'zkfarm-wait-cost-'));
-const env = { XDG_RUNTIME_DIR: dir, ZKFARM_ZK: '' };
-const file = join(dir, 'tasks.ndjson');
-writeFileSync(file, '{"handler":"noop"}\n'.repeat(TASKS));
-const config = join(dir, 'farm.json');
-writeFileSync(config, JSON.stringify({ retention: { maxCount: 10_000_000, intervalMs: 86_400_000 } }));
-const workdir = join(dir, 'work');
-const host = startNode(
-  [runtime, '--config', config, '--masters', '2', '--workers', '8', '--workdir', workdir],
-  env,
-);
+const place = runtimePlace('wait-cost', TASKS);
+const { env, workdir, tasksFile: file } = place;
+const host = startNode([runtime, ...place.farmArgs], env);
 try {
   const ready = await host.waitFor(/runtime: ready: .* on (\S+) /, 120_000, 'runtime ready', signal);
   const connect = ready[1]!;
@@ -87,5 +77,5 @@ try {
   await stopSession(sup);
 } finally {
   await host.stop('SIGINT', 30_000);
-  rmSync(dir, { recursive: true, force: true });
+  place.remove();
 }

@@ -17,9 +17,6 @@
  * each side took from its start to `ready`, and how long its submitting process ran. Checks: every
  * submitted task has exactly one status and succeeded; every job completed, none failed.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { countResults } from '../../../src/farm/status-store.js';
 import { embeddedJavaPid } from '../../../src/host/discovery.js';
 import { type BenchContext, someOrThrow, tolerant } from '../context.js';
@@ -28,6 +25,7 @@ import { readStatuses } from '../invariants.js';
 import { processCpuMs } from '../proc.js';
 import { harnessScriptArgs, runtimeArgs, startNode } from '../processes.js';
 import { redisCommand, startRedis } from '../redis.js';
+import { runtimePlace } from '../runtime-place.js';
 import { num, ratio, sig, spread } from '../stats.js';
 import type { FreshRun, FreshSide, ScenarioReport } from '../types.js';
 
@@ -115,14 +113,9 @@ async function step(ctx: BenchContext, label: string, run: () => Promise<FreshSi
 
 /** One run of a new `runtime`; its own directory for the workdir, the embedded ZooKeeper and discovery. */
 async function farmRun(ctx: BenchContext, tasks: number): Promise<FreshSide> {
-  const dir = mkdtempSync(join(tmpdir(), 'zkfarm-fresh-'));
-  const env = { XDG_RUNTIME_DIR: dir, ZKFARM_ZK: '' };
-  const file = join(dir, 'tasks.ndjson');
-  writeFileSync(file, '{"handler":"noop"}\n'.repeat(tasks));
-  // Every result kept, as BullMQ keeps every completed job by default (and the check reads them all):
-  // a busy leader's retention would remove results beyond the default 10,000 while they are counted.
-  const config = join(dir, 'farm.json');
-  writeFileSync(config, JSON.stringify({ retention: { maxCount: 1_000_000, intervalMs: 86_400_000 } }));
+  // Every result kept (the check reads them all): see runtime-place.ts.
+  const place = runtimePlace('fresh', tasks, { keepResults: 1_000_000 });
+  const { env, tasksFile: file, config } = place;
   const shape = ctx.defaultShape;
   const started = Date.now();
   const host = startNode(
@@ -134,7 +127,7 @@ async function farmRun(ctx: BenchContext, tasks: number): Promise<FreshSide> {
       String(shape.masters),
       '--workers',
       String(shape.workers),
-    ].concat(['--capacity', String(shape.capacity), '--workdir', join(dir, 'work'), '--log-level', 'warn']),
+    ].concat(['--capacity', String(shape.capacity), '--workdir', place.workdir, '--log-level', 'warn']),
     env,
   );
   let session: Awaited<ReturnType<typeof openSession>> | undefined;
@@ -143,7 +136,7 @@ async function farmRun(ctx: BenchContext, tasks: number): Promise<FreshSide> {
     const readyMs = Date.now() - started;
     session = await openSession(ready[1]!);
     const client = session.client;
-    const javaPid = embeddedJavaPid(join(dir, 'work'));
+    const javaPid = embeddedJavaPid(place.workdir);
     const cpu = cpuMeter(host.child.pid, javaPid);
     const t0 = Date.now();
     const submit = startNode([...runtimeArgs(), 'submit', '--file', file], env, 64 * tasks + 10_000);
@@ -176,7 +169,7 @@ async function farmRun(ctx: BenchContext, tasks: number): Promise<FreshSide> {
   } finally {
     if (session) await stopSession(session.sup);
     await host.stop('SIGINT', 30_000);
-    rmSync(dir, { recursive: true, force: true });
+    place.remove();
   }
 }
 
