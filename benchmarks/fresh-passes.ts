@@ -37,6 +37,8 @@ const builds = (values.runtime ?? 'bin/runtime.js').split(',');
 interface Pass {
   build: string;
   run: number;
+  /** The runtime's start → its `ready` line. */
+  readyMs: number;
   pass: number;
   wallMs: number;
   runtimeMs: number;
@@ -71,8 +73,9 @@ async function measure(runtime: string, run: number): Promise<Pass[]> {
   const place = runtimePlace('passes', TASKS);
   const { env } = place;
   const trace = values.jit ? ['--trace-opt', '--trace-deopt'] : [];
+  const started = performance.now();
   const host = startNode([...trace, runtime, ...place.farmArgs], env, 4000);
-  const seen = { compiles: 0, deopts: 0, ready: false };
+  const seen = { compiles: 0, deopts: 0, ready: false, readyMs: 0 };
   // V8's traces come on stdout, runtime's own lines on stderr: each stream is split into lines apart.
   for (const stream of [host.child.stdout!, host.child.stderr!]) {
     let partial = '';
@@ -82,7 +85,10 @@ async function measure(runtime: string, run: number): Promise<Pass[]> {
       for (const l of lines) {
         if (l.startsWith('[completed compiling')) seen.compiles++;
         else if (l.startsWith('[bailout (kind')) seen.deopts++;
-        else if (l.startsWith('runtime: ready:')) seen.ready = true;
+        else if (l.startsWith('runtime: ready:')) {
+          seen.ready = true;
+          seen.readyMs = performance.now() - started;
+        }
       }
     });
   }
@@ -104,6 +110,7 @@ async function measure(runtime: string, run: number): Promise<Pass[]> {
       out.push({
         build: runtime,
         run,
+        readyMs: seen.readyMs,
         pass,
         wallMs: performance.now() - t0,
         runtimeMs: processCpuMs(pid) - rt0,
@@ -127,13 +134,15 @@ function print(rows: Pass[]): void {
   const jit = values.jit ? ' compilations | deopts |' : '';
   console.log(`${TASKS} no-op tasks a pass, ${PASSES} passes, ${RUNS} runs per build\n`);
   console.log(
-    `| build | run | pass | wall ms | runtime CPU ms | ZooKeeper CPU ms | of which JIT threads |${jit}`,
+    `| build | run | ready ms | pass | wall ms | runtime CPU ms | ZooKeeper CPU ms | of which JIT threads |${jit}`,
   );
-  console.log(`| --- | ---: | ---: | ---: | ---: | ---: | ---: |${values.jit ? ' ---: | ---: |' : ''}`);
+  console.log(
+    `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |${values.jit ? ' ---: | ---: |' : ''}`,
+  );
   for (const r of rows) {
     const extra = values.jit ? ` ${r.compiles} | ${r.deopts} |` : '';
     console.log(
-      `| ${r.build} | ${r.run + 1} | ${r.pass} | ${fmt(r.wallMs)} | ${fmt(r.runtimeMs)} | ${fmt(r.zkMs)} | ${fmt(r.zkJitMs)} |${extra}`,
+      `| ${r.build} | ${r.run + 1} | ${fmt(r.readyMs)} | ${r.pass} | ${fmt(r.wallMs)} | ${fmt(r.runtimeMs)} | ${fmt(r.zkMs)} | ${fmt(r.zkJitMs)} |${extra}`,
     );
   }
   console.log('\nMeans per build and pass:\n');
@@ -144,7 +153,7 @@ function print(rows: Pass[]): void {
         ? `, ${fmt(mean(of.map((r) => r.compiles)))} compilations, ${fmt(mean(of.map((r) => r.deopts)))} deopts`
         : '';
       console.log(
-        `- ${b}, pass ${p}: wall ${fmt(mean(of.map((r) => r.wallMs)))} ms, runtime ${fmt(mean(of.map((r) => r.runtimeMs)))} ms, ZooKeeper ${fmt(mean(of.map((r) => r.zkMs)))} ms (JIT ${fmt(mean(of.map((r) => r.zkJitMs)))})${extra}`,
+        `- ${b}, pass ${p}: ready after ${fmt(mean(of.map((r) => r.readyMs)))} ms, wall ${fmt(mean(of.map((r) => r.wallMs)))} ms, runtime ${fmt(mean(of.map((r) => r.runtimeMs)))} ms, ZooKeeper ${fmt(mean(of.map((r) => r.zkMs)))} ms (JIT ${fmt(mean(of.map((r) => r.zkJitMs)))})${extra}`,
       );
     }
 }
