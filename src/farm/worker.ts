@@ -111,9 +111,9 @@ export class Worker extends Role {
   readonly #stats: WorkerStats = emptyWorkerStats();
   readonly #durations = new RecentDurations();
   /**
-   * The drain deadline passed: the running tasks were stopped and get no result. Not an AbortSignal on
-   * every run: a new role's signal can have a new V8 map, which threw away the run path's optimized
-   * code at each start after the rehearsal (benchmarks/README.md, "Warm code across the switch").
+   * The drain deadline passed and the running tasks were stopped (they get no result). A flag, not an
+   * AbortSignal read on every run: a new role's signal can have a new V8 map, which threw the run path's
+   * optimized code away at each start after the rehearsal (benchmarks/README.md, "Warm code across the switch").
    */
   #abandoned = false;
 
@@ -373,7 +373,9 @@ export class Worker extends Role {
         { running: this.#running },
         'drain deadline passed; abandoning running tasks (they will run again elsewhere)',
       );
-      this.#abandonRunning();
+      this.#abandoned = true;
+      const reason = abandonFailure(this.name);
+      for (const h of this.#held.values()) if (h.state === 'running') this.#executor.stop(h.id, reason);
     }
     // Let the last completions go out (bounded).
     await this.#waitIdle(Date.now() + 5000, true);
@@ -381,13 +383,6 @@ export class Worker extends Role {
     this.#cancels.close();
     await this.#services.stop();
     await this.#executor.close();
-  }
-
-  /** Stop every running task: it ends without a result (#run), and the master gives it back. */
-  #abandonRunning(): void {
-    this.#abandoned = true;
-    const reason = abandonFailure(this.name);
-    for (const h of this.#held.values()) if (h.state === 'running') this.#executor.stop(h.id, reason);
   }
 
   /** Resolve when nothing runs and no completion waits to be written, or at the deadline. */
