@@ -10,12 +10,14 @@
  * deadline (Executor.stop on every running task) ends it early.
  */
 import { describeError, ErrorCodes } from '../errors.js';
+import { Executor } from '../exec/executor.js';
 import { TaskFailure } from '../exec/failure.js';
-import type { ExecOutcome, Executor } from '../exec/index.js';
+import type { ExecOutcome } from '../exec/index.js';
 import type { Logger } from '../zk/connect-options.js';
 import type { Held } from './held-tasks.js';
 import type { TaskLifecycle } from './lifecycle.js';
 import { taskMeta } from './protocol.js';
+import type { WorkerOptions } from './worker.js';
 
 /** What a run needs of its worker (built once per worker: this is per task). */
 export interface RunContext {
@@ -69,4 +71,18 @@ export function abandonFailure(worker: string): TaskFailure {
     `worker ${worker} stopped and its drain deadline passed: the task runs again elsewhere`,
     { retryable: true },
   );
+}
+
+/** The executor a worker runs its tasks with, from the worker's options. */
+export function workerExecutor(options: WorkerOptions): Executor {
+  return new Executor({
+    workdir: options.workdir,
+    allowShell: options.allowShell ?? false,
+    handlers: options.handlers,
+    handlerModules: options.handlerModules,
+    pool: options.pool,
+    defaultTimeoutMs: options.defaultTimeoutMs ?? 0,
+    taskDirs: options.taskDirs,
+    outputRetention: options.outputRetention,
+  });
 }

@@ -28,7 +28,7 @@
 import { EventEmitter, once } from 'node:events';
 import { hostname } from 'node:os';
 import { describeError } from '../errors.js';
-import { Executor, type ExecutorOptions } from '../exec/executor.js';
+import type { Executor, ExecutorOptions } from '../exec/executor.js';
 import type { HandlerPool } from '../exec/handler-pool.js';
 import { ChildrenCache } from '../recipes/children-cache.js';
 import type { Session } from '../zk/session.js';
@@ -43,7 +43,7 @@ import { assignDir, encode, type WorkerInfo, workerPath } from './protocol.js';
 import { type QueueOrder, type ServedQueue, servedQueues } from './queues.js';
 import { Role, type RoleOptions, type StopOptions } from './role.js';
 import { WorkerCancels } from './worker-cancels.js';
-import { abandonFailure, type RunContext, runHeld } from './worker-run.js';
+import { abandonFailure, type RunContext, runHeld, workerExecutor } from './worker-run.js';
 import { WorkerServices } from './worker-services.js';
 import { countWritten, emptyWorkerStats, RecentDurations, type WorkerStats } from './worker-stats.js';
 
@@ -125,16 +125,7 @@ export class Worker extends Role {
     this.#served = servedQueues(checked.queues);
     if (checked.prefetch === 'auto') this.#autoPrefetch = new AutoPrefetch(this.capacity);
     else this.#fixedPrefetch = checked.prefetch;
-    this.#executor = new Executor({
-      workdir: options.workdir,
-      allowShell: options.allowShell ?? false,
-      handlers: options.handlers,
-      handlerModules: options.handlerModules,
-      pool: options.pool,
-      defaultTimeoutMs: options.defaultTimeoutMs ?? 0,
-      taskDirs: options.taskDirs,
-      outputRetention: options.outputRetention,
-    });
+    this.#executor = workerExecutor(options);
     this.#completions = this.#completionQueue();
     this.#completions.on('idle', () => this.#events.emit('idle'));
     this.#life = new TaskLifecycle(this.name, () => this.supervisor?.session, this.log);
