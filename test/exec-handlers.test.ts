@@ -224,6 +224,55 @@ describe('handlers and their results', () => {
     await ex.close();
   });
 
+  test('a handler may take its context apart: progress, signal and outputDir work on their own', async () => {
+    const ex = await executor({
+      handlers: {
+        apart: (_input, { taskId, attempt, signal, outputDir, progress }) => {
+          progress(40, 'half');
+          return { taskId, attempt, aborted: signal.aborted, made: existsSync(outputDir) };
+        },
+      },
+    });
+    const reports: unknown[] = [];
+    const req = request({ handler: 'apart' }, { attempt: 2, onProgress: (p) => reports.push(p) });
+    const outcome = await ex.run(req);
+    assert.equal(outcome.state, 'succeeded', outcome.error);
+    assert.deepEqual(outcome.result, { taskId: req.taskId, attempt: 2, aborted: false, made: true });
+    assert.deepEqual(reports, [{ value: 40, message: 'half' }]);
+    await ex.close();
+  });
+
+  test('runNow: a synchronous handler is over when it returns, an async one comes as a promise', async () => {
+    const ex = await executor({ handlers: { later: async (input) => input } });
+    const now = ex.runNow(request({ handler: 'echo', input: 'at once' }));
+    assert.ok(!(now instanceof Promise), 'a synchronous handler needs no promise');
+    assert.equal(now.result, 'at once');
+    assert.equal((await readJson(join(now.outputDir!, 'result.json'))).result, 'at once');
+    const later = ex.runNow(request({ handler: 'later', input: 'soon' }));
+    assert.ok(later instanceof Promise, 'an async handler is still running');
+    assert.equal((await later).result, 'soon');
+    await ex.close();
+  });
+
+  test("an async handler's timeout counts its synchronous part too", async () => {
+    // 300 ms of synchronous work, then a promise settling 150 ms later: past a 200 ms timeout.
+    const ex = await executor({
+      handlers: {
+        slowStart: () => {
+          const until = Date.now() + 300;
+          while (Date.now() < until);
+          return new Promise((resolve) => setTimeout(resolve, 150, 'too late'));
+        },
+      },
+    });
+    assertFailed(
+      await ex.run(request({ handler: 'slowStart', timeoutMs: 200 })),
+      ErrorCodes.TASK_TIMEOUT,
+      true,
+    );
+    await ex.close();
+  });
+
   test('a handler that throws (sync or async) fails with HANDLER_FAILED and its message', async () => {
     const ex = await executor({
       handlers: {

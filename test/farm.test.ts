@@ -191,6 +191,22 @@ test('no workers at first: tasks wait; workers join and the queue runs', async (
   assert.deepEqual((await checkInvariants(c, ids, { workdir, runs: runs(root) })).problems, []);
 });
 
+test('a worker of capacity 1 handed thousands of tasks that end at once runs each of them once', async () => {
+  // Synchronous handlers end inside the worker's start loop: the loop must go on, not nest.
+  const root = await zk.chroot('deep-sync');
+  const sub = await submitter(root);
+  const ids = await sub.submitMany(Array.from({ length: 3000 }, (_, i) => ({ handler: 'echo', input: i })));
+  await master(root, 'm1');
+  await worker(root, 'deep1', { capacity: 1, prefetch: 4000 });
+  const statuses = await sub.waitForAll(ids, { timeoutMs: 60_000 });
+  assert.deepEqual(
+    statuses.map((s) => s.result),
+    ids.map((_, i) => i),
+  );
+  const c = await admin(root);
+  assert.deepEqual((await checkInvariants(c, ids, { workdir, runs: runs(root) })).problems, []);
+});
+
 test('a failing task is retried up to maxAttempts with backoff, then fails with its reason', async () => {
   const root = await zk.chroot('retry');
   await master(root, 'm1');

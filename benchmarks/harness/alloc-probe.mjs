@@ -36,8 +36,9 @@ if (dir) {
         for (const child of node.children) walk(child);
       };
       walk(profile.head);
-      // A thread that ran tasks is a worker (nothing in a role thread's start says which it is).
-      const kind = [...sites.keys()].some((k) => k.startsWith('runHeld ')) ? 'worker' : 'master';
+      // A thread that ran tasks is a worker (nothing in a role thread's start says which it is). Any
+      // allocation in the executor says so: one function's own may be inlined into its caller's.
+      const kind = [...sites.keys()].some((k) => k.includes('src/exec/')) ? 'worker' : 'master';
       const top = [...sites].sort((a, b) => b[1] - a[1]).slice(0, 30);
       writeFileSync(`${dir}/${kind}-${threadId}.json`, JSON.stringify({ kind, threadId, total, top }));
     }

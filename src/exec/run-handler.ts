@@ -53,44 +53,78 @@ export async function runPoolHandler(
   return succeeded(value, JSON.stringify(value));
 }
 
-/** A built-in or `handlers` function, on this thread. */
-export async function runInlineHandler(fn: Handler, run: HandlerRun): Promise<Executed> {
-  const { req, name, dir, stop } = run;
-  const context: HandlerContext = {
-    taskId: req.taskId,
-    attempt: req.attempt,
-    get signal() {
-      return stop.signal;
-    },
-    // Made on first use: a handler that writes no files costs the file system nothing.
-    get outputDir() {
-      return dir.make();
-    },
-    progress(report, message) {
-      const p = readProgress(report, message);
-      if (p) req.onProgress?.(p);
-    },
-    traceparent: req.traceparent,
-  };
+/**
+ * A built-in or `handlers` function, on this thread. A synchronous handler (noop, echo) is over when
+ * this returns, and its result comes back as is: no promise, and no race with the stop switch (nothing
+ * can have stopped it while it ran). An async one comes back as a promise, abandoned when the switch is
+ * thrown.
+ */
+export function runInlineHandler(fn: Handler, run: HandlerRun): Executed | Promise<Executed> {
+  const { name, stop } = run;
+  const context = new InlineContext(run);
   let value: unknown;
   try {
     value = fn(run.input, context);
-    // A synchronous handler (noop, echo) skips the promise race entirely: cheaper, and a timer
-    // cannot have fired while it ran anyway.
-    if (isThenable(value)) value = await untilAborted(Promise.resolve(value), stop.signal);
   } catch (err) {
-    if (stop.aborted) throw failureFromAbort(stop.reason);
-    if (err instanceof TaskFailure && err.code === ErrorCodes.WORKDIR_UNWRITABLE) throw err;
-    throw new TaskFailure(
-      ErrorCodes.HANDLER_FAILED,
-      `handler ${JSON.stringify(name)} failed: ${describeError(err)}`,
-      {
-        retryable: (err as { retryable?: unknown } | null)?.retryable !== false,
-        cause: err,
-      },
-    );
+    throw handlerFailure(run, err);
   }
-  return succeeded(value, resultJson(name, value));
+  if (!isThenable(value)) return succeeded(value, resultJson(name, value));
+  return untilAborted(Promise.resolve(value), stop.signal).then(
+    (v) => succeeded(v, resultJson(name, v)),
+    (err: unknown) => {
+      throw handlerFailure(run, err);
+    },
+  );
+}
+
+/**
+ * An inline handler's context. A class, not an object literal: a literal's getters and method are new
+ * closures for every task. `progress` is a getter that returns a function, so that a handler may take
+ * it out of the context (`const { progress } = context`) as it could from a literal.
+ */
+class InlineContext implements HandlerContext {
+  readonly taskId: string;
+  readonly attempt: number;
+  readonly traceparent: string | undefined;
+  readonly #run: HandlerRun;
+
+  constructor(run: HandlerRun) {
+    this.taskId = run.req.taskId;
+    this.attempt = run.req.attempt;
+    this.traceparent = run.req.traceparent;
+    this.#run = run;
+  }
+
+  get signal(): AbortSignal {
+    return this.#run.stop.signal;
+  }
+
+  /** Made on first use: a handler that writes no files costs the file system nothing. */
+  get outputDir(): string {
+    return this.#run.dir.make();
+  }
+
+  get progress(): HandlerContext['progress'] {
+    const req = this.#run.req;
+    return (report, message) => {
+      const p = readProgress(report, message);
+      if (p) req.onProgress?.(p);
+    };
+  }
+}
+
+/** What a handler's throw or rejection becomes: the stop's reason, a workdir failure as is, or a handler failure. */
+function handlerFailure(run: HandlerRun, err: unknown): TaskFailure {
+  if (run.stop.aborted) return failureFromAbort(run.stop.reason);
+  if (err instanceof TaskFailure && err.code === ErrorCodes.WORKDIR_UNWRITABLE) return err;
+  return new TaskFailure(
+    ErrorCodes.HANDLER_FAILED,
+    `handler ${JSON.stringify(run.name)} failed: ${describeError(err)}`,
+    {
+      retryable: (err as { retryable?: unknown } | null)?.retryable !== false,
+      cause: err,
+    },
+  );
 }
 
 function resultJson(name: string, value: unknown): string {

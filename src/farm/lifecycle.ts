@@ -31,9 +31,14 @@ export class TaskLifecycle {
 
   /**
    * Run `req` (task `task`) with `exec`: its key filled in, its progress published, its spans made. `req`
-   * is the caller's own object and gets `onProgress` and `traceparent` (no copy: this is per task).
+   * is the caller's own object and gets `onProgress` and `traceparent` (no copy: this is per task). An
+   * outcome `exec` returns as is (a task over at once) comes back as is.
    */
-  run(task: Task, req: ExecRequest, exec: (req: ExecRequest) => Promise<ExecOutcome>): Promise<ExecOutcome> {
+  run(
+    task: Task,
+    req: ExecRequest,
+    exec: (req: ExecRequest) => ExecOutcome | Promise<ExecOutcome>,
+  ): ExecOutcome | Promise<ExecOutcome> {
     const id = req.taskId;
     // A keyed task whose submitter never learnt its id (an answer lost with the connection): fill it in.
     const session = task.key !== undefined ? this.#session() : undefined;
@@ -43,23 +48,22 @@ export class TaskLifecycle {
     req.onProgress = (p) => {
       if (!over) this.#progress.report(id, req.attempt, p);
     };
+    const ran = (outcome: ExecOutcome): ExecOutcome => {
+      over = true;
+      this.#traces.ran(id, outcome);
+      return outcome;
+    };
     const traced = this.#traces.started(id, task, req.attempt);
-    let running: Promise<ExecOutcome>;
+    let running: ExecOutcome | Promise<ExecOutcome>;
     if (traced) {
       req.traceparent = traced.carrier.traceparent;
       running = context.with(traced.context, exec, undefined, req);
     } else running = exec(req);
-    return running.then(
-      (outcome) => {
-        over = true;
-        this.#traces.ran(id, outcome);
-        return outcome;
-      },
-      (err: unknown) => {
-        over = true;
-        throw err;
-      },
-    );
+    if (!(running instanceof Promise)) return ran(running);
+    return running.then(ran, (err: unknown) => {
+      over = true;
+      throw err;
+    });
   }
 
   /** The run's completion was written (or will never be): its progress node and its spans end. */

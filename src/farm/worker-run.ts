@@ -31,8 +31,30 @@ export interface RunContext {
   sessionId(): string | undefined;
 }
 
-/** Run a held task; never throws. `began`: performance.now() when the run began (after the log line). */
-export async function runHeld(h: Held, ctx: RunContext): Promise<{ outcome: ExecOutcome; began: number }> {
+/** A worker's run context (once per worker). */
+export function runContext(
+  worker: string,
+  life: TaskLifecycle,
+  executor: Executor,
+  log: Logger,
+  sessionId: () => string | undefined,
+): RunContext {
+  // The execution log line of each run is built only when debug logging is on (a pino logger says).
+  const logRuns = (log as { isLevelEnabled?: (l: string) => boolean }).isLevelEnabled?.('debug') ?? true;
+  return { worker, life, executor, log, logRuns, sessionId };
+}
+
+/** How a run ended, and performance.now() when it began (after the log line). */
+export interface Ran {
+  outcome: ExecOutcome;
+  began: number;
+}
+
+/**
+ * Run a held task; never throws or rejects. A task that is over at once (a synchronous handler) comes
+ * back as is, anything else as a promise: the worker then ends a synchronous task without a microtask.
+ */
+export function runHeld(h: Held, ctx: RunContext): Ran | Promise<Ran> {
   const attempt = taskMeta(h.task).attempts + 1;
   if (ctx.logRuns) {
     const session = ctx.sessionId();
@@ -42,7 +64,7 @@ export async function runHeld(h: Held, ctx: RunContext): Promise<{ outcome: Exec
     );
   }
   const began = performance.now();
-  let outcome: ExecOutcome;
+  let running: ExecOutcome | Promise<ExecOutcome>;
   try {
     const req = {
       taskId: h.id,
@@ -50,18 +72,27 @@ export async function runHeld(h: Held, ctx: RunContext): Promise<{ outcome: Exec
       spec: h.task,
       attempt,
     };
-    outcome = await ctx.life.run(h.task, req, (r) => ctx.executor.run(r));
+    running = ctx.life.run(h.task, req, (r) => ctx.executor.runNow(r));
   } catch (err) {
-    const now = Date.now();
-    outcome = {
-      state: 'failed',
-      error: describeError(err),
-      errorCode: ErrorCodes.HANDLER_FAILED,
-      startedAt: now,
-      finishedAt: now,
-    };
+    return { outcome: unexpected(err), began };
   }
-  return { outcome, began };
+  if (!(running instanceof Promise)) return { outcome: running, began };
+  return running.then(
+    (outcome) => ({ outcome, began }),
+    (err: unknown) => ({ outcome: unexpected(err), began }),
+  );
+}
+
+/** The executor promises never to throw; should it, the task still gets a failed outcome. */
+function unexpected(err: unknown): ExecOutcome {
+  const now = Date.now();
+  return {
+    state: 'failed',
+    error: describeError(err),
+    errorCode: ErrorCodes.HANDLER_FAILED,
+    startedAt: now,
+    finishedAt: now,
+  };
 }
 
 /** Why a task still running at its worker's drain deadline was stopped (it gets no result; it runs again). */

@@ -43,7 +43,14 @@ import { assignDir, encode, type WorkerInfo, workerPath } from './protocol.js';
 import { type QueueOrder, type ServedQueue, servedQueues } from './queues.js';
 import { Role, type RoleOptions, type StopOptions } from './role.js';
 import { WorkerCancels } from './worker-cancels.js';
-import { abandonFailure, type RunContext, runHeld, workerExecutor } from './worker-run.js';
+import {
+  abandonFailure,
+  type Ran,
+  type RunContext,
+  runContext,
+  runHeld,
+  workerExecutor,
+} from './worker-run.js';
 import { WorkerServices } from './worker-services.js';
 import { countWritten, emptyWorkerStats, RecentDurations, type WorkerStats } from './worker-stats.js';
 
@@ -80,8 +87,7 @@ export interface WorkerOptions extends RoleOptions {
   queueOrder?: QueueOrder;
 }
 
-// A worker's counters live in worker-stats.ts; the type stays importable from here.
-export type { WorkerStats } from './worker-stats.js';
+export type { WorkerStats } from './worker-stats.js'; // the counters live there; importable from here too
 
 export class Worker extends Role {
   readonly kind = 'worker' as const;
@@ -99,6 +105,8 @@ export class Worker extends Role {
   readonly #cancels: WorkerCancels;
   readonly #events = new EventEmitter();
   #running = 0;
+  /** #startMore is in its loop: a task that ends inside it must not start a loop of its own. */
+  #starting = false;
   #paused = false;
   #draining = false;
   #cache: ChildrenCache | undefined;
@@ -106,7 +114,6 @@ export class Worker extends Role {
   readonly #services: WorkerServices;
   /** The live session's id (for the execution log), undefined between sessions. */
   #sessionId: string | undefined;
-  /** What each run needs (worker-run.ts). */
   readonly #runContext: RunContext;
   readonly #stats: WorkerStats = emptyWorkerStats();
   readonly #durations = new RecentDurations();
@@ -161,15 +168,7 @@ export class Worker extends Role {
       pastSessions: this.pastSessions,
       log: this.log,
     });
-    this.#runContext = {
-      worker: this.name,
-      life: this.#life,
-      executor: this.#executor,
-      log: this.log,
-      // The execution log line of each run is built only when debug logging is on (a pino logger says).
-      logRuns: (this.log as { isLevelEnabled?: (l: string) => boolean }).isLevelEnabled?.('debug') ?? true,
-      sessionId: () => this.#sessionId,
-    };
+    this.#runContext = runContext(this.name, this.#life, this.#executor, this.log, () => this.#sessionId);
   }
 
   /** Where each run's end goes to be written (completion-queue.ts), and what becomes of it there. */
@@ -278,23 +277,27 @@ export class Worker extends Role {
     this.#completions.push(move);
   }
 
-  /** Start queued tasks while there are free slots. */
+  /** Start queued tasks while slots are free; one over at once ends inside the loop, which goes on. */
   #startMore(): void {
-    if (!this.#paused && !this.#draining) {
+    if (this.#starting) return;
+    this.#starting = true;
+    try {
       for (const h of this.#held.values()) {
-        if (this.#running >= this.capacity) break;
-        if (h.state !== 'queued') continue;
-        if (this.#cancels.endIfRequested(h)) continue;
+        if (this.#paused || this.#draining || this.#running >= this.capacity) break;
+        if (h.state !== 'queued' || this.#cancels.endIfRequested(h)) continue;
         h.state = 'running';
         this.#running++;
-        void this.#run(h);
+        const ran = runHeld(h, this.#runContext);
+        if (ran instanceof Promise) void ran.then((r) => this.#ran(h, r));
+        else this.#ran(h, ran);
       }
+    } finally {
+      this.#starting = false;
     }
     this.#events.emit('idle');
   }
 
-  async #run(h: Held): Promise<void> {
-    const { outcome, began } = await runHeld(h, this.#runContext);
+  #ran(h: Held, { outcome, began }: Ran): void {
     this.#running--;
     if (this.#abandoned && this.state === 'stopping') {
       this.#life.ended(h.id, 'abandoned');
