@@ -281,7 +281,8 @@ export class Executor {
     const outer = req.signal;
     if (outer?.aborted) stop.abort(outer.reason);
     else if (outer) stop.follow(outer);
-    const began = performance.now();
+    // Read only when a timer may be armed: a task without a timeout needs no clock.
+    const began = timeoutMs > 0 ? performance.now() : 0;
     let running: Executed | Promise<Executed>;
     try {
       if (stop.aborted) throw failureFromAbort(stop.reason);
@@ -297,10 +298,12 @@ export class Executor {
       stop.unfollow();
       return running;
     }
-    const left = timeoutMs - (performance.now() - began);
     const timer =
       timeoutMs > 0
-        ? setTimeout(() => stop.abort(timeoutFailure(timeoutMs)), Math.min(Math.max(left, 0), MAX_TIMER_MS))
+        ? setTimeout(
+            () => stop.abort(timeoutFailure(timeoutMs)),
+            Math.min(Math.max(timeoutMs - (performance.now() - began), 0), MAX_TIMER_MS),
+          )
         : undefined;
     return running.finally(() => {
       clearTimeout(timer);
