@@ -34,6 +34,7 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '800' },
     seconds: { type: 'string', default: '8' },
     hops: { type: 'boolean', default: false },
+    each: { type: 'boolean', default: false },
   },
 });
 const RATE = Number(values.rate);
@@ -86,6 +87,13 @@ function printHops(rows: Row[], slow: Row[], heard: Heard): void {
   for (const [name, f] of hops) {
     const all = percentiles(full.map(f));
     console.log(`  ${name.padEnd(27)} ${all.p50} / ${all.p99}; slowest ${mean(slowHeard.map(f))}`);
+  }
+  if (values.each) {
+    console.log('  each of the slowest, in the order above:');
+    for (const r of slowHeard)
+      console.log(
+        `    ${r.id} ${r.worker} sent ${new Date(r.sent).toISOString().slice(11)}: ${hops.map(([, f]) => f(r)).join(' ')}`,
+      );
   }
 }
 

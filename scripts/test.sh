@@ -17,6 +17,7 @@ SHARED=(
   fault-proxy lifecycle-cancel lifecycle-events lifecycle-keys lifecycle-progress lifecycle-traces
   metrics metrics-units queues recipes-children-cache recipes-node-waits recipes-election recipes-multi-batcher
   results-layout results-upgrade retention-catch-up retry cli-wait services-cli services-farm stop submit-stream task-ids testing
+  host-tasks-waiting
   zk-client zk-differential zk-server zk-tls
 )
 shared=() alone=()

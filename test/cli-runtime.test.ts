@@ -174,6 +174,8 @@ describe('restarts and a second SIGINT', () => {
       { env },
     );
     const ready = await second.waitForErr(READY, 180_000);
+    // The queued task is work waiting: the roles do not rehearse first (host/tasks-waiting.ts).
+    assert.match(second.stderr, /tasks were waiting in \/tasks/);
     const submitter = await Submitter.open({ connect: ready[3]!, connectTimeout: 10_000 });
     try {
       const session = submitter.supervisor.session!;
@@ -209,5 +211,27 @@ describe('restarts and a second SIGINT', () => {
     assert.match(r.stderr, /SIGINT again: stopping at once/);
     await noJavaLeft(dataDir);
     assert.equal(existsSync(discoveryFilePath(env)), false, 'the exit hook removed the discovery file');
+  });
+});
+
+describe('a task submitted the moment runtime starts', () => {
+  test('ends the warm-up meant for it, and runs', async () => {
+    const workdir = join(tmp, 'work-early');
+    const farm = new Cli(['--masters', '1', '--workers', '1', '--workdir', workdir, '--name-prefix', 'ea'], {
+      env,
+    });
+    await farm.waitForErr(/embedded ZooKeeper listening on/, 120_000);
+    const r = await cli(
+      ['submit', '--wait', '--timeout', '120000', '{"handler":"echo","input":"early"}'],
+      150_000,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout.trimEnd().split('\n')[1]!).result, 'early');
+    await farm.waitForErr(READY, 180_000);
+    assert.match(farm.stderr, /tasks were waiting in \/tasks/);
+    assert.doesNotMatch(farm.stderr, /the roles rehearsed with/);
+    farm.proc.kill('SIGINT');
+    assert.equal((await farm.exit(90_000)).code, 0);
+    await noJavaLeft(join(workdir, 'zookeeper'));
   });
 });

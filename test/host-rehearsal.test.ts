@@ -162,3 +162,41 @@ test('a role with bad options is refused before any rehearsal, and no thread is 
   await host.startRoles(ROLES);
   await realFarmWorks(root);
 });
+
+test('a rehearsal interrupted during its task phase ends it at once; the real roles start, and the farm works', async () => {
+  const root = await zk.chroot('rehearsal-interrupted');
+  const throwaway = `/rehearsal-${process.pid}-d`;
+  const host = newHost(root, new FaultInjector());
+  const servers = await admin(zk.server.connectString);
+  const interrupt = new AbortController();
+  // Far more tasks and time than the test waits for: only the interrupt can end it soon.
+  const started = host.startRoles(ROLES, {
+    rehearsal: { tasks: 10_000_000, budgetMs: 3_600_000, root: throwaway, interrupt: interrupt.signal },
+  });
+  await until(
+    async () => ((await servers.exists(`${throwaway}/status`))?.numChildren ?? 0) > 0,
+    30_000,
+    'the rehearsal farm finishing tasks',
+  );
+  interrupt.abort();
+  const report = await started;
+  assert.equal(report?.error, undefined);
+  assert.equal(report?.interrupted, true);
+  assert.ok(report.tasks < 100_000, `it stopped where it was: ${report.tasks} tasks`);
+  assert.ok(report.leader, 'its masters had started');
+  await startsWhole(host, servers, throwaway, root);
+});
+
+test('a rehearsal interrupted before it begins starts no rehearsal role; the real roles start', async () => {
+  const root = await zk.chroot('rehearsal-skipped');
+  const throwaway = `/rehearsal-${process.pid}-e`;
+  const host = newHost(root, new FaultInjector());
+  const servers = await admin(zk.server.connectString);
+  const report = await host.startRoles(ROLES, {
+    rehearsal: { tasks: 600, root: throwaway, interrupt: AbortSignal.abort() },
+  });
+  assert.deepEqual(report, { tasks: 0, ms: 0, leader: undefined, interrupted: true });
+  assert.equal(await servers.exists(throwaway), null, 'no throwaway farm was made');
+  assert.deepEqual((await host.roles()).map((i) => i.state).sort(), Array(5).fill('running'));
+  await realFarmWorks(root);
+});

@@ -27,6 +27,7 @@ import {
 import { createLogger, flushLogger, Host } from '../host/index.js';
 import { type RuntimeFlag, runtimeFlags } from '../host/options.js';
 import type { SpawnRoleThread } from '../host/role-handle.js';
+import { TasksWaiting } from '../host/tasks-waiting.js';
 import type { FarmSpec } from '../host/types.js';
 import { changeService, createService, listServices, type ServiceSpec } from '../services/index.js';
 import { type Dashboard, type RoleFaults, startDashboard } from '../web/index.js';
@@ -176,15 +177,27 @@ class RunningFarm {
   warmUpMs = 0;
   /** Tasks the roles rehearse with before they start (host/rehearsal.ts): on the embedded ZooKeeper only. */
   rehearsal = 0;
+  /** Until ready, on the embedded ZooKeeper: a user's tasks end the warm-up meant for them. */
+  tasksWaiting: TasksWaiting | undefined;
   logger: pino.Logger | undefined;
+
+  /** Watch the embedded farm's /tasks while it warms up (host/tasks-waiting.ts). */
+  watchTasks(spec: FarmSpec): void {
+    if (!this.embedded || (this.rehearsal === 0 && this.warmUpMs === 0)) return;
+    this.tasksWaiting = new TasksWaiting(spec, this.logger);
+  }
 
   /** The embedded server's per-request path, once the roles have started and the machine is quiet. */
   async warmRequestPath(stopRequested: Promise<unknown>, io: Io): Promise<void> {
     if (!this.embedded) return;
     const stop = new AbortController();
     void stopRequested.then(() => stop.abort());
+    const waiting = this.tasksWaiting?.signal;
+    if (waiting?.aborted) stop.abort();
+    waiting?.addEventListener('abort', () => stop.abort(), { once: true });
     const line = await warmEmbeddedRequests(this.embedded, this.warmUpMs, stop.signal);
     if (line) io.err(line);
+    await this.tasksWaiting?.close();
   }
 
   /** The embedded ZooKeeper, or a first look at the given one (a clear message beats roles retrying). */
@@ -259,6 +272,7 @@ class RunningFarm {
 
   /** The clean stop: workers drain, masters step down, sessions close, the embedded ZooKeeper stops. */
   async stop(drainTimeout: number, io: Io): Promise<number> {
+    await this.tasksWaiting?.close();
     await this.dashboard?.close();
     await this.host?.stop({ drain: true, deadlineMs: drainTimeout });
     await this.embedded?.stop();
@@ -268,6 +282,7 @@ class RunningFarm {
 
   /** After a failure: stop what was started without draining. */
   async abort(): Promise<void> {
+    await this.tasksWaiting?.close().catch(() => {});
     await this.dashboard?.close().catch(() => {});
     await this.host?.stop({ drain: false, deadlineMs: 2000 }).catch(() => {});
     await this.embedded?.stop().catch(() => {});
@@ -320,8 +335,12 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
     const threads = await roleThreads(opts);
     const host = Host.create(settings, { logger: farm.logger, restart: opts.restart, spawn: threads.spawn });
     farm.host = host;
+    farm.watchTasks(spec);
+    const interrupt = farm.tasksWaiting?.signal;
     // A signal during the start stops the host, whatever its roles are waiting for.
-    const started = host.startRoles(roles, { rehearsal: { tasks: farm.rehearsal } });
+    const started = host.startRoles(roles, {
+      rehearsal: { tasks: farm.rehearsal, ...(interrupt ? { interrupt } : {}) },
+    });
     started.catch(() => {});
     const first = await Promise.race([started, signals.requested]);
     if (first === 'stop') return await farm.stop(opts.drainTimeout, io);

@@ -110,5 +110,9 @@ export function rehearsalLine(r: RehearsalReport): string {
   const secs = (r.ms / 1000).toFixed(1);
   if (r.error)
     return `runtime: the roles' rehearsal failed after ${secs} s (${r.error}); the farm runs, its first tasks more slowly`;
+  if (r.interrupted && r.tasks === 0 && r.leader === undefined)
+    return 'runtime: tasks were waiting in /tasks: the roles start without a rehearsal, their first tasks more slowly';
+  if (r.interrupted)
+    return `runtime: the roles' rehearsal gave way after ${r.tasks} tasks in ${secs} s: tasks were waiting in /tasks`;
   return `runtime: the roles rehearsed with ${r.tasks} tasks in ${secs} s (ZKFARM_REHEARSAL_TASKS=0 skips it)`;
 }

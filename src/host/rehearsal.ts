@@ -12,6 +12,8 @@
  * - The real roles are new objects in the same threads: no task, session or count carries over, only
  *   the threads' compiled code (and the server's).
  * - Bounded: at most `tasks` tasks, and the task phase ends after `budgetMs`.
+ * - It gives way to real work: once `interrupt` aborts (runtime's: a task waits in the real /tasks), no
+ *   more rehearsal roles start, and the task phase ends at once, its tasks in flight not waited for.
  * - Never fatal: a rehearsal that fails is reported and the farm starts as it would have without one;
  *   a thread that does not stop its rehearsal role in time is ended, and the host makes it again.
  */
@@ -34,6 +36,8 @@ export interface RehearsalOptions {
   budgetMs?: number;
   /** The throwaway farm's root on the farm's servers. @defaultValue '/zkfarm-rehearsal' */
   root?: string;
+  /** Real work waits: aborted, the rehearsal ends as soon as it can (see above). */
+  interrupt?: AbortSignal;
 }
 
 export interface RehearsalReport {
@@ -44,6 +48,8 @@ export interface RehearsalReport {
   leader: string | undefined;
   /** Why the rehearsal ended early, if it failed. */
   error?: string;
+  /** It was cut short by `interrupt`. */
+  interrupted?: boolean;
 }
 
 /** The task phase's bound when none is given (ms): 30,000 tasks take ~5 s of it on two cores. */
@@ -68,19 +74,23 @@ export async function rehearse(
   const servers = splitConnectString(host.settings.connect).hosts.join(',');
   const settings = rehearsalSettings(host.settings, `${servers}${root}`);
   const report: RehearsalReport = { tasks: 0, ms: 0, leader: undefined };
+  const interrupt = options.interrupt;
+  if (interrupt?.aborted) return { ...report, interrupted: true };
   // From now on a thread that dies is the rehearsal's loss: the host leaves it for the real start to
   // make again, instead of restarting it as a real role (which the real start would then start twice).
   for (const rt of threads) rt.state = 'rehearsing';
   try {
     const started: RoleThread[] = [];
     for (const kind of ['master', 'worker'] as const) {
+      if (interrupt?.aborted) break; // a thread with no role stops at once, and starts as any
       started.push(...(await startKind(threads, kind, host, settings)));
     }
     for (const rt of started.filter((t) => t.spec.kind === 'master')) {
       const info = await rt.call(rt.api.info()).catch(() => undefined); // it may have died since
       if (info?.leader) report.leader = rt.spec.name;
     }
-    await runTasks(settings, options.tasks, t0 + (options.budgetMs ?? DEFAULT_BUDGET_MS), report);
+    const deadline = t0 + (options.budgetMs ?? DEFAULT_BUDGET_MS);
+    await runTasks(settings, { max: options.tasks, deadline, interrupt }, report);
   } catch (err) {
     report.error = describeError(err);
   } finally {
@@ -91,6 +101,7 @@ export async function rehearse(
     rmSync(settings.workdir, { recursive: true, force: true });
   }
   report.ms = Date.now() - t0;
+  if (interrupt?.aborted) report.interrupted = true;
   return report;
 }
 
@@ -146,16 +157,18 @@ async function endRehearsal(rt: RoleThread): Promise<void> {
 
 /**
  * Submit no-op tasks in chunks until `max` or the deadline. One chunk is submitted ahead of the one
- * waited for, so the farm is never idle between chunks; the deadline is checked between chunks.
+ * waited for, so the farm is never idle between chunks; the deadline is checked between chunks. An
+ * `interrupt` ends it at once, also while a chunk is waited for.
  * `report.tasks` counts the statuses seen as they come, so a rehearsal that stalls (a worker died with
  * tasks in hand, and its session has not expired yet) still says how far it got.
  */
 async function runTasks(
   settings: FarmSettings,
-  max: number,
-  deadline: number,
+  bounds: { max: number; deadline: number; interrupt: AbortSignal | undefined },
   report: RehearsalReport,
 ): Promise<void> {
+  const { max, deadline, interrupt } = bounds;
+  if (interrupt?.aborted) return;
   const submitter = await Submitter.open({
     connect: settings.connect,
     ...(settings.auth !== undefined ? { auth: settings.auth } : {}),
@@ -167,8 +180,9 @@ async function runTasks(
     const pending: Array<Map<string, number>> = [];
     const total = new Map<string, number>();
     let sent = 0;
-    while ((sent < max && Date.now() < deadline) || pending.length > 0) {
-      if (sent < max && Date.now() < deadline) {
+    const more = () => sent < max && Date.now() < deadline && !interrupt?.aborted;
+    while (more() || (pending.length > 0 && !interrupt?.aborted)) {
+      if (more()) {
         const n = Math.min(CHUNK, max - sent);
         const ids = await submitter.submitMany(
           Array.from({ length: n }, (_, i) => (i % 2 ? { handler: 'noop' } : { handler: 'echo', input: i })),
@@ -182,7 +196,7 @@ async function runTasks(
       const wanted = [...want.values()].reduce((a, b) => a + b, 0);
       for (;;) {
         report.tasks = await countThere(client(), want);
-        if (report.tasks >= wanted) break;
+        if (report.tasks >= wanted || interrupt?.aborted) break;
         if (Date.now() > deadline + STOP_BOUND_MS)
           throw new Error('the rehearsal farm stopped finishing tasks');
         await sleep(POLL_MS);
