@@ -28,9 +28,12 @@ import { checkRoleThreadInit } from './options.js';
 import { servePool } from './shared-pool.js';
 import type { FarmSettings, RoleSpec, RoleThreadApi, RoleThreadInfo, RoleThreadInit } from './types.js';
 
-/** The role threads' entry file: .ts when the host itself runs from its sources. */
+/**
+ * The role threads' entry file: .ts when the host itself runs from its sources, else workers/role-thread
+ * and our modules it imports in one file, made by `npm run build` (scripts/bundle-role-thread.mjs).
+ */
 const ENTRY = new URL(
-  import.meta.url.endsWith('.ts') ? '../../workers/role-thread.ts' : '../../workers/role-thread.js',
+  import.meta.url.endsWith('.ts') ? '../../workers/role-thread.ts' : './role-thread.bundle.js',
   import.meta.url,
 );
 
