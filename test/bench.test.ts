@@ -207,6 +207,15 @@ test('a tiny run of every scenario writes JSON, Markdown and SVG, and every chec
   assert.ok(isSpread(latency.warmRates[0]!.toStartP99) && latency.warmRates[0]!.toStartP99.min >= 0);
   // The idle round trip is timed, not left out: a positive figure the idle table shows.
   assert.ok(isSpread(latency.idle.roundTrip) && latency.idle.roundTrip.min > 0, 'idle round trip measured');
+  // BullMQ's same series is the reference, in the same run, when Redis is here.
+  const bull = (s.latency!.summary as { bullmq?: typeof latency }).bullmq;
+  if (redisUnavailable()) assert.equal(bull, undefined);
+  else {
+    assert.ok(bull && isSpread(bull.idle.p50) && bull.idle.p50.min > 0, 'BullMQ idle latency measured');
+    assert.ok(isSpread(bull.idle.roundTrip) && bull.idle.roundTrip.min > 0, 'Redis round trip measured');
+    assert.ok(bull.rates.length === 1 && isSpread(bull.rates[0]!.p99) && bull.rates[0]!.p99.min > 0);
+    assert.ok(bull.warmRates.length === 1 && isSpread(bull.warmRates[0]!.p99), 'BullMQ warm series');
+  }
 
   const md = readFileSync(join(out, 'latest.md'), 'utf8');
   for (const heading of [
@@ -246,9 +255,14 @@ test('a tiny run of every scenario writes JSON, Markdown and SVG, and every chec
   assert.match(md, /\| one ZooKeeper round trip after the same idle gap, p50 \| [0-9]/);
   assert.match(
     md,
-    /latency p99 at 50% of capacity, farm just started[^\n]*\n[^\n]*latency p99 at 50% of capacity, warm/,
+    /latency p99 at 50% of capacity, farm just started[^\n]*\n(?:[^\n]*BullMQ[^\n]*\n)?[^\n]*latency p99 at 50% of capacity, warm/,
   );
   assert.match(md, /### the same rates again, on the same farm warmed by the series above/);
+  if (!redisUnavailable()) {
+    assert.match(md, /### the same series on BullMQ, at the same offered rates/);
+    assert.match(md, /\| idle, one at a time \|[^\n]*\| [0-9.]+x \|/);
+    assert.match(md, /\| BullMQ latency p50 on an idle queue, same run, ms \| [0-9]/);
+  }
 
   for (const svg of ['scaling.svg', 'latency.svg']) {
     assert.ok(existsSync(join(out, svg)), `${svg} written`);

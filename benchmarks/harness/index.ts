@@ -126,7 +126,8 @@ function planCount(opts: ResolvedOptions): number {
   if (has('throughput') || has('peer')) n += p.repeats.throughput;
   if (has('peer') && !redisUnavailable()) n += p.repeats.throughput;
   else if (has('peer') && !has('throughput')) n -= p.repeats.throughput;
-  if (has('latency')) n += p.repeats.latency;
+  // The latency scenario alternates the farm's series with BullMQ's when Redis is here.
+  if (has('latency')) n += p.repeats.latency * (redisUnavailable() ? 1 : 2);
   if (has('scaling')) n += p.scaling.workers.length * p.repeats.scaling + p.scaling.rssRoles.length;
   if (has('failover')) n += p.repeats.failover * (p.failover.together ? 1 : p.failover.faults.length);
   if (has('services')) n += p.services.repeats;

@@ -5,9 +5,20 @@
  * task's due time and its send is recorded (`maxLagMs`), so a reader can tell.
  *
  * A task's send time is the client clock just before its submit request was issued.
+ *
+ * What sends is a `SendMany`: the farm's submitMany of no-op tasks (`noopTasks`), or BullMQ's addBulk
+ * of no-op jobs in the latency scenario's reference, so both meet the same schedule.
  */
 import type { Submitter } from '../../src/farm/submitter.js';
 import { sleep } from './farm-fixture.js';
+
+/** Send `count` no-op tasks (or jobs) in one request; resolves with their ids. */
+export type SendMany = (count: number) => Promise<string[]>;
+
+/** The farm's sender: `count` no-op tasks in one submitMany (one multi). */
+export function noopTasks(submitter: Submitter): SendMany {
+  return (count) => submitter.submitMany(Array.from({ length: count }, () => ({ handler: 'noop' })));
+}
 
 export interface Sent {
   id: string;
@@ -31,11 +42,11 @@ export class RateStream {
   lastSendAt = 0;
   #stopped = false;
   #error: unknown;
-  readonly #submitter: Submitter;
+  readonly #send: SendMany;
 
-  constructor(submitter: Submitter, rate: number) {
+  constructor(send: SendMany, rate: number) {
     if (!(rate > 0)) throw new Error(`rate: expected a positive number of tasks per second, got ${rate}`);
-    this.#submitter = submitter;
+    this.#send = send;
     this.rate = rate;
   }
 
@@ -64,8 +75,7 @@ export class RateStream {
         this.maxLagMs = Math.max(this.maxLagMs, now - (t0 + scheduled / perMs));
         const sentAt = Date.now();
         this.lastSendAt = sentAt;
-        const p: Promise<void> = this.#submitter
-          .submitMany(Array.from({ length: k }, () => ({ handler: 'noop' })))
+        const p: Promise<void> = this.#send(k)
           .then(
             (ids) => {
               for (const id of ids) this.sent.push({ id, sentAt });

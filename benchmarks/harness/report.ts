@@ -35,7 +35,7 @@ const DESCRIPTIONS: Record<ScenarioName, string> = {
   throughput:
     'A host with the default farm (2 masters, 8 workers × capacity 4) runs N no-op tasks submitted by a separate submitter as fast as the farm accepts them, then N more on the same farm once the first N completed. Tasks/s = N ÷ (first submit sent → last status created), for the first N after start (cold) and for the second N (steady state).',
   latency:
-    'Submit-to-status latency (status znode ctime − client send time) on an idle farm and under a steady open-loop load at fractions of the capacity measured in this run.',
+    'Submit-to-status latency (status znode ctime − client send time) on an idle farm and under a steady open-loop load at fractions of the capacity measured in this run; BullMQ on Redis runs the same series at the same offered rates, alternating with the farm, as the reference.',
   scaling:
     'Throughput (cold: the first N tasks after start) with 1 to 32 workers against the ZooKeeper ceiling, and the host’s memory (RSS) per role thread.',
   failover:
@@ -115,11 +115,15 @@ function headline(run: RunRecord): Table | undefined {
         warmRates?: Array<{ fraction: number; p99: Spread }>;
       }
     | undefined;
+  // BullMQ's same series in the same run, at the same offered rates: the reference for each figure.
+  const bull = (s.latency?.summary as { bullmq?: typeof lat } | undefined)?.bullmq;
+  const half = (l: typeof lat, key: 'rates' | 'warmRates') => l?.[key]?.find((r) => r.fraction === 0.5)?.p99;
   add('latency p50 on an idle farm, ms', lat?.idle?.p50, (x) => num(x));
-  const half = lat?.rates?.find((r) => r.fraction === 0.5);
-  add('latency p99 at 50% of capacity, farm just started, ms', half?.p99, (x) => num(x));
-  const warmHalf = lat?.warmRates?.find((r) => r.fraction === 0.5);
-  add('latency p99 at 50% of capacity, warm (the series again), ms', warmHalf?.p99, (x) => num(x));
+  add('BullMQ latency p50 on an idle queue, same run, ms', bull?.idle?.p50, (x) => num(x));
+  add('latency p99 at 50% of capacity, farm just started, ms', half(lat, 'rates'), (x) => num(x));
+  add('BullMQ latency p99 at the same rate, queue just started, ms', half(bull, 'rates'), (x) => num(x));
+  add('latency p99 at 50% of capacity, warm (the series again), ms', half(lat, 'warmRates'), (x) => num(x));
+  add('BullMQ latency p99 at the same rate, warm, ms', half(bull, 'warmRates'), (x) => num(x));
   const rss = (
     s.scaling?.summary as { rss?: Array<{ roles: number; perRoleMb: number }> } | undefined
   )?.rss?.at(-1);

@@ -91,3 +91,9 @@ export function renderMarkdown(table: Table): string {
   if (table.notes?.length) out.push('', ...table.notes.map((n) => `${n}  `));
   return out.join('\n');
 }
+
+/** `median` or `median (min–max)` when there were repeats. */
+export function cell(s: Spread, format: (n: number) => string = (n) => num(n)): string {
+  if (s.n <= 1 || s.min === s.max) return format(s.median);
+  return `${format(s.median)} (${format(s.min)}–${format(s.max)})`;
+}

@@ -158,6 +158,21 @@ export interface LatencyJob {
   timeoutMs: number;
 }
 
+/** The latency scenario's reference: BullMQ on the run's redis-server, the farm's series at the same rates. */
+export interface BullLatencyJob {
+  kind: 'bullmq-latency';
+  redis: { port: number; pid: number };
+  /** BullMQ Workers, each with `concurrency`: the farm's workers and capacity. */
+  workers: number;
+  concurrency: number;
+  idleTasks: number;
+  idleGapMs: number;
+  /** The farm's offered rates (jobs/s), each held for `durationMs`. */
+  rates: number[];
+  durationMs: number;
+  timeoutMs: number;
+}
+
 export interface RssJob {
   kind: 'rss';
   zk: ZkTarget;
@@ -268,6 +283,7 @@ export type Job =
   | FarmJob
   | BullmqJob
   | LatencyJob
+  | BullLatencyJob
   | RssJob
   | FailoverJob
   | ServicesJob
@@ -412,6 +428,18 @@ export interface LatencyResult {
   /** The same series again on the same farm, warmed by the first. */
   warmRates?: RateLatency[];
   check: FarmCheckSummary;
+}
+
+/** BullMQ's figures of the latency series; `recorded` is the Redis clock of the job's `completed` event. */
+export interface BullLatencyResult {
+  firstTaskMs: number;
+  idle: Percentiles;
+  /** One Redis PING after the same idle gap, in ms. */
+  idleRoundTrip: Percentiles;
+  rates: RateLatency[];
+  warmRates: RateLatency[];
+  /** Every job completed exactly once, none failed, none left. */
+  check: { ok: boolean; problems: string[]; completed: number };
 }
 
 export interface RssResult {

@@ -8,6 +8,7 @@ import type { BenchIo } from './farm-fixture.js';
 import { measureCeiling } from './scenarios/ceiling.js';
 import { measureFailover } from './scenarios/failover.js';
 import { measureLatency } from './scenarios/latency.js';
+import { measureBullLatency } from './scenarios/latency-bullmq.js';
 import { measureMultiHost } from './scenarios/multi-host.js';
 import { measureBullmq } from './scenarios/peer.js';
 import { measureScale } from './scenarios/scale.js';
@@ -33,6 +34,8 @@ async function run(job: Job, io: BenchIo): Promise<unknown> {
       return measureBullmq(job, io);
     case 'latency':
       return measureLatency(job, io);
+    case 'bullmq-latency':
+      return measureBullLatency(job, io);
     case 'rss':
       return measureRss(job, io);
     case 'failover':

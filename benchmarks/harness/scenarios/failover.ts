@@ -33,10 +33,9 @@ import {
   waitUntil,
 } from '../farm-fixture.js';
 import { checkFarm, summaryOf } from '../invariants.js';
-import { RateStream } from '../load.js';
-import { num, spread } from '../stats.js';
+import { noopTasks, RateStream } from '../load.js';
+import { cell, num, spread } from '../stats.js';
 import type { FailoverJob, FailoverResult, FaultKind, FaultResult, ScenarioReport, Table } from '../types.js';
-import { cell } from './latency.js';
 import { farmProblems } from './throughput.js';
 
 const FAULT_TITLES: Record<FaultKind, string> = {
@@ -221,7 +220,7 @@ export async function measureFailover(job: FailoverJob, io: BenchIo): Promise<Fa
   const farm = await startFarm(job.zk, job.shape, io, { restart: true, faults: true });
   try {
     const { host, admin } = farm;
-    const stream = new RateStream(farm.submitter, job.rate);
+    const stream = new RateStream(noopTasks(farm.submitter), job.rate);
     const streaming = stream.run({
       total: Number.POSITIVE_INFINITY,
       maxMs: job.timeoutMs,

@@ -19,24 +19,19 @@ import { statusPath } from '../../../src/farm/protocol.js';
 import { type BenchContext, someOrThrow, tolerant } from '../context.js';
 import { type BenchIo, sleep, startFarm, throwIfAborted, waitForStatusCount } from '../farm-fixture.js';
 import { checkFarm, ctimeOf, readStatuses, summaryOf } from '../invariants.js';
-import { RateStream } from '../load.js';
-import { num, percentiles, sig, spread } from '../stats.js';
+import { noopTasks, RateStream } from '../load.js';
+import { cell, num, percentiles, sig, spread } from '../stats.js';
 import type {
+  BullLatencyResult,
   LatencyJob,
   LatencyResult,
   Percentiles,
   RateLatency,
   ScenarioReport,
-  Spread,
   Table,
 } from '../types.js';
+import { bullLatencyReport, measureBullLatencyOnce } from './latency-bullmq.js';
 import { farmProblems } from './throughput.js';
-
-/** `median` or `median (min–max)` when there were repeats. */
-export function cell(s: Spread, format: (n: number) => string = (n) => num(n)): string {
-  if (s.n <= 1 || s.min === s.max) return format(s.median);
-  return `${format(s.median)} (${format(s.min)}–${format(s.max)})`;
-}
 
 export async function runLatency(
   ctx: BenchContext,
@@ -47,6 +42,9 @@ export async function runLatency(
   const repeats = ctx.opts.preset.repeats.latency;
   const runs: LatencyResult[] = [];
   const failures: string[] = [];
+  // BullMQ's same series is the reference, alternating with the farm's repeats (skipped without Redis).
+  const redis = await ctx.redis();
+  const pairs: Array<[LatencyResult, BullLatencyResult]> = [];
   const loadTasks = rates.reduce((n, r) => n + (r * p.durationMs) / 1000, 0);
   for (let r = 0; r < repeats; r++) {
     const job: LatencyJob = {
@@ -72,7 +70,14 @@ export async function runLatency(
           `idle p50 ${num(res.idle.p50)} ms; ${res.rates.map((x) => `${x.rate}/s p99 ${num(x.latency.p99)} ms`).join(', ')}`,
       ),
     );
-    if (run) runs.push(run);
+    if (!run) continue;
+    runs.push(run);
+    if (!('port' in redis)) continue;
+    const bullLabel = `latency (BullMQ) #${r + 1}/${repeats}`;
+    const bull = await tolerant(ctx.signal, failures, bullLabel, () =>
+      measureBullLatencyOnce(ctx, redis, job, bullLabel, timeout),
+    );
+    if (bull) pairs.push([run, bull]);
   }
   someOrThrow(runs, failures);
   const idle = {
@@ -136,7 +141,9 @@ export async function runLatency(
     warmRates,
     p.durationMs,
   );
-  const problems = [...failures, ...farmProblems(runs)];
+  const bull =
+    pairs.length && 'port' in redis ? bullLatencyReport(pairs, rates, p.fractions, redis) : undefined;
+  const problems = [...failures, ...farmProblems(runs), ...((bull?.summary['problems'] as string[]) ?? [])];
   return {
     scenario: 'latency',
     title: 'Submit-to-status latency',
@@ -149,11 +156,11 @@ export async function runLatency(
       idleTasks: p.idleTasks,
       repeats,
     },
-    summary: { capacity, idle, rates: perRate, warmRates },
-    runs,
-    tables: [idleTable, loadTable, warmTable],
+    summary: { capacity, idle, rates: perRate, warmRates, ...(bull ? { bullmq: bull.summary } : {}) },
+    runs: bull ? { farm: runs, bullmq: pairs.map((x) => x[1]) } : runs,
+    tables: [idleTable, loadTable, warmTable, ...(bull ? [bull.table] : [])],
     invariants: { ok: problems.length === 0, problems },
-    notes: [],
+    notes: 'unavailable' in redis ? [`BullMQ's reference series skipped: ${redis.unavailable}`] : [],
   };
 }
 
@@ -291,7 +298,7 @@ async function measureRates(
   for (const rate of job.rates) {
     throwIfAborted(io.signal);
     await sleep(500, io.signal);
-    const stream = new RateStream(sub, rate);
+    const stream = new RateStream(noopTasks(sub), rate);
     const total = Math.max(1, Math.round((rate * job.durationMs) / 1000));
     await stream.run({ total, maxMs: job.durationMs * 3, signal: io.signal });
     for (const s of stream.sent) ids.push(s.id);

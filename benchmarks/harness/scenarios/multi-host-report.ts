@@ -14,9 +14,8 @@ import {
   type TaskCosts,
 } from '../capacity-model.js';
 import type { BenchContext } from '../context.js';
-import { num, sig, spread } from '../stats.js';
+import { cell, num, sig, spread } from '../stats.js';
 import type { MultiHostResult, ScenarioReport, Spread, Table } from '../types.js';
-import { cell } from './latency.js';
 import { farmProblems } from './throughput.js';
 
 /** The hosts of the model's table, and its machines: hosts and members like this one, 1 Gbit/s links. */

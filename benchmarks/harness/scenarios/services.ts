@@ -37,9 +37,8 @@ import {
 } from '../farm-fixture.js';
 import { repoRoot } from '../machine.js';
 import { runtimeArgs } from '../processes.js';
-import { num, spread } from '../stats.js';
+import { cell, num, spread } from '../stats.js';
 import type { ScenarioReport, ServicesJob, ServicesResult, Table } from '../types.js';
-import { cell } from './latency.js';
 
 const INSTANCES = 3;
 const PROBE_MS = 25;
