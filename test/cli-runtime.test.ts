@@ -236,4 +236,26 @@ describe('a task submitted the moment runtime starts', () => {
     assert.equal((await farm.exit(90_000)).code, 0);
     await noJavaLeft(join(workdir, 'zookeeper'));
   });
+
+  test('ends the warm-up of a runtime without a rehearsal too', async () => {
+    const workdir = join(tmp, 'work-early-plain');
+    // No rehearsal, and a warm-up bound of 40 s: only the waiting task can end it before the test's wait.
+    const farm = new Cli(['--masters', '1', '--workers', '1', '--workdir', workdir, '--name-prefix', 'eb'], {
+      env: { ...env, ZKFARM_REHEARSAL_TASKS: '0', ZKFARM_ZK_WARM_UP_MS: '40000' },
+    });
+    await farm.waitForErr(/embedded ZooKeeper listening on/, 120_000);
+    const r = await cli(
+      ['submit', '--wait', '--timeout', '30000', '{"handler":"echo","input":"early"}'],
+      40_000,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout.trimEnd().split('\n')[1]!).result, 'early');
+    await farm.waitForErr(READY, 30_000);
+    assert.match(farm.stderr, /warm-up gave way after [\d.]+ s: tasks were waiting in \/tasks/);
+    assert.doesNotMatch(farm.stderr, /was warmed in/);
+    assert.doesNotMatch(farm.stderr, /its request path with/);
+    farm.proc.kill('SIGINT');
+    assert.equal((await farm.exit(90_000)).code, 0);
+    await noJavaLeft(join(workdir, 'zookeeper'));
+  });
 });

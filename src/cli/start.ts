@@ -183,7 +183,7 @@ class RunningFarm {
 
   /** Watch the embedded farm's /tasks while it warms up (host/tasks-waiting.ts). */
   watchTasks(spec: FarmSpec): void {
-    if (!this.embedded || (this.rehearsal === 0 && this.warmUpMs === 0)) return;
+    if (this.tasksWaiting || !this.embedded || (this.rehearsal === 0 && this.warmUpMs === 0)) return;
     this.tasksWaiting = new TasksWaiting(spec, this.logger);
   }
 
@@ -218,11 +218,15 @@ class RunningFarm {
         tls: tls !== undefined,
       });
       this.embedded = embedded;
-      // A rehearsal drives the server with the farm's own requests; a warm-up beside it would only
-      // compete with it for the cores (benchmarks/README.md, "The rehearsal in place of the warm-up").
-      if (this.rehearsal === 0) this.warming = warmEmbedded(embedded, warmUpMs);
       spec.connect = embedded.connect;
       if (embedded.tls) spec.tls = readTlsFiles(embedded.tls);
+      // A rehearsal drives the server with the farm's own requests; a warm-up beside it would only
+      // compete with it for the cores (benchmarks/README.md, "The rehearsal in place of the warm-up").
+      // Without one, the warm-up gives way to a user's tasks as the rehearsal does.
+      if (this.rehearsal === 0) {
+        this.watchTasks(spec);
+        this.warming = warmEmbedded(embedded, warmUpMs, this.tasksWaiting?.signal);
+      }
       io.err(
         `runtime: embedded ZooKeeper listening on ${embedded.connect}` +
           (embedded.tls ? `, TLS only with certificates in ${dirname(embedded.tls.ca)}` : '') +

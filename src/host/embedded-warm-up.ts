@@ -48,17 +48,23 @@ function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, uni
   return n;
 }
 
-/** Warm the embedded server within `budgetMs`; resolves to the line runtime prints, never rejects. */
+/**
+ * Warm the embedded server within `budgetMs`, ended early by `signal` (a user's task waiting); resolves
+ * to the line runtime prints, never rejects.
+ */
 export async function warmEmbedded(
   embedded: EmbeddedZooKeeper,
   budgetMs: number,
+  signal?: AbortSignal,
 ): Promise<string | undefined> {
-  if (budgetMs === 0) return undefined;
+  if (budgetMs === 0 || signal?.aborted) return undefined;
   const t0 = Date.now();
   try {
     return await withClient(embedded, async (client) => {
       const half = Math.ceil(budgetMs / 2);
-      const w = await warmUpServer(client, { createsMs: half, mixMs: half });
+      const w = await warmUpServer(client, { createsMs: half, mixMs: half, ...(signal ? { signal } : {}) });
+      if (signal?.aborted)
+        return `runtime: the embedded ZooKeeper's warm-up gave way after ${secondsSince(t0)} s: tasks were waiting in /tasks`;
       return (
         `runtime: the embedded ZooKeeper was warmed in ${secondsSince(t0)} s ` +
         `(${w.creates + w.moved} nodes; ZKFARM_ZK_WARM_UP_MS=0 skips it)`
