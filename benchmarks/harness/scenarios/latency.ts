@@ -30,7 +30,7 @@ import type {
   ScenarioReport,
   Table,
 } from '../types.js';
-import { bullLatencyReport, measureBullLatencyOnce } from './latency-bullmq.js';
+import { bullLatencyReport, measureBullLatencyOnce } from './latency-bullmq-report.js';
 import { farmProblems } from './throughput.js';
 
 export async function runLatency(
