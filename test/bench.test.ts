@@ -261,6 +261,10 @@ test('a tiny run of every scenario writes JSON, Markdown and SVG, and every chec
   if (!redisUnavailable()) {
     assert.match(md, /### the same series on BullMQ, at the same offered rates/);
     assert.match(md, /\| idle, one at a time \|[^\n]*\| [0-9.]+x \|/);
+    assert.match(
+      md,
+      /\| the first task, after 1 s idle since the start \|\s*\| [0-9]+ \| [0-9]+ \|\s*\|\s*\| [0-9.]+x \|\s*\|/,
+    );
     assert.match(md, /\| BullMQ latency p50 on an idle queue, same run, ms \| [0-9]/);
   }
 
