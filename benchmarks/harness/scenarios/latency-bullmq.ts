@@ -92,15 +92,21 @@ interface Tally {
 function completion(tally: Tally, id: string, timeoutMs: number, signal: AbortSignal): Promise<void> {
   if (tally.completed.has(id)) return Promise.resolve();
   return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      tally.waiters.delete(id);
-      reject(new Error(`BullMQ job ${id} did not complete within ${timeoutMs} ms`));
-    }, timeoutMs);
-    tally.waiters.set(id, () => {
+    // Each way out undoes the others, so waiting for many jobs leaves no listener behind.
+    const done = (err?: unknown) => {
       clearTimeout(timer);
-      resolve();
-    });
-    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+      tally.waiters.delete(id);
+      signal.removeEventListener('abort', onAbort);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const onAbort = () => done(signal.reason);
+    const timer = setTimeout(
+      () => done(new Error(`BullMQ job ${id} did not complete within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    tally.waiters.set(id, () => done());
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 }
 
