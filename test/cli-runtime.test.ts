@@ -215,47 +215,50 @@ describe('restarts and a second SIGINT', () => {
 });
 
 describe('a task submitted the moment runtime starts', () => {
-  test('ends the warm-up meant for it, and runs', async () => {
-    const workdir = join(tmp, 'work-early');
-    const farm = new Cli(['--masters', '1', '--workers', '1', '--workdir', workdir, '--name-prefix', 'ea'], {
-      env,
+  /**
+   * A runtime of one master and one worker in `dir`, an echo submitted as soon as its ZooKeeper listens
+   * (its result checked), then `checks` on what runtime said once ready, then a stop by SIGINT.
+   */
+  async function submitAtStart(
+    dir: string,
+    extraEnv: NodeJS.ProcessEnv,
+    waitMs: number,
+    checks: (err: string) => void,
+  ) {
+    const workdir = join(tmp, dir);
+    const farm = new Cli(['--masters', '1', '--workers', '1', '--workdir', workdir, '--name-prefix', dir], {
+      env: { ...env, ...extraEnv },
     });
     await farm.waitForErr(/embedded ZooKeeper listening on/, 120_000);
     const r = await cli(
-      ['submit', '--wait', '--timeout', '120000', '{"handler":"echo","input":"early"}'],
-      150_000,
+      ['submit', '--wait', '--timeout', String(waitMs), '{"handler":"echo","input":"early"}'],
+      waitMs + 30_000,
     );
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout.trimEnd().split('\n')[1]!).result, 'early');
-    await farm.waitForErr(READY, 180_000);
-    assert.match(farm.stderr, /tasks were waiting in \/tasks/);
-    assert.doesNotMatch(farm.stderr, /the roles rehearsed with/);
-    // The task waited before the burst began: the burst is skipped, not sent after it.
-    assert.doesNotMatch(farm.stderr, /its request path with/);
+    await farm.waitForErr(READY, waitMs + 60_000);
+    checks(farm.stderr);
     farm.proc.kill('SIGINT');
     assert.equal((await farm.exit(90_000)).code, 0);
     await noJavaLeft(join(workdir, 'zookeeper'));
+  }
+
+  test('ends the warm-up meant for it, and runs', async () => {
+    await submitAtStart('early', {}, 120_000, (err) => {
+      assert.match(err, /tasks were waiting in \/tasks/);
+      assert.doesNotMatch(err, /the roles rehearsed with/);
+      // The task waited before the burst began: the burst is skipped, not sent after it.
+      assert.doesNotMatch(err, /its request path with/);
+    });
   });
 
   test('ends the warm-up of a runtime without a rehearsal too', async () => {
-    const workdir = join(tmp, 'work-early-plain');
     // No rehearsal, and a warm-up bound of 40 s: only the waiting task can end it before the test's wait.
-    const farm = new Cli(['--masters', '1', '--workers', '1', '--workdir', workdir, '--name-prefix', 'eb'], {
-      env: { ...env, ZKFARM_REHEARSAL_TASKS: '0', ZKFARM_ZK_WARM_UP_MS: '40000' },
+    const plain = { ZKFARM_REHEARSAL_TASKS: '0', ZKFARM_ZK_WARM_UP_MS: '40000' };
+    await submitAtStart('early-plain', plain, 30_000, (err) => {
+      assert.match(err, /warm-up gave way after [\d.]+ s: tasks were waiting in \/tasks/);
+      assert.doesNotMatch(err, /was warmed in/);
+      assert.doesNotMatch(err, /its request path with/);
     });
-    await farm.waitForErr(/embedded ZooKeeper listening on/, 120_000);
-    const r = await cli(
-      ['submit', '--wait', '--timeout', '30000', '{"handler":"echo","input":"early"}'],
-      40_000,
-    );
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(JSON.parse(r.stdout.trimEnd().split('\n')[1]!).result, 'early');
-    await farm.waitForErr(READY, 30_000);
-    assert.match(farm.stderr, /warm-up gave way after [\d.]+ s: tasks were waiting in \/tasks/);
-    assert.doesNotMatch(farm.stderr, /was warmed in/);
-    assert.doesNotMatch(farm.stderr, /its request path with/);
-    farm.proc.kill('SIGINT');
-    assert.equal((await farm.exit(90_000)).code, 0);
-    await noJavaLeft(join(workdir, 'zookeeper'));
   });
 });
