@@ -183,7 +183,7 @@ class RunningFarm {
 
   /** Watch the embedded farm's /tasks while it warms up (host/tasks-waiting.ts). */
   watchTasks(spec: FarmSpec): void {
-    if (this.tasksWaiting || !this.embedded || (this.rehearsal === 0 && this.warmUpMs === 0)) return;
+    if (!this.embedded || (this.rehearsal === 0 && this.warmUpMs === 0)) return;
     this.tasksWaiting = new TasksWaiting(spec, this.logger);
   }
 
@@ -222,11 +222,9 @@ class RunningFarm {
       if (embedded.tls) spec.tls = readTlsFiles(embedded.tls);
       // A rehearsal drives the server with the farm's own requests; a warm-up beside it would only
       // compete with it for the cores (benchmarks/README.md, "The rehearsal in place of the warm-up").
-      // Without one, the warm-up gives way to a user's tasks as the rehearsal does.
-      if (this.rehearsal === 0) {
-        this.watchTasks(spec);
-        this.warming = warmEmbedded(embedded, warmUpMs, this.tasksWaiting?.signal);
-      }
+      // Either gives way to a user's tasks, watched from now until ready.
+      this.watchTasks(spec);
+      if (this.rehearsal === 0) this.warming = warmEmbedded(embedded, warmUpMs, this.tasksWaiting?.signal);
       io.err(
         `runtime: embedded ZooKeeper listening on ${embedded.connect}` +
           (embedded.tls ? `, TLS only with certificates in ${dirname(embedded.tls.ca)}` : '') +
@@ -332,14 +330,13 @@ export async function runStart(opts: StartOptions, io: Io): Promise<number> {
   const farm = new RunningFarm();
   const signals = new StopSignals(io, opts.drainTimeout, (code) => farm.exitAtOnce(code));
   try {
+    farm.logger = createLogger({ level: opts.logLevel });
     await farm.zooKeeper(spec, source, tls, opts, io);
     if (signals.count > 0) return await farm.stop(opts.drainTimeout, io);
-    farm.logger = createLogger({ level: opts.logLevel });
     const { roles, ...settings } = spec;
     const threads = await roleThreads(opts);
     const host = Host.create(settings, { logger: farm.logger, restart: opts.restart, spawn: threads.spawn });
     farm.host = host;
-    farm.watchTasks(spec);
     const interrupt = farm.tasksWaiting?.signal;
     // A signal during the start stops the host, whatever its roles are waiting for.
     const started = host.startRoles(roles, {

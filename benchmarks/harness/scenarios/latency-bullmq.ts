@@ -18,9 +18,10 @@
 import type { BenchIo } from '../farm-fixture.js';
 import { sleep, throwIfAborted } from '../farm-fixture.js';
 import { RateStream, type SendMany } from '../load.js';
-import { redisCommand } from '../redis.js';
 import { percentiles } from '../stats.js';
-import type { BullLatencyJob, BullLatencyResult, Percentiles, RateLatency } from '../types.js';
+import type { BullLatencyJob, BullLatencyResult, RateLatency } from '../types.js';
+import { idleRoundTrips } from './latency.js';
+import { tearDownBull } from './peer.js';
 
 /** When each job was handed to a Worker and completed, by Redis's clock (ms), from the event stream. */
 export interface JobEvents {
@@ -166,7 +167,7 @@ export async function measureBullLatency(job: BullLatencyJob, io: BenchIo): Prom
       idle.push(await oneJob());
       io.progress(i + 1, job.idleTasks, 'idle BullMQ jobs');
     }
-    const idleRoundTrip = await pings(client, job, io);
+    const idleRoundTrip = await idleRoundTrips(() => client.ping(), job, io);
     const send: SendMany = async (count) =>
       (await queue.addBulk(Array.from({ length: count }, () => ({ name: 'noop', data: {} })))).map(
         (j) => j.id!,
@@ -187,28 +188,8 @@ export async function measureBullLatency(job: BullLatencyJob, io: BenchIo): Prom
       check: await checkQueue(queue, tally, added, events),
     };
   } finally {
-    await Promise.race([Promise.all(workers.map((w) => w.close(true).catch(() => {}))), sleep(5000)]);
-    await queue.obliterate({ force: true }).catch(() => {});
-    await queue.close().catch(() => {});
-    // The next measurement starts on an empty Redis.
-    await redisCommand(job.redis.port, ['FLUSHALL']).catch(() => {});
+    await tearDownBull(queue, workers, job.redis.port);
   }
-}
-
-/** Redis PING after each of as many gaps as the idle series waits: the unit of an idle job's path. */
-async function pings(
-  client: { ping(): Promise<string> },
-  job: BullLatencyJob,
-  io: BenchIo,
-): Promise<Percentiles> {
-  const times: number[] = [];
-  for (let i = 0; i < job.idleTasks; i++) {
-    await sleep(job.idleGapMs, io.signal);
-    const t0 = performance.now();
-    await client.ping();
-    times.push(performance.now() - t0);
-  }
-  return percentiles(times);
 }
 
 /** What one rate sent: each job with its send time, and the generator's own figures. */

@@ -225,10 +225,13 @@ function rateTable(title: string, perRate: PerRate[], durationMs: number): Table
 /** Round trips to ZooKeeper on an idle task's path before its status is recorded (see the idle table's note). */
 const IDLE_PATH_ROUND_TRIPS = 5;
 
-/** `exists` timed after each of `idleTasks` gaps of `idleGapMs`, as the idle series waits between tasks. */
-async function idleRoundTrips(
-  admin: { exists(path: string): Promise<unknown> },
-  job: LatencyJob,
+/**
+ * One request (`call`) timed after each of `idleTasks` gaps of `idleGapMs`, as the idle series waits
+ * between tasks: ZooKeeper's `exists` here, Redis' PING for BullMQ's series (latency-bullmq.ts).
+ */
+export async function idleRoundTrips(
+  call: () => Promise<unknown>,
+  job: Pick<LatencyJob, 'idleTasks' | 'idleGapMs'>,
   io: BenchIo,
 ): Promise<Percentiles> {
   const times: number[] = [];
@@ -236,7 +239,7 @@ async function idleRoundTrips(
     throwIfAborted(io.signal);
     await sleep(job.idleGapMs, io.signal);
     const t0 = performance.now();
-    await admin.exists('/');
+    await call();
     times.push(performance.now() - t0);
   }
   return percentiles(times);
@@ -266,7 +269,7 @@ export async function measureLatency(job: LatencyJob, io: BenchIo): Promise<Late
       idle.push((await oneTask()).latency);
       io.progress(i + 1, job.idleTasks, 'idle tasks');
     }
-    const idleRoundTrip = await idleRoundTrips(farm.admin, job, io);
+    const idleRoundTrip = await idleRoundTrips(() => farm.admin.exists('/'), job, io);
     // The series twice: first as a farm just started meets it, then again once that series warmed it.
     const rates = await measureRates(farm, job, ids, io);
     const warmRates = await measureRates(farm, job, ids, io);

@@ -295,6 +295,19 @@ async function runBullPass(
   };
 }
 
+/** After a BullMQ measurement: its Workers closed (5 s at most), its queue removed, and Redis emptied. */
+export async function tearDownBull(
+  queue: { obliterate(o: { force: boolean }): Promise<unknown>; close(): Promise<unknown> },
+  workers: ReadonlyArray<{ close(force?: boolean): Promise<void> }>,
+  port: number,
+): Promise<void> {
+  await Promise.race([Promise.all(workers.map((w) => w.close(true).catch(() => {}))), sleep(5000)]);
+  await queue.obliterate({ force: true }).catch(() => {});
+  await queue.close().catch(() => {});
+  // The next measurement starts on an empty Redis.
+  await redisCommand(port, ['FLUSHALL']).catch(() => {});
+}
+
 export async function measureBullmq(job: BullmqJob, io: BenchIo): Promise<BullmqResult> {
   const { Queue, Worker } = await import('bullmq');
   const connection = { host: '127.0.0.1', port: job.redis.port, maxRetriesPerRequest: null };
@@ -375,10 +388,6 @@ export async function measureBullmq(job: BullmqJob, io: BenchIo): Promise<Bullmq
       },
     };
   } finally {
-    await Promise.race([Promise.all(workers.map((w) => w.close(true).catch(() => {}))), sleep(5000)]);
-    await queue.obliterate({ force: true }).catch(() => {});
-    await queue.close().catch(() => {});
-    // The next measurement starts on an empty Redis.
-    await redisCommand(job.redis.port, ['FLUSHALL']).catch(() => {});
+    await tearDownBull(queue, workers, job.redis.port);
   }
 }
