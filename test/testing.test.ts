@@ -11,7 +11,13 @@ import { after, test } from 'node:test';
 import { hasCode } from '../src/errors.js';
 import { Host } from '../src/host/index.js';
 import { connect, type Supervisor } from '../src/zk/index.js';
-import { expireSession, killSession } from './helpers/faults.js';
+import {
+  expireSession,
+  killSession,
+  proxyConnectString,
+  startFaultProxy,
+  waitForNewSession,
+} from './helpers/faults.js';
 import { until } from './helpers/wait.js';
 import { useZooKeeper } from './helpers/zk.js';
 
@@ -49,6 +55,32 @@ test('expireSession 20 times in a row: each time the server ends the session, an
     );
   }
   assert.equal(new Set(sessions).size, 21, 'the action ran once per session, on 21 sessions');
+});
+
+test('a new session whose connection dropped and came back counts as the new session expireSession waits for', async () => {
+  const root = await zk.chroot('expire-blip');
+  const proxy = await startFaultProxy({ target: root });
+  const sup = connect({ connect: proxyConnectString(proxy, root), sessionTimeout: 30_000 }, () => undefined);
+  sups.push(sup);
+  try {
+    await sup.ready;
+    const before = sup.sessionCount;
+    const { connection } = sup.session!.client;
+    await killSession(root, connection.sessionId, connection.sessionPassword);
+    await until(async () => sup.sessionCount > before && sup.state === 'connected', 15_000, 'a new session');
+    // The race seen in CI: the new session's connection drops and is resumed before anyone looks.
+    proxy.cut(200);
+    await until(
+      async () => sup.state === 'reconnected',
+      15_000,
+      'the new session resumed on a new connection',
+    );
+    await waitForNewSession(sup, before, 5000);
+    assert.equal(sup.sessionCount, before + 1);
+  } finally {
+    await sup.stop();
+    await proxy.close();
+  }
 });
 
 test('killSession ends a session another client holds: its ephemeral nodes go, and that client learns it expired', async () => {

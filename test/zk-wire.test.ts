@@ -86,6 +86,27 @@ test('a wall clock stepped back or forward changes nothing: pings go on, the con
   assert.equal((await held).data.toString(), 'hi', 'the request waited for its answer');
 });
 
+test("notifications alone do not keep a connection alive: a server that drops a dead session's pings is left at the read timeout", async () => {
+  // What ZooKeeper does to a connection whose session another connection closed just after this one
+  // resumed it: pings go unanswered, the notifications of its watches keep coming.
+  const server = await fake({
+    answerPings: false,
+    handshake: (h) => (h.sessionId !== 0n ? 'expired' : undefined),
+  });
+  const c = await client(server, { sessionTimeout: 1500 });
+  const conn = server.connections[0]!;
+  const expired = new Promise<string>((resolve) => c.connection.once('expired', resolve));
+  const chatter = setInterval(() => conn.notify(EVENT.childrenChanged, '/tasks'), 100);
+  try {
+    // The read timeout is 1 s (2/3 of 1.5 s): a client counting notifications as answers never gets there.
+    await until(() => conn.closed, 10_000, 'the client to drop the connection whose pings go unanswered');
+    assert.ok(conn.pings >= 1, 'the client pinged before it gave up');
+    assert.match(await expired, /expired/, 'the next connection learns the session is over');
+  } finally {
+    clearInterval(chatter);
+  }
+});
+
 test('callbacks that throw are reported and disturb nothing: not the connection, not the other watchers', async () => {
   const kept: FakeRequest[] = [];
   const server = await fake(holding(new Set(['/in-flight']), kept));

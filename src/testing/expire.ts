@@ -94,12 +94,28 @@ export async function expireSession(supervisor: Supervisor, options: KillSession
     timeoutMs,
     tls: supervisor.options.tls,
   });
-  const renewed = () =>
-    supervisor.sessionCount > before && supervisor.state === 'connected' && supervisor.session !== undefined;
+  await waitForNewSession(supervisor, before, timeoutMs);
+}
+
+/**
+ * Resolve once `supervisor` is on a live session newer than its `before`-th (`sessionCount` read
+ * earlier). A new session whose connection already dropped and came back ('reconnected') is as live as
+ * one just connected: waiting for 'connected' alone would wait for a state that session never enters
+ * again. Rejects with ZKFARM_STOPPED when the supervisor stops, ZKFARM_WAIT_TIMEOUT after `timeoutMs`.
+ */
+export async function waitForNewSession(
+  supervisor: Supervisor,
+  before: number,
+  timeoutMs: number,
+): Promise<void> {
+  const live = () => supervisor.state === 'connected' || supervisor.state === 'reconnected';
+  const renewed = () => supervisor.sessionCount > before && live() && supervisor.session !== undefined;
   if (renewed()) return;
+  const seen: string[] = [supervisor.state];
   await new Promise<void>((resolve, reject) => {
-    const onState = () => {
-      const closed = supervisor.state === 'closed';
+    const onState = (state: string) => {
+      seen.push(state);
+      const closed = state === 'closed';
       if (!renewed() && !closed) return;
       clearTimeout(timer);
       supervisor.off('state', onState);
@@ -112,7 +128,8 @@ export async function expireSession(supervisor: Supervisor, options: KillSession
       reject(
         new ZkfarmError(
           ErrorCodes.WAIT_TIMEOUT,
-          `the session expired, but no new session came within ${timeoutMs} ms (supervisor state ${supervisor.state})`,
+          `the session expired, but no new session came within ${timeoutMs} ms (sessions ${before} before, ` +
+            `${supervisor.sessionCount} now; states seen: ${seen.join(' > ')})`,
         ),
       );
     }, timeoutMs);

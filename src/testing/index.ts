@@ -9,7 +9,7 @@
  * - Role threads of a host: `sourceThreads` runs them from TypeScript sources; `FaultInjector` also
  *   crashes them and expires their sessions.
  */
-export { expireSession, type KillSessionOptions, killSession } from './expire.js';
+export { expireSession, type KillSessionOptions, killSession, waitForNewSession } from './expire.js';
 export {
   type FaultProxy,
   type FaultProxyOptions,

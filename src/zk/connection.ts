@@ -44,7 +44,7 @@ import {
 import { ZK_CODES, ZkError } from './errors.js';
 import { FrameReader } from './frames.js';
 import { SessionHandshake } from './handshake.js';
-import { nextXid, OP, pingRequest, type Reader, Writer } from './jute.js';
+import { nextXid, OP, pingRequest, type Reader, Writer, XID } from './jute.js';
 import { Liveness } from './liveness.js';
 import { Outbox } from './outbox.js';
 import { PendingQueue, type RequestExtra } from './pending.js';
@@ -119,11 +119,12 @@ export class ZkConnection extends EventEmitter {
   }
 
   /**
-   * When bytes last came from a server (the connection's monotonic clock, `performance.now()` unless
-   * injected): whoever must act before the servers expire the session counts from here.
+   * When a server last answered (the handshake, a reply to a request or ping; not a watch notification:
+   * see liveness.ts), on the connection's monotonic clock (`performance.now()` unless injected): whoever
+   * must act before the servers expire the session counts from here.
    */
   get lastAnswerAt(): number {
-    return this.#liveness.lastRecv;
+    return this.#liveness.lastAnswer;
   }
 
   /** The session id as 16 hex digits (zeros before the first handshake). */
@@ -373,11 +374,19 @@ export class ZkConnection extends EventEmitter {
   }
 
   #onData(socket: net.Socket, chunk: Buffer): void {
-    this.#liveness.lastRecv = this.#now();
+    let answered = false;
     try {
       this.#frames.push(chunk, (r) => {
         if (this.#state === 'handshaking') this.#onHandshake(r);
-        else if (this.#answers.read(r) === 'authFailed') this.#finish('authFailed');
+        else {
+          // Every frame but a watch notification answers something: only those keep the connection
+          // alive (liveness.ts).
+          if (!answered && r.buf.readInt32BE(r.pos) !== XID.notification) {
+            answered = true;
+            this.#liveness.lastAnswer = this.#now();
+          }
+          if (this.#answers.read(r) === 'authFailed') this.#finish('authFailed');
+        }
         return this.#socket === socket && !this.closed;
       });
     } catch (err) {

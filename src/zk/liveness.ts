@@ -3,11 +3,19 @@
  * monotonic clock. With T the negotiated session timeout:
  *
  * - connected, nothing sent for T/3 (half the read timeout): send a ping;
- * - connected, nothing received for 2T/3 (the read timeout): drop the connection, so that the next
- *   server is tried while the session can still be resumed;
- * - nothing received from any server for 4T/3, connected or not: the session must be taken as gone
+ * - connected, no answer for 2T/3 (the read timeout): drop the connection, so that the next server is
+ *   tried while the session can still be resumed;
+ * - no answer from any server for 4T/3, connected or not: the session must be taken as gone
  *   (ZooKeeper 3.9's client does the same, ZOOKEEPER-4508): the servers expire a session T after they
  *   last heard from it, give or take a tick, so by then it has expired.
+ *
+ * An answer is the handshake's or a reply to a request or ping; a watch notification is not one. The
+ * Java client counts any bytes read, and so stays on a connection whose session the server has already
+ * ended: a session closed from another connection (as `killSession` does) just after its owner resumed
+ * it leaves the owner's new connection open, its requests and pings dropped unanswered while the
+ * notifications of its watches still arrive (ZooKeeper 3.8's FinalRequestProcessor closes only the
+ * closing connection). Counting answers only, the owner drops that connection at the read timeout and
+ * hears on the next that its session expired.
  *
  * The timer is armed for the earliest of these. When it finds a limit passed it looks once more after
  * the pending I/O has been read (timers run before I/O in Node's loop: after a long pause of the thread,
@@ -26,8 +34,8 @@ export interface LivenessHost {
 }
 
 export class Liveness {
-  /** When the last bytes were received from, and sent to, a server (host clock, ms). */
-  lastRecv = 0;
+  /** When the last answer was received from, and the last bytes were sent to, a server (host clock, ms). */
+  lastAnswer = 0;
   lastSend = 0;
   readonly #host: LivenessHost;
   #timeout = 0;
@@ -40,7 +48,7 @@ export class Liveness {
   /** A session was established with timeout `t`: both clocks start now. */
   start(t: number): void {
     this.#timeout = t;
-    this.lastRecv = this.lastSend = this.#host.now();
+    this.lastAnswer = this.lastSend = this.#host.now();
     this.arm();
   }
 
@@ -49,8 +57,8 @@ export class Liveness {
     clearTimeout(this.#timer);
     const t = this.#timeout;
     if (t <= 0) return;
-    let due = this.lastRecv + (t * 4) / 3;
-    if (this.#host.connected()) due = Math.min(due, this.lastRecv + (t * 2) / 3, this.lastSend + t / 3);
+    let due = this.lastAnswer + (t * 4) / 3;
+    if (this.#host.connected()) due = Math.min(due, this.lastAnswer + (t * 2) / 3, this.lastSend + t / 3);
     this.#timer = setTimeout(() => this.#check(false), Math.max(1, Math.ceil(due - this.#host.now())));
     this.#timer.unref();
   }
@@ -64,17 +72,17 @@ export class Liveness {
     const t = this.#timeout;
     if (t <= 0) return;
     const host = this.#host;
-    const idleRecv = host.now() - this.lastRecv;
+    const silence = host.now() - this.lastAnswer;
     const connected = host.connected();
-    const expired = idleRecv >= (t * 4) / 3;
-    const silent = connected && idleRecv >= (t * 2) / 3;
+    const expired = silence >= (t * 4) / 3;
+    const silent = connected && silence >= (t * 2) / 3;
     if ((expired || silent) && !afterIo) {
       setImmediate(() => this.#check(true));
       return;
     }
     if (expired) {
       host.expire(
-        `no answer from any ZooKeeper server for ${Math.round(idleRecv)} ms, 4/3 of the ${t} ms session ` +
+        `no answer from any ZooKeeper server for ${Math.round(silence)} ms, 4/3 of the ${t} ms session ` +
           'timeout: the servers have expired the session by now',
       );
       return;

@@ -10,4 +10,5 @@ export {
   resetSocket,
   sourceThreads,
   startFaultProxy,
+  waitForNewSession,
 } from '../../src/testing/index.js';
