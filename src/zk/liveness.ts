@@ -10,10 +10,10 @@
  *   last heard from it, give or take a tick, so by then it has expired.
  *
  * An answer is the handshake's or a reply to a request or ping; a watch notification is not one. The
- * Java client counts any frame it reads, and so stays on a connection whose session the server has already
- * ended: a session closed from another connection (as `killSession` does) just after its owner resumed
- * it leaves the owner's new connection open, its requests and pings dropped unanswered while the
- * notifications of its watches still arrive (ZooKeeper 3.8's FinalRequestProcessor closes only the
+ * Java client counts any frame it reads, and so stays on a connection whose session the server has
+ * already ended: a session closed from another connection (as `killSession` does) just after its owner
+ * resumed it leaves the owner's new connection open, its requests and pings dropped unanswered while
+ * the notifications of its watches still arrive (ZooKeeper 3.8's FinalRequestProcessor closes only the
  * closing connection). Counting answers only, the owner drops that connection at the read timeout and
  * hears on the next that its session expired.
  *
