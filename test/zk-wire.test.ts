@@ -100,7 +100,6 @@ test("notifications alone do not keep a connection alive: a server that drops a 
   try {
     // The read timeout is 1 s (2/3 of 1.5 s): a client counting notifications as answers never gets there.
     await until(() => conn.closed, 10_000, 'the client to drop the connection whose pings go unanswered');
-    assert.ok(conn.pings >= 1, 'the client pinged before it gave up');
     assert.match(await expired, /expired/, 'the next connection learns the session is over');
   } finally {
     clearInterval(chatter);
