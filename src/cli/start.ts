@@ -182,7 +182,7 @@ class RunningFarm {
   logger: pino.Logger | undefined;
 
   /** Watch the embedded farm's /tasks while it warms up (host/tasks-waiting.ts). */
-  watchTasks(spec: FarmSpec): void {
+  #watchTasks(spec: FarmSpec): void {
     if (!this.embedded || (this.rehearsal === 0 && this.warmUpMs === 0)) return;
     this.tasksWaiting = new TasksWaiting(spec, this.logger);
   }
@@ -223,7 +223,7 @@ class RunningFarm {
       // A rehearsal drives the server with the farm's own requests; a warm-up beside it would only
       // compete with it for the cores (benchmarks/README.md, "The rehearsal in place of the warm-up").
       // Either gives way to a user's tasks, watched from now until ready.
-      this.watchTasks(spec);
+      this.#watchTasks(spec);
       if (this.rehearsal === 0) this.warming = warmEmbedded(embedded, warmUpMs, this.tasksWaiting?.signal);
       io.err(
         `runtime: embedded ZooKeeper listening on ${embedded.connect}` +
